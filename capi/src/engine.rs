@@ -1,0 +1,108 @@
+//! The interface of the OnAnyCoreDump engine: what a fire is told about the
+//! crash, where it acts, and the report of what it did.
+//!
+//! This is the contract between the C API and the core_pattern handler.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What is known of the crash that fires the trigger (the RFC's
+/// `struct lttng_trigger_onanycoredump`, plus the time of the crash).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashInfo {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The process name (`%e`), as the kernel gave it; may be hostile.
+    pub exec_name: String,
+    pub hostname: String,
+    /// Seconds since the epoch (`%t`).
+    pub time: i64,
+}
+
+/// Which session daemon a fire acts in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonTarget {
+    /// The daemon the caller reaches by default (root reaches the root daemon).
+    Default,
+    /// A per-user daemon named by its run directory (`~/.lttng`) or a socket
+    /// in it; acted in with the identity of the directory's owner.
+    RunDir(PathBuf),
+    /// The per-user daemon of this uid, found from its home directory.
+    User(u32),
+}
+
+/// How a fire is carried out.
+#[derive(Debug, Clone)]
+pub struct FireOptions {
+    /// Total time the fire may take; a daemon that has not answered by then
+    /// is given up on.
+    pub deadline: Duration,
+    pub daemon: DaemonTarget,
+    /// Sessions to snapshot in addition to those named by triggers.
+    pub extra_sessions: Vec<String>,
+    /// When no trigger and no extra session applies, snapshot every active
+    /// snapshot-mode session of the daemon.
+    pub fallback_to_active_snapshot_sessions: bool,
+}
+
+impl Default for FireOptions {
+    fn default() -> Self {
+        FireOptions {
+            deadline: Duration::from_secs(5),
+            daemon: DaemonTarget::Default,
+            extra_sessions: Vec::new(),
+            fallback_to_active_snapshot_sessions: false,
+        }
+    }
+}
+
+/// The action a trigger carries (the RFC's `enum lttng_trigger_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionKind {
+    Snapshot,
+    Stop,
+}
+
+/// An LTTng error met during a fire: the positive `LTTNG_ERR_*` code and a
+/// message saying what was attempted on what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FireError {
+    pub code: i32,
+    pub message: String,
+}
+
+/// What was done for one action on one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    /// The trigger that asked for it; `None` for configured or fallback sessions.
+    pub trigger_name: Option<String>,
+    pub owner_uid: Option<u32>,
+    pub session: String,
+    pub action: ActionKind,
+    /// Where the snapshot went (a directory, or a relay URL).
+    pub snapshot_path: Option<String>,
+    pub error: Option<FireError>,
+}
+
+/// The report of one fire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FireReport {
+    pub outcomes: Vec<ActionOutcome>,
+    /// Errors not tied to one action: no daemon, a daemon that timed out.
+    pub errors: Vec<FireError>,
+}
+
+/// Fires OnAnyCoreDump: runs the actions of every OnAnyCoreDump trigger in
+/// the target daemon (each with its owner's rights), then the extra and
+/// fallback sessions, synchronously, within `options.deadline`.
+pub fn fire_on_any_core_dump(crash: &CrashInfo, options: &FireOptions) -> FireReport {
+    // Implemented by the engine work (issue 3); until then every fire reports
+    // that nothing could be done, so callers never block on it.
+    let _ = (crash, options);
+    FireReport {
+        outcomes: Vec::new(),
+        errors: vec![FireError { code: 11, message: "OnAnyCoreDump engine not built yet".into() }],
+    }
+}

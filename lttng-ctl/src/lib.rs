@@ -1,0 +1,2 @@
+//! Safe Rust API over liblttng-ctl.
+pub use lttng_ctl_sys as sys;
