@@ -20,7 +20,12 @@ fn fail(what: &str, detail: &dyn std::fmt::Display) -> ! {
 }
 
 fn main() {
-    for var in ["LTTNG_CTL_INCLUDE_DIR", "LTTNG_CTL_LIB_DIR", "LTTNG_CTL_STATIC", "LIBCLANG_PATH"] {
+    for var in [
+        "LTTNG_CTL_INCLUDE_DIR",
+        "LTTNG_CTL_LIB_DIR",
+        "LTTNG_CTL_STATIC",
+        "LIBCLANG_PATH",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=wrapper.h");
@@ -30,8 +35,15 @@ fn main() {
         env::var_os("LTTNG_CTL_LIB_DIR"),
     ) {
         (Some(inc), Some(lib)) => {
-            let kind = if env::var_os("LTTNG_CTL_STATIC").is_some() { "static" } else { "dylib" };
-            println!("cargo:rustc-link-search=native={}", PathBuf::from(lib).display());
+            let kind = if env::var_os("LTTNG_CTL_STATIC").is_some() {
+                "static"
+            } else {
+                "dylib"
+            };
+            println!(
+                "cargo:rustc-link-search=native={}",
+                PathBuf::from(lib).display()
+            );
             println!("cargo:rustc-link-lib={kind}=lttng-ctl");
             vec![PathBuf::from(inc)]
         }
@@ -40,7 +52,10 @@ fn main() {
             .probe("lttng-ctl")
         {
             Ok(lib) => lib.include_paths,
-            Err(e) => fail(&format!("liblttng-ctl >= {MIN_VERSION} was not found by pkg-config"), &e),
+            Err(e) => fail(
+                &format!("liblttng-ctl >= {MIN_VERSION} was not found by pkg-config"),
+                &e,
+            ),
         },
     };
     for dir in &include_dirs {
@@ -55,7 +70,10 @@ fn main() {
             .allowlist_function("lttng_.*")
             .allowlist_type("lttng_.*")
             .allowlist_var("LTTNG_.*")
-            .default_enum_style(bindgen::EnumVariation::NewType { is_bitfield: false, is_global: false })
+            .default_enum_style(bindgen::EnumVariation::NewType {
+                is_bitfield: false,
+                is_global: false,
+            })
             .derive_default(true)
             .layout_tests(true)
             .generate_comments(false)
@@ -78,6 +96,9 @@ fn main() {
             .write_to_file(out.join("bindings.rs"))
             .unwrap_or_else(|e| fail("could not write the generated bindings", &e));
     }) {
-        fail("bindgen could not generate bindings for <lttng/lttng.h> (is libclang installed?)", &e);
+        fail(
+            "bindgen could not generate bindings for <lttng/lttng.h> (is libclang installed?)",
+            &e,
+        );
     }
 }

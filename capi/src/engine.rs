@@ -103,6 +103,9 @@ pub fn fire_on_any_core_dump(crash: &CrashInfo, options: &FireOptions) -> FireRe
     let _ = (crash, options);
     FireReport {
         outcomes: Vec::new(),
-        errors: vec![FireError { code: 11, message: "OnAnyCoreDump engine not built yet".into() }],
+        errors: vec![FireError {
+            code: 11,
+            message: "OnAnyCoreDump engine not built yet".into(),
+        }],
     }
 }
