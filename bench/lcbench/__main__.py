@@ -1,0 +1,219 @@
+"""bench/run's entry point: builds the programs, owns the session and (a
+round at a time, under the tests' lock) core_pattern, runs every measure
+with the handlers interleaved run by run, and prints the table."""
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import sys
+import time
+
+from . import report
+from .crash import crash_once
+from .handlers import CORE_PIPE_LIMIT, make_handlers
+from .retention import CRASHER_EVENTS, LoadGenerator, read_snapshot
+from .system import (
+    DATA_DIR,
+    RSS_DIR,
+    RUN_DIR,
+    BenchError,
+    CorePatternOwner,
+    SnapshotSession,
+    build_programs,
+    ensure_sessiond,
+    exit_on_signals,
+    run,
+    single_bench_instance,
+)
+from . import ours as ours_build
+from . import fire as fire_bench
+
+LOAD_RATE = 1_200_000
+
+MODES = {
+    # sizes (MiB) and runs per handler at each size
+    "full": dict(
+        fills=("random", "zero"),
+        runs={1: 9, 64: 7, 512: 5, 2048: 5},
+        retention_mb=2048,
+        retention_runs=10,
+        fire_triggers=(1, 10, 50),
+        fire_runs=10,
+    ),
+    "quick": dict(
+        fills=("random", "zero"),
+        runs={1: 3, 64: 3},
+        retention_mb=256,
+        retention_runs=3,
+        fire_triggers=(1, 10),
+        fire_runs=3,
+    ),
+    "self-check": dict(
+        fills=("random",),
+        runs={1: 1},
+        retention_mb=16,
+        retention_runs=1,
+        fire_triggers=(1,),
+        fire_runs=1,
+    ),
+}
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_crashes(mode, handlers, programs, session):
+    """Measures 1, 2, 4 and 5: every size, each round crashing once under
+    every handler in turn (A B C D E A B C D E ...)."""
+    crash = {}
+    for fill in mode["fills"]:
+        for size_mb, runs in mode["runs"].items():
+            results = {h.key: [] for h in handlers}
+            failures = {h.key: [] for h in handlers}
+            for r in range(runs):
+                with CorePatternOwner() as owner:
+                    for h in handlers:
+                        owner.set(h.pattern, CORE_PIPE_LIMIT)
+                        tag = f"{os.getpid()}-{fill}-{size_mb}-{r}-{h.key}"
+                        try:
+                            results[h.key].append(
+                                crash_once(h, programs, session, tag, CRASHER_EVENTS, size_mb, fill)
+                            )
+                        except BenchError as e:
+                            failures[h.key].append(str(e))
+                            log(f"FAILED {h.label} {fill} {size_mb} MiB: {e}")
+                        finally:
+                            session.clear_snapshots()
+                log(
+                    f"{fill} {size_mb} MiB round {r + 1}/{runs}: "
+                    + " ".join(
+                        f"{h.key}={results[h.key][-1].reap_ms:.1f}ms" for h in handlers if len(results[h.key]) > r
+                    )
+                )
+            crash[(fill, size_mb)] = (results, {k: v for k, v in failures.items() if v})
+    return crash
+
+
+def run_retention(mode, handlers, programs, session):
+    """Measure 3, with the handlers that take snapshots, interleaved."""
+    subjects = [h for h in handlers if h.snapshots]
+    kept = {h.key: [] for h in subjects}
+    failures = {h.key: [] for h in subjects}
+    trace_rates = []
+    size_mb = mode["retention_mb"]
+    with LoadGenerator(programs["loadgen"], LOAD_RATE) as load:
+        for r in range(mode["retention_runs"]):
+            with CorePatternOwner() as owner:
+                for h in subjects:
+                    owner.set(h.pattern, CORE_PIPE_LIMIT)
+                    tag = f"{os.getpid()}-retention-{r}-{h.key}"
+                    try:
+                        result = crash_once(h, programs, session, tag, CRASHER_EVENTS, size_mb, "random")
+                        seqs, rate = read_snapshot(result.snapshot_dirs, tag)
+                        kept[h.key].append(len(seqs))
+                        trace_rates.append(rate)
+                    except BenchError as e:
+                        failures[h.key].append(str(e))
+                        log(f"FAILED retention {h.label}: {e}")
+                    finally:
+                        session.clear_snapshots()
+            log(f"retention round {r + 1}: " + " ".join(f"{k}={v[-1]}" for k, v in kept.items() if v))
+    stats = load.stats or {}
+    return dict(
+        kept={k: v for k, v in kept.items()},
+        failures={k: v for k, v in failures.items() if v},
+        size_mb=size_mb,
+        runs=mode["retention_runs"],
+        load_rate=float(stats.get("rate", 0)),
+        load_min_1s=float(stats.get("min_1s_rate", 0)),
+        trace_rate=report.median(trace_rates),
+    )
+
+
+def machine_line():
+    cpu = "?"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    lttng = run(["lttng", "--version"]).stdout.strip()
+    return f"{os.cpu_count()} x {cpu}, {mem_gib:.0f} GiB RAM, Linux {platform.release()}, {lttng}"
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="small sizes, few runs (under two minutes)")
+    group.add_argument("--self-check", action="store_true", help="one 1 MiB crash per handler: checks the harness works")
+    args = parser.parse_args()
+    mode_name = "quick" if args.quick else "self-check" if args.self_check else "full"
+    mode = MODES[mode_name]
+
+    if os.geteuid() != 0:
+        sys.exit("bench/run needs root (it sets core_pattern)")
+    exit_on_signals()
+    single_bench_instance()
+    started = time.monotonic()
+
+    RUN_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    RSS_DIR.mkdir(parents=True, exist_ok=True)
+    DATA_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    log("building the benchmark programs and our handler")
+    programs = build_programs()
+    ours_binary, ours_missing = ours_build.handler_binary()
+    if ours_missing:
+        log(f"ours is not measured: {ours_missing}")
+    started_sessiond = ensure_sessiond()
+    if started_sessiond:
+        log("started a root session daemon (lttng-sessiond --daemonize --no-kernel)")
+
+    session_name = f"bench-{os.getpid()}"
+    try:
+        with SnapshotSession(session_name, DATA_DIR / "snapshots" / session_name) as session:
+            handlers = make_handlers(programs, session_name, ours_binary)
+            log("handlers: " + ", ".join(h.label for h in handlers) + f"; mode {mode_name}")
+            crash = run_crashes(mode, handlers, programs, session)
+            retention = run_retention(mode, handlers, programs, session)
+        fire = fire_bench.run_fire(mode["fire_triggers"], mode["fire_runs"], programs, log)
+    finally:
+        shutil.rmtree(DATA_DIR, ignore_errors=True)
+        for leftover in (RUN_DIR / name for name in ("w", "c", "s", "h", "d.toml", "z.toml")):
+            leftover.unlink(missing_ok=True)
+        shutil.rmtree(RSS_DIR, ignore_errors=True)
+
+    elapsed = time.monotonic() - started
+    notes = [
+        f"lttng-coredump benchmark, mode {mode_name} (`bench/run{' --quick' if args.quick else ' --self-check' if args.self_check else ''}`), "
+        f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {elapsed / 60:.1f} min",
+        f"machine: {machine_line()}",
+        "cells: median [min–max] over n runs per handler; handlers interleaved run by run; ratios are of medians.",
+        "cat = `|sh: cat > core` pipe; kernel = core_pattern is a path; seed = our sh script from seed 000: cat the core, "
+        "then `lttng snapshot record`; ours = `lttng-coredump handle`, default configuration (core_dir and the "
+        "bench session named); ours zstd = the same with compression = \"zstd\".",
+        f"core_pipe_limit = {CORE_PIPE_LIMIT} for every pipe handler; every pipe handler runs under "
+        "bench-rusage-wrap (peak RSS = wait4 ru_maxrss of the handler's process tree).",
+        "crash instant = CLOCK_MONOTONIC/REALTIME read by the crasher just before it faults; "
+        "reap = its parent's waitpid() returning; snapshot = `lttng snapshot record` returned (seed) or the "
+        "record's snapshot_done_realtime_ns (ours).",
+    ]
+    if ours_missing:
+        notes.append(f"ours not measured: {ours_missing}")
+    if retention:
+        notes.append(
+            f"load generator: asked {LOAD_RATE / 1e6:.1f} M events/s; kept {report.num(retention['load_rate'] / 1e6)} M/s "
+            f"on average, slowest second {report.num(retention['load_min_1s'] / 1e6)} M/s; the snapshots show "
+            f"{report.num((retention['trace_rate'] or 0) / 1e6)} M/s (median); session: snapshot mode, "
+            "per-uid buffers, 4 x 512 KiB sub-buffers per CPU (defaults)."
+        )
+    print(report.render(notes, crash, lambda size: mode["runs"][size], retention, fire))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BenchError as e:
+        sys.exit(f"bench/run: {e}")

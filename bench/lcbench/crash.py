@@ -1,0 +1,93 @@
+"""One crash under one handler, and everything measured of it: the
+crash-to-reap and crash-to-snapshot latencies, the handler's peak RSS, the
+core's size and its bytes on disk, and the snapshot it left."""
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .system import RSS_DIR, BenchError, disk_bytes, run
+
+# How long a handler may take to exit after the crashed process was reaped.
+HANDLER_EXIT_TIMEOUT_S = 300
+
+
+@dataclass
+class CrashResult:
+    handler: str
+    reap_ms: float
+    snapshot_ms: Optional[float] = None
+    rss_kb: Optional[int] = None
+    core_bytes: Optional[int] = None
+    core_disk_bytes: Optional[int] = None
+    snapshot_dirs: list = field(default_factory=list)
+
+
+def _parse_fields(line):
+    return dict(item.split("=", 1) for item in line.split())
+
+
+def _clear_rss_dir():
+    RSS_DIR.mkdir(parents=True, exist_ok=True)
+    for p in RSS_DIR.iterdir():
+        p.unlink()
+
+
+def _wait_for_handler_exit(handler):
+    """The wrapper's report, written once the handler has exited."""
+    deadline = time.monotonic() + HANDLER_EXIT_TIMEOUT_S
+    while True:
+        reports = [p for p in RSS_DIR.iterdir() if not p.name.startswith(".")]
+        if len(reports) > 1:
+            raise BenchError(f"{handler.label}: {len(reports)} handler reports for one crash")
+        if reports:
+            fields = _parse_fields(reports[0].read_text())
+            status = int(fields["status"])
+            if status != 0:
+                raise BenchError(f"{handler.label}: the handler ended with wait status {status:#x}")
+            return int(fields["maxrss_kb"])
+        if time.monotonic() > deadline:
+            raise BenchError(f"{handler.label}: the handler did not exit within {HANDLER_EXIT_TIMEOUT_S}s")
+        time.sleep(0.01)
+
+
+def crash_once(handler, programs, session, tag, events, size_mb, fill):
+    """Crashes bench-crasher once under `handler` (already in core_pattern)
+    and collects the measures; leaves no core and no snapshot behind, but
+    for the snapshot directories it returns (the caller reads, then deletes
+    them)."""
+    handler.clear()
+    session.clear_snapshots()
+    _clear_rss_dir()
+    before = session.snapshots()
+
+    proc = run(
+        [programs["reap"], programs["crasher"], tag, str(events), str(size_mb), fill],
+        timeout=HANDLER_EXIT_TIMEOUT_S,
+    )
+    reap = _parse_fields(proc.stdout.strip().splitlines()[-1])
+    if reap["core_dumped"] != "1":
+        raise BenchError(f"{handler.label}: the kernel reports no core dumped for {tag}")
+    result = CrashResult(handler.key, int(reap["reap_ns"]) / 1e6)
+
+    if handler.piped:
+        result.rss_kb = _wait_for_handler_exit(handler)
+    pid = int(reap["pid"])
+    cores = handler.core_files()
+    if len(cores) != 1:
+        raise BenchError(
+            f"{handler.label}: expected one core in {handler.core_dir}, found {[c.name for c in cores]}"
+        )
+    result.core_bytes = os.stat(cores[0]).st_size
+    result.core_disk_bytes = disk_bytes(cores[0])
+
+    if handler.snapshots:
+        done_ns = handler.snapshot_done_real_ns(pid)
+        result.snapshot_ms = (done_ns - int(reap["crash_real_ns"])) / 1e6
+        result.snapshot_dirs = sorted(session.snapshots() - before)
+        if not result.snapshot_dirs:
+            raise BenchError(f"{handler.label}: no snapshot recorded in {session.output_dir}")
+    handler.clear()
+    return result
+

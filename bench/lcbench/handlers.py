@@ -1,0 +1,139 @@
+"""The handlers compared, each as a core_pattern line, the directory its
+cores go to, and how to read back what it did for one crash: the core file
+and the moment its snapshot was recorded.
+
+Every pipe handler runs under bench-rusage-wrap (installed as RUN_DIR/w),
+which measures its peak RSS; the wrapper's cost is the same for all of them.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .system import DATA_DIR, RUN_DIR, BenchError, install_file
+
+# The same for every pipe handler: non-zero, so that the kernel waits for
+# the handler to finish before it reaps the crashed process (and with it
+# the process's /proc entries, which a handler reads).
+CORE_PIPE_LIMIT = 16
+
+# The field of our handler's crash record that says when the snapshots were
+# done (CLOCK_REALTIME, ns since the epoch).
+OURS_SNAPSHOT_DONE_FIELD = "snapshot_done_realtime_ns"
+
+# What our handler's line passes it (see handler/src/kernel_args.rs).
+OURS_SPECIFIERS = "P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E"
+
+
+@dataclass
+class Handler:
+    key: str
+    label: str
+    pattern: str
+    core_dir: Path
+    piped: bool
+    snapshots: bool
+
+    def prepare(self):
+        self.core_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.core_dir, 0o755)
+
+    def clear(self):
+        for p in self.core_dir.iterdir():
+            if p.is_dir():
+                raise BenchError(f"unexpected directory {p} in {self.core_dir}")
+            p.unlink()
+
+    def core_files(self):
+        """The core(s) this crash left (a handler may name them its way)."""
+        return [
+            p
+            for p in self.core_dir.iterdir()
+            if p.is_file() and not p.name.startswith("snapshot-done.") and p.suffix != ".json"
+        ]
+
+    def snapshot_done_real_ns(self, pid):
+        """When the snapshot was recorded; None when the handler takes none."""
+        if not self.snapshots:
+            return None
+        if self.key == "seed":
+            done = self.core_dir / f"snapshot-done.{pid}"
+            if not done.exists():
+                raise BenchError(f"seed handler left no {done.name}")
+            ns, status = done.read_text().split()
+            if status != "0":
+                raise BenchError(f"seed handler: lttng snapshot record exited {status}")
+            return int(ns)
+        records = sorted(self.core_dir.glob("*.json"))
+        if len(records) != 1:
+            raise BenchError(f"{self.label}: expected one crash record in {self.core_dir}, found {len(records)}")
+        record = json.loads(records[0].read_text())
+        value = find_field(record, OURS_SNAPSHOT_DONE_FIELD)
+        if value is None:
+            raise BenchError(
+                f"{self.label}: the crash record {records[0]} has no {OURS_SNAPSHOT_DONE_FIELD}"
+            )
+        return int(value)
+
+
+def find_field(value, name):
+    """The first value of key `name` anywhere in a JSON document."""
+    if isinstance(value, dict):
+        if name in value:
+            return value[name]
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return None
+    for child in children:
+        found = find_field(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def write_ours_config(name, core_dir, session, compression):
+    """Our handler's configuration: the defaults, but for where cores go,
+    the session to snapshot (the seed's script names its session too; and
+    naming it keeps other engineers' sessions on this machine out of the
+    measurement) and, for one variant, compression."""
+    lines = [
+        f'core_dir = "{core_dir}"',
+        f'snapshot_sessions = ["{session}"]',
+    ]
+    if compression:
+        lines.append(f'compression = "{compression}"')
+    path = RUN_DIR / name
+    path.write_text("\n".join(lines) + "\n")
+    os.chmod(path, 0o644)
+    return path
+
+
+def make_handlers(programs, session, ours_binary):
+    """The five handlers, in the order they run in each round."""
+    wrap = install_file(programs["wrap"], "w")
+    cat = install_file(Path(__file__).resolve().parents[1] / "cat-handler.sh", "c")
+    seed = install_file(Path(__file__).resolve().parents[1] / "seed-handler.sh", "s")
+    cores = DATA_DIR / "cores"
+    handlers = [
+        Handler("cat", "cat", f"|{wrap} {cat} {cores}/cat %p", cores / "cat", True, False),
+        Handler("kernel", "kernel", f"{cores}/kernel/core.%p", cores / "kernel", False, False),
+        Handler(
+            "seed", "seed", f"|{wrap} {seed} {cores}/seed {session} %p", cores / "seed", True, True
+        ),
+    ]
+    if ours_binary is not None:
+        ours = install_file(ours_binary, "h")
+        for key, label, config_name, compression in (
+            ("ours", "ours", "d.toml", None),
+            ("zstd", "ours zstd", "z.toml", "zstd"),
+        ):
+            core_dir = cores / key
+            config = write_ours_config(config_name, core_dir, session, compression)
+            pattern = f"|{wrap} {ours} handle --config {config} {OURS_SPECIFIERS}"
+            handlers.append(Handler(key, label, pattern, core_dir, True, True))
+    for h in handlers:
+        h.prepare()
+    return handlers

@@ -1,0 +1,203 @@
+"""The one table the benchmark prints (Markdown, so it pastes into
+BENCHMARKS.md as is): each measure's median and spread for every handler,
+the ratios of ours to each baseline measured in the same run, and whether
+each target of issue 5 is met."""
+
+import statistics
+
+BASELINES = ("cat", "kernel", "seed")
+OURS = ("ours", "zstd")
+COLUMNS = ("cat", "kernel", "seed", "ours", "zstd")
+LABELS = {"cat": "cat", "kernel": "kernel", "seed": "seed", "ours": "ours", "zstd": "ours zstd"}
+
+MIB = 1 << 20
+RSS_TARGET_MIB = 16
+SNAPSHOT_TARGET_MS = 10
+REAP_TARGET_RATIO = 1.1
+
+
+def num(x):
+    """A figure with about three significant digits."""
+    if x is None:
+        return "—"
+    a = abs(x)
+    if a >= 100:
+        return f"{x:.0f}"
+    if a >= 10:
+        return f"{x:.1f}"
+    if a >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def cell(values, failed=0):
+    """median [min–max], and how many runs failed, if any."""
+    if not values:
+        text = "—" if not failed else "failed"
+    elif len(values) == 1:
+        text = num(values[0])
+    else:
+        text = f"{num(median(values))} [{num(min(values))}–{num(max(values))}]"
+    if failed:
+        text += f" ({failed} failed)"
+    return text
+
+
+def ratio(ours, base):
+    m_o, m_b = median(ours), median(base)
+    if m_o is None or m_b is None or m_b == 0:
+        return "—"
+    return f"{m_o / m_b:.2f}x"
+
+
+def size_label(fill, size_mb):
+    return f"{fill} {size_mb} MiB"
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, measure, case, cells, ratios, target):
+        self.rows.append([measure, case, *[cells.get(k, "—") for k in COLUMNS], *ratios, target])
+
+    def markdown(self):
+        head = ["measure", "case", *[LABELS[k] for k in COLUMNS]]
+        head += [f"{LABELS[o]} ÷ {b}" for o in OURS for b in BASELINES]
+        head.append("target")
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+
+def _ratios(series):
+    return [ratio(series.get(o, []), series.get(b, [])) for o in OURS for b in BASELINES]
+
+
+def _met(ok):
+    return "met" if ok else "MISSED"
+
+
+def _per_variant(series, check):
+    """'ours met; ours zstd MISSED' for the variants that ran."""
+    parts = []
+    for o in OURS:
+        if series.get(o):
+            parts.append(f"{LABELS[o]} {_met(check(series[o]))}")
+    return "; ".join(parts) if parts else "not measured"
+
+
+def crash_rows(table, crash, runs_of):
+    keys = sorted(crash, key=lambda k: (k[0] != "random", k[1]))
+
+    def gather(key, attr, scale=1.0):
+        results, failures = crash[key]
+        series = {h: [getattr(r, attr) * scale for r in rs if getattr(r, attr) is not None] for h, rs in results.items()}
+        failed = {h: len(f) for h, f in failures.items()}
+        return series, failed
+
+    for key in keys:
+        series, failed = gather(key, "reap_ms")
+        cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in COLUMNS if h in series or h in failed}
+
+        def reap_ok(values, series=series):
+            m = median(values)
+            return (
+                m is not None
+                and median(series.get("cat", [])) is not None
+                and median(series.get("seed", [])) is not None
+                and m <= REAP_TARGET_RATIO * median(series["cat"])
+                and m < median(series["seed"])
+            )
+
+        target = f"≤{REAP_TARGET_RATIO}x cat and < seed: " + _per_variant(series, reap_ok)
+        table.add("crash-to-reap (ms)", f"{size_label(*key)}, n={runs_of(key[1])}", cells, _ratios(series), target)
+
+    for key in keys:
+        series, failed = gather(key, "snapshot_ms")
+        cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in ("seed", "ours", "zstd") if h in series or h in failed}
+        target = f"median < {SNAPSHOT_TARGET_MS} ms: " + _per_variant(series, lambda v: median(v) < SNAPSHOT_TARGET_MS)
+        table.add("crash-to-snapshot (ms)", size_label(*key), cells, _ratios(series), target)
+
+    for key in keys:
+        series, failed = gather(key, "rss_kb", 1 / 1024)
+        cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in COLUMNS if series.get(h)}
+        target = f"max < {RSS_TARGET_MIB} MiB: " + _per_variant(series, lambda v: max(v) < RSS_TARGET_MIB)
+        table.add("handler peak RSS (MiB)", size_label(*key), cells, _ratios(series), target)
+
+    for key in keys:
+        series, failed = gather(key, "core_disk_bytes", 1 / MIB)
+        sizes, _ = gather(key, "core_bytes", 1 / MIB)
+        core_mib = median(sizes.get("cat", []) or sizes.get("kernel", []))
+        cells = {}
+        for h in COLUMNS:
+            if series.get(h):
+                pct = f" ({100 * median(series[h]) / core_mib:.0f}%)" if core_mib else ""
+                cells[h] = num(median(series[h])) + pct
+        case = f"{size_label(*key)} (core {num(core_mib)} MiB)"
+        table.add("core on disk (MiB, % of core)", case, cells, _ratios(series), "—")
+
+
+def retention_row(table, retention):
+    if retention is None:
+        return
+    kept = retention["kept"]
+    failures = retention["failures"]
+    cells = {}
+    for h in kept.keys() | failures.keys():
+        values = kept.get(h, [])
+        all_kept = sum(1 for v in values if v == 1000)
+        text = f"all 1000 in {all_kept}/{len(values)} runs; kept {cell(values)}"
+        if failures.get(h):
+            text += f" ({len(failures[h])} failed)"
+        cells[h] = text
+    seed = kept.get("seed", [])
+    checks = []
+    for o in OURS:
+        if kept.get(o):
+            ok = all(v == 1000 for v in kept[o]) and not failures.get(o)
+            checks.append(f"{LABELS[o]} {_met(ok)}")
+    if seed:
+        checks.append(f"seed keeps none: {'yes' if all(v == 0 for v in seed) else 'NO'}")
+    case = (
+        f"random {retention['size_mb']} MiB core under {num(retention['load_rate'] / 1e6)} M events/s, "
+        f"n={retention['runs']}"
+    )
+    table.add(
+        "retention (of the crasher's last 1000 events)",
+        case,
+        cells,
+        ["—"] * 6,
+        "all 1000 in every run: " + ("; ".join(checks) or "not measured"),
+    )
+
+
+def fire_rows(table, fire):
+    if fire is None:
+        return
+    if isinstance(fire, str):
+        table.add("fire: lttng_trigger() (ours) vs `lttng snapshot record` per session (seed)", "—", {}, ["—"] * 6, fire)
+        return
+    for n, series in sorted(fire.items()):
+        cells = {"ours": cell(series["api"], series["api_failed"]), "seed": cell(series["cli"], series["cli_failed"])}
+        ratios = ["—"] * 6
+        ratios[2] = ratio(series["api"], series["cli"])
+        table.add(
+            "fire (ms): lttng_trigger() in ours, `lttng snapshot record` per session in seed",
+            f"{n} trigger{'s' if n > 1 else ''}, n={len(series['api'])}",
+            cells,
+            ratios,
+            "—",
+        )
+
+
+def render(notes, crash, runs_of, retention, fire):
+    table = Table()
+    crash_rows(table, crash, runs_of)
+    retention_row(table, retention)
+    fire_rows(table, fire)
+    return "\n".join(notes) + "\n\n" + table.markdown() + "\n"
