@@ -44,11 +44,11 @@ MODES = {
     ),
     "quick": dict(
         fills=("random", "zero"),
-        runs={1: 3, 64: 3},
-        retention_mb=256,
+        runs={1: 7, 64: 5},
+        retention_mb=512,
         retention_runs=3,
         fire_triggers=(1, 10),
-        fire_runs=3,
+        fire_runs=5,
     ),
     "self-check": dict(
         fills=("random",),

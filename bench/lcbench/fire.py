@@ -3,9 +3,20 @@ liblttng_coredump) with 1, 10 and 50 registered OnAnyCoreDump triggers,
 against the CLI equivalent, `lttng snapshot record` once per session, both
 timed by bench-fire, alternating run by run."""
 
-from .system import REPO, BenchError, cargo_build, run
+import os
+import shutil
 
-LIBRARY = REPO / "target" / "release" / "liblttng_coredump.so"
+from .retention import LoadGenerator
+from .system import DATA_DIR, REPO, BenchError, build_c, cargo_build, run
+
+LIBRARY_DIR = REPO / "target" / "release"
+LIBRARY = LIBRARY_DIR / "liblttng_coredump.so"
+INCLUDE_DIR = REPO / "include"
+
+# A traced program must be registered for the sessions to have buffers to
+# snapshot; a light load keeps them from being empty without turning the
+# fire into a disk benchmark.
+IDLE_LOAD_RATE = 10_000
 
 
 def library_reason():
@@ -22,9 +33,40 @@ def library_reason():
     return None
 
 
+def build_fire():
+    return build_c(
+        "bench-fire",
+        ["fire.c"],
+        [f"-I{INCLUDE_DIR}", f"-L{LIBRARY_DIR}", f"-Wl,-rpath,{LIBRARY_DIR}", "-llttng_coredump", "-llttng-ctl"],
+    )
+
+
 def run_fire(trigger_counts, runs, programs, log):
+    """{n: {"api": [ms], "cli": [ms], "api_failed": k, "cli_failed": k}},
+    or the reason it could not be measured."""
     reason = library_reason()
     if reason:
         log(reason)
         return reason
-    raise BenchError("bench-fire is not written yet")
+    exe = build_fire()
+    out_dir = DATA_DIR / "fire"
+    results = {}
+    try:
+        with LoadGenerator(programs["loadgen"], IDLE_LOAD_RATE):
+            for n in trigger_counts:
+                prefix = f"bench-fire-{os.getpid()}-{n}"
+                proc = run([exe, str(n), str(runs), prefix, out_dir], check=False, timeout=1800)
+                series = {"api": [], "cli": [], "api_failed": 0, "cli_failed": 0}
+                for line in proc.stdout.splitlines():
+                    kind, ns, rc = line.split()
+                    if rc == "0":
+                        series[kind].append(int(ns) / 1e6)
+                    else:
+                        series[f"{kind}_failed"] += 1
+                if proc.returncode != 0:
+                    raise BenchError(f"bench-fire {n}: {proc.stderr.strip()}")
+                results[n] = series
+                log(f"fire {n} triggers: api {series['api']} cli {series['cli']}")
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return results

@@ -20,6 +20,8 @@ def num(x):
     """A figure with about three significant digits."""
     if x is None:
         return "—"
+    if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and abs(x) >= 100):
+        return f"{int(x)}"
     a = abs(x)
     if a >= 100:
         return f"{x:.0f}"
@@ -54,8 +56,11 @@ def ratio(ours, base):
     return f"{m_o / m_b:.2f}x"
 
 
-def size_label(fill, size_mb):
-    return f"{fill} {size_mb} MiB"
+def size_label(fill, size_mb, core_mib=None):
+    text = f"{size_mb} MiB {fill} memory"
+    if core_mib is not None:
+        text += f" (core {num(core_mib)} MiB)"
+    return text
 
 
 class Table:
@@ -100,6 +105,10 @@ def crash_rows(table, crash, runs_of):
         failed = {h: len(f) for h, f in failures.items()}
         return series, failed
 
+    def core_mib(key):
+        sizes, _ = gather(key, "core_bytes", 1 / MIB)
+        return median(sizes.get("cat", []) or sizes.get("kernel", []))
+
     for key in keys:
         series, failed = gather(key, "reap_ms")
         cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in COLUMNS if h in series or h in failed}
@@ -115,7 +124,7 @@ def crash_rows(table, crash, runs_of):
             )
 
         target = f"≤{REAP_TARGET_RATIO}x cat and < seed: " + _per_variant(series, reap_ok)
-        table.add("crash-to-reap (ms)", f"{size_label(*key)}, n={runs_of(key[1])}", cells, _ratios(series), target)
+        table.add("crash-to-reap (ms)", f"{size_label(*key, core_mib(key))}, n={runs_of(key[1])}", cells, _ratios(series), target)
 
     for key in keys:
         series, failed = gather(key, "snapshot_ms")
@@ -131,15 +140,13 @@ def crash_rows(table, crash, runs_of):
 
     for key in keys:
         series, failed = gather(key, "core_disk_bytes", 1 / MIB)
-        sizes, _ = gather(key, "core_bytes", 1 / MIB)
-        core_mib = median(sizes.get("cat", []) or sizes.get("kernel", []))
+        core = core_mib(key)
         cells = {}
         for h in COLUMNS:
             if series.get(h):
-                pct = f" ({100 * median(series[h]) / core_mib:.0f}%)" if core_mib else ""
+                pct = f" ({100 * median(series[h]) / core:.0f}%)" if core else ""
                 cells[h] = num(median(series[h])) + pct
-        case = f"{size_label(*key)} (core {num(core_mib)} MiB)"
-        table.add("core on disk (MiB, % of core)", case, cells, _ratios(series), "—")
+        table.add("core on disk (MiB, % of core)", size_label(*key, core), cells, _ratios(series), "—")
 
 
 def retention_row(table, retention):
@@ -164,7 +171,7 @@ def retention_row(table, retention):
     if seed:
         checks.append(f"seed keeps none: {'yes' if all(v == 0 for v in seed) else 'NO'}")
     case = (
-        f"random {retention['size_mb']} MiB core under {num(retention['load_rate'] / 1e6)} M events/s, "
+        f"{retention['size_mb']} MiB random memory under {num(retention['load_rate'] / 1e6)} M events/s, "
         f"n={retention['runs']}"
     )
     table.add(
