@@ -36,7 +36,7 @@ MODES = {
     # sizes (MiB) and runs per handler at each size
     "full": dict(
         fills=("random", "zero"),
-        runs={1: 9, 64: 7, 512: 5, 2048: 5},
+        runs={1: 11, 64: 9, 512: 7, 2048: 7},
         retention_mb=2048,
         retention_runs=10,
         fire_triggers=(1, 10, 50),

@@ -61,6 +61,8 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
     session.clear_snapshots()
     _clear_rss_dir()
     before = session.snapshots()
+    # Every run starts with nothing of the previous one left to write back.
+    os.sync()
 
     proc = run(
         [programs["reap"], programs["crasher"], tag, str(events), str(size_mb), fill],

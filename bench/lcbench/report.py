@@ -20,7 +20,7 @@ def num(x):
     """A figure with about three significant digits."""
     if x is None:
         return "—"
-    if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and abs(x) >= 100):
+    if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and (x == 0 or abs(x) >= 100)):
         return f"{int(x)}"
     a = abs(x)
     if a >= 100:
