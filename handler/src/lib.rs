@@ -3,11 +3,18 @@
 //! and the subcommands that install it.
 
 pub mod acl;
+pub mod chain;
 pub mod config;
 pub mod coredir;
 pub mod corefile;
+pub mod handle;
+pub mod install;
 pub mod kernel_args;
+pub mod procinfo;
+pub mod pump;
+pub mod record;
 pub mod safefile;
 pub mod sanitize;
+pub mod snapshot;
 pub mod space;
 pub mod syslog;
