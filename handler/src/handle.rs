@@ -110,6 +110,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
             error: Some("recording the snapshots panicked".into()),
         }]
     });
+    let snapshot_done_realtime_ns = realtime_ns();
     for error in record::fire_errors(&fires) {
         log.warning(error);
     }
@@ -330,6 +331,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         chain: chain_outcome,
         snapshots,
         fires,
+        snapshot_done_realtime_ns,
         config_path: config_path.to_string_lossy().into_owned(),
         errors: log.problems(),
         log: log.messages().to_vec(),
@@ -375,6 +377,14 @@ fn pid_text(args: &KernelArgs) -> String {
     args.pid
         .map(|p| p.to_string())
         .unwrap_or_else(|| "?".into())
+}
+
+/// Now on CLOCK_REALTIME, in ns since the epoch.
+fn realtime_ns() -> Option<u64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
 }
 
 fn now() -> i64 {

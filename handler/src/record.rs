@@ -81,6 +81,10 @@ pub struct CrashRecord {
     pub snapshots: Vec<SnapshotEntry>,
     /// The engine's fires, in full.
     pub fires: Vec<DaemonFire>,
+    /// When the snapshot stage ended (CLOCK_REALTIME, ns since the epoch):
+    /// how long after the crash the trace was taken, which is what bench/run
+    /// measures as crash-to-snapshot.
+    pub snapshot_done_realtime_ns: Option<u64>,
     pub config_path: String,
     /// Every error met, in order.
     pub errors: Vec<String>,
@@ -206,6 +210,7 @@ mod tests {
             chain: None,
             snapshots: vec![],
             fires: vec![],
+            snapshot_done_realtime_ns: Some(1_700_000_000_123_456_789),
             config_path: "/etc/lttng-coredump/config.toml".into(),
             errors: vec![],
             log: vec![],
