@@ -79,9 +79,10 @@ def run_crashes(mode, handlers, programs, session):
                         owner.set(h.pattern, CORE_PIPE_LIMIT)
                         tag = f"{os.getpid()}-{fill}-{size_mb}-{r}-{h.key}"
                         try:
-                            results[h.key].append(
-                                crash_once(h, programs, session, tag, CRASHER_EVENTS, size_mb, fill)
-                            )
+                            result = crash_once(h, programs, session, tag, CRASHER_EVENTS, size_mb, fill)
+                            results[h.key].append(result)
+                            if result.snapshot_error:
+                                log(f"no snapshot time: {result.snapshot_error}")
                         except BenchError as e:
                             failures[h.key].append(str(e))
                             log(f"FAILED {h.label} {fill} {size_mb} MiB: {e}")
@@ -112,6 +113,8 @@ def run_retention(mode, handlers, programs, session):
                     tag = f"{os.getpid()}-retention-{r}-{h.key}"
                     try:
                         result = crash_once(h, programs, session, tag, CRASHER_EVENTS, size_mb, "random")
+                        if not result.snapshot_dirs:
+                            raise BenchError(result.snapshot_error or f"{h.label}: no snapshot")
                         seqs, rate = read_snapshot(result.snapshot_dirs, tag)
                         kept[h.key].append(len(seqs))
                         trace_rates.append(rate)

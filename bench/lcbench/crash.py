@@ -22,6 +22,9 @@ class CrashResult:
     core_bytes: Optional[int] = None
     core_disk_bytes: Optional[int] = None
     snapshot_dirs: list = field(default_factory=list)
+    # Why there is no snapshot_ms although the handler takes snapshots; the
+    # crash's other measures still count.
+    snapshot_error: Optional[str] = None
 
 
 def _parse_fields(line):
@@ -85,11 +88,14 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
     result.core_disk_bytes = disk_bytes(cores[0])
 
     if handler.snapshots:
-        done_ns = handler.snapshot_done_real_ns(pid)
-        result.snapshot_ms = (done_ns - int(reap["crash_real_ns"])) / 1e6
         result.snapshot_dirs = sorted(session.snapshots() - before)
-        if not result.snapshot_dirs:
-            raise BenchError(f"{handler.label}: no snapshot recorded in {session.output_dir}")
+        try:
+            if not result.snapshot_dirs:
+                raise BenchError(f"{handler.label}: no snapshot recorded in {session.output_dir}")
+            done_ns = handler.snapshot_done_real_ns(pid)
+            result.snapshot_ms = (done_ns - int(reap["crash_real_ns"])) / 1e6
+        except BenchError as e:
+            result.snapshot_error = str(e)
     handler.clear()
     return result
 
