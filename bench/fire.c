@@ -13,14 +13,17 @@
  *   cli  what a script does instead: `lttng snapshot record -s PREFIX-i`
  *        for each of the N sessions, one after the other;
  *
- * and prints "api NS RC" and "cli NS RC" (RC: lttng_trigger()'s return, or
- * the number of lttng commands that failed). The snapshots are deleted after
- * each run. At the end the triggers are unset and the sessions destroyed.
+ * and prints "api NS RC SNAPSHOTS" and "cli NS RC SNAPSHOTS" (RC:
+ * lttng_trigger()'s return, or the number of lttng commands that failed;
+ * SNAPSHOTS: how many of the N sessions got a snapshot, counted on disk, so
+ * a fire that did less than asked cannot pass for a fast one). The snapshots
+ * are deleted after each run. At the end the triggers are unset and the sessions destroyed.
  */
 #define _GNU_SOURCE
 #include <lttng/lttng.h>
 #include "lttng-coredump.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -59,6 +62,35 @@ static void remove_snapshots(const char *dir)
 {
 	remove_root = dir;
 	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Whether a session's output directory holds a snapshot. */
+static int has_snapshot(const char *dir)
+{
+	struct dirent *entry;
+	int found = 0;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while (!found && (entry = readdir(d)) != NULL)
+		found = entry->d_name[0] != '.';
+	closedir(d);
+	return found;
+}
+
+/* How many sessions got a snapshot; deletes them all. */
+static int collect_snapshots(char (*outputs)[PATH_MAX], long n)
+{
+	int count = 0;
+	long i;
+
+	for (i = 0; i < n; i++) {
+		count += has_snapshot(outputs[i]);
+		remove_snapshots(outputs[i]);
+	}
+	return count;
 }
 
 static int cli_snapshot(const char *session)
@@ -152,18 +184,14 @@ int main(int argc, char **argv)
 		start = clock_ns();
 		rc = lttng_trigger(LTTNG_TRIGGER_TYPE_ONANYCOREDUMP, NULL, &crash, sizeof(crash));
 		end = clock_ns();
-		printf("api %lld %d\n", end - start, rc);
-		for (i = 0; i < n; i++)
-			remove_snapshots(outputs[i]);
+		printf("api %lld %d %d\n", end - start, rc, collect_snapshots(outputs, n));
 
 		start = clock_ns();
 		for (i = 0; i < n; i++)
 			cli_failures += cli_snapshot(names[i]) != 0;
 		end = clock_ns();
-		printf("cli %lld %d\n", end - start, cli_failures);
+		printf("cli %lld %d %d\n", end - start, cli_failures, collect_snapshots(outputs, n));
 		fflush(stdout);
-		for (i = 0; i < n; i++)
-			remove_snapshots(outputs[i]);
 	}
 
 	for (i = 0; i < n; i++) {

@@ -161,6 +161,7 @@ def main():
     exit_on_signals()
     single_bench_instance()
     started = time.monotonic()
+    load_start = os.getloadavg()
 
     RUN_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     RSS_DIR.mkdir(parents=True, exist_ok=True)
@@ -189,10 +190,12 @@ def main():
         shutil.rmtree(RSS_DIR, ignore_errors=True)
 
     elapsed = time.monotonic() - started
+    load_end = os.getloadavg()
     notes = [
         f"lttng-coredump benchmark, mode {mode_name} (`bench/run{' --quick' if args.quick else ' --self-check' if args.self_check else ''}`), "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {elapsed / 60:.1f} min",
-        f"machine: {machine_line()}",
+        f"machine: {machine_line()}; load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end "
+        "(other work on the machine shows up as spread)",
         "cells: median [min–max] over n runs per handler; handlers interleaved run by run; ratios are of medians.",
         "cat = `|sh: cat > core` pipe; kernel = core_pattern is a path; seed = our sh script from seed 000: cat the core, "
         "then `lttng snapshot record`; ours = `lttng-coredump handle`, default configuration (core_dir and the "

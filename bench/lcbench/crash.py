@@ -19,6 +19,9 @@ class CrashResult:
     reap_ms: float
     snapshot_ms: Optional[float] = None
     rss_kb: Optional[int] = None
+    # From the crash to the kernel starting the pipe handler (its wrapper):
+    # the part of every latency that no handler can change.
+    handler_start_ms: Optional[float] = None
     core_bytes: Optional[int] = None
     core_disk_bytes: Optional[int] = None
     snapshot_dirs: list = field(default_factory=list)
@@ -38,7 +41,7 @@ def _clear_rss_dir():
 
 
 def _wait_for_handler_exit(handler):
-    """The wrapper's report, written once the handler has exited."""
+    """The wrapper's report (a dict), written once the handler has exited."""
     deadline = time.monotonic() + HANDLER_EXIT_TIMEOUT_S
     while True:
         reports = [p for p in RSS_DIR.iterdir() if not p.name.startswith(".")]
@@ -49,7 +52,7 @@ def _wait_for_handler_exit(handler):
             status = int(fields["status"])
             if status != 0:
                 raise BenchError(f"{handler.label}: the handler ended with wait status {status:#x}")
-            return int(fields["maxrss_kb"])
+            return fields
         if time.monotonic() > deadline:
             raise BenchError(f"{handler.label}: the handler did not exit within {HANDLER_EXIT_TIMEOUT_S}s")
         time.sleep(0.01)
@@ -77,7 +80,9 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
     result = CrashResult(handler.key, int(reap["reap_ns"]) / 1e6)
 
     if handler.piped:
-        result.rss_kb = _wait_for_handler_exit(handler)
+        wrapper = _wait_for_handler_exit(handler)
+        result.rss_kb = int(wrapper["maxrss_kb"])
+        result.handler_start_ms = (int(wrapper["start_real_ns"]) - int(reap["crash_real_ns"])) / 1e6
     pid = int(reap["pid"])
     cores = handler.core_files()
     if len(cores) != 1:

@@ -7,11 +7,13 @@ import os
 import shutil
 
 from .retention import LoadGenerator
-from .system import DATA_DIR, REPO, BenchError, build_c, cargo_build, run
+from .system import BUILD_DIR, DATA_DIR, REPO, ROOT_TRIGGERS_LOCK, BenchError, build_c, cargo_build, hold_flock, run
 
-LIBRARY_DIR = REPO / "target" / "release"
-LIBRARY = LIBRARY_DIR / "liblttng_coredump.so"
-INCLUDE_DIR = REPO / "include"
+LIBRARY = REPO / "target" / "release" / "liblttng_coredump.so"
+# The C library as users get it (`make -C capi install`: the SONAME'd
+# library and the header), staged under the benchmark's build directory.
+STAGE = BUILD_DIR / "capi-stage"
+STAGED_PREFIX = "/usr"
 
 # A traced program must be registered for the sessions to have buffers to
 # snapshot; a light load keeps them from being empty without turning the
@@ -34,10 +36,19 @@ def library_reason():
 
 
 def build_fire():
+    shutil.rmtree(STAGE, ignore_errors=True)
+    run(["make", "-s", "-C", REPO / "capi", "install", f"DESTDIR={STAGE}", f"PREFIX={STAGED_PREFIX}"])
+    prefix = STAGE / STAGED_PREFIX.lstrip("/")
     return build_c(
         "bench-fire",
         ["fire.c"],
-        [f"-I{INCLUDE_DIR}", f"-L{LIBRARY_DIR}", f"-Wl,-rpath,{LIBRARY_DIR}", "-llttng_coredump", "-llttng-ctl"],
+        [
+            f"-I{prefix / 'include'}",
+            f"-L{prefix / 'lib'}",
+            f"-Wl,-rpath,{prefix / 'lib'}",
+            "-llttng-coredump",
+            "-llttng-ctl",
+        ],
     )
 
 
@@ -51,6 +62,9 @@ def run_fire(trigger_counts, runs, programs, log):
     exe = build_fire()
     out_dir = DATA_DIR / "fire"
     results = {}
+    # lttng_trigger() fires every OnAnyCoreDump trigger of the root daemon:
+    # the tests' triggers stay out while we hold their lock.
+    triggers_fd = hold_flock(ROOT_TRIGGERS_LOCK)
     try:
         with LoadGenerator(programs["loadgen"], IDLE_LOAD_RATE):
             for n in trigger_counts:
@@ -58,15 +72,19 @@ def run_fire(trigger_counts, runs, programs, log):
                 proc = run([exe, str(n), str(runs), prefix, out_dir], check=False, timeout=1800)
                 series = {"api": [], "cli": [], "api_failed": 0, "cli_failed": 0}
                 for line in proc.stdout.splitlines():
-                    kind, ns, rc = line.split()
-                    if rc == "0":
+                    kind, ns, rc, snapshots = line.split()
+                    # A fire counts only if every one of the n sessions got
+                    # its snapshot.
+                    if rc == "0" and int(snapshots) == n:
                         series[kind].append(int(ns) / 1e6)
                     else:
                         series[f"{kind}_failed"] += 1
+                        log(f"fire {n} {kind}: returned {rc}, {snapshots}/{n} snapshots")
                 if proc.returncode != 0:
                     raise BenchError(f"bench-fire {n}: {proc.stderr.strip()}")
                 results[n] = series
                 log(f"fire {n} triggers: api {series['api']} cli {series['cli']}")
     finally:
+        os.close(triggers_fd)
         shutil.rmtree(out_dir, ignore_errors=True)
     return results

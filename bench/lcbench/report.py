@@ -135,6 +135,11 @@ def crash_rows(table, crash, runs_of):
         table.add("crash-to-snapshot (ms)", size_label(*key), cells, _ratios(series), target)
 
     for key in keys:
+        series, failed = gather(key, "handler_start_ms")
+        cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in COLUMNS if series.get(h)}
+        table.add("crash to handler start (ms; the kernel's share, for reading the rows above)", size_label(*key), cells, _ratios(series), "—")
+
+    for key in keys:
         series, failed = gather(key, "rss_kb", 1 / 1024)
         cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in COLUMNS if series.get(h)}
         target = f"max < {RSS_TARGET_MIB} MiB: " + _per_variant(series, lambda v: max(v) < RSS_TARGET_MIB)

@@ -27,6 +27,10 @@ CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
 CORE_PIPE_LIMIT = Path("/proc/sys/kernel/core_pipe_limit")
 TESTS_LOCK_DIR = Path("/run/lttng-coredump-tests")
 CORE_PATTERN_LOCK = TESTS_LOCK_DIR / "core-pattern.lock"
+# Held by the tests while OnAnyCoreDump triggers of theirs are registered in
+# the root daemon (a crash, or lttng_trigger(), would fire them); always
+# taken after the core_pattern lock.
+ROOT_TRIGGERS_LOCK = TESTS_LOCK_DIR / "root-triggers.lock"
 SESSIOND_START_LOCK = TESTS_LOCK_DIR / "sessiond-start.lock"
 BENCH_LOCK = TESTS_LOCK_DIR / "bench.lock"
 ROOT_SESSIOND_SOCKET = "/var/run/lttng/client-lttng-sessiond"
@@ -91,14 +95,16 @@ def _write_sysctl(path, value):
 class CorePatternOwner:
     """Owns core_pattern and core_pipe_limit for a block of crashes.
 
-    Takes the exclusive flock the project's tests take before touching
-    core_pattern, saves both values (also to SAVED_FILE, so that bench/run
+    Takes the exclusive flocks the project's tests take before touching
+    core_pattern (and, after it, the one that keeps their OnAnyCoreDump
+    triggers out of our crashes' fires), saves both values (also to SAVED_FILE, so that bench/run
     can restore them even if this process is killed outright), and restores
     them on leaving the block, whatever ends it.
     """
 
     def __enter__(self):
         self.lock_fd = hold_flock(CORE_PATTERN_LOCK)
+        self.triggers_fd = hold_flock(ROOT_TRIGGERS_LOCK)
         self.saved_pattern = _read_sysctl(CORE_PATTERN)
         self.saved_pipe_limit = _read_sysctl(CORE_PIPE_LIMIT)
         SAVED_FILE.write_text(f"{self.saved_pattern}\n{self.saved_pipe_limit}\n")
@@ -118,6 +124,7 @@ class CorePatternOwner:
             _write_sysctl(CORE_PIPE_LIMIT, self.saved_pipe_limit)
             SAVED_FILE.unlink(missing_ok=True)
         finally:
+            os.close(self.triggers_fd)
             os.close(self.lock_fd)
         return False
 
