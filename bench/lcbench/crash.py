@@ -100,7 +100,7 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
             done_ns = handler.snapshot_done_real_ns(pid)
             result.snapshot_ms = (done_ns - int(reap["crash_real_ns"])) / 1e6
         except BenchError as e:
-            result.snapshot_error = str(e)
+            result.snapshot_error = str(e) + handler.why_no_snapshot()
     handler.clear()
     return result
 

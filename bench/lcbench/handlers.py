@@ -65,16 +65,30 @@ class Handler:
             if status != "0":
                 raise BenchError(f"seed handler: lttng snapshot record exited {status}")
             return int(ns)
-        records = sorted(self.core_dir.glob("*.json"))
-        if len(records) != 1:
-            raise BenchError(f"{self.label}: expected one crash record in {self.core_dir}, found {len(records)}")
-        record = json.loads(records[0].read_text())
+        record, path = self.crash_record()
         value = find_field(record, OURS_SNAPSHOT_DONE_FIELD)
         if value is None:
             raise BenchError(
-                f"{self.label}: the crash record {records[0]} has no {OURS_SNAPSHOT_DONE_FIELD}"
+                f"{self.label}: the crash record {path} has no {OURS_SNAPSHOT_DONE_FIELD}"
             )
         return int(value)
+
+    def crash_record(self):
+        """Our handler's crash record for the crash just done, and its path."""
+        records = sorted(self.core_dir.glob("*.json"))
+        if len(records) != 1:
+            raise BenchError(f"{self.label}: expected one crash record in {self.core_dir}, found {len(records)}")
+        return json.loads(records[0].read_text()), records[0]
+
+    def why_no_snapshot(self):
+        """What our handler's record says went wrong (for the log)."""
+        if self.key in ("ours", "zstd"):
+            try:
+                record, _ = self.crash_record()
+                return "; the record's errors: " + " | ".join(record.get("errors", []))[:600]
+            except (BenchError, ValueError) as e:
+                return f"; no readable record: {e}"
+        return ""
 
 
 def find_field(value, name):
