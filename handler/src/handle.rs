@@ -57,11 +57,6 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
             Config::default()
         }
     };
-    let comm_for_log = args
-        .comm
-        .as_deref()
-        .map(for_log)
-        .unwrap_or_else(|| "?".into());
     let time = args.time.unwrap_or_else(now);
 
     // 2) The process, while the kernel holds it.
@@ -85,12 +80,16 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         log.warning(format!("process details left out: {reason}"));
     }
 
+    // The name as the process set it; the kernel's %e has `/` written as `!`.
+    let comm: Option<Vec<u8>> = gathered.info.comm.clone().or_else(|| args.comm.clone());
+    let comm_for_log = comm.as_deref().map(for_log).unwrap_or_else(|| "?".into());
+
     // 3) Snapshots, before the core is read.
     let crash = CrashInfo {
         pid: args.pid.unwrap_or(0),
         uid: args.uid.unwrap_or(0),
         gid: args.gid.unwrap_or(0),
-        exec_name: args.comm.as_deref().map(lossy).unwrap_or_default(),
+        exec_name: comm.as_deref().map(lossy).unwrap_or_default(),
         hostname: args.hostname.as_deref().map(lossy).unwrap_or_default(),
         time,
     };
@@ -141,10 +140,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         };
     let stem = format!(
         "core.{}.{}.{}",
-        file_name_component(
-            args.comm.as_deref().unwrap_or(b"unknown"),
-            MAX_COMPONENT_LEN
-        ),
+        file_name_component(comm.as_deref().unwrap_or(b"unknown"), MAX_COMPONENT_LEN),
         args.pid
             .map(|p| p.to_string())
             .unwrap_or_else(|| "unknown".into()),
@@ -294,7 +290,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         time: Some(time),
         time_utc: Some(iso8601_utc(time)),
         hostname: args.hostname.as_deref().map(lossy),
-        process_name: args.comm.as_deref().map(lossy),
+        process_name: comm.as_deref().map(lossy),
         exe_path: gathered
             .info
             .exe
