@@ -47,6 +47,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         .unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into());
     let config = match catch_unwind(|| Config::load(args.config.as_deref())) {
         Ok(loaded) => {
+            log.set_socket_path(loaded.config.syslog_socket.clone());
             if let Some(error) = loaded.error {
                 log.error(error);
             }

@@ -257,3 +257,61 @@ pub fn readable_by(uid: u32, gid: u32, path: &Path) -> bool {
 pub fn mode_of(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
+
+/// A syslog socket the handler can be pointed at (`syslog_socket`), to read
+/// what it logged.
+pub struct SyslogListener {
+    pub path: PathBuf,
+    socket: std::os::unix::net::UnixDatagram,
+}
+
+impl SyslogListener {
+    pub fn bind(dir: &Path) -> SyslogListener {
+        let path = dir.join("log.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        SyslogListener { path, socket }
+    }
+
+    /// The messages received so far.
+    pub fn messages(&self) -> Vec<String> {
+        let mut messages = Vec::new();
+        let mut buffer = vec![0u8; 65536];
+        while let Ok(length) = self.socket.recv(&mut buffer) {
+            messages.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
+        }
+        messages
+    }
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(path: &Path, options: &str) -> Tmpfs {
+        fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("running mount");
+        assert!(
+            status.success(),
+            "mount -t tmpfs -o {options} {}",
+            path.display()
+        );
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
