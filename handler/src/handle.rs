@@ -241,6 +241,22 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
     }
     let chain_outcome =
         chain.map(|chain| chain.finish(pumped.reached_end.then_some(pumped.bytes_read)));
+    if let Some(outcome) = &chain_outcome {
+        for error in &outcome.errors {
+            log.warning(error.clone());
+        }
+        log.info(format!(
+            "chained command {:?} got {} bytes{}, {}",
+            outcome.command.first().map(String::as_str).unwrap_or(""),
+            outcome.bytes_given,
+            if outcome.complete {
+                " (the whole core)"
+            } else {
+                ""
+            },
+            outcome.ended
+        ));
+    }
 
     // 5) The record.
     let core_path = match (&dir, &core_outcome.name) {
