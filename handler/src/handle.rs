@@ -1,8 +1,13 @@
 //! What the kernel runs on a crash, in the order that keeps the most:
-//! 1) read the arguments and the configuration, 2) read `/proc/PID` while
-//! the process is held, 3) record the trace snapshots before touching the
-//! core (the trace is what waiting would lose), 4) stream the core to its
-//! file and to the chained handler, 5) write the crash record, 6) log.
+//!
+//! 1. read the arguments and the configuration;
+//! 2. read `/proc/PID` while the process is held;
+//! 3. record the trace snapshots before touching the core (the trace is
+//!    what waiting would lose);
+//! 4. stream the core to its file and to the chained handler;
+//! 5. write the crash record;
+//! 6. log.
+//!
 //! No step's failure stops a later one: each is caught into the record.
 
 use crate::chain::Chain;
