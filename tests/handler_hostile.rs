@@ -285,3 +285,46 @@ fn names_planted_in_the_core_directory_are_never_followed() {
     );
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
 }
+
+#[test]
+fn malformed_arguments_still_give_a_core_and_a_record_that_says_what_was_wrong() {
+    let dir = TempDir::new("lcdh-badargs");
+    let cores = dir.path().join("cores");
+    let handler = InstalledHandler::new(&config_for(&cores, ""));
+    // Missing fields, a non-numeric one, a stray word and an unknown key.
+    handler.guard.set(&format!(
+        "|{} handle --config {} P=%P u=x%u stray Q=%p e=%e",
+        handler.binary.display(),
+        handler.config.display()
+    ));
+    let output = run_bounded(
+        Command::new(crasher_path()).args([&unique_name("b"), "1", "segv"]),
+        CRASH_TIMEOUT,
+    );
+    let pid = ready_pid(&output);
+    let (_, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    assert!(record["uid"].is_null());
+    assert!(record["signal"].is_null());
+    let errors: Vec<&str> = record["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for expected in [
+        "field u= is not a valid number: \"x0\"",
+        "argument \"stray\" is not KEY=VALUE",
+        "unknown field \"Q\" ignored",
+        "field s= missing",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{expected:?} not in {errors:?}"
+        );
+    }
+    assert_eq!(
+        elf_core_identity(&fs::read(record["core"]["path"].as_str().unwrap()).unwrap()).pid,
+        pid
+    );
+}
