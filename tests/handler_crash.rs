@@ -100,7 +100,7 @@ fn handler_saves_a_complete_sparse_core_and_its_record() {
     // The same crash dumped by the kernel itself to a file is as long.
     let kernel_dir = TempDir::new("lcdh-kernel");
     handler
-        .guard
+        .guard()
         .set(&format!("{}/core.%p", kernel_dir.path().display()));
     let output = run_bounded(
         Command::new(crasher_path()).args([&tag, "5", "segv", "48", "zero"]),

@@ -292,7 +292,7 @@ fn malformed_arguments_still_give_a_core_and_a_record_that_says_what_was_wrong()
     let cores = dir.path().join("cores");
     let handler = InstalledHandler::new(&config_for(&cores, ""));
     // Missing fields, a non-numeric one, a stray word and an unknown key.
-    handler.guard.set(&format!(
+    handler.guard().set(&format!(
         "|{} handle --config {} P=%P u=x%u stray Q=%p e=%e",
         handler.binary.display(),
         handler.config.display()

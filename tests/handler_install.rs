@@ -6,16 +6,25 @@ mod handler_support;
 
 use handler_support::*;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-use testsupport::{
-    crasher_path, ensure_sessiond, handler_binary, unique_name, CorePatternGuard, TempDir,
-};
+use testsupport::{crasher_path, ensure_sessiond, unique_name, CorePatternGuard, TempDir};
 
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
 const CORE_PIPE_LIMIT: &str = "/proc/sys/kernel/core_pipe_limit";
+
+/// Removes files when dropped: declared before the guard, so that it runs
+/// after the guard has put core_pattern back, even when a test panics.
+struct RemoveOnDrop(Vec<std::path::PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
 
 fn read(path: &str) -> String {
     fs::read_to_string(path)
@@ -39,28 +48,23 @@ fn text(output: &Output) -> String {
 #[test]
 fn install_status_and_uninstall_restore_the_kernel_settings_exactly() {
     ensure_sessiond();
-    let guard = CorePatternGuard::acquire();
     let dir = TempDir::new("lcdh-install");
     let cores = dir.path().join("cores");
+    let (binary, config) = short_handler_copy(&config_for(&cores, ""));
+    let _cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
+    let (binary, config) = (binary.as_path(), config.as_path());
+    let guard = CorePatternGuard::acquire();
     // A pattern that writes nothing anywhere, to recognize it afterwards.
     let before = format!("/nonexistent-{}/core.%p", unique_name("lcdh"));
     guard.set(&before);
     guard.set_pipe_limit(0);
-
-    fs::create_dir_all("/run/lcdh").unwrap();
-    let binary = Path::new("/run/lcdh/h");
-    fs::copy(handler_binary(), "/run/lcdh/h.install").unwrap();
-    fs::rename("/run/lcdh/h.install", binary).unwrap();
-    let config = Path::new("/run/lcdh/i.toml");
-    fs::write(config, config_for(&cores, "")).unwrap();
-    fs::set_permissions(config, fs::Permissions::from_mode(0o644)).unwrap();
     let backup = dir.path().join("state/core_pattern.bkp");
     let install_args = [
         "install",
         "--binary",
-        "/run/lcdh/h",
+        binary.to_str().unwrap(),
         "--config",
-        "/run/lcdh/i.toml",
+        config.to_str().unwrap(),
         "--backup",
         backup.to_str().unwrap(),
     ];
@@ -92,7 +96,7 @@ fn install_status_and_uninstall_restore_the_kernel_settings_exactly() {
         format!("core_pattern: {}", handler_line(binary, config)),
         "core_pipe_limit: 64".to_string(),
         format!("backup: {}", backup.display()),
-        "configuration: /run/lcdh/i.toml (ok)".to_string(),
+        format!("configuration: {} (ok)", config.display()),
         "root session daemon: alive".to_string(),
         "pidfd %F: yes".to_string(),
     ] {
@@ -124,17 +128,15 @@ fn install_status_and_uninstall_restore_the_kernel_settings_exactly() {
     let output = run(binary, &["uninstall", "--backup", backup.to_str().unwrap()]);
     assert!(!output.status.success());
     assert!(text(&output).contains("no backup"), "{}", text(&output));
-    let _ = fs::remove_file(config);
 }
 
 #[test]
 fn install_refuses_to_back_up_its_own_line_and_lines_the_kernel_would_cut() {
-    let guard = CorePatternGuard::acquire();
     let dir = TempDir::new("lcdh-refuse");
-    fs::create_dir_all("/run/lcdh").unwrap();
-    let binary = Path::new("/run/lcdh/h");
-    fs::copy(handler_binary(), "/run/lcdh/h.refuse").unwrap();
-    fs::rename("/run/lcdh/h.refuse", binary).unwrap();
+    let (binary, config) = short_handler_copy("");
+    let _cleanup = RemoveOnDrop(vec![binary.clone(), config]);
+    let binary = binary.as_path();
+    let guard = CorePatternGuard::acquire();
     let backup = dir.path().join("core_pattern.bkp");
 
     // core_pattern already runs the handler and nothing was backed up.
@@ -148,7 +150,7 @@ fn install_refuses_to_back_up_its_own_line_and_lines_the_kernel_would_cut() {
         &[
             "install",
             "--binary",
-            "/run/lcdh/h",
+            binary.to_str().unwrap(),
             "--backup",
             backup.to_str().unwrap(),
         ],

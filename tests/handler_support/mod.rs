@@ -18,9 +18,11 @@ const SHORT_DIR: &str = "/run/lcdh";
 pub const CRASH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The handler installed in core_pattern with a configuration, for one
-/// test; core_pattern and core_pipe_limit come back when dropped.
+/// test; core_pattern and core_pipe_limit come back when dropped, then the
+/// copies of the handler and its configuration are removed (their names are
+/// this copy's own, so removing them never races another test).
 pub struct InstalledHandler {
-    pub guard: CorePatternGuard,
+    guard: Option<CorePatternGuard>,
     pub binary: PathBuf,
     pub config: PathBuf,
 }
@@ -29,25 +31,20 @@ impl InstalledHandler {
     /// Installs the handler with `config_toml` as its configuration.
     pub fn new(config_toml: &str) -> InstalledHandler {
         let guard = CorePatternGuard::acquire();
-        let built = handler_binary();
-        fs::create_dir_all(SHORT_DIR).unwrap();
-        fs::set_permissions(SHORT_DIR, fs::Permissions::from_mode(0o755)).unwrap();
-        let binary = Path::new(SHORT_DIR).join("h");
-        let temporary = Path::new(SHORT_DIR).join(format!("h.{}", std::process::id()));
-        fs::copy(&built, &temporary).unwrap();
-        fs::rename(&temporary, &binary).unwrap();
-        let config = Path::new(SHORT_DIR).join("c.toml");
-        fs::write(&config, config_toml).unwrap();
-        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+        let (binary, config) = short_handler_copy(config_toml);
         // Non-zero: the kernel keeps /proc/PID until the handler is done,
         // and the crash is only reported to the parent once it is.
         guard.set_pipe_limit(16);
         guard.set(&handler_line(&binary, &config));
         InstalledHandler {
-            guard,
+            guard: Some(guard),
             binary,
             config,
         }
+    }
+
+    pub fn guard(&self) -> &CorePatternGuard {
+        self.guard.as_ref().expect("held until dropped")
     }
 
     /// Replaces the configuration (the handler reads it on every crash).
@@ -58,8 +55,30 @@ impl InstalledHandler {
 
 impl Drop for InstalledHandler {
     fn drop(&mut self) {
+        drop(self.guard.take());
+        let _ = fs::remove_file(&self.binary);
         let _ = fs::remove_file(&self.config);
     }
+}
+
+/// Copies the freshly built handler and writes `config_toml` under a short
+/// directory (the whole core_pattern line must fit in 127 bytes), under
+/// names no other test uses; returns both paths.
+pub fn short_handler_copy(config_toml: &str) -> (PathBuf, PathBuf) {
+    let built = handler_binary();
+    fs::create_dir_all(SHORT_DIR).unwrap();
+    fs::set_permissions(SHORT_DIR, fs::Permissions::from_mode(0o755)).unwrap();
+    static COPIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let copy = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("{}-{copy}", std::process::id());
+    let binary = Path::new(SHORT_DIR).join(format!("h.{id}"));
+    let temporary = Path::new(SHORT_DIR).join(format!("h.{id}.tmp"));
+    fs::copy(&built, &temporary).unwrap();
+    fs::rename(&temporary, &binary).unwrap();
+    let config = Path::new(SHORT_DIR).join(format!("c.{id}.toml"));
+    fs::write(&config, config_toml).unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    (binary, config)
 }
 
 /// The core_pattern line the handler's `install` writes for this kernel.
