@@ -130,12 +130,26 @@ fn the_core_size_limit_cuts_the_core() {
 fn the_directory_limit_deletes_the_oldest_cores_first() {
     let dir = TempDir::new("lcdh-dirsize");
     let cores = dir.path().join("cores");
-    let _handler = InstalledHandler::new(&config_for(&cores, "max_dir_size = \"40M\""));
+    let handler = InstalledHandler::new(&config_for(&cores, ""));
     let mut records = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..2 {
         let pid = crash(&["1", "segv", "16", "random"]);
         records.push(wait_for_record(&cores, pid).1);
     }
+    // Core sizes depend on the trace buffers the crasher maps: set the limit
+    // from what the first two took, so that a third core of the same size
+    // fits only once the oldest is gone.
+    let used: u64 = names_in(&cores)
+        .iter()
+        .map(|n| fs::metadata(cores.join(n)).unwrap().blocks() * 512)
+        .sum();
+    let second = records[1]["core"]["stored_bytes"].as_u64().unwrap();
+    handler.set_config(&config_for(
+        &cores,
+        &format!("max_dir_size = {}", used + second / 2),
+    ));
+    let pid = crash(&["1", "segv", "16", "random"]);
+    records.push(wait_for_record(&cores, pid).1);
     let first = core_path(&records[0]);
     let deleted: Vec<&str> = records[2]["core"]["deleted_to_make_room"]
         .as_array()
@@ -255,4 +269,31 @@ fn an_unsafe_core_directory_is_replaced_by_the_default() {
         "{errors:?}"
     );
     assert!(names_in(&open).is_empty());
+}
+
+#[test]
+fn a_crash_loop_keeps_its_records_but_only_the_first_cores_of_the_minute() {
+    let dir = TempDir::new("lcdh-loop");
+    let cores = dir.path().join("cores");
+    let _handler = InstalledHandler::new(&config_for(&cores, "max_cores_per_minute = 2"));
+    let records: Vec<serde_json::Value> = (0..4)
+        .map(|_| {
+            let pid = crash(&["1", "segv"]);
+            wait_for_record(&cores, pid).1
+        })
+        .collect();
+    for record in &records[..2] {
+        assert_eq!(record["core"]["complete"], true, "{record:#}");
+    }
+    for record in &records[2..] {
+        assert_eq!(record["core"]["saved"], false, "{record:#}");
+        assert!(record["core"]["not_saved_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("rate limit: 2 cores of crasher saved in the last minute"));
+        assert!(!record["fires"].as_array().unwrap().is_empty());
+    }
+    let names = names_in(&cores);
+    assert_eq!(names.iter().filter(|n| n.ends_with(".json")).count(), 4);
+    assert_eq!(names.len(), 6, "{names:?}");
 }

@@ -84,6 +84,9 @@ pub struct Config {
     /// Free space always left on the core directory's filesystem.
     #[serde(deserialize_with = "bytes")]
     pub min_free: u64,
+    /// Cores of one program (by name) kept per minute; past it a crash gets
+    /// its snapshots and record but no core file. 0: no limit.
+    pub max_cores_per_minute: u32,
     /// Total time the snapshots may take before the core is read.
     #[serde(deserialize_with = "seconds")]
     pub snapshot_deadline: Duration,
@@ -110,6 +113,7 @@ impl Default for Config {
             max_core_size: 8 * GIB,
             max_dir_size: 16 * GIB,
             min_free: GIB,
+            max_cores_per_minute: 10,
             snapshot_deadline: Duration::from_secs(5),
             snapshot_sessions: Vec::new(),
             snapshot_active_sessions: true,
@@ -302,6 +306,7 @@ mod tests {
             max_core_size = "512M"
             max_dir_size = 1073741824
             min_free = "2GiB"
+            max_cores_per_minute = 3
             snapshot_deadline = 1.5
             snapshot_sessions = ["a", "b"]
             snapshot_active_sessions = false
@@ -321,6 +326,7 @@ mod tests {
         assert_eq!(config.max_core_size, 512 * MIB);
         assert_eq!(config.max_dir_size, GIB);
         assert_eq!(config.min_free, 2 * GIB);
+        assert_eq!(config.max_cores_per_minute, 3);
         assert_eq!(config.snapshot_deadline, Duration::from_millis(1500));
         assert_eq!(config.snapshot_sessions, ["a", "b"]);
         assert!(!config.snapshot_active_sessions);

@@ -144,9 +144,10 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
                 None
             }
         };
+    let stem_name = file_name_component(comm.as_deref().unwrap_or(b"unknown"), MAX_COMPONENT_LEN);
     let stem = format!(
         "core.{}.{}.{}",
-        file_name_component(comm.as_deref().unwrap_or(b"unknown"), MAX_COMPONENT_LEN),
+        stem_name,
         args.pid
             .map(|p| p.to_string())
             .unwrap_or_else(|| "unknown".into()),
@@ -172,6 +173,16 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         None
     } else if args.core_limit == Some(0) {
         not_saved_reason = Some("the process's core size limit is 0 (%c)".to_string());
+        None
+    } else if let Some(reason) = dir
+        .as_ref()
+        .and_then(|dir| rate_limited(dir, &stem_name, config.max_cores_per_minute))
+    {
+        log.warning(format!(
+            "core of process {} not saved: {reason}",
+            pid_text(&args)
+        ));
+        not_saved_reason = Some(reason);
         None
     } else if let Some(dir) = &dir {
         let settings = CoreSettings {
@@ -387,6 +398,20 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         )),
     }
     verdict
+}
+
+/// Why the core must not be kept because of the per-program rate limit.
+fn rate_limited(dir: &CoreDir, name: &str, max_per_minute: u32) -> Option<String> {
+    if max_per_minute == 0 {
+        return None;
+    }
+    let recent =
+        crate::ratelimit::recent_cores(dir.fd.as_fd(), name, std::time::SystemTime::now()).ok()?;
+    (recent >= max_per_minute as usize).then(|| {
+        format!(
+            "rate limit: {recent} cores of {name} saved in the last minute (max_cores_per_minute = {max_per_minute})"
+        )
+    })
 }
 
 fn pid_text(args: &KernelArgs) -> String {

@@ -218,6 +218,25 @@ pub fn elf_core_identity(bytes: &[u8]) -> CoreIdentity {
     panic!("no NT_PRPSINFO note in the core");
 }
 
+/// Where the last segment of an ELF64 core ends (its program headers'
+/// largest `p_offset + p_filesz`): the length of a complete core file.
+pub fn elf_core_extent(bytes: &[u8]) -> u64 {
+    let u16_at = |o: usize| u16::from_le_bytes(bytes[o..o + 2].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum) = (
+        u64_at(32) as usize,
+        u16_at(54) as usize,
+        u16_at(56) as usize,
+    );
+    (0..phnum)
+        .map(|index| {
+            let ph = phoff + index * phentsize;
+            u64_at(ph + 8) + u64_at(ph + 32)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// gdb's backtrace of `core` (for `exe`).
 pub fn gdb_backtrace(exe: &Path, core: &Path) -> String {
     let output = run_bounded(
