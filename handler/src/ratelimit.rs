@@ -27,7 +27,7 @@ pub fn recent_cores(dir: BorrowedFd<'_>, name: &str, now: SystemTime) -> std::io
             entry.file_name(),
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         ) {
-            if stat.st_mtime as i64 >= since {
+            if stat.st_mtime >= since {
                 count += 1;
             }
         }
