@@ -265,7 +265,11 @@ fn names_planted_in_the_core_directory_are_never_followed() {
                     })
                     .filter(|n| !n.ends_with(".1"))
                     .collect();
-                panic!("no record beside the suffixed core: {unplanted:?}")
+                let records: Vec<String> = unplanted
+                    .iter()
+                    .map(|n| fs::read_to_string(cores.join(n)).unwrap_or_default())
+                    .collect();
+                panic!("no record beside the suffixed core: {unplanted:?} {records:?}")
             });
         record_name.split('.').nth(3).unwrap().to_owned()
     };

@@ -168,6 +168,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         None => Some(config.max_core_size),
     };
     let mut not_saved_reason = None;
+    let mut kept_out_by_rate_limit = false;
     let mut writer = if !config.save_core {
         not_saved_reason = Some("saving cores is turned off (save_core = false)".to_string());
         None
@@ -183,6 +184,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
             pid_text(&args)
         ));
         not_saved_reason = Some(reason);
+        kept_out_by_rate_limit = true;
         None
     } else if let Some(dir) = &dir {
         let settings = CoreSettings {
@@ -206,7 +208,9 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         not_saved_reason = Some("no safe core directory".to_string());
         None
     };
-    let core_wanted = config.save_core && args.core_limit != Some(0);
+    // A core left out on purpose (turned off, %c = 0, rate limit) is not a
+    // lost core.
+    let core_wanted = config.save_core && args.core_limit != Some(0) && !kept_out_by_rate_limit;
     let mut chain = match &config.chain {
         Some(chain_config) => match Chain::start(chain_config, &args) {
             Ok(chain) => Some(chain),
@@ -430,4 +434,117 @@ fn now() -> i64 {
 /// Where the core directory is and whether it can be used, for `status`.
 pub fn describe_core_dir(config: &Config) -> Result<CoreDir, String> {
     coredir::open_checked(&config.core_dir, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::PathBuf;
+
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A core directory and a configuration for it; the log goes to files
+    /// of the scratch directory, not the system log.
+    fn scratch(tag: &str, extra: &str) -> (Scratch, PathBuf, Log) {
+        let dir = std::env::temp_dir().join(format!("handler-handle-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = 1\n\
+                 snapshot_active_sessions = false\nsnapshot_user_daemon = false\n{extra}\n",
+                dir.join("cores").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("kmsg"), "").unwrap();
+        let log = Log::new(dir.join("no-syslog"), dir.join("kmsg"));
+        (Scratch(dir), config, log)
+    }
+
+    fn args(config: &Path, fields: &[&str]) -> Vec<OsString> {
+        let mut args = vec![OsString::from("--config"), config.as_os_str().to_owned()];
+        args.extend(fields.iter().map(OsString::from));
+        args
+    }
+
+    fn record_of(cores: &Path) -> serde_json::Value {
+        let name = std::fs::read_dir(cores)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .find(|n| n.as_bytes().ends_with(b".json"))
+            .expect("a record");
+        serde_json::from_slice(&std::fs::read(cores.join(name)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn garbage_arguments_still_save_the_core() {
+        let (dir, config, mut log) = scratch("garbage", "");
+        let core: Vec<u8> = (0..3_000_000u32).map(|i| (i % 7) as u8).collect();
+        let verdict = handle(
+            args(&config, &["P=notanumber", "junk", "e=../x\ny"]),
+            &mut &core[..],
+            &mut log,
+        );
+        assert_eq!(verdict, Verdict::Done);
+        let cores = dir.0.join("cores");
+        let record = record_of(&cores);
+        assert_eq!(record["core"]["complete"], true, "{record:#}");
+        let path = PathBuf::from(record["core"]["path"].as_str().unwrap());
+        assert_eq!(path.parent().unwrap(), cores);
+        assert!(path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("core._._x_y.unknown."));
+        assert_eq!(std::fs::read(&path).unwrap(), core);
+        assert_eq!(record["process_identity"]["state"], "could_not_tell");
+        let errors = record["errors"].to_string();
+        assert!(
+            errors.contains("field P= is not a valid number"),
+            "{errors}"
+        );
+        assert!(errors.contains("not KEY=VALUE"), "{errors}");
+        // Nothing reached a syslog socket: the kernel log file got it all.
+        let kmsg = std::fs::read_to_string(dir.0.join("kmsg")).unwrap();
+        assert!(kmsg.contains("saved to"), "{kmsg}");
+    }
+
+    #[test]
+    fn cores_left_out_on_purpose_are_not_lost() {
+        let (dir, config, mut log) = scratch("limit0", "max_cores_per_minute = 1");
+        let cores = dir.0.join("cores");
+        let verdict = handle(
+            args(&config, &["P=7", "c=0", "e=x"]),
+            &mut &b"core"[..],
+            &mut log,
+        );
+        assert_eq!(verdict, Verdict::Done);
+        assert_eq!(record_of(&cores)["core"]["saved"], false);
+
+        for pid in [8, 9] {
+            let verdict = handle(
+                args(&config, &[&format!("P={pid}"), "e=loop"]),
+                &mut &b"core"[..],
+                &mut log,
+            );
+            assert_eq!(verdict, Verdict::Done);
+        }
+        let names: Vec<String> = std::fs::read_dir(&cores)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("core.loop.") && !n.ends_with(".json"))
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
 }

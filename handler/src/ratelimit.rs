@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 pub const WINDOW: Duration = Duration::from_secs(60);
 
-/// Cores named `core.NAME.*` (not records) modified within `WINDOW` of `now`.
+/// Cores named `core.NAME.*` (regular files, not records) modified within
+/// `WINDOW` of `now`.
 pub fn recent_cores(dir: BorrowedFd<'_>, name: &str, now: SystemTime) -> std::io::Result<usize> {
     let prefix = format!("core.{name}.");
     let since = now
@@ -27,7 +28,9 @@ pub fn recent_cores(dir: BorrowedFd<'_>, name: &str, now: SystemTime) -> std::io
             entry.file_name(),
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         ) {
-            if stat.st_mtime >= since {
+            let regular = rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                == rustix::fs::FileType::RegularFile;
+            if regular && stat.st_mtime >= since {
                 count += 1;
             }
         }
@@ -65,6 +68,7 @@ mod tests {
                 .set_modified(now - Duration::from_secs(age))
                 .unwrap();
         }
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("core.loop.7.7")).unwrap();
         let fd = File::open(&dir).unwrap();
         assert_eq!(recent_cores(fd.as_fd(), "loop", now).unwrap(), 3);
         assert_eq!(recent_cores(fd.as_fd(), "other", now).unwrap(), 1);

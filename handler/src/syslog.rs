@@ -133,9 +133,10 @@ impl Log {
                 return;
             }
         }
-        // /dev/kmsg takes one record per write, with its own timestamps.
+        // /dev/kmsg takes one record per write, with its own timestamps
+        // (appending changes nothing there, and keeps a file whole).
         if let Ok(mut kmsg) = std::fs::OpenOptions::new()
-            .write(true)
+            .append(true)
             .open(&self.kmsg_path)
         {
             let _ = kmsg.write_all(format!("<{priority}>{TAG}[{pid}]: {text}\n").as_bytes());

@@ -90,10 +90,12 @@ pub fn handler_line(binary: &Path, config: &Path) -> String {
     )
 }
 
-/// A configuration putting cores in `core_dir`, plus `extra` lines.
+/// A configuration putting cores in `core_dir`, plus `extra` lines. It
+/// leaves out the fallback to every active snapshot session, which would
+/// snapshot other tests' sessions in the shared root session daemon.
 pub fn config_for(core_dir: &Path, extra: &str) -> String {
     format!(
-        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = 2\n{extra}\n",
+        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = 2\nsnapshot_active_sessions = false\n{extra}\n",
         core_dir.display()
     )
 }
