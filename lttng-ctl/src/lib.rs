@@ -14,8 +14,16 @@
 
 pub use lttng_ctl_sys as sys;
 
+pub mod daemon;
+pub mod domain;
 pub mod error;
 pub mod lock;
 mod name;
+pub mod session;
+pub mod snapshot;
 
+pub use daemon::session_daemon_alive;
+pub use domain::{BufferType, Domain};
 pub use error::{Error, ErrorCode, Result};
+pub use session::{list_sessions, Session, SessionBuilder, SessionInfo, SessionOutput};
+pub use snapshot::{SnapshotDestination, SnapshotLocation, SnapshotOutput, SnapshotOutputInfo};
