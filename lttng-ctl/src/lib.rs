@@ -14,16 +14,21 @@
 
 pub use lttng_ctl_sys as sys;
 
+pub mod channel;
 pub mod daemon;
 pub mod domain;
 pub mod error;
+pub mod event;
+mod handle;
 pub mod lock;
 mod name;
 pub mod session;
 pub mod snapshot;
 
+pub use channel::{Channel, ChannelBuilder};
 pub use daemon::session_daemon_alive;
 pub use domain::{BufferType, Domain};
 pub use error::{Error, ErrorCode, Result};
+pub use event::{EventBuilder, LogLevelFilter};
 pub use session::{list_sessions, Session, SessionBuilder, SessionInfo, SessionOutput};
 pub use snapshot::{SnapshotDestination, SnapshotLocation, SnapshotOutput, SnapshotOutputInfo};

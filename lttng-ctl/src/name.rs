@@ -10,8 +10,6 @@ use std::ffi::{c_char, CStr, CString};
 pub(crate) const SESSION_NAME_MAX: usize = sys::LTTNG_NAME_MAX as usize - 1;
 /// Longest channel name, in bytes (`char[LTTNG_SYMBOL_NAME_LEN]`).
 pub(crate) const CHANNEL_NAME_MAX: usize = sys::LTTNG_SYMBOL_NAME_LEN as usize - 1;
-/// Longest event name or pattern, in bytes (`char[LTTNG_SYMBOL_NAME_LEN]`).
-pub(crate) const EVENT_NAME_MAX: usize = sys::LTTNG_SYMBOL_NAME_LEN as usize - 1;
 /// Longest path or URL, in bytes (`char[PATH_MAX]`).
 pub(crate) const PATH_MAX: usize = sys::LTTNG_PATH_MAX as usize - 1;
 
