@@ -9,8 +9,15 @@
 //! another thread, since all access goes through the lock) but not `Sync`
 //! unless documented otherwise.
 //!
+//! The session, channel, event and snapshot types hold only names and
+//! settings, never a C pointer: the C objects they need (handles, channel and
+//! event structures, session descriptors, snapshot outputs) are created and
+//! freed within one call. So they are plain `Send + Sync` Rust values.
+//!
 //! The raw bindings are re-exported as [`sys`] for calls this crate does not
 //! wrap.
+
+#![warn(missing_docs)]
 
 pub use lttng_ctl_sys as sys;
 

@@ -451,7 +451,7 @@ fn snapshot_sequence(entry: &str, name: &str) -> Option<u64> {
     let mut parts = rest.splitn(3, '-');
     let (date, time, seq) = (parts.next()?, parts.next()?, parts.next()?);
     let all_digits = |s: &str, len: Option<usize>| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && len.map_or(true, |l| s.len() == l)
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && len.unwrap_or(s.len()) == s.len()
     };
     if all_digits(date, Some(8)) && all_digits(time, Some(6)) && all_digits(seq, None) {
         seq.parse().ok()
