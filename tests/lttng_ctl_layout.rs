@@ -107,7 +107,11 @@ fn bound_structs_match_the_c_compiler() {
             mismatches.push(format!("{key}: printed by the C fixture but not checked"));
         }
     }
-    assert!(mismatches.is_empty(), "layout mismatches:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "layout mismatches:\n{}",
+        mismatches.join("\n")
+    );
     // Guards against a fixture that prints nothing useful.
     assert_eq!(c["lttng_session size"], size_of::<sys::lttng_session>());
     assert!(c.len() >= 40, "{c:?}");

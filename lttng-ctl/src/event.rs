@@ -67,6 +67,9 @@ impl EventBuilder {
     }
 
     /// Enables the events in `channel` of `session`.
+    ///
+    /// As with `lttng enable-event`, the session daemon creates the channel
+    /// with default settings when the session has no channel of that name.
     pub fn enable(&self, session: &Session, channel: &Channel) -> Result<()> {
         let context = || {
             format!(

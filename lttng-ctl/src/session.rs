@@ -25,9 +25,18 @@ pub struct Session {
 impl Session {
     /// A handle on the session called `name`, which need not exist yet.
     ///
-    /// Fails with [`ErrorCode::Invalid`] when the name has a NUL byte or is
-    /// longer than LTTng's limit (254 bytes); it is never truncated.
+    /// Fails with [`ErrorCode::Invalid`] when the name is empty, has a NUL
+    /// byte or is longer than LTTng's limit (254 bytes); it is never
+    /// truncated. (The session daemon also refuses `/` in names, with
+    /// [`ErrorCode::SessionInvalidChar`], when the session is created.)
     pub fn from_name(name: &str) -> Result<Session> {
+        if name.is_empty() {
+            return Err(Error::with_message(
+                ErrorCode::Invalid,
+                "the session name is empty",
+                "using an empty session name",
+            ));
+        }
         let c_name = name::cstring(name, Some(name::SESSION_NAME_MAX), "session name")?;
         Ok(Session {
             name: name.to_owned(),
@@ -533,6 +542,10 @@ mod tests {
         let err = Session::from_name(&format!("{longest}s")).unwrap_err();
         assert_eq!(err.code(), ErrorCode::Invalid);
         assert!(err.message().contains("at most 254"), "{err}");
+        assert_eq!(
+            Session::from_name("").unwrap_err().code(),
+            ErrorCode::Invalid
+        );
     }
 
     #[test]
