@@ -47,9 +47,11 @@ pub enum SnapshotDestination {
     /// A relay daemon: `net://HOST[:CTRLPORT[:DATAPORT]][/PATH]` or
     /// `net6://...`.
     Relay(String),
-    /// A relay daemon with separate control and data URLs.
+    /// A relay daemon with separate control and data URLs, each
+    /// `tcp://HOST:PORT` or `tcp6://[ADDR]:PORT` (liblttng-ctl refuses a
+    /// `net://` control URL with a different data URL).
     RelayUrls {
-        /// The control URL (`net://HOST:PORT` or `net6://...`).
+        /// The control URL.
         control_url: String,
         /// The data URL.
         data_url: String,
