@@ -17,5 +17,6 @@ pub use lttng_ctl_sys as sys;
 pub mod error;
 pub mod lock;
 mod name;
+pub mod trigger;
 
 pub use error::{Error, ErrorCode, Result};
