@@ -15,6 +15,7 @@
 pub use lttng_ctl_sys as sys;
 
 pub mod error;
+pub mod isolate;
 pub mod lock;
 mod name;
 pub mod trigger;
