@@ -1,1 +1,57 @@
-fn main() {}
+//! Compiles the C test fixtures of the system tests with the C compiler the
+//! `cc` crate finds, with warnings as errors, and tells the tests where they
+//! are through `FIXTURE_*` environment variables.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+const CFLAGS: &[&str] = &["-Wall", "-Wextra", "-Werror", "-O1", "-g"];
+
+/// Builds one executable from `sources`, linking `libs` found by pkg-config.
+fn build_executable(name: &str, sources: &[&str], pkg_libs: &[&str]) -> PathBuf {
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let exe = out_dir.join(name);
+    let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
+    let mut cmd = compiler.to_command();
+    cmd.args(CFLAGS).arg("-Itests/fixtures").arg("-o").arg(&exe);
+    for src in sources {
+        println!("cargo:rerun-if-changed={src}");
+        cmd.arg(src);
+    }
+    for lib in pkg_libs {
+        let probed = pkg_config::Config::new()
+            .cargo_metadata(false)
+            .probe(lib)
+            .unwrap_or_else(|e| {
+                panic!("pkg-config could not find {lib} (apt-get install -y liblttng-ust-dev): {e}")
+            });
+        for dir in probed.include_paths {
+            cmd.arg(format!("-I{}", dir.display()));
+        }
+        for dir in probed.link_paths {
+            cmd.arg(format!("-L{}", dir.display()));
+        }
+        for l in probed.libs {
+            cmd.arg(format!("-l{l}"));
+        }
+    }
+    cmd.arg("-ldl");
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("could not run the C compiler for {name}: {e}"));
+    assert!(
+        status.success(),
+        "compiling the {name} fixture failed: {cmd:?}"
+    );
+    exe
+}
+
+fn export(var: &str, path: &Path) {
+    println!("cargo:rustc-env={var}={}", path.display());
+}
+
+fn main() {
+    println!("cargo:rerun-if-changed=tests/fixtures/crasher_tp.h");
+    let crasher = build_executable("crasher", &["tests/fixtures/crasher.c"], &["lttng-ust"]);
+    export("FIXTURE_CRASHER", &crasher);
+}

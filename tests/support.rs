@@ -1,0 +1,79 @@
+//! Checks of the test support itself: the core_pattern guard restores the
+//! kernel's value, the fixture really traces, and the handler binary is
+//! built from the current sources.
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+use testsupport::*;
+
+#[test]
+fn core_pattern_guard_restores_the_previous_value_even_on_panic() {
+    let before = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let dir = TempDir::new("lcd-guard");
+    let result = std::panic::catch_unwind(|| {
+        let guard = CorePatternGuard::acquire();
+        guard.set(&format!("{}/core.%p", dir.path().display()));
+        // The kernel writes the core itself: proof the pattern is live.
+        let out = Command::new(crasher_path())
+            .args(["guard", "1", "segv"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let core = fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .expect("the kernel wrote a core")
+            .unwrap();
+        let bytes = fs::read(core.path()).unwrap();
+        assert_eq!(&bytes[..4], b"\x7fELF");
+        panic!("deliberate");
+    });
+    assert!(result.is_err());
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        before
+    );
+}
+
+#[test]
+fn fixture_events_reach_a_snapshot() {
+    ensure_sessiond();
+    let session = unique_name("support");
+    let out = TempDir::new("lcd-support-snap");
+    lttng_ok(&[
+        "create",
+        &session,
+        "--snapshot",
+        "-o",
+        &out.path().display().to_string(),
+    ]);
+    let result = std::panic::catch_unwind(|| {
+        lttng_ok(&[
+            "enable-event",
+            "-u",
+            "lttng_coredump_test:*",
+            "-s",
+            &session,
+        ]);
+        lttng_ok(&["start", &session]);
+        let tag = unique_name("tag");
+        let status = Command::new(crasher_path())
+            .args([&tag, "5", "exit"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        lttng_ok(&["snapshot", "record", "-s", &session]);
+        let events = babeltrace_events(out.path());
+        assert_eq!(fixture_seqs(&events, &tag), vec![0, 1, 2, 3, 4]);
+    });
+    lttng_ok(&["destroy", &session]);
+    result.unwrap();
+}
+
+#[test]
+fn handler_binary_is_built_on_demand() {
+    let exe = handler_binary();
+    assert!(exe.is_file());
+    assert!(wait_for_path(&exe, Duration::from_millis(1)));
+}
