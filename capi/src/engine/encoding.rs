@@ -7,9 +7,10 @@
 //!   exactly that name, with no filter, exclusion or log-level rule. No
 //!   program emits this tracepoint: the condition only marks the trigger as
 //!   an OnAnyCoreDump one, and the fire (not the session daemon) runs it.
-//! - **actions**: `snapshot-session` (optionally with its own snapshot
-//!   output) and/or `stop-session`, alone or in a list; other actions are
-//!   reported as unsupported when fired.
+//! - **actions**: a list of `snapshot-session` (optionally with its own
+//!   snapshot output) and/or `stop-session`; the triggers this crate
+//!   registers hold one. A bare action (not in a list) is accepted when
+//!   fired. Other actions are reported as unsupported when fired.
 //! - **name**: `lttng-coredump:<snapshot|stop>:<session>` for the triggers
 //!   this crate registers. A trigger's name is unique per owner, so setting
 //!   the same trigger twice finds the first one and succeeds. Any trigger
@@ -158,7 +159,10 @@ fn build(session: &str, action: ActionKind) -> Result<Trigger> {
         ActionKind::Snapshot => Action::snapshot_session(session)?,
         ActionKind::Stop => Action::stop_session(session)?,
     };
-    Trigger::new(&condition, &action)
+    // Always a list, as `lttng add-trigger` makes them: the 2.13 CLI's
+    // `list-triggers` aborts on a trigger whose action is not a list (it
+    // queries the action's errors with an empty action path).
+    Trigger::new(&condition, &Action::list(&[action])?)
 }
 
 fn expected_actions(session: &str, action: ActionKind) -> Vec<CoreDumpAction> {

@@ -51,6 +51,13 @@ struct DaemonPass {
     foreign: Vec<CoreDumpTrigger>,
 }
 
+/// What a child acting as another trigger owner reports.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ForeignPass {
+    outcomes: Vec<ActionOutcome>,
+    errors: Vec<FireError>,
+}
+
 /// Runs `work` in an isolated child and decodes the JSON it sends back.
 fn run_json<T: Serialize + DeserializeOwned>(
     deadline: Duration,
@@ -132,16 +139,16 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
             )),
             Some(deadline) => owner_identity(owner, &daemon).and_then(|identity| {
                 run_json(deadline, Some(&identity), || {
-                    let mut snapshotted = HashSet::new();
-                    triggers
-                        .iter()
-                        .flat_map(|t| run_trigger(t, &name, &mut snapshotted).0)
-                        .collect::<Vec<_>>()
+                    let (outcomes, errors) = run_triggers(&triggers, &name, &mut HashSet::new());
+                    ForeignPass { outcomes, errors }
                 })
             }),
         };
         match result {
-            Ok(outcomes) => report.outcomes.extend(outcomes),
+            Ok(pass) => {
+                report.outcomes.extend(pass.outcomes);
+                report.errors.extend(pass.errors);
+            }
             // Each action the owner's triggers asked for is reported as not
             // done, with the reason.
             Err(err) => report
@@ -230,16 +237,13 @@ fn first_pass(
             Vec::new()
         }
     };
+    let (own, foreign): (Vec<&CoreDumpTrigger>, Vec<&CoreDumpTrigger>) =
+        triggers.iter().partition(|t| t.owner_uid == acting_uid);
+    pass.foreign = foreign.into_iter().cloned().collect();
     let mut snapshotted = HashSet::new();
-    for trigger in &triggers {
-        if trigger.owner_uid == acting_uid {
-            let (outcomes, errors) = run_trigger(trigger, name, &mut snapshotted);
-            pass.outcomes.extend(outcomes);
-            pass.errors.extend(errors);
-        } else {
-            pass.foreign.push(trigger.clone());
-        }
-    }
+    let (outcomes, errors) = run_triggers(own.iter().copied(), name, &mut snapshotted);
+    pass.outcomes.extend(outcomes);
+    pass.errors.extend(errors);
     for session in extra_sessions {
         if snapshotted.insert(session.clone()) {
             pass.outcomes
@@ -260,58 +264,69 @@ fn first_pass(
     pass
 }
 
-/// Runs one trigger's actions in this process; `snapshotted` holds the
-/// sessions already snapshotted to their own output in this fire.
-fn run_trigger(
-    trigger: &CoreDumpTrigger,
+/// Runs the actions of `triggers` in this process: every snapshot first
+/// (a crash's trace is what matters most), then every stop. `snapshotted`
+/// holds the sessions already snapshotted to their own output in this fire,
+/// which are not snapshotted twice.
+fn run_triggers<'a>(
+    triggers: impl IntoIterator<Item = &'a CoreDumpTrigger> + Clone,
     name: &str,
     snapshotted: &mut HashSet<String>,
 ) -> (Vec<ActionOutcome>, Vec<FireError>) {
     let mut outcomes = Vec::new();
     let mut errors = Vec::new();
-    let trigger_name = Some(trigger.display_name().to_string());
-    for action in &trigger.actions {
-        match action {
-            CoreDumpAction::Snapshot { session, output } => {
-                if output.is_none() && !snapshotted.insert(session.clone()) {
-                    continue;
+    for trigger in triggers.clone() {
+        for action in &trigger.actions {
+            match action {
+                CoreDumpAction::Snapshot { session, output } => {
+                    if output.is_none() && !snapshotted.insert(session.clone()) {
+                        continue;
+                    }
+                    outcomes.push(snapshot_outcome(
+                        Some(trigger.display_name().to_string()),
+                        Some(trigger.owner_uid),
+                        session,
+                        output.as_ref(),
+                        name,
+                    ));
                 }
-                outcomes.push(snapshot_outcome(
-                    trigger_name.clone(),
-                    Some(trigger.owner_uid),
-                    session,
-                    output.as_ref(),
-                    name,
-                ));
+                CoreDumpAction::Stop { .. } => {}
+                CoreDumpAction::Unsupported { description } => errors.push(FireError {
+                    code: ErrorCode::Invalid.raw() as i32,
+                    message: format!(
+                        "trigger {:?} of uid {}: OnAnyCoreDump does not run the action {description}; skipped",
+                        trigger.display_name(),
+                        trigger.owner_uid
+                    ),
+                }),
             }
-            CoreDumpAction::Stop { session } => {
-                let result = Session::from_name(session).and_then(|s| s.stop());
-                let error = match result {
-                    Ok(()) => None,
-                    // Stopping what is stopped achieves the action.
-                    Err(err) if err.code() == ErrorCode::AlreadyStopped => None,
-                    Err(err) => Some(fire_error(&err)),
-                };
-                outcomes.push(ActionOutcome {
-                    trigger_name: trigger_name.clone(),
-                    owner_uid: Some(trigger.owner_uid),
-                    session: session.clone(),
-                    action: ActionKind::Stop,
-                    snapshot_path: None,
-                    error,
-                });
+        }
+    }
+    for trigger in triggers {
+        for action in &trigger.actions {
+            if let CoreDumpAction::Stop { session } = action {
+                outcomes.push(stop_outcome(trigger, session));
             }
-            CoreDumpAction::Unsupported { description } => errors.push(FireError {
-                code: ErrorCode::Invalid.raw() as i32,
-                message: format!(
-                    "trigger {:?} of uid {}: OnAnyCoreDump does not run the action {description}; skipped",
-                    trigger.display_name(),
-                    trigger.owner_uid
-                ),
-            }),
         }
     }
     (outcomes, errors)
+}
+
+fn stop_outcome(trigger: &CoreDumpTrigger, session: &str) -> ActionOutcome {
+    let error = match Session::from_name(session).and_then(|s| s.stop()) {
+        Ok(()) => None,
+        // Stopping what is stopped achieves the action.
+        Err(err) if err.code() == ErrorCode::AlreadyStopped => None,
+        Err(err) => Some(fire_error(&err)),
+    };
+    ActionOutcome {
+        trigger_name: Some(trigger.display_name().to_string()),
+        owner_uid: Some(trigger.owner_uid),
+        session: session.to_string(),
+        action: ActionKind::Stop,
+        snapshot_path: None,
+        error,
+    }
 }
 
 fn snapshot_outcome(
