@@ -115,9 +115,19 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
             pass.foreign
         }
         Err(err) => {
+            let message = if err.code() == ErrorCode::Cancelled {
+                // The child's own deadline is what was left of the fire's.
+                format!(
+                    "session daemon did not answer within {} ms: gave up on {}",
+                    options.deadline.as_millis(),
+                    daemon.describe()
+                )
+            } else {
+                format!("{err} (in {})", daemon.describe())
+            };
             report.errors.push(FireError {
                 code: err.raw_code() as i32,
-                message: format!("{err} (in {})", daemon.describe()),
+                message,
             });
             return report;
         }
@@ -138,8 +148,18 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
                 format!("running the triggers of uid {owner}"),
             )),
             Some(deadline) => owner_identity(owner, &daemon).and_then(|identity| {
+                let acting_as = format!(
+                    "acting as {} (uid {owner}), the trigger's owner",
+                    identity.user_name()
+                );
                 run_json(deadline, Some(&identity), || {
-                    let (outcomes, errors) = run_triggers(&triggers, &name, &mut HashSet::new());
+                    let (mut outcomes, errors) =
+                        run_triggers(&triggers, &name, &mut HashSet::new());
+                    // The daemon's refusal alone ("Permission denied") would
+                    // not say whose rights were used.
+                    for error in outcomes.iter_mut().filter_map(|o| o.error.as_mut()) {
+                        error.message = format!("{} ({acting_as})", error.message);
+                    }
                     ForeignPass { outcomes, errors }
                 })
             }),

@@ -101,8 +101,9 @@ fn root_daemon() -> Result<Daemon> {
 }
 
 fn resolve_run_dir(path: &Path) -> Result<Daemon> {
-    let meta = std::fs::metadata(path).map_err(|e| no_daemon(path, &e.to_string()))?;
-    let dir: PathBuf = if meta.is_dir() {
+    // A socket in the run directory need not exist: the RFC's
+    // `notify-lttng-sessiond` is not one LTTng 2.13 creates.
+    let dir: PathBuf = if path.is_dir() {
         path.to_path_buf()
     } else {
         path.parent()
@@ -174,7 +175,12 @@ mod tests {
 
     #[test]
     fn paths_without_a_daemon_are_refused() {
-        for path in ["/nonexistent/.lttng", "/tmp", "/etc/passwd"] {
+        for path in [
+            "/nonexistent/.lttng",
+            "/nonexistent/.lttng/notify-lttng-sessiond",
+            "/tmp",
+            "/etc/passwd",
+        ] {
             let err = resolve(&DaemonTarget::RunDir(path.into())).unwrap_err();
             assert_eq!(err.code(), ErrorCode::NoSessionDaemon, "{path}: {err}");
         }
