@@ -279,3 +279,76 @@ fn c_tests_run_clean_under_valgrind() {
     let out = valgrind(set, &["unset", &session.name, "snapshot"]);
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn the_rfc_helper_in_core_pattern_snapshots_a_real_crash() {
+    let api = c_api();
+    // Owns core_pattern, and the root daemon's triggers with it.
+    let guard = CorePatternGuard::acquire();
+    remove_stale_triggers();
+    let session = TestSession::snapshot("capi-kernel");
+    let out = run(
+        &api.set_trigger[0].path,
+        &["set", &session.name, "snapshot"],
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    // A short path, for core_pattern's 127 bytes.
+    let bin = Path::new("/run/lttng-coredump-tests/bin");
+    std::fs::create_dir_all(bin).unwrap();
+    let helper = bin.join("capi-helper");
+    let staged = bin.join(format!("capi-helper.{}", std::process::id()));
+    std::fs::copy(&api.helper(Link::Static).path, &staged).unwrap();
+    std::fs::rename(&staged, &helper).unwrap();
+    let logs = TempDir::new("capi-kernel-logs");
+    let pattern = format!(
+        "|{} --report --log {}/%P.log %P %u %g %e %h",
+        helper.display(),
+        logs.path().display()
+    );
+    guard.set(&pattern);
+
+    let tag = unique_name("capi-kernel-tag");
+    let mut crasher = Command::new(crasher_path());
+    crasher.args([tag.as_str(), "30", "segv"]);
+    // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        crasher.pre_exec(|| {
+            let unlimited = libc::rlimit {
+                rlim_cur: libc::RLIM_INFINITY,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &unlimited);
+            Ok(())
+        });
+    }
+    let out = crasher.output().unwrap();
+    assert!(!out.status.success(), "the crasher did not crash: {out:?}");
+    let pid: u32 = stdout(&out)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("ready <pid>");
+
+    let log = logs.path().join(format!("{pid}.log"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().any(|l| l.starts_with("ret ")) || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(guard);
+    let fired = HelperOutput::parse(&text);
+    let entries = fired.for_session(&session.name);
+    assert_eq!(entries.len(), 1, "{}", fired.raw);
+    assert_eq!(entries[0].status, 0, "{}", fired.raw);
+    let path = entries[0].snapshot_path.clone().unwrap();
+    assert_named_after_the_crash(&path, pid);
+    assert_eq!(
+        fixture_seqs(&babeltrace_events(&path), &tag),
+        (0..30).collect::<Vec<i64>>()
+    );
+}
