@@ -1,1 +1,137 @@
-fn main() {}
+//! `lttng-coredump`: the core_pattern handler (`handle`, run by the kernel)
+//! and the subcommands a person uses to put it in place.
+
+use clap::{Parser, Subcommand};
+use lttng_coredump_handler::handle::{self, Verdict};
+use lttng_coredump_handler::install::{self, InstallOptions, KernelFeatures, KernelFiles};
+use lttng_coredump_handler::syslog::Log;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "lttng-coredump",
+    version,
+    about = "Keep the LTTng trace and the core of every crash"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run by the kernel on a crash (from core_pattern): snapshots the
+    /// traces, then saves the core read on stdin. Takes `[--config PATH]`
+    /// then the fields `P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E`.
+    Handle {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        fields: Vec<OsString>,
+    },
+    /// Put the handler in /proc/sys/kernel/core_pattern (backing up what is there).
+    Install {
+        /// The handler binary core_pattern runs (default: this program).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// A configuration file for the handler (default: /etc/lttng-coredump/config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        paths: KernelPaths,
+        /// core_pipe_limit to set when it is 0.
+        #[arg(long, default_value_t = install::DEFAULT_PIPE_LIMIT)]
+        pipe_limit: u32,
+    },
+    /// Restore the core_pattern and core_pipe_limit saved by install.
+    Uninstall {
+        #[command(flatten)]
+        paths: KernelPaths,
+        /// Restore even if core_pattern no longer runs the handler.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Say what is installed, whether a session daemon runs, where cores go.
+    Status {
+        /// The configuration to check (default: the installed line's, or the default file).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        paths: KernelPaths,
+    },
+    // `demo` (issue 4) goes here.
+}
+
+#[derive(clap::Args)]
+struct KernelPaths {
+    /// Directory holding core_pattern and core_pipe_limit.
+    #[arg(long, default_value = install::DEFAULT_PROC_SYS_KERNEL)]
+    proc_sys_kernel: PathBuf,
+    /// Where the previous core_pattern and core_pipe_limit are kept.
+    #[arg(long, default_value = install::DEFAULT_BACKUP)]
+    backup: PathBuf,
+}
+
+fn main() -> ExitCode {
+    // The kernel's call never goes through the option parser: no argument,
+    // however malformed, may stop the core from being read.
+    let mut raw = std::env::args_os();
+    let _program = raw.next();
+    let mut rest: Vec<OsString> = raw.collect();
+    if rest.first().is_some_and(|first| first == "handle") {
+        rest.remove(0);
+        let mut log = Log::default();
+        let mut stdin = std::io::stdin().lock();
+        return match handle::handle(rest, &mut stdin, &mut log) {
+            Verdict::Done => ExitCode::SUCCESS,
+            Verdict::CoreLost => ExitCode::FAILURE,
+        };
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Handle { .. } => unreachable!("handled above"),
+        Command::Install {
+            binary,
+            config,
+            paths,
+            pipe_limit,
+        } => {
+            let binary = match binary {
+                Some(binary) => Ok(binary),
+                None => std::env::current_exe()
+                    .map_err(|err| format!("cannot tell where this program is: {err}")),
+            };
+            binary.and_then(|binary| {
+                install::install(&InstallOptions {
+                    binary,
+                    config,
+                    backup: paths.backup,
+                    pipe_limit,
+                    kernel: KernelFiles::under(&paths.proc_sys_kernel),
+                    features: KernelFeatures::running(),
+                })
+            })
+        }
+        Command::Uninstall { paths, force } => install::uninstall(
+            &KernelFiles::under(&paths.proc_sys_kernel),
+            &paths.backup,
+            force,
+        ),
+        Command::Status { config, paths } => Ok(install::status(
+            &KernelFiles::under(&paths.proc_sys_kernel),
+            &paths.backup,
+            config.as_deref(),
+            std::path::Path::new(install::ROOT_SESSIOND_SOCKET),
+        )),
+    };
+    match result {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("lttng-coredump: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

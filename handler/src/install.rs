@@ -1,0 +1,643 @@
+//! Putting the handler into the kernel's `core_pattern` and taking it out:
+//! `install` backs up `core_pattern` and `core_pipe_limit` (once: never its
+//! own line), then writes the handler's line; `uninstall` restores exactly
+//! what the backup holds; `status` says what is in place. The kernel files
+//! and the backup are paths so that tests and packagers can point
+//! elsewhere.
+
+use crate::config::{self, Config};
+use crate::kernel_args::FIELDS;
+use crate::space::{self, SpacePolicy};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The kernel keeps at most this many bytes of core_pattern
+/// (CORENAME_MAX_SIZE is 128, with the terminating NUL).
+pub const MAX_PATTERN_LEN: usize = 127;
+pub const DEFAULT_BACKUP: &str = "/var/lib/lttng-coredump/core_pattern.bkp";
+pub const DEFAULT_PROC_SYS_KERNEL: &str = "/proc/sys/kernel";
+/// Handlers the kernel may run at once (and, being non-zero, what makes it
+/// keep `/proc/PID` of the crashing process until the handler exits).
+pub const DEFAULT_PIPE_LIMIT: u32 = 64;
+pub const ROOT_SESSIOND_SOCKET: &str = "/var/run/lttng/client-lttng-sessiond";
+
+/// Where the kernel's settings live.
+#[derive(Debug, Clone)]
+pub struct KernelFiles {
+    pub core_pattern: PathBuf,
+    pub core_pipe_limit: PathBuf,
+}
+
+impl KernelFiles {
+    /// The files in a `/proc/sys/kernel`-like directory.
+    pub fn under(dir: &Path) -> KernelFiles {
+        KernelFiles {
+            core_pattern: dir.join("core_pattern"),
+            core_pipe_limit: dir.join("core_pipe_limit"),
+        }
+    }
+
+    pub fn read_pattern(&self) -> Result<String, String> {
+        read_setting(&self.core_pattern)
+    }
+
+    pub fn read_pipe_limit(&self) -> Result<String, String> {
+        read_setting(&self.core_pipe_limit)
+    }
+}
+
+fn read_setting(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
+}
+
+fn write_setting(path: &Path, value: &str) -> Result<(), String> {
+    // The kernel stops at the newline; it also lets an empty value through.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|err| format!("cannot open {}: {err}", path.display()))?;
+    file.write_all(format!("{value}\n").as_bytes())
+        .map_err(|err| format!("cannot write {value:?} to {}: {err}", path.display()))
+}
+
+/// What the running kernel supports, from its release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelFeatures {
+    /// `%F`, a pidfd of the crashing process (Linux 6.16).
+    pub pidfd: bool,
+    /// `%d`, the dump mode (Linux 3.7).
+    pub dump_mode: bool,
+}
+
+impl KernelFeatures {
+    /// From a release string such as `6.18.44-fc`.
+    pub fn from_release(release: &str) -> KernelFeatures {
+        let mut numbers = release
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|part| !part.is_empty())
+            .map(|part| part.parse::<u32>().unwrap_or(0));
+        let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+        KernelFeatures {
+            pidfd: version >= (6, 16),
+            dump_mode: version >= (3, 7),
+        }
+    }
+
+    pub fn running() -> KernelFeatures {
+        KernelFeatures::from_release(&rustix::system::uname().release().to_string_lossy())
+    }
+}
+
+/// The core_pattern line that runs `binary` with the fields this kernel
+/// supports; refused when the kernel could not hold it.
+pub fn handler_line(
+    binary: &Path,
+    config: Option<&Path>,
+    features: KernelFeatures,
+) -> Result<String, String> {
+    let mut line = format!("|{} handle", pattern_path(binary, "binary")?);
+    if let Some(config) = config {
+        write!(line, " --config {}", pattern_path(config, "configuration")?).expect("String");
+    }
+    for (key, specifier) in FIELDS {
+        let supported = match *key {
+            "F" => features.pidfd,
+            "d" => features.dump_mode,
+            _ => true,
+        };
+        if supported {
+            write!(line, " {key}={specifier}").expect("String");
+        }
+    }
+    if line.len() > MAX_PATTERN_LEN {
+        return Err(format!(
+            "the core_pattern line would be {} bytes, and the kernel keeps only {MAX_PATTERN_LEN} \
+             (it would cut the line): {line:?}. Install the binary at a shorter path (for example \
+             /usr/local/bin/lttng-coredump), or leave out --config and use the default \
+             configuration file {}",
+            line.len(),
+            config::DEFAULT_CONFIG_PATH
+        ));
+    }
+    Ok(line)
+}
+
+/// A path as it may appear in core_pattern: absolute, and without the
+/// characters the kernel would split on (space) or expand (`%`).
+fn pattern_path(path: &Path, what: &str) -> Result<String, String> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| format!("the {what} path {path:?} is not UTF-8"))?;
+    if !path.is_absolute() {
+        return Err(format!(
+            "the {what} path {text:?} must be absolute (the kernel runs the handler from /)"
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_whitespace() || c == '%' || c.is_control())
+    {
+        return Err(format!(
+            "the {what} path {text:?} holds a space, a control character or a %, which core_pattern \
+             cannot carry"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// Whether a core_pattern is a line of this handler (of any path).
+pub fn is_handler_line(pattern: &str) -> bool {
+    let mut words = pattern.split(' ');
+    let Some(program) = words.next() else {
+        return false;
+    };
+    program.starts_with('|')
+        && words.any(|w| w == "handle")
+        && pattern.split(' ').any(|w| w == "P=%P")
+}
+
+/// The `--config` path named in a handler line.
+pub fn config_in_line(pattern: &str) -> Option<PathBuf> {
+    let words: Vec<&str> = pattern.split(' ').collect();
+    words
+        .windows(2)
+        .find(|pair| pair[0] == "--config")
+        .map(|pair| PathBuf::from(pair[1]))
+}
+
+/// What was in place before the handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backup {
+    pub core_pattern: String,
+    pub core_pipe_limit: String,
+}
+
+impl Backup {
+    pub fn read(path: &Path) -> Result<Option<Backup>, String> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|err| format!("backup {} is unreadable: {err}", path.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(format!("cannot read the backup {}: {err}", path.display())),
+        }
+    }
+
+    /// Writes the backup whole or not at all (temporary file, then rename).
+    fn write(&self, path: &Path) -> Result<(), String> {
+        let dir = path.parent().ok_or("the backup path has no directory")?;
+        std::fs::create_dir_all(dir)
+            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        let temporary = dir.join(format!(
+            ".{}.tmp",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        let mut json = serde_json::to_vec_pretty(self).expect("serializable");
+        json.push(b'\n');
+        let _ = std::fs::remove_file(&temporary);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)
+            .map_err(|err| format!("cannot create {}: {err}", temporary.display()))?;
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .map_err(|err| format!("cannot write {}: {err}", temporary.display()))?;
+        std::fs::rename(&temporary, path)
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    pub binary: PathBuf,
+    pub config: Option<PathBuf>,
+    pub backup: PathBuf,
+    pub pipe_limit: u32,
+    pub kernel: KernelFiles,
+    pub features: KernelFeatures,
+}
+
+/// Installs the handler; returns what was done, for a person.
+pub fn install(options: &InstallOptions) -> Result<String, String> {
+    let line = handler_line(&options.binary, options.config.as_deref(), options.features)?;
+    let metadata = std::fs::metadata(&options.binary)
+        .map_err(|err| format!("the handler binary {}: {err}", options.binary.display()))?;
+    if !metadata.is_file()
+        || std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o111 == 0
+    {
+        return Err(format!(
+            "the handler binary {} is not an executable file",
+            options.binary.display()
+        ));
+    }
+    if let Some(config) = &options.config {
+        if let Some(error) = Config::load(Some(config)).error {
+            return Err(error.replace("; using the defaults", ""));
+        }
+    }
+    let pattern = options.kernel.read_pattern()?;
+    let pipe_limit = options.kernel.read_pipe_limit()?;
+    let backup = Backup::read(&options.backup)?;
+    let mut report = String::new();
+    if is_handler_line(&pattern) {
+        if backup.is_none() {
+            return Err(format!(
+                "core_pattern already runs a handler ({pattern:?}) and there is no backup at {}: \
+                 refusing to back up the handler's own line. Put back the pattern you want restored \
+                 later (for example `echo core > {}`) and install again",
+                options.backup.display(),
+                options.kernel.core_pattern.display()
+            ));
+        }
+        if pattern == line {
+            writeln!(report, "already installed: {line}").expect("String");
+        } else {
+            writeln!(
+                report,
+                "replacing the handler line {pattern:?}; the backup is kept"
+            )
+            .expect("String");
+        }
+    } else {
+        let new_backup = Backup {
+            core_pattern: pattern.clone(),
+            core_pipe_limit: pipe_limit.clone(),
+        };
+        new_backup.write(&options.backup)?;
+        writeln!(
+            report,
+            "backed up core_pattern {pattern:?} and core_pipe_limit {pipe_limit} in {}",
+            options.backup.display()
+        )
+        .expect("String");
+    }
+    if pipe_limit.trim() == "0" {
+        write_setting(
+            &options.kernel.core_pipe_limit,
+            &options.pipe_limit.to_string(),
+        )?;
+        writeln!(
+            report,
+            "core_pipe_limit set to {} (the kernel keeps the crashed process until the handler is done)",
+            options.pipe_limit
+        )
+        .expect("String");
+    }
+    if pattern != line {
+        write_setting(&options.kernel.core_pattern, &line)?;
+        let written = options.kernel.read_pattern()?;
+        if written != line {
+            return Err(format!("the kernel kept {written:?} instead of {line:?}"));
+        }
+        writeln!(report, "installed: {line}").expect("String");
+    }
+    Ok(report)
+}
+
+/// Restores what the backup holds, unless core_pattern no longer runs the
+/// handler (someone changed it since) and `force` is not set.
+pub fn uninstall(kernel: &KernelFiles, backup_path: &Path, force: bool) -> Result<String, String> {
+    let backup = Backup::read(backup_path)?
+        .ok_or_else(|| format!("nothing to restore: no backup at {}", backup_path.display()))?;
+    let pattern = kernel.read_pattern()?;
+    if !is_handler_line(&pattern) && !force {
+        return Err(format!(
+            "core_pattern is {pattern:?}, not the handler's line: it was changed since the install; \
+             not overwriting it (use --force to restore {:?} anyway)",
+            backup.core_pattern
+        ));
+    }
+    write_setting(&kernel.core_pattern, &backup.core_pattern)?;
+    write_setting(&kernel.core_pipe_limit, &backup.core_pipe_limit)?;
+    std::fs::remove_file(backup_path).map_err(|err| {
+        format!(
+            "restored, but cannot remove the backup {}: {err}",
+            backup_path.display()
+        )
+    })?;
+    Ok(format!(
+        "restored core_pattern {:?} and core_pipe_limit {}\n",
+        backup.core_pattern, backup.core_pipe_limit
+    ))
+}
+
+/// A report of what is in place, for a person.
+pub fn status(
+    kernel: &KernelFiles,
+    backup_path: &Path,
+    config_path: Option<&Path>,
+    sessiond_socket: &Path,
+) -> String {
+    let mut out = String::new();
+    let pattern = kernel.read_pattern();
+    match &pattern {
+        Ok(pattern) if is_handler_line(pattern) => {
+            writeln!(out, "handler: installed").expect("String");
+            writeln!(out, "core_pattern: {pattern}").expect("String");
+            if let Some(binary) = pattern.split(' ').next().and_then(|p| p.strip_prefix('|')) {
+                if !Path::new(binary).is_file() {
+                    writeln!(
+                        out,
+                        "warning: the handler binary {binary} does not exist: cores are lost"
+                    )
+                    .expect("String");
+                }
+            }
+        }
+        Ok(pattern) => {
+            writeln!(out, "handler: not installed").expect("String");
+            writeln!(out, "core_pattern: {pattern}").expect("String");
+        }
+        Err(err) => writeln!(out, "core_pattern: {err}").expect("String"),
+    }
+    match kernel.read_pipe_limit() {
+        Ok(limit) => writeln!(out, "core_pipe_limit: {limit}").expect("String"),
+        Err(err) => writeln!(out, "core_pipe_limit: {err}").expect("String"),
+    }
+    let features = KernelFeatures::running();
+    writeln!(
+        out,
+        "kernel: {} (pidfd %F: {}, dump mode %d: {})",
+        rustix::system::uname().release().to_string_lossy(),
+        yes_no(features.pidfd),
+        yes_no(features.dump_mode)
+    )
+    .expect("String");
+    match Backup::read(backup_path) {
+        Ok(Some(backup)) => writeln!(
+            out,
+            "backup: {} (core_pattern {:?}, core_pipe_limit {})",
+            backup_path.display(),
+            backup.core_pattern,
+            backup.core_pipe_limit
+        )
+        .expect("String"),
+        Ok(None) => writeln!(out, "backup: none at {}", backup_path.display()).expect("String"),
+        Err(err) => writeln!(out, "backup: {err}").expect("String"),
+    }
+    let installed_config = pattern.as_ref().ok().and_then(|p| config_in_line(p));
+    let config_path = config_path.map(Path::to_path_buf).or(installed_config);
+    let loaded = Config::load(config_path.as_deref());
+    writeln!(
+        out,
+        "configuration: {} ({})",
+        config_path
+            .as_deref()
+            .unwrap_or(Path::new(config::DEFAULT_CONFIG_PATH))
+            .display(),
+        match &loaded.error {
+            Some(error) => format!("BAD: {error}"),
+            None => "ok".into(),
+        }
+    )
+    .expect("String");
+    writeln!(
+        out,
+        "root session daemon: {}",
+        if session_daemon_alive(sessiond_socket) {
+            "alive"
+        } else {
+            "not running (no snapshot would be taken)"
+        }
+    )
+    .expect("String");
+    let config = loaded.config;
+    match crate::coredir::open_checked(&config.core_dir, false) {
+        Ok(dir) => {
+            let policy = SpacePolicy {
+                max_dir_size: config.max_dir_size,
+                min_free: config.min_free,
+            };
+            match space::room(std::os::fd::AsFd::as_fd(&dir.fd), policy) {
+                Ok(room) => writeln!(
+                    out,
+                    "cores go to: {} (room for {} more bytes; limits: core {} bytes, directory {} bytes, keep {} bytes free)",
+                    dir.path.display(),
+                    room,
+                    config.max_core_size,
+                    config.max_dir_size,
+                    config.min_free
+                )
+                .expect("String"),
+                Err(err) => writeln!(out, "cores go to: {} (cannot measure room: {err})", dir.path.display()).expect("String"),
+            }
+        }
+        Err(err) => writeln!(
+            out,
+            "cores go to: {} ({err}; it is created on the first crash if missing, the default {} is used if unsafe)",
+            config.core_dir.display(),
+            config::DEFAULT_CORE_DIR
+        )
+        .expect("String"),
+    }
+    out
+}
+
+/// Whether a session daemon accepts connections on its client socket.
+pub fn session_daemon_alive(socket: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket).is_ok()
+}
+
+fn yes_no(value: bool) -> &'static str {
+    if value {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEW: KernelFeatures = KernelFeatures {
+        pidfd: true,
+        dump_mode: true,
+    };
+
+    #[test]
+    fn kernel_features_from_release() {
+        assert_eq!(KernelFeatures::from_release("6.18.44-fc-v769"), NEW);
+        assert_eq!(
+            KernelFeatures::from_release("6.15.0"),
+            KernelFeatures {
+                pidfd: false,
+                dump_mode: true
+            }
+        );
+        assert_eq!(
+            KernelFeatures::from_release("3.2.0"),
+            KernelFeatures {
+                pidfd: false,
+                dump_mode: false
+            }
+        );
+        assert_eq!(KernelFeatures::from_release("7.0"), NEW);
+    }
+
+    #[test]
+    fn lines_fit_the_kernel_or_are_refused_with_the_reason() {
+        let line = handler_line(Path::new("/usr/local/bin/lttng-coredump"), None, NEW).unwrap();
+        assert_eq!(
+            line,
+            "|/usr/local/bin/lttng-coredump handle P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E"
+        );
+        assert!(is_handler_line(&line));
+        let old = handler_line(
+            Path::new("/usr/bin/lttng-coredump"),
+            None,
+            KernelFeatures {
+                pidfd: false,
+                dump_mode: true,
+            },
+        )
+        .unwrap();
+        assert!(!old.contains("%F"));
+        let with_config =
+            handler_line(Path::new("/usr/bin/x"), Some(Path::new("/etc/c.toml")), NEW).unwrap();
+        assert_eq!(
+            config_in_line(&with_config),
+            Some(PathBuf::from("/etc/c.toml"))
+        );
+
+        let long =
+            Path::new("/opt/a-very-long-installation-prefix/with/many/levels/bin/lttng-coredump");
+        let err = handler_line(long, None, NEW).unwrap_err();
+        assert!(err.contains("127") && err.contains("shorter path"), "{err}");
+        assert!(handler_line(Path::new("/my bin/x"), None, NEW)
+            .unwrap_err()
+            .contains("space"));
+        assert!(handler_line(Path::new("/bin/%p"), None, NEW).is_err());
+        assert!(handler_line(Path::new("bin/x"), None, NEW)
+            .unwrap_err()
+            .contains("absolute"));
+    }
+
+    #[test]
+    fn handler_lines_are_recognized() {
+        assert!(!is_handler_line("core"));
+        assert!(!is_handler_line(
+            "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h"
+        ));
+        assert!(!is_handler_line("/tmp/cores/core.%e.%p"));
+        assert!(is_handler_line("|/x handle --config /c P=%P u=%u"));
+    }
+
+    /// A stand-in for /proc/sys/kernel: plain files, as the logic only reads
+    /// and writes them (the real files are exercised by the system tests).
+    fn fake_kernel(pattern: &str, limit: &str) -> (PathBuf, KernelFiles) {
+        let dir = std::env::temp_dir().join(format!(
+            "handler-install-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("core_pattern"), format!("{pattern}\n")).unwrap();
+        std::fs::write(dir.join("core_pipe_limit"), format!("{limit}\n")).unwrap();
+        (dir.clone(), KernelFiles::under(&dir))
+    }
+
+    #[test]
+    fn install_is_idempotent_and_uninstall_restores_exactly() {
+        let (dir, kernel) = fake_kernel("|/usr/lib/systemd/systemd-coredump %P %u", "0");
+        let options = InstallOptions {
+            binary: PathBuf::from("/bin/true"),
+            config: None,
+            backup: dir.join("state/core_pattern.bkp"),
+            pipe_limit: 16,
+            kernel: kernel.clone(),
+            features: NEW,
+        };
+        let report = install(&options).unwrap();
+        assert!(report.contains("backed up"), "{report}");
+        assert!(is_handler_line(&kernel.read_pattern().unwrap()));
+        assert_eq!(kernel.read_pipe_limit().unwrap(), "16");
+
+        let report = install(&options).unwrap();
+        assert!(report.contains("already installed"), "{report}");
+        let backup = Backup::read(&options.backup).unwrap().unwrap();
+        assert_eq!(
+            backup.core_pattern,
+            "|/usr/lib/systemd/systemd-coredump %P %u"
+        );
+        assert_eq!(backup.core_pipe_limit, "0");
+
+        // Someone changed core_pattern meanwhile: uninstall leaves it.
+        std::fs::write(&kernel.core_pattern, "other\n").unwrap();
+        assert!(uninstall(&kernel, &options.backup, false)
+            .unwrap_err()
+            .contains("changed since"));
+        install(&options).unwrap();
+        let backup = Backup::read(&options.backup).unwrap().unwrap();
+        assert_eq!(backup.core_pattern, "other");
+        assert_eq!(backup.core_pipe_limit, "16");
+
+        let report = uninstall(&kernel, &options.backup, false).unwrap();
+        assert!(report.contains("restored"), "{report}");
+        assert_eq!(kernel.read_pattern().unwrap(), "other");
+        assert!(!options.backup.exists());
+        assert!(uninstall(&kernel, &options.backup, false)
+            .unwrap_err()
+            .contains("no backup"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn install_never_backs_up_its_own_line() {
+        let line = handler_line(Path::new("/bin/true"), None, NEW).unwrap();
+        let (dir, kernel) = fake_kernel(&line, "4");
+        let options = InstallOptions {
+            binary: PathBuf::from("/bin/true"),
+            config: None,
+            backup: dir.join("core_pattern.bkp"),
+            pipe_limit: 16,
+            kernel: kernel.clone(),
+            features: NEW,
+        };
+        let err = install(&options).unwrap_err();
+        assert!(err.contains("refusing to back up"), "{err}");
+        assert!(!options.backup.exists());
+
+        let missing = InstallOptions {
+            binary: PathBuf::from("/nonexistent/lttng-coredump"),
+            ..options.clone()
+        };
+        assert!(install(&missing)
+            .unwrap_err()
+            .contains("/nonexistent/lttng-coredump"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn status_says_what_is_in_place() {
+        let (dir, kernel) = fake_kernel("core", "0");
+        let report = status(
+            &kernel,
+            &dir.join("none.bkp"),
+            Some(&dir.join("missing.toml")),
+            &dir.join("no-socket"),
+        );
+        assert!(report.contains("handler: not installed"), "{report}");
+        assert!(report.contains("core_pattern: core"), "{report}");
+        assert!(report.contains("backup: none"), "{report}");
+        assert!(
+            report.contains("configuration:") && report.contains("BAD"),
+            "{report}"
+        );
+        assert!(
+            report.contains("root session daemon: not running"),
+            "{report}"
+        );
+        assert!(report.contains("cores go to:"), "{report}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

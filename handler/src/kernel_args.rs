@@ -1,0 +1,354 @@
+//! Parsing what the kernel passes to the handler on its command line.
+//!
+//! The core_pattern line names every field (`P=%P u=%u ...`), so a field
+//! the kernel leaves empty or a value that holds spaces never shifts the
+//! others. Values come as raw bytes: the process name (`%e`) is chosen by
+//! the crashing process and may hold `=`, `/`, newlines or invalid UTF-8.
+//! Nothing here fails: a missing, repeated, unknown or malformed field is
+//! noted in `errors` and the rest is used.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// The specifiers the handler asks the kernel for, in the order `install`
+/// writes them, as `(key, core_pattern specifier)`.
+pub const FIELDS: &[(&str, &str)] = &[
+    ("P", "%P"),
+    ("u", "%u"),
+    ("g", "%g"),
+    ("s", "%s"),
+    ("t", "%t"),
+    ("c", "%c"),
+    ("d", "%d"),
+    ("F", "%F"),
+    ("h", "%h"),
+    ("e", "%e"),
+    ("E", "%E"),
+];
+
+/// The kernel's value of `%c` for an unlimited core size (RLIM_INFINITY).
+pub const CORE_LIMIT_UNLIMITED: u64 = u64::MAX;
+
+/// The crash as the kernel describes it. `None` means the field was
+/// missing or could not be parsed (see `errors`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelArgs {
+    /// `%P`: the PID in the initial PID namespace.
+    pub pid: Option<i32>,
+    /// `%p`: the PID in the crashing process's own namespace.
+    pub namespace_pid: Option<i32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub signal: Option<i32>,
+    /// `%t`: seconds since the epoch.
+    pub time: Option<i64>,
+    /// `%c`: the crashing process's RLIMIT_CORE, in bytes.
+    pub core_limit: Option<u64>,
+    /// `%d`: the dump mode (1: dumpable for its user, 2: set-uid, root only).
+    pub dump_mode: Option<u32>,
+    /// `%F`: the handler's fd holding a pidfd of the crashing process.
+    pub pidfd: Option<i32>,
+    pub hostname: Option<Vec<u8>>,
+    /// `%e`: the process name (comm), raw.
+    pub comm: Option<Vec<u8>>,
+    /// `%E`: the executable path with `/` written as `!`, raw.
+    pub exe_path_bang: Option<Vec<u8>>,
+    /// `--config PATH` given before the fields.
+    pub config: Option<PathBuf>,
+    /// Every problem met, one line each, safe to log.
+    pub errors: Vec<String>,
+}
+
+impl KernelArgs {
+    /// Parses the arguments that follow `handle` on the command line.
+    pub fn parse<I>(args: I) -> KernelArgs
+    where
+        I: IntoIterator<Item = OsString>,
+    {
+        let mut parsed = KernelArgs::default();
+        let mut args = args.into_iter().peekable();
+        while let Some(arg) = args.next() {
+            let bytes = arg.as_bytes();
+            if bytes == b"--config" {
+                match args.next() {
+                    Some(path) if parsed.config.is_none() => parsed.config = Some(path.into()),
+                    Some(_) => parsed.errors.push("--config given more than once".into()),
+                    None => parsed.errors.push("--config without a path".into()),
+                }
+                continue;
+            }
+            if let Some(path) = bytes.strip_prefix(b"--config=") {
+                if parsed.config.is_none() {
+                    parsed.config = Some(PathBuf::from(std::ffi::OsStr::from_bytes(path)));
+                } else {
+                    parsed.errors.push("--config given more than once".into());
+                }
+                continue;
+            }
+            match bytes.iter().position(|&b| b == b'=') {
+                Some(eq) => parsed.set_field(&bytes[..eq], &bytes[eq + 1..]),
+                None => parsed.errors.push(format!(
+                    "argument {:?} is not KEY=VALUE",
+                    crate::sanitize::for_log(bytes)
+                )),
+            }
+        }
+        for (key, _) in FIELDS {
+            if !parsed.has(key) {
+                parsed
+                    .errors
+                    .push(format!("field {key}= missing from the command line"));
+            }
+        }
+        parsed
+    }
+
+    fn has(&self, key: &str) -> bool {
+        match key {
+            "P" => self.pid.is_some(),
+            "u" => self.uid.is_some(),
+            "g" => self.gid.is_some(),
+            "s" => self.signal.is_some(),
+            "t" => self.time.is_some(),
+            "c" => self.core_limit.is_some(),
+            "d" => self.dump_mode.is_some(),
+            "F" => self.pidfd.is_some(),
+            "h" => self.hostname.is_some(),
+            "e" => self.comm.is_some(),
+            "E" => self.exe_path_bang.is_some(),
+            _ => false,
+        }
+    }
+
+    fn set_field(&mut self, key: &[u8], value: &[u8]) {
+        let key_text = crate::sanitize::for_log(key);
+        let errors = &mut self.errors;
+        let already_set = match key {
+            b"P" => set_number(&mut self.pid, &key_text, value, errors),
+            b"p" => set_number(&mut self.namespace_pid, &key_text, value, errors),
+            b"u" => set_number(&mut self.uid, &key_text, value, errors),
+            b"g" => set_number(&mut self.gid, &key_text, value, errors),
+            b"s" => set_number(&mut self.signal, &key_text, value, errors),
+            b"t" => set_number(&mut self.time, &key_text, value, errors),
+            b"c" => set_number(&mut self.core_limit, &key_text, value, errors),
+            b"d" => set_number(&mut self.dump_mode, &key_text, value, errors),
+            b"F" => set_number(&mut self.pidfd, &key_text, value, errors),
+            b"h" => set_bytes(&mut self.hostname, value),
+            b"e" => set_bytes(&mut self.comm, value),
+            b"E" => set_bytes(&mut self.exe_path_bang, value),
+            _ => {
+                errors.push(format!("unknown field {key_text:?} ignored"));
+                false
+            }
+        };
+        if already_set {
+            errors.push(format!(
+                "field {key_text}= given more than once; the first is kept"
+            ));
+        }
+    }
+
+    /// `%E` with its `!` turned back into `/` (the kernel's escaping of the
+    /// path; a `!` in the real path cannot be told apart).
+    pub fn exe_path_from_kernel(&self) -> Option<Vec<u8>> {
+        self.exe_path_bang.as_ref().map(|raw| {
+            raw.iter()
+                .map(|&b| if b == b'!' { b'/' } else { b })
+                .collect()
+        })
+    }
+
+    /// The core size limit the crashing process set, `None` for unlimited
+    /// or unknown (unknown is treated as unlimited: a core is never dropped
+    /// for a field the handler could not read).
+    pub fn core_limit_bytes(&self) -> Option<u64> {
+        self.core_limit
+            .filter(|&limit| limit != CORE_LIMIT_UNLIMITED)
+    }
+}
+
+/// Stores a numeric field unless it is already set; returns whether it was.
+fn set_number<T: std::str::FromStr>(
+    slot: &mut Option<T>,
+    key: &str,
+    value: &[u8],
+    errors: &mut Vec<String>,
+) -> bool {
+    if slot.is_some() {
+        return true;
+    }
+    let text = std::str::from_utf8(value).unwrap_or("");
+    if text.is_empty() {
+        errors.push(format!(
+            "field {key}= has no number: {:?}",
+            crate::sanitize::for_log(value)
+        ));
+    } else if let Ok(number) = text.parse() {
+        *slot = Some(number);
+    } else {
+        errors.push(format!(
+            "field {key}= is not a valid number: {:?}",
+            crate::sanitize::for_log(value)
+        ));
+    }
+    false
+}
+
+/// Stores a raw field unless it is already set; returns whether it was.
+fn set_bytes(slot: &mut Option<Vec<u8>>, value: &[u8]) -> bool {
+    if slot.is_some() {
+        return true;
+    }
+    *slot = Some(value.to_vec());
+    false
+}
+
+/// The name of a signal number (`SIGSEGV`), or `None` when it has none.
+pub fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        16 => "SIGSTKFLT",
+        17 => "SIGCHLD",
+        18 => "SIGCONT",
+        19 => "SIGSTOP",
+        20 => "SIGTSTP",
+        21 => "SIGTTIN",
+        22 => "SIGTTOU",
+        23 => "SIGURG",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        26 => "SIGVTALRM",
+        27 => "SIGPROF",
+        28 => "SIGWINCH",
+        29 => "SIGIO",
+        30 => "SIGPWR",
+        31 => "SIGSYS",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    fn args(list: &[&[u8]]) -> Vec<OsString> {
+        list.iter()
+            .map(|a| OsString::from_vec(a.to_vec()))
+            .collect()
+    }
+
+    fn full_line() -> Vec<OsString> {
+        args(&[
+            b"P=1234",
+            b"u=1000",
+            b"g=100",
+            b"s=11",
+            b"t=1700000000",
+            b"c=18446744073709551615",
+            b"d=1",
+            b"F=3",
+            b"h=box",
+            b"e=crasher",
+            b"E=!usr!bin!crasher",
+        ])
+    }
+
+    #[test]
+    fn a_full_line_is_parsed() {
+        let parsed = KernelArgs::parse(full_line());
+        assert_eq!(parsed.errors, Vec::<String>::new());
+        assert_eq!(parsed.pid, Some(1234));
+        assert_eq!(parsed.uid, Some(1000));
+        assert_eq!(parsed.gid, Some(100));
+        assert_eq!(parsed.signal, Some(11));
+        assert_eq!(parsed.time, Some(1_700_000_000));
+        assert_eq!(parsed.core_limit, Some(CORE_LIMIT_UNLIMITED));
+        assert_eq!(parsed.core_limit_bytes(), None);
+        assert_eq!(parsed.dump_mode, Some(1));
+        assert_eq!(parsed.pidfd, Some(3));
+        assert_eq!(parsed.hostname.as_deref(), Some(&b"box"[..]));
+        assert_eq!(parsed.comm.as_deref(), Some(&b"crasher"[..]));
+        assert_eq!(
+            parsed.exe_path_from_kernel().as_deref(),
+            Some(&b"/usr/bin/crasher"[..])
+        );
+        assert_eq!(parsed.config, None);
+    }
+
+    #[test]
+    fn config_option_comes_before_the_fields() {
+        let mut line = args(&[b"--config", b"/etc/x.toml"]);
+        line.extend(full_line());
+        let parsed = KernelArgs::parse(line);
+        assert_eq!(parsed.config, Some(PathBuf::from("/etc/x.toml")));
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    }
+
+    #[test]
+    fn hostile_values_stay_in_their_field() {
+        let mut line = full_line();
+        line[9] = OsString::from_vec(b"e=a=b /../x\n\xff".to_vec());
+        line[8] = OsString::from_vec(b"h=".to_vec());
+        let parsed = KernelArgs::parse(line);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.comm.as_deref(), Some(&b"a=b /../x\n\xff"[..]));
+        assert_eq!(parsed.hostname.as_deref(), Some(&b""[..]));
+        assert_eq!(parsed.pid, Some(1234));
+    }
+
+    #[test]
+    fn bad_and_missing_fields_are_errors_not_failures() {
+        let parsed = KernelArgs::parse(args(&[
+            b"P=12x", b"u=", b"s=-", b"g=5", b"g=6", b"Z=1", b"loose", b"c=\xff",
+        ]));
+        assert_eq!(parsed.pid, None);
+        assert_eq!(parsed.uid, None);
+        assert_eq!(parsed.signal, None);
+        assert_eq!(parsed.gid, Some(5));
+        assert_eq!(parsed.core_limit, None);
+        let all = parsed.errors.join("\n");
+        for expected in [
+            "field P= is not a valid number: \"12x\"",
+            "field u= has no number",
+            "field g= given more than once",
+            "unknown field \"Z\"",
+            "argument \"loose\" is not KEY=VALUE",
+            "field c= has no number: \"\\\\xff\"",
+            "field t= missing",
+            "field e= missing",
+        ] {
+            assert!(all.contains(expected), "{expected:?} not in\n{all}");
+        }
+    }
+
+    #[test]
+    fn no_arguments_at_all() {
+        let parsed = KernelArgs::parse(Vec::new());
+        assert_eq!(parsed.errors.len(), FIELDS.len());
+        assert_eq!(parsed.core_limit_bytes(), None);
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(11), Some("SIGSEGV"));
+        assert_eq!(signal_name(6), Some("SIGABRT"));
+        assert_eq!(signal_name(0), None);
+        assert_eq!(signal_name(64), None);
+    }
+}

@@ -1,0 +1,20 @@
+//! The core_pattern handler of lttng-coredump: what the kernel runs on a
+//! crash (snapshot the traces first, then save the core, never lose it),
+//! and the subcommands that install it.
+
+pub mod acl;
+pub mod chain;
+pub mod config;
+pub mod coredir;
+pub mod corefile;
+pub mod handle;
+pub mod install;
+pub mod kernel_args;
+pub mod procinfo;
+pub mod pump;
+pub mod record;
+pub mod safefile;
+pub mod sanitize;
+pub mod snapshot;
+pub mod space;
+pub mod syslog;

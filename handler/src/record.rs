@@ -1,0 +1,325 @@
+//! The crash record: one JSON file per crash, beside the core, saying what
+//! crashed, where its core and its trace snapshots are, and every problem
+//! the handler met. Written like the core (unnamed file, then a link that
+//! never replaces anything), so a planted symlink is never followed.
+
+use crate::chain::ChainOutcome;
+use crate::procinfo::Identity;
+use crate::safefile::NewFile;
+use crate::snapshot::DaemonFire;
+use crate::syslog::Message;
+use serde::Serialize;
+use std::io::Write;
+use std::os::fd::BorrowedFd;
+
+/// Identifies the format for readers; bumped on incompatible changes.
+pub const FORMAT: &str = "lttng-coredump-record/1";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Signal {
+    pub number: i32,
+    pub name: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CoreSection {
+    /// Whether a core file exists (none for `%c` = 0, or when saving is
+    /// turned off or failed).
+    pub saved: bool,
+    pub path: Option<String>,
+    /// Bytes of the core the file holds (uncompressed).
+    pub size: u64,
+    /// Bytes the file takes on disk.
+    pub stored_bytes: u64,
+    /// Bytes the kernel sent to the handler.
+    pub bytes_received: u64,
+    pub compression: &'static str,
+    /// Whether the file holds the whole core.
+    pub complete: bool,
+    pub truncated_reason: Option<String>,
+    /// Why no file was written, when none was.
+    pub not_saved_reason: Option<String>,
+    /// Who besides root may read it.
+    pub readable_by_uid: Option<u32>,
+    /// Older cores deleted to make room for this one.
+    pub deleted_to_make_room: Vec<String>,
+}
+
+/// One snapshot taken (or tried) for the crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotEntry {
+    pub daemon: String,
+    pub session: String,
+    pub trigger: Option<String>,
+    pub action: String,
+    pub path: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrashRecord {
+    pub format: &'static str,
+    pub pid: Option<i32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub signal: Option<Signal>,
+    /// Seconds since the epoch, and the same in UTC.
+    pub time: Option<i64>,
+    pub time_utc: Option<String>,
+    pub hostname: Option<String>,
+    pub process_name: Option<String>,
+    pub exe_path: Option<String>,
+    pub cmdline: Option<Vec<String>>,
+    pub cmdline_truncated: bool,
+    pub cgroup: Option<String>,
+    /// Whether the process details above come from the crashed process.
+    pub process_identity: Identity,
+    pub dump_mode: Option<u32>,
+    pub core_limit: Option<u64>,
+    pub core: CoreSection,
+    pub chain: Option<ChainOutcome>,
+    pub snapshots: Vec<SnapshotEntry>,
+    /// The engine's fires, in full.
+    pub fires: Vec<DaemonFire>,
+    pub config_path: String,
+    /// Every error met, in order.
+    pub errors: Vec<String>,
+    /// Every message the handler logged.
+    pub log: Vec<Message>,
+}
+
+/// The snapshot entries of a set of fires, one per session tried.
+pub fn snapshot_entries(fires: &[DaemonFire]) -> Vec<SnapshotEntry> {
+    let mut entries = Vec::new();
+    for fire in fires {
+        let Some(report) = &fire.report else { continue };
+        for outcome in &report.outcomes {
+            entries.push(SnapshotEntry {
+                daemon: fire.daemon.clone(),
+                session: outcome.session.clone(),
+                trigger: outcome.trigger_name.clone(),
+                action: format!("{:?}", outcome.action).to_lowercase(),
+                path: outcome.snapshot_path.clone(),
+                error: outcome
+                    .error
+                    .as_ref()
+                    .map(|e| format!("{} (LTTng error {})", e.message, e.code)),
+            });
+        }
+    }
+    entries
+}
+
+/// Every error the fires report, as lines for the record's error list.
+pub fn fire_errors(fires: &[DaemonFire]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for fire in fires {
+        if let Some(error) = &fire.error {
+            errors.push(format!(
+                "snapshot in the {} session daemon: {error}",
+                fire.daemon
+            ));
+        }
+        let Some(report) = &fire.report else { continue };
+        for error in &report.errors {
+            errors.push(format!(
+                "snapshot in the {} session daemon: {} (LTTng error {})",
+                fire.daemon, error.message, error.code
+            ));
+        }
+        for outcome in &report.outcomes {
+            if let Some(error) = &outcome.error {
+                errors.push(format!(
+                    "snapshot of session {:?} in the {} session daemon: {} (LTTng error {})",
+                    outcome.session, fire.daemon, error.message, error.code
+                ));
+            }
+        }
+    }
+    errors
+}
+
+impl CrashRecord {
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut json = serde_json::to_vec_pretty(self).expect("the record serializes");
+        json.push(b'\n');
+        json
+    }
+
+    /// Writes the record into `dir` under `name(0)`, `name(1)`...; returns
+    /// the name it got.
+    pub fn write(
+        &self,
+        dir: BorrowedFd<'_>,
+        readable_by: Option<u32>,
+        name: impl Fn(u32) -> String,
+    ) -> std::io::Result<String> {
+        let mut file = NewFile::create_in(dir)?;
+        file.file_mut().write_all(&self.to_json())?;
+        if let Some(uid) = readable_by {
+            crate::acl::grant_read(file.file(), uid)?;
+        }
+        let (_, name) = file.publish(name)?;
+        Ok(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lttng_coredump::engine::{ActionKind, ActionOutcome, FireError, FireReport};
+
+    pub(crate) fn sample() -> CrashRecord {
+        CrashRecord {
+            format: FORMAT,
+            pid: Some(42),
+            uid: Some(1000),
+            gid: Some(1000),
+            signal: Some(Signal {
+                number: 11,
+                name: Some("SIGSEGV"),
+            }),
+            time: Some(1_700_000_000),
+            time_utc: Some("2023-11-14T22:13:20Z".into()),
+            hostname: Some("box".into()),
+            process_name: Some("bad\nname".into()),
+            exe_path: Some("/usr/bin/x".into()),
+            cmdline: Some(vec!["x".into(), "--flag".into()]),
+            cmdline_truncated: false,
+            cgroup: Some("0::/user.slice".into()),
+            process_identity: Identity::VerifiedByPidfd,
+            dump_mode: Some(1),
+            core_limit: None,
+            core: CoreSection {
+                saved: true,
+                path: Some("/var/lib/lttng-coredump/cores/core.x.42.1700000000".into()),
+                size: 100,
+                stored_bytes: 4096,
+                bytes_received: 100,
+                compression: "none",
+                complete: true,
+                truncated_reason: None,
+                not_saved_reason: None,
+                readable_by_uid: Some(1000),
+                deleted_to_make_room: vec![],
+            },
+            chain: None,
+            snapshots: vec![],
+            fires: vec![],
+            config_path: "/etc/lttng-coredump/config.toml".into(),
+            errors: vec![],
+            log: vec![],
+        }
+    }
+
+    #[test]
+    fn json_has_every_field_and_escapes_hostile_text() {
+        let json: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
+        for key in [
+            "format",
+            "pid",
+            "uid",
+            "gid",
+            "signal",
+            "time",
+            "time_utc",
+            "hostname",
+            "process_name",
+            "exe_path",
+            "cmdline",
+            "cgroup",
+            "process_identity",
+            "dump_mode",
+            "core_limit",
+            "core",
+            "chain",
+            "snapshots",
+            "fires",
+            "config_path",
+            "errors",
+            "log",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(json["signal"]["name"], "SIGSEGV");
+        assert_eq!(json["process_name"], "bad\nname");
+        assert_eq!(json["process_identity"]["state"], "verified_by_pidfd");
+        assert_eq!(json["core"]["complete"], true);
+        let text = String::from_utf8(sample().to_json()).unwrap();
+        assert!(text.contains("\"bad\\nname\""));
+    }
+
+    #[test]
+    fn fire_reports_become_snapshot_entries_and_errors() {
+        let fires = vec![
+            DaemonFire {
+                daemon: "root".into(),
+                report: Some(FireReport {
+                    outcomes: vec![
+                        ActionOutcome {
+                            trigger_name: Some("t1".into()),
+                            owner_uid: Some(0),
+                            session: "s1".into(),
+                            action: ActionKind::Snapshot,
+                            snapshot_path: Some("/tmp/snap".into()),
+                            error: None,
+                        },
+                        ActionOutcome {
+                            trigger_name: None,
+                            owner_uid: None,
+                            session: "s2".into(),
+                            action: ActionKind::Snapshot,
+                            snapshot_path: None,
+                            error: Some(FireError {
+                                code: 48,
+                                message: "snapshot failed".into(),
+                            }),
+                        },
+                    ],
+                    errors: vec![],
+                }),
+                error: None,
+            },
+            DaemonFire {
+                daemon: "user 1000".into(),
+                report: None,
+                error: Some("no answer".into()),
+            },
+        ];
+        let entries = snapshot_entries(&fires);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].path.as_deref(), Some("/tmp/snap"));
+        assert_eq!(entries[0].action, "snapshot");
+        assert_eq!(
+            entries[1].error.as_deref(),
+            Some("snapshot failed (LTTng error 48)")
+        );
+        let errors = fire_errors(&fires);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("\"s2\""));
+        assert!(errors[1].contains("user 1000") && errors[1].contains("no answer"));
+    }
+
+    #[test]
+    fn records_never_replace_a_planted_file() {
+        let dir = std::env::temp_dir().join(format!("handler-record-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("r.json")).unwrap();
+        let dirfd = std::fs::File::open(&dir).unwrap();
+        let name = sample()
+            .write(std::os::fd::AsFd::as_fd(&dirfd), None, |n| {
+                if n == 0 {
+                    "r.json".into()
+                } else {
+                    format!("r.{n}.json")
+                }
+            })
+            .unwrap();
+        assert_eq!(name, "r.1.json");
+        let back: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+        assert_eq!(back["pid"], 42);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,185 @@
+//! Recording the LTTng snapshots of a crash, before the core is read (the
+//! kernel holds the crashing process until then, so its trace buffers are
+//! still there): fires OnAnyCoreDump in the root session daemon, then in
+//! the crashing user's own daemon when there is one, all within one
+//! deadline. The engine runs on a thread the handler stops waiting for at
+//! the deadline: a hung session daemon costs time, never the core.
+
+use lttng_coredump::engine::{self, CrashInfo, DaemonTarget, FireOptions, FireReport};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Time allowed beyond the deadline for the engine to hand back its report
+/// (the engine itself enforces the deadline; this bounds a bug in it).
+const GRACE: Duration = Duration::from_millis(500);
+/// A second daemon is not tried with less time than this left.
+const MIN_FIRE_TIME: Duration = Duration::from_millis(100);
+
+/// One fire: in which daemon, and what it did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DaemonFire {
+    /// `root` or `user UID`.
+    pub daemon: String,
+    pub report: Option<FireReport>,
+    /// Why there is no report (the engine did not answer in time, panicked).
+    pub error: Option<String>,
+}
+
+/// What to snapshot, from the configuration.
+#[derive(Debug, Clone)]
+pub struct SnapshotPlan {
+    pub deadline: Duration,
+    pub extra_sessions: Vec<String>,
+    pub fallback_to_active_snapshot_sessions: bool,
+    pub user_daemon: bool,
+}
+
+/// Fires in the root daemon, then in the crashing user's daemon.
+pub fn record_snapshots(
+    crash: &CrashInfo,
+    uid: Option<u32>,
+    plan: &SnapshotPlan,
+) -> Vec<DaemonFire> {
+    let started = Instant::now();
+    let mut fires = vec![fire(
+        "root".into(),
+        crash,
+        DaemonTarget::Default,
+        plan,
+        plan.deadline,
+    )];
+    if let Some(uid) = uid.filter(|&uid| uid != 0 && plan.user_daemon) {
+        if user_has_session_daemon(Path::new("/etc/passwd"), uid) {
+            let left = plan.deadline.saturating_sub(started.elapsed());
+            let daemon = format!("user {uid}");
+            if left < MIN_FIRE_TIME {
+                fires.push(DaemonFire {
+                    daemon,
+                    report: None,
+                    error: Some(
+                        "not tried: the snapshot deadline was used up by the root daemon".into(),
+                    ),
+                });
+            } else {
+                fires.push(fire(daemon, crash, DaemonTarget::User(uid), plan, left));
+            }
+        }
+    }
+    fires
+}
+
+fn fire(
+    daemon: String,
+    crash: &CrashInfo,
+    target: DaemonTarget,
+    plan: &SnapshotPlan,
+    deadline: Duration,
+) -> DaemonFire {
+    let options = FireOptions {
+        deadline,
+        daemon: target,
+        extra_sessions: plan.extra_sessions.clone(),
+        fallback_to_active_snapshot_sessions: plan.fallback_to_active_snapshot_sessions,
+    };
+    let crash = crash.clone();
+    let (sender, receiver) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("fire-{daemon}"))
+        .spawn(move || {
+            let report = engine::fire_on_any_core_dump(&crash, &options);
+            let _ = sender.send(report);
+        });
+    if let Err(err) = spawned {
+        return DaemonFire {
+            daemon,
+            report: None,
+            error: Some(format!("cannot start the snapshot thread: {err}")),
+        };
+    }
+    match receiver.recv_timeout(deadline + GRACE) {
+        Ok(report) => DaemonFire {
+            daemon,
+            report: Some(report),
+            error: None,
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => DaemonFire {
+            daemon,
+            report: None,
+            error: Some(format!(
+                "no answer within the snapshot deadline of {:.1} s; the core is saved without it",
+                deadline.as_secs_f64()
+            )),
+        },
+        Err(mpsc::RecvTimeoutError::Disconnected) => DaemonFire {
+            daemon,
+            report: None,
+            error: Some("the snapshot engine failed (panicked) without a report".into()),
+        },
+    }
+}
+
+/// Whether `uid` runs its own session daemon: its client socket exists in
+/// `~/.lttng` (home from `passwd`, as the engine finds it).
+pub fn user_has_session_daemon(passwd: &Path, uid: u32) -> bool {
+    home_of(passwd, uid).is_some_and(|home| {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::symlink_metadata(home.join(".lttng/client-lttng-sessiond"))
+            .is_ok_and(|m| m.file_type().is_socket())
+    })
+}
+
+/// The home directory of `uid` in a passwd file.
+pub fn home_of(passwd: &Path, uid: u32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(passwd).ok()?;
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 7 && fields[2].parse() == Ok(uid)).then(|| PathBuf::from(fields[5]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn homes_from_passwd() {
+        let dir = std::env::temp_dir().join(format!("handler-passwd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let passwd = dir.join("passwd");
+        std::fs::write(
+            &passwd,
+            "root:x:0:0:root:/root:/bin/bash\nbad line\nal:x:1000:1000:Al,,,:/home/al:/bin/sh\n",
+        )
+        .unwrap();
+        assert_eq!(home_of(&passwd, 1000), Some(PathBuf::from("/home/al")));
+        assert_eq!(home_of(&passwd, 0), Some(PathBuf::from("/root")));
+        assert_eq!(home_of(&passwd, 7), None);
+        assert!(!user_has_session_daemon(&passwd, 1000));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_fire_returns_a_report_or_a_reason_within_the_deadline() {
+        let crash = CrashInfo {
+            pid: 1,
+            uid: 0,
+            gid: 0,
+            exec_name: "x".into(),
+            hostname: "h".into(),
+            time: 0,
+        };
+        let plan = SnapshotPlan {
+            deadline: Duration::from_secs(2),
+            extra_sessions: vec!["handler-unit-no-such-session".into()],
+            fallback_to_active_snapshot_sessions: false,
+            user_daemon: true,
+        };
+        let started = Instant::now();
+        let fires = record_snapshots(&crash, Some(0), &plan);
+        assert!(started.elapsed() < plan.deadline + GRACE + Duration::from_millis(200));
+        assert_eq!(fires.len(), 1);
+        assert_eq!(fires[0].daemon, "root");
+        assert!(fires[0].report.is_some() || fires[0].error.is_some());
+    }
+}
