@@ -141,10 +141,12 @@ impl Identity {
         self
     }
 
+    /// The user's uid.
     pub fn uid(&self) -> u32 {
         self.uid
     }
 
+    /// The user's primary group.
     pub fn gid(&self) -> u32 {
         self.gid
     }
@@ -154,18 +156,22 @@ impl Identity {
         &self.groups
     }
 
+    /// The user's login name.
     pub fn user_name(&self) -> &str {
         &self.user_name
     }
 
+    /// The user's home directory (from the user database).
     pub fn home(&self) -> &Path {
         &self.home
     }
 
+    /// The `LTTNG_HOME` the child gets, when set.
     pub fn lttng_home(&self) -> Option<&Path> {
         self.lttng_home.as_deref()
     }
 
+    /// Whether the child uses the user's own session daemon.
     pub fn is_per_user_daemon(&self) -> bool {
         self.per_user_daemon
     }

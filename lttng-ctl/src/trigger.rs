@@ -139,21 +139,31 @@ pub struct ActionSnapshotOutput {
 pub enum ActionInfo {
     /// `snapshot-session`, with the action's own output if it has one.
     SnapshotSession {
+        /// The session to snapshot.
         session: String,
+        /// The action's own snapshot output; `None`: the session's.
         output: Option<ActionSnapshotOutput>,
     },
+    /// `stop-session`.
     StopSession {
+        /// The session to stop.
         session: String,
     },
+    /// `start-session`.
     StartSession {
+        /// The session to start.
         session: String,
     },
+    /// `rotate-session`.
     RotateSession {
+        /// The session to rotate.
         session: String,
     },
+    /// `notify`: tell the notification channel's clients.
     Notify,
-    /// An action this crate does not decode (by its `lttng_action_type`).
+    /// An action this crate does not decode.
     Other {
+        /// Its `lttng_action_type` value.
         action_type: i32,
     },
 }
@@ -502,14 +512,20 @@ unsafe fn decode_actions(action: *const sys::lttng_action) -> Vec<ActionInfo> {
 pub enum ConditionInfo {
     /// `event-rule-matches` on a user-space tracepoint rule.
     UserTracepoint {
+        /// The tracepoint name pattern (`*` is a wildcard).
         name_pattern: String,
+        /// The filter expression, if any.
         filter: Option<String>,
+        /// Name patterns excluded from the match.
         exclusions: Vec<String>,
         /// Whether the rule restricts log levels.
         has_log_level_rule: bool,
     },
     /// Any other condition or event rule, described in words.
-    Other { description: String },
+    Other {
+        /// What kind of condition it is, in words.
+        description: String,
+    },
 }
 
 /// Decodes a condition.
@@ -605,6 +621,7 @@ pub struct TriggerInfo {
     pub name: Option<String>,
     /// The user the trigger belongs to (and whose rights its actions use).
     pub owner_uid: u32,
+    /// When the trigger fires.
     pub condition: ConditionInfo,
     /// The actions, a list flattened in order.
     pub actions: Vec<ActionInfo>,
@@ -748,10 +765,12 @@ impl TriggerList {
         })
     }
 
+    /// How many triggers were listed.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether no trigger was listed.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -771,6 +790,7 @@ impl TriggerList {
         })
     }
 
+    /// The listed triggers, in the daemon's order.
     pub fn iter(&self) -> impl Iterator<Item = TriggerRef<'_>> {
         (0..self.len).filter_map(|i| self.get(i))
     }
