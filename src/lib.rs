@@ -24,7 +24,10 @@ const LOCK_DIR: &str = "/run/lttng-coredump-tests";
 
 /// An exclusive `flock` on a file under /run, held until dropped; serializes
 /// work across test processes (cargo runs each test file as its own process).
-pub struct FileLock(File);
+pub struct FileLock(
+    // Never read: the open file holds the flock until it is dropped.
+    #[allow(dead_code)] File,
+);
 
 impl FileLock {
     /// Blocks until the named lock is ours.
