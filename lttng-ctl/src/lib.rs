@@ -27,10 +27,12 @@ pub mod domain;
 pub mod error;
 pub mod event;
 mod handle;
+pub mod isolate;
 pub mod lock;
 mod name;
 pub mod session;
 pub mod snapshot;
+pub mod trigger;
 
 pub use channel::{Channel, ChannelBuilder};
 pub use daemon::session_daemon_alive;
