@@ -24,7 +24,10 @@ const LOCK_DIR: &str = "/run/lttng-coredump-tests";
 
 /// An exclusive `flock` on a file under /run, held until dropped; serializes
 /// work across test processes (cargo runs each test file as its own process).
-pub struct FileLock(File);
+pub struct FileLock {
+    // Held only for its open descriptor: closing it releases the flock.
+    _held: File,
+}
 
 impl FileLock {
     /// Blocks until the named lock is ours.
@@ -47,7 +50,7 @@ impl FileLock {
             path.display(),
             std::io::Error::last_os_error()
         );
-        FileLock(file)
+        FileLock { _held: file }
     }
 }
 
@@ -260,6 +263,15 @@ pub fn handler_binary() -> PathBuf {
     exe
 }
 
+/// Serializes the tests that register OnAnyCoreDump triggers in the root
+/// session daemon or fire them there: a fire runs every such trigger, so a
+/// test's stop trigger would otherwise stop another test's session. Take it
+/// before anything else a test locks, except [`CorePatternGuard`], which
+/// takes it itself.
+pub fn root_triggers_lock() -> FileLock {
+    FileLock::acquire("root-triggers")
+}
+
 /// Owns the kernel's `core_pattern` (and `core_pipe_limit`) for one test:
 /// takes a machine-wide lock so such tests never run concurrently, saves
 /// both values, and restores them when dropped, including when the test
@@ -268,18 +280,24 @@ pub struct CorePatternGuard {
     saved_pattern: String,
     saved_pipe_limit: String,
     _lock: FileLock,
+    // A crash under an installed handler fires the root daemon's
+    // OnAnyCoreDump triggers, so these tests also own those.
+    _root_triggers: FileLock,
 }
 
 impl CorePatternGuard {
     /// Waits for the core_pattern lock and saves the current values.
     pub fn acquire() -> CorePatternGuard {
         let lock = FileLock::acquire("core-pattern");
+        // Always after "core-pattern": one order, no deadlock.
+        let root_triggers = root_triggers_lock();
         let saved_pattern = read_sysctl(CORE_PATTERN);
         let saved_pipe_limit = read_sysctl(CORE_PIPE_LIMIT);
         CorePatternGuard {
             saved_pattern,
             saved_pipe_limit,
             _lock: lock,
+            _root_triggers: root_triggers,
         }
     }
 

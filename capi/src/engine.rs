@@ -2,6 +2,17 @@
 //! crash, where it acts, and the report of what it did.
 //!
 //! This is the contract between the C API and the core_pattern handler.
+//!
+//! The engine's parts: [`encoding`] (how an OnAnyCoreDump trigger is stored
+//! as an LTTng trigger; set, unset, list), [`target`] (which daemon, as
+//! whom), [`snapshot_name`] (naming a snapshot after its crash) and `fire`.
+
+pub mod encoding;
+mod fire;
+pub mod snapshot_name;
+pub mod target;
+
+pub use encoding::{list_triggers, set_trigger, unset_trigger, CoreDumpTrigger, SetOutcome};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -98,14 +109,5 @@ pub struct FireReport {
 /// the target daemon (each with its owner's rights), then the extra and
 /// fallback sessions, synchronously, within `options.deadline`.
 pub fn fire_on_any_core_dump(crash: &CrashInfo, options: &FireOptions) -> FireReport {
-    // Implemented by the engine work (issue 3); until then every fire reports
-    // that nothing could be done, so callers never block on it.
-    let _ = (crash, options);
-    FireReport {
-        outcomes: Vec::new(),
-        errors: vec![FireError {
-            code: 11,
-            message: "OnAnyCoreDump engine not built yet".into(),
-        }],
-    }
+    fire::fire(crash, options)
 }

@@ -6,3 +6,4 @@
 //! programs reach the same code through the exported functions.
 
 pub mod engine;
+pub mod ffi;

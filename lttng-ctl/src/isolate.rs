@@ -1,0 +1,762 @@
+//! Runs liblttng-ctl work in a short-lived forked child process, under a
+//! deadline and optionally as another user.
+//!
+//! Why a child process:
+//! - liblttng-ctl has no timeouts: a session daemon that is stopped or stuck
+//!   blocks its caller forever. A child can be killed when the deadline
+//!   passes; a thread could not be.
+//! - The session daemon decides what a client may do from the credentials
+//!   of the socket (`SO_PEERCRED`), so acting "as user U" means being U. A
+//!   child can drop root for good without touching the caller.
+//! - liblttng-ctl chooses its daemon from process-global state (uid, tracing
+//!   group, `LTTNG_HOME`), which the child may change freely.
+//!
+//! The child runs the work and sends back the bytes it returns over a
+//! close-on-exec pipe; the parent never waits longer than the deadline and
+//! always reaps the child.
+//!
+//! Forking a multi-threaded process leaves only the calling thread in the
+//! child. The process-wide liblttng-ctl lock is held across `fork()`, so no
+//! other thread is inside liblttng-ctl at that moment and the lock is in a
+//! known state on both sides. Other locks (stdio, the environment) could
+//! still be held by a vanished thread; the child therefore prints nothing,
+//! and a child that deadlocks anyway is killed at the deadline like a
+//! hung daemon.
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::{lock, sys};
+use std::ffi::{c_int, CStr, CString, OsStr};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The group liblttng-ctl (2.13, by default) checks to let a non-root user
+/// reach the root session daemon.
+pub const TRACING_GROUP: &str = "tracing";
+
+/// A tracing-group name that cannot exist (`:` separates fields in
+/// `/etc/group`). Telling liblttng-ctl that this is the tracing group makes
+/// it skip the root session daemon and use the per-user one.
+const NO_TRACING_GROUP: &CStr = c"lttng-coredump:no-such-group";
+
+extern "C" {
+    // liblttng-ctl's verbosity switch (`common/error.h`), exported by the
+    // library; 1 silences its messages on stderr.
+    static mut lttng_opt_quiet: c_int;
+}
+
+/// Who the child acts as, and which session daemon liblttng-ctl connects to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    user_name: String,
+    home: PathBuf,
+    lttng_home: Option<PathBuf>,
+    per_user_daemon: bool,
+}
+
+/// A buffer size for the reentrant passwd/group lookups.
+fn lookup_buffer_size() -> usize {
+    // SAFETY: sysconf has no memory effects.
+    let size = unsafe { libc::sysconf(libc::_SC_GETPW_R_SIZE_MAX) };
+    if size > 0 {
+        size as usize
+    } else {
+        16 * 1024
+    }
+}
+
+impl Identity {
+    /// The user with `uid`, with their primary group and every
+    /// supplementary group (as `initgroups` would give them), read from the
+    /// user database now, in the calling process.
+    pub fn of_user(uid: u32) -> Result<Identity> {
+        let context = || format!("looking up the user with uid {uid}");
+        let mut size = lookup_buffer_size();
+        let (user_name, gid, home) = loop {
+            let mut buf = vec![0u8; size];
+            // SAFETY: zeroed passwd is a valid out-value (pointers NULL).
+            let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+            let mut found: *mut libc::passwd = std::ptr::null_mut();
+            // SAFETY: all pointers are valid for the given sizes.
+            let rc = unsafe {
+                libc::getpwuid_r(
+                    uid,
+                    &mut pwd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    &mut found,
+                )
+            };
+            if rc == libc::ERANGE && size < 1 << 20 {
+                size *= 4;
+                continue;
+            }
+            if rc != 0 || found.is_null() {
+                return Err(Error::with_message(
+                    ErrorCode::Invalid,
+                    format!("no user has uid {uid}"),
+                    context(),
+                ));
+            }
+            // SAFETY: on success the strings point into `buf`, still alive.
+            let (name, dir) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
+            break (
+                name.to_string_lossy().into_owned(),
+                pwd.pw_gid,
+                PathBuf::from(OsStr::from_bytes(dir.to_bytes())),
+            );
+        };
+        let groups = group_list(&user_name, gid)
+            .map_err(|message| Error::with_message(ErrorCode::Fatal, message, context()))?;
+        Ok(Identity {
+            uid,
+            gid,
+            groups,
+            user_name,
+            home,
+            lttng_home: None,
+            per_user_daemon: false,
+        })
+    }
+
+    /// Sets `LTTNG_HOME` in the child: liblttng-ctl looks for a per-user
+    /// daemon in `<dir>/.lttng`.
+    pub fn with_lttng_home(mut self, dir: impl Into<PathBuf>) -> Identity {
+        self.lttng_home = Some(dir.into());
+        self
+    }
+
+    /// Makes liblttng-ctl use the user's own session daemon (in
+    /// `$LTTNG_HOME/.lttng`, the home directory unless set) and never the
+    /// root one, which a member of the tracing group would otherwise reach
+    /// first. Root has no per-user daemon: running such work as root fails.
+    pub fn per_user_daemon(mut self) -> Identity {
+        self.per_user_daemon = true;
+        self
+    }
+
+    /// The user's uid.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
+    /// The user's primary group.
+    pub fn gid(&self) -> u32 {
+        self.gid
+    }
+
+    /// Every group of the user, the primary one included.
+    pub fn groups(&self) -> &[u32] {
+        &self.groups
+    }
+
+    /// The user's login name.
+    pub fn user_name(&self) -> &str {
+        &self.user_name
+    }
+
+    /// The user's home directory (from the user database).
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The `LTTNG_HOME` the child gets, when set.
+    pub fn lttng_home(&self) -> Option<&Path> {
+        self.lttng_home.as_deref()
+    }
+
+    /// Whether the child uses the user's own session daemon.
+    pub fn is_per_user_daemon(&self) -> bool {
+        self.per_user_daemon
+    }
+
+    /// Whether liblttng-ctl would connect this user to the root session
+    /// daemon: root, or a member of the tracing group.
+    pub fn can_reach_root_daemon(&self) -> bool {
+        self.uid == 0 || group_id(TRACING_GROUP).is_some_and(|gid| self.groups.contains(&gid))
+    }
+}
+
+/// Every group of `user` (`getgrouplist`), `gid` included.
+fn group_list(user: &str, gid: u32) -> std::result::Result<Vec<u32>, String> {
+    let c_user = CString::new(user).map_err(|_| format!("user name {user:?} has a NUL byte"))?;
+    let mut count: c_int = 32;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; count as usize];
+        let asked = count;
+        // SAFETY: `groups` has room for `count` entries; count is updated.
+        let rc =
+            unsafe { libc::getgrouplist(c_user.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
+        if rc >= 0 {
+            groups.truncate(count as usize);
+            return Ok(groups);
+        }
+        if count <= asked {
+            // glibc reports the needed size; guard against one that does not.
+            if asked >= 65536 {
+                return Err(format!("could not read the groups of user {user:?}"));
+            }
+            count = asked * 2;
+        }
+    }
+}
+
+/// The id of the group named `name`, if it exists.
+pub fn group_id(name: &str) -> Option<u32> {
+    let c_name = CString::new(name).ok()?;
+    let mut size = lookup_buffer_size();
+    loop {
+        let mut buf = vec![0u8; size];
+        // SAFETY: zeroed group is a valid out-value.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: all pointers are valid for the given sizes.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                c_name.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && size < 1 << 20 {
+            size *= 4;
+            continue;
+        }
+        return (rc == 0 && !found.is_null()).then_some(grp.gr_gid);
+    }
+}
+
+/// What the child sends back: a tag, then a length-prefixed body, so that a
+/// child killed halfway through is told apart from one that finished.
+const TAG_DONE: u8 = 0;
+const TAG_SETUP_FAILED: u8 = 1;
+const TAG_PANICKED: u8 = 2;
+
+fn encode(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + body.len());
+    out.push(tag);
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<(u8, &[u8])> {
+    let (&tag, rest) = bytes.split_first()?;
+    let len = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?) as usize;
+    let body = rest.get(8..)?;
+    (body.len() == len).then_some((tag, body))
+}
+
+/// A setup error crosses the pipe as: code (u32 LE), message, NUL, context.
+fn encode_error(err: &Error) -> Vec<u8> {
+    let mut body = err.raw_code().to_le_bytes().to_vec();
+    body.extend_from_slice(err.message().as_bytes());
+    body.push(0);
+    body.extend_from_slice(err.context().as_bytes());
+    body
+}
+
+fn decode_error(body: &[u8]) -> Option<Error> {
+    let code = u32::from_le_bytes(body.get(..4)?.try_into().ok()?);
+    let text = body.get(4..)?;
+    let nul = text.iter().position(|&b| b == 0)?;
+    Some(Error::with_message(
+        ErrorCode::from_raw(code),
+        String::from_utf8_lossy(&text[..nul]),
+        String::from_utf8_lossy(&text[nul + 1..]),
+    ))
+}
+
+fn os_error(context: impl Into<String>) -> Error {
+    let err = std::io::Error::last_os_error();
+    Error::with_message(ErrorCode::Fatal, err.to_string(), context)
+}
+
+/// Runs `work` in a forked child, as `identity` when given, and returns the
+/// bytes it produced.
+///
+/// Errors: [`ErrorCode::Cancelled`] when the child has not finished within
+/// `deadline` (it is then killed; this is what a hung session daemon looks
+/// like); [`ErrorCode::PermissionDenied`] when the identity could not be
+/// taken; [`ErrorCode::Fatal`] when the child died without a result (the
+/// context says how).
+///
+/// Must not be called with the liblttng-ctl lock held (it takes it).
+pub fn run_isolated(
+    deadline: Duration,
+    identity: Option<&Identity>,
+    work: impl FnOnce() -> Vec<u8>,
+) -> Result<Vec<u8>> {
+    let started = Instant::now();
+    let who = identity
+        .map(|id| format!(" as user {} (uid {})", id.user_name, id.uid))
+        .unwrap_or_default();
+    // Everything the child needs is prepared here: allocating or looking
+    // up users after fork() in a multi-threaded process is best avoided.
+    let lttng_home = identity
+        .and_then(|id| {
+            id.lttng_home
+                .clone()
+                .or_else(|| id.per_user_daemon.then(|| id.home.clone()))
+        })
+        .map(|dir| CString::new(dir.into_os_string().into_vec()))
+        .transpose()
+        .map_err(|_| {
+            Error::with_message(
+                ErrorCode::Invalid,
+                "LTTNG_HOME has a NUL byte",
+                "isolating work",
+            )
+        })?;
+
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(os_error("creating the pipe to an isolated child"));
+    }
+    // SAFETY: pipe2 just created both descriptors; each is owned once.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: getpid has no memory effects.
+    let parent_pid = unsafe { libc::getpid() };
+
+    let guard = lock::lock();
+    // SAFETY: fork is called with the liblttng-ctl lock held (see the module
+    // comment); the child only runs `child_main`, which never returns.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // The child's copy of the lock is released so that `work` can take
+        // it; no other thread exists here to be holding it.
+        drop(guard);
+        drop(read_end);
+        child_main(parent_pid, identity, lttng_home.as_deref(), write_end, work);
+    }
+    drop(guard);
+    drop(write_end);
+    if pid < 0 {
+        return Err(os_error(format!(
+            "forking a child to talk to the session daemon{who}"
+        )));
+    }
+    collect(pid, read_end, started, deadline, &who)
+}
+
+/// The child: takes the identity, runs the work, sends the result, exits.
+fn child_main(
+    parent_pid: libc::pid_t,
+    identity: Option<&Identity>,
+    lttng_home: Option<&CStr>,
+    write_end: OwnedFd,
+    work: impl FnOnce() -> Vec<u8>,
+) -> ! {
+    // SAFETY: prctl/getppid have no memory effects. If the parent died
+    // before PDEATHSIG was set, nobody waits for the result.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        if libc::getppid() != parent_pid {
+            libc::_exit(1);
+        }
+    }
+    // A panic is reported through the pipe; the default hook would print on
+    // a stderr whose lock a vanished thread may hold.
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        match take_identity(identity, lttng_home) {
+            Ok(()) => encode(TAG_DONE, &work()),
+            Err(err) => encode(TAG_SETUP_FAILED, &encode_error(&err)),
+        }
+    }));
+    let message = outcome.unwrap_or_else(|panic| {
+        let text = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        encode(TAG_PANICKED, text.as_bytes())
+    });
+    let mut pipe = std::fs::File::from(write_end);
+    let status = if pipe.write_all(&message).is_ok() {
+        0
+    } else {
+        1
+    };
+    // SAFETY: _exit skips atexit handlers and stdio flushing, which belong
+    // to the parent's state.
+    unsafe { libc::_exit(status) }
+}
+
+/// In the child: becomes `identity` (for good) and points liblttng-ctl at
+/// the right session daemon.
+fn take_identity(identity: Option<&Identity>, lttng_home: Option<&CStr>) -> Result<()> {
+    let Some(id) = identity else { return Ok(()) };
+    let context = || format!("acting as user {} (uid {})", id.user_name, id.uid);
+    let denied = |what: &str| {
+        let err = std::io::Error::last_os_error();
+        Error::with_message(
+            ErrorCode::PermissionDenied,
+            format!("{what}: {err}"),
+            context(),
+        )
+    };
+    // SAFETY: geteuid has no memory effects.
+    if unsafe { libc::geteuid() } != id.uid {
+        // Groups first, then the gid, then the uid: after setresuid the
+        // others can no longer be changed.
+        // SAFETY: the slice is valid for its length; the calls only change
+        // this process's credentials.
+        unsafe {
+            if libc::setgroups(id.groups.len(), id.groups.as_ptr()) != 0 {
+                return Err(denied("setgroups"));
+            }
+            if libc::setresgid(id.gid, id.gid, id.gid) != 0 {
+                return Err(denied("setresgid"));
+            }
+            if libc::setresuid(id.uid, id.uid, id.uid) != 0 {
+                return Err(denied("setresuid"));
+            }
+        }
+        let (mut r, mut e, mut s) = (0, 0, 0);
+        let (mut gr, mut ge, mut gs) = (0, 0, 0);
+        // SAFETY: valid out-pointers.
+        let read_ok = unsafe {
+            libc::getresuid(&mut r, &mut e, &mut s) == 0
+                && libc::getresgid(&mut gr, &mut ge, &mut gs) == 0
+        };
+        if !read_ok || [r, e, s] != [id.uid; 3] || [gr, ge, gs] != [id.gid; 3] {
+            return Err(Error::with_message(
+                ErrorCode::PermissionDenied,
+                "the new uid/gid did not take",
+                context(),
+            ));
+        }
+        // SAFETY: setuid(0) only changes credentials, and must fail now.
+        if id.uid != 0 && unsafe { libc::setuid(0) } == 0 {
+            return Err(Error::with_message(
+                ErrorCode::PermissionDenied,
+                "root privileges could be regained after dropping them",
+                context(),
+            ));
+        }
+    }
+    if let Some(home) = lttng_home {
+        // SAFETY: both strings are NUL-terminated; this single-threaded
+        // child is the only user of its environment.
+        if unsafe { libc::setenv(c"LTTNG_HOME".as_ptr(), home.as_ptr(), 1) } != 0 {
+            return Err(os_error("setting LTTNG_HOME"));
+        }
+    }
+    if id.per_user_daemon {
+        if id.uid == 0 {
+            return Err(Error::with_message(
+                ErrorCode::Invalid,
+                "root has no per-user session daemon; it always uses the root one",
+                context(),
+            ));
+        }
+        avoid_root_daemon().map_err(|e| Error::with_message(e.code(), e.message(), context()))?;
+    }
+    Ok(())
+}
+
+/// Makes liblttng-ctl (2.13) use the per-user session daemon of this
+/// (non-root) process and never the root one.
+///
+/// liblttng-ctl connects a non-root member of the tracing group to the root
+/// daemon; naming a tracing group that cannot exist stops that. But for a
+/// non-member it first retries the socket path of the *previous* call,
+/// which, in a child forked from a root process that used liblttng-ctl, is
+/// still the root daemon's (`set_session_daemon_path()` in lttng-ctl.c).
+/// That stale path is replaced by the per-user one with one call made while
+/// no file descriptor can be opened: the connection to the old path fails,
+/// and the library falls back to `$LTTNG_HOME/.lttng`, which it keeps.
+fn avoid_root_daemon() -> Result<()> {
+    let _guard = lock::lock();
+    // SAFETY: the string is NUL-terminated; liblttng-ctl copies it.
+    if unsafe { sys::lttng_set_tracing_group(NO_TRACING_GROUP.as_ptr()) } != 0 {
+        return Err(Error::new(ErrorCode::NoMemory, "setting the tracing group"));
+    }
+    // SAFETY: valid out-pointer.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(os_error("reading the open-file limit"));
+    }
+    let no_files = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: only this process's limits and liblttng-ctl's verbosity
+    // change, and both are restored below; the lock is held, so nothing
+    // else calls into liblttng-ctl meanwhile.
+    unsafe {
+        let quiet = lttng_opt_quiet;
+        lttng_opt_quiet = 1;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &no_files) != 0 {
+            lttng_opt_quiet = quiet;
+            return Err(os_error("lowering the open-file limit"));
+        }
+        // The answer is "not alive" whatever runs: what matters is the path
+        // the library computes on the way.
+        let _ = sys::lttng_session_daemon_alive();
+        let restored = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        lttng_opt_quiet = quiet;
+        if restored != 0 {
+            return Err(os_error("restoring the open-file limit"));
+        }
+    }
+    Ok(())
+}
+
+/// The parent: reads the child's result until EOF or the deadline, then
+/// reaps it.
+fn collect(
+    pid: libc::pid_t,
+    read_end: OwnedFd,
+    started: Instant,
+    deadline: Duration,
+    who: &str,
+) -> Result<Vec<u8>> {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let timed_out = loop {
+        let Some(left) = deadline.checked_sub(started.elapsed()) else {
+            break true;
+        };
+        let mut pollfd = libc::pollfd {
+            fd: read_end.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let timeout_ms = left.as_millis().clamp(1, c_int::MAX as u128) as c_int;
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, timeout_ms) };
+        if ready < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            kill_and_reap(pid);
+            return Err(os_error(format!("waiting for the isolated child{who}")));
+        }
+        if ready == 0 {
+            continue;
+        }
+        // SAFETY: `chunk` is valid for its length.
+        let n = unsafe { libc::read(read_end.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+        match n {
+            0 => break false,
+            n if n > 0 => received.extend_from_slice(&chunk[..n as usize]),
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => {
+                kill_and_reap(pid);
+                return Err(os_error(format!("reading from the isolated child{who}")));
+            }
+        }
+    };
+    drop(read_end);
+    if timed_out {
+        kill_and_reap(pid);
+        return Err(Error::with_message(
+            ErrorCode::Cancelled,
+            format!(
+                "session daemon did not answer within {} ms",
+                deadline.as_millis()
+            ),
+            format!("talking to the session daemon{who}"),
+        ));
+    }
+    let status = reap_before(pid, started, deadline);
+    match decode(&received) {
+        Some((TAG_DONE, body)) => Ok(body.to_vec()),
+        Some((TAG_SETUP_FAILED, body)) => Err(decode_error(body).unwrap_or_else(|| {
+            Error::with_message(
+                ErrorCode::Fatal,
+                "unreadable setup error",
+                format!("isolated child{who}"),
+            )
+        })),
+        Some((TAG_PANICKED, body)) => Err(Error::with_message(
+            ErrorCode::Fatal,
+            format!("panicked: {}", String::from_utf8_lossy(body)),
+            format!("isolated child{who}"),
+        )),
+        _ => Err(Error::with_message(
+            ErrorCode::Fatal,
+            format!("died without a result ({})", describe_status(status)),
+            format!("isolated child{who}"),
+        )),
+    }
+}
+
+/// How a wait status reads; `None` when the child was reaped elsewhere
+/// (for example with SIGCHLD ignored by the host program).
+fn describe_status(status: Option<c_int>) -> String {
+    match status {
+        None => "exit status unknown".into(),
+        Some(s) if libc::WIFEXITED(s) => format!("exit status {}", libc::WEXITSTATUS(s)),
+        Some(s) if libc::WIFSIGNALED(s) => format!("killed by signal {}", libc::WTERMSIG(s)),
+        Some(s) => format!("wait status {s}"),
+    }
+}
+
+/// Reaps a child that closed its end of the pipe (it is exiting); kills it
+/// if it is still there at the deadline.
+fn reap_before(pid: libc::pid_t, started: Instant, deadline: Duration) -> Option<c_int> {
+    loop {
+        let mut status = 0;
+        // SAFETY: valid out-pointer; `pid` is our child.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if rc == pid {
+            return Some(status);
+        }
+        if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return None;
+        }
+        if started.elapsed() >= deadline {
+            return kill_and_reap(pid);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// SIGKILLs the child and waits for it, so that it leaves no zombie.
+fn kill_and_reap(pid: libc::pid_t) -> Option<c_int> {
+    // SAFETY: `pid` is our unreaped child, so it cannot have been reused.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    loop {
+        let mut status = 0;
+        // SAFETY: valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return Some(status);
+        }
+        if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn the_work_s_bytes_come_back() {
+        let out = run_isolated(SECOND * 5, None, || b"hello".repeat(50_000)).unwrap();
+        assert_eq!(out, b"hello".repeat(50_000));
+    }
+
+    #[test]
+    fn work_runs_in_another_process() {
+        let me = std::process::id();
+        let out = run_isolated(SECOND * 5, None, || {
+            std::process::id().to_string().into_bytes()
+        })
+        .unwrap();
+        assert_ne!(String::from_utf8(out).unwrap(), me.to_string());
+    }
+
+    #[test]
+    fn a_hung_child_is_cancelled_at_the_deadline_and_reaped() {
+        let pid_file = std::env::temp_dir().join(format!("isolate-hung-{}", std::process::id()));
+        let started = Instant::now();
+        let err = run_isolated(Duration::from_millis(300), None, || {
+            std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+            std::thread::sleep(Duration::from_secs(60));
+            Vec::new()
+        })
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Cancelled);
+        assert!(err.message().contains("within 300 ms"), "{err}");
+        assert!(started.elapsed() < SECOND * 5, "{:?}", started.elapsed());
+        let child: libc::pid_t = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+        std::fs::remove_file(&pid_file).unwrap();
+        // Neither running nor a zombie: kill(pid, 0) finds no such process.
+        // SAFETY: signal 0 only checks for existence.
+        let rc = unsafe { libc::kill(child, 0) };
+        assert_eq!(rc, -1, "child {child} is still there");
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::ESRCH)
+        );
+    }
+
+    #[test]
+    fn a_panic_in_the_child_is_an_error_not_a_crash() {
+        let err = run_isolated(SECOND * 5, None, || panic!("boom")).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Fatal);
+        assert!(err.message().contains("boom"), "{err}");
+    }
+
+    #[test]
+    fn a_child_that_dies_is_an_error_with_context() {
+        let err = run_isolated(SECOND * 5, None, || {
+            // SAFETY: ends the child only.
+            unsafe { libc::raise(libc::SIGKILL) };
+            Vec::new()
+        })
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Fatal);
+        assert!(err.message().contains("signal 9"), "{err}");
+    }
+
+    #[test]
+    fn the_child_takes_the_identity_for_good() {
+        // SAFETY: geteuid has no memory effects.
+        if unsafe { libc::geteuid() } != 0 {
+            panic!("this test needs root (it switches to the `nobody` user)");
+        }
+        let nobody = Identity::of_user(65534).unwrap();
+        let out = run_isolated(SECOND * 5, Some(&nobody), || {
+            // SAFETY: plain id getters.
+            let ids = unsafe {
+                [
+                    libc::getuid(),
+                    libc::geteuid(),
+                    libc::getgid(),
+                    libc::getegid(),
+                ]
+            };
+            format!("{ids:?}").into_bytes()
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("{:?}", [65534, 65534, nobody.gid(), nobody.gid()])
+        );
+        let with_home = Identity::of_user(65534)
+            .unwrap()
+            .with_lttng_home("/nonexistent-lttng-home");
+        let out = run_isolated(SECOND * 5, Some(&with_home), || {
+            std::env::var("LTTNG_HOME").unwrap_or_default().into_bytes()
+        })
+        .unwrap();
+        assert_eq!(out, b"/nonexistent-lttng-home");
+    }
+
+    #[test]
+    fn root_has_no_per_user_daemon() {
+        // SAFETY: geteuid has no memory effects.
+        if unsafe { libc::geteuid() } != 0 {
+            panic!("this test needs root");
+        }
+        let root = Identity::of_user(0).unwrap().per_user_daemon();
+        let err = run_isolated(SECOND * 5, Some(&root), Vec::new).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Invalid);
+    }
+
+    #[test]
+    fn unknown_users_are_refused() {
+        let err = Identity::of_user(4_000_000_000).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Invalid);
+    }
+}
