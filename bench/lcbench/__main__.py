@@ -16,6 +16,7 @@ from .handlers import CORE_PIPE_LIMIT, make_handlers
 from .retention import CRASHER_EVENTS, LoadGenerator, read_snapshot
 from .system import (
     DATA_DIR,
+    Profile,
     RSS_DIR,
     RUN_DIR,
     BenchError,
@@ -52,11 +53,11 @@ MODES = {
     ),
     "self-check": dict(
         fills=("random",),
-        runs={1: 1},
+        runs={1: 2},
         retention_mb=16,
-        retention_runs=1,
+        retention_runs=2,
         fire_triggers=(1,),
-        fire_runs=1,
+        fire_runs=2,
     ),
 }
 
@@ -158,6 +159,9 @@ def main():
 
     if os.geteuid() != 0:
         sys.exit("bench/run needs root (it sets core_pattern)")
+    # The self-check runs inside the test suite: it measures the debug build
+    # the suite has just made instead of building a release one.
+    Profile.release = not args.self_check
     exit_on_signals()
     single_bench_instance()
     started = time.monotonic()
@@ -216,6 +220,35 @@ def main():
             "per-uid buffers, 4 x 512 KiB sub-buffers per CPU (defaults)."
         )
     print(report.render(notes, crash, lambda size: mode["runs"][size], retention, fire))
+    if args.self_check:
+        problems = self_check_problems(crash, retention, fire, ours_missing)
+        if problems:
+            sys.exit("bench/run --self-check: the harness did not measure everything:\n  " + "\n  ".join(problems))
+        print("self-check: every handler measured every measure")
+
+
+def self_check_problems(crash, retention, fire, ours_missing):
+    """What a working harness should have measured and did not: every
+    handler, at least once, in every measure (a single failed run is the
+    handler's business and is in the table; none at all is the harness's)."""
+    problems = [ours_missing] if ours_missing else []
+    for key, (results, failures) in crash.items():
+        for handler, rs in results.items():
+            errors = failures.get(handler, [])
+            if not rs:
+                problems.append(f"{handler} {key}: no run succeeded: {errors}")
+            elif any(r.snapshot_error for r in rs) and all(r.snapshot_ms is None for r in rs):
+                problems.append(f"{handler} {key}: no snapshot time: {[r.snapshot_error for r in rs]}")
+    for handler, kept in retention["kept"].items():
+        if not kept:
+            problems.append(f"retention {handler}: no run succeeded: {retention['failures'].get(handler)}")
+    if isinstance(fire, str):
+        problems.append(fire)
+    else:
+        for n, series in fire.items():
+            if not series["api"] or not series["cli"]:
+                problems.append(f"fire {n}: no successful run")
+    return problems
 
 
 if __name__ == "__main__":

@@ -7,9 +7,20 @@ import os
 import shutil
 
 from .retention import LoadGenerator
-from .system import BUILD_DIR, DATA_DIR, REPO, ROOT_TRIGGERS_LOCK, BenchError, build_c, cargo_build, hold_flock, run
+from .system import (
+    BUILD_DIR,
+    DATA_DIR,
+    REPO,
+    ROOT_TRIGGERS_LOCK,
+    TARGET_DIR,
+    BenchError,
+    Profile,
+    build_c,
+    cargo_build,
+    hold_flock,
+    run,
+)
 
-LIBRARY = REPO / "target" / "release" / "liblttng_coredump.so"
 # The C library as users get it (`make -C capi install`: the SONAME'd
 # library and the header), staged under the benchmark's build directory.
 STAGE = BUILD_DIR / "capi-stage"
@@ -27,9 +38,10 @@ def library_reason():
         cargo_build("lttng-coredump", "--lib")
     except BenchError as e:
         return f"liblttng_coredump does not build: {e}"
-    if not LIBRARY.exists():
-        return f"{LIBRARY} was not built"
-    symbols = run(["nm", "-D", "--defined-only", str(LIBRARY)]).stdout.split()
+    library = Profile.dir() / "liblttng_coredump.so"
+    if not library.exists():
+        return f"{library} was not built"
+    symbols = run(["nm", "-D", "--defined-only", str(library)]).stdout.split()
     if "lttng_trigger" not in symbols or "lttng_trigger_set" not in symbols:
         return "not measured: liblttng_coredump exports no lttng_trigger()/lttng_trigger_set() yet"
     return None
@@ -37,7 +49,19 @@ def library_reason():
 
 def build_fire():
     shutil.rmtree(STAGE, ignore_errors=True)
-    run(["make", "-s", "-C", REPO / "capi", "install", f"DESTDIR={STAGE}", f"PREFIX={STAGED_PREFIX}"])
+    run(
+        [
+            "make",
+            "-s",
+            "-C",
+            REPO / "capi",
+            "install",
+            f"DESTDIR={STAGE}",
+            f"PREFIX={STAGED_PREFIX}",
+            f"PROFILE={Profile.make_profile()}",
+            f"TARGET_DIR={TARGET_DIR}",
+        ]
+    )
     prefix = STAGE / STAGED_PREFIX.lstrip("/")
     return build_c(
         "bench-fire",

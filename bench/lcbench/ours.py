@@ -1,9 +1,7 @@
-"""Our handler, built in release mode (as users install it) from this
-checkout, or the reason it cannot be measured yet."""
+"""Our handler, built from this checkout (in release mode, as users
+install it, but for the self-check), or the reason it cannot be measured."""
 
-from .system import REPO, BenchError, cargo_build, run
-
-HANDLER_EXE = REPO / "target" / "release" / "lttng-coredump"
+from .system import BenchError, Profile, cargo_build, run
 
 
 def handler_binary():
@@ -13,8 +11,9 @@ def handler_binary():
         cargo_build("lttng-coredump-handler", "--bin", "lttng-coredump")
     except BenchError as e:
         return None, f"the handler does not build: {e}"
+    exe = Profile.dir() / "lttng-coredump"
     # `--help` only: `handle` itself would wait for a core on stdin.
-    out = run([str(HANDLER_EXE), "--help"], check=False)
+    out = run([str(exe), "--help"], check=False)
     if "handle" not in out.stdout + out.stderr:
         return None, "the lttng-coredump binary of this checkout has no `handle` subcommand yet"
-    return HANDLER_EXE, None
+    return exe, None

@@ -14,7 +14,27 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_SRC = REPO / "bench"
-BUILD_DIR = REPO / "target" / "bench"
+TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+BUILD_DIR = TARGET_DIR / "bench"
+
+
+class Profile:
+    """Which cargo build of ours is measured: release (as users install
+    it); the self-check takes the debug build the test suite already made."""
+
+    release = True
+
+    @classmethod
+    def dir(cls):
+        return TARGET_DIR / ("release" if cls.release else "debug")
+
+    @classmethod
+    def cargo_args(cls):
+        return ["--release"] if cls.release else []
+
+    @classmethod
+    def make_profile(cls):
+        return "release" if cls.release else "dev"
 
 # The kernel takes at most 127 bytes of core_pattern: everything a pattern
 # names lives under short paths.
@@ -228,7 +248,7 @@ def build_programs():
 
 
 def cargo_build(package, *extra):
-    run(["cargo", "build", "--quiet", "--release", "-p", package, *extra], cwd=REPO)
+    run(["cargo", "build", "--quiet", *Profile.cargo_args(), "-p", package, *extra], cwd=REPO)
 
 
 def install_file(src, name, mode=0o755):
