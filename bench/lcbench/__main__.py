@@ -153,9 +153,34 @@ def main():
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_true", help="small sizes, few runs (under two minutes)")
     group.add_argument("--self-check", action="store_true", help="one 1 MiB crash per handler: checks the harness works")
+    parser.add_argument(
+        "--extra-ours",
+        action="append",
+        default=[],
+        metavar="LABEL=BINARY",
+        help="also measure another build of lttng-coredump (default configuration), e.g. a candidate fix",
+    )
+    parser.add_argument(
+        "--sizes",
+        metavar="MIB,...",
+        help="measure these memory sizes (MiB) instead of the mode's (5 runs for a size the mode lacks)",
+    )
     args = parser.parse_args()
+    extra_ours = []
+    for i, spec in enumerate(args.extra_ours):
+        label, sep, binary = spec.partition("=")
+        if not sep or not label or not os.access(binary, os.X_OK):
+            parser.error(f"--extra-ours {spec!r}: want LABEL=BINARY, an executable")
+        extra_ours.append((f"x{i}", label, binary))
+        report.add_variant_of_ours(f"x{i}", label)
     mode_name = "quick" if args.quick else "self-check" if args.self_check else "full"
-    mode = MODES[mode_name]
+    mode = dict(MODES[mode_name])
+    if args.sizes:
+        try:
+            sizes = [int(x) for x in args.sizes.split(",")]
+        except ValueError:
+            parser.error(f"--sizes {args.sizes!r}: want MiB values separated by commas")
+        mode["runs"] = {size: mode["runs"].get(size, 5) for size in sizes}
 
     if os.geteuid() != 0:
         sys.exit("bench/run needs root (it sets core_pattern)")
@@ -182,7 +207,7 @@ def main():
     session_name = f"bench-{os.getpid()}"
     try:
         with SnapshotSession(session_name, DATA_DIR / "snapshots" / session_name) as session:
-            handlers = make_handlers(programs, session_name, ours_binary)
+            handlers = make_handlers(programs, session_name, ours_binary, extra_ours)
             log("handlers: " + ", ".join(h.label for h in handlers) + f"; mode {mode_name}")
             crash = run_crashes(mode, handlers, programs, session)
             retention = run_retention(mode, handlers, programs, session)
@@ -196,7 +221,7 @@ def main():
     elapsed = time.monotonic() - started
     load_end = os.getloadavg()
     notes = [
-        f"lttng-coredump benchmark, mode {mode_name} (`bench/run{' --quick' if args.quick else ' --self-check' if args.self_check else ''}`), "
+        f"lttng-coredump benchmark, mode {mode_name} (`bench/run{''.join(' ' + a for a in sys.argv[1:])}`), "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {elapsed / 60:.1f} min",
         f"machine: {machine_line()}; load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end "
         "(other work on the machine shows up as spread)",
@@ -212,6 +237,8 @@ def main():
     ]
     if ours_missing:
         notes.append(f"ours not measured: {ours_missing}")
+    for _key, label, binary in extra_ours:
+        notes.append(f"{label} = another build of ours, {binary}, with the default configuration (as ours).")
     if retention:
         notes.append(
             f"load generator: asked {LOAD_RATE / 1e6:.1f} M events/s; kept {report.num(retention['load_rate'] / 1e6)} M/s "

@@ -82,7 +82,7 @@ class Handler:
 
     def why_no_snapshot(self):
         """What our handler's record says went wrong (for the log)."""
-        if self.key in ("ours", "zstd"):
+        if self.key != "seed":
             try:
                 record, _ = self.crash_record()
                 return "; the record's errors: " + " | ".join(record.get("errors", []))[:600]
@@ -125,8 +125,9 @@ def write_ours_config(name, core_dir, session, compression):
     return path
 
 
-def make_handlers(programs, session, ours_binary):
-    """The five handlers, in the order they run in each round."""
+def make_handlers(programs, session, ours_binary, extra_ours=()):
+    """The five handlers, and any extra builds of ours given as
+    (key, label, binary), in the order they run in each round."""
     wrap = install_file(programs["wrap"], "w")
     cat = install_file(Path(__file__).resolve().parents[1] / "cat-handler.sh", "c")
     seed = install_file(Path(__file__).resolve().parents[1] / "seed-handler.sh", "s")
@@ -148,6 +149,12 @@ def make_handlers(programs, session, ours_binary):
             config = write_ours_config(config_name, core_dir, session, compression)
             pattern = f"|{wrap} {ours} handle --config {config} {OURS_SPECIFIERS}"
             handlers.append(Handler(key, label, pattern, core_dir, True, True))
+    for key, label, binary in extra_ours:
+        exe = install_file(binary, key)
+        core_dir = cores / key
+        config = write_ours_config(f"{key}.toml", core_dir, session, None)
+        pattern = f"|{wrap} {exe} handle --config {config} {OURS_SPECIFIERS}"
+        handlers.append(Handler(key, label, pattern, core_dir, True, True))
     for h in handlers:
         h.prepare()
     return handlers

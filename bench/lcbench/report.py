@@ -6,9 +6,20 @@ each target of issue 5 is met."""
 import statistics
 
 BASELINES = ("cat", "kernel", "seed")
-OURS = ("ours", "zstd")
-COLUMNS = ("cat", "kernel", "seed", "ours", "zstd")
+# Our handler's variants; --extra-ours adds builds to compare.
+OURS = ["ours", "zstd"]
+COLUMNS = ["cat", "kernel", "seed", "ours", "zstd"]
 LABELS = {"cat": "cat", "kernel": "kernel", "seed": "seed", "ours": "ours", "zstd": "ours zstd"}
+
+
+def add_variant_of_ours(key, label):
+    OURS.append(key)
+    COLUMNS.append(key)
+    LABELS[key] = label
+
+
+def no_ratios():
+    return ["—"] * (len(OURS) * len(BASELINES))
 
 MIB = 1 << 20
 RSS_TARGET_MIB = 16
@@ -185,7 +196,7 @@ def retention_row(table, retention):
         "retention (of the crasher's last 1000 events)",
         case,
         cells,
-        ["—"] * 6,
+        no_ratios(),
         "all 1000 in every run: " + ("; ".join(checks) or "not measured"),
     )
 
@@ -194,12 +205,12 @@ def fire_rows(table, fire):
     if fire is None:
         return
     if isinstance(fire, str):
-        table.add("fire: lttng_trigger() (ours) vs `lttng snapshot record` per session (seed)", "—", {}, ["—"] * 6, fire)
+        table.add("fire: lttng_trigger() (ours) vs `lttng snapshot record` per session (seed)", "—", {}, no_ratios(), fire)
         return
     for n, series in sorted(fire.items()):
         cells = {"ours": cell(series["api"], series["api_failed"]), "seed": cell(series["cli"], series["cli_failed"])}
-        ratios = ["—"] * 6
-        ratios[2] = ratio(series["api"], series["cli"])
+        ratios = no_ratios()
+        ratios[OURS.index("ours") * len(BASELINES) + BASELINES.index("seed")] = ratio(series["api"], series["cli"])
         table.add(
             "fire (ms): lttng_trigger() in ours, `lttng snapshot record` per session in seed",
             f"{n} trigger{'s' if n > 1 else ''}, n={len(series['api'])}",
