@@ -19,6 +19,7 @@ from .system import (
     Profile,
     RSS_DIR,
     RUN_DIR,
+    SAVED_FILE,
     BenchError,
     CorePatternOwner,
     SnapshotSession,
@@ -214,9 +215,10 @@ def main():
         fire = fire_bench.run_fire(mode["fire_triggers"], mode["fire_runs"], programs, log)
     finally:
         shutil.rmtree(DATA_DIR, ignore_errors=True)
-        for leftover in (RUN_DIR / name for name in ("w", "c", "s", "h", "d.toml", "z.toml")):
-            leftover.unlink(missing_ok=True)
-        shutil.rmtree(RSS_DIR, ignore_errors=True)
+        # Every round has restored core_pattern by now, unless restoring
+        # failed: then bench/run needs the values saved in RUN_DIR.
+        if not SAVED_FILE.exists():
+            shutil.rmtree(RUN_DIR, ignore_errors=True)
 
     elapsed = time.monotonic() - started
     load_end = os.getloadavg()
