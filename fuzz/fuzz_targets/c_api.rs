@@ -138,8 +138,8 @@ fuzz_target!(|data: &[u8]| {
                 handle.domain.buf_type = lttng_ctl_sys::lttng_buffer_type(input.int() as _);
                 Box::new(handle)
             });
-            let handle_ptr: *mut lttng_handle = handle
-                .map_or(std::ptr::null_mut(), |h| Box::into_raw(h).cast());
+            let handle_ptr: *mut lttng_handle =
+                handle.map_or(std::ptr::null_mut(), |h| Box::into_raw(h).cast());
             // SAFETY: the handle is NULL or a complete struct lttng_handle.
             let ret = unsafe {
                 if selector % 4 == 2 {

@@ -25,6 +25,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(size) = parse_size(&text) {
         // A size is digits times a binary multiple: it round-trips.
-        assert!(text.trim().starts_with(|c: char| c.is_ascii_digit() || c == '+'), "{text:?} -> {size}");
+        assert!(
+            text.trim()
+                .starts_with(|c: char| c.is_ascii_digit() || c == '+'),
+            "{text:?} -> {size}"
+        );
     }
 });

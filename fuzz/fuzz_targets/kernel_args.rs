@@ -25,12 +25,19 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = parsed.core_limit_bytes();
     let _ = parsed.exe_path_from_kernel();
-    for raw in [parsed.comm.as_deref(), parsed.hostname.as_deref(), Some(data)]
-        .into_iter()
-        .flatten()
+    for raw in [
+        parsed.comm.as_deref(),
+        parsed.hostname.as_deref(),
+        Some(data),
+    ]
+    .into_iter()
+    .flatten()
     {
         let name = file_name_component(raw, MAX_COMPONENT_LEN);
-        assert!(!name.is_empty() && name.len() <= MAX_COMPONENT_LEN, "{name:?}");
+        assert!(
+            !name.is_empty() && name.len() <= MAX_COMPONENT_LEN,
+            "{name:?}"
+        );
         assert!(!name.starts_with('.'), "{name:?}");
         assert!(
             name.bytes()
