@@ -247,7 +247,8 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
 
     // Whatever the daemon left (its consumers) goes before the user.
     for leftover in children_of(sessiond) {
-        signal(leftover, libc::SIGKILL);
+        // SAFETY: kill(2) on what the test's daemon started; it may be gone.
+        unsafe { libc::kill(leftover, libc::SIGKILL) };
     }
     drop(user);
 }
