@@ -16,7 +16,7 @@ use lttng_coredump::engine::ActionKind;
 use lttng_ctl::isolate::{run_isolated, Identity};
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use testsupport::{babeltrace_events, crasher_path, fixture_seqs, unique_name, TempDir};
 

@@ -30,7 +30,8 @@ const MIN_FREE: u64 = 64 << 20;
 /// crasher's events; destroyed when dropped.
 struct SmallSession {
     name: String,
-    output: TempDir,
+    // Where the snapshots go: removed after the session.
+    _output: TempDir,
 }
 
 impl SmallSession {
@@ -45,7 +46,10 @@ impl SmallSession {
             "-o",
             &output.path().display().to_string(),
         ]);
-        let session = SmallSession { name, output };
+        let session = SmallSession {
+            name,
+            _output: output,
+        };
         lttng_ok(&[
             "enable-channel",
             "-u",
