@@ -105,6 +105,8 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         fallback_to_active_snapshot_sessions: config.snapshot_active_sessions,
         user_daemon: config.snapshot_user_daemon,
     };
+    let mut stages = record::Stages::default();
+    stages.snapshots.started_unix_us = record::now_unix_us();
     let fires: Vec<DaemonFire> = catch_unwind(AssertUnwindSafe(|| {
         snapshot::record_snapshots(&crash, args.uid, &plan)
     }))
@@ -115,6 +117,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
             error: Some("recording the snapshots panicked".into()),
         }]
     });
+    stages.snapshots.ended_unix_us = record::now_unix_us();
     for error in record::fire_errors(&fires) {
         log.warning(error);
     }
@@ -221,7 +224,9 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         },
         None => None,
     };
+    stages.core.started_unix_us = record::now_unix_us();
     let pumped = crate::pump::pump(core, writer.as_mut(), chain.as_mut());
+    stages.core.ended_unix_us = record::now_unix_us();
     if let Some(error) = &pumped.error {
         log.error(error.clone());
     }
@@ -363,6 +368,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         chain: chain_outcome,
         snapshots,
         fires,
+        stages,
         config_path: config_path.to_string_lossy().into_owned(),
         errors: log.problems(),
         log: log.messages().to_vec(),
