@@ -23,7 +23,7 @@ fn build_executable(name: &str, sources: &[&str], pkg_libs: &[&str]) -> PathBuf 
             .cargo_metadata(false)
             .probe(lib)
             .unwrap_or_else(|e| {
-                panic!("pkg-config could not find {lib} (apt-get install -y liblttng-ust-dev): {e}")
+                panic!("pkg-config could not find {lib} (apt-get install -y liblttng-ust-dev liblttng-ctl-dev): {e}")
             });
         for dir in probed.include_paths {
             cmd.arg(format!("-I{}", dir.display()));
@@ -54,4 +54,10 @@ fn main() {
     println!("cargo:rerun-if-changed=tests/fixtures/crasher_tp.h");
     let crasher = build_executable("crasher", &["tests/fixtures/crasher.c"], &["lttng-ust"]);
     export("FIXTURE_CRASHER", &crasher);
+    let layout = build_executable(
+        "lttng_ctl_layout",
+        &["tests/fixtures/lttng_ctl_layout.c"],
+        &["lttng-ctl"],
+    );
+    export("FIXTURE_LTTNG_CTL_LAYOUT", &layout);
 }

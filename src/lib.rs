@@ -24,10 +24,10 @@ const LOCK_DIR: &str = "/run/lttng-coredump-tests";
 
 /// An exclusive `flock` on a file under /run, held until dropped; serializes
 /// work across test processes (cargo runs each test file as its own process).
-pub struct FileLock(
-    // Never read: the open file holds the flock until it is dropped.
-    #[allow(dead_code)] File,
-);
+pub struct FileLock {
+    // Held only for its open descriptor: closing it releases the flock.
+    _held: File,
+}
 
 impl FileLock {
     /// Blocks until the named lock is ours.
@@ -50,7 +50,7 @@ impl FileLock {
             path.display(),
             std::io::Error::last_os_error()
         );
-        FileLock(file)
+        FileLock { _held: file }
     }
 }
 

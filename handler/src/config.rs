@@ -84,6 +84,9 @@ pub struct Config {
     /// Free space always left on the core directory's filesystem.
     #[serde(deserialize_with = "bytes")]
     pub min_free: u64,
+    /// Cores of one program (by name) kept per minute; past it a crash gets
+    /// its snapshots and record but no core file. 0: no limit.
+    pub max_cores_per_minute: u32,
     /// Total time the snapshots may take before the core is read.
     #[serde(deserialize_with = "seconds")]
     pub snapshot_deadline: Duration,
@@ -95,6 +98,9 @@ pub struct Config {
     /// Also fire in the crashing user's own session daemon, when it has one.
     pub snapshot_user_daemon: bool,
     pub chain: Option<ChainConfig>,
+    /// The syslog socket the handler logs to (the kernel log is used when
+    /// nothing listens there).
+    pub syslog_socket: PathBuf,
 }
 
 impl Default for Config {
@@ -107,11 +113,13 @@ impl Default for Config {
             max_core_size: 8 * GIB,
             max_dir_size: 16 * GIB,
             min_free: GIB,
+            max_cores_per_minute: 10,
             snapshot_deadline: Duration::from_secs(5),
             snapshot_sessions: Vec::new(),
             snapshot_active_sessions: true,
             snapshot_user_daemon: true,
             chain: None,
+            syslog_socket: PathBuf::from(crate::syslog::DEFAULT_SOCKET),
         }
     }
 }
@@ -174,8 +182,7 @@ impl Config {
 
     /// Parses configuration text; the error names the line and the key.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config =
-            toml::from_str(text).map_err(|err| err.to_string().trim().to_owned())?;
+        let config: Config = toml::from_str(text).map_err(|err| describe_toml_error(text, &err))?;
         config.validate()?;
         Ok(config)
     }
@@ -206,6 +213,28 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// One line: where the error is (line, column, and the key of that line)
+/// and what it is.
+fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().replace('\n', " ");
+    let Some(span) = err.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_number = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(key, _)| key.trim())
+        .filter(|key| !key.is_empty() && !key.starts_with('['));
+    match key {
+        Some(key) => format!("line {line_number}, column {column}, key {key}: {message}"),
+        None => format!("line {line_number}, column {column}: {message}"),
     }
 }
 
@@ -277,10 +306,12 @@ mod tests {
             max_core_size = "512M"
             max_dir_size = 1073741824
             min_free = "2GiB"
+            max_cores_per_minute = 3
             snapshot_deadline = 1.5
             snapshot_sessions = ["a", "b"]
             snapshot_active_sessions = false
             snapshot_user_daemon = false
+            syslog_socket = "/run/systemd/journal/dev-log"
             [chain]
             command = ["/lib/systemd/systemd-coredump", "{pid}", "{uid}"]
             stall_timeout = 2
@@ -295,10 +326,15 @@ mod tests {
         assert_eq!(config.max_core_size, 512 * MIB);
         assert_eq!(config.max_dir_size, GIB);
         assert_eq!(config.min_free, 2 * GIB);
+        assert_eq!(config.max_cores_per_minute, 3);
         assert_eq!(config.snapshot_deadline, Duration::from_millis(1500));
         assert_eq!(config.snapshot_sessions, ["a", "b"]);
         assert!(!config.snapshot_active_sessions);
         assert!(!config.snapshot_user_daemon);
+        assert_eq!(
+            config.syslog_socket,
+            PathBuf::from("/run/systemd/journal/dev-log")
+        );
         let chain = config.chain.unwrap();
         assert_eq!(chain.command.len(), 3);
         assert_eq!(chain.stall_timeout, Duration::from_secs(2));
@@ -308,9 +344,24 @@ mod tests {
     #[test]
     fn errors_name_the_line_and_the_key() {
         let err = Config::parse("save_core = true\nmax_core_size = \"lots\"\n").unwrap_err();
-        assert!(err.contains("line 2"), "{err}");
-        assert!(err.contains("max_core_size"), "{err}");
-        assert!(err.contains("invalid size"), "{err}");
+        assert!(
+            err.starts_with("line 2, column 17, key max_core_size: invalid size"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+
+        let err = Config::parse("core_dir = 42\n").unwrap_err();
+        assert!(
+            err.starts_with("line 1, column 12, key core_dir: invalid type"),
+            "{err}"
+        );
+
+        let err =
+            Config::parse("[chain]\ncommand = [\"/bin/x\"]\nstall_timeout = \"5\"\n").unwrap_err();
+        assert!(
+            err.starts_with("line 3, column 17, key stall_timeout:"),
+            "{err}"
+        );
 
         let err = Config::parse("core_dri = \"/x\"\n").unwrap_err();
         assert!(err.contains("core_dri"), "{err}");

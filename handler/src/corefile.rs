@@ -13,6 +13,9 @@ use std::os::unix::fs::FileExt;
 
 /// Granularity of hole detection: the usual filesystem block size.
 pub const HOLE_BLOCK: usize = 4096;
+/// Room is taken from the directory at most this much at a time, so that
+/// handlers writing at once (a crash storm) each see what the others used.
+const ROOM_STEP: u64 = 64 * 1024 * 1024;
 
 /// How a core is stored and what bounds it.
 #[derive(Debug, Clone)]
@@ -62,7 +65,7 @@ impl Budgeted {
         if self.room < wanted && self.may_grow {
             match space::make_room(self.dir.as_fd(), self.policy, wanted, self.stored) {
                 Ok((room, deleted)) => {
-                    self.room = room;
+                    self.room = room.min(ROOM_STEP);
                     self.deleted.extend(deleted);
                 }
                 Err(err) => {

@@ -1,8 +1,13 @@
 //! What the kernel runs on a crash, in the order that keeps the most:
-//! 1) read the arguments and the configuration, 2) read `/proc/PID` while
-//! the process is held, 3) record the trace snapshots before touching the
-//! core (the trace is what waiting would lose), 4) stream the core to its
-//! file and to the chained handler, 5) write the crash record, 6) log.
+//!
+//! 1. read the arguments and the configuration;
+//! 2. read `/proc/PID` while the process is held;
+//! 3. record the trace snapshots before touching the core (the trace is
+//!    what waiting would lose);
+//! 4. stream the core to its file and to the chained handler;
+//! 5. write the crash record;
+//! 6. log.
+//!
 //! No step's failure stops a later one: each is caught into the record.
 
 use crate::chain::Chain;
@@ -47,6 +52,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         .unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into());
     let config = match catch_unwind(|| Config::load(args.config.as_deref())) {
         Ok(loaded) => {
+            log.set_socket_path(loaded.config.syslog_socket.clone());
             if let Some(error) = loaded.error {
                 log.error(error);
             }
@@ -57,11 +63,6 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
             Config::default()
         }
     };
-    let comm_for_log = args
-        .comm
-        .as_deref()
-        .map(for_log)
-        .unwrap_or_else(|| "?".into());
     let time = args.time.unwrap_or_else(now);
 
     // 2) The process, while the kernel holds it.
@@ -85,12 +86,16 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         log.warning(format!("process details left out: {reason}"));
     }
 
+    // The name as the process set it; the kernel's %e has `/` written as `!`.
+    let comm: Option<Vec<u8>> = gathered.info.comm.clone().or_else(|| args.comm.clone());
+    let comm_for_log = comm.as_deref().map(for_log).unwrap_or_else(|| "?".into());
+
     // 3) Snapshots, before the core is read.
     let crash = CrashInfo {
         pid: args.pid.unwrap_or(0),
         uid: args.uid.unwrap_or(0),
         gid: args.gid.unwrap_or(0),
-        exec_name: args.comm.as_deref().map(lossy).unwrap_or_default(),
+        exec_name: comm.as_deref().map(lossy).unwrap_or_default(),
         hostname: args.hostname.as_deref().map(lossy).unwrap_or_default(),
         time,
     };
@@ -139,12 +144,10 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
                 None
             }
         };
+    let stem_name = file_name_component(comm.as_deref().unwrap_or(b"unknown"), MAX_COMPONENT_LEN);
     let stem = format!(
         "core.{}.{}.{}",
-        file_name_component(
-            args.comm.as_deref().unwrap_or(b"unknown"),
-            MAX_COMPONENT_LEN
-        ),
+        stem_name,
         args.pid
             .map(|p| p.to_string())
             .unwrap_or_else(|| "unknown".into()),
@@ -165,11 +168,23 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         None => Some(config.max_core_size),
     };
     let mut not_saved_reason = None;
+    let mut kept_out_by_rate_limit = false;
     let mut writer = if !config.save_core {
         not_saved_reason = Some("saving cores is turned off (save_core = false)".to_string());
         None
     } else if args.core_limit == Some(0) {
         not_saved_reason = Some("the process's core size limit is 0 (%c)".to_string());
+        None
+    } else if let Some(reason) = dir
+        .as_ref()
+        .and_then(|dir| rate_limited(dir, &stem_name, config.max_cores_per_minute))
+    {
+        log.warning(format!(
+            "core of process {} not saved: {reason}",
+            pid_text(&args)
+        ));
+        not_saved_reason = Some(reason);
+        kept_out_by_rate_limit = true;
         None
     } else if let Some(dir) = &dir {
         let settings = CoreSettings {
@@ -193,7 +208,9 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         not_saved_reason = Some("no safe core directory".to_string());
         None
     };
-    let core_wanted = config.save_core && args.core_limit != Some(0);
+    // A core left out on purpose (turned off, %c = 0, rate limit) is not a
+    // lost core.
+    let core_wanted = config.save_core && args.core_limit != Some(0) && !kept_out_by_rate_limit;
     let mut chain = match &config.chain {
         Some(chain_config) => match Chain::start(chain_config, &args) {
             Ok(chain) => Some(chain),
@@ -244,6 +261,22 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
     }
     let chain_outcome =
         chain.map(|chain| chain.finish(pumped.reached_end.then_some(pumped.bytes_read)));
+    if let Some(outcome) = &chain_outcome {
+        for error in &outcome.errors {
+            log.warning(error.clone());
+        }
+        log.info(format!(
+            "chained command {:?} got {} bytes{}, {}",
+            outcome.command.first().map(String::as_str).unwrap_or(""),
+            outcome.bytes_given,
+            if outcome.complete {
+                " (the whole core)"
+            } else {
+                ""
+            },
+            outcome.ended
+        ));
+    }
 
     // 5) The record.
     let core_path = match (&dir, &core_outcome.name) {
@@ -294,7 +327,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         time: Some(time),
         time_utc: Some(iso8601_utc(time)),
         hostname: args.hostname.as_deref().map(lossy),
-        process_name: args.comm.as_deref().map(lossy),
+        process_name: comm.as_deref().map(lossy),
         exe_path: gathered
             .info
             .exe
@@ -371,6 +404,20 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
     verdict
 }
 
+/// Why the core must not be kept because of the per-program rate limit.
+fn rate_limited(dir: &CoreDir, name: &str, max_per_minute: u32) -> Option<String> {
+    if max_per_minute == 0 {
+        return None;
+    }
+    let recent =
+        crate::ratelimit::recent_cores(dir.fd.as_fd(), name, std::time::SystemTime::now()).ok()?;
+    (recent >= max_per_minute as usize).then(|| {
+        format!(
+            "rate limit: {recent} cores of {name} saved in the last minute (max_cores_per_minute = {max_per_minute})"
+        )
+    })
+}
+
 fn pid_text(args: &KernelArgs) -> String {
     args.pid
         .map(|p| p.to_string())
@@ -387,4 +434,117 @@ fn now() -> i64 {
 /// Where the core directory is and whether it can be used, for `status`.
 pub fn describe_core_dir(config: &Config) -> Result<CoreDir, String> {
     coredir::open_checked(&config.core_dir, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::PathBuf;
+
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A core directory and a configuration for it; the log goes to files
+    /// of the scratch directory, not the system log.
+    fn scratch(tag: &str, extra: &str) -> (Scratch, PathBuf, Log) {
+        let dir = std::env::temp_dir().join(format!("handler-handle-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = 1\n\
+                 snapshot_active_sessions = false\nsnapshot_user_daemon = false\n{extra}\n",
+                dir.join("cores").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("kmsg"), "").unwrap();
+        let log = Log::new(dir.join("no-syslog"), dir.join("kmsg"));
+        (Scratch(dir), config, log)
+    }
+
+    fn args(config: &Path, fields: &[&str]) -> Vec<OsString> {
+        let mut args = vec![OsString::from("--config"), config.as_os_str().to_owned()];
+        args.extend(fields.iter().map(OsString::from));
+        args
+    }
+
+    fn record_of(cores: &Path) -> serde_json::Value {
+        let name = std::fs::read_dir(cores)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .find(|n| n.as_bytes().ends_with(b".json"))
+            .expect("a record");
+        serde_json::from_slice(&std::fs::read(cores.join(name)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn garbage_arguments_still_save_the_core() {
+        let (dir, config, mut log) = scratch("garbage", "");
+        let core: Vec<u8> = (0..3_000_000u32).map(|i| (i % 7) as u8).collect();
+        let verdict = handle(
+            args(&config, &["P=notanumber", "junk", "e=../x\ny"]),
+            &mut &core[..],
+            &mut log,
+        );
+        assert_eq!(verdict, Verdict::Done);
+        let cores = dir.0.join("cores");
+        let record = record_of(&cores);
+        assert_eq!(record["core"]["complete"], true, "{record:#}");
+        let path = PathBuf::from(record["core"]["path"].as_str().unwrap());
+        assert_eq!(path.parent().unwrap(), cores);
+        assert!(path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("core._._x_y.unknown."));
+        assert_eq!(std::fs::read(&path).unwrap(), core);
+        assert_eq!(record["process_identity"]["state"], "could_not_tell");
+        let errors = record["errors"].to_string();
+        assert!(
+            errors.contains("field P= is not a valid number"),
+            "{errors}"
+        );
+        assert!(errors.contains("not KEY=VALUE"), "{errors}");
+        // Nothing reached a syslog socket: the kernel log file got it all.
+        let kmsg = std::fs::read_to_string(dir.0.join("kmsg")).unwrap();
+        assert!(kmsg.contains("saved to"), "{kmsg}");
+    }
+
+    #[test]
+    fn cores_left_out_on_purpose_are_not_lost() {
+        let (dir, config, mut log) = scratch("limit0", "max_cores_per_minute = 1");
+        let cores = dir.0.join("cores");
+        let verdict = handle(
+            args(&config, &["P=7", "c=0", "e=x"]),
+            &mut &b"core"[..],
+            &mut log,
+        );
+        assert_eq!(verdict, Verdict::Done);
+        assert_eq!(record_of(&cores)["core"]["saved"], false);
+
+        for pid in [8, 9] {
+            let verdict = handle(
+                args(&config, &[&format!("P={pid}"), "e=loop"]),
+                &mut &b"core"[..],
+                &mut log,
+            );
+            assert_eq!(verdict, Verdict::Done);
+        }
+        let names: Vec<String> = std::fs::read_dir(&cores)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("core.loop.") && !n.ends_with(".json"))
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
 }

@@ -12,6 +12,7 @@ pub mod install;
 pub mod kernel_args;
 pub mod procinfo;
 pub mod pump;
+pub mod ratelimit;
 pub mod record;
 pub mod safefile;
 pub mod sanitize;

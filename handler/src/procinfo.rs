@@ -29,6 +29,8 @@ pub enum Identity {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProcessInfo {
+    /// The process name as set (the kernel's `%e` writes `/` as `!`).
+    pub comm: Option<Vec<u8>>,
     pub cmdline: Option<Vec<Vec<u8>>>,
     pub cmdline_truncated: bool,
     pub exe: Option<Vec<u8>>,
@@ -71,6 +73,10 @@ pub fn gather(proc_root: &Path, pid: i32, pidfd: Option<i32>) -> Gathered {
                 "cannot read {}/cmdline: {err}",
                 process_dir.display()
             )),
+        }
+        match read_limited(dir, "comm", 64) {
+            Ok((raw, _)) => info.comm = Some(trim_newline(raw)),
+            Err(err) => errors.push(format!("cannot read {}/comm: {err}", process_dir.display())),
         }
         match rustix::fs::readlinkat(dir, "exe", Vec::new()) {
             Ok(target) => info.exe = Some(target.into_bytes()),
@@ -199,6 +205,7 @@ mod tests {
             vec![b"/bin/sleep".to_vec(), b"30".to_vec(), b"1".to_vec()]
         );
         assert!(gathered.info.exe.unwrap().ends_with(b"sleep"));
+        assert_eq!(gathered.info.comm.unwrap(), b"sleep");
         let own_cgroup = std::fs::read(format!("/proc/{pid}/cgroup")).unwrap();
         assert_eq!(gathered.info.cgroup.unwrap(), trim_newline(own_cgroup));
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const TAG: &str = "lttng-coredump";
+pub const DEFAULT_SOCKET: &str = "/dev/log";
 /// syslog facility LOG_DAEMON.
 const FACILITY_DAEMON: u8 = 3;
 
@@ -39,7 +40,7 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Log::new("/dev/log".into(), "/dev/kmsg".into())
+        Log::new(DEFAULT_SOCKET.into(), "/dev/kmsg".into())
     }
 }
 
@@ -53,6 +54,11 @@ impl Log {
             also_stderr: false,
             messages: Vec::new(),
         }
+    }
+
+    /// Sends later messages to another syslog socket.
+    pub fn set_socket_path(&mut self, socket_path: PathBuf) {
+        self.socket_path = socket_path;
     }
 
     /// Also prints messages on stderr (for a person running a subcommand).
@@ -127,9 +133,10 @@ impl Log {
                 return;
             }
         }
-        // /dev/kmsg takes one record per write, with its own timestamps.
+        // /dev/kmsg takes one record per write, with its own timestamps
+        // (appending changes nothing there, and keeps a file whole).
         if let Ok(mut kmsg) = std::fs::OpenOptions::new()
-            .write(true)
+            .append(true)
             .open(&self.kmsg_path)
         {
             let _ = kmsg.write_all(format!("<{priority}>{TAG}[{pid}]: {text}\n").as_bytes());

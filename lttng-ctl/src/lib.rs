@@ -9,15 +9,35 @@
 //! another thread, since all access goes through the lock) but not `Sync`
 //! unless documented otherwise.
 //!
+//! The session, channel, event and snapshot types hold only names and
+//! settings, never a C pointer: the C objects they need (handles, channel and
+//! event structures, session descriptors, snapshot outputs) are created and
+//! freed within one call. So they are plain `Send + Sync` Rust values.
+//!
 //! The raw bindings are re-exported as [`sys`] for calls this crate does not
 //! wrap.
 
+#![warn(missing_docs)]
+
 pub use lttng_ctl_sys as sys;
 
+pub mod channel;
+pub mod daemon;
+pub mod domain;
 pub mod error;
+pub mod event;
+mod handle;
 pub mod isolate;
 pub mod lock;
 mod name;
+pub mod session;
+pub mod snapshot;
 pub mod trigger;
 
+pub use channel::{Channel, ChannelBuilder};
+pub use daemon::session_daemon_alive;
+pub use domain::{BufferType, Domain};
 pub use error::{Error, ErrorCode, Result};
+pub use event::{EventBuilder, LogLevelFilter};
+pub use session::{list_sessions, Session, SessionBuilder, SessionInfo, SessionOutput};
+pub use snapshot::{SnapshotDestination, SnapshotLocation, SnapshotOutput, SnapshotOutputInfo};

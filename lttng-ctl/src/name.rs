@@ -2,7 +2,16 @@
 //! them only when the whole name fits (never truncating silently).
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::sys;
 use std::ffi::{c_char, CStr, CString};
+
+/// Longest session name, in bytes: liblttng-ctl copies it into
+/// `char[LTTNG_NAME_MAX]` arrays with their terminating NUL.
+pub(crate) const SESSION_NAME_MAX: usize = sys::LTTNG_NAME_MAX as usize - 1;
+/// Longest channel name, in bytes (`char[LTTNG_SYMBOL_NAME_LEN]`).
+pub(crate) const CHANNEL_NAME_MAX: usize = sys::LTTNG_SYMBOL_NAME_LEN as usize - 1;
+/// Longest path or URL, in bytes (`char[PATH_MAX]`).
+pub(crate) const PATH_MAX: usize = sys::LTTNG_PATH_MAX as usize - 1;
 
 /// Reads a NUL-terminated name from a fixed-size C array; a name that fills
 /// the array without a NUL is read up to the array's end.

@@ -18,9 +18,11 @@ const SHORT_DIR: &str = "/run/lcdh";
 pub const CRASH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The handler installed in core_pattern with a configuration, for one
-/// test; core_pattern and core_pipe_limit come back when dropped.
+/// test; core_pattern and core_pipe_limit come back when dropped, then the
+/// copies of the handler and its configuration are removed (their names are
+/// this copy's own, so removing them never races another test).
 pub struct InstalledHandler {
-    pub guard: CorePatternGuard,
+    guard: Option<CorePatternGuard>,
     pub binary: PathBuf,
     pub config: PathBuf,
 }
@@ -29,25 +31,20 @@ impl InstalledHandler {
     /// Installs the handler with `config_toml` as its configuration.
     pub fn new(config_toml: &str) -> InstalledHandler {
         let guard = CorePatternGuard::acquire();
-        let built = handler_binary();
-        fs::create_dir_all(SHORT_DIR).unwrap();
-        fs::set_permissions(SHORT_DIR, fs::Permissions::from_mode(0o755)).unwrap();
-        let binary = Path::new(SHORT_DIR).join("h");
-        let temporary = Path::new(SHORT_DIR).join(format!("h.{}", std::process::id()));
-        fs::copy(&built, &temporary).unwrap();
-        fs::rename(&temporary, &binary).unwrap();
-        let config = Path::new(SHORT_DIR).join("c.toml");
-        fs::write(&config, config_toml).unwrap();
-        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+        let (binary, config) = short_handler_copy(config_toml);
         // Non-zero: the kernel keeps /proc/PID until the handler is done,
         // and the crash is only reported to the parent once it is.
         guard.set_pipe_limit(16);
         guard.set(&handler_line(&binary, &config));
         InstalledHandler {
-            guard,
+            guard: Some(guard),
             binary,
             config,
         }
+    }
+
+    pub fn guard(&self) -> &CorePatternGuard {
+        self.guard.as_ref().expect("held until dropped")
     }
 
     /// Replaces the configuration (the handler reads it on every crash).
@@ -58,8 +55,30 @@ impl InstalledHandler {
 
 impl Drop for InstalledHandler {
     fn drop(&mut self) {
+        drop(self.guard.take());
+        let _ = fs::remove_file(&self.binary);
         let _ = fs::remove_file(&self.config);
     }
+}
+
+/// Copies the freshly built handler and writes `config_toml` under a short
+/// directory (the whole core_pattern line must fit in 127 bytes), under
+/// names no other test uses; returns both paths.
+pub fn short_handler_copy(config_toml: &str) -> (PathBuf, PathBuf) {
+    let built = handler_binary();
+    fs::create_dir_all(SHORT_DIR).unwrap();
+    fs::set_permissions(SHORT_DIR, fs::Permissions::from_mode(0o755)).unwrap();
+    static COPIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let copy = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("{}-{copy}", std::process::id());
+    let binary = Path::new(SHORT_DIR).join(format!("h.{id}"));
+    let temporary = Path::new(SHORT_DIR).join(format!("h.{id}.tmp"));
+    fs::copy(&built, &temporary).unwrap();
+    fs::rename(&temporary, &binary).unwrap();
+    let config = Path::new(SHORT_DIR).join(format!("c.{id}.toml"));
+    fs::write(&config, config_toml).unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    (binary, config)
 }
 
 /// The core_pattern line the handler's `install` writes for this kernel.
@@ -71,10 +90,12 @@ pub fn handler_line(binary: &Path, config: &Path) -> String {
     )
 }
 
-/// A configuration putting cores in `core_dir`, plus `extra` lines.
+/// A configuration putting cores in `core_dir`, plus `extra` lines. It
+/// leaves out the fallback to every active snapshot session, which would
+/// snapshot other tests' sessions in the shared root session daemon.
 pub fn config_for(core_dir: &Path, extra: &str) -> String {
     format!(
-        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = 2\n{extra}\n",
+        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = 2\nsnapshot_active_sessions = false\n{extra}\n",
         core_dir.display()
     )
 }
@@ -199,6 +220,25 @@ pub fn elf_core_identity(bytes: &[u8]) -> CoreIdentity {
     panic!("no NT_PRPSINFO note in the core");
 }
 
+/// Where the last segment of an ELF64 core ends (its program headers'
+/// largest `p_offset + p_filesz`): the length of a complete core file.
+pub fn elf_core_extent(bytes: &[u8]) -> u64 {
+    let u16_at = |o: usize| u16::from_le_bytes(bytes[o..o + 2].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum) = (
+        u64_at(32) as usize,
+        u16_at(54) as usize,
+        u16_at(56) as usize,
+    );
+    (0..phnum)
+        .map(|index| {
+            let ph = phoff + index * phentsize;
+            u64_at(ph + 8) + u64_at(ph + 32)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// gdb's backtrace of `core` (for `exe`).
 pub fn gdb_backtrace(exe: &Path, core: &Path) -> String {
     let output = run_bounded(
@@ -256,4 +296,62 @@ pub fn readable_by(uid: u32, gid: u32, path: &Path) -> bool {
 /// The file mode bits of `path` (not following a symlink).
 pub fn mode_of(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// A syslog socket the handler can be pointed at (`syslog_socket`), to read
+/// what it logged.
+pub struct SyslogListener {
+    pub path: PathBuf,
+    socket: std::os::unix::net::UnixDatagram,
+}
+
+impl SyslogListener {
+    pub fn bind(dir: &Path) -> SyslogListener {
+        let path = dir.join("log.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        SyslogListener { path, socket }
+    }
+
+    /// The messages received so far.
+    pub fn messages(&self) -> Vec<String> {
+        let mut messages = Vec::new();
+        let mut buffer = vec![0u8; 65536];
+        while let Ok(length) = self.socket.recv(&mut buffer) {
+            messages.push(String::from_utf8_lossy(&buffer[..length]).into_owned());
+        }
+        messages
+    }
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(path: &Path, options: &str) -> Tmpfs {
+        fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("running mount");
+        assert!(
+            status.success(),
+            "mount -t tmpfs -o {options} {}",
+            path.display()
+        );
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
 }
