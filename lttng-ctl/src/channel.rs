@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 /// A channel of a session, known by its name, domain and buffer scheme
-/// (what [`crate::event::EventRule::enable`] needs to address it).
+/// (what [`crate::EventBuilder::enable`] needs to address it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Channel {
     name: String,

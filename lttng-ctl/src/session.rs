@@ -62,7 +62,9 @@ impl Session {
     }
 
     /// Stops tracing and waits until the consumer daemon has written out the
-    /// data already in the buffers (`lttng_stop_tracing`).
+    /// data already in the buffers (`lttng_stop_tracing`). The process-wide
+    /// lock is held while waiting, so other lttng-ctl calls of this process
+    /// wait too.
     pub fn stop(&self) -> Result<()> {
         let _guard = lock::lock();
         // SAFETY: c_name is a valid NUL-terminated string that outlives the call.
@@ -84,7 +86,9 @@ impl Session {
 
     /// Destroys the session and waits, with no time limit, until the session
     /// daemon has finished (`lttng_destroy_session_ext` and waiting on its
-    /// destruction handle). A started session is stopped first.
+    /// destruction handle). A started session is stopped first. The
+    /// process-wide lock is held while waiting (see
+    /// [`Session::destroy_with_timeout`] for a bounded wait).
     pub fn destroy(&self) -> Result<()> {
         self.destroy_and_wait(None)
     }

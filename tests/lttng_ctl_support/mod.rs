@@ -65,6 +65,9 @@ pub fn flight_recorder(what: &str, out: &Path) -> (Cleanup, Channel) {
 pub fn run_fixture(tag: &str, count: u32) {
     let out = Command::new(crasher_path())
         .args([tag, &count.to_string(), "exit"])
+        // lttng-ust gives up registering with the session daemon after 3 s
+        // by default and then traces nothing; a loaded machine can be slower.
+        .env("LTTNG_UST_REGISTER_TIMEOUT", "30000")
         .output()
         .expect("running the traced fixture");
     assert!(
