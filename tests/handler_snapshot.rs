@@ -218,7 +218,13 @@ fn a_stop_trigger_stops_its_session_on_a_real_crash() {
     let cores = dir.path().join("cores");
     let out = dir.path().join("snapshots");
     let traced = TracedSession::start("stop", &out);
-    let handler = InstalledHandler::new(&config_for(&cores, ""));
+    // Stopping a session makes the session daemon ask every app it traces
+    // to stop, the crashing one included, which cannot answer while the
+    // kernel holds it: the daemon waits for its app socket timeout (5 s by
+    // default) before it answers. The deadline must cover that.
+    let handler = InstalledHandler::new(
+        &config_for(&cores, "").replace("snapshot_deadline = 2\n", "snapshot_deadline = 12\n"),
+    );
     let _trigger = TriggerSet::set(&handler, &traced.name, ActionKind::Stop);
     assert!(traced.active());
     let (_, record) = crash(&cores, &unique_name("p"), 3);
@@ -233,6 +239,11 @@ fn a_stop_trigger_stops_its_session_on_a_real_crash() {
         encoding::trigger_name(ActionKind::Stop, &traced.name)
     );
     assert!(!traced.active(), "the stop trigger left the session active");
+    let took = &record["stages"]["snapshots"];
+    eprintln!(
+        "stop took {} µs",
+        took["ended_unix_us"].as_u64().unwrap() - took["started_unix_us"].as_u64().unwrap()
+    );
 }
 
 /// A test user whose `~/.lttng/client-lttng-sessiond` is a socket that
