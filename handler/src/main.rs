@@ -96,7 +96,15 @@ fn main() -> ExitCode {
         rest.remove(0);
         let mut log = Log::default();
         let mut stdin = std::io::stdin().lock();
-        return match handle::handle(rest, &mut stdin, &mut log) {
+        // Once the core is read, fd 0 becomes /dev/null: the kernel waits
+        // for the pipe's last reader to close before it lets the crashed
+        // process go, and the stop actions must run after that.
+        let release = || {
+            let null = std::fs::File::open("/dev/null")?;
+            rustix::stdio::dup2_stdin(&null)?;
+            Ok(())
+        };
+        return match handle::handle_then_release(rest, &mut stdin, release, &mut log) {
             Verdict::Done => ExitCode::SUCCESS,
             Verdict::CoreLost => ExitCode::FAILURE,
         };

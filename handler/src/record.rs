@@ -72,6 +72,9 @@ pub struct Stages {
     pub snapshots: StageTimes,
     /// Reading the core from the kernel's pipe, to its end or its limit.
     pub core: StageTimes,
+    /// Running the triggers' stop actions, after the core (zero when there
+    /// were none).
+    pub stops: StageTimes,
 }
 
 /// Now, in microseconds since the epoch.
@@ -283,6 +286,7 @@ mod tests {
         let fires = vec![
             DaemonFire {
                 daemon: "root".into(),
+                target: None,
                 report: Some(FireReport {
                     outcomes: vec![
                         ActionOutcome {
@@ -306,11 +310,13 @@ mod tests {
                         },
                     ],
                     errors: vec![],
+                    deferred_stops: 0,
                 }),
                 error: None,
             },
             DaemonFire {
                 daemon: "user 1000".into(),
+                target: None,
                 report: None,
                 error: Some("no answer".into()),
             },
