@@ -300,11 +300,20 @@ fn the_rfc_helper_in_core_pattern_snapshots_a_real_crash() {
     let staged = bin.join(format!("capi-helper.{}", std::process::id()));
     std::fs::copy(&api.helper(Link::Static).path, &staged).unwrap();
     std::fs::rename(&staged, &helper).unwrap();
-    let logs = TempDir::new("capi-kernel-logs");
+    // The logs live under the guard's directory: a TempDir path would push
+    // the line over core_pattern's 127 bytes. The guard makes it ours alone.
+    let logs = bin.parent().unwrap().join("l");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
+    // A long deadline: this test is about what the fire does, not how fast.
+    // While the crasher is held by the kernel, any other test's command that
+    // makes the session daemon talk to every registered application (start,
+    // enable-event) waits on the frozen crasher for the daemon's
+    // app-socket-timeout (5 s by default), and the fire queues behind it.
     let pattern = format!(
-        "|{} --report --log {}/%P.log %P %u %g %e %h",
+        "|{} --timeout-ms 20000 --report --log {}/%P.log %P %u %g %e %h",
         helper.display(),
-        logs.path().display()
+        logs.display()
     );
     guard.set(&pattern);
 
@@ -331,7 +340,7 @@ fn the_rfc_helper_in_core_pattern_snapshots_a_real_crash() {
         .and_then(|p| p.parse().ok())
         .expect("ready <pid>");
 
-    let log = logs.path().join(format!("{pid}.log"));
+    let log = logs.join(format!("{pid}.log"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let text = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();

@@ -9,8 +9,8 @@ mod capi_support;
 
 use capi_support::*;
 use lttng_coredump::engine::{
-    self, encoding, fire_on_any_core_dump, ActionKind, CrashInfo, DaemonTarget, FireOptions,
-    SetOutcome,
+    self, encoding, fire_on_any_core_dump, ActionKind, ActionPhase, CrashInfo, DaemonTarget,
+    FireOptions, SetOutcome,
 };
 use lttng_ctl::isolate::{run_isolated, Identity};
 use lttng_ctl::trigger::{register_trigger, Action, ActionSnapshotOutput, Condition, EventRule};
@@ -103,6 +103,7 @@ fn fire(uid: u32, extra: &[&str], fallback: bool, pid: i32) -> engine::FireRepor
             daemon: DaemonTarget::User(uid),
             extra_sessions: extra.iter().map(|s| s.to_string()).collect(),
             fallback_to_active_snapshot_sessions: fallback,
+            phase: ActionPhase::All,
         },
     )
 }

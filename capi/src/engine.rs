@@ -56,6 +56,39 @@ pub struct FireOptions {
     /// When no trigger and no extra session applies, snapshot every active
     /// snapshot-mode session of the daemon.
     pub fallback_to_active_snapshot_sessions: bool,
+    /// Which actions this fire runs.
+    pub phase: ActionPhase,
+}
+
+/// Which of the triggers' actions a fire runs.
+///
+/// A core_pattern handler fires twice: snapshots while the kernel still
+/// holds the crashing process (its trace is still in the buffers), and
+/// stops only after it has read the core and let the process go. A stop
+/// makes the session daemon talk to every application of the session,
+/// including the crashing one, which cannot answer while it is held: the
+/// daemon would wait its app-socket-timeout (5 s by default) for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ActionPhase {
+    /// Snapshots, then stops (what `lttng_trigger()` does).
+    #[default]
+    All,
+    /// Snapshots only: trigger snapshots, extra sessions, the fallback.
+    Snapshots,
+    /// Stops only.
+    Stops,
+}
+
+impl ActionPhase {
+    /// Whether this phase runs snapshot actions.
+    pub fn snapshots(self) -> bool {
+        self != ActionPhase::Stops
+    }
+
+    /// Whether this phase runs stop actions.
+    pub fn stops(self) -> bool {
+        self != ActionPhase::Snapshots
+    }
 }
 
 impl Default for FireOptions {
@@ -65,6 +98,7 @@ impl Default for FireOptions {
             daemon: DaemonTarget::Default,
             extra_sessions: Vec::new(),
             fallback_to_active_snapshot_sessions: false,
+            phase: ActionPhase::All,
         }
     }
 }
@@ -103,6 +137,11 @@ pub struct FireReport {
     pub outcomes: Vec<ActionOutcome>,
     /// Errors not tied to one action: no daemon, a daemon that timed out.
     pub errors: Vec<FireError>,
+    /// Stop actions of the daemon's triggers that this fire's phase left
+    /// out (`ActionPhase::Snapshots`): a later `ActionPhase::Stops` fire has
+    /// work only when this is not zero.
+    #[serde(default)]
+    pub deferred_stops: usize,
 }
 
 /// Fires OnAnyCoreDump: runs the actions of every OnAnyCoreDump trigger in

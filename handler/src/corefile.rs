@@ -13,9 +13,15 @@ use std::os::unix::fs::FileExt;
 
 /// Granularity of hole detection: the usual filesystem block size.
 pub const HOLE_BLOCK: usize = 4096;
-/// Room is taken from the directory at most this much at a time, so that
-/// handlers writing at once (a crash storm) each see what the others used.
+/// Room under the directory size limit is measured (the directory listed)
+/// at most this much at a time.
 const ROOM_STEP: u64 = 64 * 1024 * 1024;
+/// Serializes, across every handler of the machine, each "how much room is
+/// left, then write it" step, so that handlers writing at once (a crash
+/// storm) each see on the filesystem what the others wrote: without it each
+/// could spend the same free space and together cut through the floor.
+/// Root-only: /run is not writable by others, and the file is 0600.
+pub const SPACE_LOCK: &str = "/run/lttng-coredump-space.lock";
 
 /// How a core is stored and what bounds it.
 #[derive(Debug, Clone)]
@@ -48,7 +54,11 @@ pub struct CoreOutcome {
 struct Budgeted {
     file: File,
     dir: OwnedFd,
+    /// The space lock ([`SPACE_LOCK`]); `None` when it cannot be opened
+    /// (writing then goes on, with the floor checked but not serialized).
+    space_lock: Option<OwnedFd>,
     policy: SpacePolicy,
+    /// Room left under the directory size limit since it was last measured.
     room: u64,
     stored: u64,
     /// Cleared once the directory had no more room to give.
@@ -58,11 +68,35 @@ struct Budgeted {
 }
 
 impl Budgeted {
+    /// Runs one "reserve, write, spend" step holding the space lock.
+    fn with_space_lock<R>(&mut self, step: impl FnOnce(&mut Budgeted) -> R) -> R {
+        let locked = self.space_lock.as_ref().is_some_and(|fd| {
+            rustix::fs::flock(fd, rustix::fs::FlockOperation::LockExclusive).is_ok()
+        });
+        let result = step(self);
+        if locked {
+            if let Some(fd) = &self.space_lock {
+                let _ = rustix::fs::flock(fd, rustix::fs::FlockOperation::Unlock);
+            }
+        }
+        result
+    }
+
     /// Makes sure `wanted` more bytes may be stored, asking the directory
     /// for room (and deleting old cores) when what it gave last time is
-    /// spent. Returns how many may.
+    /// spent or the free-space floor is near. Returns how many may. Called
+    /// with the space lock held, and the bytes written before it is let go,
+    /// so that the free space seen here is exact.
     fn reserve(&mut self, wanted: u64) -> u64 {
-        if self.room < wanted && self.may_grow {
+        let above_floor = match space::room_above_floor(self.dir.as_fd(), self.policy) {
+            Ok(room) => room,
+            Err(err) => {
+                self.errors
+                    .push(format!("cannot measure the room left: {err}"));
+                0
+            }
+        };
+        if self.may_grow && (self.room < wanted || above_floor < wanted) {
             match space::make_room(self.dir.as_fd(), self.policy, wanted, self.stored) {
                 Ok((room, deleted)) => {
                     self.room = room.min(ROOM_STEP);
@@ -77,8 +111,10 @@ impl Budgeted {
             if self.room < wanted {
                 self.may_grow = false;
             }
+            // Measured just now (the room freed by deletions included).
+            return self.room.min(wanted);
         }
-        self.room.min(wanted)
+        self.room.min(above_floor).min(wanted)
     }
 
     fn spend(&mut self, bytes: u64) {
@@ -91,13 +127,15 @@ impl Budgeted {
 /// compressor passes back to the core writer.
 impl Write for Budgeted {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let allowed = self.reserve(data.len() as u64) as usize;
-        if allowed == 0 && !data.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, NO_ROOM));
-        }
-        let written = self.file.write(&data[..allowed])?;
-        self.spend(written as u64);
-        Ok(written)
+        self.with_space_lock(|budgeted| {
+            let allowed = budgeted.reserve(data.len() as u64) as usize;
+            if allowed == 0 && !data.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, NO_ROOM));
+            }
+            let written = budgeted.file.write(&data[..allowed])?;
+            budgeted.spend(written as u64);
+            Ok(written)
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -128,6 +166,7 @@ impl CoreWriter {
         let budgeted = Budgeted {
             file: new_file.file().try_clone()?,
             dir: new_file.dir().try_clone_to_owned()?,
+            space_lock: open_space_lock(),
             policy: settings.space,
             room: 0,
             stored: 0,
@@ -244,6 +283,22 @@ impl CoreWriter {
     }
 }
 
+/// Opens (creating it 0600) the machine-wide space lock; only a regular
+/// file owned by root is trusted with it.
+fn open_space_lock() -> Option<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        SPACE_LOCK,
+        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .ok()?;
+    let stat = rustix::fs::fstat(&fd).ok()?;
+    let regular =
+        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
+    (regular && stat.st_uid == 0).then_some(fd)
+}
+
 fn describe_write_error(err: &io::Error) -> String {
     if err.kind() == io::ErrorKind::StorageFull && err.to_string().contains(NO_ROOM) {
         NO_ROOM.to_string()
@@ -277,14 +332,18 @@ fn write_sparse(
             position += block_at(data, position).len();
         }
         let run = &data[start..position];
-        let allowed = budgeted.reserve(run.len() as u64) as usize;
-        if let Err(err) = budgeted
-            .file
-            .write_all_at(&run[..allowed], offset + start as u64)
-        {
-            return Err((start as u64, err));
-        }
-        budgeted.spend(allowed as u64);
+        let allowed = budgeted.with_space_lock(|budgeted| {
+            let allowed = budgeted.reserve(run.len() as u64) as usize;
+            budgeted
+                .file
+                .write_all_at(&run[..allowed], offset + start as u64)?;
+            budgeted.spend(allowed as u64);
+            Ok(allowed)
+        });
+        let allowed = match allowed {
+            Ok(allowed) => allowed,
+            Err(err) => return Err((start as u64, err)),
+        };
         if allowed < run.len() {
             return Err((
                 (start + allowed) as u64,

@@ -41,6 +41,18 @@ pub enum Verdict {
 /// Handles one crash: `raw_args` are the arguments after `handle`, `core`
 /// is the kernel's pipe.
 pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> Verdict {
+    handle_then_release(raw_args, core, || Ok(()), log)
+}
+
+/// [`handle`], calling `release_core` as soon as the whole core has been
+/// read: closing the kernel's pipe lets the kernel finish with the crashed
+/// process before the stop actions run (see `snapshot::run_stops`).
+pub fn handle_then_release(
+    raw_args: Vec<OsString>,
+    core: &mut impl Read,
+    release_core: impl FnOnce() -> std::io::Result<()>,
+    log: &mut Log,
+) -> Verdict {
     // 1) Arguments and configuration.
     let args = KernelArgs::parse(raw_args);
     for error in &args.errors {
@@ -105,17 +117,20 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         fallback_to_active_snapshot_sessions: config.snapshot_active_sessions,
         user_daemon: config.snapshot_user_daemon,
     };
+    let mut stages = record::Stages::default();
+    stages.snapshots.started_unix_us = record::now_unix_us();
     let fires: Vec<DaemonFire> = catch_unwind(AssertUnwindSafe(|| {
         snapshot::record_snapshots(&crash, args.uid, &plan)
     }))
     .unwrap_or_else(|_| {
         vec![DaemonFire {
             daemon: "root".into(),
+            target: None,
             report: None,
             error: Some("recording the snapshots panicked".into()),
         }]
     });
-    let snapshot_done_realtime_ns = realtime_ns();
+    stages.snapshots.ended_unix_us = record::now_unix_us();
     for error in record::fire_errors(&fires) {
         log.warning(error);
     }
@@ -222,7 +237,12 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         },
         None => None,
     };
+    stages.core.started_unix_us = record::now_unix_us();
     let pumped = crate::pump::pump(core, writer.as_mut(), chain.as_mut());
+    stages.core.ended_unix_us = record::now_unix_us();
+    if let Err(err) = release_core() {
+        log.warning(format!("cannot close the kernel's core pipe early: {err}"));
+    }
     if let Some(error) = &pumped.error {
         log.error(error.clone());
     }
@@ -278,6 +298,29 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
             outcome.ended
         ));
     }
+
+    // 4b) The triggers' stop actions, now that the kernel has the whole
+    // core and lets the process go (only in daemons that have some).
+    stages.stops.started_unix_us = record::now_unix_us();
+    let stop_fires = catch_unwind(AssertUnwindSafe(|| {
+        snapshot::run_stops(&crash, &fires, &plan)
+    }))
+    .unwrap_or_else(|_| {
+        vec![DaemonFire {
+            daemon: "root".into(),
+            target: None,
+            report: None,
+            error: Some("running the stop actions panicked".into()),
+        }]
+    });
+    stages.stops.ended_unix_us = record::now_unix_us();
+    for error in record::fire_errors(&stop_fires) {
+        log.warning(error);
+    }
+    let mut snapshots = snapshots;
+    snapshots.extend(record::snapshot_entries(&stop_fires));
+    let mut fires = fires;
+    fires.extend(stop_fires);
 
     // 5) The record.
     let core_path = match (&dir, &core_outcome.name) {
@@ -364,7 +407,7 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
         chain: chain_outcome,
         snapshots,
         fires,
-        snapshot_done_realtime_ns,
+        stages,
         config_path: config_path.to_string_lossy().into_owned(),
         errors: log.problems(),
         log: log.messages().to_vec(),
@@ -424,14 +467,6 @@ fn pid_text(args: &KernelArgs) -> String {
     args.pid
         .map(|p| p.to_string())
         .unwrap_or_else(|| "?".into())
-}
-
-/// Now on CLOCK_REALTIME, in ns since the epoch.
-fn realtime_ns() -> Option<u64> {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| u64::try_from(d.as_nanos()).ok())
 }
 
 fn now() -> i64 {

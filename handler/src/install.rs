@@ -6,6 +6,7 @@
 //! elsewhere.
 
 use crate::config::{self, Config};
+use crate::crash_plan;
 use crate::kernel_args::FIELDS;
 use crate::space::{self, SpacePolicy};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,8 @@ pub const DEFAULT_PROC_SYS_KERNEL: &str = "/proc/sys/kernel";
 /// keep `/proc/PID` of the crashing process until the handler exits).
 pub const DEFAULT_PIPE_LIMIT: u32 = 64;
 pub const ROOT_SESSIOND_SOCKET: &str = "/var/run/lttng/client-lttng-sessiond";
+/// How long `status` waits for the session daemon's answer.
+const STATUS_DAEMON_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where the kernel's settings live.
 #[derive(Debug, Clone)]
@@ -54,7 +57,8 @@ fn read_setting(path: &Path) -> Result<String, String> {
     Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
 }
 
-fn write_setting(path: &Path, value: &str) -> Result<(), String> {
+/// Writes one kernel setting (`core_pattern`, `core_pipe_limit`).
+pub fn write_setting(path: &Path, value: &str) -> Result<(), String> {
     // The kernel stops at the newline; it also lets an empty value through.
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -399,10 +403,11 @@ pub fn status(
         }
     )
     .expect("String");
+    let alive = session_daemon_alive(sessiond_socket);
     writeln!(
         out,
         "root session daemon: {}",
-        if session_daemon_alive(sessiond_socket) {
+        if alive {
             "alive"
         } else {
             "not running (no snapshot would be taken)"
@@ -410,6 +415,36 @@ pub fn status(
     )
     .expect("String");
     let config = loaded.config;
+    if alive {
+        writeln!(out, "on a crash now, in the root session daemon:").expect("String");
+        if !rustix::process::geteuid().is_root() {
+            writeln!(
+                out,
+                "  (not root: what follows is what this user's session daemon shows; run as root)"
+            )
+            .expect("String");
+        }
+        match crash_plan::query(STATUS_DAEMON_DEADLINE) {
+            Ok(state) => out.push_str(&crash_plan::describe(&state, &config)),
+            Err(err) => writeln!(out, "  cannot tell: {err}").expect("String"),
+        }
+        writeln!(
+            out,
+            "  and in the crashing user's own session daemon, when they run one: {}",
+            if config.snapshot_user_daemon {
+                "its OnAnyCoreDump triggers, the configured sessions or the fallback, alike"
+            } else {
+                "nothing (snapshot_user_daemon = false)"
+            }
+        )
+        .expect("String");
+        writeln!(
+            out,
+            "  all within the snapshot deadline of {} s, before the core is read",
+            config.snapshot_deadline.as_secs_f64()
+        )
+        .expect("String");
+    }
     match crate::coredir::open_checked(&config.core_dir, false) {
         Ok(dir) => {
             let policy = SpacePolicy {

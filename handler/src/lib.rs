@@ -1,12 +1,14 @@
 //! The core_pattern handler of lttng-coredump: what the kernel runs on a
 //! crash (snapshot the traces first, then save the core, never lose it),
-//! and the subcommands that install it.
+//! and the subcommands that install it, report on it and demonstrate it.
 
 pub mod acl;
 pub mod chain;
 pub mod config;
 pub mod coredir;
 pub mod corefile;
+pub mod crash_plan;
+pub mod demo;
 pub mod handle;
 pub mod install;
 pub mod kernel_args;

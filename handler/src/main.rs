@@ -2,6 +2,7 @@
 //! and the subcommands a person uses to put it in place.
 
 use clap::{Parser, Subcommand};
+use lttng_coredump_handler::demo::{self, DemoOptions};
 use lttng_coredump_handler::handle::{self, Verdict};
 use lttng_coredump_handler::install::{self, InstallOptions, KernelFeatures, KernelFiles};
 use lttng_coredump_handler::syslog::Log;
@@ -59,7 +60,20 @@ enum Command {
         #[command(flatten)]
         paths: KernelPaths,
     },
-    // `demo` (issue 4) goes here.
+    /// Show it work: trace a program built for the demo, install the handler
+    /// for the duration, crash the program, and print where its core and its
+    /// trace snapshot are, with its last events (needs root and babeltrace2).
+    ///
+    /// Starts a root session daemon if none runs (and stops it at the end).
+    /// Puts core_pattern and core_pipe_limit back exactly, also on an error
+    /// or Ctrl-C. Takes no lock: whoever serializes core_pattern changes may
+    /// hold its own lock around the demo.
+    Demo {
+        /// Where the cores and crash records (DIR/core) and the snapshots
+        /// (DIR/snapshot) go; must be root-owned and writable only by root.
+        #[arg(long, default_value = lttng_coredump_handler::demo::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -82,7 +96,15 @@ fn main() -> ExitCode {
         rest.remove(0);
         let mut log = Log::default();
         let mut stdin = std::io::stdin().lock();
-        return match handle::handle(rest, &mut stdin, &mut log) {
+        // Once the core is read, fd 0 becomes /dev/null: the kernel waits
+        // for the pipe's last reader to close before it lets the crashed
+        // process go, and the stop actions must run after that.
+        let release = || {
+            let null = std::fs::File::open("/dev/null")?;
+            rustix::stdio::dup2_stdin(&null)?;
+            Ok(())
+        };
+        return match handle::handle_then_release(rest, &mut stdin, release, &mut log) {
             Verdict::Done => ExitCode::SUCCESS,
             Verdict::CoreLost => ExitCode::FAILURE,
         };
@@ -117,6 +139,11 @@ fn main() -> ExitCode {
             &paths.backup,
             force,
         ),
+        Command::Demo { dir } => demo::run(&DemoOptions {
+            dir,
+            kernel: KernelFiles::under(std::path::Path::new(install::DEFAULT_PROC_SYS_KERNEL)),
+        })
+        .map(|()| String::new()),
         Command::Status { config, paths } => Ok(install::status(
             &KernelFiles::under(&paths.proc_sys_kernel),
             &paths.backup,

@@ -56,6 +56,35 @@ pub struct SnapshotEntry {
     pub error: Option<String>,
 }
 
+/// When a stage of the handling ran, in microseconds since the epoch (the
+/// wall clock, as the rest of the record): shows that the snapshots were
+/// taken before the core was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StageTimes {
+    pub started_unix_us: u64,
+    pub ended_unix_us: u64,
+}
+
+/// The timed stages of the handling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stages {
+    /// Recording the snapshots (every daemon, within the deadline).
+    pub snapshots: StageTimes,
+    /// Reading the core from the kernel's pipe, to its end or its limit.
+    pub core: StageTimes,
+    /// Running the triggers' stop actions, after the core (zero when there
+    /// were none).
+    pub stops: StageTimes,
+}
+
+/// Now, in microseconds since the epoch.
+pub fn now_unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CrashRecord {
     pub format: &'static str,
@@ -81,10 +110,7 @@ pub struct CrashRecord {
     pub snapshots: Vec<SnapshotEntry>,
     /// The engine's fires, in full.
     pub fires: Vec<DaemonFire>,
-    /// When the snapshot stage ended (CLOCK_REALTIME, ns since the epoch):
-    /// how long after the crash the trace was taken, which is what bench/run
-    /// measures as crash-to-snapshot.
-    pub snapshot_done_realtime_ns: Option<u64>,
+    pub stages: Stages,
     pub config_path: String,
     /// Every error met, in order.
     pub errors: Vec<String>,
@@ -210,7 +236,7 @@ mod tests {
             chain: None,
             snapshots: vec![],
             fires: vec![],
-            snapshot_done_realtime_ns: Some(1_700_000_000_123_456_789),
+            stages: Stages::default(),
             config_path: "/etc/lttng-coredump/config.toml".into(),
             errors: vec![],
             log: vec![],
@@ -240,6 +266,7 @@ mod tests {
             "chain",
             "snapshots",
             "fires",
+            "stages",
             "config_path",
             "errors",
             "log",
@@ -259,6 +286,7 @@ mod tests {
         let fires = vec![
             DaemonFire {
                 daemon: "root".into(),
+                target: None,
                 report: Some(FireReport {
                     outcomes: vec![
                         ActionOutcome {
@@ -282,11 +310,13 @@ mod tests {
                         },
                     ],
                     errors: vec![],
+                    deferred_stops: 0,
                 }),
                 error: None,
             },
             DaemonFire {
                 daemon: "user 1000".into(),
+                target: None,
                 report: None,
                 error: Some("no answer".into()),
             },

@@ -2,17 +2,15 @@
 //! kernel holds the crashing process until then, so its trace buffers are
 //! still there): fires OnAnyCoreDump in the root session daemon, then in
 //! the crashing user's own daemon when there is one, all within one
-//! deadline. The engine runs on a thread the handler stops waiting for at
-//! the deadline: a hung session daemon costs time, never the core.
+//! deadline. The engine talks to each daemon from a child process it kills
+//! at the deadline it is given (`lttng_ctl::isolate`), and the user daemon
+//! gets only what the root daemon left of the deadline: a hung session
+//! daemon costs at most the deadline in total, never the core.
 
-use lttng_coredump::engine::{self, CrashInfo, DaemonTarget, FireOptions, FireReport};
+use lttng_coredump::engine::{self, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Time allowed beyond the deadline for the engine to hand back its report
-/// (the engine itself enforces the deadline; this bounds a bug in it).
-const GRACE: Duration = Duration::from_millis(500);
 /// A second daemon is not tried with less time than this left.
 const MIN_FIRE_TIME: Duration = Duration::from_millis(100);
 
@@ -21,8 +19,11 @@ const MIN_FIRE_TIME: Duration = Duration::from_millis(100);
 pub struct DaemonFire {
     /// `root` or `user UID`.
     pub daemon: String,
+    /// Where it fired (kept so that the stops go to the same daemons).
+    #[serde(skip)]
+    pub target: Option<DaemonTarget>,
     pub report: Option<FireReport>,
-    /// Why there is no report (the engine did not answer in time, panicked).
+    /// Why there is no report (not tried: no time left; the engine panicked).
     pub error: Option<String>,
 }
 
@@ -35,36 +36,66 @@ pub struct SnapshotPlan {
     pub user_daemon: bool,
 }
 
-/// Fires in the root daemon, then in the crashing user's daemon.
+/// Records the snapshots (every snapshot action, the configured sessions,
+/// the fallback) in the root daemon, then in the crashing user's daemon.
+/// Stop actions are left for [`run_stops`].
 pub fn record_snapshots(
     crash: &CrashInfo,
     uid: Option<u32>,
     plan: &SnapshotPlan,
 ) -> Vec<DaemonFire> {
+    let daemons = std::iter::once(("root".to_string(), DaemonTarget::Default))
+        .chain(user_daemon(uid, plan))
+        .collect();
+    fire_in(daemons, crash, plan, ActionPhase::Snapshots)
+}
+
+/// Runs the stop actions the snapshot fires left for later, in the daemons
+/// that have some. Called once the kernel has let the crashed process go: a
+/// stop makes the session daemon talk to every application of the session,
+/// and a process held by the kernel would make it wait its app socket
+/// timeout.
+pub fn run_stops(
+    crash: &CrashInfo,
+    snapshot_fires: &[DaemonFire],
+    plan: &SnapshotPlan,
+) -> Vec<DaemonFire> {
+    let daemons = snapshot_fires
+        .iter()
+        .filter(|fire| fire.report.as_ref().is_some_and(|r| r.deferred_stops > 0))
+        .filter_map(|fire| Some((fire.daemon.clone(), fire.target.clone()?)))
+        .collect();
+    fire_in(daemons, crash, plan, ActionPhase::Stops)
+}
+
+/// The crashing user's own daemon, when it has one and the plan wants it.
+fn user_daemon(uid: Option<u32>, plan: &SnapshotPlan) -> Option<(String, DaemonTarget)> {
+    let uid = uid.filter(|&uid| uid != 0 && plan.user_daemon)?;
+    user_has_session_daemon(Path::new("/etc/passwd"), uid)
+        .then(|| (format!("user {uid}"), DaemonTarget::User(uid)))
+}
+
+/// Fires `phase` in each daemon in turn, all within one deadline.
+fn fire_in(
+    daemons: Vec<(String, DaemonTarget)>,
+    crash: &CrashInfo,
+    plan: &SnapshotPlan,
+    phase: ActionPhase,
+) -> Vec<DaemonFire> {
     let started = Instant::now();
-    let mut fires = vec![fire(
-        "root".into(),
-        crash,
-        DaemonTarget::Default,
-        plan,
-        plan.deadline,
-    )];
-    if let Some(uid) = uid.filter(|&uid| uid != 0 && plan.user_daemon) {
-        if user_has_session_daemon(Path::new("/etc/passwd"), uid) {
-            let left = plan.deadline.saturating_sub(started.elapsed());
-            let daemon = format!("user {uid}");
-            if left < MIN_FIRE_TIME {
-                fires.push(DaemonFire {
-                    daemon,
-                    report: None,
-                    error: Some(
-                        "not tried: the snapshot deadline was used up by the root daemon".into(),
-                    ),
-                });
-            } else {
-                fires.push(fire(daemon, crash, DaemonTarget::User(uid), plan, left));
-            }
+    let mut fires = Vec::new();
+    for (daemon, target) in daemons {
+        let left = plan.deadline.saturating_sub(started.elapsed());
+        if left < MIN_FIRE_TIME {
+            fires.push(DaemonFire {
+                daemon,
+                target: None,
+                report: None,
+                error: Some("not tried: the deadline was used up by the daemons before it".into()),
+            });
+            continue;
         }
+        fires.push(fire(daemon, crash, target, plan, left, phase));
     }
     fires
 }
@@ -75,47 +106,23 @@ fn fire(
     target: DaemonTarget,
     plan: &SnapshotPlan,
     deadline: Duration,
+    phase: ActionPhase,
 ) -> DaemonFire {
     let options = FireOptions {
         deadline,
-        daemon: target,
+        daemon: target.clone(),
         extra_sessions: plan.extra_sessions.clone(),
         fallback_to_active_snapshot_sessions: plan.fallback_to_active_snapshot_sessions,
+        phase,
     };
-    let crash = crash.clone();
-    let (sender, receiver) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name(format!("fire-{daemon}"))
-        .spawn(move || {
-            let report = engine::fire_on_any_core_dump(&crash, &options);
-            let _ = sender.send(report);
-        });
-    if let Err(err) = spawned {
-        return DaemonFire {
-            daemon,
-            report: None,
-            error: Some(format!("cannot start the snapshot thread: {err}")),
-        };
-    }
-    match receiver.recv_timeout(deadline + GRACE) {
-        Ok(report) => DaemonFire {
-            daemon,
-            report: Some(report),
-            error: None,
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => DaemonFire {
-            daemon,
-            report: None,
-            error: Some(format!(
-                "no answer within the snapshot deadline of {:.1} s; the core is saved without it",
-                deadline.as_secs_f64()
-            )),
-        },
-        Err(mpsc::RecvTimeoutError::Disconnected) => DaemonFire {
-            daemon,
-            report: None,
-            error: Some("the snapshot engine failed (panicked) without a report".into()),
-        },
+    // No thread of our own to time it out: the engine already forks a
+    // child per daemon conversation and kills it at the deadline, and a
+    // thread left behind could not be stopped anyway.
+    DaemonFire {
+        daemon,
+        target: Some(target),
+        report: Some(engine::fire_on_any_core_dump(crash, &options)),
+        error: None,
     }
 }
 
@@ -177,7 +184,7 @@ mod tests {
         };
         let started = Instant::now();
         let fires = record_snapshots(&crash, Some(0), &plan);
-        assert!(started.elapsed() < plan.deadline + GRACE + Duration::from_millis(200));
+        assert!(started.elapsed() < plan.deadline + Duration::from_millis(700));
         assert_eq!(fires.len(), 1);
         assert_eq!(fires[0].daemon, "root");
         assert!(fires[0].report.is_some() || fires[0].error.is_some());

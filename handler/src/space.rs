@@ -68,6 +68,12 @@ pub fn room(dir: BorrowedFd<'_>, policy: SpacePolicy) -> std::io::Result<u64> {
     Ok(room_for(free_bytes(dir)?, used, policy))
 }
 
+/// Bytes that may be stored before the free-space floor (and the record's
+/// reserve) is reached, whatever the directory size limit says.
+pub fn room_above_floor(dir: BorrowedFd<'_>, policy: SpacePolicy) -> std::io::Result<u64> {
+    Ok(free_bytes(dir)?.saturating_sub(policy.min_free.saturating_add(RECORD_RESERVE)))
+}
+
 fn free_bytes(dir: BorrowedFd<'_>) -> std::io::Result<u64> {
     let stats = rustix::fs::fstatvfs(dir)?;
     Ok(stats.f_bavail.saturating_mul(stats.f_frsize))

@@ -23,7 +23,9 @@
 use super::encoding::{self, ActionOutput, CoreDumpAction, CoreDumpTrigger};
 use super::snapshot_name::snapshot_name;
 use super::target::{self, Daemon};
-use super::{ActionKind, ActionOutcome, CrashInfo, FireError, FireOptions, FireReport};
+use super::{
+    ActionKind, ActionOutcome, ActionPhase, CrashInfo, FireError, FireOptions, FireReport,
+};
 use lttng_ctl::isolate::{run_isolated, Identity};
 use lttng_ctl::session::{list_sessions, Session};
 use lttng_ctl::snapshot::{SnapshotDestination, SnapshotLocation, SnapshotOutput};
@@ -49,6 +51,9 @@ struct DaemonPass {
     errors: Vec<FireError>,
     /// OnAnyCoreDump triggers owned by someone else, to run as their owner.
     foreign: Vec<CoreDumpTrigger>,
+    /// The acting identity's own triggers that carry a stop action, so that
+    /// a snapshots-only fire can say how many stops it left for later.
+    own_with_stops: Vec<CoreDumpTrigger>,
 }
 
 /// What a child acting as another trigger owner reports.
@@ -106,10 +111,20 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
             &name,
             &options.extra_sessions,
             options.fallback_to_active_snapshot_sessions,
+            options.phase,
         )
     });
     let foreign = match pass {
         Ok(pass) => {
+            if !options.phase.stops() {
+                report.deferred_stops = pass
+                    .foreign
+                    .iter()
+                    .chain(&pass.own_with_stops)
+                    .flat_map(|t| &t.actions)
+                    .filter(|a| matches!(a, CoreDumpAction::Stop { .. }))
+                    .count();
+            }
             report.outcomes.extend(pass.outcomes);
             report.errors.extend(pass.errors);
             pass.foreign
@@ -134,7 +149,8 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
     };
 
     let mut by_owner: BTreeMap<u32, Vec<CoreDumpTrigger>> = BTreeMap::new();
-    for trigger in foreign {
+    // An owner with nothing to do in this phase costs no child process.
+    for trigger in foreign.into_iter().filter(|t| has_work(t, options.phase)) {
         by_owner.entry(trigger.owner_uid).or_default().push(trigger);
     }
     for (owner, triggers) in by_owner {
@@ -154,7 +170,7 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
                 );
                 run_json(deadline, Some(&identity), || {
                     let (mut outcomes, errors) =
-                        run_triggers(&triggers, &name, &mut HashSet::new());
+                        run_triggers(&triggers, &name, &mut HashSet::new(), options.phase);
                     // The daemon's refusal alone ("Permission denied") would
                     // not say whose rights were used.
                     for error in outcomes.iter_mut().filter_map(|o| o.error.as_mut()) {
@@ -238,6 +254,15 @@ fn failed_outcomes(trigger: &CoreDumpTrigger, err: &Error) -> Vec<ActionOutcome>
         .collect()
 }
 
+/// Whether `trigger` has an action this phase runs (unsupported actions are
+/// reported with the snapshots).
+fn has_work(trigger: &CoreDumpTrigger, phase: ActionPhase) -> bool {
+    trigger.actions.iter().any(|action| match action {
+        CoreDumpAction::Stop { .. } => phase.stops(),
+        CoreDumpAction::Snapshot { .. } | CoreDumpAction::Unsupported { .. } => phase.snapshots(),
+    })
+}
+
 /// In the first child: the triggers of `acting_uid`, the extra sessions,
 /// the fallback.
 fn first_pass(
@@ -245,6 +270,7 @@ fn first_pass(
     name: &str,
     extra_sessions: &[String],
     fallback: bool,
+    phase: ActionPhase,
 ) -> DaemonPass {
     let mut pass = DaemonPass::default();
     let triggers = match encoding::list_triggers() {
@@ -260,10 +286,22 @@ fn first_pass(
     let (own, foreign): (Vec<&CoreDumpTrigger>, Vec<&CoreDumpTrigger>) =
         triggers.iter().partition(|t| t.owner_uid == acting_uid);
     pass.foreign = foreign.into_iter().cloned().collect();
+    pass.own_with_stops = own
+        .iter()
+        .filter(|t| {
+            t.actions
+                .iter()
+                .any(|a| matches!(a, CoreDumpAction::Stop { .. }))
+        })
+        .map(|t| (*t).clone())
+        .collect();
     let mut snapshotted = HashSet::new();
-    let (outcomes, errors) = run_triggers(own.iter().copied(), name, &mut snapshotted);
+    let (outcomes, errors) = run_triggers(own.iter().copied(), name, &mut snapshotted, phase);
     pass.outcomes.extend(outcomes);
     pass.errors.extend(errors);
+    if !phase.snapshots() {
+        return pass;
+    }
     for session in extra_sessions {
         if snapshotted.insert(session.clone()) {
             pass.outcomes
@@ -292,12 +330,14 @@ fn run_triggers<'a>(
     triggers: impl IntoIterator<Item = &'a CoreDumpTrigger> + Clone,
     name: &str,
     snapshotted: &mut HashSet<String>,
+    phase: ActionPhase,
 ) -> (Vec<ActionOutcome>, Vec<FireError>) {
     let mut outcomes = Vec::new();
     let mut errors = Vec::new();
     for trigger in triggers.clone() {
         for action in &trigger.actions {
             match action {
+                CoreDumpAction::Snapshot { .. } if !phase.snapshots() => {}
                 CoreDumpAction::Snapshot { session, output } => {
                     if output.is_none() && !snapshotted.insert(session.clone()) {
                         continue;
@@ -311,6 +351,7 @@ fn run_triggers<'a>(
                     ));
                 }
                 CoreDumpAction::Stop { .. } => {}
+                CoreDumpAction::Unsupported { .. } if !phase.snapshots() => {}
                 CoreDumpAction::Unsupported { description } => errors.push(FireError {
                     code: ErrorCode::Invalid.raw() as i32,
                     message: format!(
@@ -322,7 +363,7 @@ fn run_triggers<'a>(
             }
         }
     }
-    for trigger in triggers {
+    for trigger in triggers.into_iter().filter(|_| phase.stops()) {
         for action in &trigger.actions {
             if let CoreDumpAction::Stop { session } = action {
                 outcomes.push(stop_outcome(trigger, session));

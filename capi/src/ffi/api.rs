@@ -13,7 +13,8 @@ use super::types::{
     lttng_handle, lttng_trigger_onanycoredump, RawTriggerAction, RawTriggerType, TriggerAction,
 };
 use crate::engine::{
-    self, fire_on_any_core_dump, ActionKind, CrashInfo, DaemonTarget, FireOptions, FireReport,
+    self, fire_on_any_core_dump, ActionKind, ActionPhase, CrashInfo, DaemonTarget, FireOptions,
+    FireReport,
 };
 use lttng_ctl::isolate::run_isolated;
 use lttng_ctl::{sys, Error, ErrorCode};
@@ -239,6 +240,7 @@ fn fire(crash: &CrashInfo, daemon: DaemonTarget) -> FireReport {
             daemon,
             extra_sessions: Vec::new(),
             fallback_to_active_snapshot_sessions: false,
+            phase: ActionPhase::All,
         },
     )
 }

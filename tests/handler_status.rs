@@ -1,0 +1,156 @@
+//! `lttng-coredump status` against the real root session daemon: it must
+//! name the OnAnyCoreDump triggers (as the engine lists them) and the
+//! configured sessions a crash would snapshot now, or the active snapshot
+//! sessions of the fallback, where cores go and how much room is left.
+
+mod handler_support;
+
+use handler_support::run_bounded;
+use lttng_coredump::engine::{self, encoding, ActionKind};
+use lttng_ctl::{
+    BufferType, ChannelBuilder, Domain, EventBuilder, Session, SessionBuilder, SessionOutput,
+};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use testsupport::{ensure_sessiond, handler_binary, root_triggers_lock, unique_name, TempDir};
+
+/// A started snapshot session; destroyed when dropped.
+struct Started(Session);
+
+impl Started {
+    fn new(out: &Path) -> Started {
+        let session = SessionBuilder::new(&unique_name("h2-status"))
+            .snapshot()
+            .output(SessionOutput::Local(out.to_path_buf()))
+            .create()
+            .expect("creating the session");
+        let started = Started(session);
+        let channel = ChannelBuilder::new("s", Domain::UserSpace)
+            .overwrite()
+            .buffer_type(BufferType::PerUid)
+            .enable(&started.0)
+            .expect("enabling the channel");
+        EventBuilder::named("lttng_coredump_test:*")
+            .enable(&started.0, &channel)
+            .expect("enabling events");
+        started.0.start().expect("starting the session");
+        started
+    }
+
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.destroy();
+    }
+}
+
+struct Unset(String);
+
+impl Drop for Unset {
+    fn drop(&mut self) {
+        let _ = engine::unset_trigger(&self.0, ActionKind::Snapshot);
+    }
+}
+
+fn status(dir: &Path, config: &str) -> String {
+    let path = dir.join("config.toml");
+    fs::write(&path, config).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let output = run_bounded(
+        Command::new(handler_binary())
+            .arg("status")
+            .arg("--config")
+            .arg(&path)
+            .arg("--backup")
+            .arg(dir.join("no-backup.json")),
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{output:?}");
+    stdout
+}
+
+#[test]
+fn status_names_the_triggers_and_sessions_a_crash_would_snapshot_now() {
+    ensure_sessiond();
+    let _binary = handler_binary();
+    // Nobody else registers OnAnyCoreDump triggers in the root daemon
+    // meanwhile, so the listing is exactly ours.
+    let _lock = root_triggers_lock();
+    let dir = TempDir::new("lcdh-status");
+    let cores = dir.path().join("cores");
+    fs::create_dir(&cores).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let by_trigger = Started::new(&dir.path().join("a"));
+    let configured = Started::new(&dir.path().join("b"));
+    engine::set_trigger(by_trigger.name(), ActionKind::Snapshot).unwrap();
+    let unset = Unset(by_trigger.name().to_string());
+    let missing = unique_name("h2-status-missing");
+
+    let report = status(
+        dir.path(),
+        &format!(
+            "core_dir = \"{}\"\nmin_free = 0\nsnapshot_sessions = [\"{}\", \"{missing}\"]\n",
+            cores.display(),
+            configured.name()
+        ),
+    );
+    assert!(report.contains("root session daemon: alive"), "{report}");
+    assert!(
+        report.contains(&format!(
+            "{} (owner uid 0): snapshot session {:?}",
+            encoding::trigger_name(ActionKind::Snapshot, by_trigger.name()),
+            by_trigger.name()
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("{:?}: snapshot mode, active", configured.name())),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("{missing:?}: NOT FOUND")),
+        "{report}"
+    );
+    assert!(
+        !report.contains("fallback (snapshot_active_sessions)"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("cores go to: {} (room for ", cores.display())),
+        "{report}"
+    );
+
+    // No trigger, no configured session: the fallback, which lists every
+    // active snapshot session of the daemon (ours among them).
+    drop(unset);
+    let report = status(
+        dir.path(),
+        &format!("core_dir = \"{}\"\nmin_free = 0\n", cores.display()),
+    );
+    assert!(report.contains("OnAnyCoreDump triggers: none"), "{report}");
+    assert!(
+        report.contains("fallback (snapshot_active_sessions): every active snapshot-mode session:"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("    {:?}\n", configured.name())),
+        "{report}"
+    );
+
+    let report = status(
+        dir.path(),
+        &format!(
+            "core_dir = \"{}\"\nsnapshot_active_sessions = false\n",
+            cores.display()
+        ),
+    );
+    assert!(report.contains("nothing would be snapshotted"), "{report}");
+}
