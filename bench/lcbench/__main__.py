@@ -235,7 +235,7 @@ def main():
         "bench-rusage-wrap (peak RSS = wait4 ru_maxrss of the handler's process tree).",
         "crash instant = CLOCK_MONOTONIC/REALTIME read by the crasher just before it faults; "
         "reap = its parent's waitpid() returning; snapshot = `lttng snapshot record` returned (seed) or the "
-        "record's snapshot_done_realtime_ns (ours).",
+        "end of the snapshot stage in the crash record, stages.snapshots.ended_unix_us (ours).",
     ]
     if ours_missing:
         notes.append(f"ours not measured: {ours_missing}")

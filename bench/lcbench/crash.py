@@ -25,6 +25,10 @@ class CrashResult:
     core_bytes: Optional[int] = None
     core_disk_bytes: Optional[int] = None
     snapshot_dirs: list = field(default_factory=list)
+    # Our handler's own account (its record's stages): how long it took to
+    # record the snapshots, and to read and store the core.
+    stage_snapshots_ms: Optional[float] = None
+    stage_core_ms: Optional[float] = None
     # Why there is no snapshot_ms although the handler takes snapshots; the
     # crash's other measures still count.
     snapshot_error: Optional[str] = None
@@ -99,6 +103,10 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
                 raise BenchError(f"{handler.label}: no snapshot recorded in {session.output_dir}")
             done_ns = handler.snapshot_done_real_ns(pid)
             result.snapshot_ms = (done_ns - int(reap["crash_real_ns"])) / 1e6
+            if handler.key != "seed":
+                stages = handler.stages()
+                result.stage_snapshots_ms = (stages["snapshots"][1] - stages["snapshots"][0]) / 1e3
+                result.stage_core_ms = (stages["core"][1] - stages["core"][0]) / 1e3
         except BenchError as e:
             result.snapshot_error = str(e) + handler.why_no_snapshot()
     handler.clear()

@@ -18,9 +18,10 @@ from .system import DATA_DIR, RUN_DIR, BenchError, install_file
 # the process's /proc entries, which a handler reads).
 CORE_PIPE_LIMIT = 16
 
-# The field of our handler's crash record that says when the snapshots were
-# done (CLOCK_REALTIME, ns since the epoch).
-OURS_SNAPSHOT_DONE_FIELD = "snapshot_done_realtime_ns"
+# Where our handler's crash record times its stages (wall clock, in
+# microseconds since the epoch): `stages.snapshots.ended_unix_us` is when
+# the snapshots were done.
+STAGES_FIELD = "stages"
 
 # What our handler's line passes it (see handler/src/kernel_args.rs).
 OURS_SPECIFIERS = "P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E"
@@ -65,13 +66,20 @@ class Handler:
             if status != "0":
                 raise BenchError(f"seed handler: lttng snapshot record exited {status}")
             return int(ns)
+        return self.stages()["snapshots"][1] * 1000
+
+    def stages(self):
+        """Our handler's stages for the crash just done, from its record:
+        {name: (started_unix_us, ended_unix_us)}."""
         record, path = self.crash_record()
-        value = find_field(record, OURS_SNAPSHOT_DONE_FIELD)
-        if value is None:
-            raise BenchError(
-                f"{self.label}: the crash record {path} has no {OURS_SNAPSHOT_DONE_FIELD}"
-            )
-        return int(value)
+        stages = record.get(STAGES_FIELD)
+        try:
+            return {
+                name: (int(times["started_unix_us"]), int(times["ended_unix_us"]))
+                for name, times in stages.items()
+            }
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise BenchError(f"{self.label}: the crash record {path} has no readable {STAGES_FIELD}") from None
 
     def crash_record(self):
         """Our handler's crash record for the crash just done, and its path."""
@@ -89,23 +97,6 @@ class Handler:
             except (BenchError, ValueError) as e:
                 return f"; no readable record: {e}"
         return ""
-
-
-def find_field(value, name):
-    """The first value of key `name` anywhere in a JSON document."""
-    if isinstance(value, dict):
-        if name in value:
-            return value[name]
-        children = value.values()
-    elif isinstance(value, list):
-        children = value
-    else:
-        return None
-    for child in children:
-        found = find_field(child, name)
-        if found is not None:
-            return found
-    return None
 
 
 def write_ours_config(name, core_dir, session, compression):

@@ -150,6 +150,15 @@ def crash_rows(table, crash, runs_of):
         cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in COLUMNS if series.get(h)}
         table.add("crash to handler start (ms; the kernel's share, for reading the rows above)", size_label(*key), cells, _ratios(series), "—")
 
+    for attr, what in (
+        ("stage_snapshots_ms", "ours' own stage: recording the snapshots (ms, from its record)"),
+        ("stage_core_ms", "ours' own stage: reading and storing the core (ms, from its record)"),
+    ):
+        for key in keys:
+            series, failed = gather(key, attr)
+            cells = {h: cell(series[h]) for h in COLUMNS if series.get(h)}
+            table.add(what, size_label(*key), cells, no_ratios(), "—")
+
     for key in keys:
         series, failed = gather(key, "rss_kb", 1 / 1024)
         cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in COLUMNS if series.get(h)}
