@@ -27,6 +27,7 @@ class CrashResult:
     snapshot_dirs: list = field(default_factory=list)
     # Our handler's own account (its record's stages): how long it took to
     # record the snapshots, and to read and store the core.
+    stage_startup_ms: Optional[float] = None
     stage_snapshots_ms: Optional[float] = None
     stage_core_ms: Optional[float] = None
     # Why there is no snapshot_ms although the handler takes snapshots; the
@@ -83,6 +84,7 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
         raise BenchError(f"{handler.label}: the kernel reports no core dumped for {tag}")
     result = CrashResult(handler.key, int(reap["reap_ns"]) / 1e6)
 
+    wrapper = None
     if handler.piped:
         wrapper = _wait_for_handler_exit(handler)
         result.rss_kb = int(wrapper["maxrss_kb"])
@@ -105,6 +107,10 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
             result.snapshot_ms = (done_ns - int(reap["crash_real_ns"])) / 1e6
             if handler.key != "seed":
                 stages = handler.stages()
+                # From the kernel starting the handler (its wrapper) to the
+                # handler starting its snapshots: exec, libraries, arguments,
+                # configuration, /proc.
+                result.stage_startup_ms = (stages["snapshots"][0] * 1000 - int(wrapper["start_real_ns"])) / 1e6
                 result.stage_snapshots_ms = (stages["snapshots"][1] - stages["snapshots"][0]) / 1e3
                 result.stage_core_ms = (stages["core"][1] - stages["core"][0]) / 1e3
         except BenchError as e:

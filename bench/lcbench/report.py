@@ -151,6 +151,7 @@ def crash_rows(table, crash, runs_of):
         table.add("crash to handler start (ms; the kernel's share, for reading the rows above)", size_label(*key), cells, _ratios(series), "—")
 
     for attr, what in (
+        ("stage_startup_ms", "ours' own stage: from its start to its snapshots (ms: exec, libraries, configuration, /proc)"),
         ("stage_snapshots_ms", "ours' own stage: recording the snapshots (ms, from its record)"),
         ("stage_core_ms", "ours' own stage: reading and storing the core (ms, from its record)"),
     ):
