@@ -58,6 +58,12 @@ pub enum ErrorCode {
     Cancelled,
     /// `LTTNG_ERR_KERN_NA`: kernel tracer not available.
     KernelTracerUnavailable,
+    /// `LTTNG_ERR_NO_CHANNEL`
+    NoChannel,
+    /// `LTTNG_ERR_START_SESSION_ONCE`: the session was never started.
+    SessionNeverStarted,
+    /// `LTTNG_ERR_BUFFER_TYPE_MISMATCH`
+    BufferTypeMismatch,
     /// Any other `LTTNG_ERR_*` value.
     Other(u32),
 }
@@ -105,6 +111,9 @@ code_table! {
     TriggerNotFound => LTTNG_ERR_TRIGGER_NOT_FOUND,
     Cancelled => LTTNG_ERR_COMMAND_CANCELLED,
     KernelTracerUnavailable => LTTNG_ERR_KERN_NA,
+    NoChannel => LTTNG_ERR_NO_CHANNEL,
+    SessionNeverStarted => LTTNG_ERR_START_SESSION_ONCE,
+    BufferTypeMismatch => LTTNG_ERR_BUFFER_TYPE_MISMATCH,
 }
 
 /// liblttng-ctl's message for a code (`lttng_strerror()`).
