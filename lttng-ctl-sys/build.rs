@@ -62,9 +62,11 @@ fn main() {
         println!("cargo:include={}", dir.display());
     }
 
-    // libclang is loaded at run time by bindgen; probe it first so that a
-    // missing libclang gives an actionable message rather than a panic.
-    if let Err(e) = std::panic::catch_unwind(|| {
+    // libclang is loaded at run time by bindgen, which panics when it is
+    // missing: catch that, keep the default hook from printing the panic
+    // and its backtrace, and say what to install instead.
+    std::panic::set_hook(Box::new(|_| {}));
+    let generated = std::panic::catch_unwind(|| {
         let mut builder = bindgen::Builder::default()
             .header("wrapper.h")
             .allowlist_function("lttng_.*")
@@ -89,8 +91,9 @@ fn main() {
             .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default()
     })
-    .and_then(|r| r.map_err(|e| e.to_string()))
-    .map(|bindings| {
+    .and_then(|r| r.map_err(|e| e.to_string()));
+    let _ = std::panic::take_hook();
+    if let Err(e) = generated.map(|bindings| {
         let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
         bindings
             .write_to_file(out.join("bindings.rs"))
