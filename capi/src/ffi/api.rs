@@ -112,6 +112,28 @@ fn in_child(work: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
     })
 }
 
+/// What `lttng_trigger_set()` and `lttng_trigger_unset()` share: the
+/// argument checks, then `change` on the handle's session in an isolated
+/// child, inside the panic boundary.
+///
+/// # Safety
+/// `handle` is NULL or comes from `lttng_create_handle()`.
+unsafe fn change_trigger(
+    handle: *mut lttng_handle,
+    r#type: RawTriggerType,
+    action: RawTriggerAction,
+    change: impl FnOnce(&str, ActionKind) -> Result<(), Error> + std::panic::UnwindSafe,
+) -> c_int {
+    boundary(|| {
+        // SAFETY: per this function's contract.
+        let session = unsafe { handle_session(handle) }?;
+        validate_type(r#type)?;
+        let action = validate_action(action)?;
+        in_child(|| change(&session, action))?;
+        Ok(0)
+    })
+}
+
 /// Sets a trigger on the session of `handle`: for
 /// `LTTNG_TRIGGER_TYPE_ONANYCOREDUMP`, the session is snapshotted
 /// (`LTTNG_TRIGGER_ACTION_SNAPSHOT`) or stopped (`LTTNG_TRIGGER_ACTION_STOP`)
@@ -134,14 +156,12 @@ pub unsafe extern "C" fn lttng_trigger_set(
     nb_opt: usize,
 ) -> c_int {
     let _ = (opts, nb_opt);
-    boundary(|| {
-        // SAFETY: per the contract.
-        let session = unsafe { handle_session(handle) }?;
-        validate_type(r#type)?;
-        let action = validate_action(action)?;
-        in_child(|| engine::set_trigger(&session, action).map(drop))?;
-        Ok(0)
-    })
+    // SAFETY: per the contract.
+    unsafe {
+        change_trigger(handle, r#type, action, |session, action| {
+            engine::set_trigger(session, action).map(drop)
+        })
+    }
 }
 
 /// Removes the trigger `lttng_trigger_set()` set with the same arguments.
@@ -159,14 +179,8 @@ pub unsafe extern "C" fn lttng_trigger_unset(
     nb_opt: usize,
 ) -> c_int {
     let _ = (opts, nb_opt);
-    boundary(|| {
-        // SAFETY: per the contract.
-        let session = unsafe { handle_session(handle) }?;
-        validate_type(r#type)?;
-        let action = validate_action(action)?;
-        in_child(|| engine::unset_trigger(&session, action))?;
-        Ok(0)
-    })
+    // SAFETY: per the contract.
+    unsafe { change_trigger(handle, r#type, action, engine::unset_trigger) }
 }
 
 /// The crash and the target daemon of a fire, from its C arguments.
