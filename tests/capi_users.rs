@@ -7,7 +7,6 @@ mod capi_support;
 
 use capi_support::*;
 use lttng_coredump::engine::ActionKind;
-use lttng_ctl::isolate::{run_isolated, Identity};
 use lttng_ctl::ErrorCode;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -192,18 +191,7 @@ fn fire_through_a_users_run_dir_snapshots_in_that_users_daemon() {
     // process (which has used liblttng-ctl, so the library's last daemon
     // path is the root one).
     let _ = lttng_ctl::session::list_sessions();
-    let identity = Identity::of_user(user.uid)
-        .unwrap()
-        .with_lttng_home(&user.home)
-        .per_user_daemon();
-    let set = run_isolated(Duration::from_secs(10), Some(&identity), || {
-        let result = lttng_coredump::engine::set_trigger(session, ActionKind::Snapshot)
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        format!("{result:?}").into_bytes()
-    })
-    .unwrap();
-    assert_eq!(String::from_utf8_lossy(&set), "Ok(())");
+    user.set_trigger_in_own_daemon(session, ActionKind::Snapshot);
     let listed = user.lttng_ok(&[NO_GROUP, "list-triggers"]);
     assert!(
         listed.contains("lttng-coredump:snapshot:capi-pud"),

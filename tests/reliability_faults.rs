@@ -13,7 +13,6 @@ mod handler_support;
 use capi_support::TestUser;
 use handler_support::*;
 use lttng_coredump::engine::ActionKind;
-use lttng_ctl::isolate::{run_isolated, Identity};
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -151,18 +150,7 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
     ]);
     user.lttng_ok(&["start", session]);
     // The user's OnAnyCoreDump trigger, set in its own daemon as the user.
-    let identity = Identity::of_user(user.uid)
-        .unwrap()
-        .with_lttng_home(&user.home)
-        .per_user_daemon();
-    let set = run_isolated(Duration::from_secs(10), Some(&identity), || {
-        let result = lttng_coredump::engine::set_trigger(session, ActionKind::Snapshot)
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        format!("{result:?}").into_bytes()
-    })
-    .unwrap();
-    assert_eq!(String::from_utf8_lossy(&set), "Ok(())");
+    user.set_trigger_in_own_daemon(session, ActionKind::Snapshot);
     let _handler = InstalledHandler::new(&format!(
         "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = {DEADLINE_SECS}\n\
          snapshot_active_sessions = false\nsnapshot_user_daemon = true\n",

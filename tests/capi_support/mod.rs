@@ -432,6 +432,29 @@ pub struct TestUser {
 }
 
 impl TestUser {
+    /// Sets an OnAnyCoreDump trigger on `session` in this user's own
+    /// session daemon, acting as the user from this root process, and fails
+    /// the test unless the engine reports success.
+    pub fn set_trigger_in_own_daemon(
+        &self,
+        session: &str,
+        action: lttng_coredump::engine::ActionKind,
+    ) {
+        let identity = lttng_ctl::isolate::Identity::of_user(self.uid)
+            .unwrap()
+            .with_lttng_home(&self.home)
+            .per_user_daemon();
+        let set =
+            lttng_ctl::isolate::run_isolated(Duration::from_secs(10), Some(&identity), || {
+                let result = lttng_coredump::engine::set_trigger(session, action)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                format!("{result:?}").into_bytes()
+            })
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&set), "Ok(())");
+    }
+
     pub fn create(name: &str, in_tracing_group: bool) -> TestUser {
         let (uid, gid) = ensure_test_user(name, in_tracing_group);
         let home = PathBuf::from(format!("/home/{name}"));
