@@ -490,7 +490,7 @@ fn yes_no(value: bool) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const NEW: KernelFeatures = KernelFeatures {
@@ -568,7 +568,8 @@ mod tests {
 
     /// A stand-in for /proc/sys/kernel: plain files, as the logic only reads
     /// and writes them (the real files are exercised by the system tests).
-    fn fake_kernel(pattern: &str, limit: &str) -> (PathBuf, KernelFiles) {
+    /// One directory per test thread; the demo's tests use it too.
+    pub(crate) fn fake_kernel(pattern: &str, limit: &str) -> (PathBuf, KernelFiles) {
         let dir = std::env::temp_dir().join(format!(
             "handler-install-{}-{:?}",
             std::process::id(),

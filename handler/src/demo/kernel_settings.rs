@@ -148,22 +148,11 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fake_kernel(tag: &str, pattern: &str, limit: &str) -> (std::path::PathBuf, KernelFiles) {
-        let dir = std::env::temp_dir().join(format!(
-            "handler-demo-settings-{tag}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("core_pattern"), format!("{pattern}\n")).unwrap();
-        std::fs::write(dir.join("core_pipe_limit"), format!("{limit}\n")).unwrap();
-        (dir.clone(), KernelFiles::under(&dir))
-    }
+    use crate::install::tests::fake_kernel;
 
     #[test]
     fn settings_come_back_exactly_once_whoever_restores_them() {
-        let (dir, files) = fake_kernel("once", "|/usr/lib/x %P  two spaces", "0");
+        let (dir, files) = fake_kernel("|/usr/lib/x %P  two spaces", "0");
         let guard = KernelSettingsGuard::save(files.clone()).unwrap();
         let restorer = guard.restorer();
         guard.install("|/h handle P=%P", 16).unwrap();
@@ -189,7 +178,7 @@ mod tests {
 
     #[test]
     fn dropping_the_guard_restores_and_a_non_zero_limit_is_left_alone() {
-        let (dir, files) = fake_kernel("drop", "core", "4");
+        let (dir, files) = fake_kernel("core", "4");
         {
             let guard = KernelSettingsGuard::save(files.clone()).unwrap();
             guard.install("|/h handle P=%P", 16).unwrap();
