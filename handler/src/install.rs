@@ -174,11 +174,33 @@ pub fn config_in_line(pattern: &str) -> Option<PathBuf> {
         .map(|pair| PathBuf::from(pair[1]))
 }
 
+/// Whether a core_pattern is a line of this handler: its pipe line (of any
+/// path), or the socket line `install --socket` recorded in the backup.
+pub fn is_our_line(pattern: &str, backup: Option<&Backup>) -> bool {
+    is_handler_line(pattern) || backup.is_some_and(|b| b.socket_line.as_deref() == Some(pattern))
+}
+
+/// The socket a `@PATH` or `@@PATH` core_pattern sends cores to.
+pub fn socket_of_line(pattern: &str) -> Option<&Path> {
+    let path = pattern
+        .strip_prefix("@@")
+        .or_else(|| pattern.strip_prefix('@'))?;
+    path.starts_with('/').then(|| Path::new(path))
+}
+
 /// What was in place before the handler.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backup {
     pub core_pattern: String,
     pub core_pipe_limit: String,
+    /// Set by `install --socket`: the socket line the kernel took, which
+    /// `serve` writes when it starts...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_line: Option<String>,
+    /// ...and the pipe line it puts back when it stops, so that no core is
+    /// lost while nothing listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipe_line: Option<String>,
 }
 
 impl Backup {
@@ -227,11 +249,46 @@ pub struct InstallOptions {
     pub pipe_limit: u32,
     pub kernel: KernelFiles,
     pub features: KernelFeatures,
+    /// `--socket`: send cores to the service listening there (`serve`),
+    /// with the pipe line as the fallback when the kernel has no socket
+    /// mode.
+    pub socket: Option<PathBuf>,
 }
 
 /// Installs the handler; returns what was done, for a person.
 pub fn install(options: &InstallOptions) -> Result<String, String> {
     let line = handler_line(&options.binary, options.config.as_deref(), options.features)?;
+    let mut report = String::new();
+    if let Some(socket) = &options.socket {
+        let fits = socket.to_str().is_some_and(|text| {
+            text.starts_with('/')
+                && !text.contains(|c: char| c.is_whitespace() || c == '%' || c.is_control())
+                && text.len() <= 107
+                && text.len() + 2 <= MAX_PATTERN_LEN
+        });
+        if !fits {
+            return Err(format!(
+                "the socket path {} must be absolute, UTF-8, without spaces, control characters \
+                 or %, and at most 107 bytes (a Unix socket's limit)",
+                socket.display()
+            ));
+        }
+        // The kernel drops a core nothing accepts: never point it at a
+        // socket no service answers on.
+        let greeting = crate::serve::probe(socket).map_err(|err| {
+            format!(
+                "refusing to send cores to {}: {err}. Start the service first (systemctl start \
+                 lttng-coredump, or lttng-coredump serve --socket {0}) and install again",
+                socket.display()
+            )
+        })?;
+        writeln!(
+            report,
+            "the service answers on {}: {greeting}",
+            socket.display()
+        )
+        .expect("String");
+    }
     let metadata = std::fs::metadata(&options.binary)
         .map_err(|err| format!("the handler binary {}: {err}", options.binary.display()))?;
     if !metadata.is_file()
@@ -250,8 +307,8 @@ pub fn install(options: &InstallOptions) -> Result<String, String> {
     let pattern = options.kernel.read_pattern()?;
     let pipe_limit = options.kernel.read_pipe_limit()?;
     let backup = Backup::read(&options.backup)?;
-    let mut report = String::new();
-    if is_handler_line(&pattern) {
+    let ours = is_our_line(&pattern, backup.as_ref());
+    if ours {
         if backup.is_none() {
             return Err(format!(
                 "core_pattern already runs a handler ({pattern:?}) and there is no backup at {}: \
@@ -261,9 +318,7 @@ pub fn install(options: &InstallOptions) -> Result<String, String> {
                 options.kernel.core_pattern.display()
             ));
         }
-        if pattern == line {
-            writeln!(report, "already installed: {line}").expect("String");
-        } else {
+        if pattern != line && options.socket.is_none() {
             writeln!(
                 report,
                 "replacing the handler line {pattern:?}; the backup is kept"
@@ -274,6 +329,8 @@ pub fn install(options: &InstallOptions) -> Result<String, String> {
         let new_backup = Backup {
             core_pattern: pattern.clone(),
             core_pipe_limit: pipe_limit.clone(),
+            socket_line: None,
+            pipe_line: None,
         };
         new_backup.write(&options.backup)?;
         writeln!(
@@ -295,15 +352,81 @@ pub fn install(options: &InstallOptions) -> Result<String, String> {
         )
         .expect("String");
     }
-    if pattern != line {
-        write_setting(&options.kernel.core_pattern, &line)?;
-        let written = options.kernel.read_pattern()?;
-        if written != line {
-            return Err(format!("the kernel kept {written:?} instead of {line:?}"));
+    let mut backup = Backup::read(&options.backup)?
+        .ok_or_else(|| format!("the backup {} vanished", options.backup.display()))?;
+    let chosen = match &options.socket {
+        Some(socket) => choose_socket_line(&options.kernel, socket, &line, &pattern, &mut report)?,
+        None => {
+            if pattern == line {
+                writeln!(report, "already installed: {line}").expect("String");
+            } else {
+                set_pattern(&options.kernel, &line)?;
+                writeln!(report, "installed: {line}").expect("String");
+            }
+            line.clone()
         }
-        writeln!(report, "installed: {line}").expect("String");
+    };
+    // What `serve` needs to take core_pattern over when it starts and give
+    // it back when it stops: only for a socket line.
+    let (socket_line, pipe_line) = if chosen.starts_with('@') {
+        (Some(chosen), Some(line))
+    } else {
+        (None, None)
+    };
+    if backup.socket_line != socket_line || backup.pipe_line != pipe_line {
+        backup.socket_line = socket_line;
+        backup.pipe_line = pipe_line;
+        backup.write(&options.backup)?;
     }
     Ok(report)
+}
+
+/// Writes `line` to core_pattern and checks the kernel kept it.
+fn set_pattern(kernel: &KernelFiles, line: &str) -> Result<(), String> {
+    write_setting(&kernel.core_pattern, line)?;
+    let written = kernel.read_pattern()?;
+    if written != line {
+        return Err(format!("the kernel kept {written:?} instead of {line:?}"));
+    }
+    Ok(())
+}
+
+/// Tries `@@SOCKET` (Linux 6.17: the request protocol, so that a core that
+/// would be refused is never dumped), then `@SOCKET` (6.16), then the pipe
+/// line (older kernels refuse both); says which it chose and returns it.
+fn choose_socket_line(
+    kernel: &KernelFiles,
+    socket: &Path,
+    pipe_line: &str,
+    current: &str,
+    report: &mut String,
+) -> Result<String, String> {
+    let text = socket.to_string_lossy();
+    let mut refusals = Vec::new();
+    for (line, what) in [
+        (format!("@@{text}"), "the request protocol (Linux 6.17+)"),
+        (format!("@{text}"), "the plain socket (Linux 6.16)"),
+    ] {
+        if *current == line {
+            writeln!(report, "already installed: {line} ({what})").expect("String");
+            return Ok(line);
+        }
+        match set_pattern(kernel, &line) {
+            Ok(()) => {
+                writeln!(report, "installed: {line} ({what})").expect("String");
+                return Ok(line);
+            }
+            Err(err) => refusals.push(err),
+        }
+    }
+    set_pattern(kernel, pipe_line)?;
+    writeln!(
+        report,
+        "this kernel has no coredump socket ({}): installed the pipe line instead: {pipe_line}",
+        refusals.join("; ")
+    )
+    .expect("String");
+    Ok(pipe_line.to_string())
 }
 
 /// Restores what the backup holds, unless core_pattern no longer runs the
@@ -312,7 +435,7 @@ pub fn uninstall(kernel: &KernelFiles, backup_path: &Path, force: bool) -> Resul
     let backup = Backup::read(backup_path)?
         .ok_or_else(|| format!("nothing to restore: no backup at {}", backup_path.display()))?;
     let pattern = kernel.read_pattern()?;
-    if !is_handler_line(&pattern) && !force {
+    if !is_our_line(&pattern, Some(&backup)) && !force {
         return Err(format!(
             "core_pattern is {pattern:?}, not the handler's line: it was changed since the install; \
              not overwriting it (use --force to restore {:?} anyway)",
@@ -354,6 +477,40 @@ pub fn status(
                     )
                     .expect("String");
                 }
+            }
+        }
+        Ok(pattern) if socket_of_line(pattern).is_some() => {
+            let socket = socket_of_line(pattern).expect("checked");
+            let ours = Backup::read(backup_path)
+                .ok()
+                .flatten()
+                .is_some_and(|b| b.socket_line.as_deref() == Some(pattern.as_str()));
+            writeln!(
+                out,
+                "handler: {} (socket mode)",
+                if ours {
+                    "installed"
+                } else {
+                    "not installed by lttng-coredump"
+                }
+            )
+            .expect("String");
+            writeln!(out, "core_pattern: {pattern}").expect("String");
+            match crate::serve::probe(socket) {
+                Ok(greeting) => {
+                    writeln!(out, "listener: alive ({greeting})").expect("String")
+                }
+                Err(err) => writeln!(
+                    out,
+                    "listener: NONE\n\
+                     WARNING: core_pattern sends every core to {}, and nothing serves it: \
+                     {err}.\n\
+                     WARNING: THE KERNEL DROPS EVERY CORE UNTIL A SERVICE LISTENS THERE: start it \
+                     (systemctl start lttng-coredump, or lttng-coredump serve) or put the pipe line \
+                     back (lttng-coredump install)",
+                    socket.display()
+                )
+                .expect("String"),
             }
         }
         Ok(pattern) => {
@@ -592,6 +749,7 @@ pub(crate) mod tests {
             pipe_limit: 16,
             kernel: kernel.clone(),
             features: NEW,
+            socket: None,
         };
         let report = install(&options).unwrap();
         assert!(report.contains("backed up"), "{report}");
@@ -638,6 +796,7 @@ pub(crate) mod tests {
             pipe_limit: 16,
             kernel: kernel.clone(),
             features: NEW,
+            socket: None,
         };
         let err = install(&options).unwrap_err();
         assert!(err.contains("refusing to back up"), "{err}");

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use lttng_coredump_handler::demo::{self, DemoOptions};
 use lttng_coredump_handler::handle::{self, Verdict};
 use lttng_coredump_handler::install::{self, InstallOptions, KernelFeatures, KernelFiles};
+use lttng_coredump_handler::serve::{self, ServeOptions};
 use lttng_coredump_handler::syslog::Log;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -43,6 +44,28 @@ enum Command {
         /// core_pipe_limit to set when it is 0.
         #[arg(long, default_value_t = install::DEFAULT_PIPE_LIMIT)]
         pipe_limit: u32,
+        /// Send cores to the crash service (`serve`) on this socket
+        /// (`@@SOCKET`, else `@SOCKET`, else the pipe line, whichever this
+        /// kernel takes); refused unless the service answers there.
+        #[arg(long, num_args = 0..=1, default_missing_value = serve::DEFAULT_SOCKET)]
+        socket: Option<PathBuf>,
+    },
+    /// Run the crash service on the kernel's coredump socket (core_pattern
+    /// `@@SOCKET`): each crash handled like `handle` does, by a resident
+    /// process. Puts the socket line in core_pattern when installed with
+    /// `install --socket`, and the pipe line back when it stops (SIGTERM).
+    Serve {
+        /// Where to listen (its directory is made root-only).
+        #[arg(long, default_value = serve::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// The configuration every crash uses (default: /etc/lttng-coredump/config.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Crashes handled at once (more wait in the kernel, held).
+        #[arg(long, default_value_t = serve::DEFAULT_WORKERS)]
+        workers: usize,
+        #[command(flatten)]
+        paths: KernelPaths,
     },
     /// Restore the core_pattern and core_pipe_limit saved by install.
     Uninstall {
@@ -117,6 +140,7 @@ fn main() -> ExitCode {
             config,
             paths,
             pipe_limit,
+            socket,
         } => {
             let binary = match binary {
                 Some(binary) => Ok(binary),
@@ -131,9 +155,23 @@ fn main() -> ExitCode {
                     pipe_limit,
                     kernel: KernelFiles::under(&paths.proc_sys_kernel),
                     features: KernelFeatures::running(),
+                    socket,
                 })
             })
         }
+        Command::Serve {
+            socket,
+            config,
+            workers,
+            paths,
+        } => serve::run(&ServeOptions {
+            socket,
+            config,
+            workers,
+            kernel: KernelFiles::under(&paths.proc_sys_kernel),
+            backup: paths.backup,
+        })
+        .map(|()| String::new()),
         Command::Uninstall { paths, force } => install::uninstall(
             &KernelFiles::under(&paths.proc_sys_kernel),
             &paths.backup,

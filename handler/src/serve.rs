@@ -1,0 +1,540 @@
+//! `lttng-coredump serve`: the resident crash service on the kernel's
+//! coredump socket (`core_pattern` = `@@PATH` on Linux 6.17+, `@PATH` on
+//! 6.16). Each crash is handled on a thread of a bounded pool by the same
+//! per-crash code as `handle` (snapshots first, while the kernel holds the
+//! process, then the core read from the socket, the stops, the record);
+//! only the transport differs: the crash's identity comes from the peer's
+//! pidfd instead of the command line, and the core from the socket instead
+//! of a pipe.
+//!
+//! What this machine's kernel (6.18) was seen to do, and the system tests
+//! (`tests/socket_*.rs`) check:
+//! - it connects with the crashing process's credentials (SO_PEERCRED is
+//!   its PID and uid), SO_PEERPIDFD names the process, and PIDFD_GET_INFO's
+//!   `coredump_mask` has PIDFD_COREDUMPED for that connection only: a
+//!   program that merely connects, root or not, gets PIDFD_COREDUMP_USER
+//!   alone. That is what a peer must prove to be treated as a crash;
+//! - it looks the socket up from the initial mount namespace's root with
+//!   its own credentials: the socket can be 0600 in a 0700 directory (no
+//!   one but root can connect to it) and still take every user's crashes,
+//!   also from a private mount namespace;
+//! - `@@`: a 16-byte request (size 16, size_ack 16, mask
+//!   KERNEL|USERSPACE|REJECT|WAIT), the process held while we answer, a
+//!   4-byte mark (0: accepted), then with KERNEL the core, the kernel's side
+//!   shut, and with WAIT the process held until we close; REJECT lets it go
+//!   at once with no core. USERSPACE makes the kernel write nothing;
+//! - `@`: the core at once; the process held after the last byte only when
+//!   core_pipe_limit is non-zero;
+//! - nothing listening: "Coredump socket connection PATH failed -2" in the
+//!   kernel log, and the core is gone. Hence `install --socket` refuses
+//!   unless the service answers, and the service puts the pipe line back
+//!   when it stops.
+//!
+//! The service runs as root: it reads every crashing process's `/proc`,
+//! writes root-owned cores, fires in the root session daemon and in each
+//! user's own, and rewrites `core_pattern`. It marks itself not dumpable,
+//! so that a crash of its own never waits on itself.
+
+use crate::coredump_socket::{
+    self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
+    PIDFD_INFO_COREDUMP,
+};
+use crate::handle;
+use crate::install::{self, Backup, KernelFiles};
+use crate::syslog::Log;
+use std::cell::Cell;
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where the service listens unless told otherwise (short: core_pattern
+/// keeps 127 bytes, and a socket path at most 107).
+pub const DEFAULT_SOCKET: &str = "/run/lttng-coredump/coredump.socket";
+/// Crashes handled at once; more wait, held by the kernel, in the listen
+/// queue.
+pub const DEFAULT_WORKERS: usize = 16;
+/// Connections the kernel may queue while every worker is busy: its
+/// connect is non-blocking, so a full queue would lose the core.
+const LISTEN_BACKLOG: i32 = 1024;
+/// What a client (not the kernel) gets, so that `status` and `install`
+/// can tell the service is alive.
+pub const GREETING: &str = "lttng-coredump serve";
+/// How long a probe waits for the greeting.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub socket: PathBuf,
+    /// The configuration given to every crash (default: the default file).
+    pub config: Option<PathBuf>,
+    pub workers: usize,
+    pub kernel: KernelFiles,
+    /// The install backup, which says whether the socket line is wanted.
+    pub backup: PathBuf,
+}
+
+/// Runs the service until SIGTERM, SIGINT or SIGHUP.
+pub fn run(options: &ServeOptions) -> Result<(), String> {
+    // A crash of the service itself must not be sent to the service.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|err| format!("cannot mark the service not dumpable: {err}"))?;
+    let listener = bind(&options.socket)?;
+    let (wake_read, wake_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|err| format!("cannot create a pipe: {err}"))?;
+    let stopping = Arc::new(AtomicBool::new(false));
+    {
+        let stopping = stopping.clone();
+        ctrlc::set_handler(move || {
+            stopping.store(true, Ordering::SeqCst);
+            let _ = rustix::io::write(&wake_write, b"x");
+        })
+        .map_err(|err| format!("cannot handle SIGTERM: {err}"))?;
+    }
+    let mut log = Log::default().with_stderr();
+    let lines = match take_over_core_pattern(options) {
+        Ok((lines, said)) => {
+            log.notice(said);
+            lines
+        }
+        Err(err) => {
+            log.error(err);
+            None
+        }
+    };
+    log.notice(format!(
+        "{GREETING} {}: listening on {} with {} workers",
+        std::process::id(),
+        options.socket.display(),
+        options.workers
+    ));
+
+    let (sender, receiver) = sync_channel::<UnixStream>(options.workers);
+    let receiver = Arc::new(Mutex::new(receiver));
+    let workers: Vec<_> = (0..options.workers.max(1))
+        .map(|n| {
+            let receiver = receiver.clone();
+            let config = options.config.clone();
+            std::thread::Builder::new()
+                .name(format!("crash-{n}"))
+                .spawn(move || work(&receiver, config.as_deref()))
+                .map_err(|err| format!("cannot start a worker thread: {err}"))
+        })
+        .collect::<Result<_, _>>()?;
+
+    while !stopping.load(Ordering::SeqCst) {
+        let mut fds = [
+            rustix::event::PollFd::new(&listener, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&wake_read, rustix::event::PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => {
+                log.error(format!("waiting for connections failed: {err}"));
+                break;
+            }
+        }
+        if stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if sender.send(stream).is_err() {
+                    log.error("every worker thread has ended");
+                    break;
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => log.warning(format!("accepting a connection failed: {err}")),
+        }
+    }
+
+    // New crashes go to the pipe handler from now on; the ones already
+    // accepted are finished first.
+    if let Some((socket_line, pipe_line)) = &lines {
+        match give_back_core_pattern(&options.kernel, socket_line, pipe_line) {
+            Ok(said) => log.notice(said),
+            Err(err) => log.error(err),
+        }
+    }
+    drop(listener);
+    let _ = std::fs::remove_file(&options.socket);
+    drop(sender);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    log.notice(format!("{GREETING} {}: stopped", std::process::id()));
+    Ok(())
+}
+
+/// Creates the socket: its directory root-owned 0700 (created if missing),
+/// the socket 0600, so that no one but root can connect (the kernel
+/// connects with its own credentials). A stale socket of a killed service
+/// is replaced; a live one is not.
+fn bind(socket: &Path) -> Result<UnixListener, String> {
+    let dir = socket
+        .parent()
+        .filter(|dir| dir.is_absolute())
+        .ok_or_else(|| format!("the socket path {} must be absolute", socket.display()))?;
+    if socket.as_os_str().len() > 107 {
+        return Err(format!(
+            "the socket path {} is longer than the 107 bytes a Unix socket may have",
+            socket.display()
+        ));
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(format!("cannot create {}: {err}", dir.display())),
+    }
+    let metadata = std::fs::symlink_metadata(dir)
+        .map_err(|err| format!("cannot inspect {}: {err}", dir.display()))?;
+    if !metadata.is_dir() || metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} must be a directory owned by root and writable only by root (someone else could \
+             replace the socket)",
+            dir.display()
+        ));
+    }
+    if metadata.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|err| format!("cannot make {} private: {err}", dir.display()))?;
+    }
+    match std::fs::symlink_metadata(socket) {
+        Ok(existing) if existing.file_type().is_socket() => {
+            if UnixStream::connect(socket).is_ok() {
+                return Err(format!(
+                    "another service already listens on {}",
+                    socket.display()
+                ));
+            }
+            std::fs::remove_file(socket)
+                .map_err(|err| format!("cannot remove the stale {}: {err}", socket.display()))?;
+        }
+        Ok(_) => {
+            return Err(format!(
+                "{} exists and is not a socket; not replacing it",
+                socket.display()
+            ))
+        }
+        Err(_) => {}
+    }
+    // Bound 0600 from the start (no window where others could connect).
+    let old_mask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let bound = UnixListener::bind(socket);
+    rustix::process::umask(old_mask);
+    let listener = bound.map_err(|err| format!("cannot listen on {}: {err}", socket.display()))?;
+    rustix::net::listen(&listener, LISTEN_BACKLOG)
+        .map_err(|err| format!("cannot listen on {}: {err}", socket.display()))?;
+    Ok(listener)
+}
+
+/// When `install --socket` chose a socket line for this socket, puts it in
+/// `core_pattern` (in place of the pipe line a clean stop left). Returns
+/// the (socket line, pipe line) to put back on stop, and what was done.
+fn take_over_core_pattern(
+    options: &ServeOptions,
+) -> Result<(Option<(String, String)>, String), String> {
+    let Some(backup) = Backup::read(&options.backup)? else {
+        return Ok((
+            None,
+            format!(
+                "not installed (no backup at {}): core_pattern is left as it is",
+                options.backup.display()
+            ),
+        ));
+    };
+    let (Some(socket_line), Some(pipe_line)) = (backup.socket_line, backup.pipe_line) else {
+        return Ok((
+            None,
+            "installed in pipe mode: core_pattern is left as it is".into(),
+        ));
+    };
+    if install::socket_of_line(&socket_line) != Some(options.socket.as_path()) {
+        return Ok((
+            None,
+            format!(
+                "installed for another socket ({socket_line:?}): core_pattern is left as it is"
+            ),
+        ));
+    }
+    let pattern = options.kernel.read_pattern()?;
+    if pattern == socket_line {
+        return Ok((
+            Some((socket_line.clone(), pipe_line)),
+            format!("core_pattern is {socket_line:?}"),
+        ));
+    }
+    if pattern != pipe_line {
+        return Ok((
+            None,
+            format!("core_pattern was changed since the install ({pattern:?}): left as it is"),
+        ));
+    }
+    install::write_setting(&options.kernel.core_pattern, &socket_line)?;
+    Ok((
+        Some((socket_line.clone(), pipe_line)),
+        format!("core_pattern set to {socket_line:?} (it was the pipe line)"),
+    ))
+}
+
+/// Puts the pipe line back when `core_pattern` still points at us.
+fn give_back_core_pattern(
+    kernel: &KernelFiles,
+    socket_line: &str,
+    pipe_line: &str,
+) -> Result<String, String> {
+    let pattern = kernel.read_pattern()?;
+    if pattern != socket_line {
+        return Ok(format!(
+            "core_pattern is {pattern:?}, no longer this service's: left as it is"
+        ));
+    }
+    install::write_setting(&kernel.core_pattern, pipe_line)?;
+    Ok(format!(
+        "core_pattern set back to the pipe line {pipe_line:?}"
+    ))
+}
+
+/// A worker: handles connections until the service stops.
+fn work(receiver: &Mutex<Receiver<UnixStream>>, config: Option<&Path>) {
+    loop {
+        let next = match receiver.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(stream) = next else {
+            return;
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle_connection(stream, config)
+        }));
+        if outcome.is_err() {
+            Log::default()
+                .with_stderr()
+                .error("handling a connection panicked; the service goes on");
+        }
+    }
+}
+
+/// Which protocol the kernel speaks on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// `@@`: request, acknowledgement, mark, then the core.
+    Request,
+    /// `@`: the core at once.
+    Plain,
+}
+
+/// One connection: a crash from the kernel, or a client that gets the
+/// greeting and nothing else.
+fn handle_connection(mut stream: UnixStream, config: Option<&Path>) {
+    let crash = peer_crash(&stream);
+    let (pidfd, crash) = match crash {
+        Ok(found) => found,
+        Err(reason) => {
+            // A probe (`status`, `install`) or someone else: it gets to
+            // know the service is alive, and nothing is written or fired.
+            let _ = writeln!(
+                stream,
+                "{GREETING} {}: not a crash ({reason}); nothing done",
+                std::process::id()
+            );
+            return;
+        }
+    };
+    let mut log = Log::default();
+    // The first bytes of a core are ELF's magic; a request starts with its
+    // size (16).
+    let mut first = [0u8; 4];
+    let protocol = match rustix::net::recv(
+        stream.as_fd(),
+        &mut first,
+        rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::WAITALL,
+    ) {
+        Ok((4, _)) if &first == b"\x7fELF" => Protocol::Plain,
+        Ok((4, _)) => Protocol::Request,
+        Ok(_) | Err(_) => Protocol::Plain,
+    };
+    let request = match protocol {
+        Protocol::Plain => None,
+        Protocol::Request => match coredump_socket::read_request(&mut stream) {
+            Ok(request) => Some(request),
+            Err(err) => {
+                log.error(format!(
+                    "process {}: cannot read the kernel's coredump request: {err}; the kernel \
+                     gets no answer and dumps no core",
+                    crash.pid
+                ));
+                None
+            }
+        },
+    };
+    let args = crash_arguments(&crash, &pidfd, config);
+    let acked = Cell::new(false);
+    let mut core = SocketCore {
+        stream: &stream,
+        request,
+        acked: &acked,
+    };
+    let stream_ref = &stream;
+    let release = || -> io::Result<()> {
+        // A core nobody wants is refused before a byte of it is dumped.
+        if let (Some(request), false) = (request, acked.get()) {
+            acked.set(true);
+            let mut writer = stream_ref;
+            let _ = acknowledge_on(&mut writer, &request, COREDUMP_REJECT);
+        }
+        stream_ref.shutdown(std::net::Shutdown::Both)
+    };
+    handle::handle_then_release(args, &mut core, release, &mut log);
+}
+
+/// The peer's pidfd and crash, or why the peer is not a crash.
+fn peer_crash(stream: &UnixStream) -> Result<(OwnedFd, PeerCrash), String> {
+    let pidfd = coredump_socket::peer_pidfd(stream.as_fd())
+        .map_err(|err| format!("no pidfd for the peer: {err}"))?;
+    let info = coredump_socket::pidfd_info(pidfd.as_fd(), PIDFD_INFO_COREDUMP)
+        .map_err(|err| format!("PIDFD_GET_INFO failed: {err}"))?;
+    let crash = coredump_socket::crash_of(&info).map_err(|reason| reason.to_string())?;
+    Ok((pidfd, crash))
+}
+
+/// The crash described in `handle`'s own `KEY=VALUE` fields, so that both
+/// transports go through one argument parser and one per-crash path.
+fn crash_arguments(crash: &PeerCrash, pidfd: &OwnedFd, config: Option<&Path>) -> Vec<OsString> {
+    let mut args = Vec::new();
+    if let Some(config) = config {
+        args.push(OsString::from("--config"));
+        args.push(config.as_os_str().to_owned());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    args.push(format!("P={}", crash.pid).into());
+    args.push(format!("u={}", crash.uid).into());
+    args.push(format!("g={}", crash.gid).into());
+    if let Some(signal) = crash.signal {
+        args.push(format!("s={signal}").into());
+    }
+    args.push(format!("t={now}").into());
+    if let Some(limit) = core_limit_of(crash.pid) {
+        args.push(format!("c={limit}").into());
+    }
+    args.push(format!("d={}", crash.dump_mode).into());
+    args.push(format!("F={}", pidfd.as_raw_fd()).into());
+    let mut hostname = b"h=".to_vec();
+    hostname.extend_from_slice(rustix::system::uname().nodename().to_bytes());
+    args.push(OsString::from_vec(hostname));
+    args
+}
+
+/// The process's RLIMIT_CORE (the kernel ignores it for sockets, and
+/// gives `%c` only to pipes): its soft limit in `/proc/PID/limits`.
+fn core_limit_of(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    parse_core_limit(&text)
+}
+
+fn parse_core_limit(limits: &str) -> Option<u64> {
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max core file size"))?;
+    let soft = line
+        .trim_start_matches("Max core file size")
+        .split_whitespace()
+        .next()?;
+    if soft == "unlimited" {
+        Some(u64::MAX)
+    } else {
+        soft.parse().ok()
+    }
+}
+
+/// The core as `handle` reads it: on a `@@` connection, the first read
+/// accepts the core (KERNEL|WAIT: the kernel writes it and then holds the
+/// process until we close); a core never read is refused in `release`.
+struct SocketCore<'a> {
+    stream: &'a UnixStream,
+    request: Option<CoredumpReq>,
+    acked: &'a Cell<bool>,
+}
+
+impl Read for SocketCore<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if let (Some(request), false) = (self.request, self.acked.get()) {
+            self.acked.set(true);
+            let mut stream = self.stream;
+            let mark = acknowledge_on(&mut stream, &request, COREDUMP_KERNEL | COREDUMP_WAIT)?;
+            if mark != Mark::ReqAck {
+                return Err(io::Error::other(format!(
+                    "the kernel refused the acknowledgement ({mark:?})"
+                )));
+            }
+        }
+        let mut stream = self.stream;
+        stream.read(buffer)
+    }
+}
+
+/// [`coredump_socket::acknowledge`] on a shared stream.
+fn acknowledge_on(stream: &mut &UnixStream, request: &CoredumpReq, mask: u64) -> io::Result<Mark> {
+    let mut owned = stream.try_clone()?;
+    coredump_socket::acknowledge(&mut owned, request, mask)
+}
+
+/// Whether a service answers on `socket`: its greeting, or why not.
+pub fn probe(socket: &Path) -> Result<String, String> {
+    let mut stream = UnixStream::connect(socket)
+        .map_err(|err| format!("nothing accepts connections on {}: {err}", socket.display()))?;
+    stream
+        .set_read_timeout(Some(PROBE_TIMEOUT))
+        .map_err(|err| format!("cannot set a timeout: {err}"))?;
+    let mut answer = Vec::new();
+    let _ = (&mut stream).take(4096).read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).trim().to_string();
+    if answer.starts_with(GREETING) {
+        Ok(answer)
+    } else if answer.is_empty() {
+        Err(format!(
+            "{} accepts connections but did not answer within {} s (a hung or foreign service)",
+            socket.display(),
+            PROBE_TIMEOUT.as_secs()
+        ))
+    } else {
+        Err(format!(
+            "{} answered {answer:?}, not lttng-coredump serve",
+            socket.display()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_limits_from_proc() {
+        let limits = |soft: &str| {
+            format!(
+                "Limit                     Soft Limit           Hard Limit           Units     \n\
+                 Max cpu time              unlimited            unlimited            seconds   \n\
+                 Max core file size        {soft:<21}unlimited            bytes     \n"
+            )
+        };
+        assert_eq!(parse_core_limit(&limits("0")), Some(0));
+        assert_eq!(parse_core_limit(&limits("4096")), Some(4096));
+        assert_eq!(parse_core_limit(&limits("unlimited")), Some(u64::MAX));
+        assert_eq!(parse_core_limit("nothing"), None);
+        assert!(core_limit_of(std::process::id() as i32).is_some());
+    }
+}
