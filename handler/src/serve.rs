@@ -99,16 +99,10 @@ pub fn run(options: &ServeOptions) -> Result<(), String> {
         .map_err(|err| format!("cannot handle SIGTERM: {err}"))?;
     }
     let mut log = Log::default().with_stderr();
-    let lines = match take_over_core_pattern(options) {
-        Ok((lines, said)) => {
-            log.notice(said);
-            lines
-        }
-        Err(err) => {
-            log.error(err);
-            None
-        }
-    };
+    match take_over_core_pattern(options) {
+        Ok(said) => log.notice(said),
+        Err(err) => log.error(err),
+    }
     log.notice(format!(
         "{GREETING} {}: listening on {} with {} workers",
         std::process::id(),
@@ -159,11 +153,11 @@ pub fn run(options: &ServeOptions) -> Result<(), String> {
 
     // New crashes go to the pipe handler from now on; the ones already
     // accepted are finished first.
-    if let Some((socket_line, pipe_line)) = &lines {
-        match give_back_core_pattern(&options.kernel, socket_line, pipe_line) {
-            Ok(said) => log.notice(said),
-            Err(err) => log.error(err),
-        }
+    // (The backup is read again: `install --socket` may have run since
+    // the service started.)
+    match give_back_core_pattern(options) {
+        Ok(said) => log.notice(said),
+        Err(err) => log.error(err),
     }
     drop(listener);
     let _ = std::fs::remove_file(&options.socket);
@@ -237,68 +231,63 @@ fn bind(socket: &Path) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
-/// When `install --socket` chose a socket line for this socket, puts it in
-/// `core_pattern` (in place of the pipe line a clean stop left). Returns
-/// the (socket line, pipe line) to put back on stop, and what was done.
-fn take_over_core_pattern(
-    options: &ServeOptions,
-) -> Result<(Option<(String, String)>, String), String> {
+/// The (socket line, pipe line) `install --socket` recorded for this
+/// service's socket, or why there are none.
+fn installed_lines(options: &ServeOptions) -> Result<Result<(String, String), String>, String> {
     let Some(backup) = Backup::read(&options.backup)? else {
-        return Ok((
-            None,
-            format!(
-                "not installed (no backup at {}): core_pattern is left as it is",
-                options.backup.display()
-            ),
-        ));
+        return Ok(Err(format!(
+            "not installed (no backup at {})",
+            options.backup.display()
+        )));
     };
     let (Some(socket_line), Some(pipe_line)) = (backup.socket_line, backup.pipe_line) else {
-        return Ok((
-            None,
-            "installed in pipe mode: core_pattern is left as it is".into(),
-        ));
+        return Ok(Err("installed in pipe mode".into()));
     };
     if install::socket_of_line(&socket_line) != Some(options.socket.as_path()) {
-        return Ok((
-            None,
-            format!(
-                "installed for another socket ({socket_line:?}): core_pattern is left as it is"
-            ),
-        ));
+        return Ok(Err(format!(
+            "installed for another socket ({socket_line:?})"
+        )));
     }
+    Ok(Ok((socket_line, pipe_line)))
+}
+
+/// When `install --socket` chose a socket line for this socket, puts it in
+/// `core_pattern` in place of the pipe line a clean stop left. Says what
+/// was done.
+fn take_over_core_pattern(options: &ServeOptions) -> Result<String, String> {
+    let (socket_line, pipe_line) = match installed_lines(options)? {
+        Ok(lines) => lines,
+        Err(why) => return Ok(format!("{why}: core_pattern is left as it is")),
+    };
     let pattern = options.kernel.read_pattern()?;
     if pattern == socket_line {
-        return Ok((
-            Some((socket_line.clone(), pipe_line)),
-            format!("core_pattern is {socket_line:?}"),
-        ));
+        return Ok(format!("core_pattern is {socket_line:?}"));
     }
     if pattern != pipe_line {
-        return Ok((
-            None,
-            format!("core_pattern was changed since the install ({pattern:?}): left as it is"),
+        return Ok(format!(
+            "core_pattern was changed since the install ({pattern:?}): left as it is"
         ));
     }
     install::write_setting(&options.kernel.core_pattern, &socket_line)?;
-    Ok((
-        Some((socket_line.clone(), pipe_line)),
-        format!("core_pattern set to {socket_line:?} (it was the pipe line)"),
+    Ok(format!(
+        "core_pattern set to {socket_line:?} (it was the pipe line)"
     ))
 }
 
-/// Puts the pipe line back when `core_pattern` still points at us.
-fn give_back_core_pattern(
-    kernel: &KernelFiles,
-    socket_line: &str,
-    pipe_line: &str,
-) -> Result<String, String> {
-    let pattern = kernel.read_pattern()?;
+/// Puts the pipe line back when `core_pattern` still points at us, so that
+/// no core is lost while nothing listens.
+fn give_back_core_pattern(options: &ServeOptions) -> Result<String, String> {
+    let (socket_line, pipe_line) = match installed_lines(options)? {
+        Ok(lines) => lines,
+        Err(why) => return Ok(format!("{why}: core_pattern is left as it is")),
+    };
+    let pattern = options.kernel.read_pattern()?;
     if pattern != socket_line {
         return Ok(format!(
             "core_pattern is {pattern:?}, no longer this service's: left as it is"
         ));
     }
-    install::write_setting(&kernel.core_pattern, pipe_line)?;
+    install::write_setting(&options.kernel.core_pattern, &pipe_line)?;
     Ok(format!(
         "core_pattern set back to the pipe line {pipe_line:?}"
     ))
