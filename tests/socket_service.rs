@@ -57,7 +57,7 @@ fn crash() -> (i32, Output) {
     (ready_pid(&output), output)
 }
 
-fn text(output: &Output) -> String {
+fn text_of(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -80,9 +80,9 @@ fn install_socket_needs_the_service_and_a_clean_stop_puts_the_pipe_line_back() {
     let refused = install_socket(&socket, &binary, &config, &backup);
     assert!(!refused.status.success());
     assert!(
-        text(&refused).contains("refusing to send cores to"),
+        text_of(&refused).contains("refusing to send cores to"),
         "{}",
-        text(&refused)
+        text_of(&refused)
     );
     assert_eq!(core_pattern(), "core");
     assert!(!backup.exists());
@@ -93,9 +93,9 @@ fn install_socket_needs_the_service_and_a_clean_stop_puts_the_pipe_line_back() {
     let refused = install_socket(&socket, &binary, &config, &backup);
     assert!(!refused.status.success());
     assert!(
-        text(&refused).contains("did not answer"),
+        text_of(&refused).contains("did not answer"),
         "{}",
-        text(&refused)
+        text_of(&refused)
     );
     assert_eq!(core_pattern(), "core");
     drop(foreign);
@@ -105,12 +105,12 @@ fn install_socket_needs_the_service_and_a_clean_stop_puts_the_pipe_line_back() {
     let log = dir.path().join("serve.log");
     let mut service = Service::start_with(&config, &socket, &backup, &log);
     let installed = install_socket(&socket, &binary, &config, &backup);
-    assert!(installed.status.success(), "{}", text(&installed));
+    assert!(installed.status.success(), "{}", text_of(&installed));
     let socket_line = format!("@@{}", socket.display());
     assert!(
-        text(&installed).contains(&format!("installed: {socket_line} (the request protocol")),
+        text_of(&installed).contains(&format!("installed: {socket_line} (the request protocol")),
         "{}",
-        text(&installed)
+        text_of(&installed)
     );
     assert_eq!(core_pattern(), socket_line);
     assert_eq!(
@@ -121,14 +121,14 @@ fn install_socket_needs_the_service_and_a_clean_stop_puts_the_pipe_line_back() {
     );
     let status = lttng_coredump(&["status", "--backup", backup.to_str().unwrap()]);
     assert!(
-        text(&status).contains("handler: installed (socket mode)"),
+        text_of(&status).contains("handler: installed (socket mode)"),
         "{}",
-        text(&status)
+        text_of(&status)
     );
     assert!(
-        text(&status).contains("listener: alive"),
+        text_of(&status).contains("listener: alive"),
         "{}",
-        text(&status)
+        text_of(&status)
     );
     let (pid, _) = crash();
     wait_for_record(&cores, pid);
@@ -161,7 +161,7 @@ fn install_socket_needs_the_service_and_a_clean_stop_puts_the_pipe_line_back() {
 
     // Uninstall puts back exactly what was there.
     let uninstalled = lttng_coredump(&["uninstall", "--backup", backup.to_str().unwrap()]);
-    assert!(uninstalled.status.success(), "{}", text(&uninstalled));
+    assert!(uninstalled.status.success(), "{}", text_of(&uninstalled));
     assert_eq!(core_pattern(), "core");
     drop(service);
     drop(guard);
@@ -189,7 +189,7 @@ fn status_warns_loudly_when_core_pattern_points_at_a_socket_nobody_serves() {
         "--backup",
         dir.path().join("none.bkp").to_str().unwrap(),
     ]);
-    let report = text(&status);
+    let report = text_of(&status);
     assert!(report.contains("listener: NONE"), "{report}");
     assert!(report.contains("THE KERNEL DROPS EVERY CORE"), "{report}");
     assert!(report.contains(&socket.display().to_string()), "{report}");
@@ -305,4 +305,41 @@ fn a_service_killed_mid_crash_loses_that_core_and_a_restart_recovers() {
     let core = cores.join(core_name(pid).unwrap());
     assert_eq!(elf_core_identity(&fs::read(&core).unwrap()).pid, pid);
     drop(guard);
+}
+
+#[test]
+fn the_unit_file_runs_the_service_as_root_restarts_it_always_and_passes_systemd_analyze() {
+    let unit = testsupport::workspace_root().join("handler/systemd/lttng-coredump.service");
+    let text = fs::read_to_string(&unit).unwrap();
+    for line in [
+        "ExecStart=/usr/local/bin/lttng-coredump serve",
+        "User=root",
+        "Restart=always",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from {}",
+            unit.display()
+        );
+    }
+    // systemd checks the file with the binary where this build has it.
+    let dir = TempDir::new("lcds-unit");
+    let copy = dir.path().join("lttng-coredump.service");
+    fs::write(
+        &copy,
+        text.replace(
+            "/usr/local/bin/lttng-coredump",
+            handler_binary().to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let verify = run_bounded(
+        Command::new("systemd-analyze").arg("verify").arg(&copy),
+        Duration::from_secs(60),
+    );
+    assert!(
+        verify.status.success() && verify.stderr.is_empty(),
+        "{}",
+        text_of(&verify)
+    );
 }
