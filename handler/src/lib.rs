@@ -6,7 +6,6 @@ pub mod acl;
 pub mod chain;
 pub mod config;
 pub mod coredir;
-pub mod coredump_socket;
 pub mod corefile;
 pub mod crash_plan;
 pub mod demo;

@@ -35,13 +35,13 @@
 //! user's own, and rewrites `core_pattern`. It marks itself not dumpable,
 //! so that a crash of its own never waits on itself.
 
-use crate::coredump_socket::{
-    self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
-    PIDFD_INFO_COREDUMP,
-};
 use crate::handle;
 use crate::install::{self, Backup, KernelFiles};
 use crate::syslog::Log;
+use coredump_socket::{
+    self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
+    PIDFD_INFO_COREDUMP,
+};
 use std::cell::Cell;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};

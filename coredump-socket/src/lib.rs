@@ -1,14 +1,15 @@
 //! The kernel side of the coredump socket (Linux 6.16 `@PATH`, 6.17
 //! `@@PATH`), as `include/uapi/linux/coredump.h`, `fs/coredump.c` and
 //! `include/uapi/linux/pidfd.h` define it and as this machine's kernel was
-//! seen to behave (see `serve`'s module comment): the request and
+//! seen to behave (see the handler's `serve` module): the request and
 //! acknowledgement messages, the one-word answer (`coredump_mark`), the
 //! peer's pidfd (`SO_PEERPIDFD`) and what `PIDFD_GET_INFO` says about the
 //! crash. Debian 12's kernel headers predate all of these, so they are
 //! declared here, with a test of their sizes and offsets.
 //!
-//! The only FFI of the service: two raw calls std and rustix do not wrap
-//! (`getsockopt(SO_PEERPIDFD)` and the `PIDFD_GET_INFO` ioctl).
+//! An FFI layer of its own (the handler forbids unsafe code): the two raw
+//! calls std and rustix do not wrap, `getsockopt(SO_PEERPIDFD)` and the
+//! `PIDFD_GET_INFO` ioctl.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
