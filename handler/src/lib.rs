@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod chain;
+pub mod compress;
 pub mod config;
 pub mod coredir;
 pub mod corefile;
