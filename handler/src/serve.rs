@@ -69,6 +69,12 @@ const LISTEN_BACKLOG: i32 = 1024;
 pub const GREETING: &str = "lttng-coredump serve";
 /// How long a probe waits for the greeting.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The kernel sends its request (or the core's first bytes) as it
+/// connects; a peer silent this long is not the kernel at work.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest pause in the core's stream before the rest is given up on (the
+/// kernel writes steadily; a worker must not be held forever).
+const CORE_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -332,6 +338,7 @@ fn handle_connection(mut stream: UnixStream, config: Option<&Path>) {
         Err(reason) => {
             // A probe (`status`, `install`) or someone else: it gets to
             // know the service is alive, and nothing is written or fired.
+            let _ = stream.set_write_timeout(Some(PROBE_TIMEOUT));
             let _ = writeln!(
                 stream,
                 "{GREETING} {}: not a crash ({reason}); nothing done",
@@ -341,6 +348,8 @@ fn handle_connection(mut stream: UnixStream, config: Option<&Path>) {
         }
     };
     let mut log = Log::default();
+    let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
     // The first bytes of a core are ELF's magic; a request starts with its
     // size (16).
     let mut first = [0u8; 4];
@@ -367,6 +376,7 @@ fn handle_connection(mut stream: UnixStream, config: Option<&Path>) {
             }
         },
     };
+    let _ = stream.set_read_timeout(Some(CORE_STALL_TIMEOUT));
     let args = crash_arguments(&crash, &pidfd, config);
     let acked = Cell::new(false);
     let mut core = SocketCore {
