@@ -21,7 +21,7 @@ const PIECE: usize = 1 << 20;
 pub struct Compressed {
     /// The compressed file's name, when it replaced the raw file.
     pub name: Option<String>,
-    /// Bytes the compressed file takes on disk.
+    /// Bytes of the compressed file.
     pub stored_bytes: u64,
     /// Why the raw core was kept as it is, if it was.
     pub kept_raw_because: Option<String>,
@@ -107,7 +107,7 @@ pub fn replace_with_zstd(
     if let Err(err) = file.sync_all() {
         done.errors.push(format!("cannot sync {name}: {err}"));
     }
-    done.stored_bytes = file.metadata().map(|m| m.blocks() * 512).unwrap_or(0);
+    done.stored_bytes = outcome.stored_bytes;
     done.name = Some(name);
     // The raw name is removed only if it is still the raw core.
     let same = rustix::fs::statat(dir, raw_name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
