@@ -13,6 +13,7 @@ import time
 from . import report
 from .crash import crash_once
 from .handlers import CORE_PIPE_LIMIT, make_handlers
+from .service import kernel_has_socket_mode, storm
 from .retention import CRASHER_EVENTS, LoadGenerator, read_snapshot
 from .system import (
     DATA_DIR,
@@ -33,6 +34,8 @@ from . import ours as ours_build
 from . import fire as fire_bench
 
 LOAD_RATE = 1_200_000
+# Simultaneous crashes of the service's storm.
+STORM = 20
 
 MODES = {
     # sizes (MiB) and runs per handler at each size
@@ -201,19 +204,42 @@ def main():
     ours_binary, ours_missing = ours_build.handler_binary()
     if ours_missing:
         log(f"ours is not measured: {ours_missing}")
+    socket_mode = ours_binary is not None and kernel_has_socket_mode()
+    if socket_mode:
+        report.add_variant_of_ours("sock", "ours socket")
+        report.add_variant_of_ours("sockz", "ours socket zstd")
     started_sessiond = ensure_sessiond()
     if started_sessiond:
         log("started a root session daemon (lttng-sessiond --daemonize --no-kernel)")
 
     session_name = f"bench-{os.getpid()}"
+    services = []
+    service_notes = []
     try:
         with SnapshotSession(session_name, DATA_DIR / "snapshots" / session_name) as session:
-            handlers = make_handlers(programs, session_name, ours_binary, extra_ours)
+            handlers, services = make_handlers(programs, session_name, ours_binary, extra_ours)
+            at_rest = [s.rss_kib() for s in services]
             log("handlers: " + ", ".join(h.label for h in handlers) + f"; mode {mode_name}")
             crash = run_crashes(mode, handlers, programs, session)
             retention = run_retention(mode, handlers, programs, session)
+            for service, rest, handler in zip(services, at_rest, [h for h in handlers if h.key in ("sock", "sockz")]):
+                over_run = service.peak_rss_kib()
+                handler.clear()
+                with CorePatternOwner() as owner:
+                    owner.set(handler.pattern, CORE_PIPE_LIMIT)
+                    in_storm = storm(service, programs["crasher"], handler.core_dir, STORM, f"{os.getpid()}-storm-{handler.key}", 1)
+                handler.clear()
+                session.clear_snapshots()
+                service_notes.append(
+                    f"{handler.label} service RSS: {rest / 1024:.1f} MiB at rest, peak {over_run / 1024:.1f} MiB over the "
+                    f"run's crashes, peak {in_storm / 1024:.1f} MiB over a storm of {STORM} simultaneous 1 MiB crashes "
+                    "(VmRSS, VmHWM)."
+                )
+                log(service_notes[-1])
         fire = fire_bench.run_fire(mode["fire_triggers"], mode["fire_runs"], programs, log)
     finally:
+        for service in services:
+            service.stop()
         shutil.rmtree(DATA_DIR, ignore_errors=True)
         # Every round has restored core_pattern by now, unless restoring
         # failed: then bench/run needs the values saved in RUN_DIR.
@@ -237,6 +263,14 @@ def main():
         "reap = its parent's waitpid() returning; snapshot = `lttng snapshot record` returned (seed) or the "
         "end of the snapshot stage in the crash record, stages.snapshots.ended_unix_us (ours).",
     ]
+    if socket_mode:
+        notes.append(
+            "ours socket = `lttng-coredump serve`, the resident service, with core_pattern `@@SOCKET` (the kernel's "
+            "request protocol; no fork or exec per crash), same configuration as ours; ours socket zstd = the same "
+            "with compression = \"zstd\" (stored raw, compressed after the process is let go). No wrapper: no "
+            "handler RSS per crash; the service's RSS is below."
+        )
+        notes.extend(service_notes)
     if ours_missing:
         notes.append(f"ours not measured: {ours_missing}")
     for _key, label, binary in extra_ours:

@@ -63,6 +63,14 @@ def _wait_for_handler_exit(handler):
         time.sleep(0.01)
 
 
+def _wait_for_record(handler):
+    deadline = time.monotonic() + HANDLER_EXIT_TIMEOUT_S
+    while not list(handler.core_dir.glob("*.json")):
+        if time.monotonic() > deadline:
+            raise BenchError(f"{handler.label}: no crash record within {HANDLER_EXIT_TIMEOUT_S}s")
+        time.sleep(0.005)
+
+
 def crash_once(handler, programs, session, tag, events, size_mb, fill):
     """Crashes bench-crasher once under `handler` (already in core_pattern)
     and collects the measures; leaves no core and no snapshot behind, but
@@ -89,6 +97,10 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
         wrapper = _wait_for_handler_exit(handler)
         result.rss_kb = int(wrapper["maxrss_kb"])
         result.handler_start_ms = (int(wrapper["start_real_ns"]) - int(reap["crash_real_ns"])) / 1e6
+    elif handler.snapshots:
+        # The socket service: it is done with the crash once its record is
+        # written (it compresses after the process is let go).
+        _wait_for_record(handler)
     pid = int(reap["pid"])
     cores = handler.core_files()
     if len(cores) != 1:
@@ -110,7 +122,8 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
                 # From the kernel starting the handler (its wrapper) to the
                 # handler starting its snapshots: exec, libraries, arguments,
                 # configuration, /proc.
-                result.stage_startup_ms = (stages["snapshots"][0] * 1000 - int(wrapper["start_real_ns"])) / 1e6
+                if wrapper is not None:
+                    result.stage_startup_ms = (stages["snapshots"][0] * 1000 - int(wrapper["start_real_ns"])) / 1e6
                 result.stage_snapshots_ms = (stages["snapshots"][1] - stages["snapshots"][0]) / 1e3
                 result.stage_core_ms = (stages["core"][1] - stages["core"][0]) / 1e3
         except BenchError as e:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .service import Service, kernel_has_socket_mode
 from .system import DATA_DIR, RUN_DIR, BenchError, install_file
 
 # The same for every pipe handler: non-zero, so that the kernel waits for
@@ -117,8 +118,10 @@ def write_ours_config(name, core_dir, session, compression):
 
 
 def make_handlers(programs, session, ours_binary, extra_ours=()):
-    """The five handlers, and any extra builds of ours given as
-    (key, label, binary), in the order they run in each round."""
+    """The handlers (the five, ours in socket mode when the kernel has it,
+    and any extra builds of ours given as (key, label, binary)) in the order
+    they run in each round, and the crash services started for socket mode
+    (the caller stops them)."""
     wrap = install_file(programs["wrap"], "w")
     cat = install_file(Path(__file__).resolve().parents[1] / "cat-handler.sh", "c")
     seed = install_file(Path(__file__).resolve().parents[1] / "seed-handler.sh", "s")
@@ -140,6 +143,20 @@ def make_handlers(programs, session, ours_binary, extra_ours=()):
             config = write_ours_config(config_name, core_dir, session, compression)
             pattern = f"|{wrap} {ours} handle --config {config} {OURS_SPECIFIERS}"
             handlers.append(Handler(key, label, pattern, core_dir, True, True))
+    services = []
+    if ours_binary is not None and kernel_has_socket_mode():
+        # The service is measured in socket mode (`@@`), each variant with
+        # its own service and socket.
+        for key, label, config_name, compression in (
+            ("sock", "ours socket", "sd.toml", None),
+            ("sockz", "ours socket zstd", "sz.toml", "zstd"),
+        ):
+            core_dir = cores / key
+            config = write_ours_config(config_name, core_dir, session, compression)
+            socket_path = RUN_DIR / f"{key}.d" / "s"
+            service = Service(ours, socket_path, config, RUN_DIR / f"{key}.log", RUN_DIR / "no.bkp")
+            services.append(service)
+            handlers.append(Handler(key, label, f"@@{socket_path}", core_dir, False, True))
     for key, label, binary in extra_ours:
         exe = install_file(binary, key)
         core_dir = cores / key
@@ -148,4 +165,4 @@ def make_handlers(programs, session, ours_binary, extra_ours=()):
         handlers.append(Handler(key, label, pattern, core_dir, True, True))
     for h in handlers:
         h.prepare()
-    return handlers
+    return handlers, services

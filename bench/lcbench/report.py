@@ -141,7 +141,7 @@ def crash_rows(table, crash, runs_of):
         series, failed = gather(key, "snapshot_ms")
         for h, rs in crash[key][0].items():
             failed[h] = failed.get(h, 0) + sum(1 for r in rs if r.snapshot_error)
-        cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in ("seed", "ours", "zstd") if h in series or h in failed}
+        cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in ("seed", *OURS) if h in series or h in failed}
         target = f"median < {SNAPSHOT_TARGET_MS} ms: " + _per_variant(series, lambda v: median(v) < SNAPSHOT_TARGET_MS)
         table.add("crash-to-snapshot (ms)", size_label(*key), cells, _ratios(series), target)
 

@@ -1,0 +1,109 @@
+"""Our crash service (`lttng-coredump serve`) for the socket-mode columns:
+started once for the whole run on a socket of its own (core_pattern
+`@@SOCKET` while its column is measured), stopped with SIGTERM at the end;
+its memory at rest and under a storm of simultaneous crashes."""
+
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from .system import BenchError
+
+START_TIMEOUT_S = 60
+
+
+def kernel_has_socket_mode():
+    try:
+        return "socket" in Path("/proc/sys/kernel/core_modes").read_text().split()
+    except OSError:
+        return False
+
+
+class Service:
+    def __init__(self, binary, socket_path, config, log_path, backup):
+        self.socket_path = Path(socket_path)
+        self.log_path = Path(log_path)
+        log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(binary), "serve", "--socket", str(socket_path), "--config", str(config), "--backup", str(backup)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.answers():
+            if self.proc.poll() is not None:
+                raise BenchError(f"lttng-coredump serve ended ({self.proc.returncode}): {self.log_text()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BenchError(f"lttng-coredump serve did not answer on {socket_path}")
+            time.sleep(0.02)
+
+    def answers(self):
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(str(self.socket_path))
+                return s.recv(64).startswith(b"lttng-coredump serve")
+        except OSError:
+            return False
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text()[-2000:]
+        except OSError:
+            return ""
+
+    def _status(self, field):
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise BenchError(f"no {field} for the service")
+
+    def rss_kib(self):
+        return self._status("VmRSS")
+
+    def peak_rss_kib(self):
+        return self._status("VmHWM")
+
+    def reset_peak(self):
+        # clear_refs 5: the peak RSS starts again from the current RSS.
+        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def storm(service, crasher, core_dir, count, tag, size_mb):
+    """`count` crashes at once under `service` (already in core_pattern,
+    writing to `core_dir`); returns the service's peak RSS (KiB) over the
+    storm, once every crash has its record."""
+    service.reset_peak()
+    procs = [
+        subprocess.Popen(
+            [str(crasher), f"{tag}-{i}", "10", str(size_mb), "random"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(count)
+    ]
+    for p in procs:
+        p.wait(timeout=300)
+        if p.returncode != -signal.SIGSEGV:
+            raise BenchError(f"a storm crasher ended with {p.returncode}")
+    deadline = time.monotonic() + 300
+    while len(list(Path(core_dir).glob("*.json"))) < count:
+        if time.monotonic() > deadline:
+            raise BenchError(f"the storm left {len(list(Path(core_dir).glob('*.json')))} records of {count}")
+        time.sleep(0.05)
+    return service.peak_rss_kib()
