@@ -7,7 +7,9 @@
 //! gets only what the root daemon left of the deadline: a hung session
 //! daemon costs at most the deadline in total, never the core.
 
-use lttng_coredump::engine::{self, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport};
+use lttng_coredump_engine::{
+    self as engine, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport,
+};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
