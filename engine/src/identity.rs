@@ -321,6 +321,9 @@ fn take_identity(id: &Identity, lttng_home: Option<&CStr>, context: &str) -> Res
                 context,
             ));
         }
+        // Relies on liblttng-ctl internals (its remembered socket path):
+        // written down, and tested against the installed library, in
+        // lttng_ctl::daemon.
         use_per_user_daemon_only()
             .map_err(|e| Error::with_message(e.code(), e.message(), context))?;
     }

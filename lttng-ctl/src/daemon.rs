@@ -116,3 +116,173 @@ pub fn use_per_user_daemon_only() -> Result<()> {
     }
     Ok(())
 }
+
+/// These tests check, against the installed liblttng-ctl, each point of its
+/// internals that [`use_per_user_daemon_only`] relies on: when one fails,
+/// the library no longer behaves so and that function must be revisited.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isolate::run_isolated;
+    use std::ffi::CString;
+    use std::time::Duration;
+
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    fn require_root() {
+        // SAFETY: geteuid has no memory effects.
+        if unsafe { libc::geteuid() } != 0 {
+            panic!("this test needs root (it acts as `nobody` and uses the root session daemon)");
+        }
+    }
+
+    fn tracing_gid() -> libc::gid_t {
+        let name = CString::new(TRACING_GROUP).unwrap();
+        // SAFETY: called before any fork, in a test; the result is read at once.
+        let group = unsafe { libc::getgrnam(name.as_ptr()) };
+        assert!(
+            !group.is_null(),
+            "no `{TRACING_GROUP}` group: install LTTng's packages (scripts/install-deps)"
+        );
+        // SAFETY: non-NULL result of getgrnam.
+        unsafe { (*group).gr_gid }
+    }
+
+    /// In a forked child: as root, lets liblttng-ctl compute and keep the
+    /// root daemon's socket path, then becomes `nobody` while keeping the
+    /// tracing group (so the root daemon's socket can still be opened) with
+    /// `LTTNG_HOME` at `home`, which holds no session daemon.
+    fn root_then_nobody(tracing_gid: libc::gid_t, home: &CStr) {
+        let _guard = lock::lock();
+        // SAFETY: no arguments; the lock is held.
+        let alive = unsafe { sys::lttng_session_daemon_alive() };
+        assert_eq!(alive, 1, "the root session daemon does not run");
+        // SAFETY: valid strings and slice; only this child's credentials
+        // and environment change.
+        unsafe {
+            assert_eq!(libc::setenv(c"LTTNG_HOME".as_ptr(), home.as_ptr(), 1), 0);
+            assert_eq!(libc::setgroups(1, &tracing_gid), 0);
+            assert_eq!(libc::setresgid(65534, 65534, 65534), 0);
+            assert_eq!(libc::setresuid(65534, 65534, 65534), 0);
+        }
+    }
+
+    fn empty_home(name: &str) -> (std::path::PathBuf, CString) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c_dir = CString::new(dir.to_str().unwrap()).unwrap();
+        (dir, c_dir)
+    }
+
+    #[test]
+    fn with_a_tracing_group_that_does_not_exist_liblttng_ctl_retries_the_previous_socket_path() {
+        require_root();
+        let gid = tracing_gid();
+        let (dir, home) = empty_home("lttng-ctl-stale-path");
+        let out = run_isolated(DEADLINE, || {
+            root_then_nobody(gid, &home);
+            let _guard = lock::lock();
+            // SAFETY: NUL-terminated string, copied by the library.
+            assert_eq!(
+                unsafe { sys::lttng_set_tracing_group(NO_TRACING_GROUP.as_ptr()) },
+                0
+            );
+            // SAFETY: no arguments; the lock is held.
+            vec![unsafe { sys::lttng_session_daemon_alive() } as u8]
+        });
+        std::fs::remove_dir(&dir).unwrap();
+        // `nobody`, with no daemon of its own and "no tracing group", still
+        // reaches the root daemon through the path of the previous call:
+        // what use_per_user_daemon_only() must undo.
+        assert_eq!(out.unwrap(), [1]);
+    }
+
+    #[test]
+    fn use_per_user_daemon_only_leaves_the_root_daemon_out_for_good() {
+        require_root();
+        let gid = tracing_gid();
+        let (dir, home) = empty_home("lttng-ctl-per-user-only");
+        let out = run_isolated(DEADLINE, || {
+            root_then_nobody(gid, &home);
+            use_per_user_daemon_only().unwrap();
+            let _guard = lock::lock();
+            // SAFETY: no arguments; the lock is held.
+            let first = unsafe { sys::lttng_session_daemon_alive() };
+            // SAFETY: as above.
+            let second = unsafe { sys::lttng_session_daemon_alive() };
+            vec![first as u8, second as u8]
+        });
+        std::fs::remove_dir(&dir).unwrap();
+        // The root daemon runs and `nobody` could open its socket, yet the
+        // library now asks only $LTTNG_HOME/.lttng, where nothing runs.
+        assert_eq!(out.unwrap(), [0, 0]);
+    }
+
+    /// Reads what is in the pipe now (its read end is non-blocking).
+    fn drain(fd: libc::c_int) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            // SAFETY: `chunk` is valid for its length.
+            let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
+            if n <= 0 {
+                return out;
+            }
+            out.extend_from_slice(&chunk[..n as usize]);
+        }
+    }
+
+    #[test]
+    fn lttng_opt_quiet_is_exported_and_silences_the_library_s_stderr() {
+        require_root();
+        let out = run_isolated(DEADLINE, || {
+            let _guard = lock::lock();
+            let mut fds = [0; 2];
+            // SAFETY: `fds` has room for two descriptors; stderr (fd 2) of
+            // this child only is redirected into the pipe.
+            unsafe {
+                assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK), 0);
+                assert_eq!(libc::dup2(fds[1], 2), 2);
+            }
+            // SAFETY: the limit only affects this child; lttng_opt_quiet is
+            // only touched with the lock held.
+            let (loud, quiet) = unsafe {
+                let mut limit: libc::rlimit = std::mem::zeroed();
+                assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+                // No descriptor can be opened: the connection fails in
+                // socket(), which liblttng-ctl reports with PERROR().
+                limit.rlim_cur = 0;
+                assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+                sys::lttng_opt_quiet = 0;
+                let _ = sys::lttng_session_daemon_alive();
+                let loud = drain(fds[0]);
+                sys::lttng_opt_quiet = 1;
+                let _ = sys::lttng_session_daemon_alive();
+                let quiet = drain(fds[0]);
+                (loud, quiet)
+            };
+            let mut out = loud;
+            out.push(0);
+            out.extend_from_slice(&quiet);
+            out
+        })
+        .unwrap();
+        let nul = out.iter().position(|&b| b == 0).unwrap();
+        let (loud, quiet) = (
+            String::from_utf8_lossy(&out[..nul]),
+            String::from_utf8_lossy(&out[nul + 1..]),
+        );
+        // The failing connection use_per_user_daemon_only() makes is
+        // reported on stderr unless lttng_opt_quiet is set.
+        assert!(loud.contains("socket"), "liblttng-ctl printed {loud:?}");
+        assert_eq!(quiet, "", "liblttng-ctl printed despite lttng_opt_quiet");
+    }
+
+    #[test]
+    fn the_root_socket_is_in_the_root_run_directory() {
+        assert_eq!(
+            std::path::Path::new(ROOT_RUN_DIR).join(CLIENT_SOCKET),
+            std::path::Path::new(ROOT_CLIENT_SOCKET)
+        );
+    }
+}
