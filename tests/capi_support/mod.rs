@@ -149,7 +149,10 @@ fn build() -> CApi {
                 .current_dir(&root)
                 .env("CARGO", cargo)
                 .args(["-s", "-C", "capi", "install", "PROFILE=dev"])
-                .arg(format!("PREFIX={}", prefix.display())),
+                .arg(format!("PREFIX={}", prefix.display()))
+                // Not the multiarch default (capi/tests/install.rs checks
+                // that): the programs below look in <prefix>/lib.
+                .arg(format!("LIBDIR={}", prefix.join("lib").display())),
             "make -C capi install",
         );
     }
