@@ -133,7 +133,7 @@ fn fire(
 pub fn user_has_session_daemon(passwd: &Path, uid: u32) -> bool {
     home_of(passwd, uid).is_some_and(|home| {
         use std::os::unix::fs::FileTypeExt;
-        std::fs::symlink_metadata(home.join(".lttng/client-lttng-sessiond"))
+        std::fs::symlink_metadata(home.join(".lttng").join(lttng_ctl::daemon::CLIENT_SOCKET))
             .is_ok_and(|m| m.file_type().is_socket())
     })
 }
