@@ -37,7 +37,7 @@ fn main() -> BoxResult<()> {
         None => (
             build_fixture(&work_dir)?,
             vec!["example".into(), "10".into(), "exit".into()],
-            "lttng_coredump_test:*",
+            "lttng_coredump:step",
         ),
     };
 

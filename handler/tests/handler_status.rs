@@ -3,9 +3,6 @@
 //! configured sessions a crash would snapshot now, or the active snapshot
 //! sessions of the fallback, where cores go and how much room is left.
 
-mod handler_support;
-
-use handler_support::run_bounded;
 use lttng_coredump::engine::{self, encoding, ActionKind};
 use lttng_ctl::{
     BufferType, ChannelBuilder, Domain, EventBuilder, Session, SessionBuilder, SessionOutput,
@@ -15,7 +12,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use testsupport::{ensure_sessiond, handler_binary, root_triggers_lock, unique_name, TempDir};
+use testsupport::{
+    ensure_sessiond, handler_binary, root_triggers_lock, run_bounded, unique_name, TempDir,
+};
 
 /// A started snapshot session; destroyed when dropped.
 struct Started(Session);
@@ -33,7 +32,7 @@ impl Started {
             .buffer_type(BufferType::PerUid)
             .enable(&started.0)
             .expect("enabling the channel");
-        EventBuilder::named("lttng_coredump_test:*")
+        EventBuilder::named("lttng_coredump:step")
             .enable(&started.0, &channel)
             .expect("enabling events");
         started.0.start().expect("starting the session");
@@ -64,7 +63,7 @@ fn status(dir: &Path, config: &str) -> String {
     fs::write(&path, config).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let output = run_bounded(
-        Command::new(handler_binary())
+        Command::new(handler_binary!())
             .arg("status")
             .arg("--config")
             .arg(&path)
@@ -80,7 +79,6 @@ fn status(dir: &Path, config: &str) -> String {
 #[test]
 fn status_names_the_triggers_and_sessions_a_crash_would_snapshot_now() {
     ensure_sessiond();
-    let _binary = handler_binary();
     // Nobody else registers OnAnyCoreDump triggers in the root daemon
     // meanwhile, so the listing is exactly ours.
     let _lock = root_triggers_lock();

@@ -12,9 +12,6 @@
 //! (`config_for`), and triggers are registered only while the installed
 //! handler's guard holds the root-triggers lock.
 
-mod handler_support;
-
-use handler_support::*;
 use lttng_coredump::engine::{self, encoding, ActionKind};
 use lttng_ctl::{
     BufferType, ChannelBuilder, Domain, EventBuilder, Session, SessionBuilder, SessionOutput,
@@ -23,10 +20,12 @@ use serde_json::Value;
 use std::fs;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
 use testsupport::{
-    babeltrace_events, crasher_path, ensure_sessiond, ensure_test_user, fixture_seqs, unique_name,
-    TempDir,
+    babeltrace_events, ensure_sessiond, ensure_test_user, fixture_seqs, unique_name, TempDir,
 };
 
 /// A started snapshot session tracing the crasher fixture into `out`;
@@ -53,7 +52,7 @@ impl TracedSession {
             .num_subbuf(4)
             .enable(&traced.session)
             .expect("enabling the channel");
-        EventBuilder::named("lttng_coredump_test:*")
+        EventBuilder::named("lttng_coredump:step")
             .enable(&traced.session, &channel)
             .expect("enabling the fixture's events");
         traced.session.start().expect("starting the session");
@@ -102,11 +101,7 @@ impl Drop for TriggerSet {
 /// returns its crash record.
 fn crash(cores: &Path, tag: &str, count: u32) -> (i32, Value) {
     let output = run_bounded(
-        Command::new(crasher_path())
-            .args([tag, &count.to_string(), "segv"])
-            // lttng-ust gives up registering after 3 s by default and then
-            // traces nothing; a loaded machine can be slower.
-            .env("LTTNG_UST_REGISTER_TIMEOUT", "30000"),
+        crasher_command().args([tag, &count.to_string(), "segv"]),
         CRASH_TIMEOUT,
     );
     assert!(!output.status.success());
@@ -151,10 +146,13 @@ fn a_crash_is_snapshotted_before_its_core_is_read_and_the_snapshot_holds_its_eve
     let cores = dir.path().join("cores");
     let out = dir.path().join("snapshots");
     let traced = TracedSession::start("snap", &out);
-    let _handler = InstalledHandler::new(&config_for(
-        &cores,
-        &format!("snapshot_sessions = [\"{}\"]", traced.name),
-    ));
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(
+            &cores,
+            &format!("snapshot_sessions = [\"{}\"]", traced.name),
+        ),
+    );
     let tag = unique_name("s");
     let (pid, record) = crash(&cores, &tag, 7);
 
@@ -189,7 +187,7 @@ fn an_on_any_core_dump_trigger_set_through_the_engine_is_fired_by_a_real_crash()
     let out = dir.path().join("snapshots");
     let traced = TracedSession::start("trig", &out);
     // No configured session: only the trigger names this session.
-    let handler = InstalledHandler::new(&config_for(&cores, ""));
+    let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let _trigger = TriggerSet::set(&handler, &traced.name, ActionKind::Snapshot);
     let tag = unique_name("t");
     let (pid, record) = crash(&cores, &tag, 5);
@@ -224,7 +222,7 @@ fn a_stop_trigger_stops_its_session_on_a_real_crash() {
     // default). The handler therefore stops sessions only after it has read
     // the core and let the process go: the test config's 2 s deadline is
     // enough, and the stop stage comes after the core stage.
-    let handler = InstalledHandler::new(&config_for(&cores, ""));
+    let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let _trigger = TriggerSet::set(&handler, &traced.name, ActionKind::Stop);
     assert!(traced.active());
     let (_, record) = crash(&cores, &unique_name("p"), 3);
@@ -281,15 +279,7 @@ impl UserDaemonSocket {
     /// Crashes the fixture as this user; returns the record.
     fn crash(&self, cores: &Path) -> Value {
         let output = run_bounded(
-            Command::new("setpriv")
-                .args([
-                    &format!("--reuid={}", self.uid),
-                    &format!("--regid={}", self.gid),
-                    "--clear-groups",
-                    "--",
-                ])
-                .arg(crasher_path())
-                .args([&unique_name("n"), "2", "segv"]),
+            crasher_as(self.uid, self.gid).args([&unique_name("n"), "2", "segv"]),
             CRASH_TIMEOUT,
         );
         let pid = ready_pid(&output);
@@ -318,7 +308,10 @@ fn a_crashing_users_unreachable_session_daemon_costs_the_snapshot_not_the_core()
     let dir = TempDir::new("lcdh-nod");
     let cores = dir.path().join("cores");
     let user = UserDaemonSocket::plant("lcdh-h2-nodaemon", false);
-    let _handler = InstalledHandler::new(&config_for(&cores, "snapshot_user_daemon = true"));
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(&cores, "snapshot_user_daemon = true"),
+    );
     let record = user.crash(&cores);
 
     assert_eq!(record["uid"], user.uid);
@@ -346,7 +339,10 @@ fn a_crashing_users_hung_session_daemon_costs_at_most_the_deadline() {
     let cores = dir.path().join("cores");
     let user = UserDaemonSocket::plant("lcdh-h2-hung", true);
     // config_for sets a snapshot deadline of 2 s.
-    let _handler = InstalledHandler::new(&config_for(&cores, "snapshot_user_daemon = true"));
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(&cores, "snapshot_user_daemon = true"),
+    );
     let record = user.crash(&cores);
 
     assert_core_saved(&record);
