@@ -98,12 +98,24 @@ pub fn handler_line(binary: &Path, config: &Path) -> String {
     )
 }
 
+/// The snapshot deadline of [`config_for`]: the tests' snapshots must be
+/// recorded within it, so it is wide (a loaded 2-core machine missed 3 s).
+/// A test of a missed deadline sets a short one with
+/// [`config_with_deadline`] and makes the miss certain (a daemon that never
+/// answers).
+pub const SNAPSHOT_DEADLINE_SECS: u64 = 60;
+
 /// A configuration putting cores in `core_dir`, plus `extra` lines. It
 /// leaves out the fallback to every active snapshot session, which would
 /// snapshot other tests' sessions in the shared root session daemon.
 pub fn config_for(core_dir: &Path, extra: &str) -> String {
+    config_with_deadline(core_dir, SNAPSHOT_DEADLINE_SECS, extra)
+}
+
+/// [`config_for`] with a snapshot deadline of `deadline_secs`.
+pub fn config_with_deadline(core_dir: &Path, deadline_secs: u64, extra: &str) -> String {
     format!(
-        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = 2\nsnapshot_active_sessions = false\n{extra}\n",
+        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = {deadline_secs}\nsnapshot_active_sessions = false\n{extra}\n",
         core_dir.display()
     )
 }

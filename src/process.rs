@@ -39,3 +39,33 @@ pub fn run(program: &Path, args: &[&str]) -> Output {
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A process the test created and owns until dropped (`sleep`), for a test
+/// that hands the handler a PID: the handler reads `/proc/PID`, so the PID
+/// must be one whose process the test knows, never a literal one (which
+/// names whatever the machine runs there).
+pub struct StandIn(std::process::Child);
+
+impl StandIn {
+    pub fn start() -> StandIn {
+        StandIn(
+            Command::new("sleep")
+                .arg("3600")
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("running sleep"),
+        )
+    }
+
+    /// Its PID, as the kernel's `%P` gives it.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -127,6 +127,24 @@ pub fn flight_recorder(what: &str, out: &Path) -> (Cleanup, Channel) {
     (session, channel)
 }
 
+/// A started [`flight_recorder`] (the crasher's events recorded into it
+/// from now on), destroyed when dropped.
+pub fn started_flight_recorder(what: &str, out: &Path) -> Cleanup {
+    ensure_sessiond();
+    let (session, _channel) = flight_recorder(what, out);
+    session.start().expect("starting the session");
+    session
+}
+
+/// Whether the session named `name` is active (tracing), as the session
+/// daemon lists it.
+pub fn is_active(name: &str) -> bool {
+    Session::from_name(name)
+        .and_then(|s| s.info())
+        .expect("the session's state")
+        .enabled
+}
+
 /// `lttng list SESSION`, for inspecting what the session daemon made of
 /// our requests.
 pub fn lttng_list(session: &Session) -> String {

@@ -54,6 +54,10 @@ pub struct TestUser {
     pub gid: u32,
     pub home: PathBuf,
     sessiond_pid: Option<i32>,
+    // Held until the user is deleted: the same test run from another
+    // worktree at the same time would otherwise share (and delete) the
+    // user and its daemon. Dropped after `drop` has run.
+    _lock: FileLock,
 }
 
 impl TestUser {
@@ -81,6 +85,7 @@ impl TestUser {
     }
 
     pub fn create(name: &str, in_tracing_group: bool) -> TestUser {
+        let lock = FileLock::acquire(&format!("user-{name}"));
         let (uid, gid) = ensure_test_user(name, in_tracing_group);
         let home = PathBuf::from(format!("/home/{name}"));
         assert!(home.is_dir(), "{} has no home directory", name);
@@ -90,6 +95,7 @@ impl TestUser {
             gid,
             home,
             sessiond_pid: None,
+            _lock: lock,
         }
     }
 
