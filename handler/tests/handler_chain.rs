@@ -2,13 +2,14 @@
 //! core on its stdin while the handler saves its own copy, and a chained
 //! command that fails or never reads costs the handler's copy nothing.
 
-mod handler_support;
-
-use handler_support::*;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use testsupport::core_file::*;
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
 use testsupport::{crasher_path, unique_name, TempDir};
 
 fn crash(args: &[&str]) -> (i32, Duration) {
@@ -16,7 +17,7 @@ fn crash(args: &[&str]) -> (i32, Duration) {
     let mut full = vec![tag.as_str()];
     full.extend_from_slice(args);
     let started = Instant::now();
-    let output = run_bounded(Command::new(crasher_path()).args(&full), CRASH_TIMEOUT);
+    let output = run_bounded(crasher_command().args(&full), CRASH_TIMEOUT);
     (ready_pid(&output), started.elapsed())
 }
 
@@ -41,15 +42,18 @@ fn the_chained_command_gets_the_same_core_and_its_arguments() {
         "cat > {out}; printf '%s|' \"$@\" > {out}.args",
         out = out.display()
     );
-    let _handler = InstalledHandler::new(&config_for(
-        &cores,
-        &chain_config(
-            &[
-                "/bin/sh", "-c", &script, "sh", "{pid}", "{uid}", "{signal}", "{comm}", "{exe}",
-            ],
-            5,
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(
+            &cores,
+            &chain_config(
+                &[
+                    "/bin/sh", "-c", &script, "sh", "{pid}", "{uid}", "{signal}", "{comm}", "{exe}",
+                ],
+                5,
+            ),
         ),
-    ));
+    );
     let (pid, _) = crash(&["2", "segv", "16", "random"]);
     let (_, record) = wait_for_record(&cores, pid);
     assert_eq!(record["core"]["complete"], true, "{record:#}");
@@ -73,7 +77,10 @@ fn the_chained_command_gets_the_same_core_and_its_arguments() {
 fn a_chained_command_that_fails_at_once_costs_nothing() {
     let dir = TempDir::new("lcdh-chainfail");
     let cores = dir.path().join("cores");
-    let _handler = InstalledHandler::new(&config_for(&cores, &chain_config(&["/bin/false"], 5)));
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(&cores, &chain_config(&["/bin/false"], 5)),
+    );
     let (pid, _) = crash(&["1", "segv", "8", "random"]);
     let (_, record) = wait_for_record(&cores, pid);
     assert_eq!(record["core"]["complete"], true, "{record:#}");
@@ -115,10 +122,10 @@ fn a_chained_command_that_never_reads_is_given_up_after_its_stall_timeout() {
         .unwrap()
         .subsec_nanos();
     let marker = format!("3600.{nanos:09}");
-    let _handler = InstalledHandler::new(&config_for(
-        &cores,
-        &chain_config(&["/bin/sleep", &marker], 1),
-    ));
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(&cores, &chain_config(&["/bin/sleep", &marker], 1)),
+    );
     // Far more than a pipe holds.
     let (pid, took) = crash(&["1", "segv", "32", "random"]);
     let (_, record) = wait_for_record(&cores, pid);
@@ -155,13 +162,16 @@ fn with_our_copy_turned_off_only_the_chained_command_gets_the_core() {
     let cores = dir.path().join("cores");
     let out = dir.path().join("chained");
     let script = format!("cat > {}", out.display());
-    let _handler = InstalledHandler::new(&config_for(
-        &cores,
-        &format!(
-            "save_core = false\n{}",
-            chain_config(&["/bin/sh", "-c", &script], 5)
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(
+            &cores,
+            &format!(
+                "save_core = false\n{}",
+                chain_config(&["/bin/sh", "-c", &script], 5)
+            ),
         ),
-    ));
+    );
     let (pid, _) = crash(&["1", "segv", "4", "random"]);
     let (_, record) = wait_for_record(&cores, pid);
     assert_eq!(record["core"]["saved"], false);

@@ -2,23 +2,25 @@
 //! kernel runs the freshly built handler from core_pattern, and the core
 //! and the crash record it leaves are checked.
 
-mod handler_support;
-
-use handler_support::*;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::process::Command;
+use testsupport::access::*;
+use testsupport::core_file::*;
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
 use testsupport::{crasher_path, unique_name, TempDir};
 
 #[test]
 fn handler_saves_a_complete_sparse_core_and_its_record() {
     let dir = TempDir::new("lcdh-crash");
     let cores = dir.path().join("cores");
-    let handler = InstalledHandler::new(&config_for(&cores, ""));
+    let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let tag = unique_name("h");
     // 48 MiB of zero pages: the kernel sends them, the handler leaves holes.
     let output = run_bounded(
-        Command::new(crasher_path()).args([&tag, "5", "segv", "48", "zero"]),
+        crasher_command().args([&tag, "5", "segv", "48", "zero"]),
         CRASH_TIMEOUT,
     );
     assert!(!output.status.success());
@@ -101,4 +103,14 @@ fn handler_saves_a_complete_sparse_core_and_its_record() {
     // (the size of a kernel-written core varies with the trace buffers the
     // process maps, so the file is checked against its own headers).
     assert_eq!(elf_core_extent(&bytes), metadata.len());
+}
+
+#[test]
+fn the_handler_binary_is_the_one_cargo_built() {
+    let exe = handler_binary!();
+    assert!(exe.is_file());
+    assert!(testsupport::wait_for_path(
+        exe,
+        std::time::Duration::from_millis(1)
+    ));
 }

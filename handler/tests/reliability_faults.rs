@@ -7,23 +7,41 @@
 //! a private per-user daemon of a test user, which the handler fires in
 //! because the crashing program runs as that user (`snapshot_user_daemon`).
 
-mod capi_support;
-mod handler_support;
-
-use capi_support::TestUser;
-use handler_support::*;
 use lttng_coredump_engine::ActionKind;
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testsupport::{babeltrace_events, crasher_path, fixture_seqs, unique_name, TempDir};
+use testsupport::core_file::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::sessions::CRASHER_EVENTS;
+use testsupport::users::TestUser;
+use testsupport::{babeltrace_events, fixture_seqs, unique_name, TempDir};
 
+/// The snapshot deadline while the daemon is healthy (and when only its
+/// consumer is gone): it must be met, so it is wide; a loaded 2-core
+/// machine once missed 3 s.
+const HEALTHY_DEADLINE_SECS: u64 = 60;
+/// The deadline the stopped daemon makes the handler miss, for certain.
 const DEADLINE_SECS: u64 = 3;
-/// What a crash may take at most when a daemon hangs: the deadline, the
-/// handler's grace, and generous room for a loaded machine. A hang would
-/// take forever; this is a bound, not a measurement.
-const CRASH_BOUND: Duration = Duration::from_secs(DEADLINE_SECS + 20);
+/// The deadline while the test kills the stopped daemon under the waiting
+/// handler: long, so that the handler is certainly still waiting when the
+/// test, however delayed, checks.
+const KILLED_DEADLINE_SECS: u64 = 30;
+/// What a crash may take at most: the longest deadline, the handler's
+/// grace, and generous room for a loaded machine. A hang would take
+/// forever; this is a bound, not a measurement.
+const CRASH_BOUND: Duration = Duration::from_secs(HEALTHY_DEADLINE_SECS + 60);
+
+/// The handler's configuration with a snapshot deadline of `deadline` s.
+fn config(cores: &Path, deadline: u64) -> String {
+    format!(
+        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = {deadline}\n\
+         snapshot_active_sessions = false\nsnapshot_user_daemon = true\n",
+        cores.display()
+    )
+}
 
 fn signal(pid: i32, signal: i32) {
     // SAFETY: kill(2) on a process this test started; no memory involved.
@@ -53,15 +71,10 @@ fn command_name(pid: i32) -> String {
         .to_owned()
 }
 
-/// Starts `program` as `user` (so the handler fires in the user's daemon);
-/// it prints its pid first.
-fn start_as(user: &TestUser, script: &str) -> (Child, i32) {
-    let mut child = user
-        .command("/bin/sh")
-        .args(["-c", script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Starts `command` (run as the test user, so the handler fires in the
+/// user's daemon); its first line ends with its pid.
+fn start(mut command: Command) -> (Child, i32) {
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
@@ -141,29 +154,19 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
         "-o",
         &traces.display().to_string(),
     ]);
-    user.lttng_ok(&[
-        "enable-event",
-        "-u",
-        "lttng_coredump_test:step",
-        "-s",
-        session,
-    ]);
+    user.lttng_ok(&["enable-event", "-u", CRASHER_EVENTS, "-s", session]);
     user.lttng_ok(&["start", session]);
     // The user's OnAnyCoreDump trigger, set in its own daemon as the user.
     user.set_trigger_in_own_daemon(session, ActionKind::Snapshot);
-    let _handler = InstalledHandler::new(&format!(
-        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = {DEADLINE_SECS}\n\
-         snapshot_active_sessions = false\nsnapshot_user_daemon = true\n",
-        cores.display()
-    ));
+    let handler = InstalledHandler::new(handler_binary!(), &config(&cores, HEALTHY_DEADLINE_SECS));
 
     // Healthy: the user's crash is snapshotted in the user's daemon.
     let tag = unique_name("faults");
-    let crasher = crasher_path();
-    let (mut child, pid) = start_as(
-        &user,
-        &format!("echo $$; exec {} {tag} 7 segv", crasher.display()),
-    );
+    let (mut child, pid) = start({
+        let mut crasher = user.crasher_command();
+        crasher.args([tag.as_str(), "7", "segv"]);
+        crasher
+    });
     wait_bounded(&mut child, CRASH_BOUND);
     let (_, record) = wait_for_record(&cores, pid);
     assert_core_saved(&record, pid);
@@ -194,8 +197,12 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
     for consumer in &consumers {
         signal(*consumer, libc::SIGKILL);
     }
-    let crash = "echo $$; ulimit -c unlimited; kill -s SEGV $$";
-    let (mut child, pid) = start_as(&user, crash);
+    let crash = || {
+        let mut shell = user.command("/bin/sh");
+        shell.args(["-c", "echo $$; ulimit -c unlimited; kill -s SEGV $$"]);
+        shell
+    };
+    let (mut child, pid) = start(crash());
     wait_bounded(&mut child, CRASH_BOUND);
     let (_, record) = wait_for_record(&cores, pid);
     assert_core_saved(&record, pid);
@@ -206,8 +213,9 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
     );
 
     // Stopped: the handler gives up at the deadline.
+    handler.set_config(&config(&cores, DEADLINE_SECS));
     signal(sessiond, libc::SIGSTOP);
-    let (mut child, pid) = start_as(&user, crash);
+    let (mut child, pid) = start(crash());
     let took = wait_bounded(&mut child, CRASH_BOUND);
     let (_, record) = wait_for_record(&cores, pid);
     assert_core_saved(&record, pid);
@@ -220,7 +228,8 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
 
     // Killed while the handler waits on it (stopped first, so that the
     // handler's request is in flight when it dies).
-    let (mut child, pid) = start_as(&user, crash);
+    handler.set_config(&config(&cores, KILLED_DEADLINE_SECS));
+    let (mut child, pid) = start(crash());
     std::thread::sleep(Duration::from_millis(DEADLINE_SECS * 1000 / 3));
     assert!(
         child.try_wait().unwrap().is_none(),

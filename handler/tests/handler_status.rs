@@ -3,53 +3,16 @@
 //! configured sessions a crash would snapshot now, or the active snapshot
 //! sessions of the fallback, where cores go and how much room is left.
 
-mod handler_support;
-
-use handler_support::run_bounded;
 use lttng_coredump_engine::{self as engine, encoding, ActionKind};
-use lttng_ctl::{
-    BufferType, ChannelBuilder, Domain, EventBuilder, Session, SessionBuilder, SessionOutput,
-};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use testsupport::{ensure_sessiond, handler_binary, root_triggers_lock, unique_name, TempDir};
-
-/// A started snapshot session; destroyed when dropped.
-struct Started(Session);
-
-impl Started {
-    fn new(out: &Path) -> Started {
-        let session = SessionBuilder::new(&unique_name("h2-status"))
-            .snapshot()
-            .output(SessionOutput::Local(out.to_path_buf()))
-            .create()
-            .expect("creating the session");
-        let started = Started(session);
-        let channel = ChannelBuilder::new("s", Domain::UserSpace)
-            .overwrite()
-            .buffer_type(BufferType::PerUid)
-            .enable(&started.0)
-            .expect("enabling the channel");
-        EventBuilder::named("lttng_coredump_test:*")
-            .enable(&started.0, &channel)
-            .expect("enabling events");
-        started.0.start().expect("starting the session");
-        started
-    }
-
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.0.destroy();
-    }
-}
+use testsupport::sessions::started_flight_recorder;
+use testsupport::{
+    ensure_sessiond, handler_binary, root_triggers_lock, run_bounded, unique_name, TempDir,
+};
 
 struct Unset(String);
 
@@ -64,7 +27,7 @@ fn status(dir: &Path, config: &str) -> String {
     fs::write(&path, config).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let output = run_bounded(
-        Command::new(handler_binary())
+        Command::new(handler_binary!())
             .arg("status")
             .arg("--config")
             .arg(&path)
@@ -80,7 +43,6 @@ fn status(dir: &Path, config: &str) -> String {
 #[test]
 fn status_names_the_triggers_and_sessions_a_crash_would_snapshot_now() {
     ensure_sessiond();
-    let _binary = handler_binary();
     // Nobody else registers OnAnyCoreDump triggers in the root daemon
     // meanwhile, so the listing is exactly ours.
     let _lock = root_triggers_lock();
@@ -88,8 +50,8 @@ fn status_names_the_triggers_and_sessions_a_crash_would_snapshot_now() {
     let cores = dir.path().join("cores");
     fs::create_dir(&cores).unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let by_trigger = Started::new(&dir.path().join("a"));
-    let configured = Started::new(&dir.path().join("b"));
+    let by_trigger = started_flight_recorder("h2-status", &dir.path().join("a"));
+    let configured = started_flight_recorder("h2-status", &dir.path().join("b"));
     engine::set_trigger(by_trigger.name(), ActionKind::Snapshot).unwrap();
     let unset = Unset(by_trigger.name().to_string());
     let missing = unique_name("h2-status-missing");

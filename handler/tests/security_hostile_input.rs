@@ -5,9 +5,6 @@
 //! a FIFO or a directory of another user planted where the core directory
 //! itself should be.
 
-mod handler_support;
-
-use handler_support::*;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Write;
@@ -15,6 +12,11 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use testsupport::core_file::*;
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
 use testsupport::{crasher_path, root_triggers_lock, unique_name, TempDir};
 
 const DEFAULT_CORE_DIR: &str = "/var/lib/lttng-coredump/cores";
@@ -34,7 +36,7 @@ fn assert_safe_file_name(name: &str) {
 fn executable_paths_with_control_characters_invalid_utf8_and_255_bytes_are_recorded_safely() {
     let dir = TempDir::new("lcdsec-exe");
     let cores = dir.path().join("cores");
-    let _handler = InstalledHandler::new(&config_for(&cores, ""));
+    let _handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let programs = dir.path().join("programs");
     fs::create_dir(&programs).unwrap();
     // The longest file name Linux allows, with a newline, an escape
@@ -125,10 +127,13 @@ fn only_record(dir: &Path) -> (String, serde_json::Value) {
 fn wrong_argument_lists_and_255_byte_fields_still_save_the_core() {
     let dir = TempDir::new("lcdsec-args");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let (binary, config) = short_handler_copy("");
+    let (binary, config) = short_handler_copy(handler_binary!(), "");
     let core: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8 + 1).collect();
     let mut long_name = b"../../etc/\n\x1b\xff".to_vec();
     long_name.resize(255, b'/');
+    // The PID the handler is handed is a process of this test's own.
+    let stand_in = StandIn::start();
+    let pid = stand_in.pid().to_string();
     let many: Vec<OsString> = (0..500)
         .map(|i| field("Z", &[b'a'; 64][..i % 64]))
         .collect();
@@ -137,7 +142,7 @@ fn wrong_argument_lists_and_255_byte_fields_still_save_the_core() {
         (
             "long",
             vec![
-                field("P", b"4242"),
+                field("P", pid.as_bytes()),
                 field("e", &long_name),
                 field("E", &long_name),
                 field("h", &long_name),
@@ -152,7 +157,7 @@ fn wrong_argument_lists_and_255_byte_fields_still_save_the_core() {
                 OsString::from("--config"),
                 OsString::from("/etc/passwd"),
                 field("P", b"-1"),
-                field("P", b"12"),
+                field("P", pid.as_bytes()),
                 field("c", b"99999999999999999999999"),
                 field("s", b"\xff"),
                 OsString::from("="),
@@ -181,6 +186,7 @@ fn wrong_argument_lists_and_255_byte_fields_still_save_the_core() {
             &errors[..errors.len().min(2000)]
         );
     }
+    drop(stand_in);
     let _ = fs::remove_file(&binary);
     let _ = fs::remove_file(&config);
 }
@@ -242,12 +248,12 @@ fn a_symlink_fifo_or_foreign_directory_planted_as_the_core_directory_is_refused(
             _ => as_nobody(&[OsStr::new("mkdir"), path.as_os_str()]),
         }
     }
-    let handler = InstalledHandler::new("");
+    let handler = InstalledHandler::new(handler_binary!(), "");
     let mut cleanup = DefaultDirCleanup(Vec::new());
     for (path, kind) in &planted {
         handler.set_config(&config_for(path, ""));
         let output = run_bounded(
-            Command::new(crasher_path()).args([&unique_name("p"), "1", "segv"]),
+            crasher_command().args([&unique_name("p"), "1", "segv"]),
             CRASH_TIMEOUT,
         );
         let pid = ready_pid(&output);

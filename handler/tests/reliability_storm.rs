@@ -4,16 +4,19 @@
 //! complete, the per-program rate limit keeps the loop from filling the
 //! disk, the free-space floor holds, and no handler is left running.
 
-mod handler_support;
-
-use handler_support::*;
 use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use testsupport::{crasher_path, ensure_sessiond, lttng, lttng_ok, unique_name, TempDir};
+use testsupport::core_file::*;
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
+use testsupport::tmpfs::*;
+use testsupport::{ensure_sessiond, lttng, lttng_ok, unique_name, TempDir};
 
 const STORM: usize = 50;
 const LOOP: usize = 200;
@@ -68,7 +71,7 @@ impl SmallSession {
             &session.name,
             "-c",
             "small",
-            "lttng_coredump_test:step",
+            "lttng_coredump:step",
         ]);
         lttng_ok(&["start", &session.name]);
         session
@@ -109,9 +112,9 @@ fn processes_running(binary: &Path) -> Vec<i32> {
 /// events emitted, waits for a line on its stdin before it crashes, so that
 /// a whole storm of traced programs can be let go at once.
 fn gated_crasher(name: &str) -> (Child, i32) {
-    let mut child = Command::new(crasher_path())
+    let mut child = crasher_command()
+        .arg("--gate")
         .args([&unique_name("storm"), "3", "segv", "1", "random", name])
-        .env("CRASHER_GATE", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -121,10 +124,7 @@ fn gated_crasher(name: &str) -> (Child, i32) {
     std::io::BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let pid = line
-        .strip_prefix("ready ")
-        .and_then(|pid| pid.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the crasher printed {line:?}"));
+    let pid = parse_ready(&line).unwrap_or_else(|| panic!("the crasher printed {line:?}"));
     (child, pid)
 }
 
@@ -205,13 +205,16 @@ fn a_crash_storm_and_a_crash_loop_keep_every_record_and_the_free_space_floor() {
     // watch: the floor must hold against 255 crashes.
     let mount = Tmpfs::mount(&dir.path().join("fs"), "size=128m,mode=0755");
     let cores = mount.0.join("cores");
-    let handler = InstalledHandler::new(&format!(
-        "core_dir = \"{}\"\nmin_free = {MIN_FREE}\nsnapshot_deadline = 30\n\
+    let handler = InstalledHandler::new(
+        handler_binary!(),
+        &format!(
+            "core_dir = \"{}\"\nmin_free = {MIN_FREE}\nsnapshot_deadline = 30\n\
          snapshot_active_sessions = false\nsnapshot_user_daemon = false\n\
          snapshot_sessions = [\"{}\"]\nmax_cores_per_minute = {MAX_CORES_PER_MINUTE}\n",
-        cores.display(),
-        session.name
-    ));
+            cores.display(),
+            session.name
+        ),
+    );
     handler.guard().set_pipe_limit(PIPE_LIMIT);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(150);
@@ -248,14 +251,7 @@ fn a_crash_storm_and_a_crash_loop_keep_every_record_and_the_free_space_floor() {
     for _ in 0..LOOP {
         assert!(Instant::now() < deadline, "the crash loop took too long");
         let output = run_bounded(
-            Command::new(crasher_path()).args([
-                &unique_name("loop"),
-                "1",
-                "segv",
-                "1",
-                "random",
-                "looper",
-            ]),
+            crasher_command().args([&unique_name("loop"), "1", "segv", "1", "random", "looper"]),
             CRASH_TIMEOUT,
         );
         let pid = ready_pid(&output);
@@ -314,7 +310,7 @@ fn a_crash_storm_and_a_crash_loop_keep_every_record_and_the_free_space_floor() {
     assert!(free_bytes(&mount.0) >= MIN_FREE);
 
     // No handler (nor a child it forked) outlives its crash.
-    let handlers_gone = Instant::now() + Duration::from_secs(10);
+    let handlers_gone = Instant::now() + Duration::from_secs(60);
     loop {
         let left = processes_running(&handler.binary);
         if left.is_empty() {

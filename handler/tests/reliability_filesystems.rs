@@ -3,12 +3,16 @@
 //! (and the record itself), and the chained handler still gets its copy.
 //! (A full filesystem and one out of inodes are in `handler_limits.rs`.)
 
-mod handler_support;
-
-use handler_support::*;
 use std::fs;
 use std::process::Command;
-use testsupport::{crasher_path, unique_name, TempDir};
+use testsupport::core_file::*;
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
+use testsupport::syslog::*;
+use testsupport::tmpfs::*;
+use testsupport::{unique_name, TempDir};
 
 #[test]
 fn a_read_only_filesystem_loses_only_our_copy_and_the_log_says_so() {
@@ -24,16 +28,19 @@ fn a_read_only_filesystem_loses_only_our_copy_and_the_log_says_so() {
     assert!(status.success(), "remount read-only");
     let syslog = SyslogListener::bind(dir.path());
     let chained = dir.path().join("chained");
-    let _handler = InstalledHandler::new(&config_for(
-        &cores,
-        &format!(
-            "syslog_socket = \"{}\"\n[chain]\ncommand = [\"/bin/sh\", \"-c\", \"cat > {}\"]\n",
-            syslog.path.display(),
-            chained.display()
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(
+            &cores,
+            &format!(
+                "syslog_socket = \"{}\"\n[chain]\ncommand = [\"/bin/sh\", \"-c\", \"cat > {}\"]\n",
+                syslog.path.display(),
+                chained.display()
+            ),
         ),
-    ));
+    );
     let output = run_bounded(
-        Command::new(crasher_path()).args([&unique_name("ro"), "1", "segv", "2", "random"]),
+        crasher_command().args([&unique_name("ro"), "1", "segv", "2", "random"]),
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);

@@ -2,9 +2,6 @@
 //! names, a user's crash (readable by that user only) and a set-uid crash
 //! (root only), names planted in the core directory, and `%c` = 0.
 
-mod handler_support;
-
-use handler_support::*;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
@@ -13,6 +10,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use testsupport::access::*;
+use testsupport::core_file::*;
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
 use testsupport::{crasher_path, unique_name, TempDir};
 
 const NOBODY: u32 = 65534;
@@ -31,7 +34,7 @@ fn assert_safe_file_name(name: &str) {
 fn hostile_process_names_make_safe_file_names() {
     let dir = TempDir::new("lcdh-names");
     let cores = dir.path().join("cores");
-    let _handler = InstalledHandler::new(&config_for(&cores, ""));
+    let _handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let names: [&[u8]; 6] = [
         b"../../x",
         b"a\nb/c",
@@ -42,7 +45,7 @@ fn hostile_process_names_make_safe_file_names() {
     ];
     for name in names {
         let output = run_bounded(
-            Command::new(crasher_path()).args([
+            crasher_command().args([
                 OsStr::new(&unique_name("n")),
                 OsStr::new("1"),
                 OsStr::new("segv"),
@@ -73,7 +76,7 @@ fn hostile_process_names_make_safe_file_names() {
 fn core_limit_zero_keeps_the_record_and_writes_no_core() {
     let dir = TempDir::new("lcdh-nolimit");
     let cores = dir.path().join("cores");
-    let _handler = InstalledHandler::new(&config_for(&cores, ""));
+    let _handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let mut child = Command::new("/bin/sh")
         .args(["-c", "ulimit -c 0; kill -s SEGV $$"])
         .spawn()
@@ -104,7 +107,7 @@ fn core_limit_zero_keeps_the_record_and_writes_no_core() {
 fn a_users_core_is_readable_by_that_user_and_nobody_else() {
     let dir = TempDir::new("lcdh-user");
     let cores = dir.path().join("cores");
-    let _handler = InstalledHandler::new(&config_for(&cores, ""));
+    let _handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let output = run_bounded(
         Command::new("setpriv")
             .args([
@@ -171,7 +174,7 @@ fn a_set_uid_programs_core_is_readable_by_root_only() {
     )
     .unwrap();
     let cores = dir.path().join("cores");
-    let handler = InstalledHandler::new(&config_for(&cores, ""));
+    let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     // Taken under the core_pattern lock: only these tests change it.
     let _suid = SuidDumpable::set("2");
     let program = dir.path().join("setuid-crasher");
@@ -213,7 +216,7 @@ fn names_planted_in_the_core_directory_are_never_followed() {
     let dir = TempDir::new("lcdh-planted");
     let cores = dir.path().join("cores");
     fs::create_dir(&cores).unwrap();
-    let _handler = InstalledHandler::new(&config_for(&cores, ""));
+    let _handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let victim = dir.path().join("victim");
     fs::write(&victim, "precious").unwrap();
     // A shell that waits, so its pid is known before it crashes.
@@ -294,7 +297,7 @@ fn names_planted_in_the_core_directory_are_never_followed() {
 fn malformed_arguments_still_give_a_core_and_a_record_that_says_what_was_wrong() {
     let dir = TempDir::new("lcdh-badargs");
     let cores = dir.path().join("cores");
-    let handler = InstalledHandler::new(&config_for(&cores, ""));
+    let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     // Missing fields, a non-numeric one, a stray word and an unknown key.
     handler.guard().set(&format!(
         "|{} handle --config {} P=%P u=x%u stray Q=%p e=%e",
@@ -302,7 +305,7 @@ fn malformed_arguments_still_give_a_core_and_a_record_that_says_what_was_wrong()
         handler.config.display()
     ));
     let output = run_bounded(
-        Command::new(crasher_path()).args([&unique_name("b"), "1", "segv"]),
+        crasher_command().args([&unique_name("b"), "1", "segv"]),
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);

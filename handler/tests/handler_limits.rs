@@ -2,13 +2,18 @@
 //! out of inodes, the core size and directory size limits, compression,
 //! and configurations it must not trust.
 
-mod handler_support;
-
-use handler_support::*;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use testsupport::access::*;
+use testsupport::core_file::*;
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
+use testsupport::syslog::*;
+use testsupport::tmpfs::*;
 use testsupport::{crasher_path, unique_name, TempDir};
 
 const DEFAULT_CORE_DIR: &str = "/var/lib/lttng-coredump/cores";
@@ -17,7 +22,7 @@ fn crash(args: &[&str]) -> i32 {
     let tag = unique_name("l");
     let mut full = vec![tag.as_str()];
     full.extend_from_slice(args);
-    let output = run_bounded(Command::new(crasher_path()).args(&full), CRASH_TIMEOUT);
+    let output = run_bounded(crasher_command().args(&full), CRASH_TIMEOUT);
     ready_pid(&output)
 }
 
@@ -38,7 +43,10 @@ fn a_full_filesystem_cuts_the_core_but_keeps_the_record_and_the_chained_copy() {
     let mount = Tmpfs::mount(&dir.path().join("small"), "size=8m,mode=0755");
     let cores = mount.0.join("cores");
     let chained = dir.path().join("chained");
-    let _handler = InstalledHandler::new(&config_for(&cores, &chain_to_file(&chained)));
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(&cores, &chain_to_file(&chained)),
+    );
     let pid = crash(&["1", "segv", "24", "random"]);
     let (record_path, record) = wait_for_record(&cores, pid);
     let core = &record["core"];
@@ -80,14 +88,17 @@ fn a_filesystem_out_of_inodes_loses_only_our_copy_and_the_log_says_so() {
     fs::create_dir(&cores).unwrap();
     let syslog = SyslogListener::bind(dir.path());
     let chained = dir.path().join("chained");
-    let _handler = InstalledHandler::new(&config_for(
-        &cores,
-        &format!(
-            "syslog_socket = \"{}\"\n{}",
-            syslog.path.display(),
-            chain_to_file(&chained)
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(
+            &cores,
+            &format!(
+                "syslog_socket = \"{}\"\n{}",
+                syslog.path.display(),
+                chain_to_file(&chained)
+            ),
         ),
-    ));
+    );
     let pid = crash(&["1", "segv", "4", "random"]);
     assert!(fs::read(&chained).unwrap().len() > 4 << 20);
     assert!(names_in(&cores).is_empty());
@@ -114,7 +125,10 @@ fn a_filesystem_out_of_inodes_loses_only_our_copy_and_the_log_says_so() {
 fn the_core_size_limit_cuts_the_core() {
     let dir = TempDir::new("lcdh-maxsize");
     let cores = dir.path().join("cores");
-    let _handler = InstalledHandler::new(&config_for(&cores, "max_core_size = \"1M\""));
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(&cores, "max_core_size = \"1M\""),
+    );
     let pid = crash(&["1", "segv", "8", "random"]);
     let (_, record) = wait_for_record(&cores, pid);
     assert_eq!(record["core"]["size"], 1 << 20);
@@ -130,7 +144,7 @@ fn the_core_size_limit_cuts_the_core() {
 fn the_directory_limit_deletes_the_oldest_cores_first() {
     let dir = TempDir::new("lcdh-dirsize");
     let cores = dir.path().join("cores");
-    let handler = InstalledHandler::new(&config_for(&cores, ""));
+    let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let mut records = Vec::new();
     for _ in 0..2 {
         let pid = crash(&["1", "segv", "16", "random"]);
@@ -177,7 +191,10 @@ fn the_directory_limit_deletes_the_oldest_cores_first() {
 fn compressed_cores_decompress_to_a_core_gdb_reads() {
     let dir = TempDir::new("lcdh-zstd");
     let cores = dir.path().join("cores");
-    let _handler = InstalledHandler::new(&config_for(&cores, "compression = \"zstd\""));
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(&cores, "compression = \"zstd\""),
+    );
     let pid = crash(&["3", "abort", "32", "zero"]);
     let (_, record) = wait_for_record(&cores, pid);
     let compressed = core_path(&record);
@@ -219,7 +236,7 @@ impl Drop for DefaultDirCleanup {
 
 #[test]
 fn a_bad_configuration_falls_back_to_the_defaults_and_says_so() {
-    let handler = InstalledHandler::new("save_core = true\ncore_dir = 42\n");
+    let handler = InstalledHandler::new(handler_binary!(), "save_core = true\ncore_dir = 42\n");
     let pid = crash(&["1", "segv"]);
     let _cleanup = DefaultDirCleanup(pid);
     let (_, record) = wait_for_record(Path::new(DEFAULT_CORE_DIR), pid);
@@ -245,7 +262,7 @@ fn an_unsafe_core_directory_is_replaced_by_the_default() {
     let open = dir.path().join("open");
     fs::create_dir(&open).unwrap();
     fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let _handler = InstalledHandler::new(&config_for(&open, ""));
+    let _handler = InstalledHandler::new(handler_binary!(), &config_for(&open, ""));
     let pid = crash(&["1", "segv"]);
     let _cleanup = DefaultDirCleanup(pid);
     let (_, record) = wait_for_record(Path::new(DEFAULT_CORE_DIR), pid);
@@ -275,7 +292,10 @@ fn an_unsafe_core_directory_is_replaced_by_the_default() {
 fn a_crash_loop_keeps_its_records_but_only_the_first_cores_of_the_minute() {
     let dir = TempDir::new("lcdh-loop");
     let cores = dir.path().join("cores");
-    let _handler = InstalledHandler::new(&config_for(&cores, "max_cores_per_minute = 2"));
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(&cores, "max_cores_per_minute = 2"),
+    );
     let records: Vec<serde_json::Value> = (0..4)
         .map(|_| {
             let pid = crash(&["1", "segv"]);

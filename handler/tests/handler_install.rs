@@ -2,14 +2,15 @@
 //! the handler line goes in with a backup of what was there, a crash then
 //! reaches the handler, and uninstall puts back exactly what was there.
 
-mod handler_support;
-
-use handler_support::*;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-use testsupport::{crasher_path, ensure_sessiond, unique_name, CorePatternGuard, TempDir};
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
+use testsupport::{ensure_sessiond, unique_name, CorePatternGuard, TempDir};
 
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
 const CORE_PIPE_LIMIT: &str = "/proc/sys/kernel/core_pipe_limit";
@@ -50,7 +51,7 @@ fn install_status_and_uninstall_restore_the_kernel_settings_exactly() {
     ensure_sessiond();
     let dir = TempDir::new("lcdh-install");
     let cores = dir.path().join("cores");
-    let (binary, config) = short_handler_copy(&config_for(&cores, ""));
+    let (binary, config) = short_handler_copy(handler_binary!(), &config_for(&cores, ""));
     let _cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
     let (binary, config) = (binary.as_path(), config.as_path());
     let guard = CorePatternGuard::acquire();
@@ -105,7 +106,7 @@ fn install_status_and_uninstall_restore_the_kernel_settings_exactly() {
 
     // The installed line works.
     let output = run_bounded(
-        Command::new(crasher_path()).args([&unique_name("i"), "1", "segv"]),
+        crasher_command().args([&unique_name("i"), "1", "segv"]),
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);
@@ -133,7 +134,7 @@ fn install_status_and_uninstall_restore_the_kernel_settings_exactly() {
 #[test]
 fn install_refuses_to_back_up_its_own_line_and_lines_the_kernel_would_cut() {
     let dir = TempDir::new("lcdh-refuse");
-    let (binary, config) = short_handler_copy("");
+    let (binary, config) = short_handler_copy(handler_binary!(), "");
     let _cleanup = RemoveOnDrop(vec![binary.clone(), config]);
     let binary = binary.as_path();
     let guard = CorePatternGuard::acquire();

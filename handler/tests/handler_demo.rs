@@ -8,15 +8,15 @@
 //! core_pattern guard (and with it the root-triggers lock) around it, so no
 //! other test's core_pattern is clobbered.
 
-mod handler_support;
-
-use handler_support::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use testsupport::{babeltrace_events, ensure_sessiond, handler_binary, CorePatternGuard, TempDir};
+use testsupport::core_file::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
+use testsupport::{babeltrace_events, crasher_path, ensure_sessiond, CorePatternGuard, TempDir};
 
 /// The text after `label` on the first output line that starts with it.
 fn field<'a>(stdout: &'a str, label: &str) -> &'a str {
@@ -31,7 +31,7 @@ fn field<'a>(stdout: &'a str, label: &str) -> &'a str {
 #[test]
 fn the_demo_shows_the_core_and_the_snapshot_of_a_real_crash_and_restores_the_kernel() {
     ensure_sessiond();
-    let binary = handler_binary();
+    let binary = handler_binary!();
     let guard = CorePatternGuard::acquire();
     // Known values, so that "restored exactly" means something: a pattern
     // with a double space and a trailing one, and a pipe limit of 0 (which
@@ -43,7 +43,10 @@ fn the_demo_shows_the_core_and_the_snapshot_of_a_real_crash_and_restores_the_ker
     let dir = TempDir::new("lcdh-demo");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let output = run_bounded(
-        Command::new(&binary)
+        Command::new(binary)
+            // The traced program, which the demo finds beside an installed
+            // binary; cargo's target directory has it elsewhere.
+            .env("LTTNG_COREDUMP_DEMO_PROGRAM", crasher_path())
             .arg("demo")
             .arg("--dir")
             .arg(dir.path()),
@@ -107,7 +110,7 @@ fn the_demo_shows_the_core_and_the_snapshot_of_a_real_crash_and_restores_the_ker
         .starts_with(&format!("crashing-demo-{}-", identity.pid)));
     let steps: Vec<String> = babeltrace_events(&snapshot)
         .into_iter()
-        .filter(|line| line.contains("lttng_coredump_demo:step"))
+        .filter(|line| line.contains("lttng_coredump:story"))
         .collect();
     assert_eq!(steps.len(), 9, "{steps:#?}");
     assert!(steps[8].contains("step = 9") && steps[8].contains("account 3"));
