@@ -90,7 +90,7 @@ def storm(service, crasher, core_dir, count, tag, size_mb):
     service.reset_peak()
     procs = [
         subprocess.Popen(
-            [str(crasher), f"{tag}-{i}", "10", str(size_mb), "random"],
+            [str(crasher), f"{tag}-{i}", "10", "segv", str(size_mb), "random"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
