@@ -1,6 +1,10 @@
 //! `lttng-coredump`: the core_pattern handler (`handle`, run by the kernel)
 //! and the subcommands a person uses to put it in place.
 
+// Every system call goes through rustix or std; the unsafe code lives in the
+// FFI crates (lttng-ctl-sys, lttng-ctl, capi), none here.
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 use lttng_coredump_handler::demo::{self, DemoOptions};
 use lttng_coredump_handler::handle::{self, Verdict};
