@@ -32,6 +32,22 @@ pub struct FileLock {
 impl FileLock {
     /// Blocks until the named lock is ours.
     pub fn acquire(name: &str) -> FileLock {
+        FileLock::lock(name, libc::LOCK_EX).expect("a blocking flock is always taken")
+    }
+
+    /// Blocks until the named lock is ours, shared with other holders of
+    /// the shared lock.
+    pub fn acquire_shared(name: &str) -> FileLock {
+        FileLock::lock(name, libc::LOCK_SH).expect("a blocking flock is always taken")
+    }
+
+    /// The named lock if it is free now, without waiting.
+    pub fn try_acquire(name: &str) -> Option<FileLock> {
+        FileLock::lock(name, libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    /// `None` only for a non-blocking `operation` on a lock held elsewhere.
+    fn lock(name: &str, operation: libc::c_int) -> Option<FileLock> {
         fs::create_dir_all(LOCK_DIR).expect("creating /run/lttng-coredump-tests");
         let path = Path::new(LOCK_DIR).join(format!("{name}.lock"));
         let file = OpenOptions::new()
@@ -42,15 +58,15 @@ impl FileLock {
             .unwrap_or_else(|e| panic!("opening lock {}: {e}", path.display()));
         // SAFETY: flock on a file descriptor we own, kept open as long as the
         // returned FileLock lives.
-        let ret = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(
-            ret,
-            0,
-            "flock {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        );
-        FileLock { _held: file }
+        let ret = unsafe { libc::flock(file.as_raw_fd(), operation) };
+        if ret != 0 {
+            let err = std::io::Error::last_os_error();
+            if operation & libc::LOCK_NB != 0 && err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return None;
+            }
+            panic!("flock {}: {err}", path.display());
+        }
+        Some(FileLock { _held: file })
     }
 }
 
@@ -59,10 +75,30 @@ pub fn root_sessiond_alive() -> bool {
     UnixStream::connect(ROOT_SESSIOND_SOCKET).is_ok()
 }
 
+/// The lock of the root session daemon's users: every test that uses the
+/// daemon holds it shared ([`ensure_sessiond`]); the one test that needs a
+/// machine without a root daemon holds it exclusive ([`RootSessiondStopped`]).
+const ROOT_SESSIOND_LOCK: &str = "root-sessiond";
+
+/// A test's use of the root session daemon: while it is held, no test of
+/// this suite stops the daemon.
+#[must_use = "the root session daemon may be stopped by another test once this is dropped"]
+pub struct RootSessiondUse {
+    _shared: FileLock,
+}
+
 /// Makes sure a root user-space session daemon runs, starting one
-/// (`lttng-sessiond --daemonize --no-kernel`) when none does. Panics when
-/// it cannot, so that tests needing it fail instead of skipping.
-pub fn ensure_sessiond() {
+/// (`lttng-sessiond --daemonize --no-kernel`) when none does, and keeps it
+/// running for as long as the returned value is held. Panics when it
+/// cannot, so that tests needing it fail instead of skipping.
+pub fn ensure_sessiond() -> RootSessiondUse {
+    let shared = FileLock::acquire_shared(ROOT_SESSIOND_LOCK);
+    start_root_sessiond();
+    RootSessiondUse { _shared: shared }
+}
+
+/// Starts the root session daemon unless it answers already.
+fn start_root_sessiond() {
     if root_sessiond_alive() {
         return;
     }
@@ -87,6 +123,191 @@ pub fn ensure_sessiond() {
             Instant::now() < deadline,
             "lttng-sessiond started but {ROOT_SESSIOND_SOCKET} never answered"
         );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A machine without a root session daemon, for one test: the root daemon
+/// is stopped (with its consumer daemons) while no other test uses it, and
+/// started again when this is dropped, also when the test panics. Holds the
+/// core_pattern guard too: a crash under an installed handler needs the
+/// root daemon, so no such test may run meanwhile.
+pub struct RootSessiondStopped {
+    core_pattern: Option<CorePatternGuard>,
+    _exclusive: FileLock,
+}
+
+/// A process of the stopped daemon's tree: its pid and start time (field 22
+/// of /proc/PID/stat), so that a reused pid is never taken for it.
+pub type ProcessId = (i32, u64);
+
+impl RootSessiondStopped {
+    /// Waits until no test uses the root daemon or core_pattern, then stops
+    /// the daemon.
+    pub fn acquire() -> RootSessiondStopped {
+        let (exclusive, core_pattern) = exclusive_root_sessiond_and_core_pattern();
+        let stopped = RootSessiondStopped {
+            core_pattern: Some(core_pattern),
+            _exclusive: exclusive,
+        };
+        stop_root_sessiond();
+        stopped
+    }
+
+    /// The core_pattern guard, taken with the daemon.
+    pub fn core_pattern(&self) -> &CorePatternGuard {
+        self.core_pattern.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for RootSessiondStopped {
+    fn drop(&mut self) {
+        // core_pattern first: it is a value the kernel acts on.
+        drop(self.core_pattern.take());
+        if let Err(panic) = std::panic::catch_unwind(start_root_sessiond) {
+            eprintln!("could not start the root session daemon again: {panic:?}");
+        }
+    }
+}
+
+/// The exclusive root-daemon lock, then core_pattern's. Other tests take
+/// them in either order while blocked on one (a shared root-daemon lock
+/// while holding core_pattern's, or the other way round), so this never
+/// waits for one while holding the other: it takes the exclusive lock, then
+/// tries the rest and lets everything go if they are not free.
+fn exclusive_root_sessiond_and_core_pattern() -> (FileLock, CorePatternGuard) {
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let exclusive = FileLock::acquire(ROOT_SESSIOND_LOCK);
+        if let Some(guard) = CorePatternGuard::try_acquire() {
+            return (exclusive, guard);
+        }
+        drop(exclusive);
+        assert!(
+            Instant::now() < deadline,
+            "the root session daemon and core_pattern were never free together in 30 min"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Stops the root session daemon named by its pid file, and waits until it
+/// and every process it started (its consumer daemons and run-as helpers)
+/// are gone: SIGTERM, then SIGKILL after 30 s.
+fn stop_root_sessiond() {
+    let pid_file = "/var/run/lttng/lttng-sessiond.pid";
+    let pid = match fs::read_to_string(pid_file) {
+        Ok(text) => text.trim().parse::<i32>().ok(),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => panic!("reading {pid_file}: {e}"),
+    };
+    let tree = match pid.and_then(process_id) {
+        Some(daemon) if process_name(daemon.0).as_deref() == Some("lttng-sessiond") => {
+            process_tree(daemon)
+        }
+        // A stale pid file: no daemon.
+        _ => Vec::new(),
+    };
+    if let Some(&(daemon, _)) = tree.first() {
+        signal(daemon, libc::SIGTERM);
+        if !wait_gone(&tree, Duration::from_secs(30)) {
+            for &(pid, _) in &tree {
+                signal(pid, libc::SIGKILL);
+            }
+            assert!(
+                wait_gone(&tree, Duration::from_secs(30)),
+                "the root session daemon's processes {tree:?} outlived SIGKILL"
+            );
+        }
+    }
+    assert!(
+        !root_sessiond_alive(),
+        "a root session daemon still answers on {ROOT_SESSIOND_SOCKET} after its stop"
+    );
+}
+
+/// `pid` with its start time, if it runs (a zombie counts as gone).
+pub fn process_id(pid: i32) -> Option<ProcessId> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name, in parentheses, may hold anything: fields follow the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    Some((pid, fields.get(19)?.parse().ok()?))
+}
+
+/// The name of process `pid` (/proc/PID/comm).
+pub fn process_name(pid: i32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|name| name.trim_end().to_owned())
+}
+
+/// Every running process: its id, name, parent and owner.
+pub fn processes() -> Vec<(ProcessId, String, i32, u32)> {
+    let mut all = Vec::new();
+    for entry in fs::read_dir("/proc").expect("reading /proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let (Some(id), Some(name)) = (process_id(pid), process_name(pid)) else {
+            continue;
+        };
+        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(key))
+                .and_then(|value| value.split_whitespace().next())
+                .and_then(|value| value.parse::<i64>().ok())
+        };
+        if let (Some(ppid), Some(uid)) = (field("PPid:"), field("Uid:")) {
+            all.push((id, name, ppid as i32, uid as u32));
+        }
+    }
+    all
+}
+
+/// `root` and its descendants, `root` first.
+fn process_tree(root: ProcessId) -> Vec<ProcessId> {
+    let all = processes();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i].0;
+        tree.extend(
+            all.iter()
+                .filter(|(id, _, ppid, _)| *ppid == parent && !tree.contains(id))
+                .map(|(id, ..)| *id)
+                .collect::<Vec<_>>(),
+        );
+        i += 1;
+    }
+    tree
+}
+
+fn signal(pid: i32, signal: libc::c_int) {
+    // SAFETY: kill(2) takes plain integers; the pid is one of the daemon's
+    // processes, checked by start time just before.
+    unsafe { libc::kill(pid, signal) };
+}
+
+/// Waits until none of `processes` runs (same pid and start time).
+fn wait_gone(processes: &[ProcessId], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if processes
+            .iter()
+            .all(|&(pid, started)| process_id(pid) != Some((pid, started)))
+        {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -291,6 +512,17 @@ impl CorePatternGuard {
         let lock = FileLock::acquire("core-pattern");
         // Always after "core-pattern": one order, no deadlock.
         let root_triggers = root_triggers_lock();
+        CorePatternGuard::save(lock, root_triggers)
+    }
+
+    /// The guard if its locks are free now, without waiting.
+    pub fn try_acquire() -> Option<CorePatternGuard> {
+        let lock = FileLock::try_acquire("core-pattern")?;
+        let root_triggers = FileLock::try_acquire("root-triggers")?;
+        Some(CorePatternGuard::save(lock, root_triggers))
+    }
+
+    fn save(lock: FileLock, root_triggers: FileLock) -> CorePatternGuard {
         let saved_pattern = read_sysctl(CORE_PATTERN);
         let saved_pipe_limit = read_sysctl(CORE_PIPE_LIMIT);
         CorePatternGuard {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use testsupport::{
     babeltrace_events, crasher_path, ensure_sessiond, ensure_test_user, fixture_seqs, unique_name,
-    TempDir,
+    RootSessiondUse, TempDir,
 };
 
 /// A started snapshot session tracing the crasher fixture into `out`;
@@ -34,18 +34,24 @@ use testsupport::{
 struct TracedSession {
     session: Session,
     name: String,
+    // Last: the root daemon is kept until the session is gone.
+    _sessiond: RootSessiondUse,
 }
 
 impl TracedSession {
     fn start(what: &str, out: &Path) -> TracedSession {
-        ensure_sessiond();
+        let sessiond = ensure_sessiond();
         let name = unique_name(&format!("h2-{what}"));
         let session = SessionBuilder::new(&name)
             .snapshot()
             .output(SessionOutput::Local(out.to_path_buf()))
             .create()
             .expect("creating the session");
-        let traced = TracedSession { session, name };
+        let traced = TracedSession {
+            session,
+            name,
+            _sessiond: sessiond,
+        };
         let channel = ChannelBuilder::new("crash", Domain::UserSpace)
             .overwrite()
             .buffer_type(BufferType::PerUid)

@@ -13,7 +13,9 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testsupport::{crasher_path, ensure_sessiond, lttng, lttng_ok, unique_name, TempDir};
+use testsupport::{
+    crasher_path, ensure_sessiond, lttng, lttng_ok, unique_name, RootSessiondUse, TempDir,
+};
 
 const STORM: usize = 50;
 const LOOP: usize = 200;
@@ -32,11 +34,13 @@ struct SmallSession {
     name: String,
     // Where the snapshots go: removed after the session.
     _output: TempDir,
+    // The root daemon is kept until the session is gone.
+    _sessiond: RootSessiondUse,
 }
 
 impl SmallSession {
     fn start() -> SmallSession {
-        ensure_sessiond();
+        let sessiond = ensure_sessiond();
         let name = unique_name("security-storm");
         let output = TempDir::new("lcdsec-storm-traces");
         lttng_ok(&[
@@ -49,6 +53,7 @@ impl SmallSession {
         let session = SmallSession {
             name,
             _output: output,
+            _sessiond: sessiond,
         };
         lttng_ok(&[
             "enable-channel",

@@ -322,12 +322,15 @@ pub fn c_code(code: lttng_ctl::ErrorCode) -> i32 {
 pub struct TestSession {
     pub name: String,
     pub output: TempDir,
+    // The root daemon is kept for the session's life (after it: fields
+    // drop after the session is destroyed).
+    _sessiond: RootSessiondUse,
 }
 
 impl TestSession {
     /// A started snapshot-mode session recording the crasher's events.
     pub fn snapshot(prefix: &str) -> TestSession {
-        ensure_sessiond();
+        let sessiond = ensure_sessiond();
         let name = unique_name(prefix);
         let output = TempDir::new(prefix);
         lttng_ok(&[
@@ -337,7 +340,11 @@ impl TestSession {
             "-o",
             &output.path().display().to_string(),
         ]);
-        let session = TestSession { name, output };
+        let session = TestSession {
+            name,
+            output,
+            _sessiond: sessiond,
+        };
         lttng_ok(&[
             "enable-event",
             "-u",
