@@ -656,11 +656,6 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Where the core directory is and whether it can be used, for `status`.
-pub fn describe_core_dir(config: &Config) -> Result<CoreDir, String> {
-    coredir::open_checked(&config.core_dir, false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! and a Ctrl-C at the terminal does not kill it before the demo has
 //! destroyed its session.
 
+use anyhow::{anyhow, Context as _};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -33,7 +34,7 @@ pub fn root_daemon_answers() -> bool {
 
 impl SessionDaemon {
     /// Uses the running root session daemon, or starts one.
-    pub fn ensure() -> Result<SessionDaemon, String> {
+    pub fn ensure() -> anyhow::Result<SessionDaemon> {
         if root_daemon_answers() {
             return Ok(SessionDaemon { started: None });
         }
@@ -44,20 +45,18 @@ impl SessionDaemon {
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .map_err(|err| {
-                format!("cannot start lttng-sessiond (apt-get install -y lttng-tools): {err}")
-            })?;
+            .context("cannot start lttng-sessiond (apt-get install -y lttng-tools)")?;
         let started = Instant::now();
         while !root_daemon_answers() {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!(
+                return Err(anyhow!(
                     "lttng-sessiond --no-kernel exited at once ({status}); run it by hand to see why"
                 ));
             }
             if started.elapsed() > START_TIMEOUT {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
+                return Err(anyhow!(
                     "lttng-sessiond started but {ROOT_SESSIOND_SOCKET} did not answer within {} s",
                     START_TIMEOUT.as_secs()
                 ));
