@@ -106,8 +106,18 @@ fn start_root_sessiond() {
     if root_sessiond_alive() {
         return;
     }
+    // The environment of a daemon started by hand or by systemd, whichever
+    // test starts it: not cargo's (LD_LIBRARY_PATH naming target/ and the
+    // toolchain's libraries, CARGO_*), which the daemon and its consumer
+    // daemons would keep for the rest of the suite.
     let status = Command::new("lttng-sessiond")
         .args(["--daemonize", "--no-kernel"])
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("HOME", "/root")
         .stdin(Stdio::null())
         .status()
         .unwrap_or_else(|e| {
