@@ -318,19 +318,34 @@ pub fn crash_of(info: &PidfdInfo) -> Result<PeerCrash, NotACrash> {
 /// The signal that killed the process behind `pidfd`, once it has exited
 /// (its wait status, from `PIDFD_INFO_EXIT`), waiting up to `timeout`.
 pub fn exit_signal(pidfd: BorrowedFd<'_>, timeout: std::time::Duration) -> Option<i32> {
-    // A pidfd polls readable once its process has exited.
-    let mut fds = [rustix::event::PollFd::new(
-        &pidfd,
-        rustix::event::PollFlags::IN,
-    )];
-    let timeout = rustix::event::Timespec {
-        tv_sec: timeout.as_secs() as i64,
-        tv_nsec: timeout.subsec_nanos() as i64,
-    };
-    rustix::event::poll(&mut fds, Some(&timeout)).ok()?;
-    let info = pidfd_info(pidfd, PIDFD_INFO_EXIT).ok()?;
-    let signal = info.exit_code & 0x7f;
-    (info.mask & PIDFD_INFO_EXIT != 0 && signal != 0).then_some(signal)
+    let deadline = std::time::Instant::now() + timeout;
+    // A pidfd polls readable once its process has exited; the exit status
+    // is kept for it once the process is reaped, which its parent does in
+    // its own time.
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut fds = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        let wait = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        let ready = rustix::event::poll(&mut fds, Some(&wait)).unwrap_or(0) > 0;
+        if let Ok(info) = pidfd_info(pidfd, PIDFD_INFO_EXIT) {
+            if info.mask & PIDFD_INFO_EXIT != 0 {
+                let signal = info.exit_code & 0x7f;
+                return (signal != 0).then_some(signal);
+            }
+        }
+        if left.is_zero() {
+            return None;
+        }
+        if ready {
+            std::thread::sleep(std::time::Duration::from_millis(2).min(left));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -75,6 +75,9 @@ pub struct Stages {
     /// Running the triggers' stop actions, after the core (zero when there
     /// were none).
     pub stops: StageTimes,
+    /// Compressing the saved core, once the process was let go (zero
+    /// without `compression = "zstd"`).
+    pub compression: StageTimes,
 }
 
 /// Now, in microseconds since the epoch.

@@ -37,16 +37,16 @@
 
 use crate::handle;
 use crate::install::{self, Backup, KernelFiles};
+use crate::kernel_args::KernelArgs;
 use crate::syslog::Log;
+use anyhow::{anyhow, Context as _};
 use coredump_socket::{
     self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
     PIDFD_INFO_COREDUMP,
 };
 use std::cell::Cell;
-use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -75,6 +75,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest pause in the core's stream before the rest is given up on (the
 /// kernel writes steadily; a worker must not be held forever).
 const CORE_STALL_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a released process may take to exit before its signal is
+/// left unknown.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -88,13 +91,13 @@ pub struct ServeOptions {
 }
 
 /// Runs the service until SIGTERM, SIGINT or SIGHUP.
-pub fn run(options: &ServeOptions) -> Result<(), String> {
+pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     // A crash of the service itself must not be sent to the service.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .map_err(|err| format!("cannot mark the service not dumpable: {err}"))?;
+        .context("cannot mark the service not dumpable")?;
     let listener = bind(&options.socket)?;
     let (wake_read, wake_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|err| format!("cannot create a pipe: {err}"))?;
+        .context("cannot create a pipe")?;
     let stopping = Arc::new(AtomicBool::new(false));
     {
         let stopping = stopping.clone();
@@ -102,12 +105,12 @@ pub fn run(options: &ServeOptions) -> Result<(), String> {
             stopping.store(true, Ordering::SeqCst);
             let _ = rustix::io::write(&wake_write, b"x");
         })
-        .map_err(|err| format!("cannot handle SIGTERM: {err}"))?;
+        .context("cannot handle SIGTERM")?;
     }
     let mut log = Log::default().with_stderr();
     match take_over_core_pattern(options) {
         Ok(said) => log.notice(said),
-        Err(err) => log.error(err),
+        Err(err) => log.error(format!("{err:#}")),
     }
     log.notice(format!(
         "{GREETING} {}: listening on {} with {} workers",
@@ -125,7 +128,7 @@ pub fn run(options: &ServeOptions) -> Result<(), String> {
             std::thread::Builder::new()
                 .name(format!("crash-{n}"))
                 .spawn(move || work(&receiver, config.as_deref()))
-                .map_err(|err| format!("cannot start a worker thread: {err}"))
+                .context("cannot start a worker thread")
         })
         .collect::<Result<_, _>>()?;
 
@@ -163,7 +166,7 @@ pub fn run(options: &ServeOptions) -> Result<(), String> {
     // the service started.)
     match give_back_core_pattern(options) {
         Ok(said) => log.notice(said),
-        Err(err) => log.error(err),
+        Err(err) => log.error(format!("{err:#}")),
     }
     drop(listener);
     let _ = std::fs::remove_file(&options.socket);
@@ -179,13 +182,13 @@ pub fn run(options: &ServeOptions) -> Result<(), String> {
 /// the socket 0600, so that no one but root can connect (the kernel
 /// connects with its own credentials). A stale socket of a killed service
 /// is replaced; a live one is not.
-fn bind(socket: &Path) -> Result<UnixListener, String> {
+fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
     let dir = socket
         .parent()
         .filter(|dir| dir.is_absolute())
-        .ok_or_else(|| format!("the socket path {} must be absolute", socket.display()))?;
+        .with_context(|| format!("the socket path {} must be absolute", socket.display()))?;
     if socket.as_os_str().len() > 107 {
-        return Err(format!(
+        return Err(anyhow!(
             "the socket path {} is longer than the 107 bytes a Unix socket may have",
             socket.display()
         ));
@@ -193,12 +196,12 @@ fn bind(socket: &Path) -> Result<UnixListener, String> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(err) => return Err(format!("cannot create {}: {err}", dir.display())),
+        Err(err) => return Err(err).with_context(|| format!("cannot create {}", dir.display())),
     }
     let metadata = std::fs::symlink_metadata(dir)
-        .map_err(|err| format!("cannot inspect {}: {err}", dir.display()))?;
+        .with_context(|| format!("cannot inspect {}", dir.display()))?;
     if !metadata.is_dir() || metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
-        return Err(format!(
+        return Err(anyhow!(
             "{} must be a directory owned by root and writable only by root (someone else could \
              replace the socket)",
             dir.display()
@@ -206,21 +209,21 @@ fn bind(socket: &Path) -> Result<UnixListener, String> {
     }
     if metadata.mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|err| format!("cannot make {} private: {err}", dir.display()))?;
+            .with_context(|| format!("cannot make {} private", dir.display()))?;
     }
     match std::fs::symlink_metadata(socket) {
         Ok(existing) if existing.file_type().is_socket() => {
             if UnixStream::connect(socket).is_ok() {
-                return Err(format!(
+                return Err(anyhow!(
                     "another service already listens on {}",
                     socket.display()
                 ));
             }
             std::fs::remove_file(socket)
-                .map_err(|err| format!("cannot remove the stale {}: {err}", socket.display()))?;
+                .with_context(|| format!("cannot remove the stale {}", socket.display()))?;
         }
         Ok(_) => {
-            return Err(format!(
+            return Err(anyhow!(
                 "{} exists and is not a socket; not replacing it",
                 socket.display()
             ))
@@ -231,15 +234,15 @@ fn bind(socket: &Path) -> Result<UnixListener, String> {
     let old_mask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
     let bound = UnixListener::bind(socket);
     rustix::process::umask(old_mask);
-    let listener = bound.map_err(|err| format!("cannot listen on {}: {err}", socket.display()))?;
+    let listener = bound.with_context(|| format!("cannot listen on {}", socket.display()))?;
     rustix::net::listen(&listener, LISTEN_BACKLOG)
-        .map_err(|err| format!("cannot listen on {}: {err}", socket.display()))?;
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
     Ok(listener)
 }
 
 /// The (socket line, pipe line) `install --socket` recorded for this
 /// service's socket, or why there are none.
-fn installed_lines(options: &ServeOptions) -> Result<Result<(String, String), String>, String> {
+fn installed_lines(options: &ServeOptions) -> anyhow::Result<Result<(String, String), String>> {
     let Some(backup) = Backup::read(&options.backup)? else {
         return Ok(Err(format!(
             "not installed (no backup at {})",
@@ -260,7 +263,7 @@ fn installed_lines(options: &ServeOptions) -> Result<Result<(String, String), St
 /// When `install --socket` chose a socket line for this socket, puts it in
 /// `core_pattern` in place of the pipe line a clean stop left. Says what
 /// was done.
-fn take_over_core_pattern(options: &ServeOptions) -> Result<String, String> {
+fn take_over_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
     let (socket_line, pipe_line) = match installed_lines(options)? {
         Ok(lines) => lines,
         Err(why) => return Ok(format!("{why}: core_pattern is left as it is")),
@@ -282,7 +285,7 @@ fn take_over_core_pattern(options: &ServeOptions) -> Result<String, String> {
 
 /// Puts the pipe line back when `core_pattern` still points at us, so that
 /// no core is lost while nothing listens.
-fn give_back_core_pattern(options: &ServeOptions) -> Result<String, String> {
+fn give_back_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
     let (socket_line, pipe_line) = match installed_lines(options)? {
         Ok(lines) => lines,
         Err(why) => return Ok(format!("{why}: core_pattern is left as it is")),
@@ -394,7 +397,10 @@ fn handle_connection(mut stream: UnixStream, config: Option<&Path>) {
         }
         stream_ref.shutdown(std::net::Shutdown::Both)
     };
-    handle::handle_then_release(args, &mut core, release, &mut log);
+    // Let go, the process exits at once; its wait status has the signal
+    // (which Linux tells before then only from 6.19).
+    let signal_from_exit = || coredump_socket::exit_signal(pidfd.as_fd(), EXIT_TIMEOUT);
+    handle::handle_crash(args, &mut core, release, signal_from_exit, &mut log);
 }
 
 /// The peer's pidfd and crash, or why the peer is not a crash.
@@ -407,34 +413,27 @@ fn peer_crash(stream: &UnixStream) -> Result<(OwnedFd, PeerCrash), String> {
     Ok((pidfd, crash))
 }
 
-/// The crash described in `handle`'s own `KEY=VALUE` fields, so that both
-/// transports go through one argument parser and one per-crash path.
-fn crash_arguments(crash: &PeerCrash, pidfd: &OwnedFd, config: Option<&Path>) -> Vec<OsString> {
-    let mut args = Vec::new();
-    if let Some(config) = config {
-        args.push(OsString::from("--config"));
-        args.push(config.as_os_str().to_owned());
-    }
+/// The crash as `handle` takes it, from the peer's pidfd instead of the
+/// kernel's command line. The process's name and executable come from
+/// `/proc`, checked against the pidfd, as in the pipe handler.
+fn crash_arguments(crash: &PeerCrash, pidfd: &OwnedFd, config: Option<&Path>) -> KernelArgs {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    args.push(format!("P={}", crash.pid).into());
-    args.push(format!("u={}", crash.uid).into());
-    args.push(format!("g={}", crash.gid).into());
-    if let Some(signal) = crash.signal {
-        args.push(format!("s={signal}").into());
+    KernelArgs {
+        pid: Some(crash.pid),
+        uid: Some(crash.uid),
+        gid: Some(crash.gid),
+        signal: crash.signal,
+        time: Some(now),
+        core_limit: core_limit_of(crash.pid),
+        dump_mode: Some(crash.dump_mode),
+        pidfd: Some(pidfd.as_raw_fd()),
+        hostname: Some(rustix::system::uname().nodename().to_bytes().to_vec()),
+        config: config.map(Path::to_path_buf),
+        ..KernelArgs::default()
     }
-    args.push(format!("t={now}").into());
-    if let Some(limit) = core_limit_of(crash.pid) {
-        args.push(format!("c={limit}").into());
-    }
-    args.push(format!("d={}", crash.dump_mode).into());
-    args.push(format!("F={}", pidfd.as_raw_fd()).into());
-    let mut hostname = b"h=".to_vec();
-    hostname.extend_from_slice(rustix::system::uname().nodename().to_bytes());
-    args.push(OsString::from_vec(hostname));
-    args
 }
 
 /// The process's RLIMIT_CORE (the kernel ignores it for sockets, and

@@ -201,6 +201,10 @@ fn compressed_cores_decompress_to_a_core_gdb_reads() {
     assert!(compressed.to_str().unwrap().ends_with(".zst"));
     assert_eq!(record["core"]["compression"], "zstd");
     assert_eq!(record["core"]["complete"], true);
+    // Stored raw while the kernel waited; compressed once it was let go.
+    let stage = |name: &str, end: &str| record["stages"][name][end].as_u64().unwrap();
+    assert!(stage("core", "ended_unix_us") <= stage("compression", "started_unix_us"));
+    assert!(stage("compression", "started_unix_us") <= stage("compression", "ended_unix_us"));
     assert_eq!(mode_of(&compressed), 0o600);
     let stored = fs::metadata(&compressed).unwrap().len();
     assert_eq!(stored, record["core"]["stored_bytes"].as_u64().unwrap());

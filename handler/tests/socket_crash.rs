@@ -34,18 +34,23 @@ const NOGROUP: u32 = 65534;
 struct TracedSession {
     session: Session,
     name: String,
+    _sessiond: testsupport::RootSessiondUse,
 }
 
 impl TracedSession {
     fn start(out: &Path) -> TracedSession {
-        ensure_sessiond();
+        let sessiond = ensure_sessiond();
         let name = unique_name("sock");
         let session = SessionBuilder::new(&name)
             .snapshot()
             .output(SessionOutput::Local(out.to_path_buf()))
             .create()
             .expect("creating the session");
-        let traced = TracedSession { session, name };
+        let traced = TracedSession {
+            session,
+            name,
+            _sessiond: sessiond,
+        };
         let channel = ChannelBuilder::new("crash", Domain::UserSpace)
             .overwrite()
             .buffer_type(BufferType::PerUid)
@@ -95,6 +100,9 @@ fn assert_saved_crash(record: &Value, pid: i32, output: &Output) -> PathBuf {
     assert_eq!(record["uid"], 0);
     assert_eq!(record["gid"], 0);
     assert_eq!(record["dump_mode"], 1);
+    // Told by the process's wait status once it was let go (before Linux
+    // 6.19 the kernel does not say it earlier).
+    assert_eq!(record["signal"]["number"], 11, "{record:#}");
     assert_eq!(record["process_name"], "crasher");
     assert_eq!(
         record["exe_path"],
@@ -296,4 +304,94 @@ fn a_crash_inside_a_private_mount_namespace_reaches_the_service() {
     );
     let (_, record) = wait_for_record(&cores, pid);
     assert_saved_crash(&record, pid, &output);
+}
+
+/// Decompresses `path` with the zstd tool.
+fn unzstd(path: &Path) -> Vec<u8> {
+    let output = Command::new("zstd")
+        .args(["-q", "-d", "-c"])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run zstd (apt-get install -y zstd): {e}"));
+    assert!(output.status.success(), "{output:?}");
+    output.stdout
+}
+
+#[test]
+fn with_zstd_the_core_is_compressed_after_the_process_is_let_go() {
+    let dir = TempDir::new("lcds-zstd");
+    let cores = dir.path().join("cores");
+    let _handler = SocketHandler::new(
+        handler_binary!(),
+        dir.path(),
+        &config_for(&cores, "compression = \"zstd\""),
+        "@@",
+    );
+    let (pid, output) = crash_as_root(&unique_name("c"), &["1", "segv", "16", "zero"]);
+    assert!(core_dumped(&output.status));
+    let (_, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["core"]["compression"], "zstd", "{record:#}");
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    let path = PathBuf::from(record["core"]["path"].as_str().unwrap());
+    assert!(path.to_str().unwrap().ends_with(".zst"), "{record:#}");
+    // Read to its end, let go, then compressed.
+    assert!(
+        stage(&record, "core", "ended_unix_us") <= stage(&record, "compression", "started_unix_us")
+    );
+    assert!(
+        stage(&record, "compression", "started_unix_us")
+            <= stage(&record, "compression", "ended_unix_us")
+    );
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        record["core"]["stored_bytes"].as_u64().unwrap()
+    );
+    let core = unzstd(&path);
+    assert_eq!(core.len() as u64, record["core"]["size"].as_u64().unwrap());
+    assert_eq!(elf_core_identity(&core).pid, pid);
+    // Only the compressed core and its record are left.
+    let names = names_in(&cores);
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn a_service_killed_while_compressing_leaves_the_raw_core_whole() {
+    let dir = TempDir::new("lcds-zstdkill");
+    let cores = dir.path().join("cores");
+    // Level 19 on a large incompressible core takes minutes: the service
+    // is certainly still compressing when it is killed.
+    let mut handler = SocketHandler::new(
+        handler_binary!(),
+        dir.path(),
+        &config_for(&cores, "compression = \"zstd\"\nzstd_level = 19"),
+        "@@",
+    );
+    let (pid, output) = crash_as_root(&unique_name("k"), &["1", "segv", "256", "random"]);
+    assert!(core_dumped(&output.status), "{:?}", output.status);
+    let raw_name = |pid: i32| {
+        names_in(&cores)
+            .into_iter()
+            .find(|name| name.contains(&format!(".{pid}.")) && !name.ends_with(".json"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while raw_name(pid).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            names_in(&cores)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    handler.service.signal_and_wait(libc::SIGKILL);
+    let names = names_in(&cores);
+    assert_eq!(names.len(), 1, "{names:?}");
+    let name = raw_name(pid).unwrap();
+    assert!(!name.ends_with(".zst"), "{name}");
+    let raw = fs::read(cores.join(&name)).unwrap();
+    assert_eq!(elf_core_identity(&raw).pid, pid);
+    assert_eq!(
+        raw.len() as u64,
+        elf_core_extent(&raw),
+        "the raw core is whole"
+    );
 }
