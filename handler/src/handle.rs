@@ -517,6 +517,37 @@ fn open_core_file(
         ));
         return Err(CoreFate::LeftOut(reason));
     }
+    let space = SpacePolicy {
+        max_dir_size: config.max_dir_size,
+        min_free: config.min_free,
+    };
+    // No room at all (old cores deleted as the writer would): the core is
+    // refused before a byte of it is read (on the socket, the kernel then
+    // dumps nothing).
+    match crate::space::make_room(dir.fd.as_fd(), space, crate::corefile::HOLE_BLOCK as u64, 0) {
+        Ok((room, deleted)) => {
+            for name in deleted {
+                log.notice(format!("deleted old core {name} to make room"));
+            }
+            if room == 0 {
+                let reason = format!(
+                    "no room in {} (max_dir_size = {}, min_free = {})",
+                    dir.path.display(),
+                    config.max_dir_size,
+                    config.min_free
+                );
+                log.error(format!(
+                    "core of process {} not saved: {reason}",
+                    pid_or(args, "?")
+                ));
+                return Err(CoreFate::Lost(reason));
+            }
+        }
+        Err(err) => log.warning(format!(
+            "cannot measure the room in {}: {err}",
+            dir.path.display()
+        )),
+    }
     let max_size = match args.core_limit_bytes() {
         Some(limit) => limit.min(config.max_core_size),
         None => config.max_core_size,
@@ -525,10 +556,7 @@ fn open_core_file(
         // Raw: compressing while the kernel waits would hold the process.
         zstd_level: None,
         max_size: Some(max_size),
-        space: SpacePolicy {
-            max_dir_size: config.max_dir_size,
-            min_free: config.min_free,
-        },
+        space,
     };
     NewFile::create_in(dir.fd.as_fd())
         .and_then(|file| CoreWriter::new(file, &settings))

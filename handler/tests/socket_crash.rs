@@ -234,6 +234,33 @@ fn a_core_that_would_be_refused_is_rejected_before_the_kernel_dumps_a_byte() {
 }
 
 #[test]
+fn a_crash_with_no_room_left_is_rejected_before_the_kernel_dumps_a_byte() {
+    let dir = TempDir::new("lcds-noroom");
+    // 2 MiB of file system, 4 MiB to be kept free: no room for any core.
+    let mount = testsupport::tmpfs::Tmpfs::mount(&dir.path().join("small"), "size=2m,mode=0755");
+    let cores = mount.0.join("cores");
+    let _handler = SocketHandler::new(
+        handler_binary!(),
+        dir.path(),
+        &format!(
+            "core_dir = \"{}\"\nmin_free = \"4M\"\nsnapshot_deadline = 60\nsnapshot_active_sessions = false\n",
+            cores.display()
+        ),
+        "@@",
+    );
+    let (pid, output) = crash_as_root(&unique_name("n"), &["1", "segv"]);
+    let (_, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["core"]["saved"], false, "{record:#}");
+    assert_eq!(record["core"]["bytes_received"], 0, "{record:#}");
+    assert!(record["core"]["not_saved_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("no room in"));
+    assert!(!core_dumped(&output.status), "{:?}", output.status);
+    assert_eq!(names_in(&cores).len(), 1, "{:?}", names_in(&cores));
+}
+
+#[test]
 fn a_client_that_is_not_the_kernel_makes_the_service_write_and_fire_nothing() {
     let dir = TempDir::new("lcds-fake");
     let cores = dir.path().join("cores");
