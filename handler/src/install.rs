@@ -720,6 +720,51 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn socket_lines_are_ours_only_when_the_backup_says_so() {
+        assert_eq!(
+            socket_of_line("@@/run/lttng-coredump/coredump.socket"),
+            Some(Path::new("/run/lttng-coredump/coredump.socket"))
+        );
+        assert_eq!(socket_of_line("@/run/s"), Some(Path::new("/run/s")));
+        assert_eq!(socket_of_line("@@relative"), None);
+        assert_eq!(socket_of_line("|/bin/x"), None);
+        let backup = Backup {
+            core_pattern: "core".into(),
+            core_pipe_limit: "0".into(),
+            socket_line: Some("@@/run/s".into()),
+            pipe_line: Some("|/x handle P=%P".into()),
+        };
+        assert!(is_our_line("@@/run/s", Some(&backup)));
+        assert!(!is_our_line("@@/run/other", Some(&backup)));
+        assert!(!is_our_line("@@/run/s", None));
+        assert!(is_our_line("|/x handle P=%P", None));
+    }
+
+    #[test]
+    fn install_socket_refuses_a_socket_no_service_answers() {
+        let (dir, kernel) = fake_kernel("core", "0");
+        let options = InstallOptions {
+            binary: PathBuf::from("/bin/true"),
+            config: None,
+            backup: dir.join("core_pattern.bkp"),
+            pipe_limit: 16,
+            kernel: kernel.clone(),
+            features: NEW,
+            socket: Some(dir.join("no-service")),
+        };
+        let err = format!("{:#}", install(&options).unwrap_err());
+        assert!(err.contains("refusing to send cores to"), "{err}");
+        assert_eq!(kernel.read_pattern().unwrap(), "core");
+        assert!(!options.backup.exists());
+        let long = InstallOptions {
+            socket: Some(PathBuf::from(format!("/run/{}", "x".repeat(120)))),
+            ..options
+        };
+        assert!(format!("{:#}", install(&long).unwrap_err()).contains("107 bytes"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn handler_lines_are_recognized() {
         assert!(!is_handler_line("core"));
         assert!(!is_handler_line(
