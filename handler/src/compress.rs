@@ -12,9 +12,39 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::MetadataExt;
+use std::sync::{Condvar, Mutex};
 
 /// Bytes read from the raw file at a time.
 const PIECE: usize = 1 << 20;
+
+/// Compressions running at once in this process, at most one per CPU: the
+/// crash service handles many crashes on its threads, and a storm of cores
+/// compressed together would only share the CPUs and add up the
+/// compressors' memory (a pipe handler compresses one core anyway).
+static SLOTS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+fn with_a_slot<R>(work: impl FnOnce() -> R) -> R {
+    let limit = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (running, freed) = &SLOTS;
+    {
+        let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running >= limit {
+            running = freed.wait(running).unwrap_or_else(|e| e.into_inner());
+        }
+        *running += 1;
+    }
+    // Given back even if `work` panics.
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let (running, freed) = &SLOTS;
+            *running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+            freed.notify_one();
+        }
+    }
+    let _release = Release;
+    work()
+}
 
 /// What compressing did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +65,17 @@ pub struct Compressed {
 /// when taken), readable by `uid_to_grant` like the raw core, then removes
 /// `raw_name` if it still names `raw`. On any failure the raw core stays.
 pub fn replace_with_zstd(
+    dir: BorrowedFd<'_>,
+    raw: &File,
+    raw_name: &str,
+    level: i32,
+    settings: &CoreSettings,
+    uid_to_grant: Option<u32>,
+) -> Compressed {
+    with_a_slot(|| compress_and_replace(dir, raw, raw_name, level, settings, uid_to_grant))
+}
+
+fn compress_and_replace(
     dir: BorrowedFd<'_>,
     raw: &File,
     raw_name: &str,
