@@ -116,7 +116,7 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
         "{GREETING} {}: listening on {} with {} workers",
         std::process::id(),
         options.socket.display(),
-        options.workers
+        options.workers.max(1)
     ));
 
     let (sender, receiver) = sync_channel::<UnixStream>(options.workers);
@@ -167,6 +167,17 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     match give_back_core_pattern(options) {
         Ok(said) => log.notice(said),
         Err(err) => log.error(format!("{err:#}")),
+    }
+    // Crashes that connected before the switch wait in the listen queue:
+    // closing the socket would drop them (and their cores), so they are
+    // taken first.
+    if listener.set_nonblocking(true).is_ok() {
+        while let Ok((stream, _)) = listener.accept() {
+            let _ = stream.set_nonblocking(false);
+            if sender.send(stream).is_err() {
+                break;
+            }
+        }
     }
     drop(listener);
     let _ = std::fs::remove_file(&options.socket);

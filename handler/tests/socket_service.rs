@@ -340,3 +340,53 @@ fn the_unit_file_runs_the_service_as_root_restarts_it_always_and_passes_systemd_
         text_of(&verify)
     );
 }
+
+#[test]
+fn a_clean_stop_finishes_the_crashes_already_queued() {
+    let dir = TempDir::new("lcds-drain");
+    let cores = dir.path().join("cores");
+    let guard = CorePatternGuard::acquire();
+    let socket = unique_socket();
+    let config = dir.path().join("config.toml");
+    fs::write(&config, config_for(&cores, "")).unwrap();
+    let log = dir.path().join("serve.log");
+    let mut service = Service::start_with(
+        handler_binary!(),
+        &config,
+        &socket,
+        &dir.path().join("none.bkp"),
+        &log,
+    );
+    guard.set_pipe_limit(16);
+    guard.set(&format!("@@{}", socket.display()));
+    // Stopped, the service leaves the kernel's connection in its queue;
+    // SIGTERM arrives while it is there.
+    // SAFETY: kill(2) of our own child, not yet reaped.
+    assert_eq!(
+        unsafe { libc::kill(service.pid() as i32, libc::SIGSTOP) },
+        0
+    );
+    let crasher = std::thread::spawn(crash);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while queued_connections(&socket) == 0 {
+        assert!(Instant::now() < deadline, "the kernel never connected");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::kill(service.pid() as i32, libc::SIGTERM) },
+        0
+    );
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::kill(service.pid() as i32, libc::SIGCONT) },
+        0
+    );
+    let (pid, output) = crasher.join().unwrap();
+    assert!(core_dumped(&output.status), "{:?}", output.status);
+    let (_, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    let stopped = service.signal_and_wait(0);
+    assert!(stopped.success(), "{stopped:?}: {}", service.log_text());
+    drop(guard);
+}
