@@ -480,6 +480,19 @@ pub fn status(
                     .expect("String");
                 }
             }
+            if let Some(socket_line) = Backup::read(backup_path)
+                .ok()
+                .flatten()
+                .and_then(|b| b.socket_line)
+            {
+                writeln!(
+                    out,
+                    "socket mode: installed ({socket_line}), but the service is not running: \
+                     the pipe line stands in until it starts (systemctl start lttng-coredump, \
+                     or lttng-coredump serve)"
+                )
+                .expect("String");
+            }
         }
         Ok(pattern) if socket_of_line(pattern).is_some() => {
             let socket = socket_of_line(pattern).expect("checked");

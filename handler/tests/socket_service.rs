@@ -140,6 +140,13 @@ fn install_socket_needs_the_service_and_a_clean_stop_puts_the_pipe_line_back() {
     assert!(service
         .log_text()
         .contains("core_pattern set back to the pipe line"));
+    let status = lttng_coredump(&["status", "--backup", backup.to_str().unwrap()]);
+    assert!(
+        text_of(&status).contains("socket mode: installed")
+            && text_of(&status).contains("not running"),
+        "{}",
+        text_of(&status)
+    );
     let (pid, output) = crash();
     let (_, record) = wait_for_record(&cores, pid);
     assert_eq!(record["core"]["complete"], true, "{record:#}");
