@@ -234,6 +234,41 @@ fn a_core_that_would_be_refused_is_rejected_before_the_kernel_dumps_a_byte() {
 }
 
 #[test]
+fn an_unprivileged_users_crash_is_told_by_its_pidfd_and_its_core_readable_by_that_user_only() {
+    let dir = TempDir::new("lcds-user");
+    let cores = dir.path().join("cores");
+    let _handler = SocketHandler::new(handler_binary!(), dir.path(), &config_for(&cores, ""), "@@");
+    let (pid, output) = crash_with(
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOGROUP}"),
+                "--clear-groups",
+                "--",
+            ])
+            .arg(crasher_path())
+            .args([&unique_name("u"), "1", "segv"]),
+    );
+    assert!(core_dumped(&output.status), "{:?}", output.status);
+    let (record_path, record) = wait_for_record(&cores, pid);
+    // From PIDFD_GET_INFO: the uid, the gid and the dump mode.
+    assert_eq!(record["uid"], NOBODY, "{record:#}");
+    assert_eq!(record["gid"], NOGROUP);
+    assert_eq!(record["dump_mode"], 1);
+    assert_eq!(record["process_identity"]["state"], "verified_by_pidfd");
+    assert_eq!(record["core"]["readable_by_uid"], NOBODY, "{record:#}");
+    let core = PathBuf::from(record["core"]["path"].as_str().unwrap());
+    for path in [&core, &record_path] {
+        assert_eq!(
+            testsupport::access::acl_users(path),
+            [format!("{NOBODY}:r--")]
+        );
+        assert!(testsupport::access::readable_by(NOBODY, NOGROUP, path));
+        assert!(!testsupport::access::readable_by(NOBODY - 1, NOGROUP, path));
+    }
+}
+
+#[test]
 fn a_crash_with_no_room_left_is_rejected_before_the_kernel_dumps_a_byte() {
     let dir = TempDir::new("lcds-noroom");
     // 2 MiB of file system, 4 MiB to be kept free: no room for any core.
