@@ -175,8 +175,16 @@ fn snapshot_path(record: &serde_json::Value, session: &str) -> PathBuf {
 
 /// A saved core is either whole (as long as its program headers say, and
 /// all the kernel sent) or marked cut with the reason; one that is gone
-/// was deleted to make room for a later one, which says so.
+/// was deleted to make room for a later one, which says so; a core for
+/// which no room at all was left is not saved, and says so.
 fn check_core(record: &serde_json::Value, pid: i32, deleted: &HashSet<String>) -> bool {
+    if record["core"]["saved"] == false {
+        // No room at all was left for it: refused before a byte was read.
+        let reason = record["core"]["not_saved_reason"].as_str().unwrap();
+        assert!(reason.starts_with("no room in"), "{record:#}");
+        assert_eq!(record["core"]["bytes_received"], 0, "{record:#}");
+        return false;
+    }
     assert_eq!(record["core"]["saved"], true, "{record:#}");
     let path = PathBuf::from(record["core"]["path"].as_str().unwrap());
     let name = path.file_name().unwrap().to_str().unwrap().to_owned();
