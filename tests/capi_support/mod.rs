@@ -499,9 +499,17 @@ impl TestUser {
 
     /// Starts the user's own session daemon and waits until it answers.
     pub fn start_sessiond(&mut self) -> i32 {
+        self.start_sessiond_with_env(&[])
+    }
+
+    /// Starts the user's own session daemon with `env` added to its
+    /// environment (what a user may do to their own daemon, such as
+    /// `LD_PRELOAD`), and waits until it answers.
+    pub fn start_sessiond_with_env(&mut self, env: &[(&str, &str)]) -> i32 {
         let status = self
-            .command("lttng-sessiond")
-            .args(["--daemonize", "--no-kernel"])
+            .command("env")
+            .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+            .args(["lttng-sessiond", "--daemonize", "--no-kernel"])
             .status()
             .expect("running lttng-sessiond");
         assert!(status.success(), "lttng-sessiond as {} failed", self.name);

@@ -1,0 +1,107 @@
+//! The handler never waits without a bound, and what it leaves to a
+//! privilege-dropped child is only that child's own (issue 10, items 3 and
+//! 4), played by a real unprivileged user through the real kernel
+//! `core_pattern`:
+//!
+//! The user's session daemon gives a snapshot output on the user's own FUSE
+//! file system, which never answers (`tests/fixtures/hangfs.c`): whatever
+//! looks at that path waits in the kernel uninterruptibly, SIGKILL or not.
+//! While the handler's child is held there, its descriptors are looked at
+//! from outside (`/proc/PID/fd`): only its result pipe and `/dev/null` on
+//! 0, 1 and 2, never the kernel's core pipe or the crashed process's pidfd.
+//! The handler still writes its record, saves the core and exits within
+//! the deadline (plus the time to read the core); the child it could not
+//! reap is left behind and ends when the file system is aborted.
+
+mod attacker_support;
+mod capi_support;
+mod handler_support;
+
+use attacker_support::*;
+use capi_support::TestUser;
+use handler_support::*;
+use lttng_coredump::engine::ActionKind;
+use std::time::Duration;
+use testsupport::TempDir;
+
+const DEADLINE_SECS: u64 = 3;
+/// The deadline, the handler's own grace, and wide room for a loaded
+/// machine; a handler that waits for the held child never ends at all.
+const CRASH_BOUND: Duration = Duration::from_secs(DEADLINE_SECS + 30);
+
+#[test]
+fn a_user_path_that_never_answers_costs_the_deadline_and_the_child_holds_only_its_pipe() {
+    let dir = TempDir::new("lcdsec-hang");
+    let cores = dir.path().join("cores");
+    let log = AttackerLog::new("lcdsec-hang");
+    let mut user = TestUser::create("lcdsec-hang", false);
+    user.start_sessiond();
+    let mountpoint = user.home.join("fuse");
+    let output = mountpoint.join("traces");
+    std::fs::create_dir_all(&mountpoint).unwrap();
+    std::os::unix::fs::chown(&mountpoint, Some(user.uid), Some(user.gid)).unwrap();
+    user_snapshot_session(&user, "hang", &output);
+    user.set_trigger_in_own_daemon("hang", ActionKind::Snapshot);
+    // Mounted last: the session daemon never looks at the output path
+    // before a snapshot.
+    let mount = HangingMount::mount(&user, &mountpoint, &log.path("held"));
+    let handler = InstalledHandler::new(&format!(
+        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = {DEADLINE_SECS}\n\
+         snapshot_active_sessions = false\nsnapshot_user_daemon = true\n",
+        cores.display()
+    ));
+
+    let (mut crash, pid) = start_as(&user, CRASH);
+    assert!(
+        mount.wait_until_holding(CRASH_BOUND),
+        "nothing ever looked at the user's snapshot output"
+    );
+    // The process held on the user's path: a child of the handler, as the user.
+    let handlers = processes_running(&handler.binary);
+    let held: Vec<i32> = handlers
+        .iter()
+        .flat_map(|&h| children_of(h))
+        .filter(|&child| process_uid(child) == Some(user.uid))
+        .collect();
+    assert_eq!(
+        held.len(),
+        1,
+        "handlers {handlers:?}, their children as the user {held:?}"
+    );
+    let fds = descriptors(held[0]);
+    let unexpected: Vec<&(i32, String)> = fds
+        .iter()
+        .filter(|(fd, target)| match fd {
+            0..=2 => target != "/dev/null",
+            _ => !target.starts_with("pipe:"),
+        })
+        .collect();
+    let pipes = fds.iter().filter(|(_, t)| t.starts_with("pipe:")).count();
+    let all_fds = format!("{fds:?}");
+
+    let took = wait_within(&mut crash, CRASH_BOUND);
+    // Whatever happened, the file system lets go before anything is asserted.
+    let still_held = mount.holds_a_request();
+    mount.abort();
+    assert!(
+        unexpected.is_empty() && pipes == 1,
+        "the user's child holds more than its result pipe and /dev/null: {all_fds}"
+    );
+    assert!(
+        took.is_some(),
+        "the crash did not end within {CRASH_BOUND:?}: the handler waits for its held child"
+    );
+    assert!(still_held);
+    let (_, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    let errors = errors(&record);
+    assert!(
+        errors.contains(&format!("user {}", user.uid)) && errors.contains("left behind"),
+        "the record must say the user's daemon's child was given up on: {record:#}"
+    );
+    assert!(processes_running(&handler.binary)
+        .iter()
+        .all(|h| !handlers.contains(h)));
+    drop(handler);
+    drop(mount);
+}
