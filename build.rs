@@ -77,7 +77,10 @@ fn main() {
     // and a program registering a trigger owned by any uid.
     let hangfs = build_executable("hangfs", &["tests/fixtures/hangfs.c"], &["fuse3"]);
     export("FIXTURE_HANGFS", &hangfs);
-    let hostile = build_shared("hostile_sessiond.so", &["tests/fixtures/hostile_sessiond.c"]);
+    let hostile = build_shared(
+        "hostile_sessiond.so",
+        &["tests/fixtures/hostile_sessiond.c"],
+    );
     export("FIXTURE_HOSTILE_SESSIOND", &hostile);
     let register = build_executable(
         "register_trigger",

@@ -179,12 +179,45 @@ impl HangingMount {
     /// Mounts it on `mountpoint` (created, owned by `user`) and waits until
     /// the kernel lists the mount.
     pub fn mount(user: &TestUser, mountpoint: &Path, mark: &Path) -> HangingMount {
+        // Users open /dev/fuse to mount; udev's default rules make it 0666,
+        // a machine without udev (a container) leaves the kernel's 0600.
+        // scripts/install-deps sets it; so does this, as root.
+        let mode = fs::metadata("/dev/fuse")
+            .unwrap_or_else(|e| panic!("/dev/fuse: {e} (no FUSE in this kernel?)"))
+            .permissions()
+            .mode();
+        if mode & 0o666 != 0o666 {
+            fs::set_permissions("/dev/fuse", fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        // Aborting a connection goes through the fuse control file system,
+        // which systemd mounts at boot; a machine without it (a container)
+        // has it mounted here.
+        let mounted = fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(2) == Some("fusectl"));
+        if !mounted {
+            let status = std::process::Command::new("mount")
+                .args(["-t", "fusectl", "fusectl", "/sys/fs/fuse/connections"])
+                .status()
+                .unwrap();
+            assert!(status.success(), "mounting fusectl failed");
+        }
         fs::create_dir_all(mountpoint).unwrap();
         std::os::unix::fs::chown(mountpoint, Some(user.uid), Some(user.gid)).unwrap();
-        let daemon = user
-            .command(HANGFS)
+        // Started as the user directly (not through runuser) so that its
+        // pid is the file system daemon's own, to kill at the end.
+        use std::os::unix::process::CommandExt;
+        let daemon = std::process::Command::new(HANGFS)
             .arg(mountpoint)
             .arg(mark)
+            .env_clear()
+            .env("HOME", &user.home)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .uid(user.uid)
+            .gid(user.gid)
+            .current_dir(&user.home)
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("running {HANGFS}: {e}"));
@@ -235,17 +268,14 @@ impl HangingMount {
 impl Drop for HangingMount {
     fn drop(&mut self) {
         self.abort();
+        // It holds its requests forever: killed, by its own pid.
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
         let _ = std::process::Command::new("umount")
             .arg("-l")
             .arg(&self.mountpoint)
             .stderr(Stdio::null())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.daemon.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
     }
 }
 
