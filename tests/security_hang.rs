@@ -12,6 +12,10 @@
 //! The handler still writes its record, saves the core and exits within
 //! the deadline (plus the time to read the core); the child it could not
 //! reap is left behind and ends when the file system is aborted.
+//!
+//! The same look at the child of the stop phase (after the core is saved,
+//! when the handler holds the core file and its directory), held by the
+//! user's own daemon that never answers a stop (LD_PRELOAD of theirs).
 
 mod attacker_support;
 mod capi_support;
@@ -70,24 +74,16 @@ fn a_user_path_that_never_answers_costs_the_deadline_and_the_child_holds_only_it
     );
     let (handler_pid, held) = held[0];
     let fds = descriptors(held);
-    let unexpected: Vec<&(i32, String)> = fds
-        .iter()
-        .filter(|(fd, target)| match fd {
-            0..=2 => target != "/dev/null",
-            _ => !target.starts_with("pipe:"),
-        })
-        .collect();
-    let pipes = fds.iter().filter(|(_, t)| t.starts_with("pipe:")).count();
-    let all_fds = format!("{fds:?}");
+    let foreign = foreign_descriptors(&fds, &descriptors(handler_pid));
 
     let took = wait_within(&mut crash, CRASH_BOUND);
     // Whatever happened, the file system lets go before anything is asserted.
     let still_held = mount.holds_a_request();
     mount.abort();
     let mut failures = Vec::new();
-    if !(unexpected.is_empty() && pipes == 1) {
+    if let Some(fds) = foreign {
         failures.push(format!(
-            "the user's child holds more than its result pipe and /dev/null: {all_fds}"
+            "the user's child holds more than its result pipe and /dev/null: {fds}"
         ));
     }
     if took.is_none() {
@@ -120,4 +116,76 @@ fn a_user_path_that_never_answers_costs_the_deadline_and_the_child_holds_only_it
     }
     drop(handler);
     drop(mount);
+}
+
+/// What a privilege-dropped child of the handler holds that it must not:
+/// it may have `/dev/null` on 0, 1, 2, its result pipe, and sockets of its
+/// own (its connection to the session daemon); nothing else, and nothing
+/// its parent, the handler, also holds (but the pipe between them).
+fn foreign_descriptors(child: &[(i32, String)], handler: &[(i32, String)]) -> Option<String> {
+    let pipes = child.iter().filter(|(_, t)| t.starts_with("pipe:")).count();
+    let wrong = child.iter().any(|(fd, target)| match fd {
+        0..=2 => target != "/dev/null",
+        _ if target.starts_with("pipe:") => false,
+        _ => {
+            !target.starts_with("socket:") || handler.iter().any(|(_, theirs)| theirs == target)
+        }
+    });
+    (wrong || pipes != 1).then(|| format!("child {child:?}, handler {handler:?}"))
+}
+
+#[test]
+fn the_stop_phase_child_holds_neither_the_core_nor_its_directory() {
+    const STOP_DEADLINE_SECS: u64 = 15;
+    let dir = TempDir::new("lcdsec-stopfd");
+    let cores = dir.path().join("cores");
+    let log = AttackerLog::new("lcdsec-stopfd");
+    let daemon_log = log.path("daemon.log");
+    let mut user = TestUser::create("lcdsec-stopfd", false);
+    // The user's own daemon answers until it is asked to stop a session
+    // (lttng-tools 2.13's LTTNG_STOP_TRACE, 17), then never again: the
+    // handler's stop-phase child waits on it until the deadline.
+    user.start_sessiond_with_env(&[
+        ("LD_PRELOAD", HOSTILE_SESSIOND),
+        ("HOSTILE_CREDS_LOG", daemon_log.to_str().unwrap()),
+        ("HOSTILE_HANG_CMD", "17"),
+    ]);
+    user_snapshot_session(&user, "stopfd", &user.home.join("traces"));
+    user.set_trigger_in_own_daemon("stopfd", ActionKind::Stop);
+    let handler = InstalledHandler::new(&format!(
+        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = {STOP_DEADLINE_SECS}\n\
+         snapshot_active_sessions = false\nsnapshot_user_daemon = true\n",
+        cores.display()
+    ));
+    let bound = Duration::from_secs(2 * STOP_DEADLINE_SECS + 30);
+
+    let (mut crash, pid) = start_as(&user, CRASH);
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&daemon_log).is_ok_and(|l| l.contains("hang 17")) {
+        assert!(started.elapsed() < bound, "the stop never reached the daemon");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Held until the deadline, seconds away: its descriptors, from outside.
+    let held: Vec<(i32, i32)> = processes_running(&handler.binary)
+        .into_iter()
+        .flat_map(|h| children_of(h).into_iter().map(move |child| (h, child)))
+        .filter(|&(_, child)| process_uid(child) == Some(user.uid))
+        .collect();
+    assert_eq!(held.len(), 1, "the handler's children as the user: {held:?}");
+    let (handler_pid, held) = held[0];
+    let foreign = foreign_descriptors(&descriptors(held), &descriptors(handler_pid));
+    let took = wait_within(&mut crash, bound);
+    assert!(
+        foreign.is_none(),
+        "the stop-phase child holds more than its own: {}",
+        foreign.unwrap_or_default()
+    );
+    assert!(took.is_some(), "the crash did not end within {bound:?}");
+    let (_, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    assert!(
+        errors(&record).contains("did not answer within"),
+        "{record:#}"
+    );
+    drop(handler);
 }
