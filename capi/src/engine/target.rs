@@ -525,6 +525,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn run_dirs_reached_through_a_link_or_a_writable_directory_are_refused() {
+        let base = std::env::temp_dir().join(format!("target-walk-{}", std::process::id()));
+        let run_dir = base.join("home/.lttng");
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let _socket = std::os::unix::net::UnixListener::bind(run_dir.join(CLIENT_SOCKET)).unwrap();
+        // A user's (nobody's), as a per-user run directory is.
+        for dir in [base.join("home"), run_dir.clone()] {
+            std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        }
+        std::os::unix::fs::symlink(&run_dir, base.join("link")).unwrap();
+        std::os::unix::fs::symlink(base.join("home"), base.join("homelink")).unwrap();
+        let deadline = Duration::from_secs(10);
+        for (path, expected) in [
+            (base.join("link"), "symbolic link"),
+            (base.join("homelink/.lttng"), "symbolic link"),
+            (base.join("homelink/.lttng/notify-lttng-sessiond"), "symbolic link"),
+            (base.join("home/../home/.lttng"), "`..`"),
+            // /tmp is writable by every user: nothing under it names a daemon.
+            (run_dir.clone(), "writable by others"),
+        ] {
+            let err = resolve(&DaemonTarget::RunDir(path.clone()), deadline).unwrap_err();
+            assert!(err.message().contains(expected), "{}: {err}", path.display());
+        }
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
     fn paths_without_a_daemon_are_refused() {
         for path in [
             "/nonexistent/.lttng",
