@@ -540,13 +540,20 @@ mod tests {
         for (path, expected) in [
             (base.join("link"), "symbolic link"),
             (base.join("homelink/.lttng"), "symbolic link"),
-            (base.join("homelink/.lttng/notify-lttng-sessiond"), "symbolic link"),
+            (
+                base.join("homelink/.lttng/notify-lttng-sessiond"),
+                "symbolic link",
+            ),
             (base.join("home/../home/.lttng"), "`..`"),
             // /tmp is writable by every user: nothing under it names a daemon.
             (run_dir.clone(), "writable by others"),
         ] {
             let err = resolve(&DaemonTarget::RunDir(path.clone()), deadline).unwrap_err();
-            assert!(err.message().contains(expected), "{}: {err}", path.display());
+            assert!(
+                err.message().contains(expected),
+                "{}: {err}",
+                path.display()
+            );
         }
         std::fs::remove_dir_all(&base).unwrap();
     }
