@@ -230,7 +230,9 @@ fn a_users_own_daemon_cannot_make_a_crash_act_as_another_uid() {
         "{listed}"
     );
     let handler = InstalledHandler::new(&handler_config(&cores));
-    std::fs::write(&creds, "").unwrap();
+    // Only what comes now counts (removed, not truncated: the file is the
+    // attacker's, in a sticky directory).
+    std::fs::remove_file(&creds).unwrap();
 
     let record = crash_as(&attacker, &cores);
     let clients = logged_client_uids(&creds);
