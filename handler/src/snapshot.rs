@@ -13,7 +13,9 @@
 //! may be a symbolic link, or on a file system that never answers). A user
 //! without a daemon costs that child, and leaves no trace in the record.
 
-use lttng_coredump::engine::{self, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport};
+use lttng_coredump_engine::{
+    self as engine, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport,
+};
 use std::time::{Duration, Instant};
 
 /// A second daemon is not tried with less time than this left.
