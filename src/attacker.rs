@@ -28,6 +28,9 @@ pub fn start_as(user: &TestUser, script: &str) -> (Child, i32) {
         .command("/bin/sh")
         .args(["-c", script])
         .stdout(Stdio::piped())
+        // runuser reports the crash ("Segmentation fault") on its stderr,
+        // which would land in the middle of cargo's "test NAME ... ok".
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
