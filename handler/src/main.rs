@@ -1,6 +1,8 @@
 //! `lttng-coredump`: the core_pattern handler (`handle`, run by the kernel)
 //! and the subcommands a person uses to put it in place.
 
+mod recover_cmd;
+
 use clap::{Parser, Subcommand};
 use lttng_coredump_handler::demo::{self, DemoOptions};
 use lttng_coredump_handler::handle::{self, Verdict};
@@ -74,6 +76,11 @@ enum Command {
         #[arg(long, default_value = lttng_coredump_handler::demo::DEFAULT_DIR)]
         dir: PathBuf,
     },
+    /// Recover the LTTng trace from a core's own ring buffers (when no
+    /// snapshot could be taken). Exit status: 0 recovered; 1 no LTTng
+    /// buffers with data in the core; 2 bad usage or input; 3 streams
+    /// written but metadata missing.
+    Recover(recover_cmd::RecoverArgs),
 }
 
 #[derive(clap::Args)]
@@ -112,6 +119,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Handle { .. } => unreachable!("handled above"),
+        Command::Recover(args) => return recover_cmd::run(args),
         Command::Install {
             binary,
             config,
