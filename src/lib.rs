@@ -230,7 +230,7 @@ pub fn handler_binary() -> PathBuf {
     let exe = target_dir().join("debug").join("lttng-coredump");
     let _lock = FileLock::acquire("handler-build");
     let root = workspace_root();
-    let sources = ["handler", "capi", "lttng-ctl", "lttng-ctl-sys"]
+    let sources = ["handler", "capi", "lttng-ctl", "lttng-ctl-sys", "recover"]
         .iter()
         .map(|d| newest_source_mtime(&root.join(d)))
         .chain([fs::metadata(root.join("Cargo.lock"))

@@ -173,7 +173,13 @@ pub fn scan(core: &mut dyn CoreRead) -> Result<Scan, Error> {
             }
         };
         let want = layout.mmap_length.min(segment.filesz).min(MAX_BUFFER);
-        let bytes = read_bounded(core, segment.offset, want)?;
+        // The header is already read (a compressed core cannot go back).
+        let mut bytes = head[..n].to_vec();
+        bytes.extend(read_bounded(
+            core,
+            segment.offset + n as u64,
+            want.saturating_sub(n as u64),
+        )?);
         position = segment.offset + bytes.len() as u64;
         if (bytes.len() as u64) < want {
             scan.cut.push(format!(
