@@ -21,6 +21,8 @@ pub mod elf;
 pub mod metadata;
 pub mod reader;
 pub mod stream;
+#[cfg(test)]
+mod tests;
 
 use elf::{MappedFile, Segment};
 use reader::CoreRead;
@@ -153,6 +155,12 @@ pub fn scan(core: &mut dyn CoreRead) -> Result<Scan, Error> {
                 segment.vaddr, segment.offset
             ));
             break;
+        }
+        if n < abi::HEADER_LEN {
+            scan.cut.push(format!(
+                "the core ends {n} bytes into the segment at {:#x} (file byte {})",
+                segment.vaddr, segment.offset
+            ));
         }
         if !abi::has_magic(&head[..n]) {
             continue;

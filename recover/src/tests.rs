@@ -1,0 +1,300 @@
+//! Unit tests of the whole scan on synthetic buffers laid out as lttng-ust
+//! 2.13 lays them out (header, tables, page-aligned sub-buffers, then the
+//! pages structs, write-side table and commit counters), embedded in
+//! synthetic ELF cores: the good case, then every header field corrupted,
+//! corrupt counters and tables, cores cut at every length, and copies of
+//! the magic that are not at a segment's start.
+
+use crate::elf::tests::build_core;
+use crate::stream::Method;
+use crate::{abi, scan};
+
+const SUBBUF: u64 = 4096;
+const NUM: u64 = 4;
+const DATA: u64 = 4096;
+const UUID: [u8; 16] = *b"0123456789abcdef";
+
+struct Offsets {
+    pages: u64,
+    wsb: u64,
+    hot: u64,
+    end: u64,
+}
+
+fn offsets(num_alloc: u64) -> Offsets {
+    let pages = DATA + num_alloc * SUBBUF;
+    let wsb = pages + 32 * num_alloc;
+    let hot = wsb + 8 * NUM;
+    let end = hot + 32 * NUM;
+    Offsets {
+        pages,
+        wsb,
+        hot,
+        end,
+    }
+}
+
+fn put(buf: &mut [u8], at: u64, v: u64) {
+    buf[at as usize..at as usize + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+fn packet(buf: &mut [u8], at: u64, seq: u64, events: &[u8], complete: bool) {
+    put(buf, at, 0xC1FC_1FC1);
+    buf[at as usize + 4..at as usize + 20].copy_from_slice(&UUID);
+    buf[at as usize + 20..at as usize + 24].copy_from_slice(&3u32.to_le_bytes());
+    put(buf, at + 24, 1); // cpu
+    let len = 88 + events.len() as u64;
+    let (content, size) = if complete {
+        (len * 8, SUBBUF * 8)
+    } else {
+        (u64::MAX, u64::MAX)
+    };
+    put(buf, at + 48, content);
+    put(buf, at + 56, size);
+    put(buf, at + 64, seq);
+    buf[(at + 88) as usize..(at + 88) as usize + events.len()].copy_from_slice(events);
+}
+
+/// A discard-mode buffer with `complete` whole sub-buffers then one being
+/// written with `partial` bytes committed (0: none).
+pub fn buffer(complete: u64, partial: u64) -> Vec<u8> {
+    let o = offsets(NUM);
+    let mut b = vec![0u8; o.end as usize];
+    b[..16].copy_from_slice(&abi::MAGIC);
+    put(&mut b, 16, o.end); // mmap_length
+    b[24..26].copy_from_slice(&0x1234u16.to_le_bytes());
+    b[30] = 8;
+    b[31] = 0;
+    let offs: [u32; 11] = [
+        128,
+        136,
+        o.hot as u32,
+        8,
+        o.wsb as u32,
+        0,
+        256,
+        0,
+        0,
+        48,
+        56,
+    ];
+    for (i, v) in offs.iter().enumerate() {
+        b[32 + 4 * i..36 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    b[76..84].copy_from_slice(&[8, 8, 8, 8, 8, 8, 8, 8]);
+    let strides: [u32; 3] = [32, 8, 16];
+    for (i, v) in strides.iter().enumerate() {
+        b[84 + 4 * i..88 + 4 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    put(&mut b, 96, SUBBUF * NUM);
+    put(&mut b, 104, SUBBUF);
+    put(&mut b, 112, NUM);
+    b[120..124].copy_from_slice(&1u32.to_le_bytes()); // discard
+    for i in 0..NUM {
+        put(&mut b, 256 + 16 * i, o.pages + 32 * i); // sb_array[i] -> pages
+        put(&mut b, o.pages + 32 * i, DATA + SUBBUF * i); // pages.p
+        put(&mut b, o.wsb + 8 * i, i); // wsb id
+    }
+    for i in 0..complete {
+        packet(&mut b, DATA + SUBBUF * i, i, &[i as u8 + 1; 100], true);
+        put(&mut b, o.hot + 32 * i + 8, SUBBUF);
+    }
+    if partial > 0 {
+        packet(
+            &mut b,
+            DATA + SUBBUF * complete,
+            complete,
+            &[0xEE; 200],
+            false,
+        );
+        put(&mut b, o.hot + 32 * complete + 8, partial);
+    }
+    put(&mut b, 128, complete * SUBBUF + partial); // produced
+    put(&mut b, 136, 0); // consumed
+    b
+}
+
+fn core_with(buffer: Vec<u8>) -> Vec<u8> {
+    build_core(
+        &[(0x10000, vec![7u8; 8192]), (0x7f00_0000_0000, buffer)],
+        &[(
+            0x7f00_0000_0000,
+            0x7f00_0001_0000,
+            "/dev/shm/ust-shm-consumer-1 (deleted)",
+        )],
+    )
+}
+
+fn scan_bytes(core: &[u8]) -> Result<crate::Scan, crate::Error> {
+    let mut reader: &[u8] = core;
+    scan(&mut reader)
+}
+
+#[test]
+fn a_sound_buffer_gives_its_complete_packets_and_the_partial_one_patched() {
+    let core = core_with(buffer(2, 88 + 40));
+    let scan = scan_bytes(&core).unwrap();
+    assert_eq!(scan.streams.len(), 1);
+    let s = &scan.streams[0];
+    assert_eq!(s.method, Method::Counters);
+    assert_eq!(
+        s.file.as_deref(),
+        Some("/dev/shm/ust-shm-consumer-1 (deleted)")
+    );
+    assert_eq!(s.packets.len(), 3, "{:?}", s.notes);
+    assert_eq!(s.packets[0].data.len() as u64, SUBBUF);
+    assert!(!s.packets[1].partial);
+    let last = &s.packets[2];
+    assert!(last.partial);
+    assert_eq!(last.data.len(), 128);
+    assert_eq!(
+        u64::from_le_bytes(last.data[48..56].try_into().unwrap()),
+        128 * 8
+    );
+    assert_eq!(
+        u64::from_le_bytes(last.data[56..64].try_into().unwrap()),
+        128 * 8
+    );
+    assert_eq!(last.uuid, UUID);
+    assert_eq!((last.stream_id, last.stream_instance_id), (3, 1));
+}
+
+#[test]
+fn every_corrupted_header_byte_gives_an_error_or_a_checked_walk_never_a_panic() {
+    let good = buffer(2, 200);
+    for at in 0..abi::HEADER_LEN {
+        for value in [0x00u8, 0xFF, 0x7F, 0x80, 0x01] {
+            let mut b = good.clone();
+            b[at] = value;
+            let core = core_with(b);
+            let scan = scan_bytes(&core).unwrap();
+            for s in &scan.streams {
+                for p in &s.packets {
+                    assert!(p.data.len() as u64 <= SUBBUF);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn corrupt_fields_are_named_in_the_error() {
+    let cases: &[(usize, &[u8], &str)] = &[
+        (24, &[0x00, 0x00], "endianness"),
+        (26, &[1, 0], "crash ABI 1.0"),
+        (30, &[3], "word size 3"),
+        (31, &[1], "kernel"),
+        (31, &[9], "layout type 9"),
+        (16, &u64::MAX.to_le_bytes(), "mmap_length"),
+        (104, &3000u64.to_le_bytes(), "sub-buffer size 3000"),
+        (112, &0u64.to_le_bytes(), "sub-buffer count 0"),
+        (112, &(1u64 << 40).to_le_bytes(), "sub-buffer count"),
+        (96, &1u64.to_le_bytes(), "buffer size 1"),
+        (120, &7u32.to_le_bytes(), "buffer mode 7"),
+        (32, &u32::MAX.to_le_bytes(), "prod_offset"),
+        (40, &(u32::MAX - 8).to_le_bytes(), "commit_hot"),
+        (84, &0u32.to_le_bytes(), "commit_hot"),
+        (92, &u32::MAX.to_le_bytes(), "sb_array"),
+        (76, &[3], "prod_offset is 3 bytes"),
+        (68, &(SUBBUF as u32).to_le_bytes(), "content_size"),
+        (72, &(SUBBUF as u32 - 4).to_le_bytes(), "packet_size"),
+    ];
+    for (at, bytes, expect) in cases {
+        let mut b = buffer(2, 200);
+        b[*at..*at + bytes.len()].copy_from_slice(bytes);
+        let scan = scan_bytes(&core_with(b)).unwrap();
+        assert!(scan.streams.is_empty(), "{expect}");
+        assert_eq!(scan.rejected.len(), 1, "{expect}");
+        assert!(
+            scan.rejected[0].contains(expect),
+            "{expect}: {}",
+            scan.rejected[0]
+        );
+    }
+}
+
+#[test]
+fn corrupt_counters_and_tables_skip_what_they_point_at() {
+    let o = offsets(NUM);
+    let cases: Vec<(u64, u64)> = vec![
+        (128, u64::MAX),          // produced far ahead
+        (136, 5 * SUBBUF),        // consumed past produced
+        (o.wsb + 8, 1 << 20),     // write-side id beyond the table
+        (256 + 16, u64::MAX - 3), // pages entry overflowing
+        (o.pages + 32, o.end),    // data past the mapping
+        (o.pages + 32, 10),       // data over the header
+        (DATA + SUBBUF, 0),       // a packet without its magic
+        (DATA + 56, 3),           // a packet_size that is not bytes
+        (o.hot + 8, u64::MAX),    // commit count garbage
+    ];
+    for (at, value) in cases {
+        let mut b = buffer(3, 300);
+        put(&mut b, at, value);
+        let scan = scan_bytes(&core_with(b)).unwrap();
+        assert_eq!(scan.streams.len(), 1);
+        let s = &scan.streams[0];
+        assert!(s.packets.len() <= 4, "{at}: {:?}", s.notes);
+        for p in &s.packets {
+            assert!(p.data.len() as u64 <= SUBBUF);
+        }
+    }
+}
+
+#[test]
+fn cores_cut_anywhere_give_whole_packets_only() {
+    let core = core_with(buffer(3, 300));
+    let full = scan_bytes(&core).unwrap();
+    let start = full.streams[0].segment.offset as usize;
+    for cut in (0..core.len()).step_by(97).chain([start + 16, start + 124]) {
+        let Ok(scan) = scan_bytes(&core[..cut]) else {
+            assert!(cut < start, "{cut}");
+            continue;
+        };
+        for s in &scan.streams {
+            for p in &s.packets {
+                assert!(!p.partial || s.method == Method::Counters);
+                assert_eq!(&p.data[..4], &0xC1FC_1FC1u32.to_le_bytes());
+            }
+            if cut >= start + (DATA + 2 * SUBBUF) as usize && cut < start + o_end() {
+                // Counters lost, two whole sub-buffers there.
+                assert_eq!(s.method, Method::Headers);
+                assert!(s.packets.len() >= 2, "{cut}: {:?}", s.notes);
+            }
+        }
+        if cut > start && cut < start + o_end() {
+            assert!(!scan.cut.is_empty(), "{cut}");
+        }
+    }
+}
+
+fn o_end() -> usize {
+    offsets(NUM).end as usize
+}
+
+#[test]
+fn magic_copies_inside_a_segment_are_not_buffers() {
+    let mut inner = vec![0u8; 8192];
+    inner[64..64 + buffer(1, 0).len().min(8000)]
+        .copy_from_slice(&buffer(1, 0)[..8000.min(o_end())]);
+    let core = build_core(&[(0x10000, inner)], &[]);
+    let scan = scan_bytes(&core).unwrap();
+    assert!(scan.streams.is_empty() && scan.rejected.is_empty());
+    assert!(crate::explain_no_buffers(&scan).contains("no LTTng buffers found"));
+}
+
+#[test]
+fn an_empty_buffer_is_reported_as_such() {
+    let scan = scan_bytes(&core_with(buffer(0, 0))).unwrap();
+    assert_eq!(scan.streams.len(), 1);
+    assert!(scan.streams[0].packets.is_empty());
+    assert!(crate::explain_no_buffers(&scan).contains("all empty"));
+}
+
+/// Writes the fuzz seed (`LCD_WRITE_FUZZ_SEED=PATH cargo test -p
+/// lttng-coredump-recover write_fuzz_seed`).
+#[test]
+fn write_fuzz_seed() {
+    if let Some(path) = std::env::var_os("LCD_WRITE_FUZZ_SEED") {
+        std::fs::write(path, core_with(buffer(2, 200))).unwrap();
+    }
+}
