@@ -354,3 +354,82 @@ fn recover_on_a_core_without_lttng_buffers_says_so_and_exits_1() {
         text(&output)
     );
 }
+
+/// The stream mappings of a process (the consumer daemon's unlinked shm
+/// files), from /proc/PID/maps.
+fn buffer_mappings(pid: i32) -> usize {
+    fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("shm-ust-consumer"))
+        .count()
+}
+
+#[test]
+fn recover_says_the_buffers_are_gone_when_the_session_daemon_died() {
+    use std::io::{BufRead, Write};
+    let scenario = Scenario {
+        user: "lcdrec-died",
+        ..Scenario::default()
+    };
+    let lab = Lab::new(&scenario);
+    let tag = testsupport::unique_name("died");
+    // The crasher sees only the user's daemon: a private mount of an empty
+    // /run/lttng hides the root daemon, whose other sessions could
+    // otherwise trace it too.
+    let script = format!(
+        "mount -t tmpfs tmpfs /run/lttng && exec runuser -u {} -- env -i HOME={} \
+         PATH=/usr/bin:/bin CRASHER_GATE=1 CRASHER_MORE=5 {} {tag} 5 segv",
+        lab.user.name,
+        lab.user.home.display(),
+        testsupport::crasher_path().display()
+    );
+    let mut child = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            &script,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the crasher printed {line:?}"));
+    assert!(buffer_mappings(pid) > 0, "the crasher has no buffer mapped");
+    // The session daemon dies (and its consumer daemons with it).
+    let consumers = children_of(lab.sessiond);
+    signal(lab.sessiond, libc::SIGKILL);
+    for consumer in consumers {
+        // SAFETY: kill(2) on the test daemon's children; they may be gone.
+        unsafe { libc::kill(consumer, libc::SIGKILL) };
+    }
+    // lttng-ust notices and unmaps the session's buffers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while buffer_mappings(pid) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lttng-ust kept its buffers mapped after its session daemon died"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let _ = child.wait();
+    let (_, record) = handler_support::wait_for_record(&lab.cores, pid);
+    let core = record["core"]["path"].as_str().unwrap();
+    let out = TempDir::new("lcd-recover-out");
+    let output = recover(&[core, "-o", out.path().join("t").to_str().unwrap()]);
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(report.contains("had lttng-ust loaded"), "{report}");
+    assert!(report.contains("session daemon died"), "{report}");
+}

@@ -53,7 +53,7 @@ const CHUNK: usize = 4 << 20;
 #[derive(Debug, Clone)]
 pub struct FoundStream {
     pub segment: Segment,
-    /// The mapped file (NT_FILE), e.g. `/dev/shm/ust-shm-consumer-7 (deleted)`.
+    /// The mapped file (NT_FILE), e.g. `/dev/shm/shm-ust-consumer-7 (deleted)`.
     pub file: Option<String>,
     pub mode: u32,
     pub subbuf_size: u64,
@@ -321,7 +321,7 @@ pub fn explain_no_buffers(scan: &Scan) -> String {
     let consumer_shm = scan
         .files
         .iter()
-        .filter(|f| f.name.contains("ust-shm-consumer"))
+        .filter(|f| f.name.contains("shm-ust-consumer"))
         .count();
     let _ = write!(text, "no LTTng buffers found: ");
     if !scan.rejected.is_empty() {

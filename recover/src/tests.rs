@@ -120,7 +120,7 @@ fn core_with(buffer: Vec<u8>) -> Vec<u8> {
         &[(
             0x7f00_0000_0000,
             0x7f00_0001_0000,
-            "/dev/shm/ust-shm-consumer-1 (deleted)",
+            "/dev/shm/shm-ust-consumer-1 (deleted)",
         )],
     )
 }
@@ -139,7 +139,7 @@ fn a_sound_buffer_gives_its_complete_packets_and_the_partial_one_patched() {
     assert_eq!(s.method, Method::Counters);
     assert_eq!(
         s.file.as_deref(),
-        Some("/dev/shm/ust-shm-consumer-1 (deleted)")
+        Some("/dev/shm/shm-ust-consumer-1 (deleted)")
     );
     assert_eq!(s.packets.len(), 3, "{:?}", s.notes);
     assert_eq!(s.packets[0].data.len() as u64, SUBBUF);
