@@ -135,8 +135,15 @@ pub fn scan(core: &mut dyn CoreRead) -> Result<Scan, Error> {
     let loads = header.loads();
     scan.loads = loads.len();
     let mut last_offset = None;
+    // Where the last buffer read ends: a segment starting inside it is
+    // skipped (a real core's segments never overlap; hostile ones could
+    // make the same bytes be copied once per program header).
+    let mut buffer_end: u64 = 0;
     for segment in loads {
-        if segment.filesz < abi::HEADER_LEN as u64 || last_offset == Some(segment.offset) {
+        if segment.filesz < abi::HEADER_LEN as u64
+            || last_offset == Some(segment.offset)
+            || segment.offset < buffer_end
+        {
             continue;
         }
         if core.forward_only() && segment.offset < position {
@@ -189,6 +196,7 @@ pub fn scan(core: &mut dyn CoreRead) -> Result<Scan, Error> {
             want.saturating_sub(n as u64),
         )?);
         position = segment.offset + bytes.len() as u64;
+        buffer_end = position;
         if (bytes.len() as u64) < want {
             scan.cut.push(format!(
                 "{where_}: the core ends after {} of its {} bytes",

@@ -298,3 +298,16 @@ fn write_fuzz_seed() {
         std::fs::write(path, core_with(buffer(2, 200))).unwrap();
     }
 }
+
+#[test]
+fn overlapping_segments_do_not_copy_a_buffer_twice() {
+    let mut core = core_with(buffer(2, 200));
+    // Point the first PT_LOAD (index 1, after the PT_NOTE) at the buffer's
+    // second byte... and a third header at the buffer itself again.
+    let ph_buffer = 64 + 56 * 2;
+    let offset = u64::from_le_bytes(core[ph_buffer + 8..ph_buffer + 16].try_into().unwrap());
+    let ph_first = 64 + 56;
+    core[ph_first + 8..ph_first + 16].copy_from_slice(&(offset + 4096).to_le_bytes());
+    let scan = scan_bytes(&core).unwrap();
+    assert_eq!(scan.streams.len(), 1);
+}
