@@ -258,13 +258,13 @@ def main():
         )
     print(report.render(notes, crash, lambda size: mode["runs"][size], retention, fire, recovered))
     if args.self_check:
-        problems = self_check_problems(crash, retention, fire, ours_missing)
+        problems = self_check_problems(crash, retention, fire, ours_missing, recovered)
         if problems:
             sys.exit("bench/run --self-check: the harness did not measure everything:\n  " + "\n  ".join(problems))
         print("self-check: every handler measured every measure")
 
 
-def self_check_problems(crash, retention, fire, ours_missing):
+def self_check_problems(crash, retention, fire, ours_missing, recovered=None):
     """What a working harness should have measured and did not: every
     handler, at least once, in every measure (a single failed run is the
     handler's business and is in the table; none at all is the harness's)."""
@@ -279,6 +279,8 @@ def self_check_problems(crash, retention, fire, ours_missing):
     for handler, kept in retention["kept"].items():
         if not kept:
             problems.append(f"retention {handler}: no run succeeded: {retention['failures'].get(handler)}")
+    if isinstance(recovered, str) or not (recovered or {}).get("seconds"):
+        problems.append(f"recover: not measured: {recovered}")
     if isinstance(fire, str):
         problems.append(fire)
     else:
