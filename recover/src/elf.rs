@@ -219,6 +219,20 @@ pub fn parse_header(core: &mut dyn CoreRead) -> Result<Core, ElfError> {
                 "e_phnum is PN_XNUM but there is no section header 0 to give the count",
             ));
         }
+        if core.forward_only() {
+            // The section header is at the end of the file (where the
+            // kernel puts it), out of reach before the segments: the table
+            // ends where the first segment it describes (the notes) starts.
+            let first = read_exact(core, phoff, usize::from(want_phent), "program header 0")?;
+            let first_offset = if is64 {
+                format.u64(&first, 8).unwrap_or(0)
+            } else {
+                u64::from(format.u32(&first, 4).unwrap_or(0))
+            };
+            count = first_offset.saturating_sub(phoff) / u64::from(want_phent);
+            let table = read_exact_more(core, phoff, first, count, want_phent)?;
+            return segments_of(format, is64, &table, want_phent);
+        }
         let sh = read_exact(core, shoff, usize::from(want_shent), "section header 0")?;
         let info_at = if is64 { 44 } else { 28 };
         count = u64::from(format.u32(&sh, info_at).unwrap_or(0));
@@ -236,8 +250,40 @@ pub fn parse_header(core: &mut dyn CoreRead) -> Result<Core, ElfError> {
         return Err(bad("the program header table's offset overflows"));
     }
     let table = read_exact(core, phoff, table_len as usize, "the program header table")?;
-    let mut segments = Vec::with_capacity(count as usize);
-    for entry in table.chunks_exact(usize::from(want_phent)) {
+    segments_of(format, is64, &table, want_phent)
+}
+
+/// The rest of a program header table whose first entry is already read
+/// (a forward-only source cannot read it again).
+fn read_exact_more(
+    core: &mut dyn CoreRead,
+    phoff: u64,
+    first: Vec<u8>,
+    count: u64,
+    phent: u16,
+) -> Result<Vec<u8>, ElfError> {
+    if count == 0 || count > MAX_PHDRS {
+        return Err(bad(format!(
+            "{count} program headers (PN_XNUM, counted up to the first segment)"
+        )));
+    }
+    let phent = u64::from(phent);
+    let rest = read_exact(
+        core,
+        phoff
+            .checked_add(phent)
+            .ok_or_else(|| bad("the program header table's offset overflows"))?,
+        ((count - 1) * phent) as usize,
+        "the program header table",
+    )?;
+    let mut table = first;
+    table.extend(rest);
+    Ok(table)
+}
+
+fn segments_of(format: Format, is64: bool, table: &[u8], phent: u16) -> Result<Core, ElfError> {
+    let mut segments = Vec::with_capacity(table.len() / usize::from(phent));
+    for entry in table.chunks_exact(usize::from(phent)) {
         let segment = if is64 {
             Segment {
                 kind: format.u32(entry, 0).unwrap_or(0),

@@ -30,6 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use stream::{Method, Packet};
 
@@ -85,11 +86,12 @@ impl std::fmt::Display for Error {
     }
 }
 
+/// The file mapped at `vaddr`; `files` sorted by start (a binary search:
+/// a hostile core may name millions of mappings).
 fn file_of(files: &[MappedFile], vaddr: u64) -> Option<String> {
-    files
-        .iter()
-        .find(|f| f.start <= vaddr && vaddr < f.end)
-        .map(|f| f.name.clone())
+    let after = files.partition_point(|f| f.start <= vaddr);
+    let f = files.get(after.checked_sub(1)?)?;
+    (vaddr < f.end).then(|| f.name.clone())
 }
 
 /// Reads up to `len` bytes at `offset`, in chunks; short when the core ends.
@@ -128,6 +130,7 @@ pub fn scan(core: &mut dyn CoreRead) -> Result<Scan, Error> {
         if let Ok(files) = elf::read_mapped_files(core, header.format, note) {
             if !files.is_empty() && scan.files.is_empty() {
                 scan.files = files;
+                scan.files.sort_by_key(|f| f.start);
             }
         }
         position = note.offset.saturating_add(note.filesz);
@@ -376,6 +379,28 @@ pub fn explain_no_buffers(scan: &Scan) -> String {
     text
 }
 
+/// Creates a directory (and its parents) readable by its owner only: a
+/// trace from a core is as private as the core.
+fn private_dir(dir: &Path) -> Result<(), Error> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error(format!("creating {}: {e}", dir.display())))
+}
+
+/// Copies a file to a new file readable by its owner only.
+fn copy_private(src: &Path, dst: &Path) -> std::io::Result<()> {
+    let mut from = fs::File::open(src)?;
+    let mut to = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dst)?;
+    std::io::copy(&mut from, &mut to)?;
+    Ok(())
+}
+
 fn stream_name(stream_id: u32, cpu: u64) -> String {
     format!("stream{stream_id}_{cpu}")
 }
@@ -391,8 +416,7 @@ fn write_traces(options: &Options, scan: &Scan, text: &mut String) -> Result<Vec
                 )));
             }
         }
-        Err(_) => fs::create_dir_all(out)
-            .map_err(|e| Error(format!("creating {}: {e}", out.display())))?,
+        Err(_) => private_dir(out)?,
     }
     // By UUID, then by stream file name.
     let mut traces: BTreeMap<[u8; 16], BTreeMap<String, Vec<&Packet>>> = BTreeMap::new();
@@ -455,7 +479,7 @@ fn write_traces(options: &Options, scan: &Scan, text: &mut String) -> Result<Vec
     for (uuid, files) in traces {
         let uuid_text = metadata::format_uuid(&uuid);
         let dir = out.join(&uuid_text);
-        fs::create_dir_all(&dir).map_err(|e| Error(format!("creating {}: {e}", dir.display())))?;
+        private_dir(&dir)?;
         let mut trace = TraceOut {
             uuid,
             dir: dir.clone(),
@@ -468,6 +492,7 @@ fn write_traces(options: &Options, scan: &Scan, text: &mut String) -> Result<Vec
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&path)
                 .map_err(|e| Error(format!("creating {}: {e}", path.display())))?;
             let mut bytes = 0;
@@ -491,7 +516,7 @@ fn write_traces(options: &Options, scan: &Scan, text: &mut String) -> Result<Vec
         }
         if let Some(found) = sources.iter().find_map(|s| s.get(&uuid)) {
             let dst = dir.join("metadata");
-            fs::copy(&found.path, &dst).map_err(|e| {
+            copy_private(&found.path, &dst).map_err(|e| {
                 Error(format!(
                     "copying metadata {} to {}: {e}",
                     found.path.display(),

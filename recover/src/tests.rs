@@ -311,3 +311,191 @@ fn overlapping_segments_do_not_copy_a_buffer_twice() {
     let scan = scan_bytes(&core).unwrap();
     assert_eq!(scan.streams.len(), 1);
 }
+
+/// A slice read forward only, as a compressed core is.
+struct Forward<'a> {
+    data: &'a [u8],
+    position: u64,
+}
+
+impl crate::reader::CoreRead for Forward<'_> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        if offset < self.position {
+            return Err(std::io::Error::other("backwards"));
+        }
+        let mut slice = self.data;
+        let n = crate::reader::CoreRead::read_at(&mut slice, offset, buf)?;
+        self.position = offset + n as u64;
+        Ok(n)
+    }
+
+    fn forward_only(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        "forward".into()
+    }
+}
+
+/// The core with e_phnum = PN_XNUM and the real count in section 0's
+/// sh_info, the section header at the end (as the kernel writes it).
+fn with_pn_xnum(mut core: Vec<u8>) -> Vec<u8> {
+    let count = u16::from_le_bytes([core[56], core[57]]);
+    let shoff = core.len() as u64;
+    let mut sh = vec![0u8; 64];
+    sh[44..48].copy_from_slice(&u32::from(count).to_le_bytes());
+    core.extend(sh);
+    core[40..48].copy_from_slice(&shoff.to_le_bytes());
+    core[56..58].copy_from_slice(&0xffffu16.to_le_bytes());
+    core[58..60].copy_from_slice(&64u16.to_le_bytes());
+    core
+}
+
+#[test]
+fn pn_xnum_cores_are_read_seekable_and_forward_only() {
+    let core = with_pn_xnum(core_with(buffer(2, 200)));
+    let seekable = scan_bytes(&core).unwrap();
+    assert_eq!(seekable.streams[0].packets.len(), 3);
+    let mut forward = Forward {
+        data: &core,
+        position: 0,
+    };
+    let scan = scan(&mut forward).unwrap();
+    assert_eq!(scan.streams[0].packets.len(), 3);
+    assert_eq!(scan.files.len(), 1);
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lcd-recover-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn packetized_metadata(uuid: &[u8; 16], text: &str) -> Vec<u8> {
+    let mut m = 0x75D1_1D57u32.to_le_bytes().to_vec();
+    m.extend(uuid);
+    m.extend([0u8; 17]);
+    m.extend(text.as_bytes());
+    m
+}
+
+#[test]
+fn without_metadata_the_streams_are_written_and_the_report_says_how_to_supply_it() {
+    let dir = temp_dir("nometa");
+    let core = dir.join("core.x.1.2");
+    std::fs::write(&core, core_with(buffer(2, 200))).unwrap();
+    let options = crate::Options {
+        core: core.clone(),
+        output: dir.join("out"),
+        ..Default::default()
+    };
+    let report = crate::recover(&options).unwrap();
+    assert_eq!(report.status, crate::EXIT_NO_METADATA, "{}", report.text);
+    let uuid = crate::metadata::format_uuid(&UUID);
+    assert!(
+        report
+            .text
+            .contains(&format!("No metadata with UUID {uuid}")),
+        "{}",
+        report.text
+    );
+    assert!(report.text.contains("--metadata PATH"), "{}", report.text);
+    let stream = dir.join("out").join(&uuid).join("stream3_1");
+    assert_eq!(
+        std::fs::read(&stream).unwrap().len() as u64,
+        2 * SUBBUF + 200
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&stream).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A second run refuses the non-empty output.
+    assert!(crate::recover(&options)
+        .unwrap_err()
+        .0
+        .contains("not empty"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn metadata_is_found_by_uuid_in_the_snapshots_the_handlers_records_name() {
+    let dir = temp_dir("records");
+    let core = dir.join("core.x.1.2");
+    std::fs::write(&core, core_with(buffer(1, 0))).unwrap();
+    // An older snapshot of the same session, and one of another session.
+    let snapshots = dir.join("traces");
+    let ours = snapshots.join("snapshot-1").join("ust/uid/1000/64-bit");
+    let other = snapshots.join("snapshot-2").join("ust/uid/1000/64-bit");
+    std::fs::create_dir_all(&ours).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(ours.join("metadata"), packetized_metadata(&UUID, "ours")).unwrap();
+    std::fs::write(
+        other.join("metadata"),
+        packetized_metadata(b"ffffffffffffffff", "x"),
+    )
+    .unwrap();
+    let record = serde_json::json!({
+        "snapshots": [{"daemon": "root", "path": snapshots.join("snapshot-2")}],
+    });
+    std::fs::write(dir.join("core.y.5.6.json"), record.to_string()).unwrap();
+    std::fs::write(dir.join("broken.json"), "{").unwrap();
+    let report = crate::recover(&crate::Options {
+        core,
+        output: dir.join("out"),
+        record_dirs: vec![dir.clone()],
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(report.status, crate::EXIT_RECOVERED, "{}", report.text);
+    assert!(
+        report.text.contains("a snapshot recorded by the handler"),
+        "{}",
+        report.text
+    );
+    let copied = dir
+        .join("out")
+        .join(crate::metadata::format_uuid(&UUID))
+        .join("metadata");
+    assert!(std::fs::read(copied).unwrap().ends_with(b"ours"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn metadata_given_explicitly_wins_and_a_wrong_uuid_is_not_used() {
+    let dir = temp_dir("explicit");
+    let core = dir.join("core");
+    std::fs::write(&core, core_with(buffer(1, 0))).unwrap();
+    let text = format!(
+        "/* CTF 1.8 */\ntrace {{\n\tuuid = \"{}\";\n}};\n",
+        crate::metadata::format_uuid(&UUID)
+    );
+    std::fs::write(dir.join("good"), &text).unwrap();
+    std::fs::write(
+        dir.join("wrong"),
+        packetized_metadata(b"ffffffffffffffff", "x"),
+    )
+    .unwrap();
+    let run = |metadata: &str, out: &str| {
+        crate::recover(&crate::Options {
+            core: core.clone(),
+            output: dir.join(out),
+            metadata: Some(dir.join(metadata)),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let report = run("good", "o1");
+    assert_eq!(report.status, crate::EXIT_RECOVERED, "{}", report.text);
+    assert!(report.text.contains("from --metadata"), "{}", report.text);
+    let report = run("wrong", "o2");
+    assert_eq!(report.status, crate::EXIT_NO_METADATA, "{}", report.text);
+    assert!(
+        report.text.contains("not in --metadata either"),
+        "{}",
+        report.text
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
