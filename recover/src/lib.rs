@@ -277,6 +277,30 @@ pub fn recover(options: &Options) -> Result<Report, Error> {
     for r in &scan.rejected {
         let _ = writeln!(text, "ignored: {r}");
     }
+    for s in &scan.streams {
+        let _ = writeln!(
+            text,
+            "buffer at {:#x}{}: {} mode, {} x {} KiB sub-buffers, {} packet(s) recovered{}",
+            s.segment.vaddr,
+            s.file
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default(),
+            if s.mode == abi::MODE_OVERWRITE {
+                "overwrite"
+            } else {
+                "discard"
+            },
+            s.num_subbuf,
+            s.subbuf_size / 1024,
+            s.packets.len(),
+            if s.method == Method::Headers {
+                " by their headers"
+            } else {
+                ""
+            }
+        );
+    }
     let with_packets: usize = scan
         .streams
         .iter()
