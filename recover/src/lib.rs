@@ -280,11 +280,15 @@ pub fn recover(options: &Options) -> Result<Report, Error> {
     for s in &scan.streams {
         let _ = writeln!(
             text,
-            "buffer at {:#x}{}: {} mode, {} x {} KiB sub-buffers, {} packet(s) recovered{}",
+            "buffer at {:#x}{}{}: {} mode, {} x {} KiB sub-buffers, {} packet(s) recovered{}",
             s.segment.vaddr,
             s.file
                 .as_deref()
                 .map(|f| format!(" ({f})"))
+                .unwrap_or_default(),
+            s.packets
+                .first()
+                .map(|p| format!(", stream {} CPU {}", p.stream_id, p.stream_instance_id))
                 .unwrap_or_default(),
             if s.mode == abi::MODE_OVERWRITE {
                 "overwrite"

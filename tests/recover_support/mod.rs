@@ -42,6 +42,9 @@ pub struct Scenario<'a> {
     pub coredump_filter: Option<&'a str>,
     /// Run the crasher without address-space randomization.
     pub no_aslr: bool,
+    /// Run the crasher on this CPU only (its events then go to that
+    /// CPU's stream).
+    pub cpu: Option<u32>,
     /// Create the session with `--shm-path` under the user's home.
     pub shm_path: bool,
     /// Take a snapshot after the first burst (false when the consumer is
@@ -61,6 +64,7 @@ impl Default for Scenario<'_> {
             after: 10,
             coredump_filter: None,
             no_aslr: false,
+            cpu: None,
             shm_path: false,
             snapshot: true,
         }
@@ -193,16 +197,35 @@ impl Lab {
             script.push_str(&format!("echo {filter} > /proc/self/coredump_filter; "));
         }
         script.push_str(&format!(
-            "exec env CRASHER_GATE=1 CRASHER_MORE={} {}{} {tag} {} segv",
+            "exec env CRASHER_GATE=1 CRASHER_MORE={} {}{}{} {tag} {} segv",
             s.after,
             if s.no_aslr { "setarch -R " } else { "" },
+            s.cpu
+                .map(|c| format!("taskset -c {c} "))
+                .unwrap_or_default(),
             crasher_path().display(),
             s.before
         ));
-        let mut child = self
-            .user
-            .command("/bin/sh")
-            .args(["-c", &script])
+        // The crasher sees only the user's daemon: in a private mount
+        // namespace, an empty /run/lttng hides the root daemon, whose other
+        // sessions (other tests') could otherwise trace it too and change
+        // its core (more buffers, another layout).
+        let isolated = format!(
+            "mount -t tmpfs tmpfs /run/lttng && exec runuser -u {} -- env -i HOME={} \
+             PATH=/usr/local/bin:/usr/bin:/bin /bin/sh -c '{}'",
+            self.user.name,
+            self.user.home.display(),
+            script
+        );
+        let mut child = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                &isolated,
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
