@@ -2,7 +2,9 @@
 traced crasher (its buffers are in it), then recover reads it back into a
 trace, from the page cache (the core is read once before), several times.
 Throughput = the core's size over recover's wall time: it reads only each
-segment's first bytes and the buffers, so it may exceed the disk's rate."""
+segment's first bytes and the buffers, so it may exceed the disk's rate.
+The same core compressed with zstd (as the handler can store it) is
+measured too: recover decodes it whole."""
 
 import shutil
 import time
@@ -58,5 +60,26 @@ def run_recover(size_mb, runs, programs, session, ours_binary, log):
         seconds.append(elapsed)
         shutil.rmtree(out, ignore_errors=True)
         log(f"recover {size / (1 << 20):.0f} MiB core run {r + 1}/{runs}: {elapsed * 1000:.0f} ms")
+    # The same core compressed as the handler stores it (zstd, level 3):
+    # recover then decodes it whole, forward only.
+    zst = work / "core.zst"
+    run(["zstd", "-q", "-3", "-T0", str(core), "-o", str(zst)], timeout=600)
+    _warm(zst)
+    zstd_seconds = []
+    for r in range(runs):
+        out = work / f"trace-zst-{r}"
+        started = time.monotonic()
+        result = run(
+            [str(ours_binary), "recover", str(zst), "-o", str(out), "--search", str(session.output_dir)],
+            check=False,
+            timeout=600,
+        )
+        elapsed = time.monotonic() - started
+        statuses.add(result.returncode)
+        if result.returncode not in (0, 3):
+            raise BenchError(f"recover (zstd) exited {result.returncode}: {result.stdout}{result.stderr}")
+        zstd_seconds.append(elapsed)
+        shutil.rmtree(out, ignore_errors=True)
+        log(f"recover {size / (1 << 20):.0f} MiB core, zstd, run {r + 1}/{runs}: {elapsed * 1000:.0f} ms")
     shutil.rmtree(work, ignore_errors=True)
-    return dict(size=size, seconds=seconds, statuses=sorted(statuses))
+    return dict(size=size, seconds=seconds, zstd_seconds=zstd_seconds, statuses=sorted(statuses))
