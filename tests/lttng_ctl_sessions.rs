@@ -2,14 +2,12 @@
 //! output, their listed state through start, stop and destroy, and channels
 //! and events as the session daemon records them.
 
-mod lttng_ctl_support;
-
 use lttng_ctl::{
     list_sessions, session_daemon_alive, BufferType, Channel, ChannelBuilder, Domain, ErrorCode,
     EventBuilder, LogLevelFilter, Session, SessionBuilder, SessionInfo, SessionOutput,
 };
-use lttng_ctl_support::{create, lttng_list, session_name};
 use std::time::{Duration, Instant};
+use testsupport::sessions::{create, lttng_list, session_name};
 use testsupport::{ensure_sessiond, TempDir};
 
 fn listed(session: &Session) -> Option<SessionInfo> {
@@ -24,7 +22,7 @@ fn fixture_channel(session: &Session) -> Channel {
         .discard()
         .enable(session)
         .expect("enabling a channel");
-    EventBuilder::named("lttng_coredump_test:*")
+    EventBuilder::named("lttng_coredump:step")
         .enable(session, &channel)
         .expect("enabling events");
     channel
@@ -32,13 +30,13 @@ fn fixture_channel(session: &Session) -> Channel {
 
 #[test]
 fn a_session_daemon_is_alive() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     assert_eq!(session_daemon_alive(), Ok(true));
 }
 
 #[test]
 fn sessions_list_their_state_through_start_stop_and_destroy() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-states");
     let session = create(
         SessionBuilder::new(&session_name("states"))
@@ -92,7 +90,7 @@ fn sessions_list_their_state_through_start_stop_and_destroy() {
 
 #[test]
 fn snapshot_sessions_with_a_path_the_default_output_or_none() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-snapmodes");
     let with_path = create(
         SessionBuilder::new(&session_name("snap-path"))
@@ -135,7 +133,7 @@ fn snapshot_sessions_with_a_path_the_default_output_or_none() {
 
 #[test]
 fn normal_and_live_sessions_list_their_output() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let default = create(SessionBuilder::new(&session_name("default")));
     let info = default.info().unwrap();
     assert!(
@@ -171,7 +169,7 @@ fn normal_and_live_sessions_list_their_output() {
 
 #[test]
 fn sessions_are_destroyed_with_a_timeout_or_without_waiting() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let timed =
         create(SessionBuilder::new(&session_name("destroy-timed")).output(SessionOutput::None));
     fixture_channel(&timed);
@@ -191,7 +189,7 @@ fn sessions_are_destroyed_with_a_timeout_or_without_waiting() {
 
 #[test]
 fn channels_and_events_get_the_settings_asked_for() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let session = create(
         SessionBuilder::new(&session_name("channels"))
             .snapshot()
@@ -206,7 +204,7 @@ fn channels_and_events_get_the_settings_asked_for() {
         .enable(&session)
         .unwrap();
     assert_eq!(channel.buffer_type(), BufferType::PerPid);
-    EventBuilder::named("lttng_coredump_test:*")
+    EventBuilder::named("lttng_coredump:step")
         .log_level(LogLevelFilter::AtLeastAsSevereAs(4))
         .enable(&session, &channel)
         .unwrap();
@@ -222,7 +220,7 @@ fn channels_and_events_get_the_settings_asked_for() {
         "Sub-buffer size:  8192 bytes",
         "Sub-buffer count: 2",
         "Switch timer:     100000 us",
-        "lttng_coredump_test:* (loglevel <= TRACE_WARNING (4))",
+        "lttng_coredump:step (loglevel <= TRACE_WARNING (4))",
         "other_provider:exact (loglevel == TRACE_INFO (6))",
     ] {
         assert!(

@@ -3,17 +3,16 @@
 //! snapshot directories are named and found as documented, and snapshot
 //! outputs are added, listed and removed.
 
-mod lttng_ctl_support;
-
 use lttng_ctl::{
     ErrorCode, SessionBuilder, SessionOutput, SnapshotDestination, SnapshotLocation,
     SnapshotOutput, SnapshotOutputInfo,
 };
-use lttng_ctl_support::{create, flight_recorder, run_fixture, session_name};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use testsupport::crasher::*;
+use testsupport::sessions::{create, flight_recorder, session_name};
 use testsupport::{babeltrace_events, ensure_sessiond, fixture_seqs, unique_name, TempDir};
 
 /// The single local directory a record reported.
@@ -57,14 +56,14 @@ fn entries(dir: &Path) -> Vec<String> {
 
 #[test]
 fn flight_recorder_round_trip_keeps_exactly_the_fixture_events() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-roundtrip");
     let (session, _channel) = flight_recorder("roundtrip", out.path());
     session.start().unwrap();
 
     let tag = unique_name("rt");
     const COUNT: u32 = 40;
-    run_fixture(&tag, COUNT);
+    run_crasher(&tag, COUNT);
 
     let dir = local_dir(session.record_snapshot_and_locate("crash", None).unwrap());
     assert_snapshot_dir(&dir, out.path(), "crash", 0);
@@ -90,14 +89,14 @@ fn flight_recorder_round_trip_keeps_exactly_the_fixture_events() {
 
 #[test]
 fn a_name_without_output_applies_to_the_sessions_output_for_one_record() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-naming");
     let (session, _channel) = flight_recorder("naming", out.path());
     // A snapshot needs a session that was started once.
     let err = session.record_snapshot(Some("early")).unwrap_err();
     assert_eq!(err.message(), "Session needs to be started once", "{err}");
     session.start().unwrap();
-    run_fixture(&unique_name("naming"), 3);
+    run_crasher(&unique_name("naming"), 3);
 
     session.record_snapshot(Some("first")).unwrap();
     session.record_snapshot(None).unwrap();
@@ -116,13 +115,13 @@ fn a_name_without_output_applies_to_the_sessions_output_for_one_record() {
 
 #[test]
 fn one_off_outputs_receive_a_snapshot_without_being_added() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-oneoff-session");
     let elsewhere = TempDir::new("ctl-oneoff");
     let (session, _channel) = flight_recorder("oneoff", out.path());
     session.start().unwrap();
     let tag = unique_name("oneoff");
-    run_fixture(&tag, 5);
+    run_crasher(&tag, 5);
 
     let output = SnapshotOutput::local(elsewhere.path()).name("ignored");
     let dir = local_dir(
@@ -213,12 +212,12 @@ impl Drop for Relayd {
 
 #[test]
 fn relay_outputs_receive_the_snapshot_and_are_reported_by_url() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-relay-session");
     let (session, _channel) = flight_recorder("relay", out.path());
     session.start().unwrap();
     let tag = unique_name("relay");
-    run_fixture(&tag, 6);
+    run_crasher(&tag, 6);
 
     let received = TempDir::new("ctl-relayd");
     let relayd = Relayd::start(received.path());
@@ -250,7 +249,7 @@ fn relay_outputs_receive_the_snapshot_and_are_reported_by_url() {
 
 #[test]
 fn snapshot_outputs_are_added_listed_and_removed() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let dir = TempDir::new("ctl-outputs");
     let session = create(
         SessionBuilder::new(&session_name("outputs"))

@@ -1,0 +1,138 @@
+//! Running programs the tests start, with a bound on how long they may
+//! take.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `command` to its end, killing it after `timeout`.
+pub fn run_bounded(command: &mut Command, timeout: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("{command:?} still running after {timeout:?}: {output:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a program and returns its output (whatever its exit status).
+pub fn run(program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A process the test created and owns until dropped (`sleep`), for a test
+/// that hands the handler a PID: the handler reads `/proc/PID`, so the PID
+/// must be one whose process the test knows, never a literal one (which
+/// names whatever the machine runs there).
+pub struct StandIn(std::process::Child);
+
+impl StandIn {
+    pub fn start() -> StandIn {
+        StandIn(
+            Command::new("sleep")
+                .arg("3600")
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("running sleep"),
+        )
+    }
+
+    /// Its PID, as the kernel's `%P` gives it.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process: its pid and start time (field 22 of /proc/PID/stat), so that
+/// a reused pid is never taken for it.
+pub type ProcessId = (i32, u64);
+
+/// `pid` with its start time, if it runs (a zombie counts as gone).
+pub fn process_id(pid: i32) -> Option<ProcessId> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name, in parentheses, may hold anything: fields follow the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    Some((pid, fields.get(19)?.parse().ok()?))
+}
+
+/// The name of process `pid` (/proc/PID/comm).
+pub fn process_name(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|name| name.trim_end().to_owned())
+}
+
+/// Every running process: its id, name, parent and owner.
+pub fn processes() -> Vec<(ProcessId, String, i32, u32)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("reading /proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let (Some(id), Some(name)) = (process_id(pid), process_name(pid)) else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(key))
+                .and_then(|value| value.split_whitespace().next())
+                .and_then(|value| value.parse::<i64>().ok())
+        };
+        if let (Some(ppid), Some(uid)) = (field("PPid:"), field("Uid:")) {
+            all.push((id, name, ppid as i32, uid as u32));
+        }
+    }
+    all
+}
+
+/// `root` and its descendants, `root` first.
+pub fn process_tree(root: ProcessId) -> Vec<ProcessId> {
+    let all = processes();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i].0;
+        tree.extend(
+            all.iter()
+                .filter(|(id, _, ppid, _)| *ppid == parent && !tree.contains(id))
+                .map(|(id, ..)| *id)
+                .collect::<Vec<_>>(),
+        );
+        i += 1;
+    }
+    tree
+}
