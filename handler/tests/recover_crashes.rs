@@ -14,14 +14,32 @@
 //! private mount namespace hides the root daemon), so its core holds only
 //! that session's buffers.
 
-mod capi_support;
-mod handler_support;
-mod recover_support;
-
-use recover_support::*;
 use std::fs;
+use std::io::Write;
 use std::path::Path;
-use testsupport::{babeltrace_events, fixture_seqs, TempDir};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use testsupport::handler::{config_for, names_in, wait_for_record, InstalledHandler};
+use testsupport::process::{children_of, run_bounded, signal};
+use testsupport::recover::*;
+use testsupport::{babeltrace_events, fixture_seqs, handler_binary, TempDir};
+
+/// `lttng-coredump recover ARGS`, run to its end.
+fn recover(args: &[&str]) -> Output {
+    run_bounded(
+        Command::new(handler_binary!()).arg("recover").args(args),
+        Duration::from_secs(300),
+    )
+}
+
+/// What a command printed, stdout then stderr.
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
 
 fn seqs_of(out: &Path, crash: &Crash) -> Vec<i64> {
     let trace = out.join(&crash.uuid);
@@ -64,7 +82,7 @@ fn recover_reads_per_uid_buffers_after_the_consumer_daemon_was_killed() {
         failure: Failure::KillConsumer,
         ..Scenario::default()
     };
-    let lab = Lab::new(&scenario);
+    let lab = Lab::new(handler_binary!(), &scenario);
     let crash = lab.crash(&scenario);
     // The handler could not snapshot the user's session.
     assert!(
@@ -94,7 +112,7 @@ fn recover_reads_per_pid_buffers_while_the_session_daemon_is_stopped() {
         after: 9,
         ..Scenario::default()
     };
-    let lab = Lab::new(&scenario);
+    let lab = Lab::new(handler_binary!(), &scenario);
     let crash = lab.crash(&scenario);
     let errors = crash.record["errors"].to_string();
     assert!(
@@ -116,7 +134,7 @@ fn recover_reads_a_zstd_compressed_core() {
         after: 30,
         ..Scenario::default()
     };
-    let lab = Lab::new(&scenario);
+    let lab = Lab::new(handler_binary!(), &scenario);
     let crash = lab.crash(&scenario);
     assert!(
         crash.core.to_string_lossy().ends_with(".zst"),
@@ -183,7 +201,7 @@ fn recover_keeps_every_complete_packet_of_a_core_cut_by_max_core_size() {
         no_aslr: true,
         ..Scenario::default()
     };
-    let lab = Lab::new(&scenario);
+    let lab = Lab::new(handler_binary!(), &scenario);
     // A first crash, whole, tells where the buffer is in such a core (the
     // layout is the same for the same program and arguments without
     // address randomization)...
@@ -195,13 +213,10 @@ fn recover_keeps_every_complete_packet_of_a_core_cut_by_max_core_size() {
     let buffer = segment_offset(&fs::read(&whole.core).unwrap(), vaddr);
     // ...then the same crash with the core cut 320 KiB into it.
     let limit = buffer + 320 * 1024;
-    lab.handler
-        .as_ref()
-        .unwrap()
-        .set_config(&handler_support::config_for(
-            &lab.cores,
-            &format!("snapshot_user_daemon = true\nmax_core_size = {limit}\n"),
-        ));
+    lab.handler.as_ref().unwrap().set_config(&config_for(
+        &lab.cores,
+        &format!("snapshot_user_daemon = true\nmax_core_size = {limit}\n"),
+    ));
     let cut = lab.crash(&scenario);
     assert_eq!(cut.record["core"]["complete"], false, "{:#}", cut.record);
     let cut_bytes = fs::read(&cut.core).unwrap();
@@ -250,7 +265,7 @@ fn recover_gives_the_newest_events_of_wrapped_overwrite_buffers() {
         after: 20_000,
         ..Scenario::default()
     };
-    let lab = Lab::new(&scenario);
+    let lab = Lab::new(handler_binary!(), &scenario);
     let crash = lab.crash(&scenario);
     let out = TempDir::new("lcd-recover-out");
     let (report, seqs) = recover_with_snapshot(&crash, &out.path().join("t"));
@@ -277,7 +292,7 @@ fn recover_and_lttng_crash_give_the_same_events_for_a_shm_path_session() {
         after: 12,
         ..Scenario::default()
     };
-    let lab = Lab::new(&scenario);
+    let lab = Lab::new(handler_binary!(), &scenario);
     let crash = lab.crash(&scenario);
     let out = TempDir::new("lcd-recover-out");
     // No --metadata: the session's --shm-path directory has it.
@@ -295,7 +310,7 @@ fn recover_and_lttng_crash_give_the_same_events_for_a_shm_path_session() {
     let ours = babeltrace_events(&out.path().join("ours").join(&crash.uuid));
     let theirs_dir = out.path().join("theirs");
     let shm = crash.shm_dir.as_ref().unwrap();
-    let lttng_crash = std::process::Command::new("lttng-crash")
+    let lttng_crash = Command::new("lttng-crash")
         .arg("-x")
         .arg(&theirs_dir)
         .arg(shm)
@@ -312,28 +327,28 @@ fn recover_and_lttng_crash_give_the_same_events_for_a_shm_path_session() {
 #[test]
 fn recover_on_a_core_without_lttng_buffers_says_so_and_exits_1() {
     let dir = TempDir::new("lcd-recover-nobuf");
-    let _handler = handler_support::InstalledHandler::new(&handler_support::config_for(
-        &dir.path().join("cores"),
-        "",
-    ));
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(&dir.path().join("cores"), ""),
+    );
     // A shell is not traced: its core holds no ring buffer.
-    let child = std::process::Command::new("/bin/sh")
+    let child = Command::new("/bin/sh")
         .args(["-c", "ulimit -c unlimited; kill -s SEGV $$"])
         .status()
         .unwrap();
     assert!(!child.success());
     let pid = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let names = handler_support::names_in(&dir.path().join("cores"));
+            let names = names_in(&dir.path().join("cores"));
             if let Some(name) = names.iter().find(|n| n.ends_with(".json")) {
                 break name.split('.').nth(2).unwrap().parse::<i32>().unwrap();
             }
-            assert!(std::time::Instant::now() < deadline, "no record");
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(Instant::now() < deadline, "no record");
+            std::thread::sleep(Duration::from_millis(50));
         }
     };
-    let (_, record) = handler_support::wait_for_record(&dir.path().join("cores"), pid);
+    let (_, record) = wait_for_record(&dir.path().join("cores"), pid);
     let core = record["core"]["path"].as_str().unwrap();
     let output = recover(&[core, "-o", dir.path().join("out").to_str().unwrap()]);
     let report = text(&output);
@@ -366,64 +381,36 @@ fn buffer_mappings(pid: i32) -> usize {
 
 #[test]
 fn recover_says_the_buffers_are_gone_when_the_session_daemon_died() {
-    use std::io::{BufRead, Write};
     let scenario = Scenario {
         user: "lcdrec-died",
+        before: 5,
+        after: 5,
         ..Scenario::default()
     };
-    let lab = Lab::new(&scenario);
-    let tag = testsupport::unique_name("died");
-    // The crasher sees only the user's daemon: a private mount of an empty
-    // /run/lttng hides the root daemon, whose other sessions could
-    // otherwise trace it too.
-    let script = format!(
-        "mount -t tmpfs tmpfs /run/lttng && exec runuser -u {} -- env -i HOME={} \
-         PATH=/usr/bin:/bin CRASHER_GATE=1 CRASHER_MORE=5 {} {tag} 5 segv",
-        lab.user.name,
-        lab.user.home.display(),
-        testsupport::crasher_path().display()
-    );
-    let mut child = std::process::Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            &script,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: i32 = line
-        .strip_prefix("ready ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the crasher printed {line:?}"));
+    let lab = Lab::new(handler_binary!(), &scenario);
+    // The crasher sees only the user's daemon (see spawn_crasher): the root
+    // daemon's other sessions could otherwise trace it too.
+    let GatedCrasher { mut child, pid, .. } = lab.spawn_crasher(&scenario);
     assert!(buffer_mappings(pid) > 0, "the crasher has no buffer mapped");
     // The session daemon dies (and its consumer daemons with it).
     let consumers = children_of(lab.sessiond);
-    signal(lab.sessiond, libc::SIGKILL);
-    for consumer in consumers {
-        // SAFETY: kill(2) on the test daemon's children; they may be gone.
-        unsafe { libc::kill(consumer, libc::SIGKILL) };
+    assert!(signal(lab.sessiond, libc::SIGKILL), "kill {}", lab.sessiond);
+    for (consumer, _) in consumers {
+        // They may be gone with their session daemon already.
+        signal(consumer, libc::SIGKILL);
     }
     // lttng-ust notices and unmaps the session's buffers.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while buffer_mappings(pid) > 0 {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "lttng-ust kept its buffers mapped after its session daemon died"
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
     child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     let _ = child.wait();
-    let (_, record) = handler_support::wait_for_record(&lab.cores, pid);
+    let (_, record) = wait_for_record(&lab.cores, pid);
     let core = record["core"]["path"].as_str().unwrap();
     let out = TempDir::new("lcd-recover-out");
     let output = recover(&[core, "-o", out.path().join("t").to_str().unwrap()]);

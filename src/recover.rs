@@ -1,21 +1,24 @@
-//! Shared by the `recover` system tests: a traced crasher run as a test
-//! user against the user's private session daemon, which the test can make
-//! fail (consumer daemon killed, session daemon stopped) between two bursts
-//! of events, then crashed through the real core_pattern with the handler
-//! installed; and `lttng-coredump recover` run on the core it saved.
+//! For the `recover` system tests: a traced crasher run as a test user
+//! against the user's private session daemon, which the test can make fail
+//! (consumer daemon killed, session daemon stopped) between two bursts of
+//! events, then crashed through the real core_pattern with the handler
+//! installed; and the trace's metadata (never in the core) read back from a
+//! snapshot taken before the failure.
 //!
-//! The shared root session daemon is never touched.
+//! The shared root session daemon is never touched, and the crasher cannot
+//! see it (see [`Lab::spawn_crasher`]).
 
-#![allow(dead_code)] // each test file uses a part
-
-use crate::capi_support::TestUser;
-use crate::handler_support::*;
+use crate::crasher::{crasher_path, parse_ready, REGISTER_TIMEOUT_MS};
+use crate::handler::{config_for, wait_for_record, InstalledHandler, CRASH_TIMEOUT};
+use crate::process::{children_of, signal};
+use crate::sessions::snapshot_dirs;
+use crate::temp::{unique_name, TempDir};
+use crate::users::TestUser;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testsupport::{crasher_path, handler_binary, unique_name};
 
 /// How the test makes the tracing infrastructure fail before the crash.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -36,7 +39,9 @@ pub struct Scenario<'a> {
     pub failure: Failure,
     /// Extra handler configuration lines.
     pub config: &'a str,
+    /// Events before the failure (seq 0..before).
     pub before: u32,
+    /// Events after it (seq before..before+after).
     pub after: u32,
     /// Run the crasher with this coredump_filter (hex), when set.
     pub coredump_filter: Option<&'a str>,
@@ -86,6 +91,13 @@ pub struct Crash {
     pub shm_dir: Option<PathBuf>,
 }
 
+/// A crasher started by [`Lab::spawn_crasher`], waiting at its gate.
+pub struct GatedCrasher {
+    pub child: Child,
+    pub pid: i32,
+    pub tag: String,
+}
+
 /// A test user with a private daemon and one snapshot session; the
 /// handler installed; cleaned up (daemon resumed and stopped, user
 /// deleted) when dropped.
@@ -95,39 +107,14 @@ pub struct Lab {
     pub session: String,
     pub cores: PathBuf,
     pub handler: Option<InstalledHandler>,
-    _dir: testsupport::TempDir,
-}
-
-pub fn signal(pid: i32, signal: i32) {
-    // SAFETY: kill(2) on a process this test started; no memory involved.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid} {signal}");
-}
-
-/// Processes whose parent is `parent`.
-pub fn children_of(parent: i32) -> Vec<i32> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-            let after = &stat[stat.rfind(')')? + 2..];
-            let ppid: i32 = after.split(' ').nth(1)?.parse().ok()?;
-            (ppid == parent).then_some(pid)
-        })
-        .collect()
-}
-
-fn command_name(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
+    _dir: TempDir,
 }
 
 impl Lab {
-    pub fn new(s: &Scenario) -> Lab {
-        let dir = testsupport::TempDir::new("lcd-recover");
+    /// Sets up the user, daemon and session of `s`, and installs `handler`
+    /// (the binary cargo built: `handler_binary!()`).
+    pub fn new(handler: &Path, s: &Scenario) -> Lab {
+        let dir = TempDir::new("lcd-recover");
         let cores = dir.path().join("cores");
         let mut user = TestUser::create(s.user, false);
         let sessiond = user.start_sessiond();
@@ -165,17 +152,20 @@ impl Lab {
         user.lttng_ok(&[
             "enable-event",
             "-u",
-            "lttng_coredump_test:step",
+            crate::sessions::CRASHER_EVENTS,
             "-c",
             "ch",
             "-s",
             &session,
         ]);
         user.lttng_ok(&["start", &session]);
-        let handler = InstalledHandler::new(&config_for(
-            &cores,
-            &format!("snapshot_user_daemon = true\n{}", s.config),
-        ));
+        let handler = InstalledHandler::new(
+            handler,
+            &config_for(
+                &cores,
+                &format!("snapshot_user_daemon = true\n{}", s.config),
+            ),
+        );
         Lab {
             user,
             sessiond,
@@ -186,30 +176,28 @@ impl Lab {
         }
     }
 
-    /// Runs the crasher: `before` events, a snapshot as the user, the
-    /// failure, `after` events, then SIGSEGV through the real core_pattern.
-    pub fn crash(&self, s: &Scenario) -> Crash {
+    /// Starts the crasher as the user, where only the user's daemon sees
+    /// it: in a private mount namespace, an empty /run/lttng hides the root
+    /// daemon, whose other sessions (other tests') could otherwise trace it
+    /// too and change its core (more buffers, another layout). It emits
+    /// `s.before` events, prints its pid and waits at its gate; a line on
+    /// its stdin makes it emit `s.after` more and crash (SIGSEGV).
+    pub fn spawn_crasher(&self, s: &Scenario) -> GatedCrasher {
         let tag = unique_name("rec");
-        let traces = self.user.home.join("traces");
-        let snapshots_before = snapshot_dirs(&traces);
-        let mut script = String::from("echo $$ >/dev/null; ");
+        let mut script = String::new();
         if let Some(filter) = s.coredump_filter {
             script.push_str(&format!("echo {filter} > /proc/self/coredump_filter; "));
         }
         script.push_str(&format!(
-            "exec env CRASHER_GATE=1 CRASHER_MORE={} {}{}{} {tag} {} segv",
-            s.after,
+            "exec env LTTNG_UST_REGISTER_TIMEOUT={REGISTER_TIMEOUT_MS} {}{}{} --gate --more {} {tag} {} segv",
             if s.no_aslr { "setarch -R " } else { "" },
             s.cpu
                 .map(|c| format!("taskset -c {c} "))
                 .unwrap_or_default(),
             crasher_path().display(),
+            s.after,
             s.before
         ));
-        // The crasher sees only the user's daemon: in a private mount
-        // namespace, an empty /run/lttng hides the root daemon, whose other
-        // sessions (other tests') could otherwise trace it too and change
-        // its core (more buffers, another layout).
         let isolated = format!(
             "mount -t tmpfs tmpfs /run/lttng && exec runuser -u {} -- env -i HOME={} \
              PATH=/usr/local/bin:/usr/bin:/bin /bin/sh -c '{}'",
@@ -229,15 +217,26 @@ impl Lab {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap();
+            .expect("running unshare (util-linux)");
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let pid: i32 = line
-            .strip_prefix("ready ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("the crasher printed {line:?}"));
+        let pid = parse_ready(&line).unwrap_or_else(|| panic!("the crasher printed {line:?}"));
+        GatedCrasher { child, pid, tag }
+    }
+
+    /// Runs the crasher: `before` events, a snapshot as the user, the
+    /// failure, `after` events, then SIGSEGV through the real core_pattern.
+    pub fn crash(&self, s: &Scenario) -> Crash {
+        use std::io::Write;
+        let traces = self.user.home.join("traces");
+        let snapshots_before = snapshot_dirs(&traces);
+        let GatedCrasher {
+            mut child,
+            pid,
+            tag,
+        } = self.spawn_crasher(s);
         // Metadata for later, while every daemon is alive.
         let snapshot = if s.snapshot {
             self.user
@@ -257,17 +256,22 @@ impl Lab {
             Failure::KillConsumer => {
                 let consumers: Vec<i32> = children_of(self.sessiond)
                     .into_iter()
-                    .filter(|pid| command_name(*pid).starts_with("lttng-consumer"))
+                    .filter(|(_, name)| name.starts_with("lttng-consumer"))
+                    .map(|(pid, _)| pid)
                     .collect();
                 assert!(
                     !consumers.is_empty(),
                     "the user's daemon has no consumer daemon"
                 );
                 for consumer in consumers {
-                    signal(consumer, libc::SIGKILL);
+                    assert!(signal(consumer, libc::SIGKILL), "kill {consumer}");
                 }
             }
-            Failure::StopSessiond => signal(self.sessiond, libc::SIGSTOP),
+            Failure::StopSessiond => assert!(
+                signal(self.sessiond, libc::SIGSTOP),
+                "stop {}",
+                self.sessiond
+            ),
         }
         // Whatever it took, the process is still being traced: the next
         // burst goes to its buffers in shared memory.
@@ -302,22 +306,13 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         drop(self.handler.take());
-        // SAFETY: signals to the daemon this test started and its children.
-        unsafe { libc::kill(self.sessiond, libc::SIGCONT) };
-        for leftover in children_of(self.sessiond) {
-            // SAFETY: as above; it may be gone.
-            unsafe { libc::kill(leftover, libc::SIGKILL) };
+        // The daemon this test started, stopped or not, and what is left of
+        // its children (they may be gone); the user's drop stops the daemon.
+        signal(self.sessiond, libc::SIGCONT);
+        for (leftover, _) in children_of(self.sessiond) {
+            signal(leftover, libc::SIGKILL);
         }
     }
-}
-
-/// The snapshot directories under a session's output.
-pub fn snapshot_dirs(traces: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(traces)
-        .map(|e| e.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    dirs.sort();
-    dirs
 }
 
 /// The `metadata` file of a snapshot (of this pid's trace, for per-pid
@@ -360,21 +355,5 @@ pub fn metadata_uuid(path: &Path) -> String {
         h[6..8].concat(),
         h[8..10].concat(),
         h[10..16].concat()
-    )
-}
-
-/// `lttng-coredump recover ARGS`, run to its end.
-pub fn recover(args: &[&str]) -> Output {
-    run_bounded(
-        Command::new(handler_binary()).arg("recover").args(args),
-        Duration::from_secs(300),
-    )
-}
-
-pub fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
     )
 }
