@@ -34,7 +34,7 @@ def run_recover(size_mb, runs, programs, session, ours_binary, log):
     with CorePatternOwner() as owner:
         owner.set(f"{cores}/core.%p", CORE_PIPE_LIMIT)
         proc = run(
-            [programs["reap"], programs["crasher"], tag, str(EVENTS), str(size_mb), "random"],
+            [programs["reap"], programs["crasher"], "--stamp-fd", "3", tag, str(EVENTS), "segv", str(size_mb), "random"],
             timeout=600,
         )
     files = list(cores.iterdir())
