@@ -60,4 +60,10 @@ fn main() {
         &["lttng-ctl"],
     );
     export("FIXTURE_LTTNG_CTL_LAYOUT", &layout);
+    let setuid_dumpable = build_executable(
+        "setuid_dumpable",
+        &["tests/fixtures/setuid_dumpable.c"],
+        &[],
+    );
+    export("FIXTURE_SETUID_DUMPABLE", &setuid_dumpable);
 }
