@@ -2,6 +2,7 @@
 //! crash (snapshot the traces first, then save the core, never lose it),
 //! and the subcommands that install it, report on it and demonstrate it.
 
+pub mod access;
 pub mod acl;
 pub mod chain;
 pub mod config;
