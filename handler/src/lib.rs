@@ -21,5 +21,6 @@ pub mod record;
 pub mod safefile;
 pub mod sanitize;
 pub mod snapshot;
+pub mod trusted_path;
 pub mod space;
 pub mod syslog;
