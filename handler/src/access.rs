@@ -94,11 +94,15 @@ mod tests {
         assert_eq!(reader_of_core(&args, &gathered), Ok(1000));
 
         let (args, gathered) = crash([1000, 0, 0, 0], [100; 4], false);
-        assert!(reader_of_core(&args, &gathered).unwrap_err().contains("uids"));
+        assert!(reader_of_core(&args, &gathered)
+            .unwrap_err()
+            .contains("uids"));
         let (args, gathered) = crash([1000, 1000, 0, 1000], [100; 4], false);
         assert!(reader_of_core(&args, &gathered).is_err());
         let (args, gathered) = crash([1000; 4], [100, 0, 100, 100], false);
-        assert!(reader_of_core(&args, &gathered).unwrap_err().contains("gids"));
+        assert!(reader_of_core(&args, &gathered)
+            .unwrap_err()
+            .contains("gids"));
         // Dropped every privilege for good, but started set-uid.
         let (args, gathered) = crash([1000; 4], [100; 4], true);
         assert!(reader_of_core(&args, &gathered)

@@ -301,7 +301,9 @@ fn read_trusted(path: &Path) -> Result<String, TrustError> {
         Mode::empty(),
     )
     .map_err(|err| match err {
-        rustix::io::Errno::LOOP => other(format!("not trusted: {} is a symbolic link", at.display())),
+        rustix::io::Errno::LOOP => {
+            other(format!("not trusted: {} is a symbolic link", at.display()))
+        }
         err => open_error(&at, err),
     })?;
     let stat = rustix::fs::fstat(&fd).map_err(|err| other(format!("cannot stat it: {err}")))?;
@@ -615,7 +617,10 @@ mod tests {
             .status()
             .unwrap()
             .success());
-        assert!(Config::load(Some(&fifo)).error.unwrap().contains("not a regular file"));
+        assert!(Config::load(Some(&fifo))
+            .error
+            .unwrap()
+            .contains("not a regular file"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -210,6 +210,7 @@ pub fn handle_then_release(
                 max_dir_size: config.max_dir_size,
                 min_free: config.min_free,
             },
+            owner_uid: args.uid,
         };
         match NewFile::create_in(dir.fd.as_fd()).and_then(|file| CoreWriter::new(file, &settings)) {
             Ok(writer) => Some(writer),

@@ -234,7 +234,9 @@ mod tests {
         };
         assert_eq!(admit(1000, 5, b"/a"), None);
         assert_eq!(admit(1000, 5, b"/a"), None);
-        assert!(admit(1001, 5, b"/a").unwrap().contains("max_cores_per_minute"));
+        assert!(admit(1001, 5, b"/a")
+            .unwrap()
+            .contains("max_cores_per_minute"));
         // Another user's crashes of the program are counted apart.
         assert_eq!(admit(1001, 6, b"/a"), None);
         assert_eq!(admit(1002, 5, b"/b"), None);
@@ -243,7 +245,10 @@ mod tests {
         // A minute later, all is forgotten.
         assert_eq!(admit(1061, 5, b"/a"), None);
         let mode = std::fs::symlink_metadata(dir.join(LEDGER_NAME)).unwrap();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+            0o600
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -21,6 +21,7 @@ pub mod record;
 pub mod safefile;
 pub mod sanitize;
 pub mod snapshot;
-pub mod trusted_path;
+pub mod snapshot_budget;
 pub mod space;
 pub mod syslog;
+pub mod trusted_path;

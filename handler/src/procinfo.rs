@@ -242,7 +242,10 @@ mod tests {
                 .flat_map(|(k, v)| [k.to_ne_bytes(), v.to_ne_bytes()].concat())
                 .collect()
         };
-        assert_eq!(auxv_value(&words(&[(6, 4096), (23, 1), (0, 0)]), 23), Some(1));
+        assert_eq!(
+            auxv_value(&words(&[(6, 4096), (23, 1), (0, 0)]), 23),
+            Some(1)
+        );
         assert_eq!(auxv_value(&words(&[(6, 4096), (0, 0), (23, 1)]), 23), None);
         assert_eq!(auxv_value(&words(&[(23, 0)]), 23), Some(0));
     }
@@ -293,7 +296,10 @@ mod tests {
         );
         assert!(gathered.info.exe.unwrap().ends_with(b"sleep"));
         assert_eq!(gathered.info.comm.unwrap(), b"sleep");
-        let own = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+        let own = (
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw(),
+        );
         assert_eq!(gathered.info.uids, Some([own.0; 4]));
         assert_eq!(gathered.info.gids, Some([own.1; 4]));
         assert_eq!(gathered.info.at_secure, Some(false));

@@ -159,7 +159,9 @@ mod tests {
         assert_eq!(for_log(b"esc\x1b"), "esc\\x1b");
         assert_eq!(for_log("caf\u{e9}".as_bytes()), "caf\u{e9}");
         assert_eq!(for_log("ab\u{202e}gpj".as_bytes()), "ab\\xe2\\x80\\xaegpj");
-        for bidi in ['\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{200e}', '\u{200f}'] {
+        for bidi in [
+            '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{200e}', '\u{200f}',
+        ] {
             let line = for_log(format!("a{bidi}b").as_bytes());
             assert!(!line.contains(bidi), "{line:?}");
             assert!(line.starts_with("a\\xe2\\x8"), "{line:?}");

@@ -32,8 +32,8 @@ pub fn check_only_root_can_change(path: &Path) -> Result<(), String> {
             continue;
         }
         let next = at.join(&name);
-        let metadata = std::fs::symlink_metadata(&next)
-            .map_err(|err| format!("{}: {err}", next.display()))?;
+        let metadata =
+            std::fs::symlink_metadata(&next).map_err(|err| format!("{}: {err}", next.display()))?;
         if metadata.file_type().is_symlink() {
             links += 1;
             if links > MAX_LINKS {
@@ -115,7 +115,10 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
         let error = check_only_root_can_change(&file).unwrap_err();
-        assert!(error.contains("/tmp") && error.contains("writable"), "{error}");
+        assert!(
+            error.contains("/tmp") && error.contains("writable"),
+            "{error}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
 
         // A symlink in a safe directory whose target is not safe.
@@ -132,7 +135,10 @@ mod tests {
         std::fs::write(&writable, "x").unwrap();
         std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o757)).unwrap();
         let error = check_only_root_can_change(&writable).unwrap_err();
-        assert!(error.contains("file") && error.contains("writable"), "{error}");
+        assert!(
+            error.contains("file") && error.contains("writable"),
+            "{error}"
+        );
         std::os::unix::fs::chown(&writable, Some(65534), None).unwrap();
         std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o755)).unwrap();
         let error = check_only_root_can_change(&writable).unwrap_err();
