@@ -10,16 +10,20 @@
 //!
 //! No step's failure stops a later one: each is caught into the record.
 
+use crate::access;
 use crate::chain::Chain;
 use crate::config::{self, Compression, Config};
 use crate::coredir::{self, CoreDir};
 use crate::corefile::{CoreOutcome, CoreSettings, CoreWriter};
 use crate::kernel_args::{signal_name, KernelArgs};
+use crate::ledger::CoreLimits;
 use crate::procinfo::{self, Gathered, Identity};
+use crate::ratelimit;
 use crate::record::{self, CoreSection, CrashRecord, Signal};
 use crate::safefile::NewFile;
 use crate::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_LEN};
 use crate::snapshot::{self, DaemonFire, SnapshotPlan};
+use crate::snapshot_budget;
 use crate::space::SpacePolicy;
 use crate::syslog::{iso8601_utc, Log};
 use lttng_coredump::engine::CrashInfo;
@@ -102,6 +106,23 @@ pub fn handle_then_release(
     let comm: Option<Vec<u8>> = gathered.info.comm.clone().or_else(|| args.comm.clone());
     let comm_for_log = comm.as_deref().map(for_log).unwrap_or_else(|| "?".into());
 
+    // The core directory: its ledger holds the snapshot budget and the
+    // rate limits.
+    let dir =
+        match coredir::open_with_fallback(&config.core_dir, Path::new(config::DEFAULT_CORE_DIR)) {
+            Ok((dir, problems)) => {
+                for problem in problems {
+                    log.error(problem);
+                }
+                Some(dir)
+            }
+            Err(problems) => {
+                for problem in problems {
+                    log.error(problem);
+                }
+                None
+            }
+        };
     // 3) Snapshots, before the core is read.
     let crash = CrashInfo {
         pid: args.pid.unwrap_or(0),
@@ -111,12 +132,31 @@ pub fn handle_then_release(
         hostname: args.hostname.as_deref().map(lossy).unwrap_or_default(),
         time,
     };
-    let plan = SnapshotPlan {
+    let mut plan = SnapshotPlan {
         deadline: config.snapshot_deadline,
         extra_sessions: config.snapshot_sessions.clone(),
         fallback_to_active_snapshot_sessions: config.snapshot_active_sessions,
         user_daemon: config.snapshot_user_daemon,
     };
+    let budget = snapshot_budget::Budget {
+        per_minute: config.max_snapshots_per_minute,
+        max_dirs: config.max_snapshot_dirs,
+        max_bytes: config.max_snapshot_size,
+        max_age: config.max_snapshot_age,
+    };
+    let own_snapshots_wanted =
+        !plan.extra_sessions.is_empty() || plan.fallback_to_active_snapshot_sessions;
+    if let (Some(dir), true) = (&dir, own_snapshots_wanted) {
+        match snapshot_budget::admit(dir.fd.as_fd(), now(), budget) {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                log.warning(reason);
+                plan.extra_sessions.clear();
+                plan.fallback_to_active_snapshot_sessions = false;
+            }
+            Err(err) => log.warning(err),
+        }
+    }
     let mut stages = record::Stages::default();
     stages.snapshots.started_unix_us = record::now_unix_us();
     let fires: Vec<DaemonFire> = catch_unwind(AssertUnwindSafe(|| {
@@ -144,22 +184,21 @@ pub fn handle_then_release(
         ));
     }
 
+    if let Some(dir) = &dir {
+        let made = snapshot_budget::own_snapshot_dirs(&fires);
+        let (pruned, errors) =
+            snapshot_budget::note_and_prune(dir.fd.as_fd(), now(), &made, budget);
+        for path in pruned {
+            log.notice(format!(
+                "deleted the snapshot {path} (the handler's own, past the snapshot budget)"
+            ));
+        }
+        for error in errors {
+            log.warning(error);
+        }
+    }
+
     // 4) The core, and the chained handler's copy.
-    let dir =
-        match coredir::open_with_fallback(&config.core_dir, Path::new(config::DEFAULT_CORE_DIR)) {
-            Ok((dir, problems)) => {
-                for problem in problems {
-                    log.error(problem);
-                }
-                Some(dir)
-            }
-            Err(problems) => {
-                for problem in problems {
-                    log.error(problem);
-                }
-                None
-            }
-        };
     let stem_name = file_name_component(comm.as_deref().unwrap_or(b"unknown"), MAX_COMPONENT_LEN);
     let stem = format!(
         "core.{}.{}.{}",
@@ -173,11 +212,17 @@ pub fn handle_then_release(
         Compression::None => "",
         Compression::Zstd => ".zst",
     };
-    let readable_by = match (args.dump_mode, args.uid) {
-        // Only when the kernel says the process was dumpable for its user;
-        // never for set-uid crashes (mode 2) or when the mode is unknown.
-        (Some(1), Some(uid)) if uid != 0 => Some(uid),
-        _ => None,
+    let readable_by = match access::reader_of_core(&args, &gathered) {
+        Ok(uid) => Some(uid),
+        Err(reason) => {
+            if args.dump_mode == Some(1) && args.uid.is_some_and(|uid| uid != 0) {
+                log.warning(format!(
+                    "core of process {} stays root-only: {reason}",
+                    pid_text(&args)
+                ));
+            }
+            None
+        }
     };
     let max_size = match args.core_limit_bytes() {
         Some(limit) => Some(limit.min(config.max_core_size)),
@@ -191,14 +236,31 @@ pub fn handle_then_release(
     } else if args.core_limit == Some(0) {
         not_saved_reason = Some("the process's core size limit is 0 (%c)".to_string());
         None
-    } else if let Some(reason) = dir
-        .as_ref()
-        .and_then(|dir| rate_limited(dir, &stem_name, config.max_cores_per_minute))
-    {
-        log.warning(format!(
-            "core of process {} not saved: {reason}",
-            pid_text(&args)
-        ));
+    } else if let Some(reason) = dir.as_ref().and_then(|dir| {
+        let program = args
+            .exe_path_from_kernel()
+            .or_else(|| gathered.info.exe.clone())
+            .unwrap_or_else(|| comm.clone().unwrap_or_default());
+        let limits = CoreLimits {
+            per_program: config.max_cores_per_minute,
+            per_user: config.max_cores_per_user_per_minute,
+        };
+        match ratelimit::admit(
+            dir.fd.as_fd(),
+            now(),
+            args.uid,
+            &program,
+            &stem_name,
+            limits,
+        ) {
+            Ok(verdict) => verdict,
+            Err(err) => {
+                log.warning(err);
+                None
+            }
+        }
+    }) {
+        // Logged once, with the summary below.
         not_saved_reason = Some(reason);
         kept_out_by_rate_limit = true;
         None
@@ -433,8 +495,31 @@ pub fn handle_then_release(
                 severity: crate::syslog::Severity::Info,
                 text: "crash record written".into(),
             });
-            match crash_record.write(dir.fd.as_fd(), readable_by, name) {
-                Ok(name) => log.info(format!("crash record {}", dir.path.join(name).display())),
+            let policy = SpacePolicy {
+                max_dir_size: config.max_dir_size,
+                min_free: config.min_free,
+            };
+            match crash_record.write_within(dir.fd.as_fd(), policy, args.uid, readable_by, name) {
+                Ok(written) => {
+                    for deleted in &written.deleted {
+                        log.notice(format!(
+                            "deleted old crash {deleted} to make room for a record"
+                        ));
+                    }
+                    for error in &written.errors {
+                        log.warning(error.clone());
+                    }
+                    log.info(format!(
+                        "crash record {}",
+                        dir.path.join(&written.name).display()
+                    ));
+                    if let Some(copy) = &written.user_copy {
+                        log.info(format!(
+                            "the crashing user's copy of the record {}",
+                            dir.path.join(copy).display()
+                        ));
+                    }
+                }
                 Err(err) => log.error(format!(
                     "cannot write the crash record in {}: {err}; the record was: {}",
                     dir.path.display(),
@@ -448,20 +533,6 @@ pub fn handle_then_release(
         )),
     }
     verdict
-}
-
-/// Why the core must not be kept because of the per-program rate limit.
-fn rate_limited(dir: &CoreDir, name: &str, max_per_minute: u32) -> Option<String> {
-    if max_per_minute == 0 {
-        return None;
-    }
-    let recent =
-        crate::ratelimit::recent_cores(dir.fd.as_fd(), name, std::time::SystemTime::now()).ok()?;
-    (recent >= max_per_minute as usize).then(|| {
-        format!(
-            "rate limit: {recent} cores of {name} saved in the last minute (max_cores_per_minute = {max_per_minute})"
-        )
-    })
 }
 
 fn pid_text(args: &KernelArgs) -> String {
