@@ -56,11 +56,14 @@ fn crash_as(user: Option<(u32, u32)>, program: &Path, args: &[&str]) -> i32 {
     ready_pid(&run_bounded(&mut command, CRASH_TIMEOUT))
 }
 
-/// A crasher that waits for a line on its stdin before it crashes.
-fn gated_crasher(name: &str) -> (Child, i32) {
-    let mut child = Command::new(crasher_path())
-        .args([&unique_name("storm"), "1", "segv", "0", "zero", name])
-        .env("CRASHER_GATE", "1")
+/// A program (the shell: not traced, so the storm never involves the
+/// session daemon) that waits for a line on its stdin before it crashes.
+fn gated_crasher() -> (Child, i32) {
+    let mut child = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "ulimit -c unlimited; echo ready $$; read line; kill -s SEGV $$",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -73,7 +76,7 @@ fn gated_crasher(name: &str) -> (Child, i32) {
     let pid = line
         .strip_prefix("ready ")
         .and_then(|pid| pid.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the crasher printed {line:?}"));
+        .unwrap_or_else(|| panic!("the shell printed {line:?}"));
     (child, pid)
 }
 
@@ -88,7 +91,7 @@ fn a_storm_of_twenty_crashes_of_one_program_keeps_exactly_ten_cores_and_twenty_r
     ));
     // Every handler of the storm runs at once: the kernel must pipe them all.
     handler.guard().set_pipe_limit(64);
-    let mut storm: Vec<(Child, i32)> = (0..20).map(|_| gated_crasher("stormer")).collect();
+    let mut storm: Vec<(Child, i32)> = (0..20).map(|_| gated_crasher()).collect();
     for (child, _) in &mut storm {
         child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     }
@@ -334,13 +337,13 @@ fn the_snapshots_the_handler_takes_have_a_budget() {
     let session = SnapshotSession::start();
     let dir = TempDir::new("lcdh-budget");
     let cores = dir.path().join("cores");
-    let _handler = InstalledHandler::new(&config_for(
-        &cores,
-        &format!(
-            "snapshot_user_daemon = false\nsnapshot_sessions = [\"{}\"]\n\
-             max_snapshots_per_minute = 3\nmax_snapshot_dirs = 2\n",
-            session.name
-        ),
+    // A deadline that a daemon busy with other tests still meets.
+    let _handler = InstalledHandler::new(&format!(
+        "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = 60\n\
+         snapshot_active_sessions = false\nsnapshot_user_daemon = false\n\
+         snapshot_sessions = [\"{}\"]\nmax_snapshots_per_minute = 3\nmax_snapshot_dirs = 2\n",
+        cores.display(),
+        session.name
     ));
     let records: Vec<serde_json::Value> = (0..5)
         .map(|_| {

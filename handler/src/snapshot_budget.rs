@@ -20,7 +20,8 @@
 //! directory at the noted path must still be the noted one (same device
 //! and inode), owned by root, reached from `/` without following a
 //! symbolic link through directories owned by root and writable by nobody
-//! else, and it is removed through descriptors, never following a link.
+//! else (or sticky, as /tmp), and it is removed through descriptors, never
+//! following a link.
 
 use crate::ledger::{Entry, Ledger};
 use crate::snapshot::DaemonFire;
@@ -167,7 +168,7 @@ impl AsFdRef for OwnedFd {
 
 /// Opens the directory at `path` from `/`, one component at a time without
 /// following a link, through directories owned by root and writable by
-/// nobody else; the directory itself must be root's.
+/// nobody else (or sticky); the directory itself must be root's.
 fn open_checked(path: &Path) -> Result<OwnedFd, String> {
     let mut fd = rustix::fs::open(
         "/",
@@ -184,7 +185,10 @@ fn open_checked(path: &Path) -> Result<OwnedFd, String> {
             return Err(format!("{} is not a plain path", path.display()));
         };
         let stat = rustix::fs::fstat(&fd).map_err(|err| format!("{}: {err}", at.display()))?;
-        if stat.st_uid != 0 || stat.st_mode & 0o022 != 0 {
+        // A sticky directory of root's (/tmp) is safe too: nobody else may
+        // rename or replace root's entries in it.
+        let sticky = stat.st_mode & 0o1000 != 0;
+        if stat.st_uid != 0 || (stat.st_mode & 0o022 != 0 && !sticky) {
             return Err(format!(
                 "{} is not root's only (owner uid {}, mode {:o})",
                 at.display(),
