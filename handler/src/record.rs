@@ -347,7 +347,7 @@ impl CrashRecord {
                         format!("{root_stem}.user.{n}.json")
                     }
                 };
-                match publish(dir, user_json, Some(*uid), owner, &user_name) {
+                match publish(dir, user_json, Some(*uid), owner, user_name) {
                     Ok(name) => written.user_copy = Some(name),
                     Err(err) => written.errors.push(format!(
                         "cannot write uid {uid}'s copy of the record: {err}"

@@ -28,7 +28,7 @@ use crate::snapshot::DaemonFire;
 use lttng_coredump::engine::ActionKind;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::ffi::{CStr, OsStr};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 use std::time::Duration;
@@ -91,7 +91,7 @@ pub fn note_and_prune(
         match open_checked(Path::new(path)) {
             Ok(fd) => {
                 let stat = rustix::fs::fstat(&fd);
-                let bytes = tree_bytes(fd.as_fd_ref(), 0);
+                let bytes = tree_bytes(fd.as_fd(), 0);
                 if let Ok(stat) = stat {
                     ledger.entries.push(Entry::SnapshotDir {
                         time: now,
@@ -154,16 +154,6 @@ pub fn note_and_prune(
         errors.push(format!("cannot update the core directory's ledger: {err}"));
     }
     (deleted, errors)
-}
-
-trait AsFdRef {
-    fn as_fd_ref(&self) -> BorrowedFd<'_>;
-}
-
-impl AsFdRef for OwnedFd {
-    fn as_fd_ref(&self) -> BorrowedFd<'_> {
-        std::os::fd::AsFd::as_fd(self)
-    }
 }
 
 /// Opens the directory at `path` from `/`, one component at a time without
@@ -229,7 +219,7 @@ fn tree_bytes(dir: BorrowedFd<'_>, depth: usize) -> u64 {
         total += stat.st_blocks as u64 * 512;
         if FileType::from_raw_mode(stat.st_mode) == FileType::Directory && depth < MAX_DEPTH {
             if let Ok(child) = open_child(dir, name) {
-                total += tree_bytes(child.as_fd_ref(), depth + 1);
+                total += tree_bytes(child.as_fd(), depth + 1);
             }
         }
     }
@@ -250,13 +240,13 @@ fn remove_noted(path: &Path, dev: u64, ino: u64) -> Result<(), String> {
     let parent = path.parent().ok_or("no parent directory")?;
     let name = path.file_name().ok_or("no name")?;
     let parent_fd = open_checked(parent)?;
-    let fd = open_child(parent_fd.as_fd_ref(), &c_name(name)?)
+    let fd = open_child(parent_fd.as_fd(), &c_name(name)?)
         .map_err(|err| format!("cannot open it: {err}"))?;
     let stat = rustix::fs::fstat(&fd).map_err(|err| err.to_string())?;
     if (stat.st_dev, stat.st_ino) != (dev, ino) {
         return Err("it is not the directory the handler made".into());
     }
-    empty_tree(fd.as_fd_ref(), 0)?;
+    empty_tree(fd.as_fd(), 0)?;
     rustix::fs::unlinkat(&parent_fd, c_name(name)?.as_c_str(), AtFlags::REMOVEDIR)
         .map_err(|err| format!("cannot remove it: {err}"))
 }
@@ -282,7 +272,7 @@ fn empty_tree(dir: BorrowedFd<'_>, depth: usize) -> Result<(), String> {
             .map_err(|err| err.to_string())?;
         if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
             let child = open_child(dir, name.as_c_str()).map_err(|err| err.to_string())?;
-            empty_tree(child.as_fd_ref(), depth + 1)?;
+            empty_tree(child.as_fd(), depth + 1)?;
             rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR)
                 .map_err(|err| err.to_string())?;
         } else {
@@ -296,7 +286,6 @@ fn empty_tree(dir: BorrowedFd<'_>, depth: usize) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     #[test]
     fn the_oldest_noted_directories_past_the_budget_go_and_nothing_else() {
@@ -335,7 +324,7 @@ mod tests {
         std::fs::create_dir(&b).unwrap();
         let (deleted, errors) =
             note_and_prune(coredir.as_fd(), 300, std::slice::from_ref(&c), budget);
-        assert_eq!(deleted, [a.clone()]);
+        assert_eq!(deleted, [a.as_str()]);
         assert!(errors.is_empty(), "{errors:?}");
         assert!(!Path::new(&a).exists());
         assert!(Path::new("/etc/passwd").exists());
@@ -346,7 +335,7 @@ mod tests {
             ..budget
         };
         let (deleted, errors) = note_and_prune(coredir.as_fd(), 360, &[], aged);
-        assert_eq!(deleted, [c.clone()]);
+        assert_eq!(deleted, [c.as_str()]);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(Path::new(&b).exists() && traces.join("moved").exists());
         // A path through a directory others may write is never noted.
