@@ -27,6 +27,10 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 /// Longest ledger read: entries only live for the window (snapshot
 /// directories until they are pruned), so a ledger this long is damaged.
 const MAX_LEDGER: u64 = 16 << 20;
+/// Most snapshot directories remembered (with no count, size or age limit
+/// configured they would pile up): past it the oldest are forgotten, not
+/// deleted.
+const MAX_SNAPSHOT_DIRS_NOTED: usize = 10_000;
 
 /// One line of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +96,20 @@ impl Ledger {
 
     /// Writes the entries back (the lock is kept until the ledger is dropped).
     pub fn save(&mut self) -> io::Result<()> {
+        let noted = self
+            .entries
+            .iter()
+            .filter(|e| matches!(e, Entry::SnapshotDir { .. }))
+            .count();
+        let mut forget = noted.saturating_sub(MAX_SNAPSHOT_DIRS_NOTED);
+        // Entries are appended as they come: the first are the oldest.
+        self.entries.retain(|entry| {
+            if forget > 0 && matches!(entry, Entry::SnapshotDir { .. }) {
+                forget -= 1;
+                return false;
+            }
+            true
+        });
         let mut text = Vec::new();
         for entry in &self.entries {
             serde_json::to_writer(&mut text, entry).map_err(io::Error::other)?;
