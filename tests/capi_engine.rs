@@ -5,19 +5,18 @@
 //! session daemon (a test user's own for the fire, so that the fallback
 //! touches no other test's sessions).
 
-mod capi_support;
-
-use capi_support::*;
-use lttng_coredump::engine::{
-    self, encoding, fire_on_any_core_dump, ActionKind, ActionPhase, CrashInfo, DaemonTarget,
-    FireOptions, SetOutcome,
+use lttng_coredump_engine::identity::{run_as, Identity};
+use lttng_coredump_engine::{
+    self as engine, encoding, fire_on_any_core_dump, ActionKind, ActionPhase, CrashInfo,
+    DaemonTarget, FireOptions, SetOutcome,
 };
-use lttng_ctl::isolate::{run_isolated, Identity};
 use lttng_ctl::trigger::{register_trigger, Action, ActionSnapshotOutput, Condition, EventRule};
 use lttng_ctl::ErrorCode;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use testsupport::sessions::*;
+use testsupport::users::*;
 use testsupport::*;
 
 #[test]
@@ -81,7 +80,7 @@ fn setting_is_idempotent_and_a_different_trigger_under_the_name_is_refused() {
 
 /// Runs `work` as `identity` in an isolated child and returns its text.
 fn as_user(identity: &Identity, work: impl FnOnce() -> String) -> String {
-    let out = run_isolated(Duration::from_secs(20), Some(identity), || {
+    let out = run_as(Duration::from_secs(20), Some(identity), || {
         work().into_bytes()
     })
     .unwrap();
@@ -159,7 +158,7 @@ fn fire_runs_triggers_extra_sessions_and_the_fallback_in_a_users_daemon() {
             "-o",
             &out_dir(name).display().to_string(),
         ]);
-        user.lttng_ok(&["enable-event", "-u", "lttng_coredump_test:step", "-s", name]);
+        user.lttng_ok(&["enable-event", "-u", "lttng_coredump:step", "-s", name]);
     }
     user.lttng_ok(&[
         "create",
@@ -167,19 +166,13 @@ fn fire_runs_triggers_extra_sessions_and_the_fallback_in_a_users_daemon() {
         "-o",
         &out_dir("plain").display().to_string(),
     ]);
-    user.lttng_ok(&[
-        "enable-event",
-        "-u",
-        "lttng_coredump_test:step",
-        "-s",
-        "plain",
-    ]);
+    user.lttng_ok(&["enable-event", "-u", "lttng_coredump:step", "-s", "plain"]);
     for name in ["snap-a", "snap-b", "plain"] {
         user.lttng_ok(&["start", name]);
     }
     let tag = unique_name("capi-eng-tag");
     let out = user
-        .command(crasher_path())
+        .crasher_command()
         .args([tag.as_str(), "12", "exit"])
         .output()
         .unwrap();

@@ -26,7 +26,7 @@ use crate::snapshot::{self, DaemonFire, SnapshotPlan};
 use crate::snapshot_budget;
 use crate::space::SpacePolicy;
 use crate::syslog::{iso8601_utc, Log};
-use lttng_coredump::engine::CrashInfo;
+use lttng_coredump_engine::CrashInfo;
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::AsFd;

@@ -229,7 +229,7 @@ fn snapshot_entries_of(fires: &[DaemonFire], uid: u32) -> Vec<SnapshotEntry> {
                 entries.extend(snapshot_entries(&[DaemonFire {
                     daemon: fire.daemon.clone(),
                     target: None,
-                    report: Some(lttng_coredump::engine::FireReport {
+                    report: Some(lttng_coredump_engine::FireReport {
                         outcomes: vec![outcome.clone()],
                         ..Default::default()
                     }),
@@ -406,7 +406,7 @@ fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lttng_coredump::engine::{ActionKind, ActionOutcome, FireError, FireReport};
+    use lttng_coredump_engine::{ActionKind, ActionOutcome, FireError, FireReport};
 
     pub(crate) fn sample() -> CrashRecord {
         CrashRecord {
@@ -546,7 +546,7 @@ mod tests {
 
     #[test]
     fn the_users_copy_holds_only_what_concerns_that_user() {
-        use lttng_coredump::engine::{ActionKind, ActionOutcome, FireReport};
+        use lttng_coredump_engine::{ActionKind, ActionOutcome, FireReport};
         let outcome = |session: &str, trigger: &str, owner: u32| ActionOutcome {
             trigger_name: Some(trigger.into()),
             owner_uid: Some(owner),

@@ -25,7 +25,7 @@
 
 use crate::ledger::{Entry, Ledger};
 use crate::snapshot::DaemonFire;
-use lttng_coredump::engine::ActionKind;
+use lttng_coredump_engine::ActionKind;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::ffi::{CStr, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn only_the_handlers_own_local_snapshots_count() {
-        use lttng_coredump::engine::{ActionOutcome, FireReport};
+        use lttng_coredump_engine::{ActionOutcome, FireReport};
         let outcome = |trigger: Option<&str>, path: &str| ActionOutcome {
             trigger_name: trigger.map(str::to_string),
             owner_uid: None,

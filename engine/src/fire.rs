@@ -1,0 +1,425 @@
+//! Firing OnAnyCoreDump: running, synchronously and through liblttng-ctl,
+//! the actions of every OnAnyCoreDump trigger of a session daemon, then the
+//! extra sessions, then (when nothing else applied) the fallback.
+//!
+//! Every step talks to the daemon from a short-lived child process
+//! (`lttng_ctl::isolate`), so that a daemon that hangs costs at most the
+//! deadline, and so that each trigger acts with its **owner's** rights:
+//!
+//! 1. A first child, with the identity of the target (the caller, or the
+//!    owner of a per-user daemon), lists the triggers (root sees every
+//!    user's), runs those owned by that identity, the extra sessions and
+//!    the fallback, and sends back its report and the triggers of other
+//!    owners.
+//! 2. For each other owner, a child that has become that user (with their
+//!    groups: it reaches the root daemon only if the owner could) runs that
+//!    owner's triggers. The session daemon then applies its own rule: a
+//!    user may only act on their own sessions. A user's trigger naming
+//!    root's session does nothing to it, and the report says why.
+//!
+//! Snapshots are named after the crash (see `snapshot_name`); where each one
+//! went is found from the session's snapshot output (or the action's own).
+
+use super::encoding::{self, ActionOutput, CoreDumpAction, CoreDumpTrigger};
+use super::snapshot_name::snapshot_name;
+use super::target::{self, Daemon};
+use super::{
+    ActionKind, ActionOutcome, ActionPhase, CrashInfo, FireError, FireOptions, FireReport,
+};
+use crate::identity::{run_json, Identity};
+use lttng_ctl::session::{list_sessions, Session};
+use lttng_ctl::snapshot::{SnapshotDestination, SnapshotLocation, SnapshotOutput};
+use lttng_ctl::trigger::caller_uid;
+use lttng_ctl::{Error, ErrorCode, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// An LTTng error as the report carries it.
+pub fn fire_error(err: &Error) -> FireError {
+    FireError {
+        code: err.raw_code() as i32,
+        message: err.to_string(),
+    }
+}
+
+/// What the first child reports.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DaemonPass {
+    outcomes: Vec<ActionOutcome>,
+    errors: Vec<FireError>,
+    /// OnAnyCoreDump triggers owned by someone else, to run as their owner.
+    foreign: Vec<CoreDumpTrigger>,
+    /// The acting identity's own triggers that carry a stop action, so that
+    /// a snapshots-only fire can say how many stops it left for later.
+    own_with_stops: Vec<CoreDumpTrigger>,
+}
+
+/// What a child acting as another trigger owner reports.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ForeignPass {
+    outcomes: Vec<ActionOutcome>,
+    errors: Vec<FireError>,
+}
+
+/// Fires OnAnyCoreDump (see the module documentation).
+pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
+    let started = Instant::now();
+    let left = || options.deadline.checked_sub(started.elapsed());
+    let mut report = FireReport::default();
+    let daemon = match target::resolve(&options.daemon) {
+        Ok(daemon) => daemon,
+        Err(err) => {
+            report.errors.push(fire_error(&err));
+            return report;
+        }
+    };
+    let name = snapshot_name(crash);
+    let acting_uid = daemon.identity().map_or_else(caller_uid, Identity::uid);
+
+    let Some(deadline) = left() else {
+        report.errors.push(deadline_passed(&daemon));
+        return report;
+    };
+    let pass = run_json(deadline, daemon.identity(), || {
+        first_pass(
+            acting_uid,
+            &name,
+            &options.extra_sessions,
+            options.fallback_to_active_snapshot_sessions,
+            options.phase,
+        )
+    });
+    let foreign = match pass {
+        Ok(pass) => {
+            if !options.phase.stops() {
+                report.deferred_stops = pass
+                    .foreign
+                    .iter()
+                    .chain(&pass.own_with_stops)
+                    .flat_map(|t| &t.actions)
+                    .filter(|a| matches!(a, CoreDumpAction::Stop { .. }))
+                    .count();
+            }
+            report.outcomes.extend(pass.outcomes);
+            report.errors.extend(pass.errors);
+            pass.foreign
+        }
+        Err(err) => {
+            let message = if err.code() == ErrorCode::Cancelled {
+                // The child's own deadline is what was left of the fire's.
+                format!(
+                    "session daemon did not answer within {} ms: gave up on {}",
+                    options.deadline.as_millis(),
+                    daemon.describe()
+                )
+            } else {
+                format!("{err} (in {})", daemon.describe())
+            };
+            report.errors.push(FireError {
+                code: err.raw_code() as i32,
+                message,
+            });
+            return report;
+        }
+    };
+
+    let mut by_owner: BTreeMap<u32, Vec<CoreDumpTrigger>> = BTreeMap::new();
+    // An owner with nothing to do in this phase costs no child process.
+    for trigger in foreign.into_iter().filter(|t| has_work(t, options.phase)) {
+        by_owner.entry(trigger.owner_uid).or_default().push(trigger);
+    }
+    for (owner, triggers) in by_owner {
+        let result = match left() {
+            None => Err(Error::with_message(
+                ErrorCode::Cancelled,
+                format!(
+                    "the fire's deadline of {} ms passed first",
+                    options.deadline.as_millis()
+                ),
+                format!("running the triggers of uid {owner}"),
+            )),
+            Some(deadline) => owner_identity(owner, &daemon).and_then(|identity| {
+                let acting_as = format!(
+                    "acting as {} (uid {owner}), the trigger's owner",
+                    identity.user_name()
+                );
+                run_json(deadline, Some(&identity), || {
+                    let (mut outcomes, errors) =
+                        run_triggers(&triggers, &name, &mut HashSet::new(), options.phase);
+                    // The daemon's refusal alone ("Permission denied") would
+                    // not say whose rights were used.
+                    for error in outcomes.iter_mut().filter_map(|o| o.error.as_mut()) {
+                        error.message = format!("{} ({acting_as})", error.message);
+                    }
+                    ForeignPass { outcomes, errors }
+                })
+            }),
+        };
+        match result {
+            Ok(pass) => {
+                report.outcomes.extend(pass.outcomes);
+                report.errors.extend(pass.errors);
+            }
+            // Each action the owner's triggers asked for is reported as not
+            // done, with the reason.
+            Err(err) => report
+                .outcomes
+                .extend(triggers.iter().flat_map(|t| failed_outcomes(t, &err))),
+        }
+    }
+    report
+}
+
+fn deadline_passed(daemon: &Daemon) -> FireError {
+    fire_error(&Error::with_message(
+        ErrorCode::Cancelled,
+        "the deadline passed before the session daemon was asked anything",
+        format!("firing OnAnyCoreDump in {}", daemon.describe()),
+    ))
+}
+
+/// The identity a trigger owned by `owner` acts with in `daemon`.
+fn owner_identity(owner: u32, daemon: &Daemon) -> Result<Identity> {
+    let identity = Identity::of_user(owner)?;
+    match daemon {
+        Daemon::PerUser(target) => {
+            let mut identity = identity.per_user_daemon();
+            if let Some(home) = target.lttng_home() {
+                identity = identity.with_lttng_home(home);
+            }
+            Ok(identity)
+        }
+        Daemon::Default | Daemon::Root => {
+            if identity.can_reach_root_daemon() {
+                Ok(identity)
+            } else {
+                Err(Error::with_message(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "the trigger's owner, {} (uid {owner}), is not in the `{}` group any more and cannot reach the root session daemon, so neither can its trigger",
+                        identity.user_name(),
+                        lttng_ctl::daemon::TRACING_GROUP
+                    ),
+                    format!("running the triggers of uid {owner}"),
+                ))
+            }
+        }
+    }
+}
+
+fn failed_outcomes(trigger: &CoreDumpTrigger, err: &Error) -> Vec<ActionOutcome> {
+    trigger
+        .actions
+        .iter()
+        .filter_map(|action| {
+            let (kind, session) = match action {
+                CoreDumpAction::Snapshot { session, .. } => (ActionKind::Snapshot, session),
+                CoreDumpAction::Stop { session } => (ActionKind::Stop, session),
+                CoreDumpAction::Unsupported { .. } => return None,
+            };
+            Some(ActionOutcome {
+                trigger_name: Some(trigger.display_name().to_string()),
+                owner_uid: Some(trigger.owner_uid),
+                session: session.clone(),
+                action: kind,
+                snapshot_path: None,
+                error: Some(fire_error(err)),
+            })
+        })
+        .collect()
+}
+
+/// Whether `trigger` has an action this phase runs (unsupported actions are
+/// reported with the snapshots).
+fn has_work(trigger: &CoreDumpTrigger, phase: ActionPhase) -> bool {
+    trigger.actions.iter().any(|action| match action {
+        CoreDumpAction::Stop { .. } => phase.stops(),
+        CoreDumpAction::Snapshot { .. } | CoreDumpAction::Unsupported { .. } => phase.snapshots(),
+    })
+}
+
+/// In the first child: the triggers of `acting_uid`, the extra sessions,
+/// the fallback.
+fn first_pass(
+    acting_uid: u32,
+    name: &str,
+    extra_sessions: &[String],
+    fallback: bool,
+    phase: ActionPhase,
+) -> DaemonPass {
+    let mut pass = DaemonPass::default();
+    let triggers = match encoding::list_triggers() {
+        Ok(triggers) => triggers,
+        Err(err) => {
+            pass.errors.push(fire_error(&err));
+            if err.code() == ErrorCode::NoSessionDaemon {
+                return pass;
+            }
+            Vec::new()
+        }
+    };
+    let (own, foreign): (Vec<&CoreDumpTrigger>, Vec<&CoreDumpTrigger>) =
+        triggers.iter().partition(|t| t.owner_uid == acting_uid);
+    pass.foreign = foreign.into_iter().cloned().collect();
+    pass.own_with_stops = own
+        .iter()
+        .filter(|t| {
+            t.actions
+                .iter()
+                .any(|a| matches!(a, CoreDumpAction::Stop { .. }))
+        })
+        .map(|t| (*t).clone())
+        .collect();
+    let mut snapshotted = HashSet::new();
+    let (outcomes, errors) = run_triggers(own.iter().copied(), name, &mut snapshotted, phase);
+    pass.outcomes.extend(outcomes);
+    pass.errors.extend(errors);
+    if !phase.snapshots() {
+        return pass;
+    }
+    for session in extra_sessions {
+        if snapshotted.insert(session.clone()) {
+            pass.outcomes
+                .push(snapshot_outcome(None, None, session, None, name));
+        }
+    }
+    if fallback && triggers.is_empty() && extra_sessions.is_empty() {
+        match list_sessions() {
+            Ok(sessions) => {
+                for session in sessions.iter().filter(|s| s.enabled && s.snapshot_mode) {
+                    pass.outcomes
+                        .push(snapshot_outcome(None, None, &session.name, None, name));
+                }
+            }
+            Err(err) => pass.errors.push(fire_error(&err)),
+        }
+    }
+    pass
+}
+
+/// Runs the actions of `triggers` in this process: every snapshot first
+/// (a crash's trace is what matters most), then every stop. `snapshotted`
+/// holds the sessions already snapshotted to their own output in this fire,
+/// which are not snapshotted twice.
+fn run_triggers<'a>(
+    triggers: impl IntoIterator<Item = &'a CoreDumpTrigger> + Clone,
+    name: &str,
+    snapshotted: &mut HashSet<String>,
+    phase: ActionPhase,
+) -> (Vec<ActionOutcome>, Vec<FireError>) {
+    let mut outcomes = Vec::new();
+    let mut errors = Vec::new();
+    for trigger in triggers.clone() {
+        for action in &trigger.actions {
+            match action {
+                CoreDumpAction::Snapshot { .. } if !phase.snapshots() => {}
+                CoreDumpAction::Snapshot { session, output } => {
+                    if output.is_none() && !snapshotted.insert(session.clone()) {
+                        continue;
+                    }
+                    outcomes.push(snapshot_outcome(
+                        Some(trigger.display_name().to_string()),
+                        Some(trigger.owner_uid),
+                        session,
+                        output.as_ref(),
+                        name,
+                    ));
+                }
+                CoreDumpAction::Stop { .. } => {}
+                CoreDumpAction::Unsupported { .. } if !phase.snapshots() => {}
+                CoreDumpAction::Unsupported { description } => errors.push(FireError {
+                    code: ErrorCode::Invalid.raw() as i32,
+                    message: format!(
+                        "trigger {:?} of uid {}: OnAnyCoreDump does not run the action {description}; skipped",
+                        trigger.display_name(),
+                        trigger.owner_uid
+                    ),
+                }),
+            }
+        }
+    }
+    for trigger in triggers.into_iter().filter(|_| phase.stops()) {
+        for action in &trigger.actions {
+            if let CoreDumpAction::Stop { session } = action {
+                outcomes.push(stop_outcome(trigger, session));
+            }
+        }
+    }
+    (outcomes, errors)
+}
+
+fn stop_outcome(trigger: &CoreDumpTrigger, session: &str) -> ActionOutcome {
+    let error = match Session::from_name(session).and_then(|s| s.stop()) {
+        Ok(()) => None,
+        // Stopping what is stopped achieves the action.
+        Err(err) if err.code() == ErrorCode::AlreadyStopped => None,
+        Err(err) => Some(fire_error(&err)),
+    };
+    ActionOutcome {
+        trigger_name: Some(trigger.display_name().to_string()),
+        owner_uid: Some(trigger.owner_uid),
+        session: session.to_string(),
+        action: ActionKind::Stop,
+        snapshot_path: None,
+        error,
+    }
+}
+
+fn snapshot_outcome(
+    trigger_name: Option<String>,
+    owner_uid: Option<u32>,
+    session: &str,
+    output: Option<&ActionOutput>,
+    name: &str,
+) -> ActionOutcome {
+    let (snapshot_path, error) = match record(session, output, name) {
+        Ok(path) => (Some(path), None),
+        Err(err) => (None, Some(fire_error(&err))),
+    };
+    ActionOutcome {
+        trigger_name,
+        owner_uid,
+        session: session.to_string(),
+        action: ActionKind::Snapshot,
+        snapshot_path,
+        error,
+    }
+}
+
+/// The snapshot output of a snapshot-session action, for recording.
+fn snapshot_output(output: &ActionOutput) -> SnapshotOutput {
+    let url = output.ctrl_url.as_str();
+    let destination = match (&output.data_url, url.strip_prefix("file://")) {
+        (_, Some(path)) => SnapshotDestination::Local(PathBuf::from(path)),
+        (None, None) if url.starts_with('/') => SnapshotDestination::Local(PathBuf::from(url)),
+        (Some(data), None) if !data.is_empty() && !url.starts_with("net") => {
+            SnapshotDestination::RelayUrls {
+                control_url: url.to_string(),
+                data_url: data.clone(),
+            }
+        }
+        _ => SnapshotDestination::Relay(url.to_string()),
+    };
+    let mut out = SnapshotOutput::new(destination);
+    if let Some(size) = output.max_size {
+        out = out.max_size(size);
+    }
+    out
+}
+
+/// Records the snapshot `name` of `session` and says where it went.
+fn record(session: &str, output: Option<&ActionOutput>, name: &str) -> Result<String> {
+    let output = output.map(snapshot_output);
+    let locations =
+        Session::from_name(session)?.record_snapshot_and_locate(name, output.as_ref())?;
+    Ok(locations
+        .iter()
+        .map(|location| match location {
+            SnapshotLocation::Local(path) => path.display().to_string(),
+            SnapshotLocation::Relay { ctrl_url, .. } => format!("{ctrl_url} ({name})"),
+        })
+        .collect::<Vec<_>>()
+        .join(", "))
+}
