@@ -1,6 +1,11 @@
 //! `lttng-coredump`: the core_pattern handler (`handle`, run by the kernel)
 //! and the subcommands a person uses to put it in place.
 
+// Every system call goes through rustix or std; the unsafe code lives in the
+// FFI crates (lttng-ctl-sys, lttng-ctl, capi), none here.
+#![forbid(unsafe_code)]
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lttng_coredump_handler::demo::{self, DemoOptions};
 use lttng_coredump_handler::handle::{self, Verdict};
@@ -120,8 +125,7 @@ fn main() -> ExitCode {
         } => {
             let binary = match binary {
                 Some(binary) => Ok(binary),
-                None => std::env::current_exe()
-                    .map_err(|err| format!("cannot tell where this program is: {err}")),
+                None => std::env::current_exe().context("cannot tell where this program is"),
             };
             binary.and_then(|binary| {
                 install::install(&InstallOptions {
@@ -157,7 +161,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("lttng-coredump: {err}");
+            // `:#` for the whole chain: what was attempted, then why.
+            eprintln!("lttng-coredump: {err:#}");
             ExitCode::FAILURE
         }
     }

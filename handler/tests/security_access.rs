@@ -75,7 +75,7 @@ fn a_set_uid_program_that_makes_itself_dumpable_keeps_its_core_root_only() {
 
 #[test]
 fn the_record_a_user_may_read_holds_nothing_of_other_users() {
-    ensure_sessiond();
+    let _daemon = ensure_sessiond();
     let dir = TempDir::new("lcdh-usercopy");
     let cores = dir.path().join("cores");
     let (uid, gid) = ensure_test_user("lcdh-h10-reader", false);

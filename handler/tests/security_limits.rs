@@ -292,11 +292,13 @@ fn records_count_against_the_directory_limit() {
 struct SnapshotSession {
     name: String,
     output: TempDir,
+    // Held for as long as the session is used.
+    _daemon: testsupport::RootSessiondUse,
 }
 
 impl SnapshotSession {
     fn start() -> SnapshotSession {
-        ensure_sessiond();
+        let daemon = ensure_sessiond();
         let name = unique_name("h10-budget");
         let output = TempDir::new("lcdh-budget-traces");
         fs::set_permissions(output.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -309,7 +311,11 @@ impl SnapshotSession {
         ]);
         lttng_ok(&["enable-event", "-u", "-s", &name, "lttng_coredump:step"]);
         lttng_ok(&["start", &name]);
-        SnapshotSession { name, output }
+        SnapshotSession {
+            name,
+            output,
+            _daemon: daemon,
+        }
     }
 }
 
