@@ -363,23 +363,6 @@ impl CrashRecord {
         json.push(b'\n');
         json
     }
-
-    /// Writes the record into `dir` under `name(0)`, `name(1)`...; returns
-    /// the name it got.
-    pub fn write(
-        &self,
-        dir: BorrowedFd<'_>,
-        readable_by: Option<u32>,
-        name: impl Fn(u32) -> String,
-    ) -> std::io::Result<String> {
-        let mut file = NewFile::create_in(dir)?;
-        file.file_mut().write_all(&self.to_json())?;
-        if let Some(uid) = readable_by {
-            crate::acl::grant_read(file.file(), uid)?;
-        }
-        let (_, name) = file.publish(name)?;
-        Ok(name)
-    }
 }
 
 /// Writes `json` into a new file of `dir`, readable by `reader` when set,
@@ -599,19 +582,41 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.join("r.json")).unwrap();
         let dirfd = std::fs::File::open(&dir).unwrap();
-        let name = sample()
-            .write(std::os::fd::AsFd::as_fd(&dirfd), None, |n| {
-                if n == 0 {
-                    "r.json".into()
-                } else {
-                    format!("r.{n}.json")
-                }
-            })
+        let policy = crate::space::SpacePolicy {
+            max_dir_size: u64::MAX,
+            min_free: 0,
+        };
+        let written = sample()
+            .write_within(
+                std::os::fd::AsFd::as_fd(&dirfd),
+                policy,
+                Some(1000),
+                Some(1000),
+                |n| {
+                    if n == 0 {
+                        "r.json".into()
+                    } else {
+                        format!("r.{n}.json")
+                    }
+                },
+            )
             .unwrap();
-        assert_eq!(name, "r.1.json");
+        assert_eq!(written.name, "r.1.json");
+        assert_eq!(written.user_copy.as_deref(), Some("r.1.user.json"));
         let back: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(dir.join(&written.name)).unwrap()).unwrap();
         assert_eq!(back["pid"], 42);
+        // Root's record is root's; the user reads their copy.
+        let root_record = std::fs::File::open(dir.join(&written.name)).unwrap();
+        assert!(crate::acl::users_with_read(&root_record)
+            .unwrap()
+            .is_empty());
+        let copy = std::fs::File::open(dir.join("r.1.user.json")).unwrap();
+        assert_eq!(crate::acl::users_with_read(&copy).unwrap(), [1000]);
+        assert_eq!(
+            std::fs::read_link(dir.join("r.json")).unwrap(),
+            std::path::Path::new("/etc/passwd")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
