@@ -16,6 +16,7 @@ use testsupport::crasher::*;
 use testsupport::handler::*;
 use testsupport::handler_binary;
 use testsupport::process::*;
+use testsupport::syslog::SyslogListener;
 use testsupport::{ensure_sessiond, ensure_test_user, lttng, lttng_ok, unique_name, TempDir};
 
 /// Cores (not records) in a core directory.
@@ -131,9 +132,16 @@ fn a_storm_of_twenty_crashes_of_one_program_keeps_exactly_ten_cores_and_twenty_r
 fn renaming_the_process_does_not_dodge_the_rate_limit() {
     let dir = TempDir::new("lcdh-rename");
     let cores = dir.path().join("cores");
+    let syslog = SyslogListener::bind(dir.path());
     let _handler = InstalledHandler::new(
         handler_binary!(),
-        &config_for(&cores, "max_cores_per_minute = 2"),
+        &config_for(
+            &cores,
+            &format!(
+                "max_cores_per_minute = 2\nsyslog_socket = \"{}\"\n",
+                syslog.path.display()
+            ),
+        ),
     );
     // One program, five names (prctl PR_SET_NAME): the limit is on the
     // program.
@@ -159,6 +167,16 @@ fn renaming_the_process_does_not_dodge_the_rate_limit() {
     }
     assert_eq!(cores_in(&cores).len(), 2, "{:?}", names_in(&cores));
     assert_eq!(records_in(&cores).len(), 5, "{:?}", names_in(&cores));
+    // Each crash kept out says so once in the log, not twice.
+    let messages = syslog.messages();
+    for record in &records[2..] {
+        let pid = record["pid"].as_i64().unwrap();
+        let lines = messages
+            .iter()
+            .filter(|m| m.contains(&format!("process {pid} ")) && m.contains("rate limit"))
+            .count();
+        assert_eq!(lines, 1, "{messages:#?}");
+    }
 }
 
 #[test]
