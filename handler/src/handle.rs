@@ -874,13 +874,27 @@ mod tests {
     struct OwnProcess(std::process::Child);
 
     impl OwnProcess {
+        /// A `cat`, once it runs as `cat`: `spawn` may return before the
+        /// kernel has given the child its new name (it would then read as
+        /// the test thread's), so wait for it to echo a line back.
         fn spawn() -> OwnProcess {
-            OwnProcess(
-                std::process::Command::new("sleep")
-                    .arg("1000")
-                    .spawn()
-                    .expect("spawning sleep"),
-            )
+            use std::io::{BufRead, Write};
+            use std::process::{Command, Stdio};
+            let mut child = Command::new("cat")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawning cat");
+            let mut stdin = child.stdin.take().expect("piped");
+            stdin.write_all(b"ready\n").expect("writing to cat");
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.as_mut().expect("piped"))
+                .read_line(&mut line)
+                .expect("reading from cat");
+            assert_eq!(line, "ready\n");
+            // Kept open, so that cat waits for more.
+            child.stdin = Some(stdin);
+            OwnProcess(child)
         }
 
         fn pid_field(&self) -> String {
@@ -915,7 +929,7 @@ mod tests {
         drop(process);
 
         // Two crashes of one program within the minute: the second is
-        // kept out by the rate limit (named after /proc's name, `sleep`).
+        // kept out by the rate limit (named after /proc's name, `cat`).
         for _ in 0..2 {
             let process = OwnProcess::spawn();
             let verdict = handle(
@@ -925,12 +939,15 @@ mod tests {
             );
             assert_eq!(verdict, Verdict::Done);
         }
-        let names: Vec<String> = std::fs::read_dir(&cores)
+        let all: Vec<String> = std::fs::read_dir(&cores)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with("core.sleep.") && !n.ends_with(".json"))
             .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
+        let names: Vec<&String> = all
+            .iter()
+            .filter(|n| n.starts_with("core.cat.") && !n.ends_with(".json"))
+            .collect();
+        assert_eq!(names.len(), 1, "{all:?}");
         let records = std::fs::read_dir(&cores)
             .unwrap()
             .filter(|e| {
