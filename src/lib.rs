@@ -8,6 +8,7 @@
 //! panics with what to install, so the test fails.
 
 pub mod access;
+pub mod attacker;
 pub mod babeltrace;
 pub mod capi;
 pub mod core_file;
@@ -17,6 +18,7 @@ pub mod handler;
 pub mod lock;
 pub mod lttng_cli;
 pub mod process;
+pub mod recover;
 pub mod sessiond;
 pub mod sessions;
 pub mod syslog;
