@@ -194,6 +194,7 @@ mod tests {
                 max_dir_size: u64::MAX,
                 min_free: 0,
             },
+            owner_uid: None,
         }
     }
 

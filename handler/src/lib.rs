@@ -6,6 +6,7 @@
 // FFI crates (lttng-ctl-sys, lttng-ctl, capi), none here.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod acl;
 pub mod chain;
 pub mod compress;
@@ -17,6 +18,7 @@ pub mod demo;
 pub mod handle;
 pub mod install;
 pub mod kernel_args;
+pub mod ledger;
 pub mod procinfo;
 pub mod pump;
 pub mod ratelimit;
@@ -25,5 +27,7 @@ pub mod safefile;
 pub mod sanitize;
 pub mod serve;
 pub mod snapshot;
+pub mod snapshot_budget;
 pub mod space;
 pub mod syslog;
+pub mod trusted_path;

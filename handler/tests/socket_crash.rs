@@ -266,7 +266,10 @@ fn an_unprivileged_users_crash_is_told_by_its_pidfd_and_its_core_readable_by_tha
     assert_eq!(record["process_identity"]["state"], "verified_by_pidfd");
     assert_eq!(record["core"]["readable_by_uid"], NOBODY, "{record:#}");
     let core = PathBuf::from(record["core"]["path"].as_str().unwrap());
-    for path in [&core, &record_path] {
+    // The user reads the core and their copy of the record; root's record
+    // stays root's.
+    let user_copy = record_path.with_extension("user.json");
+    for path in [&core, &user_copy] {
         assert_eq!(
             testsupport::access::acl_users(path),
             [format!("{NOBODY}:r--")]
@@ -274,6 +277,11 @@ fn an_unprivileged_users_crash_is_told_by_its_pidfd_and_its_core_readable_by_tha
         assert!(testsupport::access::readable_by(NOBODY, NOGROUP, path));
         assert!(!testsupport::access::readable_by(NOBODY - 1, NOGROUP, path));
     }
+    assert!(!testsupport::access::readable_by(
+        NOBODY,
+        NOGROUP,
+        &record_path
+    ));
 }
 
 #[test]

@@ -84,3 +84,47 @@ fn twenty_simultaneous_crashes_through_the_socket_are_all_recorded() {
     let after = rss_kib(handler.service.pid());
     println!("service RSS: {at_rest} KiB at rest, {after} KiB after {STORM} crashes");
 }
+
+#[test]
+fn twenty_simultaneous_crashes_keep_exactly_the_cores_the_limit_allows() {
+    let dir = TempDir::new("lcds-stormlimit");
+    let cores = dir.path().join("cores");
+    let handler = SocketHandler::new(
+        handler_binary!(),
+        dir.path(),
+        &config_for(&cores, "max_cores_per_minute = 7"),
+        "@@",
+    );
+    let mut crashers: Vec<(Child, i32)> = (0..STORM).map(|_| gated_crasher()).collect();
+    for (child, _) in &mut crashers {
+        child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut dumped = 0;
+    for (child, pid) in &mut crashers {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                dumped += usize::from(core_dumped(&status));
+                break;
+            }
+            assert!(Instant::now() < deadline, "crasher {pid} still held");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let mut saved = 0;
+    for (_, pid) in &crashers {
+        let (_, record) = wait_for_record(&cores, *pid);
+        if record["core"]["saved"] == true {
+            assert_eq!(record["core"]["complete"], true, "{record:#}");
+            saved += 1;
+        } else {
+            // Refused before the kernel dumped a byte.
+            assert_eq!(record["core"]["bytes_received"], 0, "{record:#}");
+        }
+    }
+    // Exactly the limit, though all came at once; and the kernel dumped
+    // exactly those (the others were answered REJECT).
+    assert_eq!(saved, 7);
+    assert_eq!(dumped, 7);
+    drop(handler);
+}
