@@ -21,3 +21,4 @@ pub mod sanitize;
 pub mod snapshot;
 pub mod space;
 pub mod syslog;
+pub mod tools;

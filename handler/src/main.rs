@@ -74,6 +74,9 @@ enum Command {
         #[arg(long, default_value = lttng_coredump_handler::demo::DEFAULT_DIR)]
         dir: PathBuf,
     },
+    /// The crash tools (list, info, debug, dump, trace, vacuum).
+    #[command(flatten)]
+    Crash(lttng_coredump_handler::tools::CrashCommand),
 }
 
 #[derive(clap::Args)]
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Handle { .. } => unreachable!("handled above"),
+        Command::Crash(command) => return lttng_coredump_handler::tools::run(command),
         Command::Install {
             binary,
             config,
