@@ -224,9 +224,15 @@ pub struct InstallOptions {
     pub binary: PathBuf,
     pub config: Option<PathBuf>,
     pub backup: PathBuf,
-    pub pipe_limit: u32,
+    /// core_pipe_limit to set: always when given, else only when it is 0
+    /// (to [`DEFAULT_PIPE_LIMIT`]).
+    pub pipe_limit: Option<u32>,
     pub kernel: KernelFiles,
     pub features: KernelFeatures,
+    /// The sysctl.d file that makes the installation survive a reboot.
+    pub persist: Option<PathBuf>,
+    /// Hand every core on to the handler the replaced line ran ([chain]).
+    pub chain_previous: bool,
 }
 
 /// Installs the handler; returns what was done, for a person.
@@ -251,6 +257,25 @@ pub fn install(options: &InstallOptions) -> Result<String, String> {
     let pipe_limit = options.kernel.read_pipe_limit()?;
     let backup = Backup::read(&options.backup)?;
     let mut report = String::new();
+    // The line the handler replaces (or replaced, at the first install).
+    let previous = match (&backup, is_handler_line(&pattern)) {
+        (Some(backup), true) => backup.core_pattern.clone(),
+        _ => pattern.clone(),
+    };
+    if options.chain_previous {
+        let section = crate::persist::chain_section(&previous)?;
+        let config = options
+            .config
+            .clone()
+            .unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into());
+        report.push_str(&crate::persist::add_chain(&config, &section)?);
+    } else if let Some(name) = crate::persist::known_handler(&previous) {
+        writeln!(
+            report,
+            "note: the replaced core_pattern runs {name}; its cores now go to lttng-coredump only              (install --chain-previous also hands each core on to {name})"
+        )
+        .expect("String");
+    }
     if is_handler_line(&pattern) {
         if backup.is_none() {
             return Err(format!(
@@ -283,15 +308,16 @@ pub fn install(options: &InstallOptions) -> Result<String, String> {
         )
         .expect("String");
     }
-    if pipe_limit.trim() == "0" {
-        write_setting(
-            &options.kernel.core_pipe_limit,
-            &options.pipe_limit.to_string(),
-        )?;
+    let wanted_limit = match options.pipe_limit {
+        Some(limit) => Some(limit),
+        None if pipe_limit.trim() == "0" => Some(DEFAULT_PIPE_LIMIT),
+        None => None,
+    };
+    if let Some(limit) = wanted_limit.filter(|limit| limit.to_string() != pipe_limit.trim()) {
+        write_setting(&options.kernel.core_pipe_limit, &limit.to_string())?;
         writeln!(
             report,
-            "core_pipe_limit set to {} (the kernel keeps the crashed process until the handler is done)",
-            options.pipe_limit
+            "core_pipe_limit set to {limit} (at most {limit} crashes handled at once; the kernel              keeps each crashed process until the handler is done)"
         )
         .expect("String");
     }
@@ -303,15 +329,41 @@ pub fn install(options: &InstallOptions) -> Result<String, String> {
         }
         writeln!(report, "installed: {line}").expect("String");
     }
+    if let Some(file) = &options.persist {
+        let limit = options.kernel.read_pipe_limit()?;
+        report.push_str(&crate::persist::write(file, &line, &limit)?);
+    }
     Ok(report)
 }
 
 /// Restores what the backup holds, unless core_pattern no longer runs the
 /// handler (someone changed it since) and `force` is not set.
-pub fn uninstall(kernel: &KernelFiles, backup_path: &Path, force: bool) -> Result<String, String> {
-    let backup = Backup::read(backup_path)?
-        .ok_or_else(|| format!("nothing to restore: no backup at {}", backup_path.display()))?;
+pub fn uninstall(
+    kernel: &KernelFiles,
+    backup_path: &Path,
+    sysctl_file: Option<&Path>,
+    force: bool,
+) -> Result<String, String> {
+    let removed = match sysctl_file {
+        Some(file) => crate::persist::remove(file)?,
+        None => String::new(),
+    };
+    let backup = Backup::read(backup_path)?.ok_or_else(|| {
+        format!(
+            "{removed}nothing to restore: no backup at {}",
+            backup_path.display()
+        )
+    })?;
     let pattern = kernel.read_pattern()?;
+    if pattern == backup.core_pattern {
+        // Already back (a reboot without --persist): only the backup goes.
+        std::fs::remove_file(backup_path)
+            .map_err(|err| format!("cannot remove the backup {}: {err}", backup_path.display()))?;
+        return Ok(format!(
+            "{removed}core_pattern is already {:?}, as before the install; removed the backup\n",
+            backup.core_pattern
+        ));
+    }
     if !is_handler_line(&pattern) && !force {
         return Err(format!(
             "core_pattern is {pattern:?}, not the handler's line: it was changed since the install; \
@@ -328,7 +380,7 @@ pub fn uninstall(kernel: &KernelFiles, backup_path: &Path, force: bool) -> Resul
         )
     })?;
     Ok(format!(
-        "restored core_pattern {:?} and core_pipe_limit {}\n",
+        "{removed}restored core_pattern {:?} and core_pipe_limit {}\n",
         backup.core_pattern, backup.core_pipe_limit
     ))
 }
@@ -363,9 +415,19 @@ pub fn status(
         Err(err) => writeln!(out, "core_pattern: {err}").expect("String"),
     }
     match kernel.read_pipe_limit() {
-        Ok(limit) => writeln!(out, "core_pipe_limit: {limit}").expect("String"),
+        Ok(limit) => {
+            writeln!(out, "core_pipe_limit: {limit}").expect("String");
+            if let Some(warning) = pipe_limit_warning(&limit) {
+                writeln!(out, "warning: {warning}").expect("String");
+            }
+        }
         Err(err) => writeln!(out, "core_pipe_limit: {err}").expect("String"),
     }
+    let installed = pattern.as_ref().is_ok_and(|p| is_handler_line(p));
+    out.push_str(&crate::persist::boot_warnings(
+        Path::new(crate::persist::DEFAULT_SYSCTL_FILE),
+        installed,
+    ));
     let features = KernelFeatures::running();
     writeln!(
         out,
@@ -474,6 +536,26 @@ pub fn status(
         .expect("String"),
     }
     out
+}
+
+/// Below this many crashes handled at once, `status` warns: the kernel
+/// skips the dump of every crash past the limit (the core is lost).
+pub const LOW_PIPE_LIMIT: u32 = 8;
+
+/// Why a core_pipe_limit is too low, when it is.
+pub fn pipe_limit_warning(limit: &str) -> Option<String> {
+    match limit.trim().parse::<u32>() {
+        Ok(0) => Some(
+            "core_pipe_limit is 0: the kernel does not wait for the handler before it reaps the \
+             crashed process, so its /proc details may be gone (install sets 64)"
+                .into(),
+        ),
+        Ok(limit) if limit < LOW_PIPE_LIMIT => Some(format!(
+            "core_pipe_limit is {limit}: past {limit} crashes at once the kernel skips the dump \
+             and the core is lost (install --pipe-limit {DEFAULT_PIPE_LIMIT})"
+        )),
+        _ => None,
+    }
 }
 
 /// Whether a session daemon accepts connections on its client socket.
@@ -589,9 +671,11 @@ pub(crate) mod tests {
             binary: PathBuf::from("/bin/true"),
             config: None,
             backup: dir.join("state/core_pattern.bkp"),
-            pipe_limit: 16,
+            pipe_limit: Some(16),
             kernel: kernel.clone(),
             features: NEW,
+            persist: None,
+            chain_previous: false,
         };
         let report = install(&options).unwrap();
         assert!(report.contains("backed up"), "{report}");
@@ -609,7 +693,7 @@ pub(crate) mod tests {
 
         // Someone changed core_pattern meanwhile: uninstall leaves it.
         std::fs::write(&kernel.core_pattern, "other\n").unwrap();
-        assert!(uninstall(&kernel, &options.backup, false)
+        assert!(uninstall(&kernel, &options.backup, None, false)
             .unwrap_err()
             .contains("changed since"));
         install(&options).unwrap();
@@ -617,14 +701,103 @@ pub(crate) mod tests {
         assert_eq!(backup.core_pattern, "other");
         assert_eq!(backup.core_pipe_limit, "16");
 
-        let report = uninstall(&kernel, &options.backup, false).unwrap();
+        let report = uninstall(&kernel, &options.backup, None, false).unwrap();
         assert!(report.contains("restored"), "{report}");
         assert_eq!(kernel.read_pattern().unwrap(), "other");
         assert!(!options.backup.exists());
-        assert!(uninstall(&kernel, &options.backup, false)
+        assert!(uninstall(&kernel, &options.backup, None, false)
             .unwrap_err()
             .contains("no backup"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn persist_chain_previous_and_an_explicit_pipe_limit() {
+        let systemd = "|/lib/systemd/systemd-coredump %P %u %g %s %t 9223372036854775808 %h";
+        let (dir, kernel) = fake_kernel(systemd, "4");
+        let sysctl = dir.join("sysctl.d/90-lttng-coredump.conf");
+        // Short: the whole line must fit the kernel's 127 bytes.
+        let config = PathBuf::from(format!("/tmp/lcd-c{}.toml", std::process::id()));
+        let options = InstallOptions {
+            binary: PathBuf::from("/bin/true"),
+            config: None,
+            backup: dir.join("core_pattern.bkp"),
+            pipe_limit: None,
+            kernel: kernel.clone(),
+            features: NEW,
+            persist: None,
+            chain_previous: false,
+        };
+        // Without --chain-previous, install says what it replaces.
+        let report = install(&options).unwrap();
+        assert!(report.contains("runs systemd-coredump"), "{report}");
+        assert!(report.contains("--chain-previous"), "{report}");
+        // A non-zero limit is left alone unless one is asked for.
+        assert_eq!(kernel.read_pipe_limit().unwrap(), "4");
+        let options = InstallOptions {
+            config: Some(config.clone()),
+            pipe_limit: Some(32),
+            persist: Some(sysctl.clone()),
+            chain_previous: true,
+            ..options
+        };
+        // The configuration must exist and be valid before the install.
+        std::fs::write(&config, "save_core = true\n").unwrap();
+        let report = install(&options).unwrap();
+        assert!(report.contains("chained"), "{report}");
+        assert_eq!(kernel.read_pipe_limit().unwrap(), "32");
+        let line = kernel.read_pattern().unwrap();
+        let text = std::fs::read_to_string(&sysctl).unwrap();
+        assert!(
+            text.contains(&format!("kernel.core_pattern = {line}\n")),
+            "{text}"
+        );
+        assert!(text.contains("kernel.core_pipe_limit = 32\n"), "{text}");
+        let chain = Config::parse(&std::fs::read_to_string(&config).unwrap())
+            .unwrap()
+            .chain
+            .unwrap();
+        assert_eq!(chain.command[0], "/lib/systemd/systemd-coredump");
+        assert_eq!(chain.command[1], "{pid}");
+
+        let report = uninstall(&kernel, &options.backup, Some(&sysctl), false).unwrap();
+        assert!(
+            report.contains("removed") && report.contains("restored"),
+            "{report}"
+        );
+        assert!(!sysctl.exists());
+        assert_eq!(kernel.read_pattern().unwrap(), systemd);
+        assert_eq!(kernel.read_pipe_limit().unwrap(), "4");
+        std::fs::remove_file(&config).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn uninstall_after_a_reboot_that_put_the_old_line_back_cleans_up() {
+        let (dir, kernel) = fake_kernel("core", "0");
+        let options = InstallOptions {
+            binary: PathBuf::from("/bin/true"),
+            config: None,
+            backup: dir.join("core_pattern.bkp"),
+            pipe_limit: None,
+            kernel: kernel.clone(),
+            features: NEW,
+            persist: None,
+            chain_previous: false,
+        };
+        install(&options).unwrap();
+        write_setting(&kernel.core_pattern, "core").unwrap();
+        let report = uninstall(&kernel, &options.backup, None, false).unwrap();
+        assert!(report.contains("already"), "{report}");
+        assert!(!options.backup.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn low_pipe_limits_are_warned_about() {
+        assert!(pipe_limit_warning("64").is_none());
+        assert!(pipe_limit_warning("2").unwrap().contains("lost"));
+        assert!(pipe_limit_warning("0").unwrap().contains("/proc"));
     }
 
     #[test]
@@ -635,9 +808,11 @@ pub(crate) mod tests {
             binary: PathBuf::from("/bin/true"),
             config: None,
             backup: dir.join("core_pattern.bkp"),
-            pipe_limit: 16,
+            pipe_limit: Some(16),
             kernel: kernel.clone(),
             features: NEW,
+            persist: None,
+            chain_previous: false,
         };
         let err = install(&options).unwrap_err();
         assert!(err.contains("refusing to back up"), "{err}");

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod handle;
 pub mod install;
 pub mod kernel_args;
+pub mod persist;
 pub mod procinfo;
 pub mod pump;
 pub mod ratelimit;

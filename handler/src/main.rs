@@ -40,9 +40,18 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         paths: KernelPaths,
-        /// core_pipe_limit to set when it is 0.
-        #[arg(long, default_value_t = install::DEFAULT_PIPE_LIMIT)]
-        pipe_limit: u32,
+        /// core_pipe_limit to set (default: 64, only when it is 0).
+        #[arg(long)]
+        pipe_limit: Option<u32>,
+        /// Also write /etc/sysctl.d/90-lttng-coredump.conf, so that the
+        /// line survives a reboot (and wins over systemd's 50-coredump.conf).
+        #[arg(long)]
+        persist: bool,
+        /// Hand every core on to the handler the replaced line ran
+        /// (systemd-coredump, apport): writes the [chain] section of the
+        /// configuration.
+        #[arg(long)]
+        chain_previous: bool,
     },
     /// Restore the core_pattern and core_pipe_limit saved by install.
     Uninstall {
@@ -87,6 +96,21 @@ struct KernelPaths {
     /// Where the previous core_pattern and core_pipe_limit are kept.
     #[arg(long, default_value = install::DEFAULT_BACKUP)]
     backup: PathBuf,
+    /// The sysctl.d file of install --persist (default:
+    /// /etc/sysctl.d/90-lttng-coredump.conf, only with the real /proc/sys/kernel).
+    #[arg(long)]
+    sysctl_file: Option<PathBuf>,
+}
+
+impl KernelPaths {
+    /// The sysctl.d file to write or remove: never the machine's for a
+    /// stand-in /proc/sys/kernel (tests, packagers).
+    fn sysctl_file(&self) -> Option<PathBuf> {
+        self.sysctl_file.clone().or_else(|| {
+            (self.proc_sys_kernel == std::path::Path::new(install::DEFAULT_PROC_SYS_KERNEL))
+                .then(|| lttng_coredump_handler::persist::DEFAULT_SYSCTL_FILE.into())
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -121,13 +145,23 @@ fn main() -> ExitCode {
             config,
             paths,
             pipe_limit,
+            persist,
+            chain_previous,
         } => {
             let binary = match binary {
                 Some(binary) => Ok(binary),
                 None => std::env::current_exe()
                     .map_err(|err| format!("cannot tell where this program is: {err}")),
             };
+            let persist = match (persist, paths.sysctl_file()) {
+                (false, _) => Ok(None),
+                (true, Some(file)) => Ok(Some(file)),
+                (true, None) => {
+                    Err("--persist with another --proc-sys-kernel needs --sysctl-file".to_string())
+                }
+            };
             binary.and_then(|binary| {
+                let persist = persist?;
                 install::install(&InstallOptions {
                     binary,
                     config,
@@ -135,12 +169,15 @@ fn main() -> ExitCode {
                     pipe_limit,
                     kernel: KernelFiles::under(&paths.proc_sys_kernel),
                     features: KernelFeatures::running(),
+                    persist,
+                    chain_previous,
                 })
             })
         }
         Command::Uninstall { paths, force } => install::uninstall(
             &KernelFiles::under(&paths.proc_sys_kernel),
             &paths.backup,
+            paths.sysctl_file().as_deref(),
             force,
         ),
         Command::Demo { dir } => demo::run(&DemoOptions {
