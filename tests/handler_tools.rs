@@ -301,10 +301,14 @@ fn crash_tools_show_a_root_crash_its_core_its_backtrace_and_its_trace() {
     );
     for entry in record["snapshots"]
         .as_array()
-        .expect(&format!("{record:#}"))
+        .unwrap_or_else(|| panic!("{record:#}"))
     {
         assert!(
-            info.contains(entry["path"].as_str().expect(&format!("{entry:#}"))),
+            info.contains(
+                entry["path"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{entry:#}"))
+            ),
             "{info}"
         );
     }
