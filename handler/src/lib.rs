@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod chain;
 pub mod config;
+pub mod config_parse;
 pub mod coredir;
 pub mod corefile;
 pub mod crash_plan;
