@@ -18,6 +18,7 @@ pub mod procinfo;
 pub mod pump;
 pub mod ratelimit;
 pub mod record;
+pub mod retention;
 pub mod safefile;
 pub mod sanitize;
 pub mod snapshot;

@@ -66,6 +66,24 @@ pub fn ago(seconds: i64, now: i64) -> String {
     }
 }
 
+/// `500ms`, `5s`, `2min`, `3h`, `30d` (the largest whole unit).
+pub fn duration(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    if duration.subsec_nanos() != 0 && seconds < 60 {
+        return match duration.as_millis() {
+            millis if millis % 1000 == 0 => format!("{}s", millis / 1000),
+            millis if seconds == 0 => format!("{millis}ms"),
+            _ => format!("{}s", duration.as_secs_f64()),
+        };
+    }
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("min", 60)] {
+        if seconds >= size && (seconds / size) * size == seconds {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
+}
+
 /// The name of user `uid` from /etc/passwd, when it has one.
 pub fn user_name(uid: u64) -> Option<String> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
@@ -95,6 +113,17 @@ mod tests {
         assert_eq!(escape("a\x1b[2Jb\nc\\"), "a\\x1b[2Jb\\nc\\\\");
         assert_eq!(escape("plain é"), "plain é");
         assert_eq!(escape("\u{9b}31m"), "\\x9b31m");
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(duration(Duration::from_secs(5)), "5s");
+        assert_eq!(duration(Duration::from_secs(120)), "2min");
+        assert_eq!(duration(Duration::from_secs(30 * 86_400)), "30d");
+        assert_eq!(duration(Duration::from_secs(90)), "90s");
     }
 
     #[test]

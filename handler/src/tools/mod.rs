@@ -8,6 +8,7 @@
 //! opened. Everything a record holds about the process came from the
 //! crashing user and is shown escaped.
 
+pub mod config_show;
 pub mod core;
 pub mod debug;
 pub mod human;
@@ -45,6 +46,9 @@ pub enum CrashCommand {
     /// crash): delete the oldest cores past the directory size and free
     /// space limits.
     Vacuum(SourceArgs),
+    /// Print the configuration in effect: every key, its value, and where
+    /// the value comes from (the file's line, or the default).
+    Config(SourceArgs),
 }
 
 /// Where the crashes are.
@@ -152,6 +156,7 @@ pub fn run(command: CrashCommand) -> ExitCode {
         CrashCommand::Dump(args) => core::dump(&args),
         CrashCommand::Trace(args) => trace::run(&args),
         CrashCommand::Vacuum(args) => vacuum::run(&args),
+        CrashCommand::Config(args) => config_show::run(&args),
     };
     match result {
         Ok(code) => code,

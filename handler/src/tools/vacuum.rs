@@ -1,7 +1,8 @@
 //! `vacuum`: the retention rules applied now rather than at the next
-//! crash: the oldest cores are deleted until the core directory is within
-//! `max_dir_size` and its filesystem keeps `min_free` (the records, small
-//! and saying where the trace is, are kept, as the handler does).
+//! crash: cores and records older than `max_age` are deleted, then the
+//! oldest cores until the core directory is within `max_dir_size` and its
+//! filesystem keeps `min_free` (those records, small and saying where the
+//! trace is, are kept, as the handler does).
 
 use super::store::Store;
 use super::SourceArgs;
@@ -23,6 +24,18 @@ pub fn run(source: &SourceArgs) -> Result<ExitCode> {
         max_dir_size: store.config.max_dir_size,
         min_free: store.config.min_free,
     };
+    let mut expired = Vec::new();
+    if let Some(max_age) = store.config.max_age {
+        expired =
+            crate::retention::expire(dir.fd.as_fd(), max_age, std::time::SystemTime::now())
+                .map_err(|err| anyhow!("cannot apply max_age in {}: {err}", dir.path.display()))?;
+        for name in &expired {
+            println!(
+                "deleted {} (older than max_age)",
+                dir.path.join(name).display()
+            );
+        }
+    }
     // Room for one byte: deletes exactly what the limits require.
     let (room, deleted) = space::make_room(dir.fd.as_fd(), policy, 1, 0)
         .map_err(|err| anyhow!("cannot apply the limits in {}: {err}", dir.path.display()))?;
@@ -30,15 +43,19 @@ pub fn run(source: &SourceArgs) -> Result<ExitCode> {
         println!("deleted {}", dir.path.join(name).display());
     }
     println!(
-        "{} deleted; room for {} more (directory limit {}, keeping {} free)",
-        match deleted.len() {
+        "{} deleted; room for {} more (directory limit {}, keeping {} free{})",
+        match deleted.len() + expired.len() {
             0 => "nothing".to_string(),
-            1 => "1 core".to_string(),
-            n => format!("{n} cores"),
+            1 => "1 file".to_string(),
+            n => format!("{n} files"),
         },
         super::human::size(room),
         super::human::size(store.config.max_dir_size),
-        super::human::size(store.config.min_free)
+        super::human::size(store.config.min_free),
+        match store.config.max_age {
+            Some(age) => format!(", nothing older than {}", super::human::duration(age)),
+            None => String::new(),
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
