@@ -233,7 +233,7 @@ mod tests {
             "{report}"
         );
         assert!(
-            report.contains("min_free = 1073741824  # default"),
+            report.contains("min_free = \"1G\"  # default"),
             "{report}"
         );
         assert!(
