@@ -10,6 +10,7 @@ pub mod coredir;
 pub mod corefile;
 pub mod crash_plan;
 pub mod demo;
+pub mod docs;
 pub mod handle;
 pub mod install;
 pub mod kernel_args;

@@ -83,6 +83,9 @@ enum Command {
         #[arg(long, default_value = lttng_coredump_handler::demo::DEFAULT_DIR)]
         dir: PathBuf,
     },
+    /// Write the man pages and shell completions (for packagers).
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
     /// The crash tools (list, info, debug, dump, trace, vacuum).
     #[command(flatten)]
     Crash(lttng_coredump_handler::tools::CrashCommand),
@@ -140,6 +143,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Handle { .. } => unreachable!("handled above"),
         Command::Crash(command) => return lttng_coredump_handler::tools::run(command),
+        Command::GenerateDocs { dir } => {
+            lttng_coredump_handler::docs::generate(<Cli as clap::CommandFactory>::command(), &dir)
+                .map(|written| written.join("\n") + "\n")
+                .map_err(|err| {
+                    format!("cannot write the documentation in {}: {err}", dir.display())
+                })
+        }
         Command::Install {
             binary,
             config,

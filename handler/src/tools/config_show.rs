@@ -232,10 +232,7 @@ mod tests {
             report.contains("# problem: line 2, column 14, key zstd_level"),
             "{report}"
         );
-        assert!(
-            report.contains("min_free = \"1G\"  # default"),
-            "{report}"
-        );
+        assert!(report.contains("min_free = \"1G\"  # default"), "{report}");
         assert!(
             report.contains("snapshot_deadline = \"5s\"  # default"),
             "{report}"
