@@ -8,11 +8,11 @@
 mod capi_support;
 
 use capi_support::*;
-use lttng_coredump::engine::{
-    self, encoding, fire_on_any_core_dump, ActionKind, ActionPhase, CrashInfo, DaemonTarget,
-    FireOptions, SetOutcome,
+use lttng_coredump_engine::identity::{run_as, Identity};
+use lttng_coredump_engine::{
+    self as engine, encoding, fire_on_any_core_dump, ActionKind, ActionPhase, CrashInfo,
+    DaemonTarget, FireOptions, SetOutcome,
 };
-use lttng_ctl::isolate::{run_isolated, Identity};
 use lttng_ctl::trigger::{register_trigger, Action, ActionSnapshotOutput, Condition, EventRule};
 use lttng_ctl::ErrorCode;
 use std::collections::BTreeMap;
@@ -81,7 +81,7 @@ fn setting_is_idempotent_and_a_different_trigger_under_the_name_is_refused() {
 
 /// Runs `work` as `identity` in an isolated child and returns its text.
 fn as_user(identity: &Identity, work: impl FnOnce() -> String) -> String {
-    let out = run_isolated(Duration::from_secs(20), Some(identity), || {
+    let out = run_as(Duration::from_secs(20), Some(identity), || {
         work().into_bytes()
     })
     .unwrap();

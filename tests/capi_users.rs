@@ -6,7 +6,7 @@
 mod capi_support;
 
 use capi_support::*;
-use lttng_coredump::engine::ActionKind;
+use lttng_coredump_engine::ActionKind;
 use lttng_ctl::ErrorCode;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -15,7 +15,7 @@
 mod handler_support;
 
 use handler_support::*;
-use lttng_coredump::engine::{self, encoding, ActionKind};
+use lttng_coredump_engine::{self as engine, encoding, ActionKind};
 use lttng_ctl::{
     BufferType, ChannelBuilder, Domain, EventBuilder, Session, SessionBuilder, SessionOutput,
 };

@@ -6,7 +6,7 @@
 mod handler_support;
 
 use handler_support::run_bounded;
-use lttng_coredump::engine::{self, encoding, ActionKind};
+use lttng_coredump_engine::{self as engine, encoding, ActionKind};
 use lttng_ctl::{
     BufferType, ChannelBuilder, Domain, EventBuilder, Session, SessionBuilder, SessionOutput,
 };

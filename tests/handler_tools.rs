@@ -10,7 +10,7 @@ mod handler_support;
 
 use capi_support::TestUser;
 use handler_support::*;
-use lttng_coredump::engine::ActionKind;
+use lttng_coredump_engine::ActionKind;
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -12,7 +12,7 @@ mod handler_support;
 
 use capi_support::TestUser;
 use handler_support::*;
-use lttng_coredump::engine::ActionKind;
+use lttng_coredump_engine::ActionKind;
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Stdio};

@@ -1,9 +1,10 @@
-//! OnAnyCoreDump triggers from the LTTng triggers RFC: the Rust engine that
-//! registers and fires them, and the C API (`lttng_trigger_set()`,
-//! `lttng_trigger()`) exported over it.
+//! The C library of lttng-coredump: the LTTng triggers RFC's
+//! `lttng_trigger_set()` and `lttng_trigger()` (with `lttng_trigger_unset()`
+//! and a fire that reports what it did), exported for C programs over the
+//! Rust engine, `lttng_coredump_engine`.
 //!
-//! The core_pattern handler fires triggers through [`engine`] directly; C
-//! programs reach the same code through the exported functions.
+//! This crate is built as `liblttng-coredump.so` and `.a` (capi/Makefile);
+//! Rust programs, the core_pattern handler among them, use the engine crate
+//! directly and build no C library.
 
-pub mod engine;
 pub mod ffi;

@@ -7,9 +7,9 @@
 //! (`lttng_ctl::isolate`), so a hung daemon cannot hang `status`.
 
 use crate::config::Config;
-use lttng_coredump::engine::encoding::{CoreDumpAction, CoreDumpTrigger};
-use lttng_coredump::engine::list_triggers;
-use lttng_ctl::isolate::run_isolated;
+use lttng_coredump_engine::encoding::{CoreDumpAction, CoreDumpTrigger};
+use lttng_coredump_engine::identity::run_json;
+use lttng_coredump_engine::list_triggers;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -32,13 +32,7 @@ pub struct DaemonState {
 /// Asks the session daemon this process reaches (root: the root daemon),
 /// within `deadline`.
 pub fn query(deadline: Duration) -> Result<DaemonState, String> {
-    let bytes = run_isolated(deadline, None, || {
-        let state: Result<DaemonState, String> = gather();
-        serde_json::to_vec(&state).unwrap_or_default()
-    })
-    .map_err(|err| format!("asking the session daemon: {err}"))?;
-    serde_json::from_slice::<Result<DaemonState, String>>(&bytes)
-        .map_err(|err| format!("unreadable answer from the isolated child: {err}"))?
+    run_json(deadline, None, gather).map_err(|err| format!("asking the session daemon: {err}"))?
 }
 
 fn gather() -> Result<DaemonState, String> {

@@ -22,7 +22,7 @@ use crate::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_LEN};
 use crate::snapshot::{self, DaemonFire, SnapshotPlan};
 use crate::space::SpacePolicy;
 use crate::syslog::{iso8601_utc, Log};
-use lttng_coredump::engine::CrashInfo;
+use lttng_coredump_engine::CrashInfo;
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::AsFd;

@@ -22,7 +22,7 @@ pub const DEFAULT_PROC_SYS_KERNEL: &str = "/proc/sys/kernel";
 /// Handlers the kernel may run at once (and, being non-zero, what makes it
 /// keep `/proc/PID` of the crashing process until the handler exits).
 pub const DEFAULT_PIPE_LIMIT: u32 = 64;
-pub const ROOT_SESSIOND_SOCKET: &str = "/var/run/lttng/client-lttng-sessiond";
+pub use lttng_ctl::daemon::ROOT_CLIENT_SOCKET as ROOT_SESSIOND_SOCKET;
 /// How long `status` waits for the session daemon's answer.
 const STATUS_DAEMON_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -197,7 +197,7 @@ impl CrashRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lttng_coredump::engine::{ActionKind, ActionOutcome, FireError, FireReport};
+    use lttng_coredump_engine::{ActionKind, ActionOutcome, FireError, FireReport};
 
     pub(crate) fn sample() -> CrashRecord {
         CrashRecord {

@@ -7,7 +7,9 @@
 //! gets only what the root daemon left of the deadline: a hung session
 //! daemon costs at most the deadline in total, never the core.
 
-use lttng_coredump::engine::{self, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport};
+use lttng_coredump_engine::{
+    self as engine, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport,
+};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -131,7 +133,7 @@ fn fire(
 pub fn user_has_session_daemon(passwd: &Path, uid: u32) -> bool {
     home_of(passwd, uid).is_some_and(|home| {
         use std::os::unix::fs::FileTypeExt;
-        std::fs::symlink_metadata(home.join(".lttng/client-lttng-sessiond"))
+        std::fs::symlink_metadata(home.join(".lttng").join(lttng_ctl::daemon::CLIENT_SOCKET))
             .is_ok_and(|m| m.file_type().is_socket())
     })
 }

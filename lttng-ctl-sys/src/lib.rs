@@ -9,3 +9,13 @@
 #![allow(clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+
+extern "C" {
+    /// liblttng-ctl's verbosity switch: not in `<lttng/lttng.h>` but exported
+    /// by the shared library (it is `common/error.h`'s `lttng_opt_quiet`,
+    /// which the library's own `ERR()`/`PERROR()` messages on stderr check).
+    /// Non-zero silences them. Private to LTTng: no API promises it; the
+    /// `lttng-ctl` crate's tests check that the installed library still
+    /// exports it and that it still silences the library's stderr.
+    pub static mut lttng_opt_quiet: std::ffi::c_int;
+}

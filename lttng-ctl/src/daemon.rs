@@ -1,8 +1,43 @@
-//! Whether a session daemon this process can talk to is running.
+//! Which session daemon this process talks to: whether one is reachable,
+//! where liblttng-ctl looks for the root one, and how to make it use the
+//! per-user one only.
 
-use crate::error::{check_ret, Result};
+use crate::error::{check_ret, Error, ErrorCode, Result};
 use crate::lock;
 use crate::sys;
+use std::ffi::CStr;
+
+macro_rules! root_run_dir {
+    () => {
+        "/var/run/lttng"
+    };
+}
+macro_rules! client_socket {
+    () => {
+        "client-lttng-sessiond"
+    };
+}
+
+/// The root session daemon's run directory (lttng-tools'
+/// `DEFAULT_LTTNG_RUNDIR`).
+pub const ROOT_RUN_DIR: &str = root_run_dir!();
+
+/// The client socket every session daemon creates in its run directory
+/// (`/var/run/lttng` for root, `$LTTNG_HOME/.lttng` for a user).
+pub const CLIENT_SOCKET: &str = client_socket!();
+
+/// The root session daemon's client socket, where liblttng-ctl connects
+/// root and the members of the tracing group (`DEFAULT_GLOBAL_CLIENT_UNIX_SOCK`).
+pub const ROOT_CLIENT_SOCKET: &str = concat!(root_run_dir!(), "/", client_socket!());
+
+/// The group liblttng-ctl (2.13, by default) checks to let a non-root user
+/// reach the root session daemon.
+pub const TRACING_GROUP: &str = "tracing";
+
+/// A tracing-group name that cannot exist (`:` separates fields in
+/// `/etc/group`). Telling liblttng-ctl that this is the tracing group makes
+/// it skip the root session daemon and use the per-user one.
+const NO_TRACING_GROUP: &CStr = c"lttng-coredump:no-such-group";
 
 /// Returns whether a session daemon is reachable by this process.
 ///
@@ -16,4 +51,238 @@ pub fn session_daemon_alive() -> Result<bool> {
     let ret = unsafe { sys::lttng_session_daemon_alive() };
     let alive = check_ret(ret, || "checking whether a session daemon is alive".into())?;
     Ok(alive == 1)
+}
+
+fn os_error(context: &str) -> Error {
+    let err = std::io::Error::last_os_error();
+    Error::with_message(ErrorCode::Fatal, err.to_string(), context)
+}
+
+/// Makes liblttng-ctl (2.13) use the per-user session daemon of this
+/// (non-root) process, in `$LTTNG_HOME/.lttng`, and never the root one, for
+/// the rest of the process's life. Meant for a child process that has just
+/// become another user (see [`crate::isolate::run_isolated_after`]).
+///
+/// This relies on liblttng-ctl's internals (`set_session_daemon_path()` in
+/// lttng-ctl.c, 2.13), not on its API; the tests of this module check each
+/// point against the installed library:
+/// - liblttng-ctl connects a non-root member of the tracing group to the
+///   root daemon; naming a tracing group that cannot exist stops that.
+/// - But when the tracing group does not exist, it first retries the socket
+///   path of the *previous* call, kept in a static buffer. In a child forked
+///   from a root process that used liblttng-ctl, that is still the root
+///   daemon's, which the process may still reach through a group it keeps.
+/// - So the stale path is replaced by the per-user one with one call made
+///   while no file descriptor can be opened (`RLIMIT_NOFILE` at 0): the
+///   connection to the old path fails, and the library falls back to
+///   `$LTTNG_HOME/.lttng`, which it keeps in the buffer for the next calls.
+/// - That failing call makes liblttng-ctl print `socket: Too many open
+///   files` on stderr; the private-but-exported `lttng_opt_quiet`
+///   (`lttng-ctl-sys`) silences it meanwhile.
+pub fn use_per_user_daemon_only() -> Result<()> {
+    let _guard = lock::lock();
+    // SAFETY: the string is NUL-terminated; liblttng-ctl copies it.
+    if unsafe { sys::lttng_set_tracing_group(NO_TRACING_GROUP.as_ptr()) } != 0 {
+        return Err(Error::new(ErrorCode::NoMemory, "setting the tracing group"));
+    }
+    // SAFETY: valid out-pointer.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(os_error("reading the open-file limit"));
+    }
+    let no_files = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: only this process's limits and liblttng-ctl's verbosity
+    // change, and both are restored below; the lock is held, so nothing
+    // else calls into liblttng-ctl meanwhile.
+    unsafe {
+        let quiet = sys::lttng_opt_quiet;
+        sys::lttng_opt_quiet = 1;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &no_files) != 0 {
+            sys::lttng_opt_quiet = quiet;
+            return Err(os_error("lowering the open-file limit"));
+        }
+        // The answer is "not alive" whatever runs: what matters is the path
+        // the library computes on the way.
+        let _ = sys::lttng_session_daemon_alive();
+        let restored = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        sys::lttng_opt_quiet = quiet;
+        if restored != 0 {
+            return Err(os_error("restoring the open-file limit"));
+        }
+    }
+    Ok(())
+}
+
+/// These tests check, against the installed liblttng-ctl, each point of its
+/// internals that [`use_per_user_daemon_only`] relies on: when one fails,
+/// the library no longer behaves so and that function must be revisited.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isolate::run_isolated;
+    use std::ffi::CString;
+    use std::time::Duration;
+
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    fn require_root() {
+        // SAFETY: geteuid has no memory effects.
+        if unsafe { libc::geteuid() } != 0 {
+            panic!("this test needs root (it acts as `nobody` and uses the root session daemon)");
+        }
+    }
+
+    fn tracing_gid() -> libc::gid_t {
+        let name = CString::new(TRACING_GROUP).unwrap();
+        // SAFETY: called before any fork, in a test; the result is read at once.
+        let group = unsafe { libc::getgrnam(name.as_ptr()) };
+        assert!(
+            !group.is_null(),
+            "no `{TRACING_GROUP}` group: install LTTng's packages (scripts/install-deps)"
+        );
+        // SAFETY: non-NULL result of getgrnam.
+        unsafe { (*group).gr_gid }
+    }
+
+    /// In a forked child: as root, lets liblttng-ctl compute and keep the
+    /// root daemon's socket path, then becomes `nobody` while keeping the
+    /// tracing group (so the root daemon's socket can still be opened) with
+    /// `LTTNG_HOME` at `home`, which holds no session daemon.
+    fn root_then_nobody(tracing_gid: libc::gid_t, home: &CStr) {
+        let _guard = lock::lock();
+        // SAFETY: no arguments; the lock is held.
+        let alive = unsafe { sys::lttng_session_daemon_alive() };
+        assert_eq!(alive, 1, "the root session daemon does not run");
+        // SAFETY: valid strings and slice; only this child's credentials
+        // and environment change.
+        unsafe {
+            assert_eq!(libc::setenv(c"LTTNG_HOME".as_ptr(), home.as_ptr(), 1), 0);
+            assert_eq!(libc::setgroups(1, &tracing_gid), 0);
+            assert_eq!(libc::setresgid(65534, 65534, 65534), 0);
+            assert_eq!(libc::setresuid(65534, 65534, 65534), 0);
+        }
+    }
+
+    fn empty_home(name: &str) -> (std::path::PathBuf, CString) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c_dir = CString::new(dir.to_str().unwrap()).unwrap();
+        (dir, c_dir)
+    }
+
+    #[test]
+    fn with_a_tracing_group_that_does_not_exist_liblttng_ctl_retries_the_previous_socket_path() {
+        require_root();
+        let gid = tracing_gid();
+        let (dir, home) = empty_home("lttng-ctl-stale-path");
+        let out = run_isolated(DEADLINE, || {
+            root_then_nobody(gid, &home);
+            let _guard = lock::lock();
+            // SAFETY: NUL-terminated string, copied by the library.
+            assert_eq!(
+                unsafe { sys::lttng_set_tracing_group(NO_TRACING_GROUP.as_ptr()) },
+                0
+            );
+            // SAFETY: no arguments; the lock is held.
+            vec![unsafe { sys::lttng_session_daemon_alive() } as u8]
+        });
+        std::fs::remove_dir(&dir).unwrap();
+        // `nobody`, with no daemon of its own and "no tracing group", still
+        // reaches the root daemon through the path of the previous call:
+        // what use_per_user_daemon_only() must undo.
+        assert_eq!(out.unwrap(), [1]);
+    }
+
+    #[test]
+    fn use_per_user_daemon_only_leaves_the_root_daemon_out_for_good() {
+        require_root();
+        let gid = tracing_gid();
+        let (dir, home) = empty_home("lttng-ctl-per-user-only");
+        let out = run_isolated(DEADLINE, || {
+            root_then_nobody(gid, &home);
+            use_per_user_daemon_only().unwrap();
+            let _guard = lock::lock();
+            // SAFETY: no arguments; the lock is held.
+            let first = unsafe { sys::lttng_session_daemon_alive() };
+            // SAFETY: as above.
+            let second = unsafe { sys::lttng_session_daemon_alive() };
+            vec![first as u8, second as u8]
+        });
+        std::fs::remove_dir(&dir).unwrap();
+        // The root daemon runs and `nobody` could open its socket, yet the
+        // library now asks only $LTTNG_HOME/.lttng, where nothing runs.
+        assert_eq!(out.unwrap(), [0, 0]);
+    }
+
+    /// Reads what is in the pipe now (its read end is non-blocking).
+    fn drain(fd: libc::c_int) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            // SAFETY: `chunk` is valid for its length.
+            let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
+            if n <= 0 {
+                return out;
+            }
+            out.extend_from_slice(&chunk[..n as usize]);
+        }
+    }
+
+    #[test]
+    fn lttng_opt_quiet_is_exported_and_silences_the_library_s_stderr() {
+        require_root();
+        let out = run_isolated(DEADLINE, || {
+            let _guard = lock::lock();
+            let mut fds = [0; 2];
+            // SAFETY: `fds` has room for two descriptors; stderr (fd 2) of
+            // this child only is redirected into the pipe.
+            unsafe {
+                assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK), 0);
+                assert_eq!(libc::dup2(fds[1], 2), 2);
+            }
+            // SAFETY: the limit only affects this child; lttng_opt_quiet is
+            // only touched with the lock held.
+            let (loud, quiet) = unsafe {
+                let mut limit: libc::rlimit = std::mem::zeroed();
+                assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+                // No descriptor can be opened: the connection fails in
+                // socket(), which liblttng-ctl reports with PERROR().
+                limit.rlim_cur = 0;
+                assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+                sys::lttng_opt_quiet = 0;
+                let _ = sys::lttng_session_daemon_alive();
+                let loud = drain(fds[0]);
+                sys::lttng_opt_quiet = 1;
+                let _ = sys::lttng_session_daemon_alive();
+                let quiet = drain(fds[0]);
+                (loud, quiet)
+            };
+            let mut out = loud;
+            out.push(0);
+            out.extend_from_slice(&quiet);
+            out
+        })
+        .unwrap();
+        let nul = out.iter().position(|&b| b == 0).unwrap();
+        let (loud, quiet) = (
+            String::from_utf8_lossy(&out[..nul]),
+            String::from_utf8_lossy(&out[nul + 1..]),
+        );
+        // The failing connection use_per_user_daemon_only() makes is
+        // reported on stderr unless lttng_opt_quiet is set.
+        assert!(loud.contains("socket"), "liblttng-ctl printed {loud:?}");
+        assert_eq!(quiet, "", "liblttng-ctl printed despite lttng_opt_quiet");
+    }
+
+    #[test]
+    fn the_root_socket_is_in_the_root_run_directory() {
+        assert_eq!(
+            std::path::Path::new(ROOT_RUN_DIR).join(CLIENT_SOCKET),
+            std::path::Path::new(ROOT_CLIENT_SOCKET)
+        );
+    }
 }

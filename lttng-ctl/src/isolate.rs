@@ -1,15 +1,15 @@
 //! Runs liblttng-ctl work in a short-lived forked child process, under a
-//! deadline and optionally as another user.
+//! deadline, after an optional set-up step of the caller's (acting as
+//! another user is one: see the engine crate's `identity` module).
 //!
 //! Why a child process:
 //! - liblttng-ctl has no timeouts: a session daemon that is stopped or stuck
 //!   blocks its caller forever. A child can be killed when the deadline
 //!   passes; a thread could not be.
-//! - The session daemon decides what a client may do from the credentials
-//!   of the socket (`SO_PEERCRED`), so acting "as user U" means being U. A
-//!   child can drop root for good without touching the caller.
-//! - liblttng-ctl chooses its daemon from process-global state (uid, tracing
-//!   group, `LTTNG_HOME`), which the child may change freely.
+//! - liblttng-ctl keeps process-global state (which daemon it connects to,
+//!   from the uid, the tracing group and `LTTNG_HOME`; the credentials the
+//!   daemon sees through `SO_PEERCRED`), which the set-up step may change in
+//!   the child without touching the caller.
 //!
 //! The child runs the work and sends back the bytes it returns over a
 //! close-on-exec pipe; the parent never waits longer than the deadline and
@@ -24,215 +24,12 @@
 //! hung daemon.
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::{lock, sys};
-use std::ffi::{c_int, CStr, CString, OsStr};
+use crate::lock;
+use std::ffi::c_int;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// The group liblttng-ctl (2.13, by default) checks to let a non-root user
-/// reach the root session daemon.
-pub const TRACING_GROUP: &str = "tracing";
-
-/// A tracing-group name that cannot exist (`:` separates fields in
-/// `/etc/group`). Telling liblttng-ctl that this is the tracing group makes
-/// it skip the root session daemon and use the per-user one.
-const NO_TRACING_GROUP: &CStr = c"lttng-coredump:no-such-group";
-
-extern "C" {
-    // liblttng-ctl's verbosity switch (`common/error.h`), exported by the
-    // library; 1 silences its messages on stderr.
-    static mut lttng_opt_quiet: c_int;
-}
-
-/// Who the child acts as, and which session daemon liblttng-ctl connects to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    uid: u32,
-    gid: u32,
-    groups: Vec<u32>,
-    user_name: String,
-    home: PathBuf,
-    lttng_home: Option<PathBuf>,
-    per_user_daemon: bool,
-}
-
-/// A buffer size for the reentrant passwd/group lookups.
-fn lookup_buffer_size() -> usize {
-    // SAFETY: sysconf has no memory effects.
-    let size = unsafe { libc::sysconf(libc::_SC_GETPW_R_SIZE_MAX) };
-    if size > 0 {
-        size as usize
-    } else {
-        16 * 1024
-    }
-}
-
-impl Identity {
-    /// The user with `uid`, with their primary group and every
-    /// supplementary group (as `initgroups` would give them), read from the
-    /// user database now, in the calling process.
-    pub fn of_user(uid: u32) -> Result<Identity> {
-        let context = || format!("looking up the user with uid {uid}");
-        let mut size = lookup_buffer_size();
-        let (user_name, gid, home) = loop {
-            let mut buf = vec![0u8; size];
-            // SAFETY: zeroed passwd is a valid out-value (pointers NULL).
-            let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-            let mut found: *mut libc::passwd = std::ptr::null_mut();
-            // SAFETY: all pointers are valid for the given sizes.
-            let rc = unsafe {
-                libc::getpwuid_r(
-                    uid,
-                    &mut pwd,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut found,
-                )
-            };
-            if rc == libc::ERANGE && size < 1 << 20 {
-                size *= 4;
-                continue;
-            }
-            if rc != 0 || found.is_null() {
-                return Err(Error::with_message(
-                    ErrorCode::Invalid,
-                    format!("no user has uid {uid}"),
-                    context(),
-                ));
-            }
-            // SAFETY: on success the strings point into `buf`, still alive.
-            let (name, dir) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
-            break (
-                name.to_string_lossy().into_owned(),
-                pwd.pw_gid,
-                PathBuf::from(OsStr::from_bytes(dir.to_bytes())),
-            );
-        };
-        let groups = group_list(&user_name, gid)
-            .map_err(|message| Error::with_message(ErrorCode::Fatal, message, context()))?;
-        Ok(Identity {
-            uid,
-            gid,
-            groups,
-            user_name,
-            home,
-            lttng_home: None,
-            per_user_daemon: false,
-        })
-    }
-
-    /// Sets `LTTNG_HOME` in the child: liblttng-ctl looks for a per-user
-    /// daemon in `<dir>/.lttng`.
-    pub fn with_lttng_home(mut self, dir: impl Into<PathBuf>) -> Identity {
-        self.lttng_home = Some(dir.into());
-        self
-    }
-
-    /// Makes liblttng-ctl use the user's own session daemon (in
-    /// `$LTTNG_HOME/.lttng`, the home directory unless set) and never the
-    /// root one, which a member of the tracing group would otherwise reach
-    /// first. Root has no per-user daemon: running such work as root fails.
-    pub fn per_user_daemon(mut self) -> Identity {
-        self.per_user_daemon = true;
-        self
-    }
-
-    /// The user's uid.
-    pub fn uid(&self) -> u32 {
-        self.uid
-    }
-
-    /// The user's primary group.
-    pub fn gid(&self) -> u32 {
-        self.gid
-    }
-
-    /// Every group of the user, the primary one included.
-    pub fn groups(&self) -> &[u32] {
-        &self.groups
-    }
-
-    /// The user's login name.
-    pub fn user_name(&self) -> &str {
-        &self.user_name
-    }
-
-    /// The user's home directory (from the user database).
-    pub fn home(&self) -> &Path {
-        &self.home
-    }
-
-    /// The `LTTNG_HOME` the child gets, when set.
-    pub fn lttng_home(&self) -> Option<&Path> {
-        self.lttng_home.as_deref()
-    }
-
-    /// Whether the child uses the user's own session daemon.
-    pub fn is_per_user_daemon(&self) -> bool {
-        self.per_user_daemon
-    }
-
-    /// Whether liblttng-ctl would connect this user to the root session
-    /// daemon: root, or a member of the tracing group.
-    pub fn can_reach_root_daemon(&self) -> bool {
-        self.uid == 0 || group_id(TRACING_GROUP).is_some_and(|gid| self.groups.contains(&gid))
-    }
-}
-
-/// Every group of `user` (`getgrouplist`), `gid` included.
-fn group_list(user: &str, gid: u32) -> std::result::Result<Vec<u32>, String> {
-    let c_user = CString::new(user).map_err(|_| format!("user name {user:?} has a NUL byte"))?;
-    let mut count: c_int = 32;
-    loop {
-        let mut groups = vec![0 as libc::gid_t; count as usize];
-        let asked = count;
-        // SAFETY: `groups` has room for `count` entries; count is updated.
-        let rc =
-            unsafe { libc::getgrouplist(c_user.as_ptr(), gid, groups.as_mut_ptr(), &mut count) };
-        if rc >= 0 {
-            groups.truncate(count as usize);
-            return Ok(groups);
-        }
-        if count <= asked {
-            // glibc reports the needed size; guard against one that does not.
-            if asked >= 65536 {
-                return Err(format!("could not read the groups of user {user:?}"));
-            }
-            count = asked * 2;
-        }
-    }
-}
-
-/// The id of the group named `name`, if it exists.
-pub fn group_id(name: &str) -> Option<u32> {
-    let c_name = CString::new(name).ok()?;
-    let mut size = lookup_buffer_size();
-    loop {
-        let mut buf = vec![0u8; size];
-        // SAFETY: zeroed group is a valid out-value.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: all pointers are valid for the given sizes.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                c_name.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && size < 1 << 20 {
-            size *= 4;
-            continue;
-        }
-        return (rc == 0 && !found.is_null()).then_some(grp.gr_gid);
-    }
-}
 
 /// What the child sends back: a tag, then a length-prefixed body, so that a
 /// child killed halfway through is told apart from one that finished.
@@ -280,43 +77,34 @@ fn os_error(context: impl Into<String>) -> Error {
     Error::with_message(ErrorCode::Fatal, err.to_string(), context)
 }
 
-/// Runs `work` in a forked child, as `identity` when given, and returns the
-/// bytes it produced.
+/// Runs `work` in a forked child and returns the bytes it produced.
 ///
 /// Errors: [`ErrorCode::Cancelled`] when the child has not finished within
 /// `deadline` (it is then killed; this is what a hung session daemon looks
-/// like); [`ErrorCode::PermissionDenied`] when the identity could not be
-/// taken; [`ErrorCode::Fatal`] when the child died without a result (the
+/// like); [`ErrorCode::Fatal`] when the child died without a result (the
 /// context says how).
 ///
 /// Must not be called with the liblttng-ctl lock held (it takes it).
-pub fn run_isolated(
+pub fn run_isolated(deadline: Duration, work: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>> {
+    run_isolated_after(deadline, "", || Ok(()), work)
+}
+
+/// Like [`run_isolated`], but the child first runs `setup` (to take another
+/// identity, point liblttng-ctl at another daemon, ...); when `setup` fails,
+/// `work` does not run and its error is returned as it was. `who` completes
+/// the errors' context ("talking to the session daemon{who}"), for example
+/// `" as user alice (uid 1000)"`.
+///
+/// `setup` and `work` run after `fork()` in a process that may have had
+/// other threads: prepare what they need (allocations, user lookups) before
+/// the call, and let them do only system calls and liblttng-ctl calls.
+pub fn run_isolated_after(
     deadline: Duration,
-    identity: Option<&Identity>,
+    who: &str,
+    setup: impl FnOnce() -> Result<()>,
     work: impl FnOnce() -> Vec<u8>,
 ) -> Result<Vec<u8>> {
     let started = Instant::now();
-    let who = identity
-        .map(|id| format!(" as user {} (uid {})", id.user_name, id.uid))
-        .unwrap_or_default();
-    // Everything the child needs is prepared here: allocating or looking
-    // up users after fork() in a multi-threaded process is best avoided.
-    let lttng_home = identity
-        .and_then(|id| {
-            id.lttng_home
-                .clone()
-                .or_else(|| id.per_user_daemon.then(|| id.home.clone()))
-        })
-        .map(|dir| CString::new(dir.into_os_string().into_vec()))
-        .transpose()
-        .map_err(|_| {
-            Error::with_message(
-                ErrorCode::Invalid,
-                "LTTNG_HOME has a NUL byte",
-                "isolating work",
-            )
-        })?;
-
     let mut fds = [0 as c_int; 2];
     // SAFETY: `fds` has room for the two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -337,7 +125,7 @@ pub fn run_isolated(
         // it; no other thread exists here to be holding it.
         drop(guard);
         drop(read_end);
-        child_main(parent_pid, identity, lttng_home.as_deref(), write_end, work);
+        child_main(parent_pid, setup, write_end, work);
     }
     drop(guard);
     drop(write_end);
@@ -346,14 +134,13 @@ pub fn run_isolated(
             "forking a child to talk to the session daemon{who}"
         )));
     }
-    collect(pid, read_end, started, deadline, &who)
+    collect(pid, read_end, started, deadline, who)
 }
 
-/// The child: takes the identity, runs the work, sends the result, exits.
+/// The child: runs the set-up, then the work, sends the result, exits.
 fn child_main(
     parent_pid: libc::pid_t,
-    identity: Option<&Identity>,
-    lttng_home: Option<&CStr>,
+    setup: impl FnOnce() -> Result<()>,
     write_end: OwnedFd,
     work: impl FnOnce() -> Vec<u8>,
 ) -> ! {
@@ -368,11 +155,9 @@ fn child_main(
     // A panic is reported through the pipe; the default hook would print on
     // a stderr whose lock a vanished thread may hold.
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        match take_identity(identity, lttng_home) {
-            Ok(()) => encode(TAG_DONE, &work()),
-            Err(err) => encode(TAG_SETUP_FAILED, &encode_error(&err)),
-        }
+    let outcome = catch_unwind(AssertUnwindSafe(|| match setup() {
+        Ok(()) => encode(TAG_DONE, &work()),
+        Err(err) => encode(TAG_SETUP_FAILED, &encode_error(&err)),
     }));
     let message = outcome.unwrap_or_else(|panic| {
         let text = panic
@@ -391,128 +176,6 @@ fn child_main(
     // SAFETY: _exit skips atexit handlers and stdio flushing, which belong
     // to the parent's state.
     unsafe { libc::_exit(status) }
-}
-
-/// In the child: becomes `identity` (for good) and points liblttng-ctl at
-/// the right session daemon.
-fn take_identity(identity: Option<&Identity>, lttng_home: Option<&CStr>) -> Result<()> {
-    let Some(id) = identity else { return Ok(()) };
-    let context = || format!("acting as user {} (uid {})", id.user_name, id.uid);
-    let denied = |what: &str| {
-        let err = std::io::Error::last_os_error();
-        Error::with_message(
-            ErrorCode::PermissionDenied,
-            format!("{what}: {err}"),
-            context(),
-        )
-    };
-    // SAFETY: geteuid has no memory effects.
-    if unsafe { libc::geteuid() } != id.uid {
-        // Groups first, then the gid, then the uid: after setresuid the
-        // others can no longer be changed.
-        // SAFETY: the slice is valid for its length; the calls only change
-        // this process's credentials.
-        unsafe {
-            if libc::setgroups(id.groups.len(), id.groups.as_ptr()) != 0 {
-                return Err(denied("setgroups"));
-            }
-            if libc::setresgid(id.gid, id.gid, id.gid) != 0 {
-                return Err(denied("setresgid"));
-            }
-            if libc::setresuid(id.uid, id.uid, id.uid) != 0 {
-                return Err(denied("setresuid"));
-            }
-        }
-        let (mut r, mut e, mut s) = (0, 0, 0);
-        let (mut gr, mut ge, mut gs) = (0, 0, 0);
-        // SAFETY: valid out-pointers.
-        let read_ok = unsafe {
-            libc::getresuid(&mut r, &mut e, &mut s) == 0
-                && libc::getresgid(&mut gr, &mut ge, &mut gs) == 0
-        };
-        if !read_ok || [r, e, s] != [id.uid; 3] || [gr, ge, gs] != [id.gid; 3] {
-            return Err(Error::with_message(
-                ErrorCode::PermissionDenied,
-                "the new uid/gid did not take",
-                context(),
-            ));
-        }
-        // SAFETY: setuid(0) only changes credentials, and must fail now.
-        if id.uid != 0 && unsafe { libc::setuid(0) } == 0 {
-            return Err(Error::with_message(
-                ErrorCode::PermissionDenied,
-                "root privileges could be regained after dropping them",
-                context(),
-            ));
-        }
-    }
-    if let Some(home) = lttng_home {
-        // SAFETY: both strings are NUL-terminated; this single-threaded
-        // child is the only user of its environment.
-        if unsafe { libc::setenv(c"LTTNG_HOME".as_ptr(), home.as_ptr(), 1) } != 0 {
-            return Err(os_error("setting LTTNG_HOME"));
-        }
-    }
-    if id.per_user_daemon {
-        if id.uid == 0 {
-            return Err(Error::with_message(
-                ErrorCode::Invalid,
-                "root has no per-user session daemon; it always uses the root one",
-                context(),
-            ));
-        }
-        avoid_root_daemon().map_err(|e| Error::with_message(e.code(), e.message(), context()))?;
-    }
-    Ok(())
-}
-
-/// Makes liblttng-ctl (2.13) use the per-user session daemon of this
-/// (non-root) process and never the root one.
-///
-/// liblttng-ctl connects a non-root member of the tracing group to the root
-/// daemon; naming a tracing group that cannot exist stops that. But for a
-/// non-member it first retries the socket path of the *previous* call,
-/// which, in a child forked from a root process that used liblttng-ctl, is
-/// still the root daemon's (`set_session_daemon_path()` in lttng-ctl.c).
-/// That stale path is replaced by the per-user one with one call made while
-/// no file descriptor can be opened: the connection to the old path fails,
-/// and the library falls back to `$LTTNG_HOME/.lttng`, which it keeps.
-fn avoid_root_daemon() -> Result<()> {
-    let _guard = lock::lock();
-    // SAFETY: the string is NUL-terminated; liblttng-ctl copies it.
-    if unsafe { sys::lttng_set_tracing_group(NO_TRACING_GROUP.as_ptr()) } != 0 {
-        return Err(Error::new(ErrorCode::NoMemory, "setting the tracing group"));
-    }
-    // SAFETY: valid out-pointer.
-    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: valid out-pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(os_error("reading the open-file limit"));
-    }
-    let no_files = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: only this process's limits and liblttng-ctl's verbosity
-    // change, and both are restored below; the lock is held, so nothing
-    // else calls into liblttng-ctl meanwhile.
-    unsafe {
-        let quiet = lttng_opt_quiet;
-        lttng_opt_quiet = 1;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &no_files) != 0 {
-            lttng_opt_quiet = quiet;
-            return Err(os_error("lowering the open-file limit"));
-        }
-        // The answer is "not alive" whatever runs: what matters is the path
-        // the library computes on the way.
-        let _ = sys::lttng_session_daemon_alive();
-        let restored = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        lttng_opt_quiet = quiet;
-        if restored != 0 {
-            return Err(os_error("restoring the open-file limit"));
-        }
-    }
-    Ok(())
 }
 
 /// The parent: reads the child's result until EOF or the deadline, then
@@ -651,17 +314,14 @@ mod tests {
 
     #[test]
     fn the_work_s_bytes_come_back() {
-        let out = run_isolated(SECOND * 5, None, || b"hello".repeat(50_000)).unwrap();
+        let out = run_isolated(SECOND * 5, || b"hello".repeat(50_000)).unwrap();
         assert_eq!(out, b"hello".repeat(50_000));
     }
 
     #[test]
     fn work_runs_in_another_process() {
         let me = std::process::id();
-        let out = run_isolated(SECOND * 5, None, || {
-            std::process::id().to_string().into_bytes()
-        })
-        .unwrap();
+        let out = run_isolated(SECOND * 5, || std::process::id().to_string().into_bytes()).unwrap();
         assert_ne!(String::from_utf8(out).unwrap(), me.to_string());
     }
 
@@ -669,7 +329,7 @@ mod tests {
     fn a_hung_child_is_cancelled_at_the_deadline_and_reaped() {
         let pid_file = std::env::temp_dir().join(format!("isolate-hung-{}", std::process::id()));
         let started = Instant::now();
-        let err = run_isolated(Duration::from_millis(300), None, || {
+        let err = run_isolated(Duration::from_millis(300), || {
             std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
             std::thread::sleep(Duration::from_secs(60));
             Vec::new()
@@ -692,14 +352,14 @@ mod tests {
 
     #[test]
     fn a_panic_in_the_child_is_an_error_not_a_crash() {
-        let err = run_isolated(SECOND * 5, None, || panic!("boom")).unwrap_err();
+        let err = run_isolated(SECOND * 5, || panic!("boom")).unwrap_err();
         assert_eq!(err.code(), ErrorCode::Fatal);
         assert!(err.message().contains("boom"), "{err}");
     }
 
     #[test]
     fn a_child_that_dies_is_an_error_with_context() {
-        let err = run_isolated(SECOND * 5, None, || {
+        let err = run_isolated(SECOND * 5, || {
             // SAFETY: ends the child only.
             unsafe { libc::raise(libc::SIGKILL) };
             Vec::new()
@@ -710,53 +370,43 @@ mod tests {
     }
 
     #[test]
-    fn the_child_takes_the_identity_for_good() {
-        // SAFETY: geteuid has no memory effects.
-        if unsafe { libc::geteuid() } != 0 {
-            panic!("this test needs root (it switches to the `nobody` user)");
-        }
-        let nobody = Identity::of_user(65534).unwrap();
-        let out = run_isolated(SECOND * 5, Some(&nobody), || {
-            // SAFETY: plain id getters.
-            let ids = unsafe {
-                [
-                    libc::getuid(),
-                    libc::geteuid(),
-                    libc::getgid(),
-                    libc::getegid(),
-                ]
-            };
-            format!("{ids:?}").into_bytes()
-        })
+    fn a_failed_setup_is_returned_as_it_was_and_the_work_does_not_run() {
+        let err = run_isolated_after(
+            SECOND * 5,
+            " as nobody in particular",
+            || {
+                Err(Error::with_message(
+                    ErrorCode::PermissionDenied,
+                    "setresuid: not allowed",
+                    "acting as user x",
+                ))
+            },
+            || panic!("the work ran after a failed set-up"),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PermissionDenied);
+        assert_eq!(err.message(), "setresuid: not allowed");
+        assert_eq!(err.context(), "acting as user x");
+    }
+
+    #[test]
+    fn the_setup_runs_in_the_child_before_the_work() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static SET_UP: AtomicBool = AtomicBool::new(false);
+        let out = run_isolated_after(
+            SECOND * 5,
+            "",
+            || {
+                SET_UP.store(true, Ordering::SeqCst);
+                Ok(())
+            },
+            || vec![u8::from(SET_UP.load(Ordering::SeqCst))],
+        )
         .unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            format!("{:?}", [65534, 65534, nobody.gid(), nobody.gid()])
+        assert_eq!(out, [1]);
+        assert!(
+            !SET_UP.load(Ordering::SeqCst),
+            "the set-up ran in the caller"
         );
-        let with_home = Identity::of_user(65534)
-            .unwrap()
-            .with_lttng_home("/nonexistent-lttng-home");
-        let out = run_isolated(SECOND * 5, Some(&with_home), || {
-            std::env::var("LTTNG_HOME").unwrap_or_default().into_bytes()
-        })
-        .unwrap();
-        assert_eq!(out, b"/nonexistent-lttng-home");
-    }
-
-    #[test]
-    fn root_has_no_per_user_daemon() {
-        // SAFETY: geteuid has no memory effects.
-        if unsafe { libc::geteuid() } != 0 {
-            panic!("this test needs root");
-        }
-        let root = Identity::of_user(0).unwrap().per_user_daemon();
-        let err = run_isolated(SECOND * 5, Some(&root), Vec::new).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::Invalid);
-    }
-
-    #[test]
-    fn unknown_users_are_refused() {
-        let err = Identity::of_user(4_000_000_000).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::Invalid);
     }
 }

@@ -856,8 +856,8 @@ pub fn list_triggers() -> Result<Vec<TriggerInfo>> {
 }
 
 /// The caller's effective uid: the owner liblttng-ctl gives the triggers it
-/// registers.
-fn caller_uid() -> u32 {
+/// registers, and the uid the session daemon sees this process as.
+pub fn caller_uid() -> u32 {
     // SAFETY: geteuid cannot fail and touches no memory.
     unsafe { libc::geteuid() }
 }

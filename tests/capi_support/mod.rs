@@ -149,7 +149,10 @@ fn build() -> CApi {
                 .current_dir(&root)
                 .env("CARGO", cargo)
                 .args(["-s", "-C", "capi", "install", "PROFILE=dev"])
-                .arg(format!("PREFIX={}", prefix.display())),
+                .arg(format!("PREFIX={}", prefix.display()))
+                // Not the multiarch default (capi/tests/install.rs checks
+                // that): the programs below look in <prefix>/lib.
+                .arg(format!("LIBDIR={}", prefix.join("lib").display())),
             "make -C capi install",
         );
     }
@@ -405,15 +408,15 @@ pub fn remove_stale_triggers() {
     let list = lttng_ctl::trigger::TriggerList::fetch().expect("listing triggers");
     for trigger in list.iter() {
         let info = trigger.info();
-        let Some(decoded) = lttng_coredump::engine::encoding::decode(&info) else {
+        let Some(decoded) = lttng_coredump_engine::encoding::decode(&info) else {
             continue;
         };
         let stale = decoded.actions.iter().all(|a| match a {
-            lttng_coredump::engine::encoding::CoreDumpAction::Snapshot { session, .. }
-            | lttng_coredump::engine::encoding::CoreDumpAction::Stop { session } => {
+            lttng_coredump_engine::encoding::CoreDumpAction::Snapshot { session, .. }
+            | lttng_coredump_engine::encoding::CoreDumpAction::Stop { session } => {
                 !sessions.contains(session)
             }
-            lttng_coredump::engine::encoding::CoreDumpAction::Unsupported { .. } => true,
+            lttng_coredump_engine::encoding::CoreDumpAction::Unsupported { .. } => true,
         });
         if stale {
             let _ = trigger.unregister();
@@ -438,20 +441,23 @@ impl TestUser {
     pub fn set_trigger_in_own_daemon(
         &self,
         session: &str,
-        action: lttng_coredump::engine::ActionKind,
+        action: lttng_coredump_engine::ActionKind,
     ) {
-        let identity = lttng_ctl::isolate::Identity::of_user(self.uid)
+        let identity = lttng_coredump_engine::identity::Identity::of_user(self.uid)
             .unwrap()
             .with_lttng_home(&self.home)
             .per_user_daemon();
-        let set =
-            lttng_ctl::isolate::run_isolated(Duration::from_secs(10), Some(&identity), || {
-                let result = lttng_coredump::engine::set_trigger(session, action)
+        let set = lttng_coredump_engine::identity::run_as(
+            Duration::from_secs(10),
+            Some(&identity),
+            || {
+                let result = lttng_coredump_engine::set_trigger(session, action)
                     .map(|_| ())
                     .map_err(|e| e.to_string());
                 format!("{result:?}").into_bytes()
-            })
-            .unwrap();
+            },
+        )
+        .unwrap();
         assert_eq!(String::from_utf8_lossy(&set), "Ok(())");
     }
 

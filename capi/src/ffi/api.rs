@@ -12,11 +12,11 @@ use super::report::FireReportHandle;
 use super::types::{
     lttng_handle, lttng_trigger_onanycoredump, RawTriggerAction, RawTriggerType, TriggerAction,
 };
-use crate::engine::{
-    self, fire_on_any_core_dump, ActionKind, ActionPhase, CrashInfo, DaemonTarget, FireOptions,
-    FireReport,
+use lttng_coredump_engine::identity::run_json;
+use lttng_coredump_engine::{
+    fire_on_any_core_dump, set_trigger, unset_trigger, ActionKind, ActionPhase, CrashInfo,
+    DaemonTarget, FireOptions, FireReport,
 };
-use lttng_ctl::isolate::run_isolated;
 use lttng_ctl::{sys, Error, ErrorCode};
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::path::PathBuf;
@@ -95,17 +95,8 @@ unsafe fn handle_session(handle: *mut lttng_handle) -> Result<String, Error> {
 
 /// Runs a set/unset in an isolated child under the deadline.
 fn in_child(work: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
-    let bytes = run_isolated(fire_deadline(), None, || {
-        let result: Result<(), (u32, String)> =
-            work().map_err(|err| (err.raw_code(), err.to_string()));
-        serde_json::to_vec(&result).unwrap_or_default()
-    })?;
-    let result: Result<(), (u32, String)> = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::with_message(
-            ErrorCode::Fatal,
-            format!("unreadable answer: {e}"),
-            "isolated child",
-        )
+    let result: Result<(), (u32, String)> = run_json(fire_deadline(), None, || {
+        work().map_err(|err| (err.raw_code(), err.to_string()))
     })?;
     result.map_err(|(code, message)| {
         Error::with_message(ErrorCode::from_raw(code), message, "in the isolated child")
@@ -159,7 +150,7 @@ pub unsafe extern "C" fn lttng_trigger_set(
     // SAFETY: per the contract.
     unsafe {
         change_trigger(handle, r#type, action, |session, action| {
-            engine::set_trigger(session, action).map(drop)
+            set_trigger(session, action).map(drop)
         })
     }
 }
@@ -180,7 +171,7 @@ pub unsafe extern "C" fn lttng_trigger_unset(
 ) -> c_int {
     let _ = (opts, nb_opt);
     // SAFETY: per the contract.
-    unsafe { change_trigger(handle, r#type, action, engine::unset_trigger) }
+    unsafe { change_trigger(handle, r#type, action, unset_trigger) }
 }
 
 /// The crash and the target daemon of a fire, from its C arguments.

@@ -6,7 +6,7 @@
 
 use super::boundary::boundary_or;
 use super::types::TriggerAction;
-use crate::engine::{ActionKind, FireReport};
+use lttng_coredump_engine::{ActionKind, FireReport};
 use std::ffi::{c_char, c_int, CString};
 use std::ptr;
 

@@ -26,15 +26,15 @@ use super::target::{self, Daemon};
 use super::{
     ActionKind, ActionOutcome, ActionPhase, CrashInfo, FireError, FireOptions, FireReport,
 };
-use lttng_ctl::isolate::{run_isolated, Identity};
+use crate::identity::{run_json, Identity};
 use lttng_ctl::session::{list_sessions, Session};
 use lttng_ctl::snapshot::{SnapshotDestination, SnapshotLocation, SnapshotOutput};
+use lttng_ctl::trigger::caller_uid;
 use lttng_ctl::{Error, ErrorCode, Result};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// An LTTng error as the report carries it.
 pub fn fire_error(err: &Error) -> FireError {
@@ -61,29 +61,6 @@ struct DaemonPass {
 struct ForeignPass {
     outcomes: Vec<ActionOutcome>,
     errors: Vec<FireError>,
-}
-
-/// Runs `work` in an isolated child and decodes the JSON it sends back.
-fn run_json<T: Serialize + DeserializeOwned>(
-    deadline: Duration,
-    identity: Option<&Identity>,
-    work: impl FnOnce() -> T,
-) -> Result<T> {
-    let bytes = run_isolated(deadline, identity, || {
-        serde_json::to_vec(&work()).unwrap_or_default()
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        Error::with_message(
-            ErrorCode::Fatal,
-            format!("unreadable report from the isolated child: {e}"),
-            "firing OnAnyCoreDump",
-        )
-    })
-}
-
-fn caller_uid() -> u32 {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
 }
 
 /// Fires OnAnyCoreDump (see the module documentation).
@@ -223,7 +200,7 @@ fn owner_identity(owner: u32, daemon: &Daemon) -> Result<Identity> {
                     format!(
                         "the trigger's owner, {} (uid {owner}), is not in the `{}` group any more and cannot reach the root session daemon, so neither can its trigger",
                         identity.user_name(),
-                        lttng_ctl::isolate::TRACING_GROUP
+                        lttng_ctl::daemon::TRACING_GROUP
                     ),
                     format!("running the triggers of uid {owner}"),
                 ))

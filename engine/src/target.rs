@@ -13,16 +13,13 @@
 //!   directory (uid 0: the root daemon).
 
 use super::DaemonTarget;
-use lttng_ctl::isolate::Identity;
+use crate::identity::Identity;
+use lttng_ctl::trigger::caller_uid;
 use lttng_ctl::{Error, ErrorCode, Result};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-/// The root session daemon's run directory (lttng-tools' `DEFAULT_LTTNG_RUNDIR`).
-pub const ROOT_RUN_DIR: &str = "/var/run/lttng";
-
-/// The client socket every session daemon creates in its run directory.
-pub const CLIENT_SOCKET: &str = "client-lttng-sessiond";
+pub use lttng_ctl::daemon::{CLIENT_SOCKET, ROOT_RUN_DIR};
 
 /// A resolved target.
 #[derive(Debug, Clone)]
@@ -58,11 +55,6 @@ impl Daemon {
     }
 }
 
-fn caller_uid() -> u32 {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
-}
-
 fn no_daemon(path: &Path, why: &str) -> Error {
     Error::with_message(
         ErrorCode::NoSessionDaemon,
@@ -92,7 +84,7 @@ fn root_daemon() -> Result<Daemon> {
             ErrorCode::PermissionDenied,
             format!(
                 "uid {caller} is neither root nor in the `{}` group",
-                lttng_ctl::isolate::TRACING_GROUP
+                lttng_ctl::daemon::TRACING_GROUP
             ),
             "reaching the root session daemon",
         ));

@@ -1,14 +1,20 @@
-//! The interface of the OnAnyCoreDump engine: what a fire is told about the
-//! crash, where it acts, and the report of what it did.
+//! The OnAnyCoreDump engine (LTTng triggers RFC), a plain Rust library: how
+//! the triggers are stored in the session daemon, and the fire that runs
+//! their actions for a crash. This file is its interface: what a fire is
+//! told about the crash, where it acts, and the report of what it did.
 //!
-//! This is the contract between the C API and the core_pattern handler.
+//! The core_pattern handler (`lttng-coredump-handler`) uses it directly; the
+//! C library (`capi/`, `lttng_trigger_set()`, `lttng_trigger()`) exports it
+//! to C programs.
 //!
 //! The engine's parts: [`encoding`] (how an OnAnyCoreDump trigger is stored
 //! as an LTTng trigger; set, unset, list), [`target`] (which daemon, as
-//! whom), [`snapshot_name`] (naming a snapshot after its crash) and `fire`.
+//! whom), [`identity`] (acting as another user in a forked child),
+//! [`snapshot_name`] (naming a snapshot after its crash) and `fire`.
 
 pub mod encoding;
 mod fire;
+pub mod identity;
 pub mod snapshot_name;
 pub mod target;
 

@@ -24,8 +24,8 @@
 use super::ActionKind;
 use lttng_ctl::session::Session;
 use lttng_ctl::trigger::{
-    self, Action, ActionInfo, ActionSnapshotOutput, Condition, ConditionInfo, EventRule, Trigger,
-    TriggerInfo, TriggerList,
+    self, caller_uid, Action, ActionInfo, ActionSnapshotOutput, Condition, ConditionInfo,
+    EventRule, Trigger, TriggerInfo, TriggerList,
 };
 use lttng_ctl::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
@@ -175,12 +175,6 @@ fn expected_actions(session: &str, action: ActionKind) -> Vec<CoreDumpAction> {
             session: session.to_string(),
         },
     }]
-}
-
-/// The caller's effective uid, which owns the triggers it registers.
-fn caller_uid() -> u32 {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
 }
 
 /// Registers the OnAnyCoreDump trigger running `action` on `session` (an
