@@ -599,3 +599,31 @@ fn crash_tools_show_users_their_own_crashes_and_nothing_of_anyone_elses() {
     );
     drop(alice);
 }
+
+#[test]
+fn handle_run_from_a_terminal_prints_its_usage_and_does_nothing() {
+    let dir = open_dir("lcdt-tty");
+    let cores = dir.path().join("cores");
+    let config = dir.path().join("config.toml");
+    fs::write(&config, config_for(&cores, "")).unwrap();
+    let binary = tool_copy(dir.path());
+    // script(1) runs the command on a new pseudo-terminal: stdin is a tty.
+    let output = run_bounded(
+        Command::new("script").args([
+            "-qec",
+            &format!(
+                "{} handle --config {} P=1 u=0 g=0 s=11 t=1 c=0 d=1",
+                binary.display(),
+                config.display()
+            ),
+            "/dev/null",
+        ]),
+        TOOL_TIMEOUT,
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stdout(&output).contains("usage: lttng-coredump handle"),
+        "{output:?}"
+    );
+    assert!(!cores.exists(), "the handler made {}", cores.display());
+}

@@ -10,6 +10,15 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// What `handle` says when run from a terminal.
+const HANDLE_USAGE: &str = "\
+usage: lttng-coredump handle [--config PATH] P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E
+
+`handle` is run by the kernel on a crash, with the core on its standard input
+(a pipe), from the line `lttng-coredump install` writes to
+/proc/sys/kernel/core_pattern. Run from a terminal it does nothing.
+See `lttng-coredump install --help` and `lttng-coredump status`.";
+
 #[derive(Parser)]
 #[command(
     name = "lttng-coredump",
@@ -124,6 +133,13 @@ fn main() -> ExitCode {
     let mut rest: Vec<OsString> = raw.collect();
     if rest.first().is_some_and(|first| first == "handle") {
         rest.remove(0);
+        // The kernel always gives a pipe: a terminal on stdin is a person
+        // trying the command, who gets its usage rather than a fired
+        // trigger, a snapshot and a core file made of their typing.
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            eprintln!("{}", HANDLE_USAGE);
+            return ExitCode::from(2);
+        }
         let mut log = Log::default();
         let mut stdin = std::io::stdin().lock();
         // Once the core is read, fd 0 becomes /dev/null: the kernel waits
