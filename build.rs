@@ -1,4 +1,5 @@
-//! Compiles the C test fixtures of the system tests with the C compiler the
+//! Compiles the C programs of the system tests (the project's one crashing
+//! program, `programs/crasher.c`, and the layout probe in `tests/fixtures`) with the C compiler the
 //! `cc` crate finds, with warnings as errors, and tells the tests where they
 //! are through `FIXTURE_*` environment variables.
 
@@ -13,7 +14,7 @@ fn build_executable(name: &str, sources: &[&str], pkg_libs: &[&str]) -> PathBuf 
     let exe = out_dir.join(name);
     let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
     let mut cmd = compiler.to_command();
-    cmd.args(CFLAGS).arg("-Itests/fixtures").arg("-o").arg(&exe);
+    cmd.args(CFLAGS).arg("-Iprograms").arg("-o").arg(&exe);
     for src in sources {
         println!("cargo:rerun-if-changed={src}");
         cmd.arg(src);
@@ -51,8 +52,8 @@ fn export(var: &str, path: &Path) {
 }
 
 fn main() {
-    println!("cargo:rerun-if-changed=tests/fixtures/crasher_tp.h");
-    let crasher = build_executable("crasher", &["tests/fixtures/crasher.c"], &["lttng-ust"]);
+    println!("cargo:rerun-if-changed=programs/lttng_coredump_tp.h");
+    let crasher = build_executable("crasher", &["programs/crasher.c"], &["lttng-ust"]);
     export("FIXTURE_CRASHER", &crasher);
     let layout = build_executable(
         "lttng_ctl_layout",

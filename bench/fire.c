@@ -4,7 +4,7 @@
  *   bench-fire N RUNS PREFIX OUTDIR
  *
  * Creates N snapshot-mode sessions PREFIX-0 .. PREFIX-(N-1) (snapshot output
- * OUTDIR/PREFIX-i), each recording lttng_coredump_bench:* and started, and
+ * OUTDIR/PREFIX-i), each recording lttng_coredump:load and started, and
  * registers an OnAnyCoreDump snapshot trigger on each with
  * lttng_trigger_set(). Then, RUNS times, it times alternately:
  *
@@ -159,7 +159,7 @@ int main(int argc, char **argv)
 		memset(&event, 0, sizeof(event));
 		event.type = LTTNG_EVENT_TRACEPOINT;
 		event.loglevel_type = LTTNG_EVENT_LOGLEVEL_ALL;
-		snprintf(event.name, sizeof(event.name), "lttng_coredump_bench:*");
+		snprintf(event.name, sizeof(event.name), "lttng_coredump:load");
 		if (!handles[i] || (rc = lttng_enable_event(handles[i], &event, NULL)) < 0 ||
 		    (rc = lttng_start_tracing(names[i])) < 0 ||
 		    (rc = lttng_trigger_set(handles[i], LTTNG_TRIGGER_TYPE_ONANYCOREDUMP,

@@ -3,7 +3,7 @@
  *
  *   bench-loadgen RATE THREADS
  *
- * Emits lttng_coredump_bench:load events at RATE events per second in all,
+ * Emits lttng_coredump:load events at RATE events per second in all,
  * spread over THREADS threads, thread i pinned to CPU i modulo the CPU count
  * so that every per-CPU buffer of the session takes its share. Each thread
  * paces itself against its own schedule (batches of 1000 events, then a
@@ -18,7 +18,7 @@
 #define _GNU_SOURCE
 #define TRACEPOINT_DEFINE
 #define TRACEPOINT_CREATE_PROBES
-#include "tp.h"
+#include "lttng_coredump_tp.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -64,7 +64,7 @@ static void *emit(void *arg)
 		long long due;
 
 		for (i = 0; i < BATCH; i++)
-			tracepoint(lttng_coredump_bench, load, seq++);
+			tracepoint(lttng_coredump, load, seq++);
 		done += BATCH;
 		atomic_fetch_add_explicit(&emitted, BATCH, memory_order_relaxed);
 		due = start + (long long) ((double) done / per_thread_rate * 1e9);

@@ -5,12 +5,14 @@
 //! snapshot read back with babeltrace2, STOP, bad arguments, the header's
 //! freshness and valgrind.
 
-mod capi_support;
-
-use capi_support::*;
 use lttng_ctl::ErrorCode;
 use std::path::Path;
 use std::process::Command;
+use testsupport::capi::*;
+use testsupport::crasher::*;
+use testsupport::process::*;
+use testsupport::sessions::*;
+use testsupport::triggers::*;
 use testsupport::*;
 
 fn list_triggers_output() -> String {
@@ -318,7 +320,7 @@ fn the_rfc_helper_in_core_pattern_snapshots_a_real_crash() {
     guard.set(&pattern);
 
     let tag = unique_name("capi-kernel-tag");
-    let mut crasher = Command::new(crasher_path());
+    let mut crasher = crasher_command();
     crasher.args([tag.as_str(), "30", "segv"]);
     // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
     unsafe {
@@ -334,11 +336,7 @@ fn the_rfc_helper_in_core_pattern_snapshots_a_real_crash() {
     }
     let out = crasher.output().unwrap();
     assert!(!out.status.success(), "the crasher did not crash: {out:?}");
-    let pid: u32 = stdout(&out)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("ready <pid>");
+    let pid = ready_pid(&out) as u32;
 
     let log = logs.join(format!("{pid}.log"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

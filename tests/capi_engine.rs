@@ -5,9 +5,6 @@
 //! session daemon (a test user's own for the fire, so that the fallback
 //! touches no other test's sessions).
 
-mod capi_support;
-
-use capi_support::*;
 use lttng_coredump_engine::identity::{run_as, Identity};
 use lttng_coredump_engine::{
     self as engine, encoding, fire_on_any_core_dump, ActionKind, ActionPhase, CrashInfo,
@@ -18,6 +15,8 @@ use lttng_ctl::ErrorCode;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use testsupport::sessions::*;
+use testsupport::users::*;
 use testsupport::*;
 
 #[test]
@@ -159,7 +158,7 @@ fn fire_runs_triggers_extra_sessions_and_the_fallback_in_a_users_daemon() {
             "-o",
             &out_dir(name).display().to_string(),
         ]);
-        user.lttng_ok(&["enable-event", "-u", "lttng_coredump_test:step", "-s", name]);
+        user.lttng_ok(&["enable-event", "-u", "lttng_coredump:step", "-s", name]);
     }
     user.lttng_ok(&[
         "create",
@@ -167,19 +166,13 @@ fn fire_runs_triggers_extra_sessions_and_the_fallback_in_a_users_daemon() {
         "-o",
         &out_dir("plain").display().to_string(),
     ]);
-    user.lttng_ok(&[
-        "enable-event",
-        "-u",
-        "lttng_coredump_test:step",
-        "-s",
-        "plain",
-    ]);
+    user.lttng_ok(&["enable-event", "-u", "lttng_coredump:step", "-s", "plain"]);
     for name in ["snap-a", "snap-b", "plain"] {
         user.lttng_ok(&["start", name]);
     }
     let tag = unique_name("capi-eng-tag");
     let out = user
-        .command(crasher_path())
+        .crasher_command()
         .args([tag.as_str(), "12", "exit"])
         .output()
         .unwrap();

@@ -3,13 +3,16 @@
 //! costs at most the deadline: each with real test users (created and
 //! deleted by the test), their own session daemons, and the C helper.
 
-mod capi_support;
-
-use capi_support::*;
 use lttng_coredump_engine::ActionKind;
 use lttng_ctl::ErrorCode;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use testsupport::capi::*;
+use testsupport::crasher::*;
+use testsupport::process::*;
+use testsupport::sessions::*;
+use testsupport::triggers::*;
+use testsupport::users::*;
 use testsupport::*;
 
 /// A tracing group name that does not exist, so that the CLI run as a
@@ -39,7 +42,7 @@ fn a_users_trigger_on_a_root_session_does_nothing_to_it() {
     user.lttng_ok(&[
         "enable-event",
         "-u",
-        "lttng_coredump_test:step",
+        "lttng_coredump:step",
         "-s",
         &own_session,
     ]);
@@ -77,17 +80,12 @@ fn a_users_trigger_on_a_root_session_does_nothing_to_it() {
     let result = std::panic::catch_unwind(|| {
         let tag = unique_name("capi-owner-tag");
         let out = user
-            .command(crasher_path())
+            .crasher_command()
             .args([tag.as_str(), "10", "exit"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
-        let pid: u32 = stdout(&out)
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let pid = ready_pid(&out) as u32;
 
         // Fired by root, in the root daemon.
         let fired = fire(api.helper(Link::Shared), &[], pid, "crasher");
@@ -168,24 +166,19 @@ fn fire_through_a_users_run_dir_snapshots_in_that_users_daemon() {
         NO_GROUP,
         "enable-event",
         "-u",
-        "lttng_coredump_test:step",
+        "lttng_coredump:step",
         "-s",
         session,
     ]);
     user.lttng_ok(&[NO_GROUP, "start", session]);
     let tag = unique_name("capi-pud-tag");
     let out = user
-        .command(crasher_path())
+        .crasher_command()
         .args([tag.as_str(), "15", "exit"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let pid: u32 = stdout(&out)
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pid = ready_pid(&out) as u32;
 
     // The trigger is set in the user's daemon, as the user, from this root
     // process (which has used liblttng-ctl, so the library's last daemon

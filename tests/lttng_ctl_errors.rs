@@ -2,16 +2,15 @@
 //! right LTTng code, liblttng-ctl's message and the context, never a panic,
 //! and a rejected name is never truncated into a different, created one.
 
-mod lttng_ctl_support;
-
 use lttng_ctl::snapshot::SNAPSHOT_NAME_MAX;
 use lttng_ctl::{
     list_sessions, ChannelBuilder, Domain, Error, ErrorCode, EventBuilder, Session, SessionBuilder,
     SessionOutput, SnapshotOutput,
 };
-use lttng_ctl_support::{create, flight_recorder, lttng_list, run_fixture, session_name};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use testsupport::crasher::*;
+use testsupport::sessions::{create, flight_recorder, lttng_list, session_name};
 use testsupport::{ensure_sessiond, unique_name, TempDir};
 
 fn assert_error(
@@ -211,7 +210,7 @@ fn channel_output_and_snapshot_names_that_do_not_fit_are_rejected() {
     assert_eq!(session.snapshot_outputs().unwrap().len(), 1);
 
     session.start().unwrap();
-    run_fixture(&unique_name("long-names"), 1);
+    run_crasher(&unique_name("long-names"), 1);
     let err = session
         .record_snapshot(Some(&"s".repeat(SNAPSHOT_NAME_MAX + 1)))
         .unwrap_err();

@@ -2,14 +2,12 @@
 //! output, their listed state through start, stop and destroy, and channels
 //! and events as the session daemon records them.
 
-mod lttng_ctl_support;
-
 use lttng_ctl::{
     list_sessions, session_daemon_alive, BufferType, Channel, ChannelBuilder, Domain, ErrorCode,
     EventBuilder, LogLevelFilter, Session, SessionBuilder, SessionInfo, SessionOutput,
 };
-use lttng_ctl_support::{create, lttng_list, session_name};
 use std::time::{Duration, Instant};
+use testsupport::sessions::{create, lttng_list, session_name};
 use testsupport::{ensure_sessiond, TempDir};
 
 fn listed(session: &Session) -> Option<SessionInfo> {
@@ -24,7 +22,7 @@ fn fixture_channel(session: &Session) -> Channel {
         .discard()
         .enable(session)
         .expect("enabling a channel");
-    EventBuilder::named("lttng_coredump_test:*")
+    EventBuilder::named("lttng_coredump:step")
         .enable(session, &channel)
         .expect("enabling events");
     channel
@@ -206,7 +204,7 @@ fn channels_and_events_get_the_settings_asked_for() {
         .enable(&session)
         .unwrap();
     assert_eq!(channel.buffer_type(), BufferType::PerPid);
-    EventBuilder::named("lttng_coredump_test:*")
+    EventBuilder::named("lttng_coredump:step")
         .log_level(LogLevelFilter::AtLeastAsSevereAs(4))
         .enable(&session, &channel)
         .unwrap();
@@ -222,7 +220,7 @@ fn channels_and_events_get_the_settings_asked_for() {
         "Sub-buffer size:  8192 bytes",
         "Sub-buffer count: 2",
         "Switch timer:     100000 us",
-        "lttng_coredump_test:* (loglevel <= TRACE_WARNING (4))",
+        "lttng_coredump:step (loglevel <= TRACE_WARNING (4))",
         "other_provider:exact (loglevel == TRACE_INFO (6))",
     ] {
         assert!(

@@ -3,17 +3,16 @@
 //! snapshot directories are named and found as documented, and snapshot
 //! outputs are added, listed and removed.
 
-mod lttng_ctl_support;
-
 use lttng_ctl::{
     ErrorCode, SessionBuilder, SessionOutput, SnapshotDestination, SnapshotLocation,
     SnapshotOutput, SnapshotOutputInfo,
 };
-use lttng_ctl_support::{create, flight_recorder, run_fixture, session_name};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use testsupport::crasher::*;
+use testsupport::sessions::{create, flight_recorder, session_name};
 use testsupport::{babeltrace_events, ensure_sessiond, fixture_seqs, unique_name, TempDir};
 
 /// The single local directory a record reported.
@@ -64,7 +63,7 @@ fn flight_recorder_round_trip_keeps_exactly_the_fixture_events() {
 
     let tag = unique_name("rt");
     const COUNT: u32 = 40;
-    run_fixture(&tag, COUNT);
+    run_crasher(&tag, COUNT);
 
     let dir = local_dir(session.record_snapshot_and_locate("crash", None).unwrap());
     assert_snapshot_dir(&dir, out.path(), "crash", 0);
@@ -97,7 +96,7 @@ fn a_name_without_output_applies_to_the_sessions_output_for_one_record() {
     let err = session.record_snapshot(Some("early")).unwrap_err();
     assert_eq!(err.message(), "Session needs to be started once", "{err}");
     session.start().unwrap();
-    run_fixture(&unique_name("naming"), 3);
+    run_crasher(&unique_name("naming"), 3);
 
     session.record_snapshot(Some("first")).unwrap();
     session.record_snapshot(None).unwrap();
@@ -122,7 +121,7 @@ fn one_off_outputs_receive_a_snapshot_without_being_added() {
     let (session, _channel) = flight_recorder("oneoff", out.path());
     session.start().unwrap();
     let tag = unique_name("oneoff");
-    run_fixture(&tag, 5);
+    run_crasher(&tag, 5);
 
     let output = SnapshotOutput::local(elsewhere.path()).name("ignored");
     let dir = local_dir(
@@ -218,7 +217,7 @@ fn relay_outputs_receive_the_snapshot_and_are_reported_by_url() {
     let (session, _channel) = flight_recorder("relay", out.path());
     session.start().unwrap();
     let tag = unique_name("relay");
-    run_fixture(&tag, 6);
+    run_crasher(&tag, 6);
 
     let received = TempDir::new("ctl-relayd");
     let relayd = Relayd::start(received.path());

@@ -4,9 +4,6 @@
 //! or returns a negative code, nothing deadlocks (the whole is bounded),
 //! and every snapshot a fire reports is there.
 
-mod capi_support;
-
-use capi_support::*;
 use lttng_coredump::ffi::api::{lttng_trigger_set, lttng_trigger_unset};
 use lttng_coredump::ffi::types::{lttng_handle, RawTriggerAction, RawTriggerType};
 use std::ffi::CString;
@@ -14,6 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testsupport::capi::*;
+use testsupport::crasher::*;
+use testsupport::sessions::*;
+use testsupport::triggers::*;
 use testsupport::*;
 
 const FIRING_PROCESSES: usize = 4;

@@ -1,10 +1,9 @@
 //! Checks of the test support itself: the core_pattern guard restores the
-//! kernel's value, the fixture really traces, and the handler binary is
-//! built from the current sources.
+//! kernel's value and the crasher really traces. (That the handler's tests
+//! run the binary cargo built is checked in handler/tests/handler_crash.rs.)
 
 use std::fs;
-use std::process::Command;
-use std::time::Duration;
+use testsupport::crasher::*;
 use testsupport::*;
 
 #[test]
@@ -15,7 +14,7 @@ fn core_pattern_guard_restores_the_previous_value_even_on_panic() {
         let guard = CorePatternGuard::acquire();
         guard.set(&format!("{}/core.%p", dir.path().display()));
         // The kernel writes the core itself: proof the pattern is live.
-        let out = Command::new(crasher_path())
+        let out = crasher_command()
             .args(["guard", "1", "segv"])
             .output()
             .unwrap();
@@ -49,16 +48,10 @@ fn fixture_events_reach_a_snapshot() {
         &out.path().display().to_string(),
     ]);
     let result = std::panic::catch_unwind(|| {
-        lttng_ok(&[
-            "enable-event",
-            "-u",
-            "lttng_coredump_test:*",
-            "-s",
-            &session,
-        ]);
+        lttng_ok(&["enable-event", "-u", "lttng_coredump:step", "-s", &session]);
         lttng_ok(&["start", &session]);
         let tag = unique_name("tag");
-        let status = Command::new(crasher_path())
+        let status = crasher_command()
             .args([&tag, "5", "exit"])
             .status()
             .unwrap();
@@ -69,11 +62,4 @@ fn fixture_events_reach_a_snapshot() {
     });
     lttng_ok(&["destroy", &session]);
     result.unwrap();
-}
-
-#[test]
-fn handler_binary_is_built_on_demand() {
-    let exe = handler_binary();
-    assert!(exe.is_file());
-    assert!(wait_for_path(&exe, Duration::from_millis(1)));
 }

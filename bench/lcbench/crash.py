@@ -64,7 +64,7 @@ def _wait_for_handler_exit(handler):
 
 
 def crash_once(handler, programs, session, tag, events, size_mb, fill):
-    """Crashes bench-crasher once under `handler` (already in core_pattern)
+    """Crashes bench-crasher (programs/crasher.c) once under `handler` (already in core_pattern)
     and collects the measures; leaves no core and no snapshot behind, but
     for the snapshot directories it returns (the caller reads, then deletes
     them)."""
@@ -76,7 +76,7 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
     os.sync()
 
     proc = run(
-        [programs["reap"], programs["crasher"], tag, str(events), str(size_mb), fill],
+        [programs["reap"], programs["crasher"], "--stamp-fd", "3", tag, str(events), "segv", str(size_mb), fill],
         timeout=HANDLER_EXIT_TIMEOUT_S,
     )
     reap = _parse_fields(proc.stdout.strip().splitlines()[-1])

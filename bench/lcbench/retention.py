@@ -13,7 +13,7 @@ from .system import BenchError
 CRASHER_EVENTS = 1000
 LOAD_THREADS = 2
 
-_LINE = re.compile(r"^\[(\d+)\.(\d+)\] .* lttng_coredump_bench:(step|load): \{ cpu_id = (\d+) \}, \{ (.*) \}$")
+_LINE = re.compile(r"^\[(\d+)\.(\d+)\] .* lttng_coredump:(step|load): \{ cpu_id = (\d+) \}, \{ (.*) \}$")
 _SEQ = re.compile(r"seq = (\d+)")
 _TAG = re.compile(r'tag = "([^"]*)"')
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_SRC = REPO / "bench"
+# The project's one crashing program and its tracepoint header.
+PROGRAMS_SRC = REPO / "programs"
 TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
 BUILD_DIR = TARGET_DIR / "bench"
 
@@ -196,7 +198,7 @@ class SnapshotSession:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         lttng("create", self.name, "--snapshot", f"--output={self.output_dir}")
         try:
-            lttng("enable-event", "--userspace", "--session", self.name, "lttng_coredump_bench:*")
+            lttng("enable-event", "--userspace", "--session", self.name, "lttng_coredump:step,lttng_coredump:load")
             lttng("start", self.name)
         except BaseException:
             lttng("destroy", self.name, check=False)
@@ -227,7 +229,7 @@ def build_c(name, sources, extra=(), ust=False):
     """Compiles one of the benchmark's C programs (warnings are errors)."""
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     exe = BUILD_DIR / name
-    cmd = ["cc", *CFLAGS, f"-I{BENCH_SRC}", "-o", str(exe)]
+    cmd = ["cc", *CFLAGS, f"-I{BENCH_SRC}", f"-I{PROGRAMS_SRC}", "-o", str(exe)]
     cmd += [str(BENCH_SRC / s) for s in sources]
     cmd += list(extra)
     if ust:
@@ -240,7 +242,7 @@ def build_c(name, sources, extra=(), ust=False):
 def build_programs():
     """Builds the crash, reap, wrapper and load programs; returns their paths."""
     return {
-        "crasher": build_c("bench-crasher", ["crasher.c"], ust=True),
+        "crasher": build_c("bench-crasher", [PROGRAMS_SRC / "crasher.c"], ust=True),
         "reap": build_c("bench-reap", ["reap.c"]),
         "wrap": build_c("bench-rusage-wrap", ["rusage-wrap.c"], [f'-DRSS_DIR="{RSS_DIR}"']),
         "loadgen": build_c("bench-loadgen", ["loadgen.c"], ust=True),

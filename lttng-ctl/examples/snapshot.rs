@@ -37,7 +37,7 @@ fn main() -> BoxResult<()> {
         None => (
             build_fixture(&work_dir)?,
             vec!["example".into(), "10".into(), "exit".into()],
-            "lttng_coredump_test:*",
+            "lttng_coredump:step",
         ),
     };
 
@@ -83,9 +83,9 @@ fn trace_and_snapshot(
     Ok(session.record_snapshot_and_locate("example", None)?)
 }
 
-/// Compiles the project's traced C fixture (tests/fixtures/crasher.c).
+/// Compiles the project's traced crashing program (programs/crasher.c).
 fn build_fixture(work_dir: &Path) -> BoxResult<PathBuf> {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../programs");
     let exe = work_dir.join("crasher");
     let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
     let status = Command::new(&cc)

@@ -1,0 +1,327 @@
+//! The handler under load, through the real kernel: 50 traced programs
+//! crash at once, then one program crashes 200 times in a row. Every crash
+//! gets its record and its snapshot, every core the limits allow is saved
+//! complete, the per-program rate limit keeps the loop from filling the
+//! disk, the free-space floor holds, and no handler is left running.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use testsupport::core_file::*;
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::*;
+use testsupport::tmpfs::*;
+use testsupport::{ensure_sessiond, lttng, lttng_ok, unique_name, TempDir};
+
+const STORM: usize = 50;
+const LOOP: usize = 200;
+const MAX_CORES_PER_MINUTE: usize = 5;
+/// The kernel drops (does not pipe at all) the core of any crash beyond
+/// `core_pipe_limit` handlers already running, so the limit must be above
+/// the number of crashes that may overlap: the 50 of the storm. It still
+/// bounds how many handlers run at once (and, being non-zero, makes the
+/// kernel hold each crashing process until its handler is done).
+const PIPE_LIMIT: u32 = 64;
+const MIN_FREE: u64 = 64 << 20;
+
+/// A root-daemon snapshot session with small buffers, recording the
+/// crasher's events; destroyed when dropped.
+struct SmallSession {
+    name: String,
+    // Where the snapshots go: removed after the session.
+    _output: TempDir,
+}
+
+impl SmallSession {
+    fn start() -> SmallSession {
+        ensure_sessiond();
+        let name = unique_name("security-storm");
+        let output = TempDir::new("lcdsec-storm-traces");
+        lttng_ok(&[
+            "create",
+            &name,
+            "--snapshot",
+            "-o",
+            &output.path().display().to_string(),
+        ]);
+        let session = SmallSession {
+            name,
+            _output: output,
+        };
+        lttng_ok(&[
+            "enable-channel",
+            "-u",
+            "-s",
+            &session.name,
+            "--subbuf-size",
+            "4096",
+            "--num-subbuf",
+            "2",
+            "small",
+        ]);
+        lttng_ok(&[
+            "enable-event",
+            "-u",
+            "-s",
+            &session.name,
+            "-c",
+            "small",
+            "lttng_coredump:step",
+        ]);
+        lttng_ok(&["start", &session.name]);
+        session
+    }
+}
+
+impl Drop for SmallSession {
+    fn drop(&mut self) {
+        let _ = lttng(&["destroy", &self.name]);
+    }
+}
+
+/// Free bytes for an unprivileged writer on the filesystem of `path`.
+fn free_bytes(path: &Path) -> u64 {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: statvfs writes into the zeroed struct we pass, reading the
+    // NUL-terminated path.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) }, 0);
+    stats.f_bavail * stats.f_frsize
+}
+
+/// Processes running `binary` (the handler, or a child it forked).
+fn processes_running(binary: &Path) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let exe = fs::read_link(entry.path().join("exe")).ok()?;
+            (exe == binary).then_some(pid)
+        })
+        .collect()
+}
+
+/// A crasher that, once registered with the session daemon and its
+/// events emitted, waits for a line on its stdin before it crashes, so that
+/// a whole storm of traced programs can be let go at once.
+fn gated_crasher(name: &str) -> (Child, i32) {
+    let mut child = crasher_command()
+        .arg("--gate")
+        .args([&unique_name("storm"), "3", "segv", "1", "random", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = parse_ready(&line).unwrap_or_else(|| panic!("the crasher printed {line:?}"));
+    (child, pid)
+}
+
+/// Waits until the session daemon lists every one of `pids` as a traced
+/// application: the storm is then one of programs it already knows.
+fn wait_until_registered(pids: &[i32]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = lttng_ok(&["list", "-u"]);
+        let missing: Vec<&i32> = pids
+            .iter()
+            .filter(|pid| !listed.contains(&format!("PID: {pid} ")))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never registered with the session daemon: {missing:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_bounded(child: &mut Child, deadline: Instant) {
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "a crash never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The record's snapshot of `session`: its path, after checking it has one.
+fn snapshot_path(record: &serde_json::Value, session: &str) -> PathBuf {
+    let entries = record["snapshots"].as_array().unwrap();
+    let entry = entries
+        .iter()
+        .find(|e| e["session"] == session)
+        .unwrap_or_else(|| panic!("no snapshot of {session}: {record:#}"));
+    assert!(entry["error"].is_null(), "{record:#}");
+    PathBuf::from(entry["path"].as_str().unwrap())
+}
+
+/// A saved core is either whole (as long as its program headers say, and
+/// all the kernel sent) or marked cut with the reason; one that is gone
+/// was deleted to make room for a later one, which says so.
+fn check_core(record: &serde_json::Value, pid: i32, deleted: &HashSet<String>) -> bool {
+    assert_eq!(record["core"]["saved"], true, "{record:#}");
+    let path = PathBuf::from(record["core"]["path"].as_str().unwrap());
+    let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+    let Ok(bytes) = fs::read(&path) else {
+        assert!(deleted.contains(&name), "{name} vanished: {record:#}");
+        return false;
+    };
+    assert_eq!(bytes.len() as u64, record["core"]["size"].as_u64().unwrap());
+    assert_eq!(elf_core_identity(&bytes).pid, pid, "{name}");
+    if record["core"]["complete"] == true {
+        assert_eq!(
+            bytes.len() as u64,
+            record["core"]["bytes_received"].as_u64().unwrap()
+        );
+        assert!(elf_core_extent(&bytes) <= bytes.len() as u64, "{name}");
+        true
+    } else {
+        let reason = record["core"]["truncated_reason"].as_str().unwrap();
+        assert!(reason.contains("room"), "{reason}");
+        false
+    }
+}
+
+#[test]
+fn a_crash_storm_and_a_crash_loop_keep_every_record_and_the_free_space_floor() {
+    let session = SmallSession::start();
+    let dir = TempDir::new("lcdsec-storm");
+    // Cores on a filesystem of their own, so that its free space is ours to
+    // watch: the floor must hold against 255 crashes.
+    let mount = Tmpfs::mount(&dir.path().join("fs"), "size=128m,mode=0755");
+    let cores = mount.0.join("cores");
+    let handler = InstalledHandler::new(
+        handler_binary!(),
+        &format!(
+            "core_dir = \"{}\"\nmin_free = {MIN_FREE}\nsnapshot_deadline = 30\n\
+         snapshot_active_sessions = false\nsnapshot_user_daemon = false\n\
+         snapshot_sessions = [\"{}\"]\nmax_cores_per_minute = {MAX_CORES_PER_MINUTE}\n",
+            cores.display(),
+            session.name
+        ),
+    );
+    handler.guard().set_pipe_limit(PIPE_LIMIT);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(150);
+
+    // The storm: 50 programs, each its own name (so the rate limit does
+    // not apply), let go together.
+    let mut storm: Vec<(Child, i32)> = (0..STORM)
+        .map(|i| gated_crasher(&format!("storm-{i}")))
+        .collect();
+    wait_until_registered(&storm.iter().map(|(_, pid)| *pid).collect::<Vec<_>>());
+    for (child, _) in &mut storm {
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
+    let mut lowest_free = u64::MAX;
+    for (child, _) in &mut storm {
+        wait_bounded(child, deadline);
+        lowest_free = lowest_free.min(free_bytes(&mount.0));
+    }
+    let mut snapshots = HashSet::new();
+    let storm_records: Vec<(i32, serde_json::Value)> = storm
+        .iter()
+        .map(|(_, pid)| (*pid, wait_for_record(&cores, *pid).1))
+        .collect();
+    for (_, record) in &storm_records {
+        assert!(snapshots.insert(snapshot_path(record, &session.name)));
+    }
+    eprintln!(
+        "storm of {STORM} done after {:?}; lowest free {lowest_free}",
+        started.elapsed()
+    );
+
+    // The loop: one program, 200 crashes in a row.
+    let mut loop_records = Vec::new();
+    for _ in 0..LOOP {
+        assert!(Instant::now() < deadline, "the crash loop took too long");
+        let output = run_bounded(
+            crasher_command().args([&unique_name("loop"), "1", "segv", "1", "random", "looper"]),
+            CRASH_TIMEOUT,
+        );
+        let pid = ready_pid(&output);
+        lowest_free = lowest_free.min(free_bytes(&mount.0));
+        loop_records.push((pid, wait_for_record(&cores, pid).1));
+    }
+    eprintln!("loop of {LOOP} done after {:?}", started.elapsed());
+    let deleted: HashSet<String> = storm_records
+        .iter()
+        .chain(&loop_records)
+        .flat_map(|(_, record)| record["core"]["deleted_to_make_room"].as_array().unwrap())
+        .map(|name| name.as_str().unwrap().to_owned())
+        .collect();
+    let mut whole = 0;
+    for (pid, record) in &storm_records {
+        whole += usize::from(check_core(record, *pid, &deleted));
+    }
+    let mut saved = 0;
+    for (pid, record) in &loop_records {
+        assert!(snapshots.insert(snapshot_path(record, &session.name)));
+        if record["core"]["saved"] == true {
+            saved += 1;
+            whole += usize::from(check_core(record, *pid, &deleted));
+        } else {
+            assert!(
+                record["core"]["not_saved_reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("rate limit: "),
+                "{record:#}"
+            );
+        }
+    }
+    // At most the allowance per minute, however long the loop took, and
+    // at least the first minute's.
+    let minutes = started.elapsed().as_secs() / 60 + 1;
+    assert!(
+        saved >= MAX_CORES_PER_MINUTE && saved <= MAX_CORES_PER_MINUTE * minutes as usize,
+        "{saved} cores saved of the loop"
+    );
+
+    // Every snapshot is there, distinct.
+    for path in &snapshots {
+        assert!(path.is_dir(), "{}", path.display());
+    }
+    assert_eq!(snapshots.len(), STORM + LOOP);
+    let names = names_in(&cores);
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".json")).count(),
+        STORM + LOOP
+    );
+    // The floor is what limits the cores: the oldest went to make room.
+    assert!(!deleted.is_empty(), "the floor never came into play");
+    assert!(whole > 0);
+    assert!(lowest_free >= MIN_FREE, "free space fell to {lowest_free}");
+    assert!(free_bytes(&mount.0) >= MIN_FREE);
+
+    // No handler (nor a child it forked) outlives its crash.
+    let handlers_gone = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = processes_running(&handler.binary);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < handlers_gone,
+            "handlers still running: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(handler);
+    drop(mount);
+}

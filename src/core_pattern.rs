@@ -1,0 +1,86 @@
+//! A guard that owns the kernel's `core_pattern` and `core_pipe_limit` for
+//! one test and always gives them back.
+
+use crate::lock::{root_triggers_lock, FileLock};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+
+const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
+const CORE_PIPE_LIMIT: &str = "/proc/sys/kernel/core_pipe_limit";
+
+/// Owns the kernel's `core_pattern` (and `core_pipe_limit`) for one test:
+/// takes a machine-wide lock so such tests never run concurrently, saves
+/// both values, and restores them when dropped, including when the test
+/// panics.
+pub struct CorePatternGuard {
+    saved_pattern: String,
+    saved_pipe_limit: String,
+    _lock: FileLock,
+    // A crash under an installed handler fires the root daemon's
+    // OnAnyCoreDump triggers, so these tests also own those.
+    _root_triggers: FileLock,
+}
+
+impl CorePatternGuard {
+    /// Waits for the core_pattern lock and saves the current values.
+    pub fn acquire() -> CorePatternGuard {
+        let lock = FileLock::acquire("core-pattern");
+        // Always after "core-pattern": one order, no deadlock.
+        let root_triggers = root_triggers_lock();
+        let saved_pattern = read_sysctl(CORE_PATTERN);
+        let saved_pipe_limit = read_sysctl(CORE_PIPE_LIMIT);
+        CorePatternGuard {
+            saved_pattern,
+            saved_pipe_limit,
+            _lock: lock,
+            _root_triggers: root_triggers,
+        }
+    }
+
+    /// Writes `pattern` to core_pattern.
+    pub fn set(&self, pattern: &str) {
+        assert!(
+            pattern.len() < 128,
+            "core_pattern {pattern:?} is over the kernel's 127 bytes"
+        );
+        write_sysctl(CORE_PATTERN, pattern);
+        assert_eq!(
+            read_sysctl(CORE_PATTERN),
+            pattern,
+            "the kernel did not take core_pattern"
+        );
+    }
+
+    /// Writes core_pipe_limit.
+    pub fn set_pipe_limit(&self, limit: u32) {
+        write_sysctl(CORE_PIPE_LIMIT, &limit.to_string());
+    }
+
+    /// The core_pattern that was in force before this guard.
+    pub fn saved_pattern(&self) -> &str {
+        &self.saved_pattern
+    }
+}
+
+impl Drop for CorePatternGuard {
+    fn drop(&mut self) {
+        write_sysctl(CORE_PATTERN, &self.saved_pattern);
+        write_sysctl(CORE_PIPE_LIMIT, &self.saved_pipe_limit);
+    }
+}
+
+fn read_sysctl(path: &str) -> String {
+    fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"))
+        .trim_end_matches('\n')
+        .to_owned()
+}
+
+fn write_sysctl(path: &str, value: &str) {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening {path}: {e}"));
+    f.write_all(value.as_bytes())
+        .unwrap_or_else(|e| panic!("writing {value:?} to {path}: {e}"));
+}

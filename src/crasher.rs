@@ -1,0 +1,72 @@
+//! The project's crashing program (`programs/crasher.c`, built by
+//! `build.rs`), run the one way every test runs it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// How long lttng-ust may take to register with the session daemons: it
+/// gives up after 3 s by default and then traces nothing, which a loaded
+/// machine can exceed.
+pub const REGISTER_TIMEOUT_MS: &str = "30000";
+
+/// The crasher: `crasher [--gate] [--stamp-fd FD] [--story] TAG COUNT
+/// exit|segv|abort [FILL_MIB [zero|random]] [NAME]`, emitting COUNT
+/// `lttng_coredump:step` events (`seq` 0..COUNT-1, `tag`) and printing
+/// `ready <pid>`.
+pub fn crasher_path() -> PathBuf {
+    PathBuf::from(env!("FIXTURE_CRASHER"))
+}
+
+/// A command running the crasher (add its arguments), with the
+/// registration timeout a loaded machine needs. Every test runs the
+/// crasher through this (or [`crate::users::TestUser::crasher_command`]).
+pub fn crasher_command() -> Command {
+    let mut command = Command::new(crasher_path());
+    command.env("LTTNG_UST_REGISTER_TIMEOUT", REGISTER_TIMEOUT_MS);
+    command
+}
+
+/// The pid the crasher printed (`ready PID`).
+pub fn ready_pid(output: &Output) -> i32 {
+    parse_ready(&String::from_utf8_lossy(&output.stdout))
+        .unwrap_or_else(|| panic!("the crasher printed no pid: {output:?}"))
+}
+
+/// The pid in the crasher's `ready PID` line, if `text` has one.
+pub fn parse_ready(text: &str) -> Option<i32> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("ready "))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+/// Runs the crasher to a normal exit, emitting `count` events tagged
+/// `tag`; returns its pid.
+pub fn run_crasher(tag: &str, count: u32) -> u32 {
+    let out = crasher_command()
+        .args([tag, &count.to_string(), "exit"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running the crasher");
+    assert!(
+        out.status.success(),
+        "the crasher failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ready_pid(&out) as u32
+}
+
+/// A command running the crasher as `uid`/`gid` with no supplementary group
+/// (add its arguments), with the registration timeout.
+pub fn crasher_as(uid: u32, gid: u32) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(crasher_path())
+        .env("LTTNG_UST_REGISTER_TIMEOUT", REGISTER_TIMEOUT_MS);
+    command
+}
