@@ -27,6 +27,17 @@ impl CorePatternGuard {
         let lock = FileLock::acquire("core-pattern");
         // Always after "core-pattern": one order, no deadlock.
         let root_triggers = root_triggers_lock();
+        CorePatternGuard::save(lock, root_triggers)
+    }
+
+    /// The guard if its locks are free now, without waiting.
+    pub fn try_acquire() -> Option<CorePatternGuard> {
+        let lock = FileLock::try_acquire("core-pattern")?;
+        let root_triggers = FileLock::try_acquire("root-triggers")?;
+        Some(CorePatternGuard::save(lock, root_triggers))
+    }
+
+    fn save(lock: FileLock, root_triggers: FileLock) -> CorePatternGuard {
         let saved_pattern = read_sysctl(CORE_PATTERN);
         let saved_pipe_limit = read_sysctl(CORE_PIPE_LIMIT);
         CorePatternGuard {

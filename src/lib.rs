@@ -32,6 +32,6 @@ pub use crasher::{crasher_as, crasher_command, crasher_path, parse_ready, ready_
 pub use lock::{root_triggers_lock, FileLock};
 pub use lttng_cli::{lttng, lttng_ok};
 pub use process::run_bounded;
-pub use sessiond::ensure_sessiond;
+pub use sessiond::{ensure_sessiond, RootSessiondStopped, RootSessiondUse};
 pub use temp::{unique_name, wait_for_path, workspace_root, TempDir};
 pub use users::{ensure_test_user, TestUser};

@@ -19,6 +19,22 @@ pub struct FileLock {
 impl FileLock {
     /// Blocks until the named lock is ours.
     pub fn acquire(name: &str) -> FileLock {
+        FileLock::lock(name, libc::LOCK_EX).expect("a blocking flock is always taken")
+    }
+
+    /// Blocks until the named lock is ours, shared with other holders of
+    /// the shared lock.
+    pub fn acquire_shared(name: &str) -> FileLock {
+        FileLock::lock(name, libc::LOCK_SH).expect("a blocking flock is always taken")
+    }
+
+    /// The named lock if it is free now, without waiting.
+    pub fn try_acquire(name: &str) -> Option<FileLock> {
+        FileLock::lock(name, libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    /// `None` only for a non-blocking `operation` on a lock held elsewhere.
+    fn lock(name: &str, operation: libc::c_int) -> Option<FileLock> {
         fs::create_dir_all(LOCK_DIR).expect("creating /run/lttng-coredump-tests");
         let path = Path::new(LOCK_DIR).join(format!("{name}.lock"));
         let file = OpenOptions::new()
@@ -29,15 +45,15 @@ impl FileLock {
             .unwrap_or_else(|e| panic!("opening lock {}: {e}", path.display()));
         // SAFETY: flock on a file descriptor we own, kept open as long as the
         // returned FileLock lives.
-        let ret = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(
-            ret,
-            0,
-            "flock {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        );
-        FileLock { _held: file }
+        let ret = unsafe { libc::flock(file.as_raw_fd(), operation) };
+        if ret != 0 {
+            let err = std::io::Error::last_os_error();
+            if operation & libc::LOCK_NB != 0 && err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return None;
+            }
+            panic!("flock {}: {err}", path.display());
+        }
+        Some(FileLock { _held: file })
     }
 }
 

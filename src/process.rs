@@ -69,3 +69,70 @@ impl Drop for StandIn {
         let _ = self.0.wait();
     }
 }
+
+/// A process: its pid and start time (field 22 of /proc/PID/stat), so that
+/// a reused pid is never taken for it.
+pub type ProcessId = (i32, u64);
+
+/// `pid` with its start time, if it runs (a zombie counts as gone).
+pub fn process_id(pid: i32) -> Option<ProcessId> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name, in parentheses, may hold anything: fields follow the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    Some((pid, fields.get(19)?.parse().ok()?))
+}
+
+/// The name of process `pid` (/proc/PID/comm).
+pub fn process_name(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|name| name.trim_end().to_owned())
+}
+
+/// Every running process: its id, name, parent and owner.
+pub fn processes() -> Vec<(ProcessId, String, i32, u32)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("reading /proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let (Some(id), Some(name)) = (process_id(pid), process_name(pid)) else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(key))
+                .and_then(|value| value.split_whitespace().next())
+                .and_then(|value| value.parse::<i64>().ok())
+        };
+        if let (Some(ppid), Some(uid)) = (field("PPid:"), field("Uid:")) {
+            all.push((id, name, ppid as i32, uid as u32));
+        }
+    }
+    all
+}
+
+/// `root` and its descendants, `root` first.
+pub fn process_tree(root: ProcessId) -> Vec<ProcessId> {
+    let all = processes();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i].0;
+        tree.extend(
+            all.iter()
+                .filter(|(id, _, ppid, _)| *ppid == parent && !tree.contains(id))
+                .map(|(id, ..)| *id)
+                .collect::<Vec<_>>(),
+        );
+        i += 1;
+    }
+    tree
+}

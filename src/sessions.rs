@@ -3,7 +3,7 @@
 //! up) or through the `lttng-ctl` crate.
 
 use crate::lttng_cli::{lttng, lttng_ok};
-use crate::sessiond::ensure_sessiond;
+use crate::sessiond::{ensure_sessiond, RootSessiondUse};
 use crate::temp::{unique_name, TempDir};
 use lttng_ctl::{
     BufferType, Channel, ChannelBuilder, Domain, EventBuilder, Session, SessionBuilder,
@@ -20,12 +20,14 @@ pub const CRASHER_EVENTS: &str = "lttng_coredump:step";
 pub struct TestSession {
     pub name: String,
     pub output: TempDir,
+    // The root daemon is kept until the session is gone.
+    _sessiond: RootSessiondUse,
 }
 
 impl TestSession {
     /// A started snapshot-mode session recording the crasher's events.
     pub fn snapshot(prefix: &str) -> TestSession {
-        ensure_sessiond();
+        let sessiond = ensure_sessiond();
         let name = unique_name(prefix);
         let output = TempDir::new(prefix);
         lttng_ok(&[
@@ -35,7 +37,11 @@ impl TestSession {
             "-o",
             &output.path().display().to_string(),
         ]);
-        let session = TestSession { name, output };
+        let session = TestSession {
+            name,
+            output,
+            _sessiond: sessiond,
+        };
         lttng_ok(&[
             "enable-event",
             "-u",
@@ -80,19 +86,23 @@ impl Drop for TestSession {
 
 /// A session destroyed when dropped (also when the test panics), so that
 /// tests leave nothing in the shared session daemon.
-pub struct Cleanup(pub Session);
+pub struct Cleanup {
+    pub session: Session,
+    // Last: the root daemon is kept until the session is gone.
+    _sessiond: RootSessiondUse,
+}
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         // Already destroyed by the test, or never created: both fine.
-        let _ = self.0.destroy();
+        let _ = self.session.destroy();
     }
 }
 
 impl std::ops::Deref for Cleanup {
     type Target = Session;
     fn deref(&self) -> &Session {
-        &self.0
+        &self.session
     }
 }
 
@@ -103,7 +113,11 @@ pub fn session_name(what: &str) -> String {
 
 /// Creates a session with `builder` and arranges its destruction.
 pub fn create(builder: SessionBuilder) -> Cleanup {
-    Cleanup(builder.create().expect("creating the session"))
+    let sessiond = ensure_sessiond();
+    Cleanup {
+        session: builder.create().expect("creating the session"),
+        _sessiond: sessiond,
+    }
 }
 
 /// A snapshot session writing to `out`, with a per-user overwrite channel in
@@ -130,7 +144,6 @@ pub fn flight_recorder(what: &str, out: &Path) -> (Cleanup, Channel) {
 /// A started [`flight_recorder`] (the crasher's events recorded into it
 /// from now on), destroyed when dropped.
 pub fn started_flight_recorder(what: &str, out: &Path) -> Cleanup {
-    ensure_sessiond();
     let (session, _channel) = flight_recorder(what, out);
     session.start().expect("starting the session");
     session

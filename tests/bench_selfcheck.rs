@@ -8,12 +8,14 @@
 use std::fs::File;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use testsupport::{workspace_root, TempDir};
+use testsupport::{ensure_sessiond, workspace_root, TempDir};
 
 const TIME_LIMIT: Duration = Duration::from_secs(600);
 
 #[test]
 fn bench_self_check_measures_every_handler() {
+    // The harness traces into the root daemon: no test may stop it meanwhile.
+    let _sessiond = ensure_sessiond();
     let root = workspace_root();
     let logs = TempDir::new("bench-selfcheck");
     let stdout_path = logs.path().join("stdout");

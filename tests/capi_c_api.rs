@@ -90,7 +90,7 @@ fn c_set_trigger_through_a_real_handle_is_listed_idempotent_and_removable() {
 fn c_api_refuses_bad_arguments_with_negative_codes() {
     let api = c_api();
     let _lock = root_triggers_lock();
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let missing = unique_name("capi-missing");
     let invalid = c_code(ErrorCode::Invalid);
     let expected = [

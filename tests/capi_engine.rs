@@ -147,6 +147,8 @@ fn assert_snapshot_of(path: &Path, under: &Path, tag: &str, count: i64) {
 
 #[test]
 fn fire_runs_triggers_extra_sessions_and_the_fallback_in_a_users_daemon() {
+    // It also lists the root daemon's triggers.
+    let _sessiond = ensure_sessiond();
     let mut user = TestUser::create("lcdcapi-engine", false);
     user.start_sessiond();
     let out_dir = |name: &str| user.home.join("traces").join(name);

@@ -140,6 +140,9 @@ fn a_users_trigger_on_a_root_session_does_nothing_to_it() {
 
 #[test]
 fn fire_through_a_users_run_dir_snapshots_in_that_users_daemon() {
+    // The root daemon must run: the point is that the fire still goes to
+    // the user's own daemon.
+    let _sessiond = ensure_sessiond();
     let api = c_api();
     let mut user = TestUser::create("lcdcapi-pud", false);
     // Started before the user joins `tracing`: a member's lttng-sessiond

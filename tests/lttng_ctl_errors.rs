@@ -39,7 +39,7 @@ fn session_names() -> Vec<String> {
 
 #[test]
 fn an_unknown_session_is_reported_as_not_found() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let name = session_name("unknown");
     let session = Session::from_name(&name).unwrap();
     let not_found = "Session name not found";
@@ -80,7 +80,7 @@ fn an_unknown_session_is_reported_as_not_found() {
 
 #[test]
 fn snapshot_commands_on_a_normal_session_are_refused() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-not-snapshot");
     let session = create(
         SessionBuilder::new(&session_name("not-snapshot"))
@@ -127,7 +127,7 @@ fn snapshot_commands_on_a_normal_session_are_refused() {
 
 #[test]
 fn a_snapshot_session_without_outputs_fails_to_record() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let session = create(
         SessionBuilder::new(&session_name("no-output"))
             .snapshot()
@@ -148,7 +148,7 @@ fn a_snapshot_session_without_outputs_fails_to_record() {
 
 #[test]
 fn session_names_that_do_not_fit_are_rejected_not_truncated() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     // The longest name LTTng takes works, whole.
     let longest = format!("{}-", session_name("long"));
     let longest = format!("{longest}{}", "x".repeat(254 - longest.len()));
@@ -182,7 +182,7 @@ fn session_names_that_do_not_fit_are_rejected_not_truncated() {
 
 #[test]
 fn channel_output_and_snapshot_names_that_do_not_fit_are_rejected() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-long-names");
     let (session, _channel) = flight_recorder("long-names", out.path());
 
@@ -232,7 +232,7 @@ fn channel_output_and_snapshot_names_that_do_not_fit_are_rejected() {
 /// the tracing group), and none runs.
 #[test]
 fn no_session_daemon_is_reported_as_such() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let probe = env!("CARGO_BIN_EXE_lttng-ctl-probe");
     let name = session_name("probe");
 

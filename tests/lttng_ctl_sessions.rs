@@ -30,13 +30,13 @@ fn fixture_channel(session: &Session) -> Channel {
 
 #[test]
 fn a_session_daemon_is_alive() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     assert_eq!(session_daemon_alive(), Ok(true));
 }
 
 #[test]
 fn sessions_list_their_state_through_start_stop_and_destroy() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-states");
     let session = create(
         SessionBuilder::new(&session_name("states"))
@@ -90,7 +90,7 @@ fn sessions_list_their_state_through_start_stop_and_destroy() {
 
 #[test]
 fn snapshot_sessions_with_a_path_the_default_output_or_none() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-snapmodes");
     let with_path = create(
         SessionBuilder::new(&session_name("snap-path"))
@@ -133,7 +133,7 @@ fn snapshot_sessions_with_a_path_the_default_output_or_none() {
 
 #[test]
 fn normal_and_live_sessions_list_their_output() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let default = create(SessionBuilder::new(&session_name("default")));
     let info = default.info().unwrap();
     assert!(
@@ -169,7 +169,7 @@ fn normal_and_live_sessions_list_their_output() {
 
 #[test]
 fn sessions_are_destroyed_with_a_timeout_or_without_waiting() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let timed =
         create(SessionBuilder::new(&session_name("destroy-timed")).output(SessionOutput::None));
     fixture_channel(&timed);
@@ -189,7 +189,7 @@ fn sessions_are_destroyed_with_a_timeout_or_without_waiting() {
 
 #[test]
 fn channels_and_events_get_the_settings_asked_for() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let session = create(
         SessionBuilder::new(&session_name("channels"))
             .snapshot()

@@ -56,7 +56,7 @@ fn entries(dir: &Path) -> Vec<String> {
 
 #[test]
 fn flight_recorder_round_trip_keeps_exactly_the_fixture_events() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-roundtrip");
     let (session, _channel) = flight_recorder("roundtrip", out.path());
     session.start().unwrap();
@@ -89,7 +89,7 @@ fn flight_recorder_round_trip_keeps_exactly_the_fixture_events() {
 
 #[test]
 fn a_name_without_output_applies_to_the_sessions_output_for_one_record() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-naming");
     let (session, _channel) = flight_recorder("naming", out.path());
     // A snapshot needs a session that was started once.
@@ -115,7 +115,7 @@ fn a_name_without_output_applies_to_the_sessions_output_for_one_record() {
 
 #[test]
 fn one_off_outputs_receive_a_snapshot_without_being_added() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-oneoff-session");
     let elsewhere = TempDir::new("ctl-oneoff");
     let (session, _channel) = flight_recorder("oneoff", out.path());
@@ -212,7 +212,7 @@ impl Drop for Relayd {
 
 #[test]
 fn relay_outputs_receive_the_snapshot_and_are_reported_by_url() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let out = TempDir::new("ctl-relay-session");
     let (session, _channel) = flight_recorder("relay", out.path());
     session.start().unwrap();
@@ -249,7 +249,7 @@ fn relay_outputs_receive_the_snapshot_and_are_reported_by_url() {
 
 #[test]
 fn snapshot_outputs_are_added_listed_and_removed() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let dir = TempDir::new("ctl-outputs");
     let session = create(
         SessionBuilder::new(&session_name("outputs"))

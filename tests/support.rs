@@ -37,7 +37,7 @@ fn core_pattern_guard_restores_the_previous_value_even_on_panic() {
 
 #[test]
 fn fixture_events_reach_a_snapshot() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let session = unique_name("support");
     let out = TempDir::new("lcd-support-snap");
     lttng_ok(&[

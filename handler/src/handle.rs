@@ -1,21 +1,26 @@
-//! What the kernel runs on a crash, in the order that keeps the most:
+//! What the kernel runs on a crash, in the order that keeps the most (one
+//! function a step, called in turn by [`handle_then_release`]):
 //!
-//! 1. read the arguments and the configuration;
-//! 2. read `/proc/PID` while the process is held;
-//! 3. record the trace snapshots before touching the core (the trace is
-//!    what waiting would lose);
-//! 4. stream the core to its file and to the chained handler;
-//! 5. write the crash record;
-//! 6. log.
+//! 1. read the arguments and the configuration (`read_arguments_and_config`);
+//! 2. read `/proc/PID` while the process is held (`gather_process`);
+//! 3. record the trace snapshots before touching the core, since the trace
+//!    is what waiting would lose (`record_snapshots`);
+//! 4. stream the core to its file and to the chained handler (`save_core`),
+//!    then run the triggers' stop actions once the kernel has let the
+//!    process go (`run_stops`);
+//! 5. log what became of the core (`log_outcome`) and make the crash record
+//!    (`crash_record`);
+//! 6. write the record (`write_record`).
 //!
 //! No step's failure stops a later one: each is caught into the record.
 
-use crate::chain::Chain;
+use crate::chain::{Chain, ChainOutcome};
 use crate::config::{self, Compression, Config};
 use crate::coredir::{self, CoreDir};
 use crate::corefile::{CoreOutcome, CoreSettings, CoreWriter};
 use crate::kernel_args::{signal_name, KernelArgs};
 use crate::procinfo::{self, Gathered, Identity};
+use crate::pump::PumpOutcome;
 use crate::record::{self, CoreSection, CrashRecord, Signal};
 use crate::safefile::NewFile;
 use crate::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_LEN};
@@ -47,13 +52,94 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
 /// [`handle`], calling `release_core` as soon as the whole core has been
 /// read: closing the kernel's pipe lets the kernel finish with the crashed
 /// process before the stop actions run (see `snapshot::run_stops`).
+/// Each step below is one item of the list at the top of this module.
 pub fn handle_then_release(
     raw_args: Vec<OsString>,
     core: &mut impl Read,
     release_core: impl FnOnce() -> std::io::Result<()>,
     log: &mut Log,
 ) -> Verdict {
-    // 1) Arguments and configuration.
+    let (args, config, config_path) = read_arguments_and_config(raw_args, log);
+    let time = args.time.unwrap_or_else(now);
+    let gathered = gather_process(&args, log);
+    // The name as the process set it; the kernel's %e has `/` written as `!`.
+    let comm: Option<Vec<u8>> = gathered.info.comm.clone().or_else(|| args.comm.clone());
+    let crash = CrashInfo {
+        pid: args.pid.unwrap_or(0),
+        uid: args.uid.unwrap_or(0),
+        gid: args.gid.unwrap_or(0),
+        exec_name: comm.as_deref().map(lossy).unwrap_or_default(),
+        hostname: args.hostname.as_deref().map(lossy).unwrap_or_default(),
+        time,
+    };
+    let plan = SnapshotPlan {
+        deadline: config.snapshot_deadline,
+        extra_sessions: config.snapshot_sessions.clone(),
+        fallback_to_active_snapshot_sessions: config.snapshot_active_sessions,
+        user_daemon: config.snapshot_user_daemon,
+    };
+    let mut stages = record::Stages::default();
+    let fires = record_snapshots(&crash, &args, &plan, &mut stages.snapshots, log);
+    let saved = save_core(
+        &args,
+        &config,
+        comm.as_deref(),
+        time,
+        core,
+        release_core,
+        &mut stages.core,
+        log,
+    );
+    let fires = run_stops(&crash, fires, &plan, &mut stages.stops, log);
+    let verdict = log_outcome(&args, comm.as_deref(), &saved, log);
+    let crash_record = crash_record(CrashRecordParts {
+        args: &args,
+        config: &config,
+        config_path: &config_path,
+        time,
+        gathered: &gathered,
+        comm: comm.as_deref(),
+        saved: &saved,
+        fires,
+        stages,
+        log,
+    });
+    write_record(crash_record, &saved, log);
+    verdict
+}
+
+/// Runs `step`, catching a panic into `fallback()`: no step's panic may
+/// stop a later step (above all, reading the core).
+fn or_if_it_panics<T>(step: impl FnOnce() -> T, fallback: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(step)).unwrap_or_else(|_| fallback())
+}
+
+/// Runs `step` between the two time stamps of `times`.
+fn timed<T>(times: &mut record::StageTimes, step: impl FnOnce() -> T) -> T {
+    times.started_unix_us = record::now_unix_us();
+    let result = step();
+    times.ended_unix_us = record::now_unix_us();
+    result
+}
+
+/// A fire of the root daemon that panicked: it stands in the record for
+/// the fires that could not be made.
+fn panicked_fire(what: &str) -> Vec<DaemonFire> {
+    vec![DaemonFire {
+        daemon: "root".into(),
+        target: None,
+        report: None,
+        error: Some(format!("{what} panicked")),
+    }]
+}
+
+/// 1. The kernel's arguments (whatever they are), and the configuration
+///    (the defaults when it is missing, bad or panics); returns both with
+///    the configuration's path, for the record.
+fn read_arguments_and_config(
+    raw_args: Vec<OsString>,
+    log: &mut Log,
+) -> (KernelArgs, Config, std::path::PathBuf) {
     let args = KernelArgs::parse(raw_args);
     for error in &args.errors {
         log.warning(format!("kernel arguments: {error}"));
@@ -75,21 +161,22 @@ pub fn handle_then_release(
             Config::default()
         }
     };
-    let time = args.time.unwrap_or_else(now);
+    (args, config, config_path)
+}
 
-    // 2) The process, while the kernel holds it.
+/// 2. What `/proc/PID` says of the process, while the kernel holds it.
+fn gather_process(args: &KernelArgs, log: &mut Log) -> Gathered {
+    let could_not_tell = |reason: &str| Gathered {
+        info: Default::default(),
+        identity: Identity::CouldNotTell(reason.into()),
+        errors: vec![],
+    };
     let gathered = match args.pid {
-        Some(pid) => catch_unwind(|| procinfo::gather(Path::new("/proc"), pid, args.pidfd))
-            .unwrap_or_else(|_| Gathered {
-                info: Default::default(),
-                identity: Identity::CouldNotTell("reading /proc panicked".into()),
-                errors: vec![],
-            }),
-        None => Gathered {
-            info: Default::default(),
-            identity: Identity::CouldNotTell("the kernel gave no PID".into()),
-            errors: vec![],
-        },
+        Some(pid) => or_if_it_panics(
+            || procinfo::gather(Path::new("/proc"), pid, args.pidfd),
+            || could_not_tell("reading /proc panicked"),
+        ),
+        None => could_not_tell("the kernel gave no PID"),
     };
     for error in &gathered.errors {
         log.warning(error.clone());
@@ -97,45 +184,30 @@ pub fn handle_then_release(
     if let Identity::CouldNotTell(reason) = &gathered.identity {
         log.warning(format!("process details left out: {reason}"));
     }
+    gathered
+}
 
-    // The name as the process set it; the kernel's %e has `/` written as `!`.
-    let comm: Option<Vec<u8>> = gathered.info.comm.clone().or_else(|| args.comm.clone());
-    let comm_for_log = comm.as_deref().map(for_log).unwrap_or_else(|| "?".into());
-
-    // 3) Snapshots, before the core is read.
-    let crash = CrashInfo {
-        pid: args.pid.unwrap_or(0),
-        uid: args.uid.unwrap_or(0),
-        gid: args.gid.unwrap_or(0),
-        exec_name: comm.as_deref().map(lossy).unwrap_or_default(),
-        hostname: args.hostname.as_deref().map(lossy).unwrap_or_default(),
-        time,
-    };
-    let plan = SnapshotPlan {
-        deadline: config.snapshot_deadline,
-        extra_sessions: config.snapshot_sessions.clone(),
-        fallback_to_active_snapshot_sessions: config.snapshot_active_sessions,
-        user_daemon: config.snapshot_user_daemon,
-    };
-    let mut stages = record::Stages::default();
-    stages.snapshots.started_unix_us = record::now_unix_us();
-    let fires: Vec<DaemonFire> = catch_unwind(AssertUnwindSafe(|| {
-        snapshot::record_snapshots(&crash, args.uid, &plan)
-    }))
-    .unwrap_or_else(|_| {
-        vec![DaemonFire {
-            daemon: "root".into(),
-            target: None,
-            report: None,
-            error: Some("recording the snapshots panicked".into()),
-        }]
+/// 3. The trace snapshots, before the core is read.
+fn record_snapshots(
+    crash: &CrashInfo,
+    args: &KernelArgs,
+    plan: &SnapshotPlan,
+    times: &mut record::StageTimes,
+    log: &mut Log,
+) -> Vec<DaemonFire> {
+    let fires = timed(times, || {
+        or_if_it_panics(
+            || snapshot::record_snapshots(crash, args.uid, plan),
+            || panicked_fire("recording the snapshots"),
+        )
     });
-    stages.snapshots.ended_unix_us = record::now_unix_us();
     for error in record::fire_errors(&fires) {
         log.warning(error);
     }
-    let snapshots = record::snapshot_entries(&fires);
-    for entry in snapshots.iter().filter(|e| e.error.is_none()) {
+    for entry in record::snapshot_entries(&fires)
+        .iter()
+        .filter(|e| e.error.is_none())
+    {
         log.info(format!(
             "snapshot of session {:?} ({} session daemon) in {}",
             entry.session,
@@ -143,32 +215,70 @@ pub fn handle_then_release(
             entry.path.as_deref().unwrap_or("?")
         ));
     }
+    fires
+}
 
-    // 4) The core, and the chained handler's copy.
-    let dir =
-        match coredir::open_with_fallback(&config.core_dir, Path::new(config::DEFAULT_CORE_DIR)) {
-            Ok((dir, problems)) => {
-                for problem in problems {
-                    log.error(problem);
-                }
-                Some(dir)
-            }
-            Err(problems) => {
-                for problem in problems {
-                    log.error(problem);
-                }
-                None
-            }
-        };
-    let stem_name = file_name_component(comm.as_deref().unwrap_or(b"unknown"), MAX_COMPONENT_LEN);
-    let stem = format!(
-        "core.{}.{}.{}",
-        stem_name,
-        args.pid
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "unknown".into()),
-        time
-    );
+/// What becomes of the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CoreFate {
+    /// Saved, at this path (maybe truncated: see the core's outcome).
+    Saved(String),
+    /// Left out on purpose (turned off, %c = 0, the rate limit): not a lost
+    /// core.
+    LeftOut(String),
+    /// Wanted, and not saved.
+    Lost(String),
+}
+
+impl CoreFate {
+    fn path(&self) -> Option<&str> {
+        match self {
+            CoreFate::Saved(path) => Some(path),
+            _ => None,
+        }
+    }
+
+    fn not_saved_reason(&self) -> Option<&str> {
+        match self {
+            CoreFate::Saved(_) => None,
+            CoreFate::LeftOut(reason) | CoreFate::Lost(reason) => Some(reason),
+        }
+    }
+}
+
+/// What step 4 leaves for the record.
+struct SavedCore {
+    fate: CoreFate,
+    outcome: CoreOutcome,
+    pumped: PumpOutcome,
+    chain: Option<ChainOutcome>,
+    /// The core directory (also the record's), if a safe one was found.
+    dir: Option<CoreDir>,
+    /// `core.NAME.PID.TIME`, the name of the core and its record before
+    /// any `.N` suffix and extension.
+    stem: String,
+    extension: &'static str,
+    readable_by: Option<u32>,
+    /// The saved core, kept open until the record is written.
+    _file: Option<std::fs::File>,
+}
+
+/// 4. The core, streamed to its file and to the chained handler; the
+///    kernel's pipe is released as soon as it has been read.
+#[allow(clippy::too_many_arguments)]
+fn save_core(
+    args: &KernelArgs,
+    config: &Config,
+    comm: Option<&[u8]>,
+    time: i64,
+    core: &mut impl Read,
+    release_core: impl FnOnce() -> std::io::Result<()>,
+    times: &mut record::StageTimes,
+    log: &mut Log,
+) -> SavedCore {
+    let dir = open_core_dir(config, log);
+    let stem_name = file_name_component(comm.unwrap_or(b"unknown"), MAX_COMPONENT_LEN);
+    let stem = format!("core.{stem_name}.{}.{time}", pid_or(args, "unknown"));
     let extension = match config.compression {
         Compression::None => "",
         Compression::Zstd => ".zst",
@@ -179,56 +289,9 @@ pub fn handle_then_release(
         (Some(1), Some(uid)) if uid != 0 => Some(uid),
         _ => None,
     };
-    let max_size = match args.core_limit_bytes() {
-        Some(limit) => Some(limit.min(config.max_core_size)),
-        None => Some(config.max_core_size),
-    };
-    let mut not_saved_reason = None;
-    let mut kept_out_by_rate_limit = false;
-    let mut writer = if !config.save_core {
-        not_saved_reason = Some("saving cores is turned off (save_core = false)".to_string());
-        None
-    } else if args.core_limit == Some(0) {
-        not_saved_reason = Some("the process's core size limit is 0 (%c)".to_string());
-        None
-    } else if let Some(reason) = dir
-        .as_ref()
-        .and_then(|dir| rate_limited(dir, &stem_name, config.max_cores_per_minute))
-    {
-        log.warning(format!(
-            "core of process {} not saved: {reason}",
-            pid_text(&args)
-        ));
-        not_saved_reason = Some(reason);
-        kept_out_by_rate_limit = true;
-        None
-    } else if let Some(dir) = &dir {
-        let settings = CoreSettings {
-            zstd_level: (config.compression == Compression::Zstd).then_some(config.zstd_level),
-            max_size,
-            space: SpacePolicy {
-                max_dir_size: config.max_dir_size,
-                min_free: config.min_free,
-            },
-        };
-        match NewFile::create_in(dir.fd.as_fd()).and_then(|file| CoreWriter::new(file, &settings)) {
-            Ok(writer) => Some(writer),
-            Err(err) => {
-                let reason = format!("cannot create a core file in {}: {err}", dir.path.display());
-                log.error(reason.clone());
-                not_saved_reason = Some(reason);
-                None
-            }
-        }
-    } else {
-        not_saved_reason = Some("no safe core directory".to_string());
-        None
-    };
-    // A core left out on purpose (turned off, %c = 0, rate limit) is not a
-    // lost core.
-    let core_wanted = config.save_core && args.core_limit != Some(0) && !kept_out_by_rate_limit;
+    let mut writer = open_core_file(args, config, dir.as_ref(), &stem_name, log);
     let mut chain = match &config.chain {
-        Some(chain_config) => match Chain::start(chain_config, &args) {
+        Some(chain_config) => match Chain::start(chain_config, args) {
             Ok(chain) => Some(chain),
             Err(err) => {
                 log.error(err);
@@ -237,24 +300,18 @@ pub fn handle_then_release(
         },
         None => None,
     };
-    stages.core.started_unix_us = record::now_unix_us();
-    let pumped = crate::pump::pump(core, writer.as_mut(), chain.as_mut());
-    stages.core.ended_unix_us = record::now_unix_us();
+    let pumped = timed(times, || {
+        crate::pump::pump(core, writer.as_mut().ok(), chain.as_mut())
+    });
     if let Err(err) = release_core() {
         log.warning(format!("cannot close the kernel's core pipe early: {err}"));
     }
     if let Some(error) = &pumped.error {
         log.error(error.clone());
     }
-    let (core_outcome, _core_file) = match writer.take() {
-        Some(writer) => {
-            let name = |n: u32| {
-                if n == 0 {
-                    format!("{stem}{extension}")
-                } else {
-                    format!("{stem}.{n}{extension}")
-                }
-            };
+    let (outcome, file, fate) = match writer {
+        Ok(writer) => {
+            let name = |n: u32| numbered(&stem, n, extension);
             let (mut outcome, file) = writer.finish(readable_by, name);
             if outcome.truncated.is_none() && !pumped.reached_end {
                 outcome.truncated = Some(
@@ -264,25 +321,31 @@ pub fn handle_then_release(
                         .unwrap_or_else(|| "the core stream ended early".into()),
                 );
             }
-            (outcome, file)
+            let fate = match (&dir, &outcome.name) {
+                (Some(dir), Some(name)) => {
+                    CoreFate::Saved(dir.path.join(name).to_string_lossy().into_owned())
+                }
+                _ => CoreFate::Lost("the core file could not be named".into()),
+            };
+            (outcome, file, fate)
         }
-        None => (CoreOutcome::default(), None),
+        Err(fate) => (CoreOutcome::default(), None, fate),
     };
-    for error in &core_outcome.errors {
+    for error in &outcome.errors {
         log.warning(error.clone());
     }
-    for deleted in &core_outcome.deleted {
+    for deleted in &outcome.deleted {
         log.notice(format!("deleted old core {deleted} to make room"));
     }
-    if let Some(reason) = &core_outcome.truncated {
+    if let Some(reason) = &outcome.truncated {
         log.warning(format!(
-            "core of process {} ({comm_for_log}) truncated: {reason}",
-            pid_text(&args)
+            "core of process {} ({}) truncated: {reason}",
+            pid_or(args, "?"),
+            comm_for_log(comm)
         ));
     }
-    let chain_outcome =
-        chain.map(|chain| chain.finish(pumped.reached_end.then_some(pumped.bytes_read)));
-    if let Some(outcome) = &chain_outcome {
+    let chain = chain.map(|chain| chain.finish(pumped.reached_end.then_some(pumped.bytes_read)));
+    if let Some(outcome) = &chain {
         for error in &outcome.errors {
             log.warning(error.clone());
         }
@@ -298,68 +361,174 @@ pub fn handle_then_release(
             outcome.ended
         ));
     }
+    SavedCore {
+        fate,
+        outcome,
+        pumped,
+        chain,
+        dir,
+        stem,
+        extension,
+        readable_by,
+        _file: file,
+    }
+}
 
-    // 4b) The triggers' stop actions, now that the kernel has the whole
-    // core and lets the process go (only in daemons that have some).
-    stages.stops.started_unix_us = record::now_unix_us();
-    let stop_fires = catch_unwind(AssertUnwindSafe(|| {
-        snapshot::run_stops(&crash, &fires, &plan)
-    }))
-    .unwrap_or_else(|_| {
-        vec![DaemonFire {
-            daemon: "root".into(),
-            target: None,
-            report: None,
-            error: Some("running the stop actions panicked".into()),
-        }]
+/// The configured core directory, or the default one when it is unsafe;
+/// `None` when neither can be used.
+fn open_core_dir(config: &Config, log: &mut Log) -> Option<CoreDir> {
+    let (dir, problems) =
+        match coredir::open_with_fallback(&config.core_dir, Path::new(config::DEFAULT_CORE_DIR)) {
+            Ok((dir, problems)) => (Some(dir), problems),
+            Err(problems) => (None, problems),
+        };
+    for problem in problems {
+        log.error(problem);
+    }
+    dir
+}
+
+/// The file the core goes to, or why there is none.
+fn open_core_file(
+    args: &KernelArgs,
+    config: &Config,
+    dir: Option<&CoreDir>,
+    stem_name: &str,
+    log: &mut Log,
+) -> Result<CoreWriter, CoreFate> {
+    if !config.save_core {
+        return Err(CoreFate::LeftOut(
+            "saving cores is turned off (save_core = false)".into(),
+        ));
+    }
+    if args.core_limit == Some(0) {
+        return Err(CoreFate::LeftOut(
+            "the process's core size limit is 0 (%c)".into(),
+        ));
+    }
+    let Some(dir) = dir else {
+        return Err(CoreFate::Lost("no safe core directory".into()));
+    };
+    if let Some(reason) = rate_limited(dir, stem_name, config.max_cores_per_minute) {
+        log.warning(format!(
+            "core of process {} not saved: {reason}",
+            pid_or(args, "?")
+        ));
+        return Err(CoreFate::LeftOut(reason));
+    }
+    let max_size = match args.core_limit_bytes() {
+        Some(limit) => limit.min(config.max_core_size),
+        None => config.max_core_size,
+    };
+    let settings = CoreSettings {
+        zstd_level: (config.compression == Compression::Zstd).then_some(config.zstd_level),
+        max_size: Some(max_size),
+        space: SpacePolicy {
+            max_dir_size: config.max_dir_size,
+            min_free: config.min_free,
+        },
+    };
+    NewFile::create_in(dir.fd.as_fd())
+        .and_then(|file| CoreWriter::new(file, &settings))
+        .map_err(|err| {
+            let reason = format!("cannot create a core file in {}: {err}", dir.path.display());
+            log.error(reason.clone());
+            CoreFate::Lost(reason)
+        })
+}
+
+/// 4b. The triggers' stop actions, now that the kernel has the whole core
+///     and lets the process go (only in daemons that have some); returns
+///     every fire, the snapshots' then the stops'.
+fn run_stops(
+    crash: &CrashInfo,
+    mut fires: Vec<DaemonFire>,
+    plan: &SnapshotPlan,
+    times: &mut record::StageTimes,
+    log: &mut Log,
+) -> Vec<DaemonFire> {
+    let stop_fires = timed(times, || {
+        or_if_it_panics(
+            || snapshot::run_stops(crash, &fires, plan),
+            || panicked_fire("running the stop actions"),
+        )
     });
-    stages.stops.ended_unix_us = record::now_unix_us();
     for error in record::fire_errors(&stop_fires) {
         log.warning(error);
     }
-    let mut snapshots = snapshots;
-    snapshots.extend(record::snapshot_entries(&stop_fires));
-    let mut fires = fires;
     fires.extend(stop_fires);
+    fires
+}
 
-    // 5) The record.
-    let core_path = match (&dir, &core_outcome.name) {
-        (Some(dir), Some(name)) => Some(dir.path.join(name).to_string_lossy().into_owned()),
-        _ => None,
-    };
-    if core_wanted && core_path.is_none() && not_saved_reason.is_none() {
-        not_saved_reason = Some("the core file could not be named".into());
+/// 5a. One line that says what became of the core; the verdict.
+fn log_outcome(
+    args: &KernelArgs,
+    comm: Option<&[u8]>,
+    saved: &SavedCore,
+    log: &mut Log,
+) -> Verdict {
+    let comm = comm_for_log(comm);
+    let pid = pid_or(args, "?");
+    match &saved.fate {
+        CoreFate::Saved(path) => {
+            log.notice(format!(
+                "core of process {pid} ({comm}, signal {}) saved to {path}{}",
+                args.signal
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                if saved.outcome.truncated.is_some() {
+                    " (truncated)"
+                } else {
+                    ""
+                }
+            ));
+            Verdict::Done
+        }
+        CoreFate::LeftOut(reason) => {
+            log.notice(format!(
+                "core of process {pid} ({comm}) not saved: {reason}"
+            ));
+            Verdict::Done
+        }
+        CoreFate::Lost(reason) => {
+            log.error(format!(
+                "core of process {pid} ({comm}) not saved: {reason}"
+            ));
+            Verdict::CoreLost
+        }
     }
-    let verdict = if core_wanted && core_path.is_none() {
-        Verdict::CoreLost
-    } else {
-        Verdict::Done
-    };
-    let summary = match &core_path {
-        Some(path) => format!(
-            "core of process {} ({comm_for_log}, signal {}) saved to {path}{}",
-            pid_text(&args),
-            args.signal
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "?".into()),
-            if core_outcome.truncated.is_some() {
-                " (truncated)"
-            } else {
-                ""
-            }
-        ),
-        None => format!(
-            "core of process {} ({comm_for_log}) not saved: {}",
-            pid_text(&args),
-            not_saved_reason.as_deref().unwrap_or("unknown reason")
-        ),
-    };
-    if verdict == Verdict::CoreLost {
-        log.error(summary);
-    } else {
-        log.notice(summary);
-    }
-    let mut crash_record = CrashRecord {
+}
+
+/// Everything the crash record is made of.
+struct CrashRecordParts<'a> {
+    args: &'a KernelArgs,
+    config: &'a Config,
+    config_path: &'a Path,
+    time: i64,
+    gathered: &'a Gathered,
+    comm: Option<&'a [u8]>,
+    saved: &'a SavedCore,
+    fires: Vec<DaemonFire>,
+    stages: record::Stages,
+    log: &'a Log,
+}
+
+/// 5b. The crash record, with the log so far.
+fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
+    let CrashRecordParts {
+        args,
+        config,
+        config_path,
+        time,
+        gathered,
+        comm,
+        saved,
+        fires,
+        stages,
+        log,
+    } = parts;
+    let core_path = saved.fate.path().map(str::to_owned);
+    CrashRecord {
         format: record::FORMAT,
         pid: args.pid,
         uid: args.uid,
@@ -371,7 +540,7 @@ pub fn handle_then_release(
         time: Some(time),
         time_utc: Some(iso8601_utc(time)),
         hostname: args.hostname.as_deref().map(lossy),
-        process_name: comm.as_deref().map(lossy),
+        process_name: comm.map(lossy),
         exe_path: gathered
             .info
             .exe
@@ -393,60 +562,70 @@ pub fn handle_then_release(
         core_limit: args.core_limit,
         core: CoreSection {
             saved: core_path.is_some(),
-            path: core_path.clone(),
-            size: core_outcome.size,
-            stored_bytes: core_outcome.stored_bytes,
-            bytes_received: pumped.bytes_read,
+            complete: core_path.is_some() && saved.outcome.truncated.is_none(),
+            readable_by_uid: saved.readable_by.filter(|_| core_path.is_some()),
+            path: core_path,
+            size: saved.outcome.size,
+            stored_bytes: saved.outcome.stored_bytes,
+            bytes_received: saved.pumped.bytes_read,
             compression: config.compression.name(),
-            complete: core_path.is_some() && core_outcome.truncated.is_none(),
-            truncated_reason: core_outcome.truncated.clone(),
-            not_saved_reason: not_saved_reason.clone(),
-            readable_by_uid: readable_by.filter(|_| core_path.is_some()),
-            deleted_to_make_room: core_outcome.deleted.clone(),
+            truncated_reason: saved.outcome.truncated.clone(),
+            not_saved_reason: saved.fate.not_saved_reason().map(str::to_owned),
+            deleted_to_make_room: saved.outcome.deleted.clone(),
         },
-        chain: chain_outcome,
-        snapshots,
+        chain: saved.chain.clone(),
+        snapshots: record::snapshot_entries(&fires),
         fires,
         stages,
         config_path: config_path.to_string_lossy().into_owned(),
         errors: log.problems(),
         log: log.messages().to_vec(),
-    };
+    }
+}
 
-    // 6) Where the record went, in the log (and the record's own log).
-    match &dir {
-        Some(dir) => {
-            let record_stem = core_outcome
-                .name
-                .as_deref()
-                .map(|name| name.strip_suffix(extension).unwrap_or(name).to_string())
-                .unwrap_or(stem);
-            let name = |n: u32| {
-                if n == 0 {
-                    format!("{record_stem}.json")
-                } else {
-                    format!("{record_stem}.{n}.json")
-                }
-            };
-            crash_record.log.push(crate::syslog::Message {
-                severity: crate::syslog::Severity::Info,
-                text: "crash record written".into(),
-            });
-            match crash_record.write(dir.fd.as_fd(), readable_by, name) {
-                Ok(name) => log.info(format!("crash record {}", dir.path.join(name).display())),
-                Err(err) => log.error(format!(
-                    "cannot write the crash record in {}: {err}; the record was: {}",
-                    dir.path.display(),
-                    String::from_utf8_lossy(&crash_record.to_json()).replace('\n', " ")
-                )),
-            }
-        }
-        None => log.error(format!(
+/// 6. The record, next to the core (same name, `.json`), and where it went
+///    in the log; when it cannot be written, the whole record goes to the
+///    log.
+fn write_record(mut crash_record: CrashRecord, saved: &SavedCore, log: &mut Log) {
+    let Some(dir) = &saved.dir else {
+        log.error(format!(
             "no safe directory for the crash record; the record was: {}",
+            String::from_utf8_lossy(&crash_record.to_json()).replace('\n', " ")
+        ));
+        return;
+    };
+    let record_stem = saved
+        .outcome
+        .name
+        .as_deref()
+        .map(|name| name.strip_suffix(saved.extension).unwrap_or(name))
+        .unwrap_or(&saved.stem);
+    crash_record.log.push(crate::syslog::Message {
+        severity: crate::syslog::Severity::Info,
+        text: "crash record written".into(),
+    });
+    let name = |n: u32| numbered(record_stem, n, ".json");
+    match crash_record.write(dir.fd.as_fd(), saved.readable_by, name) {
+        Ok(name) => log.info(format!("crash record {}", dir.path.join(name).display())),
+        Err(err) => log.error(format!(
+            "cannot write the crash record in {}: {err}; the record was: {}",
+            dir.path.display(),
             String::from_utf8_lossy(&crash_record.to_json()).replace('\n', " ")
         )),
     }
-    verdict
+}
+
+/// `STEM.EXT`, then `STEM.N.EXT` when that is taken.
+fn numbered(stem: &str, n: u32, extension: &str) -> String {
+    if n == 0 {
+        format!("{stem}{extension}")
+    } else {
+        format!("{stem}.{n}{extension}")
+    }
+}
+
+fn comm_for_log(comm: Option<&[u8]>) -> String {
+    comm.map(for_log).unwrap_or_else(|| "?".into())
 }
 
 /// Why the core must not be kept because of the per-program rate limit.
@@ -463,10 +642,11 @@ fn rate_limited(dir: &CoreDir, name: &str, max_per_minute: u32) -> Option<String
     })
 }
 
-fn pid_text(args: &KernelArgs) -> String {
+/// The PID for a message or a name, `unknown` when the kernel gave none.
+fn pid_or(args: &KernelArgs, unknown: &str) -> String {
     args.pid
         .map(|p| p.to_string())
-        .unwrap_or_else(|| "?".into())
+        .unwrap_or_else(|| unknown.into())
 }
 
 fn now() -> i64 {
@@ -474,11 +654,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// Where the core directory is and whether it can be used, for `status`.
-pub fn describe_core_dir(config: &Config) -> Result<CoreDir, String> {
-    coredir::open_checked(&config.core_dir, false)
 }
 
 #[cfg(test)]
@@ -565,31 +740,96 @@ mod tests {
         assert!(kmsg.contains("saved to"), "{kmsg}");
     }
 
+    /// A process of the test's own, killed and reaped when dropped: the
+    /// handler reads `/proc/PID`, so it must only ever be given a PID the
+    /// test created (any other is whatever the machine runs there).
+    struct OwnProcess(std::process::Child);
+
+    impl OwnProcess {
+        /// A `cat`, once it runs as `cat`: `spawn` may return before the
+        /// kernel has given the child its new name (it would then read as
+        /// the test thread's), so wait for it to echo a line back.
+        fn spawn() -> OwnProcess {
+            use std::io::{BufRead, Write};
+            use std::process::{Command, Stdio};
+            let mut child = Command::new("cat")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawning cat");
+            let mut stdin = child.stdin.take().expect("piped");
+            stdin.write_all(b"ready\n").expect("writing to cat");
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.as_mut().expect("piped"))
+                .read_line(&mut line)
+                .expect("reading from cat");
+            assert_eq!(line, "ready\n");
+            // Kept open, so that cat waits for more.
+            child.stdin = Some(stdin);
+            OwnProcess(child)
+        }
+
+        fn pid_field(&self) -> String {
+            format!("P={}", self.0.id())
+        }
+    }
+
+    impl Drop for OwnProcess {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     #[test]
     fn cores_left_out_on_purpose_are_not_lost() {
         let (dir, config, mut log) = scratch("limit0", "max_cores_per_minute = 1");
         let cores = dir.0.join("cores");
+        let process = OwnProcess::spawn();
         let verdict = handle(
-            args(&config, &["P=7", "c=0", "e=x"]),
+            args(&config, &[&process.pid_field(), "c=0", "e=x"]),
             &mut &b"core"[..],
             &mut log,
         );
         assert_eq!(verdict, Verdict::Done);
-        assert_eq!(record_of(&cores)["core"]["saved"], false);
+        let record = record_of(&cores);
+        assert_eq!(record["core"]["saved"], false);
+        assert_eq!(
+            record["core"]["not_saved_reason"],
+            "the process's core size limit is 0 (%c)"
+        );
+        drop(process);
 
-        for pid in [8, 9] {
+        // Two crashes of one program within the minute: the second is
+        // kept out by the rate limit (named after /proc's name, `cat`).
+        for _ in 0..2 {
+            let process = OwnProcess::spawn();
             let verdict = handle(
-                args(&config, &[&format!("P={pid}"), "e=loop"]),
+                args(&config, &[&process.pid_field(), "e=loop"]),
                 &mut &b"core"[..],
                 &mut log,
             );
             assert_eq!(verdict, Verdict::Done);
         }
-        let names: Vec<String> = std::fs::read_dir(&cores)
+        let all: Vec<String> = std::fs::read_dir(&cores)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with("core.loop.") && !n.ends_with(".json"))
             .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
+        let names: Vec<&String> = all
+            .iter()
+            .filter(|n| n.starts_with("core.cat.") && !n.ends_with(".json"))
+            .collect();
+        assert_eq!(names.len(), 1, "{all:?}");
+        let records = std::fs::read_dir(&cores)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .as_bytes()
+                    .ends_with(b".json")
+            })
+            .count();
+        assert_eq!(records, 3, "every crash keeps its record");
     }
 }

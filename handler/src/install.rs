@@ -9,6 +9,7 @@ use crate::config::{self, Config};
 use crate::crash_plan;
 use crate::kernel_args::FIELDS;
 use crate::space::{self, SpacePolicy};
+use anyhow::{anyhow, Context as _};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -42,31 +43,31 @@ impl KernelFiles {
         }
     }
 
-    pub fn read_pattern(&self) -> Result<String, String> {
+    pub fn read_pattern(&self) -> anyhow::Result<String> {
         read_setting(&self.core_pattern)
     }
 
-    pub fn read_pipe_limit(&self) -> Result<String, String> {
+    pub fn read_pipe_limit(&self) -> anyhow::Result<String> {
         read_setting(&self.core_pipe_limit)
     }
 }
 
-fn read_setting(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+fn read_setting(path: &Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
 }
 
 /// Writes one kernel setting (`core_pattern`, `core_pipe_limit`).
-pub fn write_setting(path: &Path, value: &str) -> Result<(), String> {
+pub fn write_setting(path: &Path, value: &str) -> anyhow::Result<()> {
     // The kernel stops at the newline; it also lets an empty value through.
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
         .open(path)
-        .map_err(|err| format!("cannot open {}: {err}", path.display()))?;
+        .with_context(|| format!("cannot open {}", path.display()))?;
     file.write_all(format!("{value}\n").as_bytes())
-        .map_err(|err| format!("cannot write {value:?} to {}: {err}", path.display()))
+        .with_context(|| format!("cannot write {value:?} to {}", path.display()))
 }
 
 /// What the running kernel supports, from its release.
@@ -103,7 +104,7 @@ pub fn handler_line(
     binary: &Path,
     config: Option<&Path>,
     features: KernelFeatures,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     let mut line = format!("|{} handle", pattern_path(binary, "binary")?);
     if let Some(config) = config {
         write!(line, " --config {}", pattern_path(config, "configuration")?).expect("String");
@@ -119,7 +120,7 @@ pub fn handler_line(
         }
     }
     if line.len() > MAX_PATTERN_LEN {
-        return Err(format!(
+        return Err(anyhow!(
             "the core_pattern line would be {} bytes, and the kernel keeps only {MAX_PATTERN_LEN} \
              (it would cut the line): {line:?}. Install the binary at a shorter path (for example \
              /usr/local/bin/lttng-coredump), or leave out --config and use the default \
@@ -133,12 +134,12 @@ pub fn handler_line(
 
 /// A path as it may appear in core_pattern: absolute, and without the
 /// characters the kernel would split on (space) or expand (`%`).
-fn pattern_path(path: &Path, what: &str) -> Result<String, String> {
+fn pattern_path(path: &Path, what: &str) -> anyhow::Result<String> {
     let text = path
         .to_str()
-        .ok_or_else(|| format!("the {what} path {path:?} is not UTF-8"))?;
+        .with_context(|| format!("the {what} path {path:?} is not UTF-8"))?;
     if !path.is_absolute() {
-        return Err(format!(
+        return Err(anyhow!(
             "the {what} path {text:?} must be absolute (the kernel runs the handler from /)"
         ));
     }
@@ -146,7 +147,7 @@ fn pattern_path(path: &Path, what: &str) -> Result<String, String> {
         .chars()
         .any(|c| c.is_whitespace() || c == '%' || c.is_control())
     {
-        return Err(format!(
+        return Err(anyhow!(
             "the {what} path {text:?} holds a space, a control character or a %, which core_pattern \
              cannot carry"
         ));
@@ -182,21 +183,22 @@ pub struct Backup {
 }
 
 impl Backup {
-    pub fn read(path: &Path) -> Result<Option<Backup>, String> {
+    pub fn read(path: &Path) -> anyhow::Result<Option<Backup>> {
         match std::fs::read(path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|err| format!("backup {} is unreadable: {err}", path.display())),
+                .with_context(|| format!("backup {} is unreadable", path.display())),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(format!("cannot read the backup {}: {err}", path.display())),
+            Err(err) => {
+                Err(err).with_context(|| format!("cannot read the backup {}", path.display()))
+            }
         }
     }
 
     /// Writes the backup whole or not at all (temporary file, then rename).
-    fn write(&self, path: &Path) -> Result<(), String> {
-        let dir = path.parent().ok_or("the backup path has no directory")?;
-        std::fs::create_dir_all(dir)
-            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let dir = path.parent().context("the backup path has no directory")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let temporary = dir.join(format!(
             ".{}.tmp",
             path.file_name()
@@ -210,12 +212,12 @@ impl Backup {
             .write(true)
             .create_new(true)
             .open(&temporary)
-            .map_err(|err| format!("cannot create {}: {err}", temporary.display()))?;
+            .with_context(|| format!("cannot create {}", temporary.display()))?;
         file.write_all(&json)
             .and_then(|()| file.sync_all())
-            .map_err(|err| format!("cannot write {}: {err}", temporary.display()))?;
+            .with_context(|| format!("cannot write {}", temporary.display()))?;
         std::fs::rename(&temporary, path)
-            .map_err(|err| format!("cannot write {}: {err}", path.display()))
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
@@ -236,21 +238,21 @@ pub struct InstallOptions {
 }
 
 /// Installs the handler; returns what was done, for a person.
-pub fn install(options: &InstallOptions) -> Result<String, String> {
+pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
     let line = handler_line(&options.binary, options.config.as_deref(), options.features)?;
     let metadata = std::fs::metadata(&options.binary)
-        .map_err(|err| format!("the handler binary {}: {err}", options.binary.display()))?;
+        .with_context(|| format!("the handler binary {}", options.binary.display()))?;
     if !metadata.is_file()
         || std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o111 == 0
     {
-        return Err(format!(
+        return Err(anyhow!(
             "the handler binary {} is not an executable file",
             options.binary.display()
         ));
     }
     if let Some(config) = &options.config {
         if let Some(error) = Config::load(Some(config)).error {
-            return Err(error.replace("; using the defaults", ""));
+            return Err(anyhow!(error.replace("; using the defaults", "")));
         }
     }
     let pattern = options.kernel.read_pattern()?;
@@ -278,7 +280,7 @@ pub fn install(options: &InstallOptions) -> Result<String, String> {
     }
     if is_handler_line(&pattern) {
         if backup.is_none() {
-            return Err(format!(
+            return Err(anyhow!(
                 "core_pattern already runs a handler ({pattern:?}) and there is no backup at {}: \
                  refusing to back up the handler's own line. Put back the pattern you want restored \
                  later (for example `echo core > {}`) and install again",
@@ -325,7 +327,7 @@ pub fn install(options: &InstallOptions) -> Result<String, String> {
         write_setting(&options.kernel.core_pattern, &line)?;
         let written = options.kernel.read_pattern()?;
         if written != line {
-            return Err(format!("the kernel kept {written:?} instead of {line:?}"));
+            return Err(anyhow!("the kernel kept {written:?} instead of {line:?}"));
         }
         writeln!(report, "installed: {line}").expect("String");
     }
@@ -343,12 +345,12 @@ pub fn uninstall(
     backup_path: &Path,
     sysctl_file: Option<&Path>,
     force: bool,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     let removed = match sysctl_file {
         Some(file) => crate::persist::remove(file)?,
         None => String::new(),
     };
-    let backup = Backup::read(backup_path)?.ok_or_else(|| {
+    let backup = Backup::read(backup_path)?.with_context(|| {
         format!(
             "{removed}nothing to restore: no backup at {}",
             backup_path.display()
@@ -358,14 +360,14 @@ pub fn uninstall(
     if pattern == backup.core_pattern {
         // Already back (a reboot without --persist): only the backup goes.
         std::fs::remove_file(backup_path)
-            .map_err(|err| format!("cannot remove the backup {}: {err}", backup_path.display()))?;
+            .with_context(|| format!("cannot remove the backup {}", backup_path.display()))?;
         return Ok(format!(
             "{removed}core_pattern is already {:?}, as before the install; removed the backup\n",
             backup.core_pattern
         ));
     }
     if !is_handler_line(&pattern) && !force {
-        return Err(format!(
+        return Err(anyhow!(
             "core_pattern is {pattern:?}, not the handler's line: it was changed since the install; \
              not overwriting it (use --force to restore {:?} anyway)",
             backup.core_pattern
@@ -373,9 +375,9 @@ pub fn uninstall(
     }
     write_setting(&kernel.core_pattern, &backup.core_pattern)?;
     write_setting(&kernel.core_pipe_limit, &backup.core_pipe_limit)?;
-    std::fs::remove_file(backup_path).map_err(|err| {
+    std::fs::remove_file(backup_path).with_context(|| {
         format!(
-            "restored, but cannot remove the backup {}: {err}",
+            "restored, but cannot remove the backup {}",
             backup_path.display()
         )
     })?;
@@ -412,7 +414,7 @@ pub fn status(
             writeln!(out, "handler: not installed").expect("String");
             writeln!(out, "core_pattern: {pattern}").expect("String");
         }
-        Err(err) => writeln!(out, "core_pattern: {err}").expect("String"),
+        Err(err) => writeln!(out, "core_pattern: {err:#}").expect("String"),
     }
     match kernel.read_pipe_limit() {
         Ok(limit) => {
@@ -421,7 +423,7 @@ pub fn status(
                 writeln!(out, "warning: {warning}").expect("String");
             }
         }
-        Err(err) => writeln!(out, "core_pipe_limit: {err}").expect("String"),
+        Err(err) => writeln!(out, "core_pipe_limit: {err:#}").expect("String"),
     }
     let installed = pattern.as_ref().is_ok_and(|p| is_handler_line(p));
     out.push_str(&crate::persist::boot_warnings(
@@ -447,7 +449,7 @@ pub fn status(
         )
         .expect("String"),
         Ok(None) => writeln!(out, "backup: none at {}", backup_path.display()).expect("String"),
-        Err(err) => writeln!(out, "backup: {err}").expect("String"),
+        Err(err) => writeln!(out, "backup: {err:#}").expect("String"),
     }
     let installed_config = pattern.as_ref().ok().and_then(|p| config_in_line(p));
     let config_path = config_path.map(Path::to_path_buf).or(installed_config);
@@ -627,13 +629,17 @@ pub(crate) mod tests {
 
         let long =
             Path::new("/opt/a-very-long-installation-prefix/with/many/levels/bin/lttng-coredump");
-        let err = handler_line(long, None, NEW).unwrap_err();
+        let err = handler_line(long, None, NEW)
+            .map_err(|err| format!("{err:#}"))
+            .unwrap_err();
         assert!(err.contains("127") && err.contains("shorter path"), "{err}");
         assert!(handler_line(Path::new("/my bin/x"), None, NEW)
+            .map_err(|err| format!("{err:#}"))
             .unwrap_err()
             .contains("space"));
         assert!(handler_line(Path::new("/bin/%p"), None, NEW).is_err());
         assert!(handler_line(Path::new("bin/x"), None, NEW)
+            .map_err(|err| format!("{err:#}"))
             .unwrap_err()
             .contains("absolute"));
     }
@@ -694,6 +700,7 @@ pub(crate) mod tests {
         // Someone changed core_pattern meanwhile: uninstall leaves it.
         std::fs::write(&kernel.core_pattern, "other\n").unwrap();
         assert!(uninstall(&kernel, &options.backup, None, false)
+            .map_err(|err| format!("{err:#}"))
             .unwrap_err()
             .contains("changed since"));
         install(&options).unwrap();
@@ -706,6 +713,7 @@ pub(crate) mod tests {
         assert_eq!(kernel.read_pattern().unwrap(), "other");
         assert!(!options.backup.exists());
         assert!(uninstall(&kernel, &options.backup, None, false)
+            .map_err(|err| format!("{err:#}"))
             .unwrap_err()
             .contains("no backup"));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -814,7 +822,9 @@ pub(crate) mod tests {
             persist: None,
             chain_previous: false,
         };
-        let err = install(&options).unwrap_err();
+        let err = install(&options)
+            .map_err(|err| format!("{err:#}"))
+            .unwrap_err();
         assert!(err.contains("refusing to back up"), "{err}");
         assert!(!options.backup.exists());
 
@@ -823,6 +833,7 @@ pub(crate) mod tests {
             ..options.clone()
         };
         assert!(install(&missing)
+            .map_err(|err| format!("{err:#}"))
             .unwrap_err()
             .contains("/nonexistent/lttng-coredump"));
         std::fs::remove_dir_all(&dir).unwrap();

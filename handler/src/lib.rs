@@ -2,6 +2,10 @@
 //! crash (snapshot the traces first, then save the core, never lose it),
 //! and the subcommands that install it, report on it and demonstrate it.
 
+// Every system call goes through rustix or std; the unsafe code lives in the
+// FFI crates (lttng-ctl-sys, lttng-ctl, capi), none here.
+#![forbid(unsafe_code)]
+
 pub mod acl;
 pub mod chain;
 pub mod config;

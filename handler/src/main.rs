@@ -1,6 +1,11 @@
 //! `lttng-coredump`: the core_pattern handler (`handle`, run by the kernel)
 //! and the subcommands a person uses to put it in place.
 
+// Every system call goes through rustix or std; the unsafe code lives in the
+// FFI crates (lttng-ctl-sys, lttng-ctl, capi), none here.
+#![forbid(unsafe_code)]
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lttng_coredump_handler::demo::{self, DemoOptions};
 use lttng_coredump_handler::handle::{self, Verdict};
@@ -162,9 +167,7 @@ fn main() -> ExitCode {
         Command::GenerateDocs { dir } => {
             lttng_coredump_handler::docs::generate(<Cli as clap::CommandFactory>::command(), &dir)
                 .map(|written| written.join("\n") + "\n")
-                .map_err(|err| {
-                    format!("cannot write the documentation in {}: {err}", dir.display())
-                })
+                .with_context(|| format!("cannot write the documentation in {}", dir.display()))
         }
         Command::Install {
             binary,
@@ -176,15 +179,14 @@ fn main() -> ExitCode {
         } => {
             let binary = match binary {
                 Some(binary) => Ok(binary),
-                None => std::env::current_exe()
-                    .map_err(|err| format!("cannot tell where this program is: {err}")),
+                None => std::env::current_exe().context("cannot tell where this program is"),
             };
             let persist = match (persist, paths.sysctl_file()) {
                 (false, _) => Ok(None),
                 (true, Some(file)) => Ok(Some(file)),
-                (true, None) => {
-                    Err("--persist with another --proc-sys-kernel needs --sysctl-file".to_string())
-                }
+                (true, None) => Err(anyhow::anyhow!(
+                    "--persist with another --proc-sys-kernel needs --sysctl-file"
+                )),
             };
             binary.and_then(|binary| {
                 let persist = persist?;
@@ -224,7 +226,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("lttng-coredump: {err}");
+            // `:#` for the whole chain: what was attempted, then why.
+            eprintln!("lttng-coredump: {err:#}");
             ExitCode::FAILURE
         }
     }

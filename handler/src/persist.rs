@@ -7,6 +7,7 @@
 //! apport service), and the `[chain]` section that hands cores on to the
 //! handler a line ran before (systemd-coredump, apport).
 
+use anyhow::{anyhow, Context};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,12 +44,11 @@ pub fn sysctl_text(pattern: &str, pipe_limit: &str) -> String {
 }
 
 /// Writes the sysctl.d file (whole or not at all); says what was done.
-pub fn write(path: &Path, pattern: &str, pipe_limit: &str) -> Result<String, String> {
+pub fn write(path: &Path, pattern: &str, pipe_limit: &str) -> anyhow::Result<String> {
     let dir = path
         .parent()
-        .ok_or_else(|| format!("{} has no directory", path.display()))?;
-    std::fs::create_dir_all(dir)
-        .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        .ok_or_else(|| anyhow!("{} has no directory", path.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let temporary = dir.join(format!(
         ".{}.tmp",
         path.file_name().unwrap_or_default().to_string_lossy()
@@ -56,7 +56,7 @@ pub fn write(path: &Path, pattern: &str, pipe_limit: &str) -> Result<String, Str
     let _ = std::fs::remove_file(&temporary);
     std::fs::write(&temporary, sysctl_text(pattern, pipe_limit))
         .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(format!(
         "persistent: {} sets the same core_pattern and core_pipe_limit at every boot\n",
         path.display()
@@ -64,11 +64,11 @@ pub fn write(path: &Path, pattern: &str, pipe_limit: &str) -> Result<String, Str
 }
 
 /// Removes the sysctl.d file when there is one; says so.
-pub fn remove(path: &Path) -> Result<String, String> {
+pub fn remove(path: &Path) -> anyhow::Result<String> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(format!("removed {}\n", path.display())),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(err) => Err(format!("cannot remove {}: {err}", path.display())),
+        Err(err) => Err(err).with_context(|| format!("cannot remove {}", path.display())),
     }
 }
 
@@ -207,9 +207,9 @@ pub fn known_handler(pattern: &str) -> Option<&'static str> {
 /// The `[chain]` section that hands every core on to the program a pipe
 /// core_pattern line runs, with the same arguments (the kernel's `%`
 /// specifiers become the handler's `{}` fields).
-pub fn chain_section(pattern: &str) -> Result<String, String> {
+pub fn chain_section(pattern: &str) -> anyhow::Result<String> {
     let line = pattern.strip_prefix('|').ok_or_else(|| {
-        format!(
+        anyhow!(
             "core_pattern {pattern:?} is a file name, not a program: there is nothing to chain to"
         )
     })?;
@@ -221,7 +221,7 @@ pub fn chain_section(pattern: &str) -> Result<String, String> {
         .first()
         .is_none_or(|program| !program.starts_with('/'))
     {
-        return Err(format!(
+        return Err(anyhow!(
             "core_pattern {pattern:?} does not run a program by its absolute path"
         ));
     }
@@ -236,7 +236,7 @@ pub fn chain_section(pattern: &str) -> Result<String, String> {
     ))
 }
 
-fn translate(word: &str) -> Result<String, String> {
+fn translate(word: &str) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut chars = word.chars();
     while let Some(c) = chars.next() {
@@ -258,7 +258,7 @@ fn translate(word: &str) -> Result<String, String> {
             Some('E') => "{exe}",
             Some('F') => "{pidfd}",
             Some(other) => {
-                return Err(format!(
+                return Err(anyhow!(
                     "the specifier %{other} in {word:?} has no counterpart in the handler's chain \
                      fields"
                 ))
@@ -272,25 +272,24 @@ fn translate(word: &str) -> Result<String, String> {
 
 /// Appends the `[chain]` section to the configuration at `path` (created
 /// root-only-writable when missing); refuses when it already has one.
-pub fn add_chain(path: &Path, section: &str) -> Result<String, String> {
+pub fn add_chain(path: &Path, section: &str) -> anyhow::Result<String> {
     use std::os::unix::fs::PermissionsExt;
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     };
     let parsed: toml::Table = existing
         .parse()
-        .map_err(|err| format!("{} does not parse: {err}", path.display()))?;
+        .with_context(|| format!("{} does not parse", path.display()))?;
     if parsed.contains_key("chain") {
-        return Err(format!(
+        return Err(anyhow!(
             "{} already has a [chain] section: not adding another (edit it by hand)",
             path.display()
         ));
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let mut text = existing;
     text.push_str(section);
@@ -299,7 +298,7 @@ pub fn add_chain(path: &Path, section: &str) -> Result<String, String> {
     std::fs::write(&temporary, &text)
         .and_then(|()| std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o644)))
         .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(format!(
         "chained: every core is also handed to the previous handler ([chain] in {})\n",
         path.display()
@@ -410,8 +409,14 @@ mod tests {
             Some("-p{pid}")
         );
         assert_eq!(apport_chain["chain"]["command"][9].as_str(), Some("{exe}"));
-        assert!(chain_section("core.%p").unwrap_err().contains("file name"));
-        assert!(chain_section("|/x %i").unwrap_err().contains("%i"));
+        assert!(chain_section("core.%p")
+            .unwrap_err()
+            .to_string()
+            .contains("file name"));
+        assert!(chain_section("|/x %i")
+            .unwrap_err()
+            .to_string()
+            .contains("%i"));
     }
 
     #[test]
@@ -422,6 +427,7 @@ mod tests {
         add_chain(&path, &section).unwrap();
         assert!(add_chain(&path, &section)
             .unwrap_err()
+            .to_string()
             .contains("already has"));
         std::fs::write(&path, "compression = \"zstd\"\n").unwrap();
         add_chain(&path, &section).unwrap();

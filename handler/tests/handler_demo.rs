@@ -30,7 +30,7 @@ fn field<'a>(stdout: &'a str, label: &str) -> &'a str {
 
 #[test]
 fn the_demo_shows_the_core_and_the_snapshot_of_a_real_crash_and_restores_the_kernel() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let binary = handler_binary!();
     let guard = CorePatternGuard::acquire();
     // Known values, so that "restored exactly" means something: a pattern

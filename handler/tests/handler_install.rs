@@ -48,7 +48,7 @@ fn text(output: &Output) -> String {
 
 #[test]
 fn install_status_and_uninstall_restore_the_kernel_settings_exactly() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     let dir = TempDir::new("lcdh-install");
     let cores = dir.path().join("cores");
     let (binary, config) = short_handler_copy(handler_binary!(), &config_for(&cores, ""));

@@ -42,7 +42,7 @@ fn status(dir: &Path, config: &str) -> String {
 
 #[test]
 fn status_names_the_triggers_and_sessions_a_crash_would_snapshot_now() {
-    ensure_sessiond();
+    let _sessiond = ensure_sessiond();
     // Nobody else registers OnAnyCoreDump triggers in the root daemon
     // meanwhile, so the listing is exactly ours.
     let _lock = root_triggers_lock();

@@ -17,6 +17,7 @@ use testsupport::crasher::{crasher_command, crasher_path, ready_pid};
 use testsupport::handler::*;
 use testsupport::handler_binary;
 use testsupport::process::run_bounded;
+use testsupport::sessiond::RootSessiondUse;
 use testsupport::{ensure_sessiond, lttng, lttng_ok, unique_name, TempDir, TestUser};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -26,13 +27,18 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 /// destroyed when dropped.
 struct RootSession {
     name: String,
+    // Declared after `name`, dropped after the session is destroyed.
+    _sessiond: RootSessiondUse,
 }
 
 impl RootSession {
     fn start(what: &str, out: &Path, with_context: bool) -> RootSession {
-        ensure_sessiond();
+        let sessiond = ensure_sessiond();
         let name = unique_name(&format!("tools-{what}"));
-        let session = RootSession { name };
+        let session = RootSession {
+            name,
+            _sessiond: sessiond,
+        };
         let out = out.display().to_string();
         lttng_ok(&["create", &session.name, "--snapshot", "-o", &out]);
         lttng_ok(&[

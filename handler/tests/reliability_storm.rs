@@ -16,7 +16,7 @@ use testsupport::handler::*;
 use testsupport::handler_binary;
 use testsupport::process::*;
 use testsupport::tmpfs::*;
-use testsupport::{ensure_sessiond, lttng, lttng_ok, unique_name, TempDir};
+use testsupport::{ensure_sessiond, lttng, lttng_ok, unique_name, RootSessiondUse, TempDir};
 
 const STORM: usize = 50;
 const LOOP: usize = 200;
@@ -33,13 +33,15 @@ const MIN_FREE: u64 = 64 << 20;
 /// crasher's events; destroyed when dropped.
 struct SmallSession {
     name: String,
+    // The root daemon is kept until the session is gone.
+    _sessiond: RootSessiondUse,
     // Where the snapshots go: removed after the session.
     _output: TempDir,
 }
 
 impl SmallSession {
     fn start() -> SmallSession {
-        ensure_sessiond();
+        let sessiond = ensure_sessiond();
         let name = unique_name("security-storm");
         let output = TempDir::new("lcdsec-storm-traces");
         lttng_ok(&[
@@ -51,6 +53,7 @@ impl SmallSession {
         ]);
         let session = SmallSession {
             name,
+            _sessiond: sessiond,
             _output: output,
         };
         lttng_ok(&[

@@ -4,6 +4,7 @@
 //! the signal handler (Ctrl-C, SIGTERM, SIGHUP), whichever comes first.
 
 use crate::install::{write_setting, KernelFiles};
+use anyhow::anyhow;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// What was in place before the demo.
@@ -37,7 +38,7 @@ pub struct Restorer {
 
 impl KernelSettingsGuard {
     /// Reads and keeps the current settings; changes nothing.
-    pub fn save(files: KernelFiles) -> Result<KernelSettingsGuard, String> {
+    pub fn save(files: KernelFiles) -> anyhow::Result<KernelSettingsGuard> {
         let saved = Saved {
             core_pattern: files.read_pattern()?,
             core_pipe_limit: files.read_pipe_limit()?,
@@ -64,10 +65,12 @@ impl KernelSettingsGuard {
     /// Writes `line` to core_pattern, and `pipe_limit` to core_pipe_limit
     /// when it is 0 (a non-zero limit makes the kernel keep the crashed
     /// process, and its trace buffers, until the handler is done).
-    pub fn install(&self, line: &str, pipe_limit: u32) -> Result<(), String> {
+    pub fn install(&self, line: &str, pipe_limit: u32) -> anyhow::Result<()> {
         let mut shared = lock(&self.shared);
         let Some(saved) = shared.saved.clone() else {
-            return Err("interrupted: the kernel settings were already restored".into());
+            return Err(anyhow!(
+                "interrupted: the kernel settings were already restored"
+            ));
         };
         shared.changed = true;
         if saved.core_pipe_limit.trim() == "0" {
@@ -76,7 +79,7 @@ impl KernelSettingsGuard {
         write_setting(&shared.files.core_pattern, line)?;
         let written = shared.files.read_pattern()?;
         if written != line {
-            return Err(format!(
+            return Err(anyhow!(
                 "the kernel kept core_pattern {written:?} instead of {line:?}"
             ));
         }
@@ -84,7 +87,7 @@ impl KernelSettingsGuard {
     }
 
     /// Puts the saved settings back now; see [`Restorer::restore`].
-    pub fn restore(&self) -> Result<Option<Saved>, String> {
+    pub fn restore(&self) -> anyhow::Result<Option<Saved>> {
         self.restorer().restore()
     }
 }
@@ -92,7 +95,7 @@ impl KernelSettingsGuard {
 impl Restorer {
     /// Puts the saved settings back and checks that the kernel has them.
     /// `Ok(None)` when they were already restored (or never changed).
-    pub fn restore(&self) -> Result<Option<Saved>, String> {
+    pub fn restore(&self) -> anyhow::Result<Option<Saved>> {
         let mut shared = lock(&self.shared);
         let Some(saved) = shared.saved.take() else {
             return Ok(None);
@@ -105,10 +108,11 @@ impl Restorer {
         let pattern = shared.files.read_pattern()?;
         let pipe_limit = shared.files.read_pipe_limit()?;
         if pattern != saved.core_pattern || pipe_limit != saved.core_pipe_limit {
-            return Err(format!(
+            return Err(anyhow!(
                 "restoring the kernel settings: core_pattern is {pattern:?} and core_pipe_limit \
                  {pipe_limit} instead of {:?} and {}",
-                saved.core_pattern, saved.core_pipe_limit
+                saved.core_pattern,
+                saved.core_pipe_limit
             ));
         }
         Ok(Some(saved))
@@ -121,7 +125,7 @@ impl Drop for KernelSettingsGuard {
             Ok(Some(saved)) => println!("{}", restored_message(&saved)),
             Ok(None) => {}
             Err(err) => eprintln!(
-                "lttng-coredump demo: {err}\n  put it back by hand: {}",
+                "lttng-coredump demo: {err:#}\n  put it back by hand: {}",
                 lock(&self.shared)
                     .saved
                     .as_ref()

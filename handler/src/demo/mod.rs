@@ -19,6 +19,7 @@ mod sessiond;
 pub use kernel_settings::{KernelSettingsGuard, Restorer, Saved};
 
 use crate::install::{self, KernelFeatures, KernelFiles};
+use anyhow::{anyhow, Context as _};
 use lttng_ctl::{
     BufferType, ChannelBuilder, Domain, EventBuilder, Session, SessionBuilder, SessionOutput,
 };
@@ -49,17 +50,16 @@ pub struct DemoOptions {
     pub kernel: KernelFiles,
 }
 
-type Step<T> = Result<T, String>;
+type Step<T> = anyhow::Result<T>;
 
 /// Runs the demo, printing as it goes. An error is returned after
 /// everything the demo changed has been put back.
 pub fn run(options: &DemoOptions) -> Step<()> {
     if !rustix::process::geteuid().is_root() {
-        return Err(
+        return Err(anyhow!(
             "the demo must run as root: it sets /proc/sys/kernel/core_pattern and \
              traces with the root session daemon"
-                .into(),
-        );
+        ));
     }
     println!("lttng-coredump demo: a traced program crashes; the handler keeps its trace and its core.\n");
 
@@ -95,16 +95,16 @@ fn restore_on_signals(restorer: Restorer, interrupted: Arc<AtomicBool>) -> Step<
             Ok(None) => {
                 eprintln!("\ninterrupted: cleaning up (press Ctrl-C again to quit at once)")
             }
-            Err(err) => eprintln!("\ninterrupted: {err}"),
+            Err(err) => eprintln!("\ninterrupted: {err:#}"),
         }
         interrupted.store(true, Ordering::SeqCst);
     })
-    .map_err(|err| format!("cannot handle Ctrl-C (so could not restore core_pattern on it): {err}"))
+    .context("cannot handle Ctrl-C (so could not restore core_pattern on it)")
 }
 
 fn check(interrupted: &AtomicBool) -> Step<()> {
     if interrupted.load(Ordering::SeqCst) {
-        Err("interrupted".into())
+        Err(anyhow!("interrupted"))
     } else {
         Ok(())
     }
@@ -165,7 +165,7 @@ fn run_with(
         "[4/6] Running {} (traced; it crashes)",
         program::PROGRAM_NAME
     );
-    let program = program::write_program(&scratch.path)?;
+    let program = program::write_program(&scratch.path).map_err(anyhow::Error::msg)?;
     let pid = crash(&program, interrupted)?;
 
     println!("[5/6] Crash record");
@@ -202,12 +202,12 @@ fn root_only_directory(dir: &Path) -> Step<()> {
     match std::fs::DirBuilder::new().mode(0o755).create(dir) {
         Ok(()) => {}
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(err) => return Err(format!("cannot create {}: {err}", dir.display())),
+        Err(err) => return Err(err).with_context(|| format!("cannot create {}", dir.display())),
     }
     let metadata = std::fs::symlink_metadata(dir)
-        .map_err(|err| format!("cannot inspect {}: {err}", dir.display()))?;
+        .with_context(|| format!("cannot inspect {}", dir.display()))?;
     if !metadata.is_dir() || metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
-        return Err(format!(
+        return Err(anyhow!(
             "{} is not a directory owned by root that only root can write (owner uid {}, mode {:o}); \
              the handler would not put cores there. Remove it, or choose another with --dir",
             dir.display(),
@@ -249,7 +249,7 @@ impl ScratchDir {
                 Err(err) => problems.push(format!("cannot create {}: {err}", path.display())),
             }
         }
-        Err(format!(
+        Err(anyhow!(
             "no place for the demo's handler copy: {}",
             problems.join("; ")
         ))
@@ -273,7 +273,7 @@ impl DemoSession {
             .snapshot()
             .output(SessionOutput::Local(snapshot_dir.to_path_buf()))
             .create()
-            .map_err(|err| format!("creating the tracing session {name:?}: {err}"))?;
+            .with_context(|| format!("creating the tracing session {name:?}"))?;
         let demo = DemoSession {
             session: Some(session),
         };
@@ -286,13 +286,13 @@ impl DemoSession {
             .subbuf_size(64 * 1024)
             .num_subbuf(4)
             .enable(session)
-            .map_err(|err| format!("enabling the demo channel in {name:?}: {err}"))?;
+            .with_context(|| format!("enabling the demo channel in {name:?}"))?;
         EventBuilder::named(program::EVENTS)
             .enable(session, &channel)
-            .map_err(|err| format!("enabling {} in {name:?}: {err}", program::EVENTS))?;
+            .with_context(|| format!("enabling {} in {name:?}", program::EVENTS))?;
         session
             .start()
-            .map_err(|err| format!("starting the tracing session {name:?}: {err}"))?;
+            .with_context(|| format!("starting the tracing session {name:?}"))?;
         Ok(demo)
     }
 
@@ -315,12 +315,11 @@ impl Drop for DemoSession {
 }
 
 fn copy_handler(to: &Path) -> Step<()> {
-    let this = std::env::current_exe()
-        .map_err(|err| format!("cannot tell where this program is: {err}"))?;
+    let this = std::env::current_exe().context("cannot tell where this program is")?;
     std::fs::copy(&this, to)
-        .map_err(|err| format!("cannot copy {} to {}: {err}", this.display(), to.display()))?;
+        .with_context(|| format!("cannot copy {} to {}", this.display(), to.display()))?;
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
-        .map_err(|err| format!("cannot make {} executable: {err}", to.display()))
+        .with_context(|| format!("cannot make {} executable", to.display()))
 }
 
 /// The handler's configuration for the demo: its session only (never the
@@ -329,7 +328,7 @@ fn write_config(path: &Path, core_dir: &Path, session: &str) -> Step<()> {
     let quoted = |text: &str| toml::Value::String(text.to_string()).to_string();
     let core_dir = core_dir
         .to_str()
-        .ok_or_else(|| format!("{} is not UTF-8", core_dir.display()))?;
+        .with_context(|| format!("{} is not UTF-8", core_dir.display()))?;
     let text = format!(
         "# Written by `lttng-coredump demo` for one run, then removed.\n\
          core_dir = {}\n\
@@ -348,12 +347,7 @@ fn write_config(path: &Path, core_dir: &Path, session: &str) -> Step<()> {
     // Root-owned and not writable by others, or the handler ignores it.
     std::fs::write(path, text)
         .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)))
-        .map_err(|err| {
-            format!(
-                "cannot write the demo configuration {}: {err}",
-                path.display()
-            )
-        })
+        .with_context(|| format!("cannot write the demo configuration {}", path.display()))
 }
 
 /// Runs the program and returns its pid once it has died of a signal.
@@ -364,20 +358,22 @@ fn crash(program: &Path, interrupted: &AtomicBool) -> Step<i32> {
         .env("LTTNG_UST_REGISTER_TIMEOUT", "30000")
         .stdin(Stdio::null())
         .spawn()
-        .map_err(|err| format!("cannot run {}: {err}", program.display()))?;
+        .with_context(|| format!("cannot run {}", program.display()))?;
     let pid = child.id() as i32;
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
-            Err(err) => return Err(format!("waiting for {}: {err}", program.display())),
+            Err(err) => {
+                return Err(err).with_context(|| format!("waiting for {}", program.display()))
+            }
         }
         if interrupted.load(Ordering::SeqCst) || started.elapsed() > CRASH_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
             check(interrupted)?;
-            return Err(format!(
+            return Err(anyhow!(
                 "{} (pid {pid}) was still running after {} s",
                 program::PROGRAM_NAME,
                 CRASH_TIMEOUT.as_secs()
@@ -397,7 +393,7 @@ fn crash(program: &Path, interrupted: &AtomicBool) -> Step<i32> {
             }
         ),
         None => {
-            return Err(format!(
+            return Err(anyhow!(
                 "{} (pid {pid}) did not crash: {status}",
                 program::PROGRAM_NAME
             ))
@@ -412,7 +408,7 @@ fn wait_for_record(core_dir: &Path, pid: i32, interrupted: &AtomicBool) -> Step<
     let started = Instant::now();
     loop {
         let found = std::fs::read_dir(core_dir)
-            .map_err(|err| format!("cannot read {}: {err}", core_dir.display()))?
+            .with_context(|| format!("cannot read {}", core_dir.display()))?
             .flatten()
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .find(|name| name.starts_with(&prefix) && name.ends_with(".json"));
@@ -421,7 +417,7 @@ fn wait_for_record(core_dir: &Path, pid: i32, interrupted: &AtomicBool) -> Step<
         }
         check(interrupted)?;
         if started.elapsed() > RECORD_TIMEOUT {
-            return Err(format!(
+            return Err(anyhow!(
                 "no crash record of pid {pid} in {} after {} s: the handler did not run \
                  (see the system log, `journalctl -t lttng-coredump`, or `dmesg`)",
                 core_dir.display(),
@@ -433,10 +429,9 @@ fn wait_for_record(core_dir: &Path, pid: i32, interrupted: &AtomicBool) -> Step<
 }
 
 fn read_record(path: &Path) -> Step<serde_json::Value> {
-    let bytes =
-        std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_slice(&bytes)
-        .map_err(|err| format!("the crash record {} is not JSON: {err}", path.display()))
+        .with_context(|| format!("the crash record {} is not JSON", path.display()))
 }
 
 /// Prints what the crash left, from its record; an error when the core or
@@ -504,8 +499,8 @@ fn report(record: &serde_json::Value, session: &str) -> Step<()> {
                 }
             }
             Err(err) => {
-                println!("  {err}");
-                problems.push(err);
+                println!("  {err:#}");
+                problems.push(format!("{err:#}"));
             }
         }
     }
@@ -513,7 +508,7 @@ fn report(record: &serde_json::Value, session: &str) -> Step<()> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(problems.join("; "))
+        Err(anyhow!(problems.join("; ")))
     }
 }
 
@@ -523,11 +518,9 @@ fn last_events(snapshot: &Path) -> Step<Vec<String>> {
         .arg(snapshot)
         .stdin(Stdio::null())
         .output()
-        .map_err(|err| {
-            format!("cannot run babeltrace2 to read the snapshot (apt-get install -y babeltrace2): {err}")
-        })?;
+        .context("cannot run babeltrace2 to read the snapshot (apt-get install -y babeltrace2)")?;
     if !output.status.success() {
-        return Err(format!(
+        return Err(anyhow!(
             "babeltrace2 {} failed: {}",
             snapshot.display(),
             String::from_utf8_lossy(&output.stderr).trim()
@@ -574,7 +567,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         root_only_directory(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = root_only_directory(&dir).unwrap_err();
+        let err = format!("{:#}", root_only_directory(&dir).unwrap_err());
         assert!(err.contains("only root can write"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
