@@ -631,3 +631,60 @@ fn handle_run_from_a_terminal_prints_its_usage_and_does_nothing() {
     );
     assert!(!cores.exists(), "the handler made {}", cores.display());
 }
+
+/// Plants a core and its record, `days` old, in `cores`.
+fn plant_old_crash(cores: &Path, name: &str, days: u64) -> [PathBuf; 2] {
+    let old = std::time::SystemTime::now() - Duration::from_secs(days * 86_400);
+    let core = cores.join(format!("core.{name}.1.1"));
+    let record = cores.join(format!("core.{name}.1.1.json"));
+    for path in [&core, &record] {
+        fs::write(path, "{}").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    [core, record]
+}
+
+#[test]
+fn max_age_deletes_old_cores_and_records_on_a_crash_and_in_vacuum() {
+    let dir = open_dir("lcdt-age");
+    let cores = dir.path().join("cores");
+    fs::create_dir(&cores).unwrap();
+    let binary = tool_copy(dir.path());
+    let handler =
+        InstalledHandler::new(handler_binary!(), &config_for(&cores, "max_age = \"30d\""));
+    let old = plant_old_crash(&cores, "old", 40);
+    let young = plant_old_crash(&cores, "young", 20);
+    let (pid, record) = crash_as_root(&cores, &unique_name("age"), 1);
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    for path in &old {
+        assert!(!path.exists(), "{} outlived max_age", path.display());
+    }
+    for path in &young {
+        assert!(path.exists(), "{} is within max_age", path.display());
+    }
+    assert!(Path::new(record["core"]["path"].as_str().unwrap()).exists());
+
+    // vacuum applies the same rule now, with the configuration's limits.
+    let older = plant_old_crash(&cores, "older", 31);
+    let config = handler.config.display().to_string();
+    let report = succeeded(&tool(&binary, &["vacuum", "--config", &config]));
+    for path in &older {
+        assert!(!path.exists(), "{}: {report}", path.display());
+        assert!(report.contains(&path.display().to_string()), "{report}");
+    }
+    assert!(young.iter().all(|p| p.exists()), "{report}");
+    let listed = json_lines(&succeeded(&tool(
+        &binary,
+        &["list", "--json", "--config", &config],
+    )));
+    assert_eq!(
+        listed.iter().filter(|c| c["pid"] == pid).count(),
+        1,
+        "{listed:?}"
+    );
+}
