@@ -157,6 +157,14 @@ pub fn parse(text: &str) -> Parsed {
             _ => problem(key, "unknown key (ignored)".to_string()),
         }
     }
+    // In the file's order (the table's is alphabetical).
+    problems.sort_by_key(|problem| {
+        problem
+            .strip_prefix("line ")
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(usize::MAX)
+    });
     Parsed {
         config,
         problems,

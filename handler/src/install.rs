@@ -6,9 +6,7 @@
 //! elsewhere.
 
 use crate::config::{self, Config};
-use crate::crash_plan;
 use crate::kernel_args::FIELDS;
-use crate::space::{self, SpacePolicy};
 use anyhow::{anyhow, Context as _};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -24,8 +22,6 @@ pub const DEFAULT_PROC_SYS_KERNEL: &str = "/proc/sys/kernel";
 /// keep `/proc/PID` of the crashing process until the handler exits).
 pub const DEFAULT_PIPE_LIMIT: u32 = 64;
 pub use lttng_ctl::daemon::ROOT_CLIENT_SOCKET as ROOT_SESSIOND_SOCKET;
-/// How long `status` waits for the session daemon's answer.
-const STATUS_DAEMON_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where the kernel's settings live.
 #[derive(Debug, Clone)]
@@ -387,157 +383,14 @@ pub fn uninstall(
     ))
 }
 
-/// A report of what is in place, for a person.
+/// A report of what is in place, for a person (see `status`).
 pub fn status(
     kernel: &KernelFiles,
     backup_path: &Path,
     config_path: Option<&Path>,
     sessiond_socket: &Path,
 ) -> String {
-    let mut out = String::new();
-    let pattern = kernel.read_pattern();
-    match &pattern {
-        Ok(pattern) if is_handler_line(pattern) => {
-            writeln!(out, "handler: installed").expect("String");
-            writeln!(out, "core_pattern: {pattern}").expect("String");
-            if let Some(binary) = pattern.split(' ').next().and_then(|p| p.strip_prefix('|')) {
-                if !Path::new(binary).is_file() {
-                    writeln!(
-                        out,
-                        "warning: the handler binary {binary} does not exist: cores are lost"
-                    )
-                    .expect("String");
-                }
-            }
-        }
-        Ok(pattern) => {
-            writeln!(out, "handler: not installed").expect("String");
-            writeln!(out, "core_pattern: {pattern}").expect("String");
-        }
-        Err(err) => writeln!(out, "core_pattern: {err:#}").expect("String"),
-    }
-    match kernel.read_pipe_limit() {
-        Ok(limit) => {
-            writeln!(out, "core_pipe_limit: {limit}").expect("String");
-            if let Some(warning) = pipe_limit_warning(&limit) {
-                writeln!(out, "warning: {warning}").expect("String");
-            }
-        }
-        Err(err) => writeln!(out, "core_pipe_limit: {err:#}").expect("String"),
-    }
-    let installed = pattern.as_ref().is_ok_and(|p| is_handler_line(p));
-    out.push_str(&crate::persist::boot_warnings(
-        Path::new(crate::persist::DEFAULT_SYSCTL_FILE),
-        installed,
-    ));
-    let features = KernelFeatures::running();
-    writeln!(
-        out,
-        "kernel: {} (pidfd %F: {}, dump mode %d: {})",
-        rustix::system::uname().release().to_string_lossy(),
-        yes_no(features.pidfd),
-        yes_no(features.dump_mode)
-    )
-    .expect("String");
-    match Backup::read(backup_path) {
-        Ok(Some(backup)) => writeln!(
-            out,
-            "backup: {} (core_pattern {:?}, core_pipe_limit {})",
-            backup_path.display(),
-            backup.core_pattern,
-            backup.core_pipe_limit
-        )
-        .expect("String"),
-        Ok(None) => writeln!(out, "backup: none at {}", backup_path.display()).expect("String"),
-        Err(err) => writeln!(out, "backup: {err:#}").expect("String"),
-    }
-    let installed_config = pattern.as_ref().ok().and_then(|p| config_in_line(p));
-    let config_path = config_path.map(Path::to_path_buf).or(installed_config);
-    let loaded = Config::load(config_path.as_deref());
-    writeln!(
-        out,
-        "configuration: {} ({})",
-        config_path
-            .as_deref()
-            .unwrap_or(Path::new(config::DEFAULT_CONFIG_PATH))
-            .display(),
-        match &loaded.error {
-            Some(error) => format!("BAD: {error}"),
-            None => "ok".into(),
-        }
-    )
-    .expect("String");
-    let alive = session_daemon_alive(sessiond_socket);
-    writeln!(
-        out,
-        "root session daemon: {}",
-        if alive {
-            "alive"
-        } else {
-            "not running (no snapshot would be taken)"
-        }
-    )
-    .expect("String");
-    let config = loaded.config;
-    if alive {
-        writeln!(out, "on a crash now, in the root session daemon:").expect("String");
-        if !rustix::process::geteuid().is_root() {
-            writeln!(
-                out,
-                "  (not root: what follows is what this user's session daemon shows; run as root)"
-            )
-            .expect("String");
-        }
-        match crash_plan::query(STATUS_DAEMON_DEADLINE) {
-            Ok(state) => out.push_str(&crash_plan::describe(&state, &config)),
-            Err(err) => writeln!(out, "  cannot tell: {err}").expect("String"),
-        }
-        writeln!(
-            out,
-            "  and in the crashing user's own session daemon, when they run one: {}",
-            if config.snapshot_user_daemon {
-                "its OnAnyCoreDump triggers, the configured sessions or the fallback, alike"
-            } else {
-                "nothing (snapshot_user_daemon = false)"
-            }
-        )
-        .expect("String");
-        writeln!(
-            out,
-            "  all within the snapshot deadline of {} s, before the core is read",
-            config.snapshot_deadline.as_secs_f64()
-        )
-        .expect("String");
-    }
-    match crate::coredir::open_checked(&config.core_dir, false) {
-        Ok(dir) => {
-            let policy = SpacePolicy {
-                max_dir_size: config.max_dir_size,
-                min_free: config.min_free,
-            };
-            match space::room(std::os::fd::AsFd::as_fd(&dir.fd), policy) {
-                Ok(room) => writeln!(
-                    out,
-                    "cores go to: {} (room for {} more bytes; limits: core {} bytes, directory {} bytes, keep {} bytes free)",
-                    dir.path.display(),
-                    room,
-                    config.max_core_size,
-                    config.max_dir_size,
-                    config.min_free
-                )
-                .expect("String"),
-                Err(err) => writeln!(out, "cores go to: {} (cannot measure room: {err})", dir.path.display()).expect("String"),
-            }
-        }
-        Err(err) => writeln!(
-            out,
-            "cores go to: {} ({err}; it is created on the first crash if missing, the default {} is used if unsafe)",
-            config.core_dir.display(),
-            config::DEFAULT_CORE_DIR
-        )
-        .expect("String"),
-    }
-    out
+    crate::status::gather(kernel, backup_path, config_path, sessiond_socket).text()
 }
 
 /// Below this many crashes handled at once, `status` warns: the kernel
@@ -563,14 +416,6 @@ pub fn pipe_limit_warning(limit: &str) -> Option<String> {
 /// Whether a session daemon accepts connections on its client socket.
 pub fn session_daemon_alive(socket: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(socket).is_ok()
-}
-
-fn yes_no(value: bool) -> &'static str {
-    if value {
-        "yes"
-    } else {
-        "no"
-    }
 }
 
 #[cfg(test)]

@@ -28,5 +28,6 @@ pub mod safefile;
 pub mod sanitize;
 pub mod snapshot;
 pub mod space;
+pub mod status;
 pub mod syslog;
 pub mod tools;

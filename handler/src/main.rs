@@ -76,12 +76,21 @@ enum Command {
         force: bool,
     },
     /// Say what is installed, whether a session daemon runs, where cores go.
+    ///
+    /// Exit status: 0 when installed and a crash would be handled as
+    /// configured (the binary exists, the configuration is valid, the core
+    /// directory is usable, the root session daemon runs); 1 when not
+    /// installed; 2 when installed but something is wrong (each printed as
+    /// "problem:"). Warnings do not change it.
     Status {
         /// The configuration to check (default: the installed line's, or the default file).
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]
         paths: KernelPaths,
+        /// Everything as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Show it work: trace a program built for the demo, install the handler
     /// for the duration, crash the program, and print where its core and its
@@ -213,12 +222,20 @@ fn main() -> ExitCode {
             kernel: KernelFiles::under(std::path::Path::new(install::DEFAULT_PROC_SYS_KERNEL)),
         })
         .map(|()| String::new()),
-        Command::Status { config, paths } => Ok(install::status(
-            &KernelFiles::under(&paths.proc_sys_kernel),
-            &paths.backup,
-            config.as_deref(),
-            std::path::Path::new(install::ROOT_SESSIOND_SOCKET),
-        )),
+        Command::Status {
+            config,
+            paths,
+            json,
+        } => {
+            let status = lttng_coredump_handler::status::gather(
+                &KernelFiles::under(&paths.proc_sys_kernel),
+                &paths.backup,
+                config.as_deref(),
+                std::path::Path::new(install::ROOT_SESSIOND_SOCKET),
+            );
+            print!("{}", if json { status.json() } else { status.text() });
+            return ExitCode::from(status.exit_status);
+        }
     };
     match result {
         Ok(report) => {
