@@ -48,26 +48,42 @@ impl Store {
         }
     }
 
-    /// Every crash the caller may read, oldest first.
+    /// Every crash the caller may read, oldest first. A crash whose
+    /// record has a user's copy beside it (`STEM.user.json`, holding only
+    /// what concerns the crashing user) is shown once: from root's record
+    /// when the caller may read it, else from the copy.
     pub fn crashes(&self) -> Result<Vec<Crash>> {
         let entries = std::fs::read_dir(&self.dir)
             .with_context(|| format!("cannot list the crashes in {}", self.dir.display()))?;
-        let mut crashes = Vec::new();
+        let mut names = Vec::new();
         for entry in entries {
             let entry = entry
                 .with_context(|| format!("cannot list the crashes in {}", self.dir.display()))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if !(name.starts_with("core.") && name.ends_with(".json")) {
+            if let Some(name) = entry.file_name().to_str() {
+                if name.starts_with("core.") && name.ends_with(".json") {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        let mut crashes: Vec<Crash> = Vec::new();
+        let mut read = std::collections::BTreeSet::new();
+        // Root's records first, so that their copies can be left out.
+        let (copies, records): (Vec<String>, Vec<String>) = names
+            .into_iter()
+            .partition(|name| root_record_of(name).is_some());
+        for name in records.into_iter().chain(copies) {
+            if root_record_of(&name).is_some_and(|root| read.contains(&root)) {
                 continue;
             }
-            match Crash::read(&entry.path()) {
-                Ok(Some(crash)) => crashes.push(crash),
+            let path = self.dir.join(&name);
+            match Crash::read(&path) {
+                Ok(Some(crash)) => {
+                    read.insert(name);
+                    crashes.push(crash);
+                }
                 Ok(None) => {}
-                Err(err) => eprintln!(
-                    "lttng-coredump: skipping {}: {err:#}",
-                    entry.path().display()
-                ),
+                Err(err) => eprintln!("lttng-coredump: skipping {}: {err:#}", path.display()),
             }
         }
         crashes.sort_by(|a, b| {
@@ -75,6 +91,17 @@ impl Store {
         });
         Ok(crashes)
     }
+}
+
+/// The name of root's record a user's copy goes with (`STEM.user.json` or
+/// `STEM.user.N.json` beside `STEM.json`); `None` for any other name.
+pub fn root_record_of(name: &str) -> Option<String> {
+    let at = name.rfind(".user.")?;
+    let rest = &name[at + ".user.".len()..];
+    let numbered = rest
+        .strip_suffix(".json")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    (rest == "json" || numbered).then(|| format!("{}.json", &name[..at]))
 }
 
 /// One crash: its record, as the handler wrote it.
@@ -271,4 +298,57 @@ pub struct Snapshot {
 /// `O_NOFOLLOW`: a record is a file the handler wrote, never a link.
 fn libc_o_nofollow() -> i32 {
     rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_copy_names_roots_record() {
+        assert_eq!(
+            root_record_of("core.x.1.2.user.json").as_deref(),
+            Some("core.x.1.2.json")
+        );
+        assert_eq!(
+            root_record_of("core.x.1.2.1.user.3.json").as_deref(),
+            Some("core.x.1.2.1.json")
+        );
+        assert_eq!(root_record_of("core.x.1.2.json"), None);
+        assert_eq!(root_record_of("core.user.1.2.json"), None);
+    }
+
+    #[test]
+    fn each_crash_once_roots_record_before_its_copy() {
+        let dir = std::env::temp_dir().join(format!("tools-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("core.a.1.10.json"), r#"{"pid": 1, "time": 10}"#).unwrap();
+        std::fs::write(
+            dir.join("core.a.1.10.user.json"),
+            r#"{"pid": 1, "time": 10, "note": "copy"}"#,
+        )
+        .unwrap();
+        // Only a copy (root's record gone, or not readable): the copy shows.
+        std::fs::write(
+            dir.join("core.b.2.20.user.json"),
+            r#"{"pid": 2, "time": 20}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.json"), "{}").unwrap();
+        let store = Store {
+            dir: dir.clone(),
+            config: Config::default(),
+            config_path: "/none".into(),
+            config_error: None,
+        };
+        let crashes = store.crashes().unwrap();
+        let pids: Vec<_> = crashes.iter().map(|c| c.pid()).collect();
+        assert_eq!(pids, [Some(1), Some(2)]);
+        assert!(
+            crashes[0].record["note"].is_null(),
+            "root's record, not the copy"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
