@@ -182,7 +182,10 @@ fn readable_table(text: &str, problems: &mut Vec<String>) -> (Table, String) {
             Err(err) => {
                 let message = err.message().trim().replace('\n', " ");
                 let Some(span) = err.span() else { break };
-                let start = span.start.min(text.len());
+                let mut start = span.start.min(text.len());
+                while !text.is_char_boundary(start) {
+                    start -= 1;
+                }
                 let (line, column) = line_column(&text, start);
                 let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
                 let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
