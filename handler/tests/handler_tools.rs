@@ -23,8 +23,9 @@ use testsupport::{ensure_sessiond, lttng, lttng_ok, unique_name, TempDir, TestUs
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A started snapshot-mode session of the root daemon tracing the crasher
-/// fixture into `out`, with the vpid and procname contexts when asked;
-/// destroyed when dropped.
+/// into `out`, only the events whose tag starts with `tags` (the root
+/// daemon is shared: other tests' crashers emit the same events), with the
+/// vpid and procname contexts when asked; destroyed when dropped.
 struct RootSession {
     name: String,
     // Declared after `name`, dropped after the session is destroyed.
@@ -32,7 +33,7 @@ struct RootSession {
 }
 
 impl RootSession {
-    fn start(what: &str, out: &Path, with_context: bool) -> RootSession {
+    fn start(what: &str, out: &Path, with_context: bool, tags: &str) -> RootSession {
         let sessiond = ensure_sessiond();
         let name = unique_name(&format!("tools-{what}"));
         let session = RootSession {
@@ -61,6 +62,8 @@ impl RootSession {
             "-c",
             "crash",
             "lttng_coredump:*",
+            "--filter",
+            &format!("tag == \"{tags}*\""),
         ]);
         if with_context {
             lttng_ok(&[
@@ -186,8 +189,9 @@ fn crash_tools_show_a_root_crash_its_core_its_backtrace_and_its_trace() {
     let binary = tool_copy(dir.path());
     // Each session its own output directory: two sessions snapshotted in
     // the same second into one directory would get the same snapshot name.
-    let with_context = RootSession::start("ctx", &out.join("ctx"), true);
-    let without_context = RootSession::start("noctx", &out.join("noctx"), false);
+    let tags = unique_name("lcdt");
+    let with_context = RootSession::start("ctx", &out.join("ctx"), true, &tags);
+    let without_context = RootSession::start("noctx", &out.join("noctx"), false, &tags);
     let handler = InstalledHandler::new(
         handler_binary!(),
         &config_for(
@@ -198,9 +202,9 @@ fn crash_tools_show_a_root_crash_its_core_its_backtrace_and_its_trace() {
             ),
         ),
     );
-    let noise = unique_name("noise");
+    let noise = format!("{tags}-noise");
     run_to_exit(&noise, 4);
-    let tag = unique_name("crash");
+    let tag = format!("{tags}-crash");
     let (pid, record) = crash_as_root(&cores, &tag, 12);
     // A second crash, compressed, for debug and dump of a zstd core.
     handler.set_config(&config_for(&cores, "compression = \"zstd\""));
