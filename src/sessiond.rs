@@ -185,7 +185,7 @@ fn wait_gone(processes: &[ProcessId], timeout: Duration) -> bool {
 }
 
 /// The root session daemon's run directory.
-pub const ROOT_RUN_DIR: &str = "/var/run/lttng";
+pub use lttng_ctl::daemon::ROOT_RUN_DIR;
 
 /// How long a session daemon may take to answer once started: wide, for a
 /// loaded machine (nothing tests how fast a daemon starts).

@@ -58,6 +58,8 @@ def build_fire():
             "install",
             f"DESTDIR={STAGE}",
             f"PREFIX={STAGED_PREFIX}",
+            # Not the multiarch default: the program below looks in <prefix>/lib.
+            f"LIBDIR={STAGED_PREFIX}/lib",
             f"PROFILE={Profile.make_profile()}",
             f"TARGET_DIR={TARGET_DIR}",
         ]

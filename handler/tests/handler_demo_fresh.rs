@@ -28,12 +28,17 @@ fn field<'a>(stdout: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {label:?} line in the demo's output:\n{stdout}"))
 }
 
-/// Root's LTTng daemons and their helpers (lttng-sessiond, lttng-consumerd,
-/// lttng-runas); test users' own daemons are not root's.
+/// The processes of an LTTng session daemon: itself, its consumer daemons
+/// and its run-as helper. (Not `lttng-coredump`: other worktrees' handlers,
+/// or a child the hardened handler leaves behind on purpose, may run.)
+const LTTNG_DAEMONS: [&str; 3] = ["lttng-sessiond", "lttng-consumerd", "lttng-runas"];
+
+/// Root's LTTng daemons and their helpers; test users' own daemons are not
+/// root's.
 fn root_lttng_processes() -> Vec<(ProcessId, String)> {
     processes()
         .into_iter()
-        .filter(|(_, name, _, uid)| *uid == 0 && name.starts_with("lttng-"))
+        .filter(|(_, name, _, uid)| *uid == 0 && LTTNG_DAEMONS.contains(&name.as_str()))
         .map(|(id, name, ..)| (id, name))
         .collect()
 }

@@ -13,7 +13,20 @@
 #     owned by root.
 
 # Fails, before anything is installed, when there is no cargo on PATH.
+# Called as `require_cargo "$@"`: run through `sudo` by a user whose
+# toolchain sudo's secure_path hid, the script starts again as that user
+# (who built nothing as root yet), with their ~/.cargo/bin, and calls sudo
+# itself for the root steps.
 require_cargo() {
+  if ! command -v cargo >/dev/null && [[ $(id -u) -eq 0 && -n "${SUDO_USER:-}" && "${SUDO_USER}" != root ]]; then
+    local user_home
+    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    if [[ -n "$user_home" && -x "$user_home/.cargo/bin/cargo" ]]; then
+      echo "$(basename "$0"): run through sudo: going on as $SUDO_USER with their Rust toolchain (root steps go through sudo)" >&2
+      exec sudo -u "$SUDO_USER" env HOME="$user_home" PATH="$user_home/.cargo/bin:$PATH" \
+        ${CI:+CI="$CI"} ${TEST_LOG_DIR:+TEST_LOG_DIR="$TEST_LOG_DIR"} "$0" "$@"
+    fi
+  fi
   if ! command -v cargo >/dev/null; then
     echo "$(basename "$0"): no Rust toolchain (cargo) on PATH; install one with rustup (Rust >= 1.82):" >&2
     echo "  curl --proto '=https' -sSf https://sh.rustup.rs | sh" >&2
