@@ -177,15 +177,46 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
     assert_eq!(read(CORE_PATTERN), SYSTEMD_LINE);
     simulate_boot(&guard);
     assert_eq!(read(CORE_PATTERN), SYSTEMD_LINE);
-    // Installed without --persist, status says the line will not survive.
+    // Installed without --persist, status says the line will not survive;
+    // with --chain-previous, every core also goes to systemd-coredump (the
+    // [chain] section written from its line: it is not installed here, so
+    // the record says the chained command could not run).
     let output = run(
         &binary,
         &[
-            "install", "--binary", binary_arg, "--config", config_arg, "--backup", backup_arg,
+            "install",
+            "--chain-previous",
+            "--binary",
+            binary_arg,
+            "--config",
+            config_arg,
+            "--backup",
+            backup_arg,
         ],
     );
     assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("chained"), "{}", text(&output));
     assert!(status(&[]).contains("warning: not persistent"));
+    let output = run_bounded(
+        crasher_command().args([&unique_name("chain"), "1", "segv"]),
+        CRASH_TIMEOUT,
+    );
+    let pid = ready_pid(&output);
+    let (_, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    // systemd-coredump's own arguments, the crash's fields filled in.
+    let tried = format!(
+        "[\"/lib/systemd/systemd-coredump\", \"{pid}\", \"0\", \"0\", \"11\", \"{}\", \"9223372036854775808\", ",
+        record["time"]
+    );
+    assert!(
+        record["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains(&tried)),
+        "{tried} not tried: {record:#}"
+    );
     let output = run(&binary, &["uninstall", "--backup", backup_arg]);
     assert!(output.status.success(), "{}", text(&output));
     drop(guard);
