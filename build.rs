@@ -10,11 +10,23 @@ const CFLAGS: &[&str] = &["-Wall", "-Wextra", "-Werror", "-O1", "-g"];
 
 /// Builds one executable from `sources`, linking `libs` found by pkg-config.
 fn build_executable(name: &str, sources: &[&str], pkg_libs: &[&str]) -> PathBuf {
+    build(name, sources, pkg_libs, false)
+}
+
+/// Builds one shared library (for `LD_PRELOAD`) from `sources`.
+fn build_shared(name: &str, sources: &[&str]) -> PathBuf {
+    build(name, sources, &[], true)
+}
+
+fn build(name: &str, sources: &[&str], pkg_libs: &[&str], shared: bool) -> PathBuf {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let exe = out_dir.join(name);
     let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
     let mut cmd = compiler.to_command();
     cmd.args(CFLAGS).arg("-Iprograms").arg("-o").arg(&exe);
+    if shared {
+        cmd.args(["-shared", "-fPIC"]);
+    }
     for src in sources {
         println!("cargo:rerun-if-changed={src}");
         cmd.arg(src);
@@ -24,7 +36,7 @@ fn build_executable(name: &str, sources: &[&str], pkg_libs: &[&str]) -> PathBuf 
             .cargo_metadata(false)
             .probe(lib)
             .unwrap_or_else(|e| {
-                panic!("pkg-config could not find {lib} (apt-get install -y liblttng-ust-dev liblttng-ctl-dev): {e}")
+                panic!("pkg-config could not find {lib} (apt-get install -y liblttng-ust-dev liblttng-ctl-dev libfuse3-dev): {e}")
             });
         for dir in probed.include_paths {
             cmd.arg(format!("-I{}", dir.display()));
@@ -61,4 +73,20 @@ fn main() {
         &["lttng-ctl"],
     );
     export("FIXTURE_LTTNG_CTL_LAYOUT", &layout);
+    // The attacker's tools of the security tests: a FUSE file system that
+    // never answers, a library that makes a user's own session daemon lie,
+    // and a program registering a trigger owned by any uid.
+    let hangfs = build_executable("hangfs", &["tests/fixtures/hangfs.c"], &["fuse3"]);
+    export("FIXTURE_HANGFS", &hangfs);
+    let hostile = build_shared(
+        "hostile_sessiond.so",
+        &["tests/fixtures/hostile_sessiond.c"],
+    );
+    export("FIXTURE_HOSTILE_SESSIOND", &hostile);
+    let register = build_executable(
+        "register_trigger",
+        &["tests/fixtures/register_trigger.c"],
+        &["lttng-ctl"],
+    );
+    export("FIXTURE_REGISTER_TRIGGER", &register);
 }

@@ -8,6 +8,7 @@
 //! panics with what to install, so the test fails.
 
 pub mod access;
+pub mod attacker;
 pub mod babeltrace;
 pub mod capi;
 pub mod core_file;

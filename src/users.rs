@@ -133,8 +133,17 @@ impl TestUser {
 
     /// Starts the user's own session daemon and waits until it answers.
     pub fn start_sessiond(&mut self) -> i32 {
-        let mut command = self.command("lttng-sessiond");
-        command.args(["--daemonize", "--no-kernel"]);
+        self.start_sessiond_with_env(&[])
+    }
+
+    /// Starts the user's own session daemon with `env` added to its
+    /// environment (what a user may do to their own daemon, such as
+    /// `LD_PRELOAD`), and waits until it answers.
+    pub fn start_sessiond_with_env(&mut self, env: &[(&str, &str)]) -> i32 {
+        let mut command = self.command("env");
+        command
+            .args(env.iter().map(|(k, v)| format!("{k}={v}")))
+            .args(["lttng-sessiond", "--daemonize", "--no-kernel"]);
         let pid = start_daemon(command, &self.run_dir(), &self.name);
         self.sessiond_pid = Some(pid);
         pid

@@ -11,11 +11,20 @@
 //!    user's), runs those owned by that identity, the extra sessions and
 //!    the fallback, and sends back its report and the triggers of other
 //!    owners.
-//! 2. For each other owner, a child that has become that user (with their
-//!    groups: it reaches the root daemon only if the owner could) runs that
-//!    owner's triggers. The session daemon then applies its own rule: a
-//!    user may only act on their own sessions. A user's trigger naming
-//!    root's session does nothing to it, and the report says why.
+//! 2. In the root daemon, for each other owner, a child that has become
+//!    that user (with their groups: it reaches the root daemon only if the
+//!    owner could) runs that owner's triggers. The session daemon then
+//!    applies its own rule: a user may only act on their own sessions. A
+//!    user's trigger naming root's session does nothing to it, and the
+//!    report says why.
+//!
+//! A per-user daemon is the user's own program and may say anything,
+//! including that it holds triggers of other owners: there, only the
+//! triggers of the daemon's user are fired (by a child that is that user);
+//! the others are reported as refused and never acted on, so that a user
+//! can never choose whom root becomes. Before it asks a per-user daemon
+//! anything, the first child (already that user) checks its run directory
+//! (`target::check_own_run_dir`).
 //!
 //! Snapshots are named after the crash (see `snapshot_name`); where each one
 //! went is found from the session's snapshot output (or the action's own).
@@ -54,6 +63,9 @@ struct DaemonPass {
     /// The acting identity's own triggers that carry a stop action, so that
     /// a snapshots-only fire can say how many stops it left for later.
     own_with_stops: Vec<CoreDumpTrigger>,
+    /// The per-user daemon's run directory has no daemon: nothing was asked.
+    #[serde(default)]
+    absent: bool,
 }
 
 /// What a child acting as another trigger owner reports.
@@ -68,9 +80,12 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
     let started = Instant::now();
     let left = || options.deadline.checked_sub(started.elapsed());
     let mut report = FireReport::default();
-    let daemon = match target::resolve(&options.daemon) {
+    let daemon = match target::resolve(&options.daemon, options.deadline) {
         Ok(daemon) => daemon,
         Err(err) => {
+            // A uid with no user has no daemon either.
+            report.daemon_absent = matches!(options.daemon, super::DaemonTarget::User(_))
+                && err.code() == ErrorCode::Invalid;
             report.errors.push(fire_error(&err));
             return report;
         }
@@ -82,7 +97,25 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
         report.errors.push(deadline_passed(&daemon));
         return report;
     };
+    let per_user = matches!(daemon, Daemon::PerUser(_));
     let pass = run_json(deadline, daemon.identity(), || {
+        if let Some(identity) = daemon.identity() {
+            match target::check_own_run_dir(identity) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return DaemonPass {
+                        absent: true,
+                        ..DaemonPass::default()
+                    }
+                }
+                Err(err) => {
+                    return DaemonPass {
+                        errors: vec![fire_error(&err)],
+                        ..DaemonPass::default()
+                    }
+                }
+            }
+        }
         first_pass(
             acting_uid,
             &name,
@@ -92,10 +125,23 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
         )
     });
     let foreign = match pass {
+        Ok(pass) if pass.absent => {
+            report.daemon_absent = true;
+            report.errors.push(fire_error(&Error::with_message(
+                ErrorCode::NoSessionDaemon,
+                format!(
+                    "no session daemon runs there: {} has no client socket",
+                    daemon.describe()
+                ),
+                "firing OnAnyCoreDump",
+            )));
+            return report;
+        }
         Ok(pass) => {
             if !options.phase.stops() {
-                report.deferred_stops = pass
-                    .foreign
+                // A per-user daemon's other owners are never run.
+                let foreign_stops = if per_user { &[][..] } else { &pass.foreign[..] };
+                report.deferred_stops = foreign_stops
                     .iter()
                     .chain(&pass.own_with_stops)
                     .flat_map(|t| &t.actions)
@@ -108,9 +154,15 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
         }
         Err(err) => {
             let message = if err.code() == ErrorCode::Cancelled {
-                // The child's own deadline is what was left of the fire's.
+                // The child's own deadline is what was left of the fire's;
+                // the child's message may add that it was left behind.
+                let rest = err
+                    .message()
+                    .split_once("; ")
+                    .map(|(_, rest)| format!("; {rest}"))
+                    .unwrap_or_default();
                 format!(
-                    "session daemon did not answer within {} ms: gave up on {}",
+                    "session daemon did not answer within {} ms: gave up on {}{rest}",
                     options.deadline.as_millis(),
                     daemon.describe()
                 )
@@ -125,6 +177,25 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
         }
     };
 
+    if let Daemon::PerUser(identity) = &daemon {
+        // Reported once, with the snapshots (a stops-only fire follows one).
+        if options.phase.snapshots() {
+            for trigger in &foreign {
+                let err = Error::with_message(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "refused: the per-user session daemon of {} (uid {}) lists this trigger as owned by uid {}; in a user's own daemon only that user's triggers are fired, so it was never acted on",
+                        identity.user_name(),
+                        identity.uid(),
+                        trigger.owner_uid
+                    ),
+                    format!("firing the trigger {:?}", trigger.display_name()),
+                );
+                report.outcomes.extend(failed_outcomes(trigger, &err));
+            }
+        }
+        return report;
+    }
     let mut by_owner: BTreeMap<u32, Vec<CoreDumpTrigger>> = BTreeMap::new();
     // An owner with nothing to do in this phase costs no child process.
     for trigger in foreign.into_iter().filter(|t| has_work(t, options.phase)) {
@@ -184,13 +255,15 @@ fn deadline_passed(daemon: &Daemon) -> FireError {
 fn owner_identity(owner: u32, daemon: &Daemon) -> Result<Identity> {
     let identity = Identity::of_user(owner)?;
     match daemon {
-        Daemon::PerUser(target) => {
-            let mut identity = identity.per_user_daemon();
-            if let Some(home) = target.lttng_home() {
-                identity = identity.with_lttng_home(home);
-            }
-            Ok(identity)
-        }
+        // Never: a per-user daemon's other owners are refused (see `fire`).
+        Daemon::PerUser(target) => Err(Error::with_message(
+            ErrorCode::PermissionDenied,
+            format!(
+                "refused: uid {owner} is not the user of the per-user session daemon of uid {}",
+                target.uid()
+            ),
+            format!("running the triggers of uid {owner}"),
+        )),
         Daemon::Default | Daemon::Root => {
             if identity.can_reach_root_daemon() {
                 Ok(identity)

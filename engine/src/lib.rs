@@ -44,9 +44,12 @@ pub enum DaemonTarget {
     /// The daemon the caller reaches by default (root reaches the root daemon).
     Default,
     /// A per-user daemon named by its run directory (`~/.lttng`) or a socket
-    /// in it; acted in with the identity of the directory's owner.
+    /// in it; acted in with the identity of the directory's owner, only when
+    /// the path reaches it without a symbolic link through directories of
+    /// root's or the owner's that nobody else may write (see `target`).
     RunDir(PathBuf),
-    /// The per-user daemon of this uid, found from its home directory.
+    /// The per-user daemon of this uid, found from its home directory by a
+    /// child that has become that uid, and acted in as that uid only.
     User(u32),
 }
 
@@ -148,6 +151,12 @@ pub struct FireReport {
     /// work only when this is not zero.
     #[serde(default)]
     pub deferred_stops: usize,
+    /// The target was a user's run directory with no session daemon in it
+    /// (no `.lttng`, or no client socket there): nothing was asked, and
+    /// `errors` says so. A caller that only tries a user's daemon in case
+    /// there is one (the core_pattern handler) leaves such a fire out.
+    #[serde(default)]
+    pub daemon_absent: bool,
 }
 
 /// Fires OnAnyCoreDump: runs the actions of every OnAnyCoreDump trigger in

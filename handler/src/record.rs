@@ -311,6 +311,7 @@ mod tests {
                     ],
                     errors: vec![],
                     deferred_stops: 0,
+                    daemon_absent: false,
                 }),
                 error: None,
             },

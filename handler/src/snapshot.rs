@@ -6,11 +6,16 @@
 //! at the deadline it is given (`lttng_ctl::isolate`), and the user daemon
 //! gets only what the root daemon left of the deadline: a hung session
 //! daemon costs at most the deadline in total, never the core.
+//!
+//! Nothing of the crashing user's is looked at here, as root: whether the
+//! user runs a daemon, and whether its run directory can be trusted, is
+//! found by the engine's child that has become the user (a path of theirs
+//! may be a symbolic link, or on a file system that never answers). A user
+//! without a daemon costs that child, and leaves no trace in the record.
 
 use lttng_coredump_engine::{
     self as engine, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport,
 };
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A second daemon is not tried with less time than this left.
@@ -49,7 +54,10 @@ pub fn record_snapshots(
     let daemons = std::iter::once(("root".to_string(), DaemonTarget::Default))
         .chain(user_daemon(uid, plan))
         .collect();
-    fire_in(daemons, crash, plan, ActionPhase::Snapshots)
+    let mut fires = fire_in(daemons, crash, plan, ActionPhase::Snapshots);
+    // A user who runs no daemon: nothing to say.
+    fires.retain(|fire| !fire.report.as_ref().is_some_and(|r| r.daemon_absent));
+    fires
 }
 
 /// Runs the stop actions the snapshot fires left for later, in the daemons
@@ -70,11 +78,11 @@ pub fn run_stops(
     fire_in(daemons, crash, plan, ActionPhase::Stops)
 }
 
-/// The crashing user's own daemon, when it has one and the plan wants it.
+/// The crashing user's own daemon, when the plan wants it (whether there is
+/// one is found by the engine, as the user).
 fn user_daemon(uid: Option<u32>, plan: &SnapshotPlan) -> Option<(String, DaemonTarget)> {
     let uid = uid.filter(|&uid| uid != 0 && plan.user_daemon)?;
-    user_has_session_daemon(Path::new("/etc/passwd"), uid)
-        .then(|| (format!("user {uid}"), DaemonTarget::User(uid)))
+    Some((format!("user {uid}"), DaemonTarget::User(uid)))
 }
 
 /// Fires `phase` in each daemon in turn, all within one deadline.
@@ -128,45 +136,9 @@ fn fire(
     }
 }
 
-/// Whether `uid` runs its own session daemon: its client socket exists in
-/// `~/.lttng` (home from `passwd`, as the engine finds it).
-pub fn user_has_session_daemon(passwd: &Path, uid: u32) -> bool {
-    home_of(passwd, uid).is_some_and(|home| {
-        use std::os::unix::fs::FileTypeExt;
-        std::fs::symlink_metadata(home.join(".lttng").join(lttng_ctl::daemon::CLIENT_SOCKET))
-            .is_ok_and(|m| m.file_type().is_socket())
-    })
-}
-
-/// The home directory of `uid` in a passwd file.
-pub fn home_of(passwd: &Path, uid: u32) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(passwd).ok()?;
-    text.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        (fields.len() >= 7 && fields[2].parse() == Ok(uid)).then(|| PathBuf::from(fields[5]))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn homes_from_passwd() {
-        let dir = std::env::temp_dir().join(format!("handler-passwd-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let passwd = dir.join("passwd");
-        std::fs::write(
-            &passwd,
-            "root:x:0:0:root:/root:/bin/bash\nbad line\nal:x:1000:1000:Al,,,:/home/al:/bin/sh\n",
-        )
-        .unwrap();
-        assert_eq!(home_of(&passwd, 1000), Some(PathBuf::from("/home/al")));
-        assert_eq!(home_of(&passwd, 0), Some(PathBuf::from("/root")));
-        assert_eq!(home_of(&passwd, 7), None);
-        assert!(!user_has_session_daemon(&passwd, 1000));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn every_fire_returns_a_report_or_a_reason_within_the_deadline() {

@@ -12,8 +12,24 @@
 //!   the child without touching the caller.
 //!
 //! The child runs the work and sends back the bytes it returns over a
-//! close-on-exec pipe; the parent never waits longer than the deadline and
-//! always reaps the child.
+//! close-on-exec pipe, at most [`MAX_OUTPUT`] of them. Nothing the parent
+//! does waits without a bound: it reads until the deadline, then kills the
+//! child and waits at most [`REAP_GRACE`] for it to die. A child that does
+//! not die (it waits in the kernel uninterruptibly, for example on a user's
+//! FUSE file system that never answers, where even SIGKILL only takes
+//! effect once the request is answered or aborted) is left behind, not
+//! waited for: when its parent exits it is reparented to init (or the
+//! nearest subreaper), which reaps it whenever it does end; in a
+//! long-running caller it stays that caller's child and becomes a zombie
+//! once it ends, until the caller reaps its children (or ignores SIGCHLD).
+//!
+//! The child keeps none of the caller's descriptors: before anything else
+//! it puts `/dev/null` on 0, 1 and 2 and closes everything but its result
+//! pipe. The caller may hold what the child's new identity must not reach
+//! (a core_pattern handler holds the kernel's core pipe on 0, the crashed
+//! process's pidfd, the core file and its directory), and a descriptor left
+//! open would also keep a pipe's reader alive (the kernel waits for the
+//! core pipe's readers to go before it lets the crashed process go).
 //!
 //! Forking a multi-threaded process leaves only the calling thread in the
 //! child. The process-wide liblttng-ctl lock is held across `fork()`, so no
@@ -31,14 +47,28 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+/// The most the parent reads from a child; a child that sends more is
+/// killed and its result refused (the work's answer comes from a session
+/// daemon, which may be a user's own program).
+pub const MAX_OUTPUT: usize = 16 << 20;
+
+/// How long the parent waits for a child it SIGKILLed to die before it
+/// leaves it behind.
+pub const REAP_GRACE: Duration = Duration::from_millis(500);
+
+/// The descriptor the child keeps its result pipe on.
+const CHILD_RESULT_FD: c_int = 3;
+
 /// What the child sends back: a tag, then a length-prefixed body, so that a
 /// child killed halfway through is told apart from one that finished.
 const TAG_DONE: u8 = 0;
+/// The tag and the length before the body.
+const HEADER_LEN: usize = 9;
 const TAG_SETUP_FAILED: u8 = 1;
 const TAG_PANICKED: u8 = 2;
 
 fn encode(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + body.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.push(tag);
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
     out.extend_from_slice(body);
@@ -113,6 +143,13 @@ pub fn run_isolated_after(
     // SAFETY: pipe2 just created both descriptors; each is owned once.
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the path is NUL-terminated; the descriptor is owned once.
+    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if null < 0 {
+        return Err(os_error("opening /dev/null for an isolated child"));
+    }
+    // SAFETY: open just returned this descriptor.
+    let null = unsafe { OwnedFd::from_raw_fd(null) };
     // SAFETY: getpid has no memory effects.
     let parent_pid = unsafe { libc::getpid() };
 
@@ -125,10 +162,11 @@ pub fn run_isolated_after(
         // it; no other thread exists here to be holding it.
         drop(guard);
         drop(read_end);
-        child_main(parent_pid, setup, write_end, work);
+        child_main(parent_pid, setup, write_end, null, work);
     }
     drop(guard);
     drop(write_end);
+    drop(null);
     if pid < 0 {
         return Err(os_error(format!(
             "forking a child to talk to the session daemon{who}"
@@ -137,11 +175,13 @@ pub fn run_isolated_after(
     collect(pid, read_end, started, deadline, who)
 }
 
-/// The child: runs the set-up, then the work, sends the result, exits.
+/// The child: keeps only its result pipe, runs the set-up, then the work,
+/// sends the result, exits.
 fn child_main(
     parent_pid: libc::pid_t,
     setup: impl FnOnce() -> Result<()>,
     write_end: OwnedFd,
+    null: OwnedFd,
     work: impl FnOnce() -> Vec<u8>,
 ) -> ! {
     // SAFETY: prctl/getppid have no memory effects. If the parent died
@@ -152,6 +192,12 @@ fn child_main(
             libc::_exit(1);
         }
     }
+    let write_end = match keep_only_result_pipe(write_end, null) {
+        Some(fd) => fd,
+        // SAFETY: nothing can be reported without the pipe; _exit skips
+        // the parent's atexit handlers.
+        None => unsafe { libc::_exit(1) },
+    };
     // A panic is reported through the pipe; the default hook would print on
     // a stderr whose lock a vanished thread may hold.
     std::panic::set_hook(Box::new(|_| {}));
@@ -176,6 +222,52 @@ fn child_main(
     // SAFETY: _exit skips atexit handlers and stdio flushing, which belong
     // to the parent's state.
     unsafe { libc::_exit(status) }
+}
+
+/// In the child, before anything else: `/dev/null` on 0, 1 and 2, the
+/// result pipe on [`CHILD_RESULT_FD`], every other descriptor closed (see
+/// the module documentation). Only async-signal-safe calls: the child of a
+/// multi-threaded process.
+fn keep_only_result_pipe(write_end: OwnedFd, null: OwnedFd) -> Option<OwnedFd> {
+    use std::os::fd::IntoRawFd;
+    let (mut pipe, mut null) = (write_end.into_raw_fd(), null.into_raw_fd());
+    // SAFETY: plain descriptor operations on descriptors this child owns;
+    // the OwnedFds were given up above, so nothing closes them twice.
+    unsafe {
+        // Both out of the way of 0..=3 first, so that no dup2 below
+        // overwrites the other.
+        if pipe <= CHILD_RESULT_FD {
+            pipe = libc::fcntl(pipe, libc::F_DUPFD_CLOEXEC, CHILD_RESULT_FD + 1);
+        }
+        if null <= CHILD_RESULT_FD {
+            null = libc::fcntl(null, libc::F_DUPFD_CLOEXEC, CHILD_RESULT_FD + 1);
+        }
+        if pipe < 0 || null < 0 {
+            return None;
+        }
+        for fd in 0..=2 {
+            if libc::dup2(null, fd) != fd {
+                return None;
+            }
+        }
+        if libc::dup2(pipe, CHILD_RESULT_FD) != CHILD_RESULT_FD {
+            return None;
+        }
+        let first = (CHILD_RESULT_FD + 1) as libc::c_uint;
+        if libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) != 0 {
+            // Kernels before 5.9: one by one, up to the descriptor limit.
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur.min(1 << 20) as c_int
+            } else {
+                1 << 16
+            };
+            for fd in (CHILD_RESULT_FD + 1)..max {
+                libc::close(fd);
+            }
+        }
+        Some(OwnedFd::from_raw_fd(CHILD_RESULT_FD))
+    }
 }
 
 /// The parent: reads the child's result until EOF or the deadline, then
@@ -215,7 +307,20 @@ fn collect(
         let n = unsafe { libc::read(read_end.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
         match n {
             0 => break false,
-            n if n > 0 => received.extend_from_slice(&chunk[..n as usize]),
+            n if n > 0 => {
+                received.extend_from_slice(&chunk[..n as usize]);
+                if received.len() > MAX_OUTPUT + HEADER_LEN {
+                    let left_behind = kill_and_reap(pid).is_none();
+                    return Err(Error::with_message(
+                        ErrorCode::Fatal,
+                        format!(
+                            "sent more than {MAX_OUTPUT} bytes: result refused{}",
+                            left_behind_note(left_behind, pid)
+                        ),
+                        format!("reading from the isolated child{who}"),
+                    ));
+                }
+            }
             _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
             _ => {
                 kill_and_reap(pid);
@@ -225,12 +330,13 @@ fn collect(
     };
     drop(read_end);
     if timed_out {
-        kill_and_reap(pid);
+        let left_behind = kill_and_reap(pid).is_none();
         return Err(Error::with_message(
             ErrorCode::Cancelled,
             format!(
-                "session daemon did not answer within {} ms",
-                deadline.as_millis()
+                "session daemon did not answer within {} ms{}",
+                deadline.as_millis(),
+                left_behind_note(left_behind, pid)
             ),
             format!("talking to the session daemon{who}"),
         ));
@@ -289,20 +395,39 @@ fn reap_before(pid: libc::pid_t, started: Instant, deadline: Duration) -> Option
     }
 }
 
-/// SIGKILLs the child and waits for it, so that it leaves no zombie.
+/// What an error adds when the child was left behind.
+fn left_behind_note(left_behind: bool, pid: libc::pid_t) -> String {
+    if left_behind {
+        format!(
+            "; the child (pid {pid}) did not die within {} ms of SIGKILL (it waits in the kernel, as on a file system that does not answer) and was left behind, not waited for",
+            REAP_GRACE.as_millis()
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// SIGKILLs the child and reaps it, waiting at most [`REAP_GRACE`] for it
+/// to die; `None` when it did not (it is left behind: see the module
+/// documentation) or was reaped elsewhere.
 fn kill_and_reap(pid: libc::pid_t) -> Option<c_int> {
     // SAFETY: `pid` is our unreaped child, so it cannot have been reused.
     unsafe { libc::kill(pid, libc::SIGKILL) };
+    let started = Instant::now();
     loop {
         let mut status = 0;
         // SAFETY: valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if rc == pid {
             return Some(status);
         }
         if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return None;
         }
+        if started.elapsed() >= REAP_GRACE {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -348,6 +473,54 @@ mod tests {
             std::io::Error::last_os_error().raw_os_error(),
             Some(libc::ESRCH)
         );
+    }
+
+    #[test]
+    fn a_child_that_sends_more_than_the_bound_is_refused() {
+        let err = run_isolated(SECOND * 30, || vec![b'x'; MAX_OUTPUT + 1]).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Fatal);
+        assert!(
+            err.message()
+                .contains(&format!("more than {MAX_OUTPUT} bytes")),
+            "{err}"
+        );
+        // Exactly the bound is accepted.
+        let out = run_isolated(SECOND * 30, || vec![b'x'; MAX_OUTPUT]).unwrap();
+        assert_eq!(out.len(), MAX_OUTPUT);
+    }
+
+    #[test]
+    fn the_child_keeps_only_its_result_pipe_and_dev_null() {
+        // A descriptor of the caller's that is not close-on-exec, on 0 and
+        // elsewhere, as a core_pattern handler's core pipe would be.
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        // SAFETY: dup of a descriptor this test owns; closed below.
+        let extra = unsafe { libc::dup(file.as_raw_fd()) };
+        assert!(extra > 2);
+        let out = run_isolated(SECOND * 5, || {
+            let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .flatten()
+                .filter_map(|e| {
+                    let target = std::fs::read_link(e.path()).ok()?;
+                    Some(format!("{} {}", e.file_name().to_str()?, target.display()))
+                })
+                .collect();
+            fds.sort();
+            fds.join("\n").into_bytes()
+        })
+        .unwrap();
+        // SAFETY: closes the dup made above.
+        unsafe { libc::close(extra) };
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        // read_dir's own descriptor is listed too (it is the child's own).
+        assert!(lines.len() == 5, "{out}");
+        for (i, line) in lines.iter().take(3).enumerate() {
+            assert_eq!(*line, format!("{i} /dev/null"), "{out}");
+        }
+        assert!(lines[3].starts_with("3 pipe:"), "{out}");
+        assert!(lines[4].contains("/proc/"), "{out}");
     }
 
     #[test]

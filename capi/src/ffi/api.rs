@@ -258,8 +258,15 @@ fn fire(crash: &CrashInfo, daemon: DaemonTarget) -> FireReport {
 ///
 /// `socket_path` NULL: the session daemon the caller reaches by default.
 /// Otherwise a session daemon's run directory or a socket in it (e.g.
-/// `/home/auser/.lttng/notify-lttng-sessiond`): for a user's directory, root
-/// acts in that user's daemon as that user. A path that names no daemon is
+/// `/home/auser/.lttng/notify-lttng-sessiond`): `/var/run/lttng` is the
+/// root daemon; for a user's directory, root (or that user) acts in that
+/// user's daemon as that user, and only the triggers of that user are run
+/// there (others it lists are reported as refused). A user's directory is
+/// only accepted when the absolute path reaches it without a symbolic link
+/// and without `..`, through directories owned by root or that user and
+/// writable by nobody else, and it is named `.lttng`: otherwise
+/// `-LTTNG_ERR_EPERM`, so that whoever controls a directory on the path
+/// cannot choose whom the caller acts as. A path that names no daemon is
 /// `-LTTNG_ERR_NO_SESSIOND`.
 ///
 /// Returns 0 when every action succeeded (or there was none), else a
