@@ -692,3 +692,41 @@ fn max_age_deletes_old_cores_and_records_on_a_crash_and_in_vacuum() {
         "{listed:?}"
     );
 }
+
+#[test]
+fn a_hostile_process_name_is_shown_escaped() {
+    let dir = open_dir("lcdt-hostile");
+    let cores = dir.path().join("cores");
+    let binary = tool_copy(dir.path());
+    let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
+    // The crasher's last argument becomes its process name (prctl).
+    let output = run_bounded(
+        crasher_command().args([
+            &unique_name("h"),
+            "1",
+            "segv",
+            "0",
+            "zero",
+            "\x1b[2J\r\nfake",
+        ]),
+        CRASH_TIMEOUT,
+    );
+    let pid = ready_pid(&output);
+    let (_, record) = wait_for_record(&cores, pid);
+    drop(handler);
+    assert_eq!(record["process_name"], "\x1b[2J\r\nfake", "{record:#}");
+    let cores_arg = cores.display().to_string();
+    for command in ["list", "info"] {
+        let text = succeeded(&tool(&binary, &[command, "--dir", &cores_arg]));
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+        if command == "info" {
+            assert!(text.contains("\\x1b[2J\\r\\nfake"), "{text}");
+        }
+    }
+    // JSON keeps the name exactly (escaped as JSON escapes it).
+    let json = json_lines(&succeeded(&tool(
+        &binary,
+        &["info", "--json", "--dir", &cores_arg],
+    )));
+    assert_eq!(json[0]["process_name"], "\x1b[2J\r\nfake");
+}

@@ -178,8 +178,14 @@ fn describe(crash: &Crash, now: i64, out: &mut String) {
     if let Some(exe) = text(&record["exe_path"]) {
         line("Executable", exe);
     }
-    if let Some(cgroup) = text(&record["cgroup"]) {
-        line("Control Group", cgroup);
+    if let Some(cgroup) = record["cgroup"].as_str() {
+        // The unified hierarchy's line (`0::/...`) says where the process
+        // was; the v1 controllers' lines, when there are, add little.
+        let unified = cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or(cgroup);
+        line("Control Group", escape(unified));
     }
     if let Some(hostname) = text(&record["hostname"]) {
         line("Hostname", hostname);
