@@ -371,6 +371,23 @@ mod tests {
     }
 
     #[test]
+    fn an_enabled_apport_service_is_found() {
+        let root = scratch("apport");
+        std::fs::create_dir_all(root.join("multi-user.target.wants")).unwrap();
+        assert_eq!(apport_enabled(&root), None);
+        std::os::unix::fs::symlink(
+            "/lib/systemd/system/apport.service",
+            root.join("multi-user.target.wants/apport.service"),
+        )
+        .unwrap();
+        assert_eq!(
+            apport_enabled(&root),
+            Some(root.join("multi-user.target.wants/apport.service"))
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn known_handlers_and_their_chain_sections() {
         let systemd = "|/lib/systemd/systemd-coredump %P %u %g %s %t 9223372036854775808 %h";
         assert_eq!(known_handler(systemd), Some("systemd-coredump"));
