@@ -53,8 +53,12 @@ impl Store {
     /// what concerns the crashing user) is shown once: from root's record
     /// when the caller may read it, else from the copy.
     pub fn crashes(&self) -> Result<Vec<Crash>> {
-        let entries = std::fs::read_dir(&self.dir)
-            .with_context(|| format!("cannot list the crashes in {}", self.dir.display()))?;
+        let entries = match std::fs::read_dir(&self.dir) {
+            // Made on the first crash: none yet.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            entries => entries
+                .with_context(|| format!("cannot list the crashes in {}", self.dir.display()))?,
+        };
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry
