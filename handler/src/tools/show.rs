@@ -16,7 +16,9 @@ use std::process::ExitCode;
 pub fn chosen(selection: &Selection) -> Result<(Store, Vec<Crash>)> {
     let filter = Filter::new(selection)?;
     let store = Store::open(&selection.source);
-    if let Some(error) = &store.config_error {
+    // The configuration only says where the crashes are: with --dir, its
+    // problems are not this command's.
+    if let (Some(error), None) = (&store.config_error, &selection.source.dir) {
         eprintln!("lttng-coredump: warning: {error}");
     }
     let crashes = filter.apply(store.crashes()?);
