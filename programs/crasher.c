@@ -2,7 +2,7 @@
  * The project's one crashing program, traced with lttng-ust, used by the
  * system tests, the benchmark (bench/run) and the demo (lttng-coredump demo):
  *
- *   crasher [--gate] [--stamp-fd FD] [--story] TAG COUNT MODE [FILL_MIB [zero|random]] [NAME]
+ *   crasher [--gate] [--more N] [--stamp-fd FD] [--story] TAG COUNT MODE [FILL_MIB [zero|random]] [NAME]
  *   crasher                        (the demo: --story demo 0 segv)
  *
  * In order:
@@ -14,6 +14,9 @@
  *     with --story, the demo's story as lttng_coredump:story events instead;
  *   - prints "ready <pid>" on stdout (not in the story); with --gate, then waits for a line on
  *     stdin (a test lets many registered programs crash at once);
+ *   - with --more N, emits N more step events after that line (seq
+ *     COUNT..COUNT+N-1), so that a test can make a daemon fail between the
+ *     two bursts;
  *   - with --stamp-fd FD, writes "MONO_NS REAL_NS\n" (the crash instant on
  *     CLOCK_MONOTONIC and CLOCK_REALTIME, read as the very last thing before
  *     the fault, so the benchmark's latencies include none of the set-up);
@@ -58,7 +61,7 @@ static const char *const paying[] = {
 
 static void usage(const char *argv0)
 {
-	fprintf(stderr, "usage: %s [--gate] [--stamp-fd FD] [--story] TAG COUNT exit|segv|abort [FILL_MIB [zero|random]] [NAME]\n", argv0);
+	fprintf(stderr, "usage: %s [--gate] [--more N] [--stamp-fd FD] [--story] TAG COUNT exit|segv|abort [FILL_MIB [zero|random]] [NAME]\n", argv0);
 	exit(2);
 }
 
@@ -141,7 +144,7 @@ int main(int argc, char **argv)
 {
 	const char *tag, *mode;
 	int gate = 0, stamp_fd = -1, with_story = 0, crash;
-	long count, i;
+	long count, more = 0, i;
 	int arg = 1;
 	static char *demo_args[] = { NULL, "--story", "demo", "0", "segv", NULL };
 
@@ -156,6 +159,8 @@ int main(int argc, char **argv)
 			gate = 1;
 		else if (strcmp(argv[arg], "--story") == 0)
 			with_story = 1;
+		else if (strcmp(argv[arg], "--more") == 0 && arg + 1 < argc)
+			more = strtol(argv[++arg], NULL, 10);
 		else if (strcmp(argv[arg], "--stamp-fd") == 0 && arg + 1 < argc)
 			stamp_fd = atoi(argv[++arg]);
 		else
@@ -192,6 +197,8 @@ int main(int argc, char **argv)
 		if (!fgets(line, sizeof(line), stdin))
 			return 3;
 	}
+	for (i = count; i < count + more; i++)
+		tracepoint(lttng_coredump, step, (int) i, tag);
 	if (crash)
 		allow_core();
 	if (stamp_fd >= 0) {

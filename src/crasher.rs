@@ -9,10 +9,11 @@ use std::process::{Command, Output, Stdio};
 /// machine can exceed.
 pub const REGISTER_TIMEOUT_MS: &str = "30000";
 
-/// The crasher: `crasher [--gate] [--stamp-fd FD] [--story] TAG COUNT
-/// exit|segv|abort [FILL_MIB [zero|random]] [NAME]`, emitting COUNT
-/// `lttng_coredump:step` events (`seq` 0..COUNT-1, `tag`) and printing
-/// `ready <pid>`.
+/// The crasher: `crasher [--gate] [--more N] [--stamp-fd FD] [--story] TAG
+/// COUNT exit|segv|abort [FILL_MIB [zero|random]] [NAME]`, emitting COUNT
+/// `lttng_coredump:step` events (`seq` 0..COUNT-1, `tag`), printing
+/// `ready <pid>`, then (after the `--gate` line) N more (`seq`
+/// COUNT..COUNT+N-1).
 pub fn crasher_path() -> PathBuf {
     PathBuf::from(env!("FIXTURE_CRASHER"))
 }

@@ -18,6 +18,7 @@ pub mod handler;
 pub mod lock;
 pub mod lttng_cli;
 pub mod process;
+pub mod recover;
 pub mod sessiond;
 pub mod sessions;
 pub mod syslog;

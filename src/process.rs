@@ -136,3 +136,19 @@ pub fn process_tree(root: ProcessId) -> Vec<ProcessId> {
     }
     tree
 }
+
+/// The processes whose parent is `parent`: their pids and names.
+pub fn children_of(parent: i32) -> Vec<(i32, String)> {
+    processes()
+        .into_iter()
+        .filter(|(_, _, ppid, _)| *ppid == parent)
+        .map(|((pid, _), name, ..)| (pid, name))
+        .collect()
+}
+
+/// Sends `signal` to `pid`, a process the test started (or one of its
+/// daemons' children); false when it is gone.
+pub fn signal(pid: i32, signal: libc::c_int) -> bool {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe { libc::kill(pid, signal) == 0 }
+}

@@ -4,7 +4,7 @@
 
 use crate::core_pattern::CorePatternGuard;
 use crate::lock::FileLock;
-use crate::process::{process_id, process_name, process_tree, ProcessId};
+use crate::process::{process_id, process_name, process_tree, signal, ProcessId};
 use std::io::ErrorKind;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -144,6 +144,7 @@ fn stop_root_sessiond() {
         _ => Vec::new(),
     };
     if let Some(&(daemon, _)) = tree.first() {
+        // The pid is the daemon's, checked by start time just before.
         signal(daemon, libc::SIGTERM);
         if !wait_gone(&tree, Duration::from_secs(30)) {
             for &(pid, _) in &tree {
@@ -159,12 +160,6 @@ fn stop_root_sessiond() {
         !root_sessiond_alive(),
         "a root session daemon still answers on {ROOT_SESSIOND_SOCKET} after its stop"
     );
-}
-
-fn signal(pid: i32, signal: libc::c_int) {
-    // SAFETY: kill(2) takes plain integers; the pid is one of the daemon's
-    // processes, checked by start time just before.
-    unsafe { libc::kill(pid, signal) };
 }
 
 /// Waits until none of `processes` runs (same pid and start time).

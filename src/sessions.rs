@@ -64,11 +64,7 @@ impl TestSession {
 
     /// The snapshot directories in the session's output.
     pub fn snapshot_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = fs::read_dir(self.output.path())
-            .map(|entries| entries.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        dirs.sort();
-        dirs
+        snapshot_dirs(self.output.path())
     }
 }
 
@@ -162,4 +158,14 @@ pub fn is_active(name: &str) -> bool {
 /// our requests.
 pub fn lttng_list(session: &Session) -> String {
     lttng_ok(&["list", session.name()])
+}
+
+/// The snapshot directories in a snapshot session's output `dir`, sorted
+/// (their names start with the snapshot's name and date).
+pub fn snapshot_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
 }

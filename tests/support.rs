@@ -8,7 +8,12 @@ use testsupport::*;
 
 #[test]
 fn core_pattern_guard_restores_the_previous_value_even_on_panic() {
-    let before = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    // Read under the lock: another worktree's test may hold core_pattern
+    // now (and puts its value back before it lets the lock go).
+    let before = {
+        let _guard = CorePatternGuard::acquire();
+        fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap()
+    };
     let dir = TempDir::new("lcd-guard");
     let result = std::panic::catch_unwind(|| {
         let guard = CorePatternGuard::acquire();
@@ -29,6 +34,7 @@ fn core_pattern_guard_restores_the_previous_value_even_on_panic() {
         panic!("deliberate");
     });
     assert!(result.is_err());
+    let _guard = CorePatternGuard::acquire();
     assert_eq!(
         fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
         before
@@ -51,11 +57,13 @@ fn fixture_events_reach_a_snapshot() {
         lttng_ok(&["enable-event", "-u", "lttng_coredump:step", "-s", &session]);
         lttng_ok(&["start", &session]);
         let tag = unique_name("tag");
-        let status = crasher_command()
+        // Its output captured: a child writing to the test's stdout could
+        // land inside cargo's `test NAME ... ok` line.
+        let run = crasher_command()
             .args([&tag, "5", "exit"])
-            .status()
+            .output()
             .unwrap();
-        assert!(status.success());
+        assert!(run.status.success(), "{run:?}");
         lttng_ok(&["snapshot", "record", "-s", &session]);
         let events = babeltrace_events(out.path());
         assert_eq!(fixture_seqs(&events, &tag), vec![0, 1, 2, 3, 4]);

@@ -31,6 +31,7 @@ from .system import (
 )
 from . import ours as ours_build
 from . import fire as fire_bench
+from .recover import run_recover
 
 LOAD_RATE = 1_200_000
 
@@ -43,6 +44,8 @@ MODES = {
         retention_runs=10,
         fire_triggers=(1, 10, 50),
         fire_runs=10,
+        recover_mb=2048,
+        recover_runs=5,
     ),
     "quick": dict(
         fills=("random", "zero"),
@@ -51,6 +54,8 @@ MODES = {
         retention_runs=3,
         fire_triggers=(1, 10),
         fire_runs=5,
+        recover_mb=512,
+        recover_runs=3,
     ),
     "self-check": dict(
         fills=("random",),
@@ -59,6 +64,8 @@ MODES = {
         retention_runs=2,
         fire_triggers=(1,),
         fire_runs=2,
+        recover_mb=16,
+        recover_runs=2,
     ),
 }
 
@@ -212,6 +219,7 @@ def main():
             log("handlers: " + ", ".join(h.label for h in handlers) + f"; mode {mode_name}")
             crash = run_crashes(mode, handlers, programs, session)
             retention = run_retention(mode, handlers, programs, session)
+            recovered = run_recover(mode["recover_mb"], mode["recover_runs"], programs, session, ours_binary, log)
         fire = fire_bench.run_fire(mode["fire_triggers"], mode["fire_runs"], programs, log)
     finally:
         shutil.rmtree(DATA_DIR, ignore_errors=True)
@@ -248,15 +256,15 @@ def main():
             f"{report.num((retention['trace_rate'] or 0) / 1e6)} M/s (median); session: snapshot mode, "
             "per-uid buffers, 4 x 512 KiB sub-buffers per CPU (defaults)."
         )
-    print(report.render(notes, crash, lambda size: mode["runs"][size], retention, fire))
+    print(report.render(notes, crash, lambda size: mode["runs"][size], retention, fire, recovered))
     if args.self_check:
-        problems = self_check_problems(crash, retention, fire, ours_missing)
+        problems = self_check_problems(crash, retention, fire, ours_missing, recovered)
         if problems:
             sys.exit("bench/run --self-check: the harness did not measure everything:\n  " + "\n  ".join(problems))
         print("self-check: every handler measured every measure")
 
 
-def self_check_problems(crash, retention, fire, ours_missing):
+def self_check_problems(crash, retention, fire, ours_missing, recovered=None):
     """What a working harness should have measured and did not: every
     handler, at least once, in every measure (a single failed run is the
     handler's business and is in the table; none at all is the harness's)."""
@@ -271,6 +279,8 @@ def self_check_problems(crash, retention, fire, ours_missing):
     for handler, kept in retention["kept"].items():
         if not kept:
             problems.append(f"retention {handler}: no run succeeded: {retention['failures'].get(handler)}")
+    if isinstance(recovered, str) or not (recovered or {}).get("seconds"):
+        problems.append(f"recover: not measured: {recovered}")
     if isinstance(fire, str):
         problems.append(fire)
     else:

@@ -230,9 +230,42 @@ def fire_rows(table, fire):
         )
 
 
-def render(notes, crash, runs_of, retention, fire):
+def recover_row(table, recovered):
+    if recovered is None:
+        return
+    measure = "recover: a core's LTTng buffers back into a trace (GB/s, page cache)"
+    if isinstance(recovered, str):
+        table.add(measure, "—", {}, no_ratios(), recovered)
+        return
+    size = recovered["size"]
+    rates = [size / s / 1e9 for s in recovered["seconds"]]
+    ms = [s * 1000 for s in recovered["seconds"]]
+    ok = bool(rates) and median(rates) >= 1.0
+    table.add(
+        measure,
+        f"{size / (1 << 20):.0f} MiB core (kernel-written), n={len(rates)}, exit status "
+        + "/".join(str(x) for x in recovered["statuses"])
+        + " (3: the bench session has no snapshot, so no metadata)",
+        {"ours": f"{cell(rates)} GB/s; {cell(ms)} ms"},
+        no_ratios(),
+        f">= 1 GB/s: {_met(ok)}",
+    )
+    zstd_rates = [size / s / 1e9 for s in recovered.get("zstd_seconds", [])]
+    if zstd_rates:
+        table.add(
+            measure.replace("page cache", "page cache, zstd core"),
+            f"the same core compressed (zstd -3), n={len(zstd_rates)}",
+            {"zstd": f"{cell(zstd_rates)} GB/s (uncompressed bytes); "
+             f"{cell([s * 1000 for s in recovered['zstd_seconds']])} ms"},
+            no_ratios(),
+            "—",
+        )
+
+
+def render(notes, crash, runs_of, retention, fire, recovered=None):
     table = Table()
     crash_rows(table, crash, runs_of)
     retention_row(table, retention)
+    recover_row(table, recovered)
     fire_rows(table, fire)
     return "\n".join(notes) + "\n\n" + table.markdown() + "\n"

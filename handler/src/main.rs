@@ -5,6 +5,8 @@
 // FFI crates (lttng-ctl-sys, lttng-ctl, capi), none here.
 #![forbid(unsafe_code)]
 
+mod recover_cmd;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lttng_coredump_handler::demo::{self, DemoOptions};
@@ -106,6 +108,11 @@ enum Command {
         #[arg(long, default_value = lttng_coredump_handler::demo::DEFAULT_DIR)]
         dir: PathBuf,
     },
+    /// Recover the LTTng trace from a core's own ring buffers (when no
+    /// snapshot could be taken). Exit status: 0 recovered; 1 no LTTng
+    /// buffers with data in the core; 2 bad usage or input; 3 streams
+    /// written but metadata missing.
+    Recover(recover_cmd::RecoverArgs),
     /// Write the man pages and shell completions (for packagers).
     #[command(hide = true)]
     GenerateDocs { dir: PathBuf },
@@ -172,6 +179,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Handle { .. } => unreachable!("handled above"),
+        Command::Recover(args) => return recover_cmd::run(args),
         Command::Crash(command) => return lttng_coredump_handler::tools::run(command),
         Command::GenerateDocs { dir } => {
             lttng_coredump_handler::docs::generate(<Cli as clap::CommandFactory>::command(), &dir)

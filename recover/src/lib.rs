@@ -1,0 +1,590 @@
+//! Recovering the LTTng-UST ring buffers of a crashed program from its ELF
+//! core, as a CTF trace babeltrace2 reads.
+//!
+//! An lttng-ust program maps each stream's ring buffer shared (lttng-tools
+//! creates it with `shm_open` and unlinks it at once): the kernel dumps
+//! such mappings by default, so the buffers are in the core. Each one
+//! starts with lttng-ust's crash ABI header ([`abi`]), which locates its
+//! positions, commit counts and sub-buffer tables; [`stream`] walks them
+//! the way lttng-crash does. Only the start of each PT_LOAD segment is
+//! looked at (a buffer is a whole mapping), and only buffers are copied.
+//!
+//! The trace's metadata is not in the core: [`metadata`] finds it by the
+//! packets' UUID.
+//!
+//! Everything read from the core is untrusted: sizes are checked before
+//! use, nothing is allocated beyond what the core really holds, no input
+//! panics.
+
+pub mod abi;
+pub mod elf;
+pub mod metadata;
+pub mod reader;
+pub mod stream;
+#[cfg(test)]
+mod tests;
+
+use elf::{MappedFile, Segment};
+use reader::CoreRead;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use stream::{Method, Packet};
+
+/// Exit status: streams recovered and every trace has its metadata.
+pub const EXIT_RECOVERED: u8 = 0;
+/// Exit status: the core holds no LTTng-UST buffer with data.
+pub const EXIT_NO_BUFFERS: u8 = 1;
+/// Exit status: bad usage or input (not a readable ELF core, output exists).
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status: streams written, but metadata missing for some trace.
+pub const EXIT_NO_METADATA: u8 = 3;
+
+/// Largest stream buffer read into memory (lttng-tools refuses channels
+/// anywhere near this).
+const MAX_BUFFER: u64 = 16 << 30;
+/// Reads of a buffer go this much at a time, so that memory follows the
+/// bytes the core really holds, not what its headers claim.
+const CHUNK: usize = 4 << 20;
+
+/// A buffer found in the core.
+#[derive(Debug, Clone)]
+pub struct FoundStream {
+    pub segment: Segment,
+    /// The mapped file (NT_FILE), e.g. `/dev/shm/shm-ust-consumer-7 (deleted)`.
+    pub file: Option<String>,
+    pub mode: u32,
+    pub subbuf_size: u64,
+    pub num_subbuf: u64,
+    pub method: Method,
+    pub packets: Vec<Packet>,
+    pub notes: Vec<String>,
+}
+
+/// What a scan of a core found.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub streams: Vec<FoundStream>,
+    /// Segments that start with the magic but whose header is unusable.
+    pub rejected: Vec<String>,
+    pub files: Vec<MappedFile>,
+    /// Segments the core does not hold in full (cut), as text.
+    pub cut: Vec<String>,
+    pub loads: usize,
+}
+
+/// Why nothing could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The file mapped at `vaddr`; `files` sorted by start (a binary search:
+/// a hostile core may name millions of mappings).
+fn file_of(files: &[MappedFile], vaddr: u64) -> Option<String> {
+    let after = files.partition_point(|f| f.start <= vaddr);
+    let f = files.get(after.checked_sub(1)?)?;
+    (vaddr < f.end).then(|| f.name.clone())
+}
+
+/// Reads up to `len` bytes at `offset`, in chunks; short when the core ends.
+fn read_bounded(core: &mut dyn CoreRead, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    while (out.len() as u64) < len {
+        let want = (len - out.len() as u64).min(CHUNK as u64) as usize;
+        let start = out.len();
+        out.resize(start + want, 0);
+        let n = core
+            .read_at(offset + start as u64, &mut out[start..])
+            .map_err(|e| {
+                Error(format!(
+                    "reading the core at byte {}: {e}",
+                    offset + start as u64
+                ))
+            })?;
+        out.truncate(start + n);
+        if n < want {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Finds and recovers every LTTng-UST buffer of a core.
+pub fn scan(core: &mut dyn CoreRead) -> Result<Scan, Error> {
+    let header =
+        elf::parse_header(core).map_err(|e| Error(format!("not a usable ELF core: {e}")))?;
+    let mut scan = Scan::default();
+    let mut position: u64 = 0;
+    for note in header.notes() {
+        if core.forward_only() && note.offset < position {
+            continue;
+        }
+        if let Ok(files) = elf::read_mapped_files(core, header.format, note) {
+            if !files.is_empty() && scan.files.is_empty() {
+                scan.files = files;
+                scan.files.sort_by_key(|f| f.start);
+            }
+        }
+        position = note.offset.saturating_add(note.filesz);
+    }
+    let loads = header.loads();
+    scan.loads = loads.len();
+    let mut last_offset = None;
+    // Where the last buffer read ends: a segment starting inside it is
+    // skipped (a real core's segments never overlap; hostile ones could
+    // make the same bytes be copied once per program header).
+    let mut buffer_end: u64 = 0;
+    for segment in loads {
+        if segment.filesz < abi::HEADER_LEN as u64
+            || last_offset == Some(segment.offset)
+            || segment.offset < buffer_end
+        {
+            continue;
+        }
+        if core.forward_only() && segment.offset < position {
+            // Overlapping segments: a real core has none.
+            continue;
+        }
+        last_offset = Some(segment.offset);
+        let mut head = [0u8; abi::HEADER_LEN];
+        let n = core
+            .read_at(segment.offset, &mut head)
+            .map_err(|e| Error(format!("reading the core at byte {}: {e}", segment.offset)))?;
+        position = segment.offset + n as u64;
+        if n < abi::MAGIC.len() {
+            scan.cut.push(format!(
+                "the core ends before the segment at {:#x} (file byte {})",
+                segment.vaddr, segment.offset
+            ));
+            break;
+        }
+        if n < abi::HEADER_LEN {
+            scan.cut.push(format!(
+                "the core ends {n} bytes into the segment at {:#x} (file byte {})",
+                segment.vaddr, segment.offset
+            ));
+        }
+        if !abi::has_magic(&head[..n]) {
+            continue;
+        }
+        let file = file_of(&scan.files, segment.vaddr);
+        let where_ = format!(
+            "buffer at {:#x}{}",
+            segment.vaddr,
+            file.as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        );
+        let layout = match abi::parse(&head[..n], segment.memsz.max(segment.filesz)) {
+            Ok(layout) => layout,
+            Err(e) => {
+                scan.rejected.push(format!("{where_}: {e}"));
+                continue;
+            }
+        };
+        let want = layout.mmap_length.min(segment.filesz).min(MAX_BUFFER);
+        // The header is already read (a compressed core cannot go back).
+        let mut bytes = head[..n].to_vec();
+        bytes.extend(read_bounded(
+            core,
+            segment.offset + n as u64,
+            want.saturating_sub(n as u64),
+        )?);
+        position = segment.offset + bytes.len() as u64;
+        buffer_end = position;
+        if (bytes.len() as u64) < want {
+            scan.cut.push(format!(
+                "{where_}: the core ends after {} of its {} bytes",
+                bytes.len(),
+                layout.mmap_length
+            ));
+        }
+        let recovered = stream::recover_stream(&layout, &bytes);
+        scan.streams.push(FoundStream {
+            segment,
+            file,
+            mode: layout.mode,
+            subbuf_size: layout.subbuf_size,
+            num_subbuf: layout.num_subbuf,
+            method: recovered.method,
+            packets: recovered.packets,
+            notes: recovered.notes,
+        });
+    }
+    if let Some(trouble) = core.trouble() {
+        scan.cut.push(trouble);
+    }
+    Ok(scan)
+}
+
+/// What to recover and where.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub core: PathBuf,
+    pub output: PathBuf,
+    /// `--metadata`: a metadata file or a trace directory.
+    pub metadata: Option<PathBuf>,
+    /// Directories holding the handler's crash records (their snapshots
+    /// are searched for metadata).
+    pub record_dirs: Vec<PathBuf>,
+    /// More directories to search for metadata (snapshot outputs).
+    pub search: Vec<PathBuf>,
+}
+
+/// One trace written.
+#[derive(Debug, Clone)]
+pub struct TraceOut {
+    pub uuid: [u8; 16],
+    pub dir: PathBuf,
+    pub files: Vec<(String, usize, bool)>,
+    pub metadata: Option<metadata::Found>,
+}
+
+/// What `recover` did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub scan: Scan,
+    pub traces: Vec<TraceOut>,
+    pub status: u8,
+    pub text: String,
+}
+
+/// Recovers the buffers of `options.core` into `options.output`.
+pub fn recover(options: &Options) -> Result<Report, Error> {
+    let mut core = reader::open_core(&options.core)
+        .map_err(|e| Error(format!("opening {}: {e}", options.core.display())))?;
+    let kind = core.describe();
+    let scan =
+        scan(core.as_mut()).map_err(|e| Error(format!("{}: {e}", options.core.display())))?;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "{}: {kind}, {} memory segments",
+        options.core.display(),
+        scan.loads
+    );
+    for c in &scan.cut {
+        let _ = writeln!(text, "cut: {c}");
+    }
+    for r in &scan.rejected {
+        let _ = writeln!(text, "ignored: {r}");
+    }
+    for s in &scan.streams {
+        let _ = writeln!(
+            text,
+            "buffer at {:#x}{}{}: {} mode, {} x {} KiB sub-buffers, {} packet(s) recovered{}",
+            s.segment.vaddr,
+            s.file
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default(),
+            s.packets
+                .first()
+                .map(|p| format!(", stream {} CPU {}", p.stream_id, p.stream_instance_id))
+                .unwrap_or_default(),
+            if s.mode == abi::MODE_OVERWRITE {
+                "overwrite"
+            } else {
+                "discard"
+            },
+            s.num_subbuf,
+            s.subbuf_size / 1024,
+            s.packets.len(),
+            if s.method == Method::Headers {
+                " by their headers"
+            } else {
+                ""
+            }
+        );
+    }
+    let with_packets: usize = scan
+        .streams
+        .iter()
+        .filter(|s| !s.packets.is_empty())
+        .count();
+    if with_packets == 0 {
+        let _ = write!(text, "{}", explain_no_buffers(&scan));
+        return Ok(Report {
+            scan,
+            traces: Vec::new(),
+            status: EXIT_NO_BUFFERS,
+            text,
+        });
+    }
+    let traces = write_traces(options, &scan, &mut text)?;
+    let missing = traces.iter().filter(|t| t.metadata.is_none()).count();
+    let status = if missing == 0 {
+        let _ = writeln!(text, "recovered: babeltrace2 {}", options.output.display());
+        EXIT_RECOVERED
+    } else {
+        EXIT_NO_METADATA
+    };
+    Ok(Report {
+        scan,
+        traces,
+        status,
+        text,
+    })
+}
+
+/// Says which case a core without usable buffers is.
+pub fn explain_no_buffers(scan: &Scan) -> String {
+    let mut text = String::new();
+    if !scan.streams.is_empty() {
+        let _ = writeln!(
+            text,
+            "no LTTng data: the core holds {} LTTng-UST ring buffer(s), all empty",
+            scan.streams.len()
+        );
+        for s in &scan.streams {
+            for n in &s.notes {
+                let _ = writeln!(text, "  buffer at {:#x}: {n}", s.segment.vaddr);
+            }
+        }
+        return text;
+    }
+    let has_ust = scan.files.iter().any(|f| f.name.contains("liblttng-ust"));
+    let shm_path_streams: Vec<&MappedFile> = scan
+        .files
+        .iter()
+        .filter(|f| f.name.contains("/ust/") && !f.name.ends_with(" (deleted)"))
+        .collect();
+    let consumer_shm = scan
+        .files
+        .iter()
+        .filter(|f| f.name.contains("shm-ust-consumer"))
+        .count();
+    let _ = write!(text, "no LTTng buffers found: ");
+    if !scan.rejected.is_empty() {
+        let _ = writeln!(
+            text,
+            "the only buffer headers in the core are unusable (see above)"
+        );
+    } else if !shm_path_streams.is_empty() {
+        let dir = Path::new(&shm_path_streams[0].name)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "the program's buffers were files of a --shm-path session ({dir}), which the \
+             kernel leaves out of a core unless coredump_filter has bit 3 (0x08, file-backed \
+             shared); read them with `lttng-crash {dir}` while they exist"
+        );
+    } else if consumer_shm > 0 {
+        let _ = writeln!(
+            text,
+            "the program mapped {consumer_shm} LTTng buffer(s) but the core does not hold \
+             them: its coredump_filter leaves out anonymous shared memory (bit 0, 0x01)"
+        );
+    } else if has_ust {
+        let _ = writeln!(
+            text,
+            "the program had lttng-ust loaded but mapped no ring buffer when it crashed: no \
+             session was tracing it, or its session daemon died before the crash (lttng-ust \
+             unmaps a session's buffers as soon as it loses its session daemon)"
+        );
+    } else if scan.files.is_empty() {
+        let _ = writeln!(
+            text,
+            "no segment of the core starts with an LTTng ring buffer (the core names no \
+             mapped files, so whether the program used lttng-ust is unknown)"
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "the program did not load lttng-ust (liblttng-ust is not among its mappings)"
+        );
+    }
+    text
+}
+
+/// Creates a directory (and its parents) readable by its owner only: a
+/// trace from a core is as private as the core.
+fn private_dir(dir: &Path) -> Result<(), Error> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error(format!("creating {}: {e}", dir.display())))
+}
+
+/// Copies a file to a new file readable by its owner only.
+fn copy_private(src: &Path, dst: &Path) -> std::io::Result<()> {
+    let mut from = fs::File::open(src)?;
+    let mut to = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dst)?;
+    std::io::copy(&mut from, &mut to)?;
+    Ok(())
+}
+
+fn stream_name(stream_id: u32, cpu: u64) -> String {
+    format!("stream{stream_id}_{cpu}")
+}
+
+fn write_traces(options: &Options, scan: &Scan, text: &mut String) -> Result<Vec<TraceOut>, Error> {
+    let out = &options.output;
+    match fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error(format!(
+                    "{} exists and is not empty: give another -o",
+                    out.display()
+                )));
+            }
+        }
+        Err(_) => private_dir(out)?,
+    }
+    // By UUID, then by stream file name.
+    let mut traces: BTreeMap<[u8; 16], BTreeMap<String, Vec<&Packet>>> = BTreeMap::new();
+    for s in &scan.streams {
+        let Some(first) = s.packets.first() else {
+            continue;
+        };
+        let mut name = stream_name(first.stream_id, first.stream_instance_id);
+        let files = traces.entry(first.uuid).or_default();
+        let mut n = 1;
+        while files.contains_key(&name) {
+            name = format!(
+                "{}.{n}",
+                stream_name(first.stream_id, first.stream_instance_id)
+            );
+            n += 1;
+        }
+        let packets: Vec<&Packet> = s.packets.iter().filter(|p| p.uuid == first.uuid).collect();
+        files.insert(name, packets);
+    }
+    // Metadata candidates, in the documented order; the first source that
+    // has a UUID wins.
+    let mut sources: Vec<HashMap<[u8; 16], metadata::Found>> = Vec::new();
+    if let Some(path) = &options.metadata {
+        let mut found = HashMap::new();
+        metadata::scan_tree(path, &format!("--metadata {}", path.display()), &mut found);
+        sources.push(found);
+    }
+    let mut shm = HashMap::new();
+    for s in &scan.streams {
+        if let Some(file) = &s.file {
+            if !file.ends_with(" (deleted)") {
+                if let Some(dir) = Path::new(file).parent() {
+                    metadata::scan_tree(
+                        &dir.join("metadata"),
+                        "the session's --shm-path",
+                        &mut shm,
+                    );
+                }
+            }
+        }
+    }
+    sources.push(shm);
+    let mut snapshots = HashMap::new();
+    for dir in &options.record_dirs {
+        for snap in metadata::snapshots_in_records(dir) {
+            metadata::scan_tree(
+                &snap,
+                &format!("a snapshot recorded by the handler ({})", snap.display()),
+                &mut snapshots,
+            );
+        }
+    }
+    for dir in &options.search {
+        metadata::scan_tree(dir, &format!("{}", dir.display()), &mut snapshots);
+    }
+    sources.push(snapshots);
+
+    let mut written = Vec::new();
+    for (uuid, files) in traces {
+        let uuid_text = metadata::format_uuid(&uuid);
+        let dir = out.join(&uuid_text);
+        private_dir(&dir)?;
+        let mut trace = TraceOut {
+            uuid,
+            dir: dir.clone(),
+            files: Vec::new(),
+            metadata: None,
+        };
+        let _ = writeln!(text, "trace {uuid_text} -> {}", dir.display());
+        for (name, packets) in files {
+            let path = dir.join(&name);
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| Error(format!("creating {}: {e}", path.display())))?;
+            let mut bytes = 0;
+            let partial = packets.iter().any(|p| p.partial);
+            for p in &packets {
+                file.write_all(&p.data)
+                    .map_err(|e| Error(format!("writing {}: {e}", path.display())))?;
+                bytes += p.data.len();
+            }
+            let _ = writeln!(
+                text,
+                "  {name}: {} packets, {bytes} bytes{}",
+                packets.len(),
+                if partial {
+                    " (the last one cut where its writing stopped)"
+                } else {
+                    ""
+                }
+            );
+            trace.files.push((name, packets.len(), partial));
+        }
+        if let Some(found) = sources.iter().find_map(|s| s.get(&uuid)) {
+            let dst = dir.join("metadata");
+            copy_private(&found.path, &dst).map_err(|e| {
+                Error(format!(
+                    "copying metadata {} to {}: {e}",
+                    found.path.display(),
+                    dst.display()
+                ))
+            })?;
+            let _ = writeln!(
+                text,
+                "  metadata: {} (from {})",
+                found.path.display(),
+                found.source
+            );
+            trace.metadata = Some(found.clone());
+        } else {
+            let _ =
+                writeln!(
+                text,
+                "  metadata: MISSING. No metadata with UUID {uuid_text} was found{}. The trace \
+                 cannot be read without it: the session daemon that traced the program \
+                 generates it. Give it with --metadata PATH (the `metadata` file of any \
+                 snapshot or trace of the same session, recorded before or after, e.g. with \
+                 `lttng snapshot record` or `lttng regenerate metadata` then a snapshot), or \
+                 copy it to {}",
+                if options.metadata.is_some() { " (not in --metadata either)" } else { "" },
+                dir.join("metadata").display()
+            );
+        }
+        written.push(trace);
+    }
+    for s in &scan.streams {
+        for n in &s.notes {
+            let _ = writeln!(text, "note: buffer at {:#x}: {n}", s.segment.vaddr);
+        }
+        if s.method == Method::Headers {
+            let _ = writeln!(
+                text,
+                "note: buffer at {:#x}: recovered from packet headers only",
+                s.segment.vaddr
+            );
+        }
+    }
+    Ok(written)
+}
