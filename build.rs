@@ -89,4 +89,10 @@ fn main() {
         &["lttng-ctl"],
     );
     export("FIXTURE_REGISTER_TRIGGER", &register);
+    let setuid_dumpable = build_executable(
+        "setuid_dumpable",
+        &["tests/fixtures/setuid_dumpable.c"],
+        &[],
+    );
+    export("FIXTURE_SETUID_DUMPABLE", &setuid_dumpable);
 }

@@ -71,3 +71,11 @@ pub fn crasher_as(uid: u32, gid: u32) -> Command {
         .env("LTTNG_UST_REGISTER_TIMEOUT", REGISTER_TIMEOUT_MS);
     command
 }
+
+/// A set-uid-root test program (`tests/fixtures/setuid_dumpable.c`) that
+/// reads a root-only file, makes itself dumpable again
+/// (`prctl(PR_SET_DUMPABLE, 1)`) and crashes: `setuid_dumpable SECRET_FILE`,
+/// printing `ready <pid>`. Copy it and make the copy set-uid root.
+pub fn setuid_dumpable_path() -> PathBuf {
+    PathBuf::from(env!("FIXTURE_SETUID_DUMPABLE"))
+}

@@ -128,7 +128,11 @@ pub fn wait_for_record(dir: &Path, pid: i32) -> (PathBuf, serde_json::Value) {
         if let Ok(entries) = fs::read_dir(dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".json") && name.contains(&needle) {
+                // Root's record, not the crashing user's copy.
+                if name.ends_with(".json")
+                    && !name.ends_with(".user.json")
+                    && name.contains(&needle)
+                {
                     let text = fs::read(entry.path()).unwrap();
                     let record = serde_json::from_slice(&text).unwrap_or_else(|e| {
                         panic!(
@@ -149,13 +153,15 @@ pub fn wait_for_record(dir: &Path, pid: i32) -> (PathBuf, serde_json::Value) {
     }
 }
 
-/// Names in a directory, sorted.
+/// Names in a directory, sorted, but for the handler's ledger (its
+/// bookkeeping of the rate limits and the snapshot budget).
 pub fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != ".lttng-coredump-ledger")
                 .collect()
         })
         .unwrap_or_default();

@@ -51,7 +51,10 @@ class Handler:
         return [
             p
             for p in self.core_dir.iterdir()
-            if p.is_file() and not p.name.startswith("snapshot-done.") and p.suffix != ".json"
+            # Not the handler's hidden bookkeeping (its ledger) nor records.
+            if p.is_file()
+            and not p.name.startswith((".", "snapshot-done."))
+            and p.suffix != ".json"
         ]
 
     def snapshot_done_real_ns(self, pid):
@@ -83,7 +86,8 @@ class Handler:
 
     def crash_record(self):
         """Our handler's crash record for the crash just done, and its path."""
-        records = sorted(self.core_dir.glob("*.json"))
+        # Root's record, not a crashing user's copy (.user.json).
+        records = sorted(p for p in self.core_dir.glob("*.json") if not p.name.endswith(".user.json"))
         if len(records) != 1:
             raise BenchError(f"{self.label}: expected one crash record in {self.core_dir}, found {len(records)}")
         return json.loads(records[0].read_text()), records[0]

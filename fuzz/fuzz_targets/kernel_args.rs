@@ -7,7 +7,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use lttng_coredump_handler::kernel_args::KernelArgs;
-use lttng_coredump_handler::sanitize::{file_name_component, for_log, MAX_COMPONENT_LEN};
+use lttng_coredump_handler::sanitize::{
+    file_name_component, for_log, is_bidi_control, MAX_COMPONENT_LEN,
+};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
@@ -45,6 +47,9 @@ fuzz_target!(|data: &[u8]| {
             "{name:?}"
         );
         let line = for_log(raw);
-        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        assert!(
+            !line.chars().any(|c| c.is_control() || is_bidi_control(c)),
+            "{line:?}"
+        );
     }
 });

@@ -43,7 +43,22 @@ pub struct Chain {
 
 /// Fills `{pid}`, `{uid}`... in one argument from the crash; an unknown or
 /// empty field gives an empty string.
+///
+/// The crashing process chooses its name (`{comm}`), its host name (in a
+/// UTS namespace of its own: `{hostname}`) and its executable's name: a
+/// filled argument whose template does not itself start with `-` never
+/// starts with `-`, so that no value can become an option of the chained
+/// command (`--help`, `-o/etc/x`). Such an argument gets a `_` in front
+/// (`_--help`): the value stays readable and is never cut.
 pub fn fill_template(template: &str, args: &KernelArgs) -> OsString {
+    let mut filled = fill_placeholders(template, args).into_vec();
+    if filled.first() == Some(&b'-') && !template.starts_with('-') {
+        filled.insert(0, b'_');
+    }
+    OsString::from_vec(filled)
+}
+
+fn fill_placeholders(template: &str, args: &KernelArgs) -> OsString {
     let number = |value: Option<String>| value.map(String::into_bytes).unwrap_or_default();
     let mut out = Vec::new();
     let mut rest = template;
@@ -289,6 +304,18 @@ mod tests {
         assert_eq!(fill_template("{hostname}{core_limit}", &args), "");
         assert_eq!(fill_template("{nope} {pid", &args), "{nope} {pid");
         assert_eq!(fill_template("plain", &args), "plain");
+        // Values never become options; templates that are options stay so.
+        let hostile = KernelArgs {
+            comm: Some(b"--help".to_vec()),
+            hostname: Some(b"-oevil".to_vec()),
+            ..crash()
+        };
+        assert_eq!(fill_template("{comm}", &hostile), "_--help");
+        assert_eq!(fill_template("{hostname}", &hostile), "_-oevil");
+        assert_eq!(fill_template("{comm}{pid}", &hostile), "_--help42");
+        assert_eq!(fill_template("x{comm}", &hostile), "x--help");
+        assert_eq!(fill_template("--name={comm}", &hostile), "--name=--help");
+        assert_eq!(fill_template("-", &hostile), "-");
     }
 
     fn scratch(tag: &str) -> std::path::PathBuf {

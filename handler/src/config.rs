@@ -4,7 +4,6 @@
 //! with the defaults.
 
 use serde::Deserialize;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -70,12 +69,27 @@ pub struct Config {
     pub max_dir_size: u64,
     /// Free space always left on the core directory's filesystem.
     pub min_free: u64,
-    /// Cores and records older than this are deleted (`vacuum`); `None`:
-    /// no age limit.
+    /// Cores and records older than this are deleted (`vacuum`, and after
+    /// every crash); `None`: no age limit.
     pub max_age: Option<Duration>,
-    /// Cores of one program (by name) kept per minute; past it a crash gets
-    /// its snapshots and record but no core file. 0: no limit.
+    /// Cores of one program (by executable path, per user: a process may
+    /// rename itself at will, not its executable) kept per minute; past it
+    /// a crash gets its snapshots and record but no core file. 0: no limit.
     pub max_cores_per_minute: u32,
+    /// Cores of one user (whatever the programs) kept per minute. 0: no limit.
+    pub max_cores_per_user_per_minute: u32,
+    /// Crashes per minute that get the handler's own snapshots (the
+    /// configured `snapshot_sessions` and the fallback to every active
+    /// snapshot session); past it a crash gets only its triggers' snapshots.
+    /// 0: no limit.
+    pub max_snapshots_per_minute: u32,
+    /// Snapshot directories made by the handler's own snapshots that are
+    /// kept (the oldest are deleted). 0: no limit.
+    pub max_snapshot_dirs: u32,
+    /// Total size of the snapshot directories the handler keeps.
+    pub max_snapshot_size: u64,
+    /// Age past which a snapshot directory of the handler is deleted.
+    pub max_snapshot_age: Duration,
     /// Total time the snapshots may take before the core is read.
     pub snapshot_deadline: Duration,
     /// Sessions snapshotted on every crash, besides those of triggers.
@@ -103,6 +117,11 @@ impl Default for Config {
             min_free: GIB,
             max_age: None,
             max_cores_per_minute: 10,
+            max_cores_per_user_per_minute: 30,
+            max_snapshots_per_minute: 10,
+            max_snapshot_dirs: 100,
+            max_snapshot_size: 4 * GIB,
+            max_snapshot_age: Duration::from_secs(7 * 24 * 3600),
             snapshot_deadline: Duration::from_secs(5),
             snapshot_sessions: Vec::new(),
             snapshot_active_sessions: true,
@@ -137,29 +156,16 @@ impl Config {
                 path.display()
             )),
         };
-        let metadata = match std::fs::metadata(path) {
-            Ok(metadata) => metadata,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !explicit => {
+        let text = match read_trusted(path) {
+            Ok(text) => text,
+            Err(TrustError::Missing) if !explicit => {
                 return Loaded {
                     config: Config::default(),
                     error: None,
                 }
             }
-            Err(err) => return defaults(err.to_string()),
-        };
-        // The file decides which command runs as root on every crash: only
-        // root may be able to change it.
-        if metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
-            return defaults(format!(
-                "not trusted: owner uid {} mode {:o} (must be owned by root and not \
-                 writable by group or others)",
-                metadata.uid(),
-                metadata.mode() & 0o7777
-            ));
-        }
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(err) => return defaults(err.to_string()),
+            Err(TrustError::Missing) => return defaults("No such file or directory".into()),
+            Err(TrustError::Other(error)) => return defaults(error),
         };
         let parsed = crate::config_parse::parse(&text);
         Loaded {
@@ -184,6 +190,127 @@ impl Config {
             Err(parsed.problems.join("; "))
         }
     }
+}
+
+/// Longest configuration read.
+const MAX_CONFIG_LEN: u64 = 1 << 20;
+
+enum TrustError {
+    /// The file (or a directory above it) does not exist.
+    Missing,
+    Other(String),
+}
+
+/// Reads the file at `path`, opened once, component by component from `/`
+/// without following a symlink: every directory above it must be owned by
+/// root and not writable by group or others (a sticky one such as /tmp may
+/// be: nobody else can rename root's entries in it), and the file itself a
+/// regular file owned by root and not writable by group or others. Checked
+/// on the open descriptors, then read from the very descriptor checked: the
+/// file decides which command runs as root on every crash, so nobody but
+/// root may be able to change it, or swap it, or a directory above it,
+/// between the check and the read.
+fn read_trusted(path: &Path) -> Result<String, TrustError> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read;
+    let other = |message: String| TrustError::Other(message);
+    if !path.is_absolute() {
+        return Err(other("not an absolute path".into()));
+    }
+    let components: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(other("the path has a .. component".into()));
+    }
+    let Some((file_name, directories)) = components.split_last() else {
+        return Err(other("not a file".into()));
+    };
+    let open_error = |at: &Path, err: rustix::io::Errno| match err {
+        rustix::io::Errno::NOENT => TrustError::Missing,
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => other(format!(
+            "not trusted: {} is a symbolic link or not a directory",
+            at.display()
+        )),
+        err => other(format!("cannot open {}: {err}", at.display())),
+    };
+    let mut at = PathBuf::from("/");
+    let mut dir = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|err| open_error(&at, err))?;
+    check_directory(&dir, &at)?;
+    for name in directories {
+        at.push(name);
+        dir = rustix::fs::openat(
+            &dir,
+            *name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|err| open_error(&at, err))?;
+        check_directory(&dir, &at)?;
+    }
+    at.push(file_name);
+    // Non-blocking: a FIFO planted under the name must not hang the open.
+    let fd = rustix::fs::openat(
+        &dir,
+        *file_name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|err| match err {
+        rustix::io::Errno::LOOP => {
+            other(format!("not trusted: {} is a symbolic link", at.display()))
+        }
+        err => open_error(&at, err),
+    })?;
+    let stat = rustix::fs::fstat(&fd).map_err(|err| other(format!("cannot stat it: {err}")))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(other("not trusted: not a regular file".into()));
+    }
+    if stat.st_uid != 0 || stat.st_mode & 0o022 != 0 {
+        return Err(other(format!(
+            "not trusted: owner uid {} mode {:o} (must be owned by root and not \
+             writable by group or others)",
+            stat.st_uid,
+            stat.st_mode & 0o7777
+        )));
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .take(MAX_CONFIG_LEN)
+        .read_to_string(&mut text)
+        .map_err(|err| other(err.to_string()))?;
+    Ok(text)
+}
+
+/// A directory above the configuration: root's, and not writable by
+/// anyone else unless sticky.
+fn check_directory(dir: &std::os::fd::OwnedFd, at: &Path) -> Result<(), TrustError> {
+    let stat = rustix::fs::fstat(dir)
+        .map_err(|err| TrustError::Other(format!("cannot stat {}: {err}", at.display())))?;
+    let sticky = stat.st_mode & 0o1000 != 0;
+    if stat.st_uid != 0 || (stat.st_mode & 0o022 != 0 && !sticky) {
+        return Err(TrustError::Other(format!(
+            "not trusted: the directory {} has owner uid {} mode {:o} (every directory above \
+             the configuration must be owned by root and not writable by group or others, \
+             unless sticky)",
+            at.display(),
+            stat.st_uid,
+            stat.st_mode & 0o7777
+        )));
+    }
+    Ok(())
 }
 
 /// `"123"`, `"64K"`, `"512M"`, `"4G"`, `"1T"` (binary multiples; a trailing
@@ -232,6 +359,11 @@ mod tests {
             max_dir_size = 1073741824
             min_free = "2GiB"
             max_cores_per_minute = 3
+            max_cores_per_user_per_minute = 7
+            max_snapshots_per_minute = 4
+            max_snapshot_dirs = 5
+            max_snapshot_size = "1G"
+            max_snapshot_age = 86400
             snapshot_deadline = 1.5
             snapshot_sessions = ["a", "b"]
             snapshot_active_sessions = false
@@ -252,6 +384,11 @@ mod tests {
         assert_eq!(config.max_dir_size, GIB);
         assert_eq!(config.min_free, 2 * GIB);
         assert_eq!(config.max_cores_per_minute, 3);
+        assert_eq!(config.max_cores_per_user_per_minute, 7);
+        assert_eq!(config.max_snapshots_per_minute, 4);
+        assert_eq!(config.max_snapshot_dirs, 5);
+        assert_eq!(config.max_snapshot_size, GIB);
+        assert_eq!(config.max_snapshot_age, Duration::from_secs(86400));
         assert_eq!(config.snapshot_deadline, Duration::from_millis(1500));
         assert_eq!(config.snapshot_sessions, ["a", "b"]);
         assert!(!config.snapshot_active_sessions);
@@ -356,6 +493,46 @@ mod tests {
         let loaded = Config::load(Some(&path));
         assert!(loaded.error.is_none(), "{:?}", loaded.error);
         assert!(loaded.config.chain.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_above_that_others_may_write_is_not_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = private_dir();
+        let open = dir.join("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let path = open.join("c.toml");
+        std::fs::write(&path, "save_core = false\n").unwrap();
+        let error = Config::load(Some(&path)).error.unwrap();
+        assert!(
+            error.contains("not trusted") && error.contains(&open.display().to_string()),
+            "{error}"
+        );
+        // A symlink anywhere on the way is refused, not followed.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(&open, dir.join("link")).unwrap();
+        let error = Config::load(Some(&dir.join("link/c.toml"))).error.unwrap();
+        assert!(error.contains("symbolic link"), "{error}");
+        std::os::unix::fs::symlink(&path, dir.join("c-link.toml")).unwrap();
+        let error = Config::load(Some(&dir.join("c-link.toml"))).error.unwrap();
+        assert!(error.contains("symbolic link"), "{error}");
+        // Through safe directories (/tmp is sticky) it is read.
+        let loaded = Config::load(Some(&path));
+        assert!(loaded.error.is_none(), "{:?}", loaded.error);
+        assert!(!loaded.config.save_core);
+        // A FIFO under the name does not hang the handler.
+        let fifo = dir.join("fifo.toml");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        assert!(Config::load(Some(&fifo))
+            .error
+            .unwrap()
+            .contains("not a regular file"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use toml::{Table, Value};
 
+/// The longest age limit of the snapshot budget (ten years).
+const TEN_YEARS_SECS: u64 = 10 * 365 * 86_400;
+
 /// Lines of a file TOML cannot read that are left out before giving up.
 const MAX_SKIPPED_LINES: usize = 64;
 
@@ -25,7 +28,7 @@ pub struct Parsed {
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 20] = [
     "core_dir",
     "save_core",
     "compression",
@@ -35,6 +38,11 @@ pub const KEYS: [&str; 15] = [
     "min_free",
     "max_age",
     "max_cores_per_minute",
+    "max_cores_per_user_per_minute",
+    "max_snapshots_per_minute",
+    "max_snapshot_dirs",
+    "max_snapshot_size",
+    "max_snapshot_age",
     "snapshot_deadline",
     "snapshot_sessions",
     "snapshot_active_sessions",
@@ -121,14 +129,35 @@ pub fn parse(text: &str) -> Parsed {
                     format!("expected {form}, not {}; no age limit", shown(value)),
                 ),
             },
-            "max_cores_per_minute" => match value.as_integer().map(u32::try_from) {
-                Some(Ok(count)) => config.max_cores_per_minute = count,
-                _ => problem(
+            "max_cores_per_minute" => {
+                set_count(&mut config.max_cores_per_minute, value, key, &mut problem)
+            }
+            "max_cores_per_user_per_minute" => set_count(
+                &mut config.max_cores_per_user_per_minute,
+                value,
+                key,
+                &mut problem,
+            ),
+            "max_snapshots_per_minute" => set_count(
+                &mut config.max_snapshots_per_minute,
+                value,
+                key,
+                &mut problem,
+            ),
+            "max_snapshot_dirs" => {
+                set_count(&mut config.max_snapshot_dirs, value, key, &mut problem)
+            }
+            "max_snapshot_size" => {
+                set_size(&mut config.max_snapshot_size, value, key, &mut problem)
+            }
+            "max_snapshot_age" => match duration(value, TEN_YEARS_SECS) {
+                Ok(age) => config.max_snapshot_age = age,
+                Err(form) => problem(
                     key,
                     format!(
-                        "expected a whole number (0 for no limit), not {}; using {}",
+                        "expected {form}, not {}; using {}",
                         shown(value),
-                        config.max_cores_per_minute
+                        crate::tools::human::duration(config.max_snapshot_age)
                     ),
                 ),
             },
@@ -284,6 +313,19 @@ fn set_bool(field: &mut bool, value: &Value, key: &str, problem: &mut impl FnMut
             key,
             format!(
                 "expected true or false, not {}; using {field}",
+                shown(value)
+            ),
+        ),
+    }
+}
+
+fn set_count(field: &mut u32, value: &Value, key: &str, problem: &mut impl FnMut(&str, String)) {
+    match value.as_integer().map(u32::try_from) {
+        Some(Ok(count)) => *field = count,
+        _ => problem(
+            key,
+            format!(
+                "expected a whole number (0 for no limit), not {}; using {field}",
                 shown(value)
             ),
         ),

@@ -31,6 +31,9 @@ pub struct CoreSettings {
     /// limit and the configured maximum); `None` for no limit.
     pub max_size: Option<u64>,
     pub space: SpacePolicy,
+    /// The crashing uid: the core is marked with it (`space::OWNER_XATTR`),
+    /// and making room for it never deletes another user's latest core.
+    pub owner_uid: Option<u32>,
 }
 
 /// What became of the core.
@@ -58,6 +61,7 @@ struct Budgeted {
     /// (writing then goes on, with the floor checked but not serialized).
     space_lock: Option<OwnedFd>,
     policy: SpacePolicy,
+    owner_uid: Option<u32>,
     /// Room left under the directory size limit since it was last measured.
     room: u64,
     stored: u64,
@@ -97,7 +101,11 @@ impl Budgeted {
             }
         };
         if self.may_grow && (self.room < wanted || above_floor < wanted) {
-            match space::make_room(self.dir.as_fd(), self.policy, wanted, self.stored) {
+            let claimant = space::Claimant {
+                uid: self.owner_uid,
+                own_stem: None,
+            };
+            match space::make_room(self.dir.as_fd(), self.policy, wanted, self.stored, claimant) {
                 Ok((room, deleted)) => {
                     self.room = room.min(ROOM_STEP);
                     self.deleted.extend(deleted);
@@ -163,16 +171,26 @@ pub struct CoreWriter {
 impl CoreWriter {
     /// Starts a core in `new_file`.
     pub fn new(new_file: NewFile, settings: &CoreSettings) -> io::Result<CoreWriter> {
+        let mut errors = Vec::new();
+        if let Some(uid) = settings.owner_uid {
+            if let Err(err) = space::mark_owner(new_file.file(), uid) {
+                errors.push(format!(
+                    "cannot mark the core as uid {uid}'s (making room may then delete it \
+                     first): {err}"
+                ));
+            }
+        }
         let budgeted = Budgeted {
             file: new_file.file().try_clone()?,
             dir: new_file.dir().try_clone_to_owned()?,
             space_lock: open_space_lock(),
             policy: settings.space,
+            owner_uid: settings.owner_uid,
             room: 0,
             stored: 0,
             may_grow: true,
             deleted: Vec::new(),
-            errors: Vec::new(),
+            errors,
         };
         let sink = match settings.zstd_level {
             None => Sink::Sparse(budgeted),
@@ -281,6 +299,23 @@ impl CoreWriter {
             }
         }
     }
+}
+
+/// Runs `step` holding the machine-wide space lock ([`SPACE_LOCK`]), as
+/// every "measure, then write" step of the handlers does (the step runs
+/// unlocked when the lock cannot be had).
+pub fn with_space_lock<R>(step: impl FnOnce() -> R) -> R {
+    let lock = open_space_lock();
+    let locked = lock
+        .as_ref()
+        .is_some_and(|fd| rustix::fs::flock(fd, rustix::fs::FlockOperation::LockExclusive).is_ok());
+    let result = step();
+    if locked {
+        if let Some(fd) = &lock {
+            let _ = rustix::fs::flock(fd, rustix::fs::FlockOperation::Unlock);
+        }
+    }
+    result
 }
 
 /// Opens (creating it 0600) the machine-wide space lock; only a regular
@@ -393,6 +428,7 @@ mod tests {
                 max_dir_size: u64::MAX,
                 min_free: 0,
             },
+            owner_uid: None,
         }
     }
 

@@ -4,7 +4,9 @@
 //! 1. read the arguments and the configuration (`read_arguments_and_config`);
 //! 2. read `/proc/PID` while the process is held (`gather_process`);
 //! 3. record the trace snapshots before touching the core, since the trace
-//!    is what waiting would lose (`record_snapshots`);
+//!    is what waiting would lose, within the snapshot budget
+//!    (`record_snapshots`; the core directory is opened first: its ledger
+//!    holds the budget and the rate limits);
 //! 4. stream the core to its file and to the chained handler (`save_core`),
 //!    then run the triggers' stop actions once the kernel has let the
 //!    process go (`run_stops`);
@@ -14,17 +16,21 @@
 //!
 //! No step's failure stops a later one: each is caught into the record.
 
+use crate::access;
 use crate::chain::{Chain, ChainOutcome};
 use crate::config::{self, Compression, Config};
 use crate::coredir::{self, CoreDir};
 use crate::corefile::{CoreOutcome, CoreSettings, CoreWriter};
 use crate::kernel_args::{signal_name, KernelArgs};
+use crate::ledger::CoreLimits;
 use crate::procinfo::{self, Gathered, Identity};
 use crate::pump::PumpOutcome;
+use crate::ratelimit;
 use crate::record::{self, CoreSection, CrashRecord, Signal};
 use crate::safefile::NewFile;
 use crate::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_LEN};
 use crate::snapshot::{self, DaemonFire, SnapshotPlan};
+use crate::snapshot_budget;
 use crate::space::SpacePolicy;
 use crate::syslog::{iso8601_utc, Log};
 use lttng_coredump_engine::CrashInfo;
@@ -72,19 +78,34 @@ pub fn handle_then_release(
         hostname: args.hostname.as_deref().map(lossy).unwrap_or_default(),
         time,
     };
-    let plan = SnapshotPlan {
+    let mut plan = SnapshotPlan {
         deadline: config.snapshot_deadline,
         extra_sessions: config.snapshot_sessions.clone(),
         fallback_to_active_snapshot_sessions: config.snapshot_active_sessions,
         user_daemon: config.snapshot_user_daemon,
     };
+    let dir = open_core_dir(&config, log);
     let mut stages = record::Stages::default();
-    let fires = record_snapshots(&crash, &args, &plan, &mut stages.snapshots, log);
-    let saved = save_core(
+    let fires = record_snapshots(
+        &crash,
         &args,
-        &config,
-        comm.as_deref(),
-        time,
+        &mut plan,
+        dir.as_ref(),
+        snapshot_budget_of(&config),
+        &mut stages.snapshots,
+        log,
+    );
+    let readable_by = core_reader(&args, &gathered, log);
+    let saved = save_core(
+        CoreInputs {
+            args: &args,
+            config: &config,
+            comm: comm.as_deref(),
+            program: program_of(&args, &gathered, comm.as_deref()),
+            time,
+            dir,
+            readable_by,
+        },
         core,
         release_core,
         &mut stages.core,
@@ -104,7 +125,7 @@ pub fn handle_then_release(
         stages,
         log,
     });
-    write_record(crash_record, &saved, log);
+    write_record(crash_record, &saved, &config, args.uid, log);
     expire_old(&config, &saved, log);
     verdict
 }
@@ -211,20 +232,69 @@ fn gather_process(args: &KernelArgs, log: &mut Log) -> Gathered {
     gathered
 }
 
-/// 3. The trace snapshots, before the core is read.
+/// The snapshot budget the configuration sets.
+fn snapshot_budget_of(config: &Config) -> snapshot_budget::Budget {
+    snapshot_budget::Budget {
+        per_minute: config.max_snapshots_per_minute,
+        max_dirs: config.max_snapshot_dirs,
+        max_bytes: config.max_snapshot_size,
+        max_age: config.max_snapshot_age,
+    }
+}
+
+/// 3. The trace snapshots, before the core is read. The handler's own
+///    snapshots (configured sessions, the fallback) only within the budget
+///    (they are left out of `plan` past it); the snapshot directories they
+///    made are then noted, and the oldest past the budget deleted.
 fn record_snapshots(
     crash: &CrashInfo,
     args: &KernelArgs,
-    plan: &SnapshotPlan,
+    plan: &mut SnapshotPlan,
+    dir: Option<&CoreDir>,
+    budget: snapshot_budget::Budget,
     times: &mut record::StageTimes,
     log: &mut Log,
 ) -> Vec<DaemonFire> {
+    let own_snapshots =
+        !plan.extra_sessions.is_empty() || plan.fallback_to_active_snapshot_sessions;
+    if let (Some(dir), true) = (dir, own_snapshots) {
+        match snapshot_budget::admit(dir.fd.as_fd(), now(), budget) {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                log.warning(reason);
+                plan.extra_sessions.clear();
+                plan.fallback_to_active_snapshot_sessions = false;
+            }
+            Err(err) => log.warning(err),
+        }
+    }
+    let plan = &*plan;
     let fires = timed(times, || {
         or_if_it_panics(
             || snapshot::record_snapshots(crash, args.uid, plan),
             || panicked_fire("recording the snapshots"),
         )
     });
+    if let Some(dir) = dir {
+        let made = snapshot_budget::own_snapshot_dirs(&fires);
+        let (pruned, errors) = or_if_it_panics(
+            || snapshot_budget::note_and_prune(dir.fd.as_fd(), now(), &made, budget),
+            || {
+                (
+                    vec![],
+                    vec!["the snapshot budget's pruning panicked".into()],
+                )
+            },
+        );
+        for path in pruned {
+            log.notice(format!(
+                "deleted the snapshot {path} (the handler's own, past the snapshot budget)"
+            ));
+        }
+        for error in errors {
+            log.warning(error);
+        }
+    }
     for error in record::fire_errors(&fires) {
         log.warning(error);
     }
@@ -287,33 +357,70 @@ struct SavedCore {
     _file: Option<std::fs::File>,
 }
 
+/// Who besides root may read the core: the crashing user, only when the
+/// process was theirs in every respect (see `access`); why not is logged
+/// when `%d` alone would have said yes.
+fn core_reader(args: &KernelArgs, gathered: &Gathered, log: &mut Log) -> Option<u32> {
+    match access::reader_of_core(args, gathered) {
+        Ok(uid) => Some(uid),
+        Err(reason) => {
+            if args.dump_mode == Some(1) && args.uid.is_some_and(|uid| uid != 0) {
+                log.warning(format!(
+                    "core of process {} stays root-only: {reason}",
+                    pid_or(args, "?")
+                ));
+            }
+            None
+        }
+    }
+}
+
+/// The program the rate limit counts the crash against: its executable
+/// (the kernel's `%E`, else `/proc`), never the name it gave itself, but
+/// for want of anything else.
+fn program_of(args: &KernelArgs, gathered: &Gathered, comm: Option<&[u8]>) -> Vec<u8> {
+    args.exe_path_from_kernel()
+        .or_else(|| gathered.info.exe.clone())
+        .unwrap_or_else(|| comm.unwrap_or_default().to_vec())
+}
+
+/// What step 4 works from.
+struct CoreInputs<'a> {
+    args: &'a KernelArgs,
+    config: &'a Config,
+    comm: Option<&'a [u8]>,
+    /// What the rate limit counts the core against ([`program_of`]).
+    program: Vec<u8>,
+    time: i64,
+    dir: Option<CoreDir>,
+    readable_by: Option<u32>,
+}
+
 /// 4. The core, streamed to its file and to the chained handler; the
 ///    kernel's pipe is released as soon as it has been read.
-#[allow(clippy::too_many_arguments)]
 fn save_core(
-    args: &KernelArgs,
-    config: &Config,
-    comm: Option<&[u8]>,
-    time: i64,
+    inputs: CoreInputs<'_>,
     core: &mut impl Read,
     release_core: impl FnOnce() -> std::io::Result<()>,
     times: &mut record::StageTimes,
     log: &mut Log,
 ) -> SavedCore {
-    let dir = open_core_dir(config, log);
+    let CoreInputs {
+        args,
+        config,
+        comm,
+        program,
+        time,
+        dir,
+        readable_by,
+    } = inputs;
     let stem_name = file_name_component(comm.unwrap_or(b"unknown"), MAX_COMPONENT_LEN);
     let stem = format!("core.{stem_name}.{}.{time}", pid_or(args, "unknown"));
     let extension = match config.compression {
         Compression::None => "",
         Compression::Zstd => ".zst",
     };
-    let readable_by = match (args.dump_mode, args.uid) {
-        // Only when the kernel says the process was dumpable for its user;
-        // never for set-uid crashes (mode 2) or when the mode is unknown.
-        (Some(1), Some(uid)) if uid != 0 => Some(uid),
-        _ => None,
-    };
-    let mut writer = open_core_file(args, config, dir.as_ref(), &stem_name, log);
+    let mut writer = open_core_file(args, config, dir.as_ref(), &stem_name, &program, log);
     let mut chain = match &config.chain {
         Some(chain_config) => match Chain::start(chain_config, args) {
             Ok(chain) => Some(chain),
@@ -418,6 +525,7 @@ fn open_core_file(
     config: &Config,
     dir: Option<&CoreDir>,
     stem_name: &str,
+    program: &[u8],
     log: &mut Log,
 ) -> Result<CoreWriter, CoreFate> {
     if !config.save_core {
@@ -433,12 +541,16 @@ fn open_core_file(
     let Some(dir) = dir else {
         return Err(CoreFate::Lost("no safe core directory".into()));
     };
-    if let Some(reason) = rate_limited(dir, stem_name, config.max_cores_per_minute) {
-        log.warning(format!(
-            "core of process {} not saved: {reason}",
-            pid_or(args, "?")
-        ));
-        return Err(CoreFate::LeftOut(reason));
+    let limits = CoreLimits {
+        per_program: config.max_cores_per_minute,
+        per_user: config.max_cores_per_user_per_minute,
+    };
+    match ratelimit::admit(dir.fd.as_fd(), now(), args.uid, program, stem_name, limits) {
+        Ok(None) => {}
+        // Logged once, by log_outcome.
+        Ok(Some(reason)) => return Err(CoreFate::LeftOut(reason)),
+        // A core is never dropped for want of bookkeeping.
+        Err(err) => log.warning(err),
     }
     let max_size = match args.core_limit_bytes() {
         Some(limit) => limit.min(config.max_core_size),
@@ -451,6 +563,7 @@ fn open_core_file(
             max_dir_size: config.max_dir_size,
             min_free: config.min_free,
         },
+        owner_uid: args.uid,
     };
     NewFile::create_in(dir.fd.as_fd())
         .and_then(|file| CoreWriter::new(file, &settings))
@@ -610,7 +723,13 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
 /// 6. The record, next to the core (same name, `.json`), and where it went
 ///    in the log; when it cannot be written, the whole record goes to the
 ///    log.
-fn write_record(mut crash_record: CrashRecord, saved: &SavedCore, log: &mut Log) {
+fn write_record(
+    mut crash_record: CrashRecord,
+    saved: &SavedCore,
+    config: &Config,
+    owner: Option<u32>,
+    log: &mut Log,
+) {
     let Some(dir) = &saved.dir else {
         log.error(format!(
             "no safe directory for the crash record; the record was: {}",
@@ -629,8 +748,31 @@ fn write_record(mut crash_record: CrashRecord, saved: &SavedCore, log: &mut Log)
         text: "crash record written".into(),
     });
     let name = |n: u32| numbered(record_stem, n, ".json");
-    match crash_record.write(dir.fd.as_fd(), saved.readable_by, name) {
-        Ok(name) => log.info(format!("crash record {}", dir.path.join(name).display())),
+    let policy = SpacePolicy {
+        max_dir_size: config.max_dir_size,
+        min_free: config.min_free,
+    };
+    match crash_record.write_within(dir.fd.as_fd(), policy, owner, saved.readable_by, name) {
+        Ok(written) => {
+            for deleted in &written.deleted {
+                log.notice(format!(
+                    "deleted old crash {deleted} to make room for a record"
+                ));
+            }
+            for error in &written.errors {
+                log.warning(error.clone());
+            }
+            log.info(format!(
+                "crash record {}",
+                dir.path.join(&written.name).display()
+            ));
+            if let Some(copy) = &written.user_copy {
+                log.info(format!(
+                    "the crashing user's copy of the record {}",
+                    dir.path.join(copy).display()
+                ));
+            }
+        }
         Err(err) => log.error(format!(
             "cannot write the crash record in {}: {err}; the record was: {}",
             dir.path.display(),
@@ -650,20 +792,6 @@ fn numbered(stem: &str, n: u32, extension: &str) -> String {
 
 fn comm_for_log(comm: Option<&[u8]>) -> String {
     comm.map(for_log).unwrap_or_else(|| "?".into())
-}
-
-/// Why the core must not be kept because of the per-program rate limit.
-fn rate_limited(dir: &CoreDir, name: &str, max_per_minute: u32) -> Option<String> {
-    if max_per_minute == 0 {
-        return None;
-    }
-    let recent =
-        crate::ratelimit::recent_cores(dir.fd.as_fd(), name, std::time::SystemTime::now()).ok()?;
-    (recent >= max_per_minute as usize).then(|| {
-        format!(
-            "rate limit: {recent} cores of {name} saved in the last minute (max_cores_per_minute = {max_per_minute})"
-        )
-    })
 }
 
 /// The PID for a message or a name, `unknown` when the kernel gave none.

@@ -246,6 +246,15 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
             options.binary.display()
         ));
     }
+    // The kernel runs it as root on every crash: nobody else may be able to
+    // replace it, nor any directory on the way to it.
+    crate::trusted_path::check_only_root_can_change(&options.binary).map_err(|why| {
+        anyhow!(
+            "refusing to install {}: {why}. Install a copy owned by root in directories only \
+             root can write (for example /usr/local/sbin)",
+            options.binary.display()
+        )
+    })?;
     if let Some(config) = &options.config {
         if let Some(error) = Config::load(Some(config)).error {
             return Err(anyhow!(error.replace("; using the defaults", "")));

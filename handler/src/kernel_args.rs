@@ -54,7 +54,7 @@ pub struct KernelArgs {
     pub comm: Option<Vec<u8>>,
     /// `%E`: the executable path with `/` written as `!`, raw.
     pub exe_path_bang: Option<Vec<u8>>,
-    /// `--config PATH` given before the fields.
+    /// `--config PATH` given as the first argument (nowhere else).
     pub config: Option<PathBuf>,
     /// Every problem met, one line each, safe to log.
     pub errors: Vec<String>,
@@ -68,21 +68,37 @@ impl KernelArgs {
     {
         let mut parsed = KernelArgs::default();
         let mut args = args.into_iter().peekable();
+        let mut first = true;
         while let Some(arg) = args.next() {
             let bytes = arg.as_bytes();
+            let is_first = std::mem::take(&mut first);
+            // `--config` counts only as the very first argument, where the
+            // installed line puts it: a kernel before 5.3 expands %e and
+            // then splits at spaces, so a process named
+            // "x --config /some/root/file" would otherwise choose the
+            // configuration (and with it the command run as root).
             if bytes == b"--config" {
-                match args.next() {
-                    Some(path) if parsed.config.is_none() => parsed.config = Some(path.into()),
-                    Some(_) => parsed.errors.push("--config given more than once".into()),
+                let path = args.next();
+                match path {
+                    Some(path) if is_first => parsed.config = Some(path.into()),
+                    Some(_) => parsed.errors.push(
+                        "--config after the first argument ignored (only the installed line's \
+                         own, first, --config counts)"
+                            .into(),
+                    ),
                     None => parsed.errors.push("--config without a path".into()),
                 }
                 continue;
             }
             if let Some(path) = bytes.strip_prefix(b"--config=") {
-                if parsed.config.is_none() {
+                if is_first {
                     parsed.config = Some(PathBuf::from(std::ffi::OsStr::from_bytes(path)));
                 } else {
-                    parsed.errors.push("--config given more than once".into());
+                    parsed.errors.push(
+                        "--config= after the first argument ignored (only the installed \
+                         line's own, first, --config counts)"
+                            .into(),
+                    );
                 }
                 continue;
             }
@@ -298,6 +314,31 @@ mod tests {
         let parsed = KernelArgs::parse(line);
         assert_eq!(parsed.config, Some(PathBuf::from("/etc/x.toml")));
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    }
+
+    #[test]
+    fn config_anywhere_but_first_is_ignored() {
+        let mut line = full_line();
+        line.insert(10, OsString::from("--config"));
+        line.insert(11, OsString::from("/etc/passwd"));
+        line.push(OsString::from("--config=/etc/shadow"));
+        let parsed = KernelArgs::parse(line);
+        assert_eq!(parsed.config, None);
+        assert_eq!(parsed.comm.as_deref(), Some(&b"crasher"[..]));
+        assert_eq!(
+            parsed
+                .errors
+                .iter()
+                .filter(|e| e.contains("after the first argument ignored"))
+                .count(),
+            2,
+            "{:?}",
+            parsed.errors
+        );
+        let mut line = args(&[b"--config", b"/a.toml", b"--config", b"/b.toml"]);
+        line.extend(full_line());
+        let parsed = KernelArgs::parse(line);
+        assert_eq!(parsed.config, Some(PathBuf::from("/a.toml")));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 // FFI crates (lttng-ctl-sys, lttng-ctl, capi), none here.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod acl;
 pub mod chain;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod docs;
 pub mod handle;
 pub mod install;
 pub mod kernel_args;
+pub mod ledger;
 pub mod persist;
 pub mod procinfo;
 pub mod pump;
@@ -27,7 +29,9 @@ pub mod retention;
 pub mod safefile;
 pub mod sanitize;
 pub mod snapshot;
+pub mod snapshot_budget;
 pub mod space;
 pub mod status;
 pub mod syslog;
 pub mod tools;
+pub mod trusted_path;

@@ -13,6 +13,43 @@ use std::path::{Path, PathBuf};
 /// Longest command line kept (the rest is cut and said so).
 const MAX_CMDLINE: u64 = 64 * 1024;
 const MAX_CGROUP: u64 = 4096;
+const MAX_STATUS: u64 = 16 * 1024;
+const MAX_AUXV: u64 = 8 * 1024;
+/// The auxiliary vector's `AT_SECURE` type (linux/auxvec.h).
+const AT_SECURE: u64 = 23;
+
+/// The four ids of a `Uid:` or `Gid:` line of `/proc/PID/status`.
+fn status_ids(status: &[u8], key: &str) -> Option<[u32; 4]> {
+    let text = std::str::from_utf8(status).ok()?;
+    let line = text.lines().find_map(|line| line.strip_prefix(key))?;
+    let ids: Vec<u32> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    ids.try_into().ok()
+}
+
+/// The value of `kind` in an auxiliary vector (native-endian pairs of
+/// words, ended by `AT_NULL`).
+fn auxv_value(auxv: &[u8], kind: u64) -> Option<u64> {
+    const WORD: usize = std::mem::size_of::<usize>();
+    let word = |bytes: &[u8]| -> u64 {
+        let mut buffer = [0u8; WORD];
+        buffer.copy_from_slice(bytes);
+        usize::from_ne_bytes(buffer) as u64
+    };
+    for pair in auxv.chunks_exact(2 * WORD) {
+        let (key, value) = (word(&pair[..WORD]), word(&pair[WORD..]));
+        if key == 0 {
+            return None;
+        }
+        if key == kind {
+            return Some(value);
+        }
+    }
+    None
+}
 
 /// How sure the handler is that the information describes the crash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -35,6 +72,14 @@ pub struct ProcessInfo {
     pub cmdline_truncated: bool,
     pub exe: Option<Vec<u8>>,
     pub cgroup: Option<Vec<u8>>,
+    /// Real, effective, saved and file-system uids (`Uid:` of `status`).
+    pub uids: Option<[u32; 4]>,
+    /// The same for the gids (`Gid:`).
+    pub gids: Option<[u32; 4]>,
+    /// `AT_SECURE` of the auxiliary vector: set when the program was
+    /// started with more privileges than its caller (set-uid, set-gid,
+    /// file capabilities), whatever it did with them since.
+    pub at_secure: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +126,31 @@ pub fn gather(proc_root: &Path, pid: i32, pidfd: Option<i32>) -> Gathered {
         match rustix::fs::readlinkat(dir, "exe", Vec::new()) {
             Ok(target) => info.exe = Some(target.into_bytes()),
             Err(err) => errors.push(format!("cannot read {}/exe: {err}", process_dir.display())),
+        }
+        match read_limited(dir, "status", MAX_STATUS) {
+            Ok((raw, _)) => {
+                info.uids = status_ids(&raw, "Uid:");
+                info.gids = status_ids(&raw, "Gid:");
+                if info.uids.is_none() || info.gids.is_none() {
+                    errors.push(format!(
+                        "{}/status has no Uid: or Gid: line",
+                        process_dir.display()
+                    ));
+                }
+            }
+            Err(err) => errors.push(format!(
+                "cannot read {}/status: {err}",
+                process_dir.display()
+            )),
+        }
+        match read_limited(dir, "auxv", MAX_AUXV) {
+            Ok((raw, _)) => {
+                info.at_secure = auxv_value(&raw, AT_SECURE).map(|value| value != 0);
+                if info.at_secure.is_none() {
+                    errors.push(format!("{}/auxv has no AT_SECURE", process_dir.display()));
+                }
+            }
+            Err(err) => errors.push(format!("cannot read {}/auxv: {err}", process_dir.display())),
         }
         match read_limited(dir, "cgroup", MAX_CGROUP) {
             Ok((raw, _)) => info.cgroup = Some(trim_newline(raw)),
@@ -161,6 +231,26 @@ mod tests {
     use std::process::{Command, Stdio};
 
     #[test]
+    fn status_and_auxv_parsing() {
+        let status = b"Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t100\t100\t100\t100\n";
+        assert_eq!(status_ids(status, "Uid:"), Some([1000, 0, 0, 0]));
+        assert_eq!(status_ids(status, "Gid:"), Some([100; 4]));
+        assert_eq!(status_ids(b"Uid:\t1\t2\n", "Uid:"), None);
+        let words = |pairs: &[(usize, usize)]| -> Vec<u8> {
+            pairs
+                .iter()
+                .flat_map(|(k, v)| [k.to_ne_bytes(), v.to_ne_bytes()].concat())
+                .collect()
+        };
+        assert_eq!(
+            auxv_value(&words(&[(6, 4096), (23, 1), (0, 0)]), 23),
+            Some(1)
+        );
+        assert_eq!(auxv_value(&words(&[(6, 4096), (0, 0), (23, 1)]), 23), None);
+        assert_eq!(auxv_value(&words(&[(23, 0)]), 23), Some(0));
+    }
+
+    #[test]
     fn cmdline_splitting() {
         assert_eq!(
             split_cmdline(b"a\0b c\0\0d\0"),
@@ -206,6 +296,13 @@ mod tests {
         );
         assert!(gathered.info.exe.unwrap().ends_with(b"sleep"));
         assert_eq!(gathered.info.comm.unwrap(), b"sleep");
+        let own = (
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw(),
+        );
+        assert_eq!(gathered.info.uids, Some([own.0; 4]));
+        assert_eq!(gathered.info.gids, Some([own.1; 4]));
+        assert_eq!(gathered.info.at_secure, Some(false));
         let own_cgroup = std::fs::read(format!("/proc/{pid}/cgroup")).unwrap();
         assert_eq!(gathered.info.cgroup.unwrap(), trim_newline(own_cgroup));
 

@@ -119,6 +119,7 @@ mod tests {
                 max_dir_size: u64::MAX,
                 min_free: 0,
             },
+            owner_uid: None,
         };
         let mut core =
             CoreWriter::new(NewFile::create_in(dirfd.as_fd()).unwrap(), &settings).unwrap();

@@ -1,41 +1,45 @@
-//! Keeping a crash loop from filling the disk: how many cores of the same
-//! program (by its file-name component, as cores are named) were saved in
-//! the last minute. Past the configured number, the crash still gets its
-//! snapshots and its record, but no core file.
+//! Keeping a crash loop from filling the disk: cores per program and per
+//! user per minute. A program is its executable path (a process renames
+//! itself at will with `PR_SET_NAME`, not its executable), counted per
+//! user, so that one user's loop never costs another user their cores.
+//! The count and the reservation of a place are one step under the lock of
+//! the core directory's ledger (see `ledger`), so the limits are exact
+//! under a storm of simultaneous crashes. Past a limit, the crash still
+//! gets its snapshots and its record, but no core file.
 
+use crate::ledger::{self, CoreLimits, Ledger};
 use std::os::fd::BorrowedFd;
-use std::time::{Duration, SystemTime};
 
-pub const WINDOW: Duration = Duration::from_secs(60);
+/// Stands for a uid the kernel did not give.
+const UNKNOWN_UID: u32 = u32::MAX;
 
-/// Cores named `core.NAME.*` (regular files, not records) modified within
-/// `WINDOW` of `now`.
-pub fn recent_cores(dir: BorrowedFd<'_>, name: &str, now: SystemTime) -> std::io::Result<usize> {
-    let prefix = format!("core.{name}.");
-    let since = now
-        .checked_sub(WINDOW)
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
-    let mut count = 0;
-    for entry in rustix::fs::Dir::read_from(dir)? {
-        let entry = entry?;
-        let file_name = entry.file_name().to_bytes();
-        if !file_name.starts_with(prefix.as_bytes()) || !crate::space::is_core_name(file_name) {
-            continue;
-        }
-        if let Ok(stat) = rustix::fs::statat(
-            dir,
-            entry.file_name(),
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-        ) {
-            let regular = rustix::fs::FileType::from_raw_mode(stat.st_mode)
-                == rustix::fs::FileType::RegularFile;
-            if regular && stat.st_mtime >= since {
-                count += 1;
-            }
-        }
+/// Counts this crash's core against the limits and reserves its place
+/// when they allow it. `Ok(None)`: keep the core; `Ok(Some(reason))`:
+/// the limits say no; `Err`: the ledger could not be used (the core is
+/// then kept: a core is never dropped for want of bookkeeping).
+pub fn admit(
+    dir: BorrowedFd<'_>,
+    now: i64,
+    uid: Option<u32>,
+    program: &[u8],
+    shown: &str,
+    limits: CoreLimits,
+) -> Result<Option<String>, String> {
+    if limits.per_program == 0 && limits.per_user == 0 {
+        return Ok(None);
     }
-    Ok(count)
+    let mut ledger = Ledger::lock(dir).map_err(|err| {
+        format!("cannot use the core directory's ledger for the rate limits: {err}")
+    })?;
+    ledger::admit_core(
+        &mut ledger,
+        now,
+        uid.unwrap_or(UNKNOWN_UID),
+        program,
+        shown,
+        limits,
+    )
+    .map_err(|err| format!("cannot update the core directory's ledger: {err}"))
 }
 
 #[cfg(test)]
@@ -45,34 +49,30 @@ mod tests {
     use std::os::fd::AsFd;
 
     #[test]
-    fn counts_only_recent_cores_of_that_program() {
+    fn concurrent_admissions_never_exceed_the_limit() {
         let dir = std::env::temp_dir().join(format!("handler-ratelimit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let now = SystemTime::now();
-        for (name, age) in [
-            ("core.loop.1.1", 5),
-            ("core.loop.2.2", 30),
-            ("core.loop.3.3.zst", 10),
-            ("core.loop.4.4", 600),
-            ("core.loop.1.1.json", 5),
-            ("core.loopy.5.5", 5),
-            ("core.other.6.6", 5),
-        ] {
-            let path = dir.join(name);
-            std::fs::write(&path, "x").unwrap();
-            File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(now - Duration::from_secs(age))
-                .unwrap();
-        }
-        std::os::unix::fs::symlink("/etc/passwd", dir.join("core.loop.7.7")).unwrap();
-        let fd = File::open(&dir).unwrap();
-        assert_eq!(recent_cores(fd.as_fd(), "loop", now).unwrap(), 3);
-        assert_eq!(recent_cores(fd.as_fd(), "other", now).unwrap(), 1);
-        assert_eq!(recent_cores(fd.as_fd(), "none", now).unwrap(), 0);
+        let limits = CoreLimits {
+            per_program: 10,
+            per_user: 0,
+        };
+        let admitted: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..20)
+                .map(|_| {
+                    let dir = &dir;
+                    scope.spawn(move || {
+                        // Each its own open file, as separate handlers.
+                        let fd = File::open(dir).unwrap();
+                        let verdict =
+                            admit(fd.as_fd(), 1000, Some(7), b"/bin/x", "x", limits).unwrap();
+                        usize::from(verdict.is_none())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(admitted, 10);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,6 +14,8 @@ use std::os::fd::BorrowedFd;
 
 /// Identifies the format for readers; bumped on incompatible changes.
 pub const FORMAT: &str = "lttng-coredump-record/1";
+/// The format of the crashing user's copy ([`UserRecord`]).
+pub const USER_FORMAT: &str = "lttng-coredump-user-record/1";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Signal {
@@ -169,29 +171,219 @@ pub fn fire_errors(fires: &[DaemonFire]) -> Vec<String> {
     errors
 }
 
+/// The crashing user's copy of a record: what concerns that user only.
+///
+/// Root's record names every session the crash snapshotted in the root
+/// session daemon, other users' triggers (with their uids), configured
+/// sessions and where their snapshots went, and logs all of it: it stays
+/// readable by root only. When the user may read the core, they get this
+/// copy beside it (`<record stem>.user.json`): their process, the core,
+/// and the snapshots taken in their own session daemon or by their own
+/// triggers; the rest is left out, not blanked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserRecord {
+    pub format: &'static str,
+    pub pid: Option<i32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub signal: Option<Signal>,
+    pub time: Option<i64>,
+    pub time_utc: Option<String>,
+    pub hostname: Option<String>,
+    pub process_name: Option<String>,
+    pub exe_path: Option<String>,
+    pub cmdline: Option<Vec<String>>,
+    pub cmdline_truncated: bool,
+    pub cgroup: Option<String>,
+    pub process_identity: Identity,
+    pub dump_mode: Option<u32>,
+    pub core_limit: Option<u64>,
+    pub core: UserCoreSection,
+    /// Snapshots taken in the user's own daemon or by the user's triggers.
+    pub snapshots: Vec<SnapshotEntry>,
+    pub note: &'static str,
+}
+
+/// The core section of the user's copy (without the names of other
+/// crashes' cores deleted to make room).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserCoreSection {
+    pub saved: bool,
+    pub path: Option<String>,
+    pub size: u64,
+    pub compression: &'static str,
+    pub complete: bool,
+    pub truncated_reason: Option<String>,
+    pub not_saved_reason: Option<String>,
+}
+
+/// The snapshot entries of `fires` that concern `uid`: every one of its
+/// own daemon (`user UID`), and those of its own triggers elsewhere.
+fn snapshot_entries_of(fires: &[DaemonFire], uid: u32) -> Vec<SnapshotEntry> {
+    let own_daemon = format!("user {uid}");
+    let mut entries = Vec::new();
+    for fire in fires {
+        let Some(report) = &fire.report else { continue };
+        for outcome in &report.outcomes {
+            if fire.daemon == own_daemon || outcome.owner_uid == Some(uid) {
+                entries.extend(snapshot_entries(&[DaemonFire {
+                    daemon: fire.daemon.clone(),
+                    target: None,
+                    report: Some(lttng_coredump_engine::FireReport {
+                        outcomes: vec![outcome.clone()],
+                        ..Default::default()
+                    }),
+                    error: None,
+                }]));
+            }
+        }
+    }
+    entries
+}
+
+/// A record as written: its name, the user's copy's, and what had to go to
+/// make room for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    pub name: String,
+    pub user_copy: Option<String>,
+    pub deleted: Vec<String>,
+    pub errors: Vec<String>,
+}
+
 impl CrashRecord {
+    /// The copy `uid` may read.
+    pub fn user_copy(&self, uid: u32) -> UserRecord {
+        UserRecord {
+            format: USER_FORMAT,
+            pid: self.pid,
+            uid: self.uid,
+            gid: self.gid,
+            signal: self.signal.clone(),
+            time: self.time,
+            time_utc: self.time_utc.clone(),
+            hostname: self.hostname.clone(),
+            process_name: self.process_name.clone(),
+            exe_path: self.exe_path.clone(),
+            cmdline: self.cmdline.clone(),
+            cmdline_truncated: self.cmdline_truncated,
+            cgroup: self.cgroup.clone(),
+            process_identity: self.process_identity.clone(),
+            dump_mode: self.dump_mode,
+            core_limit: self.core_limit,
+            core: UserCoreSection {
+                saved: self.core.saved,
+                path: self.core.path.clone(),
+                size: self.core.size,
+                compression: self.core.compression,
+                complete: self.core.complete,
+                truncated_reason: self.core.truncated_reason.clone(),
+                not_saved_reason: self.core.not_saved_reason.clone(),
+            },
+            snapshots: snapshot_entries_of(&self.fires, uid),
+            note: "the crashing user's copy: root's record beside it (same name without \
+                   .user) has the rest, for root only",
+        }
+    }
+
+    /// Writes the record (root only) and, for `user`, the user's copy,
+    /// into the core directory `dir`, within its limits: under the space
+    /// lock, the oldest crashes (never another user's latest core, nor this
+    /// crash's own core) make room for them; when they do not fit even so,
+    /// nothing is written and the error says so. Both are marked as
+    /// `owner`'s.
+    pub fn write_within(
+        &self,
+        dir: BorrowedFd<'_>,
+        policy: crate::space::SpacePolicy,
+        owner: Option<u32>,
+        user: Option<u32>,
+        name: impl Fn(u32) -> String,
+    ) -> std::io::Result<Written> {
+        let json = self.to_json();
+        let user_json = user.map(|uid| {
+            let mut json =
+                serde_json::to_vec_pretty(&self.user_copy(uid)).expect("the copy serializes");
+            json.push(b'\n');
+            (uid, json)
+        });
+        // What the files take on disk, in whole blocks.
+        let on_disk = |len: usize| (len as u64).div_ceil(4096) * 4096;
+        let needed = on_disk(json.len()) + user_json.as_ref().map_or(0, |(_, j)| on_disk(j.len()));
+        let stem = name(0);
+        let stem = stem.strip_suffix(".json").unwrap_or(&stem).to_string();
+        crate::corefile::with_space_lock(|| {
+            let claimant = crate::space::Claimant {
+                uid: owner,
+                own_stem: Some(stem.as_bytes()),
+            };
+            let (room, deleted) =
+                crate::space::make_room_for_record(dir, policy, needed, claimant)?;
+            if room < needed {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!(
+                        "no room for the record ({needed} bytes) in the core directory (size \
+                         limit or free-space floor){}",
+                        if deleted.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" after deleting {}", deleted.join(", "))
+                        }
+                    ),
+                ));
+            }
+            let mut written = Written {
+                deleted,
+                ..Written::default()
+            };
+            written.name = publish(dir, &json, None, owner, &name)?;
+            if let Some((uid, user_json)) = &user_json {
+                let root_stem = written.name.strip_suffix(".json").unwrap_or(&written.name);
+                let user_name = |n: u32| {
+                    if n == 0 {
+                        format!("{root_stem}.user.json")
+                    } else {
+                        format!("{root_stem}.user.{n}.json")
+                    }
+                };
+                match publish(dir, user_json, Some(*uid), owner, user_name) {
+                    Ok(name) => written.user_copy = Some(name),
+                    Err(err) => written.errors.push(format!(
+                        "cannot write uid {uid}'s copy of the record: {err}"
+                    )),
+                }
+            }
+            Ok(written)
+        })
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         let mut json = serde_json::to_vec_pretty(self).expect("the record serializes");
         json.push(b'\n');
         json
     }
+}
 
-    /// Writes the record into `dir` under `name(0)`, `name(1)`...; returns
-    /// the name it got.
-    pub fn write(
-        &self,
-        dir: BorrowedFd<'_>,
-        readable_by: Option<u32>,
-        name: impl Fn(u32) -> String,
-    ) -> std::io::Result<String> {
-        let mut file = NewFile::create_in(dir)?;
-        file.file_mut().write_all(&self.to_json())?;
-        if let Some(uid) = readable_by {
-            crate::acl::grant_read(file.file(), uid)?;
-        }
-        let (_, name) = file.publish(name)?;
-        Ok(name)
+/// Writes `json` into a new file of `dir`, readable by `reader` when set,
+/// marked as `owner`'s, named by `name`.
+fn publish(
+    dir: BorrowedFd<'_>,
+    json: &[u8],
+    reader: Option<u32>,
+    owner: Option<u32>,
+    name: impl Fn(u32) -> String,
+) -> std::io::Result<String> {
+    let mut file = NewFile::create_in(dir)?;
+    file.file_mut().write_all(json)?;
+    if let Some(uid) = owner {
+        crate::space::mark_owner(file.file(), uid)?;
     }
+    if let Some(uid) = reader {
+        crate::acl::grant_read(file.file(), uid)?;
+    }
+    let (_, name) = file.publish(name)?;
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -337,25 +529,95 @@ mod tests {
     }
 
     #[test]
+    fn the_users_copy_holds_only_what_concerns_that_user() {
+        use lttng_coredump_engine::{ActionKind, ActionOutcome, FireReport};
+        let outcome = |session: &str, trigger: &str, owner: u32| ActionOutcome {
+            trigger_name: Some(trigger.into()),
+            owner_uid: Some(owner),
+            session: session.into(),
+            action: ActionKind::Snapshot,
+            snapshot_path: Some(format!("/traces/{session}")),
+            error: None,
+        };
+        let mut record = sample();
+        record.fires = vec![
+            DaemonFire {
+                daemon: "root".into(),
+                target: None,
+                report: Some(FireReport {
+                    outcomes: vec![
+                        outcome("roots-session", "roots-trigger", 0),
+                        outcome("others-session", "others-trigger", 1001),
+                        outcome("own-in-root", "own-trigger", 1000),
+                    ],
+                    ..Default::default()
+                }),
+                error: None,
+            },
+            DaemonFire {
+                daemon: "user 1000".into(),
+                target: None,
+                report: Some(FireReport {
+                    outcomes: vec![outcome("own-session", "own-daemon-trigger", 1000)],
+                    ..Default::default()
+                }),
+                error: None,
+            },
+        ];
+        record.snapshots = snapshot_entries(&record.fires);
+        record.errors = vec!["snapshot of session \"roots-session\" failed".into()];
+        record.core.deleted_to_make_room = vec!["core.svc.1.1".into()];
+        let copy = serde_json::to_string(&record.user_copy(1000)).unwrap();
+        for hidden in ["roots-", "others-", "1001", "core.svc"] {
+            assert!(!copy.contains(hidden), "{hidden} in {copy}");
+        }
+        for shown in ["own-in-root", "own-session", "/usr/bin/x"] {
+            assert!(copy.contains(shown), "{shown} not in {copy}");
+        }
+    }
+
+    #[test]
     fn records_never_replace_a_planted_file() {
         let dir = std::env::temp_dir().join(format!("handler-record-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.join("r.json")).unwrap();
         let dirfd = std::fs::File::open(&dir).unwrap();
-        let name = sample()
-            .write(std::os::fd::AsFd::as_fd(&dirfd), None, |n| {
-                if n == 0 {
-                    "r.json".into()
-                } else {
-                    format!("r.{n}.json")
-                }
-            })
+        let policy = crate::space::SpacePolicy {
+            max_dir_size: u64::MAX,
+            min_free: 0,
+        };
+        let written = sample()
+            .write_within(
+                std::os::fd::AsFd::as_fd(&dirfd),
+                policy,
+                Some(1000),
+                Some(1000),
+                |n| {
+                    if n == 0 {
+                        "r.json".into()
+                    } else {
+                        format!("r.{n}.json")
+                    }
+                },
+            )
             .unwrap();
-        assert_eq!(name, "r.1.json");
+        assert_eq!(written.name, "r.1.json");
+        assert_eq!(written.user_copy.as_deref(), Some("r.1.user.json"));
         let back: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(dir.join(&written.name)).unwrap()).unwrap();
         assert_eq!(back["pid"], 42);
+        // Root's record is root's; the user reads their copy.
+        let root_record = std::fs::File::open(dir.join(&written.name)).unwrap();
+        assert!(crate::acl::users_with_read(&root_record)
+            .unwrap()
+            .is_empty());
+        let copy = std::fs::File::open(dir.join("r.1.user.json")).unwrap();
+        assert_eq!(crate::acl::users_with_read(&copy).unwrap(), [1000]);
+        assert_eq!(
+            std::fs::read_link(dir.join("r.json")).unwrap(),
+            std::path::Path::new("/etc/passwd")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -38,9 +38,11 @@ pub fn file_name_component(raw: &[u8], max_len: usize) -> String {
 }
 
 /// Arbitrary bytes as one line of printable text for a log message: valid
-/// UTF-8 is kept except control characters, which are escaped (`\n`, `\x1b`),
-/// as are the bytes of invalid sequences (`\xff`). A hostile name can thus
-/// neither forge a log line nor hide itself.
+/// UTF-8 is kept except control characters and the Unicode bidirectional
+/// controls, which are escaped (`\n`, `\x1b`, `\xe2\x80\xae`), as are the
+/// bytes of invalid sequences (`\xff`). A hostile name can thus neither
+/// forge a log line nor hide itself, nor reorder what a terminal shows of
+/// the line (a RIGHT-TO-LEFT OVERRIDE in `ab\u{202e}gpj` shows `abjpg`).
 pub fn for_log(raw: &[u8]) -> String {
     let mut out = String::with_capacity(raw.len());
     for chunk in raw.utf8_chunks() {
@@ -50,7 +52,7 @@ pub fn for_log(raw: &[u8]) -> String {
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),
                 '\\' => out.push_str("\\\\"),
-                c if c.is_control() => {
+                c if c.is_control() || is_bidi_control(c) => {
                     for byte in c.to_string().bytes() {
                         out.push_str(&format!("\\x{byte:02x}"));
                     }
@@ -63,6 +65,13 @@ pub fn for_log(raw: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The characters that change the direction text is shown in: the
+/// embeddings and overrides (U+202A to U+202E), the isolates (U+2066 to
+/// U+2069) and the marks (U+200E, U+200F).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
 }
 
 /// Arbitrary bytes as a string for the crash record: invalid UTF-8 becomes
@@ -149,6 +158,16 @@ mod tests {
         assert_eq!(for_log(b"\xffok"), "\\xffok");
         assert_eq!(for_log(b"esc\x1b"), "esc\\x1b");
         assert_eq!(for_log("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert_eq!(for_log("ab\u{202e}gpj".as_bytes()), "ab\\xe2\\x80\\xaegpj");
+        for bidi in [
+            '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{200e}', '\u{200f}',
+        ] {
+            let line = for_log(format!("a{bidi}b").as_bytes());
+            assert!(!line.contains(bidi), "{line:?}");
+            assert!(line.starts_with("a\\xe2\\x8"), "{line:?}");
+        }
+        // Neighbours of the ranges are ordinary text.
+        assert_eq!(for_log("\u{2029}\u{2065}".as_bytes()), "\u{2029}\u{2065}");
         let line = for_log(b"x\r\n<13>forged: line\x00");
         assert!(!line.contains('\n') && !line.contains('\r') && !line.contains('\0'));
     }

@@ -126,7 +126,10 @@ fn a_users_core_is_readable_by_that_user_and_nobody_else() {
     assert_eq!(record["dump_mode"], 1);
     assert_eq!(record["core"]["readable_by_uid"], NOBODY);
     let core_path = Path::new(record["core"]["path"].as_str().unwrap()).to_path_buf();
-    for path in [&core_path, &record_path] {
+    // The user reads the core and their copy of the record; root's record
+    // (it names whatever else the crash touched) stays root's.
+    let user_copy = record_path.with_extension("user.json");
+    for path in [&core_path, &user_copy] {
         let metadata = fs::metadata(path).unwrap();
         assert_eq!((metadata.uid(), metadata.gid()), (0, 0));
         // Owner rw, the ACL mask in the group bits, nothing for others.
@@ -144,6 +147,9 @@ fn a_users_core_is_readable_by_that_user_and_nobody_else() {
             path.display()
         );
     }
+    assert_eq!(mode_of(&record_path), 0o600);
+    assert!(acl_users(&record_path).is_empty());
+    assert!(!readable_by(NOBODY, NOGROUP, &record_path));
 }
 
 /// Sets fs.suid_dumpable for a test and puts the old value back.

@@ -141,7 +141,7 @@ fn the_core_size_limit_cuts_the_core() {
 }
 
 #[test]
-fn the_directory_limit_deletes_the_oldest_cores_first() {
+fn the_directory_limit_deletes_the_oldest_crashes_first_with_their_records() {
     let dir = TempDir::new("lcdh-dirsize");
     let cores = dir.path().join("cores");
     let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
@@ -177,13 +177,14 @@ fn the_directory_limit_deletes_the_oldest_cores_first() {
         assert_eq!(record["core"]["complete"], true, "{record:#}");
         assert!(core_path(record).exists());
     }
-    // Records are kept: they say where the trace is.
+    // Records go with their core: they count against the limit too.
+    assert!(!cores.join(format!("{}.json", deleted[0])).exists());
     assert_eq!(
         names_in(&cores)
             .iter()
             .filter(|n| n.ends_with(".json"))
             .count(),
-        3
+        2
     );
 }
 

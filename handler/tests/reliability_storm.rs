@@ -1,14 +1,16 @@
 //! The handler under load, through the real kernel: 50 traced programs
 //! crash at once, then one program crashes 200 times in a row. Every crash
-//! gets its record and its snapshot, every core the limits allow is saved
-//! complete, the per-program rate limit keeps the loop from filling the
-//! disk, the free-space floor holds, and no handler is left running.
+//! gets its snapshot and its record (which goes with its core when the
+//! core is deleted to make room: a crash is kept or goes whole), every core
+//! the limits allow is saved complete, the per-program rate limit keeps
+//! the loop from filling the disk, the free-space floor holds, and no
+//! handler is left running.
 
 use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testsupport::core_file::*;
 use testsupport::crasher::*;
@@ -200,30 +202,78 @@ fn check_core(record: &serde_json::Value, pid: i32, deleted: &HashSet<String>) -
     }
 }
 
+/// How many snapshot directories (what the daemon made for a record) are
+/// under `dir`.
+fn snapshot_dirs(dir: &Path) -> usize {
+    let mut found = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in fs::read_dir(&at).into_iter().flatten().flatten() {
+            if !entry.file_type().unwrap().is_dir() {
+                continue;
+            }
+            if entry.path().join("ust").is_dir() {
+                found += 1;
+            } else {
+                stack.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// What is left of a crash at the end: its record when it is still there;
+/// otherwise it went whole (core and records together) to make room, and
+/// nothing of it may be left.
+fn record_or_gone(cores: &Path, pid: i32) -> Option<serde_json::Value> {
+    let needle = format!(".{pid}.");
+    let names: Vec<String> = names_in(cores)
+        .into_iter()
+        .filter(|n| n.contains(&needle))
+        .collect();
+    let record = names
+        .iter()
+        .find(|n| n.ends_with(".json") && !n.ends_with(".user.json"));
+    match record {
+        Some(name) => Some(serde_json::from_slice(&fs::read(cores.join(name)).unwrap()).unwrap()),
+        None => {
+            assert!(
+                names.is_empty(),
+                "crash {pid} left {names:?} without its record"
+            );
+            None
+        }
+    }
+}
+
 #[test]
-fn a_crash_storm_and_a_crash_loop_keep_every_record_and_the_free_space_floor() {
+fn a_crash_storm_and_a_crash_loop_keep_the_free_space_floor_and_whole_crashes() {
     let session = SmallSession::start();
     let dir = TempDir::new("lcdsec-storm");
     // Cores on a filesystem of their own, so that its free space is ours to
     // watch: the floor must hold against 255 crashes.
     let mount = Tmpfs::mount(&dir.path().join("fs"), "size=128m,mode=0755");
     let cores = mount.0.join("cores");
-    let handler = InstalledHandler::new(
-        handler_binary!(),
-        &format!(
+    // No rate limit for the storm (50 crashes of one program), and no
+    // snapshot budget (every crash snapshots the session): the floor is
+    // what this tests.
+    let config = |max_cores_per_minute: usize| {
+        format!(
             "core_dir = \"{}\"\nmin_free = {MIN_FREE}\nsnapshot_deadline = 30\n\
-         snapshot_active_sessions = false\nsnapshot_user_daemon = false\n\
-         snapshot_sessions = [\"{}\"]\nmax_cores_per_minute = {MAX_CORES_PER_MINUTE}\n",
+             snapshot_active_sessions = false\nsnapshot_user_daemon = false\n\
+             snapshot_sessions = [\"{}\"]\nmax_cores_per_minute = {max_cores_per_minute}\n\
+             max_cores_per_user_per_minute = 0\nmax_snapshots_per_minute = 0\n\
+             max_snapshot_dirs = 0\n",
             cores.display(),
             session.name
-        ),
-    );
+        )
+    };
+    let handler = InstalledHandler::new(handler_binary!(), &config(0));
     handler.guard().set_pipe_limit(PIPE_LIMIT);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(150);
 
-    // The storm: 50 programs, each its own name (so the rate limit does
-    // not apply), let go together.
+    // The storm: 50 programs, let go together.
     let mut storm: Vec<(Child, i32)> = (0..STORM)
         .map(|i| gated_crasher(&format!("storm-{i}")))
         .collect();
@@ -233,35 +283,42 @@ fn a_crash_storm_and_a_crash_loop_keep_every_record_and_the_free_space_floor() {
     }
     let mut lowest_free = u64::MAX;
     for (child, _) in &mut storm {
+        // The kernel reports the crash once its handler is done.
         wait_bounded(child, deadline);
         lowest_free = lowest_free.min(free_bytes(&mount.0));
     }
-    let mut snapshots = HashSet::new();
-    let storm_records: Vec<(i32, serde_json::Value)> = storm
-        .iter()
-        .map(|(_, pid)| (*pid, wait_for_record(&cores, *pid).1))
-        .collect();
-    for (_, record) in &storm_records {
-        assert!(snapshots.insert(snapshot_path(record, &session.name)));
-    }
+    let storm_pids: Vec<i32> = storm.iter().map(|(_, pid)| *pid).collect();
     eprintln!(
         "storm of {STORM} done after {:?}; lowest free {lowest_free}",
         started.elapsed()
     );
 
-    // The loop: one program, 200 crashes in a row.
+    // The loop: one program (a program of its own: the rate limit counts
+    // by executable), 200 crashes in a row.
+    handler.set_config(&config(MAX_CORES_PER_MINUTE));
+    let looper = dir.path().join("looper");
+    fs::copy(crasher_path(), &looper).unwrap();
     let mut loop_records = Vec::new();
     for _ in 0..LOOP {
         assert!(Instant::now() < deadline, "the crash loop took too long");
         let output = run_bounded(
-            crasher_command().args([&unique_name("loop"), "1", "segv", "1", "random", "looper"]),
+            Command::new(&looper)
+                .env("LTTNG_UST_REGISTER_TIMEOUT", REGISTER_TIMEOUT_MS)
+                .args([&unique_name("loop"), "1", "segv", "1", "random"]),
             CRASH_TIMEOUT,
         );
         let pid = ready_pid(&output);
         lowest_free = lowest_free.min(free_bytes(&mount.0));
+        // Read at once: a later crash may delete it whole to make room.
         loop_records.push((pid, wait_for_record(&cores, pid).1));
     }
     eprintln!("loop of {LOOP} done after {:?}", started.elapsed());
+
+    let mut snapshots = HashSet::new();
+    let storm_records: Vec<(i32, serde_json::Value)> = storm_pids
+        .iter()
+        .filter_map(|pid| record_or_gone(&cores, *pid).map(|record| (*pid, record)))
+        .collect();
     let deleted: HashSet<String> = storm_records
         .iter()
         .chain(&loop_records)
@@ -270,6 +327,7 @@ fn a_crash_storm_and_a_crash_loop_keep_every_record_and_the_free_space_floor() {
         .collect();
     let mut whole = 0;
     for (pid, record) in &storm_records {
+        assert!(snapshots.insert(snapshot_path(record, &session.name)));
         whole += usize::from(check_core(record, *pid, &deleted));
     }
     let mut saved = 0;
@@ -296,16 +354,16 @@ fn a_crash_storm_and_a_crash_loop_keep_every_record_and_the_free_space_floor() {
         "{saved} cores saved of the loop"
     );
 
-    // Every snapshot is there, distinct.
+    // Every crash got its snapshot, each its own (the storm crashes that
+    // went whole to make room too: the snapshots are the session's).
     for path in &snapshots {
         assert!(path.is_dir(), "{}", path.display());
     }
-    assert_eq!(snapshots.len(), STORM + LOOP);
-    let names = names_in(&cores);
-    assert_eq!(
-        names.iter().filter(|n| n.ends_with(".json")).count(),
-        STORM + LOOP
-    );
+    assert_eq!(snapshot_dirs(session._output.path()), STORM + LOOP);
+    // Every crash is either whole, with its record, or gone whole.
+    for pid in &storm_pids {
+        record_or_gone(&cores, *pid);
+    }
     // The floor is what limits the cores: the oldest went to make room.
     assert!(!deleted.is_empty(), "the floor never came into play");
     assert!(whole > 0);

@@ -162,7 +162,7 @@ fn wrong_argument_lists_and_255_byte_fields_still_save_the_core() {
                 field("s", b"\xff"),
                 OsString::from("="),
             ],
-            "--config given more than once",
+            "--config after the first argument ignored",
         ),
     ];
     // A fire runs the root daemon's OnAnyCoreDump triggers.

@@ -411,7 +411,12 @@ fn wait_for_record(core_dir: &Path, pid: i32, interrupted: &AtomicBool) -> Step<
             .with_context(|| format!("cannot read {}", core_dir.display()))?
             .flatten()
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .find(|name| name.starts_with(&prefix) && name.ends_with(".json"));
+            // Root's record (a crashing user's copy ends in .user.json).
+            .find(|name| {
+                name.starts_with(&prefix)
+                    && name.ends_with(".json")
+                    && !name.ends_with(".user.json")
+            });
         if let Some(name) = found {
             return Ok(core_dir.join(name));
         }

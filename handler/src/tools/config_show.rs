@@ -45,6 +45,20 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
             config.max_cores_per_minute.to_string(),
         ),
         (
+            "max_cores_per_user_per_minute".into(),
+            config.max_cores_per_user_per_minute.to_string(),
+        ),
+        (
+            "max_snapshots_per_minute".into(),
+            config.max_snapshots_per_minute.to_string(),
+        ),
+        (
+            "max_snapshot_dirs".into(),
+            config.max_snapshot_dirs.to_string(),
+        ),
+        ("max_snapshot_size".into(), size(config.max_snapshot_size)),
+        ("max_snapshot_age".into(), duration(config.max_snapshot_age)),
+        (
             "snapshot_deadline".into(),
             duration(config.snapshot_deadline),
         ),

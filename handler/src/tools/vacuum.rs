@@ -37,8 +37,18 @@ pub fn run(source: &SourceArgs) -> Result<ExitCode> {
         }
     }
     // Room for one byte: deletes exactly what the limits require.
-    let (room, deleted) = space::make_room(dir.fd.as_fd(), policy, 1, 0)
-        .map_err(|err| anyhow!("cannot apply the limits in {}: {err}", dir.path.display()))?;
+    let (room, deleted) = space::make_room(
+        dir.fd.as_fd(),
+        policy,
+        1,
+        0,
+        // No crash of its own: every user's latest core is kept.
+        space::Claimant {
+            uid: None,
+            own_stem: None,
+        },
+    )
+    .map_err(|err| anyhow!("cannot apply the limits in {}: {err}", dir.path.display()))?;
     for name in &deleted {
         println!("deleted {}", dir.path.join(name).display());
     }
