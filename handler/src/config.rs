@@ -3,7 +3,6 @@
 //! default. A bad file never costs a core: the handler logs why and runs
 //! with the defaults.
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,8 +32,7 @@ impl Compression {
 }
 
 /// A command the core is also handed to (for example systemd-coredump).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChainConfig {
     /// Program and arguments, no shell. `{pid}`, `{uid}`, `{gid}`,
     /// `{signal}`, `{time}`, `{comm}`, `{hostname}`, `{core_limit}`,
@@ -42,26 +40,17 @@ pub struct ChainConfig {
     pub command: Vec<String>,
     /// The chained command is given up on (its input closed, and it is
     /// killed) when it accepts no data for this long.
-    #[serde(default = "default_chain_stall_timeout", deserialize_with = "seconds")]
     pub stall_timeout: Duration,
     /// How long the handler waits for the chained command to exit once it
     /// has all of the core.
-    #[serde(default = "default_chain_exit_timeout", deserialize_with = "seconds")]
     pub exit_timeout: Duration,
 }
 
-fn default_chain_stall_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-
-fn default_chain_exit_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-
 /// Everything the handler can be told. Sizes are bytes, or strings with a
-/// binary suffix (`"512M"`, `"4G"`); durations are seconds.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// binary suffix (`"512M"`, `"4G"`); durations are seconds, or strings
+/// with a unit (`"500ms"`, `"5s"`, `"30d"`). The file is read key by key
+/// (`config_parse`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where cores and crash records go (root-owned, not writable by others;
     /// created 0755 if missing). An unsafe directory is replaced by the
@@ -74,15 +63,15 @@ pub struct Config {
     pub zstd_level: i32,
     /// Largest core kept (uncompressed size); longer cores are cut and
     /// marked truncated.
-    #[serde(deserialize_with = "bytes")]
     pub max_core_size: u64,
     /// Largest total size of the core directory; the oldest cores are
     /// deleted to make room.
-    #[serde(deserialize_with = "bytes")]
     pub max_dir_size: u64,
     /// Free space always left on the core directory's filesystem.
-    #[serde(deserialize_with = "bytes")]
     pub min_free: u64,
+    /// Cores and records older than this are deleted (`vacuum`, and after
+    /// every crash); `None`: no age limit.
+    pub max_age: Option<Duration>,
     /// Cores of one program (by executable path, per user: a process may
     /// rename itself at will, not its executable) kept per minute; past it
     /// a crash gets its snapshots and record but no core file. 0: no limit.
@@ -98,13 +87,10 @@ pub struct Config {
     /// kept (the oldest are deleted). 0: no limit.
     pub max_snapshot_dirs: u32,
     /// Total size of the snapshot directories the handler keeps.
-    #[serde(deserialize_with = "bytes")]
     pub max_snapshot_size: u64,
     /// Age past which a snapshot directory of the handler is deleted.
-    #[serde(deserialize_with = "long_seconds")]
     pub max_snapshot_age: Duration,
     /// Total time the snapshots may take before the core is read.
-    #[serde(deserialize_with = "seconds")]
     pub snapshot_deadline: Duration,
     /// Sessions snapshotted on every crash, besides those of triggers.
     pub snapshot_sessions: Vec<String>,
@@ -129,6 +115,7 @@ impl Default for Config {
             max_core_size: 8 * GIB,
             max_dir_size: 16 * GIB,
             min_free: GIB,
+            max_age: None,
             max_cores_per_minute: 10,
             max_cores_per_user_per_minute: 30,
             max_snapshots_per_minute: 10,
@@ -149,7 +136,8 @@ impl Default for Config {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
-    /// Set when the file could not be used and the defaults were taken.
+    /// Set when the file, or some of its keys, could not be used (each such
+    /// key keeps its default).
     pub error: Option<String>,
 }
 
@@ -179,48 +167,28 @@ impl Config {
             Err(TrustError::Missing) => return defaults("No such file or directory".into()),
             Err(TrustError::Other(error)) => return defaults(error),
         };
-        match Config::parse(&text) {
-            Ok(config) => Loaded {
-                config,
-                error: None,
-            },
-            Err(err) => defaults(err),
+        let parsed = crate::config_parse::parse(&text);
+        Loaded {
+            config: parsed.config,
+            error: (!parsed.problems.is_empty()).then(|| {
+                format!(
+                    "configuration {}: {}",
+                    path.display(),
+                    parsed.problems.join("; ")
+                )
+            }),
         }
     }
 
-    /// Parses configuration text; the error names the line and the key.
+    /// Parses configuration text strictly: every problem (each naming its
+    /// line, column and key) is an error. `load` is the lenient reader.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|err| describe_toml_error(text, &err))?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        if !self.core_dir.is_absolute() {
-            return Err(format!(
-                "core_dir must be an absolute path, not {:?}",
-                self.core_dir
-            ));
+        let parsed = crate::config_parse::parse(text);
+        if parsed.problems.is_empty() {
+            Ok(parsed.config)
+        } else {
+            Err(parsed.problems.join("; "))
         }
-        if !(1..=22).contains(&self.zstd_level) {
-            return Err(format!(
-                "zstd_level must be 1 to 22, not {}",
-                self.zstd_level
-            ));
-        }
-        if let Some(chain) = &self.chain {
-            match chain.command.first() {
-                None => return Err("chain.command is empty".into()),
-                Some(program) if !program.starts_with('/') => {
-                    // The handler runs with an empty environment: no PATH.
-                    return Err(format!(
-                        "chain.command must start with an absolute path, not {program:?}"
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
     }
 }
 
@@ -345,41 +313,6 @@ fn check_directory(dir: &std::os::fd::OwnedFd, at: &Path) -> Result<(), TrustErr
     Ok(())
 }
 
-/// One line: where the error is (line, column, and the key of that line)
-/// and what it is.
-fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
-    let message = err.message().trim().replace('\n', " ");
-    let Some(span) = err.span() else {
-        return message;
-    };
-    let before = &text[..span.start.min(text.len())];
-    let line_number = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    let line = text[line_start..].lines().next().unwrap_or("");
-    let key = line
-        .split_once('=')
-        .map(|(key, _)| key.trim())
-        .filter(|key| !key.is_empty() && !key.starts_with('['));
-    match key {
-        Some(key) => format!("line {line_number}, column {column}, key {key}: {message}"),
-        None => format!("line {line_number}, column {column}: {message}"),
-    }
-}
-
-fn bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        Number(u64),
-        Text(String),
-    }
-    match Size::deserialize(deserializer)? {
-        Size::Number(number) => Ok(number),
-        Size::Text(text) => parse_size(&text).map_err(de::Error::custom),
-    }
-}
-
 /// `"123"`, `"64K"`, `"512M"`, `"4G"`, `"1T"` (binary multiples; a trailing
 /// `iB` or `B` is accepted).
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -403,27 +336,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| {
             format!("invalid size {text:?} (expected bytes, or a number with K, M, G or T)")
         })
-}
-
-/// Seconds, up to ten years.
-fn long_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let value = f64::deserialize(deserializer)?;
-    if !(0.0..=10.0 * 365.0 * 86400.0).contains(&value) {
-        return Err(de::Error::custom(format!(
-            "invalid duration {value} (expected 0 to 315360000 seconds)"
-        )));
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
-fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let value = f64::deserialize(deserializer)?;
-    if !(0.0..=3600.0).contains(&value) {
-        return Err(de::Error::custom(format!(
-            "invalid duration {value} (expected 0 to 3600 seconds)"
-        )));
-    }
-    Ok(Duration::from_secs_f64(value))
 }
 
 #[cfg(test)]
@@ -495,19 +407,19 @@ mod tests {
     fn errors_name_the_line_and_the_key() {
         let err = Config::parse("save_core = true\nmax_core_size = \"lots\"\n").unwrap_err();
         assert!(
-            err.starts_with("line 2, column 17, key max_core_size: invalid size"),
+            err.starts_with("line 2, column 17, key max_core_size: expected a size"),
             "{err}"
         );
         assert!(!err.contains('\n'), "{err}");
 
         let err = Config::parse("core_dir = 42\n").unwrap_err();
         assert!(
-            err.starts_with("line 1, column 12, key core_dir: invalid type"),
+            err.starts_with("line 1, column 12, key core_dir: expected an absolute path"),
             "{err}"
         );
 
-        let err =
-            Config::parse("[chain]\ncommand = [\"/bin/x\"]\nstall_timeout = \"5\"\n").unwrap_err();
+        let err = Config::parse("[chain]\ncommand = [\"/bin/x\"]\nstall_timeout = \"5 parsecs\"\n")
+            .unwrap_err();
         assert!(
             err.starts_with("line 3, column 17, key stall_timeout:"),
             "{err}"
@@ -518,7 +430,7 @@ mod tests {
         assert!(err.contains("line 1"), "{err}");
 
         let err = Config::parse("snapshot_deadline = -1\n").unwrap_err();
-        assert!(err.contains("invalid duration"), "{err}");
+        assert!(err.contains("expected a duration"), "{err}");
         assert!(Config::parse("core_dir = \"relative\"").is_err());
         assert!(Config::parse("[chain]\ncommand = []").is_err());
         assert!(Config::parse("[chain]\ncommand = [\"cat\"]").is_err());
@@ -555,7 +467,7 @@ mod tests {
         assert_eq!(loaded.config, Config::default());
         let error = loaded.error.unwrap();
         assert!(
-            error.contains("bad.toml") && error.contains("using the defaults"),
+            error.contains("bad.toml") && error.contains("key compression"),
             "{error}"
         );
 

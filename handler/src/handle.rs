@@ -152,7 +152,31 @@ pub fn handle_crash(
         log,
     });
     write_record(crash_record, &saved, &config, args.uid, log);
+    expire_old(&config, &saved, log);
     verdict
+}
+
+/// Retention by age (`max_age`): the cores and records older than it go,
+/// after this crash's record is safely written.
+fn expire_old(config: &Config, saved: &SavedCore, log: &mut Log) {
+    let (Some(max_age), Some(dir)) = (config.max_age, &saved.dir) else {
+        return;
+    };
+    let expired = or_if_it_panics(
+        || crate::retention::expire(dir.fd.as_fd(), max_age, std::time::SystemTime::now()),
+        || Err(std::io::Error::other("applying max_age panicked")),
+    );
+    match expired {
+        Ok(names) => {
+            for name in names {
+                log.notice(format!("deleted {name}: older than max_age"));
+            }
+        }
+        Err(err) => log.warning(format!(
+            "cannot apply max_age in {}: {err}",
+            dir.path.display()
+        )),
+    }
 }
 
 /// Runs `step`, catching a panic into `fallback()`: no step's panic may

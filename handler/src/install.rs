@@ -6,9 +6,7 @@
 //! elsewhere.
 
 use crate::config::{self, Config};
-use crate::crash_plan;
 use crate::kernel_args::FIELDS;
-use crate::space::{self, SpacePolicy};
 use anyhow::{anyhow, Context as _};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -24,8 +22,6 @@ pub const DEFAULT_PROC_SYS_KERNEL: &str = "/proc/sys/kernel";
 /// keep `/proc/PID` of the crashing process until the handler exits).
 pub const DEFAULT_PIPE_LIMIT: u32 = 64;
 pub use lttng_ctl::daemon::ROOT_CLIENT_SOCKET as ROOT_SESSIOND_SOCKET;
-/// How long `status` waits for the session daemon's answer.
-const STATUS_DAEMON_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where the kernel's settings live.
 #[derive(Debug, Clone)]
@@ -248,13 +244,19 @@ pub struct InstallOptions {
     pub binary: PathBuf,
     pub config: Option<PathBuf>,
     pub backup: PathBuf,
-    pub pipe_limit: u32,
+    /// core_pipe_limit to set: always when given, else only when it is 0
+    /// (to [`DEFAULT_PIPE_LIMIT`]).
+    pub pipe_limit: Option<u32>,
     pub kernel: KernelFiles,
     pub features: KernelFeatures,
     /// `--socket`: send cores to the service listening there (`serve`),
     /// with the pipe line as the fallback when the kernel has no socket
     /// mode.
     pub socket: Option<PathBuf>,
+    /// The sysctl.d file that makes the installation survive a reboot.
+    pub persist: Option<PathBuf>,
+    /// Hand every core on to the handler the replaced line ran ([chain]).
+    pub chain_previous: bool,
 }
 
 /// Installs the handler; returns what was done, for a person.
@@ -318,7 +320,26 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
     let pattern = options.kernel.read_pattern()?;
     let pipe_limit = options.kernel.read_pipe_limit()?;
     let backup = Backup::read(&options.backup)?;
+    // The line the handler replaces (or replaced, at the first install).
     let ours = is_our_line(&pattern, backup.as_ref());
+    let previous = match (&backup, ours) {
+        (Some(backup), true) => backup.core_pattern.clone(),
+        _ => pattern.clone(),
+    };
+    if options.chain_previous {
+        let section = crate::persist::chain_section(&previous)?;
+        let config = options
+            .config
+            .clone()
+            .unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into());
+        report.push_str(&crate::persist::add_chain(&config, &section)?);
+    } else if let Some(name) = crate::persist::known_handler(&previous) {
+        writeln!(
+            report,
+            "note: the replaced core_pattern runs {name}; its cores now go to lttng-coredump only              (install --chain-previous also hands each core on to {name})"
+        )
+        .expect("String");
+    }
     if ours {
         if backup.is_none() {
             return Err(anyhow!(
@@ -351,15 +372,16 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
         )
         .expect("String");
     }
-    if pipe_limit.trim() == "0" {
-        write_setting(
-            &options.kernel.core_pipe_limit,
-            &options.pipe_limit.to_string(),
-        )?;
+    let wanted_limit = match options.pipe_limit {
+        Some(limit) => Some(limit),
+        None if pipe_limit.trim() == "0" => Some(DEFAULT_PIPE_LIMIT),
+        None => None,
+    };
+    if let Some(limit) = wanted_limit.filter(|limit| limit.to_string() != pipe_limit.trim()) {
+        write_setting(&options.kernel.core_pipe_limit, &limit.to_string())?;
         writeln!(
             report,
-            "core_pipe_limit set to {} (the kernel keeps the crashed process until the handler is done)",
-            options.pipe_limit
+            "core_pipe_limit set to {limit} (at most {limit} crashes handled at once; the kernel              keeps each crashed process until the handler is done)"
         )
         .expect("String");
     }
@@ -380,7 +402,7 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
     // What `serve` needs to take core_pattern over when it starts and give
     // it back when it stops: only for a socket line.
     let (socket_line, pipe_line) = if chosen.starts_with('@') {
-        (Some(chosen), Some(line))
+        (Some(chosen), Some(line.clone()))
     } else {
         (None, None)
     };
@@ -388,6 +410,12 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
         backup.socket_line = socket_line;
         backup.pipe_line = pipe_line;
         backup.write(&options.backup)?;
+    }
+    // At boot the pipe line, also in socket mode: the service puts its
+    // socket line in place once it listens, never before.
+    if let Some(file) = &options.persist {
+        let limit = options.kernel.read_pipe_limit()?;
+        report.push_str(&crate::persist::write(file, &line, &limit)?);
     }
     Ok(report)
 }
@@ -442,10 +470,32 @@ fn choose_socket_line(
 
 /// Restores what the backup holds, unless core_pattern no longer runs the
 /// handler (someone changed it since) and `force` is not set.
-pub fn uninstall(kernel: &KernelFiles, backup_path: &Path, force: bool) -> anyhow::Result<String> {
-    let backup = Backup::read(backup_path)?
-        .with_context(|| format!("nothing to restore: no backup at {}", backup_path.display()))?;
+pub fn uninstall(
+    kernel: &KernelFiles,
+    backup_path: &Path,
+    sysctl_file: Option<&Path>,
+    force: bool,
+) -> anyhow::Result<String> {
+    let removed = match sysctl_file {
+        Some(file) => crate::persist::remove(file)?,
+        None => String::new(),
+    };
+    let backup = Backup::read(backup_path)?.with_context(|| {
+        format!(
+            "{removed}nothing to restore: no backup at {}",
+            backup_path.display()
+        )
+    })?;
     let pattern = kernel.read_pattern()?;
+    if pattern == backup.core_pattern {
+        // Already back (a reboot without --persist): only the backup goes.
+        std::fs::remove_file(backup_path)
+            .with_context(|| format!("cannot remove the backup {}", backup_path.display()))?;
+        return Ok(format!(
+            "{removed}core_pattern is already {:?}, as before the install; removed the backup\n",
+            backup.core_pattern
+        ));
+    }
     if !is_our_line(&pattern, Some(&backup)) && !force {
         return Err(anyhow!(
             "core_pattern is {pattern:?}, not the handler's line: it was changed since the install; \
@@ -462,212 +512,44 @@ pub fn uninstall(kernel: &KernelFiles, backup_path: &Path, force: bool) -> anyho
         )
     })?;
     Ok(format!(
-        "restored core_pattern {:?} and core_pipe_limit {}\n",
+        "{removed}restored core_pattern {:?} and core_pipe_limit {}\n",
         backup.core_pattern, backup.core_pipe_limit
     ))
 }
 
-/// A report of what is in place, for a person.
+/// A report of what is in place, for a person (see `status`).
 pub fn status(
     kernel: &KernelFiles,
     backup_path: &Path,
     config_path: Option<&Path>,
     sessiond_socket: &Path,
 ) -> String {
-    let mut out = String::new();
-    let pattern = kernel.read_pattern();
-    match &pattern {
-        Ok(pattern) if is_handler_line(pattern) => {
-            writeln!(out, "handler: installed").expect("String");
-            writeln!(out, "core_pattern: {pattern}").expect("String");
-            if let Some(binary) = pattern.split(' ').next().and_then(|p| p.strip_prefix('|')) {
-                if !Path::new(binary).is_file() {
-                    writeln!(
-                        out,
-                        "warning: the handler binary {binary} does not exist: cores are lost"
-                    )
-                    .expect("String");
-                }
-            }
-            if let Some(socket_line) = Backup::read(backup_path)
-                .ok()
-                .flatten()
-                .and_then(|b| b.socket_line)
-            {
-                writeln!(
-                    out,
-                    "socket mode: installed ({socket_line}), but the service is not running: \
-                     the pipe line stands in until it starts (systemctl start lttng-coredump, \
-                     or lttng-coredump serve)"
-                )
-                .expect("String");
-            }
-        }
-        Ok(pattern) if socket_of_line(pattern).is_some() => {
-            let socket = socket_of_line(pattern).expect("checked");
-            let ours = Backup::read(backup_path)
-                .ok()
-                .flatten()
-                .is_some_and(|b| b.socket_line.as_deref() == Some(pattern.as_str()));
-            writeln!(
-                out,
-                "handler: {} (socket mode)",
-                if ours {
-                    "installed"
-                } else {
-                    "not installed by lttng-coredump"
-                }
-            )
-            .expect("String");
-            writeln!(out, "core_pattern: {pattern}").expect("String");
-            match crate::serve::probe(socket) {
-                Ok(greeting) => {
-                    writeln!(out, "listener: alive ({greeting})").expect("String")
-                }
-                Err(err) => writeln!(
-                    out,
-                    "listener: NONE\n\
-                     WARNING: core_pattern sends every core to {}, and nothing serves it: \
-                     {err}.\n\
-                     WARNING: THE KERNEL DROPS EVERY CORE UNTIL A SERVICE LISTENS THERE: start it \
-                     (systemctl start lttng-coredump, or lttng-coredump serve) or put the pipe line \
-                     back (lttng-coredump install)",
-                    socket.display()
-                )
-                .expect("String"),
-            }
-        }
-        Ok(pattern) => {
-            writeln!(out, "handler: not installed").expect("String");
-            writeln!(out, "core_pattern: {pattern}").expect("String");
-        }
-        Err(err) => writeln!(out, "core_pattern: {err:#}").expect("String"),
+    crate::status::gather(kernel, backup_path, config_path, sessiond_socket).text()
+}
+
+/// Below this many crashes handled at once, `status` warns: the kernel
+/// skips the dump of every crash past the limit (the core is lost).
+pub const LOW_PIPE_LIMIT: u32 = 8;
+
+/// Why a core_pipe_limit is too low, when it is.
+pub fn pipe_limit_warning(limit: &str) -> Option<String> {
+    match limit.trim().parse::<u32>() {
+        Ok(0) => Some(
+            "core_pipe_limit is 0: the kernel does not wait for the handler before it reaps the \
+             crashed process, so its /proc details may be gone (install sets 64)"
+                .into(),
+        ),
+        Ok(limit) if limit < LOW_PIPE_LIMIT => Some(format!(
+            "core_pipe_limit is {limit}: past {limit} crashes at once the kernel skips the dump \
+             and the core is lost (install --pipe-limit {DEFAULT_PIPE_LIMIT})"
+        )),
+        _ => None,
     }
-    match kernel.read_pipe_limit() {
-        Ok(limit) => writeln!(out, "core_pipe_limit: {limit}").expect("String"),
-        Err(err) => writeln!(out, "core_pipe_limit: {err:#}").expect("String"),
-    }
-    let features = KernelFeatures::running();
-    writeln!(
-        out,
-        "kernel: {} (pidfd %F: {}, dump mode %d: {})",
-        rustix::system::uname().release().to_string_lossy(),
-        yes_no(features.pidfd),
-        yes_no(features.dump_mode)
-    )
-    .expect("String");
-    match Backup::read(backup_path) {
-        Ok(Some(backup)) => writeln!(
-            out,
-            "backup: {} (core_pattern {:?}, core_pipe_limit {})",
-            backup_path.display(),
-            backup.core_pattern,
-            backup.core_pipe_limit
-        )
-        .expect("String"),
-        Ok(None) => writeln!(out, "backup: none at {}", backup_path.display()).expect("String"),
-        Err(err) => writeln!(out, "backup: {err:#}").expect("String"),
-    }
-    let installed_config = pattern.as_ref().ok().and_then(|p| config_in_line(p));
-    let config_path = config_path.map(Path::to_path_buf).or(installed_config);
-    let loaded = Config::load(config_path.as_deref());
-    writeln!(
-        out,
-        "configuration: {} ({})",
-        config_path
-            .as_deref()
-            .unwrap_or(Path::new(config::DEFAULT_CONFIG_PATH))
-            .display(),
-        match &loaded.error {
-            Some(error) => format!("BAD: {error}"),
-            None => "ok".into(),
-        }
-    )
-    .expect("String");
-    let alive = session_daemon_alive(sessiond_socket);
-    writeln!(
-        out,
-        "root session daemon: {}",
-        if alive {
-            "alive"
-        } else {
-            "not running (no snapshot would be taken)"
-        }
-    )
-    .expect("String");
-    let config = loaded.config;
-    if alive {
-        writeln!(out, "on a crash now, in the root session daemon:").expect("String");
-        if !rustix::process::geteuid().is_root() {
-            writeln!(
-                out,
-                "  (not root: what follows is what this user's session daemon shows; run as root)"
-            )
-            .expect("String");
-        }
-        match crash_plan::query(STATUS_DAEMON_DEADLINE) {
-            Ok(state) => out.push_str(&crash_plan::describe(&state, &config)),
-            Err(err) => writeln!(out, "  cannot tell: {err}").expect("String"),
-        }
-        writeln!(
-            out,
-            "  and in the crashing user's own session daemon, when they run one: {}",
-            if config.snapshot_user_daemon {
-                "its OnAnyCoreDump triggers, the configured sessions or the fallback, alike"
-            } else {
-                "nothing (snapshot_user_daemon = false)"
-            }
-        )
-        .expect("String");
-        writeln!(
-            out,
-            "  all within the snapshot deadline of {} s, before the core is read",
-            config.snapshot_deadline.as_secs_f64()
-        )
-        .expect("String");
-    }
-    match crate::coredir::open_checked(&config.core_dir, false) {
-        Ok(dir) => {
-            let policy = SpacePolicy {
-                max_dir_size: config.max_dir_size,
-                min_free: config.min_free,
-            };
-            match space::room(std::os::fd::AsFd::as_fd(&dir.fd), policy) {
-                Ok(room) => writeln!(
-                    out,
-                    "cores go to: {} (room for {} more bytes; limits: core {} bytes, directory {} bytes, keep {} bytes free)",
-                    dir.path.display(),
-                    room,
-                    config.max_core_size,
-                    config.max_dir_size,
-                    config.min_free
-                )
-                .expect("String"),
-                Err(err) => writeln!(out, "cores go to: {} (cannot measure room: {err})", dir.path.display()).expect("String"),
-            }
-        }
-        Err(err) => writeln!(
-            out,
-            "cores go to: {} ({err}; it is created on the first crash if missing, the default {} is used if unsafe)",
-            config.core_dir.display(),
-            config::DEFAULT_CORE_DIR
-        )
-        .expect("String"),
-    }
-    out
 }
 
 /// Whether a session daemon accepts connections on its client socket.
 pub fn session_daemon_alive(socket: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(socket).is_ok()
-}
-
-fn yes_no(value: bool) -> &'static str {
-    if value {
-        "yes"
-    } else {
-        "no"
-    }
 }
 
 #[cfg(test)]
@@ -769,10 +651,12 @@ pub(crate) mod tests {
             binary: PathBuf::from("/bin/true"),
             config: None,
             backup: dir.join("core_pattern.bkp"),
-            pipe_limit: 16,
+            pipe_limit: Some(16),
             kernel: kernel.clone(),
             features: NEW,
             socket: Some(dir.join("no-service")),
+            persist: None,
+            chain_previous: false,
         };
         let err = format!("{:#}", install(&options).unwrap_err());
         assert!(err.contains("refusing to send cores to"), "{err}");
@@ -819,10 +703,12 @@ pub(crate) mod tests {
             binary: PathBuf::from("/bin/true"),
             config: None,
             backup: dir.join("state/core_pattern.bkp"),
-            pipe_limit: 16,
+            pipe_limit: Some(16),
             kernel: kernel.clone(),
             features: NEW,
             socket: None,
+            persist: None,
+            chain_previous: false,
         };
         let report = install(&options).unwrap();
         assert!(report.contains("backed up"), "{report}");
@@ -840,7 +726,7 @@ pub(crate) mod tests {
 
         // Someone changed core_pattern meanwhile: uninstall leaves it.
         std::fs::write(&kernel.core_pattern, "other\n").unwrap();
-        assert!(uninstall(&kernel, &options.backup, false)
+        assert!(uninstall(&kernel, &options.backup, None, false)
             .map_err(|err| format!("{err:#}"))
             .unwrap_err()
             .contains("changed since"));
@@ -849,15 +735,106 @@ pub(crate) mod tests {
         assert_eq!(backup.core_pattern, "other");
         assert_eq!(backup.core_pipe_limit, "16");
 
-        let report = uninstall(&kernel, &options.backup, false).unwrap();
+        let report = uninstall(&kernel, &options.backup, None, false).unwrap();
         assert!(report.contains("restored"), "{report}");
         assert_eq!(kernel.read_pattern().unwrap(), "other");
         assert!(!options.backup.exists());
-        assert!(uninstall(&kernel, &options.backup, false)
+        assert!(uninstall(&kernel, &options.backup, None, false)
             .map_err(|err| format!("{err:#}"))
             .unwrap_err()
             .contains("no backup"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn persist_chain_previous_and_an_explicit_pipe_limit() {
+        let systemd = "|/lib/systemd/systemd-coredump %P %u %g %s %t 9223372036854775808 %h";
+        let (dir, kernel) = fake_kernel(systemd, "4");
+        let sysctl = dir.join("sysctl.d/90-lttng-coredump.conf");
+        // Short: the whole line must fit the kernel's 127 bytes.
+        let config = PathBuf::from(format!("/tmp/lcd-c{}.toml", std::process::id()));
+        let options = InstallOptions {
+            binary: PathBuf::from("/bin/true"),
+            config: None,
+            backup: dir.join("core_pattern.bkp"),
+            pipe_limit: None,
+            kernel: kernel.clone(),
+            features: NEW,
+            socket: None,
+            persist: None,
+            chain_previous: false,
+        };
+        // Without --chain-previous, install says what it replaces.
+        let report = install(&options).unwrap();
+        assert!(report.contains("runs systemd-coredump"), "{report}");
+        assert!(report.contains("--chain-previous"), "{report}");
+        // A non-zero limit is left alone unless one is asked for.
+        assert_eq!(kernel.read_pipe_limit().unwrap(), "4");
+        let options = InstallOptions {
+            config: Some(config.clone()),
+            pipe_limit: Some(32),
+            persist: Some(sysctl.clone()),
+            chain_previous: true,
+            ..options
+        };
+        // The configuration must exist and be valid before the install.
+        std::fs::write(&config, "save_core = true\n").unwrap();
+        let report = install(&options).unwrap();
+        assert!(report.contains("chained"), "{report}");
+        assert_eq!(kernel.read_pipe_limit().unwrap(), "32");
+        let line = kernel.read_pattern().unwrap();
+        let text = std::fs::read_to_string(&sysctl).unwrap();
+        assert!(
+            text.contains(&format!("kernel.core_pattern = {line}\n")),
+            "{text}"
+        );
+        assert!(text.contains("kernel.core_pipe_limit = 32\n"), "{text}");
+        let chain = Config::parse(&std::fs::read_to_string(&config).unwrap())
+            .unwrap()
+            .chain
+            .unwrap();
+        assert_eq!(chain.command[0], "/lib/systemd/systemd-coredump");
+        assert_eq!(chain.command[1], "{pid}");
+
+        let report = uninstall(&kernel, &options.backup, Some(&sysctl), false).unwrap();
+        assert!(
+            report.contains("removed") && report.contains("restored"),
+            "{report}"
+        );
+        assert!(!sysctl.exists());
+        assert_eq!(kernel.read_pattern().unwrap(), systemd);
+        assert_eq!(kernel.read_pipe_limit().unwrap(), "4");
+        std::fs::remove_file(&config).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn uninstall_after_a_reboot_that_put_the_old_line_back_cleans_up() {
+        let (dir, kernel) = fake_kernel("core", "0");
+        let options = InstallOptions {
+            binary: PathBuf::from("/bin/true"),
+            config: None,
+            backup: dir.join("core_pattern.bkp"),
+            pipe_limit: None,
+            kernel: kernel.clone(),
+            features: NEW,
+            socket: None,
+            persist: None,
+            chain_previous: false,
+        };
+        install(&options).unwrap();
+        write_setting(&kernel.core_pattern, "core").unwrap();
+        let report = uninstall(&kernel, &options.backup, None, false).unwrap();
+        assert!(report.contains("already"), "{report}");
+        assert!(!options.backup.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn low_pipe_limits_are_warned_about() {
+        assert!(pipe_limit_warning("64").is_none());
+        assert!(pipe_limit_warning("2").unwrap().contains("lost"));
+        assert!(pipe_limit_warning("0").unwrap().contains("/proc"));
     }
 
     #[test]
@@ -868,10 +845,12 @@ pub(crate) mod tests {
             binary: PathBuf::from("/bin/true"),
             config: None,
             backup: dir.join("core_pattern.bkp"),
-            pipe_limit: 16,
+            pipe_limit: Some(16),
             kernel: kernel.clone(),
             features: NEW,
             socket: None,
+            persist: None,
+            chain_previous: false,
         };
         let err = install(&options)
             .map_err(|err| format!("{err:#}"))

@@ -18,6 +18,15 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// What `handle` says when run from a terminal.
+const HANDLE_USAGE: &str = "\
+usage: lttng-coredump handle [--config PATH] P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E
+
+`handle` is run by the kernel on a crash, with the core on its standard input
+(a pipe), from the line `lttng-coredump install` writes to
+/proc/sys/kernel/core_pattern. Run from a terminal it does nothing.
+See `lttng-coredump install --help` and `lttng-coredump status`.";
+
 #[derive(Parser)]
 #[command(
     name = "lttng-coredump",
@@ -48,9 +57,18 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         paths: KernelPaths,
-        /// core_pipe_limit to set when it is 0.
-        #[arg(long, default_value_t = install::DEFAULT_PIPE_LIMIT)]
-        pipe_limit: u32,
+        /// core_pipe_limit to set (default: 64, only when it is 0).
+        #[arg(long)]
+        pipe_limit: Option<u32>,
+        /// Also write /etc/sysctl.d/90-lttng-coredump.conf, so that the
+        /// line survives a reboot (and wins over systemd's 50-coredump.conf).
+        #[arg(long)]
+        persist: bool,
+        /// Hand every core on to the handler the replaced line ran
+        /// (systemd-coredump, apport): writes the [chain] section of the
+        /// configuration.
+        #[arg(long)]
+        chain_previous: bool,
         /// Send cores to the crash service (`serve`) on this socket
         /// (`@@SOCKET`, else `@SOCKET`, else the pipe line, whichever this
         /// kernel takes); refused unless the service answers there.
@@ -83,12 +101,21 @@ enum Command {
         force: bool,
     },
     /// Say what is installed, whether a session daemon runs, where cores go.
+    ///
+    /// Exit status: 0 when installed and a crash would be handled as
+    /// configured (the binary exists, the configuration is valid, the core
+    /// directory is usable, the root session daemon runs); 1 when not
+    /// installed; 2 when installed but something is wrong (each printed as
+    /// "problem:"). Warnings do not change it.
     Status {
         /// The configuration to check (default: the installed line's, or the default file).
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]
         paths: KernelPaths,
+        /// Everything as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Show it work: trace a program built for the demo, install the handler
     /// for the duration, crash the program, and print where its core and its
@@ -109,6 +136,12 @@ enum Command {
     /// buffers with data in the core; 2 bad usage or input; 3 streams
     /// written but metadata missing.
     Recover(recover_cmd::RecoverArgs),
+    /// Write the man pages and shell completions (for packagers).
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
+    /// The crash tools (list, info, debug, dump, trace, vacuum).
+    #[command(flatten)]
+    Crash(lttng_coredump_handler::tools::CrashCommand),
 }
 
 #[derive(clap::Args)]
@@ -119,6 +152,21 @@ struct KernelPaths {
     /// Where the previous core_pattern and core_pipe_limit are kept.
     #[arg(long, default_value = install::DEFAULT_BACKUP)]
     backup: PathBuf,
+    /// The sysctl.d file of install --persist (default:
+    /// /etc/sysctl.d/90-lttng-coredump.conf, only with the real /proc/sys/kernel).
+    #[arg(long)]
+    sysctl_file: Option<PathBuf>,
+}
+
+impl KernelPaths {
+    /// The sysctl.d file to write or remove: never the machine's for a
+    /// stand-in /proc/sys/kernel (tests, packagers).
+    fn sysctl_file(&self) -> Option<PathBuf> {
+        self.sysctl_file.clone().or_else(|| {
+            (self.proc_sys_kernel == std::path::Path::new(install::DEFAULT_PROC_SYS_KERNEL))
+                .then(|| lttng_coredump_handler::persist::DEFAULT_SYSCTL_FILE.into())
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -129,6 +177,13 @@ fn main() -> ExitCode {
     let mut rest: Vec<OsString> = raw.collect();
     if rest.first().is_some_and(|first| first == "handle") {
         rest.remove(0);
+        // The kernel always gives a pipe: a terminal on stdin is a person
+        // trying the command, who gets its usage rather than a fired
+        // trigger, a snapshot and a core file made of their typing.
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            eprintln!("{}", HANDLE_USAGE);
+            return ExitCode::from(2);
+        }
         let mut log = Log::default();
         let mut stdin = std::io::stdin().lock();
         // Once the core is read, fd 0 becomes /dev/null: the kernel waits
@@ -148,18 +203,34 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Handle { .. } => unreachable!("handled above"),
         Command::Recover(args) => return recover_cmd::run(args),
+        Command::Crash(command) => return lttng_coredump_handler::tools::run(command),
+        Command::GenerateDocs { dir } => {
+            lttng_coredump_handler::docs::generate(<Cli as clap::CommandFactory>::command(), &dir)
+                .map(|written| written.join("\n") + "\n")
+                .with_context(|| format!("cannot write the documentation in {}", dir.display()))
+        }
         Command::Install {
             binary,
             config,
             paths,
             pipe_limit,
             socket,
+            persist,
+            chain_previous,
         } => {
             let binary = match binary {
                 Some(binary) => Ok(binary),
                 None => std::env::current_exe().context("cannot tell where this program is"),
             };
+            let persist = match (persist, paths.sysctl_file()) {
+                (false, _) => Ok(None),
+                (true, Some(file)) => Ok(Some(file)),
+                (true, None) => Err(anyhow::anyhow!(
+                    "--persist with another --proc-sys-kernel needs --sysctl-file"
+                )),
+            };
             binary.and_then(|binary| {
+                let persist = persist?;
                 install::install(&InstallOptions {
                     binary,
                     config,
@@ -168,6 +239,8 @@ fn main() -> ExitCode {
                     kernel: KernelFiles::under(&paths.proc_sys_kernel),
                     features: KernelFeatures::running(),
                     socket,
+                    persist,
+                    chain_previous,
                 })
             })
         }
@@ -187,6 +260,7 @@ fn main() -> ExitCode {
         Command::Uninstall { paths, force } => install::uninstall(
             &KernelFiles::under(&paths.proc_sys_kernel),
             &paths.backup,
+            paths.sysctl_file().as_deref(),
             force,
         ),
         Command::Demo { dir } => demo::run(&DemoOptions {
@@ -194,12 +268,20 @@ fn main() -> ExitCode {
             kernel: KernelFiles::under(std::path::Path::new(install::DEFAULT_PROC_SYS_KERNEL)),
         })
         .map(|()| String::new()),
-        Command::Status { config, paths } => Ok(install::status(
-            &KernelFiles::under(&paths.proc_sys_kernel),
-            &paths.backup,
-            config.as_deref(),
-            std::path::Path::new(install::ROOT_SESSIOND_SOCKET),
-        )),
+        Command::Status {
+            config,
+            paths,
+            json,
+        } => {
+            let status = lttng_coredump_handler::status::gather(
+                &KernelFiles::under(&paths.proc_sys_kernel),
+                &paths.backup,
+                config.as_deref(),
+                std::path::Path::new(install::ROOT_SESSIOND_SOCKET),
+            );
+            print!("{}", if json { status.json() } else { status.text() });
+            return ExitCode::from(status.exit_status);
+        }
     };
     match result {
         Ok(report) => {

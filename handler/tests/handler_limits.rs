@@ -252,8 +252,8 @@ fn a_bad_configuration_falls_back_to_the_defaults_and_says_so() {
         errors.iter().any(|e| {
             let e = e.as_str().unwrap();
             e.contains(&expected)
-                && e.contains("line 2, column 12, key core_dir: invalid type")
-                && e.contains("using the defaults")
+                && e.contains("line 2, column 12, key core_dir: expected an absolute path")
+                && e.contains(&format!("using the default {DEFAULT_CORE_DIR}"))
         }),
         "{errors:?}"
     );

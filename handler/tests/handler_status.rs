@@ -36,7 +36,10 @@ fn status(dir: &Path, config: &str) -> String {
         Duration::from_secs(60),
     );
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{output:?}");
+    // The real core_pattern is whatever the machine has now (another test
+    // may have the handler installed): installed or not (0, 1, or 2 with a
+    // problem), status reports in full and never fails otherwise.
+    assert!(matches!(output.status.code(), Some(0..=2)), "{output:?}");
     stdout
 }
 

@@ -118,7 +118,7 @@ fn install_socket_needs_the_service_and_a_clean_stop_puts_the_pipe_line_back() {
     );
     let status = lttng_coredump(&["status", "--backup", backup.to_str().unwrap()]);
     assert!(
-        text_of(&status).contains("handler: installed (socket mode)"),
+        text_of(&status).contains("handler: installed"),
         "{}",
         text_of(&status)
     );

@@ -1,0 +1,49 @@
+//! Man pages and shell completions generated from the command-line
+//! definition (clap_mangen, clap_complete), so that they always say what
+//! the program accepts: `lttng-coredump generate-docs DIR` (hidden; run by
+//! `scripts/package`) writes `DIR/man1/*.1`, `DIR/bash/lttng-coredump` and
+//! `DIR/zsh/_lttng-coredump`.
+
+use std::path::Path;
+
+/// Writes the man pages (one for the program, one a subcommand) and the
+/// bash and zsh completions of `command` under `dir`; returns what it wrote.
+pub fn generate(mut command: clap::Command, dir: &Path) -> std::io::Result<Vec<String>> {
+    command.build();
+    let name = command.get_name().to_string();
+    let mut written = Vec::new();
+    let man = dir.join("man1");
+    std::fs::create_dir_all(&man)?;
+    let mut pages = vec![(name.clone(), command.clone())];
+    for sub in command
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        // `lttng-coredump-list(1)`, as git and systemd name theirs.
+        let page = sub
+            .clone()
+            .name(format!("{name}-{}", sub.get_name()))
+            .display_name(format!("{name}-{}", sub.get_name()));
+        pages.push((format!("{name}-{}", sub.get_name()), page));
+    }
+    for (page_name, page) in pages {
+        let path = man.join(format!("{page_name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out)?;
+        std::fs::write(&path, out)?;
+        written.push(path.display().to_string());
+    }
+    for (shell, sub, file) in [
+        (clap_complete::Shell::Bash, "bash", name.clone()),
+        (clap_complete::Shell::Zsh, "zsh", format!("_{name}")),
+    ] {
+        let shell_dir = dir.join(sub);
+        std::fs::create_dir_all(&shell_dir)?;
+        let path = shell_dir.join(file);
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut command, name.clone(), &mut out);
+        std::fs::write(&path, out)?;
+        written.push(path.display().to_string());
+    }
+    Ok(written)
+}

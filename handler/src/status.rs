@@ -1,0 +1,473 @@
+//! `lttng-coredump status`: what is in place, gathered once into a
+//! [`Status`] and shown for people (sizes in binary units) or as JSON
+//! (`--json`), with an exit status scripts can test:
+//!
+//! - 0: installed, and a crash would be handled as configured (the line's
+//!   binary exists, the configuration is valid, the core directory is
+//!   usable, the root session daemon runs);
+//! - 1: not installed (core_pattern does not run the handler);
+//! - 2: installed, but something is wrong (each listed as a problem).
+//!
+//! Warnings (not persistent, a later sysctl.d entry, apport, a low
+//! core_pipe_limit) do not change it. A user who may not talk to the root
+//! session daemon is told so (permission denied), not that it is down.
+
+use crate::config::{self, Config};
+use crate::crash_plan;
+use crate::install::{self, Backup, KernelFeatures, KernelFiles};
+use crate::space::{self, SpacePolicy};
+use crate::tools::human;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long `status` waits for the session daemon's answer.
+const DAEMON_DEADLINE: Duration = Duration::from_secs(5);
+
+pub const EXIT_WELL: u8 = 0;
+pub const EXIT_NOT_INSTALLED: u8 = 1;
+pub const EXIT_PROBLEM: u8 = 2;
+
+/// Whether the root session daemon can be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DaemonState {
+    Alive,
+    /// It listens, but this user may not connect (root, or the tracing
+    /// group, may).
+    PermissionDenied,
+    NotRunning,
+}
+
+/// Connects to a session daemon's client socket.
+pub fn daemon_state(socket: &Path) -> DaemonState {
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(_) => DaemonState::Alive,
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            DaemonState::PermissionDenied
+        }
+        Err(_) => DaemonState::NotRunning,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelInfo {
+    pub release: String,
+    pub pidfd: bool,
+    pub dump_mode: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CoreDirInfo {
+    pub path: String,
+    pub usable: bool,
+    pub error: Option<String>,
+    /// Bytes a new core may still take.
+    pub room_bytes: Option<u64>,
+    pub max_core_size: u64,
+    pub max_dir_size: u64,
+    pub min_free: u64,
+    pub max_age_secs: Option<u64>,
+}
+
+/// Everything `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub installed: bool,
+    pub core_pattern: Option<String>,
+    /// For a socket core_pattern: whether a service answers on it.
+    pub listener: Option<String>,
+    pub handler_binary: Option<String>,
+    pub core_pipe_limit: Option<String>,
+    pub kernel: KernelInfo,
+    pub backup_path: String,
+    pub backup: Option<Backup>,
+    pub persistent_file: Option<String>,
+    pub config_path: String,
+    pub config_error: Option<String>,
+    pub root_session_daemon: DaemonState,
+    /// What a crash would snapshot now, as people read it.
+    pub crash_plan: Vec<String>,
+    pub core_dir: CoreDirInfo,
+    /// What keeps a crash from being handled as configured.
+    pub problems: Vec<String>,
+    /// What may go wrong later (at boot, under many crashes).
+    pub warnings: Vec<String>,
+    /// See the module's documentation.
+    pub exit_status: u8,
+}
+
+/// Finds out what is in place.
+pub fn gather(
+    kernel: &KernelFiles,
+    backup_path: &Path,
+    config_path: Option<&Path>,
+    sessiond_socket: &Path,
+) -> Status {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let pattern = kernel.read_pattern();
+    if let Err(err) = &pattern {
+        problems.push(format!("{err:#}"));
+    }
+    let backup_now = Backup::read(backup_path).ok().flatten();
+    let installed = pattern
+        .as_ref()
+        .is_ok_and(|p| install::is_our_line(p, backup_now.as_ref()));
+    // Socket mode: the kernel drops every core nothing accepts.
+    let listener = pattern
+        .as_ref()
+        .ok()
+        .and_then(|p| install::socket_of_line(p))
+        .map(|socket| match crate::serve::probe(socket) {
+            Ok(greeting) => format!("alive ({greeting})"),
+            Err(err) => {
+                problems.push(format!(
+                    "core_pattern sends every core to {}, and nothing serves it: {err}. THE \
+                     KERNEL DROPS EVERY CORE UNTIL A SERVICE LISTENS THERE: start it (systemctl \
+                     start lttng-coredump, or lttng-coredump serve) or put the pipe line back \
+                     (lttng-coredump install)",
+                    socket.display()
+                ));
+                "NONE".to_string()
+            }
+        });
+    if let (Ok(p), Some(socket_line)) = (
+        &pattern,
+        backup_now.as_ref().and_then(|b| b.socket_line.as_ref()),
+    ) {
+        if install::is_handler_line(p) {
+            warnings.push(format!(
+                "socket mode: installed ({socket_line}), but the service is not running: the \
+                 pipe line stands in until it starts (systemctl start lttng-coredump, or \
+                 lttng-coredump serve)"
+            ));
+        }
+    }
+    let handler_binary = pattern
+        .as_ref()
+        .ok()
+        .filter(|_| installed)
+        .and_then(|p| p.split(' ').next())
+        .and_then(|p| p.strip_prefix('|'))
+        .map(str::to_string);
+    if let Some(binary) = &handler_binary {
+        if !Path::new(binary).is_file() {
+            problems.push(format!(
+                "the handler binary {binary} does not exist: cores are lost"
+            ));
+        }
+    }
+    let pipe_limit = kernel.read_pipe_limit();
+    match &pipe_limit {
+        Ok(limit) => warnings.extend(install::pipe_limit_warning(limit)),
+        Err(err) => problems.push(format!("{err:#}")),
+    }
+    let sysctl_file = Path::new(crate::persist::DEFAULT_SYSCTL_FILE);
+    warnings.extend(
+        crate::persist::boot_warnings(sysctl_file, installed)
+            .lines()
+            .map(|l| l.strip_prefix("warning: ").unwrap_or(l).to_string()),
+    );
+    let features = KernelFeatures::running();
+    let backup = match Backup::read(backup_path) {
+        Ok(backup) => backup,
+        Err(err) => {
+            warnings.push(format!("{err:#}"));
+            None
+        }
+    };
+    let installed_config = pattern
+        .as_ref()
+        .ok()
+        .and_then(|p| install::config_in_line(p));
+    let config_path = config_path.map(Path::to_path_buf).or(installed_config);
+    let loaded = Config::load(config_path.as_deref());
+    if let Some(error) = &loaded.error {
+        problems.push(error.clone());
+    }
+    let config = loaded.config;
+    let daemon = daemon_state(sessiond_socket);
+    let mut crash_plan_lines = Vec::new();
+    match daemon {
+        DaemonState::Alive => {
+            let mut plan = String::new();
+            if !rustix::process::geteuid().is_root() {
+                plan.push_str(
+                    "  (not root: what follows is what this user's session daemon shows; run as root)\n",
+                );
+            }
+            match crash_plan::query(DAEMON_DEADLINE) {
+                Ok(state) => plan.push_str(&crash_plan::describe(&state, &config)),
+                Err(err) => {
+                    writeln!(plan, "  cannot tell: {err}").expect("String");
+                    problems.push(format!("the root session daemon did not say: {err}"));
+                }
+            }
+            writeln!(
+                plan,
+                "  and in the crashing user's own session daemon, when they run one: {}",
+                if config.snapshot_user_daemon {
+                    "its OnAnyCoreDump triggers, the configured sessions or the fallback, alike"
+                } else {
+                    "nothing (snapshot_user_daemon = false)"
+                }
+            )
+            .expect("String");
+            writeln!(
+                plan,
+                "  all within the snapshot deadline of {}, before the core is read",
+                human::duration(config.snapshot_deadline)
+            )
+            .expect("String");
+            crash_plan_lines = plan.lines().map(str::to_string).collect();
+        }
+        DaemonState::PermissionDenied => {}
+        DaemonState::NotRunning => problems
+            .push("the root session daemon is not running: no snapshot would be taken".into()),
+    }
+    let mut core_dir = CoreDirInfo {
+        path: config.core_dir.display().to_string(),
+        usable: false,
+        error: None,
+        room_bytes: None,
+        max_core_size: config.max_core_size,
+        max_dir_size: config.max_dir_size,
+        min_free: config.min_free,
+        max_age_secs: config.max_age.map(|a| a.as_secs()),
+    };
+    match crate::coredir::open_checked(&config.core_dir, false) {
+        Ok(dir) => {
+            core_dir.usable = true;
+            let policy = SpacePolicy {
+                max_dir_size: config.max_dir_size,
+                min_free: config.min_free,
+            };
+            match space::room(std::os::fd::AsFd::as_fd(&dir.fd), policy) {
+                Ok(room) => core_dir.room_bytes = Some(room),
+                Err(err) => core_dir.error = Some(format!("cannot measure room: {err}")),
+            }
+        }
+        // A missing directory is created on the first crash; an unsafe one
+        // is replaced by the default (the handler says so in the record).
+        Err(err) => {
+            core_dir.error = Some(err.clone());
+            if config.core_dir.exists() {
+                problems.push(format!(
+                    "core directory {}: {err} (the default {} is used instead)",
+                    config.core_dir.display(),
+                    config::DEFAULT_CORE_DIR
+                ));
+            }
+        }
+    }
+    let exit_status = if !installed {
+        EXIT_NOT_INSTALLED
+    } else if problems.is_empty() {
+        EXIT_WELL
+    } else {
+        EXIT_PROBLEM
+    };
+    Status {
+        installed,
+        core_pattern: pattern.ok(),
+        listener,
+        handler_binary,
+        core_pipe_limit: pipe_limit.ok(),
+        kernel: KernelInfo {
+            release: rustix::system::uname()
+                .release()
+                .to_string_lossy()
+                .into_owned(),
+            pidfd: features.pidfd,
+            dump_mode: features.dump_mode,
+        },
+        backup_path: backup_path.display().to_string(),
+        backup,
+        persistent_file: sysctl_file
+            .is_file()
+            .then(|| sysctl_file.display().to_string()),
+        config_path: config_path
+            .as_deref()
+            .unwrap_or(Path::new(config::DEFAULT_CONFIG_PATH))
+            .display()
+            .to_string(),
+        config_error: loaded.error,
+        root_session_daemon: daemon,
+        crash_plan: crash_plan_lines,
+        core_dir,
+        problems,
+        warnings,
+        exit_status,
+    }
+}
+
+fn yes_no(value: bool) -> &'static str {
+    if value {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+impl Status {
+    /// For people.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let w = &mut out;
+        let line = |w: &mut String, text: String| writeln!(w, "{text}").expect("String");
+        line(
+            w,
+            format!(
+                "handler: {}",
+                if self.installed {
+                    "installed"
+                } else {
+                    "not installed"
+                }
+            ),
+        );
+        if let Some(pattern) = &self.core_pattern {
+            line(w, format!("core_pattern: {pattern}"));
+        }
+        if let Some(listener) = &self.listener {
+            line(w, format!("listener: {listener} (socket mode)"));
+        }
+        if let Some(limit) = &self.core_pipe_limit {
+            line(w, format!("core_pipe_limit: {limit}"));
+        }
+        line(
+            w,
+            format!(
+                "persistent: {}",
+                match &self.persistent_file {
+                    Some(file) => format!("yes ({file})"),
+                    None => "no".into(),
+                }
+            ),
+        );
+        line(
+            w,
+            format!(
+                "kernel: {} (pidfd %F: {}, dump mode %d: {})",
+                self.kernel.release,
+                yes_no(self.kernel.pidfd),
+                yes_no(self.kernel.dump_mode)
+            ),
+        );
+        line(
+            w,
+            match &self.backup {
+                Some(backup) => format!(
+                    "backup: {} (core_pattern {:?}, core_pipe_limit {})",
+                    self.backup_path, backup.core_pattern, backup.core_pipe_limit
+                ),
+                None => format!("backup: none at {}", self.backup_path),
+            },
+        );
+        line(
+            w,
+            format!(
+                "configuration: {} ({})",
+                self.config_path,
+                match &self.config_error {
+                    Some(error) => format!("BAD: {error}"),
+                    None => "ok".into(),
+                }
+            ),
+        );
+        line(
+            w,
+            format!(
+                "root session daemon: {}",
+                match self.root_session_daemon {
+                    DaemonState::Alive => "alive",
+                    DaemonState::PermissionDenied =>
+                        "running, but permission denied to this user (run status as root, or \
+                         join the tracing group, to see what a crash would snapshot)",
+                    DaemonState::NotRunning => "not running (no snapshot would be taken)",
+                }
+            ),
+        );
+        if !self.crash_plan.is_empty() {
+            line(w, "on a crash now, in the root session daemon:".into());
+            for plan in &self.crash_plan {
+                line(w, plan.clone());
+            }
+        }
+        let dir = &self.core_dir;
+        let limits = format!(
+            "limits: core {}, directory {}, keep {} free{}",
+            human::size(dir.max_core_size),
+            human::size(dir.max_dir_size),
+            human::size(dir.min_free),
+            dir.max_age_secs
+                .map(|s| format!(
+                    ", nothing older than {}",
+                    human::duration(Duration::from_secs(s))
+                ))
+                .unwrap_or_default()
+        );
+        line(
+            w,
+            match (dir.usable, dir.room_bytes, &dir.error) {
+                (true, Some(room), _) => format!(
+                    "cores go to: {} (room for {} more; {limits})",
+                    dir.path,
+                    human::size(room)
+                ),
+                (true, None, error) => format!(
+                    "cores go to: {} ({}; {limits})",
+                    dir.path,
+                    error.as_deref().unwrap_or("room unknown")
+                ),
+                (false, _, error) => format!(
+                    "cores go to: {} ({}; it is created on the first crash if missing, the \
+                     default {} is used if unsafe; {limits})",
+                    dir.path,
+                    error.as_deref().unwrap_or("not usable"),
+                    config::DEFAULT_CORE_DIR
+                ),
+            },
+        );
+        for problem in &self.problems {
+            line(w, format!("problem: {problem}"));
+        }
+        for warning in &self.warnings {
+            line(w, format!("warning: {warning}"));
+        }
+        out
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the status serializes") + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_nobody_may_reach_is_permission_denied_not_down() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("handler-status-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("client");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(daemon_state(&socket), DaemonState::Alive);
+        assert_eq!(daemon_state(&dir.join("none")), DaemonState::NotRunning);
+        // As root, permissions do not stop a connect: the unprivileged case
+        // is checked by the system test; here only the mapping of EACCES.
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let expected = if rustix::process::geteuid().is_root() {
+            DaemonState::Alive
+        } else {
+            DaemonState::PermissionDenied
+        };
+        assert_eq!(daemon_state(&socket), expected);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

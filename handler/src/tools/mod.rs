@@ -1,0 +1,168 @@
+//! The crash tools: what a person runs after a crash to find it and use
+//! what it left (`list`, `info`, `debug`, `dump`, `trace`, `vacuum`), in the
+//! manner of systemd's `coredumpctl`, with the LTTng trace beside the core.
+//!
+//! They run with the rights of whoever calls them and never more: root sees
+//! every crash, a user sees the crashes whose record the handler let them
+//! read (its POSIX ACL), and the kernel, not this code, decides what may be
+//! opened. Everything a record holds about the process came from the
+//! crashing user and is shown escaped.
+
+pub mod config_show;
+pub mod core;
+pub mod debug;
+pub mod human;
+pub mod select;
+pub mod show;
+pub mod store;
+pub mod trace;
+pub mod trace_text;
+pub mod vacuum;
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The crash tools' subcommands (flattened into the main command line).
+#[derive(Subcommand, Debug)]
+pub enum CrashCommand {
+    /// One line a crash: time, PID, uid, signal, core (present or not and
+    /// its size), whether a trace snapshot was taken, program.
+    List(ListArgs),
+    /// Everything the crash records hold, laid out for people, with the paths.
+    Info(ListArgs),
+    /// Run a debugger (gdb) on the executable and the core of the latest
+    /// matching crash. Without a terminal, gdb runs in batch mode and
+    /// prints the backtrace (`bt`).
+    Debug(DebugArgs),
+    /// Write the core of the latest matching crash, decompressed, to a file
+    /// or to standard output.
+    Dump(DumpArgs),
+    /// Print the events of the trace snapshots taken for the latest
+    /// matching crash: those of the crashing process when the channel
+    /// records its vpid (or procname) context, else every event.
+    Trace(TraceArgs),
+    /// Apply the retention rules now (the handler applies them on every
+    /// crash): delete the oldest cores past the directory size and free
+    /// space limits.
+    Vacuum(SourceArgs),
+    /// Print the configuration in effect: every key, its value, and where
+    /// the value comes from (the file's line, or the default).
+    Config(SourceArgs),
+}
+
+/// Where the crashes are.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SourceArgs {
+    /// The handler's configuration, for its core directory (default: the
+    /// one named in core_pattern, or /etc/lttng-coredump/config.toml).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Read the crashes in this directory instead of the configured one.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Which crashes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Selection {
+    /// A PID, a program name, an executable path (with a `/`), or
+    /// FIELD=value (a record field, dotted for nested ones: core.compression=zstd).
+    /// Matches of one kind are alternatives; of different kinds, all must hold.
+    #[arg(value_name = "MATCH")]
+    pub matches: Vec<String>,
+    /// Only crashes at or after this time: `2026-11-26 12:00[:00]`, `12:00`
+    /// (today), `today`, `yesterday`, `now`, `@EPOCH`, or a time ago such as
+    /// `1h`, `-30min`, `2 days ago`.
+    #[arg(short = 'S', long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only crashes at or before this time (same forms as --since).
+    #[arg(short = 'U', long, value_name = "TIME")]
+    pub until: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Only the latest matching crash.
+    #[arg(short = '1')]
+    pub latest: bool,
+    /// Newest first.
+    #[arg(short = 'r', long)]
+    pub reverse: bool,
+    /// One JSON object a line, one line a crash (the record as written,
+    /// with `record_path`, `core_present` and `trace_present` added).
+    #[arg(long)]
+    pub json: bool,
+    /// No column headings (list).
+    #[arg(long)]
+    pub no_legend: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DebugArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// The debugger to run (given the executable and the core).
+    #[arg(long, value_name = "PROGRAM", default_value = "gdb")]
+    pub debugger: String,
+    /// Extra arguments for the debugger (split on white space).
+    #[arg(
+        short = 'A',
+        long = "debugger-arguments",
+        value_name = "ARGS",
+        allow_hyphen_values = true
+    )]
+    pub debugger_arguments: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Where to write the core (default: standard output, never a terminal).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// How many of the last events to print (default: a screenful).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Every event (of the crashing process, or of the snapshot when it
+    /// cannot tell the process's apart), not only the last ones.
+    #[arg(long, conflicts_with = "last")]
+    pub all: bool,
+    /// Also the other processes' events.
+    #[arg(long)]
+    pub all_processes: bool,
+    /// One JSON object a line, one line an event.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs one crash tool; prints its errors.
+pub fn run(command: CrashCommand) -> ExitCode {
+    let result = match command {
+        CrashCommand::List(args) => show::list(&args),
+        CrashCommand::Info(args) => show::info(&args),
+        CrashCommand::Debug(args) => debug::run(&args),
+        CrashCommand::Dump(args) => core::dump(&args),
+        CrashCommand::Trace(args) => trace::run(&args),
+        CrashCommand::Vacuum(args) => vacuum::run(&args),
+        CrashCommand::Config(args) => config_show::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("lttng-coredump: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

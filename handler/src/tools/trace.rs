@@ -1,0 +1,327 @@
+//! `trace`: the trace snapshots taken for a crash, read back with the
+//! babeltrace2 command-line tool. The CLI rather than the Python bindings:
+//! it is in the `babeltrace2` package every LTTng installation has (the
+//! bindings are a separate package, python3-bt2, rarely installed), it
+//! streams any trace size in constant memory, and it can be run with the
+//! crashing user's rights (a snapshot taken in a user's own session daemon
+//! is that user's data, never parsed as root).
+//!
+//! The crashing process's events are picked by the `vpid` context of the
+//! channel (or `procname` when only that is recorded); events of a channel
+//! with neither are all shown, with a note saying why.
+
+use super::human::{escape, escape_controls};
+use super::select::local_time;
+use super::show;
+use super::store::{Crash, Snapshot};
+use super::trace_text::Event;
+use super::TraceArgs;
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::process::{Command, ExitCode, Stdio};
+
+/// Events shown when the terminal's height is unknown.
+const DEFAULT_LAST: usize = 20;
+
+/// How the crashing process's events are told apart.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    by_vpid: u64,
+    by_procname: u64,
+    /// Events with neither context: shown whatever process they are from.
+    unattributed: u64,
+    other_processes: u64,
+}
+
+pub fn run(args: &TraceArgs) -> Result<ExitCode> {
+    let crash = show::latest(&args.selection)?;
+    let last = if args.all {
+        None
+    } else {
+        Some(args.last.unwrap_or_else(screenful))
+    };
+    let snapshots = crash.snapshots();
+    if snapshots.is_empty() {
+        bail!(
+            "no trace snapshot was taken for the crash of PID {}{}",
+            crash.pid().unwrap_or(0),
+            first_snapshot_error(&crash)
+                .map(|e| format!(": {}", escape(&e)))
+                .unwrap_or_default()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    let mut read_any = false;
+    let several = snapshots.len() > 1;
+    for snapshot in &snapshots {
+        let heading = format!(
+            "snapshot of session {:?} in the {} session daemon: {}",
+            escape(&snapshot.session),
+            escape(&snapshot.daemon),
+            escape(&snapshot.path.to_string_lossy())
+        );
+        if !args.json {
+            writeln!(out, "-- {heading}")?;
+        } else if several {
+            eprintln!("-- {heading}");
+        }
+        match read_snapshot(&crash, snapshot, args, last) {
+            Ok((events, counts)) => {
+                read_any = true;
+                for note in notes(&crash, counts, args.all_processes) {
+                    if args.json {
+                        eprintln!("note: {note}");
+                    } else {
+                        writeln!(out, "note: {note}")?;
+                    }
+                }
+                for event in &events {
+                    if args.json {
+                        let mut json = event.to_json();
+                        if let Some(object) = json.as_object_mut() {
+                            object.insert(
+                                "snapshot".into(),
+                                Value::from(snapshot.path.to_string_lossy().into_owned()),
+                            );
+                            object.insert("session".into(), Value::from(snapshot.session.clone()));
+                            object.insert("daemon".into(), Value::from(snapshot.daemon.clone()));
+                        }
+                        writeln!(out, "{}", serde_json::to_string(&json)?)?;
+                    } else {
+                        writeln!(out, "{}", human_line(event))?;
+                    }
+                }
+                if events.is_empty() && !args.json {
+                    writeln!(out, "(no event)")?;
+                }
+            }
+            Err(err) => {
+                if !args.json {
+                    writeln!(out, "cannot read it: {err:#}")?;
+                }
+                eprintln!(
+                    "lttng-coredump: cannot read the snapshot {}: {err:#}",
+                    snapshot.path.display()
+                );
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if read_any {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn first_snapshot_error(crash: &Crash) -> Option<String> {
+    crash.record["snapshots"]
+        .as_array()?
+        .iter()
+        .find_map(|entry| entry["error"].as_str().map(str::to_string))
+        .or_else(|| {
+            crash.record["errors"]
+                .as_array()?
+                .iter()
+                .filter_map(|e| e.as_str())
+                .find(|e| e.contains("snapshot"))
+                .map(str::to_string)
+        })
+}
+
+/// The terminal's height less a few lines for the headings; a fixed
+/// number when the output is not a terminal.
+fn screenful() -> usize {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        if let Ok(size) = rustix::termios::tcgetwinsize(&stdout) {
+            if size.ws_row > 6 {
+                return usize::from(size.ws_row) - 4;
+            }
+        }
+    }
+    DEFAULT_LAST
+}
+
+/// The snapshot's events (the crashing process's, or all), the last `last`.
+fn read_snapshot(
+    crash: &Crash,
+    snapshot: &Snapshot,
+    args: &TraceArgs,
+    last: Option<usize>,
+) -> Result<(Vec<Event>, Counts)> {
+    if !snapshot.path.is_dir() {
+        bail!("it is gone (or this user may not see it)");
+    }
+    let mut command = babeltrace_command(crash, snapshot);
+    command
+        .args([
+            "--names=all",
+            "--clock-seconds",
+            "--no-delta",
+            "--color=never",
+        ])
+        .arg(&snapshot.path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().context(
+        "cannot run babeltrace2 (it is in the babeltrace2 package: apt-get install babeltrace2)",
+    )?;
+    let stdout = child.stdout.take().expect("piped");
+    // Read stderr on the side so that a chatty babeltrace2 cannot block.
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let pid = crash.pid();
+    let procname = crash
+        .process_name()
+        .map(|n| n.chars().take(15).collect::<String>());
+    let mut counts = Counts::default();
+    let mut kept: VecDeque<Event> = VecDeque::new();
+    let mut reader = BufReader::new(stdout);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let Some(event) = Event::parse(text.trim_end_matches('\n')) else {
+            continue;
+        };
+        let of_crasher = match (event.context("vpid"), event.context("procname")) {
+            (Some(vpid), _) => {
+                let mine = vpid.as_i64() == pid;
+                if mine {
+                    counts.by_vpid += 1;
+                }
+                mine
+            }
+            (None, Some(name)) => {
+                let mine = name
+                    .as_str()
+                    .map(|n| n.chars().take(15).collect::<String>())
+                    == procname;
+                if mine {
+                    counts.by_procname += 1;
+                }
+                mine
+            }
+            (None, None) => {
+                counts.unattributed += 1;
+                true
+            }
+        };
+        if !of_crasher {
+            counts.other_processes += 1;
+            if !args.all_processes {
+                continue;
+            }
+        }
+        kept.push_back(event);
+        if let Some(last) = last {
+            while kept.len() > last {
+                kept.pop_front();
+            }
+        }
+    }
+    let status = child.wait().context("waiting for babeltrace2")?;
+    let errors = errors.join().unwrap_or_default();
+    if !status.success() {
+        let message = errors
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("no message")
+            .trim()
+            .to_string();
+        bail!("babeltrace2 failed ({status}): {}", escape(&message));
+    }
+    Ok((kept.into(), counts))
+}
+
+/// babeltrace2, as the crashing user when root reads a snapshot that
+/// user's own session daemon wrote (its files are that user's to forge).
+fn babeltrace_command(crash: &Crash, snapshot: &Snapshot) -> Command {
+    let daemon_uid = snapshot
+        .daemon
+        .strip_prefix("user ")
+        .and_then(|uid| uid.parse::<u32>().ok());
+    match (daemon_uid, rustix::process::geteuid().is_root()) {
+        (Some(uid), true) if uid != 0 => {
+            let gid = crash.record["gid"].as_u64().unwrap_or(65534);
+            let mut command = Command::new("setpriv");
+            command
+                .arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .args(["--clear-groups", "--", "babeltrace2"]);
+            command
+        }
+        _ => Command::new("babeltrace2"),
+    }
+}
+
+fn notes(crash: &Crash, counts: Counts, all_processes: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    if counts.unattributed > 0 {
+        notes.push(format!(
+            "{} events carry no vpid or procname context, so they cannot be told apart by \
+             process: they are all shown (add the context to the channel: lttng add-context -u -t \
+             vpid -t procname)",
+            counts.unattributed
+        ));
+    }
+    if counts.by_procname > 0 {
+        notes.push(format!(
+            "{} events picked by process name ({}), as their channel records no vpid",
+            counts.by_procname,
+            escape(crash.process_name().unwrap_or("?"))
+        ));
+    }
+    if counts.other_processes > 0 {
+        notes.push(if all_processes {
+            format!(
+                "{} events of other processes are shown",
+                counts.other_processes
+            )
+        } else {
+            format!(
+                "{} events of other processes left out (--all-processes shows them)",
+                counts.other_processes
+            )
+        });
+    }
+    notes
+}
+
+/// `[2026-11-26 12:39:44.033262782 UTC] name: { context }, { fields }`.
+fn human_line(event: &Event) -> String {
+    let when = match event.timestamp.split_once('.') {
+        Some((seconds, fraction)) => match seconds.parse::<i64>() {
+            Ok(seconds) => {
+                let local = local_time(seconds);
+                match local
+                    .split_once(' ')
+                    .and_then(|(d, rest)| rest.split_once(' ').map(|(t, zone)| (d, t, zone)))
+                {
+                    Some((date, time, zone)) => format!("{date} {time}.{fraction} {zone}"),
+                    None => local,
+                }
+            }
+            Err(_) => event.timestamp.clone(),
+        },
+        None => event.timestamp.clone(),
+    };
+    let mut parts = Vec::new();
+    for label in ["stream.event.context", "event.fields"] {
+        if let Some(item) = event.item(label) {
+            parts.push(item.text.clone());
+        }
+    }
+    escape_controls(&format!("[{when}] {}: {}", event.name, parts.join(", ")))
+}

@@ -1,0 +1,223 @@
+//! `install --persist` against the real kernel and the real sysctl.d
+//! directories: a boot is simulated by putting the kernel's defaults back
+//! and applying every sysctl.d file as the boot does (`sysctl --system`,
+//! limited to the core_pattern settings so that nothing else of the
+//! machine changes), with systemd's `50-coredump.conf` present; the
+//! handler's line must be what the kernel then holds, and a crash must
+//! reach it. `status` names a later file that would win, and `uninstall`
+//! removes the persistent file. Everything is put back.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+use testsupport::crasher::{crasher_command, ready_pid};
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::process::run_bounded;
+use testsupport::{unique_name, CorePatternGuard, TempDir};
+
+const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
+const CORE_PIPE_LIMIT: &str = "/proc/sys/kernel/core_pipe_limit";
+const OURS: &str = "/etc/sysctl.d/90-lttng-coredump.conf";
+/// systemd-coredump's line, as its package's sysctl.d file sets it.
+const SYSTEMD_LINE: &str = "|/lib/systemd/systemd-coredump %P %u %g %s %t 9223372036854775808 %h";
+
+/// Files removed when dropped: declared before the guard, so that they go
+/// after core_pattern is back, even when the test panics.
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+fn read(path: &str) -> String {
+    fs::read_to_string(path)
+        .unwrap()
+        .trim_end_matches('\n')
+        .to_owned()
+}
+
+fn run(binary: &Path, args: &[&str]) -> Output {
+    run_bounded(Command::new(binary).args(args), Duration::from_secs(60))
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// What the boot does to core_pattern: the kernel starts from its defaults
+/// and systemd-sysctl (or procps) applies the sysctl.d files in order.
+fn simulate_boot(guard: &CorePatternGuard) {
+    guard.set("core");
+    guard.set_pipe_limit(0);
+    let output = run_bounded(
+        Command::new("sysctl").args(["--system", "--pattern", "^kernel\\.core_p"]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        output.status.success(),
+        "sysctl --system: {}",
+        text(&output)
+    );
+}
+
+#[test]
+fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
+    let dir = TempDir::new("lcdt-persist");
+    let cores = dir.path().join("cores");
+    let (binary, config) = short_handler_copy(handler_binary!(), &config_for(&cores, ""));
+    fs::create_dir_all("/run/sysctl.d").unwrap();
+    let systemd_file = PathBuf::from("/run/sysctl.d/50-coredump.conf");
+    let later_file = PathBuf::from(format!("/run/sysctl.d/95-{}.conf", unique_name("lcdt")));
+    let mut cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
+    let guard = CorePatternGuard::acquire();
+    // Under the guard: another run of this test is over, and its files gone.
+    assert!(
+        !systemd_file.exists() && !Path::new(OURS).exists(),
+        "this test needs {} and {OURS} free",
+        systemd_file.display()
+    );
+    cleanup.0.extend([
+        PathBuf::from(OURS),
+        systemd_file.clone(),
+        later_file.clone(),
+    ]);
+    // A machine with systemd-coredump: its file puts its line in at boot.
+    fs::write(
+        &systemd_file,
+        format!("kernel.core_pattern={SYSTEMD_LINE}\n"),
+    )
+    .unwrap();
+    simulate_boot(&guard);
+    assert_eq!(read(CORE_PATTERN), SYSTEMD_LINE);
+
+    let backup = dir.path().join("core_pattern.bkp");
+    let (binary_arg, config_arg, backup_arg) = (
+        binary.to_str().unwrap(),
+        config.to_str().unwrap(),
+        backup.to_str().unwrap(),
+    );
+    let output = run(
+        &binary,
+        &[
+            "install",
+            "--persist",
+            "--binary",
+            binary_arg,
+            "--config",
+            config_arg,
+            "--backup",
+            backup_arg,
+        ],
+    );
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("runs systemd-coredump"), "{report}");
+    assert!(report.contains("--chain-previous"), "{report}");
+    let line = handler_line(&binary, &config);
+    assert_eq!(read(CORE_PATTERN), line);
+    let persisted = fs::read_to_string(OURS).unwrap();
+    assert!(
+        persisted.contains(&format!("kernel.core_pattern = {line}\n"))
+            && persisted.contains("kernel.core_pipe_limit = 64\n"),
+        "{persisted}"
+    );
+
+    // The reboot: systemd's file and ours both apply; ours sorts later.
+    simulate_boot(&guard);
+    assert_eq!(read(CORE_PATTERN), line);
+    assert_eq!(read(CORE_PIPE_LIMIT), "64");
+    let output = run_bounded(
+        crasher_command().args([&unique_name("boot"), "1", "segv"]),
+        CRASH_TIMEOUT,
+    );
+    let pid = ready_pid(&output);
+    let (_, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+
+    // Persistent: no warning; a file sorting after ours is named.
+    let status = |args: &[&str]| {
+        let mut all = vec!["status", "--backup", backup_arg];
+        all.extend(args);
+        text(&run(&binary, &all))
+    };
+    let report = status(&[]);
+    assert!(!report.contains("warning: not persistent"), "{report}");
+    assert!(!report.contains("after /etc/sysctl.d"), "{report}");
+    fs::write(&later_file, "kernel.core_pattern = core\n").unwrap();
+    let report = status(&[]);
+    assert!(
+        report.contains(&format!(
+            "warning: {} sets kernel.core_pattern = core after {OURS} at boot: it wins",
+            later_file.display()
+        )),
+        "{report}"
+    );
+    fs::remove_file(&later_file).unwrap();
+
+    // uninstall puts systemd's line back and removes our file: the next
+    // boot keeps systemd's line.
+    let output = run(&binary, &["uninstall", "--backup", backup_arg]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains(&format!("removed {OURS}")),
+        "{}",
+        text(&output)
+    );
+    assert!(!Path::new(OURS).exists());
+    assert_eq!(read(CORE_PATTERN), SYSTEMD_LINE);
+    simulate_boot(&guard);
+    assert_eq!(read(CORE_PATTERN), SYSTEMD_LINE);
+    // Installed without --persist, status says the line will not survive;
+    // with --chain-previous, every core also goes to systemd-coredump (the
+    // [chain] section written from its line: it is not installed here, so
+    // the record says the chained command could not run).
+    let output = run(
+        &binary,
+        &[
+            "install",
+            "--chain-previous",
+            "--binary",
+            binary_arg,
+            "--config",
+            config_arg,
+            "--backup",
+            backup_arg,
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("chained"), "{}", text(&output));
+    assert!(status(&[]).contains("warning: not persistent"));
+    let output = run_bounded(
+        crasher_command().args([&unique_name("chain"), "1", "segv"]),
+        CRASH_TIMEOUT,
+    );
+    let pid = ready_pid(&output);
+    let (_, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    // systemd-coredump's own arguments, the crash's fields filled in.
+    let tried = format!(
+        "[\"/lib/systemd/systemd-coredump\", \"{pid}\", \"0\", \"0\", \"11\", \"{}\", \"9223372036854775808\", ",
+        record["time"]
+    );
+    assert!(
+        record["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains(&tried)),
+        "{tried} not tried: {record:#}"
+    );
+    let output = run(&binary, &["uninstall", "--backup", backup_arg]);
+    assert!(output.status.success(), "{}", text(&output));
+    drop(guard);
+}
