@@ -4,6 +4,7 @@
 //! ([`handler_binary!`](crate::handler_binary)).
 
 use crate::core_pattern::CorePatternGuard;
+use crate::process::copy_executable;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -81,7 +82,7 @@ pub fn short_handler_copy(built: &Path, config_toml: &str) -> (PathBuf, PathBuf)
     let id = format!("{}-{copy}", std::process::id());
     let binary = Path::new(SHORT_DIR).join(format!("h.{id}"));
     let temporary = Path::new(SHORT_DIR).join(format!("h.{id}.tmp"));
-    fs::copy(built, &temporary).unwrap();
+    copy_executable(built, &temporary);
     fs::rename(&temporary, &binary).unwrap();
     let config = Path::new(SHORT_DIR).join(format!("c.{id}.toml"));
     fs::write(&config, config_toml).unwrap();

@@ -152,3 +152,28 @@ pub fn signal(pid: i32, signal: libc::c_int) -> bool {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe { libc::kill(pid, signal) == 0 }
 }
+
+/// Copies a program to `to` (mode and all) so that it can be run at once.
+///
+/// Not with `fs::copy`: while this test process holds the new file open for
+/// writing, any thread of the suite that forks a child lends it that
+/// descriptor until the child's exec, and running the copy meanwhile fails
+/// with "Text file busy" (ETXTBSY). `cp` holds it in a process of its own,
+/// which has exited when this returns.
+pub fn copy_executable(from: impl AsRef<Path>, to: impl AsRef<Path>) {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    let out = Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cp: {e}"));
+    assert!(
+        out.status.success(),
+        "cp {} {}: {}",
+        from.display(),
+        to.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

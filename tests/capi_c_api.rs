@@ -300,7 +300,7 @@ fn the_rfc_helper_in_core_pattern_snapshots_a_real_crash() {
     std::fs::create_dir_all(bin).unwrap();
     let helper = bin.join("capi-helper");
     let staged = bin.join(format!("capi-helper.{}", std::process::id()));
-    std::fs::copy(&api.helper(Link::Static).path, &staged).unwrap();
+    testsupport::copy_executable(&api.helper(Link::Static).path, &staged);
     std::fs::rename(&staged, &helper).unwrap();
     // The logs live under the guard's directory: a TempDir path would push
     // the line over core_pattern's 127 bytes. The guard makes it ours alone.

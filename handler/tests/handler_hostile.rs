@@ -184,7 +184,7 @@ fn a_set_uid_programs_core_is_readable_by_root_only() {
     // Taken under the core_pattern lock: only these tests change it.
     let _suid = SuidDumpable::set("2");
     let program = dir.path().join("setuid-crasher");
-    fs::copy(crasher_path(), &program).unwrap();
+    copy_executable(crasher_path(), &program);
     fs::set_permissions(
         &program,
         std::os::unix::fs::PermissionsExt::from_mode(0o4755),

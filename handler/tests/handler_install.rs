@@ -172,7 +172,7 @@ fn install_refuses_to_back_up_its_own_line_and_lines_the_kernel_would_cut() {
         .join("a-directory-with-a-rather-long-name-to-go-past-the-limit");
     fs::create_dir_all(&long_dir).unwrap();
     let long_binary = long_dir.join("lttng-coredump");
-    fs::copy(binary, &long_binary).unwrap();
+    copy_executable(binary, &long_binary);
     let output = run(
         binary,
         &[

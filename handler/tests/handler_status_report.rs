@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 use testsupport::handler::*;
 use testsupport::handler_binary;
-use testsupport::process::run_bounded;
+use testsupport::process::{copy_executable, run_bounded};
 use testsupport::{ensure_sessiond, CorePatternGuard, TempDir, TestUser};
 
 fn status(binary: &Path, args: &[&str]) -> Output {
@@ -34,7 +34,7 @@ fn status_exit_status_json_and_permission_denied_for_a_user() {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let cores = dir.path().join("cores");
     let binary = dir.path().join("lttng-coredump");
-    fs::copy(handler_binary!(), &binary).unwrap();
+    copy_executable(handler_binary!(), &binary);
     fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
     let user = TestUser::create("lcdt-status", false);
 

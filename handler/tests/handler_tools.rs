@@ -16,7 +16,7 @@ use testsupport::core_file::elf_core_identity;
 use testsupport::crasher::{crasher_command, crasher_path, ready_pid};
 use testsupport::handler::*;
 use testsupport::handler_binary;
-use testsupport::process::run_bounded;
+use testsupport::process::{copy_executable, run_bounded};
 use testsupport::sessiond::RootSessiondUse;
 use testsupport::{ensure_sessiond, lttng, lttng_ok, unique_name, TempDir, TestUser};
 
@@ -94,7 +94,7 @@ impl Drop for RootSession {
 /// be reachable by the test users).
 fn tool_copy(dir: &Path) -> PathBuf {
     let copy = dir.join("lttng-coredump");
-    fs::copy(handler_binary!(), &copy).unwrap();
+    copy_executable(handler_binary!(), &copy);
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
     copy
 }

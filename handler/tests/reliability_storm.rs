@@ -305,7 +305,7 @@ fn a_crash_storm_and_a_crash_loop_keep_the_free_space_floor_and_whole_crashes() 
     // by executable), 200 crashes in a row.
     handler.set_config(&config(MAX_CORES_PER_MINUTE));
     let looper = dir.path().join("looper");
-    fs::copy(crasher_path(), &looper).unwrap();
+    copy_executable(crasher_path(), &looper);
     let mut loop_records = Vec::new();
     for _ in 0..LOOP {
         assert!(Instant::now() < deadline, "the crash loop took too long");

@@ -29,7 +29,7 @@ fn a_set_uid_program_that_makes_itself_dumpable_keeps_its_core_root_only() {
     fs::write(&secret, &token).unwrap();
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
     let program = dir.path().join("setuid-dumpable");
-    fs::copy(setuid_dumpable_path(), &program).unwrap();
+    copy_executable(setuid_dumpable_path(), &program);
     fs::set_permissions(&program, fs::Permissions::from_mode(0o4755)).unwrap();
     let output = run_bounded(
         Command::new("setpriv")
@@ -173,7 +173,7 @@ fn install_refuses_a_handler_binary_a_user_could_replace() {
 
     // The user's own copy, run by root as `~user/lc install`.
     let users_copy = home.join("lc");
-    fs::copy(handler_binary!(), &users_copy).unwrap();
+    copy_executable(handler_binary!(), &users_copy);
     std::os::unix::fs::chown(&users_copy, Some(uid), Some(gid)).unwrap();
     fs::set_permissions(&users_copy, fs::Permissions::from_mode(0o755)).unwrap();
     let kernel = fake_kernel(dir.path());
@@ -193,7 +193,7 @@ fn install_refuses_a_handler_binary_a_user_could_replace() {
     std::os::unix::fs::chown(&shared, Some(0), Some(gid)).unwrap();
     fs::set_permissions(&shared, fs::Permissions::from_mode(0o775)).unwrap();
     let in_shared = shared.join("lc");
-    fs::copy(handler_binary!(), &in_shared).unwrap();
+    copy_executable(handler_binary!(), &in_shared);
     let (installed, said) = install_with(&in_shared, &kernel);
     assert!(!installed, "installed {in_shared:?}: {said}");
     assert!(said.contains(&shared.display().to_string()), "{said}");

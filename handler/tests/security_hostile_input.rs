@@ -46,7 +46,7 @@ fn executable_paths_with_control_characters_invalid_utf8_and_255_bytes_are_recor
     let names: [Vec<u8>; 3] = [long, b"new\nline \xc3\x28".to_vec(), b"-rf *".to_vec()];
     for name in &names {
         let program = programs.join(OsStr::from_bytes(name));
-        fs::copy(crasher_path(), &program).unwrap();
+        copy_executable(crasher_path(), &program);
         let output = run_bounded(
             Command::new(&program).args([&unique_name("x"), "1", "segv"]),
             CRASH_TIMEOUT,

@@ -197,7 +197,7 @@ fn one_user_crashing_many_programs_is_held_by_the_per_user_limit() {
     let programs: Vec<PathBuf> = (0..3)
         .map(|i| {
             let program = dir.path().join(format!("prog{i}"));
-            fs::copy(crasher_path(), &program).unwrap();
+            copy_executable(crasher_path(), &program);
             fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
             program
         })
