@@ -90,6 +90,7 @@ impl TestUser {
     pub fn create(name: &str, in_tracing_group: bool) -> TestUser {
         let lock = FileLock::acquire(&format!("user-{name}"));
         let (uid, gid) = ensure_test_user(name, in_tracing_group);
+        end_leftover_processes(uid);
         let home = PathBuf::from(format!("/home/{name}"));
         assert!(home.is_dir(), "{} has no home directory", name);
         TestUser {
@@ -211,5 +212,31 @@ impl Drop for TestUser {
             .args(["--remove", &self.name])
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// Ends what an earlier run left running as this test user (its session
+/// daemon, whose presence makes a new one refuse to start): the user's lock
+/// is ours, so no live test uses them. A process that does not die (one
+/// stuck on a file system that never answers) is waited for a bounded time
+/// only.
+fn end_leftover_processes(uid: u32) {
+    use crate::process::{process_id, processes, signal};
+    let leftovers: Vec<_> = processes()
+        .into_iter()
+        .filter(|(_, _, _, owner)| *owner == uid)
+        .map(|(id, ..)| id)
+        .collect();
+    for &(pid, _) in &leftovers {
+        signal(pid, libc::SIGCONT);
+        signal(pid, libc::SIGKILL);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while leftovers
+        .iter()
+        .any(|&(pid, started)| process_id(pid) == Some((pid, started)))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
