@@ -292,9 +292,11 @@ fn located(text: &str, lines: &BTreeMap<String, usize>, key: &str, message: &str
     format!("line {line}, column {column}, key {shown_key}: {message}")
 }
 
-/// A value as the file wrote it, shortened.
+/// A value as the file wrote it, shortened, on one line: a TOML string
+/// may hold newlines and control characters, and the message goes to the
+/// log (escaped as every logged name is).
 fn shown(value: &Value) -> String {
-    let mut text = value.to_string();
+    let mut text = crate::sanitize::for_log(value.to_string().as_bytes());
     if text.len() > 60 {
         let mut cut = 57;
         while !text.is_char_boundary(cut) {
@@ -474,6 +476,17 @@ fn chain(value: &Value, problem: &mut impl FnMut(&str, String)) -> Option<ChainC
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_value_holding_newlines_is_shown_on_one_line() {
+        // Found by the config fuzz target: a TOML multi-line string.
+        let parsed = parse("min_free = \"\"\"\n\"\nx\u{202e}\"\"\"\n");
+        assert_eq!(parsed.problems.len(), 1, "{:?}", parsed.problems);
+        let problem = &parsed.problems[0];
+        assert!(!problem.contains('\n'), "{problem:?}");
+        assert!(!problem.contains('\u{202e}'), "{problem:?}");
+        assert!(problem.contains("key min_free"), "{problem:?}");
+    }
 
     #[test]
     fn a_bad_key_costs_that_key_only() {
