@@ -157,6 +157,13 @@ fn read_exact(
 
 /// Reads and checks the ELF header and program headers of a core.
 pub fn parse_header(core: &mut dyn CoreRead) -> Result<Core, ElfError> {
+    parse_header_within(core, MAX_PHDRS)
+}
+
+/// [`parse_header`], refusing cores of more than `max_phdrs` program
+/// headers (at most [`MAX_PHDRS`]) before reading their table.
+pub fn parse_header_within(core: &mut dyn CoreRead, max_phdrs: u64) -> Result<Core, ElfError> {
+    let max_phdrs = max_phdrs.min(MAX_PHDRS);
     let mut ident = [0u8; 64];
     let n = core
         .read_at(0, &mut ident)
@@ -230,7 +237,7 @@ pub fn parse_header(core: &mut dyn CoreRead) -> Result<Core, ElfError> {
                 u64::from(format.u32(&first, 4).unwrap_or(0))
             };
             count = first_offset.saturating_sub(phoff) / u64::from(want_phent);
-            let table = read_exact_more(core, phoff, first, count, want_phent)?;
+            let table = read_exact_more(core, phoff, first, count, max_phdrs, want_phent)?;
             return segments_of(format, is64, &table, want_phent);
         }
         let sh = read_exact(core, shoff, usize::from(want_shent), "section header 0")?;
@@ -240,9 +247,9 @@ pub fn parse_header(core: &mut dyn CoreRead) -> Result<Core, ElfError> {
     if count == 0 {
         return Err(bad("the core has no program headers"));
     }
-    if count > MAX_PHDRS {
+    if count > max_phdrs {
         return Err(bad(format!(
-            "{count} program headers (more than {MAX_PHDRS})"
+            "{count} program headers (more than {max_phdrs})"
         )));
     }
     let table_len = count * u64::from(want_phent);
@@ -260,9 +267,10 @@ fn read_exact_more(
     phoff: u64,
     first: Vec<u8>,
     count: u64,
+    max_phdrs: u64,
     phent: u16,
 ) -> Result<Vec<u8>, ElfError> {
-    if count == 0 || count > MAX_PHDRS {
+    if count == 0 || count > max_phdrs {
         return Err(bad(format!(
             "{count} program headers (PN_XNUM, counted up to the first segment)"
         )));

@@ -50,6 +50,45 @@ const MAX_BUFFER: u64 = 16 << 30;
 /// bytes the core really holds, not what its headers claim.
 const CHUNK: usize = 4 << 20;
 
+/// How much a scan may read and keep. [`Limits::default`] is what
+/// `recover` uses (every buffer, whole); the handler, which scans every
+/// crash's core as root, bounds the total it reads and keeps no packet
+/// bytes ([`Limits::summary`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Total bytes of buffers read; a buffer that would go past it is only
+    /// counted (its header is checked, its bytes are not read).
+    pub buffer_bytes: u64,
+    /// Most program headers read (each is 56 bytes of memory and a read).
+    pub max_segments: u64,
+    /// Whether the packets keep their bytes (false: only their count and
+    /// sizes, in [`FoundStream::bytes`]; memory is then one buffer at a
+    /// time).
+    pub keep_data: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            buffer_bytes: u64::MAX,
+            max_segments: elf::MAX_PHDRS,
+            keep_data: true,
+        }
+    }
+}
+
+impl Limits {
+    /// What a scan for a summary needs: at most `buffer_bytes` of buffers
+    /// read, at most `max_segments` segments, no packet bytes kept.
+    pub fn summary(buffer_bytes: u64, max_segments: u64) -> Limits {
+        Limits {
+            buffer_bytes,
+            max_segments,
+            keep_data: false,
+        }
+    }
+}
+
 /// A buffer found in the core.
 #[derive(Debug, Clone)]
 pub struct FoundStream {
@@ -61,7 +100,18 @@ pub struct FoundStream {
     pub num_subbuf: u64,
     pub method: Method,
     pub packets: Vec<Packet>,
+    /// The bytes of its packets (of the stream's trace: its first packet's
+    /// UUID), counted even when their data is not kept.
+    pub bytes: u64,
     pub notes: Vec<String>,
+}
+
+impl FoundStream {
+    /// The UUID of the stream's trace (its first packet's), when it has
+    /// packets.
+    pub fn uuid(&self) -> Option<[u8; 16]> {
+        self.packets.first().map(|p| p.uuid)
+    }
 }
 
 /// What a scan of a core found.
@@ -73,6 +123,9 @@ pub struct Scan {
     pub files: Vec<MappedFile>,
     /// Segments the core does not hold in full (cut), as text.
     pub cut: Vec<String>,
+    /// Buffers found (sound headers) but not read: past the byte budget of
+    /// [`Limits::buffer_bytes`], as text.
+    pub unread: Vec<String>,
     pub loads: usize,
 }
 
@@ -119,8 +172,16 @@ fn read_bounded(core: &mut dyn CoreRead, offset: u64, len: u64) -> Result<Vec<u8
 
 /// Finds and recovers every LTTng-UST buffer of a core.
 pub fn scan(core: &mut dyn CoreRead) -> Result<Scan, Error> {
-    let header =
-        elf::parse_header(core).map_err(|e| Error(format!("not a usable ELF core: {e}")))?;
+    scan_within(core, &Limits::default())
+}
+
+/// [`scan`] within `limits`: past its byte budget buffers are only
+/// counted (in [`Scan::unread`]); a core with more segments than it allows
+/// is an error, read no further than its header.
+pub fn scan_within(core: &mut dyn CoreRead, limits: &Limits) -> Result<Scan, Error> {
+    let header = elf::parse_header_within(core, limits.max_segments)
+        .map_err(|e| Error(format!("not a usable ELF core: {e}")))?;
+    let mut budget = limits.buffer_bytes;
     let mut scan = Scan::default();
     let mut position: u64 = 0;
     for note in header.notes() {
@@ -191,6 +252,18 @@ pub fn scan(core: &mut dyn CoreRead) -> Result<Scan, Error> {
             }
         };
         let want = layout.mmap_length.min(segment.filesz).min(MAX_BUFFER);
+        if want > budget {
+            scan.unread.push(format!(
+                "{where_}: {want} bytes, past the {} bytes of buffers a scan may read: \
+                 counted, not read",
+                limits.buffer_bytes
+            ));
+            // Its bytes are not read, but they are a buffer's: a segment
+            // starting inside it is not another one.
+            buffer_end = segment.offset.saturating_add(want);
+            continue;
+        }
+        budget -= want;
         // The header is already read (a compressed core cannot go back).
         let mut bytes = head[..n].to_vec();
         bytes.extend(read_bounded(
@@ -207,7 +280,20 @@ pub fn scan(core: &mut dyn CoreRead) -> Result<Scan, Error> {
                 layout.mmap_length
             ));
         }
-        let recovered = stream::recover_stream(&layout, &bytes);
+        let mut recovered = stream::recover_stream(&layout, &bytes);
+        drop(bytes);
+        let first_uuid = recovered.packets.first().map(|p| p.uuid);
+        let stream_bytes = recovered
+            .packets
+            .iter()
+            .filter(|p| Some(p.uuid) == first_uuid)
+            .map(|p| p.data.len() as u64)
+            .sum();
+        if !limits.keep_data {
+            for p in &mut recovered.packets {
+                p.data = Vec::new();
+            }
+        }
         scan.streams.push(FoundStream {
             segment,
             file,
@@ -216,6 +302,7 @@ pub fn scan(core: &mut dyn CoreRead) -> Result<Scan, Error> {
             num_subbuf: layout.num_subbuf,
             method: recovered.method,
             packets: recovered.packets,
+            bytes: stream_bytes,
             notes: recovered.notes,
         });
     }
@@ -259,8 +346,14 @@ pub struct Report {
 
 /// Recovers the buffers of `options.core` into `options.output`.
 pub fn recover(options: &Options) -> Result<Report, Error> {
-    let mut core = reader::open_core(&options.core)
+    let core = reader::open_core(&options.core)
         .map_err(|e| Error(format!("opening {}: {e}", options.core.display())))?;
+    recover_from(core, options)
+}
+
+/// [`recover`] from a core already open (`options.core` names it in
+/// messages and tells where its `--shm-path` files may be).
+pub fn recover_from(mut core: Box<dyn CoreRead>, options: &Options) -> Result<Report, Error> {
     let kind = core.describe();
     let scan =
         scan(core.as_mut()).map_err(|e| Error(format!("{}: {e}", options.core.display())))?;
@@ -276,6 +369,9 @@ pub fn recover(options: &Options) -> Result<Report, Error> {
     }
     for r in &scan.rejected {
         let _ = writeln!(text, "ignored: {r}");
+    }
+    for u in &scan.unread {
+        let _ = writeln!(text, "not read: {u}");
     }
     for s in &scan.streams {
         let _ = writeln!(

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Packetized CTF metadata's magic (in the first 4 bytes, either order).
@@ -71,8 +72,18 @@ pub fn format_uuid(uuid: &[u8; 16]) -> String {
 }
 
 fn file_uuid(path: &Path) -> Option<([u8; 16], u64)> {
-    let file = fs::File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
+    // Non-blocking, and regular files only: a FIFO or a device swapped in
+    // for a file of a user's tree must not hang (or feed) a root reader.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let len = meta.len();
     let mut head = Vec::new();
     file.take(PEEK).read_to_end(&mut head).ok()?;
     metadata_uuid(&head).map(|uuid| (uuid, len))

@@ -163,7 +163,13 @@ impl CoreRead for ZstdCore {
 /// Opens a core file, compressed or not (told by its first bytes, not its
 /// name).
 pub fn open_core(path: &Path) -> io::Result<Box<dyn CoreRead>> {
-    let file = File::open(path)?;
+    core_of_file(File::open(path)?)
+}
+
+/// A core already open (by its caller's own safe means: the handler's
+/// descriptor of the core it just wrote, a tool's descriptor opened without
+/// following links), compressed or not.
+pub fn core_of_file(file: File) -> io::Result<Box<dyn CoreRead>> {
     let mut magic = [0u8; 4];
     let n = file.read_at(&mut magic, 0)?;
     if n == 4 && magic == ZSTD_MAGIC {

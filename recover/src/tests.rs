@@ -499,3 +499,90 @@ fn metadata_given_explicitly_wins_and_a_wrong_uuid_is_not_used() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A slice that counts the bytes read from it.
+struct Counting<'a> {
+    data: &'a [u8],
+    read: u64,
+}
+
+impl crate::reader::CoreRead for Counting<'_> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut slice = self.data;
+        let n = crate::reader::CoreRead::read_at(&mut slice, offset, buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+
+    fn describe(&self) -> String {
+        "counting".into()
+    }
+}
+
+fn two_buffer_core() -> Vec<u8> {
+    build_core(
+        &[
+            (0x10000, vec![7u8; 8192]),
+            (0x7f00_0000_0000, buffer(2, 88 + 40)),
+            (0x7f00_0010_0000, buffer(1, 0)),
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn past_the_byte_budget_buffers_are_counted_not_read() {
+    let core = two_buffer_core();
+    let len = buffer(2, 0).len() as u64;
+    // Room for one buffer and a half: the second is counted only.
+    let limits = crate::Limits::summary(len + len / 2, 64);
+    let mut reader = Counting {
+        data: &core,
+        read: 0,
+    };
+    let scan = crate::scan_within(&mut reader, &limits).unwrap();
+    assert_eq!(scan.streams.len(), 1, "{:?}", scan.unread);
+    assert_eq!(scan.unread.len(), 1, "{:?}", scan.unread);
+    assert!(
+        scan.unread[0].contains("counted, not read"),
+        "{:?}",
+        scan.unread
+    );
+    // The buffer read, the headers and segment starts, nothing more.
+    let headers = 64 + 56 * 4 + 4096 + 3 * abi::HEADER_LEN as u64;
+    assert!(reader.read <= len + headers, "{} bytes read", reader.read);
+    // No packet bytes kept, but counted: two whole sub-buffers and the
+    // partial one's 128 committed bytes.
+    let s = &scan.streams[0];
+    assert_eq!(s.packets.len(), 3);
+    assert!(s.packets.iter().all(|p| p.data.is_empty()));
+    assert_eq!(s.bytes, 2 * SUBBUF + 128);
+    assert_eq!(s.uuid(), Some(UUID));
+    // Without limits both are read, with their bytes.
+    let all = scan_bytes(&core).unwrap();
+    assert_eq!(all.streams.len(), 2);
+    assert!(all.unread.is_empty());
+    assert_eq!(all.streams[0].bytes, 2 * SUBBUF + 128);
+    assert_eq!(all.streams[0].packets[0].data.len() as u64, SUBBUF);
+    // A budget of nothing reads no buffer at all, and still counts both.
+    let none = crate::scan_within(&mut &core[..], &crate::Limits::summary(0, 64)).unwrap();
+    assert!(none.streams.is_empty());
+    assert_eq!(none.unread.len(), 2);
+}
+
+#[test]
+fn more_segments_than_the_limit_is_an_error_before_the_table_is_read() {
+    let core = two_buffer_core();
+    // 1 PT_NOTE + 3 PT_LOAD.
+    let err = crate::scan_within(&mut &core[..], &crate::Limits::summary(u64::MAX, 3))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("4 program headers (more than 3)"), "{err}");
+    let mut reader = Counting {
+        data: &core,
+        read: 0,
+    };
+    assert!(crate::scan_within(&mut reader, &crate::Limits::summary(u64::MAX, 3)).is_err());
+    assert!(reader.read <= 64, "{} bytes read", reader.read);
+    assert!(crate::scan_within(&mut &core[..], &crate::Limits::summary(u64::MAX, 4)).is_ok());
+}
