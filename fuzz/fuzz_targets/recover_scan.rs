@@ -2,12 +2,13 @@
 //! as a whole core or as one ring buffer mapping, give a scan or an error,
 //! never a panic, a hang, a read out of bounds or an allocation beyond what
 //! the input holds; every packet recovered is a CTF packet no larger than a
-//! sub-buffer.
+//! sub-buffer; the handler's bounded summary scan reads no more buffer
+//! bytes than its budget.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lttng_coredump_recover::{abi, scan, stream};
+use lttng_coredump_recover::{abi, scan, scan_within, stream, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let mut core: &[u8] = data;
@@ -19,6 +20,14 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let _ = lttng_coredump_recover::explain_no_buffers(&found);
+    }
+    // The handler's summary scan: never more buffer bytes than its budget.
+    let budget = data.len() as u64 / 2;
+    let mut core: &[u8] = data;
+    if let Ok(found) = scan_within(&mut core, &Limits::summary(budget, 1024)) {
+        let bytes: u64 = found.streams.iter().map(|s| s.bytes).sum();
+        assert!(bytes <= budget, "{bytes} > {budget}");
+        assert!(found.streams.iter().all(|s| s.packets.iter().all(|p| p.data.is_empty())));
     }
     // The same bytes as a buffer mapping, to reach the walk directly.
     if let Ok(layout) = abi::parse(data, data.len() as u64) {
