@@ -26,7 +26,7 @@ use crate::ledger::CoreLimits;
 use crate::procinfo::{self, Gathered, Identity};
 use crate::pump::PumpOutcome;
 use crate::ratelimit;
-use crate::record::{self, CoreSection, CrashRecord, Signal};
+use crate::record::{self, CoreSection, CrashRecord, Crashed, Signal};
 use crate::safefile::NewFile;
 use crate::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_LEN};
 use crate::snapshot::{self, DaemonFire, SnapshotPlan};
@@ -807,36 +807,38 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
     let core_path = saved.fate.path().map(str::to_owned);
     CrashRecord {
         format: record::FORMAT,
-        pid: args.pid,
-        uid: args.uid,
-        gid: args.gid,
-        signal: args.signal.map(|number| Signal {
-            number,
-            name: signal_name(number),
-        }),
-        time: Some(time),
-        time_utc: Some(iso8601_utc(time)),
-        hostname: args.hostname.as_deref().map(lossy),
-        process_name: comm.map(lossy),
-        exe_path: gathered
-            .info
-            .exe
-            .as_deref()
-            .map(lossy)
-            .or_else(|| match gathered.identity {
-                Identity::CouldNotTell(_) => None,
-                _ => args.exe_path_from_kernel().as_deref().map(lossy),
+        crashed: Crashed {
+            pid: args.pid,
+            uid: args.uid,
+            gid: args.gid,
+            signal: args.signal.map(|number| Signal {
+                number,
+                name: signal_name(number),
             }),
-        cmdline: gathered
-            .info
-            .cmdline
-            .as_ref()
-            .map(|args| args.iter().map(|a| lossy(a)).collect()),
-        cmdline_truncated: gathered.info.cmdline_truncated,
-        cgroup: gathered.info.cgroup.as_deref().map(lossy),
-        process_identity: gathered.identity.clone(),
-        dump_mode: args.dump_mode,
-        core_limit: args.core_limit,
+            time: Some(time),
+            time_utc: Some(iso8601_utc(time)),
+            hostname: args.hostname.as_deref().map(lossy),
+            process_name: comm.map(lossy),
+            exe_path: gathered
+                .info
+                .exe
+                .as_deref()
+                .map(lossy)
+                .or_else(|| match gathered.identity {
+                    Identity::CouldNotTell(_) => None,
+                    _ => args.exe_path_from_kernel().as_deref().map(lossy),
+                }),
+            cmdline: gathered
+                .info
+                .cmdline
+                .as_ref()
+                .map(|args| args.iter().map(|a| lossy(a)).collect()),
+            cmdline_truncated: gathered.info.cmdline_truncated,
+            cgroup: gathered.info.cgroup.as_deref().map(lossy),
+            process_identity: gathered.identity.clone(),
+            dump_mode: args.dump_mode,
+            core_limit: args.core_limit,
+        },
         core: CoreSection {
             saved: core_path.is_some(),
             complete: core_path.is_some() && saved.outcome.truncated.is_none(),

@@ -90,9 +90,11 @@ pub fn now_unix_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// What crashed: the process, its signal and time, as the kernel and
+/// `/proc` told them. Root's record and the user's copy both hold it
+/// (flattened: its fields are the records' own top-level keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CrashRecord {
-    pub format: &'static str,
+pub struct Crashed {
     pub pid: Option<i32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
@@ -110,6 +112,13 @@ pub struct CrashRecord {
     pub process_identity: Identity,
     pub dump_mode: Option<u32>,
     pub core_limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrashRecord {
+    pub format: &'static str,
+    #[serde(flatten)]
+    pub crashed: Crashed,
     pub core: CoreSection,
     pub chain: Option<ChainOutcome>,
     pub snapshots: Vec<SnapshotEntry>,
@@ -186,21 +195,8 @@ pub fn fire_errors(fires: &[DaemonFire]) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserRecord {
     pub format: &'static str,
-    pub pid: Option<i32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub signal: Option<Signal>,
-    pub time: Option<i64>,
-    pub time_utc: Option<String>,
-    pub hostname: Option<String>,
-    pub process_name: Option<String>,
-    pub exe_path: Option<String>,
-    pub cmdline: Option<Vec<String>>,
-    pub cmdline_truncated: bool,
-    pub cgroup: Option<String>,
-    pub process_identity: Identity,
-    pub dump_mode: Option<u32>,
-    pub core_limit: Option<u64>,
+    #[serde(flatten)]
+    pub crashed: Crashed,
     pub core: UserCoreSection,
     /// Snapshots taken in the user's own daemon or by the user's triggers.
     pub snapshots: Vec<SnapshotEntry>,
@@ -259,21 +255,7 @@ impl CrashRecord {
     pub fn user_copy(&self, uid: u32) -> UserRecord {
         UserRecord {
             format: USER_FORMAT,
-            pid: self.pid,
-            uid: self.uid,
-            gid: self.gid,
-            signal: self.signal.clone(),
-            time: self.time,
-            time_utc: self.time_utc.clone(),
-            hostname: self.hostname.clone(),
-            process_name: self.process_name.clone(),
-            exe_path: self.exe_path.clone(),
-            cmdline: self.cmdline.clone(),
-            cmdline_truncated: self.cmdline_truncated,
-            cgroup: self.cgroup.clone(),
-            process_identity: self.process_identity.clone(),
-            dump_mode: self.dump_mode,
-            core_limit: self.core_limit,
+            crashed: self.crashed.clone(),
             core: UserCoreSection {
                 saved: self.core.saved,
                 path: self.core.path.clone(),
@@ -397,24 +379,26 @@ mod tests {
     pub(crate) fn sample() -> CrashRecord {
         CrashRecord {
             format: FORMAT,
-            pid: Some(42),
-            uid: Some(1000),
-            gid: Some(1000),
-            signal: Some(Signal {
-                number: 11,
-                name: Some("SIGSEGV"),
-            }),
-            time: Some(1_700_000_000),
-            time_utc: Some("2023-11-14T22:13:20Z".into()),
-            hostname: Some("box".into()),
-            process_name: Some("bad\nname".into()),
-            exe_path: Some("/usr/bin/x".into()),
-            cmdline: Some(vec!["x".into(), "--flag".into()]),
-            cmdline_truncated: false,
-            cgroup: Some("0::/user.slice".into()),
-            process_identity: Identity::VerifiedByPidfd,
-            dump_mode: Some(1),
-            core_limit: None,
+            crashed: Crashed {
+                pid: Some(42),
+                uid: Some(1000),
+                gid: Some(1000),
+                signal: Some(Signal {
+                    number: 11,
+                    name: Some("SIGSEGV"),
+                }),
+                time: Some(1_700_000_000),
+                time_utc: Some("2023-11-14T22:13:20Z".into()),
+                hostname: Some("box".into()),
+                process_name: Some("bad\nname".into()),
+                exe_path: Some("/usr/bin/x".into()),
+                cmdline: Some(vec!["x".into(), "--flag".into()]),
+                cmdline_truncated: false,
+                cgroup: Some("0::/user.slice".into()),
+                process_identity: Identity::VerifiedByPidfd,
+                dump_mode: Some(1),
+                core_limit: None,
+            },
             core: CoreSection {
                 saved: true,
                 path: Some("/var/lib/lttng-coredump/cores/core.x.42.1700000000".into()),
@@ -474,6 +458,58 @@ mod tests {
         assert_eq!(json["core"]["complete"], true);
         let text = String::from_utf8(sample().to_json()).unwrap();
         assert!(text.contains("\"bad\\nname\""));
+    }
+
+    /// The top-level keys of a JSON object's text, in order.
+    fn top_level_keys(json: &[u8]) -> Vec<String> {
+        let text = String::from_utf8(json.to_vec()).unwrap();
+        text.lines()
+            .filter_map(|l| l.strip_prefix("  \""))
+            .filter_map(|l| l.split_once("\":").map(|(k, _)| k.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_shared_process_fields_keep_their_place_in_both_records() {
+        let crashed = [
+            "pid",
+            "uid",
+            "gid",
+            "signal",
+            "time",
+            "time_utc",
+            "hostname",
+            "process_name",
+            "exe_path",
+            "cmdline",
+            "cmdline_truncated",
+            "cgroup",
+            "process_identity",
+            "dump_mode",
+            "core_limit",
+        ];
+        let mut root = vec!["format"];
+        root.extend(crashed);
+        root.extend([
+            "core",
+            "chain",
+            "snapshots",
+            "fires",
+            "stages",
+            "config_path",
+            "errors",
+            "log",
+        ]);
+        assert_eq!(top_level_keys(&sample().to_json()), root);
+        let mut user = vec!["format"];
+        user.extend(crashed);
+        user.extend(["core", "snapshots", "note"]);
+        let copy = serde_json::to_vec_pretty(&sample().user_copy(1000)).unwrap();
+        assert_eq!(top_level_keys(&copy), user);
+        let copy: serde_json::Value = serde_json::from_slice(&copy).unwrap();
+        assert_eq!(copy["pid"], 42);
+        assert_eq!(copy["process_identity"]["state"], "verified_by_pidfd");
+        assert_eq!(copy["signal"]["name"], "SIGSEGV");
     }
 
     #[test]
