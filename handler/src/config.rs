@@ -59,6 +59,9 @@ pub struct Config {
     /// Whether the handler keeps its own copy of the core (the record and
     /// the snapshots are taken either way).
     pub save_core: bool,
+    /// Whether the saved core is scanned for LTTng-UST ring buffers (once
+    /// the process is let go) and the record says what trace it holds.
+    pub check_core_trace: bool,
     pub compression: Compression,
     pub zstd_level: i32,
     /// Largest core kept (uncompressed size); longer cores are cut and
@@ -110,6 +113,7 @@ impl Default for Config {
         Config {
             core_dir: PathBuf::from(DEFAULT_CORE_DIR),
             save_core: true,
+            check_core_trace: true,
             compression: Compression::None,
             zstd_level: 3,
             max_core_size: 8 * GIB,
@@ -353,6 +357,7 @@ mod tests {
             r#"
             core_dir = "/srv/cores"
             save_core = false
+            check_core_trace = false
             compression = "zstd"
             zstd_level = 9
             max_core_size = "512M"
@@ -378,6 +383,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.core_dir, PathBuf::from("/srv/cores"));
         assert!(!config.save_core);
+        assert!(!config.check_core_trace);
         assert_eq!(config.compression, Compression::Zstd);
         assert_eq!(config.zstd_level, 9);
         assert_eq!(config.max_core_size, 512 * MIB);

@@ -28,9 +28,10 @@ pub struct Parsed {
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 20] = [
+pub const KEYS: [&str; 21] = [
     "core_dir",
     "save_core",
+    "check_core_trace",
     "compression",
     "zstd_level",
     "max_core_size",
@@ -87,6 +88,7 @@ pub fn parse(text: &str) -> Parsed {
                 ),
             },
             "save_core" => set_bool(&mut config.save_core, value, key, &mut problem),
+            "check_core_trace" => set_bool(&mut config.check_core_trace, value, key, &mut problem),
             "snapshot_active_sessions" => set_bool(
                 &mut config.snapshot_active_sessions,
                 value,

@@ -9,7 +9,8 @@
 //!    holds the budget and the rate limits);
 //! 4. stream the core to its file and to the chained handler (`save_core`),
 //!    then run the triggers' stop actions once the kernel has let the
-//!    process go (`run_stops`);
+//!    process go (`run_stops`), scan the saved core for the trace it holds
+//!    (`check_core_trace`) and compress it (`compress_core`);
 //! 5. log what became of the core (`log_outcome`) and make the crash record
 //!    (`crash_record`);
 //! 6. write the record (`write_record`).
@@ -138,6 +139,7 @@ pub fn handle_crash(
         args.signal = learned_signal;
     }
     let fires = run_stops(&crash, fires, &plan, &mut stages.stops, log);
+    let core_trace = check_core_trace(&saved, &config, &fires, &mut stages.core_trace, log);
     compress_core(&mut saved, &config, args.uid, &mut stages.compression, log);
     let verdict = log_outcome(&args, comm.as_deref(), &saved, log);
     let crash_record = crash_record(CrashRecordParts {
@@ -148,6 +150,7 @@ pub fn handle_crash(
         comm: comm.as_deref(),
         saved: &saved,
         fires,
+        core_trace,
         stages,
         log,
     });
@@ -535,7 +538,48 @@ fn save_core(
     }
 }
 
-/// 4c. With `compression = "zstd"`, the raw core replaced by a compressed
+/// 4c. What trace the saved core itself holds (see `core_trace`), read
+///     from the handler's descriptor of the raw core, now that the process
+///     is let go.
+fn check_core_trace(
+    saved: &SavedCore,
+    config: &Config,
+    fires: &[DaemonFire],
+    times: &mut record::StageTimes,
+    log: &mut Log,
+) -> record::CoreTraceSection {
+    if !config.check_core_trace {
+        return crate::core_trace::not_checked("turned off (check_core_trace = false)");
+    }
+    let (CoreFate::Saved(_), Some(file)) = (&saved.fate, &saved._file) else {
+        return crate::core_trace::not_checked(format!(
+            "no core saved{}",
+            saved
+                .fate
+                .not_saved_reason()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    };
+    let core_dir = saved.dir.as_ref().map(|d| d.path.as_path());
+    let section = timed(times, || {
+        or_if_it_panics(
+            || crate::core_trace::check(file, fires, core_dir),
+            || crate::core_trace::not_checked("the check panicked"),
+        )
+    });
+    if section.only_in_core {
+        log.notice(format!(
+            "the core holds trace no snapshot has: {}",
+            section.summary
+        ));
+    } else if section.checked {
+        log.info(format!("core trace check: {}", section.summary));
+    }
+    section
+}
+
+/// 4d. With `compression = "zstd"`, the raw core replaced by a compressed
 ///     copy, now that the process is gone: a whole copy always has a name
 ///     (a crash of the machine meanwhile leaves the raw core).
 fn compress_core(
@@ -787,6 +831,7 @@ struct CrashRecordParts<'a> {
     comm: Option<&'a [u8]>,
     saved: &'a SavedCore,
     fires: Vec<DaemonFire>,
+    core_trace: record::CoreTraceSection,
     stages: record::Stages,
     log: &'a Log,
 }
@@ -801,10 +846,15 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         comm,
         saved,
         fires,
+        mut core_trace,
         stages,
         log,
     } = parts;
     let core_path = saved.fate.path().map(str::to_owned);
+    // The core's final name (compressed or not), for the command.
+    if let (Some(path), false) = (&core_path, core_trace.traces.is_empty()) {
+        core_trace.recover_command = Some(format!("lttng-coredump recover {path}"));
+    }
     CrashRecord {
         format: record::FORMAT,
         crashed: Crashed {
@@ -854,6 +904,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         },
         chain: saved.chain.clone(),
         snapshots: record::snapshot_entries(&fires),
+        core_trace,
         fires,
         stages,
         config_path: config_path.to_string_lossy().into_owned(),
@@ -1032,6 +1083,47 @@ mod tests {
         // Nothing reached a syslog socket: the kernel log file got it all.
         let kmsg = std::fs::read_to_string(dir.0.join("kmsg")).unwrap();
         assert!(kmsg.contains("saved to"), "{kmsg}");
+    }
+
+    #[test]
+    fn the_record_says_whether_and_why_the_core_trace_was_not_checked() {
+        // Not an ELF core: checked, found unusable, said so.
+        let (dir, config, mut log) = scratch("coretrace", "");
+        let core: Vec<u8> = (0..100_000u32).map(|i| (i % 11) as u8).collect();
+        handle(args(&config, &["e=x"]), &mut &core[..], &mut log);
+        let record = record_of(&dir.0.join("cores"));
+        let section = &record["core_trace"];
+        assert_eq!(section["checked"], false, "{section:#}");
+        assert!(
+            section["not_checked_reason"]
+                .as_str()
+                .unwrap()
+                .contains("not a usable ELF core"),
+            "{section:#}"
+        );
+        assert!(record["stages"]["core_trace"]["started_unix_us"].as_u64() > Some(0));
+        drop(dir);
+        // Turned off.
+        let (dir, config, mut log) = scratch("coretrace-off", "check_core_trace = false");
+        handle(args(&config, &["e=x"]), &mut &core[..], &mut log);
+        let record = record_of(&dir.0.join("cores"));
+        assert_eq!(
+            record["core_trace"]["not_checked_reason"],
+            "turned off (check_core_trace = false)"
+        );
+        assert_eq!(record["stages"]["core_trace"]["started_unix_us"], 0);
+        drop(dir);
+        // No core saved.
+        let (dir, config, mut log) = scratch("coretrace-nocore", "save_core = false");
+        handle(args(&config, &["e=x"]), &mut &core[..], &mut log);
+        let record = record_of(&dir.0.join("cores"));
+        assert!(
+            record["core_trace"]["not_checked_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("no core saved (saving cores is turned off"),
+            "{record:#}"
+        );
     }
 
     /// A process of the test's own, killed and reaped when dropped: the

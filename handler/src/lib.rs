@@ -12,6 +12,7 @@ pub mod chain;
 pub mod compress;
 pub mod config;
 pub mod config_parse;
+pub mod core_trace;
 pub mod coredir;
 pub mod corefile;
 pub mod crash_plan;

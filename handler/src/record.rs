@@ -58,6 +58,83 @@ pub struct SnapshotEntry {
     pub error: Option<String>,
 }
 
+/// What trace the saved core itself holds: the LTTng-UST ring buffers the
+/// crashed program mapped (see `core_trace`), which `lttng-coredump
+/// recover` turns into a trace when no snapshot could be taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CoreTraceSection {
+    /// Whether the saved core was scanned.
+    pub checked: bool,
+    /// Why not (turned off, no core saved, not a core this check reads).
+    pub not_checked_reason: Option<String>,
+    /// LTTng-UST ring buffers found in the core (read or only counted).
+    pub buffers: usize,
+    /// Of those, the ones holding no packet.
+    pub empty_buffers: usize,
+    /// Of those, the ones past the check's byte budget: counted, not read
+    /// (whether they hold packets is unknown).
+    pub unread_buffers: usize,
+    /// What can be recovered, per trace.
+    pub traces: Vec<CoreTrace>,
+    /// The core holds packets and no snapshot of this crash was recorded,
+    /// or one failed: the trace (or that part of it) is only in the core.
+    pub only_in_core: bool,
+    /// The command that recovers it (when the core holds packets).
+    pub recover_command: Option<String>,
+    /// What the core holds, in one sentence.
+    pub summary: String,
+    /// For each snapshot that could not be recorded (a session, or a whole
+    /// session daemon), whether the core holds its buffers.
+    pub failed_snapshots: Vec<FailedSnapshot>,
+    /// What the scan met: buffers cut with the core, unusable headers,
+    /// buffers left unread.
+    pub notes: Vec<String>,
+}
+
+/// One trace (by the UUID of its packets) the core holds buffers of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CoreTrace {
+    pub uuid: String,
+    /// Buffers (one per stream: per CPU, per channel) with packets.
+    pub streams: usize,
+    pub packets: usize,
+    /// Of those, the ones cut where their writing stopped.
+    pub partial_packets: usize,
+    pub bytes: u64,
+}
+
+/// A snapshot that could not be recorded, and what the core holds of its
+/// session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedSnapshot {
+    pub daemon: String,
+    /// None when the whole daemon failed (the sessions it would have
+    /// snapshotted are then unknown).
+    pub session: Option<String>,
+    pub error: String,
+    /// `its_buffers` (a trace of the core is this session's or daemon's,
+    /// by the UUID of a snapshot of it), `buffers_not_tied` (the core holds
+    /// buffers, none known to be its), `no_buffers`, or `unknown` (not
+    /// checked, or buffers left unread).
+    pub core_holds: &'static str,
+    /// The traces of the core known to be its, with how that is known.
+    pub traces: Vec<TiedTrace>,
+    pub explanation: String,
+    /// Whose trigger asked for it (for the user's copy), when known.
+    #[serde(skip)]
+    pub owner_uid: Option<u32>,
+}
+
+/// A trace of the core tied to a session: a snapshot of that session (an
+/// earlier crash's, or this crash's) has metadata of the same UUID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TiedTrace {
+    pub uuid: String,
+    pub session: String,
+    /// That snapshot's metadata file (what `recover` uses).
+    pub metadata: String,
+}
+
 /// When a stage of the handling ran, in microseconds since the epoch (the
 /// wall clock, as the rest of the record): shows that the snapshots were
 /// taken before the core was read.
@@ -80,6 +157,9 @@ pub struct Stages {
     /// Compressing the saved core, once the process was let go (zero
     /// without `compression = "zstd"`).
     pub compression: StageTimes,
+    /// Scanning the saved core for the trace it holds, once the process
+    /// was let go (zero when not checked).
+    pub core_trace: StageTimes,
 }
 
 /// Now, in microseconds since the epoch.
@@ -122,6 +202,8 @@ pub struct CrashRecord {
     pub core: CoreSection,
     pub chain: Option<ChainOutcome>,
     pub snapshots: Vec<SnapshotEntry>,
+    /// What trace the core itself holds.
+    pub core_trace: CoreTraceSection,
     /// The engine's fires, in full.
     pub fires: Vec<DaemonFire>,
     pub stages: Stages,
@@ -200,6 +282,9 @@ pub struct UserRecord {
     pub core: UserCoreSection,
     /// Snapshots taken in the user's own daemon or by the user's triggers.
     pub snapshots: Vec<SnapshotEntry>,
+    /// What trace the core holds (the user may read the core); of the
+    /// failed snapshots, those of the user's daemon or triggers.
+    pub core_trace: CoreTraceSection,
     pub note: &'static str,
 }
 
@@ -266,6 +351,14 @@ impl CrashRecord {
                 not_saved_reason: self.core.not_saved_reason.clone(),
             },
             snapshots: snapshot_entries_of(&self.fires, uid),
+            core_trace: {
+                let own_daemon = format!("user {uid}");
+                let mut section = self.core_trace.clone();
+                section
+                    .failed_snapshots
+                    .retain(|f| f.daemon == own_daemon || f.owner_uid == Some(uid));
+                section
+            },
             note: "the crashing user's copy: root's record beside it (same name without \
                    .user) has the rest, for root only",
         }
@@ -414,6 +507,7 @@ mod tests {
             },
             chain: None,
             snapshots: vec![],
+            core_trace: CoreTraceSection::default(),
             fires: vec![],
             stages: Stages::default(),
             config_path: "/etc/lttng-coredump/config.toml".into(),
@@ -444,6 +538,7 @@ mod tests {
             "core",
             "chain",
             "snapshots",
+            "core_trace",
             "fires",
             "stages",
             "config_path",
@@ -494,6 +589,7 @@ mod tests {
             "core",
             "chain",
             "snapshots",
+            "core_trace",
             "fires",
             "stages",
             "config_path",
@@ -503,7 +599,7 @@ mod tests {
         assert_eq!(top_level_keys(&sample().to_json()), root);
         let mut user = vec!["format"];
         user.extend(crashed);
-        user.extend(["core", "snapshots", "note"]);
+        user.extend(["core", "snapshots", "core_trace", "note"]);
         let copy = serde_json::to_vec_pretty(&sample().user_copy(1000)).unwrap();
         assert_eq!(top_level_keys(&copy), user);
         let copy: serde_json::Value = serde_json::from_slice(&copy).unwrap();
@@ -606,11 +702,32 @@ mod tests {
         record.snapshots = snapshot_entries(&record.fires);
         record.errors = vec!["snapshot of session \"roots-session\" failed".into()];
         record.core.deleted_to_make_room = vec!["core.svc.1.1".into()];
+        let failed = |daemon: &str, session: &str, owner: Option<u32>| FailedSnapshot {
+            daemon: daemon.into(),
+            session: Some(session.into()),
+            error: "failed".into(),
+            core_holds: "buffers_not_tied",
+            traces: vec![],
+            explanation: String::new(),
+            owner_uid: owner,
+        };
+        record.core_trace.failed_snapshots = vec![
+            failed("root", "roots-failed", Some(0)),
+            failed("root", "others-failed", Some(1001)),
+            failed("root", "own-failed-in-root", Some(1000)),
+            failed("user 1000", "own-failed", None),
+        ];
         let copy = serde_json::to_string(&record.user_copy(1000)).unwrap();
         for hidden in ["roots-", "others-", "1001", "core.svc"] {
             assert!(!copy.contains(hidden), "{hidden} in {copy}");
         }
-        for shown in ["own-in-root", "own-session", "/usr/bin/x"] {
+        for shown in [
+            "own-in-root",
+            "own-session",
+            "/usr/bin/x",
+            "own-failed-in-root",
+            "\"own-failed\"",
+        ] {
             assert!(copy.contains(shown), "{shown} not in {copy}");
         }
     }

@@ -31,6 +31,10 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
     let mut out = vec![
         ("core_dir".into(), text(&config.core_dir.to_string_lossy())),
         ("save_core".into(), config.save_core.to_string()),
+        (
+            "check_core_trace".into(),
+            config.check_core_trace.to_string(),
+        ),
         ("compression".into(), text(config.compression.name())),
         ("zstd_level".into(), config.zstd_level.to_string()),
         ("max_core_size".into(), size(config.max_core_size)),

@@ -1,0 +1,421 @@
+//! The handler's check of what trace the saved core itself holds: the
+//! LTTng-UST ring buffers the crashed program mapped, found with the
+//! recover crate's scanner on the descriptor of the core just written
+//! (never by path), once the kernel has let the process go (so it costs
+//! nothing in crash-to-reap). The record then says which traces the core
+//! holds and, for each snapshot that could not be recorded, whether the
+//! core holds its buffers: the buffers carry only a trace UUID, so they are
+//! tied to a session only when a snapshot of that session (this crash's, or
+//! an earlier crash's in the same core directory) has metadata of the same
+//! UUID; otherwise the record says they are not tied, not that they are.
+//!
+//! The core is hostile input read as root: the scan reads at most
+//! [`BUFFER_BUDGET`] bytes of buffers (past it buffers are only counted),
+//! at most [`MAX_SEGMENTS`] program headers, keeps no packet bytes; the
+//! search for earlier snapshots reads a bounded number of records, opens
+//! nothing that would block, and scans bounded trees.
+
+use crate::record::{CoreTrace, CoreTraceSection, FailedSnapshot, TiedTrace};
+use crate::snapshot::DaemonFire;
+use lttng_coredump_engine::ActionKind;
+use lttng_coredump_recover::{self as recover, metadata, Limits};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Bytes of ring buffers read per crash (a program's buffers are a few
+/// MiB per CPU with LTTng's defaults).
+pub const BUFFER_BUDGET: u64 = 256 << 20;
+/// Program headers read: four times the kernel's default vm.max_map_count.
+pub const MAX_SEGMENTS: u64 = 1 << 18;
+/// Earlier crash records searched for snapshots of the failed sessions.
+const RECORDS_SEARCHED: usize = 32;
+/// Records larger than this are not read for that search.
+const MAX_RECORD_BYTES: u64 = 4 << 20;
+/// Snapshot directories searched for metadata.
+const SNAPSHOTS_SEARCHED: usize = 16;
+
+/// The section of a crash whose core was not checked.
+pub fn not_checked(reason: impl Into<String>) -> CoreTraceSection {
+    let reason = reason.into();
+    CoreTraceSection {
+        summary: format!("not checked: {reason}"),
+        not_checked_reason: Some(reason),
+        ..CoreTraceSection::default()
+    }
+}
+
+/// A snapshot that failed, before the check says what the core holds of it.
+struct Failure {
+    daemon: String,
+    session: Option<String>,
+    error: String,
+    owner_uid: Option<u32>,
+}
+
+/// The snapshots of `fires` that could not be recorded: a session's whose
+/// action failed, a daemon's that failed as a whole (not one that simply
+/// is not there: a user without a session daemon).
+fn failures(fires: &[DaemonFire]) -> Vec<Failure> {
+    let mut out = Vec::new();
+    for fire in fires {
+        if let Some(error) = &fire.error {
+            out.push(Failure {
+                daemon: fire.daemon.clone(),
+                session: None,
+                error: error.clone(),
+                owner_uid: None,
+            });
+        }
+        let Some(report) = &fire.report else { continue };
+        if report.daemon_absent {
+            continue;
+        }
+        for error in &report.errors {
+            out.push(Failure {
+                daemon: fire.daemon.clone(),
+                session: None,
+                error: format!("{} (LTTng error {})", error.message, error.code),
+                owner_uid: None,
+            });
+        }
+        for outcome in &report.outcomes {
+            if outcome.action != ActionKind::Snapshot {
+                continue;
+            }
+            if let Some(error) = &outcome.error {
+                out.push(Failure {
+                    daemon: fire.daemon.clone(),
+                    session: Some(outcome.session.clone()),
+                    error: format!("{} (LTTng error {})", error.message, error.code),
+                    owner_uid: outcome.owner_uid,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether some snapshot of the crash was recorded.
+fn any_snapshot_recorded(fires: &[DaemonFire]) -> bool {
+    fires.iter().any(|fire| {
+        fire.report.as_ref().is_some_and(|r| {
+            r.outcomes.iter().any(|o| {
+                o.action == ActionKind::Snapshot && o.error.is_none() && o.snapshot_path.is_some()
+            })
+        })
+    })
+}
+
+/// A snapshot known to the handler: of `session` in `daemon`, at `path`.
+struct KnownSnapshot {
+    daemon: String,
+    session: String,
+    path: PathBuf,
+}
+
+/// The snapshots this crash recorded and those the newest records of
+/// `core_dir` name, of the daemons in `daemons` (newest first).
+fn known_snapshots(
+    fires: &[DaemonFire],
+    core_dir: Option<&Path>,
+    daemons: &[String],
+) -> Vec<KnownSnapshot> {
+    let mut known = Vec::new();
+    for fire in fires.iter().filter(|f| daemons.contains(&f.daemon)) {
+        let Some(report) = &fire.report else { continue };
+        for o in &report.outcomes {
+            if let (Some(path), None) = (&o.snapshot_path, &o.error) {
+                known.push(KnownSnapshot {
+                    daemon: fire.daemon.clone(),
+                    session: o.session.clone(),
+                    path: PathBuf::from(path),
+                });
+            }
+        }
+    }
+    let Some(dir) = core_dir else { return known };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return known;
+    };
+    // Root's records only (a user's copy says no more), newest first.
+    let mut records: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("core.") && name.ends_with(".json") && !name.contains(".user.")
+        })
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            if !meta.is_file() || meta.len() > MAX_RECORD_BYTES {
+                return None;
+            }
+            Some((meta.modified().ok()?, e.path()))
+        })
+        .collect();
+    records.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, path) in records.into_iter().take(RECORDS_SEARCHED) {
+        let Some(record) = read_record(&path) else {
+            continue;
+        };
+        let Some(snapshots) = record["snapshots"].as_array() else {
+            continue;
+        };
+        for entry in snapshots {
+            let (Some(daemon), Some(session), Some(path)) = (
+                entry["daemon"].as_str(),
+                entry["session"].as_str(),
+                entry["path"].as_str(),
+            ) else {
+                continue;
+            };
+            if entry["error"].is_null() && daemons.iter().any(|d| d == daemon) {
+                known.push(KnownSnapshot {
+                    daemon: daemon.to_owned(),
+                    session: session.to_owned(),
+                    path: PathBuf::from(path),
+                });
+            }
+        }
+    }
+    known
+}
+
+/// A record of the core directory, opened without following a link and
+/// without blocking, read within its bound.
+fn read_record(path: &Path) -> Option<serde_json::Value> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = Vec::new();
+    file.take(MAX_RECORD_BYTES).read_to_end(&mut text).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// For each UUID, the known snapshots whose metadata has it.
+fn uuids_of(known: &[KnownSnapshot]) -> HashMap<[u8; 16], Vec<(usize, PathBuf)>> {
+    let mut out: HashMap<[u8; 16], Vec<(usize, PathBuf)>> = HashMap::new();
+    let mut searched: Vec<&Path> = Vec::new();
+    for (index, snapshot) in known.iter().enumerate() {
+        if searched.contains(&snapshot.path.as_path()) {
+            continue;
+        }
+        if searched.len() == SNAPSHOTS_SEARCHED {
+            break;
+        }
+        searched.push(&snapshot.path);
+        let mut found = HashMap::new();
+        metadata::scan_tree(&snapshot.path, "", &mut found);
+        for (uuid, f) in found {
+            out.entry(uuid).or_default().push((index, f.path));
+        }
+    }
+    out
+}
+
+/// Scans the saved core (`file`, the handler's descriptor of it) and says
+/// what trace it holds, for the record; `fires` are this crash's, and
+/// `core_dir` holds the earlier records searched for snapshots of the
+/// sessions whose snapshot failed.
+pub fn check(file: &File, fires: &[DaemonFire], core_dir: Option<&Path>) -> CoreTraceSection {
+    let core = match file.try_clone().and_then(recover::reader::core_of_file) {
+        Ok(core) => core,
+        Err(err) => return not_checked(format!("cannot read the saved core: {err}")),
+    };
+    let mut core = core;
+    let limits = Limits::summary(BUFFER_BUDGET, MAX_SEGMENTS);
+    let scan = match recover::scan_within(core.as_mut(), &limits) {
+        Ok(scan) => scan,
+        Err(err) => return not_checked(err.to_string()),
+    };
+    let mut section = CoreTraceSection {
+        checked: true,
+        buffers: scan.streams.len() + scan.unread.len(),
+        empty_buffers: scan.streams.iter().filter(|s| s.packets.is_empty()).count(),
+        unread_buffers: scan.unread.len(),
+        ..CoreTraceSection::default()
+    };
+    let mut traces: BTreeMap<[u8; 16], CoreTrace> = BTreeMap::new();
+    for s in &scan.streams {
+        let Some(uuid) = s.uuid() else { continue };
+        let trace = traces.entry(uuid).or_insert_with(|| CoreTrace {
+            uuid: metadata::format_uuid(&uuid),
+            streams: 0,
+            packets: 0,
+            partial_packets: 0,
+            bytes: 0,
+        });
+        let own: Vec<_> = s.packets.iter().filter(|p| p.uuid == uuid).collect();
+        trace.streams += 1;
+        trace.packets += own.len();
+        trace.partial_packets += own.iter().filter(|p| p.partial).count();
+        trace.bytes += s.bytes;
+    }
+    section
+        .notes
+        .extend(scan.cut.iter().map(|c| format!("cut: {c}")));
+    section
+        .notes
+        .extend(scan.rejected.iter().map(|r| format!("ignored: {r}")));
+    section
+        .notes
+        .extend(scan.unread.iter().map(|u| format!("not read: {u}")));
+    let failed = failures(fires);
+    section.only_in_core =
+        !traces.is_empty() && (!failed.is_empty() || !any_snapshot_recorded(fires));
+    section.summary = summary(&section, &traces, &scan);
+    // Ties: only worth a search when some snapshot failed and the core
+    // holds packets.
+    let mut daemons: Vec<String> = failed.iter().map(|f| f.daemon.clone()).collect();
+    daemons.sort();
+    daemons.dedup();
+    let known = if failed.is_empty() || traces.is_empty() {
+        Vec::new()
+    } else {
+        known_snapshots(fires, core_dir, &daemons)
+    };
+    let by_uuid = uuids_of(&known);
+    for failure in failed {
+        let tied: Vec<TiedTrace> = traces
+            .keys()
+            .filter_map(|uuid| {
+                let (index, metadata) = by_uuid.get(uuid)?.iter().find(|(i, _)| {
+                    let k = &known[*i];
+                    k.daemon == failure.daemon
+                        && failure.session.as_ref().is_none_or(|s| *s == k.session)
+                })?;
+                Some(TiedTrace {
+                    uuid: metadata::format_uuid(uuid),
+                    session: known[*index].session.clone(),
+                    metadata: metadata.display().to_string(),
+                })
+            })
+            .collect();
+        let what = match &failure.session {
+            Some(session) => format!("session {session:?}"),
+            None => format!("the {} session daemon", failure.daemon),
+        };
+        let (core_holds, explanation) = if !tied.is_empty() {
+            (
+                "its_buffers",
+                format!(
+                    "the core holds buffers of {what}: trace {} (the UUID of the metadata of a \
+                     snapshot of {}); recover them with lttng-coredump recover",
+                    tied.iter()
+                        .map(|t| t.uuid.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if failure.session.is_some() {
+                        "it".to_string()
+                    } else {
+                        format!(
+                            "session(s) {}",
+                            tied.iter()
+                                .map(|t| format!("{:?}", t.session))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
+                ),
+            )
+        } else if !traces.is_empty() {
+            (
+                "buffers_not_tied",
+                format!(
+                    "the core holds buffers of {} trace(s) ({}), none known to be of {what}: \
+                     buffers carry only a trace UUID, and no snapshot of it with one of these \
+                     UUIDs is known; recover them with lttng-coredump recover to see",
+                    traces.len(),
+                    traces
+                        .values()
+                        .map(|t| t.uuid.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        } else if section.unread_buffers > 0 {
+            (
+                "unknown",
+                format!(
+                    "{} buffer(s) of the core were past the check's {} MiB budget and not read",
+                    section.unread_buffers,
+                    BUFFER_BUDGET >> 20
+                ),
+            )
+        } else {
+            (
+                "no_buffers",
+                format!(
+                    "the core holds no LTTng-UST buffer with data, so not {what}'s: {}",
+                    section.summary
+                ),
+            )
+        };
+        section.failed_snapshots.push(FailedSnapshot {
+            daemon: failure.daemon,
+            session: failure.session,
+            error: failure.error,
+            core_holds,
+            traces: tied,
+            explanation,
+            owner_uid: failure.owner_uid,
+        });
+    }
+    section
+}
+
+/// What the core holds, in one sentence.
+fn summary(
+    section: &CoreTraceSection,
+    traces: &BTreeMap<[u8; 16], CoreTrace>,
+    scan: &recover::Scan,
+) -> String {
+    if traces.is_empty() {
+        let mut text = if section.unread_buffers > 0 {
+            format!(
+                "{} LTTng-UST buffer(s), none read (past the check's {} MiB budget)",
+                section.unread_buffers,
+                BUFFER_BUDGET >> 20
+            )
+        } else {
+            recover::explain_no_buffers(scan)
+                .trim_end()
+                .replace('\n', "; ")
+        };
+        if section.unread_buffers > 0 && !scan.streams.is_empty() {
+            text.push_str(&format!(
+                "; {} more buffer(s) read, all empty",
+                scan.streams.len()
+            ));
+        }
+        return text;
+    }
+    let mut text = format!(
+        "the core holds {} LTTng-UST buffer(s) with data: {}",
+        section.buffers - section.empty_buffers - section.unread_buffers,
+        traces
+            .values()
+            .map(|t| format!(
+                "trace {} ({} stream(s), {} packet(s), {} bytes)",
+                t.uuid, t.streams, t.packets, t.bytes
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if section.unread_buffers > 0 {
+        text.push_str(&format!(
+            "; {} more not read (past the check's {} MiB budget)",
+            section.unread_buffers,
+            BUFFER_BUDGET >> 20
+        ));
+    }
+    text
+}
