@@ -156,7 +156,7 @@ fn known_snapshots(
             Some((meta.modified().ok()?, e.path()))
         })
         .collect();
-    records.sort_by(|a, b| b.0.cmp(&a.0));
+    records.sort_by_key(|r| std::cmp::Reverse(r.0));
     for (_, path) in records.into_iter().take(RECORDS_SEARCHED) {
         let Some(record) = read_record(&path) else {
             continue;
