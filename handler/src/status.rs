@@ -90,12 +90,75 @@ pub struct Status {
     /// What a crash would snapshot now, as people read it.
     pub crash_plan: Vec<String>,
     pub core_dir: CoreDirInfo,
+    /// Recent crashes (of the last [`RECENT`], newest first, those this
+    /// user may read) whose trace is only in their core: a snapshot failed
+    /// or none was taken, and the handler found the buffers in the core.
+    pub trace_only_in_core: Vec<TraceInCore>,
     /// What keeps a crash from being handled as configured.
     pub problems: Vec<String>,
     /// What may go wrong later (at boot, under many crashes).
     pub warnings: Vec<String>,
     /// See the module's documentation.
     pub exit_status: u8,
+}
+
+/// How far back `status` looks for crashes whose trace is only in the core.
+pub const RECENT: Duration = Duration::from_secs(7 * 86_400);
+/// At most this many such crashes are listed.
+const MAX_TRACE_IN_CORE: usize = 10;
+
+/// A crash whose trace is only in its core, and how to read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceInCore {
+    pub pid: Option<i64>,
+    pub process_name: Option<String>,
+    pub time: Option<i64>,
+    pub core: String,
+    /// What the core holds (the record's `core_trace.summary`).
+    pub summary: String,
+    pub command: String,
+}
+
+/// The crashes of `dir` (those this user may read) of the last [`RECENT`]
+/// whose trace is only in their core, still on disk; newest first.
+pub fn crashes_with_trace_only_in_core(dir: &Path, now: i64) -> Vec<TraceInCore> {
+    let store = crate::tools::store::Store {
+        dir: dir.to_path_buf(),
+        config: Config::default(),
+        config_path: config::DEFAULT_CONFIG_PATH.into(),
+        config_error: None,
+    };
+    let Ok(crashes) = store.crashes() else {
+        return Vec::new();
+    };
+    let since = now.saturating_sub(RECENT.as_secs() as i64);
+    let mut crashes = crashes;
+    crashes.sort_by_key(|c| std::cmp::Reverse(c.time()));
+    let mut found: Vec<TraceInCore> = crashes
+        .iter()
+        .filter(|c| c.time().is_some_and(|t| t >= since))
+        .filter(|c| c.record["core_trace"]["only_in_core"] == true)
+        .filter(|c| crate::tools::trace_core::core_holds_trace(c) && c.core_state().on_disk())
+        .map(|c| TraceInCore {
+            pid: c.pid(),
+            process_name: c.process_name().map(str::to_string),
+            time: c.time(),
+            core: c
+                .core_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            summary: c.record["core_trace"]["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            command: format!(
+                "lttng-coredump trace {} --from-core",
+                c.pid().map(|p| p.to_string()).unwrap_or("MATCH".into())
+            ),
+        })
+        .collect();
+    found.truncate(MAX_TRACE_IN_CORE);
+    found
 }
 
 /// Finds out what is in place.
@@ -262,6 +325,11 @@ pub fn gather(
             }
         }
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let trace_only_in_core = crashes_with_trace_only_in_core(&config.core_dir, now);
     let exit_status = if !installed {
         EXIT_NOT_INSTALLED
     } else if problems.is_empty() {
@@ -297,6 +365,7 @@ pub fn gather(
         root_session_daemon: daemon,
         crash_plan: crash_plan_lines,
         core_dir,
+        trace_only_in_core,
         problems,
         warnings,
         exit_status,
@@ -431,6 +500,42 @@ impl Status {
                 ),
             },
         );
+        if !self.trace_only_in_core.is_empty() {
+            line(
+                w,
+                format!(
+                    "crashes of the last {} whose trace is only in the core (no snapshot, or one \
+                     failed):",
+                    human::duration(RECENT)
+                ),
+            );
+            for crash in &self.trace_only_in_core {
+                line(
+                    w,
+                    format!(
+                        "  PID {} ({}) at {}: {}",
+                        crash
+                            .pid
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "?".into()),
+                        human::escape(crash.process_name.as_deref().unwrap_or("?")),
+                        crash
+                            .time
+                            .map(crate::tools::select::local_time)
+                            .unwrap_or_else(|| "?".into()),
+                        human::escape(&crash.summary)
+                    ),
+                );
+                line(w, format!("    read it: {}", crash.command));
+                line(
+                    w,
+                    format!(
+                        "    or: lttng-coredump recover {} -o DIR",
+                        human::escape(&crash.core)
+                    ),
+                );
+            }
+        }
         for problem in &self.problems {
             line(w, format!("problem: {problem}"));
         }
@@ -468,6 +573,47 @@ mod tests {
             DaemonState::PermissionDenied
         };
         assert_eq!(daemon_state(&socket), expected);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn recent_crashes_whose_trace_is_only_in_the_core_are_listed() {
+        let dir = std::env::temp_dir().join(format!("handler-status-tic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let now = 1_800_000_000;
+        let record = |name: &str, time: i64, only: bool, core: bool| {
+            let core_path = dir.join(format!("core.{name}"));
+            if core {
+                std::fs::write(&core_path, b"core").unwrap();
+            }
+            let json = serde_json::json!({
+                "pid": time % 1000,
+                "time": time,
+                "process_name": name,
+                "core": {"saved": true, "complete": true, "path": core_path},
+                "core_trace": {
+                    "checked": true,
+                    "only_in_core": only,
+                    "summary": format!("{name} holds it"),
+                    "traces": [{"uuid": "x", "streams": 1, "packets": 1, "bytes": 1}],
+                },
+            });
+            std::fs::write(dir.join(format!("core.{name}.json")), json.to_string()).unwrap();
+        };
+        record("old", now - RECENT.as_secs() as i64 - 1, true, true);
+        record("snapshotted", now - 10, false, true);
+        record("gone", now - 10, true, false);
+        record("a-second", now - 50, true, true);
+        record("first", now - 100, true, true);
+        let found = crashes_with_trace_only_in_core(&dir, now);
+        let names: Vec<_> = found
+            .iter()
+            .map(|c| c.process_name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["a-second", "first"]);
+        assert_eq!(found[0].command, "lttng-coredump trace 950 --from-core");
+        assert_eq!(found[0].summary, "a-second holds it");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

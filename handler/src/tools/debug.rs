@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// A directory only this user can enter, removed with its contents when dropped.
-struct PrivateDir(PathBuf);
+pub(super) struct PrivateDir(pub(super) PathBuf);
 
 impl PrivateDir {
-    fn create() -> Result<PrivateDir> {
+    pub(super) fn create() -> Result<PrivateDir> {
         let base = std::env::var_os("TMPDIR")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())

@@ -16,6 +16,7 @@ pub mod select;
 pub mod show;
 pub mod store;
 pub mod trace;
+pub mod trace_core;
 pub mod trace_text;
 pub mod vacuum;
 
@@ -145,6 +146,17 @@ pub struct TraceArgs {
     /// One JSON object a line, one line an event.
     #[arg(long)]
     pub json: bool,
+    /// Read the trace from the crash's core itself (the LTTng-UST ring
+    /// buffers the program had mapped, as `lttng-coredump recover` does:
+    /// for when no snapshot could be taken), recovered into a private
+    /// temporary directory that is removed afterwards. Its metadata is
+    /// searched in the snapshots the crash records name and the session's
+    /// --shm-path. Exit status: 0 events printed; 1 no such crash, no core,
+    /// or it cannot be read; 3 the core holds buffers but no metadata was
+    /// found for them (recover with --metadata); 4 the core holds no
+    /// LTTng-UST buffer with data.
+    #[arg(long)]
+    pub from_core: bool,
 }
 
 /// Runs one crash tool; prints its errors.

@@ -116,6 +116,68 @@ pub fn info(args: &ListArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the handler found of the trace in the core (`core_trace`), and,
+/// when that trace is only there, the commands that read it.
+fn describe_core_trace(crash: &Crash, line: &mut impl FnMut(&str, String)) {
+    let section = &crash.record["core_trace"];
+    if !section.is_object() {
+        return; // a record from before the check
+    }
+    let text = |value: &Value| value.as_str().map(escape);
+    if section["checked"] != true {
+        line(
+            "Core Trace",
+            format!(
+                "not checked: {}",
+                text(&section["not_checked_reason"]).unwrap_or("no reason recorded".into())
+            ),
+        );
+        return;
+    }
+    line("Core Trace", text(&section["summary"]).unwrap_or_default());
+    let failed = section["failed_snapshots"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for entry in &failed {
+        let what = match text(&entry["session"]) {
+            Some(session) => format!(
+                "session {session:?} in the {} session daemon",
+                text(&entry["daemon"]).unwrap_or_default()
+            ),
+            None => format!(
+                "the {} session daemon",
+                text(&entry["daemon"]).unwrap_or_default()
+            ),
+        };
+        line(
+            "",
+            format!(
+                "snapshot of {what} failed: {}",
+                text(&entry["explanation"]).unwrap_or_default()
+            ),
+        );
+    }
+    let holds = super::trace_core::core_holds_trace(crash);
+    let only_in_core = section["only_in_core"] == true;
+    if holds && (only_in_core || !failed.is_empty()) && crash.core_state().on_disk() {
+        let pid = crash.pid().map(|p| p.to_string()).unwrap_or("MATCH".into());
+        line(
+            "Recover",
+            format!("lttng-coredump trace {pid} --from-core   (its events, from the core)"),
+        );
+        if let Some(path) = crash.core_path() {
+            line(
+                "",
+                format!(
+                    "lttng-coredump recover {} -o DIR   (the trace, as a CTF directory)",
+                    escape(&path.to_string_lossy())
+                ),
+            );
+        }
+    }
+}
+
 /// One crash, laid out for people.
 fn describe(crash: &Crash, now: i64, out: &mut String) {
     let record = &crash.record;
@@ -268,6 +330,7 @@ fn describe(crash: &Crash, now: i64, out: &mut String) {
             format!("{what}: {whereabouts}"),
         );
     }
+    describe_core_trace(crash, &mut line);
     if let Some(chain) = record["chain"].as_object() {
         line(
             "Chained To",

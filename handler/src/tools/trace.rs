@@ -27,7 +27,7 @@ const DEFAULT_LAST: usize = 20;
 
 /// How the crashing process's events are told apart.
 #[derive(Debug, Default, Clone, Copy)]
-struct Counts {
+pub(super) struct Counts {
     by_vpid: u64,
     by_procname: u64,
     /// Events with neither context: shown whatever process they are from.
@@ -36,20 +36,27 @@ struct Counts {
 }
 
 pub fn run(args: &TraceArgs) -> Result<ExitCode> {
+    if args.from_core {
+        return super::trace_core::run(args);
+    }
     let crash = show::latest(&args.selection)?;
-    let last = if args.all {
-        None
-    } else {
-        Some(args.last.unwrap_or_else(screenful))
-    };
+    let last = last_wanted(args);
     let snapshots = crash.snapshots();
     if snapshots.is_empty() {
         bail!(
-            "no trace snapshot was taken for the crash of PID {}{}",
+            "no trace snapshot was taken for the crash of PID {}{}{}",
             crash.pid().unwrap_or(0),
             first_snapshot_error(&crash)
                 .map(|e| format!(": {}", escape(&e)))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if super::trace_core::core_holds_trace(&crash) {
+                format!(
+                    "; its core holds the trace: lttng-coredump trace {} --from-core",
+                    crash.pid().unwrap_or(0)
+                )
+            } else {
+                String::new()
+            }
         );
     }
     let mut out = std::io::stdout().lock();
@@ -67,46 +74,22 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         } else if several {
             eprintln!("-- {heading}");
         }
-        match read_snapshot(&crash, snapshot, args, last) {
-            Ok((events, counts)) => {
-                read_any = true;
-                for note in notes(&crash, counts, args.all_processes) {
-                    if args.json {
-                        eprintln!("note: {note}");
-                    } else {
-                        writeln!(out, "note: {note}")?;
-                    }
-                }
-                for event in &events {
-                    if args.json {
-                        let mut json = event.to_json();
-                        if let Some(object) = json.as_object_mut() {
-                            object.insert(
-                                "snapshot".into(),
-                                Value::from(snapshot.path.to_string_lossy().into_owned()),
-                            );
-                            object.insert("session".into(), Value::from(snapshot.session.clone()));
-                            object.insert("daemon".into(), Value::from(snapshot.daemon.clone()));
-                        }
-                        writeln!(out, "{}", serde_json::to_string(&json)?)?;
-                    } else {
-                        writeln!(out, "{}", human_line(event))?;
-                    }
-                }
-                if events.is_empty() && !args.json {
-                    writeln!(out, "(no event)")?;
-                }
-            }
-            Err(err) => {
-                if !args.json {
-                    writeln!(out, "cannot read it: {err:#}")?;
-                }
-                eprintln!(
-                    "lttng-coredump: cannot read the snapshot {}: {err:#}",
-                    snapshot.path.display()
-                );
-            }
-        }
+        let labels = [
+            (
+                "snapshot",
+                Value::from(snapshot.path.to_string_lossy().into_owned()),
+            ),
+            ("session", Value::from(snapshot.session.clone())),
+            ("daemon", Value::from(snapshot.daemon.clone())),
+        ];
+        read_any |= print_events(
+            &mut out,
+            &crash,
+            read_snapshot(&crash, snapshot, args, last),
+            args,
+            &labels,
+            &format!("the snapshot {}", snapshot.path.display()),
+        )?;
     }
     out.flush()?;
     Ok(if read_any {
@@ -114,6 +97,62 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// How many of the last events to show (None: all).
+pub(super) fn last_wanted(args: &TraceArgs) -> Option<usize> {
+    if args.all {
+        None
+    } else {
+        Some(args.last.unwrap_or_else(screenful))
+    }
+}
+
+/// Prints what reading a trace gave (its notes, then its events, each with
+/// `labels` added in JSON), or why it could not be read (`what` it is);
+/// true when it was read.
+pub(super) fn print_events(
+    out: &mut impl Write,
+    crash: &Crash,
+    read: Result<(Vec<Event>, Counts)>,
+    args: &TraceArgs,
+    labels: &[(&str, Value)],
+    what: &str,
+) -> Result<bool> {
+    let (events, counts) = match read {
+        Ok(read) => read,
+        Err(err) => {
+            if !args.json {
+                writeln!(out, "cannot read it: {err:#}")?;
+            }
+            eprintln!("lttng-coredump: cannot read {what}: {err:#}");
+            return Ok(false);
+        }
+    };
+    for note in notes(crash, counts, args.all_processes) {
+        if args.json {
+            eprintln!("note: {note}");
+        } else {
+            writeln!(out, "note: {note}")?;
+        }
+    }
+    for event in &events {
+        if args.json {
+            let mut json = event.to_json();
+            if let Some(object) = json.as_object_mut() {
+                for (key, value) in labels {
+                    object.insert((*key).into(), value.clone());
+                }
+            }
+            writeln!(out, "{}", serde_json::to_string(&json)?)?;
+        } else {
+            writeln!(out, "{}", human_line(event))?;
+        }
+    }
+    if events.is_empty() && !args.json {
+        writeln!(out, "(no event)")?;
+    }
+    Ok(true)
 }
 
 fn first_snapshot_error(crash: &Crash) -> Option<String> {
@@ -155,7 +194,25 @@ fn read_snapshot(
     if !snapshot.path.is_dir() {
         bail!("it is gone (or this user may not see it)");
     }
-    let mut command = babeltrace_command(crash, snapshot);
+    // A snapshot a user's own session daemon wrote is that user's to forge.
+    let daemon_uid = snapshot
+        .daemon
+        .strip_prefix("user ")
+        .and_then(|uid| uid.parse::<u32>().ok());
+    read_trace(crash, &snapshot.path, daemon_uid, args, last)
+}
+
+/// The events of the trace at `path` (the crashing process's, or all), the
+/// last `last`, read by babeltrace2 as `owner` when root reads a trace of
+/// that user's making.
+pub(super) fn read_trace(
+    crash: &Crash,
+    path: &std::path::Path,
+    owner: Option<u32>,
+    args: &TraceArgs,
+    last: Option<usize>,
+) -> Result<(Vec<Event>, Counts)> {
+    let mut command = babeltrace_command(crash, owner);
     command
         .args([
             "--names=all",
@@ -163,7 +220,7 @@ fn read_snapshot(
             "--no-delta",
             "--color=never",
         ])
-        .arg(&snapshot.path)
+        .arg(path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -245,14 +302,11 @@ fn read_snapshot(
     Ok((kept.into(), counts))
 }
 
-/// babeltrace2, as the crashing user when root reads a snapshot that
-/// user's own session daemon wrote (its files are that user's to forge).
-fn babeltrace_command(crash: &Crash, snapshot: &Snapshot) -> Command {
-    let daemon_uid = snapshot
-        .daemon
-        .strip_prefix("user ")
-        .and_then(|uid| uid.parse::<u32>().ok());
-    match (daemon_uid, rustix::process::geteuid().is_root()) {
+/// babeltrace2, as `owner` when root reads a trace that user could forge
+/// (a snapshot their own session daemon wrote, a trace from their
+/// program's core).
+fn babeltrace_command(crash: &Crash, owner: Option<u32>) -> Command {
+    match (owner, rustix::process::geteuid().is_root()) {
         (Some(uid), true) if uid != 0 => {
             let gid = crash.record["gid"].as_u64().unwrap_or(65534);
             let mut command = Command::new("setpriv");
