@@ -369,6 +369,7 @@ pub fn check(file: &File, fires: &[DaemonFire], core_dir: Option<&Path>) -> Core
             owner_uid: failure.owner_uid,
         });
     }
+    section.traces = traces.into_values().collect();
     section
 }
 
