@@ -30,6 +30,9 @@ class CrashResult:
     stage_startup_ms: Optional[float] = None
     stage_snapshots_ms: Optional[float] = None
     stage_core_ms: Optional[float] = None
+    # The check of the trace the core holds (after the process is let go;
+    # None when the handler did not run it).
+    stage_core_trace_ms: Optional[float] = None
     # Why there is no snapshot_ms although the handler takes snapshots; the
     # crash's other measures still count.
     snapshot_error: Optional[str] = None
@@ -126,6 +129,9 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
                     result.stage_startup_ms = (stages["snapshots"][0] * 1000 - int(wrapper["start_real_ns"])) / 1e6
                 result.stage_snapshots_ms = (stages["snapshots"][1] - stages["snapshots"][0]) / 1e3
                 result.stage_core_ms = (stages["core"][1] - stages["core"][0]) / 1e3
+                check = stages.get("core_trace")
+                if check and check[0]:
+                    result.stage_core_trace_ms = (check[1] - check[0]) / 1e3
         except BenchError as e:
             result.snapshot_error = str(e) + handler.why_no_snapshot()
     handler.clear()

@@ -36,6 +36,9 @@ class Handler:
     core_dir: Path
     piped: bool
     snapshots: bool
+    # Measured in the retention rounds too (a variant that only differs
+    # after the process is let go tells nothing new there).
+    retention: bool = True
 
     def prepare(self):
         self.core_dir.mkdir(parents=True, exist_ok=True)
@@ -104,17 +107,18 @@ class Handler:
         return ""
 
 
-def write_ours_config(name, core_dir, session, compression):
+def write_ours_config(name, core_dir, session, compression, extra=()):
     """Our handler's configuration: the defaults, but for where cores go,
     the session to snapshot (the seed's script names its session too; and
     naming it keeps other engineers' sessions on this machine out of the
-    measurement) and, for one variant, compression."""
+    measurement) and, for some variants, compression or `extra` lines."""
     lines = [
         f'core_dir = "{core_dir}"',
         f'snapshot_sessions = ["{session}"]',
     ]
     if compression:
         lines.append(f'compression = "{compression}"')
+    lines.extend(extra)
     path = RUN_DIR / name
     path.write_text("\n".join(lines) + "\n")
     os.chmod(path, 0o644)
@@ -147,6 +151,12 @@ def make_handlers(programs, session, ours_binary, extra_ours=()):
             config = write_ours_config(config_name, core_dir, session, compression)
             pattern = f"|{wrap} {ours} handle --config {config} {OURS_SPECIFIERS}"
             handlers.append(Handler(key, label, pattern, core_dir, True, True))
+        # The check of the trace a core holds (check_core_trace, on by
+        # default) turned off: crash-to-reap with it on (ours) and off.
+        core_dir = cores / "nocheck"
+        config = write_ours_config("n.toml", core_dir, session, None, ["check_core_trace = false"])
+        pattern = f"|{wrap} {ours} handle --config {config} {OURS_SPECIFIERS}"
+        handlers.append(Handler("nocheck", "ours check off", pattern, core_dir, True, True, retention=False))
     services = []
     if ours_binary is not None and kernel_has_socket_mode():
         # The service is measured in socket mode (`@@`), each variant with
