@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
             for p in &s.packets {
                 assert!(p.data.len() as u64 <= s.subbuf_size);
                 assert!(p.data.len() <= data.len());
+                assert_eq!(p.size, p.data.len() as u64);
             }
         }
         let _ = lttng_coredump_recover::explain_no_buffers(&found);

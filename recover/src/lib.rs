@@ -280,20 +280,15 @@ pub fn scan_within(core: &mut dyn CoreRead, limits: &Limits) -> Result<Scan, Err
                 layout.mmap_length
             ));
         }
-        let mut recovered = stream::recover_stream(&layout, &bytes);
+        let recovered = stream::recover_stream_with(&layout, &bytes, limits.keep_data);
         drop(bytes);
         let first_uuid = recovered.packets.first().map(|p| p.uuid);
         let stream_bytes = recovered
             .packets
             .iter()
             .filter(|p| Some(p.uuid) == first_uuid)
-            .map(|p| p.data.len() as u64)
+            .map(|p| p.size)
             .sum();
-        if !limits.keep_data {
-            for p in &mut recovered.packets {
-                p.data = Vec::new();
-            }
-        }
         scan.streams.push(FoundStream {
             segment,
             file,

@@ -30,6 +30,9 @@ pub struct Packet {
     pub seq_num: u64,
     /// The packet was being written: cut at its committed size.
     pub partial: bool,
+    /// Its length in bytes (that of `data` when its bytes are kept).
+    pub size: u64,
+    /// Its bytes; empty when they were not kept (a summary's scan).
     pub data: Vec<u8>,
 }
 
@@ -53,6 +56,8 @@ pub struct StreamPackets {
 struct View<'a> {
     layout: &'a Layout,
     bytes: &'a [u8],
+    /// Whether the packets keep a copy of their bytes.
+    keep_data: bool,
 }
 
 impl View<'_> {
@@ -112,7 +117,18 @@ fn size_in_bytes(layout: &Layout, bytes: &[u8], at: usize, f: Field) -> Option<u
 /// Recovers the packets of one buffer. `bytes` is what the core holds of
 /// the mapping (shorter than `layout.mmap_length` when the core was cut).
 pub fn recover_stream(layout: &Layout, bytes: &[u8]) -> StreamPackets {
-    let view = View { layout, bytes };
+    recover_stream_with(layout, bytes, true)
+}
+
+/// [`recover_stream`]; without `keep_data`, the packets are found and
+/// measured but their bytes are not copied (memory stays that of the
+/// buffer).
+pub fn recover_stream_with(layout: &Layout, bytes: &[u8], keep_data: bool) -> StreamPackets {
+    let view = View {
+        layout,
+        bytes,
+        keep_data,
+    };
     let mut notes = Vec::new();
     let available = bytes.len() as u64;
     if available < layout.mmap_length {
@@ -135,7 +151,7 @@ pub fn recover_stream(layout: &Layout, bytes: &[u8]) -> StreamPackets {
                     .into(),
             );
             StreamPackets {
-                packets: by_headers(layout, bytes, &mut notes),
+                packets: by_headers(layout, bytes, keep_data, &mut notes),
                 method: Method::Headers,
                 notes,
             }
@@ -294,7 +310,11 @@ fn one_subbuf(
     } else {
         (committed, true)
     };
-    let mut data = view.bytes[at..at + length as usize].to_vec();
+    let mut data = if view.keep_data {
+        view.bytes[at..at + length as usize].to_vec()
+    } else {
+        Vec::new()
+    };
     if partial {
         for f in [l.content_size, l.packet_size] {
             if f.len != 0 {
@@ -315,13 +335,19 @@ fn one_subbuf(
         stream_instance_id: instance,
         seq_num,
         partial,
+        size: length,
         data,
     }))
 }
 
 /// The complete packets of a buffer whose counters are lost, found by the
 /// headers at each sub-buffer slot, oldest first (by packet_seq_num).
-fn by_headers(layout: &Layout, bytes: &[u8], notes: &mut Vec<String>) -> Vec<Packet> {
+fn by_headers(
+    layout: &Layout,
+    bytes: &[u8],
+    keep_data: bool,
+    notes: &mut Vec<String>,
+) -> Vec<Packet> {
     let subbuf = layout.subbuf_size;
     let slots = layout.num_subbuf_alloc();
     let Some(array_end) = layout
@@ -368,7 +394,12 @@ fn by_headers(layout: &Layout, bytes: &[u8], notes: &mut Vec<String>) -> Vec<Pac
                 stream_instance_id: instance,
                 seq_num,
                 partial: false,
-                data: bytes[at..at + packet as usize].to_vec(),
+                size: packet,
+                data: if keep_data {
+                    bytes[at..at + packet as usize].to_vec()
+                } else {
+                    Vec::new()
+                },
             });
         }
         if best.as_ref().is_none_or(|(h, _)| headers > *h) {

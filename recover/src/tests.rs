@@ -564,6 +564,10 @@ fn past_the_byte_budget_buffers_are_counted_not_read() {
     assert!(all.unread.is_empty());
     assert_eq!(all.streams[0].bytes, 2 * SUBBUF + 128);
     assert_eq!(all.streams[0].packets[0].data.len() as u64, SUBBUF);
+    for (kept, counted) in all.streams[0].packets.iter().zip(&s.packets) {
+        assert_eq!(kept.size, kept.data.len() as u64);
+        assert_eq!(counted.size, kept.size);
+    }
     // A budget of nothing reads no buffer at all, and still counts both.
     let none = crate::scan_within(&mut &core[..], &crate::Limits::summary(0, 64)).unwrap();
     assert!(none.streams.is_empty());
