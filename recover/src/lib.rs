@@ -147,27 +147,30 @@ fn file_of(files: &[MappedFile], vaddr: u64) -> Option<String> {
     (vaddr < f.end).then(|| f.name.clone())
 }
 
-/// Reads up to `len` bytes at `offset`, in chunks; short when the core ends.
-fn read_bounded(core: &mut dyn CoreRead, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    while (out.len() as u64) < len {
-        let want = (len - out.len() as u64).min(CHUNK as u64) as usize;
+/// Reads up to `len` more bytes at `offset` onto the end of `out`, in
+/// chunks (the one vector: no second copy of a buffer is ever held); short
+/// when the core ends.
+fn read_bounded(
+    core: &mut dyn CoreRead,
+    offset: u64,
+    len: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let base = out.len();
+    while ((out.len() - base) as u64) < len {
+        let done = (out.len() - base) as u64;
+        let want = (len - done).min(CHUNK as u64) as usize;
         let start = out.len();
         out.resize(start + want, 0);
         let n = core
-            .read_at(offset + start as u64, &mut out[start..])
-            .map_err(|e| {
-                Error(format!(
-                    "reading the core at byte {}: {e}",
-                    offset + start as u64
-                ))
-            })?;
+            .read_at(offset + done, &mut out[start..])
+            .map_err(|e| Error(format!("reading the core at byte {}: {e}", offset + done)))?;
         out.truncate(start + n);
         if n < want {
             break;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Finds and recovers every LTTng-UST buffer of a core.
@@ -266,11 +269,12 @@ pub fn scan_within(core: &mut dyn CoreRead, limits: &Limits) -> Result<Scan, Err
         budget -= want;
         // The header is already read (a compressed core cannot go back).
         let mut bytes = head[..n].to_vec();
-        bytes.extend(read_bounded(
+        read_bounded(
             core,
             segment.offset + n as u64,
             want.saturating_sub(n as u64),
-        )?);
+            &mut bytes,
+        )?;
         position = segment.offset + bytes.len() as u64;
         buffer_end = position;
         if (bytes.len() as u64) < want {
