@@ -4,10 +4,12 @@
 //! ([`handler_binary!`](crate::handler_binary)).
 
 use crate::core_pattern::CorePatternGuard;
-use crate::process::copy_executable;
+use crate::crasher::ready_pid;
+use crate::process::{copy_executable, run_bounded};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// The `lttng-coredump` binary cargo built for this test, as a `&Path`.
@@ -119,6 +121,21 @@ pub fn config_with_deadline(core_dir: &Path, deadline_secs: u64, extra: &str) ->
         "core_dir = \"{}\"\nmin_free = 0\nsnapshot_deadline = {deadline_secs}\nsnapshot_active_sessions = false\n{extra}\n",
         core_dir.display()
     )
+}
+
+/// Runs the handler's command line `binary ARGS` (install, status,
+/// uninstall...) to its end, whatever its exit status.
+pub fn run_handler(binary: &Path, args: &[&str]) -> Output {
+    run_bounded(Command::new(binary).args(args), Duration::from_secs(60))
+}
+
+/// Runs `command` (the crasher or another program that prints `ready PID`
+/// and crashes) under the installed handler; returns its pid and the crash
+/// record the handler wrote for it in `cores`.
+pub fn crash_and_record(command: &mut Command, cores: &Path) -> (i32, serde_json::Value) {
+    let output = run_bounded(command, CRASH_TIMEOUT);
+    let pid = ready_pid(&output);
+    (pid, wait_for_record(cores, pid).1)
 }
 
 /// Waits for the crash record of `pid` in `dir` and parses it.

@@ -36,6 +36,15 @@ pub fn run(program: &Path, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
 }
 
+/// What a command printed, stdout then stderr.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
