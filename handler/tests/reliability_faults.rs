@@ -12,6 +12,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use testsupport::attacker::children_of;
 use testsupport::core_file::*;
 use testsupport::handler::*;
 use testsupport::handler_binary;
@@ -46,22 +47,6 @@ fn config(cores: &Path, deadline: u64) -> String {
 fn signal(pid: i32, signal: i32) {
     // SAFETY: kill(2) on a process this test started; no memory involved.
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid} {signal}");
-}
-
-/// Processes whose parent is `parent`.
-fn children_of(parent: i32) -> Vec<i32> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-            // The fields after the command name, which ends at the last ')'.
-            let after = &stat[stat.rfind(')')? + 2..];
-            let ppid: i32 = after.split(' ').nth(1)?.parse().ok()?;
-            (ppid == parent).then_some(pid)
-        })
-        .collect()
 }
 
 fn command_name(pid: i32) -> String {
