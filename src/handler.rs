@@ -171,6 +171,25 @@ pub fn wait_for_record(dir: &Path, pid: i32) -> (PathBuf, serde_json::Value) {
     }
 }
 
+/// The handler's default core directory: where cores go when the
+/// configuration names none, or names one the handler refuses.
+pub const DEFAULT_CORE_DIR: &str = "/var/lib/lttng-coredump/cores";
+
+/// Removes, when dropped, what the crashes of these pids left in
+/// [`DEFAULT_CORE_DIR`] (shared by every test and by the machine's own
+/// crashes, so only these).
+pub struct DefaultDirCleanup(pub Vec<i32>);
+
+impl Drop for DefaultDirCleanup {
+    fn drop(&mut self) {
+        for name in names_in(Path::new(DEFAULT_CORE_DIR)) {
+            if self.0.iter().any(|pid| name.contains(&format!(".{pid}."))) {
+                let _ = fs::remove_file(Path::new(DEFAULT_CORE_DIR).join(name));
+            }
+        }
+    }
+}
+
 /// Names in a directory, sorted, but for the handler's ledger (its
 /// bookkeeping of the rate limits and the snapshot budget).
 pub fn names_in(dir: &Path) -> Vec<String> {
