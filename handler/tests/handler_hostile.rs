@@ -109,15 +109,7 @@ fn a_users_core_is_readable_by_that_user_and_nobody_else() {
     let cores = dir.path().join("cores");
     let _handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let output = run_bounded(
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOGROUP}"),
-                "--clear-groups",
-                "--",
-            ])
-            .arg(crasher_path())
-            .args([&unique_name("u"), "1", "segv"]),
+        crasher_as(NOBODY, NOGROUP).args([&unique_name("u"), "1", "segv"]),
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);
@@ -191,15 +183,7 @@ fn a_set_uid_programs_core_is_readable_by_root_only() {
     )
     .unwrap();
     let output = run_bounded(
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOGROUP}"),
-                "--clear-groups",
-                "--",
-            ])
-            .arg(&program)
-            .args([&unique_name("s"), "1", "segv"]),
+        traced_command_as(NOBODY, NOGROUP, &program).args([&unique_name("s"), "1", "segv"]),
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);

@@ -16,8 +16,9 @@ use testsupport::crasher::*;
 use testsupport::handler::*;
 use testsupport::handler_binary;
 use testsupport::process::*;
+use testsupport::sessions::TestSession;
 use testsupport::syslog::SyslogListener;
-use testsupport::{ensure_sessiond, ensure_test_user, lttng, lttng_ok, unique_name, TempDir};
+use testsupport::{ensure_test_user, unique_name, TempDir};
 
 /// Cores (not records) in a core directory.
 fn cores_in(dir: &Path) -> Vec<String> {
@@ -285,44 +286,6 @@ fn records_count_against_the_directory_limit() {
         .any(|n| n.contains(&format!(".{}.", pids[0]))));
 }
 
-/// A snapshot-mode session of the root daemon that records nothing in
-/// particular; destroyed when dropped.
-struct SnapshotSession {
-    name: String,
-    output: TempDir,
-    // Held for as long as the session is used.
-    _daemon: testsupport::RootSessiondUse,
-}
-
-impl SnapshotSession {
-    fn start() -> SnapshotSession {
-        let daemon = ensure_sessiond();
-        let name = unique_name("h10-budget");
-        let output = TempDir::new("lcdh-budget-traces");
-        fs::set_permissions(output.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        lttng_ok(&[
-            "create",
-            &name,
-            "--snapshot",
-            "-o",
-            &output.path().display().to_string(),
-        ]);
-        lttng_ok(&["enable-event", "-u", "-s", &name, "lttng_coredump:step"]);
-        lttng_ok(&["start", &name]);
-        SnapshotSession {
-            name,
-            output,
-            _daemon: daemon,
-        }
-    }
-}
-
-impl Drop for SnapshotSession {
-    fn drop(&mut self) {
-        let _ = lttng(&["destroy", &self.name]);
-    }
-}
-
 /// Every snapshot directory under `dir` (what the daemon made for a record).
 fn snapshot_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -345,7 +308,7 @@ fn snapshot_dirs(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn the_snapshots_the_handler_takes_have_a_budget() {
-    let session = SnapshotSession::start();
+    let session = TestSession::snapshot("lcdh-budget");
     let dir = TempDir::new("lcdh-budget");
     let cores = dir.path().join("cores");
     // A deadline that a daemon busy with other tests still meets.
