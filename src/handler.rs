@@ -190,6 +190,19 @@ impl Drop for DefaultDirCleanup {
     }
 }
 
+/// Asserts that `name`, a file the handler made from what a crash said
+/// (its process name, its pid...), is a plain, visible, bounded file name
+/// whatever the crashing program put there.
+pub fn assert_safe_file_name(name: &str) {
+    assert!(
+        name.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_+.".contains(&b)),
+        "unsafe file name {name:?}"
+    );
+    assert!(!name.starts_with('.'), "hidden file name {name:?}");
+    assert!(name.len() < 200, "{name:?}");
+}
+
 /// Names in a directory, sorted, but for the handler's ledger (its
 /// bookkeeping of the rate limits and the snapshot budget).
 pub fn names_in(dir: &Path) -> Vec<String> {

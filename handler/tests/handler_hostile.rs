@@ -21,15 +21,6 @@ use testsupport::{crasher_path, unique_name, TempDir};
 const NOBODY: u32 = 65534;
 const NOGROUP: u32 = 65534;
 
-fn assert_safe_file_name(name: &str) {
-    assert!(
-        name.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_+.".contains(&b)),
-        "unsafe file name {name:?}"
-    );
-    assert!(!name.starts_with('.'), "hidden file name {name:?}");
-}
-
 #[test]
 fn hostile_process_names_make_safe_file_names() {
     let dir = TempDir::new("lcdh-names");

@@ -22,16 +22,6 @@ use testsupport::{crasher_path, root_triggers_lock, unique_name, TempDir};
 
 const NOBODY: &str = "65534";
 
-fn assert_safe_file_name(name: &str) {
-    assert!(
-        name.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_+.".contains(&b)),
-        "unsafe file name {name:?}"
-    );
-    assert!(!name.starts_with('.'), "hidden file name {name:?}");
-    assert!(name.len() < 200, "{name:?}");
-}
-
 #[test]
 fn executable_paths_with_control_characters_invalid_utf8_and_255_bytes_are_recorded_safely() {
     let dir = TempDir::new("lcdsec-exe");
