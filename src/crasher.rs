@@ -1,8 +1,8 @@
 //! The project's crashing program (`programs/crasher.c`, built by
 //! `build.rs`), run the one way every test runs it.
 
+use crate::process::spawn_printing_pid;
 use std::ffi::OsStr;
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -90,18 +90,7 @@ pub fn traced_command_as(uid: u32, gid: u32, program: impl AsRef<OsStr>) -> Comm
 /// a line on its stdin before it crashes (the crasher's `--gate`), so that
 /// a whole storm can be let go at once; returns it once it is ready.
 pub fn spawn_gated(command: &mut Command) -> (Child, i32) {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid = parse_ready(&line).unwrap_or_else(|| panic!("{command:?} printed {line:?}"));
-    (child, pid)
+    spawn_printing_pid(command.stdin(Stdio::piped()).stderr(Stdio::null()))
 }
 
 /// Waits for a crashing `child` to end (the kernel reports the crash once
