@@ -75,19 +75,17 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
         config.to_str().unwrap(),
         backup.to_str().unwrap(),
     );
-    let output = run_handler(
-        &binary,
-        &[
-            "install",
-            "--persist",
-            "--binary",
-            binary_arg,
-            "--config",
-            config_arg,
-            "--backup",
-            backup_arg,
-        ],
-    );
+    // `install OPTION` with this test's binary, configuration and backup.
+    let install = |option: &str| {
+        run_handler(
+            &binary,
+            &[
+                "install", option, "--binary", binary_arg, "--config", config_arg, "--backup",
+                backup_arg,
+            ],
+        )
+    };
+    let output = install("--persist");
     let report = output_text(&output);
     assert!(output.status.success(), "{report}");
     assert!(report.contains("runs systemd-coredump"), "{report}");
@@ -148,19 +146,7 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
     // with --chain-previous, every core also goes to systemd-coredump (the
     // [chain] section written from its line: it is not installed here, so
     // the record says the chained command could not run).
-    let output = run_handler(
-        &binary,
-        &[
-            "install",
-            "--chain-previous",
-            "--binary",
-            binary_arg,
-            "--config",
-            config_arg,
-            "--backup",
-            backup_arg,
-        ],
-    );
+    let output = install("--chain-previous");
     assert!(output.status.success(), "{}", output_text(&output));
     assert!(
         output_text(&output).contains("chained"),
