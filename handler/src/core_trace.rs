@@ -12,11 +12,13 @@
 //! The core is hostile input read as root: the scan reads at most
 //! [`BUFFER_BUDGET`] bytes of buffers (past it buffers are only counted),
 //! at most [`MAX_SEGMENTS`] program headers, keeps no packet bytes; the
-//! search for earlier snapshots reads a bounded number of records, opens
-//! nothing that would block, and scans bounded trees.
+//! search for earlier snapshots reads a bounded number of root's own
+//! records, and their snapshot directories (which a user may control) are
+//! searched by a child acting as the crashing user, under a deadline.
 
 use crate::record::{CoreTrace, CoreTraceSection, FailedSnapshot, TiedTrace};
 use crate::snapshot::DaemonFire;
+use lttng_coredump_engine::identity::{run_json, Identity};
 use lttng_coredump_engine::ActionKind;
 use lttng_coredump_recover::{self as recover, metadata, Limits};
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +26,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Bytes of ring buffers read per crash (a program's buffers are a few
 /// MiB per CPU with LTTng's defaults).
@@ -200,32 +203,75 @@ fn read_record(path: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&text).ok()
 }
 
-/// For each UUID, the known snapshots whose metadata has it.
-fn uuids_of(known: &[KnownSnapshot]) -> HashMap<[u8; 16], Vec<(usize, PathBuf)>> {
-    let mut out: HashMap<[u8; 16], Vec<(usize, PathBuf)>> = HashMap::new();
-    let mut searched: Vec<&Path> = Vec::new();
+/// For each trace UUID: the index of a known snapshot holding its metadata,
+/// and the metadata file.
+type MetadataByUuid = HashMap<[u8; 16], Vec<(usize, PathBuf)>>;
+
+/// How long the search of snapshot directories for metadata may take.
+const SEARCH_DEADLINE: Duration = Duration::from_secs(2);
+
+/// For each UUID, the known snapshots whose metadata has it. The snapshot
+/// directories are wherever their sessions write, often a user's home: they
+/// are searched by a child acting as the crashing user (`uid`), never by
+/// root, and killed at [`SEARCH_DEADLINE`] (a FUSE mount that never
+/// answers costs the tie, nothing else).
+fn uuids_of(known: &[KnownSnapshot], uid: Option<u32>) -> Result<MetadataByUuid, String> {
+    let mut searched: Vec<(usize, PathBuf)> = Vec::new();
     for (index, snapshot) in known.iter().enumerate() {
-        if searched.contains(&snapshot.path.as_path()) {
+        if searched.iter().any(|(_, p)| *p == snapshot.path) {
             continue;
         }
         if searched.len() == SNAPSHOTS_SEARCHED {
             break;
         }
-        searched.push(&snapshot.path);
-        let mut found = HashMap::new();
-        metadata::scan_tree(&snapshot.path, "", &mut found);
-        for (uuid, f) in found {
-            out.entry(uuid).or_default().push((index, f.path));
+        searched.push((index, snapshot.path.clone()));
+    }
+    if searched.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let Some(uid) = uid else {
+        return Err("the crashing uid is unknown: snapshots not searched for metadata".into());
+    };
+    let identity = match uid {
+        0 => None,
+        uid => Some(
+            Identity::of_user(uid)
+                .map_err(|e| format!("cannot act as uid {uid} to search snapshots: {e}"))?,
+        ),
+    };
+    let found: Vec<(String, usize, PathBuf)> =
+        run_json(SEARCH_DEADLINE, identity.as_ref(), move || {
+            let mut out = Vec::new();
+            for (index, path) in &searched {
+                let mut found = HashMap::new();
+                metadata::scan_tree(path, "", &mut found);
+                for (uuid, f) in found {
+                    out.push((metadata::format_uuid(&uuid), *index, f.path));
+                }
+            }
+            out
+        })
+        .map_err(|e| format!("searching the snapshots for metadata as uid {uid}: {e}"))?;
+    let mut out = MetadataByUuid::new();
+    for (uuid, index, path) in found {
+        // The child's answer is checked like any input.
+        if let (Some(uuid), true) = (metadata::parse_uuid(&uuid), index < known.len()) {
+            out.entry(uuid).or_default().push((index, path));
         }
     }
-    out
+    Ok(out)
 }
 
 /// Scans the saved core (`file`, the handler's descriptor of it) and says
 /// what trace it holds, for the record; `fires` are this crash's, and
 /// `core_dir` holds the earlier records searched for snapshots of the
 /// sessions whose snapshot failed.
-pub fn check(file: &File, fires: &[DaemonFire], core_dir: Option<&Path>) -> CoreTraceSection {
+pub fn check(
+    file: &File,
+    fires: &[DaemonFire],
+    core_dir: Option<&Path>,
+    uid: Option<u32>,
+) -> CoreTraceSection {
     let core = match file.try_clone().and_then(recover::reader::core_of_file) {
         Ok(core) => core,
         Err(err) => return not_checked(format!("cannot read the saved core: {err}")),
@@ -282,7 +328,13 @@ pub fn check(file: &File, fires: &[DaemonFire], core_dir: Option<&Path>) -> Core
     } else {
         known_snapshots(fires, core_dir, &daemons)
     };
-    let by_uuid = uuids_of(&known);
+    let by_uuid = match uuids_of(&known, uid) {
+        Ok(by_uuid) => by_uuid,
+        Err(err) => {
+            section.notes.push(err);
+            HashMap::new()
+        }
+    };
     for failure in failed {
         let tied: Vec<TiedTrace> = traces
             .keys()

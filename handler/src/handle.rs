@@ -139,7 +139,14 @@ pub fn handle_crash(
         args.signal = learned_signal;
     }
     let fires = run_stops(&crash, fires, &plan, &mut stages.stops, log);
-    let core_trace = check_core_trace(&saved, &config, &fires, &mut stages.core_trace, log);
+    let core_trace = check_core_trace(
+        &saved,
+        &config,
+        &fires,
+        args.uid,
+        &mut stages.core_trace,
+        log,
+    );
     compress_core(&mut saved, &config, args.uid, &mut stages.compression, log);
     let verdict = log_outcome(&args, comm.as_deref(), &saved, log);
     let crash_record = crash_record(CrashRecordParts {
@@ -545,6 +552,7 @@ fn check_core_trace(
     saved: &SavedCore,
     config: &Config,
     fires: &[DaemonFire],
+    uid: Option<u32>,
     times: &mut record::StageTimes,
     log: &mut Log,
 ) -> record::CoreTraceSection {
@@ -564,7 +572,7 @@ fn check_core_trace(
     let core_dir = saved.dir.as_ref().map(|d| d.path.as_path());
     let section = timed(times, || {
         or_if_it_panics(
-            || crate::core_trace::check(file, fires, core_dir),
+            || crate::core_trace::check(file, fires, core_dir, uid),
             || crate::core_trace::not_checked("the check panicked"),
         )
     });
