@@ -9,12 +9,16 @@
 //! The buffers carry only a trace UUID; the handler ties them to the
 //! failed session by the metadata of a snapshot of it it recorded on an
 //! earlier crash (the first crash of the test, while the daemons are
-//! alive), and `trace --from-core` finds its metadata the same way.
+//! alive), and `trace --from-core` finds its metadata the same way. A
+//! user who turns that earlier snapshot's directory into a FUSE file system
+//! that never answers costs the tie (the search, acting as the user, is cut
+//! at its deadline), never the handling of the crash.
 
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use testsupport::attacker::{AttackerLog, HangingMount};
 use testsupport::handler::{config_for, names_in, wait_for_record, InstalledHandler};
 use testsupport::handler_binary;
 use testsupport::process::run_bounded;
@@ -304,4 +308,111 @@ fn core_trace_turned_off_by_the_configuration_says_so_in_the_record() {
         "{}",
         text(&info)
     );
+}
+
+/// The hang guard of the test below: the handler's search must end at its
+/// 2 s deadline; this is wide room for a loaded machine, not a speed test
+/// (a handler that waits on the file system never ends at all).
+const CORE_TRACE_BOUND_US: u64 = 30_000_000;
+
+#[test]
+fn core_trace_search_of_a_snapshot_directory_a_user_made_hang_ends_at_the_deadline_untied() {
+    let alive = Scenario {
+        user: "lcdhinthang",
+        before: 4,
+        after: 4,
+        ..Scenario::default()
+    };
+    let lab = Lab::new(handler_binary!(), &alive);
+    lab.user
+        .set_trigger_in_own_daemon(&lab.session, lttng_coredump_engine::ActionKind::Snapshot);
+    let uid = lab.user.uid;
+    let own_daemon = format!("user {uid}");
+    // A first crash while the daemons live: its record names the snapshot
+    // the handler recorded, the directory a later tie searches.
+    let first = lab.crash(&alive);
+    let searched = first.record["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["daemon"] == own_daemon.as_str() && s["session"] == "rec" && s["error"].is_null()
+        })
+        .and_then(|s| s["path"].as_str())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no snapshot of rec recorded: {:#}", first.record));
+    assert!(
+        searched.starts_with(&lab.user.home),
+        "{}",
+        searched.display()
+    );
+    // The user replaces that directory by their FUSE file system that never
+    // answers (tests/fixtures/hangfs.c): a search acting as the user waits
+    // there for good (the mount refuses every other user, root included,
+    // without asking the file system). The guard aborts and unmounts it
+    // whatever happens, before the lab deletes the user.
+    let log = AttackerLog::new("lcd-coretrace-hang");
+    std::fs::rename(&searched, searched.with_extension("moved")).unwrap();
+    let mount = HangingMount::mount(&lab.user, &searched, &log.path("held"));
+    // Then the consumer daemon is killed and the program crashes: its
+    // snapshot fails, its buffers are in the core, and the only snapshot
+    // of the session a record names is on the hanging file system. (The
+    // lab's own snapshot, taken as the user before the failure to read
+    // the UUID back, is in no record.)
+    let failing = Scenario {
+        failure: Failure::KillConsumer,
+        before: 6,
+        after: 9,
+        ..alive
+    };
+    let crash = lab.crash(&failing);
+    let record = &crash.record;
+    assert_eq!(record["core"]["saved"], true, "{record:#}");
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    assert!(crash.core.is_file(), "{}", crash.core.display());
+    let section = &record["core_trace"];
+    assert_eq!(section["checked"], true, "{record:#}");
+    assert_eq!(section["only_in_core"], true, "{section:#}");
+    assert!(
+        section["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["uuid"] == crash.uuid.as_str()),
+        "no trace {} in {section:#}",
+        crash.uuid
+    );
+    // The search was cut at its deadline: said, and nothing tied.
+    let notes: Vec<&str> = section["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains(&format!(
+            "searching the snapshots for metadata as uid {uid}"
+        )) && n.contains("within 2000 ms")),
+        "no note of the search's deadline: {section:#}"
+    );
+    let ours = section["failed_snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["daemon"] == own_daemon.as_str())
+        .unwrap_or_else(|| panic!("no failed snapshot of {own_daemon} in {section:#}"));
+    assert_eq!(ours["core_holds"], "buffers_not_tied", "{section:#}");
+    assert_eq!(ours["traces"], Value::Array(vec![]), "{section:#}");
+    // The handler's whole run is bounded: the check took its deadline, not
+    // the file system's forever.
+    let stage = &record["stages"]["core_trace"];
+    let (started, ended) = (
+        stage["started_unix_us"].as_u64().unwrap(),
+        stage["ended_unix_us"].as_u64().unwrap(),
+    );
+    assert!(
+        started > 0 && ended >= started && ended - started < CORE_TRACE_BOUND_US,
+        "{stage:#}"
+    );
+    drop(mount);
 }
