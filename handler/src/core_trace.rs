@@ -251,7 +251,17 @@ fn uuids_of(known: &[KnownSnapshot], uid: Option<u32>) -> Result<MetadataByUuid,
             }
             out
         })
-        .map_err(|e| format!("searching the snapshots for metadata as uid {uid}: {e}"))?;
+        .map_err(|e| {
+            if e.code() == lttng_ctl::ErrorCode::Cancelled {
+                format!(
+                    "searching the snapshots for metadata as uid {uid} did not end within {} ms \
+                     (a snapshot directory that does not answer?): the search was stopped",
+                    SEARCH_DEADLINE.as_millis()
+                )
+            } else {
+                format!("searching the snapshots for metadata as uid {uid}: {e}")
+            }
+        })?;
     let mut out = MetadataByUuid::new();
     for (uuid, index, path) in found {
         // The child's answer is checked like any input.
