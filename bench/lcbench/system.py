@@ -174,9 +174,23 @@ def root_sessiond_alive():
             return False
 
 
+# The tests' lock of the root session daemon's users: held shared for the
+# whole benchmark, as every test that uses the daemon holds it, so that the
+# one test that stops the daemon (the demo on a machine without one) waits
+# for the benchmark instead of taking its session away mid-run.
+ROOT_SESSIOND_USERS_LOCK = TESTS_LOCK_DIR / "root-sessiond.lock"
+_root_sessiond_use = []
+
+
 def ensure_sessiond():
     """Starts a root user-space session daemon when none runs (never stops
-    one: other engineers' tests share it)."""
+    one: other engineers' tests share it), and keeps it from being stopped
+    by a test until the benchmark ends."""
+    if not _root_sessiond_use:
+        TESTS_LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(ROOT_SESSIOND_USERS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        _root_sessiond_use.append(fd)
     if root_sessiond_alive():
         return False
     fd = hold_flock(SESSIOND_START_LOCK)
