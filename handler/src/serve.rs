@@ -354,6 +354,9 @@ fn work(receiver: &Mutex<Receiver<UnixStream>>, config: Option<&Path>, workers: 
                 .with_stderr()
                 .error("handling a connection panicked; the service goes on");
         }
+        // What the crash freed (above all a compressor's memory) goes back
+        // to the system instead of staying in this thread's arena.
+        coredump_socket::release_free_memory();
     }
 }
 
