@@ -109,6 +109,13 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     // A crash of the service itself must not be sent to the service.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("cannot mark the service not dumpable")?;
+    // Freed compressor memory goes back to the system, not into the arena
+    // of whichever thread compressed.
+    if !coredump_socket::limit_retained_memory() {
+        Log::default()
+            .with_stderr()
+            .warning("cannot set the allocator's thresholds: freed memory may be kept");
+    }
     let listener = bind(&options.socket)?;
     let (wake_read, wake_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .context("cannot create a pipe")?;
