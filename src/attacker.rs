@@ -4,9 +4,9 @@
 //! to lie (LD_PRELOAD), and looking from outside at the processes the
 //! handler leaves running while it waits.
 
+use crate::process::spawn_printing_pid;
 use crate::users::TestUser;
 use std::fs;
-use std::io::BufRead;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -24,25 +24,14 @@ pub const REGISTER_TRIGGER: &str = env!("FIXTURE_REGISTER_TRIGGER");
 /// Starts `script` under `/bin/sh` as `user` (so that the handler fires in
 /// the user's daemon); the script prints its pid first (`echo $$`).
 pub fn start_as(user: &TestUser, script: &str) -> (Child, i32) {
-    let mut child = user
-        .command("/bin/sh")
-        .args(["-c", script])
-        .stdout(Stdio::piped())
-        // runuser reports the crash ("Segmentation fault") on its stderr,
-        // which would land in the middle of cargo's "test NAME ... ok".
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid = line
-        .split_whitespace()
-        .last()
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("no pid printed: {line:?}"));
-    (child, pid)
+    spawn_printing_pid(
+        user.command("/bin/sh")
+            .args(["-c", script])
+            // runuser reports the crash ("Segmentation fault") on its
+            // stderr, which would land in the middle of cargo's "test NAME
+            // ... ok".
+            .stderr(Stdio::null()),
+    )
 }
 
 /// A shell line that prints its pid and crashes with a core.

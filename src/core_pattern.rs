@@ -80,6 +80,16 @@ impl Drop for CorePatternGuard {
     }
 }
 
+/// The kernel's core_pattern now, without its newline.
+pub fn kernel_core_pattern() -> String {
+    read_sysctl(CORE_PATTERN)
+}
+
+/// The kernel's core_pipe_limit now, without its newline.
+pub fn kernel_pipe_limit() -> String {
+    read_sysctl(CORE_PIPE_LIMIT)
+}
+
 fn read_sysctl(path: &str) -> String {
     fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("reading {path}: {e}"))

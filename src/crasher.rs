@@ -1,8 +1,11 @@
 //! The project's crashing program (`programs/crasher.c`, built by
 //! `build.rs`), run the one way every test runs it.
 
+use crate::process::spawn_printing_pid;
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// How long lttng-ust may take to register with the session daemons: it
 /// gives up after 3 s by default and then traces nothing, which a loaded
@@ -22,7 +25,13 @@ pub fn crasher_path() -> PathBuf {
 /// registration timeout a loaded machine needs. Every test runs the
 /// crasher through this (or [`crate::users::TestUser::crasher_command`]).
 pub fn crasher_command() -> Command {
-    let mut command = Command::new(crasher_path());
+    traced_command(crasher_path())
+}
+
+/// A command running `program` (the crasher, or a copy of it under another
+/// path), with the registration timeout.
+pub fn traced_command(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
     command.env("LTTNG_UST_REGISTER_TIMEOUT", REGISTER_TIMEOUT_MS);
     command
 }
@@ -59,6 +68,11 @@ pub fn run_crasher(tag: &str, count: u32) -> u32 {
 /// A command running the crasher as `uid`/`gid` with no supplementary group
 /// (add its arguments), with the registration timeout.
 pub fn crasher_as(uid: u32, gid: u32) -> Command {
+    traced_command_as(uid, gid, crasher_path())
+}
+
+/// [`traced_command`] as `uid`/`gid` with no supplementary group.
+pub fn traced_command_as(uid: u32, gid: u32, program: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new("setpriv");
     command
         .args([
@@ -67,9 +81,25 @@ pub fn crasher_as(uid: u32, gid: u32) -> Command {
             "--clear-groups",
             "--",
         ])
-        .arg(crasher_path())
+        .arg(program)
         .env("LTTNG_UST_REGISTER_TIMEOUT", REGISTER_TIMEOUT_MS);
     command
+}
+
+/// Starts `command`, a program that prints `ready PID` and then waits for
+/// a line on its stdin before it crashes (the crasher's `--gate`), so that
+/// a whole storm can be let go at once; returns it once it is ready.
+pub fn spawn_gated(command: &mut Command) -> (Child, i32) {
+    spawn_printing_pid(command.stdin(Stdio::piped()).stderr(Stdio::null()))
+}
+
+/// Waits for a crashing `child` to end (the kernel reports the crash once
+/// its handler is done), until `deadline`.
+pub fn wait_for_crash(child: &mut Child, deadline: Instant) {
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "a crash never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// A set-uid-root test program (`tests/fixtures/setuid_dumpable.c`) that

@@ -4,10 +4,12 @@
 //! ([`handler_binary!`](crate::handler_binary)).
 
 use crate::core_pattern::CorePatternGuard;
-use crate::process::copy_executable;
+use crate::crasher::ready_pid;
+use crate::process::{copy_executable, run_bounded};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// The `lttng-coredump` binary cargo built for this test, as a `&Path`.
@@ -121,6 +123,21 @@ pub fn config_with_deadline(core_dir: &Path, deadline_secs: u64, extra: &str) ->
     )
 }
 
+/// Runs the handler's command line `binary ARGS` (install, status,
+/// uninstall...) to its end, whatever its exit status.
+pub fn run_handler(binary: &Path, args: &[&str]) -> Output {
+    run_bounded(Command::new(binary).args(args), Duration::from_secs(60))
+}
+
+/// Runs `command` (the crasher or another program that prints `ready PID`
+/// and crashes) under the installed handler; returns its pid and the crash
+/// record the handler wrote for it in `cores`.
+pub fn crash_and_record(command: &mut Command, cores: &Path) -> (i32, serde_json::Value) {
+    let output = run_bounded(command, CRASH_TIMEOUT);
+    let pid = ready_pid(&output);
+    (pid, wait_for_record(cores, pid).1)
+}
+
 /// Waits for the crash record of `pid` in `dir` and parses it.
 pub fn wait_for_record(dir: &Path, pid: i32) -> (PathBuf, serde_json::Value) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -152,6 +169,38 @@ pub fn wait_for_record(dir: &Path, pid: i32) -> (PathBuf, serde_json::Value) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The handler's default core directory: where cores go when the
+/// configuration names none, or names one the handler refuses.
+pub const DEFAULT_CORE_DIR: &str = "/var/lib/lttng-coredump/cores";
+
+/// Removes, when dropped, what the crashes of these pids left in
+/// [`DEFAULT_CORE_DIR`] (shared by every test and by the machine's own
+/// crashes, so only these).
+pub struct DefaultDirCleanup(pub Vec<i32>);
+
+impl Drop for DefaultDirCleanup {
+    fn drop(&mut self) {
+        for name in names_in(Path::new(DEFAULT_CORE_DIR)) {
+            if self.0.iter().any(|pid| name.contains(&format!(".{pid}."))) {
+                let _ = fs::remove_file(Path::new(DEFAULT_CORE_DIR).join(name));
+            }
+        }
+    }
+}
+
+/// Asserts that `name`, a file the handler made from what a crash said
+/// (its process name, its pid...), is a plain, visible, bounded file name
+/// whatever the crashing program put there.
+pub fn assert_safe_file_name(name: &str) {
+    assert!(
+        name.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_+.".contains(&b)),
+        "unsafe file name {name:?}"
+    );
+    assert!(!name.starts_with('.'), "hidden file name {name:?}");
+    assert!(name.len() < 200, "{name:?}");
 }
 
 /// Names in a directory, sorted, but for the handler's ledger (its

@@ -1,8 +1,9 @@
 //! Running programs the tests start, with a bound on how long they may
 //! take.
 
+use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `command` to its end, killing it after `timeout`.
@@ -27,6 +28,25 @@ pub fn run_bounded(command: &mut Command, timeout: Duration) -> Output {
     }
 }
 
+/// Starts `command`, whose first output line ends with its pid (`echo $$`,
+/// the crasher's `ready PID`); returns it, still running, and that pid.
+pub fn spawn_printing_pid(command: &mut Command) -> (Child, i32) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = line
+        .split_whitespace()
+        .last()
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid printed by {command:?}: {line:?}"));
+    (child, pid)
+}
+
 /// Runs a program and returns its output (whatever its exit status).
 pub fn run(program: &Path, args: &[&str]) -> Output {
     Command::new(program)
@@ -34,6 +54,15 @@ pub fn run(program: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
+}
+
+/// What a command printed, stdout then stderr.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 pub fn stdout(out: &Output) -> String {

@@ -43,6 +43,19 @@ impl Drop for TempDir {
     }
 }
 
+/// Files removed when dropped (whether they exist or not). Declared before
+/// a [`CorePatternGuard`](crate::CorePatternGuard), it runs after the guard
+/// has put core_pattern back, even when the test panics.
+pub struct RemoveOnDrop(pub Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
 /// Waits for `path` to exist, up to `timeout`.
 pub fn wait_for_path(path: &Path, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;

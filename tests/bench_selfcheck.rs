@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testsupport::{ensure_sessiond, workspace_root, TempDir};
 
-const TIME_LIMIT: Duration = Duration::from_secs(600);
+/// Its own run (about a minute alone), plus up to 30 minutes waiting for a
+/// benchmark someone else runs on the machine (`bench/run` waits for it).
+const TIME_LIMIT: Duration = Duration::from_secs(600 + 1800);
 
 #[test]
 fn bench_self_check_measures_every_handler() {

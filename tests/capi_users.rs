@@ -46,6 +46,8 @@ fn a_users_trigger_on_a_root_session_does_nothing_to_it() {
         "-s",
         &own_session,
     ]);
+    let track = track_only_uid_args(&own_session, user.uid);
+    user.lttng_ok(&track.iter().map(String::as_str).collect::<Vec<_>>());
     user.lttng_ok(&["start", &own_session]);
     let trigger_names = [
         format!("lcdcapi-snapshot-{}", root_session.name),

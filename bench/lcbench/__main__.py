@@ -37,6 +37,9 @@ from .recover import run_recover
 LOAD_RATE = 1_200_000
 # LTTng's own snapshots (bench-snapshot-floor) after each round of crashes.
 FLOOR_PER_ROUND = 3
+# How long --self-check (the test suite's) waits for a benchmark already
+# running on the machine to end.
+SELF_CHECK_WAIT = 1800
 # Simultaneous crashes of the service's storm.
 STORM = 20
 
@@ -218,7 +221,7 @@ def main():
     # the suite has just made instead of building a release one.
     Profile.release = not args.self_check
     exit_on_signals()
-    single_bench_instance()
+    single_bench_instance(wait_seconds=SELF_CHECK_WAIT if args.self_check else 0)
     started = time.monotonic()
     load_start = os.getloadavg()
 

@@ -43,43 +43,38 @@ def run_recover(size_mb, runs, programs, session, ours_binary, log):
     core = files[0]
     size = core.stat().st_size
     _warm(core)
-    seconds = []
     statuses = set()
-    for r in range(runs):
-        out = work / f"trace-{r}"
-        started = time.monotonic()
-        result = run(
-            [str(ours_binary), "recover", str(core), "-o", str(out), "--search", str(session.output_dir)],
-            check=False,
-            timeout=600,
-        )
-        elapsed = time.monotonic() - started
-        statuses.add(result.returncode)
-        if result.returncode not in (0, 3):
-            raise BenchError(f"recover exited {result.returncode}: {result.stdout}{result.stderr}")
-        seconds.append(elapsed)
-        shutil.rmtree(out, ignore_errors=True)
-        log(f"recover {size / (1 << 20):.0f} MiB core run {r + 1}/{runs}: {elapsed * 1000:.0f} ms")
+
+    def measure(path, trace_prefix, variant):
+        """Runs recover on `path` `runs` times; returns each run's wall time
+        in seconds. `variant` names the core's form in the messages
+        ("zstd"), or is empty for the plain core."""
+        seconds = []
+        for r in range(runs):
+            out = work / f"{trace_prefix}-{r}"
+            started = time.monotonic()
+            result = run(
+                [str(ours_binary), "recover", str(path), "-o", str(out), "--search", str(session.output_dir)],
+                check=False,
+                timeout=600,
+            )
+            elapsed = time.monotonic() - started
+            statuses.add(result.returncode)
+            if result.returncode not in (0, 3):
+                what = f"recover ({variant})" if variant else "recover"
+                raise BenchError(f"{what} exited {result.returncode}: {result.stdout}{result.stderr}")
+            seconds.append(elapsed)
+            shutil.rmtree(out, ignore_errors=True)
+            form = f", {variant}," if variant else ""
+            log(f"recover {size / (1 << 20):.0f} MiB core{form} run {r + 1}/{runs}: {elapsed * 1000:.0f} ms")
+        return seconds
+
+    seconds = measure(core, "trace", "")
     # The same core compressed as the handler stores it (zstd, level 3):
     # recover then decodes it whole, forward only.
     zst = work / "core.zst"
     run(["zstd", "-q", "-3", "-T0", str(core), "-o", str(zst)], timeout=600)
     _warm(zst)
-    zstd_seconds = []
-    for r in range(runs):
-        out = work / f"trace-zst-{r}"
-        started = time.monotonic()
-        result = run(
-            [str(ours_binary), "recover", str(zst), "-o", str(out), "--search", str(session.output_dir)],
-            check=False,
-            timeout=600,
-        )
-        elapsed = time.monotonic() - started
-        statuses.add(result.returncode)
-        if result.returncode not in (0, 3):
-            raise BenchError(f"recover (zstd) exited {result.returncode}: {result.stdout}{result.stderr}")
-        zstd_seconds.append(elapsed)
-        shutil.rmtree(out, ignore_errors=True)
-        log(f"recover {size / (1 << 20):.0f} MiB core, zstd, run {r + 1}/{runs}: {elapsed * 1000:.0f} ms")
+    zstd_seconds = measure(zst, "trace-zst", "zstd")
     shutil.rmtree(work, ignore_errors=True)
     return dict(size=size, seconds=seconds, zstd_seconds=zstd_seconds, statuses=sorted(statuses))

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -94,14 +95,27 @@ def hold_flock(path):
     return fd
 
 
-def single_bench_instance():
-    """Refuses to run next to another benchmark (they would share RUN_DIR)."""
+def single_bench_instance(wait_seconds=0):
+    """Refuses to run next to another benchmark (they would share RUN_DIR).
+    With `wait_seconds`, waits that long for the other one to end first
+    (the self-check, run by the test suite, waits: a benchmark someone runs
+    on the machine is no reason for a test to fail)."""
     TESTS_LOCK_DIR.mkdir(parents=True, exist_ok=True)
     fd = os.open(BENCH_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise BenchError(f"another benchmark runs (it holds {BENCH_LOCK})") from None
+    deadline = time.monotonic() + wait_seconds
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise BenchError(f"another benchmark runs (it holds {BENCH_LOCK})") from None
+            if not said:
+                print(f"bench/run: waiting up to {wait_seconds} s for the benchmark "
+                      f"that holds {BENCH_LOCK}", file=sys.stderr, flush=True)
+                said = True
+            time.sleep(1)
     return fd
 
 

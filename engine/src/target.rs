@@ -231,6 +231,22 @@ fn stat_at(dir: Option<&OwnedFd>, name: &OsStr) -> std::io::Result<Option<libc::
 /// Opens the directory `name` in `dir` (or the path `name` when `dir` is
 /// `None`), never following a symbolic link in the last component.
 fn open_dir_at(dir: Option<&OwnedFd>, name: &OsStr) -> std::io::Result<Opened> {
+    open_directory(dir, name, libc::O_NOFOLLOW)
+}
+
+/// Opens a home directory, following links (see [`check_own_run_dir`]).
+fn open_home(home: &Path) -> std::io::Result<Opened> {
+    open_directory(None, home.as_os_str(), 0)
+}
+
+/// Opens the directory `name` in `dir` (or the path `name` when `dir` is
+/// `None`) with `extra_flags` besides the usual ones, and reads its owner
+/// and mode through the descriptor.
+fn open_directory(
+    dir: Option<&OwnedFd>,
+    name: &OsStr,
+    extra_flags: libc::c_int,
+) -> std::io::Result<Opened> {
     let c_name = CString::new(name.as_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
@@ -239,42 +255,13 @@ fn open_dir_at(dir: Option<&OwnedFd>, name: &OsStr) -> std::io::Result<Opened> {
         libc::openat(
             dirfd,
             c_name.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | extra_flags,
         )
     };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: openat just returned it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: zeroed stat is a valid out-value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid descriptor and out-pointer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(Opened {
-        fd,
-        uid: st.st_uid,
-        mode: st.st_mode,
-    })
-}
-
-/// Opens a home directory, following links (see [`check_own_run_dir`]).
-fn open_home(home: &Path) -> std::io::Result<Opened> {
-    let c_home = CString::new(home.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: valid NUL-terminated path; the descriptor is owned once.
-    let fd = unsafe {
-        libc::open(
-            c_home.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: open just returned it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: zeroed stat is a valid out-value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };

@@ -648,15 +648,9 @@ pub(crate) mod tests {
     fn install_socket_refuses_a_socket_no_service_answers() {
         let (dir, kernel) = fake_kernel("core", "0");
         let options = InstallOptions {
-            binary: PathBuf::from("/bin/true"),
-            config: None,
-            backup: dir.join("core_pattern.bkp"),
             pipe_limit: Some(16),
-            kernel: kernel.clone(),
-            features: NEW,
             socket: Some(dir.join("no-service")),
-            persist: None,
-            chain_previous: false,
+            ..options(&dir, &kernel)
         };
         let err = format!("{:#}", install(&options).unwrap_err());
         assert!(err.contains("refusing to send cores to"), "{err}");
@@ -696,19 +690,31 @@ pub(crate) mod tests {
         (dir.clone(), KernelFiles::under(&dir))
     }
 
-    #[test]
-    fn install_is_idempotent_and_uninstall_restores_exactly() {
-        let (dir, kernel) = fake_kernel("|/usr/lib/systemd/systemd-coredump %P %u", "0");
-        let options = InstallOptions {
+    /// What every install test starts from: the handler `/bin/true`, no
+    /// configuration, socket, persistence or chaining, the backup in `dir`,
+    /// the pipe limit left to install's default; each test changes what it
+    /// is about.
+    fn options(dir: &Path, kernel: &KernelFiles) -> InstallOptions {
+        InstallOptions {
             binary: PathBuf::from("/bin/true"),
             config: None,
-            backup: dir.join("state/core_pattern.bkp"),
-            pipe_limit: Some(16),
+            backup: dir.join("core_pattern.bkp"),
+            pipe_limit: None,
             kernel: kernel.clone(),
             features: NEW,
             socket: None,
             persist: None,
             chain_previous: false,
+        }
+    }
+
+    #[test]
+    fn install_is_idempotent_and_uninstall_restores_exactly() {
+        let (dir, kernel) = fake_kernel("|/usr/lib/systemd/systemd-coredump %P %u", "0");
+        let options = InstallOptions {
+            backup: dir.join("state/core_pattern.bkp"),
+            pipe_limit: Some(16),
+            ..options(&dir, &kernel)
         };
         let report = install(&options).unwrap();
         assert!(report.contains("backed up"), "{report}");
@@ -753,17 +759,7 @@ pub(crate) mod tests {
         let sysctl = dir.join("sysctl.d/90-lttng-coredump.conf");
         // Short: the whole line must fit the kernel's 127 bytes.
         let config = PathBuf::from(format!("/tmp/lcd-c{}.toml", std::process::id()));
-        let options = InstallOptions {
-            binary: PathBuf::from("/bin/true"),
-            config: None,
-            backup: dir.join("core_pattern.bkp"),
-            pipe_limit: None,
-            kernel: kernel.clone(),
-            features: NEW,
-            socket: None,
-            persist: None,
-            chain_previous: false,
-        };
+        let options = options(&dir, &kernel);
         // Without --chain-previous, install says what it replaces.
         let report = install(&options).unwrap();
         assert!(report.contains("runs systemd-coredump"), "{report}");
@@ -811,17 +807,7 @@ pub(crate) mod tests {
     #[test]
     fn uninstall_after_a_reboot_that_put_the_old_line_back_cleans_up() {
         let (dir, kernel) = fake_kernel("core", "0");
-        let options = InstallOptions {
-            binary: PathBuf::from("/bin/true"),
-            config: None,
-            backup: dir.join("core_pattern.bkp"),
-            pipe_limit: None,
-            kernel: kernel.clone(),
-            features: NEW,
-            socket: None,
-            persist: None,
-            chain_previous: false,
-        };
+        let options = options(&dir, &kernel);
         install(&options).unwrap();
         write_setting(&kernel.core_pattern, "core").unwrap();
         let report = uninstall(&kernel, &options.backup, None, false).unwrap();
@@ -842,15 +828,8 @@ pub(crate) mod tests {
         let line = handler_line(Path::new("/bin/true"), None, NEW).unwrap();
         let (dir, kernel) = fake_kernel(&line, "4");
         let options = InstallOptions {
-            binary: PathBuf::from("/bin/true"),
-            config: None,
-            backup: dir.join("core_pattern.bkp"),
             pipe_limit: Some(16),
-            kernel: kernel.clone(),
-            features: NEW,
-            socket: None,
-            persist: None,
-            chain_previous: false,
+            ..options(&dir, &kernel)
         };
         let err = install(&options)
             .map_err(|err| format!("{err:#}"))

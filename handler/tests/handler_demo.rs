@@ -9,24 +9,11 @@
 //! other test's core_pattern is clobbered.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 use testsupport::core_file::*;
+use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit};
+use testsupport::demo::run_demo;
 use testsupport::handler_binary;
-use testsupport::process::*;
-use testsupport::{babeltrace_events, crasher_path, ensure_sessiond, CorePatternGuard, TempDir};
-
-/// The text after `label` on the first output line that starts with it.
-fn field<'a>(stdout: &'a str, label: &str) -> &'a str {
-    stdout
-        .lines()
-        .map(str::trim)
-        .find_map(|line| line.strip_prefix(label))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {label:?} line in the demo's output:\n{stdout}"))
-}
+use testsupport::{babeltrace_events, ensure_sessiond, CorePatternGuard};
 
 #[test]
 fn the_demo_shows_the_core_and_the_snapshot_of_a_real_crash_and_restores_the_kernel() {
@@ -40,35 +27,12 @@ fn the_demo_shows_the_core_and_the_snapshot_of_a_real_crash_and_restores_the_ker
     guard.set(before);
     guard.set_pipe_limit(0);
 
-    let dir = TempDir::new("lcdh-demo");
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let output = run_bounded(
-        Command::new(binary)
-            // The traced program, which the demo finds beside an installed
-            // binary; cargo's target directory has it elsewhere.
-            .env("LTTNG_COREDUMP_DEMO_PROGRAM", crasher_path())
-            .arg("demo")
-            .arg("--dir")
-            .arg(dir.path()),
-        Duration::from_secs(300),
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the demo failed: {:?}\n{stdout}\n{stderr}",
-        output.status
-    );
+    let demo = run_demo(binary, "lcdh-demo");
+    let stdout = &demo.stdout;
 
     // The kernel has its settings back, exactly.
-    assert_eq!(
-        fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
-        format!("{before}\n")
-    );
-    assert_eq!(
-        fs::read_to_string("/proc/sys/kernel/core_pipe_limit").unwrap(),
-        "0\n"
-    );
+    assert_eq!(kernel_core_pattern(), before);
+    assert_eq!(kernel_pipe_limit(), "0");
     assert!(
         stdout.contains(&format!(
             "core_pattern restored to {before:?}, core_pipe_limit to 0"
@@ -77,8 +41,7 @@ fn the_demo_shows_the_core_and_the_snapshot_of_a_real_crash_and_restores_the_ker
     );
 
     // The core it names is the program's, complete, where asked.
-    let core = PathBuf::from(field(&stdout, "core:"));
-    assert_eq!(core.parent().unwrap(), dir.path().join("core"), "{stdout}");
+    let core = demo.core();
     let bytes = fs::read(&core).unwrap_or_else(|e| panic!("reading {}: {e}", core.display()));
     let identity = elf_core_identity(&bytes);
     assert_eq!(identity.fname, b"crashing-demo");
@@ -88,7 +51,7 @@ fn the_demo_shows_the_core_and_the_snapshot_of_a_real_crash_and_restores_the_ker
         .to_str()
         .unwrap()
         .starts_with(&format!("core.crashing-demo.{}.", identity.pid)));
-    let size = field(&stdout, "core size:");
+    let size = demo.field("core size:");
     assert!(
         size.starts_with(&format!("{} bytes", bytes.len())) && size.ends_with("complete"),
         "{size}"
@@ -96,12 +59,7 @@ fn the_demo_shows_the_core_and_the_snapshot_of_a_real_crash_and_restores_the_ker
     assert_eq!(bytes.len() as u64, elf_core_extent(&bytes));
 
     // The snapshot it names holds the program's story, to the crash.
-    let snapshot = PathBuf::from(field(&stdout, "snapshot:"));
-    assert_eq!(
-        snapshot.parent().unwrap(),
-        dir.path().join("snapshot"),
-        "{stdout}"
-    );
+    let snapshot = demo.snapshot();
     assert!(snapshot
         .file_name()
         .unwrap()
@@ -121,21 +79,12 @@ fn the_demo_shows_the_core_and_the_snapshot_of_a_real_crash_and_restores_the_ker
     );
 
     // Nothing left behind but the core, its record and the snapshot.
-    let session = field(&stdout, "session")
-        .split('"')
-        .nth(1)
-        .expect("a quoted session name")
-        .to_string();
+    let session = demo.session();
     let sessions = lttng_ctl::list_sessions().unwrap();
     assert!(
         sessions.iter().all(|s| s.name != session),
         "{session} is still there"
     );
-    let scratch = field(&stdout, "now: |")
-        .split(' ')
-        .next()
-        .map(|handler| Path::new(handler).parent().unwrap().to_path_buf())
-        .unwrap();
-    assert!(!scratch.exists(), "{} is left behind", scratch.display());
+    demo.assert_no_scratch_left();
     drop(guard);
 }

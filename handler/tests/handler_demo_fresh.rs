@@ -9,24 +9,11 @@
 //! nor core_pattern, stops it, and starts it again when done, also when it
 //! fails.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit};
+use testsupport::demo::run_demo;
 use testsupport::process::{process_id, processes, ProcessId};
 use testsupport::sessiond::root_sessiond_alive;
-use testsupport::{crasher_path, handler_binary, run_bounded, RootSessiondStopped, TempDir};
-
-/// The text after `label` on the first output line that starts with it.
-fn field<'a>(stdout: &'a str, label: &str) -> &'a str {
-    stdout
-        .lines()
-        .map(str::trim)
-        .find_map(|line| line.strip_prefix(label))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {label:?} line in the demo's output:\n{stdout}"))
-}
+use testsupport::{handler_binary, RootSessiondStopped};
 
 /// The processes of an LTTng session daemon: itself, its consumer daemons
 /// and its run-as helper. (Not `lttng-coredump`: other worktrees' handlers,
@@ -54,29 +41,12 @@ fn without_a_session_daemon_the_demo_starts_one_stops_it_and_leaves_nothing_behi
     guard.set_pipe_limit(0);
     let daemons_before = root_lttng_processes();
 
-    let dir = TempDir::new("lcdh-fresh");
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let output = run_bounded(
-        Command::new(binary)
-            // The traced program, which the demo finds beside an installed
-            // binary; cargo's target directory has it elsewhere.
-            .env("LTTNG_COREDUMP_DEMO_PROGRAM", crasher_path())
-            .arg("demo")
-            .arg("--dir")
-            .arg(dir.path()),
-        Duration::from_secs(300),
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the demo failed: {:?}\n{stdout}\n{stderr}",
-        output.status
-    );
+    let demo = run_demo(binary, "lcdh-fresh");
+    let (stdout, stderr) = (&demo.stdout, &demo.stderr);
     assert!(!stderr.contains("overflow"), "{stderr}");
 
     // It started a daemon of its own, and stopped it.
-    let started = field(&stdout, "started a root session daemon for the demo");
+    let started = demo.field("started a root session daemon for the demo");
     let pid: i32 = started
         .split("pid ")
         .nth(1)
@@ -101,43 +71,22 @@ fn without_a_session_daemon_the_demo_starts_one_stops_it_and_leaves_nothing_behi
     assert!(left.is_empty(), "the demo left {left:?} running");
 
     // Its session was destroyed before its daemon went.
-    let session = field(&stdout, "session")
-        .split('"')
-        .nth(1)
-        .expect("a quoted session name")
-        .to_string();
+    let session = demo.session();
     assert!(
         stdout.contains(&format!("destroyed the tracing session {session:?}")),
         "{stdout}"
     );
 
     // The kernel has its settings back, exactly.
-    assert_eq!(
-        fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
-        format!("{before}\n")
-    );
-    assert_eq!(
-        fs::read_to_string("/proc/sys/kernel/core_pipe_limit").unwrap(),
-        "0\n"
-    );
+    assert_eq!(kernel_core_pattern(), before);
+    assert_eq!(kernel_pipe_limit(), "0");
 
     // What it keeps is there; its scratch files are not.
-    let core = PathBuf::from(field(&stdout, "core:"));
-    assert_eq!(core.parent().unwrap(), dir.path().join("core"), "{stdout}");
+    let core = demo.core();
     assert!(core.is_file(), "{}", core.display());
-    let snapshot = PathBuf::from(field(&stdout, "snapshot:"));
-    assert_eq!(
-        snapshot.parent().unwrap(),
-        dir.path().join("snapshot"),
-        "{stdout}"
-    );
+    let snapshot = demo.snapshot();
     assert!(snapshot.is_dir(), "{}", snapshot.display());
-    let scratch = field(&stdout, "now: |")
-        .split(' ')
-        .next()
-        .map(|handler| Path::new(handler).parent().unwrap().to_path_buf())
-        .unwrap();
-    assert!(!scratch.exists(), "{} is left behind", scratch.display());
+    demo.assert_no_scratch_left();
 
     // The others get their daemon back.
     drop(stopped);

@@ -21,15 +21,6 @@ use testsupport::{crasher_path, unique_name, TempDir};
 const NOBODY: u32 = 65534;
 const NOGROUP: u32 = 65534;
 
-fn assert_safe_file_name(name: &str) {
-    assert!(
-        name.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_+.".contains(&b)),
-        "unsafe file name {name:?}"
-    );
-    assert!(!name.starts_with('.'), "hidden file name {name:?}");
-}
-
 #[test]
 fn hostile_process_names_make_safe_file_names() {
     let dir = TempDir::new("lcdh-names");
@@ -109,15 +100,7 @@ fn a_users_core_is_readable_by_that_user_and_nobody_else() {
     let cores = dir.path().join("cores");
     let _handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let output = run_bounded(
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOGROUP}"),
-                "--clear-groups",
-                "--",
-            ])
-            .arg(crasher_path())
-            .args([&unique_name("u"), "1", "segv"]),
+        crasher_as(NOBODY, NOGROUP).args([&unique_name("u"), "1", "segv"]),
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);
@@ -191,15 +174,7 @@ fn a_set_uid_programs_core_is_readable_by_root_only() {
     )
     .unwrap();
     let output = run_bounded(
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOGROUP}"),
-                "--clear-groups",
-                "--",
-            ])
-            .arg(&program)
-            .args([&unique_name("s"), "1", "segv"]),
+        traced_command_as(NOBODY, NOGROUP, &program).args([&unique_name("s"), "1", "segv"]),
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);

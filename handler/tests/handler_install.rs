@@ -3,48 +3,13 @@
 //! reaches the handler, and uninstall puts back exactly what was there.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit};
 use testsupport::crasher::*;
 use testsupport::handler::*;
 use testsupport::handler_binary;
 use testsupport::process::*;
+use testsupport::temp::RemoveOnDrop;
 use testsupport::{ensure_sessiond, unique_name, CorePatternGuard, TempDir};
-
-const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
-const CORE_PIPE_LIMIT: &str = "/proc/sys/kernel/core_pipe_limit";
-
-/// Removes files when dropped: declared before the guard, so that it runs
-/// after the guard has put core_pattern back, even when a test panics.
-struct RemoveOnDrop(Vec<std::path::PathBuf>);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = fs::remove_file(path);
-        }
-    }
-}
-
-fn read(path: &str) -> String {
-    fs::read_to_string(path)
-        .unwrap()
-        .trim_end_matches('\n')
-        .to_owned()
-}
-
-fn run(binary: &Path, args: &[&str]) -> Output {
-    run_bounded(Command::new(binary).args(args), Duration::from_secs(60))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[test]
 fn install_status_and_uninstall_restore_the_kernel_settings_exactly() {
@@ -70,27 +35,27 @@ fn install_status_and_uninstall_restore_the_kernel_settings_exactly() {
         backup.to_str().unwrap(),
     ];
 
-    let output = run(binary, &install_args);
-    assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(read(CORE_PATTERN), handler_line(binary, config));
-    assert_eq!(read(CORE_PIPE_LIMIT), "64");
+    let output = run_handler(binary, &install_args);
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert_eq!(kernel_core_pattern(), handler_line(binary, config));
+    assert_eq!(kernel_pipe_limit(), "64");
     let saved: serde_json::Value = serde_json::from_slice(&fs::read(&backup).unwrap()).unwrap();
     assert_eq!(saved["core_pattern"], before.as_str());
     assert_eq!(saved["core_pipe_limit"], "0");
 
     // Again: nothing changes, the backup keeps the original.
-    let output = run(binary, &install_args);
-    assert!(output.status.success(), "{}", text(&output));
+    let output = run_handler(binary, &install_args);
+    assert!(output.status.success(), "{}", output_text(&output));
     assert!(
-        text(&output).contains("already installed"),
+        output_text(&output).contains("already installed"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     let again: serde_json::Value = serde_json::from_slice(&fs::read(&backup).unwrap()).unwrap();
     assert_eq!(again, saved);
 
-    let output = run(binary, &["status", "--backup", backup.to_str().unwrap()]);
-    let report = text(&output);
+    let output = run_handler(binary, &["status", "--backup", backup.to_str().unwrap()]);
+    let report = output_text(&output);
     assert!(output.status.success(), "{report}");
     for expected in [
         "handler: installed".to_string(),
@@ -105,30 +70,32 @@ fn install_status_and_uninstall_restore_the_kernel_settings_exactly() {
     }
 
     // The installed line works.
-    let output = run_bounded(
+    let (_, record) = crash_and_record(
         crasher_command().args([&unique_name("i"), "1", "segv"]),
-        CRASH_TIMEOUT,
+        &cores,
     );
-    let pid = ready_pid(&output);
-    let (_, record) = wait_for_record(&cores, pid);
     assert_eq!(record["core"]["complete"], true, "{record:#}");
 
-    let output = run(binary, &["status", "--backup", backup.to_str().unwrap()]);
+    let output = run_handler(binary, &["status", "--backup", backup.to_str().unwrap()]);
     assert!(
-        text(&output).contains(&format!("cores go to: {} (room for", cores.display())),
+        output_text(&output).contains(&format!("cores go to: {} (room for", cores.display())),
         "{}",
-        text(&output)
+        output_text(&output)
     );
 
-    let output = run(binary, &["uninstall", "--backup", backup.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", text(&output));
-    assert_eq!(read(CORE_PATTERN), before);
-    assert_eq!(read(CORE_PIPE_LIMIT), "0");
+    let output = run_handler(binary, &["uninstall", "--backup", backup.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert_eq!(kernel_core_pattern(), before);
+    assert_eq!(kernel_pipe_limit(), "0");
     assert!(!backup.exists());
 
-    let output = run(binary, &["uninstall", "--backup", backup.to_str().unwrap()]);
+    let output = run_handler(binary, &["uninstall", "--backup", backup.to_str().unwrap()]);
     assert!(!output.status.success());
-    assert!(text(&output).contains("no backup"), "{}", text(&output));
+    assert!(
+        output_text(&output).contains("no backup"),
+        "{}",
+        output_text(&output)
+    );
 }
 
 #[test]
@@ -146,7 +113,7 @@ fn install_refuses_to_back_up_its_own_line_and_lines_the_kernel_would_cut() {
         binary.display()
     );
     guard.set(&own_line);
-    let output = run(
+    let output = run_handler(
         binary,
         &[
             "install",
@@ -158,12 +125,12 @@ fn install_refuses_to_back_up_its_own_line_and_lines_the_kernel_would_cut() {
     );
     assert!(!output.status.success());
     assert!(
-        text(&output).contains("refusing to back up"),
+        output_text(&output).contains("refusing to back up"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     assert!(!backup.exists());
-    assert_eq!(read(CORE_PATTERN), own_line);
+    assert_eq!(kernel_core_pattern(), own_line);
 
     // A binary path that would make the line longer than the kernel keeps.
     guard.set("core");
@@ -173,7 +140,7 @@ fn install_refuses_to_back_up_its_own_line_and_lines_the_kernel_would_cut() {
     fs::create_dir_all(&long_dir).unwrap();
     let long_binary = long_dir.join("lttng-coredump");
     copy_executable(binary, &long_binary);
-    let output = run(
+    let output = run_handler(
         binary,
         &[
             "install",
@@ -184,11 +151,11 @@ fn install_refuses_to_back_up_its_own_line_and_lines_the_kernel_would_cut() {
         ],
     );
     assert!(!output.status.success());
-    let message = text(&output);
+    let message = output_text(&output);
     assert!(
         message.contains("127") && message.contains("shorter path"),
         "{message}"
     );
-    assert_eq!(read(CORE_PATTERN), "core");
+    assert_eq!(kernel_core_pattern(), "core");
     assert!(!backup.exists());
 }

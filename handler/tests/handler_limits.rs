@@ -16,8 +16,6 @@ use testsupport::syslog::*;
 use testsupport::tmpfs::*;
 use testsupport::{crasher_path, unique_name, TempDir};
 
-const DEFAULT_CORE_DIR: &str = "/var/lib/lttng-coredump/cores";
-
 fn crash(args: &[&str]) -> i32 {
     let tag = unique_name("l");
     let mut full = vec![tag.as_str()];
@@ -225,25 +223,11 @@ fn compressed_cores_decompress_to_a_core_gdb_reads() {
     assert!(backtrace.contains("signal SIGABRT"), "{backtrace}");
 }
 
-/// Removes what a test left in the default core directory.
-struct DefaultDirCleanup(i32);
-
-impl Drop for DefaultDirCleanup {
-    fn drop(&mut self) {
-        let needle = format!(".{}.", self.0);
-        for name in names_in(Path::new(DEFAULT_CORE_DIR)) {
-            if name.contains(&needle) {
-                let _ = fs::remove_file(Path::new(DEFAULT_CORE_DIR).join(name));
-            }
-        }
-    }
-}
-
 #[test]
 fn a_bad_configuration_falls_back_to_the_defaults_and_says_so() {
     let handler = InstalledHandler::new(handler_binary!(), "save_core = true\ncore_dir = 42\n");
     let pid = crash(&["1", "segv"]);
-    let _cleanup = DefaultDirCleanup(pid);
+    let _cleanup = DefaultDirCleanup(vec![pid]);
     let (_, record) = wait_for_record(Path::new(DEFAULT_CORE_DIR), pid);
     assert_eq!(record["core"]["complete"], true, "{record:#}");
     let errors = record["errors"].as_array().unwrap();
@@ -269,7 +253,7 @@ fn an_unsafe_core_directory_is_replaced_by_the_default() {
     fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let _handler = InstalledHandler::new(handler_binary!(), &config_for(&open, ""));
     let pid = crash(&["1", "segv"]);
-    let _cleanup = DefaultDirCleanup(pid);
+    let _cleanup = DefaultDirCleanup(vec![pid]);
     let (_, record) = wait_for_record(Path::new(DEFAULT_CORE_DIR), pid);
     assert_eq!(record["core"]["complete"], true);
     let errors: Vec<&str> = record["errors"]

@@ -9,50 +9,19 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
-use testsupport::crasher::{crasher_command, ready_pid};
+use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit};
+use testsupport::crasher::crasher_command;
 use testsupport::handler::*;
 use testsupport::handler_binary;
-use testsupport::process::run_bounded;
+use testsupport::process::{output_text, run_bounded};
+use testsupport::temp::RemoveOnDrop;
 use testsupport::{unique_name, CorePatternGuard, TempDir};
 
-const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
-const CORE_PIPE_LIMIT: &str = "/proc/sys/kernel/core_pipe_limit";
 const OURS: &str = "/etc/sysctl.d/90-lttng-coredump.conf";
 /// systemd-coredump's line, as its package's sysctl.d file sets it.
 const SYSTEMD_LINE: &str = "|/lib/systemd/systemd-coredump %P %u %g %s %t 9223372036854775808 %h";
-
-/// Files removed when dropped: declared before the guard, so that they go
-/// after core_pattern is back, even when the test panics.
-struct RemoveOnDrop(Vec<PathBuf>);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = fs::remove_file(path);
-        }
-    }
-}
-
-fn read(path: &str) -> String {
-    fs::read_to_string(path)
-        .unwrap()
-        .trim_end_matches('\n')
-        .to_owned()
-}
-
-fn run(binary: &Path, args: &[&str]) -> Output {
-    run_bounded(Command::new(binary).args(args), Duration::from_secs(60))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// What the boot does to core_pattern: the kernel starts from its defaults
 /// and systemd-sysctl (or procps) applies the sysctl.d files in order.
@@ -66,7 +35,7 @@ fn simulate_boot(guard: &CorePatternGuard) {
     assert!(
         output.status.success(),
         "sysctl --system: {}",
-        text(&output)
+        output_text(&output)
     );
 }
 
@@ -98,7 +67,7 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
     )
     .unwrap();
     simulate_boot(&guard);
-    assert_eq!(read(CORE_PATTERN), SYSTEMD_LINE);
+    assert_eq!(kernel_core_pattern(), SYSTEMD_LINE);
 
     let backup = dir.path().join("core_pattern.bkp");
     let (binary_arg, config_arg, backup_arg) = (
@@ -106,25 +75,23 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
         config.to_str().unwrap(),
         backup.to_str().unwrap(),
     );
-    let output = run(
-        &binary,
-        &[
-            "install",
-            "--persist",
-            "--binary",
-            binary_arg,
-            "--config",
-            config_arg,
-            "--backup",
-            backup_arg,
-        ],
-    );
-    let report = text(&output);
+    // `install OPTION` with this test's binary, configuration and backup.
+    let install = |option: &str| {
+        run_handler(
+            &binary,
+            &[
+                "install", option, "--binary", binary_arg, "--config", config_arg, "--backup",
+                backup_arg,
+            ],
+        )
+    };
+    let output = install("--persist");
+    let report = output_text(&output);
     assert!(output.status.success(), "{report}");
     assert!(report.contains("runs systemd-coredump"), "{report}");
     assert!(report.contains("--chain-previous"), "{report}");
     let line = handler_line(&binary, &config);
-    assert_eq!(read(CORE_PATTERN), line);
+    assert_eq!(kernel_core_pattern(), line);
     let persisted = fs::read_to_string(OURS).unwrap();
     assert!(
         persisted.contains(&format!("kernel.core_pattern = {line}\n"))
@@ -134,21 +101,19 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
 
     // The reboot: systemd's file and ours both apply; ours sorts later.
     simulate_boot(&guard);
-    assert_eq!(read(CORE_PATTERN), line);
-    assert_eq!(read(CORE_PIPE_LIMIT), "64");
-    let output = run_bounded(
+    assert_eq!(kernel_core_pattern(), line);
+    assert_eq!(kernel_pipe_limit(), "64");
+    let (_, record) = crash_and_record(
         crasher_command().args([&unique_name("boot"), "1", "segv"]),
-        CRASH_TIMEOUT,
+        &cores,
     );
-    let pid = ready_pid(&output);
-    let (_, record) = wait_for_record(&cores, pid);
     assert_eq!(record["core"]["complete"], true, "{record:#}");
 
     // Persistent: no warning; a file sorting after ours is named.
     let status = |args: &[&str]| {
         let mut all = vec!["status", "--backup", backup_arg];
         all.extend(args);
-        text(&run(&binary, &all))
+        output_text(&run_handler(&binary, &all))
     };
     let report = status(&[]);
     assert!(!report.contains("warning: not persistent"), "{report}");
@@ -166,43 +131,33 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
 
     // uninstall puts systemd's line back and removes our file: the next
     // boot keeps systemd's line.
-    let output = run(&binary, &["uninstall", "--backup", backup_arg]);
-    assert!(output.status.success(), "{}", text(&output));
+    let output = run_handler(&binary, &["uninstall", "--backup", backup_arg]);
+    assert!(output.status.success(), "{}", output_text(&output));
     assert!(
-        text(&output).contains(&format!("removed {OURS}")),
+        output_text(&output).contains(&format!("removed {OURS}")),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     assert!(!Path::new(OURS).exists());
-    assert_eq!(read(CORE_PATTERN), SYSTEMD_LINE);
+    assert_eq!(kernel_core_pattern(), SYSTEMD_LINE);
     simulate_boot(&guard);
-    assert_eq!(read(CORE_PATTERN), SYSTEMD_LINE);
+    assert_eq!(kernel_core_pattern(), SYSTEMD_LINE);
     // Installed without --persist, status says the line will not survive;
     // with --chain-previous, every core also goes to systemd-coredump (the
     // [chain] section written from its line: it is not installed here, so
     // the record says the chained command could not run).
-    let output = run(
-        &binary,
-        &[
-            "install",
-            "--chain-previous",
-            "--binary",
-            binary_arg,
-            "--config",
-            config_arg,
-            "--backup",
-            backup_arg,
-        ],
+    let output = install("--chain-previous");
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert!(
+        output_text(&output).contains("chained"),
+        "{}",
+        output_text(&output)
     );
-    assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("chained"), "{}", text(&output));
     assert!(status(&[]).contains("warning: not persistent"));
-    let output = run_bounded(
+    let (pid, record) = crash_and_record(
         crasher_command().args([&unique_name("chain"), "1", "segv"]),
-        CRASH_TIMEOUT,
+        &cores,
     );
-    let pid = ready_pid(&output);
-    let (_, record) = wait_for_record(&cores, pid);
     assert_eq!(record["core"]["complete"], true, "{record:#}");
     // systemd-coredump's own arguments, the crash's fields filled in.
     let tried = format!(
@@ -217,7 +172,7 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
             .any(|e| e.as_str().unwrap().contains(&tried)),
         "{tried} not tried: {record:#}"
     );
-    let output = run(&binary, &["uninstall", "--backup", backup_arg]);
-    assert!(output.status.success(), "{}", text(&output));
+    let output = run_handler(&binary, &["uninstall", "--backup", backup_arg]);
+    assert!(output.status.success(), "{}", output_text(&output));
     drop(guard);
 }

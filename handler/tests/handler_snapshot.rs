@@ -118,6 +118,13 @@ fn a_crash_is_snapshotted_before_its_core_is_read_and_the_snapshot_holds_its_eve
         fixture_seqs(&babeltrace_events(&snapshot), &tag),
         (0..7).collect::<Vec<i64>>()
     );
+    // Only root's applications are traced (`track_only_uid`): the test
+    // users' crashers of this file's other tests leave nothing in it.
+    let uids: Vec<String> = fs::read_dir(snapshot.join("ust/uid"))
+        .expect("a per-uid snapshot")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(uids, ["0"]);
 
     // The snapshots were done before the first byte of the core was read.
     let stages = &record["stages"];

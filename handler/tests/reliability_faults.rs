@@ -10,11 +10,13 @@
 use lttng_coredump_engine::ActionKind;
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
+use testsupport::attacker::{children_of, wait_within};
 use testsupport::core_file::*;
 use testsupport::handler::*;
 use testsupport::handler_binary;
+use testsupport::process::spawn_printing_pid;
 use testsupport::sessions::CRASHER_EVENTS;
 use testsupport::users::TestUser;
 use testsupport::{babeltrace_events, fixture_seqs, unique_name, TempDir};
@@ -48,22 +50,6 @@ fn signal(pid: i32, signal: i32) {
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid} {signal}");
 }
 
-/// Processes whose parent is `parent`.
-fn children_of(parent: i32) -> Vec<i32> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-            // The fields after the command name, which ends at the last ')'.
-            let after = &stat[stat.rfind(')')? + 2..];
-            let ppid: i32 = after.split(' ').nth(1)?.parse().ok()?;
-            (ppid == parent).then_some(pid)
-        })
-        .collect()
-}
-
 fn command_name(pid: i32) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm"))
         .unwrap_or_default()
@@ -71,34 +57,10 @@ fn command_name(pid: i32) -> String {
         .to_owned()
 }
 
-/// Starts `command` (run as the test user, so the handler fires in the
-/// user's daemon); its first line ends with its pid.
-fn start(mut command: Command) -> (Child, i32) {
-    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let pid = line
-        .split_whitespace()
-        .last()
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("no pid printed: {line:?}"));
-    (child, pid)
-}
-
+/// Waits for the crash to end, which must be within `bound`; returns how
+/// long it took.
 fn wait_bounded(child: &mut Child, bound: Duration) -> Duration {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < bound,
-            "the crash did not end in {bound:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    started.elapsed()
+    wait_within(child, bound).unwrap_or_else(|| panic!("the crash did not end in {bound:?}"))
 }
 
 /// The record's entries about the user's daemon, as text.
@@ -162,7 +124,7 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
 
     // Healthy: the user's crash is snapshotted in the user's daemon.
     let tag = unique_name("faults");
-    let (mut child, pid) = start({
+    let (mut child, pid) = spawn_printing_pid(&mut {
         let mut crasher = user.crasher_command();
         crasher.args([tag.as_str(), "7", "segv"]);
         crasher
@@ -202,7 +164,7 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
         shell.args(["-c", "echo $$; ulimit -c unlimited; kill -s SEGV $$"]);
         shell
     };
-    let (mut child, pid) = start(crash());
+    let (mut child, pid) = spawn_printing_pid(&mut crash());
     wait_bounded(&mut child, CRASH_BOUND);
     let (_, record) = wait_for_record(&cores, pid);
     assert_core_saved(&record, pid);
@@ -215,7 +177,7 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
     // Stopped: the handler gives up at the deadline.
     handler.set_config(&config(&cores, DEADLINE_SECS));
     signal(sessiond, libc::SIGSTOP);
-    let (mut child, pid) = start(crash());
+    let (mut child, pid) = spawn_printing_pid(&mut crash());
     let took = wait_bounded(&mut child, CRASH_BOUND);
     let (_, record) = wait_for_record(&cores, pid);
     assert_core_saved(&record, pid);
@@ -229,7 +191,7 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
     // Killed while the handler waits on it (stopped first, so that the
     // handler's request is in flight when it dies).
     handler.set_config(&config(&cores, KILLED_DEADLINE_SECS));
-    let (mut child, pid) = start(crash());
+    let (mut child, pid) = spawn_printing_pid(&mut crash());
     std::thread::sleep(Duration::from_millis(DEADLINE_SECS * 1000 / 3));
     assert!(
         child.try_wait().unwrap().is_none(),

@@ -8,10 +8,11 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+use testsupport::attacker::processes_running;
 use testsupport::core_file::*;
 use testsupport::crasher::*;
 use testsupport::handler::*;
@@ -100,37 +101,18 @@ fn free_bytes(path: &Path) -> u64 {
     stats.f_bavail * stats.f_frsize
 }
 
-/// Processes running `binary` (the handler, or a child it forked).
-fn processes_running(binary: &Path) -> Vec<i32> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let exe = fs::read_link(entry.path().join("exe")).ok()?;
-            (exe == binary).then_some(pid)
-        })
-        .collect()
-}
-
 /// A crasher that, once registered with the session daemon and its
 /// events emitted, waits for a line on its stdin before it crashes, so that
 /// a whole storm of traced programs can be let go at once.
 fn gated_crasher(name: &str) -> (Child, i32) {
-    let mut child = crasher_command()
-        .arg("--gate")
-        .args([&unique_name("storm"), "3", "segv", "1", "random", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid = parse_ready(&line).unwrap_or_else(|| panic!("the crasher printed {line:?}"));
-    (child, pid)
+    spawn_gated(crasher_command().arg("--gate").args([
+        &unique_name("storm"),
+        "3",
+        "segv",
+        "1",
+        "random",
+        name,
+    ]))
 }
 
 /// Waits until the session daemon lists every one of `pids` as a traced
@@ -151,16 +133,6 @@ fn wait_until_registered(pids: &[i32]) {
             "never registered with the session daemon: {missing:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn wait_bounded(child: &mut Child, deadline: Instant) {
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "a crash never ended");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -294,7 +266,7 @@ fn a_crash_storm_and_a_crash_loop_keep_the_free_space_floor_and_whole_crashes() 
     let mut lowest_free = u64::MAX;
     for (child, _) in &mut storm {
         // The kernel reports the crash once its handler is done.
-        wait_bounded(child, deadline);
+        wait_for_crash(child, deadline);
         lowest_free = lowest_free.min(free_bytes(&mount.0));
     }
     let storm_pids: Vec<i32> = storm.iter().map(|(_, pid)| *pid).collect();

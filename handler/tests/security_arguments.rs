@@ -18,22 +18,6 @@ use testsupport::process::*;
 use testsupport::syslog::SyslogListener;
 use testsupport::{ensure_test_user, unique_name, TempDir};
 
-const DEFAULT_CORE_DIR: &str = "/var/lib/lttng-coredump/cores";
-
-/// Removes what a test left in the default core directory.
-struct DefaultDirCleanup(i32);
-
-impl Drop for DefaultDirCleanup {
-    fn drop(&mut self) {
-        let needle = format!(".{}.", self.0);
-        for name in names_in(Path::new(DEFAULT_CORE_DIR)) {
-            if name.contains(&needle) {
-                let _ = fs::remove_file(Path::new(DEFAULT_CORE_DIR).join(name));
-            }
-        }
-    }
-}
-
 #[test]
 fn a_configuration_in_a_directory_a_user_may_write_is_not_trusted() {
     let (uid, gid) = ensure_test_user("lcdh-h10-config", false);
@@ -62,7 +46,7 @@ fn a_configuration_in_a_directory_a_user_may_write_is_not_trusted() {
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);
-    let _cleanup = DefaultDirCleanup(pid);
+    let _cleanup = DefaultDirCleanup(vec![pid]);
     let (_, record) = wait_for_record(Path::new(DEFAULT_CORE_DIR), pid);
     let errors = record["errors"].to_string();
     assert!(

@@ -12,6 +12,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use testsupport::attacker::errors as error_lines;
 use testsupport::core_file::*;
 use testsupport::crasher::*;
 use testsupport::handler::*;
@@ -19,18 +20,7 @@ use testsupport::handler_binary;
 use testsupport::process::*;
 use testsupport::{crasher_path, root_triggers_lock, unique_name, TempDir};
 
-const DEFAULT_CORE_DIR: &str = "/var/lib/lttng-coredump/cores";
 const NOBODY: &str = "65534";
-
-fn assert_safe_file_name(name: &str) {
-    assert!(
-        name.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_+.".contains(&b)),
-        "unsafe file name {name:?}"
-    );
-    assert!(!name.starts_with('.'), "hidden file name {name:?}");
-    assert!(name.len() < 200, "{name:?}");
-}
 
 #[test]
 fn executable_paths_with_control_characters_invalid_utf8_and_255_bytes_are_recorded_safely() {
@@ -105,16 +95,6 @@ fn field(key: &str, value: &[u8]) -> OsString {
 }
 
 /// The one record in `dir`, and the core it names.
-fn error_lines(record: &serde_json::Value) -> String {
-    record["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e.as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn only_record(dir: &Path) -> (String, serde_json::Value) {
     let names = names_in(dir);
     let records: Vec<&String> = names.iter().filter(|n| n.ends_with(".json")).collect();
@@ -189,19 +169,6 @@ fn wrong_argument_lists_and_255_byte_fields_still_save_the_core() {
     drop(stand_in);
     let _ = fs::remove_file(&binary);
     let _ = fs::remove_file(&config);
-}
-
-/// Removes what a test left in the default core directory.
-struct DefaultDirCleanup(Vec<i32>);
-
-impl Drop for DefaultDirCleanup {
-    fn drop(&mut self) {
-        for name in names_in(Path::new(DEFAULT_CORE_DIR)) {
-            if self.0.iter().any(|pid| name.contains(&format!(".{pid}."))) {
-                let _ = fs::remove_file(Path::new(DEFAULT_CORE_DIR).join(name));
-            }
-        }
-    }
 }
 
 fn as_nobody(args: &[&OsStr]) {

@@ -7,17 +7,18 @@
 //! budget. (Issue 10, item 4.)
 
 use std::fs;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Instant;
 use testsupport::crasher::*;
 use testsupport::handler::*;
 use testsupport::handler_binary;
 use testsupport::process::*;
+use testsupport::sessions::TestSession;
 use testsupport::syslog::SyslogListener;
-use testsupport::{ensure_sessiond, ensure_test_user, lttng, lttng_ok, unique_name, TempDir};
+use testsupport::{ensure_test_user, unique_name, TempDir};
 
 /// Cores (not records) in a core directory.
 fn cores_in(dir: &Path) -> Vec<String> {
@@ -35,51 +36,30 @@ fn records_in(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Runs `program` with `args` as `uid`:`gid` (no other group) and returns
-/// the pid it printed; `None` runs it as root.
-fn crash_as(user: Option<(u32, u32)>, program: &Path, args: &[&str]) -> i32 {
+/// Runs `program` with `args` as `uid`:`gid` (no other group) to its
+/// crash and returns its pid and its record in `cores`; `None` runs it as
+/// root.
+fn crash_as(
+    user: Option<(u32, u32)>,
+    program: &Path,
+    args: &[&str],
+    cores: &Path,
+) -> (i32, serde_json::Value) {
     let mut command = match user {
-        Some((uid, gid)) => {
-            let mut command = Command::new("setpriv");
-            command
-                .args([
-                    &format!("--reuid={uid}"),
-                    &format!("--regid={gid}"),
-                    "--clear-groups",
-                    "--",
-                ])
-                .arg(program);
-            command
-        }
-        None => Command::new(program),
+        Some((uid, gid)) => traced_command_as(uid, gid, program),
+        None => traced_command(program),
     };
-    command.env("LTTNG_UST_REGISTER_TIMEOUT", REGISTER_TIMEOUT_MS);
     command.arg(unique_name("lim")).args(args);
-    ready_pid(&run_bounded(&mut command, CRASH_TIMEOUT))
+    crash_and_record(&mut command, cores)
 }
 
 /// A program (the shell: not traced, so the storm never involves the
 /// session daemon) that waits for a line on its stdin before it crashes.
 fn gated_crasher() -> (Child, i32) {
-    let mut child = Command::new("/bin/sh")
-        .args([
-            "-c",
-            "ulimit -c unlimited; echo ready $$; read line; kill -s SEGV $$",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid = line
-        .strip_prefix("ready ")
-        .and_then(|pid| pid.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the shell printed {line:?}"));
-    (child, pid)
+    spawn_gated(Command::new("/bin/sh").args([
+        "-c",
+        "ulimit -c unlimited; echo ready $$; read line; kill -s SEGV $$",
+    ]))
 }
 
 #[test]
@@ -102,10 +82,7 @@ fn a_storm_of_twenty_crashes_of_one_program_keeps_exactly_ten_cores_and_twenty_r
     }
     let deadline = Instant::now() + CRASH_TIMEOUT;
     for (child, _) in &mut storm {
-        while child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "a crash never ended");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_crash(child, deadline);
     }
     let records: Vec<serde_json::Value> = storm
         .iter()
@@ -147,12 +124,13 @@ fn renaming_the_process_does_not_dodge_the_rate_limit() {
     // program.
     let records: Vec<serde_json::Value> = (0..5)
         .map(|i| {
-            let pid = crash_as(
+            crash_as(
                 None,
                 &crasher_path(),
                 &["1", "segv", "0", "zero", &format!("renamed-{i}")],
-            );
-            wait_for_record(&cores, pid).1
+                &cores,
+            )
+            .1
         })
         .collect();
     for record in &records[2..] {
@@ -204,8 +182,7 @@ fn one_user_crashing_many_programs_is_held_by_the_per_user_limit() {
         .collect();
     let mut records = Vec::new();
     for program in programs.iter().chain(&programs) {
-        let pid = crash_as(Some(user), program, &["1", "segv"]);
-        records.push(wait_for_record(&cores, pid).1);
+        records.push(crash_as(Some(user), program, &["1", "segv"], &cores).1);
     }
     let limited: Vec<&str> = records
         .iter()
@@ -224,8 +201,13 @@ fn one_users_crash_loop_never_evicts_another_users_most_recent_core() {
     let looper = ensure_test_user("lcdh-h10-looper", false);
     let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
     let crash = |user| {
-        let pid = crash_as(Some(user), &crasher_path(), &["1", "segv", "4", "random"]);
-        wait_for_record(&cores, pid).1
+        crash_as(
+            Some(user),
+            &crasher_path(),
+            &["1", "segv", "4", "random"],
+            &cores,
+        )
+        .1
     };
     let kept = crash(keeper);
     let kept_core = PathBuf::from(kept["core"]["path"].as_str().unwrap());
@@ -286,8 +268,7 @@ fn records_count_against_the_directory_limit() {
     );
     let mut pids = Vec::new();
     for _ in 0..16 {
-        let pid = crash_as(None, &crasher_path(), &["1", "segv"]);
-        wait_for_record(&cores, pid);
+        let (pid, _) = crash_as(None, &crasher_path(), &["1", "segv"], &cores);
         pids.push(pid);
     }
     let used: u64 = names_in(&cores)
@@ -303,44 +284,6 @@ fn records_count_against_the_directory_limit() {
     assert!(!records_in(&cores)
         .iter()
         .any(|n| n.contains(&format!(".{}.", pids[0]))));
-}
-
-/// A snapshot-mode session of the root daemon that records nothing in
-/// particular; destroyed when dropped.
-struct SnapshotSession {
-    name: String,
-    output: TempDir,
-    // Held for as long as the session is used.
-    _daemon: testsupport::RootSessiondUse,
-}
-
-impl SnapshotSession {
-    fn start() -> SnapshotSession {
-        let daemon = ensure_sessiond();
-        let name = unique_name("h10-budget");
-        let output = TempDir::new("lcdh-budget-traces");
-        fs::set_permissions(output.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        lttng_ok(&[
-            "create",
-            &name,
-            "--snapshot",
-            "-o",
-            &output.path().display().to_string(),
-        ]);
-        lttng_ok(&["enable-event", "-u", "-s", &name, "lttng_coredump:step"]);
-        lttng_ok(&["start", &name]);
-        SnapshotSession {
-            name,
-            output,
-            _daemon: daemon,
-        }
-    }
-}
-
-impl Drop for SnapshotSession {
-    fn drop(&mut self) {
-        let _ = lttng(&["destroy", &self.name]);
-    }
 }
 
 /// Every snapshot directory under `dir` (what the daemon made for a record).
@@ -365,7 +308,7 @@ fn snapshot_dirs(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn the_snapshots_the_handler_takes_have_a_budget() {
-    let session = SnapshotSession::start();
+    let session = TestSession::snapshot("lcdh-budget");
     let dir = TempDir::new("lcdh-budget");
     let cores = dir.path().join("cores");
     // A deadline that a daemon busy with other tests still meets.
@@ -380,10 +323,7 @@ fn the_snapshots_the_handler_takes_have_a_budget() {
         ),
     );
     let records: Vec<serde_json::Value> = (0..5)
-        .map(|_| {
-            let pid = crash_as(None, &crasher_path(), &["2", "segv"]);
-            wait_for_record(&cores, pid).1
-        })
+        .map(|_| crash_as(None, &crasher_path(), &["2", "segv"], &cores).1)
         .collect();
     let snapshotted = |record: &serde_json::Value| {
         record["snapshots"]

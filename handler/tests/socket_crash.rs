@@ -61,6 +61,7 @@ impl TracedSession {
         EventBuilder::named("lttng_coredump:step")
             .enable(&traced.session, &channel)
             .expect("enabling the fixture's events");
+        testsupport::sessions::track_only_uid(&traced.name, 0);
         traced.session.start().expect("starting the session");
         traced
     }

@@ -12,10 +12,11 @@ use lttng_coredump_engine::ActionKind;
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use testsupport::core_file::*;
 use testsupport::handler::*;
 use testsupport::handler_binary;
+use testsupport::process::spawn_printing_pid;
 use testsupport::service::*;
 use testsupport::sessions::CRASHER_EVENTS;
 use testsupport::users::TestUser;
@@ -45,22 +46,15 @@ fn signal(pid: i32, signal: i32) {
 }
 
 /// The service's children (its resident children: it starts no other
-/// long-lived process) and the real, effective, saved and file-system uids
-/// of each.
+/// long-lived process), each with its real, effective, saved and
+/// file-system uids.
 fn children_of(parent: i32) -> Vec<(i32, String)> {
-    fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let status = fs::read_to_string(entry.path().join("status")).ok()?;
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find_map(|line| line.strip_prefix(name))
-                    .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
-            };
-            (field("PPid:")? == parent.to_string()).then_some((pid, field("Uid:")?))
+    testsupport::attacker::children_of(parent)
+        .into_iter()
+        .filter_map(|pid| {
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let uids = status.lines().find_map(|line| line.strip_prefix("Uid:"))?;
+            Some((pid, uids.split_whitespace().collect::<Vec<_>>().join(" ")))
         })
         .collect()
 }
@@ -74,41 +68,20 @@ fn children_as(service: i32, uid: u32) -> Vec<i32> {
         .collect()
 }
 
-/// Starts `command`; its first line ends with its pid.
-fn start(mut command: Command) -> (Child, i32) {
-    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let pid = line
-        .split_whitespace()
-        .last()
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("no pid printed: {line:?}"));
-    (child, pid)
-}
-
 fn wait_bounded(child: &mut Child) {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < CRASH_BOUND,
-            "the crash did not end in {CRASH_BOUND:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        testsupport::attacker::wait_within(child, CRASH_BOUND).is_some(),
+        "the crash did not end in {CRASH_BOUND:?}"
+    );
 }
 
 /// The user's crash (the crasher as the user), its record once written.
 fn crash(user: &TestUser, cores: &Path) -> serde_json::Value {
-    let (mut child, pid) = start({
-        let mut crasher = user.crasher_command();
-        crasher.args([unique_name("resident").as_str(), "5", "segv"]);
-        crasher
-    });
+    let (mut child, pid) = spawn_printing_pid(user.crasher_command().args([
+        unique_name("resident").as_str(),
+        "5",
+        "segv",
+    ]));
     wait_bounded(&mut child);
     let (_, record) = wait_for_record(cores, pid);
     assert_eq!(record["core"]["complete"], true, "{record:#}");
@@ -189,9 +162,8 @@ fn a_resident_child_acts_as_one_user_and_one_that_misses_its_deadline_is_replace
 
     // Another uid's crash (nobody: no daemon of its own) gets a child of
     // its own; the user's is neither used nor changed.
-    let (mut child, pid) = start({
-        let mut command = Command::new("setpriv");
-        command
+    let (mut child, pid) = spawn_printing_pid(
+        Command::new("setpriv")
             .args([
                 &format!("--reuid={NOBODY}"),
                 &format!("--regid={NOBODY}"),
@@ -201,9 +173,8 @@ fn a_resident_child_acts_as_one_user_and_one_that_misses_its_deadline_is_replace
                 "-c",
                 "echo $$; ulimit -c unlimited; kill -s SEGV $$",
             ])
-            .stdin(Stdio::null());
-        command
-    });
+            .stdin(Stdio::null()),
+    );
     wait_bounded(&mut child);
     let (_, record) = wait_for_record(&cores, pid);
     assert_eq!(record["uid"], NOBODY, "{record:#}");

@@ -380,19 +380,39 @@ pub(crate) fn describe_status(status: Option<c_int>) -> String {
 
 /// Reaps a child that closed its end of the pipe (it is exiting); kills it
 /// if it is still there at the deadline.
-fn reap_before(pid: libc::pid_t, started: Instant, deadline: Duration) -> Option<c_int> {
+pub(crate) fn reap_before(pid: libc::pid_t, started: Instant, deadline: Duration) -> Option<c_int> {
+    match reap_within(pid, started, deadline) {
+        Reap::Status(status) => Some(status),
+        Reap::Failed => None,
+        Reap::StillThere => kill_and_reap(pid),
+    }
+}
+
+/// What [`reap_within`] found.
+enum Reap {
+    /// The child was reaped: its wait status.
+    Status(c_int),
+    /// waitpid failed (the child was reaped elsewhere).
+    Failed,
+    /// The child is still there at the bound.
+    StillThere,
+}
+
+/// Polls for the child to end, up to `bound` after `started`, reaping it
+/// when it does.
+fn reap_within(pid: libc::pid_t, started: Instant, bound: Duration) -> Reap {
     loop {
         let mut status = 0;
         // SAFETY: valid out-pointer; `pid` is our child.
         let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if rc == pid {
-            return Some(status);
+            return Reap::Status(status);
         }
         if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return None;
+            return Reap::Failed;
         }
-        if started.elapsed() >= deadline {
-            return kill_and_reap(pid);
+        if started.elapsed() >= bound {
+            return Reap::StillThere;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -416,22 +436,13 @@ pub(crate) fn left_behind_note(left_behind: bool, pid: libc::pid_t) -> String {
 pub(crate) fn kill_and_reap(pid: libc::pid_t) -> Option<c_int> {
     // SAFETY: `pid` is our unreaped child, so it cannot have been reused.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let started = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if rc == pid {
-            return Some(status);
-        }
-        if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return None;
-        }
-        if started.elapsed() >= REAP_GRACE {
+    match reap_within(pid, Instant::now(), REAP_GRACE) {
+        Reap::Status(status) => Some(status),
+        Reap::Failed => None,
+        Reap::StillThere => {
             remember_left_behind(pid);
-            return None;
+            None
         }
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -22,8 +22,8 @@
 use crate::error::{Error, ErrorCode, Result};
 use crate::isolate::{
     decode, decode_error, describe_status, encode, encode_error, keep_only_result_pipe,
-    kill_and_reap, left_behind_note, os_error, CHILD_RESULT_FD, HEADER_LEN, MAX_OUTPUT, TAG_DONE,
-    TAG_PANICKED, TAG_SETUP_FAILED,
+    kill_and_reap, left_behind_note, os_error, reap_before, CHILD_RESULT_FD, HEADER_LEN,
+    MAX_OUTPUT, TAG_DONE, TAG_PANICKED, TAG_SETUP_FAILED,
 };
 use crate::lock;
 use std::ffi::{c_int, CStr};
@@ -356,7 +356,7 @@ impl Resident {
             if n == 0 {
                 // The child is gone: how it ended says why.
                 self.dead = true;
-                let status = reap_within(self.pid, REAP_GRACE);
+                let status = reap_before(self.pid, Instant::now(), REAP_GRACE);
                 return Err(CallError {
                     error: Error::with_message(
                         ErrorCode::Fatal,
@@ -388,7 +388,7 @@ impl Resident {
             // A refused set-up: the child has exited; reaped here.
             Some((TAG_SETUP_FAILED, body)) => {
                 self.dead = true;
-                reap_within(self.pid, REAP_GRACE);
+                reap_before(self.pid, Instant::now(), REAP_GRACE);
                 Err(CallError {
                     error: decode_error(body).unwrap_or_else(|| {
                         Error::with_message(
@@ -417,27 +417,6 @@ impl Resident {
 impl Drop for Resident {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// Reaps a child that is ending, waiting at most `grace`; kills it past
-/// that (see `isolate::kill_and_reap`).
-fn reap_within(pid: libc::pid_t, grace: Duration) -> Option<c_int> {
-    let started = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: valid out-pointer; `pid` is our unreaped child.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if rc == pid {
-            return Some(status);
-        }
-        if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return None;
-        }
-        if started.elapsed() >= grace {
-            return kill_and_reap(pid);
-        }
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
