@@ -35,6 +35,8 @@ from . import fire as fire_bench
 from .recover import run_recover
 
 LOAD_RATE = 1_200_000
+# LTTng's own snapshots (bench-snapshot-floor) after each round of crashes.
+FLOOR_PER_ROUND = 3
 # How long --self-check (the test suite's) waits for a benchmark already
 # running on the machine to end.
 SELF_CHECK_WAIT = 1800
@@ -80,14 +82,27 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def snapshot_floor(programs, session, tag):
+    """What LTTng itself takes to record one snapshot of the bench session
+    as it is now (its buffers as the round's crashes left them), to our
+    snapshot's output, under a name, as our handler records: ms, one per
+    record of FLOOR_PER_ROUND in a loop in one process."""
+    out = run([programs["floor"], session.name, tag, str(FLOOR_PER_ROUND)]).stdout
+    session.clear_snapshots()
+    return [int(line.split("=", 1)[1]) / 1e6 for line in out.split()]
+
+
 def run_crashes(mode, handlers, programs, session):
     """Measures 1, 2, 4 and 5: every size, each round crashing once under
-    every handler in turn (A B C D E A B C D E ...)."""
+    every handler in turn (A B C D E A B C D E ...); after each round,
+    LTTng's own snapshot cost (the floor of crash-to-snapshot)."""
     crash = {}
+    floors = {}
     for fill in mode["fills"]:
         for size_mb, runs in mode["runs"].items():
             results = {h.key: [] for h in handlers}
             failures = {h.key: [] for h in handlers}
+            floor = floors.setdefault((fill, size_mb), [])
             for r in range(runs):
                 with CorePatternOwner() as owner:
                     for h in handlers:
@@ -103,6 +118,10 @@ def run_crashes(mode, handlers, programs, session):
                             log(f"FAILED {h.label} {fill} {size_mb} MiB: {e}")
                         finally:
                             session.clear_snapshots()
+                try:
+                    floor.extend(snapshot_floor(programs, session, f"floor-{os.getpid()}-{r}"))
+                except BenchError as e:
+                    log(f"FAILED the snapshot floor: {e}")
                 log(
                     f"{fill} {size_mb} MiB round {r + 1}/{runs}: "
                     + " ".join(
@@ -110,7 +129,7 @@ def run_crashes(mode, handlers, programs, session):
                     )
                 )
             crash[(fill, size_mb)] = (results, {k: v for k, v in failures.items() if v})
-    return crash
+    return crash, floors
 
 
 def run_retention(mode, handlers, programs, session):
@@ -218,6 +237,7 @@ def main():
         report.add_variant_of_ours("nocheck", "ours check off")
     socket_mode = ours_binary is not None and kernel_has_socket_mode()
     if socket_mode:
+        report.add_baseline_column("scat", "socket cat")
         report.add_variant_of_ours("sock", "ours socket")
         report.add_variant_of_ours("sockz", "ours socket zstd")
     started_sessiond = ensure_sessiond()
@@ -226,26 +246,33 @@ def main():
 
     session_name = f"bench-{os.getpid()}"
     services = []
+    socket_cats = []
     service_notes = []
     try:
         with SnapshotSession(session_name, DATA_DIR / "snapshots" / session_name) as session:
-            handlers, services = make_handlers(programs, session_name, ours_binary, extra_ours)
+            handlers, services, socket_cats = make_handlers(programs, session_name, ours_binary, extra_ours)
             at_rest = [s.rss_kib() for s in services]
             log("handlers: " + ", ".join(h.label for h in handlers) + f"; mode {mode_name}")
-            crash = run_crashes(mode, handlers, programs, session)
+            crash, floors = run_crashes(mode, handlers, programs, session)
             retention = run_retention(mode, handlers, programs, session)
             for service, rest, handler in zip(services, at_rest, [h for h in handlers if h.key in ("sock", "sockz")]):
                 over_run = service.peak_rss_kib()
+                after_run = service.rss_kib()
                 handler.clear()
                 with CorePatternOwner() as owner:
                     owner.set(handler.pattern, CORE_PIPE_LIMIT)
                     in_storm = storm(service, programs["crasher"], handler.core_dir, STORM, f"{os.getpid()}-storm-{handler.key}", 1)
+                after_storm = service.rss_kib()
+                children = service.children_rss_kib()
                 handler.clear()
                 session.clear_snapshots()
                 service_notes.append(
                     f"{handler.label} service RSS: {rest / 1024:.1f} MiB at rest, peak {over_run / 1024:.1f} MiB over the "
-                    f"run's crashes, peak {in_storm / 1024:.1f} MiB over a storm of {STORM} simultaneous 1 MiB crashes "
-                    "(VmRSS, VmHWM)."
+                    f"run's crashes and {after_run / 1024:.1f} MiB after them, peak {in_storm / 1024:.1f} MiB over a storm "
+                    f"of {STORM} simultaneous 1 MiB crashes and {after_storm / 1024:.1f} MiB after it (VmHWM, VmRSS); "
+                    f"its resident children after the storm: {len(children)}, "
+                    f"{' + '.join(f'{c / 1024:.1f}' for c in children) or '0'} MiB (VmRSS, pages shared with the "
+                    "service counted in each)."
                 )
                 log(service_notes[-1])
             recovered = run_recover(mode["recover_mb"], mode["recover_runs"], programs, session, ours_binary, log)
@@ -253,6 +280,8 @@ def main():
     finally:
         for service in services:
             service.stop()
+        for socket_cat in socket_cats:
+            socket_cat.stop()
         shutil.rmtree(DATA_DIR, ignore_errors=True)
         # Every round has restored core_pattern by now, unless restoring
         # failed: then bench/run needs the values saved in RUN_DIR.
@@ -279,9 +308,12 @@ def main():
     if socket_mode:
         notes.append(
             "ours socket = `lttng-coredump serve`, the resident service, with core_pattern `@@SOCKET` (the kernel's "
-            "request protocol; no fork or exec per crash), same configuration as ours; ours socket zstd = the same "
+            "request protocol; no fork or exec per crash; the session daemons are asked by resident children the service "
+            "keeps, one per identity), same configuration as ours; ours socket zstd = the same "
             "with compression = \"zstd\" (stored raw, compressed after the process is let go). No wrapper: no "
-            "handler RSS per crash; the service's RSS is below."
+            "handler RSS per crash; the service's RSS is below. socket cat = bench-socket-cat on `@@SOCKET2`: "
+            "acknowledges the request, then read()s the core into a file 64 KiB at a time, nothing else (the floor of "
+            "a socket-mode service that saves the core)."
         )
         notes.extend(service_notes)
     if ours_binary is not None:
@@ -302,7 +334,7 @@ def main():
             f"{report.num((retention['trace_rate'] or 0) / 1e6)} M/s (median); session: snapshot mode, "
             "per-uid buffers, 4 x 512 KiB sub-buffers per CPU (defaults)."
         )
-    print(report.render(notes, crash, lambda size: mode["runs"][size], retention, fire, recovered))
+    print(report.render(notes, crash, lambda size: mode["runs"][size], retention, fire, recovered, floors))
     if args.self_check:
         problems = self_check_problems(crash, retention, fire, ours_missing, recovered)
         if problems:

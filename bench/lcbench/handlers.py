@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .service import Service, kernel_has_socket_mode
+from .service import Service, SocketCat, kernel_has_socket_mode
 from .system import DATA_DIR, RUN_DIR, BenchError, install_file
 
 # The same for every pipe handler: non-zero, so that the kernel waits for
@@ -158,7 +158,13 @@ def make_handlers(programs, session, ours_binary, extra_ours=()):
         pattern = f"|{wrap} {ours} handle --config {config} {OURS_SPECIFIERS}"
         handlers.append(Handler("nocheck", "ours check off", pattern, core_dir, True, True, retention=False))
     services = []
+    socket_cats = []
     if ours_binary is not None and kernel_has_socket_mode():
+        # The floor of a socket-mode service: a plain reader of the core.
+        core_dir = cores / "scat"
+        socket_path = RUN_DIR / "scat.d" / "s"
+        socket_cats.append(SocketCat(programs["socket_cat"], socket_path, core_dir))
+        handlers.append(Handler("scat", "socket cat", f"@@{socket_path}", core_dir, False, False))
         # The service is measured in socket mode (`@@`), each variant with
         # its own service and socket.
         for key, label, config_name, compression in (
@@ -179,4 +185,4 @@ def make_handlers(programs, session, ours_binary, extra_ours=()):
         handlers.append(Handler(key, label, pattern, core_dir, True, True))
     for h in handlers:
         h.prepare()
-    return handlers, services
+    return handlers, services, socket_cats

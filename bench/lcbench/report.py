@@ -18,6 +18,14 @@ def add_variant_of_ours(key, label):
     LABELS[key] = label
 
 
+def add_baseline_column(key, label):
+    """A column measured like a baseline but not ratioed in every row (the
+    table is wide enough): `crash_rows` gives ours in socket mode a row of
+    ratios to it."""
+    COLUMNS.insert(COLUMNS.index("seed") + 1, key)
+    LABELS[key] = label
+
+
 def no_ratios():
     return ["—"] * (len(OURS) * len(BASELINES))
 
@@ -107,7 +115,7 @@ def _per_variant(series, check):
     return "; ".join(parts) if parts else "not measured"
 
 
-def crash_rows(table, crash, runs_of):
+def crash_rows(table, crash, runs_of, floors=None):
     keys = sorted(crash, key=lambda k: (k[0] != "random", k[1]))
 
     def gather(key, attr, scale=1.0):
@@ -138,12 +146,45 @@ def crash_rows(table, crash, runs_of):
         table.add("crash-to-reap (ms)", f"{size_label(*key, core_mib(key))}, n={runs_of(key[1])}", cells, _ratios(series), target)
 
     for key in keys:
+        series, _ = gather(key, "reap_ms")
+        if not series.get("scat"):
+            continue
+        cells = {
+            h: f"{ratio(series[h], series['scat'])} ({num(median(series[h]))} ms)"
+            for h in OURS
+            if h.startswith("sock") and series.get(h)
+        }
+        cells["cat"] = f"{ratio(series['cat'], series['scat'])} ({num(median(series['cat']))} ms)" if series.get("cat") else "—"
+        table.add(
+            "crash-to-reap ÷ socket cat (a plain reader of the socket: the kernel's socket transport is in both)",
+            f"{size_label(*key)}; socket cat {num(median(series['scat']))} ms",
+            cells,
+            no_ratios(),
+            "—",
+        )
+
+    for key in keys:
         series, failed = gather(key, "snapshot_ms")
         for h, rs in crash[key][0].items():
             failed[h] = failed.get(h, 0) + sum(1 for r in rs if r.snapshot_error)
         cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in ("seed", *OURS) if h in series or h in failed}
         target = f"median < {SNAPSHOT_TARGET_MS} ms: " + _per_variant(series, lambda v: median(v) < SNAPSHOT_TARGET_MS)
         table.add("crash-to-snapshot (ms)", size_label(*key), cells, _ratios(series), target)
+
+    for key in keys:
+        floor = (floors or {}).get(key)
+        if not floor:
+            continue
+        series, _ = gather(key, "snapshot_ms")
+        cells = {h: f"{ratio(series[h], floor)} ({num(median(series[h]))} ms)" for h in OURS if series.get(h)}
+        table.add(
+            "crash-to-snapshot ÷ LTTng's own snapshot (the floor: lttng_snapshot_record of the same session, in a loop in one "
+            "process, after each round)",
+            f"{size_label(*key)}; floor {cell(floor)} ms, n={len(floor)}",
+            cells,
+            no_ratios(),
+            "—",
+        )
 
     for key in keys:
         series, failed = gather(key, "handler_start_ms")
@@ -277,9 +318,9 @@ def recover_row(table, recovered):
         )
 
 
-def render(notes, crash, runs_of, retention, fire, recovered=None):
+def render(notes, crash, runs_of, retention, fire, recovered=None, floors=None):
     table = Table()
-    crash_rows(table, crash, runs_of)
+    crash_rows(table, crash, runs_of, floors)
     retention_row(table, retention)
     recover_row(table, recovered)
     fire_rows(table, fire)

@@ -69,6 +69,23 @@ class Service:
     def peak_rss_kib(self):
         return self._status("VmHWM")
 
+    def children_rss_kib(self):
+        """The VmRSS of each of the service's children (its resident
+        children, which talk to the session daemons)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = dict(
+                    line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line
+                )
+            except OSError:
+                continue
+            if fields.get("PPid", "").strip() == str(self.proc.pid) and "VmRSS" in fields:
+                found.append(int(fields["VmRSS"].split()[0]))
+        return found
+
     def reset_peak(self):
         # clear_refs 5: the peak RSS starts again from the current RSS.
         Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
@@ -81,6 +98,30 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class SocketCat:
+    """bench-socket-cat on a socket of its own: the floor of a socket-mode
+    service that saves the core (acknowledges, then read()s the core into
+    a file, 64 KiB at a time as ours; nothing else)."""
+
+    def __init__(self, binary, socket_path, core_dir):
+        self.socket_path = Path(socket_path)
+        self.socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [str(binary), str(socket_path), str(core_dir), str(64 * 1024)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        if self.proc.stdout.readline().strip() != b"ready":
+            self.stop()
+            raise BenchError(f"bench-socket-cat did not start on {socket_path}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def storm(service, crasher, core_dir, count, tag, size_mb):

@@ -253,7 +253,7 @@ def pkg_config(*args):
     return run(["pkg-config", *args]).stdout.split()
 
 
-def build_c(name, sources, extra=(), ust=False):
+def build_c(name, sources, extra=(), ust=False, ctl=False):
     """Compiles one of the benchmark's C programs (warnings are errors)."""
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     exe = BUILD_DIR / name
@@ -262,6 +262,8 @@ def build_c(name, sources, extra=(), ust=False):
     cmd += list(extra)
     if ust:
         cmd += pkg_config("--cflags", "--libs", "lttng-ust") + ["-ldl"]
+    if ctl:
+        cmd += pkg_config("--cflags", "--libs", "lttng-ctl")
     cmd += ["-lpthread"]
     run(cmd)
     return exe
@@ -274,6 +276,8 @@ def build_programs():
         "reap": build_c("bench-reap", ["reap.c"]),
         "wrap": build_c("bench-rusage-wrap", ["rusage-wrap.c"], [f'-DRSS_DIR="{RSS_DIR}"']),
         "loadgen": build_c("bench-loadgen", ["loadgen.c"], ust=True),
+        "floor": build_c("bench-snapshot-floor", ["snapshot-floor.c"], ctl=True),
+        "socket_cat": build_c("bench-socket-cat", ["socket-cat.c"]),
     }
 
 

@@ -35,15 +35,17 @@ use super::target::{self, Daemon};
 use super::{
     ActionKind, ActionOutcome, ActionPhase, CrashInfo, FireError, FireOptions, FireReport,
 };
-use crate::identity::{run_json, Identity};
+use crate::identity::{run_as, Identity};
+use crate::workers::Workers;
 use lttng_ctl::session::{list_sessions, Session};
 use lttng_ctl::snapshot::{SnapshotDestination, SnapshotLocation, SnapshotOutput};
 use lttng_ctl::trigger::caller_uid;
 use lttng_ctl::{Error, ErrorCode, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// An LTTng error as the report carries it.
 pub fn fire_error(err: &Error) -> FireError {
@@ -75,8 +77,140 @@ struct ForeignPass {
     errors: Vec<FireError>,
 }
 
+/// The work of one child (see the module documentation), as data, so that
+/// a resident child (`workers`) can be given it as well as a forked one.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Work {
+    /// The first pass in a daemon: [`DaemonPass`]. Acting as a user (a
+    /// per-user daemon), the run directory is checked first.
+    Daemon {
+        acting_uid: u32,
+        name: String,
+        extra_sessions: Vec<String>,
+        fallback: bool,
+        phase: ActionPhase,
+    },
+    /// The triggers of another owner in the root daemon, as that owner:
+    /// [`ForeignPass`].
+    Owner {
+        triggers: Vec<CoreDumpTrigger>,
+        name: String,
+        phase: ActionPhase,
+        /// How the errors say whose rights were used.
+        acting_as: String,
+    },
+}
+
+impl Work {
+    /// Runs the work in this (child) process, which is `identity` (none:
+    /// the caller); returns its JSON answer.
+    pub(crate) fn run(&self, identity: Option<&Identity>) -> Vec<u8> {
+        let answer = match self {
+            Work::Daemon {
+                acting_uid,
+                name,
+                extra_sessions,
+                fallback,
+                phase,
+            } => serde_json::to_vec(&daemon_pass(
+                identity,
+                *acting_uid,
+                name,
+                extra_sessions,
+                *fallback,
+                *phase,
+            )),
+            Work::Owner {
+                triggers,
+                name,
+                phase,
+                acting_as,
+            } => {
+                let (mut outcomes, errors) =
+                    run_triggers(triggers, name, &mut HashSet::new(), *phase);
+                // The daemon's refusal alone ("Permission denied") would
+                // not say whose rights were used.
+                for error in outcomes.iter_mut().filter_map(|o| o.error.as_mut()) {
+                    error.message = format!("{} ({acting_as})", error.message);
+                }
+                serde_json::to_vec(&ForeignPass { outcomes, errors })
+            }
+        };
+        answer.unwrap_or_default()
+    }
+}
+
+/// How a fire runs its children's work.
+#[derive(Clone, Copy)]
+pub(crate) enum Isolation<'a> {
+    /// A child forked for each piece of work (`identity::run_as`).
+    Fork,
+    /// The resident children of a long-running caller.
+    Resident(&'a Workers),
+}
+
+impl Isolation<'_> {
+    fn run_json<T: DeserializeOwned>(
+        self,
+        deadline: Duration,
+        identity: Option<&Identity>,
+        work: &Work,
+    ) -> Result<T> {
+        let bytes = match self {
+            Isolation::Fork => run_as(deadline, identity, || work.run(identity))?,
+            Isolation::Resident(workers) => workers.run(deadline, identity, work)?,
+        };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::with_message(
+                ErrorCode::Fatal,
+                format!("unreadable answer from the isolated child: {e}"),
+                "reading what an isolated child sent back",
+            )
+        })
+    }
+}
+
+/// The first pass, in the child: the run directory of a per-user daemon
+/// checked (as its user) before anything is asked, then [`first_pass`].
+fn daemon_pass(
+    identity: Option<&Identity>,
+    acting_uid: u32,
+    name: &str,
+    extra_sessions: &[String],
+    fallback: bool,
+    phase: ActionPhase,
+) -> DaemonPass {
+    if let Some(identity) = identity {
+        match target::check_own_run_dir(identity) {
+            Ok(true) => {}
+            Ok(false) => {
+                return DaemonPass {
+                    absent: true,
+                    ..DaemonPass::default()
+                }
+            }
+            Err(err) => {
+                return DaemonPass {
+                    errors: vec![fire_error(&err)],
+                    ..DaemonPass::default()
+                }
+            }
+        }
+    }
+    first_pass(acting_uid, name, extra_sessions, fallback, phase)
+}
+
 /// Fires OnAnyCoreDump (see the module documentation).
 pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
+    fire_with(crash, options, Isolation::Fork)
+}
+
+/// [`fire`], its children's work run as `isolation` says.
+pub(crate) fn fire_with(
+    crash: &CrashInfo,
+    options: &FireOptions,
+    isolation: Isolation<'_>,
+) -> FireReport {
     let started = Instant::now();
     let left = || options.deadline.checked_sub(started.elapsed());
     let mut report = FireReport::default();
@@ -98,32 +232,14 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
         return report;
     };
     let per_user = matches!(daemon, Daemon::PerUser(_));
-    let pass = run_json(deadline, daemon.identity(), || {
-        if let Some(identity) = daemon.identity() {
-            match target::check_own_run_dir(identity) {
-                Ok(true) => {}
-                Ok(false) => {
-                    return DaemonPass {
-                        absent: true,
-                        ..DaemonPass::default()
-                    }
-                }
-                Err(err) => {
-                    return DaemonPass {
-                        errors: vec![fire_error(&err)],
-                        ..DaemonPass::default()
-                    }
-                }
-            }
-        }
-        first_pass(
-            acting_uid,
-            &name,
-            &options.extra_sessions,
-            options.fallback_to_active_snapshot_sessions,
-            options.phase,
-        )
-    });
+    let work = Work::Daemon {
+        acting_uid,
+        name: name.clone(),
+        extra_sessions: options.extra_sessions.clone(),
+        fallback: options.fallback_to_active_snapshot_sessions,
+        phase: options.phase,
+    };
+    let pass: Result<DaemonPass> = isolation.run_json(deadline, daemon.identity(), &work);
     let foreign = match pass {
         Ok(pass) if pass.absent => {
             report.daemon_absent = true;
@@ -216,16 +332,13 @@ pub fn fire(crash: &CrashInfo, options: &FireOptions) -> FireReport {
                     "acting as {} (uid {owner}), the trigger's owner",
                     identity.user_name()
                 );
-                run_json(deadline, Some(&identity), || {
-                    let (mut outcomes, errors) =
-                        run_triggers(&triggers, &name, &mut HashSet::new(), options.phase);
-                    // The daemon's refusal alone ("Permission denied") would
-                    // not say whose rights were used.
-                    for error in outcomes.iter_mut().filter_map(|o| o.error.as_mut()) {
-                        error.message = format!("{} ({acting_as})", error.message);
-                    }
-                    ForeignPass { outcomes, errors }
-                })
+                let work = Work::Owner {
+                    triggers: triggers.clone(),
+                    name: name.clone(),
+                    phase: options.phase,
+                    acting_as,
+                };
+                isolation.run_json::<ForeignPass>(deadline, Some(&identity), &work)
             }),
         };
         match result {

@@ -206,29 +206,46 @@ pub fn run_as(
     let Some(id) = identity else {
         return lttng_ctl::isolate::run_isolated(deadline, work);
     };
-    // Everything the child needs is prepared here: allocating or looking up
-    // users after fork() in a multi-threaded process is best avoided.
-    let lttng_home = id
-        .lttng_home
-        .clone()
-        .or_else(|| id.per_user_daemon.then(|| id.home.clone()))
-        .map(|dir| CString::new(dir.into_os_string().into_vec()))
-        .transpose()
-        .map_err(|_| {
-            Error::with_message(
-                ErrorCode::Invalid,
-                "LTTNG_HOME has a NUL byte",
-                "isolating work",
-            )
-        })?;
-    let who = format!(" as user {} (uid {})", id.user_name, id.uid);
-    let context = format!("acting as user {} (uid {})", id.user_name, id.uid);
-    run_isolated_after(
-        deadline,
-        &who,
-        || take_identity(id, lttng_home.as_deref(), &context),
-        work,
-    )
+    let prepared = Prepared::of(id)?;
+    run_isolated_after(deadline, &prepared.who, || prepared.take(id), work)
+}
+
+/// What a child needs to become an identity, prepared before the fork:
+/// allocating or looking up users after fork() in a multi-threaded process
+/// is best avoided.
+pub(crate) struct Prepared {
+    lttng_home: Option<CString>,
+    /// `" as user NAME (uid UID)"`, for errors' context.
+    pub(crate) who: String,
+    context: String,
+}
+
+impl Prepared {
+    pub(crate) fn of(id: &Identity) -> Result<Prepared> {
+        let lttng_home = id
+            .lttng_home
+            .clone()
+            .or_else(|| id.per_user_daemon.then(|| id.home.clone()))
+            .map(|dir| CString::new(dir.into_os_string().into_vec()))
+            .transpose()
+            .map_err(|_| {
+                Error::with_message(
+                    ErrorCode::Invalid,
+                    "LTTNG_HOME has a NUL byte",
+                    "isolating work",
+                )
+            })?;
+        Ok(Prepared {
+            lttng_home,
+            who: format!(" as user {} (uid {})", id.user_name, id.uid),
+            context: format!("acting as user {} (uid {})", id.user_name, id.uid),
+        })
+    }
+
+    /// In the child: becomes `id` for good (see `take_identity`).
+    pub(crate) fn take(&self, id: &Identity) -> Result<()> {
+        take_identity(id, self.lttng_home.as_deref(), &self.context)
+    }
 }
 
 /// Runs `work` as [`run_as`] does and brings back the value it returns,
@@ -299,6 +316,14 @@ fn take_identity(id: &Identity, lttng_home: Option<&CStr>, context: &str) -> Res
                 "root privileges could be regained after dropping them",
                 context,
             ));
+        }
+        // Not dumpable, whatever fs.suid_dumpable says: the user whose
+        // identity this is cannot ptrace it or read its memory (a resident
+        // child hears of other users' crashes), and a crash of it makes no
+        // core (none for the crash service to handle about itself).
+        // SAFETY: prctl only changes this process's dumpable flag.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            return Err(denied("prctl(PR_SET_DUMPABLE, 0)"));
         }
     }
     if let Some(home) = lttng_home {

@@ -17,6 +17,9 @@ mod fire;
 pub mod identity;
 pub mod snapshot_name;
 pub mod target;
+pub mod workers;
+
+pub use workers::Workers;
 
 pub use encoding::{list_triggers, set_trigger, unset_trigger, CoreDumpTrigger, SetOutcome};
 
@@ -77,7 +80,7 @@ pub struct FireOptions {
 /// makes the session daemon talk to every application of the session,
 /// including the crashing one, which cannot answer while it is held: the
 /// daemon would wait its app-socket-timeout (5 s by default) for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ActionPhase {
     /// Snapshots, then stops (what `lttng_trigger()` does).
     #[default]
@@ -164,4 +167,16 @@ pub struct FireReport {
 /// fallback sessions, synchronously, within `options.deadline`.
 pub fn fire_on_any_core_dump(crash: &CrashInfo, options: &FireOptions) -> FireReport {
     fire::fire(crash, options)
+}
+
+/// [`fire_on_any_core_dump`], with the session daemons talked to by the
+/// resident children of `workers` instead of a child forked for each: what
+/// a long-running caller (the crash service) does, so that a crash does not
+/// pay a fork, a change of identity and a reap.
+pub fn fire_on_any_core_dump_with(
+    crash: &CrashInfo,
+    options: &FireOptions,
+    workers: &Workers,
+) -> FireReport {
+    fire::fire_with(crash, options, fire::Isolation::Resident(workers))
 }

@@ -34,12 +34,13 @@ use crate::snapshot::{self, DaemonFire, SnapshotPlan};
 use crate::snapshot_budget;
 use crate::space::SpacePolicy;
 use crate::syslog::{iso8601_utc, Log};
-use lttng_coredump_engine::CrashInfo;
+use lttng_coredump_engine::{CrashInfo, Workers};
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Arc;
 
 /// How the handling ended, for the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +67,7 @@ pub fn handle_then_release(
     log: &mut Log,
 ) -> Verdict {
     let args = read_arguments(raw_args, log);
-    handle_crash(args, core, release_core, || None, log)
+    handle_crash(args, None, core, release_core, || None, log)
 }
 
 /// One crash, whichever way it came (the pipe handler's command line, or
@@ -75,9 +76,12 @@ pub fn handle_then_release(
 /// process once the core is read (or was never wanted: on the socket, the
 /// kernel is then told to dump nothing), and `after_release` says what the
 /// transport learns only then (the signal, from the process's exit).
+/// `workers`: the crash service's resident children for the session
+/// daemons (the pipe handler forks one per daemon).
 /// Each step below is one item of the list at the top of this module.
 pub fn handle_crash(
     mut args: KernelArgs,
+    workers: Option<Arc<Workers>>,
     core: &mut impl Read,
     release_core: impl FnOnce() -> std::io::Result<()>,
     after_release: impl FnOnce() -> Option<i32>,
@@ -101,6 +105,7 @@ pub fn handle_crash(
         extra_sessions: config.snapshot_sessions.clone(),
         fallback_to_active_snapshot_sessions: config.snapshot_active_sessions,
         user_daemon: config.snapshot_user_daemon,
+        workers,
     };
     let dir = open_core_dir(&config, log);
     let mut stages = record::Stages::default();

@@ -34,6 +34,12 @@
 //! writes root-owned cores, fires in the root session daemon and in each
 //! user's own, and rewrites `core_pattern`. It marks itself not dumpable,
 //! so that a crash of its own never waits on itself.
+//!
+//! It talks to the session daemons through resident children kept from
+//! one crash to the next, one per identity (engine `workers`), instead of
+//! a child forked per daemon per crash: a fork, a change of identity and a
+//! reap cost 1 to 3 ms, more as the service's memory grows. After each
+//! crash it gives back to the system what it freed (`malloc_trim`).
 
 use crate::handle;
 use crate::install::{self, Backup, KernelFiles};
@@ -44,6 +50,7 @@ use coredump_socket::{
     self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
     PIDFD_INFO_COREDUMP,
 };
+use lttng_coredump_engine::Workers;
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -78,6 +85,13 @@ const CORE_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a released process may take to exit before its signal is
 /// left unknown.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the service waits for its first resident child to be ready.
+const WARM_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often, with no connection, idle resident children are let go.
+const TIDY_INTERVAL: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 10,
+    tv_nsec: 0,
+};
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -95,6 +109,13 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     // A crash of the service itself must not be sent to the service.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("cannot mark the service not dumpable")?;
+    // Freed compressor memory goes back to the system, not into the arena
+    // of whichever thread compressed.
+    if !coredump_socket::limit_retained_memory() {
+        Log::default()
+            .with_stderr()
+            .warning("cannot set the allocator's thresholds: freed memory may be kept");
+    }
     let listener = bind(&options.socket)?;
     let (wake_read, wake_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .context("cannot create a pipe")?;
@@ -119,15 +140,26 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
         options.workers.max(1)
     ));
 
+    // The children that talk to the session daemons, kept from one crash
+    // to the next (engine `workers`); the root one is forked now, while the
+    // service is small and before the first crash needs it.
+    let residents = Arc::new(Workers::new());
+    if let Err(err) = residents.warm(WARM_TIMEOUT) {
+        log.warning(format!(
+            "cannot start the child that talks to the root session daemon: {err} (each crash \
+             will try again)"
+        ));
+    }
     let (sender, receiver) = sync_channel::<UnixStream>(options.workers);
     let receiver = Arc::new(Mutex::new(receiver));
     let workers: Vec<_> = (0..options.workers.max(1))
         .map(|n| {
             let receiver = receiver.clone();
             let config = options.config.clone();
+            let residents = residents.clone();
             std::thread::Builder::new()
                 .name(format!("crash-{n}"))
-                .spawn(move || work(&receiver, config.as_deref()))
+                .spawn(move || work(&receiver, config.as_deref(), &residents))
                 .context("cannot start a worker thread")
         })
         .collect::<Result<_, _>>()?;
@@ -137,7 +169,11 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
             rustix::event::PollFd::new(&listener, rustix::event::PollFlags::IN),
             rustix::event::PollFd::new(&wake_read, rustix::event::PollFlags::IN),
         ];
-        match rustix::event::poll(&mut fds, None) {
+        match rustix::event::poll(&mut fds, Some(&TIDY_INTERVAL)) {
+            Ok(0) => {
+                residents.tidy();
+                continue;
+            }
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(err) => {
@@ -314,7 +350,7 @@ fn give_back_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
 }
 
 /// A worker: handles connections until the service stops.
-fn work(receiver: &Mutex<Receiver<UnixStream>>, config: Option<&Path>) {
+fn work(receiver: &Mutex<Receiver<UnixStream>>, config: Option<&Path>, workers: &Arc<Workers>) {
     loop {
         let next = match receiver.lock() {
             Ok(receiver) => receiver.recv(),
@@ -324,13 +360,16 @@ fn work(receiver: &Mutex<Receiver<UnixStream>>, config: Option<&Path>) {
             return;
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle_connection(stream, config)
+            handle_connection(stream, config, workers.clone())
         }));
         if outcome.is_err() {
             Log::default()
                 .with_stderr()
                 .error("handling a connection panicked; the service goes on");
         }
+        // What the crash freed (above all a compressor's memory) goes back
+        // to the system instead of staying in this thread's arena.
+        coredump_socket::release_free_memory();
     }
 }
 
@@ -345,7 +384,7 @@ enum Protocol {
 
 /// One connection: a crash from the kernel, or a client that gets the
 /// greeting and nothing else.
-fn handle_connection(mut stream: UnixStream, config: Option<&Path>) {
+fn handle_connection(mut stream: UnixStream, config: Option<&Path>, workers: Arc<Workers>) {
     let crash = peer_crash(&stream);
     let (pidfd, crash) = match crash {
         Ok(found) => found,
@@ -411,7 +450,14 @@ fn handle_connection(mut stream: UnixStream, config: Option<&Path>) {
     // Let go, the process exits at once; its wait status has the signal
     // (which Linux tells before then only from 6.19).
     let signal_from_exit = || coredump_socket::exit_signal(pidfd.as_fd(), EXIT_TIMEOUT);
-    handle::handle_crash(args, &mut core, release, signal_from_exit, &mut log);
+    handle::handle_crash(
+        args,
+        Some(workers),
+        &mut core,
+        release,
+        signal_from_exit,
+        &mut log,
+    );
 }
 
 /// The peer's pidfd and crash, or why the peer is not a crash.

@@ -13,9 +13,11 @@
 //! may be a symbolic link, or on a file system that never answers). A user
 //! without a daemon costs that child, and leaves no trace in the record.
 
+use lttng_coredump_engine::Workers;
 use lttng_coredump_engine::{
     self as engine, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A second daemon is not tried with less time than this left.
@@ -41,6 +43,9 @@ pub struct SnapshotPlan {
     pub extra_sessions: Vec<String>,
     pub fallback_to_active_snapshot_sessions: bool,
     pub user_daemon: bool,
+    /// The crash service's resident children, which talk to the daemons
+    /// (`None`: a child forked for each daemon, as the pipe handler does).
+    pub workers: Option<Arc<Workers>>,
 }
 
 /// Records the snapshots (every snapshot action, the configured sessions,
@@ -128,10 +133,14 @@ fn fire(
     // No thread of our own to time it out: the engine already forks a
     // child per daemon conversation and kills it at the deadline, and a
     // thread left behind could not be stopped anyway.
+    let report = match &plan.workers {
+        Some(workers) => engine::fire_on_any_core_dump_with(crash, &options, workers),
+        None => engine::fire_on_any_core_dump(crash, &options),
+    };
     DaemonFire {
         daemon,
         target: Some(target),
-        report: Some(engine::fire_on_any_core_dump(crash, &options)),
+        report: Some(report),
         error: None,
     }
 }
@@ -156,6 +165,7 @@ mod tests {
             extra_sessions: vec!["handler-unit-no-such-session".into()],
             fallback_to_active_snapshot_sessions: false,
             user_daemon: true,
+            workers: None,
         };
         let started = Instant::now();
         let fires = record_snapshots(&crash, Some(0), &plan);

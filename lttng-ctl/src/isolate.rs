@@ -57,17 +57,17 @@ pub const MAX_OUTPUT: usize = 16 << 20;
 pub const REAP_GRACE: Duration = Duration::from_millis(500);
 
 /// The descriptor the child keeps its result pipe on.
-const CHILD_RESULT_FD: c_int = 3;
+pub(crate) const CHILD_RESULT_FD: c_int = 3;
 
 /// What the child sends back: a tag, then a length-prefixed body, so that a
 /// child killed halfway through is told apart from one that finished.
-const TAG_DONE: u8 = 0;
+pub(crate) const TAG_DONE: u8 = 0;
 /// The tag and the length before the body.
-const HEADER_LEN: usize = 9;
-const TAG_SETUP_FAILED: u8 = 1;
-const TAG_PANICKED: u8 = 2;
+pub(crate) const HEADER_LEN: usize = 9;
+pub(crate) const TAG_SETUP_FAILED: u8 = 1;
+pub(crate) const TAG_PANICKED: u8 = 2;
 
-fn encode(tag: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn encode(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.push(tag);
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
@@ -75,7 +75,7 @@ fn encode(tag: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<(u8, &[u8])> {
+pub(crate) fn decode(bytes: &[u8]) -> Option<(u8, &[u8])> {
     let (&tag, rest) = bytes.split_first()?;
     let len = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?) as usize;
     let body = rest.get(8..)?;
@@ -83,7 +83,7 @@ fn decode(bytes: &[u8]) -> Option<(u8, &[u8])> {
 }
 
 /// A setup error crosses the pipe as: code (u32 LE), message, NUL, context.
-fn encode_error(err: &Error) -> Vec<u8> {
+pub(crate) fn encode_error(err: &Error) -> Vec<u8> {
     let mut body = err.raw_code().to_le_bytes().to_vec();
     body.extend_from_slice(err.message().as_bytes());
     body.push(0);
@@ -91,7 +91,7 @@ fn encode_error(err: &Error) -> Vec<u8> {
     body
 }
 
-fn decode_error(body: &[u8]) -> Option<Error> {
+pub(crate) fn decode_error(body: &[u8]) -> Option<Error> {
     let code = u32::from_le_bytes(body.get(..4)?.try_into().ok()?);
     let text = body.get(4..)?;
     let nul = text.iter().position(|&b| b == 0)?;
@@ -102,7 +102,7 @@ fn decode_error(body: &[u8]) -> Option<Error> {
     ))
 }
 
-fn os_error(context: impl Into<String>) -> Error {
+pub(crate) fn os_error(context: impl Into<String>) -> Error {
     let err = std::io::Error::last_os_error();
     Error::with_message(ErrorCode::Fatal, err.to_string(), context)
 }
@@ -198,9 +198,12 @@ fn child_main(
         // the parent's atexit handlers.
         None => unsafe { libc::_exit(1) },
     };
-    // A panic is reported through the pipe; the default hook would print on
-    // a stderr whose lock a vanished thread may hold.
-    std::panic::set_hook(Box::new(|_| {}));
+    // A panic is reported through the pipe. No panic hook of the child's
+    // own: setting one takes the hook's lock, which a thread of the parent
+    // that was panicking at the fork holds forever here (the child then
+    // hung until its deadline). The default hook prints on stderr, which is
+    // /dev/null (its lock could be held by a vanished thread too, but only
+    // a panic of the child, itself a bug, would then wait for it).
     let outcome = catch_unwind(AssertUnwindSafe(|| match setup() {
         Ok(()) => encode(TAG_DONE, &work()),
         Err(err) => encode(TAG_SETUP_FAILED, &encode_error(&err)),
@@ -228,7 +231,7 @@ fn child_main(
 /// result pipe on [`CHILD_RESULT_FD`], every other descriptor closed (see
 /// the module documentation). Only async-signal-safe calls: the child of a
 /// multi-threaded process.
-fn keep_only_result_pipe(write_end: OwnedFd, null: OwnedFd) -> Option<OwnedFd> {
+pub(crate) fn keep_only_result_pipe(write_end: OwnedFd, null: OwnedFd) -> Option<OwnedFd> {
     use std::os::fd::IntoRawFd;
     let (mut pipe, mut null) = (write_end.into_raw_fd(), null.into_raw_fd());
     // SAFETY: plain descriptor operations on descriptors this child owns;
@@ -366,7 +369,7 @@ fn collect(
 
 /// How a wait status reads; `None` when the child was reaped elsewhere
 /// (for example with SIGCHLD ignored by the host program).
-fn describe_status(status: Option<c_int>) -> String {
+pub(crate) fn describe_status(status: Option<c_int>) -> String {
     match status {
         None => "exit status unknown".into(),
         Some(s) if libc::WIFEXITED(s) => format!("exit status {}", libc::WEXITSTATUS(s)),
@@ -377,7 +380,7 @@ fn describe_status(status: Option<c_int>) -> String {
 
 /// Reaps a child that closed its end of the pipe (it is exiting); kills it
 /// if it is still there at the deadline.
-fn reap_before(pid: libc::pid_t, started: Instant, deadline: Duration) -> Option<c_int> {
+pub(crate) fn reap_before(pid: libc::pid_t, started: Instant, deadline: Duration) -> Option<c_int> {
     match reap_within(pid, started, deadline) {
         Reap::Status(status) => Some(status),
         Reap::Failed => None,
@@ -416,7 +419,7 @@ fn reap_within(pid: libc::pid_t, started: Instant, bound: Duration) -> Reap {
 }
 
 /// What an error adds when the child was left behind.
-fn left_behind_note(left_behind: bool, pid: libc::pid_t) -> String {
+pub(crate) fn left_behind_note(left_behind: bool, pid: libc::pid_t) -> String {
     if left_behind {
         format!(
             "; the child (pid {pid}) did not die within {} ms of SIGKILL (it waits in the kernel, as on a file system that does not answer) and was left behind, not waited for",
@@ -430,13 +433,47 @@ fn left_behind_note(left_behind: bool, pid: libc::pid_t) -> String {
 /// SIGKILLs the child and reaps it, waiting at most [`REAP_GRACE`] for it
 /// to die; `None` when it did not (it is left behind: see the module
 /// documentation) or was reaped elsewhere.
-fn kill_and_reap(pid: libc::pid_t) -> Option<c_int> {
+pub(crate) fn kill_and_reap(pid: libc::pid_t) -> Option<c_int> {
     // SAFETY: `pid` is our unreaped child, so it cannot have been reused.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     match reap_within(pid, Instant::now(), REAP_GRACE) {
         Reap::Status(status) => Some(status),
-        Reap::Failed | Reap::StillThere => None,
+        Reap::Failed => None,
+        Reap::StillThere => {
+            remember_left_behind(pid);
+            None
+        }
     }
+}
+
+/// Children SIGKILLed that had not died within [`REAP_GRACE`]: reaped by
+/// [`reap_left_behind`] once they do, so that a long-running caller does
+/// not keep their zombies.
+static LEFT_BEHIND: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+
+fn remember_left_behind(pid: libc::pid_t) {
+    LEFT_BEHIND
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(pid);
+}
+
+/// Reaps, without waiting, the children this module (or `resident`) had to
+/// leave behind and that have died since; returns how many are still
+/// there. A long-running caller (the crash service) calls it from time to
+/// time.
+pub fn reap_left_behind() -> usize {
+    let mut left = LEFT_BEHIND
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    left.retain(|&pid| {
+        let mut status = 0;
+        // SAFETY: valid out-pointer; `pid` is our unreaped child (or was
+        // reaped elsewhere: ECHILD, dropped from the list).
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        rc == 0
+    });
+    left.len()
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ mod handle;
 pub mod isolate;
 pub mod lock;
 mod name;
+pub mod resident;
 pub mod session;
 pub mod snapshot;
 pub mod trigger;
