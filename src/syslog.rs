@@ -2,6 +2,7 @@
 //! what it logged.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// A syslog socket the handler can be pointed at (`syslog_socket`), to read
 /// what it logged.
@@ -16,6 +17,23 @@ impl SyslogListener {
         let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
         socket.set_nonblocking(true).unwrap();
         SyslogListener { path, socket }
+    }
+
+    /// The messages received until one contains `last` (the message the
+    /// handler sends last in the case under test), waiting up to `within`
+    /// for it: the crashed process is reaped once its core is read, and the
+    /// handler logs its outcome and record after that, so a test that has
+    /// no record file to wait for waits here. Returns what came either way.
+    pub fn messages_until(&self, last: &str, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut messages = Vec::new();
+        loop {
+            messages.extend(self.messages());
+            if messages.iter().any(|m| m.contains(last)) || Instant::now() >= deadline {
+                return messages;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The messages received so far.

@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::process::Command;
+use std::time::Duration;
 use testsupport::core_file::*;
 use testsupport::crasher::*;
 use testsupport::handler::*;
@@ -44,12 +45,16 @@ fn a_read_only_filesystem_loses_only_our_copy_and_the_log_says_so() {
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);
+    // The record that cannot be written is logged last (a hang guard, not
+    // a deadline: the handler logs it right after the core is read).
+    let messages = syslog
+        .messages_until("cannot write the crash record", Duration::from_secs(60))
+        .join("\n");
     // The chained handler got the whole core.
     let copy = fs::read(&chained).unwrap();
     assert_eq!(elf_core_identity(&copy).pid, pid);
     assert!(elf_core_extent(&copy) <= copy.len() as u64);
     assert!(names_in(&cores).is_empty());
-    let messages = syslog.messages().join("\n");
     assert!(
         messages.contains(&format!(
             "core of process {pid} (crasher) not saved: cannot create a core file"
