@@ -138,6 +138,23 @@ pub fn crash_and_record(command: &mut Command, cores: &Path) -> (i32, serde_json
     (pid, wait_for_record(cores, pid).1)
 }
 
+/// The crashing user's copy of the record at `record` (`NAME.user.json`),
+/// once it exists: the handler publishes it just after root's record, which
+/// is what [`wait_for_record`] sees first. Waits up to 30 s (a hang guard).
+pub fn wait_for_user_copy(record: &Path) -> PathBuf {
+    let copy = record.with_extension("user.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !copy.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no user's copy {} of the record",
+            copy.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    copy
+}
+
 /// Waits for the crash record of `pid` in `dir` and parses it.
 pub fn wait_for_record(dir: &Path, pid: i32) -> (PathBuf, serde_json::Value) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -127,10 +127,20 @@ fn core_trace_ties_the_buffers_to_the_failed_session_and_trace_from_core_reads_t
     assert_eq!(ours["traces"][0]["session"], "rec", "{section:#}");
     assert!(record["stages"]["core_trace"]["ended_unix_us"].as_u64() > Some(0));
     // The user's copy says the same (it is their core and their session).
-    let copy_name = names_in(&lab.cores)
-        .into_iter()
-        .find(|n| n.contains(&format!(".{}.", crash.pid)) && n.ends_with(".user.json"))
-        .expect("the user's copy of the record");
+    // Published just after root's record: waited for (a hang guard).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let copy_name = loop {
+        let found = names_in(&lab.cores)
+            .into_iter()
+            .find(|n| n.contains(&format!(".{}.", crash.pid)) && n.ends_with(".user.json"));
+        match found {
+            Some(name) => break name,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            None => panic!("no user's copy of the record"),
+        }
+    };
     let copy: Value =
         serde_json::from_slice(&std::fs::read(lab.cores.join(copy_name)).unwrap()).unwrap();
     assert_eq!(

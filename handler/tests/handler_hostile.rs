@@ -111,7 +111,7 @@ fn a_users_core_is_readable_by_that_user_and_nobody_else() {
     let core_path = Path::new(record["core"]["path"].as_str().unwrap()).to_path_buf();
     // The user reads the core and their copy of the record; root's record
     // (it names whatever else the crash touched) stays root's.
-    let user_copy = record_path.with_extension("user.json");
+    let user_copy = testsupport::handler::wait_for_user_copy(&record_path);
     for path in [&core_path, &user_copy] {
         let metadata = fs::metadata(path).unwrap();
         assert_eq!((metadata.uid(), metadata.gid()), (0, 0));

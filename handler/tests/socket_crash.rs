@@ -269,7 +269,7 @@ fn an_unprivileged_users_crash_is_told_by_its_pidfd_and_its_core_readable_by_tha
     let core = PathBuf::from(record["core"]["path"].as_str().unwrap());
     // The user reads the core and their copy of the record; root's record
     // stays root's.
-    let user_copy = record_path.with_extension("user.json");
+    let user_copy = testsupport::handler::wait_for_user_copy(&record_path);
     for path in [&core, &user_copy] {
         assert_eq!(
             testsupport::access::acl_users(path),
