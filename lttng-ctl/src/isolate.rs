@@ -102,6 +102,19 @@ pub(crate) fn decode_error(body: &[u8]) -> Option<Error> {
     ))
 }
 
+/// `/dev/null`, opened before a fork for the child's 0, 1 and 2 (nothing
+/// is opened after fork in a multi-threaded process); `context` says for
+/// which child.
+pub(crate) fn open_dev_null(context: &str) -> Result<OwnedFd> {
+    // SAFETY: the path is NUL-terminated; the descriptor is owned once.
+    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if null < 0 {
+        return Err(os_error(context));
+    }
+    // SAFETY: open just returned this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(null) })
+}
+
 pub(crate) fn os_error(context: impl Into<String>) -> Error {
     let err = std::io::Error::last_os_error();
     Error::with_message(ErrorCode::Fatal, err.to_string(), context)
@@ -143,13 +156,7 @@ pub fn run_isolated_after(
     // SAFETY: pipe2 just created both descriptors; each is owned once.
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: the path is NUL-terminated; the descriptor is owned once.
-    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    if null < 0 {
-        return Err(os_error("opening /dev/null for an isolated child"));
-    }
-    // SAFETY: open just returned this descriptor.
-    let null = unsafe { OwnedFd::from_raw_fd(null) };
+    let null = open_dev_null("opening /dev/null for an isolated child")?;
     // SAFETY: getpid has no memory effects.
     let parent_pid = unsafe { libc::getpid() };
 

@@ -22,8 +22,8 @@
 use crate::error::{Error, ErrorCode, Result};
 use crate::isolate::{
     decode, decode_error, describe_status, encode, encode_error, keep_only_result_pipe,
-    kill_and_reap, left_behind_note, os_error, reap_before, CHILD_RESULT_FD, HEADER_LEN,
-    MAX_OUTPUT, TAG_DONE, TAG_PANICKED, TAG_SETUP_FAILED,
+    kill_and_reap, left_behind_note, open_dev_null, os_error, reap_before, CHILD_RESULT_FD,
+    HEADER_LEN, MAX_OUTPUT, TAG_DONE, TAG_PANICKED, TAG_SETUP_FAILED,
 };
 use crate::lock;
 use std::ffi::{c_int, CStr};
@@ -108,13 +108,7 @@ impl Resident {
                 "making the socket to a resident child non-blocking",
             ));
         }
-        // SAFETY: the path is NUL-terminated; the descriptor is owned once.
-        let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        if null < 0 {
-            return Err(os_error("opening /dev/null for a resident child"));
-        }
-        // SAFETY: open just returned this descriptor.
-        let null = unsafe { OwnedFd::from_raw_fd(null) };
+        let null = open_dev_null("opening /dev/null for a resident child")?;
         // SAFETY: getpid has no memory effects.
         let parent_pid = unsafe { libc::getpid() };
 
