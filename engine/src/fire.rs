@@ -65,7 +65,9 @@ struct DaemonPass {
     /// The acting identity's own triggers that carry a stop action, so that
     /// a snapshots-only fire can say how many stops it left for later.
     own_with_stops: Vec<CoreDumpTrigger>,
-    /// The per-user daemon's run directory has no daemon: nothing was asked.
+    /// No daemon runs there: the per-user daemon's run directory has no
+    /// client socket (nothing was asked), or nothing listens on the
+    /// daemon's client socket (`errors` says what liblttng-ctl answered).
     #[serde(default)]
     absent: bool,
 }
@@ -243,12 +245,14 @@ pub(crate) fn fire_with(
     let foreign = match pass {
         Ok(pass) if pass.absent => {
             report.daemon_absent = true;
+            let why = if pass.errors.is_empty() {
+                "has no client socket"
+            } else {
+                "has nothing listening on its client socket"
+            };
             report.errors.push(fire_error(&Error::with_message(
                 ErrorCode::NoSessionDaemon,
-                format!(
-                    "no session daemon runs there: {} has no client socket",
-                    daemon.describe()
-                ),
+                format!("no session daemon runs there: {} {why}", daemon.describe()),
                 "firing OnAnyCoreDump",
             )));
             return report;
@@ -438,11 +442,18 @@ fn first_pass(
     let mut pass = DaemonPass::default();
     let triggers = match encoding::list_triggers() {
         Ok(triggers) => triggers,
+        // Nothing listens on the daemon's client socket (there is none, or
+        // a daemon that is gone left it): no daemon runs there, which is
+        // not a failure of the fire (a machine with no root daemon is
+        // common). A daemon that does not answer is another case: the
+        // deadline.
+        Err(err) if err.code() == ErrorCode::NoSessionDaemon => {
+            pass.absent = true;
+            pass.errors.push(fire_error(&err));
+            return pass;
+        }
         Err(err) => {
             pass.errors.push(fire_error(&err));
-            if err.code() == ErrorCode::NoSessionDaemon {
-                return pass;
-            }
             Vec::new()
         }
     };

@@ -130,6 +130,20 @@ pub struct FireError {
     pub message: String,
 }
 
+/// The message with its LTTng code, `MESSAGE (LTTng error N)`; a message
+/// that already ends so (most do: it is how the `lttng-ctl` error prints)
+/// is not given the code twice.
+impl std::fmt::Display for FireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let suffix = format!("(LTTng error {})", self.code);
+        if self.message.ends_with(&suffix) {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{} {suffix}", self.message)
+        }
+    }
+}
+
 /// What was done for one action on one session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionOutcome {
@@ -154,10 +168,13 @@ pub struct FireReport {
     /// work only when this is not zero.
     #[serde(default)]
     pub deferred_stops: usize,
-    /// The target was a user's run directory with no session daemon in it
-    /// (no `.lttng`, or no client socket there): nothing was asked, and
-    /// `errors` says so. A caller that only tries a user's daemon in case
-    /// there is one (the core_pattern handler) leaves such a fire out.
+    /// No session daemon runs at the target: a user's run directory with
+    /// no client socket in it (no `.lttng`, or no socket there; nothing was
+    /// asked), or a client socket nothing listens on (liblttng-ctl's
+    /// `LTTNG_ERR_NO_SESSIOND`, e.g. no root daemon runs, or one that is
+    /// gone left its socket). `errors` says so. A caller that only tries a
+    /// daemon in case there is one (the core_pattern handler) leaves such a
+    /// fire out.
     #[serde(default)]
     pub daemon_absent: bool,
 }

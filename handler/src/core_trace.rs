@@ -80,7 +80,7 @@ fn failures(fires: &[DaemonFire]) -> Vec<Failure> {
             out.push(Failure {
                 daemon: fire.daemon.clone(),
                 session: None,
-                error: format!("{} (LTTng error {})", error.message, error.code),
+                error: error.to_string(),
                 owner_uid: None,
             });
         }
@@ -92,7 +92,7 @@ fn failures(fires: &[DaemonFire]) -> Vec<Failure> {
                 out.push(Failure {
                     daemon: fire.daemon.clone(),
                     session: Some(outcome.session.clone()),
-                    error: format!("{} (LTTng error {})", error.message, error.code),
+                    error: error.to_string(),
                     owner_uid: outcome.owner_uid,
                 });
             }

@@ -226,10 +226,7 @@ pub fn snapshot_entries(fires: &[DaemonFire]) -> Vec<SnapshotEntry> {
                 trigger: outcome.trigger_name.clone(),
                 action: format!("{:?}", outcome.action).to_lowercase(),
                 path: outcome.snapshot_path.clone(),
-                error: outcome
-                    .error
-                    .as_ref()
-                    .map(|e| format!("{} (LTTng error {})", e.message, e.code)),
+                error: outcome.error.as_ref().map(ToString::to_string),
             });
         }
     }
@@ -249,15 +246,15 @@ pub fn fire_errors(fires: &[DaemonFire]) -> Vec<String> {
         let Some(report) = &fire.report else { continue };
         for error in &report.errors {
             errors.push(format!(
-                "snapshot in the {} session daemon: {} (LTTng error {})",
-                fire.daemon, error.message, error.code
+                "snapshot in the {} session daemon: {error}",
+                fire.daemon
             ));
         }
         for outcome in &report.outcomes {
             if let Some(error) = &outcome.error {
                 errors.push(format!(
-                    "snapshot of session {:?} in the {} session daemon: {} (LTTng error {})",
-                    outcome.session, fire.daemon, error.message, error.code
+                    "snapshot of session {:?} in the {} session daemon: {error}",
+                    outcome.session, fire.daemon
                 ));
             }
         }

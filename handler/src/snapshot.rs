@@ -60,8 +60,15 @@ pub fn record_snapshots(
         .chain(user_daemon(uid, plan))
         .collect();
     let mut fires = fire_in(daemons, crash, plan, ActionPhase::Snapshots);
-    // A user who runs no daemon: nothing to say.
-    fires.retain(|fire| !fire.report.as_ref().is_some_and(|r| r.daemon_absent));
+    // No daemon runs there (a user who runs none, a machine with no root
+    // daemon): nothing to say, unless the configuration names sessions to
+    // snapshot in the root daemon, which could not be.
+    fires.retain(|fire| {
+        let absent = fire.report.as_ref().is_some_and(|r| r.daemon_absent);
+        !absent
+            || (matches!(fire.target, Some(DaemonTarget::Default))
+                && !plan.extra_sessions.is_empty())
+    });
     fires
 }
 

@@ -83,7 +83,11 @@ fn core_trace_ties_the_buffers_to_the_failed_session_and_trace_from_core_reads_t
         "{:#}",
         first.record
     );
-    assert_eq!(first.record["core_trace"]["only_in_core"], false);
+    assert_eq!(
+        first.record["core_trace"]["only_in_core"], false,
+        "{:#}",
+        first.record
+    );
     // Then the consumer daemon is killed before the next crash, which
     // emits 9 more events after that.
     let failing = Scenario {

@@ -1,19 +1,23 @@
-//! `lttng-coredump demo` on a machine where no session daemon runs, the new
-//! user's case: the demo starts a root session daemon, must stop it (and
-//! only it) at the end, exit 0 (its clean-up once overflowed the stack
-//! there), and leave nothing behind but the core, its record and the
-//! snapshot.
+//! A machine where no session daemon runs, the new user's case:
+//! - `lttng-coredump demo` starts a root session daemon, must stop it (and
+//!   only it) at the end, exit 0 (its clean-up once overflowed the stack
+//!   there), and leave nothing behind but the core, its record and the
+//!   snapshot;
+//! - a crash there is no failure: its record has no error, unless the
+//!   configuration names sessions to snapshot, which could not be.
 //!
 //! The root session daemon is shared by the suite: this test waits until
 //! no other test uses it (they hold it shared, through `ensure_sessiond`)
 //! nor core_pattern, stops it, and starts it again when done, also when it
 //! fails.
 
+use std::process::Command;
 use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit};
 use testsupport::demo::run_demo;
+use testsupport::handler::{config_for, crash_and_record, handler_line, short_handler_copy};
 use testsupport::process::{process_id, processes, ProcessId};
 use testsupport::sessiond::root_sessiond_alive;
-use testsupport::{handler_binary, RootSessiondStopped};
+use testsupport::{handler_binary, RootSessiondStopped, TempDir};
 
 /// The processes of an LTTng session daemon: itself, its consumer daemons
 /// and its run-as helper. (Not `lttng-coredump`: other worktrees' handlers,
@@ -94,4 +98,62 @@ fn without_a_session_daemon_the_demo_starts_one_stops_it_and_leaves_nothing_behi
         root_sessiond_alive(),
         "the root session daemon did not come back"
     );
+}
+
+/// A shell that prints `ready PID` and crashes (no LTTng in it).
+fn crashing_shell() -> Command {
+    let mut shell = Command::new("/bin/sh");
+    shell.args(["-c", "echo ready $$; ulimit -c unlimited; kill -s SEGV $$"]);
+    shell
+}
+
+#[test]
+fn without_a_root_session_daemon_a_crash_records_no_error_unless_sessions_are_configured() {
+    let stopped = RootSessiondStopped::acquire();
+    assert!(!root_sessiond_alive(), "the root session daemon still runs");
+    let dir = TempDir::new("lcdh-nodaemon");
+    let cores = dir.path().join("cores");
+    let (binary, config) = short_handler_copy(handler_binary!(), &config_for(&cores, ""));
+    let guard = stopped.core_pattern();
+    guard.set_pipe_limit(16);
+    guard.set(&handler_line(&binary, &config));
+
+    // Nothing asked for a snapshot, and no daemon runs: nothing to say.
+    let (_, record) = crash_and_record(&mut crashing_shell(), &cores);
+    assert_eq!(record["core"]["saved"], true, "{record:#}");
+    assert_eq!(record["errors"], serde_json::json!([]), "{record:#}");
+    assert_eq!(record["fires"], serde_json::json!([]), "{record:#}");
+    assert_eq!(record["snapshots"], serde_json::json!([]), "{record:#}");
+
+    // A session the configuration names could not be snapshotted: said
+    // once, with LTTng's code once.
+    std::fs::write(
+        &config,
+        config_for(&cores, "snapshot_sessions = [\"lcdh-nodaemon\"]"),
+    )
+    .unwrap();
+    let (_, record) = crash_and_record(&mut crashing_shell(), &cores);
+    assert_eq!(record["core"]["saved"], true, "{record:#}");
+    let errors: Vec<&str> = record["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("snapshot in the root session daemon:")
+                && e.contains("no session daemon runs there")),
+        "{record:#}"
+    );
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.matches("(LTTng error").count() <= 1),
+        "{errors:#?}"
+    );
+    drop(stopped);
+    let _ = std::fs::remove_file(&binary);
+    let _ = std::fs::remove_file(&config);
 }
