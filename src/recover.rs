@@ -6,11 +6,15 @@
 //! snapshot taken before the failure.
 //!
 //! The shared root session daemon is never touched, and the crasher cannot
-//! see it (see [`Lab::spawn_crasher`]).
+//! see it (see [`Lab::spawn_crasher`]). It runs, though, for as long as the
+//! lab lives ([`ensure_sessiond`]): the handler fires in it on every crash,
+//! and a socket a killed root daemon left would make that fire fail, which
+//! the record's `core_trace` counts as a failed snapshot.
 
 use crate::crasher::{crasher_path, parse_ready, REGISTER_TIMEOUT_MS};
 use crate::handler::{config_for, wait_for_record, InstalledHandler, CRASH_TIMEOUT};
 use crate::process::{children_of, signal};
+use crate::sessiond::{ensure_sessiond, RootSessiondUse};
 use crate::sessions::snapshot_dirs;
 use crate::temp::{unique_name, TempDir};
 use crate::users::TestUser;
@@ -108,12 +112,14 @@ pub struct Lab {
     pub cores: PathBuf,
     pub handler: Option<InstalledHandler>,
     _dir: TempDir,
+    _root_sessiond: RootSessiondUse,
 }
 
 impl Lab {
     /// Sets up the user, daemon and session of `s`, and installs `handler`
     /// (the binary cargo built: `handler_binary!()`).
     pub fn new(handler: &Path, s: &Scenario) -> Lab {
+        let root_sessiond = ensure_sessiond();
         let dir = TempDir::new("lcd-recover");
         let cores = dir.path().join("cores");
         let mut user = TestUser::create(s.user, false);
@@ -173,6 +179,7 @@ impl Lab {
             cores,
             handler: Some(handler),
             _dir: dir,
+            _root_sessiond: root_sessiond,
         }
     }
 

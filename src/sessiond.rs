@@ -128,7 +128,8 @@ fn exclusive_root_sessiond_and_core_pattern() -> (FileLock, CorePatternGuard) {
 
 /// Stops the root session daemon named by its pid file, and waits until it
 /// and every process it started (its consumer daemons and run-as helpers)
-/// are gone: SIGTERM, then SIGKILL after 30 s.
+/// are gone: SIGTERM, then SIGKILL after 30 s. Its client socket is gone
+/// too.
 fn stop_root_sessiond() {
     let pid_file = Path::new(ROOT_RUN_DIR).join("lttng-sessiond.pid");
     let pid = match std::fs::read_to_string(&pid_file) {
@@ -160,6 +161,14 @@ fn stop_root_sessiond() {
         !root_sessiond_alive(),
         "a root session daemon still answers on {ROOT_SESSIOND_SOCKET} after its stop"
     );
+    // A daemon stopped cleanly removes its socket; one killed (here, or
+    // before the suite) leaves it. No daemon runs: the machine is left as
+    // one where none was started.
+    match std::fs::remove_file(ROOT_SESSIOND_SOCKET) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => panic!("removing the stale {ROOT_SESSIOND_SOCKET}: {e}"),
+    }
 }
 
 /// Waits until none of `processes` runs (same pid and start time).

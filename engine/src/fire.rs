@@ -66,8 +66,8 @@ struct DaemonPass {
     /// a snapshots-only fire can say how many stops it left for later.
     own_with_stops: Vec<CoreDumpTrigger>,
     /// No daemon runs there: the per-user daemon's run directory has no
-    /// client socket (nothing was asked), or nothing listens on the
-    /// daemon's client socket (`errors` says what liblttng-ctl answered).
+    /// client socket (nothing was asked), or, acting as root, the root
+    /// daemon's client socket does not exist.
     #[serde(default)]
     absent: bool,
 }
@@ -245,14 +245,12 @@ pub(crate) fn fire_with(
     let foreign = match pass {
         Ok(pass) if pass.absent => {
             report.daemon_absent = true;
-            let why = if pass.errors.is_empty() {
-                "has no client socket"
-            } else {
-                "has nothing listening on its client socket"
-            };
             report.errors.push(fire_error(&Error::with_message(
                 ErrorCode::NoSessionDaemon,
-                format!("no session daemon runs there: {} {why}", daemon.describe()),
+                format!(
+                    "no session daemon runs there: {} has no client socket",
+                    daemon.describe()
+                ),
                 "firing OnAnyCoreDump",
             )));
             return report;
@@ -442,14 +440,17 @@ fn first_pass(
     let mut pass = DaemonPass::default();
     let triggers = match encoding::list_triggers() {
         Ok(triggers) => triggers,
-        // Nothing listens on the daemon's client socket (there is none, or
-        // a daemon that is gone left it): no daemon runs there, which is
-        // not a failure of the fire (a machine with no root daemon is
-        // common). A daemon that does not answer is another case: the
-        // deadline.
         Err(err) if err.code() == ErrorCode::NoSessionDaemon => {
-            pass.absent = true;
-            pass.errors.push(fire_error(&err));
+            // Root, with no root daemon's client socket at all: no daemon
+            // runs (a machine where none was started, or one stopped
+            // cleanly, which removes its socket); that is no failure of
+            // the fire. A socket nobody listens on is a daemon that died:
+            // an error, as is a per-user daemon's (whose run directory,
+            // checked before, has a socket).
+            pass.absent = acting_uid == 0 && !root_client_socket_exists();
+            if !pass.absent {
+                pass.errors.push(fire_error(&err));
+            }
             return pass;
         }
         Err(err) => {
@@ -494,6 +495,12 @@ fn first_pass(
         }
     }
     pass
+}
+
+/// Whether the root session daemon's client socket exists (a path of
+/// root's: nothing a user controls).
+fn root_client_socket_exists() -> bool {
+    std::fs::symlink_metadata(lttng_ctl::daemon::ROOT_CLIENT_SOCKET).is_ok()
 }
 
 /// Runs the actions of `triggers` in this process: every snapshot first

@@ -168,13 +168,13 @@ pub struct FireReport {
     /// work only when this is not zero.
     #[serde(default)]
     pub deferred_stops: usize,
-    /// No session daemon runs at the target: a user's run directory with
-    /// no client socket in it (no `.lttng`, or no socket there; nothing was
-    /// asked), or a client socket nothing listens on (liblttng-ctl's
-    /// `LTTNG_ERR_NO_SESSIOND`, e.g. no root daemon runs, or one that is
-    /// gone left its socket). `errors` says so. A caller that only tries a
-    /// daemon in case there is one (the core_pattern handler) leaves such a
-    /// fire out.
+    /// No session daemon runs at the target: it has no client socket (a
+    /// user's run directory with no `.lttng` or no socket there, or, for
+    /// root, no root daemon's socket). Nothing was asked, and `errors`
+    /// says so. A socket nobody listens on is not this: it is a daemon that
+    /// died, and an error (`LTTNG_ERR_NO_SESSIOND`). A caller that only
+    /// tries a daemon in case there is one (the core_pattern handler)
+    /// leaves such a fire out.
     #[serde(default)]
     pub daemon_absent: bool,
 }

@@ -4,19 +4,21 @@
 //!   there), and leave nothing behind but the core, its record and the
 //!   snapshot;
 //! - a crash there is no failure: its record has no error, unless the
-//!   configuration names sessions to snapshot, which could not be.
+//!   configuration names sessions to snapshot, which could not be; a
+//!   socket a killed daemon left is a daemon that died, and an error.
 //!
 //! The root session daemon is shared by the suite: this test waits until
 //! no other test uses it (they hold it shared, through `ensure_sessiond`)
 //! nor core_pattern, stops it, and starts it again when done, also when it
 //! fails.
 
+use std::os::unix::net::UnixListener;
 use std::process::Command;
 use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit};
 use testsupport::demo::run_demo;
 use testsupport::handler::{config_for, crash_and_record, handler_line, short_handler_copy};
 use testsupport::process::{process_id, processes, ProcessId};
-use testsupport::sessiond::root_sessiond_alive;
+use testsupport::sessiond::{root_sessiond_alive, ROOT_SESSIOND_SOCKET};
 use testsupport::{handler_binary, RootSessiondStopped, TempDir};
 
 /// The processes of an LTTng session daemon: itself, its consumer daemons
@@ -153,6 +155,24 @@ fn without_a_root_session_daemon_a_crash_records_no_error_unless_sessions_are_co
             .all(|e| e.matches("(LTTng error").count() <= 1),
         "{errors:#?}"
     );
+
+    // A root daemon that was killed left its socket, which nothing answers:
+    // that is a daemon that died, and the record says so, even with no
+    // session configured.
+    std::fs::write(&config, config_for(&cores, "")).unwrap();
+    let run_dir = std::path::Path::new(ROOT_SESSIOND_SOCKET).parent().unwrap();
+    std::fs::create_dir_all(run_dir).unwrap();
+    drop(UnixListener::bind(ROOT_SESSIOND_SOCKET).unwrap());
+    let (_, record) = crash_and_record(&mut crashing_shell(), &cores);
+    std::fs::remove_file(ROOT_SESSIOND_SOCKET).unwrap();
+    assert_eq!(record["core"]["saved"], true, "{record:#}");
+    let errors = record["errors"].to_string();
+    assert!(
+        errors.contains("snapshot in the root session daemon:")
+            && errors.contains("No session daemon is available (LTTng error 19)"),
+        "{record:#}"
+    );
+    assert!(!errors.contains("no session daemon runs there"), "{errors}");
     drop(stopped);
     let _ = std::fs::remove_file(&binary);
     let _ = std::fs::remove_file(&config);
