@@ -19,6 +19,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 use testsupport::core_file::*;
 use testsupport::handler::*;
+use testsupport::recover::{find_metadata, metadata_uuid};
 use testsupport::service::*;
 use testsupport::{
     babeltrace_events, crasher_command, crasher_path, ensure_sessiond, fixture_seqs, unique_name,
@@ -163,6 +164,24 @@ fn a_crash_through_the_request_protocol_is_snapshotted_while_held_and_its_core_s
     let path = PathBuf::from(entry["path"].as_str().unwrap());
     let events = babeltrace_events(&path);
     assert_eq!(fixture_seqs(&events, &tag), (0..20).collect::<Vec<i64>>());
+    // The service checked the saved core as the pipe handler does: it holds
+    // the session's buffers (the trace the snapshot's metadata names), and
+    // since the snapshot was taken the trace is not only in the core.
+    let section = &record["core_trace"];
+    assert_eq!(section["checked"], true, "{section:#}");
+    assert_eq!(section["only_in_core"], false, "{section:#}");
+    let metadata =
+        find_metadata(&path, None).unwrap_or_else(|| panic!("no metadata in {}", path.display()));
+    let uuid = metadata_uuid(&metadata);
+    assert!(
+        section["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["uuid"] == uuid.as_str() && t["packets"].as_u64() > Some(0)),
+        "no trace {uuid} in {section:#}"
+    );
+    assert!(stage(&record, "core_trace", "ended_unix_us") > 0);
     drop(handler);
 }
 
