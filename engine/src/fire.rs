@@ -26,11 +26,12 @@
 //! anything, the first child (already that user) checks its run directory
 //! (`target::check_own_run_dir`).
 //!
-//! Snapshots are named after the crash (see `snapshot_name`); where each one
-//! went is found from the session's snapshot output (or the action's own).
+//! Snapshots are named after the crash and the session (see
+//! `snapshot_name`); where each one went is found from the session's
+//! snapshot output (or the action's own).
 
 use super::encoding::{self, ActionOutput, CoreDumpAction, CoreDumpTrigger};
-use super::snapshot_name::snapshot_name;
+use super::snapshot_name::{session_snapshot_name, snapshot_name};
 use super::target::{self, Daemon};
 use super::{
     ActionKind, ActionOutcome, ActionPhase, CrashInfo, FireError, FireOptions, FireReport,
@@ -578,7 +579,8 @@ fn snapshot_outcome(
     output: Option<&ActionOutput>,
     name: &str,
 ) -> ActionOutcome {
-    let (snapshot_path, error) = match record(session, output, name) {
+    let name = session_snapshot_name(name, session);
+    let (snapshot_path, error) = match record(session, output, &name) {
         Ok(path) => (Some(path), None),
         Err(err) => (None, Some(fire_error(&err))),
     };

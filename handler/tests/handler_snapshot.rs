@@ -91,6 +91,57 @@ fn snapshot_dir(entry: &Value, out: &Path, pid: i32, record: &Value) -> PathBuf 
     path
 }
 
+/// Two sessions sharing one output directory, both snapshotted for one
+/// crash (in the same second): the session daemon names a snapshot's
+/// directory after the snapshot's name and a count of that session's
+/// snapshots only, so under one name both would write into one directory,
+/// the second one's channel and metadata files over the first one's.
+#[test]
+fn two_sessions_sharing_an_output_directory_get_a_snapshot_each() {
+    let dir = TempDir::new("lcdh-shared-out");
+    let cores = dir.path().join("cores");
+    let out = dir.path().join("snapshots");
+    let first = started_flight_recorder("shared-a", &out);
+    let second = started_flight_recorder("shared-b", &out);
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(
+            &cores,
+            &format!(
+                "snapshot_sessions = [\"{}\", \"{}\"]",
+                first.name(),
+                second.name()
+            ),
+        ),
+    );
+    let tag = unique_name("sh");
+    let (pid, record) = crash(&cores, &tag, 5);
+    assert_core_saved(&record);
+    let mut paths = Vec::new();
+    for session in [first.name(), second.name()] {
+        let entries = entries_of(&record, session);
+        assert_eq!(entries.len(), 1, "{record:#}");
+        let snapshot = snapshot_dir(entries[0], &out, pid, &record);
+        assert!(
+            snapshot
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains(&format!("-{session}-")),
+            "{}",
+            snapshot.display()
+        );
+        assert_eq!(
+            fixture_seqs(&babeltrace_events(&snapshot), &tag),
+            (0..5).collect::<Vec<i64>>(),
+            "{}",
+            snapshot.display()
+        );
+        paths.push(snapshot);
+    }
+    assert_ne!(paths[0], paths[1], "{record:#}");
+}
+
 #[test]
 fn a_crash_is_snapshotted_before_its_core_is_read_and_the_snapshot_holds_its_events() {
     let dir = TempDir::new("lcdh-snap");

@@ -254,7 +254,7 @@ fn fire(crash: &CrashInfo, daemon: DaemonTarget) -> FireReport {
 /// `opts` points to the crash's `struct lttng_trigger_onanycoredump` and
 /// `nb_opt` is its size: every OnAnyCoreDump trigger of the session daemon
 /// is run now, in this call, each with its owner's rights, and snapshots are
-/// named `<exec_name>-<pid>-<time>`.
+/// named `<exec_name>-<pid>-<time>-<session>`.
 ///
 /// `socket_path` NULL: the session daemon the caller reaches by default.
 /// Otherwise a session daemon's run directory or a socket in it (e.g.
