@@ -34,8 +34,9 @@ pub fn start_as(user: &TestUser, script: &str) -> (Child, i32) {
     )
 }
 
-/// A shell line that prints its pid and crashes with a core.
-pub const CRASH: &str = "echo $$; ulimit -c unlimited; kill -s SEGV $$";
+/// A shell line that prints its pid (`ready PID`, as the crasher does) and
+/// crashes with a core.
+pub const CRASH: &str = "echo ready $$; ulimit -c unlimited; kill -s SEGV $$";
 
 /// Waits for `child` to end; `None` when it has not within `bound`.
 pub fn wait_within(child: &mut Child, bound: Duration) -> Option<Duration> {

@@ -155,6 +155,16 @@ pub fn wait_for_user_copy(record: &Path) -> PathBuf {
     copy
 }
 
+/// Crashes a root shell (untraced: no LTTng buffers in its core, no event
+/// for any session) under the installed handler; returns its pid and the
+/// crash record the handler wrote for it in `cores`.
+pub fn crash_a_shell(cores: &Path) -> (i32, serde_json::Value) {
+    crash_and_record(
+        Command::new("/bin/sh").args(["-c", crate::attacker::CRASH]),
+        cores,
+    )
+}
+
 /// Waits for the crash record of `pid` in `dir` and parses it.
 pub fn wait_for_record(dir: &Path, pid: i32) -> (PathBuf, serde_json::Value) {
     let deadline = Instant::now() + Duration::from_secs(30);

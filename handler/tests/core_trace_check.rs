@@ -15,11 +15,10 @@
 //! at its deadline), never the handling of the crash.
 
 use serde_json::Value;
-use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use testsupport::attacker::{AttackerLog, HangingMount};
-use testsupport::handler::{config_for, names_in, wait_for_record, InstalledHandler};
+use testsupport::handler::{config_for, crash_a_shell, names_in, InstalledHandler};
 use testsupport::handler_binary;
 use testsupport::process::run_bounded;
 use testsupport::recover::*;
@@ -232,30 +231,6 @@ fn core_trace_ties_the_buffers_to_the_failed_session_and_trace_from_core_reads_t
         !listed.iter().any(|c| c["pid"] == first.pid),
         "the first crash had its snapshot: {status:#}"
     );
-}
-
-/// Crashes a shell (never traced: no LTTng buffers) through the installed
-/// handler; its record.
-fn crash_a_shell(cores: &Path) -> (i32, Value) {
-    let before = names_in(cores);
-    let child = Command::new("/bin/sh")
-        .args(["-c", "ulimit -c unlimited; kill -s SEGV $$"])
-        .status()
-        .unwrap();
-    assert!(!child.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let pid = loop {
-        let names = names_in(cores);
-        if let Some(name) = names
-            .iter()
-            .find(|n| n.ends_with(".json") && !n.ends_with(".user.json") && !before.contains(n))
-        {
-            break name.split('.').nth(2).unwrap().parse::<i32>().unwrap();
-        }
-        assert!(Instant::now() < deadline, "no record");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    (pid, wait_for_record(cores, pid).1)
 }
 
 #[test]

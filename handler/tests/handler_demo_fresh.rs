@@ -13,10 +13,9 @@
 //! fails.
 
 use std::os::unix::net::UnixListener;
-use std::process::Command;
 use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit};
 use testsupport::demo::run_demo;
-use testsupport::handler::{config_for, crash_and_record, handler_line, short_handler_copy};
+use testsupport::handler::{config_for, crash_a_shell, handler_line, short_handler_copy};
 use testsupport::process::{process_id, processes, ProcessId};
 use testsupport::sessiond::{root_sessiond_alive, ROOT_SESSIOND_SOCKET};
 use testsupport::{handler_binary, RootSessiondStopped, TempDir};
@@ -102,13 +101,6 @@ fn without_a_session_daemon_the_demo_starts_one_stops_it_and_leaves_nothing_behi
     );
 }
 
-/// A shell that prints `ready PID` and crashes (no LTTng in it).
-fn crashing_shell() -> Command {
-    let mut shell = Command::new("/bin/sh");
-    shell.args(["-c", "echo ready $$; ulimit -c unlimited; kill -s SEGV $$"]);
-    shell
-}
-
 #[test]
 fn without_a_root_session_daemon_a_crash_records_no_error_unless_sessions_are_configured() {
     let stopped = RootSessiondStopped::acquire();
@@ -121,7 +113,7 @@ fn without_a_root_session_daemon_a_crash_records_no_error_unless_sessions_are_co
     guard.set(&handler_line(&binary, &config));
 
     // Nothing asked for a snapshot, and no daemon runs: nothing to say.
-    let (_, record) = crash_and_record(&mut crashing_shell(), &cores);
+    let (_, record) = crash_a_shell(&cores);
     assert_eq!(record["core"]["saved"], true, "{record:#}");
     assert_eq!(record["errors"], serde_json::json!([]), "{record:#}");
     assert_eq!(record["fires"], serde_json::json!([]), "{record:#}");
@@ -134,7 +126,7 @@ fn without_a_root_session_daemon_a_crash_records_no_error_unless_sessions_are_co
         config_for(&cores, "snapshot_sessions = [\"lcdh-nodaemon\"]"),
     )
     .unwrap();
-    let (_, record) = crash_and_record(&mut crashing_shell(), &cores);
+    let (_, record) = crash_a_shell(&cores);
     assert_eq!(record["core"]["saved"], true, "{record:#}");
     let errors: Vec<&str> = record["errors"]
         .as_array()
@@ -163,7 +155,7 @@ fn without_a_root_session_daemon_a_crash_records_no_error_unless_sessions_are_co
     let run_dir = std::path::Path::new(ROOT_SESSIOND_SOCKET).parent().unwrap();
     std::fs::create_dir_all(run_dir).unwrap();
     drop(UnixListener::bind(ROOT_SESSIOND_SOCKET).unwrap());
-    let (_, record) = crash_and_record(&mut crashing_shell(), &cores);
+    let (_, record) = crash_a_shell(&cores);
     std::fs::remove_file(ROOT_SESSIOND_SOCKET).unwrap();
     assert_eq!(record["core"]["saved"], true, "{record:#}");
     let errors = record["errors"].to_string();

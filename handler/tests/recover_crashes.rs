@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use testsupport::handler::{config_for, names_in, wait_for_record, InstalledHandler};
+use testsupport::handler::{config_for, crash_a_shell, wait_for_record, InstalledHandler};
 use testsupport::process::{children_of, run_bounded, signal};
 use testsupport::recover::*;
 use testsupport::{babeltrace_events, fixture_seqs, handler_binary, TempDir};
@@ -335,23 +335,7 @@ fn recover_on_a_core_without_lttng_buffers_says_so_and_exits_1() {
         &config_for(&dir.path().join("cores"), ""),
     );
     // A shell is not traced: its core holds no ring buffer.
-    let child = Command::new("/bin/sh")
-        .args(["-c", "ulimit -c unlimited; kill -s SEGV $$"])
-        .status()
-        .unwrap();
-    assert!(!child.success());
-    let pid = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let names = names_in(&dir.path().join("cores"));
-            if let Some(name) = names.iter().find(|n| n.ends_with(".json")) {
-                break name.split('.').nth(2).unwrap().parse::<i32>().unwrap();
-            }
-            assert!(Instant::now() < deadline, "no record");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    let (_, record) = wait_for_record(&dir.path().join("cores"), pid);
+    let (_, record) = crash_a_shell(&dir.path().join("cores"));
     let core = record["core"]["path"].as_str().unwrap();
     let output = recover(&[core, "-o", dir.path().join("out").to_str().unwrap()]);
     let report = text(&output);

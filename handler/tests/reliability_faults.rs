@@ -161,7 +161,7 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
     }
     let crash = || {
         let mut shell = user.command("/bin/sh");
-        shell.args(["-c", "echo $$; ulimit -c unlimited; kill -s SEGV $$"]);
+        shell.args(["-c", testsupport::attacker::CRASH]);
         shell
     };
     let (mut child, pid) = spawn_printing_pid(&mut crash());

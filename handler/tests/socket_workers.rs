@@ -171,7 +171,7 @@ fn a_resident_child_acts_as_one_user_and_one_that_misses_its_deadline_is_replace
                 "--",
                 "/bin/sh",
                 "-c",
-                "echo $$; ulimit -c unlimited; kill -s SEGV $$",
+                testsupport::attacker::CRASH,
             ])
             .stdin(Stdio::null()),
     );
