@@ -173,8 +173,13 @@ impl Isolation<'_> {
     }
 }
 
-/// The first pass, in the child: the run directory of a per-user daemon
-/// checked (as its user) before anything is asked, then [`first_pass`].
+/// The first pass, in the child: whether the daemon has a client socket at
+/// all, checked before anything is asked, then [`first_pass`]. No socket is
+/// no daemon, which is no failure of the fire (a machine where no root
+/// daemon was started, or one stopped cleanly, which removes its socket).
+/// A socket nobody answers is a daemon that died: [`first_pass`]'s error.
+/// - A per-user daemon: its run directory, checked as its user.
+/// - The root daemon, acting as root: its socket (a path of root's).
 fn daemon_pass(
     identity: Option<&Identity>,
     acting_uid: u32,
@@ -183,20 +188,23 @@ fn daemon_pass(
     fallback: bool,
     phase: ActionPhase,
 ) -> DaemonPass {
-    if let Some(identity) = identity {
-        match target::check_own_run_dir(identity) {
-            Ok(true) => {}
-            Ok(false) => {
-                return DaemonPass {
-                    absent: true,
-                    ..DaemonPass::default()
-                }
+    let has_socket = match identity {
+        Some(identity) => target::check_own_run_dir(identity),
+        None if acting_uid == 0 => Ok(root_client_socket_exists()),
+        None => Ok(true),
+    };
+    match has_socket {
+        Ok(true) => {}
+        Ok(false) => {
+            return DaemonPass {
+                absent: true,
+                ..DaemonPass::default()
             }
-            Err(err) => {
-                return DaemonPass {
-                    errors: vec![fire_error(&err)],
-                    ..DaemonPass::default()
-                }
+        }
+        Err(err) => {
+            return DaemonPass {
+                errors: vec![fire_error(&err)],
+                ..DaemonPass::default()
             }
         }
     }
@@ -441,21 +449,11 @@ fn first_pass(
     let mut pass = DaemonPass::default();
     let triggers = match encoding::list_triggers() {
         Ok(triggers) => triggers,
-        Err(err) if err.code() == ErrorCode::NoSessionDaemon => {
-            // Root, with no root daemon's client socket at all: no daemon
-            // runs (a machine where none was started, or one stopped
-            // cleanly, which removes its socket); that is no failure of
-            // the fire. A socket nobody listens on is a daemon that died:
-            // an error, as is a per-user daemon's (whose run directory,
-            // checked before, has a socket).
-            pass.absent = acting_uid == 0 && !root_client_socket_exists();
-            if !pass.absent {
-                pass.errors.push(fire_error(&err));
-            }
-            return pass;
-        }
         Err(err) => {
             pass.errors.push(fire_error(&err));
+            if err.code() == ErrorCode::NoSessionDaemon {
+                return pass;
+            }
             Vec::new()
         }
     };
