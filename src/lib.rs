@@ -14,6 +14,7 @@ pub mod capi;
 pub mod core_file;
 pub mod core_pattern;
 pub mod crasher;
+pub mod debuginfod;
 pub mod demo;
 pub mod handler;
 pub mod kernel_cores;

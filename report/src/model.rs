@@ -157,8 +157,9 @@ pub struct Module {
     /// The ELF file the symbols came from, when one was found.
     #[serde(default)]
     pub file: Option<String>,
-    /// The debug information file, when one was found (and looked for:
-    /// only modules with frames in the report are).
+    /// The debug information file, when one was found on this machine
+    /// (and looked for: only modules with frames in the report are;
+    /// libdwfl does not name the files debuginfod sends).
     #[serde(default)]
     pub debug_file: Option<String>,
 }

@@ -224,3 +224,41 @@ fn each_kind_of_crash_is_reported_at_its_crashing_function_as_the_crashing_user(
         "{text}"
     );
 }
+
+#[test]
+fn two_bugs_crashed_ten_times_each_under_aslr_give_two_signatures_of_ten() {
+    let aslr = std::fs::read_to_string("/proc/sys/kernel/randomize_va_space").unwrap();
+    assert_ne!(
+        aslr.trim(),
+        "0",
+        "this test needs ASLR (kernel.randomize_va_space)"
+    );
+    let user = TestUser::create("lcdrep-sig", false);
+    let mut cores = KernelCores::new("report-signatures");
+    // Two different bugs with the same signal: a NULL read in the program,
+    // a NULL write in its shared library.
+    let crashes: Vec<(&str, Crashed)> = (0..20)
+        .map(|i| {
+            let bug = if i % 2 == 0 { "segv" } else { "library" };
+            (bug, crash_as(&cores, &user, CRASHER, &[bug]))
+        })
+        .collect();
+    cores.release_core_pattern();
+    let mut problems: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    let mut top_pcs = std::collections::BTreeSet::new();
+    for (bug, crash) in &crashes {
+        let report = analyze_as(&user, &crash.core, CRASHER);
+        top_pcs.insert(report.crashing_thread().unwrap().frames[0].pc);
+        problems
+            .entry(signature(&report).hash)
+            .or_default()
+            .push(bug);
+    }
+    // The programs did load at different addresses.
+    assert!(top_pcs.len() > 2, "ASLR did not move the code: {top_pcs:?}");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    for bugs in problems.values() {
+        assert_eq!(bugs.len(), 10, "{problems:?}");
+        assert!(bugs.iter().all(|b| *b == bugs[0]), "{problems:?}");
+    }
+}
