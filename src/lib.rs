@@ -17,6 +17,7 @@ pub mod crasher;
 pub mod debuginfod;
 pub mod demo;
 pub mod handler;
+pub mod journald;
 pub mod kernel_cores;
 pub mod lock;
 pub mod lttng_cli;
