@@ -27,9 +27,14 @@ fn main() {
     println!("cargo:rerun-if-changed=wrapper.h");
 
     let mut include_dirs: Vec<PathBuf> = Vec::new();
-    for lib in ["libdw", "libelf", "libdebuginfod"] {
+    // libdebuginfod is probed for its header only, never linked: libdw
+    // loads it itself (dlopen) when debuginfod is used, and linking it would
+    // load libcurl and its dozens of libraries into every program that
+    // links libdw (the crash handler, on the crash's clock).
+    for (lib, link) in [("libdw", true), ("libelf", true), ("libdebuginfod", false)] {
         match pkg_config::Config::new()
             .atleast_version(MIN_VERSION)
+            .cargo_metadata(link)
             .probe(lib)
         {
             Ok(found) => {
@@ -56,7 +61,7 @@ fn main() {
     let generated = std::panic::catch_unwind(|| {
         let mut builder = bindgen::Builder::default()
             .header("wrapper.h")
-            .allowlist_function("(dwfl|dwarf|dwelf|elf|gelf|debuginfod)_.*")
+            .allowlist_function("(dwfl|dwarf|dwelf|elf|gelf)_.*")
             .allowlist_type("(Dwfl|Dwarf|Elf|GElf|debuginfod)_?.*")
             .allowlist_var(
                 "(DWARF_CB|DWFL|_ELFUTILS|EV|ELF_C|ELF_K|ET|EM|ELFCLASS|SHT|SHF|NT|PT)_.*",

@@ -331,19 +331,69 @@ pub struct Debuginfod<'c, 'fd> {
     core: &'c mut Core<'fd>,
 }
 
+/// libdebuginfod's functions, from the copy libdw loaded (libdebuginfod is
+/// not linked: see `elfutils-sys`).
+fn debuginfod_functions() -> Option<sys::Debuginfod> {
+    static FOUND: std::sync::OnceLock<Option<sys::Debuginfod>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // SAFETY: RTLD_NOLOAD only returns a library already loaded (by
+        // libdw, which made the client); the reference it takes is kept
+        // for the process's life, so the functions stay valid.
+        let handle = unsafe {
+            libc::dlopen(
+                sys::DEBUGINFOD_SONAME.as_ptr(),
+                libc::RTLD_LAZY | libc::RTLD_NOLOAD,
+            )
+        };
+        if handle.is_null() {
+            return None;
+        }
+        // SAFETY: a valid handle and NUL-terminated names.
+        let find = |name: &CStr| unsafe { libc::dlsym(handle, name.as_ptr()) };
+        let (set_progressfn, set_user_data, get_user_data) = (
+            find(c"debuginfod_set_progressfn"),
+            find(c"debuginfod_set_user_data"),
+            find(c"debuginfod_get_user_data"),
+        );
+        if set_progressfn.is_null() || set_user_data.is_null() || get_user_data.is_null() {
+            return None;
+        }
+        // SAFETY: these are libdebuginfod's functions, whose C signatures
+        // (<elfutils/debuginfod.h>) the fields' types are.
+        unsafe {
+            Some(sys::Debuginfod {
+                set_progressfn: std::mem::transmute::<*mut c_void, sys::debuginfod_set_progressfn_t>(
+                    set_progressfn,
+                ),
+                set_user_data: std::mem::transmute::<*mut c_void, sys::debuginfod_set_user_data_t>(
+                    set_user_data,
+                ),
+                get_user_data: std::mem::transmute::<*mut c_void, sys::debuginfod_get_user_data_t>(
+                    get_user_data,
+                ),
+            })
+        }
+    })
+}
+
 impl Debuginfod<'_, '_> {
     /// Calls `progress(done, total)` while a download runs (every second or
     /// so, and at its start); the download is abandoned when it returns
-    /// true. Replaces any earlier callback.
-    pub fn on_progress(self, progress: impl FnMut(i64, i64) -> bool + 'static) {
+    /// true. Replaces any earlier callback. Returns false when libdebuginfod's
+    /// functions could not be found (then nothing bounds the downloads but
+    /// `DEBUGINFOD_TIMEOUT` and `DEBUGINFOD_MAXTIME`).
+    pub fn on_progress(self, progress: impl FnMut(i64, i64) -> bool + 'static) -> bool {
         unsafe extern "C" fn trampoline(
             client: *mut sys::debuginfod_client,
             done: c_long,
             total: c_long,
         ) -> c_int {
+            let Some(functions) = debuginfod_functions() else {
+                return 0;
+            };
             // SAFETY: the user data is the boxed callback the Core holds
             // until after `dwfl_end` has ended this client.
-            let progress = unsafe { sys::debuginfod_get_user_data(client) }.cast::<ProgressFn>();
+            let progress = unsafe { (functions.get_user_data)(client) }.cast::<ProgressFn>();
             if progress.is_null() {
                 return 0;
             }
@@ -352,16 +402,20 @@ impl Debuginfod<'_, '_> {
             // A panic must not cross into C: it abandons the download.
             catch_unwind(AssertUnwindSafe(|| progress(done, total))).map_or(1, c_int::from)
         }
+        let Some(functions) = debuginfod_functions() else {
+            return false;
+        };
         let mut boxed: Box<ProgressFn> = Box::new(Box::new(progress));
         let user_data: *mut ProgressFn = &mut *boxed;
         // SAFETY: the client is valid while the Core is; the user data
         // points into the box the Core keeps (moving the Box keeps its
         // heap address).
         unsafe {
-            sys::debuginfod_set_user_data(self.client, user_data.cast());
-            sys::debuginfod_set_progressfn(self.client, Some(trampoline));
+            (functions.set_user_data)(self.client, user_data.cast());
+            (functions.set_progressfn)(self.client, Some(trampoline));
         }
         self.core.progress = Some(boxed);
+        true
     }
 }
 

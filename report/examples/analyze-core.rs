@@ -1,6 +1,6 @@
 //! Analyzes one core file the way the handler will, and prints its report:
 //!
-//!     analyze-core CORE [--exe PATH] [--uid UID] [--json] [--threads] [--systemd]
+//!     analyze-core CORE [--exe PATH] [--uid UID] [--json] [--threads] [--systemd] [--stats] [--no-source]
 //!
 //! `--uid` analyzes as that user (root only), as the handler does for a
 //! crash of that user. The benchmark (`bench/report`) times this program
@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     let mut core = None;
     let (mut exe, mut uid) = (None::<PathBuf>, None::<u32>);
     let (mut json, mut threads, mut systemd, mut stats) = (false, false, false, false);
+    let mut source_lines = true;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--exe" => exe = args.next().map(PathBuf::from),
@@ -25,11 +26,12 @@ fn main() -> ExitCode {
             "--threads" => threads = true,
             "--systemd" => systemd = true,
             "--stats" => stats = true,
+            "--no-source" => source_lines = false,
             _ => core = Some(PathBuf::from(arg)),
         }
     }
     let Some(core) = core else {
-        eprintln!("usage: analyze-core CORE [--exe PATH] [--uid UID] [--json] [--threads] [--systemd] [--stats]");
+        eprintln!("usage: analyze-core CORE [--exe PATH] [--uid UID] [--json] [--threads] [--systemd] [--stats] [--no-source]");
         return ExitCode::from(2);
     };
     let file = match std::fs::File::open(&core) {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     };
     let limits = Limits {
         debuginfod: Debuginfod::from_env(),
+        source_lines,
         ..Limits::default()
     };
     let report = analyze(

@@ -80,18 +80,25 @@ pub fn analyze_here(
     )?;
     let mut dwfl = Core::open(core, executable).map_err(|e| format!("libdwfl: {e}"))?;
     let debuginfod_gave_up = Rc::new(Cell::new(false));
+    let mut analysis_notes = Vec::new();
     if let Some(settings) = &limits.debuginfod {
         if let Some(client) = dwfl.debuginfod() {
             let budget = settings.timeout;
             let gave_up = debuginfod_gave_up.clone();
             let start = Instant::now();
-            client.on_progress(move |_, _| {
+            let bounded = client.on_progress(move |_, _| {
                 let over = start.elapsed() > budget;
                 if over {
                     gave_up.set(true);
                 }
                 over
             });
+            if !bounded {
+                analysis_notes.push(
+                    "libdebuginfod's progress callback was not found: only DEBUGINFOD_TIMEOUT bounds the downloads"
+                        .to_string(),
+                );
+            }
         }
     }
     dwfl.attach().map_err(|e| format!("libdwfl: {e}"))?;
@@ -102,7 +109,7 @@ pub fn analyze_here(
         gid: rustix::process::getgid().as_raw(),
         peak_rss_kib: None,
         core_truncated: notes.truncated(),
-        notes: Vec::new(),
+        notes: analysis_notes,
     };
     if notes.truncated() {
         analysis.notes.push(format!(
@@ -359,7 +366,12 @@ impl<'a, 'fd> Walk<'a, 'fd> {
                     None => frame.function = Some(symbol.name),
                 }
             }
-            if let Some(source) = module.source(lookup) {
+            let source = if self.limits.source_lines {
+                module.source(lookup)
+            } else {
+                None
+            };
+            if let Some(source) = source {
                 frame.file = Some(source.file);
                 frame.line = Some(source.line).filter(|&l| l > 0);
             }

@@ -87,6 +87,10 @@ pub struct Limits {
     pub max_frames: usize,
     /// Modules listed.
     pub max_modules: usize,
+    /// Source file and line of each frame, where debug information exists
+    /// (reading it costs most of the analysis when a module's DWARF is
+    /// large or compressed, as distributions' debug packages are).
+    pub source_lines: bool,
     /// Symbols through debuginfod, when set.
     pub debuginfod: Option<Debuginfod>,
 }
@@ -102,6 +106,7 @@ impl Default for Limits {
             max_threads: 256,
             max_frames: 256,
             max_modules: 4096,
+            source_lines: true,
             debuginfod: None,
         }
     }
