@@ -276,6 +276,33 @@ mod tests {
     }
 
     #[test]
+    fn the_last_events_read_one_a_line_oldest_first() {
+        use crate::model::Event;
+        let events = LastEvents {
+            source: EventSource::Snapshot {
+                path: "/var/lib/lttng-coredump/traces/app-1".into(),
+            },
+            total: Some(1000),
+            events: vec![
+                Event {
+                    timestamp: "12:00:00.000000001".into(),
+                    name: "app:step".into(),
+                    fields: "{ seq = 998 }".into(),
+                },
+                Event {
+                    timestamp: "12:00:00.000000002".into(),
+                    name: "app:step".into(),
+                    fields: "{ seq = 999, tag = \"\u{1b}[2J\" }".into(),
+                },
+            ],
+        };
+        assert_eq!(
+            last_events(&events),
+            "Last events (LTTng snapshot /var/lib/lttng-coredump/traces/app-1; the last 2 of 1000):\n  [12:00:00.000000001] app:step: { seq = 998 }\n  [12:00:00.000000002] app:step: { seq = 999, tag = \"\\u{1b}[2J\" }\n"
+        );
+    }
+
+    #[test]
     fn frames_read_like_gdb_and_systemd() {
         let frame = Frame {
             pc: 0x5555_5555_5169,

@@ -262,3 +262,59 @@ fn two_bugs_crashed_ten_times_each_under_aslr_give_two_signatures_of_ten() {
         assert!(bugs.iter().all(|b| *b == bugs[0]), "{problems:?}");
     }
 }
+
+#[test]
+fn the_core_and_the_executable_are_read_through_the_callers_descriptors_never_by_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let user = TestUser::create("lcdrep-fds", false);
+    let dir = testsupport::TempDir::new("report-fds");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let exe = bin.join("report_crasher");
+    testsupport::process::copy_executable(CRASHER, &exe);
+    testsupport::process::copy_executable(
+        testsupport::report_programs::LIBRARY,
+        bin.join("libreport_fixture.so"),
+    );
+    let mut cores = KernelCores::new("report-fds-cores");
+    let crash = crash_as(&cores, &user, exe.to_str().unwrap(), &["segv"]);
+    cores.release_core_pattern();
+    // Now only root can open the program and the core.
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let core = dir.path().join("core");
+    std::fs::copy(&crash.core, &core).unwrap();
+    std::fs::set_permissions(&core, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let identity = Identity::of_user(user.uid).unwrap();
+    let core_file = File::open(&core).unwrap();
+    let analyze_with = |executable| {
+        analyze(
+            core_file.as_fd(),
+            Some(executable),
+            Some(&identity),
+            &Limits::default(),
+        )
+        .unwrap()
+    };
+
+    // By path, the child (the user) cannot open the program: no symbol for
+    // its static function.
+    let report = analyze_with(Executable::Path(&exe));
+    assert_eq!(report.analysis.uid, user.uid);
+    let top = &report.crashing_thread().unwrap().frames[0];
+    assert_eq!(top.function, None, "{}", shown(&report));
+
+    // Through root's descriptor, opened while it could: the symbols.
+    let exe_file = File::open(&exe).unwrap();
+    let report = analyze_with(Executable::Open {
+        file: exe_file.as_fd(),
+        path: &exe,
+    });
+    let top = &report.crashing_thread().unwrap().frames[0];
+    assert_eq!(
+        top.function.as_deref(),
+        Some("report_bug_segv"),
+        "{}",
+        shown(&report)
+    );
+    assert_eq!(report.executable.as_deref(), exe.to_str());
+}
