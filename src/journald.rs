@@ -8,9 +8,8 @@
 //! and its journal files are where `journalctl -D` and `coredumpctl -D`
 //! read them.
 
-use crate::process::signal;
+use crate::process::{run_bounded, signal};
 use crate::temp::TempDir;
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -110,7 +109,7 @@ impl Journald {
 
     /// `journalctl -D DIR --no-pager ARGS`.
     pub fn journalctl(&self, args: &[&str]) -> Output {
-        run_reading(
+        run_bounded(
             Command::new("journalctl")
                 .arg("-D")
                 .arg(self.directory())
@@ -122,7 +121,7 @@ impl Journald {
 
     /// `coredumpctl -D DIR --no-pager ARGS`.
     pub fn coredumpctl(&self, args: &[&str]) -> Output {
-        run_reading(
+        run_bounded(
             Command::new("coredumpctl")
                 .arg("-D")
                 .arg(self.directory())
@@ -151,43 +150,6 @@ impl Journald {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-/// Runs `command` to its end, reading its output as it comes (an entry can
-/// be larger than a pipe holds), killing it after `timeout`.
-fn run_reading(command: &mut Command, timeout: Duration) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let reader = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = reader(Box::new(child.stdout.take().unwrap()));
-    let stderr = reader(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} still running after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
     }
 }
 

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs `command` to its end, killing it after `timeout`.
+/// Runs `command` to its end, killing it after `timeout`. Its output is
+/// read as it comes (a program that writes more than a pipe holds would
+/// otherwise wait for a reader until its deadline).
 pub fn run_bounded(command: &mut Command, timeout: Duration) -> Output {
     let mut child = command
         .stdin(Stdio::null())
@@ -14,18 +16,35 @@ pub fn run_bounded(command: &mut Command, timeout: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().unwrap()));
+    let stderr = reader(Box::new(child.stderr.take().unwrap()));
     let deadline = Instant::now() + timeout;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let (status, timed_out) = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break (status, false);
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!("{command:?} still running after {timeout:?}: {output:?}");
+            break (child.wait().unwrap(), true);
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    if timed_out {
+        panic!("{command:?} still running after {timeout:?}: {output:?}");
     }
+    output
 }
 
 /// Starts `command`, whose first output line ends with its pid (`echo $$`,

@@ -91,8 +91,46 @@ fn elf_error(context: impl Into<String>) -> Error {
     }
 }
 
-/// A panic caught in a callback, resumed once libdwfl has returned.
-type Caught = Option<Box<dyn Any + Send>>;
+/// A Rust visitor behind one of libdwfl's C callbacks: it is called with
+/// each item, and its panic, which must not cross into C, is caught,
+/// stops the walk, and is resumed once libdwfl has returned.
+struct Visit<'v, T> {
+    visit: &'v mut dyn FnMut(&T) -> ControlFlow<()>,
+    caught: Option<Box<dyn Any + Send>>,
+}
+
+impl<'v, T> Visit<'v, T> {
+    fn new(visit: &'v mut dyn FnMut(&T) -> ControlFlow<()>) -> Self {
+        Visit {
+            visit,
+            caught: None,
+        }
+    }
+
+    /// The callback's argument: this visit.
+    fn as_arg(&mut self) -> *mut c_void {
+        (self as *mut Self).cast()
+    }
+
+    /// Calls the visitor; libdwfl's answer.
+    fn call(&mut self, item: &T) -> c_int {
+        match catch_unwind(AssertUnwindSafe(|| (self.visit)(item))) {
+            Ok(ControlFlow::Continue(())) => sys::DWARF_CB_OK as c_int,
+            Ok(ControlFlow::Break(())) => sys::DWARF_CB_ABORT as c_int,
+            Err(panic) => {
+                self.caught = Some(panic);
+                sys::DWARF_CB_ABORT as c_int
+            }
+        }
+    }
+
+    /// Once libdwfl has returned: the visitor's panic goes on.
+    fn finish(self) {
+        if let Some(panic) = self.caught {
+            resume_unwind(panic);
+        }
+    }
+}
 
 /// An ELF core file opened with libdwfl: its modules reported, its threads
 /// ready to be unwound once [`Core::attach`] has run.
@@ -278,37 +316,18 @@ impl<'fd> Core<'fd> {
         &self,
         mut visit: impl FnMut(&Thread<'_>) -> ControlFlow<()>,
     ) -> Result<(), Error> {
-        struct State<'v> {
-            visit: &'v mut dyn FnMut(&Thread<'_>) -> ControlFlow<()>,
-            caught: Caught,
-        }
         unsafe extern "C" fn each(thread: *mut sys::Dwfl_Thread, arg: *mut c_void) -> c_int {
-            // SAFETY: `arg` is the State below, alive for the call.
-            let state = unsafe { &mut *arg.cast::<State<'_>>() };
-            let thread = Thread {
+            // SAFETY: `arg` is the Visit below, alive for the call.
+            let visit = unsafe { &mut *arg.cast::<Visit<'_, Thread<'_>>>() };
+            visit.call(&Thread {
                 raw: thread,
                 _core: PhantomData,
-            };
-            match catch_unwind(AssertUnwindSafe(|| (state.visit)(&thread))) {
-                Ok(ControlFlow::Continue(())) => sys::DWARF_CB_OK as c_int,
-                Ok(ControlFlow::Break(())) => sys::DWARF_CB_ABORT as c_int,
-                Err(panic) => {
-                    state.caught = Some(panic);
-                    sys::DWARF_CB_ABORT as c_int
-                }
-            }
+            })
         }
-        let mut state = State {
-            visit: &mut visit,
-            caught: None,
-        };
-        // SAFETY: valid handle; `each` only uses `state`, alive for the call.
-        let rc = unsafe {
-            sys::dwfl_getthreads(self.dwfl, Some(each), (&mut state as *mut State<'_>).cast())
-        };
-        if let Some(panic) = state.caught {
-            resume_unwind(panic);
-        }
+        let mut visit = Visit::new(&mut visit);
+        // SAFETY: valid handle; `each` only uses `visit`, alive for the call.
+        let rc = unsafe { sys::dwfl_getthreads(self.dwfl, Some(each), visit.as_arg()) };
+        visit.finish();
         if rc < 0 {
             return Err(dwfl_error("reading the core's threads"));
         }
@@ -636,37 +655,18 @@ impl Thread<'_> {
         &self,
         mut visit: impl FnMut(&Frame<'_>) -> ControlFlow<()>,
     ) -> FramesEnd {
-        struct State<'v> {
-            visit: &'v mut dyn FnMut(&Frame<'_>) -> ControlFlow<()>,
-            caught: Caught,
-        }
         unsafe extern "C" fn each(frame: *mut sys::Dwfl_Frame, arg: *mut c_void) -> c_int {
-            // SAFETY: `arg` is the State below, alive for the call.
-            let state = unsafe { &mut *arg.cast::<State<'_>>() };
-            let frame = Frame {
+            // SAFETY: `arg` is the Visit below, alive for the call.
+            let visit = unsafe { &mut *arg.cast::<Visit<'_, Frame<'_>>>() };
+            visit.call(&Frame {
                 raw: frame,
                 _thread: PhantomData,
-            };
-            match catch_unwind(AssertUnwindSafe(|| (state.visit)(&frame))) {
-                Ok(ControlFlow::Continue(())) => sys::DWARF_CB_OK as c_int,
-                Ok(ControlFlow::Break(())) => sys::DWARF_CB_ABORT as c_int,
-                Err(panic) => {
-                    state.caught = Some(panic);
-                    sys::DWARF_CB_ABORT as c_int
-                }
-            }
+            })
         }
-        let mut state = State {
-            visit: &mut visit,
-            caught: None,
-        };
-        // SAFETY: valid thread; `each` only uses `state`, alive for the call.
-        let rc = unsafe {
-            sys::dwfl_thread_getframes(self.raw, Some(each), (&mut state as *mut State<'_>).cast())
-        };
-        if let Some(panic) = state.caught {
-            resume_unwind(panic);
-        }
+        let mut visit = Visit::new(&mut visit);
+        // SAFETY: valid thread; `each` only uses `visit`, alive for the call.
+        let rc = unsafe { sys::dwfl_thread_getframes(self.raw, Some(each), visit.as_arg()) };
+        visit.finish();
         match rc {
             0 => FramesEnd::Complete,
             rc if rc == sys::DWARF_CB_ABORT as c_int => FramesEnd::Stopped,
