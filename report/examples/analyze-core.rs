@@ -3,7 +3,8 @@
 //!     analyze-core CORE [--exe PATH] [--uid UID] [--json] [--threads] [--systemd] [--stats] [--no-source]
 //!
 //! `--uid` analyzes as that user (root only), as the handler does for a
-//! crash of that user. The benchmark (`bench/report`) times this program
+//! crash of that user; run as root without it, it analyzes as `nobody`
+//! (a core is never parsed as root). The benchmark (`bench/report`) times this program
 //! against `eu-stack --core` and gdb on the same cores; with `--stats` it
 //! prints the analysis time and the child's peak memory on stderr.
 
@@ -41,6 +42,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if uid.is_none() && rustix::process::geteuid().is_root() {
+        uid = Some(65534);
+    }
     let identity = match uid.map(Identity::of_user).transpose() {
         Ok(identity) => identity,
         Err(e) => {

@@ -184,6 +184,12 @@ fn failed(reason: impl Into<String>) -> AnalysisFailed {
 /// from its start) in a bounded child acting as `identity` (the crashing
 /// user; the caller's own identity when `None`), and returns its report.
 ///
+/// A core is never parsed as root: when the child would be root (no
+/// identity given to a caller running as root, or root's identity), the
+/// analysis fails at once. A crash of root, or a core only root may read
+/// (set-uid programs), is analyzed as an unprivileged service account
+/// (`nobody`), and its report kept as private as its core.
+///
 /// Nothing of the caller's waits without a bound: the child is killed at
 /// `limits.deadline` and reaped within `lttng_ctl::isolate::REAP_GRACE`
 /// (or left behind, see `lttng_ctl::isolate`). Everything the child says
@@ -198,6 +204,12 @@ pub fn analyze(
     identity: Option<&Identity>,
     limits: &Limits,
 ) -> Result<Report, AnalysisFailed> {
+    let as_uid = identity.map_or_else(|| rustix::process::geteuid().as_raw(), Identity::uid);
+    if as_uid == 0 {
+        return Err(failed(
+            "a core is never parsed as root: pass an unprivileged identity (the crashing user, or a service account such as nobody for root's crashes and root-only cores)",
+        ));
+    }
     let mut keep = vec![core];
     let (open_as, name): (Option<PathBuf>, Option<String>) = match executable {
         None => (None, None),
@@ -263,5 +275,24 @@ fn with_signal_name(message: &str) -> String {
             format!("the analysis child {head} ({name}{why}){tail}")
         }
         None => format!("the analysis child {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_core_is_never_parsed_as_root() {
+        let root = Identity::of_user(0).unwrap();
+        let core = rustix::fs::memfd_create("core", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let err = analyze(
+            std::os::fd::AsFd::as_fd(&core),
+            None,
+            Some(&root),
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(err.reason.contains("never parsed as root"), "{err}");
     }
 }

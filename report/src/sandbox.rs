@@ -3,6 +3,9 @@
 //! analysis, so that a core crafted to make libdwfl loop, allocate without
 //! end or crash costs this one child and nothing else.
 //!
+//! - a session of its own (no controlling terminal: a core naming
+//!   `/dev/tty` as a mapped file cannot make libdwfl read a terminal of
+//!   the caller's);
 //! - no new privileges, not dumpable (the user it acts as cannot ptrace
 //!   it or read its memory; a crash of it makes no core);
 //! - `RLIMIT_CPU` (a busy loop ends with SIGXCPU before the deadline),
@@ -60,6 +63,7 @@ pub(crate) fn child(
 }
 
 fn confine(limits: &Limits) -> Result<(), String> {
+    rustix::process::setsid().map_err(|e| format!("leaving the caller's session: {e}"))?;
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("setting no_new_privs: {e}"))?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| format!("making the child non-dumpable: {e}"))?;
@@ -202,4 +206,43 @@ fn decompress(core: BorrowedFd<'_>, max: u64) -> Result<OwnedFd, String> {
     rustix::fs::ftruncate(&memfd, offset)
         .map_err(|e| format!("sizing the decompressed core: {e}"))?;
     Ok(memfd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_child_is_confined_before_it_reads_the_core() {
+        let limits = Limits {
+            deadline: Duration::from_secs(7),
+            max_core_bytes: 1 << 30,
+            ..Limits::default()
+        };
+        let out = lttng_ctl::isolate::run_isolated(Duration::from_secs(10), || {
+            let confined = confine(&limits).and_then(|()| limit_memory(1 << 20, 1 << 30));
+            let pid = rustix::process::getpid();
+            let get = |resource| rustix::process::getrlimit(resource);
+            let state = format!(
+                "{confined:?} session_leader={} no_new_privs={} dumpable={:?} cpu={:?} fsize={:?} core={:?} as_set={}",
+                rustix::process::getsid(None).ok() == Some(pid),
+                rustix::thread::no_new_privs().unwrap(),
+                rustix::process::dumpable_behavior().unwrap(),
+                get(Resource::Cpu).maximum,
+                get(Resource::Fsize).current,
+                get(Resource::Core).maximum,
+                get(Resource::As).maximum.is_some(),
+            );
+            state.into_bytes()
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "Ok(()) session_leader=true no_new_privs=true dumpable=NotDumpable cpu=Some(9) fsize=Some({}) core=Some(0) as_set=true",
+                1u64 << 30
+            )
+        );
+    }
 }
