@@ -38,7 +38,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let sig = signature(&report);
     assert_eq!(sig.hash.len(), 32);
-    assert!(!sig.title.contains('\n'));
+    assert!(!sig.title.chars().any(char::is_control), "{:?}", sig.title);
+    assert!(
+        sig.text.lines().all(|l| !l.chars().any(char::is_control)),
+        "{:?}",
+        sig.text
+    );
     for text in [
         render::text(&report, &render::Options { all_threads: true }),
         render::text(&report, &render::Options::default()),

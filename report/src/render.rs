@@ -45,12 +45,12 @@ fn base_name(path: &str) -> &str {
 pub fn text(report: &Report, options: &Options) -> String {
     let mut out = String::new();
     if let Some(signal) = &report.signal {
-        let _ = write!(out, "Signal: {} ({})", signal.name, signal.number);
+        let _ = write!(out, "Signal: {} ({})", escape(&signal.name), signal.number);
         if let Some(code) = &signal.code_name {
-            let _ = write!(out, ", {code}");
+            let _ = write!(out, ", {}", escape(code));
         }
         if let Some(description) = &signal.description {
-            let _ = write!(out, ": {description}");
+            let _ = write!(out, ": {}", escape(description));
         }
         if let Some(address) = signal.fault_address {
             let _ = write!(out, ", at address {address:#x}");
@@ -70,7 +70,7 @@ pub fn text(report: &Report, options: &Options) -> String {
                 let _ = write!(out, " ({} + {offset:#x})", escape(base_name(module)));
             }
         }
-        let _ = write!(out, ": {}", instruction.bytes);
+        let _ = write!(out, ": {}", escape(&instruction.bytes));
         if let Some(disassembly) = &instruction.disassembly {
             let _ = write!(out, "    {}", escape(disassembly));
         }
@@ -114,7 +114,7 @@ pub fn text(report: &Report, options: &Options) -> String {
                 );
                 match &module.build_id {
                     Some(id) => {
-                        let _ = write!(out, " build-id {id}");
+                        let _ = write!(out, " build-id {}", escape(id));
                     }
                     None => out.push_str(" (no build-id)"),
                 }
@@ -217,7 +217,12 @@ pub fn systemd_stack_trace(report: &Report) -> String {
     for module in &report.modules {
         match &module.build_id {
             Some(id) => {
-                let _ = writeln!(out, "Module {} with build-id {id}", escape(&module.name));
+                let _ = writeln!(
+                    out,
+                    "Module {} with build-id {}",
+                    escape(&module.name),
+                    escape(id)
+                );
             }
             None => {
                 let _ = writeln!(out, "Module {} without build-id.", escape(&module.name));

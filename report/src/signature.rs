@@ -80,7 +80,10 @@ pub fn signature(report: &Report) -> Signature {
     }
     let digest = Sha256::digest(text.as_bytes());
     let hash: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    let signal_name = report.signal.as_ref().map_or("crash", |s| s.name.as_str());
+    let signal_name = report
+        .signal
+        .as_ref()
+        .map_or_else(|| "crash".to_string(), |s| one_line(&s.name));
     let title = match top.first() {
         Some(label) => format!("{program}: {signal_name} in {label}"),
         None => format!("{program}: {signal_name}"),
