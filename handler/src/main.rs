@@ -79,6 +79,13 @@ enum Command {
     /// `@@SOCKET`): each crash handled like `handle` does, by a resident
     /// process. Puts the socket line in core_pattern when installed with
     /// `install --socket`, and the pipe line back when it stops (SIGTERM).
+    ///
+    /// The listening socket is the one systemd passes (lttng-coredump.socket,
+    /// socket activation), else, with --hold, one a small holder process
+    /// keeps while it restarts the service whenever it dies, else its own.
+    /// A held socket keeps each crash waiting in its backlog while the
+    /// service restarts; one of its own goes with the service, and until it
+    /// is back the kernel drops every core.
     Serve {
         /// Where to listen (its directory is made root-only).
         #[arg(long, default_value = serve::DEFAULT_SOCKET)]
@@ -89,6 +96,14 @@ enum Command {
         /// Crashes handled at once (more wait in the kernel, held).
         #[arg(long, default_value_t = serve::DEFAULT_WORKERS)]
         workers: usize,
+        /// Hold the listening socket in a small parent process and run the
+        /// service as its child, started again whenever it dies (for
+        /// machines without systemd's socket activation).
+        #[arg(long)]
+        hold: bool,
+        /// The listening socket is on standard input (how --hold passes it).
+        #[arg(long, hide = true)]
+        socket_on_stdin: bool,
         #[command(flatten)]
         paths: KernelPaths,
     },
@@ -248,15 +263,25 @@ fn main() -> ExitCode {
             socket,
             config,
             workers,
+            hold,
+            socket_on_stdin,
             paths,
-        } => serve::run(&ServeOptions {
-            socket,
-            config,
-            workers,
-            kernel: KernelFiles::under(&paths.proc_sys_kernel),
-            backup: paths.backup,
-        })
-        .map(|()| String::new()),
+        } => {
+            let options = ServeOptions {
+                socket,
+                config,
+                workers,
+                kernel: KernelFiles::under(&paths.proc_sys_kernel),
+                backup: paths.backup,
+                socket_on_stdin,
+            };
+            if hold {
+                lttng_coredump_handler::hold::run(&options)
+            } else {
+                serve::run(&options)
+            }
+            .map(|()| String::new())
+        }
         Command::Uninstall { paths, force } => install::uninstall(
             &KernelFiles::under(&paths.proc_sys_kernel),
             &paths.backup,

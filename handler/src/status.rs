@@ -183,17 +183,35 @@ pub fn gather(
         .as_ref()
         .ok()
         .and_then(|p| install::socket_of_line(p))
-        .map(|socket| match crate::serve::probe(socket) {
-            Ok(greeting) => format!("alive ({greeting})"),
-            Err(err) => {
+        .map(|socket| match crate::listen::state(socket) {
+            crate::listen::State::Alive(greeting) => format!("alive ({greeting})"),
+            crate::listen::State::NotAnswering(why) => {
                 problems.push(format!(
-                    "core_pattern sends every core to {}, and nothing serves it: {err}. THE \
-                     KERNEL DROPS EVERY CORE UNTIL A SERVICE LISTENS THERE: start it (systemctl \
-                     start lttng-coredump, or lttng-coredump serve) or put the pipe line back \
-                     (lttng-coredump install)",
+                    "core_pattern sends every core to {}, which takes connections but where no \
+                     service answers: {why}. Every crash waits there, the process held by the \
+                     kernel, until a service accepts it (a service restarting after it died is \
+                     back within seconds; start it: systemctl start lttng-coredump, or \
+                     lttng-coredump serve --hold)",
                     socket.display()
                 ));
-                "NONE".to_string()
+                format!(
+                    "NOT ANSWERING: crashes wait in the socket's backlog until a service accepts \
+                     them ({why})"
+                )
+            }
+            crate::listen::State::None(why) => {
+                problems.push(format!(
+                    "core_pattern sends every core to {}, and nothing serves it: {why}. THE \
+                     KERNEL DROPS EVERY CORE UNTIL A SERVICE LISTENS THERE: start it (systemctl \
+                     start lttng-coredump.socket lttng-coredump, or lttng-coredump serve --hold) \
+                     or put the pipe line back (lttng-coredump install)",
+                    socket.display()
+                ));
+                format!(
+                    "NONE: every core is being dropped now: the kernel cannot connect to {} \
+                     ({why}), so each crash loses its core and leaves no record",
+                    socket.display()
+                )
             }
         });
     if let (Ok(p), Some(socket_line)) = (
