@@ -171,9 +171,29 @@ struct KernelPaths {
     /// /etc/sysctl.d/90-lttng-coredump.conf, only with the real /proc/sys/kernel).
     #[arg(long)]
     sysctl_file: Option<PathBuf>,
+    /// systemd unit directories to read, the first taking the masks of
+    /// install --persist, instead of the machine's (for tests).
+    #[arg(long, hide = true)]
+    unit_dir: Vec<PathBuf>,
 }
 
 impl KernelPaths {
+    /// Where the boot's settings come from.
+    fn boot_files(&self) -> lttng_coredump_handler::others::BootFiles {
+        if self.unit_dir.is_empty() {
+            lttng_coredump_handler::others::BootFiles::system()
+        } else {
+            lttng_coredump_handler::others::BootFiles::with_unit_dirs(self.unit_dir.clone())
+        }
+    }
+
+    /// Whether install --persist may mask the machine's services: with the
+    /// real /proc/sys/kernel, or unit directories of the caller's own.
+    fn may_mask(&self) -> bool {
+        !self.unit_dir.is_empty()
+            || self.proc_sys_kernel == std::path::Path::new(install::DEFAULT_PROC_SYS_KERNEL)
+    }
+
     /// The sysctl.d file to write or remove: never the machine's for a
     /// stand-in /proc/sys/kernel (tests, packagers).
     fn sysctl_file(&self) -> Option<PathBuf> {
@@ -244,6 +264,8 @@ fn main() -> ExitCode {
                     "--persist with another --proc-sys-kernel needs --sysctl-file"
                 )),
             };
+            let boot = paths.boot_files();
+            let mask = paths.may_mask();
             binary.and_then(|binary| {
                 let persist = persist?;
                 install::install(&InstallOptions {
@@ -256,6 +278,8 @@ fn main() -> ExitCode {
                     socket,
                     persist,
                     chain_previous,
+                    boot,
+                    mask,
                 })
             })
         }
@@ -298,11 +322,12 @@ fn main() -> ExitCode {
             paths,
             json,
         } => {
-            let status = lttng_coredump_handler::status::gather(
+            let status = lttng_coredump_handler::status::gather_with(
                 &KernelFiles::under(&paths.proc_sys_kernel),
                 &paths.backup,
                 config.as_deref(),
                 std::path::Path::new(install::ROOT_SESSIOND_SOCKET),
+                &paths.boot_files(),
             );
             print!("{}", if json { status.json() } else { status.text() });
             return ExitCode::from(status.exit_status);

@@ -98,6 +98,10 @@ pub struct Status {
     pub problems: Vec<String>,
     /// What may go wrong later (at boot, under many crashes).
     pub warnings: Vec<String>,
+    /// The other crash handlers that set core_pattern at boot.
+    pub other_handlers: Vec<crate::others::Other>,
+    /// What core_pattern will be after the next boot.
+    pub after_boot: crate::others::Outlook,
     /// See the module's documentation.
     pub exit_status: u8,
 }
@@ -167,6 +171,23 @@ pub fn gather(
     backup_path: &Path,
     config_path: Option<&Path>,
     sessiond_socket: &Path,
+) -> Status {
+    gather_with(
+        kernel,
+        backup_path,
+        config_path,
+        sessiond_socket,
+        &crate::others::BootFiles::system(),
+    )
+}
+
+/// [`gather`], reading the boot's settings from `boot`.
+pub fn gather_with(
+    kernel: &KernelFiles,
+    backup_path: &Path,
+    config_path: Option<&Path>,
+    sessiond_socket: &Path,
+    boot: &crate::others::BootFiles,
 ) -> Status {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
@@ -247,7 +268,7 @@ pub fn gather(
     }
     let sysctl_file = Path::new(crate::persist::DEFAULT_SYSCTL_FILE);
     warnings.extend(
-        crate::persist::boot_warnings(sysctl_file, installed)
+        crate::persist::boot_warnings(sysctl_file, installed, boot)
             .lines()
             .map(|l| l.strip_prefix("warning: ").unwrap_or(l).to_string()),
     );
@@ -259,6 +280,16 @@ pub fn gather(
             None
         }
     };
+    let other_handlers = crate::others::others(boot);
+    let after_boot = crate::others::after_boot(boot, backup.as_ref());
+    if installed && !after_boot.ours {
+        warnings.push(format!(
+            "{}: lttng-coredump loses core_pattern at the next boot (install --persist keeps it: \
+             its sysctl.d file sorts after systemd-coredump's 50-coredump.conf, and it masks the \
+             services that write their own line)",
+            after_boot.describe()
+        ));
+    }
     let installed_config = pattern
         .as_ref()
         .ok()
@@ -386,6 +417,8 @@ pub fn gather(
         trace_only_in_core,
         problems,
         warnings,
+        other_handlers,
+        after_boot,
         exit_status,
     }
 }
@@ -432,6 +465,31 @@ impl Status {
                     Some(file) => format!("yes ({file})"),
                     None => "no".into(),
                 }
+            ),
+        );
+        for other in &self.other_handlers {
+            line(
+                w,
+                format!(
+                    "other handler: {}{}, from {}: {}",
+                    other.name,
+                    if other.masked { " (masked)" } else { "" },
+                    other.source.display(),
+                    other.line
+                ),
+            );
+        }
+        line(
+            w,
+            format!(
+                "after the next boot: {} (set by {}{})",
+                self.after_boot.line,
+                self.after_boot.owner,
+                self.after_boot
+                    .source
+                    .as_ref()
+                    .map(|s| format!(", {}", s.display()))
+                    .unwrap_or_default()
             ),
         );
         line(
