@@ -24,6 +24,7 @@ pub mod install;
 pub mod kernel_args;
 pub mod ledger;
 pub mod listen;
+pub mod manpages;
 pub mod others;
 pub mod persist;
 pub mod procinfo;
