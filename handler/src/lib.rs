@@ -31,6 +31,7 @@ pub mod procinfo;
 pub mod pump;
 pub mod ratelimit;
 pub mod record;
+pub mod removal;
 pub mod retention;
 pub mod safefile;
 pub mod sanitize;

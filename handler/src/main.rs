@@ -114,6 +114,11 @@ enum Command {
         /// Restore even if core_pattern no longer runs the handler.
         #[arg(long)]
         force: bool,
+        /// The package is being removed (its prerm): leave nothing of the
+        /// handler for the kernel to run, now or after a reboot, and keep a
+        /// line someone else wrote since the install.
+        #[arg(long, hide = true, conflicts_with = "force")]
+        removing: bool,
     },
     /// Say what is installed, whether a session daemon runs, where cores go.
     ///
@@ -306,7 +311,17 @@ fn main() -> ExitCode {
             }
             .map(|()| String::new())
         }
-        Command::Uninstall { paths, force } => install::uninstall(
+        Command::Uninstall {
+            paths,
+            force,
+            removing: true,
+        } if !force => lttng_coredump_handler::removal::run(
+            &KernelFiles::under(&paths.proc_sys_kernel),
+            &paths.backup,
+            paths.sysctl_file().as_deref(),
+            &paths.boot_files(),
+        ),
+        Command::Uninstall { paths, force, .. } => install::uninstall(
             &KernelFiles::under(&paths.proc_sys_kernel),
             &paths.backup,
             paths.sysctl_file().as_deref(),
