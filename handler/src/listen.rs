@@ -127,14 +127,9 @@ fn bound_path(fd: &OwnedFd) -> Result<std::path::PathBuf, String> {
     ))
 }
 
-/// Checks that the socket's directory is root's and writable only by root,
-/// and the socket itself 0600 (only root connects; the kernel connects
-/// with its own credentials).
-fn check_place(socket: &Path) -> anyhow::Result<()> {
-    let dir = socket
-        .parent()
-        .filter(|dir| dir.is_absolute())
-        .with_context(|| format!("the socket path {} must be absolute", socket.display()))?;
+/// The metadata of `dir`, when it is a directory owned by root and
+/// writable only by root (else someone else could replace the socket).
+fn root_only_dir(dir: &Path) -> anyhow::Result<std::fs::Metadata> {
     let metadata = std::fs::symlink_metadata(dir)
         .with_context(|| format!("cannot inspect {}", dir.display()))?;
     if !metadata.is_dir() || metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
@@ -144,6 +139,18 @@ fn check_place(socket: &Path) -> anyhow::Result<()> {
             dir.display()
         ));
     }
+    Ok(metadata)
+}
+
+/// Checks that the socket's directory is root's and writable only by root,
+/// and the socket itself 0600 (only root connects; the kernel connects
+/// with its own credentials).
+fn check_place(socket: &Path) -> anyhow::Result<()> {
+    let dir = socket
+        .parent()
+        .filter(|dir| dir.is_absolute())
+        .with_context(|| format!("the socket path {} must be absolute", socket.display()))?;
+    root_only_dir(dir)?;
     let socket_metadata = std::fs::symlink_metadata(socket)
         .with_context(|| format!("cannot inspect {}", socket.display()))?;
     if socket_metadata.mode() & 0o077 != 0 {
@@ -173,15 +180,7 @@ pub fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
         Err(err) => return Err(err).with_context(|| format!("cannot create {}", dir.display())),
     }
-    let metadata = std::fs::symlink_metadata(dir)
-        .with_context(|| format!("cannot inspect {}", dir.display()))?;
-    if !metadata.is_dir() || metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
-        return Err(anyhow!(
-            "{} must be a directory owned by root and writable only by root (someone else could \
-             replace the socket)",
-            dir.display()
-        ));
-    }
+    let metadata = root_only_dir(dir)?;
     if metadata.mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot make {} private", dir.display()))?;

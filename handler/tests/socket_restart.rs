@@ -11,33 +11,18 @@
 //! stops.
 
 use std::fs;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testsupport::handler::*;
 use testsupport::process::{children_of, output_text, run_bounded, signal};
 use testsupport::service::*;
-use testsupport::{crasher_command, handler_binary, unique_name, CorePatternGuard, TempDir};
+use testsupport::{handler_binary, unique_name, CorePatternGuard, TempDir};
 
 /// A traced program that crashes once told to ("go" on its stdin).
 fn gated_crasher() -> (Child, i32) {
-    let mut child = crasher_command()
-        .args(["--gate", &unique_name("restart"), "1", "segv"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid = line
-        .strip_prefix("ready ")
-        .and_then(|pid| pid.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the crasher printed {line:?}"));
-    (child, pid)
+    testsupport::crasher::gated_crasher(&[&unique_name("restart"), "1", "segv"])
 }
 
 /// Lets `count` crashers go at once; their pids.
