@@ -369,6 +369,8 @@ impl Drop for Holder {
         }
         let _ = self.0.kill();
         let _ = self.0.wait();
+        // The socket's directory it made, when nothing else is in it.
+        let _ = fs::remove_dir("/run/lttng-coredump");
     }
 }
 

@@ -168,25 +168,35 @@ fn socket_activation_by_systemds_own_code_passes_the_socket_the_service_keeps() 
     )
     .unwrap();
     let log = dir.path().join("serve.log");
+    /// Killed when dropped, also when the test fails.
+    struct KillOnDrop(Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     // systemd-socket-activate binds the socket, then runs the service with
     // it as descriptor 3 (LISTEN_FDS=1, LISTEN_PID its own).
     let activate = |serve_socket: &Path| {
-        Command::new("systemd-socket-activate")
-            .arg("--listen")
-            .arg(&socket)
-            .arg(handler_binary!())
-            .arg("serve")
-            .arg("--socket")
-            .arg(serve_socket)
-            .arg("--config")
-            .arg(&config)
-            .arg("--backup")
-            .arg(dir.path().join("none.bkp"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("systemd-socket-activate (apt-get install -y systemd)")
+        KillOnDrop(
+            Command::new("systemd-socket-activate")
+                .arg("--listen")
+                .arg(&socket)
+                .arg(handler_binary!())
+                .arg("serve")
+                .arg("--socket")
+                .arg(serve_socket)
+                .arg("--config")
+                .arg(&config)
+                .arg("--backup")
+                .arg(dir.path().join("none.bkp"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("systemd-socket-activate (apt-get install -y systemd)"),
+        )
     };
 
     // Like systemd, it starts the service on the first connection.
@@ -207,7 +217,7 @@ fn socket_activation_by_systemds_own_code_passes_the_socket_the_service_keeps() 
     first_connection();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
-        if let Some(status) = wrong.try_wait().unwrap() {
+        if let Some(status) = wrong.0.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -251,8 +261,8 @@ fn socket_activation_by_systemds_own_code_passes_the_socket_the_service_keeps() 
     );
 
     // Stopped, the service leaves the socket to the manager that made it.
-    assert!(signal(service.id() as i32, libc::SIGTERM));
-    let status = service.wait().unwrap();
+    assert!(signal(service.0.id() as i32, libc::SIGTERM));
+    let status = service.0.wait().unwrap();
     assert!(
         status.success(),
         "{status:?}: {}",
