@@ -49,6 +49,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A user-side task: its name, and what it runs (given its arguments) once
+/// the trampoline has become the user.
+pub type Task = (&'static str, fn(&[OsString]) -> ExitCode);
+
 /// The first argument that makes this binary the child's trampoline.
 pub const TRAMPOLINE: &str = "--user-child-trampoline";
 /// How long a killed child is waited for before it is left behind.
@@ -848,7 +852,7 @@ fn relay(
 /// Runs the trampoline when this process is one (its first argument is
 /// [`TRAMPOLINE`]): call it first thing in `main`; `None` otherwise.
 /// `tasks` are the user-side tasks a [`UserCommand::task`] may name.
-pub fn trampoline(tasks: &[(&str, fn(&[OsString]) -> ExitCode)]) -> Option<ExitCode> {
+pub fn trampoline(tasks: &[Task]) -> Option<ExitCode> {
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).map(OsString::as_os_str) != Some(OsStr::new(TRAMPOLINE)) {
         return None;
@@ -895,10 +899,7 @@ fn status_ids(status: &str, name: &str) -> Option<Vec<u32>> {
         .collect()
 }
 
-fn become_and_run(
-    args: &[OsString],
-    tasks: &[(&str, fn(&[OsString]) -> ExitCode)],
-) -> Result<ExitCode> {
+fn become_and_run(args: &[OsString], tasks: &[Task]) -> Result<ExitCode> {
     let arg = |i: usize| -> Result<&str> {
         args.get(i)
             .and_then(|a| a.to_str())

@@ -311,6 +311,11 @@ pub fn scan_within(core: &mut dyn CoreRead, limits: &Limits) -> Result<Scan, Err
     Ok(scan)
 }
 
+/// Fetches the metadata of the given traces under the given roots (see
+/// [`recover_with`]).
+pub type FetchMetadata<'a> =
+    dyn FnMut(&[metadata::Root], &[[u8; 16]]) -> HashMap<[u8; 16], metadata::Fetched> + 'a;
+
 /// What to recover and where.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -418,7 +423,7 @@ pub fn search_plan(options: &Options, scan: &Scan) -> Vec<Vec<metadata::Root>> {
 pub fn recover_with(
     mut core: Box<dyn CoreRead>,
     options: &Options,
-    fetch: &mut dyn FnMut(&[metadata::Root], &[[u8; 16]]) -> HashMap<[u8; 16], metadata::Fetched>,
+    fetch: &mut FetchMetadata<'_>,
 ) -> Result<Report, Error> {
     let kind = core.describe();
     let scan =
@@ -598,7 +603,7 @@ fn write_traces(
     options: &Options,
     scan: &Scan,
     text: &mut String,
-    fetch: &mut dyn FnMut(&[metadata::Root], &[[u8; 16]]) -> HashMap<[u8; 16], metadata::Fetched>,
+    fetch: &mut FetchMetadata<'_>,
 ) -> Result<Vec<TraceOut>, Error> {
     let out = &options.output;
     match fs::read_dir(out) {

@@ -169,7 +169,7 @@ pub fn fetch(roots: &[Root], wanted: &[[u8; 16]]) -> HashMap<[u8; 16], Fetched> 
         let Some(list) = candidates.get_mut(uuid) else {
             continue;
         };
-        list.sort_by(|a, b| b.len.cmp(&a.len));
+        list.sort_by_key(|f| std::cmp::Reverse(f.len));
         for found in list.iter() {
             if let Ok(bytes) = read_verified(&found.path, uuid) {
                 let mut found = found.clone();

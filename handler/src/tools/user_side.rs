@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// The tasks, by name, for [`crate::user_child::trampoline`].
-pub const TASKS: &[(&str, fn(&[OsString]) -> ExitCode)] = &[
+pub const TASKS: &[crate::user_child::Task] = &[
     (RECOVER_TRACE, recover_trace),
     (FETCH_METADATA, fetch_metadata),
     (DEBUG, debug),
