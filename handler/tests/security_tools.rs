@@ -280,6 +280,21 @@ fn trace_dir_of(snapshot: &Path) -> PathBuf {
         .to_path_buf()
 }
 
+/// [`lab_with_a_snapshot`], the user having made the metadata of their
+/// snapshot a FIFO (babeltrace2 blocks in its open).
+fn lab_with_a_fifo_as_metadata(user: &str) -> (Lab, Crash) {
+    let (lab, first, snapshot) = lab_with_a_snapshot(user);
+    let trace_dir = trace_dir_of(&snapshot);
+    as_user(
+        &lab.user,
+        &format!(
+            "cd {} && rm metadata && mkfifo metadata",
+            trace_dir.display()
+        ),
+    );
+    (lab, first)
+}
+
 #[test]
 fn root_tools_never_copy_or_print_a_root_only_file_the_user_links_as_metadata() {
     let (lab, first, snapshot) = lab_with_a_snapshot("lcdtsec");
@@ -473,17 +488,9 @@ fn trace_from_core_changes_no_owner_when_the_user_swaps_a_subdirectory_for_a_lin
 
 #[test]
 fn trace_runs_babeltrace2_as_the_user_in_a_session_of_its_own_without_roots_terminal() {
-    let (lab, first, snapshot) = lab_with_a_snapshot("lcdttty");
     // The trace's metadata made a FIFO holds babeltrace2 (in its open)
     // while the test looks at it.
-    let trace_dir = trace_dir_of(&snapshot);
-    as_user(
-        &lab.user,
-        &format!(
-            "cd {} && rm metadata && mkfifo metadata",
-            trace_dir.display()
-        ),
-    );
+    let (lab, first) = lab_with_a_fifo_as_metadata("lcdttty");
     let terminal = TestTerminal::open();
     let before = terminal.termios();
     let cores = lab.cores.to_str().unwrap();
@@ -551,15 +558,7 @@ fn trace_runs_babeltrace2_as_the_user_in_a_session_of_its_own_without_roots_term
 
 #[test]
 fn a_fifo_in_a_trace_directory_or_beside_a_core_costs_trace_and_recover_their_bound_only() {
-    let (lab, first, snapshot) = lab_with_a_snapshot("lcdtfifo");
-    let trace_dir = trace_dir_of(&snapshot);
-    as_user(
-        &lab.user,
-        &format!(
-            "cd {} && rm metadata && mkfifo metadata",
-            trace_dir.display()
-        ),
-    );
+    let (lab, first) = lab_with_a_fifo_as_metadata("lcdtfifo");
     let cores = lab.cores.to_str().unwrap();
     let pid = first.pid.to_string();
     // trace: babeltrace2 blocks on the FIFO (the snapshot's metadata made

@@ -30,15 +30,7 @@ pub(super) struct PrivateDir(pub(super) PathBuf);
 
 impl PrivateDir {
     pub(super) fn create() -> Result<PrivateDir> {
-        let base = std::env::var_os("TMPDIR")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .unwrap_or_else(|| PathBuf::from("/var/tmp"));
-        let mut random = [0u8; 8];
-        rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty())
-            .context("getrandom")?;
-        let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let path = base.join(format!("lttng-coredump-{name}"));
+        let path = super::user_side::temporary_name()?;
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
