@@ -43,3 +43,4 @@ pub mod status;
 pub mod syslog;
 pub mod tools;
 pub mod trusted_path;
+pub mod user_child;

@@ -210,6 +210,13 @@ impl KernelPaths {
 }
 
 fn main() -> ExitCode {
+    // A child of a crash tool acting as a user (`user_child`), before
+    // anything else.
+    if let Some(code) = lttng_coredump_handler::user_child::trampoline(
+        lttng_coredump_handler::tools::user_side::TASKS,
+    ) {
+        return code;
+    }
     // The kernel's call never goes through the option parser: no argument,
     // however malformed, may stop the core from being read.
     let mut raw = std::env::args_os();
