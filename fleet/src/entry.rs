@@ -31,9 +31,17 @@ fn set_by_us(name: &str) -> bool {
 /// the entry says where the core stays.
 pub fn journal_entry(item: &mut LoadedItem, core_max: u64) -> Result<Vec<u8>, spool::SpoolError> {
     let meta = &item.meta;
+    // A copy that cannot be read costs the core, never the entry.
+    let mut core_error = None;
     let core = match (&mut item.core, &meta.core) {
         (Some(file), Some(core_meta)) => {
-            Some(spool::read_core(file, core_max.max(core_meta.size))?)
+            match spool::read_core(file, core_max.max(core_meta.size)) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    core_error = Some(format!("the spool's copy of the core is unreadable: {e}"));
+                    None
+                }
+            }
         }
         _ => None,
     };
@@ -79,9 +87,8 @@ pub fn journal_entry(item: &mut LoadedItem, core_max: u64) -> Result<Vec<u8>, sp
                 fields::CORE_LOCATION.into(),
                 format!("{}:{}", host.hostname, core_meta.host_path).into_bytes(),
             ));
-            let note = item
-                .core_dropped
-                .clone()
+            let note = core_error
+                .or_else(|| item.core_dropped.clone())
                 .or_else(|| core_meta.note.clone())
                 .unwrap_or_else(|| "the core stays on the host".into());
             ours.push((fields::CORE_NOTE.into(), note.into_bytes()));
