@@ -218,6 +218,16 @@ impl Submitter {
     fn pass(&mut self, due: impl Fn(usize, &DestinationState) -> bool) -> Result<Pass, SpoolError> {
         let mut pass = Pass::default();
         let names = self.names();
+        // Items every destination acknowledged whose move to sent/ did not
+        // happen (a submitter killed between its mark and the move).
+        for item in self.spool.queued()? {
+            if self
+                .spool
+                .complete_if_done(&item, &names, self.limits.keep_sent)?
+            {
+                pass.completed += 1;
+            }
+        }
         for i in 0..self.targets.len() {
             if !due(i, &self.targets[i].state) {
                 continue;
