@@ -122,11 +122,18 @@ pub fn journal_entry(item: &mut LoadedItem, core_max: u64) -> Result<Vec<u8>, sp
 }
 
 /// A field's value in JSON, as `journalctl -o json` writes it: a string
-/// when it is UTF-8, else an array of its bytes.
+/// when it is printable UTF-8 (newlines and tabs allowed), else an array of
+/// its bytes.
 pub fn json_value(value: &[u8]) -> Value {
     match std::str::from_utf8(value) {
-        Ok(text) => Value::String(text.to_owned()),
-        Err(_) => Value::Array(value.iter().map(|&b| Value::from(b)).collect()),
+        Ok(text)
+            if !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t') =>
+        {
+            Value::String(text.to_owned())
+        }
+        _ => Value::Array(value.iter().map(|&b| Value::from(b)).collect()),
     }
 }
 

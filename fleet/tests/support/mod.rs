@@ -73,6 +73,15 @@ impl Host {
         }
     }
 
+    /// Replaces the `[submit]` section (the spool's path stays).
+    pub fn set_submit(&self, submit: &str) {
+        let text = format!(
+            "[submit]\nspool_dir = \"{}\"\n{submit}\n",
+            self.spool_dir.display()
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
     pub fn spool(&self) -> Spool {
         Spool::open(&self.spool_dir).unwrap()
     }
