@@ -17,6 +17,7 @@ pub mod core_pattern;
 pub mod crasher;
 pub mod demo;
 pub mod handler;
+pub mod journald;
 pub mod lock;
 pub mod lttng_cli;
 pub mod netns;

@@ -283,3 +283,24 @@ pub fn fake_core(dir: &Path, name: &str, size: usize) -> PathBuf {
     std::fs::write(&path, &bytes).unwrap();
     path
 }
+
+/// Every field of the first entry with this crash ID in the journal
+/// directory, as journalctl exports it.
+pub fn all_fields(journal_dir: &Path, crash_id: &str) -> Vec<Field> {
+    let out = run_bounded(
+        Command::new("journalctl")
+            .arg("-D")
+            .arg(journal_dir)
+            .args(["-o", "export", "--no-pager"])
+            .arg(format!(
+                "{}={crash_id}",
+                lttng_coredump_fleet::fields::CRASH_ID
+            )),
+        Duration::from_secs(120),
+    );
+    lttng_coredump_fleet::export::Reader::new(out.stdout.as_slice(), Default::default())
+        .next_entry()
+        .unwrap()
+        .expect("an entry")
+        .fields
+}
