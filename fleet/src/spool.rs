@@ -224,6 +224,8 @@ pub struct Enqueued {
     pub item: String,
     /// What was dropped to keep the bound (this crash's core may be one).
     pub drops: Vec<DropRecord>,
+    /// Why the bound could not be kept, when it could not.
+    pub bound_error: Option<String>,
 }
 
 /// An item in `queue/`, read back.
@@ -421,11 +423,17 @@ impl Spool {
         queue.sync()?;
         incoming.sync()?;
 
-        let drops = self.keep_bound(limits, &item_name)?;
+        // The crash is queued: a failure to keep the bound (something the
+        // submitter's user put in an item) is reported, never the crash's.
+        let (drops, bound_error) = match self.keep_bound(limits, &item_name) {
+            Ok(drops) => (drops, None),
+            Err(e) => (Vec::new(), Some(format!("keeping the spool's bound: {e}"))),
+        };
         Ok(Enqueued {
             crash_id,
             item: item_name,
             drops,
+            bound_error,
         })
     }
 

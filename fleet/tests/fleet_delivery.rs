@@ -181,7 +181,7 @@ fn fifty_crashes_queued_while_the_collectors_link_is_down_all_arrive_once_it_is_
                 1000 + i,
                 "/usr/bin/crasher",
                 "sig-a",
-                (i % 2 == 0).then_some(core.as_path()),
+                i.is_multiple_of(2).then_some(core.as_path()),
             )
             .to_string()
         })
@@ -291,7 +291,7 @@ fn the_submitter_killed_200_times_during_a_stream_of_crashes_loses_none_and_coun
                     spool_dir: &spool_dir,
                     limits,
                 };
-                ids.push(host_view.enqueue(i, (i % 3 == 0).then_some(core.as_path())));
+                ids.push(host_view.enqueue(i, i.is_multiple_of(3).then_some(core.as_path())));
                 i += 1;
                 std::thread::sleep(Duration::from_millis(15));
             }

@@ -171,6 +171,9 @@ fn main() -> Result<()> {
                     drop.what, drop.crash_id, drop.reason
                 );
             }
+            if let Some(error) = &enqueued.bound_error {
+                eprintln!("lttng-coredump-fleet: {error}");
+            }
             println!("{}", enqueued.crash_id);
         }
         Command::Submit { config, follow } => {
