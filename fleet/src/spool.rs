@@ -28,13 +28,14 @@
 //!    handler that died is found by the next enqueue (its `flock` is free),
 //!    removed and recorded as a drop.
 //! 3. **acknowledged by a destination**: once the destination answered that
-//!    it has the crash, the submitter creates `done.DESTINATION` and
-//!    `fsync`s the item's directory. Nothing is marked before the answer:
-//!    a submitter killed between the answer and the mark sends the crash
-//!    again (at-least-once delivery; see [`crate`] for how readers count
-//!    it once).
-//! 4. **sent**: when every configured destination is done, the item moves
-//!    to `sent/` (its core removed: delivered); the newest
+//!    it has the crash, the submitter creates `done.DESTINATION` in the
+//!    item and `fsync`s the item's directory. Nothing is marked before the
+//!    answer: a submitter killed between the answer and the mark sends the
+//!    crash again (at-least-once delivery; see [`crate`] for how readers
+//!    count it once).
+//! 4. **sent**: when the last configured destination acknowledges it, the
+//!    item moves to `sent/` (its core removed: delivered) without a mark,
+//!    and `sent/` and `queue/` are synced once for the batch; the newest
 //!    [`SpoolLimits::keep_sent`] are kept for `status`.
 //!
 //! The size bound is kept by whoever adds to the spool (enqueue): over
@@ -719,55 +720,103 @@ impl Spool {
         })
     }
 
-    /// Records that `destination` acknowledged the item `name` (durably:
-    /// the file, then the item's directory).
-    pub fn mark_done(&self, name: &str, destination: &str) -> Result<()> {
-        let item = self.sub(QUEUE)?.open_sub(name)?;
-        let marker = format!("{DONE_PREFIX}{destination}");
-        match item.create_file(&marker, 0o600) {
-            Ok(file) => file.sync_all()?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e.into()),
-        }
-        item.sync()?;
-        Ok(())
-    }
-
-    /// Moves the item `name` to `sent/` when every one of `destinations`
-    /// has acknowledged it (its core removed: delivered), keeping the newest
-    /// `keep_sent` there. Returns whether it moved.
-    pub fn complete_if_done(
+    /// Records that `destination` acknowledged the items `names` (a batch
+    /// it answered for): an item that every one of `destinations` has now
+    /// acknowledged moves to `sent/` (its core removed: delivered), the
+    /// others get `done.DESTINATION`. Durable once this returns: each
+    /// marked item's directory, then `queue/` and `sent/`, are synced (once
+    /// for the batch). Keeps the newest `keep_sent` in `sent/`. Returns how
+    /// many moved.
+    pub fn acknowledge(
         &self,
-        name: &str,
+        names: &[&str],
+        destination: &str,
         destinations: &[&str],
         keep_sent: usize,
-    ) -> Result<bool> {
+    ) -> Result<usize> {
         let queue = self.sub(QUEUE)?;
-        let item = queue.open_sub(name)?;
-        if !destinations
-            .iter()
-            .all(|d| item.exists(&format!("{DONE_PREFIX}{d}")))
-        {
-            return Ok(false);
-        }
-        item.remove_file(CORE)?;
-        item.sync()?;
         let sent = self.sub(SENT)?;
-        match queue.rename(name, &sent, name) {
-            Ok(()) => {}
-            // An earlier run moved it and died before syncing the queue.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => queue.remove_tree(name)?,
-            Err(e) => return Err(e.into()),
+        let marker = format!("{DONE_PREFIX}{destination}");
+        let mut moved = 0;
+        for name in names {
+            let item = match queue.open_sub(name) {
+                Ok(item) => item,
+                // Dropped from a full spool meanwhile.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let all_done = destinations
+                .iter()
+                .all(|d| *d == destination || item.exists(&format!("{DONE_PREFIX}{d}")));
+            if all_done {
+                item.remove_file(CORE)?;
+                moved += usize::from(self.move_to_sent(&queue, &sent, name)?);
+            } else {
+                // An empty file: the directory's sync makes it durable.
+                match item.create_file(&marker, 0o600) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e.into()),
+                }
+                item.sync()?;
+            }
         }
-        sent.sync()?;
+        if moved > 0 {
+            sent.sync()?;
+            self.prune_sent(&sent, keep_sent)?;
+        }
         queue.sync()?;
+        Ok(moved)
+    }
+
+    /// Moves to `sent/` the queued items that every one of `destinations`
+    /// acknowledged (left in `queue/` when the destinations were
+    /// configured differently, or by an older submitter). Returns how many.
+    pub fn complete_acknowledged(&self, destinations: &[&str], keep_sent: usize) -> Result<usize> {
+        let queue = self.sub(QUEUE)?;
+        let sent = self.sub(SENT)?;
+        let mut moved = 0;
+        for name in queue.entries()? {
+            let Ok(item) = queue.open_sub(&name) else {
+                continue;
+            };
+            if destinations
+                .iter()
+                .all(|d| item.exists(&format!("{DONE_PREFIX}{d}")))
+            {
+                item.remove_file(CORE)?;
+                moved += usize::from(self.move_to_sent(&queue, &sent, &name)?);
+            }
+        }
+        if moved > 0 {
+            sent.sync()?;
+            queue.sync()?;
+            self.prune_sent(&sent, keep_sent)?;
+        }
+        Ok(moved)
+    }
+
+    fn move_to_sent(&self, queue: &Dir, sent: &Dir, name: &str) -> Result<bool> {
+        match queue.rename(name, sent, name) {
+            Ok(()) => Ok(true),
+            // An earlier run moved it and died before syncing the queue.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                queue.remove_tree(name)?;
+                Ok(false)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn prune_sent(&self, sent: &Dir, keep_sent: usize) -> Result<()> {
         let kept = sent.entries()?;
         if kept.len() > keep_sent {
             for old in &kept[..kept.len() - keep_sent] {
                 sent.remove_tree(old)?;
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Takes the submitter's lock: `None` when another submitter holds it

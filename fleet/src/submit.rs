@@ -219,15 +219,10 @@ impl Submitter {
         let mut pass = Pass::default();
         let names = self.names();
         // Items every destination acknowledged whose move to sent/ did not
-        // happen (a submitter killed between its mark and the move).
-        for item in self.spool.queued()? {
-            if self
-                .spool
-                .complete_if_done(&item, &names, self.limits.keep_sent)?
-            {
-                pass.completed += 1;
-            }
-        }
+        // happen (destinations configured differently since).
+        pass.completed += self
+            .spool
+            .complete_acknowledged(&names, self.limits.keep_sent)?;
         for i in 0..self.targets.len() {
             if !due(i, &self.targets[i].state) {
                 continue;
@@ -257,15 +252,15 @@ impl Submitter {
                     Ok(()) => (items.len(), None),
                     Err((n, failure)) => (n, Some(failure)),
                 };
-                for item in &items[..acknowledged] {
-                    self.spool.mark_done(&item.name, names[i])?;
-                    self.blamed.remove(&(i, item.name.clone()));
-                    if self
-                        .spool
-                        .complete_if_done(&item.name, &names, self.limits.keep_sent)?
-                    {
-                        pass.completed += 1;
-                    }
+                let answered: Vec<&str> = items[..acknowledged]
+                    .iter()
+                    .map(|item| item.name.as_str())
+                    .collect();
+                pass.completed +=
+                    self.spool
+                        .acknowledge(&answered, names[i], &names, self.limits.keep_sent)?;
+                for name in &answered {
+                    self.blamed.remove(&(i, name.to_string()));
                 }
                 pass.acknowledged += acknowledged;
                 let target = &mut self.targets[i];
