@@ -23,7 +23,7 @@ use testsupport::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lttng-coredump-fleet");
 const JOURNAL_UPLOAD: &str = "/lib/systemd/systemd-journal-upload";
-const SMALL_CORE: usize = 512 << 10;
+const SMALL_CORE: usize = 256 << 10;
 const CORE_IN_ENTRY_MAX: u64 = 1 << 20;
 
 /// What one shipping of the storm cost.
@@ -137,15 +137,26 @@ fn report(pid: u32) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({"pid": pid, "threads": threads, "modules": modules, "last_events": events})).unwrap()
 }
 
+/// A small core as cores are: most pages zero or nearly, one in four
+/// incompressible (data, pointers).
 fn small_core(dir: &Path) -> PathBuf {
     let path = dir.join("small-core");
     let mut bytes = Vec::with_capacity(SMALL_CORE);
-    let mut i = 0u32;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut page = 0;
     while bytes.len() < SMALL_CORE {
-        bytes.extend_from_slice(b"\x7fELF\x02\x01\x01 page of a small core ");
-        bytes.extend_from_slice(&i.to_le_bytes());
-        bytes.extend(std::iter::repeat_n(0u8, 3000));
-        i = i.wrapping_mul(2654435761).wrapping_add(1);
+        if page % 4 == 0 {
+            for _ in 0..4096 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                bytes.push(state as u8);
+            }
+        } else {
+            bytes.extend_from_slice(format!("page {page} of a small core").as_bytes());
+            bytes.resize(bytes.len().next_multiple_of(4096), 0);
+        }
+        page += 1;
     }
     bytes.truncate(SMALL_CORE);
     std::fs::write(&path, bytes).unwrap();
@@ -162,12 +173,20 @@ struct Storm {
     report_sizes: Vec<u64>,
     spool_core_bytes: u64,
     small_cores: u64,
+    /// Time to enqueue the storm (the handler's part), in seconds.
+    enqueue_seconds: f64,
 }
 
 /// Queues `per_host` crashes in a fresh spool on each host: one in four
 /// with a small core that travels in the entry, the others with a core too
 /// large for it.
-fn queue_storm(dir: &Path, per_host: u32, url: &str, owner: SpoolOwner) -> Storm {
+fn queue_storm(
+    dir: &Path,
+    per_host: u32,
+    url: &str,
+    owner: SpoolOwner,
+    with_small_cores: bool,
+) -> Storm {
     let small = small_core(dir);
     let large = dir.join("large-core");
     std::fs::File::create(&large)
@@ -187,6 +206,7 @@ fn queue_storm(dir: &Path, per_host: u32, url: &str, owner: SpoolOwner) -> Storm
         report_sizes: Vec::new(),
         spool_core_bytes: 0,
         small_cores: 0,
+        enqueue_seconds: 0.0,
     };
     for h in 0..2 {
         let host = format!("host{}", h + 1);
@@ -204,7 +224,7 @@ fn queue_storm(dir: &Path, per_host: u32, url: &str, owner: SpoolOwner) -> Storm
         let mut stream = Vec::new();
         for i in 0..per_host {
             let pid = 10_000 * (h + 1) + i;
-            let (core_path, size) = if i % 4 == 0 {
+            let (core_path, size) = if with_small_cores && i % 4 == 0 {
                 (&small, SMALL_CORE as u64)
             } else {
                 (&large, 64 << 20)
@@ -213,6 +233,7 @@ fn queue_storm(dir: &Path, per_host: u32, url: &str, owner: SpoolOwner) -> Storm
             identity.hostname = host.clone();
             let report = report(pid);
             storm.report_sizes.push(report.len() as u64);
+            let started = Instant::now();
             let enqueued = spool
                 .enqueue(
                     NewCrash {
@@ -230,6 +251,7 @@ fn queue_storm(dir: &Path, per_host: u32, url: &str, owner: SpoolOwner) -> Storm
                     &limits,
                 )
                 .unwrap();
+            storm.enqueue_seconds += started.elapsed().as_secs_f64();
             let mut item = spool.load(&enqueued.item).unwrap();
             if let Some(core) = &item.core {
                 storm.spool_core_bytes += core.metadata().unwrap().len();
@@ -237,7 +259,7 @@ fn queue_storm(dir: &Path, per_host: u32, url: &str, owner: SpoolOwner) -> Storm
             }
             let bytes = entry::journal_entry(&mut item, CORE_IN_ENTRY_MAX).unwrap();
             let core_len = if item.core.is_some() {
-                SMALL_CORE as u64 + 17
+                SMALL_CORE as u64 + 18
             } else {
                 0
             };
@@ -326,132 +348,148 @@ fn main() {
     let (uid, gid) = (user.uid, user.gid);
     let owner = SpoolOwner { uid, gid };
     let network = TestNetwork::new(2);
-    let mut ours = Vec::new();
-    let mut theirs = Vec::new();
-    let mut storm_facts = None;
-    for round in 0..rounds {
-        for (n, which) in ["ours", "journal-upload"].into_iter().enumerate() {
-            let dir = TempDir::new("fleet-storm");
-            // A port of its own each time: no wait for the last one's
-            // connections to close.
-            let port = 19531 + (round * 2 + n) as u16;
-            let remote = JournalRemote::http(&network, dir.path(), port);
-            // The storm builds up while the collector cannot be reached.
-            network.set_collector_link(false);
-            let storm = queue_storm(dir.path(), per_host, &remote.url, owner);
-            network.set_collector_link(true);
-            let commands: Vec<Vec<String>> = (0..2)
-                .map(|h| match which {
-                    "ours" => vec![
-                        "setpriv".into(),
-                        format!("--reuid={uid}"),
-                        format!("--regid={gid}"),
-                        "--clear-groups".into(),
-                        BIN.into(),
-                        "submit".into(),
-                        "--config".into(),
-                        storm.configs[h].display().to_string(),
-                    ],
-                    _ => vec![
-                        JOURNAL_UPLOAD.into(),
-                        format!("--url={}", remote.url),
-                        format!("--file={}", storm.journal_files[h].display()),
-                        format!("--save-state={}/upload-state-{h}", dir.path().display()),
-                        "--follow=no".into(),
-                    ],
-                })
-                .collect();
-            let run = ship(&network, commands, dir.path());
-            let got =
-                collector::read_journal_dir(&remote.journal_dir, &ReadOptions::default()).unwrap();
-            assert_eq!(
-                got.len(),
-                crashes,
-                "{which}: {} crashes on the collector",
-                got.len()
-            );
-            let collector_bytes: u64 = std::fs::read_dir(&remote.journal_dir)
-                .unwrap()
-                .flatten()
-                .map(|e| std::os::unix::fs::MetadataExt::blocks(&e.metadata().unwrap()) * 512)
-                .sum();
-            eprintln!("round {round} {which}: {run:?}, collector journal {collector_bytes} bytes");
-            if which == "ours" {
-                ours.push(run);
-                storm_facts.get_or_insert((
-                    storm.entry_sizes,
-                    storm.report_sizes,
-                    storm.spool_core_bytes,
-                    storm.small_cores,
-                    collector_bytes,
-                ));
-            } else {
-                theirs.push(run);
+    println!(
+        "Storm of {crashes} crashes on 2 hosts, queued while the collector was unreachable, then shipped to systemd-journal-remote over HTTP once it was; the median of {rounds} rounds, ours and systemd-journal-upload (the same entries, from a journal file) interleaved in one run.\n"
+    );
+    let mut port = 19531u16;
+    for (scenario, with_small_cores) in [
+        (
+            "entries only (every core too large for the entry: it stays on the host)",
+            false,
+        ),
+        ("1 crash in 4 with a 256 KiB core inside its entry", true),
+    ] {
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        let mut enqueue = Vec::new();
+        let mut facts = None;
+        for round in 0..rounds {
+            for which in ["ours", "journal-upload"] {
+                let dir = TempDir::new("fleet-storm");
+                // A port of its own each time: no wait for the last one's
+                // connections to close.
+                port += 1;
+                let remote = JournalRemote::http(&network, dir.path(), port);
+                // The storm builds up while the collector cannot be reached.
+                network.set_collector_link(false);
+                let storm = queue_storm(dir.path(), per_host, &remote.url, owner, with_small_cores);
+                network.set_collector_link(true);
+                let commands: Vec<Vec<String>> = (0..2)
+                    .map(|h| match which {
+                        "ours" => vec![
+                            "setpriv".into(),
+                            format!("--reuid={uid}"),
+                            format!("--regid={gid}"),
+                            "--clear-groups".into(),
+                            BIN.into(),
+                            "submit".into(),
+                            "--config".into(),
+                            storm.configs[h].display().to_string(),
+                        ],
+                        _ => vec![
+                            JOURNAL_UPLOAD.into(),
+                            format!("--url={}", remote.url),
+                            format!("--file={}", storm.journal_files[h].display()),
+                            format!("--save-state={}/upload-state-{h}", dir.path().display()),
+                            "--follow=no".into(),
+                        ],
+                    })
+                    .collect();
+                let run = ship(&network, commands, dir.path());
+                let got = collector::read_journal_dir(&remote.journal_dir, &ReadOptions::default())
+                    .unwrap();
+                assert_eq!(
+                    got.len(),
+                    crashes,
+                    "{which}: {} crashes on the collector",
+                    got.len()
+                );
+                let collector_bytes: u64 = std::fs::read_dir(&remote.journal_dir)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| std::os::unix::fs::MetadataExt::blocks(&e.metadata().unwrap()) * 512)
+                    .sum();
+                eprintln!("{scenario}, round {round}, {which}: {run:?}, collector journal {collector_bytes} bytes");
+                if which == "ours" {
+                    ours.push(run);
+                    enqueue.push(storm.enqueue_seconds);
+                    facts.get_or_insert((
+                        storm.entry_sizes,
+                        storm.report_sizes,
+                        storm.spool_core_bytes,
+                        storm.small_cores,
+                    ));
+                } else {
+                    theirs.push(run);
+                }
             }
-            drop(remote);
         }
+        let m = |runs: &[Run], f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        let row = |name: &str, f: fn(&Run) -> f64, unit: &str, scale: f64| {
+            let (a, b) = (m(&ours, f) * scale, m(&theirs, f) * scale);
+            println!("| {name} | {a:.3} {unit} | {b:.3} {unit} | {:.2}x |", a / b);
+        };
+        println!("### {scenario}\n");
+        println!("| measure | ours (`submit`) | systemd-journal-upload | ours ÷ journal-upload |");
+        println!("|---|---|---|---|");
+        row(
+            "time until all are on the collector",
+            |r| r.seconds,
+            "s",
+            1.0,
+        );
+        row(
+            "bytes on the wire per crash (both directions, headers and all)",
+            |r| r.wire_bytes as f64,
+            "KiB",
+            1.0 / 1024.0 / crashes as f64,
+        );
+        row(
+            "CPU time of the two submitters (user+sys)",
+            |r| r.cpu_seconds,
+            "s",
+            1.0,
+        );
+        row(
+            "peak RSS of a submitter",
+            |r| r.max_rss_kib as f64,
+            "MiB",
+            1.0 / 1024.0,
+        );
+        println!(
+            "\nEnqueuing (the handler's part, every state fsync'd): {:.2} ms per crash.",
+            median(enqueue) * 1000.0 / crashes as f64
+        );
+        let (mut entries, mut reports, spool_core_bytes, small_cores) = facts.unwrap();
+        entries.sort();
+        reports.sort();
+        let with_report: Vec<u64> = entries.iter().zip(&reports).map(|(e, r)| e + r).collect();
+        println!();
+        println!("| per crash | median | max |");
+        println!("|---|---|---|");
+        println!(
+            "| journal entry without the core | {:.1} KiB | {:.1} KiB |",
+            entries[entries.len() / 2] as f64 / 1024.0,
+            *entries.last().unwrap() as f64 / 1024.0
+        );
+        println!(
+            "| report (JSON) | {:.1} KiB | {:.1} KiB |",
+            reports[reports.len() / 2] as f64 / 1024.0,
+            *reports.last().unwrap() as f64 / 1024.0
+        );
+        println!(
+            "| entry + report (target: under 64 KiB) | {:.1} KiB | {:.1} KiB |",
+            with_report[with_report.len() / 2] as f64 / 1024.0,
+            *with_report.iter().max().unwrap() as f64 / 1024.0
+        );
+        if small_cores > 0 {
+            println!(
+                "\nSmall cores: {} KiB each, {:.1} KiB in the spool (zstd, {:.1}x smaller).",
+                SMALL_CORE >> 10,
+                spool_core_bytes as f64 / small_cores as f64 / 1024.0,
+                SMALL_CORE as f64 * small_cores as f64 / spool_core_bytes as f64
+            );
+        }
+        println!();
     }
-    let m = |runs: &[Run], f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
-    let row = |name: &str, f: fn(&Run) -> f64, unit: &str, scale: f64| {
-        let (a, b) = (m(&ours, f) * scale, m(&theirs, f) * scale);
-        println!("| {name} | {a:.3} {unit} | {b:.3} {unit} | {:.2}x |", a / b);
-    };
-    println!("Storm of {crashes} crashes on 2 hosts (1 in 4 with a {} KiB core inside the entry), queued while the collector was unreachable, then shipped to systemd-journal-remote over HTTP; median of {rounds} rounds, ours and journal-upload interleaved.\n", SMALL_CORE >> 10);
-    println!("| measure | ours (`submit`) | systemd-journal-upload (same entries) | ours ÷ journal-upload |");
-    println!("|---|---|---|---|");
-    row(
-        "time until all are on the collector",
-        |r| r.seconds,
-        "s",
-        1.0,
-    );
-    row(
-        "bytes on the wire per crash (both directions)",
-        |r| r.wire_bytes as f64,
-        "KiB",
-        1.0 / 1024.0 / crashes as f64,
-    );
-    row(
-        "CPU time of the two submitters (user+sys)",
-        |r| r.cpu_seconds,
-        "s",
-        1.0,
-    );
-    row(
-        "peak RSS of a submitter",
-        |r| r.max_rss_kib as f64,
-        "MiB",
-        1.0 / 1024.0,
-    );
-    let (mut entries, mut reports, spool_core_bytes, small_cores, collector_bytes) =
-        storm_facts.unwrap();
-    entries.sort();
-    reports.sort();
-    let with_report: Vec<u64> = entries.iter().zip(&reports).map(|(e, r)| e + r).collect();
-    println!();
-    println!("| per crash | median | max |");
-    println!("|---|---|---|");
-    println!(
-        "| journal entry without the core | {:.1} KiB | {:.1} KiB |",
-        entries[entries.len() / 2] as f64 / 1024.0,
-        *entries.last().unwrap() as f64 / 1024.0
-    );
-    println!(
-        "| report (JSON) | {:.1} KiB | {:.1} KiB |",
-        reports[reports.len() / 2] as f64 / 1024.0,
-        *reports.last().unwrap() as f64 / 1024.0
-    );
-    println!(
-        "| entry + report (target: under 64 KiB) | {:.1} KiB | {:.1} KiB |",
-        with_report[with_report.len() / 2] as f64 / 1024.0,
-        *with_report.iter().max().unwrap() as f64 / 1024.0
-    );
-    println!();
-    println!(
-        "Small cores: {} KiB each, {:.1} KiB in the spool (zstd, {:.1}x smaller); the collector's journal holds the {crashes} crashes in {:.1} MiB (journal-remote compresses the COREDUMP fields).",
-        SMALL_CORE >> 10,
-        spool_core_bytes as f64 / small_cores as f64 / 1024.0,
-        SMALL_CORE as f64 * small_cores as f64 / spool_core_bytes as f64,
-        collector_bytes as f64 / (1 << 20) as f64
-    );
 }
