@@ -62,11 +62,12 @@ pub fn journal_entry(item: &mut LoadedItem, core_max: u64) -> Result<Vec<u8>, sp
         ours.push((fields::MACHINE_ID.into(), machine_id.clone().into_bytes()));
     }
     ours.push((fields::CRASH_ID.into(), meta.crash_id.clone().into_bytes()));
-    let mut keep_filename = true;
-    match (&meta.core, &core) {
-        (Some(core_meta), Some(bytes)) => {
-            keep_filename = false;
-            ours.push((fields::CORE_STORAGE.into(), b"journal".to_vec()));
+    let keep_filename = core.is_none();
+    match &meta.core {
+        None => ours.push((fields::CORE_STORAGE.into(), b"none".to_vec())),
+        Some(core_meta) => {
+            let storage: &[u8] = if core.is_some() { b"journal" } else { b"host" };
+            ours.push((fields::CORE_STORAGE.into(), storage.to_vec()));
             ours.push((
                 fields::CORE_SIZE.into(),
                 core_meta.size.to_string().into_bytes(),
@@ -75,25 +76,17 @@ pub fn journal_entry(item: &mut LoadedItem, core_max: u64) -> Result<Vec<u8>, sp
                 fields::CORE_LOCATION.into(),
                 format!("{}:{}", host.hostname, core_meta.host_path).into_bytes(),
             ));
-            ours.push((fields::COREDUMP.into(), bytes.clone()));
+            match core {
+                Some(bytes) => ours.push((fields::COREDUMP.into(), bytes)),
+                None => {
+                    let note = core_error
+                        .or_else(|| item.core_dropped.clone())
+                        .or_else(|| core_meta.note.clone())
+                        .unwrap_or_else(|| "the core stays on the host".into());
+                    ours.push((fields::CORE_NOTE.into(), note.into_bytes()));
+                }
+            }
         }
-        (Some(core_meta), None) => {
-            ours.push((fields::CORE_STORAGE.into(), b"host".to_vec()));
-            ours.push((
-                fields::CORE_SIZE.into(),
-                core_meta.size.to_string().into_bytes(),
-            ));
-            ours.push((
-                fields::CORE_LOCATION.into(),
-                format!("{}:{}", host.hostname, core_meta.host_path).into_bytes(),
-            ));
-            let note = core_error
-                .or_else(|| item.core_dropped.clone())
-                .or_else(|| core_meta.note.clone())
-                .unwrap_or_else(|| "the core stays on the host".into());
-            ours.push((fields::CORE_NOTE.into(), note.into_bytes()));
-        }
-        (None, _) => ours.push((fields::CORE_STORAGE.into(), b"none".to_vec())),
     }
     let mut out = Vec::with_capacity(
         ours.iter()

@@ -12,8 +12,9 @@
 //!   drops.log            root:OWNER 0640  every core or report dropped, one JSON line each
 //! ```
 //!
-//! An item is a directory `TIME-CRASHID` (its time first, so names sort
-//! oldest first) holding `meta.json`, `fields` (the journal entry's fields
+//! An item is a directory `TIME-SIZE-CRASHID` (its time first, so names
+//! sort oldest first; its size when queued, so that the spool's size is
+//! bounded without opening every item) holding `meta.json`, `fields` (the journal entry's fields
 //! in the export format: binary-safe), `report.json` when there is a
 //! report, `core.zst` when the core travels, and a `done.DESTINATION` file
 //! for each destination that has acknowledged it.
@@ -420,19 +421,24 @@ impl Spool {
         write_durably(&item, META, &meta_json, owner)?;
         item.set_owner_and_mode(owner, 0o700)?;
         item.sync()?;
-        incoming.rename(&item_name, &queue, &item_name)?;
+        // Queued under TIME-SIZE-CRASHID: the sizes in the names bound the
+        // spool's size without opening every item.
+        let queued_name = format!("{enqueued_us:020}-{}-{crash_id}", item_bytes(&item));
+        incoming.rename(&item_name, &queue, &queued_name)?;
+        // One sync makes the rename durable: a journaling file system
+        // commits both of its directories at once (and were `incoming/` to
+        // keep a twin, the next sweep removes it unrecorded).
         queue.sync()?;
-        incoming.sync()?;
 
         // The crash is queued: a failure to keep the bound (something the
         // submitter's user put in an item) is reported, never the crash's.
-        let (drops, bound_error) = match self.keep_bound(limits, &item_name) {
+        let (drops, bound_error) = match self.keep_bound(limits, &queued_name) {
             Ok(drops) => (drops, None),
             Err(e) => (Vec::new(), Some(format!("keeping the spool's bound: {e}"))),
         };
         Ok(Enqueued {
             crash_id,
-            item: item_name,
+            item: queued_name,
             drops,
             bound_error,
         })
@@ -511,6 +517,17 @@ impl Spool {
             let bytes = item_bytes(&item);
             drop(item);
             incoming.remove_tree(&name)?;
+            let id = crash_id_of(&name);
+            let queued = [QUEUE, SENT].iter().any(|state| {
+                self.sub(state)
+                    .and_then(|dir| Ok(dir.entries()?))
+                    .is_ok_and(|names| names.iter().any(|n| n.ends_with(&id)))
+            });
+            if queued {
+                // The twin of a queued item (a rename that a power loss
+                // left half-recorded): nothing was lost.
+                continue;
+            }
             self.record_drop(&DropRecord {
                 time_us: now_us(),
                 crash_id: crash_id_of(&name),
@@ -532,6 +549,17 @@ impl Spool {
         root.lock(false)?;
         let queue = self.sub(QUEUE)?;
         let sent = self.sub(SENT)?;
+        // The sizes in the names (never less than the items': drops only
+        // shrink them) bound the total: under the bound, nothing to open.
+        let named: Option<u64> = queue
+            .entries()?
+            .iter()
+            .chain(&sent.entries()?)
+            .map(|name| named_size(name))
+            .sum();
+        if named.is_some_and(|total| total <= limits.max_bytes) {
+            return Ok(Vec::new());
+        }
         let size_of =
             |dir: &Dir, name: &str| dir.open_sub(name).map(|d| item_bytes(&d)).unwrap_or(0);
         let queued: Vec<(String, u64)> = queue
@@ -911,7 +939,16 @@ fn item_bytes(item: &Dir) -> u64 {
         .sum()
 }
 
-/// The crash ID in an item's name (`TIME-CRASHID`).
+/// The size in a queued item's name (`TIME-SIZE-CRASHID`): its bytes when
+/// it was queued.
+fn named_size(item: &str) -> Option<u64> {
+    let mut parts = item.split('-');
+    let (_, size, _) = (parts.next()?, parts.next()?, parts.next()?);
+    size.parse().ok()
+}
+
+/// The crash ID in an item's name (`TIME-SIZE-CRASHID`, `TIME-CRASHID` in
+/// `incoming/`).
 pub fn crash_id_of(item: &str) -> String {
     item.rsplit('-').next().unwrap_or(item).to_owned()
 }

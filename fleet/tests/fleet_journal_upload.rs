@@ -96,18 +96,10 @@ fn systemd_journal_upload_ships_our_entries_as_they_are_and_the_collector_counts
         "COREDUMP_PROC_STATUS".into(),
         b"Name:\tcrasher\nState:\tR\n".to_vec(),
     ));
-    host.spool()
-        .enqueue(
-            lttng_coredump_fleet::NewCrash {
-                crash_id: lttng_coredump_fleet::CrashId::parse(&crash_id),
-                fields,
-                report_json: None,
-                core: None,
-                host: lttng_coredump_fleet::HostIdentity::now(),
-            },
-            &host.limits,
-        )
-        .unwrap();
+    host.enqueue_fields(
+        lttng_coredump_fleet::CrashId::parse(&crash_id).unwrap(),
+        fields,
+    );
     assert!(host.submit(&network, &user).status.success());
     assert_eq!(
         raw_crash_ids(&remote.journal_dir)

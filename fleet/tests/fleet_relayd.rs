@@ -127,25 +127,9 @@ fn a_snapshot_sent_to_the_collectors_relayd_is_readable_there_and_its_entry_says
         &user,
         &format!("journal_remote = \"{}\"", remote.url),
     );
-    let mut host_spool_entry = snapshot.fields();
-    host_spool_entry.push(("LTTNG_COREDUMP_TRACE_EVENTS".into(), b"40".to_vec()));
-    let spool = host.spool();
-    let mut identity = lttng_coredump_fleet::HostIdentity::now();
-    identity.hostname = "host1".into();
     let mut fields = coredump_fields("host1", 4242, "/usr/bin/crasher", "sig-traced", None);
-    fields.extend(host_spool_entry);
-    spool
-        .enqueue(
-            lttng_coredump_fleet::NewCrash {
-                crash_id: Some(crash_id),
-                fields,
-                report_json: None,
-                core: None,
-                host: identity,
-            },
-            &host.limits,
-        )
-        .unwrap();
+    fields.extend(snapshot.fields());
+    host.enqueue_fields(crash_id, fields);
     let out = host.submit(&network, &user);
     assert!(out.status.success(), "{out:?}");
     let crashes = collected(&remote.journal_dir);

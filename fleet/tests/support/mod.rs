@@ -132,6 +132,25 @@ impl Host {
             .crash_id
     }
 
+    /// Enqueues a crash of these fields under this ID (as the handler
+    /// does when the ID was given at the crash).
+    pub fn enqueue_fields(&self, crash_id: CrashId, fields: Vec<Field>) {
+        let mut host = HostIdentity::now();
+        host.hostname = self.name.clone();
+        self.spool()
+            .enqueue(
+                NewCrash {
+                    crash_id: Some(crash_id),
+                    fields,
+                    report_json: None,
+                    core: None,
+                    host,
+                },
+                &self.limits,
+            )
+            .unwrap();
+    }
+
     /// The submitter (`lttng-coredump-fleet submit [ARGS]`) as `user`,
     /// in this host's namespace; the pid of the child is the submitter's
     /// own (`ip netns exec` and `setpriv` replace themselves with it).
