@@ -28,6 +28,10 @@ pub trait Destination {
     fn target(&self) -> &str;
     /// The most items one delivery takes.
     fn max_batch(&self) -> usize;
+    /// Whether it sends the report (else the report is not read).
+    fn sends_report(&self) -> bool {
+        false
+    }
     /// Delivers `items` in order. On failure, says how many of the first
     /// items were acknowledged before it.
     fn deliver(&mut self, items: &mut [LoadedItem]) -> Result<(), (usize, Failure)>;
@@ -142,6 +146,10 @@ impl Destination for Webhook {
 
     fn max_batch(&self) -> usize {
         16
+    }
+
+    fn sends_report(&self) -> bool {
+        true
     }
 
     fn deliver(&mut self, items: &mut [LoadedItem]) -> Result<(), (usize, Failure)> {

@@ -705,6 +705,12 @@ impl Spool {
 
     /// Reads the item `name` of `queue/`.
     pub fn load(&self, name: &str) -> Result<LoadedItem> {
+        self.load_item(name, true)
+    }
+
+    /// Reads the item `name` of `queue/`, its report only when
+    /// `with_report` (journal-remote sends none).
+    pub fn load_item(&self, name: &str, with_report: bool) -> Result<LoadedItem> {
         let item = self.sub(QUEUE)?.open_sub(name)?;
         let meta_bytes = read_small(&item, META, 1 << 20)?;
         let meta: ItemMeta = serde_json::from_slice(&meta_bytes)
@@ -722,7 +728,7 @@ impl Spool {
         })?
         .map(|e| e.fields)
         .unwrap_or_default();
-        let report = match item.exists(REPORT) {
+        let report = match with_report && item.exists(REPORT) {
             true => Some(read_small(&item, REPORT, MAX_FIELD_VALUE as u64)?),
             false => None,
         };

@@ -227,15 +227,20 @@ impl Submitter {
             if !due(i, &self.targets[i].state) {
                 continue;
             }
+            // What it lacks, listed once a pass (crashes queued meanwhile
+            // go in the next one).
+            let mut pending = self.pending(i)?.into_iter();
             loop {
-                let pending = self.pending(i)?;
-                if pending.is_empty() {
+                let batch: Vec<String> = pending.by_ref().take(self.targets[i].batch).collect();
+                if batch.is_empty() {
                     break;
                 }
-                let batch: Vec<String> = pending.into_iter().take(self.targets[i].batch).collect();
                 let mut items = Vec::with_capacity(batch.len());
                 for name in &batch {
-                    match self.spool.load(name) {
+                    match self
+                        .spool
+                        .load_item(name, self.targets[i].destination.sends_report())
+                    {
                         Ok(item) => items.push(item),
                         // Dropped from a full spool, or completed by an
                         // earlier run, meanwhile.
