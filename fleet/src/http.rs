@@ -134,7 +134,14 @@ fn failure(url: &str, err: ureq::Error) -> Failure {
         E::HostNotFound | E::ConnectionFailed | E::Timeout(_) => FailureKind::Unreachable,
         E::Io(io) => match io.kind() {
             std::io::ErrorKind::InvalidData => FailureKind::Tls,
-            _ => FailureKind::Unreachable,
+            std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::HostUnreachable
+            | std::io::ErrorKind::NetworkUnreachable
+            | std::io::ErrorKind::NetworkDown
+            | std::io::ErrorKind::TimedOut => FailureKind::Unreachable,
+            // Connected, then dropped (journal-remote drops the connection
+            // of an upload holding an entry it refuses).
+            _ => FailureKind::Other,
         },
         E::Tls(_) | E::Rustls(_) | E::Pem(_) | E::TlsRequired => FailureKind::Tls,
         E::StatusCode(status) => FailureKind::Refused(*status),
@@ -143,7 +150,8 @@ fn failure(url: &str, err: ureq::Error) -> Failure {
     // rustls's errors come through io::Error: say so when the message is
     // about certificates.
     let message = err.to_string();
-    let kind = if kind == FailureKind::Unreachable
+    let kind = if kind != FailureKind::Tls
+        && !matches!(kind, FailureKind::Refused(_))
         && (message.contains("certificate") || message.contains("TLS") || message.contains("tls"))
     {
         FailureKind::Tls
@@ -153,7 +161,7 @@ fn failure(url: &str, err: ureq::Error) -> Failure {
     let what = match kind {
         FailureKind::Unreachable => "cannot reach",
         FailureKind::Tls => "TLS failed with",
-        _ => "failed to post to",
+        _ => "the upload failed at",
     };
     Failure::new(kind, format!("{what} {url}: {message}"))
 }

@@ -229,9 +229,21 @@ impl Submitter {
             }
             // What it lacks, listed once a pass (crashes queued meanwhile
             // go in the next one).
-            let mut pending = self.pending(i)?.into_iter();
+            let mut pending: std::collections::VecDeque<String> = self.pending(i)?.into();
+            // Items of a failed batch, sent again one at a time.
+            let mut singles = 0usize;
+            // Whether it took something this pass: then an item it refuses
+            // is the item's fault, and the others still go.
+            let mut took_some = false;
             loop {
-                let batch: Vec<String> = pending.by_ref().take(self.targets[i].batch).collect();
+                let take = if singles > 0 {
+                    1
+                } else {
+                    self.targets[i].batch
+                }
+                .min(pending.len());
+                singles = singles.saturating_sub(1);
+                let batch: Vec<String> = pending.drain(..take).collect();
                 if batch.is_empty() {
                     break;
                 }
@@ -268,6 +280,7 @@ impl Submitter {
                     self.blamed.remove(&(i, name.to_string()));
                 }
                 pass.acknowledged += acknowledged;
+                took_some |= acknowledged > 0;
                 let target = &mut self.targets[i];
                 target.state.last_attempt_us = Some(attempted);
                 target.state.delivered += acknowledged as u64;
@@ -290,11 +303,29 @@ impl Submitter {
                         target.batch = target.destination.max_batch();
                         self.save_state(i);
                     }
+                    // A destination that answered (or dropped the
+                    // connection) but took a batch of several: perhaps one
+                    // entry it refuses. Retried at once one at a time, so
+                    // the others go through.
+                    Some(failure)
+                        if items.len() - acknowledged > 1
+                            && failure.kind != crate::http::FailureKind::Unreachable =>
+                    {
+                        singles = items.len() - acknowledged;
+                        for item in items[acknowledged..].iter().rev() {
+                            pending.push_front(item.name.clone());
+                        }
+                    }
                     Some(failure) => {
+                        let refused_alone = items.len() - acknowledged == 1
+                            && took_some
+                            && failure.kind != crate::http::FailureKind::Unreachable;
                         self.record_failure(i, &items[acknowledged..], &failure);
                         pass.failures
                             .push((names[i].to_owned(), failure.message.clone()));
-                        break;
+                        if !refused_alone {
+                            break;
+                        }
                     }
                 }
             }

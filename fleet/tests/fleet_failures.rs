@@ -307,3 +307,57 @@ fn refusals_and_certificates_that_do_not_verify_show_in_status_and_lose_nothing(
     assert_eq!(destination(&status, "webhook")["delivered"], 3);
     let _ = Spool::open(&host.spool_dir).unwrap();
 }
+
+#[test]
+fn an_entry_the_collector_refuses_holds_back_none_of_the_others() {
+    let dir = TempDir::new("fleet-poison");
+    let user = TestUser::create("lcdfleet10", false);
+    let network = TestNetwork::new(1);
+    let remote = JournalRemote::http(&network, dir.path(), 19531);
+    let host = Host::new(
+        &network,
+        0,
+        "host1",
+        dir.path(),
+        &user,
+        &format!("journal_remote = \"{}\"\ntimeout = 20", remote.url),
+    );
+    // journal-remote drops the connection of an upload holding an entry
+    // of more fields than it takes (ENTRY_FIELD_COUNT_MAX, 1024).
+    let too_many: Vec<(String, Vec<u8>)> = (0..1100)
+        .map(|i| (format!("FIELD_{i}"), b"x".to_vec()))
+        .collect();
+    let mut good = Vec::new();
+    for i in 0..3 {
+        good.push(
+            host.enqueue(i, "/usr/bin/crasher", "sig-good", None)
+                .to_string(),
+        );
+    }
+    let poison = host
+        .enqueue_with(99, "/usr/bin/crasher", "sig-poison", None, too_many)
+        .to_string();
+    for i in 3..6 {
+        good.push(
+            host.enqueue(i, "/usr/bin/crasher", "sig-good", None)
+                .to_string(),
+        );
+    }
+    let out = host.submit(&network, &user);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let queued = host.spool().queued().unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert!(queued[0].ends_with(&poison));
+    let mut got: Vec<String> = collected(&remote.journal_dir)
+        .iter()
+        .map(|c| c.key.clone())
+        .collect();
+    got.sort();
+    good.sort();
+    assert_eq!(got, good, "every other crash delivered, each counted once");
+    let status = host.status();
+    let state = destination(&status, "journal-remote");
+    assert_eq!(state["pending"], 1);
+    assert!(state["last_error"]["message"].as_str().is_some(), "{state}");
+    assert_eq!(status["drops_total"], 0, "the refused crash stays queued");
+}
