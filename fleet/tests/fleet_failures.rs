@@ -256,7 +256,7 @@ fn refusals_and_certificates_that_do_not_verify_show_in_status_and_lose_nothing(
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let status = host.status();
     let state = destination(&status, "journal-remote");
-    assert_ne!(state["last_error"]["kind"], "refused", "{state}");
+    assert_eq!(state["last_error"]["kind"], "tls", "{state}");
     assert_eq!(status["queued"], 3);
     assert_eq!(status["drops_total"], 0);
     assert!(collected(&http.journal_dir).is_empty());
