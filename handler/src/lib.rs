@@ -27,6 +27,7 @@ pub mod procinfo;
 pub mod pump;
 pub mod ratelimit;
 pub mod record;
+pub mod record_read;
 pub mod retention;
 pub mod safefile;
 pub mod sanitize;

@@ -3,7 +3,9 @@
 //! with the handler's configuration telling where its crash records are
 //! (their snapshots are searched for the trace's metadata).
 
-use lttng_coredump_handler::config::Config;
+use lttng_coredump_handler::tools::source::Source;
+use lttng_coredump_handler::tools::trace_core::recorded_snapshots;
+use lttng_coredump_handler::tools::SourceArgs;
 use lttng_coredump_recover::{self as recover, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +35,8 @@ pub struct RecoverArgs {
     #[arg(long)]
     search: Vec<PathBuf>,
     /// The handler configuration whose core directory's crash records name
-    /// snapshots to search (default: the installed one).
+    /// snapshots to search (default: the installed one). A file named here
+    /// must be usable: missing, relative, untrusted or unreadable is an error.
     #[arg(long)]
     config: Option<PathBuf>,
 }
@@ -56,15 +59,32 @@ pub fn run(args: RecoverArgs) -> ExitCode {
             dir.to_path_buf()
         });
     }
-    let configured = Config::load(args.config.as_deref()).config.core_dir;
-    if !record_dirs.contains(&configured) {
-        record_dirs.push(configured);
+    let source = match Source::resolve(&SourceArgs {
+        config: args.config,
+        dir: None,
+    }) {
+        Ok(source) => source,
+        Err(err) => {
+            eprintln!("lttng-coredump recover: {err:#}");
+            return ExitCode::from(recover::EXIT_BAD_INPUT);
+        }
+    };
+    if !record_dirs.contains(&source.dir) {
+        record_dirs.push(source.dir);
+    }
+    let mut snapshots = Vec::new();
+    for dir in &record_dirs {
+        for snapshot in recorded_snapshots(dir) {
+            if !snapshots.contains(&snapshot) {
+                snapshots.push(snapshot);
+            }
+        }
     }
     let options = Options {
         core: args.core,
         output,
         metadata: args.metadata,
-        record_dirs,
+        recorded_snapshots: snapshots,
         search: args.search,
     };
     match recover::recover(&options) {

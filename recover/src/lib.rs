@@ -318,9 +318,9 @@ pub struct Options {
     pub output: PathBuf,
     /// `--metadata`: a metadata file or a trace directory.
     pub metadata: Option<PathBuf>,
-    /// Directories holding the handler's crash records (their snapshots
-    /// are searched for metadata).
-    pub record_dirs: Vec<PathBuf>,
+    /// Snapshot directories the handler's crash records name (read by the
+    /// handler through its record types), searched for metadata.
+    pub recorded_snapshots: Vec<PathBuf>,
     /// More directories to search for metadata (snapshot outputs).
     pub search: Vec<PathBuf>,
 }
@@ -584,14 +584,12 @@ fn write_traces(options: &Options, scan: &Scan, text: &mut String) -> Result<Vec
     }
     sources.push(shm);
     let mut snapshots = HashMap::new();
-    for dir in &options.record_dirs {
-        for snap in metadata::snapshots_in_records(dir) {
-            metadata::scan_tree(
-                &snap,
-                &format!("a snapshot recorded by the handler ({})", snap.display()),
-                &mut snapshots,
-            );
-        }
+    for snap in &options.recorded_snapshots {
+        metadata::scan_tree(
+            snap,
+            &format!("a snapshot recorded by the handler ({})", snap.display()),
+            &mut snapshots,
+        );
     }
     for dir in &options.search {
         metadata::scan_tree(dir, &format!("{}", dir.display()), &mut snapshots);

@@ -7,6 +7,7 @@
 
 use super::core::{copy_sparse, create_private, open, reader};
 use super::human::escape;
+use super::output::require_program;
 use super::show;
 use super::DebugArgs;
 use anyhow::{Context, Result};
@@ -44,7 +45,20 @@ impl Drop for PrivateDir {
 }
 
 pub fn run(args: &DebugArgs) -> Result<ExitCode> {
-    let crash = show::latest(&args.selection)?;
+    let crash = show::latest(&args.selection, args.count)?;
+    // Said before anything is decompressed: a missing gdb names its package.
+    require_program(&args.debugger)?;
+    let extra = match &args.debugger_arguments {
+        Some(text) => shlex::split(text).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--debugger-arguments {:?}: unbalanced quotes (the arguments are split as a \
+                 shell would)",
+                text
+            )
+        })?,
+        None => Vec::new(),
+    };
+    let quiet = args.selection.quiet;
     let file = open(&crash)?;
     let stored = crash.core_path().expect("open checked it");
     let mut temporary = None;
@@ -56,7 +70,9 @@ pub fn run(args: &DebugArgs) -> Result<ExitCode> {
         let path = dir.0.join("core");
         let mut to = create_private(&path, true)?;
         let mut from = reader(&crash, file)?;
-        eprintln!("decompressing {} into {}", stored.display(), path.display());
+        if !quiet {
+            eprintln!("decompressing {} into {}", stored.display(), path.display());
+        }
         copy_sparse(&mut from, &mut to)
             .with_context(|| format!("decompressing {} to {}", stored.display(), path.display()))?;
         temporary = Some(dir);
@@ -68,9 +84,7 @@ pub fn run(args: &DebugArgs) -> Result<ExitCode> {
     if batch {
         command.args(["--batch", "-ex", "bt"]);
     }
-    if let Some(extra) = &args.debugger_arguments {
-        command.args(extra.split_whitespace());
-    }
+    command.args(&extra);
     match &exe {
         Some(exe) if Path::new(exe).is_file() => {
             command.arg(exe).arg(&core);
@@ -94,15 +108,17 @@ pub fn run(args: &DebugArgs) -> Result<ExitCode> {
             }
         }
     }
-    eprintln!(
-        "debugging the crash of PID {} ({}) at {}",
-        crash.pid().unwrap_or(0),
-        escape(crash.process_name().unwrap_or("?")),
-        crash
-            .time()
-            .map(super::select::local_time)
-            .unwrap_or_default()
-    );
+    if !quiet {
+        eprintln!(
+            "debugging the crash of PID {} ({}) at {}",
+            crash.pid().unwrap_or(0),
+            escape(crash.process_name().unwrap_or("?")),
+            crash
+                .time()
+                .map(super::select::local_time)
+                .unwrap_or_default()
+        );
+    }
     // Ctrl-C belongs to the debugger: this process waits for it and then
     // removes the temporary core (a second handler cannot be set: ignore).
     let _ = ctrlc::set_handler(|| {});

@@ -17,13 +17,14 @@ use super::debug::PrivateDir;
 use super::human::escape;
 use super::show;
 use super::store::Crash;
-use super::trace::{last_wanted, print_events, read_trace};
+use super::trace::{last_wanted, print_events, read_trace, Sink};
 use super::TraceArgs;
 use anyhow::{anyhow, Context, Result};
 use lttng_coredump_recover::{self as recover, metadata, Options};
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Exit status: the core holds buffers, but no metadata was found for them.
@@ -33,9 +34,33 @@ pub const EXIT_NO_BUFFERS: u8 = 4;
 
 /// Whether the handler found recoverable buffers in the crash's core.
 pub fn core_holds_trace(crash: &Crash) -> bool {
-    crash.record["core_trace"]["traces"]
-        .as_array()
-        .is_some_and(|traces| !traces.is_empty())
+    !crash.record.core_trace().traces.is_empty()
+}
+
+/// The snapshot directories the crash records of `dir` name, and the
+/// directories holding them (a session's earlier snapshots are there too):
+/// where `recover` looks for a recovered trace's metadata.
+pub fn recorded_snapshots(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let Ok((crashes, _)) = super::store::Store::at(dir).crashes() else {
+        return out;
+    };
+    for crash in crashes.iter().rev() {
+        for entry in crash.record.snapshots() {
+            let Some(path) = entry.path.as_deref().map(PathBuf::from) else {
+                continue;
+            };
+            for candidate in [path.parent().map(Path::to_path_buf), Some(path)]
+                .into_iter()
+                .flatten()
+            {
+                if !out.contains(&candidate) {
+                    out.push(candidate);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Hands `dir` and everything in it to `uid`/`gid` (no link is followed:
@@ -56,7 +81,7 @@ fn hand_over(dir: &Path, uid: u32, gid: u32) -> Result<()> {
 }
 
 pub fn run(args: &TraceArgs) -> Result<ExitCode> {
-    let (store, mut crashes) = show::chosen(&args.selection)?;
+    let (source, mut crashes) = show::chosen(&args.selection, None)?;
     let crash = crashes.pop().expect("chosen returns at least one");
     let file = open(&crash)?;
     let core_path = crash.core_path().expect("open checked it");
@@ -68,7 +93,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         core: core_path.clone(),
         output: output.clone(),
         metadata: None,
-        record_dirs: vec![store.dir.clone()],
+        recorded_snapshots: recorded_snapshots(&source.dir),
         search: Vec::new(),
     };
     let report = recover::recover_from(core, &options)
@@ -82,16 +107,14 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     // Another user's program's memory is parsed with that user's rights.
     let owner = crash
         .uid()
-        .and_then(|uid| u32::try_from(uid).ok())
         .filter(|&uid| uid != 0 && rustix::process::geteuid().is_root());
     if let Some(uid) = owner {
-        let gid = crash.record["gid"]
-            .as_u64()
-            .and_then(|g| u32::try_from(g).ok())
-            .unwrap_or(65534);
+        let gid = crash.gid().unwrap_or(65534);
         hand_over(&temporary.0, uid, gid)?;
     }
     let last = last_wanted(args);
+    super::output::require_program("babeltrace2")?;
+    let mut sink = Sink::new(args);
     let mut out = std::io::stdout().lock();
     let mut read_any = false;
     let mut missing = Vec::new();
@@ -110,10 +133,12 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             escape(&found.path.to_string_lossy()),
             escape(&found.source)
         );
-        if args.json {
-            eprintln!("-- {heading}");
+        if sink.json.is_some() {
+            if !args.selection.quiet {
+                eprintln!("-- {heading}");
+            }
         } else {
-            writeln!(out, "-- {heading}")?;
+            writeln!(out, "{}", sink.output.bold(&format!("-- {heading}")))?;
         }
         let labels = [
             (
@@ -124,6 +149,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         ];
         read_any |= print_events(
             &mut out,
+            &mut sink,
             &crash,
             read_trace(&crash, &trace.dir, owner, args, last),
             args,
@@ -131,7 +157,9 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             &format!("the trace {uuid} recovered from the core"),
         )?;
     }
-    out.flush()?;
+    sink.finish(&mut out)?;
+    drop(out);
+    drop(sink);
     for uuid in &missing {
         eprintln!(
             "lttng-coredump: the core holds trace {uuid}, but no metadata with its UUID was \
@@ -139,7 +167,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
              directory): the metadata is never in the core. Recover it with: lttng-coredump \
              recover {} -o DIR --metadata PATH (PATH: the metadata file of any snapshot or \
              trace of the same session)",
-            store.dir.display(),
+            source.dir.display(),
             escape(&core_path.to_string_lossy())
         );
     }
