@@ -9,6 +9,7 @@
 pub mod access;
 pub mod acl;
 pub mod chain;
+pub mod completion;
 pub mod compress;
 pub mod config;
 pub mod config_parse;

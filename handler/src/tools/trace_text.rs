@@ -118,9 +118,10 @@ impl Parser<'_> {
                 b'\\' => {
                     // babeltrace2 writes the other control bytes (DEL
                     // included) as three octal digits: `\177`.
-                    let octal = self.text.get(self.at..self.at + 3).filter(|digits| {
-                        digits.iter().all(|d| (b'0'..=b'7').contains(d))
-                    });
+                    let octal = self
+                        .text
+                        .get(self.at..self.at + 3)
+                        .filter(|digits| digits.iter().all(|d| (b'0'..=b'7').contains(d)));
                     if let Some(digits) = octal {
                         let value = digits
                             .iter()
@@ -292,7 +293,8 @@ mod tests {
     fn escaped_strings_become_their_text_in_json_once() {
         // babeltrace2's escapes: \n and \" by name, DEL (and other control
         // bytes) in octal, a backslash doubled.
-        let line = r#"timestamp = 1.5, name = e, event.fields = { s = "\177ELF\nline 2\\x\"", n = 1 }"#;
+        let line =
+            r#"timestamp = 1.5, name = e, event.fields = { s = "\177ELF\nline 2\\x\"", n = 1 }"#;
         let event = Event::parse(line).unwrap();
         let json = event.to_json();
         assert_eq!(json["fields"]["s"], "\u{7f}ELF\nline 2\\x\"");
