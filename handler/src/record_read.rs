@@ -60,9 +60,13 @@ impl StoredRecord {
             .map_err(|err| format!("not a crash record: {err}"))?
             .format;
         match format.as_deref() {
-            // The first records had no format: root's, as now.
+            // The first records had no format: root's, as now (and said so
+            // when it is written out again).
             None | Some(FORMAT) => serde_json::from_slice::<CrashRecord>(bytes)
-                .map(|record| StoredRecord::Root(Box::new(record)))
+                .map(|mut record| {
+                    record.format = FORMAT.into();
+                    StoredRecord::Root(Box::new(record))
+                })
                 .map_err(|err| format!("not a crash record ({FORMAT}): {err}")),
             Some(USER_FORMAT) => serde_json::from_slice::<UserRecord>(bytes)
                 .map(|record| StoredRecord::User(Box::new(record)))

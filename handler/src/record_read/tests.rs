@@ -202,6 +202,9 @@ fn an_older_record_reads_with_defaults_and_a_wrong_one_is_refused() {
         "snapshots": [{"daemon": "root", "session": "s", "path": "/t/s"}]}"#;
     let record = StoredRecord::parse(old).unwrap();
     assert!(!record.is_user_copy());
+    // Read back, it says its format (found by the record fuzz target).
+    let again = StoredRecord::parse(&serde_json::to_vec(&record).unwrap()).unwrap();
+    assert_eq!(again, record);
     assert_eq!(record.crashed().pid, Some(7));
     assert_eq!(
         record.core().compression,
