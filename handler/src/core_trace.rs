@@ -442,8 +442,11 @@ fn summary(
         traces
             .values()
             .map(|t| format!(
-                "trace {} ({} stream(s), {} packet(s), {} bytes)",
-                t.uuid, t.streams, t.packets, t.bytes
+                "trace {} ({} stream(s), {} packet(s), {})",
+                t.uuid,
+                t.streams,
+                t.packets,
+                crate::tools::human::size(t.bytes)
             ))
             .collect::<Vec<_>>()
             .join(", ")
