@@ -62,6 +62,18 @@ impl Service {
         backup: &Path,
         log: &Path,
     ) -> Service {
+        Service::start_with_args(built, config, socket, backup, log, &[])
+    }
+
+    /// Starts `serve` with `extra` arguments too (`--hold`, `--workers N`).
+    pub fn start_with_args(
+        built: &Path,
+        config: &Path,
+        socket: &Path,
+        backup: &Path,
+        log: &Path,
+        extra: &[&str],
+    ) -> Service {
         let log_file = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -75,6 +87,7 @@ impl Service {
             .arg(config)
             .arg("--backup")
             .arg(backup)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -189,6 +202,21 @@ impl SocketHandler {
     pub fn guard(&self) -> &CorePatternGuard {
         &self.guard
     }
+}
+
+/// Connections waiting in the listen queue of `socket` (what `ss` calls
+/// the listening socket's Recv-Q).
+pub fn queued_connections(socket: &Path) -> u32 {
+    let output = Command::new("ss")
+        .args(["-xlnH", "src"])
+        .arg(socket)
+        .output()
+        .expect("running ss (apt-get install -y iproute2)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Whether a wait status says the kernel dumped a core (WCOREDUMP).

@@ -45,7 +45,7 @@ use crate::handle;
 use crate::install::{self, Backup, KernelFiles};
 use crate::kernel_args::KernelArgs;
 use crate::syslog::Log;
-use anyhow::{anyhow, Context as _};
+use anyhow::Context as _;
 use coredump_socket::{
     self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
     PIDFD_INFO_COREDUMP,
@@ -54,8 +54,7 @@ use lttng_coredump_engine::Workers;
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -68,9 +67,6 @@ pub const DEFAULT_SOCKET: &str = "/run/lttng-coredump/coredump.socket";
 /// Crashes handled at once; more wait, held by the kernel, in the listen
 /// queue.
 pub const DEFAULT_WORKERS: usize = 16;
-/// Connections the kernel may queue while every worker is busy: its
-/// connect is non-blocking, so a full queue would lose the core.
-const LISTEN_BACKLOG: i32 = 1024;
 /// What a client (not the kernel) gets, so that `status` and `install`
 /// can tell the service is alive.
 pub const GREETING: &str = "lttng-coredump serve";
@@ -102,6 +98,10 @@ pub struct ServeOptions {
     pub kernel: KernelFiles,
     /// The install backup, which says whether the socket line is wanted.
     pub backup: PathBuf,
+    /// Take the listening socket from standard input (`serve --hold`
+    /// passes it so); a socket a service manager passed is taken anyway
+    /// ([`crate::listen`]).
+    pub socket_on_stdin: bool,
 }
 
 /// Runs the service until SIGTERM, SIGINT or SIGHUP.
@@ -116,7 +116,7 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
             .with_stderr()
             .warning("cannot set the allocator's thresholds: freed memory may be kept");
     }
-    let listener = bind(&options.socket)?;
+    let (listener, origin) = crate::listen::listener(&options.socket, options.socket_on_stdin)?;
     let (wake_read, wake_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .context("cannot create a pipe")?;
     let stopping = Arc::new(AtomicBool::new(false));
@@ -134,9 +134,10 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
         Err(err) => log.error(format!("{err:#}")),
     }
     log.notice(format!(
-        "{GREETING} {}: listening on {} with {} workers",
+        "{GREETING} {}: listening on {} ({}) with {} workers",
         std::process::id(),
         options.socket.display(),
+        origin.describe(),
         options.workers.max(1)
     ));
 
@@ -216,75 +217,17 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
         }
     }
     drop(listener);
-    let _ = std::fs::remove_file(&options.socket);
+    // A socket held by another process stays: crashes wait in it for the
+    // next service.
+    if !origin.held() {
+        let _ = std::fs::remove_file(&options.socket);
+    }
     drop(sender);
     for worker in workers {
         let _ = worker.join();
     }
     log.notice(format!("{GREETING} {}: stopped", std::process::id()));
     Ok(())
-}
-
-/// Creates the socket: its directory root-owned 0700 (created if missing),
-/// the socket 0600, so that no one but root can connect (the kernel
-/// connects with its own credentials). A stale socket of a killed service
-/// is replaced; a live one is not.
-fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
-    let dir = socket
-        .parent()
-        .filter(|dir| dir.is_absolute())
-        .with_context(|| format!("the socket path {} must be absolute", socket.display()))?;
-    if socket.as_os_str().len() > 107 {
-        return Err(anyhow!(
-            "the socket path {} is longer than the 107 bytes a Unix socket may have",
-            socket.display()
-        ));
-    }
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(err) => return Err(err).with_context(|| format!("cannot create {}", dir.display())),
-    }
-    let metadata = std::fs::symlink_metadata(dir)
-        .with_context(|| format!("cannot inspect {}", dir.display()))?;
-    if !metadata.is_dir() || metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
-        return Err(anyhow!(
-            "{} must be a directory owned by root and writable only by root (someone else could \
-             replace the socket)",
-            dir.display()
-        ));
-    }
-    if metadata.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot make {} private", dir.display()))?;
-    }
-    match std::fs::symlink_metadata(socket) {
-        Ok(existing) if existing.file_type().is_socket() => {
-            if UnixStream::connect(socket).is_ok() {
-                return Err(anyhow!(
-                    "another service already listens on {}",
-                    socket.display()
-                ));
-            }
-            std::fs::remove_file(socket)
-                .with_context(|| format!("cannot remove the stale {}", socket.display()))?;
-        }
-        Ok(_) => {
-            return Err(anyhow!(
-                "{} exists and is not a socket; not replacing it",
-                socket.display()
-            ))
-        }
-        Err(_) => {}
-    }
-    // Bound 0600 from the start (no window where others could connect).
-    let old_mask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
-    let bound = UnixListener::bind(socket);
-    rustix::process::umask(old_mask);
-    let listener = bound.with_context(|| format!("cannot listen on {}", socket.display()))?;
-    rustix::net::listen(&listener, LISTEN_BACKLOG)
-        .with_context(|| format!("cannot listen on {}", socket.display()))?;
-    Ok(listener)
 }
 
 /// The (socket line, pipe line) `install --socket` recorded for this
@@ -332,7 +275,7 @@ fn take_over_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
 
 /// Puts the pipe line back when `core_pattern` still points at us, so that
 /// no core is lost while nothing listens.
-fn give_back_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
+pub(crate) fn give_back_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
     let (socket_line, pipe_line) = match installed_lines(options)? {
         Ok(lines) => lines,
         Err(why) => return Ok(format!("{why}: core_pattern is left as it is")),

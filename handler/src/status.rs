@@ -98,6 +98,10 @@ pub struct Status {
     pub problems: Vec<String>,
     /// What may go wrong later (at boot, under many crashes).
     pub warnings: Vec<String>,
+    /// The other crash handlers that set core_pattern at boot.
+    pub other_handlers: Vec<crate::others::Other>,
+    /// What core_pattern will be after the next boot.
+    pub after_boot: crate::others::Outlook,
     /// See the module's documentation.
     pub exit_status: u8,
 }
@@ -159,6 +163,23 @@ pub fn gather(
     config_path: Option<&Path>,
     sessiond_socket: &Path,
 ) -> Status {
+    gather_with(
+        kernel,
+        backup_path,
+        config_path,
+        sessiond_socket,
+        &crate::others::BootFiles::system(),
+    )
+}
+
+/// [`gather`], reading the boot's settings from `boot`.
+pub fn gather_with(
+    kernel: &KernelFiles,
+    backup_path: &Path,
+    config_path: Option<&Path>,
+    sessiond_socket: &Path,
+    boot: &crate::others::BootFiles,
+) -> Status {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let pattern = kernel.read_pattern();
@@ -174,17 +195,35 @@ pub fn gather(
         .as_ref()
         .ok()
         .and_then(|p| install::socket_of_line(p))
-        .map(|socket| match crate::serve::probe(socket) {
-            Ok(greeting) => format!("alive ({greeting})"),
-            Err(err) => {
+        .map(|socket| match crate::listen::state(socket) {
+            crate::listen::State::Alive(greeting) => format!("alive ({greeting})"),
+            crate::listen::State::NotAnswering(why) => {
                 problems.push(format!(
-                    "core_pattern sends every core to {}, and nothing serves it: {err}. THE \
-                     KERNEL DROPS EVERY CORE UNTIL A SERVICE LISTENS THERE: start it (systemctl \
-                     start lttng-coredump, or lttng-coredump serve) or put the pipe line back \
-                     (lttng-coredump install)",
+                    "core_pattern sends every core to {}, which takes connections but where no \
+                     service answers: {why}. Every crash waits there, the process held by the \
+                     kernel, until a service accepts it (a service restarting after it died is \
+                     back within seconds; start it: systemctl start lttng-coredump, or \
+                     lttng-coredump serve --hold)",
                     socket.display()
                 ));
-                "NONE".to_string()
+                format!(
+                    "NOT ANSWERING: crashes wait in the socket's backlog until a service accepts \
+                     them ({why})"
+                )
+            }
+            crate::listen::State::None(why) => {
+                problems.push(format!(
+                    "core_pattern sends every core to {}, and nothing serves it: {why}. THE \
+                     KERNEL DROPS EVERY CORE UNTIL A SERVICE LISTENS THERE: start it (systemctl \
+                     start lttng-coredump.socket lttng-coredump, or lttng-coredump serve --hold) \
+                     or put the pipe line back (lttng-coredump install)",
+                    socket.display()
+                ));
+                format!(
+                    "NONE: every core is being dropped now: the kernel cannot connect to {} \
+                     ({why}), so each crash loses its core and leaves no record",
+                    socket.display()
+                )
             }
         });
     if let (Ok(p), Some(socket_line)) = (
@@ -220,7 +259,7 @@ pub fn gather(
     }
     let sysctl_file = Path::new(crate::persist::DEFAULT_SYSCTL_FILE);
     warnings.extend(
-        crate::persist::boot_warnings(sysctl_file, installed)
+        crate::persist::boot_warnings(sysctl_file, installed, boot)
             .lines()
             .map(|l| l.strip_prefix("warning: ").unwrap_or(l).to_string()),
     );
@@ -232,6 +271,16 @@ pub fn gather(
             None
         }
     };
+    let other_handlers = crate::others::others(boot);
+    let after_boot = crate::others::after_boot(boot, backup.as_ref());
+    if installed && !after_boot.ours {
+        warnings.push(format!(
+            "{}: lttng-coredump loses core_pattern at the next boot (install --persist keeps it: \
+             its sysctl.d file sorts after systemd-coredump's 50-coredump.conf, and it masks the \
+             services that write their own line)",
+            after_boot.describe()
+        ));
+    }
     let installed_config = pattern
         .as_ref()
         .ok()
@@ -359,6 +408,8 @@ pub fn gather(
         trace_only_in_core,
         problems,
         warnings,
+        other_handlers,
+        after_boot,
         exit_status,
     }
 }
@@ -405,6 +456,31 @@ impl Status {
                     Some(file) => format!("yes ({file})"),
                     None => "no".into(),
                 }
+            ),
+        );
+        for other in &self.other_handlers {
+            line(
+                w,
+                format!(
+                    "other handler: {}{}, from {}: {}",
+                    other.name,
+                    if other.masked { " (masked)" } else { "" },
+                    other.source.display(),
+                    other.line
+                ),
+            );
+        }
+        line(
+            w,
+            format!(
+                "after the next boot: {} (set by {}{})",
+                self.after_boot.line,
+                self.after_boot.owner,
+                self.after_boot
+                    .source
+                    .as_ref()
+                    .map(|s| format!(", {}", s.display()))
+                    .unwrap_or_default()
             ),
         );
         line(

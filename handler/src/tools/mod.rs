@@ -20,6 +20,7 @@ pub mod store;
 pub mod trace;
 pub mod trace_core;
 pub mod trace_text;
+pub mod user_side;
 pub mod vacuum;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -180,6 +181,11 @@ pub struct DebugArgs {
         allow_hyphen_values = true
     )]
     pub debugger_arguments: Option<String>,
+    /// When root debugs another user's crash (the debugger then runs as
+    /// that user, on a terminal of its own): the seconds it may run
+    /// (default: 300 without a terminal, a day on one).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -220,6 +226,11 @@ pub struct TraceArgs {
     /// LTTng-UST buffer with data.
     #[arg(long)]
     pub from_core: bool,
+    /// The seconds each reading of a trace may take (babeltrace2, the
+    /// recovery from the core), run with the trace owner's rights; past
+    /// it, it is killed and the command fails.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -4,7 +4,10 @@
 //! bindings are a separate package, python3-bt2, rarely installed), it
 //! streams any trace size in constant memory, and it can be run with the
 //! crashing user's rights (a snapshot taken in a user's own session daemon
-//! is that user's data, never parsed as root).
+//! is that user's data, never parsed as root). babeltrace2 runs through
+//! [`crate::user_child`]: in a session of its own with no terminal of the
+//! caller's, within `--timeout` (a FIFO in a trace directory costs that,
+//! not a hang), its output read through a pipe.
 //!
 //! The crashing process's events are picked by the `vpid` context of the
 //! channel (or `procname` when only that is recorded); events of a channel
@@ -19,14 +22,18 @@ use super::show;
 use super::store::{Crash, Snapshot};
 use super::trace_text::Event;
 use super::{JsonMode, TraceArgs};
+use crate::user_child::{Input, UserCommand, Who};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::process::{Command, ExitCode, Stdio};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
 
 /// Events shown when the terminal's height is unknown.
 const DEFAULT_LAST: usize = 20;
+/// Longest line of babeltrace2's read as one.
+const MAX_LINE: u64 = 16 << 20;
 
 /// How the crashing process's events are told apart.
 #[derive(Debug, Default, Clone, Copy)]
@@ -238,29 +245,36 @@ fn read_snapshot(
     args: &TraceArgs,
     last: Option<usize>,
 ) -> Result<(Vec<Event>, Counts)> {
-    if !snapshot.path.is_dir() {
-        bail!("it is gone (or this user may not see it)");
-    }
-    // A snapshot a user's own session daemon wrote is that user's to forge.
-    let daemon_uid = snapshot
+    // A snapshot a user's own session daemon wrote is that user's to forge:
+    // read as that user (when root reads it). Root's daemon's are read
+    // with the caller's rights, in a child all the same (their output
+    // directory may be a tracing-group member's).
+    let who = snapshot
         .daemon
         .strip_prefix("user ")
-        .and_then(|uid| uid.parse::<u32>().ok());
-    read_trace(crash, &snapshot.path, daemon_uid, args, last)
+        .and_then(|uid| uid.parse::<u64>().ok())
+        .and_then(|uid| {
+            let gid = if Some(uid) == crash.uid().map(u64::from) {
+                crash.gid().map(u64::from)
+            } else {
+                None
+            };
+            crate::user_child::acting_as(Some(uid), gid)
+        });
+    read_trace(crash, &snapshot.path, who, args, last)
 }
 
 /// The events of the trace at `path` (the crashing process's, or all), the
-/// last `last`, read by babeltrace2 as `owner` when root reads a trace of
-/// that user's making.
+/// last `last`, read by babeltrace2 as `who` (the caller's ids when
+/// `None`), within `--timeout`.
 pub(super) fn read_trace(
     crash: &Crash,
     path: &std::path::Path,
-    owner: Option<u32>,
+    who: Option<Who>,
     args: &TraceArgs,
     last: Option<usize>,
 ) -> Result<(Vec<Event>, Counts)> {
-    let mut command = babeltrace_command(crash, owner);
-    command
+    let running = UserCommand::program(who, "babeltrace2")
         .args([
             "--names=all",
             "--clock-seconds",
@@ -268,31 +282,22 @@ pub(super) fn read_trace(
             "--color=never",
         ])
         .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().context(
-        "cannot run babeltrace2 (it is in the babeltrace2 package: apt-get install babeltrace2)",
-    )?;
-    let stdout = child.stdout.take().expect("piped");
-    // Read stderr on the side so that a chatty babeltrace2 cannot block.
-    let mut stderr = child.stderr.take().expect("piped");
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        text
-    });
+        .deadline(Duration::from_secs(args.timeout))
+        .spawn(Input::Null)
+        .context("cannot run babeltrace2 (it is in the babeltrace2 package: apt-get install babeltrace2)")?;
     let pid = crash.pid();
     let procname = crash
         .process_name()
         .map(|n| n.chars().take(15).collect::<String>());
     let mut counts = Counts::default();
     let mut kept: VecDeque<Event> = VecDeque::new();
-    let mut reader = BufReader::new(stdout);
+    let mut reader = BufReader::new(running);
     let mut line = Vec::new();
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        // One line is one event: a line longer than an event can be is
+        // read in pieces (none of which parses).
+        if (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)? == 0 {
             break;
         }
         let text = String::from_utf8_lossy(&line);
@@ -336,36 +341,15 @@ pub(super) fn read_trace(
             }
         }
     }
-    let status = child.wait().context("waiting for babeltrace2")?;
-    let errors = errors.join().unwrap_or_default();
-    if !status.success() {
-        let message = errors
-            .lines()
-            .rfind(|l| !l.trim().is_empty())
-            .unwrap_or("no message")
-            .trim()
-            .to_string();
-        bail!("babeltrace2 failed ({status}): {}", escape(&message));
+    let finished = reader.into_inner().finish()?;
+    if !finished.status.success() {
+        bail!(
+            "babeltrace2 failed ({}): {}",
+            crate::user_child::describe_status(&finished.status),
+            escape(finished.last_error_line().unwrap_or("no message"))
+        );
     }
     Ok((kept.into(), counts))
-}
-
-/// babeltrace2, as `owner` when root reads a trace that user could forge
-/// (a snapshot their own session daemon wrote, a trace from their
-/// program's core).
-fn babeltrace_command(crash: &Crash, owner: Option<u32>) -> Command {
-    match (owner, rustix::process::geteuid().is_root()) {
-        (Some(uid), true) if uid != 0 => {
-            let gid = crash.gid().unwrap_or(65534);
-            let mut command = Command::new("setpriv");
-            command
-                .arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={gid}"))
-                .args(["--clear-groups", "--", "babeltrace2"]);
-            command
-        }
-        _ => Command::new("babeltrace2"),
-    }
 }
 
 fn notes(crash: &Crash, counts: Counts, all_processes: bool) -> Vec<String> {
