@@ -16,7 +16,6 @@ use lttng_coredump_engine::ActionKind;
 use lttng_ctl::ErrorCode;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Records are small (the handler's log included); anything larger is not one.
@@ -79,27 +78,44 @@ impl StoredRecord {
         }
     }
 
-    /// Reads the record at `path` with the caller's rights, without
-    /// following a link nor blocking on a FIFO: `None` when the caller may
-    /// not read it or it is gone (not theirs to see).
+    /// Reads the record at `path` with the caller's rights: `None` when the
+    /// caller may not read it or it is gone (not theirs to see). Opened
+    /// first with `O_PATH` and without following a link (which opens
+    /// nothing: no device's open routine runs, no FIFO blocks, whoever
+    /// planted it beside a core), checked a regular file on that
+    /// descriptor, then reopened through it (the same file, whatever is
+    /// renamed meanwhile) and read within its bound.
     pub fn read(path: &Path) -> Result<Option<StoredRecord>, String> {
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(
-                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-            )
-            .open(path)
-        {
-            Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        use rustix::fs::{Mode, OFlags};
+        use rustix::io::Errno;
+        use std::os::fd::AsRawFd;
+        let handle = match rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(handle) => handle,
+            Err(Errno::ACCESS | Errno::NOENT) => return Ok(None),
             Err(err) => return Err(format!("cannot open the record: {err}")),
         };
-        let metadata = file
-            .metadata()
-            .map_err(|err| format!("cannot stat the record: {err}"))?;
-        if !metadata.is_file() {
+        let stat =
+            rustix::fs::fstat(&handle).map_err(|err| format!("cannot stat the record: {err}"))?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
             return Err("not a regular file".into());
+        }
+        let file = match rustix::fs::open(
+            format!("/proc/self/fd/{}", handle.as_raw_fd()),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(file) => std::fs::File::from(file),
+            Err(Errno::ACCESS) => return Ok(None),
+            Err(err) => return Err(format!("cannot open the record: {err}")),
+        };
+        let reopened =
+            rustix::fs::fstat(&file).map_err(|err| format!("cannot stat the record: {err}"))?;
+        if (reopened.st_dev, reopened.st_ino) != (stat.st_dev, stat.st_ino) {
+            return Err("the record changed while it was opened".into());
         }
         let mut text = Vec::new();
         file.take(MAX_RECORD_BYTES)

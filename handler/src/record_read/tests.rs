@@ -343,3 +343,31 @@ fn the_users_copy_says_why_in_what_concerns_that_user() {
         copy.no_trace
     );
 }
+
+#[test]
+fn a_record_is_read_only_from_a_regular_file_never_through_a_link_or_a_fifo() {
+    let dir = std::env::temp_dir().join(format!("record-read-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = dir.join("core.x.1.2.json");
+    std::fs::write(&real, sample().to_json()).unwrap();
+    assert!(StoredRecord::read(&real).unwrap().is_some());
+    assert!(StoredRecord::read(&dir.join("gone.json"))
+        .unwrap()
+        .is_none());
+    let link = dir.join("core.y.1.2.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert!(
+        StoredRecord::read(&link).is_err(),
+        "a link is never followed"
+    );
+    let fifo = dir.join("core.z.1.2.json");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // Would block for ever if it were opened for reading.
+    assert_eq!(StoredRecord::read(&fifo).unwrap_err(), "not a regular file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
