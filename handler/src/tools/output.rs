@@ -31,6 +31,15 @@ impl Output {
         Output { colour, pager }
     }
 
+    /// Colour on a terminal, never a pager (`trace`, whose readers run
+    /// as the crashing user and which a terminal may hold for long).
+    pub fn without_pager() -> Output {
+        Output {
+            colour: Self::start(true).colour,
+            pager: None,
+        }
+    }
+
     /// Plain output: no pager, no colour (JSON, a core).
     pub fn plain() -> Output {
         Output {
@@ -109,9 +118,14 @@ fn start_pager() -> Option<Child> {
         let _ = child.wait();
         return None;
     }
-    // Ctrl-C is the pager's to handle (less stops a search with it): this
-    // process carries on writing until the pager quits.
-    let _ = ctrlc::set_handler(|| {});
+    // Ctrl-C and Ctrl-\ on the terminal are the pager's (less stops a
+    // search with them; they reach this process too, in its process
+    // group): heard, not obeyed, so that this process goes on writing and
+    // waits for the pager. SIGTERM still ends it.
+    for signal in [rustix::process::Signal::INT, rustix::process::Signal::QUIT] {
+        let ignored = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _ = signal_hook::flag::register(signal.as_raw(), ignored);
+    }
     Some(child)
 }
 

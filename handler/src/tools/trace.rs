@@ -13,7 +13,7 @@
 //! channel (or `procname` when only that is recorded); events of a channel
 //! with neither are all shown, with a note saying why. When only the last
 //! events are shown, a note says so ("last N of M events"); on a terminal
-//! the output goes through a pager, in colour.
+//! the output is in colour (no pager: it shows a screenful by default).
 
 use super::human::{escape, escape_controls};
 use super::output::{require_program, write_json, Output};
@@ -64,7 +64,7 @@ impl Sink {
             output: if json.is_some() {
                 Output::plain()
             } else {
-                Output::start(args.selection.no_pager)
+                Output::without_pager()
             },
         }
     }
