@@ -196,6 +196,19 @@ impl Config {
     }
 }
 
+/// The file at `path` read as the handler reads it (every trust check of
+/// [`Config::load`]) and parsed key by key; the error says why it could not
+/// be read at all: missing, relative, untrusted or unreadable. For the
+/// tools, which, unlike the handler, must not fall back to the defaults
+/// when a person named a file.
+pub fn read_checked(path: &Path) -> Result<crate::config_parse::Parsed, String> {
+    match read_trusted(path) {
+        Ok(text) => Ok(crate::config_parse::parse(&text)),
+        Err(TrustError::Missing) => Err("no such file (or a directory above it is missing)".into()),
+        Err(TrustError::Other(error)) => Err(error),
+    }
+}
+
 /// Longest configuration read.
 const MAX_CONFIG_LEN: u64 = 1 << 20;
 

@@ -17,14 +17,13 @@
 //! searched by a child acting as the crashing user, under a deadline.
 
 use crate::record::{CoreTrace, CoreTraceSection, FailedSnapshot, TiedTrace};
+use crate::record_read::StoredRecord;
 use crate::snapshot::DaemonFire;
 use lttng_coredump_engine::identity::{run_json, Identity};
 use lttng_coredump_engine::ActionKind;
 use lttng_coredump_recover::{self as recover, metadata, Limits};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -161,46 +160,22 @@ fn known_snapshots(
         .collect();
     records.sort_by_key(|r| std::cmp::Reverse(r.0));
     for (_, path) in records.into_iter().take(RECORDS_SEARCHED) {
-        let Some(record) = read_record(&path) else {
+        // Opened without following a link nor blocking, within its bound.
+        let Ok(Some(record)) = StoredRecord::read(&path) else {
             continue;
         };
-        let Some(snapshots) = record["snapshots"].as_array() else {
-            continue;
-        };
-        for entry in snapshots {
-            let (Some(daemon), Some(session), Some(path)) = (
-                entry["daemon"].as_str(),
-                entry["session"].as_str(),
-                entry["path"].as_str(),
-            ) else {
-                continue;
-            };
-            if entry["error"].is_null() && daemons.iter().any(|d| d == daemon) {
+        for entry in record.snapshots() {
+            let Some(path) = &entry.path else { continue };
+            if entry.error.is_none() && daemons.contains(&entry.daemon) {
                 known.push(KnownSnapshot {
-                    daemon: daemon.to_owned(),
-                    session: session.to_owned(),
+                    daemon: entry.daemon.clone(),
+                    session: entry.session.clone(),
                     path: PathBuf::from(path),
                 });
             }
         }
     }
     known
-}
-
-/// A record of the core directory, opened without following a link and
-/// without blocking, read within its bound.
-fn read_record(path: &Path) -> Option<serde_json::Value> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = Vec::new();
-    file.take(MAX_RECORD_BYTES).read_to_end(&mut text).ok()?;
-    serde_json::from_slice(&text).ok()
 }
 
 /// For each trace UUID: the index of a known snapshot holding its metadata,
@@ -425,7 +400,7 @@ pub fn check(
             daemon: failure.daemon,
             session: failure.session,
             error: failure.error,
-            core_holds,
+            core_holds: core_holds.into(),
             traces: tied,
             explanation,
             owner_uid: failure.owner_uid,
@@ -467,8 +442,11 @@ fn summary(
         traces
             .values()
             .map(|t| format!(
-                "trace {} ({} stream(s), {} packet(s), {} bytes)",
-                t.uuid, t.streams, t.packets, t.bytes
+                "trace {} ({} stream(s), {} packet(s), {})",
+                t.uuid,
+                t.streams,
+                t.packets,
+                crate::tools::human::size(t.bytes)
             ))
             .collect::<Vec<_>>()
             .join(", ")

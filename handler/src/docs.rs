@@ -49,16 +49,22 @@ pub fn generate(mut command: clap::Command, dir: &Path) -> std::io::Result<Vec<S
     let version = command.get_version().unwrap_or_default().to_string();
     std::fs::write(&conf, crate::manpages::config_page(&version))?;
     written.push(conf.display().to_string());
-    for (shell, sub, file) in [
-        (clap_complete::Shell::Bash, "bash", name.clone()),
-        (clap_complete::Shell::Zsh, "zsh", format!("_{name}")),
+    for (sub, file, text) in [
+        (
+            "bash",
+            name.clone(),
+            crate::completion::bash(&command, &name),
+        ),
+        (
+            "zsh",
+            format!("_{name}"),
+            crate::completion::zsh(&command, &name),
+        ),
     ] {
         let shell_dir = dir.join(sub);
         std::fs::create_dir_all(&shell_dir)?;
         let path = shell_dir.join(file);
-        let mut out = Vec::new();
-        clap_complete::generate(shell, &mut command, name.clone(), &mut out);
-        std::fs::write(&path, out)?;
+        std::fs::write(&path, text)?;
         written.push(path.display().to_string());
     }
     Ok(written)

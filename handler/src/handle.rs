@@ -109,7 +109,7 @@ pub fn handle_crash(
     };
     let dir = open_core_dir(&config, log);
     let mut stages = record::Stages::default();
-    let fires = record_snapshots(
+    let (fires, own_snapshots_skipped) = record_snapshots(
         &crash,
         &args,
         &mut plan,
@@ -162,6 +162,7 @@ pub fn handle_crash(
         comm: comm.as_deref(),
         saved: &saved,
         fires,
+        own_snapshots_skipped,
         core_trace,
         stages,
         log,
@@ -288,7 +289,8 @@ fn snapshot_budget_of(config: &Config) -> snapshot_budget::Budget {
 /// 3. The trace snapshots, before the core is read. The handler's own
 ///    snapshots (configured sessions, the fallback) only within the budget
 ///    (they are left out of `plan` past it); the snapshot directories they
-///    made are then noted, and the oldest past the budget deleted.
+///    made are then noted, and the oldest past the budget deleted. Returns
+///    the fires, and why the handler's own snapshots were left out.
 fn record_snapshots(
     crash: &CrashInfo,
     args: &KernelArgs,
@@ -297,14 +299,16 @@ fn record_snapshots(
     budget: snapshot_budget::Budget,
     times: &mut record::StageTimes,
     log: &mut Log,
-) -> Vec<DaemonFire> {
+) -> (Vec<DaemonFire>, Option<String>) {
     let own_snapshots =
         !plan.extra_sessions.is_empty() || plan.fallback_to_active_snapshot_sessions;
+    let mut skipped = None;
     if let (Some(dir), true) = (dir, own_snapshots) {
         match snapshot_budget::admit(dir.fd.as_fd(), now(), budget) {
             Ok(None) => {}
             Ok(Some(reason)) => {
-                log.warning(reason);
+                log.warning(reason.clone());
+                skipped = Some(reason);
                 plan.extra_sessions.clear();
                 plan.fallback_to_active_snapshot_sessions = false;
             }
@@ -352,7 +356,7 @@ fn record_snapshots(
             entry.path.as_deref().unwrap_or("?")
         ));
     }
-    fires
+    (fires, skipped)
 }
 
 /// What becomes of the core.
@@ -844,6 +848,7 @@ struct CrashRecordParts<'a> {
     comm: Option<&'a [u8]>,
     saved: &'a SavedCore,
     fires: Vec<DaemonFire>,
+    own_snapshots_skipped: Option<String>,
     core_trace: record::CoreTraceSection,
     stages: record::Stages,
     log: &'a Log,
@@ -859,6 +864,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         comm,
         saved,
         fires,
+        own_snapshots_skipped,
         mut core_trace,
         stages,
         log,
@@ -869,14 +875,14 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         core_trace.recover_command = Some(format!("lttng-coredump recover {path}"));
     }
     CrashRecord {
-        format: record::FORMAT,
+        format: record::FORMAT.into(),
         crashed: Crashed {
             pid: args.pid,
             uid: args.uid,
             gid: args.gid,
             signal: args.signal.map(|number| Signal {
                 number,
-                name: signal_name(number),
+                name: signal_name(number).map(Into::into),
             }),
             time: Some(time),
             time_utc: Some(iso8601_utc(time)),
@@ -910,7 +916,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
             size: saved.outcome.size,
             stored_bytes: saved.outcome.stored_bytes,
             bytes_received: saved.pumped.bytes_read,
-            compression: saved.compression.name(),
+            compression: saved.compression.name().into(),
             truncated_reason: saved.outcome.truncated.clone(),
             not_saved_reason: saved.fate.not_saved_reason().map(str::to_owned),
             deleted_to_make_room: saved.outcome.deleted.clone(),
@@ -919,6 +925,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         snapshots: record::snapshot_entries(&fires),
         core_trace,
         fires,
+        own_snapshots_skipped,
         stages,
         config_path: config_path.to_string_lossy().into_owned(),
         errors: log.problems(),

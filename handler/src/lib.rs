@@ -9,6 +9,7 @@
 pub mod access;
 pub mod acl;
 pub mod chain;
+pub mod completion;
 pub mod compress;
 pub mod config;
 pub mod config_parse;
@@ -31,6 +32,7 @@ pub mod procinfo;
 pub mod pump;
 pub mod ratelimit;
 pub mod record;
+pub mod record_read;
 pub mod removal;
 pub mod retention;
 pub mod safefile;

@@ -18,13 +18,15 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// What `handle` says when run from a terminal.
+/// What `handle` says when it is not run by the kernel.
 const HANDLE_USAGE: &str = "\
 usage: lttng-coredump handle [--config PATH] P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E
 
 `handle` is run by the kernel on a crash, with the core on its standard input
 (a pipe), from the line `lttng-coredump install` writes to
-/proc/sys/kernel/core_pattern. Run from a terminal it does nothing.
+/proc/sys/kernel/core_pattern. Only that call handles a crash: its arguments
+hold the field P= (the crashing PID). Run from a terminal, or without a P=
+field (--help included), it does nothing and exits with status 2.
 See `lttng-coredump install --help` and `lttng-coredump status`.";
 
 #[derive(Parser)]
@@ -43,6 +45,8 @@ enum Command {
     /// Run by the kernel on a crash (from core_pattern): snapshots the
     /// traces, then saves the core read on stdin. Takes `[--config PATH]`
     /// then the fields `P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E`.
+    /// Without a `P=` field, or from a terminal, it prints its usage and
+    /// exits with status 2, doing nothing.
     Handle {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         fields: Vec<OsString>,
@@ -224,10 +228,13 @@ fn main() -> ExitCode {
     let mut rest: Vec<OsString> = raw.collect();
     if rest.first().is_some_and(|first| first == "handle") {
         rest.remove(0);
-        // The kernel always gives a pipe: a terminal on stdin is a person
-        // trying the command, who gets its usage rather than a fired
-        // trigger, a snapshot and a core file made of their typing.
-        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        // The kernel always gives a pipe and a P= field: a terminal on
+        // stdin, or arguments without P= (`--help`, a script's guess), is a
+        // person trying the command, who gets its usage rather than fired
+        // triggers, snapshots and a core file made of whatever stdin held.
+        if std::io::IsTerminal::is_terminal(&std::io::stdin())
+            || !lttng_coredump_handler::kernel_args::is_kernel_form(&rest)
+        {
             eprintln!("{}", HANDLE_USAGE);
             return ExitCode::from(2);
         }

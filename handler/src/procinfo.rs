@@ -52,7 +52,7 @@ fn auxv_value(auxv: &[u8], kind: u64) -> Option<u64> {
 }
 
 /// How sure the handler is that the information describes the crash.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "detail")]
 pub enum Identity {
     /// The pidfd still named the PID after `/proc` was read.
@@ -62,6 +62,13 @@ pub enum Identity {
     Unverified(String),
     /// The information was dropped: it may describe another process.
     CouldNotTell(String),
+}
+
+/// What a record that does not say holds: nothing was checked.
+impl Default for Identity {
+    fn default() -> Self {
+        Identity::CouldNotTell("the record does not say".into())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -11,8 +11,11 @@
 //! root writes them. Root reads only what it was told on the command line
 //! (`--metadata`, `--search`) and its own records.
 
-use lttng_coredump_handler::config::Config;
+use lttng_coredump_handler::record_read::StoredRecord;
+use lttng_coredump_handler::tools::source::Source;
+use lttng_coredump_handler::tools::trace_core::recorded_snapshots;
 use lttng_coredump_handler::tools::user_side;
+use lttng_coredump_handler::tools::SourceArgs;
 use lttng_coredump_handler::user_child::{self, Input, UserCommand, Who};
 use lttng_coredump_recover::{self as recover, metadata, Options};
 use std::collections::HashMap;
@@ -50,7 +53,8 @@ pub struct RecoverArgs {
     #[arg(long)]
     search: Vec<PathBuf>,
     /// The handler configuration whose core directory's crash records name
-    /// snapshots to search (default: the installed one).
+    /// snapshots to search (default: the installed one). A file named here
+    /// must be usable: missing, relative, untrusted or unreadable is an error.
     #[arg(long)]
     config: Option<PathBuf>,
     /// The seconds the search for metadata in a user's files (run as that
@@ -77,18 +81,36 @@ pub fn run(args: RecoverArgs) -> ExitCode {
             dir.to_path_buf()
         });
     }
-    let configured = Config::load(args.config.as_deref()).config.core_dir;
-    if !record_dirs.contains(&configured) {
-        record_dirs.push(configured);
+    let source = match Source::resolve(&SourceArgs {
+        config: args.config,
+        dir: None,
+    }) {
+        Ok(source) => source,
+        Err(err) => {
+            eprintln!("lttng-coredump recover: {err:#}");
+            return ExitCode::from(recover::EXIT_BAD_INPUT);
+        }
+    };
+    if !record_dirs.contains(&source.dir) {
+        record_dirs.push(source.dir);
+    }
+    // The snapshots the records name (read through the record's types).
+    let mut recorded = Vec::new();
+    for dir in &record_dirs {
+        for snapshot in recorded_snapshots(dir) {
+            if !recorded.contains(&snapshot) {
+                recorded.push(snapshot);
+            }
+        }
     }
     let options = Options {
         core: args.core,
         output,
         metadata: args.metadata,
-        record_dirs,
+        recorded_snapshots: recorded,
         search: args.search,
     };
-    let who = owner_of_core(&options.core, &options.record_dirs)
+    let who = owner_of_core(&options.core, &record_dirs)
         .and_then(|(uid, gid)| user_child::acting_as(Some(uid.into()), Some(gid.into())));
     let deadline = Duration::from_secs(args.timeout);
     let recovered = match &who {
@@ -141,16 +163,17 @@ fn owner_of_core(core: &Path, record_dirs: &[PathBuf]) -> Option<(u32, u32)> {
             if file.take(4 << 20).read_to_end(&mut text).is_err() {
                 continue;
             }
-            let Ok(record) = serde_json::from_slice::<serde_json::Value>(&text) else {
+            let Ok(record) = StoredRecord::parse(&text) else {
                 continue;
             };
-            let names_it = record["core"]["path"]
-                .as_str()
+            let names_it = record
+                .core()
+                .path
                 .and_then(|p| std::fs::canonicalize(p).ok())
                 .is_some_and(|p| p == canonical);
             if names_it {
-                let id = |key: &str| record[key].as_u64().and_then(|v| u32::try_from(v).ok());
-                return Some((id("uid")?, id("gid").unwrap_or(65534)));
+                let crashed = record.crashed();
+                return Some((crashed.uid?, crashed.gid.unwrap_or(65534)));
             }
         }
     }

@@ -126,13 +126,7 @@ pub struct TraceInCore {
 /// The crashes of `dir` (those this user may read) of the last [`RECENT`]
 /// whose trace is only in their core, still on disk; newest first.
 pub fn crashes_with_trace_only_in_core(dir: &Path, now: i64) -> Vec<TraceInCore> {
-    let store = crate::tools::store::Store {
-        dir: dir.to_path_buf(),
-        config: Config::default(),
-        config_path: config::DEFAULT_CONFIG_PATH.into(),
-        config_error: None,
-    };
-    let Ok(crashes) = store.crashes() else {
+    let Ok((crashes, _)) = crate::tools::store::Store::at(dir).crashes() else {
         return Vec::new();
     };
     let since = now.saturating_sub(RECENT.as_secs() as i64);
@@ -141,7 +135,7 @@ pub fn crashes_with_trace_only_in_core(dir: &Path, now: i64) -> Vec<TraceInCore>
     let mut found: Vec<TraceInCore> = crashes
         .iter()
         .filter(|c| c.time().is_some_and(|t| t >= since))
-        .filter(|c| c.record["core_trace"]["only_in_core"] == true)
+        .filter(|c| c.record.core_trace().only_in_core)
         .filter(|c| crate::tools::trace_core::core_holds_trace(c) && c.core_state().on_disk())
         .map(|c| TraceInCore {
             pid: c.pid(),
@@ -151,10 +145,7 @@ pub fn crashes_with_trace_only_in_core(dir: &Path, now: i64) -> Vec<TraceInCore>
                 .core_path()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            summary: c.record["core_trace"]["summary"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            summary: c.record.core_trace().summary.clone(),
             command: format!(
                 "lttng-coredump trace {} --from-core",
                 c.pid().map(|p| p.to_string()).unwrap_or("MATCH".into())

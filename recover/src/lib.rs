@@ -323,9 +323,9 @@ pub struct Options {
     pub output: PathBuf,
     /// `--metadata`: a metadata file or a trace directory.
     pub metadata: Option<PathBuf>,
-    /// Directories holding the handler's crash records (their snapshots
-    /// are searched for metadata).
-    pub record_dirs: Vec<PathBuf>,
+    /// Snapshot directories the handler's crash records name (read by the
+    /// handler through its record types), searched for metadata.
+    pub recorded_snapshots: Vec<PathBuf>,
     /// More directories to search for metadata (snapshot outputs).
     pub search: Vec<PathBuf>,
 }
@@ -401,14 +401,12 @@ pub fn search_plan(options: &Options, scan: &Scan) -> Vec<Vec<metadata::Root>> {
     }
     groups.push(shm);
     let mut snapshots = Vec::new();
-    for dir in &options.record_dirs {
-        for snap in metadata::snapshots_in_records(dir) {
-            snapshots.push(metadata::Root {
-                source: format!("a snapshot recorded by the handler ({})", snap.display()),
-                path: snap,
-                explicit: false,
-            });
-        }
+    for snap in &options.recorded_snapshots {
+        snapshots.push(metadata::Root {
+            source: format!("a snapshot recorded by the handler ({})", snap.display()),
+            path: snap.clone(),
+            explicit: false,
+        });
     }
     for dir in &options.search {
         snapshots.push(explicit(dir, format!("{}", dir.display())));

@@ -26,7 +26,6 @@ const METADATA_MAGIC: u32 = 0x75D1_1D57;
 const PEEK: u64 = 1 << 16;
 const MAX_DEPTH: usize = 8;
 const MAX_ENTRIES: usize = 50_000;
-const MAX_RECORD: u64 = 4 << 20;
 /// Largest metadata file copied (a session's metadata is KiB to a few MiB).
 pub const MAX_METADATA: u64 = 64 << 20;
 
@@ -247,51 +246,6 @@ fn walk(root: &Path, consider: &mut dyn FnMut(&Path)) {
             }
         }
     }
-}
-
-/// The snapshot directories the handler's crash records in `dir` name (and
-/// the directories holding them: a session's other snapshots, taken
-/// before, are there too).
-pub fn snapshots_in_records(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten().take(MAX_ENTRIES) {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        // Never a link, a FIFO (which would block) or a device: a record
-        // beside a core in someone else's directory is theirs to plant.
-        let Some(file) = open_regular(&path) else {
-            continue;
-        };
-        let mut text = Vec::new();
-        if file.take(MAX_RECORD).read_to_end(&mut text).is_err() {
-            continue;
-        }
-        let Ok(record) = serde_json::from_slice::<serde_json::Value>(&text) else {
-            continue;
-        };
-        let Some(snapshots) = record.get("snapshots").and_then(|s| s.as_array()) else {
-            continue;
-        };
-        for snapshot in snapshots {
-            if let Some(p) = snapshot.get("path").and_then(|p| p.as_str()) {
-                let p = PathBuf::from(p);
-                if let Some(parent) = p.parent() {
-                    if !out.iter().any(|o| o == parent) {
-                        out.push(parent.to_path_buf());
-                    }
-                }
-                if !out.contains(&p) {
-                    out.push(p);
-                }
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

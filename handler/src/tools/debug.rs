@@ -15,6 +15,7 @@
 
 use super::core::{copy_sparse, create_private, open, reader};
 use super::human::escape;
+use super::output::require_program;
 use super::show;
 use super::DebugArgs;
 use crate::user_child::{self, Input, UserCommand, Who};
@@ -46,9 +47,14 @@ impl Drop for PrivateDir {
 }
 
 pub fn run(args: &DebugArgs) -> Result<ExitCode> {
-    let crash = show::latest(&args.selection)?;
-    if let Some(who) = user_child::acting_as(crash.uid(), crash.record["gid"].as_u64()) {
-        return run_as_user(args, &crash, who);
+    let crash = show::latest(&args.selection, args.count)?;
+    // Said before anything is decompressed: a missing gdb names its package.
+    require_program(&args.debugger)?;
+    let extra = debugger_arguments(args)?;
+    let quiet = args.selection.quiet;
+    if let Some(who) = user_child::acting_as(crash.uid().map(u64::from), crash.gid().map(u64::from))
+    {
+        return run_as_user(args, &crash, who, &extra);
     }
     let file = open(&crash)?;
     let stored = crash.core_path().expect("open checked it");
@@ -61,7 +67,9 @@ pub fn run(args: &DebugArgs) -> Result<ExitCode> {
         let path = dir.0.join("core");
         let mut to = create_private(&path, true)?;
         let mut from = reader(&crash, file)?;
-        eprintln!("decompressing {} into {}", stored.display(), path.display());
+        if !quiet {
+            eprintln!("decompressing {} into {}", stored.display(), path.display());
+        }
         copy_sparse(&mut from, &mut to)
             .with_context(|| format!("decompressing {} to {}", stored.display(), path.display()))?;
         temporary = Some(dir);
@@ -73,9 +81,7 @@ pub fn run(args: &DebugArgs) -> Result<ExitCode> {
     if batch {
         command.args(["--batch", "-ex", "bt"]);
     }
-    if let Some(extra) = &args.debugger_arguments {
-        command.args(extra.split_whitespace());
-    }
+    command.args(&extra);
     match &exe {
         Some(exe) if Path::new(exe).is_file() => {
             command.arg(exe).arg(&core);
@@ -99,15 +105,17 @@ pub fn run(args: &DebugArgs) -> Result<ExitCode> {
             }
         }
     }
-    eprintln!(
-        "debugging the crash of PID {} ({}) at {}",
-        crash.pid().unwrap_or(0),
-        escape(crash.process_name().unwrap_or("?")),
-        crash
-            .time()
-            .map(super::select::local_time)
-            .unwrap_or_default()
-    );
+    if !quiet {
+        eprintln!(
+            "debugging the crash of PID {} ({}) at {}",
+            crash.pid().unwrap_or(0),
+            escape(crash.process_name().unwrap_or("?")),
+            crash
+                .time()
+                .map(super::select::local_time)
+                .unwrap_or_default()
+        );
+    }
     // Ctrl-C belongs to the debugger: this process waits for it and then
     // removes the temporary core (a second handler cannot be set: ignore).
     let _ = ctrlc::set_handler(|| {});
@@ -128,14 +136,32 @@ const TERMINAL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Bytes of a batch debugger's output relayed at most.
 const MAX_OUTPUT: u64 = 256 << 20;
 
+/// `-A ARGS`, split as a shell would (quotes keep words together).
+fn debugger_arguments(args: &DebugArgs) -> Result<Vec<String>> {
+    match &args.debugger_arguments {
+        Some(text) => shlex::split(text).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--debugger-arguments {text:?}: unbalanced quotes (the arguments are split as a \
+                 shell would)"
+            )
+        }),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// `debug` by root over the crash of `who`: the debugger runs as them.
-fn run_as_user(args: &DebugArgs, crash: &super::store::Crash, who: Who) -> Result<ExitCode> {
+fn run_as_user(
+    args: &DebugArgs,
+    crash: &super::store::Crash,
+    who: Who,
+    extra: &[String],
+) -> Result<ExitCode> {
     let pid = crash.pid().unwrap_or(0);
     let Some(core) = crash.core_path() else {
         drop(open(crash)?);
         bail!("the crash of PID {pid} has no core");
     };
-    if crash.record["core"]["readable_by_uid"].as_u64() != Some(u64::from(who.uid)) {
+    if crash.core().readable_by_uid != Some(who.uid) {
         bail!(
             "the core of PID {pid} may be read by root only (the process was not {}'s own in \
              every respect: set-uid, capabilities, or not dumpable): debugging it as that user \
@@ -163,23 +189,20 @@ fn run_as_user(args: &DebugArgs, crash: &super::store::Crash, who: Who) -> Resul
         .arg(&args.debugger)
         .arg(exe)
         .arg(if terminal { "-" } else { "batch" })
-        .args(
-            args.debugger_arguments
-                .as_deref()
-                .unwrap_or_default()
-                .split_whitespace(),
-        )
+        .args(extra)
         .deadline(timeout)
         .max_output(MAX_OUTPUT);
-    eprintln!(
-        "debugging the crash of PID {pid} ({}) at {}, as {}",
-        escape(crash.process_name().unwrap_or("?")),
-        crash
-            .time()
-            .map(super::select::local_time)
-            .unwrap_or_default(),
-        escape(&who.describe())
-    );
+    if !args.selection.quiet {
+        eprintln!(
+            "debugging the crash of PID {pid} ({}) at {}, as {}",
+            escape(crash.process_name().unwrap_or("?")),
+            crash
+                .time()
+                .map(super::select::local_time)
+                .unwrap_or_default(),
+            escape(&who.describe())
+        );
+    }
     let status = if terminal {
         command.run_on_terminal()
     } else {

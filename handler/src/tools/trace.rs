@@ -11,14 +11,17 @@
 //!
 //! The crashing process's events are picked by the `vpid` context of the
 //! channel (or `procname` when only that is recorded); events of a channel
-//! with neither are all shown, with a note saying why.
+//! with neither are all shown, with a note saying why. When only the last
+//! events are shown, a note says so ("last N of M events"); on a terminal
+//! the output is in colour (no pager: it shows a screenful by default).
 
 use super::human::{escape, escape_controls};
+use super::output::{require_program, write_json, Output};
 use super::select::local_time;
 use super::show;
 use super::store::{Crash, Snapshot};
 use super::trace_text::Event;
-use super::TraceArgs;
+use super::{JsonMode, TraceArgs};
 use crate::user_child::{Input, UserCommand, Who};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -40,22 +43,59 @@ pub(super) struct Counts {
     /// Events with neither context: shown whatever process they are from.
     unattributed: u64,
     other_processes: u64,
+    /// Events kept before the cut to the last ones.
+    selected: u64,
+}
+
+/// Where the events go: text, or JSON a line, or JSON gathered into one
+/// array printed at the end (`--json=pretty`).
+pub(super) struct Sink {
+    pub json: Option<JsonMode>,
+    pub gathered: Vec<Value>,
+    pub output: Output,
+}
+
+impl Sink {
+    pub(super) fn new(args: &TraceArgs) -> Sink {
+        let json = args.selection.json();
+        Sink {
+            json,
+            gathered: Vec::new(),
+            output: if json.is_some() {
+                Output::plain()
+            } else {
+                Output::without_pager()
+            },
+        }
+    }
+
+    /// Prints what `--json=pretty` gathered.
+    pub(super) fn finish(&mut self, out: &mut impl Write) -> Result<()> {
+        if self.json == Some(JsonMode::Pretty) {
+            write_json(out, JsonMode::Pretty, &self.gathered)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
 }
 
 pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     if args.from_core {
         return super::trace_core::run(args);
     }
-    let crash = show::latest(&args.selection)?;
+    let crash = show::latest(&args.selection, None)?;
     let last = last_wanted(args);
     let snapshots = crash.snapshots();
     if snapshots.is_empty() {
+        let reasons = crash.record.trace_absence();
         bail!(
             "no trace snapshot was taken for the crash of PID {}{}{}",
             crash.pid().unwrap_or(0),
-            first_snapshot_error(&crash)
-                .map(|e| format!(": {}", escape(&e)))
-                .unwrap_or_default(),
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", super::human::text(&reasons.join("; ")))
+            },
             if super::trace_core::core_holds_trace(&crash) {
                 format!(
                     "; its core holds the trace: lttng-coredump trace {} --from-core",
@@ -66,6 +106,8 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             }
         );
     }
+    require_program("babeltrace2")?;
+    let mut sink = Sink::new(args);
     let mut out = std::io::stdout().lock();
     let mut read_any = false;
     let several = snapshots.len() > 1;
@@ -76,9 +118,9 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             escape(&snapshot.daemon),
             escape(&snapshot.path.to_string_lossy())
         );
-        if !args.json {
-            writeln!(out, "-- {heading}")?;
-        } else if several {
+        if sink.json.is_none() {
+            writeln!(out, "{}", sink.output.bold(&format!("-- {heading}")))?;
+        } else if several && !args.selection.quiet {
             eprintln!("-- {heading}");
         }
         let labels = [
@@ -91,6 +133,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         ];
         read_any |= print_events(
             &mut out,
+            &mut sink,
             &crash,
             read_snapshot(&crash, snapshot, args, last),
             args,
@@ -98,7 +141,9 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             &format!("the snapshot {}", snapshot.path.display()),
         )?;
     }
-    out.flush()?;
+    sink.finish(&mut out)?;
+    drop(out);
+    drop(sink);
     Ok(if read_any {
         ExitCode::SUCCESS
     } else {
@@ -118,8 +163,10 @@ pub(super) fn last_wanted(args: &TraceArgs) -> Option<usize> {
 /// Prints what reading a trace gave (its notes, then its events, each with
 /// `labels` added in JSON), or why it could not be read (`what` it is);
 /// true when it was read.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn print_events(
     out: &mut impl Write,
+    sink: &mut Sink,
     crash: &Crash,
     read: Result<(Vec<Event>, Counts)>,
     args: &TraceArgs,
@@ -129,52 +176,52 @@ pub(super) fn print_events(
     let (events, counts) = match read {
         Ok(read) => read,
         Err(err) => {
-            if !args.json {
+            if sink.json.is_none() {
                 writeln!(out, "cannot read it: {err:#}")?;
             }
             eprintln!("lttng-coredump: cannot read {what}: {err:#}");
             return Ok(false);
         }
     };
-    for note in notes(crash, counts, args.all_processes) {
-        if args.json {
-            eprintln!("note: {note}");
+    let mut notes = notes(crash, counts, args.all_processes);
+    if (events.len() as u64) < counts.selected {
+        notes.push(format!(
+            "last {} of {} events (-n N for more, --all for every one)",
+            events.len(),
+            counts.selected
+        ));
+    }
+    for note in notes {
+        if sink.json.is_some() {
+            if !args.selection.quiet {
+                eprintln!("note: {note}");
+            }
         } else {
-            writeln!(out, "note: {note}")?;
+            writeln!(out, "{}", sink.output.yellow(&format!("note: {note}")))?;
         }
     }
     for event in &events {
-        if args.json {
-            let mut json = event.to_json();
-            if let Some(object) = json.as_object_mut() {
-                for (key, value) in labels {
-                    object.insert((*key).into(), value.clone());
+        match sink.json {
+            Some(mode) => {
+                let mut json = event.to_json();
+                if let Some(object) = json.as_object_mut() {
+                    for (key, value) in labels {
+                        object.insert((*key).into(), value.clone());
+                    }
+                }
+                if mode == JsonMode::Pretty {
+                    sink.gathered.push(json);
+                } else {
+                    writeln!(out, "{}", serde_json::to_string(&json)?)?;
                 }
             }
-            writeln!(out, "{}", serde_json::to_string(&json)?)?;
-        } else {
-            writeln!(out, "{}", human_line(event))?;
+            None => writeln!(out, "{}", human_line(event, &sink.output))?,
         }
     }
-    if events.is_empty() && !args.json {
+    if events.is_empty() && sink.json.is_none() {
         writeln!(out, "(no event)")?;
     }
     Ok(true)
-}
-
-fn first_snapshot_error(crash: &Crash) -> Option<String> {
-    crash.record["snapshots"]
-        .as_array()?
-        .iter()
-        .find_map(|entry| entry["error"].as_str().map(str::to_string))
-        .or_else(|| {
-            crash.record["errors"]
-                .as_array()?
-                .iter()
-                .filter_map(|e| e.as_str())
-                .find(|e| e.contains("snapshot"))
-                .map(str::to_string)
-        })
 }
 
 /// The terminal's height less a few lines for the headings; a fixed
@@ -207,8 +254,8 @@ fn read_snapshot(
         .strip_prefix("user ")
         .and_then(|uid| uid.parse::<u64>().ok())
         .and_then(|uid| {
-            let gid = if Some(uid) == crash.uid() {
-                crash.record["gid"].as_u64()
+            let gid = if Some(uid) == crash.uid().map(u64::from) {
+                crash.gid().map(u64::from)
             } else {
                 None
             };
@@ -286,6 +333,7 @@ pub(super) fn read_trace(
                 continue;
             }
         }
+        counts.selected += 1;
         kept.push_back(event);
         if let Some(last) = last {
             while kept.len() > last {
@@ -337,8 +385,9 @@ fn notes(crash: &Crash, counts: Counts, all_processes: bool) -> Vec<String> {
     notes
 }
 
-/// `[2026-11-26 12:39:44.033262782 UTC] name: { context }, { fields }`.
-fn human_line(event: &Event) -> String {
+/// `[2026-11-26 12:39:44.033262782 UTC] name: { context }, { fields }`,
+/// the name in bold when coloured.
+fn human_line(event: &Event, output: &Output) -> String {
     let when = match event.timestamp.split_once('.') {
         Some((seconds, fraction)) => match seconds.parse::<i64>() {
             Ok(seconds) => {
@@ -361,5 +410,10 @@ fn human_line(event: &Event) -> String {
             parts.push(item.text.clone());
         }
     }
-    escape_controls(&format!("[{when}] {}: {}", event.name, parts.join(", ")))
+    format!(
+        "[{}] {}: {}",
+        escape_controls(&when),
+        output.bold(&escape_controls(&event.name)),
+        escape_controls(&parts.join(", "))
+    )
 }

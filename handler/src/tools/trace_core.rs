@@ -19,14 +19,15 @@
 use super::human::escape;
 use super::show;
 use super::store::Crash;
-use super::trace::{last_wanted, print_events, read_trace};
+use super::trace::{last_wanted, print_events, read_trace, Sink};
 use super::user_side::{self, read_recovered};
 use super::TraceArgs;
 use crate::user_child::{self, Input, UserCommand, Who};
 use anyhow::{anyhow, bail, Context, Result};
-use lttng_coredump_recover::{self as recover, metadata};
+use lttng_coredump_recover as recover;
 use serde_json::Value;
 use std::io::{Read, Write};
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -43,9 +44,33 @@ pub const EXIT_NO_BUFFERS: u8 = 4;
 
 /// Whether the handler found recoverable buffers in the crash's core.
 pub fn core_holds_trace(crash: &Crash) -> bool {
-    crash.record["core_trace"]["traces"]
-        .as_array()
-        .is_some_and(|traces| !traces.is_empty())
+    !crash.record.core_trace().traces.is_empty()
+}
+
+/// The snapshot directories the crash records of `dir` name, and the
+/// directories holding them (a session's earlier snapshots are there too):
+/// where `recover` looks for a recovered trace's metadata.
+pub fn recorded_snapshots(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let Ok((crashes, _)) = super::store::Store::at(dir).crashes() else {
+        return out;
+    };
+    for crash in crashes.iter().rev() {
+        for entry in crash.record.snapshots() {
+            let Some(path) = entry.path.as_deref().map(PathBuf::from) else {
+                continue;
+            };
+            for candidate in [path.parent().map(Path::to_path_buf), Some(path)]
+                .into_iter()
+                .flatten()
+            {
+                if !out.contains(&candidate) {
+                    out.push(candidate);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Removes a child's temporary directory (as that child's user) when
@@ -78,10 +103,10 @@ impl Drop for Leftover {
 }
 
 pub fn run(args: &TraceArgs) -> Result<ExitCode> {
-    let (store, mut crashes) = show::chosen(&args.selection)?;
+    let (source, mut crashes) = show::chosen(&args.selection, None)?;
     let crash = crashes.pop().expect("chosen returns at least one");
     let pid = crash.pid().unwrap_or(0);
-    let who = user_child::acting_as(crash.uid(), crash.record["gid"].as_u64());
+    let who = user_child::acting_as(crash.uid().map(u64::from), crash.gid().map(u64::from));
     let core_path = match &who {
         // The caller's own rights: the core is opened here first, for the
         // errors `dump` and `debug` give (gone, permission denied).
@@ -93,7 +118,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             let path = crash
                 .core_path()
                 .ok_or_else(|| anyhow!("the crash of PID {pid} has no core"))?;
-            if crash.record["core"]["readable_by_uid"].as_u64() != Some(u64::from(who.uid)) {
+            if crash.core().readable_by_uid != Some(who.uid) {
                 bail!(
                     "the core of PID {pid} may be read by root only (the process was not {}'s \
                      own in every respect: set-uid, capabilities, or not dumpable), so the \
@@ -108,7 +133,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     };
     // The snapshots root's records name: paths handed to the child, which
     // searches them with its own rights.
-    let search: Vec<PathBuf> = metadata::snapshots_in_records(&store.dir);
+    let search: Vec<PathBuf> = recorded_snapshots(&source.dir);
     let temporary = Leftover {
         who: who.clone(),
         dir: user_side::temporary_name()?,
@@ -150,6 +175,8 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_NO_BUFFERS));
     }
     let last = last_wanted(args);
+    super::output::require_program("babeltrace2")?;
+    let mut sink = Sink::new(args);
     let mut out = std::io::stdout().lock();
     let mut read_any = false;
     let mut missing = Vec::new();
@@ -169,10 +196,12 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             escape(found_path),
             escape(found_source)
         );
-        if args.json {
-            eprintln!("-- {heading}");
+        if sink.json.is_some() {
+            if !args.selection.quiet {
+                eprintln!("-- {heading}");
+            }
         } else {
-            writeln!(out, "-- {heading}")?;
+            writeln!(out, "{}", sink.output.bold(&format!("-- {heading}")))?;
         }
         let labels = [
             (
@@ -183,6 +212,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         ];
         read_any |= print_events(
             &mut out,
+            &mut sink,
             &crash,
             read_trace(&crash, &trace.dir, who.clone(), args, last),
             args,
@@ -190,7 +220,9 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             &format!("the trace {uuid} recovered from the core"),
         )?;
     }
-    out.flush()?;
+    sink.finish(&mut out)?;
+    drop(out);
+    drop(sink);
     for uuid in &missing {
         let uuid = escape(uuid);
         eprintln!(
@@ -199,7 +231,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
              directory): the metadata is never in the core. Recover it with: lttng-coredump \
              recover {} -o DIR --metadata PATH (PATH: the metadata file of any snapshot or \
              trace of the same session)",
-            store.dir.display(),
+            source.dir.display(),
             escape(&core_path.to_string_lossy())
         );
     }

@@ -66,7 +66,7 @@ fn recover_trace(args: &[OsString]) -> ExitCode {
         core: PathBuf::from(core),
         output,
         metadata: None,
-        record_dirs: Vec::new(),
+        recorded_snapshots: Vec::new(),
         search: search.iter().map(PathBuf::from).collect(),
     };
     let report = match recover::recover(&options) {
