@@ -76,6 +76,10 @@ const MAX_ANSWER: u64 = 4096;
 /// An HTTP client for one destination.
 pub struct Client {
     agent: ureq::Agent,
+    /// Whether a client certificate is presented: under TLS 1.3 a server
+    /// that refuses it says so only after the client's handshake is done,
+    /// so the refusal may reach us as the connection dropped mid-request.
+    presents_client_cert: bool,
 }
 
 impl Client {
@@ -92,6 +96,7 @@ impl Client {
             .build();
         Ok(Client {
             agent: config.into(),
+            presents_client_cert: tls.client_cert.is_some(),
         })
     }
 
@@ -108,7 +113,9 @@ impl Client {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let mut response = request.send(body).map_err(|e| failure(url, e))?;
+        let mut response = request
+            .send(body)
+            .map_err(|e| failure(url, e, self.presents_client_cert))?;
         let status = response.status().as_u16();
         let answer = response
             .body_mut()
@@ -128,9 +135,22 @@ impl Client {
     }
 }
 
-fn failure(url: &str, err: ureq::Error) -> Failure {
+fn failure(url: &str, err: ureq::Error, presents_client_cert: bool) -> Failure {
     use ureq::Error as E;
+    let dropped_after_handshake = presents_client_cert
+        && url.starts_with("https:")
+        && matches!(&err, E::Io(io) if matches!(
+            io.kind(),
+            std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+        ));
     let kind = match &err {
+        // TLS 1.3: the server checks our certificate after our side of the
+        // handshake is over; its refusal may arrive as its alert, or, when
+        // we were already writing the request, as the connection dropped.
+        _ if dropped_after_handshake => FailureKind::Tls,
         E::HostNotFound | E::ConnectionFailed | E::Timeout(_) => FailureKind::Unreachable,
         E::Io(io) => match io.kind() {
             std::io::ErrorKind::InvalidData => FailureKind::Tls,
@@ -163,7 +183,12 @@ fn failure(url: &str, err: ureq::Error) -> Failure {
         FailureKind::Tls => "TLS failed with",
         _ => "the upload failed at",
     };
-    Failure::new(kind, format!("{what} {url}: {message}"))
+    let why = if dropped_after_handshake {
+        " (the server closed the connection once TLS was set up: it may have refused our client certificate)"
+    } else {
+        ""
+    };
+    Failure::new(kind, format!("{what} {url}: {message}{why}"))
 }
 
 fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
