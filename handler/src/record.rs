@@ -79,8 +79,12 @@ pub struct CoreTraceSection {
     /// Of those, the ones past the check's byte budget: counted, not read
     /// (whether they hold packets is unknown).
     pub unread_buffers: usize,
-    /// What can be recovered, per trace.
+    /// What can be recovered, per trace: the largest few
+    /// (`core_trace::LISTED_TRACES`) of them.
     pub traces: Vec<CoreTrace>,
+    /// How many traces the core holds buffers of (all of them, listed or
+    /// not).
+    pub traces_total: usize,
     /// The core holds packets and no snapshot of this crash was recorded,
     /// or one failed: the trace (or that part of it) is only in the core.
     pub only_in_core: bool,
