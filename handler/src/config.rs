@@ -86,6 +86,11 @@ pub struct Config {
     /// snapshot session); past it a crash gets only its triggers' snapshots.
     /// 0: no limit.
     pub max_snapshots_per_minute: u32,
+    /// Of those, how many one uid's crashes may get a minute (root's
+    /// included), so that one user's crash loop leaves the rest of the
+    /// budget to everyone else. 0: no share (only the total); with no
+    /// total (`max_snapshots_per_minute` = 0) there is no limit at all.
+    pub max_snapshots_per_user_per_minute: u32,
     /// Snapshot directories made by the handler's own snapshots that are
     /// kept (the oldest are deleted). 0: no limit.
     pub max_snapshot_dirs: u32,
@@ -123,6 +128,7 @@ impl Default for Config {
             max_cores_per_minute: 10,
             max_cores_per_user_per_minute: 30,
             max_snapshots_per_minute: 10,
+            max_snapshots_per_user_per_minute: 3,
             max_snapshot_dirs: 100,
             max_snapshot_size: 4 * GIB,
             max_snapshot_age: Duration::from_secs(7 * 24 * 3600),
@@ -379,6 +385,7 @@ mod tests {
             max_cores_per_minute = 3
             max_cores_per_user_per_minute = 7
             max_snapshots_per_minute = 4
+            max_snapshots_per_user_per_minute = 2
             max_snapshot_dirs = 5
             max_snapshot_size = "1G"
             max_snapshot_age = 86400
@@ -405,6 +412,7 @@ mod tests {
         assert_eq!(config.max_cores_per_minute, 3);
         assert_eq!(config.max_cores_per_user_per_minute, 7);
         assert_eq!(config.max_snapshots_per_minute, 4);
+        assert_eq!(config.max_snapshots_per_user_per_minute, 2);
         assert_eq!(config.max_snapshot_dirs, 5);
         assert_eq!(config.max_snapshot_size, GIB);
         assert_eq!(config.max_snapshot_age, Duration::from_secs(86400));

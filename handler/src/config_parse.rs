@@ -33,7 +33,7 @@ pub struct Parsed {
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "core_dir",
     "save_core",
     "check_core_trace",
@@ -46,6 +46,7 @@ pub const KEYS: [&str; 21] = [
     "max_cores_per_minute",
     "max_cores_per_user_per_minute",
     "max_snapshots_per_minute",
+    "max_snapshots_per_user_per_minute",
     "max_snapshot_dirs",
     "max_snapshot_size",
     "max_snapshot_age",
@@ -106,6 +107,12 @@ pub fn parse(text: &str) -> Parsed {
             "snapshot_user_daemon" => {
                 set_bool(&mut config.snapshot_user_daemon, value, key, &mut problem)
             }
+            "max_snapshots_per_user_per_minute" => set_count(
+                &mut config.max_snapshots_per_user_per_minute,
+                value,
+                key,
+                &mut problem,
+            ),
             "compression" => match value.as_str() {
                 Some("none") => config.compression = Compression::None,
                 Some("zstd") => config.compression = Compression::Zstd,

@@ -280,6 +280,7 @@ fn gather_process(args: &KernelArgs, log: &mut Log) -> Gathered {
 fn snapshot_budget_of(config: &Config) -> snapshot_budget::Budget {
     snapshot_budget::Budget {
         per_minute: config.max_snapshots_per_minute,
+        per_user: config.max_snapshots_per_user_per_minute,
         max_dirs: config.max_snapshot_dirs,
         max_bytes: config.max_snapshot_size,
         max_age: config.max_snapshot_age,
@@ -304,7 +305,7 @@ fn record_snapshots(
         !plan.extra_sessions.is_empty() || plan.fallback_to_active_snapshot_sessions;
     let mut skipped = None;
     if let (Some(dir), true) = (dir, own_snapshots) {
-        match snapshot_budget::admit(dir.fd.as_fd(), now(), budget) {
+        match snapshot_budget::admit(dir.fd.as_fd(), now(), args.uid, budget) {
             Ok(None) => {}
             Ok(Some(reason)) => {
                 log.warning(reason.clone());

@@ -61,6 +61,10 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
             config.max_snapshots_per_minute.to_string(),
         ),
         (
+            "max_snapshots_per_user_per_minute".into(),
+            config.max_snapshots_per_user_per_minute.to_string(),
+        ),
+        (
             "max_snapshot_dirs".into(),
             config.max_snapshot_dirs.to_string(),
         ),
