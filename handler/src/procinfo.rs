@@ -231,6 +231,13 @@ pub fn gather(proc_root: &Path, pid: i32, pidfd: Option<i32>) -> Gathered {
     }
 }
 
+/// Whether the pidfd at descriptor `fd` still names process `pid` (read
+/// through `proc_root/self/fdinfo`).
+pub fn pidfd_names(proc_root: &Path, fd: i32, pid: i32) -> bool {
+    let fdinfo = proc_root.join("self/fdinfo").join(fd.to_string());
+    matches!(pidfd_pid(&fdinfo), Ok(Some(found)) if found == pid)
+}
+
 /// The `Pid:` of a pidfd's fdinfo file (`-1` once the process is gone).
 fn pidfd_pid(fdinfo: &PathBuf) -> std::io::Result<Option<i32>> {
     let text = std::fs::read_to_string(fdinfo)?;

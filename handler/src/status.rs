@@ -273,6 +273,7 @@ pub fn gather_with(
         Ok(limit) => warnings.extend(install::pipe_limit_warning(limit)),
         Err(err) => problems.push(format!("{err:#}")),
     }
+    warnings.extend(crate::fuse_timeout::advice(kernel));
     let sysctl_file = Path::new(crate::persist::DEFAULT_SYSCTL_FILE);
     warnings.extend(
         crate::persist::boot_warnings(sysctl_file, installed, boot)

@@ -75,6 +75,18 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
             duration(config.snapshot_deadline),
         ),
         (
+            "max_crashes_in_progress_per_user".into(),
+            config.max_crashes_in_progress_per_user.to_string(),
+        ),
+        (
+            "core_stall_timeout".into(),
+            duration(config.core_stall_timeout),
+        ),
+        (
+            "abort_stalled_fuse".into(),
+            config.abort_stalled_fuse.to_string(),
+        ),
+        (
             "snapshot_sessions".into(),
             Value::Array(
                 config
