@@ -49,9 +49,28 @@ impl Service {
         socket: &Path,
         backup: &Path,
     ) -> Service {
+        Service::start_in(built, dir, config_toml, socket, backup, &[])
+    }
+
+    /// [`Service::start`] with `extra` arguments for `serve` (`--workers N`).
+    pub fn start_in(
+        built: &Path,
+        dir: &Path,
+        config_toml: &str,
+        socket: &Path,
+        backup: &Path,
+        extra: &[&str],
+    ) -> Service {
         let config = dir.join("config.toml");
         fs::write(&config, config_toml).unwrap();
-        Service::start_with(built, &config, socket, backup, &dir.join("serve.log"))
+        Service::start_with_args(
+            built,
+            &config,
+            socket,
+            backup,
+            &dir.join("serve.log"),
+            extra,
+        )
     }
 
     /// Starts the service on an existing configuration.
@@ -184,14 +203,27 @@ pub struct SocketHandler {
 
 impl SocketHandler {
     pub fn new(built: &Path, dir: &Path, config_toml: &str, prefix: &str) -> SocketHandler {
+        SocketHandler::with_args(built, dir, config_toml, prefix, &[])
+    }
+
+    /// [`SocketHandler::new`] with `extra` arguments for `serve`
+    /// (`--workers N`).
+    pub fn with_args(
+        built: &Path,
+        dir: &Path,
+        config_toml: &str,
+        prefix: &str,
+        extra: &[&str],
+    ) -> SocketHandler {
         let guard = CorePatternGuard::acquire();
         let socket = unique_socket();
-        let service = Service::start(
+        let service = Service::start_in(
             built,
             dir,
             config_toml,
             &socket,
             &dir.join("no-install.bkp"),
+            extra,
         );
         // Non-zero: `@` then holds the process until the service is done.
         guard.set_pipe_limit(16);

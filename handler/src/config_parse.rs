@@ -33,7 +33,7 @@ pub struct Parsed {
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 25] = [
     "core_dir",
     "save_core",
     "check_core_trace",
@@ -46,10 +46,14 @@ pub const KEYS: [&str; 21] = [
     "max_cores_per_minute",
     "max_cores_per_user_per_minute",
     "max_snapshots_per_minute",
+    "max_snapshots_per_user_per_minute",
     "max_snapshot_dirs",
     "max_snapshot_size",
     "max_snapshot_age",
     "snapshot_deadline",
+    "max_crashes_in_progress_per_user",
+    "core_stall_timeout",
+    "abort_stalled_fuse",
     "snapshot_sessions",
     "snapshot_active_sessions",
     "snapshot_user_daemon",
@@ -106,6 +110,40 @@ pub fn parse(text: &str) -> Parsed {
             "snapshot_user_daemon" => {
                 set_bool(&mut config.snapshot_user_daemon, value, key, &mut problem)
             }
+            "abort_stalled_fuse" => {
+                set_bool(&mut config.abort_stalled_fuse, value, key, &mut problem)
+            }
+            "max_snapshots_per_user_per_minute" => set_count(
+                &mut config.max_snapshots_per_user_per_minute,
+                value,
+                key,
+                &mut problem,
+            ),
+            "max_crashes_in_progress_per_user" => set_count(
+                &mut config.max_crashes_in_progress_per_user,
+                value,
+                key,
+                &mut problem,
+            ),
+            "core_stall_timeout" => match duration(value, 3600) {
+                Ok(timeout) if !timeout.is_zero() => config.core_stall_timeout = timeout,
+                Ok(_) => problem(
+                    key,
+                    format!(
+                        "expected a duration above 0 (a read that may never wait would cut \
+                         every core), not 0; using {} s",
+                        config.core_stall_timeout.as_secs_f64()
+                    ),
+                ),
+                Err(form) => problem(
+                    key,
+                    format!(
+                        "expected {form}, not {}; using {} s",
+                        shown(value),
+                        config.core_stall_timeout.as_secs_f64()
+                    ),
+                ),
+            },
             "compression" => match value.as_str() {
                 Some("none") => config.compression = Compression::None,
                 Some("zstd") => config.compression = Compression::Zstd,

@@ -459,6 +459,9 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
         )
         .expect("String");
     }
+    if let Some(advice) = crate::fuse_timeout::advice(&options.kernel) {
+        writeln!(report, "recommended: {advice}").expect("String");
+    }
     Ok(report)
 }
 

@@ -79,8 +79,12 @@ pub struct CoreTraceSection {
     /// Of those, the ones past the check's byte budget: counted, not read
     /// (whether they hold packets is unknown).
     pub unread_buffers: usize,
-    /// What can be recovered, per trace.
+    /// What can be recovered, per trace: the largest few
+    /// (`core_trace::LISTED_TRACES`) of them.
     pub traces: Vec<CoreTrace>,
+    /// How many traces the core holds buffers of (all of them, listed or
+    /// not).
+    pub traces_total: usize,
     /// The core holds packets and no snapshot of this crash was recorded,
     /// or one failed: the trace (or that part of it) is only in the core.
     pub only_in_core: bool,
@@ -94,6 +98,21 @@ pub struct CoreTraceSection {
     /// What the scan met: buffers cut with the core, unusable headers,
     /// buffers left unread.
     pub notes: Vec<String>,
+}
+
+/// A crash's place in its uid's share of the crashes handled at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShareSection {
+    /// The uid's share as applied (`max_crashes_in_progress_per_user`,
+    /// bounded by the pool); none when not counted.
+    pub share: Option<u32>,
+    /// The crash came past its uid's share (pipe mode): no fire in the
+    /// user's own session daemon, and its dump's FUSE wait aborted after
+    /// 2 s without progress.
+    pub past_share: bool,
+    /// Why it was not counted, or what being past the share cost it.
+    pub note: Option<String>,
 }
 
 /// One trace (by the UUID of its packets) the core holds buffers of.
@@ -221,6 +240,12 @@ pub struct CrashRecord {
     pub snapshots: Vec<SnapshotEntry>,
     /// What trace the core itself holds.
     pub core_trace: CoreTraceSection,
+    /// Where the crash stood in its uid's share of the crashes handled at
+    /// once (`crash_share`, `fair_queue`).
+    pub crash_share: ShareSection,
+    /// When the core's stream stalled: each stall, and what was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub core_stall: Option<crate::stall::StallSection>,
     /// The engine's fires, in full (a daemon that is not running included:
     /// its fire says so, and is no error).
     pub fires: Vec<DaemonFire>,
@@ -539,6 +564,8 @@ pub(crate) mod tests {
             chain: None,
             snapshots: vec![],
             core_trace: CoreTraceSection::default(),
+            crash_share: ShareSection::default(),
+            core_stall: None,
             fires: vec![],
             own_snapshots_skipped: None,
             stages: Stages::default(),
@@ -571,6 +598,7 @@ pub(crate) mod tests {
             "chain",
             "snapshots",
             "core_trace",
+            "crash_share",
             "fires",
             "own_snapshots_skipped",
             "stages",
@@ -623,6 +651,7 @@ pub(crate) mod tests {
             "chain",
             "snapshots",
             "core_trace",
+            "crash_share",
             "fires",
             "own_snapshots_skipped",
             "stages",

@@ -110,6 +110,22 @@ pub struct Status {
 pub const RECENT: Duration = Duration::from_secs(7 * 86_400);
 /// At most this many such crashes are listed.
 const MAX_TRACE_IN_CORE: usize = 10;
+/// At most this much of each one's summary is shown (whatever the record
+/// holds: a record the handler writes bounds it, an older or foreign one
+/// may not).
+const MAX_SUMMARY_SHOWN: usize = 300;
+
+/// `text`, cut at `max` bytes (on a character boundary) with `...`.
+fn shortened(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &text[..cut])
+}
 
 /// A crash whose trace is only in its core, and how to read it.
 #[derive(Debug, Clone, Serialize)]
@@ -145,7 +161,7 @@ pub fn crashes_with_trace_only_in_core(dir: &Path, now: i64) -> Vec<TraceInCore>
                 .core_path()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            summary: c.record.core_trace().summary.clone(),
+            summary: shortened(&c.record.core_trace().summary, MAX_SUMMARY_SHOWN),
             command: format!(
                 "lttng-coredump trace {} --from-core",
                 c.pid().map(|p| p.to_string()).unwrap_or("MATCH".into())
@@ -257,6 +273,7 @@ pub fn gather_with(
         Ok(limit) => warnings.extend(install::pipe_limit_warning(limit)),
         Err(err) => problems.push(format!("{err:#}")),
     }
+    warnings.extend(crate::fuse_timeout::advice(kernel));
     let sysctl_file = Path::new(crate::persist::DEFAULT_SYSCTL_FILE);
     warnings.extend(
         crate::persist::boot_warnings(sysctl_file, installed, boot)
@@ -682,5 +699,14 @@ mod tests {
         assert_eq!(found[0].command, "lttng-coredump trace 950 --from-core");
         assert_eq!(found[0].summary, "a-second holds it");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_summary_is_shown_bounded_whatever_the_record_holds() {
+        assert_eq!(shortened("short", 300), "short");
+        let long = "é".repeat(1000);
+        let shown = shortened(&long, MAX_SUMMARY_SHOWN);
+        assert!(shown.len() <= MAX_SUMMARY_SHOWN + 3, "{}", shown.len());
+        assert!(shown.ends_with("..."));
     }
 }

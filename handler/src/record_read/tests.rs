@@ -139,6 +139,7 @@ fn every_kind() -> Vec<(&'static str, CrashRecord)> {
             partial_packets: 1,
             bytes: 65536,
         }],
+        traces_total: 1,
         only_in_core: true,
         recover_command: Some("lttng-coredump recover /c".into()),
         summary: "3 buffers with data".into(),

@@ -61,6 +61,10 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
             config.max_snapshots_per_minute.to_string(),
         ),
         (
+            "max_snapshots_per_user_per_minute".into(),
+            config.max_snapshots_per_user_per_minute.to_string(),
+        ),
+        (
             "max_snapshot_dirs".into(),
             config.max_snapshot_dirs.to_string(),
         ),
@@ -69,6 +73,18 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
         (
             "snapshot_deadline".into(),
             duration(config.snapshot_deadline),
+        ),
+        (
+            "max_crashes_in_progress_per_user".into(),
+            config.max_crashes_in_progress_per_user.to_string(),
+        ),
+        (
+            "core_stall_timeout".into(),
+            duration(config.core_stall_timeout),
+        ),
+        (
+            "abort_stalled_fuse".into(),
+            config.abort_stalled_fuse.to_string(),
         ),
         (
             "snapshot_sessions".into(),
