@@ -174,5 +174,9 @@ fn main() {
         &[],
     );
     export("FIXTURE_SETUID_DUMPABLE", &setuid_dumpable);
+    // Crashes made to cost the handler: a dump that waits on a FUSE file
+    // system, a core full of buffers that look like traces.
+    let hostile_crash = build_executable("hostile_crash", &["tests/fixtures/hostile_crash.c"], &[]);
+    export("FIXTURE_HOSTILE_CRASH", &hostile_crash);
     build_report_fixtures();
 }

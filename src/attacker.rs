@@ -17,6 +17,11 @@ pub const HANGFS: &str = env!("FIXTURE_HANGFS");
 /// The library a user loads into their own session daemon to make it lie
 /// (`tests/fixtures/hostile_sessiond.c`).
 pub const HOSTILE_SESSIOND: &str = env!("FIXTURE_HOSTILE_SESSIOND");
+/// Crashes made to cost the handler (`tests/fixtures/hostile_crash.c`):
+/// `hostile_crash [--gate] map FILE...` (a dump that reads each FILE's
+/// first page) or `hostile_crash [--gate] buffers COUNT` (a core of COUNT
+/// buffers that look like LTTng-UST traces).
+pub const HOSTILE_CRASH: &str = env!("FIXTURE_HOSTILE_CRASH");
 /// Registers an OnAnyCoreDump trigger owned by any uid
 /// (`tests/fixtures/register_trigger.c`).
 pub const REGISTER_TRIGGER: &str = env!("FIXTURE_REGISTER_TRIGGER");
@@ -267,6 +272,51 @@ impl Drop for HangingMount {
             .arg(&self.mountpoint)
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// A program of `user`'s that maps the file of `mount` whose reads are
+/// never answered (`hangfs`'s `/held`), started and waiting at its gate:
+/// once let go ([`let_go`]) it crashes, and the kernel's dump of it waits
+/// on the file system for good (until the connection is aborted).
+pub fn stalling_crash(user: &TestUser, mount: &HangingMount) -> (Child, i32) {
+    crate::crasher::spawn_gated(
+        user.command(HOSTILE_CRASH)
+            .args(["--gate", "map"])
+            .arg(mount.mountpoint.join("held")),
+    )
+}
+
+/// Lets a gated program ([`crate::crasher::spawn_gated`]) go on to crash.
+pub fn let_go(child: &mut Child) {
+    use std::io::Write;
+    child
+        .stdin
+        .as_mut()
+        .expect("a gated program's stdin is piped")
+        .write_all(b"go\n")
+        .unwrap();
+}
+
+/// Waits until `children` have ended but `left` of them; returns the pids
+/// (of `pids`, in the same order) still running. Fails the test after
+/// `bound`.
+pub fn wait_until_left(children: &mut [(Child, i32)], left: usize, bound: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + bound;
+    loop {
+        let running: Vec<i32> = children
+            .iter_mut()
+            .filter_map(|(child, pid)| child.try_wait().unwrap().is_none().then_some(*pid))
+            .collect();
+        if running.len() <= left {
+            return running;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of the crashes still held after {bound:?} (expected {left}): {running:?}",
+            running.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -67,6 +67,28 @@ impl CorePatternGuard {
         write_sysctl(CORE_PIPE_LIMIT, &limit.to_string());
     }
 
+    /// What a boot does to core_pattern and core_pipe_limit: the kernel
+    /// starts from its defaults and systemd-sysctl (or procps) applies the
+    /// sysctl.d files in order (`sysctl --system`, limited to these two
+    /// settings so that nothing else of the machine changes).
+    pub fn simulate_boot(&self) {
+        self.set("core");
+        self.set_pipe_limit(0);
+        let output = crate::process::run_bounded(
+            std::process::Command::new("sysctl").args([
+                "--system",
+                "--pattern",
+                "^kernel\\.core_p",
+            ]),
+            std::time::Duration::from_secs(60),
+        );
+        assert!(
+            output.status.success(),
+            "sysctl --system: {}",
+            crate::process::output_text(&output)
+        );
+    }
+
     /// The core_pattern that was in force before this guard.
     pub fn saved_pattern(&self) -> &str {
         &self.saved_pattern

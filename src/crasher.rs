@@ -109,3 +109,28 @@ pub fn wait_for_crash(child: &mut Child, deadline: Instant) {
 pub fn setuid_dumpable_path() -> PathBuf {
     PathBuf::from(env!("FIXTURE_SETUID_DUMPABLE"))
 }
+
+/// The crasher with `--gate` and `args` (TAG COUNT ...), started and
+/// traced: it crashes once "go" is written to its stdin. Its pid, read from
+/// its `ready` line.
+pub fn gated_crasher(args: &[&str]) -> (Child, i32) {
+    let mut child = crasher_command()
+        .arg("--gate")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let pid = line
+        .strip_prefix("ready ")
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the crasher printed {line:?}"));
+    (child, pid)
+}

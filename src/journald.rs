@@ -1,20 +1,23 @@
 //! The real `systemd-journald`, run standalone for one test (it is not PID
-//! 1's journald here, and a test owns its journal): in a private mount
-//! namespace with a tmpfs over `/run/systemd` (its sockets and a drop-in
+//! 1's journald here, and a test owns its journal; the machine's own
+//! journal, or its absence, is untouched): in a private mount namespace
+//! with a tmpfs over `/run/systemd` (its sockets and a drop-in
 //! configuration: volatile storage, no rate limit, no forwarding, no kernel
 //! log) and over `/run/log`, whose `journal` directories are bind mounts of
 //! the test's own directories. So its native socket is a path the test
 //! chooses, reachable from outside the namespace (the handler's namespace),
 //! and its journal files are where `journalctl -D` and `coredumpctl -D`
-//! read them.
+//! read them. Entries reach it over journald's native protocol, as a
+//! program logging structured entries sends them.
 
 use crate::process::{run_bounded, signal};
 use crate::temp::TempDir;
+use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const JOURNALD: &str = "/lib/systemd/systemd-journald";
+pub const JOURNALD: &str = "/lib/systemd/systemd-journald";
 
 /// The namespace's set-up, then journald (same process: no fork).
 const START: &str = r#"set -e
@@ -41,15 +44,15 @@ exec "$2"
 "#;
 
 /// A standalone journald, stopped when dropped.
-pub struct Journald {
+pub struct StandaloneJournald {
     child: Child,
     dir: TempDir,
 }
 
-impl Journald {
+impl StandaloneJournald {
     /// Starts journald and waits (at most 30 s) until its socket and its
     /// journal file exist.
-    pub fn start() -> Journald {
+    pub fn start() -> StandaloneJournald {
         assert!(
             std::path::Path::new(JOURNALD).exists(),
             "{JOURNALD} is missing (apt-get install -y systemd)"
@@ -71,12 +74,13 @@ impl Journald {
             ])
             .arg(dir.path())
             .arg(JOURNALD)
+            .env("SYSTEMD_LOG_TARGET", "console")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("running unshare");
-        let mut journald = Journald { child, dir };
+        let mut journald = StandaloneJournald { child, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !(journald.socket().exists() && journald.has_journal_file()) {
             if let Some(status) = journald.child.try_wait().unwrap() {
@@ -89,7 +93,7 @@ impl Journald {
     }
 
     fn has_journal_file(&self) -> bool {
-        std::fs::read_dir(self.directory())
+        std::fs::read_dir(self.journal_dir())
             .map(|d| {
                 d.flatten()
                     .any(|e| e.path().join("system.journal").exists())
@@ -102,9 +106,45 @@ impl Journald {
         self.dir.path().join("run/socket")
     }
 
-    /// Its journal directory (`journalctl -D`, `coredumpctl -D`).
-    pub fn directory(&self) -> PathBuf {
+    /// Its journal directory (`/run/log/journal` inside, holding
+    /// MACHINE-ID/; what `journalctl -D` and `coredumpctl -D` read).
+    pub fn journal_dir(&self) -> PathBuf {
         self.dir.path().join("log")
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends one entry over the native protocol (text fields as
+    /// `NAME=value`, others in the length-prefixed form); at most one
+    /// datagram's worth.
+    pub fn send(&self, fields: &[(String, Vec<u8>)]) {
+        let mut datagram = Vec::new();
+        for (name, value) in fields {
+            datagram.extend_from_slice(name.as_bytes());
+            if value.contains(&b'\n') || std::str::from_utf8(value).is_err() || value.contains(&0) {
+                datagram.push(b'\n');
+                datagram.extend_from_slice(&(value.len() as u64).to_le_bytes());
+            } else {
+                datagram.push(b'=');
+            }
+            datagram.extend_from_slice(value);
+            datagram.push(b'\n');
+        }
+        assert!(
+            datagram.len() < 200_000,
+            "an entry of {} bytes needs a memfd",
+            datagram.len()
+        );
+        let socket = UnixDatagram::unbound().unwrap();
+        socket.send_to(&datagram, self.socket()).unwrap();
+    }
+
+    /// Waits (bounded) until an entry matches `FIELD=VALUE`.
+    pub fn wait_for(&self, matching: &str) {
+        self.wait_for_entry(&[matching]);
     }
 
     /// `journalctl -D DIR --no-pager ARGS`.
@@ -112,7 +152,7 @@ impl Journald {
         run_bounded(
             Command::new("journalctl")
                 .arg("-D")
-                .arg(self.directory())
+                .arg(self.journal_dir())
                 .arg("--no-pager")
                 .args(args),
             Duration::from_secs(60),
@@ -124,7 +164,7 @@ impl Journald {
         run_bounded(
             Command::new("coredumpctl")
                 .arg("-D")
-                .arg(self.directory())
+                .arg(self.journal_dir())
                 .arg("--no-pager")
                 .args(args),
             Duration::from_secs(120),
@@ -153,7 +193,7 @@ impl Journald {
     }
 }
 
-impl Drop for Journald {
+impl Drop for StandaloneJournald {
     fn drop(&mut self) {
         let pid = self.child.id() as i32;
         signal(pid, libc::SIGTERM);

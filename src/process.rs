@@ -1,14 +1,14 @@
 //! Running programs the tests start, with a bound on how long they may
 //! take.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `command` to its end, killing it after `timeout`. Its output is
-/// read as it comes (a program that writes more than a pipe holds would
-/// otherwise wait for a reader until its deadline).
+/// read while it runs (one thread a pipe), so a command that prints more
+/// than a pipe holds is never blocked on its own output until the deadline.
 pub fn run_bounded(command: &mut Command, timeout: Duration) -> Output {
     let mut child = command
         .stdin(Stdio::null())
@@ -16,35 +16,41 @@ pub fn run_bounded(command: &mut Command, timeout: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = reader(Box::new(child.stdout.take().unwrap()));
-    let stderr = reader(Box::new(child.stderr.take().unwrap()));
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
     let deadline = Instant::now() + timeout;
-    let (status, timed_out) = loop {
+    let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break (status, false);
+            break status;
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
-            break (child.wait().unwrap(), true);
+            let status = child.wait().unwrap();
+            let output = Output {
+                status,
+                stdout: stdout.join().expect("stdout reader"),
+                stderr: stderr.join().expect("stderr reader"),
+            };
+            panic!("{command:?} still running after {timeout:?}: {output:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let output = Output {
+    // The readers end when every holder of the pipes' write ends has closed
+    // them: the command, and any process it left behind holding them.
+    Output {
         status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    };
-    if timed_out {
-        panic!("{command:?} still running after {timeout:?}: {output:?}");
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
     }
-    output
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
 
 /// Starts `command`, whose first output line ends with its pid (`echo $$`,
@@ -224,4 +230,26 @@ pub fn copy_executable(from: impl AsRef<Path>, to: impl AsRef<Path>) {
         to.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_bounded_reads_more_than_a_pipe_holds_while_the_command_runs() {
+        // 4 MiB on each stream: far more than a pipe's 64 KiB, so a runner
+        // that read only after the exit would block the command until the
+        // deadline and panic.
+        let output = run_bounded(
+            Command::new("sh").args([
+                "-c",
+                "head -c 4194304 /dev/zero; head -c 4194304 /dev/zero >&2",
+            ]),
+            Duration::from_secs(60),
+        );
+        assert!(output.status.success());
+        assert_eq!(output.stdout.len(), 4 << 20);
+        assert_eq!(output.stderr.len(), 4 << 20);
+    }
 }

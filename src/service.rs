@@ -49,9 +49,28 @@ impl Service {
         socket: &Path,
         backup: &Path,
     ) -> Service {
+        Service::start_in(built, dir, config_toml, socket, backup, &[])
+    }
+
+    /// [`Service::start`] with `extra` arguments for `serve` (`--workers N`).
+    pub fn start_in(
+        built: &Path,
+        dir: &Path,
+        config_toml: &str,
+        socket: &Path,
+        backup: &Path,
+        extra: &[&str],
+    ) -> Service {
         let config = dir.join("config.toml");
         fs::write(&config, config_toml).unwrap();
-        Service::start_with(built, &config, socket, backup, &dir.join("serve.log"))
+        Service::start_with_args(
+            built,
+            &config,
+            socket,
+            backup,
+            &dir.join("serve.log"),
+            extra,
+        )
     }
 
     /// Starts the service on an existing configuration.
@@ -61,6 +80,18 @@ impl Service {
         socket: &Path,
         backup: &Path,
         log: &Path,
+    ) -> Service {
+        Service::start_with_args(built, config, socket, backup, log, &[])
+    }
+
+    /// Starts `serve` with `extra` arguments too (`--hold`, `--workers N`).
+    pub fn start_with_args(
+        built: &Path,
+        config: &Path,
+        socket: &Path,
+        backup: &Path,
+        log: &Path,
+        extra: &[&str],
     ) -> Service {
         let log_file = fs::OpenOptions::new()
             .create(true)
@@ -75,6 +106,7 @@ impl Service {
             .arg(config)
             .arg("--backup")
             .arg(backup)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -171,14 +203,27 @@ pub struct SocketHandler {
 
 impl SocketHandler {
     pub fn new(built: &Path, dir: &Path, config_toml: &str, prefix: &str) -> SocketHandler {
+        SocketHandler::with_args(built, dir, config_toml, prefix, &[])
+    }
+
+    /// [`SocketHandler::new`] with `extra` arguments for `serve`
+    /// (`--workers N`).
+    pub fn with_args(
+        built: &Path,
+        dir: &Path,
+        config_toml: &str,
+        prefix: &str,
+        extra: &[&str],
+    ) -> SocketHandler {
         let guard = CorePatternGuard::acquire();
         let socket = unique_socket();
-        let service = Service::start(
+        let service = Service::start_in(
             built,
             dir,
             config_toml,
             &socket,
             &dir.join("no-install.bkp"),
+            extra,
         );
         // Non-zero: `@` then holds the process until the service is done.
         guard.set_pipe_limit(16);
@@ -189,6 +234,21 @@ impl SocketHandler {
     pub fn guard(&self) -> &CorePatternGuard {
         &self.guard
     }
+}
+
+/// Connections waiting in the listen queue of `socket` (what `ss` calls
+/// the listening socket's Recv-Q).
+pub fn queued_connections(socket: &Path) -> u32 {
+    let output = Command::new("ss")
+        .args(["-xlnH", "src"])
+        .arg(socket)
+        .output()
+        .expect("running ss (apt-get install -y iproute2)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Whether a wait status says the kernel dumped a core (WCOREDUMP).

@@ -1,15 +1,27 @@
 //! The Debian packages (`scripts/package`): built from the workspace,
-//! installed with dpkg on this machine, used (`lttng-coredump status`,
-//! `config`, `man lttng-coredump`, the bash completion, a C program built
-//! against the installed -dev package with pkg-config), then purged, after
-//! which nothing of them is left. Installing and removing them never
-//! changes core_pattern.
+//! checked by lintian (no error), installed with dpkg on this machine, used
+//! (`lttng-coredump status`, `config`, the man pages with their EXIT
+//! STATUS, FILES, EXAMPLES and SEE ALSO and lttng-coredump.conf(5), the
+//! units as systemd-analyze reads them, the bash completion, a C program
+//! built against the installed -dev package with pkg-config), then purged,
+//! after which nothing of them is left. Installing and removing them never
+//! changes core_pattern by itself.
+//!
+//! Removing the handler's package leaves a working core_pattern, at once
+//! and after a (simulated) reboot, whatever was done with it: `install
+//! --persist` (a crash handled by the packaged binary first), `install
+//! --socket` with the service running (`serve --hold`), and a line someone
+//! else wrote since the install.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use testsupport::{workspace_root, CorePatternGuard, FileLock, TempDir};
+use testsupport::core_pattern::kernel_core_pattern;
+use testsupport::handler::{config_for, crash_and_record};
+use testsupport::{
+    crasher_command, unique_name, workspace_root, CorePatternGuard, FileLock, TempDir,
+};
 
 const PACKAGES: [&str; 3] = [
     "lttng-coredump",
@@ -61,7 +73,8 @@ fn files_of(package: &str) -> Vec<PathBuf> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(PathBuf::from)
-        .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| !m.is_dir()))
+        // Not directories, nor links to one (/lib on a merged-/usr system).
+        .filter(|p| fs::symlink_metadata(p).is_ok() && !fs::metadata(p).is_ok_and(|m| m.is_dir()))
         .collect()
 }
 
@@ -89,17 +102,18 @@ fn the_debian_packages_install_work_and_purge_without_a_trace() {
     let _lock = FileLock::acquire("dpkg-packages");
     let _guard = CorePatternGuard::acquire();
     let dir = TempDir::new("lcdt-deb");
-    let out = dir.path().join("debs");
-    ok(Command::new(workspace_root().join("scripts/package"))
-        .args(["--profile", "dev"])
-        .arg(&out));
-    let debs: Vec<PathBuf> = PACKAGES
-        .iter()
-        .map(|name| out.join(format!("{name}_0.1.0-1_{}.deb", arch())))
-        .collect();
-    for deb in &debs {
-        assert!(deb.is_file(), "{} was not built", deb.display());
-    }
+    let debs = build(&dir);
+    // lintian: no error (warnings are printed).
+    let lintian = run(Command::new("lintian")
+        .args(["--tag-display-limit", "0"])
+        .args(&debs));
+    let findings = String::from_utf8_lossy(&lintian.stdout).into_owned();
+    println!("lintian: {findings}");
+    assert!(
+        !findings.lines().any(|l| l.starts_with("E: ")),
+        "lintian found errors:\n{findings}{}",
+        String::from_utf8_lossy(&lintian.stderr)
+    );
 
     let _ = purge();
     let before = kernel_settings();
@@ -119,6 +133,11 @@ fn the_debian_packages_install_work_and_purge_without_a_trace() {
         "/etc/lttng-coredump/config.toml",
         "/usr/share/man/man1/lttng-coredump.1.gz",
         "/usr/share/man/man1/lttng-coredump-trace.1.gz",
+        "/usr/share/man/man5/lttng-coredump.conf.5.gz",
+        "/lib/systemd/system/lttng-coredump.socket",
+        "/lib/systemd/system/lttng-coredump.service",
+        "/usr/share/doc/lttng-coredump/changelog.Debian.gz",
+        "/usr/share/doc/liblttng-coredump0/copyright",
         "/usr/share/bash-completion/completions/lttng-coredump",
         "/usr/share/zsh/vendor-completions/_lttng-coredump",
         "/usr/share/doc/lttng-coredump/copyright",
@@ -135,6 +154,39 @@ fn the_debian_packages_install_work_and_purge_without_a_trace() {
         conffiles.contains("/etc/lttng-coredump/config.toml"),
         "{conffiles}"
     );
+
+    // Every file as its md5sums say, a maintainer, the crates' licences.
+    for package in PACKAGES {
+        let verify = dpkg(&["--verify", package]);
+        assert!(
+            verify.status.success() && verify.stdout.is_empty(),
+            "dpkg --verify {package}: {verify:?}"
+        );
+        assert!(
+            Path::new(&format!("/var/lib/dpkg/info/{package}.md5sums")).is_file()
+                || Path::new(&format!("/var/lib/dpkg/info/{package}:{}.md5sums", arch())).is_file(),
+            "{package} has no md5sums"
+        );
+        let maintainer = ok(Command::new("dpkg-query").args(["-W", "-f=${Maintainer}", package]));
+        assert!(
+            maintainer.contains(" <")
+                && maintainer.ends_with('>')
+                && !maintainer.contains("example.invalid"),
+            "{package}: Maintainer: {maintainer}"
+        );
+    }
+    let copyright = fs::read_to_string("/usr/share/doc/lttng-coredump/copyright").unwrap();
+    for needle in [
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/",
+        "Files: rust-crates/serde_json-",
+        "Files: rust-crates/zstd-sys-",
+        "License: MIT\n",
+        "License: BSD-3-clause\n",
+        "/usr/share/common-licenses/Apache-2.0",
+        "/usr/share/common-licenses/LGPL-2.1",
+    ] {
+        assert!(copyright.contains(needle), "{needle} missing:\n{copyright}");
+    }
 
     // The installed program.
     let status = run(Command::new("/usr/bin/lttng-coredump").arg("status"));
@@ -163,6 +215,43 @@ fn the_debian_packages_install_work_and_purge_without_a_trace() {
         .args(["lttng-coredump-trace"])
         .env("MANPAGER", "cat"));
     assert!(man_trace.contains("--last"), "{man_trace}");
+    let man_status = ok(Command::new("man")
+        .args(["lttng-coredump-status"])
+        .env("MANPAGER", "cat"));
+    for section in ["EXIT STATUS", "FILES", "EXAMPLES", "SEE ALSO"] {
+        assert!(man_status.contains(section), "{section}: {man_status}");
+    }
+    let man_conf = ok(Command::new("man")
+        .args(["5", "lttng-coredump.conf"])
+        .env("MANPAGER", "cat"));
+    assert!(
+        man_conf.contains("max_core_size") && man_conf.contains("chain.command"),
+        "{man_conf}"
+    );
+    // The units as systemd reads them, the man pages they name installed.
+    let verify = run(Command::new("systemd-analyze").args([
+        "verify",
+        "/lib/systemd/system/lttng-coredump.socket",
+        "/lib/systemd/system/lttng-coredump.service",
+    ]));
+    let complaints: Vec<String> = String::from_utf8_lossy(&verify.stderr)
+        .lines()
+        // Units of other packages named for ordering only.
+        .filter(|l| {
+            ![
+                "lttng-sessiond.service",
+                "apport.service",
+                "systemd-coredump-register",
+            ]
+            .iter()
+            .any(|other| l.contains(other))
+        })
+        .map(str::to_string)
+        .collect();
+    assert!(
+        verify.status.success() && complaints.is_empty(),
+        "{complaints:?}"
+    );
     let completion = ok(Command::new("bash").args([
         "-c",
         "source /usr/share/bash-completion/completions/lttng-coredump && complete -p lttng-coredump",
@@ -226,6 +315,154 @@ int main(void)
     );
     let pc = run(Command::new("pkg-config").args(["--exists", "lttng-coredump"]));
     assert!(!pc.status.success(), "lttng-coredump.pc is still found");
+}
+
+/// Builds the packages into `dir`; their paths, in [`PACKAGES`]' order.
+fn build(dir: &TempDir) -> Vec<PathBuf> {
+    let out = dir.path().join("debs");
+    ok(Command::new(workspace_root().join("scripts/package"))
+        .args(["--profile", "dev"])
+        .arg(&out));
+    let debs: Vec<PathBuf> = PACKAGES
+        .iter()
+        .map(|name| out.join(format!("{name}_0.1.0-1_{}.deb", arch())))
+        .collect();
+    for deb in &debs {
+        assert!(deb.is_file(), "{} was not built", deb.display());
+    }
+    debs
+}
+
+/// A core_pattern that works: a program that exists, a socket something
+/// listens on, or a file name; never the removed handler.
+fn assert_working(when: &str) {
+    let pattern = kernel_core_pattern();
+    assert!(
+        !pattern.contains("lttng-coredump"),
+        "{when}: core_pattern still runs the removed handler: {pattern}"
+    );
+    if let Some(line) = pattern.strip_prefix('|') {
+        let program = line.split_whitespace().next().unwrap_or_default();
+        assert!(
+            Path::new(program).is_file(),
+            "{when}: core_pattern runs {program}, which does not exist"
+        );
+    } else if let Some(socket) = pattern.strip_prefix("@@").or(pattern.strip_prefix('@')) {
+        assert!(
+            std::os::unix::net::UnixStream::connect(socket).is_ok(),
+            "{when}: core_pattern sends cores to {socket}, where nothing listens"
+        );
+    }
+}
+
+/// The holder of the packaged crash service (`serve --hold`), stopped when
+/// dropped (it runs the removed binary once the package is gone).
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        // The socket's directory it made, when nothing else is in it.
+        let _ = fs::remove_dir("/run/lttng-coredump");
+    }
+}
+
+#[test]
+fn removing_the_package_leaves_a_working_core_pattern_now_and_after_a_reboot() {
+    let _lock = FileLock::acquire("dpkg-packages");
+    let guard = CorePatternGuard::acquire();
+    let dir = TempDir::new("lcdt-deb-rm");
+    let debs = build(&dir);
+    let deb = debs[0].to_str().unwrap();
+    let _ = purge();
+    let purge_on_drop = PurgeOnDrop;
+    let handler = "/usr/bin/lttng-coredump";
+    // A configuration of this test's own, at a short path (the line must
+    // fit the kernel's 127 bytes), in a directory only root writes.
+    let cores = dir.path().join("cores");
+    fs::create_dir_all("/run/lcdh").unwrap();
+    let config = PathBuf::from(format!("/run/lcdh/p.{}.toml", std::process::id()));
+    fs::write(&config, config_for(&cores, "")).unwrap();
+    let _remove_config = testsupport::temp::RemoveOnDrop(vec![config.clone()]);
+    let install = |options: &[&str]| {
+        let mut args = vec!["install", "--config", config.to_str().unwrap()];
+        args.extend(options);
+        let output = run(Command::new(handler).args(&args));
+        assert!(output.status.success(), "install {options:?}: {output:?}");
+    };
+    let remove_and_reboot = |case: &str| {
+        let output = dpkg(&["-r", "lttng-coredump"]);
+        assert!(output.status.success(), "{case}: dpkg -r: {output:?}");
+        assert!(!Path::new(handler).exists());
+        assert_working(&format!("{case}, once removed"));
+        assert!(!Path::new("/etc/sysctl.d/90-lttng-coredump.conf").exists());
+        guard.simulate_boot();
+        assert_working(&format!("{case}, after a reboot"));
+        let output = dpkg(&["--purge", "lttng-coredump"]);
+        assert!(output.status.success(), "{case}: dpkg --purge: {output:?}");
+        assert!(!Path::new("/var/lib/lttng-coredump/core_pattern.bkp").exists());
+    };
+
+    // 1) install --persist, and a crash handled by the packaged handler.
+    guard.simulate_boot();
+    let before = kernel_core_pattern();
+    assert!(dpkg(&["-i", deb]).status.success());
+    install(&["--persist"]);
+    assert!(kernel_core_pattern().starts_with(&format!("|{handler} handle")));
+    let (_, record) = crash_and_record(
+        crasher_command().args([&unique_name("deb"), "1", "segv"]),
+        &cores,
+    );
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    remove_and_reboot("install --persist");
+    assert_eq!(kernel_core_pattern(), before);
+
+    // 2) install --socket --persist, the service running under its holder.
+    assert!(dpkg(&["-i", deb]).status.success());
+    let holder = Holder(
+        Command::new(handler)
+            .args(["serve", "--hold", "--config", config.to_str().unwrap()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let output = run(Command::new(handler).args([
+            "install",
+            "--socket",
+            "--persist",
+            "--config",
+            config.to_str().unwrap(),
+        ]));
+        if output.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "install --socket: {output:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(kernel_core_pattern().starts_with("@"));
+    remove_and_reboot("install --socket");
+    drop(holder);
+
+    // 3) a line someone else wrote since the install: theirs, it stays.
+    assert!(dpkg(&["-i", deb]).status.success());
+    install(&["--persist"]);
+    guard.set("|/bin/true someone-else");
+    remove_and_reboot("a line changed since the install");
+
+    std::mem::forget(purge_on_drop);
+    assert!(purge().status.success());
+    drop(guard);
 }
 
 fn arch() -> String {

@@ -383,6 +383,63 @@ pub fn release_free_memory() -> bool {
     unsafe { libc::malloc_trim(0) == 1 }
 }
 
+/// The first descriptor a service manager passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: i32 = 3;
+
+/// The sockets a service manager passed this process, as systemd's socket
+/// activation passes them (sd_listen_fds(3)): `LISTEN_PID` names this
+/// process, `LISTEN_FDS` counts the descriptors from 3 up, and
+/// `LISTEN_FDNAMES` names them (colon-separated; empty when unnamed). The
+/// descriptors become this process's own (close-on-exec), and the three
+/// variables are removed so that no child takes them for its own. None
+/// when the variables are absent or name another process.
+pub fn listen_fds() -> io::Result<Vec<(OwnedFd, String)>> {
+    let pid = std::env::var("LISTEN_PID").ok();
+    let count = std::env::var("LISTEN_FDS").ok();
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(name);
+    }
+    let (Some(pid), Some(count)) = (pid, count) else {
+        return Ok(Vec::new());
+    };
+    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+        return Ok(Vec::new());
+    }
+    let count: i32 = count.trim().parse().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("LISTEN_FDS={count:?} is not a number"),
+        )
+    })?;
+    if !(0..=1024).contains(&count) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("LISTEN_FDS={count} is out of range"),
+        ));
+    }
+    let mut names = names.split(':').map(str::to_string);
+    let mut fds = Vec::new();
+    for fd in LISTEN_FDS_START..LISTEN_FDS_START + count {
+        // SAFETY: fcntl(F_GETFD) only asks whether `fd` is open; it reads
+        // and changes nothing.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("LISTEN_FDS={count}, but descriptor {fd} is not open"),
+            ));
+        }
+        // SAFETY: `fd` is open (checked above) and was handed to this
+        // process by its service manager for it to own (LISTEN_PID is this
+        // process); nothing else in this process refers to it, and the
+        // variables that named it were removed above, so it is taken once.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+        fds.push((owned, names.next().unwrap_or_default()));
+    }
+    Ok(fds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -194,6 +194,42 @@ pub fn group_id(name: &str) -> Option<u32> {
     )
 }
 
+/// Closes every descriptor from 3 up, for a process about to take another
+/// identity and exec a program of that identity's (see the handler's
+/// `user_child`): a descriptor its parent inherited without close-on-exec
+/// (a terminal of root's, a pipe of a shell's) must not reach that program.
+///
+/// Call it only at the very start of a process's `main`, before anything
+/// the process owns is open: it closes descriptors no Rust object of this
+/// process holds yet.
+pub fn close_descriptors_from_3() -> std::io::Result<()> {
+    // SAFETY: close_range only closes descriptors; the caller promises
+    // none of them is owned by anything of this process (see above).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.9: the descriptors /proc lists, one by one (the
+    // listing's own descriptor is closed too, which ends it).
+    let listed: Vec<c_int> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &c_int| fd > 2)
+        .collect();
+    for fd in listed {
+        // SAFETY: as above; a descriptor already closed gives EBADF.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
 /// Runs `work` in a forked child, as `identity` when given (else as the
 /// caller), under `deadline`, and returns the bytes it produced.
 ///

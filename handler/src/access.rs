@@ -11,6 +11,14 @@
 //! auxiliary vector (it was not started with more privileges than its
 //! caller, whatever it did with them since). systemd-coredump checks the
 //! same before it hands a core to its user.
+//!
+//! And the kernel's own rule for letting one process read another's memory
+//! (`ptrace_may_access`): the target's permitted capabilities must be a
+//! subset of the caller's. An unprivileged user has none, so a process of
+//! theirs that holds any (a service run with `User=` and
+//! `AmbientCapabilities=`: `AT_SECURE` 0, every id the user's, dumpable)
+//! keeps its core root-only: it may hold what only those capabilities
+//! could read.
 
 use crate::kernel_args::KernelArgs;
 use crate::procinfo::{Gathered, Identity};
@@ -60,13 +68,23 @@ pub fn reader_of_core(args: &KernelArgs, gathered: &Gathered) -> Result<u32, Str
         }
         None => return Err("its gids could not be read".into()),
     }
+    match info.caps {
+        Some(caps) if caps.permitted == 0 && caps.effective == 0 && caps.ambient == 0 => {}
+        Some(caps) => {
+            return Err(format!(
+                "it holds capabilities its user does not have (permitted {:#x}, effective {:#x},                  ambient {:#x}): the kernel would not let that user read its memory either",
+                caps.permitted, caps.effective, caps.ambient
+            ))
+        }
+        None => return Err("its capabilities could not be read".into()),
+    }
     Ok(uid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procinfo::ProcessInfo;
+    use crate::procinfo::{Capabilities, ProcessInfo};
 
     fn crash(uids: [u32; 4], gids: [u32; 4], at_secure: bool) -> (KernelArgs, Gathered) {
         let args = KernelArgs {
@@ -80,6 +98,7 @@ mod tests {
                 uids: Some(uids),
                 gids: Some(gids),
                 at_secure: Some(at_secure),
+                caps: Some(Capabilities::default()),
                 ..ProcessInfo::default()
             },
             identity: Identity::VerifiedByPidfd,
@@ -120,6 +139,28 @@ mod tests {
         assert!(reader_of_core(&args, &gathered).is_err());
         let (args, mut gathered) = crash([1000; 4], [100; 4], false);
         gathered.info.at_secure = None;
+        assert!(reader_of_core(&args, &gathered).is_err());
+        // A process of the user's uid holding capabilities (ambient ones:
+        // AT_SECURE 0, every id the user's): the kernel's ptrace rule.
+        for caps in [
+            Capabilities {
+                permitted: 1 << 13,
+                effective: 1 << 13,
+                ambient: 1 << 13,
+            },
+            Capabilities {
+                permitted: 1 << 13,
+                ..Capabilities::default()
+            },
+        ] {
+            let (args, mut gathered) = crash([1000; 4], [100; 4], false);
+            gathered.info.caps = Some(caps);
+            assert!(reader_of_core(&args, &gathered)
+                .unwrap_err()
+                .contains("capabilities"));
+        }
+        let (args, mut gathered) = crash([1000; 4], [100; 4], false);
+        gathered.info.caps = None;
         assert!(reader_of_core(&args, &gathered).is_err());
         let (mut args, gathered) = crash([0; 4], [0; 4], false);
         args.uid = Some(0);

@@ -86,6 +86,11 @@ pub struct Config {
     /// snapshot session); past it a crash gets only its triggers' snapshots.
     /// 0: no limit.
     pub max_snapshots_per_minute: u32,
+    /// Of those, how many one uid's crashes may get a minute (root's
+    /// included), so that one user's crash loop leaves the rest of the
+    /// budget to everyone else. 0: no share (only the total); with no
+    /// total (`max_snapshots_per_minute` = 0) there is no limit at all.
+    pub max_snapshots_per_user_per_minute: u32,
     /// Snapshot directories made by the handler's own snapshots that are
     /// kept (the oldest are deleted). 0: no limit.
     pub max_snapshot_dirs: u32,
@@ -95,6 +100,23 @@ pub struct Config {
     pub max_snapshot_age: Duration,
     /// Total time the snapshots may take before the core is read.
     pub snapshot_deadline: Duration,
+    /// Crashes of one uid handled at once with everything a crash gets
+    /// (`crash_share`): in pipe mode the kernel's `core_pipe_limit` slots
+    /// they may hold for long, in socket mode the service's workers. Past
+    /// it a crash gets no fire in the user's own session daemon and its
+    /// dump's FUSE wait is aborted sooner (pipe mode), or it waits for one
+    /// of that user's crashes to end (socket mode). 0: no share.
+    pub max_crashes_in_progress_per_user: u32,
+    /// How long reading a core may go without a byte from the kernel: then
+    /// the FUSE connections the process maps are aborted (see
+    /// `abort_stalled_fuse`) and the dump goes on; with nothing to abort
+    /// the read ends, the core is kept cut and marked, and the record says
+    /// why.
+    pub core_stall_timeout: Duration,
+    /// Whether a stalled dump's FUSE connections (those of the file
+    /// systems the crashed process maps files of, with requests waiting)
+    /// are aborted, which lets the kernel's dump go on.
+    pub abort_stalled_fuse: bool,
     /// Sessions snapshotted on every crash, besides those of triggers.
     pub snapshot_sessions: Vec<String>,
     /// When no trigger and no configured session applies, snapshot every
@@ -123,10 +145,14 @@ impl Default for Config {
             max_cores_per_minute: 10,
             max_cores_per_user_per_minute: 30,
             max_snapshots_per_minute: 10,
+            max_snapshots_per_user_per_minute: 3,
             max_snapshot_dirs: 100,
             max_snapshot_size: 4 * GIB,
             max_snapshot_age: Duration::from_secs(7 * 24 * 3600),
             snapshot_deadline: Duration::from_secs(5),
+            max_crashes_in_progress_per_user: 4,
+            core_stall_timeout: Duration::from_secs(30),
+            abort_stalled_fuse: true,
             snapshot_sessions: Vec::new(),
             snapshot_active_sessions: true,
             snapshot_user_daemon: true,
@@ -193,6 +219,19 @@ impl Config {
         } else {
             Err(parsed.problems.join("; "))
         }
+    }
+}
+
+/// The file at `path` read as the handler reads it (every trust check of
+/// [`Config::load`]) and parsed key by key; the error says why it could not
+/// be read at all: missing, relative, untrusted or unreadable. For the
+/// tools, which, unlike the handler, must not fall back to the defaults
+/// when a person named a file.
+pub fn read_checked(path: &Path) -> Result<crate::config_parse::Parsed, String> {
+    match read_trusted(path) {
+        Ok(text) => Ok(crate::config_parse::parse(&text)),
+        Err(TrustError::Missing) => Err("no such file (or a directory above it is missing)".into()),
+        Err(TrustError::Other(error)) => Err(error),
     }
 }
 
@@ -366,10 +405,14 @@ mod tests {
             max_cores_per_minute = 3
             max_cores_per_user_per_minute = 7
             max_snapshots_per_minute = 4
+            max_snapshots_per_user_per_minute = 2
             max_snapshot_dirs = 5
             max_snapshot_size = "1G"
             max_snapshot_age = 86400
             snapshot_deadline = 1.5
+            max_crashes_in_progress_per_user = 6
+            core_stall_timeout = "2min"
+            abort_stalled_fuse = false
             snapshot_sessions = ["a", "b"]
             snapshot_active_sessions = false
             snapshot_user_daemon = false
@@ -392,6 +435,10 @@ mod tests {
         assert_eq!(config.max_cores_per_minute, 3);
         assert_eq!(config.max_cores_per_user_per_minute, 7);
         assert_eq!(config.max_snapshots_per_minute, 4);
+        assert_eq!(config.max_snapshots_per_user_per_minute, 2);
+        assert_eq!(config.max_crashes_in_progress_per_user, 6);
+        assert_eq!(config.core_stall_timeout, Duration::from_secs(120));
+        assert!(!config.abort_stalled_fuse);
         assert_eq!(config.max_snapshot_dirs, 5);
         assert_eq!(config.max_snapshot_size, GIB);
         assert_eq!(config.max_snapshot_age, Duration::from_secs(86400));

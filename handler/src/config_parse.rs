@@ -25,10 +25,15 @@ pub struct Parsed {
     pub config: Config,
     pub problems: Vec<String>,
     pub lines: BTreeMap<String, usize>,
+    /// The keys whose value was refused (they keep their default), and
+    /// the unknown ones (`chain.x` for those of `[chain]`).
+    pub refused: std::collections::BTreeSet<String>,
+    /// The file could not be read as TOML at all: every value is the default.
+    pub unreadable: bool,
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 25] = [
     "core_dir",
     "save_core",
     "check_core_trace",
@@ -41,10 +46,14 @@ pub const KEYS: [&str; 21] = [
     "max_cores_per_minute",
     "max_cores_per_user_per_minute",
     "max_snapshots_per_minute",
+    "max_snapshots_per_user_per_minute",
     "max_snapshot_dirs",
     "max_snapshot_size",
     "max_snapshot_age",
     "snapshot_deadline",
+    "max_crashes_in_progress_per_user",
+    "core_stall_timeout",
+    "abort_stalled_fuse",
     "snapshot_sessions",
     "snapshot_active_sessions",
     "snapshot_user_daemon",
@@ -58,9 +67,12 @@ pub const CHAIN_KEYS: [&str; 3] = ["command", "stall_timeout", "exit_timeout"];
 pub fn parse(text: &str) -> Parsed {
     let mut problems = Vec::new();
     let (table, text) = readable_table(text, &mut problems);
+    let unreadable = text.is_empty() && !problems.is_empty();
     let lines = key_lines(&text);
     let mut config = Config::default();
+    let mut refused = std::collections::BTreeSet::new();
     let mut problem = |key: &str, message: String| {
+        refused.insert(key.to_string());
         problems.push(located(&text, &lines, key, &message));
     };
     for (key, value) in &table {
@@ -98,6 +110,40 @@ pub fn parse(text: &str) -> Parsed {
             "snapshot_user_daemon" => {
                 set_bool(&mut config.snapshot_user_daemon, value, key, &mut problem)
             }
+            "abort_stalled_fuse" => {
+                set_bool(&mut config.abort_stalled_fuse, value, key, &mut problem)
+            }
+            "max_snapshots_per_user_per_minute" => set_count(
+                &mut config.max_snapshots_per_user_per_minute,
+                value,
+                key,
+                &mut problem,
+            ),
+            "max_crashes_in_progress_per_user" => set_count(
+                &mut config.max_crashes_in_progress_per_user,
+                value,
+                key,
+                &mut problem,
+            ),
+            "core_stall_timeout" => match duration(value, 3600) {
+                Ok(timeout) if !timeout.is_zero() => config.core_stall_timeout = timeout,
+                Ok(_) => problem(
+                    key,
+                    format!(
+                        "expected a duration above 0 (a read that may never wait would cut \
+                         every core), not 0; using {} s",
+                        config.core_stall_timeout.as_secs_f64()
+                    ),
+                ),
+                Err(form) => problem(
+                    key,
+                    format!(
+                        "expected {form}, not {}; using {} s",
+                        shown(value),
+                        config.core_stall_timeout.as_secs_f64()
+                    ),
+                ),
+            },
             "compression" => match value.as_str() {
                 Some("none") => config.compression = Compression::None,
                 Some("zstd") => config.compression = Compression::Zstd,
@@ -185,7 +231,7 @@ pub fn parse(text: &str) -> Parsed {
                 ),
             },
             "chain" => config.chain = chain(value, &mut problem),
-            _ => problem(key, "unknown key (ignored)".to_string()),
+            _ => problem(key, unknown_key(key, &KEYS)),
         }
     }
     // In the file's order (the table's is alphabetical).
@@ -200,7 +246,53 @@ pub fn parse(text: &str) -> Parsed {
         config,
         problems,
         lines,
+        refused,
+        unreadable,
     }
+}
+
+/// `unknown key (ignored)`, with the known key it most likely meant.
+fn unknown_key(key: &str, known: &[&str]) -> String {
+    match nearest(key, known) {
+        Some(near) => format!("unknown key (ignored); did you mean {near}?"),
+        None => "unknown key (ignored)".to_string(),
+    }
+}
+
+/// The known key nearest to `key` (by edits, a third of its length at
+/// most, or one that holds it or that it holds), if any is near.
+pub fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    let key = key.to_ascii_lowercase().replace('-', "_");
+    let best = known
+        .iter()
+        .map(|candidate| (edit_distance(&key, candidate), *candidate))
+        .min()?;
+    let near = best.0 <= (key.chars().count() / 3).max(2);
+    let contained =
+        |c: &str| c.len() >= 4 && key.len() >= 4 && (c.contains(&key) || key.contains(c));
+    if near {
+        Some(best.1)
+    } else {
+        known.iter().copied().find(|c| contained(c))
+    }
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// The file as a table; lines TOML cannot read are blanked (and reported)
@@ -445,7 +537,7 @@ fn chain(value: &Value, problem: &mut impl FnMut(&str, String)) -> Option<ChainC
                     format!("expected {form}, not {}; using 5 s", shown(value)),
                 ),
             },
-            _ => problem(&full, "unknown key (ignored)".to_string()),
+            _ => problem(&full, unknown_key(key, &CHAIN_KEYS)),
         }
     }
     let command = match table.get("command") {
@@ -478,6 +570,38 @@ fn chain(value: &Value, problem: &mut impl FnMut(&str, String)) -> Option<ChainC
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_key_names_the_nearest_known_one() {
+        let parsed = parse("max_core_sise = \"1G\"\ncompresion = \"zstd\"\nfoo = 1\n[chain]\ncommand = [\"/bin/true\"]\nstall_timout = 3\n");
+        let all = parsed.problems.join("\n");
+        assert!(
+            all.contains("key max_core_sise: unknown key (ignored); did you mean max_core_size?"),
+            "{all}"
+        );
+        assert!(
+            all.contains("key compresion: unknown key (ignored); did you mean compression?"),
+            "{all}"
+        );
+        assert!(
+            all.contains("key foo: unknown key (ignored)\n")
+                || all.ends_with("key foo: unknown key (ignored)"),
+            "{all}"
+        );
+        assert!(all.contains("did you mean stall_timeout?"), "{all}");
+        assert!(
+            parsed.refused.contains("max_core_sise")
+                && parsed.refused.contains("chain.stall_timout")
+        );
+        assert!(!parsed.unreadable);
+        assert_eq!(
+            nearest("snapshot-deadline", &KEYS),
+            Some("snapshot_deadline")
+        );
+        assert_eq!(nearest("coredir", &KEYS), Some("core_dir"));
+        assert!(!parse("= = =").unreadable, "one bad line costs that line");
+        assert!(parse(&"= = =\n".repeat(70)).unreadable);
+    }
 
     #[test]
     fn a_bad_value_holding_newlines_is_shown_on_one_line() {

@@ -17,14 +17,13 @@
 //! searched by a child acting as the crashing user, under a deadline.
 
 use crate::record::{CoreTrace, CoreTraceSection, FailedSnapshot, TiedTrace};
+use crate::record_read::StoredRecord;
 use crate::snapshot::DaemonFire;
 use lttng_coredump_engine::identity::{run_json, Identity};
 use lttng_coredump_engine::ActionKind;
 use lttng_coredump_recover::{self as recover, metadata, Limits};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,6 +38,33 @@ const RECORDS_SEARCHED: usize = 32;
 const MAX_RECORD_BYTES: u64 = 4 << 20;
 /// Snapshot directories searched for metadata.
 const SNAPSHOTS_SEARCHED: usize = 16;
+/// Traces the record, its summary and its explanations name (the largest
+/// first); the others are counted. A crafted core can hold thousands of
+/// buffers that look like traces, and what the record carries from one
+/// crash (and `status` and the log after it) must not grow with them.
+pub const LISTED_TRACES: usize = 8;
+/// Notes (buffers cut, ignored, not read) the record keeps; the others are
+/// counted in one more note.
+pub const LISTED_NOTES: usize = 8;
+
+/// `items` joined with `, `, the first `max` of them, and how many more.
+fn first_few(items: impl Iterator<Item = String>, total: usize, max: usize) -> String {
+    let mut text = items.take(max).collect::<Vec<_>>().join(", ");
+    if total > max {
+        text.push_str(&format!(" and {} more", total - max));
+    }
+    text
+}
+
+/// The first [`LISTED_NOTES`] of `notes`, and one that counts the rest.
+fn bounded_notes(mut notes: Vec<String>) -> Vec<String> {
+    if notes.len() > LISTED_NOTES {
+        let more = notes.len() - LISTED_NOTES;
+        notes.truncate(LISTED_NOTES);
+        notes.push(format!("and {more} more note(s) like these, left out"));
+    }
+    notes
+}
 
 /// The section of a crash whose core was not checked.
 pub fn not_checked(reason: impl Into<String>) -> CoreTraceSection {
@@ -161,46 +187,22 @@ fn known_snapshots(
         .collect();
     records.sort_by_key(|r| std::cmp::Reverse(r.0));
     for (_, path) in records.into_iter().take(RECORDS_SEARCHED) {
-        let Some(record) = read_record(&path) else {
+        // Opened without following a link nor blocking, within its bound.
+        let Ok(Some(record)) = StoredRecord::read(&path) else {
             continue;
         };
-        let Some(snapshots) = record["snapshots"].as_array() else {
-            continue;
-        };
-        for entry in snapshots {
-            let (Some(daemon), Some(session), Some(path)) = (
-                entry["daemon"].as_str(),
-                entry["session"].as_str(),
-                entry["path"].as_str(),
-            ) else {
-                continue;
-            };
-            if entry["error"].is_null() && daemons.iter().any(|d| d == daemon) {
+        for entry in record.snapshots() {
+            let Some(path) = &entry.path else { continue };
+            if entry.error.is_none() && daemons.contains(&entry.daemon) {
                 known.push(KnownSnapshot {
-                    daemon: daemon.to_owned(),
-                    session: session.to_owned(),
+                    daemon: entry.daemon.clone(),
+                    session: entry.session.clone(),
                     path: PathBuf::from(path),
                 });
             }
         }
     }
     known
-}
-
-/// A record of the core directory, opened without following a link and
-/// without blocking, read within its bound.
-fn read_record(path: &Path) -> Option<serde_json::Value> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = Vec::new();
-    file.take(MAX_RECORD_BYTES).read_to_end(&mut text).ok()?;
-    serde_json::from_slice(&text).ok()
 }
 
 /// For each trace UUID: the index of a known snapshot holding its metadata,
@@ -324,10 +326,21 @@ pub fn check(
     section
         .notes
         .extend(scan.unread.iter().map(|u| format!("not read: {u}")));
+    section.notes = bounded_notes(std::mem::take(&mut section.notes));
+    section.traces_total = traces.len();
+    // The traces named: the largest first.
+    let mut listed: Vec<&CoreTrace> = traces.values().collect();
+    listed.sort_by(|a, b| {
+        (b.packets, b.bytes)
+            .cmp(&(a.packets, a.bytes))
+            .then_with(|| a.uuid.cmp(&b.uuid))
+    });
+    listed.truncate(LISTED_TRACES);
+    let listed: Vec<CoreTrace> = listed.into_iter().cloned().collect();
     let failed = failures(fires);
     section.only_in_core =
         !traces.is_empty() && (!failed.is_empty() || !any_snapshot_recorded(fires));
-    section.summary = summary(&section, &traces, &scan);
+    section.summary = summary(&section, &listed, &scan);
     // Ties: only worth a search when some snapshot failed and the core
     // holds packets.
     let mut daemons: Vec<String> = failed.iter().map(|f| f.daemon.clone()).collect();
@@ -346,7 +359,7 @@ pub fn check(
         }
     };
     for failure in failed {
-        let tied: Vec<TiedTrace> = traces
+        let mut tied: Vec<TiedTrace> = traces
             .keys()
             .filter_map(|uuid| {
                 let (index, metadata) = by_uuid.get(uuid)?.iter().find(|(i, _)| {
@@ -361,20 +374,20 @@ pub fn check(
                 })
             })
             .collect();
+        let tied_total = tied.len();
+        tied.truncate(LISTED_TRACES);
         let what = match &failure.session {
             Some(session) => format!("session {session:?}"),
             None => format!("the {} session daemon", failure.daemon),
         };
-        let (core_holds, explanation) = if !tied.is_empty() {
-            (
-                "its_buffers",
-                format!(
+        let (core_holds, explanation) =
+            if !tied.is_empty() {
+                (
+                    "its_buffers",
+                    format!(
                     "the core holds buffers of {what}: trace {} (the UUID of the metadata of a \
                      snapshot of {}); recover them with lttng-coredump recover",
-                    tied.iter()
-                        .map(|t| t.uuid.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    first_few(tied.iter().map(|t| t.uuid.clone()), tied_total, LISTED_TRACES),
                     if failure.session.is_some() {
                         "it".to_string()
                     } else {
@@ -387,61 +400,58 @@ pub fn check(
                         )
                     }
                 ),
-            )
-        } else if !traces.is_empty() {
-            (
-                "buffers_not_tied",
-                format!(
-                    "the core holds buffers of {} trace(s) ({}), none known to be of {what}: \
+                )
+            } else if !traces.is_empty() {
+                (
+                    "buffers_not_tied",
+                    format!(
+                        "the core holds buffers of {} trace(s) ({}), none known to be of {what}: \
                      buffers carry only a trace UUID, and no snapshot of it with one of these \
                      UUIDs is known; recover them with lttng-coredump recover to see",
-                    traces.len(),
-                    traces
-                        .values()
-                        .map(|t| t.uuid.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        } else if section.unread_buffers > 0 {
-            (
-                "unknown",
-                format!(
-                    "{} buffer(s) of the core were past the check's {} MiB budget and not read",
-                    section.unread_buffers,
-                    BUFFER_BUDGET >> 20
-                ),
-            )
-        } else {
-            (
-                "no_buffers",
-                format!(
-                    "the core holds no LTTng-UST buffer with data, so not {what}'s: {}",
-                    section.summary
-                ),
-            )
-        };
+                        traces.len(),
+                        first_few(
+                            listed.iter().map(|t| t.uuid.clone()),
+                            traces.len(),
+                            LISTED_TRACES
+                        )
+                    ),
+                )
+            } else if section.unread_buffers > 0 {
+                (
+                    "unknown",
+                    format!(
+                        "{} buffer(s) of the core were past the check's {} MiB budget and not read",
+                        section.unread_buffers,
+                        BUFFER_BUDGET >> 20
+                    ),
+                )
+            } else {
+                (
+                    "no_buffers",
+                    format!(
+                        "the core holds no LTTng-UST buffer with data, so not {what}'s: {}",
+                        section.summary
+                    ),
+                )
+            };
         section.failed_snapshots.push(FailedSnapshot {
             daemon: failure.daemon,
             session: failure.session,
             error: failure.error,
-            core_holds,
+            core_holds: core_holds.into(),
             traces: tied,
             explanation,
             owner_uid: failure.owner_uid,
         });
     }
-    section.traces = traces.into_values().collect();
+    section.traces = listed;
     section
 }
 
-/// What the core holds, in one sentence.
-fn summary(
-    section: &CoreTraceSection,
-    traces: &BTreeMap<[u8; 16], CoreTrace>,
-    scan: &recover::Scan,
-) -> String {
-    if traces.is_empty() {
+/// What the core holds, in one sentence (naming the `listed` traces, and
+/// counting the others).
+fn summary(section: &CoreTraceSection, listed: &[CoreTrace], scan: &recover::Scan) -> String {
+    if listed.is_empty() {
         let mut text = if section.unread_buffers > 0 {
             format!(
                 "{} LTTng-UST buffer(s), none read (past the check's {} MiB budget)",
@@ -464,15 +474,21 @@ fn summary(
     let mut text = format!(
         "the core holds {} LTTng-UST buffer(s) with data: {}",
         section.buffers - section.empty_buffers - section.unread_buffers,
-        traces
-            .values()
-            .map(|t| format!(
-                "trace {} ({} stream(s), {} packet(s), {} bytes)",
-                t.uuid, t.streams, t.packets, t.bytes
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
+        first_few(
+            listed.iter().map(|t| format!(
+                "trace {} ({} stream(s), {} packet(s), {})",
+                t.uuid,
+                t.streams,
+                t.packets,
+                crate::tools::human::size(t.bytes)
+            )),
+            section.traces_total,
+            LISTED_TRACES
+        )
     );
+    if section.traces_total > LISTED_TRACES {
+        text.push_str(" trace(s)");
+    }
     if section.unread_buffers > 0 {
         text.push_str(&format!(
             "; {} more not read (past the check's {} MiB budget)",

@@ -50,6 +50,70 @@ pub fn open_with_fallback(
     }
 }
 
+/// Where [`open_with_fallback`] would put the cores, found without
+/// creating anything (for `config`, `list` and `info`): `configured` when
+/// it is safe, or missing below a safe directory (the handler makes it);
+/// else `fallback`, with what was wrong; `None` when neither would do.
+pub fn would_use(configured: &Path, fallback: &Path) -> (Option<PathBuf>, Vec<String>) {
+    let mut problems = Vec::new();
+    for (index, path) in [configured, fallback].into_iter().enumerate() {
+        if index == 1 && configured == fallback {
+            break;
+        }
+        match check_without_creating(path) {
+            Ok(()) => {
+                if index == 1 {
+                    problems.push(format!(
+                        "the handler uses the default core directory {} instead",
+                        fallback.display()
+                    ));
+                }
+                return (Some(path.to_path_buf()), problems);
+            }
+            Err(err) => problems.push(format!(
+                "{}core directory {}: {err}",
+                if index == 0 { "" } else { "default " },
+                path.display()
+            )),
+        }
+    }
+    (None, problems)
+}
+
+/// [`open_checked`] without creating: a missing directory is checked up
+/// to its deepest existing ancestor, which the handler would create it in.
+fn check_without_creating(path: &Path) -> Result<(), String> {
+    if !path.is_absolute() {
+        return Err("not an absolute path".into());
+    }
+    let mut existing = path;
+    while std::fs::symlink_metadata(existing)
+        .is_err_and(|err| err.kind() == std::io::ErrorKind::NotFound)
+    {
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => break,
+        }
+    }
+    if existing == path {
+        return open_checked(path, false).map(drop);
+    }
+    // The ancestor is on the way, not the target: sticky and
+    // world-writable (as /tmp) is fine there, but not for a directory of
+    // the handler's own making, which is 0755.
+    open_checked(existing, false).map(drop).or_else(|err| {
+        if err.contains("writable by group or others") {
+            let parent = existing.parent().unwrap_or(existing);
+            let stat = std::fs::metadata(existing).map_err(|e| e.to_string())?;
+            use std::os::unix::fs::MetadataExt;
+            if stat.mode() & 0o1000 != 0 && stat.uid() == 0 {
+                return open_checked(parent, false).map(drop);
+            }
+        }
+        Err(err)
+    })
+}
+
 /// Opens `path` safely (see the module's doc), creating missing components
 /// when `create` is set.
 pub fn open_checked(path: &Path, create: bool) -> Result<CoreDir, String> {

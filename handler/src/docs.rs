@@ -1,7 +1,9 @@
 //! Man pages and shell completions generated from the command-line
 //! definition (clap_mangen, clap_complete), so that they always say what
 //! the program accepts: `lttng-coredump generate-docs DIR` (hidden; run by
-//! `scripts/package`) writes `DIR/man1/*.1`, `DIR/bash/lttng-coredump` and
+//! `scripts/package`) writes `DIR/man1/*.1` (with the sections of
+//! [`crate::manpages`]), `DIR/man5/lttng-coredump.conf.5`,
+//! `DIR/bash/lttng-coredump` and
 //! `DIR/zsh/_lttng-coredump`.
 
 use std::path::Path;
@@ -14,6 +16,11 @@ pub fn generate(mut command: clap::Command, dir: &Path) -> std::io::Result<Vec<S
     let mut written = Vec::new();
     let man = dir.join("man1");
     std::fs::create_dir_all(&man)?;
+    let subcommands: Vec<String> = command
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        .map(|s| s.get_name().to_string())
+        .collect();
     let mut pages = vec![(name.clone(), command.clone())];
     for sub in command
         .get_subcommands()
@@ -30,19 +37,34 @@ pub fn generate(mut command: clap::Command, dir: &Path) -> std::io::Result<Vec<S
         let path = man.join(format!("{page_name}.1"));
         let mut out = Vec::new();
         clap_mangen::Man::new(page).render(&mut out)?;
+        // EXIT STATUS, FILES, EXAMPLES, SEE ALSO ([`crate::manpages`]).
+        let sub = page_name.strip_prefix(&format!("{name}-"));
+        out.extend(crate::manpages::extra_sections(sub, &subcommands).into_bytes());
         std::fs::write(&path, out)?;
         written.push(path.display().to_string());
     }
-    for (shell, sub, file) in [
-        (clap_complete::Shell::Bash, "bash", name.clone()),
-        (clap_complete::Shell::Zsh, "zsh", format!("_{name}")),
+    let man5 = dir.join("man5");
+    std::fs::create_dir_all(&man5)?;
+    let conf = man5.join(format!("{name}.conf.5"));
+    let version = command.get_version().unwrap_or_default().to_string();
+    std::fs::write(&conf, crate::manpages::config_page(&version))?;
+    written.push(conf.display().to_string());
+    for (sub, file, text) in [
+        (
+            "bash",
+            name.clone(),
+            crate::completion::bash(&command, &name),
+        ),
+        (
+            "zsh",
+            format!("_{name}"),
+            crate::completion::zsh(&command, &name),
+        ),
     ] {
         let shell_dir = dir.join(sub);
         std::fs::create_dir_all(&shell_dir)?;
         let path = shell_dir.join(file);
-        let mut out = Vec::new();
-        clap_complete::generate(shell, &mut command, name.clone(), &mut out);
-        std::fs::write(&path, out)?;
+        std::fs::write(&path, text)?;
         written.push(path.display().to_string());
     }
     Ok(written)

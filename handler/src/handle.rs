@@ -22,6 +22,7 @@ use crate::chain::{Chain, ChainOutcome};
 use crate::config::{self, Compression, Config};
 use crate::coredir::{self, CoreDir};
 use crate::corefile::{CoreOutcome, CoreSettings, CoreWriter};
+use crate::crash_share::{self, Share};
 use crate::kernel_args::{signal_name, KernelArgs};
 use crate::ledger::CoreLimits;
 use crate::procinfo::{self, Gathered, Identity};
@@ -33,10 +34,10 @@ use crate::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_LEN};
 use crate::snapshot::{self, DaemonFire, SnapshotPlan};
 use crate::snapshot_budget;
 use crate::space::SpacePolicy;
+use crate::stall::{Bounded, CoreSource, StallSection};
 use crate::syslog::{iso8601_utc, Log};
 use lttng_coredump_engine::{CrashInfo, Workers};
 use std::ffi::OsString;
-use std::io::Read;
 use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -53,7 +54,7 @@ pub enum Verdict {
 
 /// Handles one crash: `raw_args` are the arguments after `handle`, `core`
 /// is the kernel's pipe.
-pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> Verdict {
+pub fn handle(raw_args: Vec<OsString>, core: &mut impl CoreSource, log: &mut Log) -> Verdict {
     handle_then_release(raw_args, core, || Ok(()), log)
 }
 
@@ -62,12 +63,27 @@ pub fn handle(raw_args: Vec<OsString>, core: &mut impl Read, log: &mut Log) -> V
 /// process before the stop actions run (see `snapshot::run_stops`).
 pub fn handle_then_release(
     raw_args: Vec<OsString>,
-    core: &mut impl Read,
+    core: &mut impl CoreSource,
     release_core: impl FnOnce() -> std::io::Result<()>,
     log: &mut Log,
 ) -> Verdict {
     let args = read_arguments(raw_args, log);
-    handle_crash(args, None, core, release_core, || None, log)
+    handle_crash(args, Transport::Pipe, core, release_core, || None, log)
+}
+
+/// How the crash came, and what bounds what it may hold.
+pub enum Transport {
+    /// The kernel's pipe (`handle`): the crash holds a `core_pipe_limit`
+    /// slot; its uid's share is counted here (`crash_share`), and a forked
+    /// child talks to each session daemon.
+    Pipe,
+    /// The crash service: its dispatcher gave the crash a worker within
+    /// its uid's share (`share`, `None`: not counted), and resident
+    /// children talk to the session daemons.
+    Socket {
+        workers: Arc<Workers>,
+        share: Option<u32>,
+    },
 }
 
 /// One crash, whichever way it came (the pipe handler's command line, or
@@ -76,13 +92,12 @@ pub fn handle_then_release(
 /// process once the core is read (or was never wanted: on the socket, the
 /// kernel is then told to dump nothing), and `after_release` says what the
 /// transport learns only then (the signal, from the process's exit).
-/// `workers`: the crash service's resident children for the session
-/// daemons (the pipe handler forks one per daemon).
+/// `transport`: which way it came (see [`Transport`]).
 /// Each step below is one item of the list at the top of this module.
 pub fn handle_crash(
     mut args: KernelArgs,
-    workers: Option<Arc<Workers>>,
-    core: &mut impl Read,
+    transport: Transport,
+    core: &mut impl CoreSource,
     release_core: impl FnOnce() -> std::io::Result<()>,
     after_release: impl FnOnce() -> Option<i32>,
     log: &mut Log,
@@ -100,16 +115,38 @@ pub fn handle_crash(
         hostname: args.hostname.as_deref().map(lossy).unwrap_or_default(),
         time,
     };
+    let (share, crash_share, workers) = match transport {
+        Transport::Pipe => {
+            let (share, section) = take_share(&args, &config, log);
+            (Some(share), section, None)
+        }
+        Transport::Socket { workers, share } => (
+            None,
+            record::ShareSection {
+                share,
+                past_share: false,
+                note: share.map(|share| {
+                    format!(
+                        "the crash service gave it a worker within its uid's share ({share} at \
+                         once)"
+                    )
+                }),
+            },
+            Some(workers),
+        ),
+    };
+    let past_share = share.as_ref().is_some_and(Share::is_past);
     let mut plan = SnapshotPlan {
         deadline: config.snapshot_deadline,
         extra_sessions: config.snapshot_sessions.clone(),
         fallback_to_active_snapshot_sessions: config.snapshot_active_sessions,
-        user_daemon: config.snapshot_user_daemon,
+        // Past its uid's share, a crash takes none of the user's time.
+        user_daemon: config.snapshot_user_daemon && !past_share,
         workers,
     };
     let dir = open_core_dir(&config, log);
     let mut stages = record::Stages::default();
-    let fires = record_snapshots(
+    let (fires, own_snapshots_skipped) = record_snapshots(
         &crash,
         &args,
         &mut plan,
@@ -120,8 +157,12 @@ pub fn handle_crash(
     );
     let readable_by = core_reader(&args, &gathered, log);
     let mut learned_signal = None;
+    let mut share = share;
     let release_then_learn = || {
         let released = release_core();
+        // The kernel's slot is let go once its pipe is closed: so is the
+        // uid's share.
+        drop(share.take());
         learned_signal = after_release();
         released
     };
@@ -134,6 +175,7 @@ pub fn handle_crash(
             time,
             dir,
             readable_by,
+            past_share,
         },
         core,
         release_then_learn,
@@ -162,7 +204,9 @@ pub fn handle_crash(
         comm: comm.as_deref(),
         saved: &saved,
         fires,
+        own_snapshots_skipped,
         core_trace,
+        crash_share,
         stages,
         log,
     });
@@ -275,10 +319,73 @@ fn gather_process(args: &KernelArgs, log: &mut Log) -> Gathered {
     gathered
 }
 
+/// 2b. Where a pipe crash stands in its uid's share of the crashes
+///     handled at once (`crash_share`): within it, it holds a slot file
+///     until its core is read; past it, it takes none of the user's time
+///     and the FUSE wait of its dump is aborted sooner. The record says
+///     which, and why.
+fn take_share(args: &KernelArgs, config: &Config, log: &mut Log) -> (Share, record::ShareSection) {
+    let not_counted = |why: String| {
+        (
+            Share::NotCounted(why.clone()),
+            record::ShareSection {
+                note: Some(why),
+                ..Default::default()
+            },
+        )
+    };
+    let Some(uid) = args.uid else {
+        return not_counted("the kernel gave no uid (%u): not counted".into());
+    };
+    // One slot of the kernel's is always left to the other users.
+    let pool = std::fs::read_to_string("/proc/sys/kernel/core_pipe_limit")
+        .ok()
+        .and_then(|limit| limit.trim().parse().ok())
+        .unwrap_or(0);
+    let Some(share) = crash_share::effective(config.max_crashes_in_progress_per_user, pool) else {
+        return not_counted("max_crashes_in_progress_per_user = 0: not counted".into());
+    };
+    let taken = or_if_it_panics(
+        || crash_share::take(Path::new(crash_share::SHARE_DIR), uid, share),
+        || Share::NotCounted("counting the uid's crashes in progress panicked".into()),
+    );
+    let section = match &taken {
+        Share::Within(_) => record::ShareSection {
+            share: Some(share),
+            ..Default::default()
+        },
+        Share::Past { share } => {
+            let note = format!(
+                "uid {uid} already has {share} crash(es) being handled \
+                 (max_crashes_in_progress_per_user, at most core_pipe_limit - 1): this one gets \
+                 no fire in the user's own session daemon, and the FUSE connections its dump \
+                 waits on are aborted after {} s without progress",
+                crash_share::PAST_SHARE_STALL.as_secs()
+            );
+            log.notice(format!("process {}: {note}", pid_or(args, "?")));
+            record::ShareSection {
+                share: Some(*share),
+                past_share: true,
+                note: Some(note),
+            }
+        }
+        Share::NotCounted(why) => {
+            log.warning(why.clone());
+            record::ShareSection {
+                share: Some(share),
+                note: Some(why.clone()),
+                ..Default::default()
+            }
+        }
+    };
+    (taken, section)
+}
+
 /// The snapshot budget the configuration sets.
 fn snapshot_budget_of(config: &Config) -> snapshot_budget::Budget {
     snapshot_budget::Budget {
         per_minute: config.max_snapshots_per_minute,
+        per_user: config.max_snapshots_per_user_per_minute,
         max_dirs: config.max_snapshot_dirs,
         max_bytes: config.max_snapshot_size,
         max_age: config.max_snapshot_age,
@@ -288,7 +395,8 @@ fn snapshot_budget_of(config: &Config) -> snapshot_budget::Budget {
 /// 3. The trace snapshots, before the core is read. The handler's own
 ///    snapshots (configured sessions, the fallback) only within the budget
 ///    (they are left out of `plan` past it); the snapshot directories they
-///    made are then noted, and the oldest past the budget deleted.
+///    made are then noted, and the oldest past the budget deleted. Returns
+///    the fires, and why the handler's own snapshots were left out.
 fn record_snapshots(
     crash: &CrashInfo,
     args: &KernelArgs,
@@ -297,14 +405,16 @@ fn record_snapshots(
     budget: snapshot_budget::Budget,
     times: &mut record::StageTimes,
     log: &mut Log,
-) -> Vec<DaemonFire> {
+) -> (Vec<DaemonFire>, Option<String>) {
     let own_snapshots =
         !plan.extra_sessions.is_empty() || plan.fallback_to_active_snapshot_sessions;
+    let mut skipped = None;
     if let (Some(dir), true) = (dir, own_snapshots) {
-        match snapshot_budget::admit(dir.fd.as_fd(), now(), budget) {
+        match snapshot_budget::admit(dir.fd.as_fd(), now(), args.uid, budget) {
             Ok(None) => {}
             Ok(Some(reason)) => {
-                log.warning(reason);
+                log.warning(reason.clone());
+                skipped = Some(reason);
                 plan.extra_sessions.clear();
                 plan.fallback_to_active_snapshot_sessions = false;
             }
@@ -352,7 +462,7 @@ fn record_snapshots(
             entry.path.as_deref().unwrap_or("?")
         ));
     }
-    fires
+    (fires, skipped)
 }
 
 /// What becomes of the core.
@@ -388,6 +498,8 @@ struct SavedCore {
     fate: CoreFate,
     outcome: CoreOutcome,
     pumped: PumpOutcome,
+    /// What the core's stream stalled on, and what was done.
+    stall: Option<StallSection>,
     chain: Option<ChainOutcome>,
     /// The core directory (also the record's), if a safe one was found.
     dir: Option<CoreDir>,
@@ -439,13 +551,15 @@ struct CoreInputs<'a> {
     time: i64,
     dir: Option<CoreDir>,
     readable_by: Option<u32>,
+    /// The crash is past its uid's share: its stall remedy comes sooner.
+    past_share: bool,
 }
 
 /// 4. The core, streamed to its file and to the chained handler; the
 ///    kernel's pipe is released as soon as it has been read.
 fn save_core(
     inputs: CoreInputs<'_>,
-    core: &mut impl Read,
+    core: &mut impl CoreSource,
     release_core: impl FnOnce() -> std::io::Result<()>,
     times: &mut record::StageTimes,
     log: &mut Log,
@@ -458,6 +572,7 @@ fn save_core(
         time,
         dir,
         readable_by,
+        past_share,
     } = inputs;
     let stem_name = file_name_component(comm.unwrap_or(b"unknown"), MAX_COMPONENT_LEN);
     let stem = format!("core.{stem_name}.{}.{time}", pid_or(args, "unknown"));
@@ -475,9 +590,33 @@ fn save_core(
         },
         None => None,
     };
-    let pumped = timed(times, || {
-        crate::pump::pump(core, writer.as_mut().ok(), chain.as_mut())
+    // No byte for core_stall_timeout (sooner past the uid's share) brings
+    // the remedy: the FUSE connections the process's dump waits on are
+    // aborted, or else the read ends (`stall`).
+    let first_remedy = if past_share {
+        crash_share::PAST_SHARE_STALL
+    } else {
+        config.core_stall_timeout
+    };
+    let (pid, pidfd, abort) = (args.pid, args.pidfd, config.abort_stalled_fuse);
+    let mut bounded = Bounded::new(core, config.core_stall_timeout, first_remedy, |_| {
+        crate::fuse_abort::remedy(pid, pidfd, abort)
     });
+    let pumped = timed(times, || {
+        crate::pump::pump(&mut bounded, writer.as_mut().ok(), chain.as_mut())
+    });
+    let stall = bounded.section();
+    if let Some(stall) = &stall {
+        for entry in &stall.stalls {
+            for said in &entry.remedy.said {
+                log.warning(format!(
+                    "the dump of process {} made no progress after {} bytes: {said}",
+                    pid_or(args, "?"),
+                    entry.after_bytes
+                ));
+            }
+        }
+    }
     if let Err(err) = release_core() {
         log.warning(format!("cannot close the kernel's core pipe early: {err}"));
     }
@@ -540,6 +679,7 @@ fn save_core(
         fate,
         outcome,
         pumped,
+        stall,
         chain,
         dir,
         stem,
@@ -844,7 +984,9 @@ struct CrashRecordParts<'a> {
     comm: Option<&'a [u8]>,
     saved: &'a SavedCore,
     fires: Vec<DaemonFire>,
+    own_snapshots_skipped: Option<String>,
     core_trace: record::CoreTraceSection,
+    crash_share: record::ShareSection,
     stages: record::Stages,
     log: &'a Log,
 }
@@ -859,7 +1001,9 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         comm,
         saved,
         fires,
+        own_snapshots_skipped,
         mut core_trace,
+        crash_share,
         stages,
         log,
     } = parts;
@@ -869,14 +1013,14 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         core_trace.recover_command = Some(format!("lttng-coredump recover {path}"));
     }
     CrashRecord {
-        format: record::FORMAT,
+        format: record::FORMAT.into(),
         crashed: Crashed {
             pid: args.pid,
             uid: args.uid,
             gid: args.gid,
             signal: args.signal.map(|number| Signal {
                 number,
-                name: signal_name(number),
+                name: signal_name(number).map(Into::into),
             }),
             time: Some(time),
             time_utc: Some(iso8601_utc(time)),
@@ -910,7 +1054,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
             size: saved.outcome.size,
             stored_bytes: saved.outcome.stored_bytes,
             bytes_received: saved.pumped.bytes_read,
-            compression: saved.compression.name(),
+            compression: saved.compression.name().into(),
             truncated_reason: saved.outcome.truncated.clone(),
             not_saved_reason: saved.fate.not_saved_reason().map(str::to_owned),
             deleted_to_make_room: saved.outcome.deleted.clone(),
@@ -918,7 +1062,10 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         chain: saved.chain.clone(),
         snapshots: record::snapshot_entries(&fires),
         core_trace,
+        crash_share,
+        core_stall: saved.stall.clone(),
         fires,
+        own_snapshots_skipped,
         stages,
         config_path: config_path.to_string_lossy().into_owned(),
         errors: log.problems(),

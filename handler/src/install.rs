@@ -190,6 +190,10 @@ pub fn socket_of_line(pattern: &str) -> Option<&Path> {
 pub struct Backup {
     pub core_pattern: String,
     pub core_pipe_limit: String,
+    /// The services `install --persist` masked because they would write
+    /// their own line at boot ([`crate::others`]); `uninstall` unmasks them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked_units: Vec<PathBuf>,
     /// Set by `install --socket`: the socket line the kernel took, which
     /// `serve` writes when it starts...
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,6 +261,10 @@ pub struct InstallOptions {
     pub persist: Option<PathBuf>,
     /// Hand every core on to the handler the replaced line ran ([chain]).
     pub chain_previous: bool,
+    /// Where the boot's settings are read ([`crate::others`]), and whether
+    /// `--persist` may mask the services that would write over the line.
+    pub boot: crate::others::BootFiles,
+    pub mask: bool,
 }
 
 /// Installs the handler; returns what was done, for a person.
@@ -327,16 +335,29 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
         _ => pattern.clone(),
     };
     if options.chain_previous {
-        let section = crate::persist::chain_section(&previous)?;
+        let chained = crate::others::chain_line(&previous, &options.boot)?;
+        if chained != previous {
+            writeln!(
+                report,
+                "the replaced core_pattern {previous:?} is systemd-coredump's kernel socket: \
+                 chaining to its pipe helper {chained:?}, which hands each core on to \
+                 systemd-coredump (coredumpctl lists it)"
+            )
+            .expect("String");
+        }
+        let section = crate::persist::chain_section(&chained)?;
         let config = options
             .config
             .clone()
             .unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into());
         report.push_str(&crate::persist::add_chain(&config, &section)?);
-    } else if let Some(name) = crate::persist::known_handler(&previous) {
+    } else if let Some(name) = crate::persist::known_handler(&previous)
+        .or((previous == crate::others::SYSTEMD_SOCKET_LINE).then_some("systemd-coredump"))
+    {
         writeln!(
             report,
-            "note: the replaced core_pattern runs {name}; its cores now go to lttng-coredump only              (install --chain-previous also hands each core on to {name})"
+            "note: the replaced core_pattern runs {name}; its cores now go to lttng-coredump only \
+             (install --chain-previous also hands each core on to {name})"
         )
         .expect("String");
     }
@@ -361,6 +382,7 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
         let new_backup = Backup {
             core_pattern: pattern.clone(),
             core_pipe_limit: pipe_limit.clone(),
+            masked_units: Vec::new(),
             socket_line: None,
             pipe_line: None,
         };
@@ -416,6 +438,29 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
     if let Some(file) = &options.persist {
         let limit = options.kernel.read_pipe_limit()?;
         report.push_str(&crate::persist::write(file, &line, &limit)?);
+        // The services that write their own line at boot write it after
+        // every sysctl.d file: masked, so that ours stays.
+        if options.mask {
+            let masked = crate::others::mask_writers(&options.boot, &mut report)?;
+            if !masked.is_empty() {
+                backup.masked_units.extend(masked);
+                backup.write(&options.backup)?;
+            }
+        }
+    }
+    let outlook = crate::others::after_boot(&options.boot, Some(&backup));
+    writeln!(report, "{}", outlook.describe()).expect("String");
+    if !outlook.ours {
+        writeln!(
+            report,
+            "warning: at the next boot {} takes core_pattern back (install --persist keeps the \
+             handler's line)",
+            outlook.owner
+        )
+        .expect("String");
+    }
+    if let Some(advice) = crate::fuse_timeout::advice(&options.kernel) {
+        writeln!(report, "recommended: {advice}").expect("String");
     }
     Ok(report)
 }
@@ -487,8 +532,10 @@ pub fn uninstall(
         )
     })?;
     let pattern = kernel.read_pattern()?;
+    let mut removed = removed;
     if pattern == backup.core_pattern {
         // Already back (a reboot without --persist): only the backup goes.
+        crate::others::unmask(&backup.masked_units, &mut removed);
         std::fs::remove_file(backup_path)
             .with_context(|| format!("cannot remove the backup {}", backup_path.display()))?;
         return Ok(format!(
@@ -505,6 +552,7 @@ pub fn uninstall(
     }
     write_setting(&kernel.core_pattern, &backup.core_pattern)?;
     write_setting(&kernel.core_pipe_limit, &backup.core_pipe_limit)?;
+    crate::others::unmask(&backup.masked_units, &mut removed);
     std::fs::remove_file(backup_path).with_context(|| {
         format!(
             "restored, but cannot remove the backup {}",
@@ -635,6 +683,7 @@ pub(crate) mod tests {
         let backup = Backup {
             core_pattern: "core".into(),
             core_pipe_limit: "0".into(),
+            masked_units: Vec::new(),
             socket_line: Some("@@/run/s".into()),
             pipe_line: Some("|/x handle P=%P".into()),
         };
@@ -705,6 +754,8 @@ pub(crate) mod tests {
             socket: None,
             persist: None,
             chain_previous: false,
+            boot: crate::others::BootFiles::system(),
+            mask: false,
         }
     }
 

@@ -60,6 +60,19 @@ pub struct KernelArgs {
     pub errors: Vec<String>,
 }
 
+/// Whether `args` (what follows `handle`) are the kernel's: the
+/// installed line always gives the field `P=%P`, which the kernel fills on
+/// every crash, so one argument starting with `P=` is the mark of a call
+/// by the kernel, however malformed the rest (missing, repeated, unknown
+/// or non-numeric fields, a process name split into several words by a
+/// kernel before 5.3, even an empty PID): such a call handles the crash
+/// and saves its core. Anything else (no argument, `--help`, fields
+/// without `P=`) is a person or a script trying the command: it gets the
+/// usage and fires nothing.
+pub fn is_kernel_form(args: &[OsString]) -> bool {
+    args.iter().any(|arg| arg.as_bytes().starts_with(b"P="))
+}
+
 impl KernelArgs {
     /// Parses the arguments that follow `handle` on the command line.
     pub fn parse<I>(args: I) -> KernelArgs
@@ -383,6 +396,25 @@ mod tests {
         let parsed = KernelArgs::parse(Vec::new());
         assert_eq!(parsed.errors.len(), FIELDS.len());
         assert_eq!(parsed.core_limit_bytes(), None);
+    }
+
+    #[test]
+    fn only_an_argument_starting_with_p_equals_is_the_kernels_form() {
+        let form = |list: &[&[u8]]| is_kernel_form(&args(list));
+        assert!(form(&[b"P=1"]));
+        assert!(form(&[b"--config", b"/etc/x.toml", b"P=1", b"u=0"]));
+        // Malformed, but the kernel's: the core is saved, the record says why.
+        assert!(form(&[b"P=", b"u=x"]));
+        assert!(form(&[b"stray", b"P=12x", b"Z=1"]));
+        assert!(form(&[b"e=a", b"--help", b"P=7"]));
+        assert!(is_kernel_form(&full_line()));
+        // A person or a script: usage, nothing fired.
+        assert!(!form(&[]));
+        assert!(!form(&[b"--help"]));
+        assert!(!form(&[b"-h"]));
+        assert!(!form(&[b"--config", b"/etc/x.toml"]));
+        assert!(!form(&[b"u=0", b"g=0", b"s=11", b"p=4"]));
+        assert!(!form(&[b"e=P=1"]));
     }
 
     #[test]

@@ -44,8 +44,13 @@ pub enum Entry {
         program: String,
     },
     /// A crash that got the handler's own snapshots (configured sessions,
-    /// the fallback).
-    SnapshotFire { time: i64 },
+    /// the fallback), and its uid (none in a ledger from before the share
+    /// per uid: counted in the total only).
+    SnapshotFire {
+        time: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
+    },
     /// A snapshot directory the handler made, for the snapshot budget.
     SnapshotDir {
         time: i64,
@@ -125,7 +130,7 @@ impl Ledger {
     fn forget_before(&mut self, now: i64) {
         let since = now - WINDOW.as_secs() as i64;
         self.entries.retain(|entry| match entry {
-            Entry::Core { time, .. } | Entry::SnapshotFire { time } => *time > since,
+            Entry::Core { time, .. } | Entry::SnapshotFire { time, .. } => *time > since,
             Entry::SnapshotDir { .. } => true,
         });
     }
@@ -198,28 +203,52 @@ pub fn admit_core(
     Ok(reason)
 }
 
+/// The snapshot budget's limits per minute (0: no limit): in all, and for
+/// the crashes of one uid (root's included), within the total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotLimits {
+    pub per_minute: u32,
+    pub per_user: u32,
+}
+
 /// Counts the crashes that got the handler's own snapshots in the last
-/// minute and, under `max_per_minute` (0: no limit), counts this one.
-/// Returns why this crash gets none, or `None`.
+/// minute, in all and of `uid`, and when both are under their limits
+/// counts this one (in the same locked step). Returns why this crash gets
+/// none, or `None`.
 pub fn admit_snapshot_fire(
     ledger: &mut Ledger,
     now: i64,
-    max_per_minute: u32,
+    uid: u32,
+    limits: SnapshotLimits,
 ) -> io::Result<Option<String>> {
     ledger.forget_before(now);
-    let recent = ledger
-        .entries
-        .iter()
-        .filter(|e| matches!(e, Entry::SnapshotFire { .. }))
-        .count() as u32;
-    let reason = if max_per_minute > 0 && recent >= max_per_minute {
+    let (mut recent, mut of_user) = (0u32, 0u32);
+    for entry in &ledger.entries {
+        if let Entry::SnapshotFire { uid: entry_uid, .. } = entry {
+            recent += 1;
+            of_user += u32::from(*entry_uid == Some(uid));
+        }
+    }
+    // A share of the total: with no total (0), no limit at all.
+    let reason = if limits.per_minute > 0 && limits.per_user > 0 && of_user >= limits.per_user {
+        Some(format!(
+            "snapshot budget: {of_user} crashes of uid {uid} got the handler's own snapshots \
+             in the last minute (max_snapshots_per_user_per_minute = {}, the share of one uid \
+             of max_snapshots_per_minute = {}); this one gets none",
+            limits.per_user, limits.per_minute
+        ))
+    } else if limits.per_minute > 0 && recent >= limits.per_minute {
         Some(format!(
             "snapshot budget: {recent} crashes got the handler's own snapshots (configured \
-             sessions, the fallback) in the last minute (max_snapshots_per_minute = \
-             {max_per_minute}); this one gets none"
+             sessions, the fallback) in the last minute (max_snapshots_per_minute = {}); this \
+             one gets none",
+            limits.per_minute
         ))
     } else {
-        ledger.entries.push(Entry::SnapshotFire { time: now });
+        ledger.entries.push(Entry::SnapshotFire {
+            time: now,
+            uid: Some(uid),
+        });
         None
     };
     ledger.save()?;
@@ -289,14 +318,97 @@ mod tests {
     #[test]
     fn the_snapshot_budget_counts_crashes_per_minute() {
         let (dir, fd) = scratch("snapfires");
+        let limits = SnapshotLimits {
+            per_minute: 2,
+            per_user: 0,
+        };
         let fire = |now| {
             let mut ledger = Ledger::lock(fd.as_fd()).unwrap();
-            admit_snapshot_fire(&mut ledger, now, 2).unwrap()
+            admit_snapshot_fire(&mut ledger, now, 5, limits).unwrap()
         };
         assert_eq!(fire(10), None);
         assert_eq!(fire(11), None);
         assert!(fire(12).unwrap().contains("max_snapshots_per_minute"));
         assert_eq!(fire(71), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn one_uids_crashes_take_at_most_its_share_of_the_snapshot_budget() {
+        let (dir, fd) = scratch("snapshare");
+        // An entry of a ledger from before the share: counted in the total.
+        std::fs::write(
+            dir.join(LEDGER_NAME),
+            "{\"kind\":\"snapshot_fire\",\"time\":1000}\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            dir.join(LEDGER_NAME),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let limits = SnapshotLimits {
+            per_minute: 5,
+            per_user: 2,
+        };
+        let fire = |uid| {
+            let mut ledger = Ledger::lock(fd.as_fd()).unwrap();
+            admit_snapshot_fire(&mut ledger, 1001, uid, limits).unwrap()
+        };
+        assert_eq!(fire(1000), None);
+        assert_eq!(fire(1000), None);
+        let refused = fire(1000).unwrap();
+        assert!(
+            refused.contains("max_snapshots_per_user_per_minute") && refused.contains("uid 1000"),
+            "{refused}"
+        );
+        // Another user's crash, and root's, still get theirs...
+        assert_eq!(fire(2000), None);
+        assert_eq!(fire(0), None);
+        // ...within the total.
+        assert!(fire(3000).unwrap().contains("max_snapshots_per_minute = 5"));
+        // With no total, no share either.
+        let unlimited = SnapshotLimits {
+            per_minute: 0,
+            per_user: 2,
+        };
+        let mut ledger = Ledger::lock(fd.as_fd()).unwrap();
+        assert_eq!(
+            admit_snapshot_fire(&mut ledger, 1001, 1000, unlimited).unwrap(),
+            None
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_storm_of_one_uids_crashes_never_takes_more_than_its_share() {
+        let (dir, _) = scratch("snapstorm");
+        let limits = SnapshotLimits {
+            per_minute: 6,
+            per_user: 2,
+        };
+        let admitted: Vec<u32> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..24u32)
+                .map(|n| {
+                    let dir = &dir;
+                    scope.spawn(move || {
+                        // Each its own open file, as separate handlers; 20
+                        // crashes of uid 7, then one of each of 4 others.
+                        let fd = File::open(dir).unwrap();
+                        let uid = if n < 20 { 7 } else { n };
+                        let mut ledger = Ledger::lock(fd.as_fd()).unwrap();
+                        let verdict = admit_snapshot_fire(&mut ledger, 1000, uid, limits).unwrap();
+                        verdict.is_none().then_some(uid)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(admitted.iter().filter(|&&uid| uid == 7).count(), 2);
+        assert_eq!(admitted.len(), 6);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -18,13 +18,15 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// What `handle` says when run from a terminal.
+/// What `handle` says when it is not run by the kernel.
 const HANDLE_USAGE: &str = "\
 usage: lttng-coredump handle [--config PATH] P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E
 
 `handle` is run by the kernel on a crash, with the core on its standard input
 (a pipe), from the line `lttng-coredump install` writes to
-/proc/sys/kernel/core_pattern. Run from a terminal it does nothing.
+/proc/sys/kernel/core_pattern. Only that call handles a crash: its arguments
+hold the field P= (the crashing PID). Run from a terminal, or without a P=
+field (--help included), it does nothing and exits with status 2.
 See `lttng-coredump install --help` and `lttng-coredump status`.";
 
 #[derive(Parser)]
@@ -43,6 +45,8 @@ enum Command {
     /// Run by the kernel on a crash (from core_pattern): snapshots the
     /// traces, then saves the core read on stdin. Takes `[--config PATH]`
     /// then the fields `P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E`.
+    /// Without a `P=` field, or from a terminal, it prints its usage and
+    /// exits with status 2, doing nothing.
     Handle {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         fields: Vec<OsString>,
@@ -79,6 +83,13 @@ enum Command {
     /// `@@SOCKET`): each crash handled like `handle` does, by a resident
     /// process. Puts the socket line in core_pattern when installed with
     /// `install --socket`, and the pipe line back when it stops (SIGTERM).
+    ///
+    /// The listening socket is the one systemd passes (lttng-coredump.socket,
+    /// socket activation), else, with --hold, one a small holder process
+    /// keeps while it restarts the service whenever it dies, else its own.
+    /// A held socket keeps each crash waiting in its backlog while the
+    /// service restarts; one of its own goes with the service, and until it
+    /// is back the kernel drops every core.
     Serve {
         /// Where to listen (its directory is made root-only).
         #[arg(long, default_value = serve::DEFAULT_SOCKET)]
@@ -89,6 +100,14 @@ enum Command {
         /// Crashes handled at once (more wait in the kernel, held).
         #[arg(long, default_value_t = serve::DEFAULT_WORKERS)]
         workers: usize,
+        /// Hold the listening socket in a small parent process and run the
+        /// service as its child, started again whenever it dies (for
+        /// machines without systemd's socket activation).
+        #[arg(long)]
+        hold: bool,
+        /// The listening socket is on standard input (how --hold passes it).
+        #[arg(long, hide = true)]
+        socket_on_stdin: bool,
         #[command(flatten)]
         paths: KernelPaths,
     },
@@ -99,6 +118,11 @@ enum Command {
         /// Restore even if core_pattern no longer runs the handler.
         #[arg(long)]
         force: bool,
+        /// The package is being removed (its prerm): leave nothing of the
+        /// handler for the kernel to run, now or after a reboot, and keep a
+        /// line someone else wrote since the install.
+        #[arg(long, hide = true, conflicts_with = "force")]
+        removing: bool,
     },
     /// Say what is installed, whether a session daemon runs, where cores go.
     ///
@@ -156,9 +180,29 @@ struct KernelPaths {
     /// /etc/sysctl.d/90-lttng-coredump.conf, only with the real /proc/sys/kernel).
     #[arg(long)]
     sysctl_file: Option<PathBuf>,
+    /// systemd unit directories to read, the first taking the masks of
+    /// install --persist, instead of the machine's (for tests).
+    #[arg(long, hide = true)]
+    unit_dir: Vec<PathBuf>,
 }
 
 impl KernelPaths {
+    /// Where the boot's settings come from.
+    fn boot_files(&self) -> lttng_coredump_handler::others::BootFiles {
+        if self.unit_dir.is_empty() {
+            lttng_coredump_handler::others::BootFiles::system()
+        } else {
+            lttng_coredump_handler::others::BootFiles::with_unit_dirs(self.unit_dir.clone())
+        }
+    }
+
+    /// Whether install --persist may mask the machine's services: with the
+    /// real /proc/sys/kernel, or unit directories of the caller's own.
+    fn may_mask(&self) -> bool {
+        !self.unit_dir.is_empty()
+            || self.proc_sys_kernel == std::path::Path::new(install::DEFAULT_PROC_SYS_KERNEL)
+    }
+
     /// The sysctl.d file to write or remove: never the machine's for a
     /// stand-in /proc/sys/kernel (tests, packagers).
     fn sysctl_file(&self) -> Option<PathBuf> {
@@ -170,6 +214,13 @@ impl KernelPaths {
 }
 
 fn main() -> ExitCode {
+    // A child of a crash tool acting as a user (`user_child`), before
+    // anything else.
+    if let Some(code) = lttng_coredump_handler::user_child::trampoline(
+        lttng_coredump_handler::tools::user_side::TASKS,
+    ) {
+        return code;
+    }
     // The kernel's call never goes through the option parser: no argument,
     // however malformed, may stop the core from being read.
     let mut raw = std::env::args_os();
@@ -177,10 +228,13 @@ fn main() -> ExitCode {
     let mut rest: Vec<OsString> = raw.collect();
     if rest.first().is_some_and(|first| first == "handle") {
         rest.remove(0);
-        // The kernel always gives a pipe: a terminal on stdin is a person
-        // trying the command, who gets its usage rather than a fired
-        // trigger, a snapshot and a core file made of their typing.
-        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        // The kernel always gives a pipe and a P= field: a terminal on
+        // stdin, or arguments without P= (`--help`, a script's guess), is a
+        // person trying the command, who gets its usage rather than fired
+        // triggers, snapshots and a core file made of whatever stdin held.
+        if std::io::IsTerminal::is_terminal(&std::io::stdin())
+            || !lttng_coredump_handler::kernel_args::is_kernel_form(&rest)
+        {
             eprintln!("{}", HANDLE_USAGE);
             return ExitCode::from(2);
         }
@@ -229,6 +283,8 @@ fn main() -> ExitCode {
                     "--persist with another --proc-sys-kernel needs --sysctl-file"
                 )),
             };
+            let boot = paths.boot_files();
+            let mask = paths.may_mask();
             binary.and_then(|binary| {
                 let persist = persist?;
                 install::install(&InstallOptions {
@@ -241,6 +297,8 @@ fn main() -> ExitCode {
                     socket,
                     persist,
                     chain_previous,
+                    boot,
+                    mask,
                 })
             })
         }
@@ -248,16 +306,36 @@ fn main() -> ExitCode {
             socket,
             config,
             workers,
+            hold,
+            socket_on_stdin,
             paths,
-        } => serve::run(&ServeOptions {
-            socket,
-            config,
-            workers,
-            kernel: KernelFiles::under(&paths.proc_sys_kernel),
-            backup: paths.backup,
-        })
-        .map(|()| String::new()),
-        Command::Uninstall { paths, force } => install::uninstall(
+        } => {
+            let options = ServeOptions {
+                socket,
+                config,
+                workers,
+                kernel: KernelFiles::under(&paths.proc_sys_kernel),
+                backup: paths.backup,
+                socket_on_stdin,
+            };
+            if hold {
+                lttng_coredump_handler::hold::run(&options)
+            } else {
+                serve::run(&options)
+            }
+            .map(|()| String::new())
+        }
+        Command::Uninstall {
+            paths,
+            force,
+            removing: true,
+        } if !force => lttng_coredump_handler::removal::run(
+            &KernelFiles::under(&paths.proc_sys_kernel),
+            &paths.backup,
+            paths.sysctl_file().as_deref(),
+            &paths.boot_files(),
+        ),
+        Command::Uninstall { paths, force, .. } => install::uninstall(
             &KernelFiles::under(&paths.proc_sys_kernel),
             &paths.backup,
             paths.sysctl_file().as_deref(),
@@ -273,11 +351,12 @@ fn main() -> ExitCode {
             paths,
             json,
         } => {
-            let status = lttng_coredump_handler::status::gather(
+            let status = lttng_coredump_handler::status::gather_with(
                 &KernelFiles::under(&paths.proc_sys_kernel),
                 &paths.backup,
                 config.as_deref(),
                 std::path::Path::new(install::ROOT_SESSIOND_SOCKET),
+                &paths.boot_files(),
             );
             print!("{}", if json { status.json() } else { status.text() });
             return ExitCode::from(status.exit_status);

@@ -3,8 +3,8 @@
 //! systemd's `50-coredump.conf`: sysctl.d(5) applies the files of every
 //! sysctl.d directory in the order of their names, and a later setting
 //! wins), what else on the machine will put another core_pattern line back
-//! at boot (a later-sorting sysctl.d entry, /etc/sysctl.conf, an enabled
-//! apport service), and the `[chain]` section that hands cores on to the
+//! at boot (a later-sorting sysctl.d entry, /etc/sysctl.conf; the services
+//! that write their own line are [`crate::others`]'), and the `[chain]` section that hands cores on to the
 //! handler a line ran before (systemd-coredump, apport).
 
 use anyhow::{anyhow, Context};
@@ -103,15 +103,10 @@ fn settings_in(file: &Path) -> Vec<Setting> {
         .collect()
 }
 
-/// The settings of core_pattern and core_pipe_limit applied at boot after
-/// `ours` (by file name, as sysctl.d(5) orders them; /etc/sysctl.conf
-/// last), which put other values back.
-pub fn later_settings(ours: &Path, dirs: &[PathBuf], sysctl_conf: &Path) -> Vec<Setting> {
-    let our_name = ours
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    // The first directory holding a name wins.
+/// The sysctl.d files the boot applies, by name (the first directory
+/// holding a name wins), then /etc/sysctl.conf, each once (a link to
+/// another is read once).
+fn boot_files(dirs: &[PathBuf], sysctl_conf: &Path) -> Vec<(std::ffi::OsString, PathBuf)> {
     let mut files: BTreeMap<std::ffi::OsString, PathBuf> = BTreeMap::new();
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -125,41 +120,51 @@ pub fn later_settings(ours: &Path, dirs: &[PathBuf], sysctl_conf: &Path) -> Vec<
             files.entry(name).or_insert_with(|| entry.path());
         }
     }
-    let mut later: Vec<PathBuf> = files
-        .into_iter()
-        .filter(|(name, _)| *name > our_name)
-        .map(|(_, path)| path)
-        .collect();
-    later.push(sysctl_conf.to_path_buf());
+    let mut ordered: Vec<(std::ffi::OsString, PathBuf)> = files.into_iter().collect();
+    ordered.push((
+        std::ffi::OsString::from("\u{10ffff}"),
+        sysctl_conf.to_path_buf(),
+    ));
     let mut seen = Vec::new();
-    let mut settings = Vec::new();
-    for file in later {
+    ordered.retain(|(_, file)| {
         // /etc/sysctl.d/99-sysctl.conf is a link to /etc/sysctl.conf.
-        let real = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+        let real = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
         if seen.contains(&real) {
-            continue;
+            return false;
         }
         seen.push(real);
-        settings.extend(settings_in(&file));
-    }
-    settings
+        true
+    });
+    ordered
 }
 
-/// An enabled apport service (it writes its own core_pattern when it starts).
-pub fn apport_enabled(systemd_dir: &Path) -> Option<PathBuf> {
-    let entries = std::fs::read_dir(systemd_dir).ok()?;
-    entries.flatten().find_map(|entry| {
-        let link = entry.path().join("apport.service");
-        (entry.file_name().to_string_lossy().ends_with(".wants")
-            && std::fs::symlink_metadata(&link).is_ok())
-        .then_some(link)
-    })
+/// Every core_pattern and core_pipe_limit setting the boot applies, in
+/// the order it applies them (the last of a key wins).
+pub fn settings_of_all(dirs: &[PathBuf], sysctl_conf: &Path) -> Vec<Setting> {
+    boot_files(dirs, sysctl_conf)
+        .iter()
+        .flat_map(|(_, file)| settings_in(file))
+        .collect()
+}
+
+/// The settings of core_pattern and core_pipe_limit applied at boot after
+/// `ours` (by file name, as sysctl.d(5) orders them; /etc/sysctl.conf
+/// last), which put other values back.
+pub fn later_settings(ours: &Path, dirs: &[PathBuf], sysctl_conf: &Path) -> Vec<Setting> {
+    let our_name = ours
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    boot_files(dirs, sysctl_conf)
+        .iter()
+        .filter(|(name, _)| *name > our_name)
+        .flat_map(|(_, file)| settings_in(file))
+        .collect()
 }
 
 /// Warnings about what will replace the handler's line at boot.
-pub fn boot_warnings(ours: &Path, installed: bool) -> String {
+pub fn boot_warnings(ours: &Path, installed: bool, files: &crate::others::BootFiles) -> String {
     let mut out = String::new();
-    let dirs: Vec<PathBuf> = SYSCTL_DIRS.iter().map(PathBuf::from).collect();
     let persistent = ours.is_file();
     if installed && !persistent {
         writeln!(
@@ -170,7 +175,7 @@ pub fn boot_warnings(ours: &Path, installed: bool) -> String {
         )
         .expect("String");
     }
-    for setting in later_settings(ours, &dirs, Path::new(SYSCTL_CONF)) {
+    for setting in later_settings(ours, &files.sysctl_dirs, &files.sysctl_conf) {
         writeln!(
             out,
             "warning: {} sets {} = {} after {} at boot: it wins",
@@ -178,15 +183,6 @@ pub fn boot_warnings(ours: &Path, installed: bool) -> String {
             setting.key,
             setting.value,
             ours.display()
-        )
-        .expect("String");
-    }
-    if let Some(link) = apport_enabled(Path::new("/etc/systemd/system")) {
-        writeln!(
-            out,
-            "warning: apport is enabled ({}): it writes its own core_pattern when it starts \
-             (systemctl disable apport, and chain to it with install --chain-previous)",
-            link.display()
         )
         .expect("String");
     }
@@ -366,23 +362,6 @@ mod tests {
                     value: "2".into()
                 }
             ]
-        );
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn an_enabled_apport_service_is_found() {
-        let root = scratch("apport");
-        std::fs::create_dir_all(root.join("multi-user.target.wants")).unwrap();
-        assert_eq!(apport_enabled(&root), None);
-        std::os::unix::fs::symlink(
-            "/lib/systemd/system/apport.service",
-            root.join("multi-user.target.wants/apport.service"),
-        )
-        .unwrap();
-        assert_eq!(
-            apport_enabled(&root),
-            Some(root.join("multi-user.target.wants/apport.service"))
         );
         std::fs::remove_dir_all(&root).unwrap();
     }

@@ -30,6 +30,13 @@ fn status_ids(status: &[u8], key: &str) -> Option<[u32; 4]> {
     ids.try_into().ok()
 }
 
+/// A capability set line of `/proc/PID/status` (`CapPrm:` ...), in hex.
+fn status_caps(status: &[u8], key: &str) -> Option<u64> {
+    let text = std::str::from_utf8(status).ok()?;
+    let value = text.lines().find_map(|line| line.strip_prefix(key))?;
+    u64::from_str_radix(value.trim(), 16).ok()
+}
+
 /// The value of `kind` in an auxiliary vector (native-endian pairs of
 /// words, ended by `AT_NULL`).
 fn auxv_value(auxv: &[u8], kind: u64) -> Option<u64> {
@@ -52,7 +59,7 @@ fn auxv_value(auxv: &[u8], kind: u64) -> Option<u64> {
 }
 
 /// How sure the handler is that the information describes the crash.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "detail")]
 pub enum Identity {
     /// The pidfd still named the PID after `/proc` was read.
@@ -62,6 +69,13 @@ pub enum Identity {
     Unverified(String),
     /// The information was dropped: it may describe another process.
     CouldNotTell(String),
+}
+
+/// What a record that does not say holds: nothing was checked.
+impl Default for Identity {
+    fn default() -> Self {
+        Identity::CouldNotTell("the record does not say".into())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -76,10 +90,23 @@ pub struct ProcessInfo {
     pub uids: Option<[u32; 4]>,
     /// The same for the gids (`Gid:`).
     pub gids: Option<[u32; 4]>,
+    /// Its permitted, effective and ambient capability sets (`CapPrm:`,
+    /// `CapEff:`, `CapAmb:`): a process of the user's uid may still hold
+    /// capabilities its user does not have (a service with `User=` and
+    /// `AmbientCapabilities=`).
+    pub caps: Option<Capabilities>,
     /// `AT_SECURE` of the auxiliary vector: set when the program was
     /// started with more privileges than its caller (set-uid, set-gid,
     /// file capabilities), whatever it did with them since.
     pub at_secure: Option<bool>,
+}
+
+/// The capability sets of `/proc/PID/status`, as bit masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    pub permitted: u64,
+    pub effective: u64,
+    pub ambient: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +158,18 @@ pub fn gather(proc_root: &Path, pid: i32, pidfd: Option<i32>) -> Gathered {
             Ok((raw, _)) => {
                 info.uids = status_ids(&raw, "Uid:");
                 info.gids = status_ids(&raw, "Gid:");
+                info.caps = match (
+                    status_caps(&raw, "CapPrm:"),
+                    status_caps(&raw, "CapEff:"),
+                    status_caps(&raw, "CapAmb:"),
+                ) {
+                    (Some(permitted), Some(effective), Some(ambient)) => Some(Capabilities {
+                        permitted,
+                        effective,
+                        ambient,
+                    }),
+                    _ => None,
+                };
                 if info.uids.is_none() || info.gids.is_none() {
                     errors.push(format!(
                         "{}/status has no Uid: or Gid: line",
@@ -192,6 +231,13 @@ pub fn gather(proc_root: &Path, pid: i32, pidfd: Option<i32>) -> Gathered {
     }
 }
 
+/// Whether the pidfd at descriptor `fd` still names process `pid` (read
+/// through `proc_root/self/fdinfo`).
+pub fn pidfd_names(proc_root: &Path, fd: i32, pid: i32) -> bool {
+    let fdinfo = proc_root.join("self/fdinfo").join(fd.to_string());
+    matches!(pidfd_pid(&fdinfo), Ok(Some(found)) if found == pid)
+}
+
 /// The `Pid:` of a pidfd's fdinfo file (`-1` once the process is gone).
 fn pidfd_pid(fdinfo: &PathBuf) -> std::io::Result<Option<i32>> {
     let text = std::fs::read_to_string(fdinfo)?;
@@ -236,6 +282,11 @@ mod tests {
         assert_eq!(status_ids(status, "Uid:"), Some([1000, 0, 0, 0]));
         assert_eq!(status_ids(status, "Gid:"), Some([100; 4]));
         assert_eq!(status_ids(b"Uid:\t1\t2\n", "Uid:"), None);
+        let caps = b"CapInh:\t0000000000002000\nCapPrm:\t0000000000002000\nCapAmb:\t0\n";
+        assert_eq!(status_caps(caps, "CapPrm:"), Some(0x2000));
+        assert_eq!(status_caps(caps, "CapAmb:"), Some(0));
+        assert_eq!(status_caps(caps, "CapEff:"), None);
+        assert_eq!(status_caps(b"CapPrm:\tzz\n", "CapPrm:"), None);
         let words = |pairs: &[(usize, usize)]| -> Vec<u8> {
             pairs
                 .iter()

@@ -8,7 +8,7 @@ use crate::procinfo::Identity;
 use crate::safefile::NewFile;
 use crate::snapshot::DaemonFire;
 use crate::syslog::Message;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::fd::BorrowedFd;
 
@@ -17,13 +17,15 @@ pub const FORMAT: &str = "lttng-coredump-record/1";
 /// The format of the crashing user's copy ([`UserRecord`]).
 pub const USER_FORMAT: &str = "lttng-coredump-user-record/1";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Signal {
     pub number: i32,
-    pub name: Option<&'static str>,
+    pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CoreSection {
     /// Whether a core file exists (none for `%c` = 0, or when saving is
     /// turned off or failed).
@@ -35,7 +37,8 @@ pub struct CoreSection {
     pub stored_bytes: u64,
     /// Bytes the kernel sent to the handler.
     pub bytes_received: u64,
-    pub compression: &'static str,
+    #[serde(default = "no_compression")]
+    pub compression: String,
     /// Whether the file holds the whole core.
     pub complete: bool,
     pub truncated_reason: Option<String>,
@@ -48,7 +51,8 @@ pub struct CoreSection {
 }
 
 /// One snapshot taken (or tried) for the crash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SnapshotEntry {
     pub daemon: String,
     pub session: String,
@@ -61,7 +65,8 @@ pub struct SnapshotEntry {
 /// What trace the saved core itself holds: the LTTng-UST ring buffers the
 /// crashed program mapped (see `core_trace`), which `lttng-coredump
 /// recover` turns into a trace when no snapshot could be taken.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CoreTraceSection {
     /// Whether the saved core was scanned.
     pub checked: bool,
@@ -74,8 +79,12 @@ pub struct CoreTraceSection {
     /// Of those, the ones past the check's byte budget: counted, not read
     /// (whether they hold packets is unknown).
     pub unread_buffers: usize,
-    /// What can be recovered, per trace.
+    /// What can be recovered, per trace: the largest few
+    /// (`core_trace::LISTED_TRACES`) of them.
     pub traces: Vec<CoreTrace>,
+    /// How many traces the core holds buffers of (all of them, listed or
+    /// not).
+    pub traces_total: usize,
     /// The core holds packets and no snapshot of this crash was recorded,
     /// or one failed: the trace (or that part of it) is only in the core.
     pub only_in_core: bool,
@@ -91,8 +100,24 @@ pub struct CoreTraceSection {
     pub notes: Vec<String>,
 }
 
+/// A crash's place in its uid's share of the crashes handled at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShareSection {
+    /// The uid's share as applied (`max_crashes_in_progress_per_user`,
+    /// bounded by the pool); none when not counted.
+    pub share: Option<u32>,
+    /// The crash came past its uid's share (pipe mode): no fire in the
+    /// user's own session daemon, and its dump's FUSE wait aborted after
+    /// 2 s without progress.
+    pub past_share: bool,
+    /// Why it was not counted, or what being past the share cost it.
+    pub note: Option<String>,
+}
+
 /// One trace (by the UUID of its packets) the core holds buffers of.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CoreTrace {
     pub uuid: String,
     /// Buffers (one per stream: per CPU, per channel) with packets.
@@ -105,7 +130,8 @@ pub struct CoreTrace {
 
 /// A snapshot that could not be recorded, and what the core holds of its
 /// session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FailedSnapshot {
     pub daemon: String,
     /// None when the whole daemon failed (the sessions it would have
@@ -116,7 +142,7 @@ pub struct FailedSnapshot {
     /// by the UUID of a snapshot of it), `buffers_not_tied` (the core holds
     /// buffers, none known to be its), `no_buffers`, or `unknown` (not
     /// checked, or buffers left unread).
-    pub core_holds: &'static str,
+    pub core_holds: String,
     /// The traces of the core known to be its, with how that is known.
     pub traces: Vec<TiedTrace>,
     pub explanation: String,
@@ -127,7 +153,8 @@ pub struct FailedSnapshot {
 
 /// A trace of the core tied to a session: a snapshot of that session (an
 /// earlier crash's, or this crash's) has metadata of the same UUID.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TiedTrace {
     pub uuid: String,
     pub session: String,
@@ -138,14 +165,16 @@ pub struct TiedTrace {
 /// When a stage of the handling ran, in microseconds since the epoch (the
 /// wall clock, as the rest of the record): shows that the snapshots were
 /// taken before the core was read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StageTimes {
     pub started_unix_us: u64,
     pub ended_unix_us: u64,
 }
 
 /// The timed stages of the handling.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stages {
     /// Recording the snapshots (every daemon, within the deadline).
     pub snapshots: StageTimes,
@@ -162,6 +191,11 @@ pub struct Stages {
     pub core_trace: StageTimes,
 }
 
+/// What a record that does not say was stored uncompressed.
+fn no_compression() -> String {
+    "none".into()
+}
+
 /// Now, in microseconds since the epoch.
 pub fn now_unix_us() -> u64 {
     std::time::SystemTime::now()
@@ -173,7 +207,8 @@ pub fn now_unix_us() -> u64 {
 /// What crashed: the process, its signal and time, as the kernel and
 /// `/proc` told them. Root's record and the user's copy both hold it
 /// (flattened: its fields are the records' own top-level keys).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Crashed {
     pub pid: Option<i32>,
     pub uid: Option<u32>,
@@ -194,9 +229,10 @@ pub struct Crashed {
     pub core_limit: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CrashRecord {
-    pub format: &'static str,
+    pub format: String,
     #[serde(flatten)]
     pub crashed: Crashed,
     pub core: CoreSection,
@@ -204,8 +240,19 @@ pub struct CrashRecord {
     pub snapshots: Vec<SnapshotEntry>,
     /// What trace the core itself holds.
     pub core_trace: CoreTraceSection,
-    /// The engine's fires, in full.
+    /// Where the crash stood in its uid's share of the crashes handled at
+    /// once (`crash_share`, `fair_queue`).
+    pub crash_share: ShareSection,
+    /// When the core's stream stalled: each stall, and what was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub core_stall: Option<crate::stall::StallSection>,
+    /// The engine's fires, in full (a daemon that is not running included:
+    /// its fire says so, and is no error).
     pub fires: Vec<DaemonFire>,
+    /// Why the handler's own snapshots (`snapshot_sessions`, the fallback
+    /// to every active snapshot session) were not taken for this crash:
+    /// the snapshot budget was spent. Triggers' snapshots are taken anyway.
+    pub own_snapshots_skipped: Option<String>,
     pub stages: Stages,
     pub config_path: String,
     /// Every error met, in order.
@@ -271,9 +318,10 @@ pub fn fire_errors(fires: &[DaemonFire]) -> Vec<String> {
 /// copy beside it (`<record stem>.user.json`): their process, the core,
 /// and the snapshots taken in their own session daemon or by their own
 /// triggers; the rest is left out, not blanked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UserRecord {
-    pub format: &'static str,
+    pub format: String,
     #[serde(flatten)]
     pub crashed: Crashed,
     pub core: UserCoreSection,
@@ -282,17 +330,22 @@ pub struct UserRecord {
     /// What trace the core holds (the user may read the core); of the
     /// failed snapshots, those of the user's daemon or triggers.
     pub core_trace: CoreTraceSection,
-    pub note: &'static str,
+    /// When no snapshot of the user's was taken, why (see
+    /// `record_read::trace_absence`), in what concerns that user.
+    pub no_trace: Vec<String>,
+    pub note: String,
 }
 
 /// The core section of the user's copy (without the names of other
 /// crashes' cores deleted to make room).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UserCoreSection {
     pub saved: bool,
     pub path: Option<String>,
     pub size: u64,
-    pub compression: &'static str,
+    #[serde(default = "no_compression")]
+    pub compression: String,
     pub complete: bool,
     pub truncated_reason: Option<String>,
     pub not_saved_reason: Option<String>,
@@ -336,13 +389,13 @@ impl CrashRecord {
     /// The copy `uid` may read.
     pub fn user_copy(&self, uid: u32) -> UserRecord {
         UserRecord {
-            format: USER_FORMAT,
+            format: USER_FORMAT.into(),
             crashed: self.crashed.clone(),
             core: UserCoreSection {
                 saved: self.core.saved,
                 path: self.core.path.clone(),
                 size: self.core.size,
-                compression: self.core.compression,
+                compression: self.core.compression.clone(),
                 complete: self.core.complete,
                 truncated_reason: self.core.truncated_reason.clone(),
                 not_saved_reason: self.core.not_saved_reason.clone(),
@@ -356,8 +409,14 @@ impl CrashRecord {
                     .retain(|f| f.daemon == own_daemon || f.owner_uid == Some(uid));
                 section
             },
-            note: "the crashing user's copy: root's record beside it (same name without \
-                   .user) has the rest, for root only",
+            no_trace: crate::record_read::trace_absence(
+                &self.fires,
+                self.own_snapshots_skipped.as_deref(),
+                Some(uid),
+            ),
+            note: "the crashing user's copy: root's record beside it (same name without .user) \
+                   has the rest, for root only"
+                .into(),
         }
     }
 
@@ -462,20 +521,20 @@ fn publish(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use lttng_coredump_engine::{ActionKind, ActionOutcome, FireError, FireReport};
 
     pub(crate) fn sample() -> CrashRecord {
         CrashRecord {
-            format: FORMAT,
+            format: FORMAT.into(),
             crashed: Crashed {
                 pid: Some(42),
                 uid: Some(1000),
                 gid: Some(1000),
                 signal: Some(Signal {
                     number: 11,
-                    name: Some("SIGSEGV"),
+                    name: Some("SIGSEGV".into()),
                 }),
                 time: Some(1_700_000_000),
                 time_utc: Some("2023-11-14T22:13:20Z".into()),
@@ -495,7 +554,7 @@ mod tests {
                 size: 100,
                 stored_bytes: 4096,
                 bytes_received: 100,
-                compression: "none",
+                compression: "none".into(),
                 complete: true,
                 truncated_reason: None,
                 not_saved_reason: None,
@@ -505,7 +564,10 @@ mod tests {
             chain: None,
             snapshots: vec![],
             core_trace: CoreTraceSection::default(),
+            crash_share: ShareSection::default(),
+            core_stall: None,
             fires: vec![],
+            own_snapshots_skipped: None,
             stages: Stages::default(),
             config_path: "/etc/lttng-coredump/config.toml".into(),
             errors: vec![],
@@ -536,7 +598,9 @@ mod tests {
             "chain",
             "snapshots",
             "core_trace",
+            "crash_share",
             "fires",
+            "own_snapshots_skipped",
             "stages",
             "config_path",
             "errors",
@@ -587,7 +651,9 @@ mod tests {
             "chain",
             "snapshots",
             "core_trace",
+            "crash_share",
             "fires",
+            "own_snapshots_skipped",
             "stages",
             "config_path",
             "errors",
@@ -596,7 +662,7 @@ mod tests {
         assert_eq!(top_level_keys(&sample().to_json()), root);
         let mut user = vec!["format"];
         user.extend(crashed);
-        user.extend(["core", "snapshots", "core_trace", "note"]);
+        user.extend(["core", "snapshots", "core_trace", "no_trace", "note"]);
         let copy = serde_json::to_vec_pretty(&sample().user_copy(1000)).unwrap();
         assert_eq!(top_level_keys(&copy), user);
         let copy: serde_json::Value = serde_json::from_slice(&copy).unwrap();
@@ -703,7 +769,7 @@ mod tests {
             daemon: daemon.into(),
             session: Some(session.into()),
             error: "failed".into(),
-            core_holds: "buffers_not_tied",
+            core_holds: "buffers_not_tied".into(),
             traces: vec![],
             explanation: String::new(),
             owner_uid: owner,

@@ -13,6 +13,24 @@ pub fn expire(
     max_age: Duration,
     now: SystemTime,
 ) -> std::io::Result<Vec<String>> {
+    expire_or_list(dir, max_age, now, true)
+}
+
+/// What [`expire`] would delete, deleting nothing (`vacuum --dry-run`).
+pub fn expired(
+    dir: BorrowedFd<'_>,
+    max_age: Duration,
+    now: SystemTime,
+) -> std::io::Result<Vec<String>> {
+    expire_or_list(dir, max_age, now, false)
+}
+
+fn expire_or_list(
+    dir: BorrowedFd<'_>,
+    max_age: Duration,
+    now: SystemTime,
+    delete: bool,
+) -> std::io::Result<Vec<String>> {
     let Some(limit) = now.checked_sub(max_age) else {
         return Ok(Vec::new());
     };
@@ -33,7 +51,9 @@ pub fn expire(
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             continue;
         }
-        if stat.st_mtime < limit && rustix::fs::unlinkat(dir, name, AtFlags::empty()).is_ok() {
+        if stat.st_mtime < limit
+            && (!delete || rustix::fs::unlinkat(dir, name, AtFlags::empty()).is_ok())
+        {
             deleted.push(name.to_string_lossy().into_owned());
         }
     }

@@ -35,17 +35,28 @@
 //! user's own, and rewrites `core_pattern`. It marks itself not dumpable,
 //! so that a crash of its own never waits on itself.
 //!
+//! Crashes wait for a worker in a queue fair between users (`fair_queue`):
+//! one uid's crashes hold at most its share of the workers
+//! (`max_crashes_in_progress_per_user`, at most all workers but one), so
+//! that stalled dumps or a hung session daemon of one user never keep
+//! another user's crash waiting; that user's further crashes wait, held by
+//! the kernel (its socket mode takes no `core_pipe_limit` slot), and past
+//! [`fair_queue::MAX_WAITING_PER_UID`] are refused at once. Reading a core
+//! is bounded by `core_stall_timeout`, as in the pipe handler (`stall`).
+//!
 //! It talks to the session daemons through resident children kept from
 //! one crash to the next, one per identity (engine `workers`), instead of
 //! a child forked per daemon per crash: a fork, a change of identity and a
 //! reap cost 1 to 3 ms, more as the service's memory grows. After each
 //! crash it gives back to the system what it freed (`malloc_trim`).
 
-use crate::handle;
+use crate::config::Config;
+use crate::fair_queue::FairQueue;
+use crate::handle::{self, Transport};
 use crate::install::{self, Backup, KernelFiles};
 use crate::kernel_args::KernelArgs;
 use crate::syslog::Log;
-use anyhow::{anyhow, Context as _};
+use anyhow::Context as _;
 use coredump_socket::{
     self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
     PIDFD_INFO_COREDUMP,
@@ -54,12 +65,10 @@ use lttng_coredump_engine::Workers;
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the service listens unless told otherwise (short: core_pattern
@@ -68,9 +77,6 @@ pub const DEFAULT_SOCKET: &str = "/run/lttng-coredump/coredump.socket";
 /// Crashes handled at once; more wait, held by the kernel, in the listen
 /// queue.
 pub const DEFAULT_WORKERS: usize = 16;
-/// Connections the kernel may queue while every worker is busy: its
-/// connect is non-blocking, so a full queue would lose the core.
-const LISTEN_BACKLOG: i32 = 1024;
 /// What a client (not the kernel) gets, so that `status` and `install`
 /// can tell the service is alive.
 pub const GREETING: &str = "lttng-coredump serve";
@@ -79,12 +85,15 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The kernel sends its request (or the core's first bytes) as it
 /// connects; a peer silent this long is not the kernel at work.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest pause in the core's stream before the rest is given up on (the
-/// kernel writes steadily; a worker must not be held forever).
-const CORE_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a released process may take to exit before its signal is
 /// left unknown.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often, while every worker has a crash waiting for it, the service
+/// looks whether one was taken.
+const SATURATED_RECHECK: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 0,
+    tv_nsec: 50_000_000,
+};
 /// How long the service waits for its first resident child to be ready.
 const WARM_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often, with no connection, idle resident children are let go.
@@ -102,6 +111,10 @@ pub struct ServeOptions {
     pub kernel: KernelFiles,
     /// The install backup, which says whether the socket line is wanted.
     pub backup: PathBuf,
+    /// Take the listening socket from standard input (`serve --hold`
+    /// passes it so); a socket a service manager passed is taken anyway
+    /// ([`crate::listen`]).
+    pub socket_on_stdin: bool,
 }
 
 /// Runs the service until SIGTERM, SIGINT or SIGHUP.
@@ -116,7 +129,7 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
             .with_stderr()
             .warning("cannot set the allocator's thresholds: freed memory may be kept");
     }
-    let listener = bind(&options.socket)?;
+    let (listener, origin) = crate::listen::listener(&options.socket, options.socket_on_stdin)?;
     let (wake_read, wake_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .context("cannot create a pipe")?;
     let stopping = Arc::new(AtomicBool::new(false));
@@ -134,9 +147,10 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
         Err(err) => log.error(format!("{err:#}")),
     }
     log.notice(format!(
-        "{GREETING} {}: listening on {} with {} workers",
+        "{GREETING} {}: listening on {} ({}) with {} workers",
         std::process::id(),
         options.socket.display(),
+        origin.describe(),
         options.workers.max(1)
     ));
 
@@ -150,26 +164,48 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
              will try again)"
         ));
     }
-    let (sender, receiver) = sync_channel::<UnixStream>(options.workers);
-    let receiver = Arc::new(Mutex::new(receiver));
+    // Waiting crashes each hold a connection and a pidfd.
+    if let Err(err) = raise_open_files_limit() {
+        log.warning(format!(
+            "cannot raise the open files limit: {err} (crashes past it cannot be accepted)"
+        ));
+    }
+    let queue = Arc::new(FairQueue::<Connection>::new(None));
     let workers: Vec<_> = (0..options.workers.max(1))
         .map(|n| {
-            let receiver = receiver.clone();
+            let queue = queue.clone();
             let config = options.config.clone();
             let residents = residents.clone();
             std::thread::Builder::new()
                 .name(format!("crash-{n}"))
-                .spawn(move || work(&receiver, config.as_deref(), &residents))
+                .spawn(move || work(&queue, config.as_deref(), &residents))
                 .context("cannot start a worker thread")
         })
         .collect::<Result<_, _>>()?;
 
     while !stopping.load(Ordering::SeqCst) {
+        // As many crashes as there are workers already wait for one: new
+        // connections stay in the listening socket's backlog (where they
+        // outlive a service killed outright), looked at again shortly.
+        // Those waiting only on their uid's share do not count: another
+        // user's crash behind them must be seen.
+        let saturated = queue.runnable_waiting() >= options.workers.max(1);
         let mut fds = [
-            rustix::event::PollFd::new(&listener, rustix::event::PollFlags::IN),
             rustix::event::PollFd::new(&wake_read, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&listener, rustix::event::PollFlags::IN),
         ];
-        match rustix::event::poll(&mut fds, Some(&TIDY_INTERVAL)) {
+        let watched = if saturated {
+            &mut fds[..1]
+        } else {
+            &mut fds[..]
+        };
+        let timeout = if saturated {
+            &SATURATED_RECHECK
+        } else {
+            &TIDY_INTERVAL
+        };
+        match rustix::event::poll(watched, Some(timeout)) {
+            Ok(0) if saturated => continue,
             Ok(0) => {
                 residents.tidy();
                 continue;
@@ -184,13 +220,11 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
         if stopping.load(Ordering::SeqCst) {
             break;
         }
+        if saturated {
+            continue;
+        }
         match listener.accept() {
-            Ok((stream, _)) => {
-                if sender.send(stream).is_err() {
-                    log.error("every worker thread has ended");
-                    break;
-                }
-            }
+            Ok((stream, _)) => dispatch(stream, &queue, options, &mut log),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => log.warning(format!("accepting a connection failed: {err}")),
         }
@@ -210,81 +244,21 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     if listener.set_nonblocking(true).is_ok() {
         while let Ok((stream, _)) = listener.accept() {
             let _ = stream.set_nonblocking(false);
-            if sender.send(stream).is_err() {
-                break;
-            }
+            dispatch(stream, &queue, options, &mut log);
         }
     }
     drop(listener);
-    let _ = std::fs::remove_file(&options.socket);
-    drop(sender);
+    // A socket held by another process stays: crashes wait in it for the
+    // next service.
+    if !origin.held() {
+        let _ = std::fs::remove_file(&options.socket);
+    }
+    queue.close();
     for worker in workers {
         let _ = worker.join();
     }
     log.notice(format!("{GREETING} {}: stopped", std::process::id()));
     Ok(())
-}
-
-/// Creates the socket: its directory root-owned 0700 (created if missing),
-/// the socket 0600, so that no one but root can connect (the kernel
-/// connects with its own credentials). A stale socket of a killed service
-/// is replaced; a live one is not.
-fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
-    let dir = socket
-        .parent()
-        .filter(|dir| dir.is_absolute())
-        .with_context(|| format!("the socket path {} must be absolute", socket.display()))?;
-    if socket.as_os_str().len() > 107 {
-        return Err(anyhow!(
-            "the socket path {} is longer than the 107 bytes a Unix socket may have",
-            socket.display()
-        ));
-    }
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(err) => return Err(err).with_context(|| format!("cannot create {}", dir.display())),
-    }
-    let metadata = std::fs::symlink_metadata(dir)
-        .with_context(|| format!("cannot inspect {}", dir.display()))?;
-    if !metadata.is_dir() || metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
-        return Err(anyhow!(
-            "{} must be a directory owned by root and writable only by root (someone else could \
-             replace the socket)",
-            dir.display()
-        ));
-    }
-    if metadata.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot make {} private", dir.display()))?;
-    }
-    match std::fs::symlink_metadata(socket) {
-        Ok(existing) if existing.file_type().is_socket() => {
-            if UnixStream::connect(socket).is_ok() {
-                return Err(anyhow!(
-                    "another service already listens on {}",
-                    socket.display()
-                ));
-            }
-            std::fs::remove_file(socket)
-                .with_context(|| format!("cannot remove the stale {}", socket.display()))?;
-        }
-        Ok(_) => {
-            return Err(anyhow!(
-                "{} exists and is not a socket; not replacing it",
-                socket.display()
-            ))
-        }
-        Err(_) => {}
-    }
-    // Bound 0600 from the start (no window where others could connect).
-    let old_mask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
-    let bound = UnixListener::bind(socket);
-    rustix::process::umask(old_mask);
-    let listener = bound.with_context(|| format!("cannot listen on {}", socket.display()))?;
-    rustix::net::listen(&listener, LISTEN_BACKLOG)
-        .with_context(|| format!("cannot listen on {}", socket.display()))?;
-    Ok(listener)
 }
 
 /// The (socket line, pipe line) `install --socket` recorded for this
@@ -332,7 +306,7 @@ fn take_over_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
 
 /// Puts the pipe line back when `core_pattern` still points at us, so that
 /// no core is lost while nothing listens.
-fn give_back_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
+pub(crate) fn give_back_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
     let (socket_line, pipe_line) = match installed_lines(options)? {
         Ok(lines) => lines,
         Err(why) => return Ok(format!("{why}: core_pattern is left as it is")),
@@ -349,18 +323,82 @@ fn give_back_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
     ))
 }
 
-/// A worker: handles connections until the service stops.
-fn work(receiver: &Mutex<Receiver<UnixStream>>, config: Option<&Path>, workers: &Arc<Workers>) {
-    loop {
-        let next = match receiver.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
-        let Ok(stream) = next else {
+/// A crash's connection, waiting for a worker.
+struct Connection {
+    stream: UnixStream,
+    pidfd: OwnedFd,
+    crash: PeerCrash,
+    /// Its uid's share of the workers when it was queued.
+    share: Option<u32>,
+}
+
+/// Raises the soft limit on open files to the hard one.
+fn raise_open_files_limit() -> io::Result<()> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
+    }
+    Ok(())
+}
+
+/// A new connection: a client that is not the kernel gets the greeting at
+/// once (and nothing else); a crash waits for a worker in its uid's queue,
+/// or is refused at once when too many of that uid's already wait.
+fn dispatch(
+    stream: UnixStream,
+    queue: &FairQueue<Connection>,
+    options: &ServeOptions,
+    log: &mut Log,
+) {
+    let (pidfd, crash) = match peer_crash(&stream) {
+        Ok(found) => found,
+        Err(reason) => {
+            // A probe (`status`, `install`) or someone else: it gets to
+            // know the service is alive, and nothing is written or fired.
+            // Never waited on: the line fits in the socket's buffer.
+            let _ = stream.set_nonblocking(true);
+            let _ = writeln!(
+                &stream,
+                "{GREETING} {}: not a crash ({reason}); nothing done",
+                std::process::id()
+            );
             return;
+        }
+    };
+    // The configuration is read for each crash, as each crash's handling
+    // does; one worker is always left to the other users.
+    let configured = Config::load(options.config.as_deref())
+        .config
+        .max_crashes_in_progress_per_user;
+    let share = crate::crash_share::effective(configured, options.workers.max(1) as u32);
+    queue.set_share(share.map(|share| share as usize));
+    let (pid, uid) = (crash.pid, crash.uid);
+    let connection = Connection {
+        stream,
+        pidfd,
+        crash,
+        share,
+    };
+    if let Err((refused, why)) = queue.push(uid, connection) {
+        log.error(format!(
+            "crash of process {pid} (uid {uid}) refused, its core lost: {why} \
+             (max_crashes_in_progress_per_user)"
+        ));
+        // Closed unanswered: the kernel dumps nothing and lets it go.
+        drop(refused);
+    }
+}
+
+/// A worker: handles connections until the service stops.
+fn work(queue: &FairQueue<Connection>, config: Option<&Path>, workers: &Arc<Workers>) {
+    while let Some(mut ticket) = queue.pop() {
+        let Some(connection) = ticket.item.take() else {
+            continue;
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle_connection(stream, config, workers.clone())
+            handle_connection(connection, config, workers.clone())
         }));
         if outcome.is_err() {
             Log::default()
@@ -382,24 +420,14 @@ enum Protocol {
     Plain,
 }
 
-/// One connection: a crash from the kernel, or a client that gets the
-/// greeting and nothing else.
-fn handle_connection(mut stream: UnixStream, config: Option<&Path>, workers: Arc<Workers>) {
-    let crash = peer_crash(&stream);
-    let (pidfd, crash) = match crash {
-        Ok(found) => found,
-        Err(reason) => {
-            // A probe (`status`, `install`) or someone else: it gets to
-            // know the service is alive, and nothing is written or fired.
-            let _ = stream.set_write_timeout(Some(PROBE_TIMEOUT));
-            let _ = writeln!(
-                stream,
-                "{GREETING} {}: not a crash ({reason}); nothing done",
-                std::process::id()
-            );
-            return;
-        }
-    };
+/// One crash from the kernel, on a worker.
+fn handle_connection(connection: Connection, config: Option<&Path>, workers: Arc<Workers>) {
+    let Connection {
+        mut stream,
+        pidfd,
+        crash,
+        share,
+    } = connection;
     let mut log = Log::default();
     let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
     let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
@@ -429,7 +457,8 @@ fn handle_connection(mut stream: UnixStream, config: Option<&Path>, workers: Arc
             }
         },
     };
-    let _ = stream.set_read_timeout(Some(CORE_STALL_TIMEOUT));
+    // The core's stream is waited on with the configured stall bound.
+    let _ = stream.set_read_timeout(None);
     let args = crash_arguments(&crash, &pidfd, config);
     let acked = Cell::new(false);
     let mut core = SocketCore {
@@ -452,7 +481,7 @@ fn handle_connection(mut stream: UnixStream, config: Option<&Path>, workers: Arc
     let signal_from_exit = || coredump_socket::exit_signal(pidfd.as_fd(), EXIT_TIMEOUT);
     handle::handle_crash(
         args,
-        Some(workers),
+        Transport::Socket { workers, share },
         &mut core,
         release,
         signal_from_exit,
@@ -524,8 +553,9 @@ struct SocketCore<'a> {
     acked: &'a Cell<bool>,
 }
 
-impl Read for SocketCore<'_> {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+impl SocketCore<'_> {
+    /// Accepts the core, once, on a `@@` connection.
+    fn accept(&mut self) -> io::Result<()> {
         if let (Some(request), false) = (self.request, self.acked.get()) {
             self.acked.set(true);
             let mut stream = self.stream;
@@ -536,8 +566,22 @@ impl Read for SocketCore<'_> {
                 )));
             }
         }
+        Ok(())
+    }
+}
+
+impl Read for SocketCore<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        self.accept()?;
         let mut stream = self.stream;
         stream.read(buffer)
+    }
+}
+
+impl crate::stall::CoreSource for SocketCore<'_> {
+    fn wait_readable(&mut self, timeout: Duration) -> io::Result<bool> {
+        self.accept()?;
+        crate::stall::wait_fd(self.stream.as_fd(), timeout)
     }
 }
 

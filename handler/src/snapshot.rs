@@ -11,7 +11,9 @@
 //! user runs a daemon, and whether its run directory can be trusted, is
 //! found by the engine's child that has become the user (a path of theirs
 //! may be a symbolic link, or on a file system that never answers). A user
-//! without a daemon costs that child, and leaves no trace in the record.
+//! without a daemon costs that child; its fire stays in the record, marked
+//! absent (`daemon_absent`), as the reason no snapshot was taken there, and
+//! is no error.
 
 use lttng_coredump_engine::Workers;
 use lttng_coredump_engine::{
@@ -24,7 +26,8 @@ use std::time::{Duration, Instant};
 const MIN_FIRE_TIME: Duration = Duration::from_millis(100);
 
 /// One fire: in which daemon, and what it did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct DaemonFire {
     /// `root` or `user UID`.
     pub daemon: String,
@@ -61,14 +64,18 @@ pub fn record_snapshots(
         .collect();
     let mut fires = fire_in(daemons, crash, plan, ActionPhase::Snapshots);
     // No daemon runs there (a user who runs none, a machine with no root
-    // daemon): nothing to say, unless the configuration names sessions to
-    // snapshot in the root daemon, which could not be.
-    fires.retain(|fire| {
-        let absent = fire.report.as_ref().is_some_and(|r| r.daemon_absent);
-        !absent
-            || (matches!(fire.target, Some(DaemonTarget::Default))
-                && !plan.extra_sessions.is_empty())
-    });
+    // daemon): the fire stays, as why there is no trace, but is no error,
+    // unless the configuration names sessions to snapshot in the root
+    // daemon, which could not be.
+    for fire in &mut fires {
+        let configured =
+            matches!(fire.target, Some(DaemonTarget::Default)) && !plan.extra_sessions.is_empty();
+        if let Some(report) = fire.report.as_mut().filter(|r| r.daemon_absent) {
+            if !configured {
+                report.errors.clear();
+            }
+        }
+    }
     fires
 }
 

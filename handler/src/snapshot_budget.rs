@@ -9,8 +9,11 @@
 //!
 //! Where the budget applies:
 //! - before firing: at most `max_snapshots_per_minute` crashes a minute get
-//!   them (counted in the core directory's ledger, under its lock); past
-//!   that a crash fires only the triggers, and its record says why;
+//!   them, and of those at most `max_snapshots_per_user_per_minute` of one
+//!   uid (root's included: each uid has that share, within the total, so
+//!   one user's crash loop leaves the rest of the budget to the others'
+//!   crashes); counted in the core directory's ledger, under its lock; past
+//!   either a crash fires only the triggers, and its record says why;
 //! - after firing: every snapshot directory so made is noted in the ledger
 //!   (path, device and inode, size, time), and the oldest noted ones are
 //!   deleted while there are more than `max_snapshot_dirs`, while they take
@@ -37,6 +40,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     pub per_minute: u32,
+    pub per_user: u32,
     pub max_dirs: u32,
     pub max_bytes: u64,
     pub max_age: Duration,
@@ -45,13 +49,25 @@ pub struct Budget {
 /// Deepest snapshot tree removed (`ust/uid/0/64-bit/...` is 5 deep).
 const MAX_DEPTH: usize = 16;
 
-/// Whether this crash may get the handler's own snapshots: `None`, or why
-/// not (to log and record).
-pub fn admit(dir: BorrowedFd<'_>, now: i64, budget: Budget) -> Result<Option<String>, String> {
+/// Stands for a uid the kernel did not give.
+const UNKNOWN_UID: u32 = u32::MAX;
+
+/// Whether this crash of `uid` may get the handler's own snapshots:
+/// `None`, or why not (to log and record).
+pub fn admit(
+    dir: BorrowedFd<'_>,
+    now: i64,
+    uid: Option<u32>,
+    budget: Budget,
+) -> Result<Option<String>, String> {
     let mut ledger = Ledger::lock(dir).map_err(|err| {
         format!("cannot use the core directory's ledger for the snapshot budget: {err}")
     })?;
-    crate::ledger::admit_snapshot_fire(&mut ledger, now, budget.per_minute)
+    let limits = crate::ledger::SnapshotLimits {
+        per_minute: budget.per_minute,
+        per_user: budget.per_user,
+    };
+    crate::ledger::admit_snapshot_fire(&mut ledger, now, uid.unwrap_or(UNKNOWN_UID), limits)
         .map_err(|err| format!("cannot update the core directory's ledger: {err}"))
 }
 
@@ -306,6 +322,7 @@ mod tests {
         };
         let budget = Budget {
             per_minute: 0,
+            per_user: 0,
             max_dirs: 2,
             max_bytes: 0,
             max_age: Duration::ZERO,

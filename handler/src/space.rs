@@ -168,6 +168,81 @@ fn protected(crashes: &[StoredCrash], claimant: Claimant<'_>) -> Vec<bool> {
         .collect()
 }
 
+/// What [`make_room`] would do for one byte with no claimant (what
+/// `vacuum` does), worked out without deleting anything: each crash, by
+/// its core's name (or its record's), oldest first, with whether it would
+/// go and why it stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Bytes that may be stored once the crashes marked to go are gone.
+    pub room: u64,
+    pub crashes: Vec<Planned>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub name: String,
+    pub bytes: u64,
+    pub owner: Option<u32>,
+    pub fate: Fate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Deleted to bring the directory within its limits.
+    Goes,
+    /// Kept: its user's newest core (every user keeps theirs).
+    NewestOfItsUser,
+    /// Kept: the directory is within its limits without deleting it.
+    WithinLimits,
+    /// Kept: deleting every crash that may go would still leave no room
+    /// (the disk is full of something else), so none goes.
+    NoUse,
+}
+
+/// See [`Plan`].
+pub fn plan(dir: BorrowedFd<'_>, policy: SpacePolicy) -> std::io::Result<Plan> {
+    let (used, crashes) = survey(dir)?;
+    let free = free_bytes(dir)?;
+    let mut room = room_for(free, used, policy);
+    let keep = protected(&crashes, Claimant::default());
+    let deletable: u64 = crashes
+        .iter()
+        .zip(&keep)
+        .filter(|(_, kept)| !**kept)
+        .map(|(crash, _)| crash.bytes)
+        .sum();
+    let no_use = room == 0 && room_for(free + deletable, used - deletable.min(used), policy) == 0;
+    let mut freed = 0u64;
+    let mut planned = Vec::new();
+    for (crash, kept) in crashes.iter().zip(keep) {
+        let fate = if kept {
+            Fate::NewestOfItsUser
+        } else if room >= 1 {
+            Fate::WithinLimits
+        } else if no_use {
+            Fate::NoUse
+        } else {
+            freed += crash.bytes;
+            room = room_for(free + freed, used.saturating_sub(freed), policy);
+            Fate::Goes
+        };
+        let shown = crash.core.as_ref().or(crash.files.first());
+        planned.push(Planned {
+            name: shown
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            bytes: crash.bytes,
+            owner: crash.owner,
+            fate,
+        });
+    }
+    Ok(Plan {
+        room,
+        crashes: planned,
+    })
+}
+
 /// Bytes that may be stored now, without deleting anything.
 pub fn room(dir: BorrowedFd<'_>, policy: SpacePolicy) -> std::io::Result<u64> {
     let (used, _) = survey(dir)?;
@@ -385,6 +460,60 @@ mod tests {
         assert_eq!(room_left, 0);
         assert!(deleted.is_empty());
         assert!(dir.join("core.c.3.3").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_plan_says_what_goes_and_why_the_rest_stays_deleting_nothing() {
+        let (dir, dirfd) = scratch("plan");
+        plant(&dir, "core.a.1.1", 1000, 400);
+        plant(&dir, "core.b.2.2", 1001, 300);
+        plant(&dir, "core.c.3.3", 1000, 200);
+        plant(&dir, "core.d.4.4", 1000, 100);
+        let (used, _) = survey(dirfd.as_fd()).unwrap();
+        // Room only once two crashes' worth is gone.
+        let policy = SpacePolicy {
+            max_dir_size: used - 2 * 64 * 1024,
+            min_free: 0,
+        };
+        let plan = plan(dirfd.as_fd(), policy).unwrap();
+        let fates: Vec<(&str, Fate)> = plan
+            .crashes
+            .iter()
+            .map(|c| (c.name.as_str(), c.fate))
+            .collect();
+        assert_eq!(
+            fates,
+            [
+                ("core.a.1.1", Fate::Goes),
+                ("core.b.2.2", Fate::NewestOfItsUser),
+                ("core.c.3.3", Fate::Goes),
+                ("core.d.4.4", Fate::NewestOfItsUser),
+            ]
+        );
+        assert!(plan.room >= 1);
+        assert!(dir.join("core.a.1.1").exists(), "a plan deletes nothing");
+        // make_room deletes what the plan said, and only that.
+        let (_, deleted) = make_room(dirfd.as_fd(), policy, 1, 0, Claimant::default()).unwrap();
+        assert_eq!(deleted, ["core.a.1.1", "core.c.3.3"]);
+        // Within the limits now: everything else stays, said so.
+        let again = super::plan(dirfd.as_fd(), policy).unwrap();
+        assert!(again
+            .crashes
+            .iter()
+            .all(|c| c.fate == Fate::NewestOfItsUser));
+        let roomy = SpacePolicy {
+            max_dir_size: u64::MAX,
+            min_free: 0,
+        };
+        plant(&dir, "core.e.0.0", 1000, 500);
+        let fates: Vec<Fate> = super::plan(dirfd.as_fd(), roomy)
+            .unwrap()
+            .crashes
+            .iter()
+            .map(|c| c.fate)
+            .collect();
+        assert_eq!(fates[0], Fate::WithinLimits);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -98,6 +98,10 @@ pub struct Status {
     pub problems: Vec<String>,
     /// What may go wrong later (at boot, under many crashes).
     pub warnings: Vec<String>,
+    /// The other crash handlers that set core_pattern at boot.
+    pub other_handlers: Vec<crate::others::Other>,
+    /// What core_pattern will be after the next boot.
+    pub after_boot: crate::others::Outlook,
     /// See the module's documentation.
     pub exit_status: u8,
 }
@@ -106,6 +110,22 @@ pub struct Status {
 pub const RECENT: Duration = Duration::from_secs(7 * 86_400);
 /// At most this many such crashes are listed.
 const MAX_TRACE_IN_CORE: usize = 10;
+/// At most this much of each one's summary is shown (whatever the record
+/// holds: a record the handler writes bounds it, an older or foreign one
+/// may not).
+const MAX_SUMMARY_SHOWN: usize = 300;
+
+/// `text`, cut at `max` bytes (on a character boundary) with `...`.
+fn shortened(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &text[..cut])
+}
 
 /// A crash whose trace is only in its core, and how to read it.
 #[derive(Debug, Clone, Serialize)]
@@ -122,13 +142,7 @@ pub struct TraceInCore {
 /// The crashes of `dir` (those this user may read) of the last [`RECENT`]
 /// whose trace is only in their core, still on disk; newest first.
 pub fn crashes_with_trace_only_in_core(dir: &Path, now: i64) -> Vec<TraceInCore> {
-    let store = crate::tools::store::Store {
-        dir: dir.to_path_buf(),
-        config: Config::default(),
-        config_path: config::DEFAULT_CONFIG_PATH.into(),
-        config_error: None,
-    };
-    let Ok(crashes) = store.crashes() else {
+    let Ok((crashes, _)) = crate::tools::store::Store::at(dir).crashes() else {
         return Vec::new();
     };
     let since = now.saturating_sub(RECENT.as_secs() as i64);
@@ -137,7 +151,7 @@ pub fn crashes_with_trace_only_in_core(dir: &Path, now: i64) -> Vec<TraceInCore>
     let mut found: Vec<TraceInCore> = crashes
         .iter()
         .filter(|c| c.time().is_some_and(|t| t >= since))
-        .filter(|c| c.record["core_trace"]["only_in_core"] == true)
+        .filter(|c| c.record.core_trace().only_in_core)
         .filter(|c| crate::tools::trace_core::core_holds_trace(c) && c.core_state().on_disk())
         .map(|c| TraceInCore {
             pid: c.pid(),
@@ -147,10 +161,7 @@ pub fn crashes_with_trace_only_in_core(dir: &Path, now: i64) -> Vec<TraceInCore>
                 .core_path()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            summary: c.record["core_trace"]["summary"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            summary: shortened(&c.record.core_trace().summary, MAX_SUMMARY_SHOWN),
             command: format!(
                 "lttng-coredump trace {} --from-core",
                 c.pid().map(|p| p.to_string()).unwrap_or("MATCH".into())
@@ -168,6 +179,23 @@ pub fn gather(
     config_path: Option<&Path>,
     sessiond_socket: &Path,
 ) -> Status {
+    gather_with(
+        kernel,
+        backup_path,
+        config_path,
+        sessiond_socket,
+        &crate::others::BootFiles::system(),
+    )
+}
+
+/// [`gather`], reading the boot's settings from `boot`.
+pub fn gather_with(
+    kernel: &KernelFiles,
+    backup_path: &Path,
+    config_path: Option<&Path>,
+    sessiond_socket: &Path,
+    boot: &crate::others::BootFiles,
+) -> Status {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let pattern = kernel.read_pattern();
@@ -183,17 +211,35 @@ pub fn gather(
         .as_ref()
         .ok()
         .and_then(|p| install::socket_of_line(p))
-        .map(|socket| match crate::serve::probe(socket) {
-            Ok(greeting) => format!("alive ({greeting})"),
-            Err(err) => {
+        .map(|socket| match crate::listen::state(socket) {
+            crate::listen::State::Alive(greeting) => format!("alive ({greeting})"),
+            crate::listen::State::NotAnswering(why) => {
                 problems.push(format!(
-                    "core_pattern sends every core to {}, and nothing serves it: {err}. THE \
-                     KERNEL DROPS EVERY CORE UNTIL A SERVICE LISTENS THERE: start it (systemctl \
-                     start lttng-coredump, or lttng-coredump serve) or put the pipe line back \
-                     (lttng-coredump install)",
+                    "core_pattern sends every core to {}, which takes connections but where no \
+                     service answers: {why}. Every crash waits there, the process held by the \
+                     kernel, until a service accepts it (a service restarting after it died is \
+                     back within seconds; start it: systemctl start lttng-coredump, or \
+                     lttng-coredump serve --hold)",
                     socket.display()
                 ));
-                "NONE".to_string()
+                format!(
+                    "NOT ANSWERING: crashes wait in the socket's backlog until a service accepts \
+                     them ({why})"
+                )
+            }
+            crate::listen::State::None(why) => {
+                problems.push(format!(
+                    "core_pattern sends every core to {}, and nothing serves it: {why}. THE \
+                     KERNEL DROPS EVERY CORE UNTIL A SERVICE LISTENS THERE: start it (systemctl \
+                     start lttng-coredump.socket lttng-coredump, or lttng-coredump serve --hold) \
+                     or put the pipe line back (lttng-coredump install)",
+                    socket.display()
+                ));
+                format!(
+                    "NONE: every core is being dropped now: the kernel cannot connect to {} \
+                     ({why}), so each crash loses its core and leaves no record",
+                    socket.display()
+                )
             }
         });
     if let (Ok(p), Some(socket_line)) = (
@@ -227,9 +273,10 @@ pub fn gather(
         Ok(limit) => warnings.extend(install::pipe_limit_warning(limit)),
         Err(err) => problems.push(format!("{err:#}")),
     }
+    warnings.extend(crate::fuse_timeout::advice(kernel));
     let sysctl_file = Path::new(crate::persist::DEFAULT_SYSCTL_FILE);
     warnings.extend(
-        crate::persist::boot_warnings(sysctl_file, installed)
+        crate::persist::boot_warnings(sysctl_file, installed, boot)
             .lines()
             .map(|l| l.strip_prefix("warning: ").unwrap_or(l).to_string()),
     );
@@ -241,6 +288,16 @@ pub fn gather(
             None
         }
     };
+    let other_handlers = crate::others::others(boot);
+    let after_boot = crate::others::after_boot(boot, backup.as_ref());
+    if installed && !after_boot.ours {
+        warnings.push(format!(
+            "{}: lttng-coredump loses core_pattern at the next boot (install --persist keeps it: \
+             its sysctl.d file sorts after systemd-coredump's 50-coredump.conf, and it masks the \
+             services that write their own line)",
+            after_boot.describe()
+        ));
+    }
     let installed_config = pattern
         .as_ref()
         .ok()
@@ -368,6 +425,8 @@ pub fn gather(
         trace_only_in_core,
         problems,
         warnings,
+        other_handlers,
+        after_boot,
         exit_status,
     }
 }
@@ -414,6 +473,31 @@ impl Status {
                     Some(file) => format!("yes ({file})"),
                     None => "no".into(),
                 }
+            ),
+        );
+        for other in &self.other_handlers {
+            line(
+                w,
+                format!(
+                    "other handler: {}{}, from {}: {}",
+                    other.name,
+                    if other.masked { " (masked)" } else { "" },
+                    other.source.display(),
+                    other.line
+                ),
+            );
+        }
+        line(
+            w,
+            format!(
+                "after the next boot: {} (set by {}{})",
+                self.after_boot.line,
+                self.after_boot.owner,
+                self.after_boot
+                    .source
+                    .as_ref()
+                    .map(|s| format!(", {}", s.display()))
+                    .unwrap_or_default()
             ),
         );
         line(
@@ -615,5 +699,14 @@ mod tests {
         assert_eq!(found[0].command, "lttng-coredump trace 950 --from-core");
         assert_eq!(found[0].summary, "a-second holds it");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_summary_is_shown_bounded_whatever_the_record_holds() {
+        assert_eq!(shortened("short", 300), "short");
+        let long = "é".repeat(1000);
+        let shown = shortened(&long, MAX_SUMMARY_SHOWN);
+        assert!(shown.len() <= MAX_SUMMARY_SHOWN + 3, "{}", shown.len());
+        assert!(shown.ends_with("..."));
     }
 }

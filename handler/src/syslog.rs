@@ -13,17 +13,30 @@ pub const DEFAULT_SOCKET: &str = "/dev/log";
 /// syslog facility LOG_DAEMON.
 const FACILITY_DAEMON: u8 = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error = 3,
     Warning = 4,
     Notice = 5,
+    #[default]
     Info = 6,
 }
 
 /// One message as the record keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Message {
     pub severity: Severity,
     pub text: String,

@@ -112,12 +112,27 @@ fn without_a_root_session_daemon_a_crash_records_no_error_unless_sessions_are_co
     guard.set_pipe_limit(16);
     guard.set(&handler_line(&binary, &config));
 
-    // Nothing asked for a snapshot, and no daemon runs: nothing to say.
+    // Nothing asked for a snapshot, and no daemon runs: no error, but the
+    // record keeps the root daemon's fire, which says it was not running,
+    // and `info` says that is why there is no trace.
     let (_, record) = crash_a_shell(&cores);
     assert_eq!(record["core"]["saved"], true, "{record:#}");
     assert_eq!(record["errors"], serde_json::json!([]), "{record:#}");
-    assert_eq!(record["fires"], serde_json::json!([]), "{record:#}");
+    let fires = record["fires"].as_array().unwrap();
+    assert_eq!(fires.len(), 1, "{record:#}");
+    assert_eq!(fires[0]["daemon"], "root", "{record:#}");
+    assert_eq!(fires[0]["report"]["daemon_absent"], true, "{record:#}");
     assert_eq!(record["snapshots"], serde_json::json!([]), "{record:#}");
+    let info = std::process::Command::new(&binary)
+        .args(["info", &record["pid"].to_string(), "--dir"])
+        .arg(&cores)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains("Trace: no snapshot: no root session daemon was running"),
+        "{info}"
+    );
 
     // A session the configuration names could not be snapshotted: said
     // once, with LTTng's code once.

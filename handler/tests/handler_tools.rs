@@ -338,20 +338,20 @@ fn crash_tools_show_a_root_crash_its_core_its_backtrace_and_its_trace() {
         Vec::<String>::new(),
         "the temporary core was left"
     );
-    // --debugger and -A: any program, given the arguments, the executable
-    // and the core.
+    // --debugger and -A: any program, given the arguments (split as a
+    // shell would: quotes keep words together), the executable and the core.
     let echoed = succeeded(&at(&[
         "debug",
         &pid.to_string(),
         "--debugger",
         "/bin/echo",
         "-A",
-        "-n hello",
+        "-n 'hello  world'",
     ]));
     assert_eq!(
         echoed,
         format!(
-            "hello {} {}",
+            "hello  world {} {}",
             crasher_path().display(),
             record["core"]["path"].as_str().unwrap()
         )
@@ -443,6 +443,21 @@ fn crash_tools_show_a_root_crash_its_core_its_backtrace_and_its_trace() {
                 >= record["time"].as_i64().unwrap() - 60
         );
     }
+    // In a pipe, a cut is said: the last 3 of the crasher's 12 events.
+    let cut = succeeded(&at(&["trace", &pid.to_string(), "-n", "3"]));
+    assert!(cut.contains("note: last 3 of 12 events"), "{cut}");
+    let whole = succeeded(&at(&["trace", &pid.to_string()]));
+    assert!(!whole.contains("note: last "), "{whole}");
+    // --json=pretty: one array of every snapshot's events.
+    let pretty = succeeded(&at(&[
+        "trace",
+        &pid.to_string(),
+        "-n",
+        "3",
+        "--json=pretty",
+    ]));
+    let events: Vec<Value> = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(events.len(), 6, "{pretty}");
     // The noise process's 4 events, from each of the two snapshots.
     let everything = succeeded(&at(&[
         "trace",

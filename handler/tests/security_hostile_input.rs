@@ -114,11 +114,19 @@ fn wrong_argument_lists_and_255_byte_fields_still_save_the_core() {
     // The PID the handler is handed is a process of this test's own.
     let stand_in = StandIn::start();
     let pid = stand_in.pid().to_string();
-    let many: Vec<OsString> = (0..500)
+    // The kernel's form (a P= field, see kernel_args::is_kernel_form),
+    // however malformed the rest.
+    let mut many: Vec<OsString> = (0..500)
         .map(|i| field("Z", &[b'a'; 64][..i % 64]))
         .collect();
+    many.insert(250, field("P", pid.as_bytes()));
     let cases: Vec<(&str, Vec<OsString>, &str)> = vec![
-        ("none", vec![], "field P= missing"),
+        ("empty-pid", vec![field("P", b"")], "field P= has no number"),
+        (
+            "only-pid",
+            vec![field("P", pid.as_bytes())],
+            "field u= missing",
+        ),
         (
             "long",
             vec![
@@ -169,6 +177,51 @@ fn wrong_argument_lists_and_255_byte_fields_still_save_the_core() {
     drop(stand_in);
     let _ = fs::remove_file(&binary);
     let _ = fs::remove_file(&config);
+}
+
+/// `handle` with arguments that are not the kernel's (no `P=` field), run
+/// as cron, ssh or a CI job would (stdin a pipe holding bytes, no
+/// terminal): its usage and exit status 2, and nothing done: no core
+/// directory made, no core, no record (the same arguments with a `P=` field
+/// save the core: the test above).
+#[test]
+fn handle_without_the_kernels_p_field_prints_its_usage_and_handles_nothing() {
+    let dir = TempDir::new("lcdsec-notkernel");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.toml");
+    let cores = dir.path().join("cores");
+    fs::write(&config, config_for(&cores, "")).unwrap();
+    let many: Vec<OsString> = (0..500).map(|_| field("Z", b"1")).collect();
+    // Each after the test's own --config: were it handled as a crash, it
+    // would land in the test's core directory, never the machine's.
+    let cases: Vec<Vec<OsString>> = vec![
+        vec![],
+        vec![OsString::from("--help")],
+        vec![OsString::from("-h")],
+        vec![field("u", b"0"), field("g", b"0"), field("s", b"11")],
+        vec![field("p", b"1"), field("e", b"P=1")],
+        many,
+    ];
+    for mut fields in cases {
+        fields.splice(0..0, [OsString::from("--config"), config.clone().into()]);
+        let output = run_bounded(
+            Command::new("sh")
+                .arg("-c")
+                .arg("printf 'not a core' | \"$0\" handle \"$@\"")
+                .arg(handler_binary!())
+                .args(&fields)
+                .env_clear()
+                .current_dir("/"),
+            CRASH_TIMEOUT,
+        );
+        assert_eq!(output.status.code(), Some(2), "{fields:?}: {output:?}");
+        let usage = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            usage.contains("usage: lttng-coredump handle") && usage.contains("P="),
+            "{fields:?}: {usage}"
+        );
+        assert!(!cores.exists(), "{fields:?} made {}", cores.display());
+    }
 }
 
 fn as_nobody(args: &[&OsStr]) {

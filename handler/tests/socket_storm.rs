@@ -4,34 +4,19 @@
 //! complete core. Its memory at rest and after the storm is printed.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, Write};
-use std::process::{Child, Stdio};
+use std::io::Write;
+use std::process::Child;
 use std::time::{Duration, Instant};
 use testsupport::core_file::*;
 use testsupport::handler::*;
 use testsupport::handler_binary;
 use testsupport::service::*;
-use testsupport::{crasher_command, unique_name, TempDir};
+use testsupport::{unique_name, TempDir};
 
 const STORM: usize = 20;
 
 fn gated_crasher() -> (Child, i32) {
-    let mut child = crasher_command()
-        .args(["--gate", &unique_name("storm"), "3", "segv", "1", "random"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid = line
-        .strip_prefix("ready ")
-        .and_then(|pid| pid.trim().parse().ok())
-        .unwrap_or_else(|| panic!("the crasher printed {line:?}"));
-    (child, pid)
+    testsupport::crasher::gated_crasher(&[&unique_name("storm"), "3", "segv", "1", "random"])
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -311,6 +311,11 @@ pub fn scan_within(core: &mut dyn CoreRead, limits: &Limits) -> Result<Scan, Err
     Ok(scan)
 }
 
+/// Fetches the metadata of the given traces under the given roots (see
+/// [`recover_with`]).
+pub type FetchMetadata<'a> =
+    dyn FnMut(&[metadata::Root], &[[u8; 16]]) -> HashMap<[u8; 16], metadata::Fetched> + 'a;
+
 /// What to recover and where.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -318,9 +323,9 @@ pub struct Options {
     pub output: PathBuf,
     /// `--metadata`: a metadata file or a trace directory.
     pub metadata: Option<PathBuf>,
-    /// Directories holding the handler's crash records (their snapshots
-    /// are searched for metadata).
-    pub record_dirs: Vec<PathBuf>,
+    /// Snapshot directories the handler's crash records name (read by the
+    /// handler through its record types), searched for metadata.
+    pub recorded_snapshots: Vec<PathBuf>,
     /// More directories to search for metadata (snapshot outputs).
     pub search: Vec<PathBuf>,
 }
@@ -352,7 +357,72 @@ pub fn recover(options: &Options) -> Result<Report, Error> {
 
 /// [`recover`] from a core already open (`options.core` names it in
 /// messages and tells where its `--shm-path` files may be).
-pub fn recover_from(mut core: Box<dyn CoreRead>, options: &Options) -> Result<Report, Error> {
+pub fn recover_from(core: Box<dyn CoreRead>, options: &Options) -> Result<Report, Error> {
+    recover_with(core, options, &mut |roots, wanted| {
+        metadata::fetch(roots, wanted)
+    })
+}
+
+/// Where a trace's metadata is searched for, in order: each group is
+/// searched only for the UUIDs the groups before it did not give (within
+/// a group the largest file wins). `--metadata`; the session's
+/// `--shm-path` (beside the buffer files the program mapped); the
+/// snapshots the crash records name, then `--search`.
+pub fn search_plan(options: &Options, scan: &Scan) -> Vec<Vec<metadata::Root>> {
+    // What the person named is resolved now (a link of theirs is meant).
+    let explicit = |path: &Path, source: String| metadata::Root {
+        path: fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        source,
+        explicit: true,
+    };
+    let mut groups = Vec::new();
+    if let Some(path) = &options.metadata {
+        groups.push(vec![explicit(
+            path,
+            format!("--metadata {}", path.display()),
+        )]);
+    }
+    let mut shm: Vec<metadata::Root> = Vec::new();
+    for s in &scan.streams {
+        if let Some(file) = &s.file {
+            if !file.ends_with(" (deleted)") {
+                if let Some(dir) = Path::new(file).parent() {
+                    let path = dir.join("metadata");
+                    if !shm.iter().any(|r| r.path == path) {
+                        shm.push(metadata::Root {
+                            path,
+                            source: "the session's --shm-path".into(),
+                            explicit: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    groups.push(shm);
+    let mut snapshots = Vec::new();
+    for snap in &options.recorded_snapshots {
+        snapshots.push(metadata::Root {
+            source: format!("a snapshot recorded by the handler ({})", snap.display()),
+            path: snap.clone(),
+            explicit: false,
+        });
+    }
+    for dir in &options.search {
+        snapshots.push(explicit(dir, format!("{}", dir.display())));
+    }
+    groups.push(snapshots);
+    groups
+}
+
+/// [`recover_from`], with the metadata of each group of [`search_plan`]
+/// fetched by `fetch` (given the group's roots and the UUIDs still
+/// missing): root's tools fetch what a user may have chosen as that user.
+pub fn recover_with(
+    mut core: Box<dyn CoreRead>,
+    options: &Options,
+    fetch: &mut FetchMetadata<'_>,
+) -> Result<Report, Error> {
     let kind = core.describe();
     let scan =
         scan(core.as_mut()).map_err(|e| Error(format!("{}: {e}", options.core.display())))?;
@@ -414,7 +484,7 @@ pub fn recover_from(mut core: Box<dyn CoreRead>, options: &Options) -> Result<Re
             text,
         });
     }
-    let traces = write_traces(options, &scan, &mut text)?;
+    let traces = write_traces(options, &scan, &mut text, fetch)?;
     let missing = traces.iter().filter(|t| t.metadata.is_none()).count();
     let status = if missing == 0 {
         let _ = writeln!(text, "recovered: babeltrace2 {}", options.output.display());
@@ -512,23 +582,27 @@ fn private_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error(format!("creating {}: {e}", dir.display())))
 }
 
-/// Copies a file to a new file readable by its owner only.
-fn copy_private(src: &Path, dst: &Path) -> std::io::Result<()> {
-    let mut from = fs::File::open(src)?;
+/// Writes `bytes` to a new file readable by its owner only.
+fn write_private(dst: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut to = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(dst)?;
-    std::io::copy(&mut from, &mut to)?;
-    Ok(())
+    to.write_all(bytes)
 }
 
 fn stream_name(stream_id: u32, cpu: u64) -> String {
     format!("stream{stream_id}_{cpu}")
 }
 
-fn write_traces(options: &Options, scan: &Scan, text: &mut String) -> Result<Vec<TraceOut>, Error> {
+fn write_traces(
+    options: &Options,
+    scan: &Scan,
+    text: &mut String,
+    fetch: &mut FetchMetadata<'_>,
+) -> Result<Vec<TraceOut>, Error> {
     let out = &options.output;
     match fs::read_dir(out) {
         Ok(mut entries) => {
@@ -560,43 +634,27 @@ fn write_traces(options: &Options, scan: &Scan, text: &mut String) -> Result<Vec
         let packets: Vec<&Packet> = s.packets.iter().filter(|p| p.uuid == first.uuid).collect();
         files.insert(name, packets);
     }
-    // Metadata candidates, in the documented order; the first source that
-    // has a UUID wins.
-    let mut sources: Vec<HashMap<[u8; 16], metadata::Found>> = Vec::new();
-    if let Some(path) = &options.metadata {
-        let mut found = HashMap::new();
-        metadata::scan_tree(path, &format!("--metadata {}", path.display()), &mut found);
-        sources.push(found);
-    }
-    let mut shm = HashMap::new();
-    for s in &scan.streams {
-        if let Some(file) = &s.file {
-            if !file.ends_with(" (deleted)") {
-                if let Some(dir) = Path::new(file).parent() {
-                    metadata::scan_tree(
-                        &dir.join("metadata"),
-                        "the session's --shm-path",
-                        &mut shm,
-                    );
-                }
+    // Metadata, in the documented order: the first group that has a UUID
+    // gives it.
+    let mut fetched: HashMap<[u8; 16], metadata::Fetched> = HashMap::new();
+    for group in search_plan(options, scan) {
+        let wanted: Vec<[u8; 16]> = traces
+            .keys()
+            .filter(|uuid| !fetched.contains_key(*uuid))
+            .copied()
+            .collect();
+        if wanted.is_empty() {
+            break;
+        }
+        if group.is_empty() {
+            continue;
+        }
+        for (uuid, found) in fetch(&group, &wanted) {
+            if wanted.contains(&uuid) {
+                fetched.entry(uuid).or_insert(found);
             }
         }
     }
-    sources.push(shm);
-    let mut snapshots = HashMap::new();
-    for dir in &options.record_dirs {
-        for snap in metadata::snapshots_in_records(dir) {
-            metadata::scan_tree(
-                &snap,
-                &format!("a snapshot recorded by the handler ({})", snap.display()),
-                &mut snapshots,
-            );
-        }
-    }
-    for dir in &options.search {
-        metadata::scan_tree(dir, &format!("{}", dir.display()), &mut snapshots);
-    }
-    sources.push(snapshots);
 
     let mut written = Vec::new();
     for (uuid, files) in traces {
@@ -637,11 +695,11 @@ fn write_traces(options: &Options, scan: &Scan, text: &mut String) -> Result<Vec
             );
             trace.files.push((name, packets.len(), partial));
         }
-        if let Some(found) = sources.iter().find_map(|s| s.get(&uuid)) {
+        if let Some(metadata::Fetched { found, bytes }) = fetched.get(&uuid) {
             let dst = dir.join("metadata");
-            copy_private(&found.path, &dst).map_err(|e| {
+            write_private(&dst, bytes).map_err(|e| {
                 Error(format!(
-                    "copying metadata {} to {}: {e}",
+                    "writing the metadata of {} to {}: {e}",
                     found.path.display(),
                     dst.display()
                 ))

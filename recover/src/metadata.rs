@@ -3,11 +3,21 @@
 //! UUID is the packets' — given by the user, left by a `--shm-path`
 //! session, or in a snapshot already recorded (the handler's crash records
 //! name them). Searches are bounded: a hostile tree cannot make them long.
+//!
+//! The trees searched are often a user's (their snapshot outputs, their
+//! `--shm-path`): every file is opened once, `O_PATH` without following a
+//! link, checked to be a regular file on that descriptor, and only then
+//! reopened for reading through it (so a device, a FIFO or a socket is
+//! never opened, whatever is swapped in), and the metadata copied is the
+//! very bytes whose UUID was checked ([`fetch`]): a file swapped between the
+//! search and the copy is never what gets copied. Root's tools do the
+//! search of a user's tree as that user (the handler's `user_child`).
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Packetized CTF metadata's magic (in the first 4 bytes, either order).
@@ -16,7 +26,8 @@ const METADATA_MAGIC: u32 = 0x75D1_1D57;
 const PEEK: u64 = 1 << 16;
 const MAX_DEPTH: usize = 8;
 const MAX_ENTRIES: usize = 50_000;
-const MAX_RECORD: u64 = 4 << 20;
+/// Largest metadata file copied (a session's metadata is KiB to a few MiB).
+pub const MAX_METADATA: u64 = 64 << 20;
 
 /// A metadata file found for a UUID.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,47 +82,146 @@ pub fn format_uuid(uuid: &[u8; 16]) -> String {
     )
 }
 
-fn file_uuid(path: &Path) -> Option<([u8; 16], u64)> {
-    // Non-blocking, and regular files only: a FIFO or a device swapped in
-    // for a file of a user's tree must not hang (or feed) a root reader.
-    let file = fs::OpenOptions::new()
+/// Opens `path` for reading only when it is a regular file: first with
+/// `O_PATH` and without following a link (which opens nothing: no device's
+/// open routine runs, no FIFO blocks), checked on that descriptor, then
+/// reopened through it, non-blocking (it is the same file: a swap of the
+/// name after the check changes nothing).
+pub fn open_regular(path: &Path) -> Option<fs::File> {
+    let handle = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
         .open(path)
         .ok()?;
-    let meta = file.metadata().ok()?;
+    let meta = handle.metadata().ok()?;
     if !meta.is_file() {
         return None;
     }
-    let len = meta.len();
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", handle.as_raw_fd()))
+        .ok()?;
+    let reopened = file.metadata().ok()?;
+    (reopened.is_file() && reopened.dev() == meta.dev() && reopened.ino() == meta.ino())
+        .then_some(file)
+}
+
+fn file_uuid(path: &Path) -> Option<([u8; 16], u64)> {
+    let file = open_regular(path)?;
+    let len = file.metadata().ok()?.len();
     let mut head = Vec::new();
     file.take(PEEK).read_to_end(&mut head).ok()?;
     metadata_uuid(&head).map(|uuid| (uuid, len))
+}
+
+/// The bytes of the metadata file `path` when it declares `uuid`: read
+/// once, from a regular file ([`open_regular`]), at most [`MAX_METADATA`]
+/// bytes, and its UUID checked on those very bytes.
+pub fn read_verified(path: &Path, uuid: &[u8; 16]) -> Result<Vec<u8>, String> {
+    let file = open_regular(path).ok_or("not a regular file (or gone)")?;
+    let mut bytes = Vec::new();
+    file.take(MAX_METADATA + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_METADATA {
+        return Err(format!("larger than {MAX_METADATA} bytes"));
+    }
+    if metadata_uuid(&bytes).as_ref() != Some(uuid) {
+        return Err(format!(
+            "it no longer declares the trace {}",
+            format_uuid(uuid)
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Where metadata may be searched, and what to call it in the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    pub path: PathBuf,
+    pub source: String,
+    /// Named by the person running the command (`--metadata`, `--search`),
+    /// rather than found in the core or the crash records (where a user
+    /// may have chosen it).
+    pub explicit: bool,
+}
+
+/// Metadata read for a trace: where it was found, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub found: Found,
+    pub bytes: Vec<u8>,
+}
+
+/// The metadata of each of `wanted` found under `roots` (the largest file
+/// per UUID, read as [`read_verified`] does; one that fails that is passed
+/// over for the next largest).
+pub fn fetch(roots: &[Root], wanted: &[[u8; 16]]) -> HashMap<[u8; 16], Fetched> {
+    let mut candidates: HashMap<[u8; 16], Vec<Found>> = HashMap::new();
+    for root in roots {
+        let mut found = HashMap::new();
+        scan_tree_all(&root.path, &root.source, &mut candidates, &mut found);
+    }
+    let mut out = HashMap::new();
+    for uuid in wanted {
+        let Some(list) = candidates.get_mut(uuid) else {
+            continue;
+        };
+        list.sort_by_key(|f| std::cmp::Reverse(f.len));
+        for found in list.iter() {
+            if let Ok(bytes) = read_verified(&found.path, uuid) {
+                let mut found = found.clone();
+                found.len = bytes.len() as u64;
+                out.insert(*uuid, Fetched { found, bytes });
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// [`scan_tree`], also keeping every candidate per UUID in `all`.
+fn scan_tree_all(
+    root: &Path,
+    source: &str,
+    all: &mut HashMap<[u8; 16], Vec<Found>>,
+    best: &mut HashMap<[u8; 16], Found>,
+) {
+    walk(root, &mut |path| {
+        if let Some((uuid, len)) = file_uuid(path) {
+            let found = Found {
+                path: path.to_path_buf(),
+                len,
+                source: source.to_owned(),
+            };
+            all.entry(uuid).or_default().push(found.clone());
+            if best.get(&uuid).is_none_or(|f| f.len < len) {
+                best.insert(uuid, found);
+            }
+        }
+    });
 }
 
 /// Every `metadata` file under `root` (or `root` itself when it is a
 /// file), by UUID, the largest per UUID (metadata only grows: the largest
 /// declares the most).
 pub fn scan_tree(root: &Path, source: &str, into: &mut HashMap<[u8; 16], Found>) {
+    let mut all = HashMap::new();
+    scan_tree_all(root, source, &mut all, into);
+}
+
+/// Calls `consider` on `root` when it is a file, else on every file named
+/// `metadata` under it, links never followed below `root`, within
+/// [`MAX_DEPTH`] and [`MAX_ENTRIES`].
+fn walk(root: &Path, consider: &mut dyn FnMut(&Path)) {
     let mut budget = MAX_ENTRIES;
-    let consider = |path: &Path, into: &mut HashMap<[u8; 16], Found>| {
-        if let Some((uuid, len)) = file_uuid(path) {
-            let better = into.get(&uuid).is_none_or(|f| f.len < len);
-            if better {
-                into.insert(
-                    uuid,
-                    Found {
-                        path: path.to_path_buf(),
-                        len,
-                        source: source.to_owned(),
-                    },
-                );
-            }
-        }
-    };
     let Ok(meta) = fs::metadata(root) else { return };
     if meta.is_file() {
-        consider(root, into);
+        consider(root);
+        return;
+    }
+    if !meta.is_dir() {
         return;
     }
     let mut stack = vec![(root.to_path_buf(), 0usize)];
@@ -132,53 +242,10 @@ pub fn scan_tree(root: &Path, source: &str, into: &mut HashMap<[u8; 16], Found>)
             if kind.is_dir() && depth < MAX_DEPTH {
                 stack.push((path, depth + 1));
             } else if kind.is_file() && entry.file_name() == "metadata" {
-                consider(&path, into);
+                consider(&path);
             }
         }
     }
-}
-
-/// The snapshot directories the handler's crash records in `dir` name (and
-/// the directories holding them: a session's other snapshots, taken
-/// before, are there too).
-pub fn snapshots_in_records(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten().take(MAX_ENTRIES) {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let Ok(file) = fs::File::open(&path) else {
-            continue;
-        };
-        let mut text = Vec::new();
-        if file.take(MAX_RECORD).read_to_end(&mut text).is_err() {
-            continue;
-        }
-        let Ok(record) = serde_json::from_slice::<serde_json::Value>(&text) else {
-            continue;
-        };
-        let Some(snapshots) = record.get("snapshots").and_then(|s| s.as_array()) else {
-            continue;
-        };
-        for snapshot in snapshots {
-            if let Some(p) = snapshot.get("path").and_then(|p| p.as_str()) {
-                let p = PathBuf::from(p);
-                if let Some(parent) = p.parent() {
-                    if !out.iter().any(|o| o == parent) {
-                        out.push(parent.to_path_buf());
-                    }
-                }
-                if !out.contains(&p) {
-                    out.push(p);
-                }
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -163,7 +163,22 @@ impl CoreRead for ZstdCore {
 /// Opens a core file, compressed or not (told by its first bytes, not its
 /// name).
 pub fn open_core(path: &Path) -> io::Result<Box<dyn CoreRead>> {
-    core_of_file(File::open(path)?)
+    // Only a regular file is opened (a link the caller named is followed):
+    // a FIFO would block, a device's open could do anything.
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)?;
+    if !handle.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let file = File::open(format!("/proc/self/fd/{}", handle.as_raw_fd()))?;
+    core_of_file(file)
 }
 
 /// A core already open (by its caller's own safe means: the handler's

@@ -437,15 +437,11 @@ fn metadata_is_found_by_uuid_in_the_snapshots_the_handlers_records_name() {
         packetized_metadata(b"ffffffffffffffff", "x"),
     )
     .unwrap();
-    let record = serde_json::json!({
-        "snapshots": [{"daemon": "root", "path": snapshots.join("snapshot-2")}],
-    });
-    std::fs::write(dir.join("core.y.5.6.json"), record.to_string()).unwrap();
-    std::fs::write(dir.join("broken.json"), "{").unwrap();
+    // What a record naming snapshot-2 gives: it, and the directory it is in.
     let report = crate::recover(&crate::Options {
         core,
         output: dir.join("out"),
-        record_dirs: vec![dir.clone()],
+        recorded_snapshots: vec![snapshots.join("snapshot-2"), snapshots.clone()],
         ..Default::default()
     })
     .unwrap();

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use testsupport::crasher::traced_command_as;
-use testsupport::journald::Journald;
+use testsupport::journald::StandaloneJournald;
 use testsupport::kernel_cores::{Crashed, KernelCores};
 use testsupport::process::{output_text, run_bounded};
 use testsupport::report_programs::CRASHER;
@@ -64,7 +64,7 @@ fn entry_for(user: &TestUser, crash: &Crashed, core: &Path) -> (Entry, String) {
 
 #[test]
 fn crash_entries_read_back_with_coredumpctl_info_and_debug_plain_and_zstd() {
-    let journald = Journald::start();
+    let journald = StandaloneJournald::start();
     let user = TestUser::create("lcdrep-journal", false);
     let mut cores = KernelCores::new("report-journal");
     let plain = cores.crash(traced_command_as(user.uid, user.gid, CRASHER).arg("segv"));
@@ -117,7 +117,7 @@ fn crash_entries_read_back_with_coredumpctl_info_and_debug_plain_and_zstd() {
 
 #[test]
 fn an_entry_too_large_for_a_datagram_goes_through_a_memfd_whole() {
-    let journald = Journald::start();
+    let journald = StandaloneJournald::start();
     // Larger than any datagram the kernel takes (a socket's send buffer is
     // at most net.core.wmem_max).
     let wmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")

@@ -19,6 +19,7 @@ mod sessiond;
 pub use kernel_settings::{KernelSettingsGuard, Restorer, Saved};
 
 use crate::install::{self, KernelFeatures, KernelFiles};
+use crate::record_read::StoredRecord;
 use anyhow::{anyhow, Context as _};
 use lttng_ctl::{
     BufferType, ChannelBuilder, Domain, EventBuilder, Session, SessionBuilder, SessionOutput,
@@ -433,59 +434,59 @@ fn wait_for_record(core_dir: &Path, pid: i32, interrupted: &AtomicBool) -> Step<
     }
 }
 
-fn read_record(path: &Path) -> Step<serde_json::Value> {
+fn read_record(path: &Path) -> Step<StoredRecord> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("the crash record {} is not JSON", path.display()))
+    StoredRecord::parse(&bytes).map_err(|err| anyhow!("the crash record {}: {err}", path.display()))
 }
 
 /// Prints what the crash left, from its record; an error when the core or
 /// the snapshot is missing.
-fn report(record: &serde_json::Value, session: &str) -> Step<()> {
+fn report(record: &StoredRecord, session: &str) -> Step<()> {
     let mut problems = Vec::new();
     println!("\nThe crash left:");
-    let core = &record["core"];
-    match core["path"].as_str() {
+    let core = record.core();
+    match core.path {
         Some(path) => {
-            let size = core["size"].as_u64().unwrap_or(0);
+            let size = core.size;
             println!("  core:      {path}");
             println!(
                 "  core size: {size} bytes ({}){}",
                 human_size(size),
-                match core["truncated_reason"].as_str() {
+                match core.truncated_reason {
                     Some(reason) => format!(", cut short: {reason}"),
                     None => ", complete".into(),
                 }
             );
         }
         None => {
-            let reason = core["not_saved_reason"]
-                .as_str()
-                .unwrap_or("no reason given");
+            let reason = core.not_saved_reason.unwrap_or("no reason given");
             println!("  core:      none ({reason})");
             problems.push(format!("the core was not saved: {reason}"));
         }
     }
-    let ours: Vec<&serde_json::Value> = record["snapshots"]
-        .as_array()
-        .map(|entries| entries.iter().filter(|e| e["session"] == session).collect())
-        .unwrap_or_default();
-    let snapshot = ours.iter().find_map(|entry| entry["path"].as_str());
+    let ours: Vec<_> = record
+        .snapshots()
+        .iter()
+        .filter(|e| e.session == session)
+        .collect();
+    let snapshot = ours.iter().find_map(|entry| entry.path.as_deref());
     match snapshot {
         Some(path) => println!("  snapshot:  {path}"),
         None => {
+            let reasons = record.trace_absence();
             let why = ours
                 .iter()
-                .find_map(|entry| entry["error"].as_str())
-                .unwrap_or("the record names no snapshot of the demo session");
+                .find_map(|entry| entry.error.clone())
+                .or_else(|| (!reasons.is_empty()).then(|| reasons.join("; ")))
+                .unwrap_or_else(|| "the record names no snapshot of the demo session".into());
             println!("  snapshot:  none ({why})");
             problems.push(format!("no snapshot: {why}"));
         }
     }
-    if let Some(errors) = record["errors"].as_array().filter(|e| !e.is_empty()) {
+    if !record.errors().is_empty() {
         println!("  the handler met these problems:");
-        for error in errors {
-            println!("    - {}", error.as_str().unwrap_or("?"));
+        for error in record.errors() {
+            println!("    - {error}");
         }
     }
     if let Some(path) = snapshot {

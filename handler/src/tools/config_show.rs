@@ -1,12 +1,16 @@
-//! `lttng-coredump config`: the configuration in effect, every key with its
-//! value and where the value comes from (the file's line, or the default,
-//! and why when the file's value was refused).
+//! `lttng-coredump config`: the configuration the handler uses, read with
+//! the handler's own loader and trust checks, every key with its value and
+//! where the value comes from (the file's line, or the default, and why
+//! when the file's value was refused), the core directory the handler
+//! actually uses (the default, when the configured one is unsafe), and a
+//! non-zero exit status when it printed a problem (`--check`: only the
+//! problems, for scripts).
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::config_parse;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use toml::Value;
 
@@ -57,6 +61,10 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
             config.max_snapshots_per_minute.to_string(),
         ),
         (
+            "max_snapshots_per_user_per_minute".into(),
+            config.max_snapshots_per_user_per_minute.to_string(),
+        ),
+        (
             "max_snapshot_dirs".into(),
             config.max_snapshot_dirs.to_string(),
         ),
@@ -65,6 +73,18 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
         (
             "snapshot_deadline".into(),
             duration(config.snapshot_deadline),
+        ),
+        (
+            "max_crashes_in_progress_per_user".into(),
+            config.max_crashes_in_progress_per_user.to_string(),
+        ),
+        (
+            "core_stall_timeout".into(),
+            duration(config.core_stall_timeout),
+        ),
+        (
+            "abort_stalled_fuse".into(),
+            config.abort_stalled_fuse.to_string(),
         ),
         (
             "snapshot_sessions".into(),
@@ -108,41 +128,60 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
     out
 }
 
-/// The report: `key = value  # source`.
-pub fn report(path: &Path, text: Option<&str>, load_error: Option<&str>) -> String {
-    let parsed = text.map(config_parse::parse);
-    let config = parsed
-        .as_ref()
-        .map(|p| p.config.clone())
-        .unwrap_or_default();
+/// What `config` shows: the file's values (or the defaults), where each
+/// comes from, the core directory the handler actually uses, and every
+/// problem.
+pub struct Shown {
+    pub text: String,
+    pub problems: Vec<String>,
+}
+
+/// The report: a heading, the problems (`# problem: ...`), then
+/// `key = value  # source` for every key. `parsed`: the file as the handler
+/// reads it (none: no file, or one the handler refuses, said by `heading`);
+/// `core_dir`: the directory the handler uses instead of the configured
+/// one, and why.
+pub fn report(
+    path: &Path,
+    parsed: Option<&config_parse::Parsed>,
+    heading: &str,
+    mut problems: Vec<String>,
+    core_dir: Option<(PathBuf, String)>,
+) -> Shown {
+    let config = parsed.map(|p| p.config.clone()).unwrap_or_default();
     let mut out = String::new();
-    match (text, load_error) {
-        (Some(_), _) => writeln!(out, "# configuration {}", path.display()),
-        (None, Some(error)) => writeln!(out, "# {error}"),
-        (None, None) => writeln!(
-            out,
-            "# no configuration file at {}: every value is the default",
-            path.display()
-        ),
+    writeln!(out, "# {heading}").expect("String");
+    if let Some(parsed) = parsed {
+        problems.splice(0..0, parsed.problems.iter().cloned());
     }
-    .expect("String");
-    let problems = parsed
-        .as_ref()
-        .map(|p| p.problems.clone())
-        .unwrap_or_default();
+    if let Some((_, why)) = &core_dir {
+        problems.push(why.clone());
+    }
     for problem in &problems {
-        writeln!(out, "# problem: {problem}").expect("String");
+        writeln!(out, "# problem: {}", super::human::text(problem)).expect("String");
     }
     let mut in_chain = false;
     for (key, value) in values(&config) {
-        let line = parsed.as_ref().and_then(|p| p.lines.get(&key).copied());
-        let refused = problems
-            .iter()
-            .any(|p| line.is_some_and(|l| p.starts_with(&format!("line {l},"))));
-        let source = match line {
-            Some(line) if refused => format!("default ({}:{line} was refused)", path.display()),
-            Some(line) => format!("{}:{line}", path.display()),
-            None => "default".into(),
+        let line = parsed.and_then(|p| p.lines.get(&key).copied());
+        let refused = parsed.is_some_and(|p| p.refused.contains(&key));
+        let (value, source) = match (&core_dir, key.as_str()) {
+            (Some((used, _)), "core_dir") => (
+                Value::String(used.to_string_lossy().into_owned()).to_string(),
+                format!(
+                    "used by the handler instead of {} (see the problem above)",
+                    config.core_dir.display()
+                ),
+            ),
+            _ => (
+                value,
+                match line {
+                    Some(line) if refused => {
+                        format!("default ({}:{line} was refused)", path.display())
+                    }
+                    Some(line) => format!("{}:{line}", path.display()),
+                    None => "default".into(),
+                },
+            ),
         };
         let shown_key = match key.strip_prefix("chain.") {
             Some(chain_key) => {
@@ -159,31 +198,76 @@ pub fn report(path: &Path, text: Option<&str>, load_error: Option<&str>) -> Stri
     if !in_chain {
         writeln!(out, "# [chain]: none (no core is handed on)").expect("String");
     }
-    out
+    Shown {
+        text: out,
+        problems,
+    }
 }
 
-pub fn run(source: &super::SourceArgs) -> Result<ExitCode> {
-    let store = super::store::Store::open(source);
-    let path = store.config_path.clone();
-    // The file's text, if this user may read it; the checks of ownership
-    // and mode are the handler's (Config::load), reported as is.
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-        Err(err) => {
-            return Err(err).with_context(|| format!("cannot read {}", path.display()));
+pub fn run(args: &super::ConfigArgs) -> Result<ExitCode> {
+    // A file named with --config must be the handler's to read: an error
+    // otherwise (Source says why).
+    let source = super::source::Source::resolve(&super::SourceArgs {
+        config: args.config.clone(),
+        dir: None,
+    })?;
+    let path = source.config_path.clone();
+    let (parsed, heading, problems) = match config::read_checked(&path) {
+        Ok(parsed) => (
+            Some(parsed),
+            format!("configuration {}", path.display()),
+            Vec::new(),
+        ),
+        Err(_) if source.missing => (
+            None,
+            format!(
+                "no configuration file at {}: every value is the default",
+                path.display()
+            ),
+            Vec::new(),
+        ),
+        Err(error) => (
+            None,
+            format!(
+                "configuration {}: not used by the handler, which uses the defaults",
+                path.display()
+            ),
+            vec![format!(
+                "configuration {}: {error}; the handler uses the defaults",
+                path.display()
+            )],
+        ),
+    };
+    let configured = parsed
+        .as_ref()
+        .map(|p| p.config.core_dir.clone())
+        .unwrap_or_else(|| config::DEFAULT_CORE_DIR.into());
+    let (used, dir_problems) =
+        crate::coredir::would_use(&configured, Path::new(config::DEFAULT_CORE_DIR));
+    let core_dir = match used {
+        Some(used) if used == configured => None,
+        Some(used) => Some((used, dir_problems.join("; "))),
+        None => Some((
+            configured.clone(),
+            format!(
+                "{}: the handler has no usable core directory and saves no core",
+                dir_problems.join("; ")
+            ),
+        )),
+    };
+    let shown = report(&path, parsed.as_ref(), &heading, problems, core_dir);
+    if args.check {
+        for problem in &shown.problems {
+            println!("problem: {}", super::human::text(problem));
         }
-    };
-    let untrusted = store
-        .config_error
-        .as_deref()
-        .filter(|e| e.contains("not trusted") || e.contains("No such file"));
-    let report = match untrusted {
-        Some(error) => report(&path, None, Some(error)),
-        None => report(&path, text.as_deref(), None),
-    };
-    print!("{report}");
-    Ok(ExitCode::SUCCESS)
+    } else {
+        print!("{}", shown.text);
+    }
+    Ok(if shown.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]
@@ -237,7 +321,16 @@ mod tests {
     #[test]
     fn the_report_says_where_each_value_comes_from() {
         let text = "save_core = false\nzstd_level = 99\n";
-        let report = report(Path::new("/etc/x.toml"), Some(text), None);
+        let parsed = config_parse::parse(text);
+        let shown = report(
+            Path::new("/etc/x.toml"),
+            Some(&parsed),
+            "configuration /etc/x.toml",
+            Vec::new(),
+            None,
+        );
+        assert_eq!(shown.problems.len(), 1, "{:?}", shown.problems);
+        let report = shown.text;
         assert!(
             report.contains("save_core = false  # /etc/x.toml:1"),
             "{report}"

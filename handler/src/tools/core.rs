@@ -23,9 +23,10 @@ pub fn open(crash: &Crash) -> Result<File> {
         anyhow!(
             "the crash of PID {} has no core: {}",
             crash.pid().map(|p| p.to_string()).unwrap_or("?".into()),
-            crash.record["core"]["not_saved_reason"]
-                .as_str()
-                .map(super::human::escape)
+            crash
+                .core()
+                .not_saved_reason
+                .map(super::human::text)
                 .unwrap_or("no reason recorded".into())
         )
     })?;
@@ -115,7 +116,7 @@ pub fn create_private(path: &Path, exclusive: bool) -> Result<File> {
 }
 
 pub fn dump(args: &DumpArgs) -> Result<ExitCode> {
-    let crash = show::latest(&args.selection)?;
+    let crash = show::latest(&args.selection, args.count)?;
     let file = open(&crash)?;
     let mut from = reader(&crash, file)?;
     let core = crash.core_path().unwrap_or_default();
@@ -126,12 +127,14 @@ pub fn dump(args: &DumpArgs) -> Result<ExitCode> {
                 .with_context(|| format!("copying {} to {}", core.display(), path.display()))?;
             to.sync_all()
                 .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
-                "core of PID {} ({} bytes) written to {}",
-                crash.pid().unwrap_or(0),
-                bytes,
-                path.display()
-            );
+            if !args.selection.quiet {
+                eprintln!(
+                    "core of PID {} ({}) written to {}",
+                    crash.pid().unwrap_or(0),
+                    super::human::size(bytes),
+                    path.display()
+                );
+            }
         }
         None => {
             let stdout = io::stdout();

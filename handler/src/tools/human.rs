@@ -1,6 +1,9 @@
 //! Text for people: sizes in binary units, times ago, user names, and
 //! escaping of what a crashing process chose (its name, command line,
-//! executable path, events) so that it cannot drive the terminal.
+//! executable path, events) so that it cannot drive the terminal, nor
+//! reorder what it shows (the Unicode bidirectional controls). Text the
+//! handler wrote, already escaped where it quotes such names, is shown as
+//! it is ([`text`]): escaped once, never twice.
 
 use std::fmt::Write as _;
 
@@ -29,7 +32,7 @@ pub fn escape(text: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
+            c if c.is_control() || crate::sanitize::is_bidi_control(c) => {
                 write!(out, "\\x{:02x}", c as u32).expect("String");
             }
             c => out.push(c),
@@ -38,12 +41,20 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Text the handler or the tools wrote (a message, a reason): printed as
+/// it is, backslashes included (it is already escaped where it quotes what
+/// a process chose), with only control characters and bidirectional
+/// controls escaped, should any have come through.
+pub fn text(text: &str) -> String {
+    escape_controls(text)
+}
+
 /// Only control characters escaped: for text that is already quoted and
 /// escaped (babeltrace2's), whose backslashes must stay as they are.
 pub fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
+        if c.is_control() || crate::sanitize::is_bidi_control(c) {
             write!(out, "\\x{:02x}", c as u32).expect("String");
         } else {
             out.push(c);
@@ -113,6 +124,17 @@ mod tests {
         assert_eq!(escape("a\x1b[2Jb\nc\\"), "a\\x1b[2Jb\\nc\\\\");
         assert_eq!(escape("plain é"), "plain é");
         assert_eq!(escape("\u{9b}31m"), "\\x9b31m");
+    }
+
+    #[test]
+    fn the_handlers_text_is_escaped_once_not_twice() {
+        // The handler logged a hostile argument, escaped: shown as it is.
+        let logged = "argument \"\\x7fELF\\n\" is not KEY=VALUE";
+        assert_eq!(text(logged), logged);
+        assert_ne!(escape(logged), logged, "escape would double it");
+        // A control or bidi character that came through is still escaped.
+        assert_eq!(text("a\x1b[2Jb\u{202e}"), "a\\x1b[2Jb\\x202e");
+        assert_eq!(escape("x\u{202e}y"), "x\\x202ey");
     }
 
     #[test]

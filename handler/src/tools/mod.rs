@@ -12,29 +12,38 @@ pub mod config_show;
 pub mod core;
 pub mod debug;
 pub mod human;
+pub mod output;
 pub mod select;
 pub mod show;
+pub mod source;
 pub mod store;
 pub mod trace;
 pub mod trace_core;
 pub mod trace_text;
+pub mod user_side;
 pub mod vacuum;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The crash tools' subcommands (flattened into the main command line).
+///
+/// Those that select crashes (list, info, debug, dump, trace) take
+/// coredumpctl's options: MATCH arguments, -1, -n N, -r, -S/-U,
+/// --json=short|pretty, --no-pager, -q.
 #[derive(Subcommand, Debug)]
 pub enum CrashCommand {
     /// One line a crash: time, PID, uid, signal, core (present or not and
     /// its size), whether a trace snapshot was taken, program.
     List(ListArgs),
-    /// Everything the crash records hold, laid out for people, with the paths.
+    /// Everything the crash records hold, laid out for people, with the
+    /// paths, and why there is no trace when there is none.
     Info(ListArgs),
     /// Run a debugger (gdb) on the executable and the core of the latest
     /// matching crash. Without a terminal, gdb runs in batch mode and
     /// prints the backtrace (`bt`).
+    #[command(visible_alias = "gdb")]
     Debug(DebugArgs),
     /// Write the core of the latest matching crash, decompressed, to a file
     /// or to standard output.
@@ -45,18 +54,23 @@ pub enum CrashCommand {
     Trace(TraceArgs),
     /// Apply the retention rules now (the handler applies them on every
     /// crash): delete the oldest cores past the directory size and free
-    /// space limits.
-    Vacuum(SourceArgs),
-    /// Print the configuration in effect: every key, its value, and where
-    /// the value comes from (the file's line, or the default).
-    Config(SourceArgs),
+    /// space limits, and those past max_age; say what is kept and why.
+    Vacuum(VacuumArgs),
+    /// Print the configuration the handler uses: every key, its value, and
+    /// where the value comes from (the file's line, or the default), read
+    /// with the handler's own checks. Exit status: 0 when the file is used
+    /// as written; 1 when the command printed a problem (a key refused, an
+    /// unsafe core directory, a file the handler does not trust).
+    Config(ConfigArgs),
 }
 
 /// Where the crashes are.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SourceArgs {
-    /// The handler's configuration, for its core directory (default: the
-    /// one named in core_pattern, or /etc/lttng-coredump/config.toml).
+    /// The handler's configuration, for its core directory and limits
+    /// (default: the one named in core_pattern, or
+    /// /etc/lttng-coredump/config.toml). A file named here must be usable:
+    /// missing, relative, untrusted or unreadable is an error.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Read the crashes in this directory instead of the configured one.
@@ -64,53 +78,102 @@ pub struct SourceArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Which crashes.
+/// How JSON is printed (`--json=MODE`, as coredumpctl and journalctl).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonMode {
+    /// One object a line, without white space.
+    Short,
+    /// One JSON document, an array, indented.
+    Pretty,
+    /// No JSON (the default).
+    Off,
+}
+
+/// Which crashes, and how the output goes.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Selection {
-    /// A PID, a program name, an executable path (with a `/`), or
-    /// FIELD=value (a record field, dotted for nested ones: core.compression=zstd).
+    /// A PID, a program name, an executable path (with a `/`; a relative one
+    /// is made absolute from the current directory), or FIELD=value (a
+    /// record field, dotted for nested ones: core.compression=zstd).
     /// Matches of one kind are alternatives; of different kinds, all must hold.
     #[arg(value_name = "MATCH")]
     pub matches: Vec<String>,
     /// Only crashes at or after this time: `2026-11-26 12:00[:00]`, `12:00`
     /// (today), `today`, `yesterday`, `now`, `@EPOCH`, or a time ago such as
-    /// `1h`, `-30min`, `2 days ago`.
-    #[arg(short = 'S', long, value_name = "TIME")]
+    /// `1h`, `-30min` (`-S -1h` as journalctl takes it), `2 days ago`.
+    #[arg(short = 'S', long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Only crashes at or before this time (same forms as --since).
-    #[arg(short = 'U', long, value_name = "TIME")]
+    #[arg(short = 'U', long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
+    /// Only the newest matching crash (as -r -n 1).
+    #[arg(short = '1')]
+    pub latest: bool,
+    /// Newest first.
+    #[arg(short = 'r', long)]
+    pub reverse: bool,
+    /// JSON: `short` (one object a line, the default of a bare --json) or
+    /// `pretty` (one document, an array). list and info print the records
+    /// (with `record_path`, `core_state`, `core_present`, `trace_present`
+    /// and `no_trace_reasons` added), trace the events; debug and dump
+    /// accept it and print no JSON, as coredumpctl.
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "short"
+    )]
+    pub json: Option<JsonMode>,
+    /// Do not pipe the output into a pager ($PAGER, else less -FRSXM; only
+    /// ever on a terminal).
+    #[arg(long)]
+    pub no_pager: bool,
+    /// No informational messages (which crash is debugged, records skipped,
+    /// configuration warnings, "no crash" when nothing matches: the exit
+    /// status still says it).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     #[command(flatten)]
     pub source: SourceArgs,
+}
+
+impl Selection {
+    /// The JSON mode asked for, if any (`--json=off` is none).
+    pub fn json(&self) -> Option<JsonMode> {
+        self.json.filter(|mode| *mode != JsonMode::Off)
+    }
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ListArgs {
     #[command(flatten)]
     pub selection: Selection,
-    /// Only the latest matching crash.
-    #[arg(short = '1')]
-    pub latest: bool,
-    /// Newest first.
-    #[arg(short = 'r', long)]
-    pub reverse: bool,
-    /// One JSON object a line, one line a crash (the record as written,
-    /// with `record_path`, `core_present` and `trace_present` added).
-    #[arg(long)]
-    pub json: bool,
+    /// At most N crashes (the newest N).
+    #[arg(short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
     /// No column headings (list).
     #[arg(long)]
     pub no_legend: bool,
+    /// Print every value FIELD takes among the matching crashes, one a line
+    /// (a record field, dotted for nested ones: pid, process_name, exe_path,
+    /// signal.name).
+    #[arg(short = 'F', long = "field", value_name = "FIELD")]
+    pub field: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct DebugArgs {
     #[command(flatten)]
     pub selection: Selection,
+    /// Look among the newest N crashes only (the newest is debugged).
+    #[arg(short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
     /// The debugger to run (given the executable and the core).
     #[arg(long, value_name = "PROGRAM", default_value = "gdb")]
     pub debugger: String,
-    /// Extra arguments for the debugger (split on white space).
+    /// Extra arguments for the debugger, split as a shell would (quotes
+    /// keep words together: -A "-ex 'info registers'").
     #[arg(
         short = 'A',
         long = "debugger-arguments",
@@ -118,12 +181,20 @@ pub struct DebugArgs {
         allow_hyphen_values = true
     )]
     pub debugger_arguments: Option<String>,
+    /// When root debugs another user's crash (the debugger then runs as
+    /// that user, on a terminal of its own): the seconds it may run
+    /// (default: 300 without a terminal, a day on one).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct DumpArgs {
     #[command(flatten)]
     pub selection: Selection,
+    /// Look among the newest N crashes only (the newest is dumped).
+    #[arg(short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
     /// Where to write the core (default: standard output, never a terminal).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -133,7 +204,8 @@ pub struct DumpArgs {
 pub struct TraceArgs {
     #[command(flatten)]
     pub selection: Selection,
-    /// How many of the last events to print (default: a screenful).
+    /// How many of the last events to print (default: a screenful on a
+    /// terminal, 20 in a pipe; a cut is said: "last N of M events").
     #[arg(short = 'n', long, value_name = "N")]
     pub last: Option<usize>,
     /// Every event (of the crashing process, or of the snapshot when it
@@ -143,9 +215,6 @@ pub struct TraceArgs {
     /// Also the other processes' events.
     #[arg(long)]
     pub all_processes: bool,
-    /// One JSON object a line, one line an event.
-    #[arg(long)]
-    pub json: bool,
     /// Read the trace from the crash's core itself (the LTTng-UST ring
     /// buffers the program had mapped, as `lttng-coredump recover` does:
     /// for when no snapshot could be taken), recovered into a private
@@ -157,6 +226,36 @@ pub struct TraceArgs {
     /// LTTng-UST buffer with data.
     #[arg(long)]
     pub from_core: bool,
+    /// The seconds each reading of a trace may take (babeltrace2, the
+    /// recovery from the core), run with the trace owner's rights; past
+    /// it, it is killed and the command fails.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VacuumArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Say what would be deleted and kept, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print only what is deleted (or would be), not what is kept.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// The configuration to show (default: the one named in core_pattern,
+    /// or /etc/lttng-coredump/config.toml). A file named here must exist
+    /// and be trusted as the handler requires.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print only the problems (none: nothing), for scripts; the exit
+    /// status is the same.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Runs one crash tool; prints its errors.
@@ -172,6 +271,10 @@ pub fn run(command: CrashCommand) -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // A pager quit before the end, or `| head`: not an error.
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        // Nothing matched, and -q asked for no message.
+        Err(err) if err.is::<show::QuietNoMatch>() => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("lttng-coredump: {err:#}");
             ExitCode::FAILURE

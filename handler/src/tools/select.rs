@@ -1,6 +1,7 @@
 //! Choosing crashes: the MATCH arguments (PID, program name, executable
 //! path, FIELD=value) and the `--since`/`--until` times, absolute in the
-//! local time zone or relative to now.
+//! local time zone or relative to now. A relative executable path is made
+//! absolute from the current directory, as coredumpctl does.
 
 use super::store::Crash;
 use super::Selection;
@@ -66,20 +67,9 @@ impl Match {
                         .and_then(|exe| exe.rsplit('/').next())
                         .is_some_and(|base| base == name)
             }
-            Match::Field(field, wanted) => {
-                let mut value = &crash.record;
-                for part in field.split('.') {
-                    value = match value {
-                        Value::Object(map) => map.get(part).unwrap_or(&Value::Null),
-                        Value::Array(items) => part
-                            .parse::<usize>()
-                            .ok()
-                            .and_then(|i| items.get(i))
-                            .unwrap_or(&Value::Null),
-                        _ => &Value::Null,
-                    };
-                }
-                match value {
+            Match::Field(field_name, wanted) => {
+                let record = crash.record.to_value();
+                match field(&record, field_name) {
                     Value::String(text) => text == wanted,
                     Value::Null => wanted.is_empty() || wanted == "null",
                     Value::Array(items) => items.iter().any(|item| match item {
@@ -91,6 +81,24 @@ impl Match {
             }
         }
     }
+}
+
+/// The value at the dotted path `name` of a record's JSON (`signal.name`,
+/// `snapshots.0.path`); null when there is none.
+pub fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
+    let mut value = record;
+    for part in name.split('.') {
+        value = match value {
+            Value::Object(map) => map.get(part).unwrap_or(&Value::Null),
+            Value::Array(items) => part
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i))
+                .unwrap_or(&Value::Null),
+            _ => &Value::Null,
+        };
+    }
+    value
 }
 
 /// A non-string value as its JSON text (`11`, `true`).
@@ -113,10 +121,21 @@ impl Filter {
 
     /// As [`Filter::new`], with relative times counted from `now`.
     pub fn at(selection: &Selection, now: &Zoned) -> Result<Filter> {
+        let cwd = std::env::current_dir().ok();
         let matches = selection
             .matches
             .iter()
-            .map(|text| Match::parse(text))
+            .map(|text| {
+                Ok(match Match::parse(text)? {
+                    Match::Exe(path) if !path.starts_with('/') => {
+                        let cwd = cwd.as_ref().ok_or_else(|| {
+                            anyhow!("{text:?} is relative and the current directory is unknown")
+                        })?;
+                        Match::Exe(absolute(&path, cwd))
+                    }
+                    other => other,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let since = selection
             .since
@@ -167,6 +186,24 @@ impl Filter {
     pub fn is_empty(&self) -> bool {
         self.matches.is_empty() && self.since.is_none() && self.until.is_none()
     }
+}
+
+/// `path` (relative) from `cwd`, with `.`, `..` and repeated slashes
+/// resolved in the text (no link is followed: the record holds the path
+/// the kernel saw).
+pub fn absolute(path: &str, cwd: &std::path::Path) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let joined = format!("{}/{path}", cwd.to_string_lossy());
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other.to_string()),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// A time as seconds since the epoch: `YYYY-MM-DD[ HH:MM[:SS]]`, `HH:MM[:SS]`
@@ -255,8 +292,29 @@ mod tests {
     fn crash(json: serde_json::Value) -> Crash {
         Crash {
             record_path: "/x/core.a.1.2.json".into(),
-            record: json,
+            record: crate::record_read::StoredRecord::parse(json.to_string().as_bytes()).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_relative_executable_path_is_made_absolute_from_here() {
+        let cwd = std::path::Path::new("/home/u/src");
+        assert_eq!(absolute("./build/x", cwd), "/home/u/src/build/x");
+        assert_eq!(absolute("../bin//x", cwd), "/home/u/bin/x");
+        assert_eq!(absolute("build/./x", cwd), "/home/u/src/build/x");
+        let here = std::env::current_dir().unwrap();
+        let filter = Filter::at(
+            &Selection {
+                matches: vec!["./prog".into()],
+                ..Default::default()
+            },
+            &Zoned::now(),
+        )
+        .unwrap();
+        let at_here =
+            crash(serde_json::json!({"pid": 1, "exe_path": format!("{}/prog", here.display())}));
+        let elsewhere = crash(serde_json::json!({"pid": 2, "exe_path": "/usr/bin/prog"}));
+        assert!(filter.accepts(&at_here) && !filter.accepts(&elsewhere));
     }
 
     #[test]

@@ -1,32 +1,64 @@
 //! `list` and `info`: the crashes, one line each or laid out in full, or
-//! as JSON (one object a line, one line a crash).
+//! as JSON (`--json=short`: one object a line; `--json=pretty`: one array),
+//! or the values of one field (`-F FIELD`). On a terminal, through a pager
+//! and in colour.
+//!
+//! What the crashing process chose (its name, command line, executable,
+//! cgroup, hostname, its sessions' names) is shown escaped (`human::escape`);
+//! what the handler wrote (its messages, already escaped where they quote
+//! such names) is shown as text, with only control characters escaped
+//! (`human::text`), never escaped twice.
 
-use super::human::{self, escape};
+use super::human::{self, escape, text};
+use super::output::{write_json, Output};
 use super::select::{local_time, Filter};
+use super::source::Source;
 use super::store::{Crash, Store};
-use super::{ListArgs, Selection};
-use anyhow::{bail, Result};
-use serde_json::Value;
+use super::{JsonMode, ListArgs, Selection};
+use crate::procinfo::Identity;
+use anyhow::Result;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-/// The crashes the selection picks, oldest first; an error (one line, exit
-/// status 1, as coredumpctl) when there is none.
-pub fn chosen(selection: &Selection) -> Result<(Store, Vec<Crash>)> {
+/// Nothing matched and `-q` was given: exit status 1, no message.
+#[derive(Debug)]
+pub struct QuietNoMatch;
+
+impl std::fmt::Display for QuietNoMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no crash matches")
+    }
+}
+
+impl std::error::Error for QuietNoMatch {}
+
+/// The crashes the selection picks, oldest first (within the newest
+/// `count` when given); an error (one line, exit status 1, as
+/// coredumpctl) when there is none.
+pub fn chosen(selection: &Selection, count: Option<u64>) -> Result<(Source, Vec<Crash>)> {
     let filter = Filter::new(selection)?;
-    let store = Store::open(&selection.source);
+    let source = Source::resolve(&selection.source)?;
     // The configuration only says where the crashes are: with --dir, its
     // problems are not this command's.
-    if let (Some(error), None) = (&store.config_error, &selection.source.dir) {
-        eprintln!("lttng-coredump: warning: {error}");
+    if selection.source.dir.is_none() {
+        source.warn(selection.quiet);
     }
-    let crashes = filter.apply(store.crashes()?);
+    let (crashes, skipped) = Store::at(&source.dir).crashes()?;
+    if !selection.quiet {
+        for line in &skipped {
+            eprintln!("lttng-coredump: {line}");
+        }
+    }
+    let mut crashes = filter.apply(crashes);
     if crashes.is_empty() {
-        bail!(
+        if selection.quiet {
+            return Err(QuietNoMatch.into());
+        }
+        anyhow::bail!(
             "no crash {}in {}{}",
             if filter.is_empty() { "" } else { "matches " },
-            store.dir.display(),
+            source.dir.display(),
             if rustix::process::geteuid().is_root() {
                 ""
             } else {
@@ -34,60 +66,98 @@ pub fn chosen(selection: &Selection) -> Result<(Store, Vec<Crash>)> {
             }
         );
     }
-    Ok((store, crashes))
+    let keep = if selection.latest {
+        Some(1)
+    } else {
+        count.map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
+    if let Some(keep) = keep {
+        let from = crashes.len().saturating_sub(keep);
+        crashes.drain(..from);
+    }
+    Ok((source, crashes))
 }
 
 /// The newest crash the selection picks.
-pub fn latest(selection: &Selection) -> Result<Crash> {
-    let (_, mut crashes) = chosen(selection)?;
+pub fn latest(selection: &Selection, count: Option<u64>) -> Result<Crash> {
+    let (_, mut crashes) = chosen(selection, count)?;
     Ok(crashes.pop().expect("chosen returns at least one"))
 }
 
 fn ordered(args: &ListArgs) -> Result<Vec<Crash>> {
-    let (_, mut crashes) = chosen(&args.selection)?;
-    if args.latest {
-        crashes = crashes.split_off(crashes.len() - 1);
-    }
-    if args.reverse {
+    let (_, mut crashes) = chosen(&args.selection, args.count)?;
+    // -1 is -r -n 1, as in coredumpctl.
+    if args.selection.reverse || args.selection.latest {
         crashes.reverse();
     }
     Ok(crashes)
 }
 
-fn print_json(crashes: &[Crash]) -> Result<ExitCode> {
+fn print_json(crashes: &[Crash], mode: JsonMode) -> Result<ExitCode> {
+    let items: Vec<serde_json::Value> = crashes.iter().map(Crash::to_json).collect();
     let mut out = std::io::stdout().lock();
+    write_json(&mut out, mode, &items)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `-F FIELD`: every value the field takes, once, in the crashes' order.
+fn print_field(crashes: &[Crash], field: &str) -> Result<ExitCode> {
+    let mut seen = Vec::new();
     for crash in crashes {
-        writeln!(out, "{}", serde_json::to_string(&crash.to_json())?)?;
+        let json = crash.to_json();
+        let shown = match super::select::field(&json, field) {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(text) => escape(text),
+            other => other.to_string(),
+        };
+        if !seen.contains(&shown) {
+            seen.push(shown);
+        }
     }
+    let mut out = std::io::stdout().lock();
+    for value in &seen {
+        writeln!(out, "{value}")?;
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn list(args: &ListArgs) -> Result<ExitCode> {
     let crashes = ordered(args)?;
-    if args.json {
-        return print_json(&crashes);
+    if let Some(field) = &args.field {
+        return print_field(&crashes, field);
     }
+    if let Some(mode) = args.selection.json() {
+        return print_json(&crashes, mode);
+    }
+    let output = Output::start(args.selection.no_pager);
     let mut out = String::new();
     if !args.no_legend {
-        writeln!(
-            out,
+        let heading = format!(
             "{:<23} {:>7} {:>6} {:<5} {:<9} {:>7} {:<5} PROGRAM",
             "TIME", "PID", "UID", "SIG", "CORE", "SIZE", "TRACE"
-        )?;
+        );
+        writeln!(out, "{}", output.bold(&heading))?;
     }
     for crash in &crashes {
         let state = crash.core_state();
         let program = crash.exe_path().or(crash.process_name()).unwrap_or("?");
+        let word = format!("{:<9}", state.word());
         writeln!(
             out,
-            "{:<23} {:>7} {:>6} {:<5} {:<9} {:>7} {:<5} {}",
+            "{:<23} {:>7} {:>6} {:<5} {} {:>7} {:<5} {}",
             crash.time().map(local_time).unwrap_or_else(|| "-".into()),
             crash.pid().map(|p| p.to_string()).unwrap_or("-".into()),
             crash.uid().map(|u| u.to_string()).unwrap_or("-".into()),
             crash.signal_name(),
-            state.word(),
+            match state {
+                super::store::CoreState::Present => output.green(&word),
+                super::store::CoreState::Truncated => output.yellow(&word),
+                _ => word,
+            },
             if state.on_disk() {
-                crash.core_size().map(human::size).unwrap_or("-".into())
+                human::size(crash.core_size())
             } else {
                 "-".into()
             },
@@ -95,79 +165,112 @@ pub fn list(args: &ListArgs) -> Result<ExitCode> {
             escape(program)
         )?;
     }
-    std::io::stdout().lock().write_all(out.as_bytes())?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    drop(stdout);
+    drop(output);
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn info(args: &ListArgs) -> Result<ExitCode> {
     let crashes = ordered(args)?;
-    if args.json {
-        return print_json(&crashes);
+    if let Some(field) = &args.field {
+        return print_field(&crashes, field);
     }
+    if let Some(mode) = args.selection.json() {
+        return print_json(&crashes, mode);
+    }
+    let output = Output::start(args.selection.no_pager);
     let now = jiff::Timestamp::now().as_second();
     let mut out = String::new();
     for (index, crash) in crashes.iter().enumerate() {
         if index > 0 {
             out.push('\n');
         }
-        describe(crash, now, &mut out);
+        describe(crash, now, &output, &mut out);
     }
-    std::io::stdout().lock().write_all(out.as_bytes())?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    drop(stdout);
+    drop(output);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Lines of `info`: `LABEL: value`, continuation lines indented.
+struct Lines<'a> {
+    out: &'a mut String,
+    output: &'a Output,
+}
+
+impl Lines<'_> {
+    fn line(&mut self, label: &str, value: impl AsRef<str>) {
+        self.painted(label, value, false);
+    }
+
+    /// A line whose label is red (problems) when coloured.
+    fn painted(&mut self, label: &str, value: impl AsRef<str>, red: bool) {
+        let value = value.as_ref();
+        if label.is_empty() {
+            writeln!(self.out, "{:>16}  {value}", "").expect("String");
+        } else {
+            let padded = format!("{label:>16}");
+            let label = if red {
+                self.output.red(&padded)
+            } else {
+                self.output.bold(&padded)
+            };
+            writeln!(self.out, "{label}: {value}").expect("String");
+        }
+    }
+
+    /// A value that may run over several lines (the handler's text).
+    fn text(&mut self, label: &str, value: &str) {
+        for (index, part) in value.split('\n').enumerate() {
+            self.line(if index == 0 { label } else { "" }, text(part));
+        }
+    }
 }
 
 /// What the handler found of the trace in the core (`core_trace`), and,
 /// when that trace is only there, the commands that read it.
-fn describe_core_trace(crash: &Crash, line: &mut impl FnMut(&str, String)) {
-    let section = &crash.record["core_trace"];
-    if !section.is_object() {
-        return; // a record from before the check
-    }
-    let text = |value: &Value| value.as_str().map(escape);
-    if section["checked"] != true {
-        line(
-            "Core Trace",
-            format!(
-                "not checked: {}",
-                text(&section["not_checked_reason"]).unwrap_or("no reason recorded".into())
-            ),
-        );
+fn describe_core_trace(crash: &Crash, lines: &mut Lines<'_>) {
+    let section = crash.record.core_trace();
+    if !section.checked {
+        // No reason: a record from before the check, nothing to say.
+        if let Some(reason) = &section.not_checked_reason {
+            lines.text("Core Trace", &format!("not checked: {reason}"));
+        }
         return;
     }
-    line("Core Trace", text(&section["summary"]).unwrap_or_default());
-    let failed = section["failed_snapshots"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for entry in &failed {
-        let what = match text(&entry["session"]) {
+    lines.text("Core Trace", &section.summary);
+    for entry in &section.failed_snapshots {
+        let what = match &entry.session {
             Some(session) => format!(
-                "session {session:?} in the {} session daemon",
-                text(&entry["daemon"]).unwrap_or_default()
+                "session {:?} in the {} session daemon",
+                escape(session),
+                escape(&entry.daemon)
             ),
-            None => format!(
-                "the {} session daemon",
-                text(&entry["daemon"]).unwrap_or_default()
-            ),
+            None => format!("the {} session daemon", escape(&entry.daemon)),
         };
-        line(
+        lines.text(
             "",
-            format!(
-                "snapshot of {what} failed: {}",
-                text(&entry["explanation"]).unwrap_or_default()
-            ),
+            &format!("snapshot of {what} failed: {}", entry.explanation),
         );
     }
     let holds = super::trace_core::core_holds_trace(crash);
-    let only_in_core = section["only_in_core"] == true;
-    if holds && (only_in_core || !failed.is_empty()) && crash.core_state().on_disk() {
+    if holds
+        && (section.only_in_core || !section.failed_snapshots.is_empty())
+        && crash.core_state().on_disk()
+    {
         let pid = crash.pid().map(|p| p.to_string()).unwrap_or("MATCH".into());
-        line(
+        lines.line(
             "Recover",
             format!("lttng-coredump trace {pid} --from-core   (its events, from the core)"),
         );
         if let Some(path) = crash.core_path() {
-            line(
+            lines.line(
                 "",
                 format!(
                     "lttng-coredump recover {} -o DIR   (the trace, as a CTF directory)",
@@ -179,59 +282,52 @@ fn describe_core_trace(crash: &Crash, line: &mut impl FnMut(&str, String)) {
 }
 
 /// One crash, laid out for people.
-fn describe(crash: &Crash, now: i64, out: &mut String) {
-    let record = &crash.record;
-    let text = |value: &Value| value.as_str().map(escape);
-    let mut line = |label: &str, value: String| {
-        if label.is_empty() {
-            writeln!(out, "{:>16}  {value}", "").expect("String");
-        } else {
-            writeln!(out, "{label:>16}: {value}").expect("String");
-        }
-    };
-    line(
+fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
+    let crashed = crash.record.crashed().clone();
+    let mut lines = Lines { out, output };
+    lines.line(
         "PID",
-        match (crash.pid(), crash.process_name()) {
+        match (crashed.pid, &crashed.process_name) {
             (Some(pid), Some(name)) => format!("{pid} ({})", escape(name)),
             (Some(pid), None) => pid.to_string(),
             (None, _) => "-".into(),
         },
     );
-    if let Some(uid) = crash.uid() {
-        line(
+    if let Some(uid) = crashed.uid {
+        lines.line(
             "UID",
-            match human::user_name(uid) {
-                Some(name) => format!("{uid} ({name})"),
+            match human::user_name(u64::from(uid)) {
+                Some(name) => format!("{uid} ({})", escape(&name)),
                 None => uid.to_string(),
             },
         );
     }
-    if let Some(gid) = record["gid"].as_u64() {
-        line("GID", gid.to_string());
+    if let Some(gid) = crashed.gid {
+        lines.line("GID", gid.to_string());
     }
-    if let Some(number) = record["signal"]["number"].as_i64() {
-        line(
+    if let Some(signal) = &crashed.signal {
+        lines.line(
             "Signal",
-            match record["signal"]["name"].as_str() {
-                Some(name) => format!("{number} ({name})"),
-                None => number.to_string(),
+            match &signal.name {
+                Some(name) => format!("{} ({name})", signal.number),
+                None => signal.number.to_string(),
             },
         );
     }
-    if let Some(time) = crash.time() {
-        line(
+    if let Some(time) = crashed.time {
+        lines.line(
             "Timestamp",
             format!("{} ({})", local_time(time), human::ago(time, now)),
         );
     }
-    if let Some(args) = record["cmdline"].as_array() {
-        let words: Vec<String> = args.iter().filter_map(|a| a.as_str()).map(escape).collect();
-        line(
+    if let Some(args) = &crashed.cmdline {
+        let words: Vec<String> = args.iter().map(|a| escape(a)).collect();
+        lines.line(
             "Command Line",
             format!(
                 "{}{}",
                 words.join(" "),
-                if record["cmdline_truncated"] == true {
+                if crashed.cmdline_truncated {
                     " (truncated)"
                 } else {
                     ""
@@ -239,128 +335,137 @@ fn describe(crash: &Crash, now: i64, out: &mut String) {
             ),
         );
     }
-    if let Some(exe) = text(&record["exe_path"]) {
-        line("Executable", exe);
+    if let Some(exe) = &crashed.exe_path {
+        lines.line("Executable", escape(exe));
     }
-    if let Some(cgroup) = record["cgroup"].as_str() {
+    if let Some(cgroup) = &crashed.cgroup {
         // The unified hierarchy's line (`0::/...`) says where the process
         // was; the v1 controllers' lines, when there are, add little.
         let unified = cgroup
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
             .unwrap_or(cgroup);
-        line("Control Group", escape(unified));
+        lines.line("Control Group", escape(unified));
     }
-    if let Some(hostname) = text(&record["hostname"]) {
-        line("Hostname", hostname);
+    if let Some(hostname) = &crashed.hostname {
+        lines.line("Hostname", escape(hostname));
     }
-    let identity = &record["process_identity"];
-    if let Some(state) = identity["state"].as_str() {
-        line(
-            "Process Details",
-            match state {
-                "verified_by_pidfd" => "read from /proc, checked with the kernel's pidfd".into(),
-                "unverified" => "read from /proc (no pidfd to check them)".into(),
-                other => format!(
-                    "{} {}",
-                    other.replace('_', " "),
-                    text(&identity["reason"]).unwrap_or_default()
-                ),
-            },
-        );
-    }
-    let core = &record["core"];
-    let state = crash.core_state();
-    line(
-        "Core",
-        match crash.core_path() {
-            Some(path) => format!(
-                "{} ({}{}, {} on disk, {})",
-                escape(&path.to_string_lossy()),
-                state.word(),
-                core["size"]
-                    .as_u64()
-                    .map(|s| format!(", {}", human::size(s)))
-                    .unwrap_or_default(),
-                core["stored_bytes"]
-                    .as_u64()
-                    .map(human::size)
-                    .unwrap_or("-".into()),
-                match crash.compression() {
-                    "none" => "uncompressed".to_string(),
-                    other => format!("{other}-compressed"),
-                }
-            ),
-            None => format!(
-                "none ({})",
-                text(&core["not_saved_reason"]).unwrap_or("no reason recorded".into())
-            ),
+    lines.text(
+        "Process Details",
+        &match &crashed.process_identity {
+            Identity::VerifiedByPidfd => "read from /proc, checked with the kernel's pidfd".into(),
+            Identity::Unverified(detail) => {
+                format!("read from /proc (no pidfd to check them: {detail})")
+            }
+            Identity::CouldNotTell(detail) => format!("left out: {detail}"),
         },
     );
-    if let Some(reason) = text(&core["truncated_reason"]) {
-        line("Truncated", reason);
+    let core = crash.core();
+    let state = crash.core_state();
+    let state_word = match state {
+        super::store::CoreState::Present => output.green(state.word()),
+        super::store::CoreState::None => state.word().to_string(),
+        _ => output.yellow(state.word()),
+    };
+    match core.path {
+        Some(path) => lines.line(
+            "Core",
+            format!(
+                "{} ({state_word}, {}{}, {})",
+                escape(path),
+                human::size(core.size),
+                core.stored_bytes
+                    .map(|bytes| format!(", {} on disk", human::size(bytes)))
+                    .unwrap_or_default(),
+                match core.compression {
+                    "none" => "uncompressed".to_string(),
+                    other => format!("{}-compressed", escape(other)),
+                }
+            ),
+        ),
+        None => lines.text(
+            "Core",
+            &format!(
+                "none ({})",
+                core.not_saved_reason.unwrap_or("no reason recorded")
+            ),
+        ),
     }
-    if let Some(uid) = core["readable_by_uid"].as_u64() {
-        line("Readable By", format!("root and uid {uid}"));
+    if let Some(reason) = core.truncated_reason {
+        lines.text("Truncated", reason);
     }
-    let snapshots = record["snapshots"].as_array().cloned().unwrap_or_default();
-    if snapshots.is_empty() {
-        line("Trace", "no snapshot was taken".into());
+    if let Some(uid) = core.readable_by_uid {
+        lines.line("Readable By", format!("root and uid {uid}"));
     }
+    let snapshots = crash.record.snapshots();
     for (index, entry) in snapshots.iter().enumerate() {
         let what = format!(
             "{} of session {:?} in the {} session daemon{}",
-            text(&entry["action"]).unwrap_or("snapshot".into()),
-            text(&entry["session"]).unwrap_or_default(),
-            text(&entry["daemon"]).unwrap_or_default(),
-            text(&entry["trigger"])
-                .map(|t| format!(" (trigger {t})"))
+            escape(&entry.action),
+            escape(&entry.session),
+            escape(&entry.daemon),
+            entry
+                .trigger
+                .as_deref()
+                .map(|t| format!(" (trigger {})", escape(t)))
                 .unwrap_or_default()
         );
-        let whereabouts = match (text(&entry["path"]), text(&entry["error"])) {
-            (_, Some(error)) => format!("failed: {error}"),
+        let whereabouts = match (&entry.path, &entry.error) {
+            (_, Some(error)) => output.yellow(&format!("failed: {}", text(error))),
             (Some(path), None) => {
-                let present = std::path::Path::new(entry["path"].as_str().unwrap_or("")).is_dir();
-                format!("{path}{}", if present { "" } else { " (gone)" })
+                let present = std::path::Path::new(path).is_dir();
+                format!("{}{}", escape(path), if present { "" } else { " (gone)" })
             }
             (None, None) => "done".into(),
         };
-        line(
+        lines.line(
             if index == 0 { "Trace" } else { "" },
             format!("{what}: {whereabouts}"),
         );
     }
-    describe_core_trace(crash, &mut line);
-    if let Some(chain) = record["chain"].as_object() {
-        line(
+    let absence = crash.record.trace_absence();
+    for (index, reason) in absence.iter().enumerate() {
+        let label = if index == 0 && snapshots.is_empty() {
+            "Trace"
+        } else {
+            ""
+        };
+        let reason = if index == 0 {
+            format!("no snapshot: {reason}")
+        } else {
+            reason.clone()
+        };
+        lines.text(label, &reason);
+    }
+    if snapshots.is_empty() && absence.is_empty() {
+        lines.line("Trace", "no snapshot was taken");
+    }
+    describe_core_trace(crash, &mut lines);
+    if let Some(chain) = crash.record.chain() {
+        lines.line(
             "Chained To",
             format!(
-                "{} ({} bytes given{})",
+                "{} ({} given{}{})",
                 chain
-                    .get("command")
-                    .and_then(|c| c.as_array())
-                    .and_then(|c| c.first())
-                    .and_then(|c| c.as_str())
-                    .map(escape)
+                    .command
+                    .first()
+                    .map(|c| escape(c))
                     .unwrap_or("?".into()),
-                chain
-                    .get("bytes_given")
-                    .and_then(|b| b.as_u64())
-                    .unwrap_or(0),
-                chain
-                    .get("ended")
-                    .and_then(|e| e.as_str())
-                    .map(|e| format!(", {}", escape(e)))
-                    .unwrap_or_default()
+                human::size(chain.bytes_given),
+                if chain.complete { ", all of it" } else { "" },
+                if chain.ended.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", text(&chain.ended))
+                }
             ),
         );
     }
-    line("Record", escape(&crash.record_path.to_string_lossy()));
-    let errors = record["errors"].as_array().cloned().unwrap_or_default();
-    for (index, error) in errors.iter().enumerate() {
-        line(
-            if index == 0 { "Problems" } else { "" },
-            error.as_str().map(escape).unwrap_or_default(),
-        );
+    lines.line("Record", escape(&crash.record_path.to_string_lossy()));
+    for (index, error) in crash.record.errors().iter().enumerate() {
+        for (part_index, part) in error.split('\n').enumerate() {
+            let first = index == 0 && part_index == 0;
+            lines.painted(if first { "Problems" } else { "" }, text(part), true);
+        }
     }
 }

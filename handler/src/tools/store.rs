@@ -1,61 +1,44 @@
 //! Finding the crashes: the records (`core.*.json`) in the core directory,
-//! each read with the caller's own rights. A record the caller may not open
-//! is not theirs to see and is skipped without a word; one that cannot be
-//! parsed is reported on stderr and skipped.
+//! each read with the caller's own rights, through the record's own types
+//! (`record_read`). A record the caller may not open is not theirs to see
+//! and is skipped without a word; one that cannot be read as a record is
+//! reported (unless quiet) and skipped. A directory that does not exist or
+//! that the caller may not read is an error that says so.
 
-use super::SourceArgs;
-use crate::config::{self, Config};
-use crate::install::{self, KernelFiles};
-use anyhow::{Context, Result};
-use serde_json::Value;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use crate::record_read::{CoreView, StoredRecord};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// Records are small (the handler's log included); anything larger is not one.
-const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Where the crashes are and the configuration that says so.
+/// The crashes of one core directory.
 pub struct Store {
     pub dir: PathBuf,
-    pub config: Config,
-    pub config_path: PathBuf,
-    /// Why the configuration could not be used, when it could not.
-    pub config_error: Option<String>,
 }
 
 impl Store {
-    /// The configuration named on the command line, else the one in the
-    /// installed core_pattern line, else the default file.
-    pub fn open(source: &SourceArgs) -> Store {
-        let installed = KernelFiles::under(Path::new(install::DEFAULT_PROC_SYS_KERNEL))
-            .read_pattern()
-            .ok()
-            .filter(|pattern| install::is_handler_line(pattern))
-            .and_then(|pattern| install::config_in_line(&pattern));
-        let explicit = source.config.clone().or(installed);
-        let loaded = Config::load(explicit.as_deref());
-        let config_path = explicit.unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into());
-        let dir = source
-            .dir
-            .clone()
-            .unwrap_or_else(|| loaded.config.core_dir.clone());
+    pub fn at(dir: &Path) -> Store {
         Store {
-            dir,
-            config: loaded.config,
-            config_path,
-            config_error: loaded.error,
+            dir: dir.to_path_buf(),
         }
     }
 
-    /// Every crash the caller may read, oldest first. A crash whose
-    /// record has a user's copy beside it (`STEM.user.json`, holding only
-    /// what concerns the crashing user) is shown once: from root's record
-    /// when the caller may read it, else from the copy.
-    pub fn crashes(&self) -> Result<Vec<Crash>> {
+    /// Every crash the caller may read, oldest first, and the records that
+    /// were skipped (each with why). A crash whose record has a user's copy
+    /// beside it (`STEM.user.json`, holding only what concerns the
+    /// crashing user) is shown once: from root's record when the caller may
+    /// read it, else from the copy.
+    pub fn crashes(&self) -> Result<(Vec<Crash>, Vec<String>)> {
         let entries = match std::fs::read_dir(&self.dir) {
-            // Made on the first crash: none yet.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
+                "the core directory {} does not exist (the handler makes it on the first crash \
+                 it saves there; is this the configured one? see lttng-coredump config)",
+                self.dir.display()
+            ),
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+                "this user (uid {}) may not read the core directory {}: its crashes are root's \
+                 to list",
+                rustix::process::geteuid().as_raw(),
+                self.dir.display()
+            ),
             entries => entries
                 .with_context(|| format!("cannot list the crashes in {}", self.dir.display()))?,
         };
@@ -71,6 +54,7 @@ impl Store {
         }
         names.sort();
         let mut crashes: Vec<Crash> = Vec::new();
+        let mut skipped = Vec::new();
         let mut read = std::collections::BTreeSet::new();
         // Root's records first, so that their copies can be left out.
         let (copies, records): (Vec<String>, Vec<String>) = names
@@ -87,13 +71,17 @@ impl Store {
                     crashes.push(crash);
                 }
                 Ok(None) => {}
-                Err(err) => eprintln!("lttng-coredump: skipping {}: {err:#}", path.display()),
+                Err(err) => skipped.push(format!(
+                    "skipping {}: {}",
+                    super::human::escape(&path.to_string_lossy()),
+                    super::human::escape_controls(&err)
+                )),
             }
         }
         crashes.sort_by(|a, b| {
             (a.time().unwrap_or(0), &a.record_path).cmp(&(b.time().unwrap_or(0), &b.record_path))
         });
-        Ok(crashes)
+        Ok((crashes, skipped))
     }
 }
 
@@ -112,7 +100,7 @@ pub fn root_record_of(name: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Crash {
     pub record_path: PathBuf,
-    pub record: Value,
+    pub record: StoredRecord,
 }
 
 /// What became of a crash's core.
@@ -145,96 +133,75 @@ impl CoreState {
 
 impl Crash {
     /// Reads a record with the caller's rights; `None` when they may not.
-    pub fn read(path: &Path) -> Result<Option<Crash>> {
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc_o_nofollow())
-            .open(path)
-        {
-            Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err).context("cannot open the record"),
-        };
-        let metadata = file.metadata().context("cannot stat the record")?;
-        if !metadata.is_file() {
-            anyhow::bail!("not a regular file");
-        }
-        let mut text = Vec::new();
-        (&file)
-            .take(MAX_RECORD_BYTES)
-            .read_to_end(&mut text)
-            .context("cannot read the record")?;
-        let record: Value =
-            serde_json::from_slice(&text).context("not a crash record (bad JSON)")?;
-        if !record.is_object() {
-            anyhow::bail!("not a crash record (not a JSON object)");
-        }
-        Ok(Some(Crash {
+    pub fn read(path: &Path) -> Result<Option<Crash>, String> {
+        Ok(StoredRecord::read(path)?.map(|record| Crash {
             record_path: path.to_path_buf(),
             record,
         }))
     }
 
     pub fn time(&self) -> Option<i64> {
-        self.record["time"].as_i64()
+        self.record.crashed().time
     }
 
     pub fn pid(&self) -> Option<i64> {
-        self.record["pid"].as_i64()
+        self.record.crashed().pid.map(i64::from)
     }
 
-    pub fn uid(&self) -> Option<u64> {
-        self.record["uid"].as_u64()
+    pub fn uid(&self) -> Option<u32> {
+        self.record.crashed().uid
+    }
+
+    pub fn gid(&self) -> Option<u32> {
+        self.record.crashed().gid
     }
 
     pub fn process_name(&self) -> Option<&str> {
-        self.record["process_name"].as_str()
+        self.record.crashed().process_name.as_deref()
     }
 
     pub fn exe_path(&self) -> Option<&str> {
-        self.record["exe_path"].as_str()
+        self.record.crashed().exe_path.as_deref()
     }
 
     pub fn signal_name(&self) -> String {
-        match (
-            self.record["signal"]["name"].as_str(),
-            self.record["signal"]["number"].as_i64(),
-        ) {
-            (Some(name), _) => name.trim_start_matches("SIG").to_string(),
-            (None, Some(number)) => number.to_string(),
-            (None, None) => "-".into(),
+        match &self.record.crashed().signal {
+            Some(signal) => match &signal.name {
+                Some(name) => name.trim_start_matches("SIG").to_string(),
+                None => signal.number.to_string(),
+            },
+            None => "-".into(),
         }
+    }
+
+    pub fn core(&self) -> CoreView<'_> {
+        self.record.core()
     }
 
     /// The core file's path, when one was saved.
     pub fn core_path(&self) -> Option<PathBuf> {
-        self.record["core"]["path"].as_str().map(PathBuf::from)
+        self.core().path.map(PathBuf::from)
     }
 
     pub fn compression(&self) -> &str {
-        self.record["core"]["compression"]
-            .as_str()
-            .unwrap_or("none")
+        self.core().compression
     }
 
     /// Uncompressed bytes of the core held by its file.
-    pub fn core_size(&self) -> Option<u64> {
-        self.record["core"]["size"].as_u64()
+    pub fn core_size(&self) -> u64 {
+        self.core().size
     }
 
     pub fn core_state(&self) -> CoreState {
-        let Some(path) = self.core_path() else {
+        let core = self.core();
+        let (Some(path), true) = (core.path, core.saved) else {
             return CoreState::None;
         };
-        if self.record["core"]["saved"] != true {
-            return CoreState::None;
-        }
         // Existence only: the directory is readable by everyone, the file
         // may not be, and whether it is is the kernel's business at open.
-        match std::fs::symlink_metadata(&path) {
+        match std::fs::symlink_metadata(path) {
             Ok(metadata) if metadata.is_file() => {
-                if self.record["core"]["complete"] == true {
+                if core.complete {
                     CoreState::Present
                 } else {
                     CoreState::Truncated
@@ -246,22 +213,18 @@ impl Crash {
 
     /// The snapshots taken for the crash (those with a path and no error).
     pub fn snapshots(&self) -> Vec<Snapshot> {
-        self.record["snapshots"]
-            .as_array()
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter(|entry| entry["error"].is_null())
-                    .filter_map(|entry| {
-                        Some(Snapshot {
-                            path: PathBuf::from(entry["path"].as_str()?),
-                            session: entry["session"].as_str().unwrap_or("?").to_string(),
-                            daemon: entry["daemon"].as_str().unwrap_or("?").to_string(),
-                        })
-                    })
-                    .collect()
+        self.record
+            .snapshots()
+            .iter()
+            .filter(|entry| entry.error.is_none())
+            .filter_map(|entry| {
+                Some(Snapshot {
+                    path: PathBuf::from(entry.path.as_deref()?),
+                    session: entry.session.clone(),
+                    daemon: entry.daemon.clone(),
+                })
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// Whether at least one snapshot of the crash is still on disk.
@@ -272,19 +235,20 @@ impl Crash {
     }
 
     /// The record, with what the tools found out added.
-    pub fn to_json(&self) -> Value {
-        let mut value = self.record.clone();
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = self.record.to_value();
         if let Some(object) = value.as_object_mut() {
             object.insert(
                 "record_path".into(),
-                Value::from(self.record_path.to_string_lossy().into_owned()),
+                self.record_path.to_string_lossy().into_owned().into(),
             );
-            object.insert("core_state".into(), Value::from(self.core_state().word()));
+            object.insert("core_state".into(), self.core_state().word().into());
+            object.insert("core_present".into(), self.core_state().on_disk().into());
+            object.insert("trace_present".into(), self.trace_present().into());
             object.insert(
-                "core_present".into(),
-                Value::from(self.core_state().on_disk()),
+                "no_trace_reasons".into(),
+                self.record.trace_absence().into(),
             );
-            object.insert("trace_present".into(), Value::from(self.trace_present()));
         }
         value
     }
@@ -297,11 +261,6 @@ pub struct Snapshot {
     pub session: String,
     /// `root`, or `user UID`.
     pub daemon: String,
-}
-
-/// `O_NOFOLLOW`: a record is a file the handler wrote, never a link.
-fn libc_o_nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
 #[cfg(test)]
@@ -330,29 +289,26 @@ mod tests {
         std::fs::write(dir.join("core.a.1.10.json"), r#"{"pid": 1, "time": 10}"#).unwrap();
         std::fs::write(
             dir.join("core.a.1.10.user.json"),
-            r#"{"pid": 1, "time": 10, "note": "copy"}"#,
+            r#"{"format": "lttng-coredump-user-record/1", "pid": 1, "time": 10}"#,
         )
         .unwrap();
         // Only a copy (root's record gone, or not readable): the copy shows.
         std::fs::write(
             dir.join("core.b.2.20.user.json"),
-            r#"{"pid": 2, "time": 20}"#,
+            r#"{"format": "lttng-coredump-user-record/1", "pid": 2, "time": 20}"#,
         )
         .unwrap();
         std::fs::write(dir.join("notes.json"), "{}").unwrap();
-        let store = Store {
-            dir: dir.clone(),
-            config: Config::default(),
-            config_path: "/none".into(),
-            config_error: None,
-        };
-        let crashes = store.crashes().unwrap();
+        let store = Store::at(&dir);
+        let (crashes, skipped) = store.crashes().unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
         let pids: Vec<_> = crashes.iter().map(|c| c.pid()).collect();
         assert_eq!(pids, [Some(1), Some(2)]);
         assert!(
-            crashes[0].record["note"].is_null(),
+            !crashes[0].record.is_user_copy(),
             "root's record, not the copy"
         );
+        assert!(crashes[1].record.is_user_copy());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

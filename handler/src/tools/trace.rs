@@ -4,26 +4,36 @@
 //! bindings are a separate package, python3-bt2, rarely installed), it
 //! streams any trace size in constant memory, and it can be run with the
 //! crashing user's rights (a snapshot taken in a user's own session daemon
-//! is that user's data, never parsed as root).
+//! is that user's data, never parsed as root). babeltrace2 runs through
+//! [`crate::user_child`]: in a session of its own with no terminal of the
+//! caller's, within `--timeout` (a FIFO in a trace directory costs that,
+//! not a hang), its output read through a pipe.
 //!
 //! The crashing process's events are picked by the `vpid` context of the
 //! channel (or `procname` when only that is recorded); events of a channel
-//! with neither are all shown, with a note saying why.
+//! with neither are all shown, with a note saying why. When only the last
+//! events are shown, a note says so ("last N of M events"); on a terminal
+//! the output is in colour (no pager: it shows a screenful by default).
 
 use super::human::{escape, escape_controls};
+use super::output::{require_program, write_json, Output};
 use super::select::local_time;
 use super::show;
 use super::store::{Crash, Snapshot};
 use super::trace_text::Event;
-use super::TraceArgs;
+use super::{JsonMode, TraceArgs};
+use crate::user_child::{Input, UserCommand, Who};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::process::{Command, ExitCode, Stdio};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
 
 /// Events shown when the terminal's height is unknown.
 const DEFAULT_LAST: usize = 20;
+/// Longest line of babeltrace2's read as one.
+const MAX_LINE: u64 = 16 << 20;
 
 /// How the crashing process's events are told apart.
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,22 +43,59 @@ pub(super) struct Counts {
     /// Events with neither context: shown whatever process they are from.
     unattributed: u64,
     other_processes: u64,
+    /// Events kept before the cut to the last ones.
+    selected: u64,
+}
+
+/// Where the events go: text, or JSON a line, or JSON gathered into one
+/// array printed at the end (`--json=pretty`).
+pub(super) struct Sink {
+    pub json: Option<JsonMode>,
+    pub gathered: Vec<Value>,
+    pub output: Output,
+}
+
+impl Sink {
+    pub(super) fn new(args: &TraceArgs) -> Sink {
+        let json = args.selection.json();
+        Sink {
+            json,
+            gathered: Vec::new(),
+            output: if json.is_some() {
+                Output::plain()
+            } else {
+                Output::without_pager()
+            },
+        }
+    }
+
+    /// Prints what `--json=pretty` gathered.
+    pub(super) fn finish(&mut self, out: &mut impl Write) -> Result<()> {
+        if self.json == Some(JsonMode::Pretty) {
+            write_json(out, JsonMode::Pretty, &self.gathered)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
 }
 
 pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     if args.from_core {
         return super::trace_core::run(args);
     }
-    let crash = show::latest(&args.selection)?;
+    let crash = show::latest(&args.selection, None)?;
     let last = last_wanted(args);
     let snapshots = crash.snapshots();
     if snapshots.is_empty() {
+        let reasons = crash.record.trace_absence();
         bail!(
             "no trace snapshot was taken for the crash of PID {}{}{}",
             crash.pid().unwrap_or(0),
-            first_snapshot_error(&crash)
-                .map(|e| format!(": {}", escape(&e)))
-                .unwrap_or_default(),
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", super::human::text(&reasons.join("; ")))
+            },
             if super::trace_core::core_holds_trace(&crash) {
                 format!(
                     "; its core holds the trace: lttng-coredump trace {} --from-core",
@@ -59,6 +106,8 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             }
         );
     }
+    require_program("babeltrace2")?;
+    let mut sink = Sink::new(args);
     let mut out = std::io::stdout().lock();
     let mut read_any = false;
     let several = snapshots.len() > 1;
@@ -69,9 +118,9 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             escape(&snapshot.daemon),
             escape(&snapshot.path.to_string_lossy())
         );
-        if !args.json {
-            writeln!(out, "-- {heading}")?;
-        } else if several {
+        if sink.json.is_none() {
+            writeln!(out, "{}", sink.output.bold(&format!("-- {heading}")))?;
+        } else if several && !args.selection.quiet {
             eprintln!("-- {heading}");
         }
         let labels = [
@@ -84,6 +133,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         ];
         read_any |= print_events(
             &mut out,
+            &mut sink,
             &crash,
             read_snapshot(&crash, snapshot, args, last),
             args,
@@ -91,7 +141,9 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             &format!("the snapshot {}", snapshot.path.display()),
         )?;
     }
-    out.flush()?;
+    sink.finish(&mut out)?;
+    drop(out);
+    drop(sink);
     Ok(if read_any {
         ExitCode::SUCCESS
     } else {
@@ -111,8 +163,10 @@ pub(super) fn last_wanted(args: &TraceArgs) -> Option<usize> {
 /// Prints what reading a trace gave (its notes, then its events, each with
 /// `labels` added in JSON), or why it could not be read (`what` it is);
 /// true when it was read.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn print_events(
     out: &mut impl Write,
+    sink: &mut Sink,
     crash: &Crash,
     read: Result<(Vec<Event>, Counts)>,
     args: &TraceArgs,
@@ -122,52 +176,52 @@ pub(super) fn print_events(
     let (events, counts) = match read {
         Ok(read) => read,
         Err(err) => {
-            if !args.json {
+            if sink.json.is_none() {
                 writeln!(out, "cannot read it: {err:#}")?;
             }
             eprintln!("lttng-coredump: cannot read {what}: {err:#}");
             return Ok(false);
         }
     };
-    for note in notes(crash, counts, args.all_processes) {
-        if args.json {
-            eprintln!("note: {note}");
+    let mut notes = notes(crash, counts, args.all_processes);
+    if (events.len() as u64) < counts.selected {
+        notes.push(format!(
+            "last {} of {} events (-n N for more, --all for every one)",
+            events.len(),
+            counts.selected
+        ));
+    }
+    for note in notes {
+        if sink.json.is_some() {
+            if !args.selection.quiet {
+                eprintln!("note: {note}");
+            }
         } else {
-            writeln!(out, "note: {note}")?;
+            writeln!(out, "{}", sink.output.yellow(&format!("note: {note}")))?;
         }
     }
     for event in &events {
-        if args.json {
-            let mut json = event.to_json();
-            if let Some(object) = json.as_object_mut() {
-                for (key, value) in labels {
-                    object.insert((*key).into(), value.clone());
+        match sink.json {
+            Some(mode) => {
+                let mut json = event.to_json();
+                if let Some(object) = json.as_object_mut() {
+                    for (key, value) in labels {
+                        object.insert((*key).into(), value.clone());
+                    }
+                }
+                if mode == JsonMode::Pretty {
+                    sink.gathered.push(json);
+                } else {
+                    writeln!(out, "{}", serde_json::to_string(&json)?)?;
                 }
             }
-            writeln!(out, "{}", serde_json::to_string(&json)?)?;
-        } else {
-            writeln!(out, "{}", human_line(event))?;
+            None => writeln!(out, "{}", human_line(event, &sink.output))?,
         }
     }
-    if events.is_empty() && !args.json {
+    if events.is_empty() && sink.json.is_none() {
         writeln!(out, "(no event)")?;
     }
     Ok(true)
-}
-
-fn first_snapshot_error(crash: &Crash) -> Option<String> {
-    crash.record["snapshots"]
-        .as_array()?
-        .iter()
-        .find_map(|entry| entry["error"].as_str().map(str::to_string))
-        .or_else(|| {
-            crash.record["errors"]
-                .as_array()?
-                .iter()
-                .filter_map(|e| e.as_str())
-                .find(|e| e.contains("snapshot"))
-                .map(str::to_string)
-        })
 }
 
 /// The terminal's height less a few lines for the headings; a fixed
@@ -191,29 +245,36 @@ fn read_snapshot(
     args: &TraceArgs,
     last: Option<usize>,
 ) -> Result<(Vec<Event>, Counts)> {
-    if !snapshot.path.is_dir() {
-        bail!("it is gone (or this user may not see it)");
-    }
-    // A snapshot a user's own session daemon wrote is that user's to forge.
-    let daemon_uid = snapshot
+    // A snapshot a user's own session daemon wrote is that user's to forge:
+    // read as that user (when root reads it). Root's daemon's are read
+    // with the caller's rights, in a child all the same (their output
+    // directory may be a tracing-group member's).
+    let who = snapshot
         .daemon
         .strip_prefix("user ")
-        .and_then(|uid| uid.parse::<u32>().ok());
-    read_trace(crash, &snapshot.path, daemon_uid, args, last)
+        .and_then(|uid| uid.parse::<u64>().ok())
+        .and_then(|uid| {
+            let gid = if Some(uid) == crash.uid().map(u64::from) {
+                crash.gid().map(u64::from)
+            } else {
+                None
+            };
+            crate::user_child::acting_as(Some(uid), gid)
+        });
+    read_trace(crash, &snapshot.path, who, args, last)
 }
 
 /// The events of the trace at `path` (the crashing process's, or all), the
-/// last `last`, read by babeltrace2 as `owner` when root reads a trace of
-/// that user's making.
+/// last `last`, read by babeltrace2 as `who` (the caller's ids when
+/// `None`), within `--timeout`.
 pub(super) fn read_trace(
     crash: &Crash,
     path: &std::path::Path,
-    owner: Option<u32>,
+    who: Option<Who>,
     args: &TraceArgs,
     last: Option<usize>,
 ) -> Result<(Vec<Event>, Counts)> {
-    let mut command = babeltrace_command(crash, owner);
-    command
+    let running = UserCommand::program(who, "babeltrace2")
         .args([
             "--names=all",
             "--clock-seconds",
@@ -221,31 +282,22 @@ pub(super) fn read_trace(
             "--color=never",
         ])
         .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().context(
-        "cannot run babeltrace2 (it is in the babeltrace2 package: apt-get install babeltrace2)",
-    )?;
-    let stdout = child.stdout.take().expect("piped");
-    // Read stderr on the side so that a chatty babeltrace2 cannot block.
-    let mut stderr = child.stderr.take().expect("piped");
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        text
-    });
+        .deadline(Duration::from_secs(args.timeout))
+        .spawn(Input::Null)
+        .context("cannot run babeltrace2 (it is in the babeltrace2 package: apt-get install babeltrace2)")?;
     let pid = crash.pid();
     let procname = crash
         .process_name()
         .map(|n| n.chars().take(15).collect::<String>());
     let mut counts = Counts::default();
     let mut kept: VecDeque<Event> = VecDeque::new();
-    let mut reader = BufReader::new(stdout);
+    let mut reader = BufReader::new(running);
     let mut line = Vec::new();
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        // One line is one event: a line longer than an event can be is
+        // read in pieces (none of which parses).
+        if (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line)? == 0 {
             break;
         }
         let text = String::from_utf8_lossy(&line);
@@ -281,6 +333,7 @@ pub(super) fn read_trace(
                 continue;
             }
         }
+        counts.selected += 1;
         kept.push_back(event);
         if let Some(last) = last {
             while kept.len() > last {
@@ -288,36 +341,15 @@ pub(super) fn read_trace(
             }
         }
     }
-    let status = child.wait().context("waiting for babeltrace2")?;
-    let errors = errors.join().unwrap_or_default();
-    if !status.success() {
-        let message = errors
-            .lines()
-            .rfind(|l| !l.trim().is_empty())
-            .unwrap_or("no message")
-            .trim()
-            .to_string();
-        bail!("babeltrace2 failed ({status}): {}", escape(&message));
+    let finished = reader.into_inner().finish()?;
+    if !finished.status.success() {
+        bail!(
+            "babeltrace2 failed ({}): {}",
+            crate::user_child::describe_status(&finished.status),
+            escape(finished.last_error_line().unwrap_or("no message"))
+        );
     }
     Ok((kept.into(), counts))
-}
-
-/// babeltrace2, as `owner` when root reads a trace that user could forge
-/// (a snapshot their own session daemon wrote, a trace from their
-/// program's core).
-fn babeltrace_command(crash: &Crash, owner: Option<u32>) -> Command {
-    match (owner, rustix::process::geteuid().is_root()) {
-        (Some(uid), true) if uid != 0 => {
-            let gid = crash.record["gid"].as_u64().unwrap_or(65534);
-            let mut command = Command::new("setpriv");
-            command
-                .arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={gid}"))
-                .args(["--clear-groups", "--", "babeltrace2"]);
-            command
-        }
-        _ => Command::new("babeltrace2"),
-    }
 }
 
 fn notes(crash: &Crash, counts: Counts, all_processes: bool) -> Vec<String> {
@@ -353,8 +385,9 @@ fn notes(crash: &Crash, counts: Counts, all_processes: bool) -> Vec<String> {
     notes
 }
 
-/// `[2026-11-26 12:39:44.033262782 UTC] name: { context }, { fields }`.
-fn human_line(event: &Event) -> String {
+/// `[2026-11-26 12:39:44.033262782 UTC] name: { context }, { fields }`,
+/// the name in bold when coloured.
+fn human_line(event: &Event, output: &Output) -> String {
     let when = match event.timestamp.split_once('.') {
         Some((seconds, fraction)) => match seconds.parse::<i64>() {
             Ok(seconds) => {
@@ -377,5 +410,10 @@ fn human_line(event: &Event) -> String {
             parts.push(item.text.clone());
         }
     }
-    escape_controls(&format!("[{when}] {}: {}", event.name, parts.join(", ")))
+    format!(
+        "[{}] {}: {}",
+        escape_controls(&when),
+        output.bold(&escape_controls(&event.name)),
+        escape_controls(&parts.join(", "))
+    )
 }

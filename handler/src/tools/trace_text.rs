@@ -116,6 +116,22 @@ impl Parser<'_> {
             match byte {
                 b'"' => return Some(String::from_utf8_lossy(&out).into_owned()),
                 b'\\' => {
+                    // babeltrace2 writes the other control bytes (DEL
+                    // included) as three octal digits: `\177`.
+                    let octal = self
+                        .text
+                        .get(self.at..self.at + 3)
+                        .filter(|digits| digits.iter().all(|d| (b'0'..=b'7').contains(d)));
+                    if let Some(digits) = octal {
+                        let value = digits
+                            .iter()
+                            .fold(0u32, |value, d| value * 8 + u32::from(d - b'0'));
+                        if let Ok(byte) = u8::try_from(value) {
+                            out.push(byte);
+                            self.at += 3;
+                            continue;
+                        }
+                    }
                     let escaped = self.peek()?;
                     self.at += 1;
                     match escaped {
@@ -272,6 +288,21 @@ mod tests {
     use super::*;
 
     const LINE: &str = r#"timestamp = 1795696784.033262782, trace:hostname = vm, name = lttng_coredump_test:step, stream.packet.context = { cpu_id = 1 }, stream.event.context = { vpid = 24441, procname = "crasher" }, event.fields = { seq = 0, tag = "ta\"g,} x", neg = -3, ratio = 0.5, list = [ [0] = 1, [1] = 2 ], empty = { }, kind = ( "A" : container = 3 ) }"#;
+
+    #[test]
+    fn escaped_strings_become_their_text_in_json_once() {
+        // babeltrace2's escapes: \n and \" by name, DEL (and other control
+        // bytes) in octal, a backslash doubled.
+        let line =
+            r#"timestamp = 1.5, name = e, event.fields = { s = "\177ELF\nline 2\\x\"", n = 1 }"#;
+        let event = Event::parse(line).unwrap();
+        let json = event.to_json();
+        assert_eq!(json["fields"]["s"], "\u{7f}ELF\nline 2\\x\"");
+        assert_eq!(json["fields"]["n"], 1);
+        // The JSON text has one escape each, not a doubled backslash.
+        let text = serde_json::to_string(&json["fields"]["s"]).unwrap();
+        assert_eq!(text, "\"\u{7f}ELF\\nline 2\\\\x\\\"\"");
+    }
 
     #[test]
     fn a_babeltrace2_line_reads_back() {
