@@ -15,15 +15,17 @@
 //! empty line, the stack trace (the report crate's
 //! `render::systemd_stack_trace`).
 //!
-//! Ours: `LTTNG_COREDUMP_SIGNATURE` and `LTTNG_COREDUMP_PROBLEM` (the
-//! crash's signature and its one-line title), `LTTNG_COREDUMP_SNAPSHOT`
+//! Ours: `LTTNG_COREDUMP_CRASH_ID` (the crash's ID, which the fleet's
+//! spool and collector count a crash once by), `LTTNG_COREDUMP_SIGNATURE`
+//! and `LTTNG_COREDUMP_PROBLEM` (the crash's signature and its one-line
+//! title), `LTTNG_COREDUMP_SNAPSHOT_PATH`
 //! (once per LTTng snapshot recorded), `LTTNG_COREDUMP_TRACE_ONLY_IN_CORE`
 //! (`1` when no snapshot was taken and the trace is only in the core's
 //! ring buffers), `LTTNG_COREDUMP_RECORD` and `LTTNG_COREDUMP_REPORT` (the
 //! crash record and report files), `LTTNG_COREDUMP_ANALYSIS_FAILED` (why
 //! there is no stack trace), and `SYSLOG_IDENTIFIER=lttng-coredump`.
 
-use crate::export::{self, Address};
+use crate::export;
 use crate::fields::Fields;
 use crate::native::{self, SendError, Sent};
 use std::path::Path;
@@ -67,6 +69,8 @@ pub struct Crash {
     pub package_json: Option<String>,
     /// Why there is no stack trace, when the analysis failed.
     pub analysis_failed: Option<String>,
+    /// The crash's ID (the fleet's `crash_id`), when it has one.
+    pub crash_id: Option<String>,
     /// The crash's signature and its title.
     pub signature: Option<String>,
     pub problem: Option<String>,
@@ -166,6 +170,9 @@ impl From<&Crash> for Entry {
         if let Some(json) = &crash.package_json {
             f.push("COREDUMP_PACKAGE_JSON", json);
         }
+        if let Some(id) = &crash.crash_id {
+            f.push("LTTNG_COREDUMP_CRASH_ID", id);
+        }
         if let Some(signature) = &crash.signature {
             f.push("LTTNG_COREDUMP_SIGNATURE", signature);
         }
@@ -173,7 +180,7 @@ impl From<&Crash> for Entry {
             f.push("LTTNG_COREDUMP_PROBLEM", problem);
         }
         for snapshot in &crash.snapshots {
-            f.push("LTTNG_COREDUMP_SNAPSHOT", snapshot);
+            f.push("LTTNG_COREDUMP_SNAPSHOT_PATH", snapshot);
         }
         f.push(
             "LTTNG_COREDUMP_TRACE_ONLY_IN_CORE",
@@ -192,16 +199,41 @@ impl From<&Crash> for Entry {
     }
 }
 
+/// The address fields of an entry in the export format (all optional:
+/// the receiving journal stamps an entry without them with its own time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Address {
+    /// `__REALTIME_TIMESTAMP`: microseconds since the epoch.
+    pub realtime_usec: Option<u64>,
+    /// `__MONOTONIC_TIMESTAMP`: microseconds since boot.
+    pub monotonic_usec: Option<u64>,
+    /// `_BOOT_ID`: 32 hexadecimal digits.
+    pub boot_id: Option<String>,
+}
+
 impl Entry {
     /// Sends the entry to the journald on `socket` (see [`native::send`]).
     pub fn send(&self, socket: &Path, timeout: Duration) -> Result<Sent, SendError> {
         native::send(&self.fields, socket, timeout)
     }
 
-    /// The entry in the journal export format, stamped with the crash's
-    /// time when `address` has none.
+    /// The entry in the journal export format, after the address fields
+    /// `address` has.
     pub fn export(&self, address: &Address) -> Vec<u8> {
-        export::entry(&self.fields, address)
+        let mut out = Vec::new();
+        if let Some(t) = address.realtime_usec {
+            export::write_field(&mut out, "__REALTIME_TIMESTAMP", t.to_string().as_bytes());
+        }
+        if let Some(t) = address.monotonic_usec {
+            export::write_field(&mut out, "__MONOTONIC_TIMESTAMP", t.to_string().as_bytes());
+        }
+        if let Some(id) = &address.boot_id {
+            export::write_field(&mut out, "_BOOT_ID", id.as_bytes());
+        }
+        let fields = self.fields.iter();
+        export::write_entry(&mut out, fields, false)
+            .expect("the names were checked when the fields were added");
+        out
     }
 }
 
@@ -242,7 +274,21 @@ mod tests {
             get("MESSAGE"),
             "Process 42 (bad\\x0aname) of user 1000 dumped core.\n\nStack trace of thread 42:\n#0  0x0000000000001000 f (bad + 0x1000)\n"
         );
-        assert_eq!(entry.fields.get_all("LTTNG_COREDUMP_SNAPSHOT").count(), 2);
+        assert_eq!(
+            entry.fields.get_all("LTTNG_COREDUMP_SNAPSHOT_PATH").count(),
+            2
+        );
+        let exported = entry.export(&Address {
+            realtime_usec: Some(1_700_000_000_000_000),
+            ..Address::default()
+        });
+        assert!(exported.starts_with(b"__REALTIME_TIMESTAMP=1700000000000000\nMESSAGE_ID="));
+        let read = export::Reader::new(exported.as_slice(), export::ReadLimits::default())
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.text("COREDUMP_COMM").as_deref(), Some("bad\nname"));
+        assert_eq!(read.get("MESSAGE"), entry.fields.get("MESSAGE"));
         assert_eq!(get("LTTNG_COREDUMP_TRACE_ONLY_IN_CORE"), "0");
         let no_core = Entry::from(&Crash {
             analysis_failed: Some("x".into()),

@@ -1,54 +1,13 @@
 //! A journal entry's fields: names checked as journald accepts them from a
 //! client, values as bytes, in order, repeatable (a field may appear more
-//! than once, as `LTTNG_COREDUMP_SNAPSHOT` does for each snapshot).
+//! than once, as `LTTNG_COREDUMP_SNAPSHOT_PATH` does for each snapshot).
 
-use std::fmt;
-
-/// Why a field was not added.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub name: String,
-    pub reason: &'static str,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "journal field {:?}: {}", self.name, self.reason)
-    }
-}
-
-impl std::error::Error for FieldError {}
-
-/// Whether journald takes `name` from a client: 1 to 64 characters of
-/// `A-Z`, `0-9` and `_`, not starting with a digit or `_` (fields starting
-/// with `_` are journald's own, trusted ones).
-pub fn check_name(name: &str) -> Result<(), &'static str> {
-    let bytes = name.as_bytes();
-    if bytes.is_empty() {
-        return Err("empty name");
-    }
-    if bytes.len() > 64 {
-        return Err("longer than 64 characters");
-    }
-    if bytes[0] == b'_' {
-        return Err("starts with '_' (journald's own fields)");
-    }
-    if bytes[0].is_ascii_digit() {
-        return Err("starts with a digit");
-    }
-    if !bytes
-        .iter()
-        .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-    {
-        return Err("has characters other than A-Z, 0-9 and _");
-    }
-    Ok(())
-}
+use crate::export::{check_field_name, BadFieldName, Field};
 
 /// The fields of one entry, in the order they were added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fields {
-    fields: Vec<(String, Vec<u8>)>,
+    fields: Vec<Field>,
 }
 
 impl Fields {
@@ -56,12 +15,14 @@ impl Fields {
         Fields::default()
     }
 
-    /// Adds `name=value`; the name must pass [`check_name`].
-    pub fn add(&mut self, name: &str, value: impl AsRef<[u8]>) -> Result<&mut Fields, FieldError> {
-        check_name(name).map_err(|reason| FieldError {
-            name: name.to_string(),
-            reason,
-        })?;
+    /// Adds `name=value`; the name must be one journald takes from a client
+    /// ([`check_field_name`], without journald's own `_` fields).
+    pub fn add(
+        &mut self,
+        name: &str,
+        value: impl AsRef<[u8]>,
+    ) -> Result<&mut Fields, BadFieldName> {
+        check_field_name(name, false)?;
         self.fields
             .push((name.to_string(), value.as_ref().to_vec()));
         Ok(self)
@@ -91,7 +52,7 @@ impl Fields {
     }
 
     /// The fields, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone {
         self.fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
@@ -101,6 +62,16 @@ impl Fields {
 
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
+    }
+
+    /// The fields as the export format's writer and the fleet's spool take
+    /// them.
+    pub fn as_slice(&self) -> &[Field] {
+        &self.fields
+    }
+
+    pub fn into_vec(self) -> Vec<Field> {
+        self.fields
     }
 
     /// The entry in journald's native protocol: `NAME=value\n` for a value
@@ -133,16 +104,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_checked_as_journald_does() {
-        for good in ["MESSAGE", "COREDUMP_PID", "A1_2", "X"] {
-            assert_eq!(check_name(good), Ok(()), "{good}");
-        }
-        for bad in ["", "_UID", "1ABC", "message", "A-B", "A=B", &"A".repeat(65)] {
-            assert!(check_name(bad).is_err(), "{bad}");
-        }
+    fn names_are_checked_as_journald_does_for_a_client() {
         let mut fields = Fields::new();
-        assert!(fields.add("_PID", "1").is_err());
-        assert!(fields.is_empty());
+        for good in ["MESSAGE", "COREDUMP_PID", "A1_2", "X"] {
+            assert!(fields.add(good, "v").is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "_UID",
+            "__CURSOR",
+            "1ABC",
+            "message",
+            "A-B",
+            "A=B",
+            &"A".repeat(65),
+        ] {
+            assert!(fields.add(bad, "v").is_err(), "{bad}");
+        }
+        assert_eq!(fields.len(), 4);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   entries too large for one), within a timeout; where journald does not
 //!   run, [`SendError::NotRunning`] says so.
 //! - [`export`]: the journal export format, which `systemd-journal-remote`
-//!   imports (the fleet spool ships entries this way).
+//!   imports: its writer and its reader (the fleet's spool and collector
+//!   use them too).
 //! - [`coredump`]: the crash's entry itself, systemd-coredump's fields and
 //!   ours ([`Entry::from`] a [`Crash`]).
 

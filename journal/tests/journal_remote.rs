@@ -2,7 +2,7 @@
 //! `systemd-journal-remote` (what the fleet spool ships to) and read back
 //! with `journalctl` and `coredumpctl` from the journal file it wrote.
 
-use lttng_coredump_journal::export::Address;
+use lttng_coredump_journal::coredump::Address;
 use lttng_coredump_journal::{Crash, Entry, MESSAGE_ID};
 use std::process::Command;
 use std::time::Duration;
@@ -73,7 +73,7 @@ fn an_exported_crash_entry_imports_into_systemd_journal_remote_and_reads_with_co
         format!("MESSAGE_ID={MESSAGE_ID}"),
         "__REALTIME_TIMESTAMP=1700000000000000".to_string(),
         "LTTNG_COREDUMP_PROBLEM=server: SIGABRT in handle_request".to_string(),
-        "LTTNG_COREDUMP_SNAPSHOT=/var/lib/lttng-coredump/traces/server-4321".to_string(),
+        "LTTNG_COREDUMP_SNAPSHOT_PATH=/var/lib/lttng-coredump/traces/server-4321".to_string(),
         "handle_request (server + 0x1139)".to_string(),
     ] {
         assert!(text.contains(&expected), "no {expected:?} in:\n{text}");
