@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lttng_coredump_handler::kernel_args::KernelArgs;
-use lttng_coredump_handler::sanitize::{
+use lttng_coredump_handler::base::sanitize::{
     file_name_component, for_log, is_bidi_control, MAX_COMPONENT_LEN,
 };
 use std::ffi::OsString;

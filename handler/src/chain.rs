@@ -4,7 +4,7 @@
 //! stops reading or fails costs at most its stall timeout and never the
 //! handler's own copy: it is given up on and the handler goes on.
 
-use crate::config::ChainConfig;
+use crate::base::config::ChainConfig;
 use crate::kernel_args::KernelArgs;
 use rustix::event::{PollFd, PollFlags};
 use std::ffi::OsString;
@@ -105,7 +105,7 @@ impl Chain {
             .collect();
         let display: Vec<String> = filled
             .iter()
-            .map(|part| crate::sanitize::for_log(part.as_bytes()))
+            .map(|part| crate::base::sanitize::for_log(part.as_bytes()))
             .collect();
         let (program, arguments) = filled.split_first().ok_or("empty chain command")?;
         let mut child = Command::new(program)

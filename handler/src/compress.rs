@@ -6,8 +6,8 @@
 //! `NAME.zst`, and the raw file removed. At every instant one whole copy
 //! has a name: a crash of the machine mid-compression leaves the raw core.
 
+use crate::base::safefile::NewFile;
 use crate::corefile::{CoreOutcome, CoreSettings, CoreWriter};
-use crate::safefile::NewFile;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::BorrowedFd;

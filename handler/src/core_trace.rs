@@ -480,7 +480,7 @@ fn summary(section: &CoreTraceSection, listed: &[CoreTrace], scan: &recover::Sca
                 t.uuid,
                 t.streams,
                 t.packets,
-                crate::tools::human::size(t.bytes)
+                crate::base::human::size(t.bytes)
             )),
             section.traces_total,
             LISTED_TRACES

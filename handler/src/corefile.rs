@@ -4,7 +4,7 @@
 //! is then marked truncated, and writing simply stops: nothing fails).
 //! The file is unnamed until it is complete (see `safefile`).
 
-use crate::safefile::NewFile;
+use crate::base::safefile::NewFile;
 use crate::space::{self, SpacePolicy};
 use std::fs::File;
 use std::io::{self, Write};
@@ -280,7 +280,7 @@ impl CoreWriter {
         outcome.size = self.size;
         outcome.truncated = self.truncated;
         if let Some(uid) = uid_to_grant {
-            if let Err(err) = crate::acl::grant_read(self.new_file.file(), uid) {
+            if let Err(err) = crate::base::acl::grant_read(self.new_file.file(), uid) {
                 outcome.errors.push(format!(
                     "cannot let uid {uid} read the core (it stays root-only): {err}"
                 ));

@@ -6,7 +6,7 @@
 //! The daemon is asked from a child process killed at a deadline
 //! (`lttng_ctl::isolate`), so a hung daemon cannot hang `status`.
 
-use crate::config::Config;
+use crate::base::config::Config;
 use lttng_coredump_engine::encoding::{CoreDumpAction, CoreDumpTrigger};
 use lttng_coredump_engine::identity::run_json;
 use lttng_coredump_engine::list_triggers;

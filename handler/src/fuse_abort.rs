@@ -108,8 +108,8 @@ pub fn fuse_mounts(mountinfo: impl BufRead, devices: &[(u32, u32)]) -> Vec<FuseM
         if fuse && devices.contains(&device) && !found.iter().any(|(d, ..)| *d == device) {
             found.push((
                 device,
-                crate::sanitize::for_log(&unescape(mount_point)),
-                crate::sanitize::for_log(fs_type.as_bytes()),
+                crate::base::sanitize::for_log(&unescape(mount_point)),
+                crate::base::sanitize::for_log(fs_type.as_bytes()),
             ));
         }
     }

@@ -18,8 +18,11 @@
 //! No step's failure stops a later one: each is caught into the record.
 
 use crate::access;
+use crate::base::config::{self, Compression, Config};
+use crate::base::safefile::NewFile;
+use crate::base::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_LEN};
+use crate::base::syslog::{iso8601_utc, Log};
 use crate::chain::{Chain, ChainOutcome};
-use crate::config::{self, Compression, Config};
 use crate::coredir::{self, CoreDir};
 use crate::corefile::{CoreOutcome, CoreSettings, CoreWriter};
 use crate::crash_share::{self, Share};
@@ -29,13 +32,10 @@ use crate::procinfo::{self, Gathered, Identity};
 use crate::pump::PumpOutcome;
 use crate::ratelimit;
 use crate::record::{self, CoreSection, CrashRecord, Crashed, Signal};
-use crate::safefile::NewFile;
-use crate::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_LEN};
 use crate::snapshot::{self, DaemonFire, SnapshotPlan};
 use crate::snapshot_budget;
 use crate::space::SpacePolicy;
 use crate::stall::{Bounded, CoreSource, StallSection};
-use crate::syslog::{iso8601_utc, Log};
 use lttng_coredump_engine::{CrashInfo, Workers};
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -1096,8 +1096,8 @@ fn write_record(
         .as_deref()
         .map(|name| name.strip_suffix(saved.extension).unwrap_or(name))
         .unwrap_or(&saved.stem);
-    crash_record.log.push(crate::syslog::Message {
-        severity: crate::syslog::Severity::Info,
+    crash_record.log.push(crate::base::syslog::Message {
+        severity: crate::base::syslog::Severity::Info,
         text: "crash record written".into(),
     });
     let name = |n: u32| numbered(record_stem, n, ".json");

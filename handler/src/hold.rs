@@ -14,8 +14,8 @@
 //! [`STOP_TIMEOUT`], then SIGKILL), puts the pipe line back itself when
 //! the service could not, and removes the socket.
 
+use crate::base::syslog::Log;
 use crate::serve::ServeOptions;
-use crate::syslog::Log;
 use anyhow::Context as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};

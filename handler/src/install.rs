@@ -5,7 +5,7 @@
 //! and the backup are paths so that tests and packagers can point
 //! elsewhere.
 
-use crate::config::{self, Config};
+use crate::base::config::{self, Config};
 use crate::kernel_args::FIELDS;
 use anyhow::{anyhow, Context as _};
 use serde::{Deserialize, Serialize};
@@ -313,7 +313,7 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
     }
     // The kernel runs it as root on every crash: nobody else may be able to
     // replace it, nor any directory on the way to it.
-    crate::trusted_path::check_only_root_can_change(&options.binary).map_err(|why| {
+    crate::base::trusted_path::check_only_root_can_change(&options.binary).map_err(|why| {
         anyhow!(
             "refusing to install {}: {why}. Install a copy owned by root in directories only \
              root can write (for example /usr/local/sbin)",

@@ -119,7 +119,7 @@ impl KernelArgs {
                 Some(eq) => parsed.set_field(&bytes[..eq], &bytes[eq + 1..]),
                 None => parsed.errors.push(format!(
                     "argument {:?} is not KEY=VALUE",
-                    crate::sanitize::for_log(bytes)
+                    crate::base::sanitize::for_log(bytes)
                 )),
             }
         }
@@ -151,7 +151,7 @@ impl KernelArgs {
     }
 
     fn set_field(&mut self, key: &[u8], value: &[u8]) {
-        let key_text = crate::sanitize::for_log(key);
+        let key_text = crate::base::sanitize::for_log(key);
         let errors = &mut self.errors;
         let already_set = match key {
             b"P" => set_number(&mut self.pid, &key_text, value, errors),
@@ -211,14 +211,14 @@ fn set_number<T: std::str::FromStr>(
     if text.is_empty() {
         errors.push(format!(
             "field {key}= has no number: {:?}",
-            crate::sanitize::for_log(value)
+            crate::base::sanitize::for_log(value)
         ));
     } else if let Ok(number) = text.parse() {
         *slot = Some(number);
     } else {
         errors.push(format!(
             "field {key}= is not a valid number: {:?}",
-            crate::sanitize::for_log(value)
+            crate::base::sanitize::for_log(value)
         ));
     }
     false

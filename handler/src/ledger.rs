@@ -183,7 +183,7 @@ pub fn admit_core(
             "rate limit: {of_program} cores of {program_shown} saved in the last minute \
              (max_cores_per_minute = {}, counted by executable: {})",
             limits.per_program,
-            crate::sanitize::for_log(program)
+            crate::base::sanitize::for_log(program)
         ))
     } else if limits.per_user > 0 && of_user >= limits.per_user {
         Some(format!(

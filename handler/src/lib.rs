@@ -7,12 +7,10 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
-pub mod acl;
+pub mod base;
 pub mod chain;
 pub mod completion;
 pub mod compress;
-pub mod config;
-pub mod config_parse;
 pub mod core_trace;
 pub mod coredir;
 pub mod corefile;
@@ -39,15 +37,10 @@ pub mod record;
 pub mod record_read;
 pub mod removal;
 pub mod retention;
-pub mod safefile;
-pub mod sanitize;
 pub mod serve;
 pub mod snapshot;
 pub mod snapshot_budget;
 pub mod space;
 pub mod stall;
 pub mod status;
-pub mod syslog;
 pub mod tools;
-pub mod trusted_path;
-pub mod user_child;

@@ -9,11 +9,11 @@ mod recover_cmd;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use lttng_coredump_handler::base::syslog::Log;
 use lttng_coredump_handler::demo::{self, DemoOptions};
 use lttng_coredump_handler::handle::{self, Verdict};
 use lttng_coredump_handler::install::{self, InstallOptions, KernelFeatures, KernelFiles};
 use lttng_coredump_handler::serve::{self, ServeOptions};
-use lttng_coredump_handler::syslog::Log;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -216,7 +216,7 @@ impl KernelPaths {
 fn main() -> ExitCode {
     // A child of a crash tool acting as a user (`user_child`), before
     // anything else.
-    if let Some(code) = lttng_coredump_handler::user_child::trampoline(
+    if let Some(code) = lttng_coredump_handler::base::user_child::trampoline(
         lttng_coredump_handler::tools::user_side::TASKS,
     ) {
         return code;

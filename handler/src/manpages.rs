@@ -398,7 +398,7 @@ mod tests {
     fn the_configuration_page_names_every_key_the_handler_reads() {
         let page = config_page("0.1.0");
         assert!(page.contains(".SS \"[chain]\""), "{page}");
-        for key in crate::config_parse::KEYS
+        for key in crate::base::config_parse::KEYS
             .into_iter()
             .filter(|k| *k != "chain")
         {
@@ -407,7 +407,7 @@ mod tests {
                 "{key} missing from lttng-coredump.conf(5)"
             );
         }
-        for key in crate::config_parse::CHAIN_KEYS {
+        for key in crate::base::config_parse::CHAIN_KEYS {
             assert!(
                 page.contains(&format!("\\fBchain.{}\\fR = ", roff(key))),
                 "[chain] {key} missing from lttng-coredump.conf(5)"

@@ -397,7 +397,7 @@ mod tests {
             ]
         );
         // And the handler's own configuration reader takes it.
-        let config = crate::config::Config::parse(&section).unwrap();
+        let config = crate::base::config::Config::parse(&section).unwrap();
         assert_eq!(config.chain.unwrap().command.len(), 8);
         let apport_chain: toml::Table = chain_section(apport).unwrap().parse().unwrap();
         assert_eq!(
@@ -428,8 +428,8 @@ mod tests {
         std::fs::write(&path, "compression = \"zstd\"\n").unwrap();
         add_chain(&path, &section).unwrap();
         let config =
-            crate::config::Config::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(config.compression, crate::config::Compression::Zstd);
+            crate::base::config::Config::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(config.compression, crate::base::config::Compression::Zstd);
         assert!(config.chain.is_some());
         std::fs::remove_dir_all(&root).unwrap();
     }

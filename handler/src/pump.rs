@@ -85,10 +85,10 @@ fn fill(input: &mut impl Read, buffer: &mut [u8]) -> (usize, bool, Option<io::Er
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ChainConfig;
+    use crate::base::config::ChainConfig;
+    use crate::base::safefile::NewFile;
     use crate::corefile::CoreSettings;
     use crate::kernel_args::KernelArgs;
-    use crate::safefile::NewFile;
     use crate::space::SpacePolicy;
     use std::fs::File;
     use std::os::fd::AsFd;

@@ -3,11 +3,11 @@
 //! the handler met. Written like the core (unnamed file, then a link that
 //! never replaces anything), so a planted symlink is never followed.
 
+use crate::base::safefile::NewFile;
+use crate::base::syslog::Message;
 use crate::chain::ChainOutcome;
 use crate::procinfo::Identity;
-use crate::safefile::NewFile;
 use crate::snapshot::DaemonFire;
-use crate::syslog::Message;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::fd::BorrowedFd;
@@ -514,7 +514,7 @@ fn publish(
         crate::space::mark_owner(file.file(), uid)?;
     }
     if let Some(uid) = reader {
-        crate::acl::grant_read(file.file(), uid)?;
+        crate::base::acl::grant_read(file.file(), uid)?;
     }
     let (_, name) = file.publish(name)?;
     Ok(name)
@@ -828,11 +828,11 @@ pub(crate) mod tests {
         assert_eq!(back["pid"], 42);
         // Root's record is root's; the user reads their copy.
         let root_record = std::fs::File::open(dir.join(&written.name)).unwrap();
-        assert!(crate::acl::users_with_read(&root_record)
+        assert!(crate::base::acl::users_with_read(&root_record)
             .unwrap()
             .is_empty());
         let copy = std::fs::File::open(dir.join("r.1.user.json")).unwrap();
-        assert_eq!(crate::acl::users_with_read(&copy).unwrap(), [1000]);
+        assert_eq!(crate::base::acl::users_with_read(&copy).unwrap(), [1000]);
         assert_eq!(
             std::fs::read_link(dir.join("r.json")).unwrap(),
             std::path::Path::new("/etc/passwd")

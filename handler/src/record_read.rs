@@ -73,7 +73,7 @@ impl StoredRecord {
             Some(other) => Err(format!(
                 "a record of format {:?}, which this version does not read (it reads {FORMAT} \
                  and {USER_FORMAT})",
-                crate::sanitize::for_log(other.as_bytes())
+                crate::base::sanitize::for_log(other.as_bytes())
             )),
         }
     }

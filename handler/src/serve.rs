@@ -50,12 +50,12 @@
 //! reap cost 1 to 3 ms, more as the service's memory grows. After each
 //! crash it gives back to the system what it freed (`malloc_trim`).
 
-use crate::config::Config;
+use crate::base::config::Config;
+use crate::base::syslog::Log;
 use crate::fair_queue::FairQueue;
 use crate::handle::{self, Transport};
 use crate::install::{self, Backup, KernelFiles};
 use crate::kernel_args::KernelArgs;
-use crate::syslog::Log;
 use anyhow::Context as _;
 use coredump_socket::{
     self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,

@@ -179,7 +179,7 @@ impl<S: CoreSource, F: FnMut(u64) -> Remedy> Read for Bounded<'_, S, F> {
                 io::ErrorKind::TimedOut,
                 format!(
                     "the dump stalled: no data from the kernel for {} (core_stall_timeout){}{}",
-                    crate::tools::human::duration(since.elapsed().min(self.bound)),
+                    crate::base::human::duration(since.elapsed().min(self.bound)),
                     if said.is_empty() { "" } else { ": " },
                     said
                 ),

@@ -12,11 +12,11 @@
 //! core_pipe_limit) do not change it. A user who may not talk to the root
 //! session daemon is told so (permission denied), not that it is down.
 
-use crate::config::{self, Config};
+use crate::base::config::{self, Config};
+use crate::base::human;
 use crate::crash_plan;
 use crate::install::{self, Backup, KernelFeatures, KernelFiles};
 use crate::space::{self, SpacePolicy};
-use crate::tools::human;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;

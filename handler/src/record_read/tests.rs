@@ -3,11 +3,11 @@
 //! refused, and the reasons for a missing trace are those the fires say.
 
 use super::*;
+use crate::base::syslog::{Message, Severity};
 use crate::chain::ChainOutcome;
 use crate::procinfo::Identity;
 use crate::record::tests::sample;
 use crate::record::{CoreTrace, FailedSnapshot, Signal, StageTimes, TiedTrace};
-use crate::syslog::{Message, Severity};
 use lttng_coredump_engine::{ActionOutcome, FireError, FireReport};
 
 fn outcome(

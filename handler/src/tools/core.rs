@@ -26,7 +26,7 @@ pub fn open(crash: &Crash) -> Result<File> {
             crash
                 .core()
                 .not_saved_reason
-                .map(super::human::text)
+                .map(crate::base::human::text)
                 .unwrap_or("no reason recorded".into())
         )
     })?;
@@ -131,7 +131,7 @@ pub fn dump(args: &DumpArgs) -> Result<ExitCode> {
                 eprintln!(
                     "core of PID {} ({}) written to {}",
                     crash.pid().unwrap_or(0),
-                    super::human::size(bytes),
+                    crate::base::human::size(bytes),
                     path.display()
                 );
             }

@@ -11,7 +11,6 @@
 pub mod config_show;
 pub mod core;
 pub mod debug;
-pub mod human;
 pub mod output;
 pub mod select;
 pub mod show;

@@ -9,12 +9,12 @@
 //! such names) is shown as text, with only control characters escaped
 //! (`human::text`), never escaped twice.
 
-use super::human::{self, escape, text};
 use super::output::{write_json, Output};
 use super::select::{local_time, Filter};
 use super::source::Source;
 use super::store::{Crash, Store};
 use super::{JsonMode, ListArgs, Selection};
+use crate::base::human::{self, escape, text};
 use crate::procinfo::Identity;
 use anyhow::Result;
 use std::fmt::Write as _;

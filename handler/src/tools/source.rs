@@ -11,7 +11,7 @@
 //! configured one, or the default when the configured one is unsafe.
 
 use super::SourceArgs;
-use crate::config::{self, Config};
+use crate::base::config::{self, Config};
 use crate::install::{self, KernelFiles};
 use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};

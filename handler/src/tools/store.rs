@@ -73,8 +73,8 @@ impl Store {
                 Ok(None) => {}
                 Err(err) => skipped.push(format!(
                     "skipping {}: {}",
-                    super::human::escape(&path.to_string_lossy()),
-                    super::human::escape_controls(&err)
+                    crate::base::human::escape(&path.to_string_lossy()),
+                    crate::base::human::escape_controls(&err)
                 )),
             }
         }

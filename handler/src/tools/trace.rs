@@ -5,7 +5,7 @@
 //! streams any trace size in constant memory, and it can be run with the
 //! crashing user's rights (a snapshot taken in a user's own session daemon
 //! is that user's data, never parsed as root). babeltrace2 runs through
-//! [`crate::user_child`]: in a session of its own with no terminal of the
+//! [`crate::base::user_child`]: in a session of its own with no terminal of the
 //! caller's, within `--timeout` (a FIFO in a trace directory costs that,
 //! not a hang), its output read through a pipe.
 //!
@@ -15,14 +15,14 @@
 //! events are shown, a note says so ("last N of M events"); on a terminal
 //! the output is in colour (no pager: it shows a screenful by default).
 
-use super::human::{escape, escape_controls};
 use super::output::{require_program, write_json, Output};
 use super::select::local_time;
 use super::show;
 use super::store::{Crash, Snapshot};
 use super::trace_text::Event;
 use super::{JsonMode, TraceArgs};
-use crate::user_child::{Input, UserCommand, Who};
+use crate::base::human::{escape, escape_controls};
+use crate::base::user_child::{Input, UserCommand, Who};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -94,7 +94,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             if reasons.is_empty() {
                 String::new()
             } else {
-                format!(": {}", super::human::text(&reasons.join("; ")))
+                format!(": {}", crate::base::human::text(&reasons.join("; ")))
             },
             if super::trace_core::core_holds_trace(&crash) {
                 format!(
@@ -259,7 +259,7 @@ fn read_snapshot(
             } else {
                 None
             };
-            crate::user_child::acting_as(Some(uid), gid)
+            crate::base::user_child::acting_as(Some(uid), gid)
         });
     read_trace(crash, &snapshot.path, who, args, last)
 }
@@ -345,7 +345,7 @@ pub(super) fn read_trace(
     if !finished.status.success() {
         bail!(
             "babeltrace2 failed ({}): {}",
-            crate::user_child::describe_status(&finished.status),
+            crate::base::user_child::describe_status(&finished.status),
             escape(finished.last_error_line().unwrap_or("no message"))
         );
     }

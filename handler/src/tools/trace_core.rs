@@ -6,7 +6,7 @@
 //! removed.
 //!
 //! All of it is done by children acting as the crash's user when root
-//! reads another user's crash ([`crate::user_child`]); with the caller's
+//! reads another user's crash ([`crate::base::user_child`]); with the caller's
 //! rights otherwise. The recovering child reads the core (the handler let
 //! that user read it; a core only root may read is refused: its trace is
 //! not that user's to see), creates its own temporary directory, writes
@@ -16,13 +16,13 @@
 //! directory as that user, and a last child removes it if a killed one
 //! left it. Root never opens, creates or changes owner of anything there.
 
-use super::human::escape;
 use super::show;
 use super::store::Crash;
 use super::trace::{last_wanted, print_events, read_trace, Sink};
 use super::user_side::{self, read_recovered};
 use super::TraceArgs;
-use crate::user_child::{self, Input, UserCommand, Who};
+use crate::base::human::escape;
+use crate::base::user_child::{self, Input, UserCommand, Who};
 use anyhow::{anyhow, bail, Context, Result};
 use lttng_coredump_recover as recover;
 use serde_json::Value;

@@ -5,9 +5,9 @@
 //! user's newest core (as the handler does). It says what it deleted and
 //! what it kept, and why; `--dry-run` says the same and deletes nothing.
 
-use super::human;
 use super::source::Source;
 use super::VacuumArgs;
+use crate::base::human;
 use crate::space::{self, Fate, SpacePolicy};
 use anyhow::{anyhow, Result};
 use std::os::fd::AsFd;

@@ -6,7 +6,7 @@
 //! built-in paths, a bad `[chain]` to no chain at all. A line TOML itself
 //! cannot read is left out and the rest is read again.
 
-use crate::config::{parse_size, ChainConfig, Compression, Config};
+use crate::base::config::{parse_size, ChainConfig, Compression, Config};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -205,7 +205,7 @@ pub fn parse(text: &str) -> Parsed {
                     format!(
                         "expected {form}, not {}; using {}",
                         shown(value),
-                        crate::tools::human::duration(config.max_snapshot_age)
+                        crate::base::human::duration(config.max_snapshot_age)
                     ),
                 ),
             },
@@ -390,7 +390,7 @@ fn located(text: &str, lines: &BTreeMap<String, usize>, key: &str, message: &str
 /// may hold newlines and control characters, and the message goes to the
 /// log (escaped as every logged name is).
 fn shown(value: &Value) -> String {
-    let mut text = crate::sanitize::for_log(value.to_string().as_bytes());
+    let mut text = crate::base::sanitize::for_log(value.to_string().as_bytes());
     if text.len() > 60 {
         let mut cut = 57;
         while !text.is_char_boundary(cut) {
@@ -442,7 +442,7 @@ fn set_size(field: &mut u64, value: &Value, key: &str, problem: &mut impl FnMut(
                 "expected a size (bytes, or a number with K, M, G or T: \"512M\", \"2G\"), not \
                  {}; using {}",
                 shown(value),
-                crate::tools::human::size(*field)
+                crate::base::human::size(*field)
             ),
         ),
     }

@@ -157,7 +157,7 @@ impl Default for Config {
             snapshot_active_sessions: true,
             snapshot_user_daemon: true,
             chain: None,
-            syslog_socket: PathBuf::from(crate::syslog::DEFAULT_SOCKET),
+            syslog_socket: PathBuf::from(crate::base::syslog::DEFAULT_SOCKET),
         }
     }
 }
@@ -197,7 +197,7 @@ impl Config {
             Err(TrustError::Missing) => return defaults("No such file or directory".into()),
             Err(TrustError::Other(error)) => return defaults(error),
         };
-        let parsed = crate::config_parse::parse(&text);
+        let parsed = crate::base::config_parse::parse(&text);
         Loaded {
             config: parsed.config,
             error: (!parsed.problems.is_empty()).then(|| {
@@ -213,7 +213,7 @@ impl Config {
     /// Parses configuration text strictly: every problem (each naming its
     /// line, column and key) is an error. `load` is the lenient reader.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let parsed = crate::config_parse::parse(text);
+        let parsed = crate::base::config_parse::parse(text);
         if parsed.problems.is_empty() {
             Ok(parsed.config)
         } else {
@@ -227,9 +227,9 @@ impl Config {
 /// be read at all: missing, relative, untrusted or unreadable. For the
 /// tools, which, unlike the handler, must not fall back to the defaults
 /// when a person named a file.
-pub fn read_checked(path: &Path) -> Result<crate::config_parse::Parsed, String> {
+pub fn read_checked(path: &Path) -> Result<crate::base::config_parse::Parsed, String> {
     match read_trusted(path) {
-        Ok(text) => Ok(crate::config_parse::parse(&text)),
+        Ok(text) => Ok(crate::base::config_parse::parse(&text)),
         Err(TrustError::Missing) => Err("no such file (or a directory above it is missing)".into()),
         Err(TrustError::Other(error)) => Err(error),
     }

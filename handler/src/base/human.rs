@@ -32,7 +32,7 @@ pub fn escape(text: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() || crate::sanitize::is_bidi_control(c) => {
+            c if c.is_control() || crate::base::sanitize::is_bidi_control(c) => {
                 write!(out, "\\x{:02x}", c as u32).expect("String");
             }
             c => out.push(c),
@@ -54,7 +54,7 @@ pub fn text(text: &str) -> String {
 pub fn escape_controls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() || crate::sanitize::is_bidi_control(c) {
+        if c.is_control() || crate::base::sanitize::is_bidi_control(c) {
             write!(out, "\\x{:02x}", c as u32).expect("String");
         } else {
             out.push(c);
