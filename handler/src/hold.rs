@@ -56,7 +56,7 @@ fn service_command(options: &ServeOptions) -> anyhow::Result<Command> {
                 .core_pattern
                 .parent()
                 .unwrap_or(std::path::Path::new(
-                    crate::install::DEFAULT_PROC_SYS_KERNEL,
+                    crate::kernel::settings::DEFAULT_PROC_SYS_KERNEL,
                 )),
         );
     if let Some(config) = &options.config {

@@ -6,242 +6,14 @@
 //! elsewhere.
 
 use crate::base::config::{self, Config};
-use crate::kernel_args::FIELDS;
+use crate::kernel::backup::Backup;
+use crate::kernel::pattern::{handler_line, is_our_line, MAX_PATTERN_LEN};
+use crate::kernel::settings::{write_setting, KernelFeatures, KernelFiles, DEFAULT_PIPE_LIMIT};
 use anyhow::{anyhow, Context as _};
-use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The kernel keeps at most this many bytes of core_pattern
-/// (CORENAME_MAX_SIZE is 128, with the terminating NUL).
-pub const MAX_PATTERN_LEN: usize = 127;
-pub const DEFAULT_BACKUP: &str = "/var/lib/lttng-coredump/core_pattern.bkp";
-pub const DEFAULT_PROC_SYS_KERNEL: &str = "/proc/sys/kernel";
-/// Handlers the kernel may run at once (and, being non-zero, what makes it
-/// keep `/proc/PID` of the crashing process until the handler exits).
-pub const DEFAULT_PIPE_LIMIT: u32 = 64;
 pub use lttng_ctl::daemon::ROOT_CLIENT_SOCKET as ROOT_SESSIOND_SOCKET;
-
-/// Where the kernel's settings live.
-#[derive(Debug, Clone)]
-pub struct KernelFiles {
-    pub core_pattern: PathBuf,
-    pub core_pipe_limit: PathBuf,
-}
-
-impl KernelFiles {
-    /// The files in a `/proc/sys/kernel`-like directory.
-    pub fn under(dir: &Path) -> KernelFiles {
-        KernelFiles {
-            core_pattern: dir.join("core_pattern"),
-            core_pipe_limit: dir.join("core_pipe_limit"),
-        }
-    }
-
-    pub fn read_pattern(&self) -> anyhow::Result<String> {
-        read_setting(&self.core_pattern)
-    }
-
-    pub fn read_pipe_limit(&self) -> anyhow::Result<String> {
-        read_setting(&self.core_pipe_limit)
-    }
-}
-
-fn read_setting(path: &Path) -> anyhow::Result<String> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
-}
-
-/// Writes one kernel setting (`core_pattern`, `core_pipe_limit`).
-pub fn write_setting(path: &Path, value: &str) -> anyhow::Result<()> {
-    // The kernel stops at the newline; it also lets an empty value through.
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    file.write_all(format!("{value}\n").as_bytes())
-        .with_context(|| format!("cannot write {value:?} to {}", path.display()))
-}
-
-/// What the running kernel supports, from its release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelFeatures {
-    /// `%F`, a pidfd of the crashing process (Linux 6.16).
-    pub pidfd: bool,
-    /// `%d`, the dump mode (Linux 3.7).
-    pub dump_mode: bool,
-}
-
-impl KernelFeatures {
-    /// From a release string such as `6.18.44-fc`.
-    pub fn from_release(release: &str) -> KernelFeatures {
-        let mut numbers = release
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|part| !part.is_empty())
-            .map(|part| part.parse::<u32>().unwrap_or(0));
-        let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
-        KernelFeatures {
-            pidfd: version >= (6, 16),
-            dump_mode: version >= (3, 7),
-        }
-    }
-
-    pub fn running() -> KernelFeatures {
-        KernelFeatures::from_release(&rustix::system::uname().release().to_string_lossy())
-    }
-}
-
-/// The core_pattern line that runs `binary` with the fields this kernel
-/// supports; refused when the kernel could not hold it.
-pub fn handler_line(
-    binary: &Path,
-    config: Option<&Path>,
-    features: KernelFeatures,
-) -> anyhow::Result<String> {
-    let mut line = format!("|{} handle", pattern_path(binary, "binary")?);
-    if let Some(config) = config {
-        write!(line, " --config {}", pattern_path(config, "configuration")?).expect("String");
-    }
-    for (key, specifier) in FIELDS {
-        let supported = match *key {
-            "F" => features.pidfd,
-            "d" => features.dump_mode,
-            _ => true,
-        };
-        if supported {
-            write!(line, " {key}={specifier}").expect("String");
-        }
-    }
-    if line.len() > MAX_PATTERN_LEN {
-        return Err(anyhow!(
-            "the core_pattern line would be {} bytes, and the kernel keeps only {MAX_PATTERN_LEN} \
-             (it would cut the line): {line:?}. Install the binary at a shorter path (for example \
-             /usr/local/bin/lttng-coredump), or leave out --config and use the default \
-             configuration file {}",
-            line.len(),
-            config::DEFAULT_CONFIG_PATH
-        ));
-    }
-    Ok(line)
-}
-
-/// A path as it may appear in core_pattern: absolute, and without the
-/// characters the kernel would split on (space) or expand (`%`).
-fn pattern_path(path: &Path, what: &str) -> anyhow::Result<String> {
-    let text = path
-        .to_str()
-        .with_context(|| format!("the {what} path {path:?} is not UTF-8"))?;
-    if !path.is_absolute() {
-        return Err(anyhow!(
-            "the {what} path {text:?} must be absolute (the kernel runs the handler from /)"
-        ));
-    }
-    if text
-        .chars()
-        .any(|c| c.is_whitespace() || c == '%' || c.is_control())
-    {
-        return Err(anyhow!(
-            "the {what} path {text:?} holds a space, a control character or a %, which core_pattern \
-             cannot carry"
-        ));
-    }
-    Ok(text.to_string())
-}
-
-/// Whether a core_pattern is a line of this handler (of any path).
-pub fn is_handler_line(pattern: &str) -> bool {
-    let mut words = pattern.split(' ');
-    let Some(program) = words.next() else {
-        return false;
-    };
-    program.starts_with('|')
-        && words.any(|w| w == "handle")
-        && pattern.split(' ').any(|w| w == "P=%P")
-}
-
-/// The `--config` path named in a handler line.
-pub fn config_in_line(pattern: &str) -> Option<PathBuf> {
-    let words: Vec<&str> = pattern.split(' ').collect();
-    words
-        .windows(2)
-        .find(|pair| pair[0] == "--config")
-        .map(|pair| PathBuf::from(pair[1]))
-}
-
-/// Whether a core_pattern is a line of this handler: its pipe line (of any
-/// path), or the socket line `install --socket` recorded in the backup.
-pub fn is_our_line(pattern: &str, backup: Option<&Backup>) -> bool {
-    is_handler_line(pattern) || backup.is_some_and(|b| b.socket_line.as_deref() == Some(pattern))
-}
-
-/// The socket a `@PATH` or `@@PATH` core_pattern sends cores to.
-pub fn socket_of_line(pattern: &str) -> Option<&Path> {
-    let path = pattern
-        .strip_prefix("@@")
-        .or_else(|| pattern.strip_prefix('@'))?;
-    path.starts_with('/').then(|| Path::new(path))
-}
-
-/// What was in place before the handler.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Backup {
-    pub core_pattern: String,
-    pub core_pipe_limit: String,
-    /// The services `install --persist` masked because they would write
-    /// their own line at boot ([`crate::others`]); `uninstall` unmasks them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub masked_units: Vec<PathBuf>,
-    /// Set by `install --socket`: the socket line the kernel took, which
-    /// `serve` writes when it starts...
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub socket_line: Option<String>,
-    /// ...and the pipe line it puts back when it stops, so that no core is
-    /// lost while nothing listens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pipe_line: Option<String>,
-}
-
-impl Backup {
-    pub fn read(path: &Path) -> anyhow::Result<Option<Backup>> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .with_context(|| format!("backup {} is unreadable", path.display())),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => {
-                Err(err).with_context(|| format!("cannot read the backup {}", path.display()))
-            }
-        }
-    }
-
-    /// Writes the backup whole or not at all (temporary file, then rename).
-    fn write(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path.parent().context("the backup path has no directory")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let temporary = dir.join(format!(
-            ".{}.tmp",
-            path.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ));
-        let mut json = serde_json::to_vec_pretty(self).expect("serializable");
-        json.push(b'\n');
-        let _ = std::fs::remove_file(&temporary);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)
-            .with_context(|| format!("cannot create {}", temporary.display()))?;
-        file.write_all(&json)
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("cannot write {}", temporary.display()))?;
-        std::fs::rename(&temporary, path)
-            .with_context(|| format!("cannot write {}", path.display()))
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
@@ -261,9 +33,9 @@ pub struct InstallOptions {
     pub persist: Option<PathBuf>,
     /// Hand every core on to the handler the replaced line ran ([chain]).
     pub chain_previous: bool,
-    /// Where the boot's settings are read ([`crate::others`]), and whether
+    /// Where the boot's settings are read ([`crate::kernel::other_handlers`]), and whether
     /// `--persist` may mask the services that would write over the line.
-    pub boot: crate::others::BootFiles,
+    pub boot: crate::kernel::other_handlers::BootFiles,
     pub mask: bool,
 }
 
@@ -335,7 +107,7 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
         _ => pattern.clone(),
     };
     if options.chain_previous {
-        let chained = crate::others::chain_line(&previous, &options.boot)?;
+        let chained = crate::kernel::other_handlers::chain_line(&previous, &options.boot)?;
         if chained != previous {
             writeln!(
                 report,
@@ -345,14 +117,15 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
             )
             .expect("String");
         }
-        let section = crate::persist::chain_section(&chained)?;
+        let section = crate::kernel::persist::chain_section(&chained)?;
         let config = options
             .config
             .clone()
             .unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into());
-        report.push_str(&crate::persist::add_chain(&config, &section)?);
-    } else if let Some(name) = crate::persist::known_handler(&previous)
-        .or((previous == crate::others::SYSTEMD_SOCKET_LINE).then_some("systemd-coredump"))
+        report.push_str(&crate::kernel::persist::add_chain(&config, &section)?);
+    } else if let Some(name) = crate::kernel::persist::known_handler(&previous).or((previous
+        == crate::kernel::other_handlers::SYSTEMD_SOCKET_LINE)
+        .then_some("systemd-coredump"))
     {
         writeln!(
             report,
@@ -437,18 +210,18 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
     // socket line in place once it listens, never before.
     if let Some(file) = &options.persist {
         let limit = options.kernel.read_pipe_limit()?;
-        report.push_str(&crate::persist::write(file, &line, &limit)?);
+        report.push_str(&crate::kernel::persist::write(file, &line, &limit)?);
         // The services that write their own line at boot write it after
         // every sysctl.d file: masked, so that ours stays.
         if options.mask {
-            let masked = crate::others::mask_writers(&options.boot, &mut report)?;
+            let masked = crate::kernel::other_handlers::mask_writers(&options.boot, &mut report)?;
             if !masked.is_empty() {
                 backup.masked_units.extend(masked);
                 backup.write(&options.backup)?;
             }
         }
     }
-    let outlook = crate::others::after_boot(&options.boot, Some(&backup));
+    let outlook = crate::kernel::other_handlers::after_boot(&options.boot, Some(&backup));
     writeln!(report, "{}", outlook.describe()).expect("String");
     if !outlook.ours {
         writeln!(
@@ -459,7 +232,7 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
         )
         .expect("String");
     }
-    if let Some(advice) = crate::fuse_timeout::advice(&options.kernel) {
+    if let Some(advice) = crate::kernel::fuse_timeout::advice(&options.kernel) {
         writeln!(report, "recommended: {advice}").expect("String");
     }
     Ok(report)
@@ -522,7 +295,7 @@ pub fn uninstall(
     force: bool,
 ) -> anyhow::Result<String> {
     let removed = match sysctl_file {
-        Some(file) => crate::persist::remove(file)?,
+        Some(file) => crate::kernel::persist::remove(file)?,
         None => String::new(),
     };
     let backup = Backup::read(backup_path)?.with_context(|| {
@@ -535,7 +308,7 @@ pub fn uninstall(
     let mut removed = removed;
     if pattern == backup.core_pattern {
         // Already back (a reboot without --persist): only the backup goes.
-        crate::others::unmask(&backup.masked_units, &mut removed);
+        crate::kernel::other_handlers::unmask(&backup.masked_units, &mut removed);
         std::fs::remove_file(backup_path)
             .with_context(|| format!("cannot remove the backup {}", backup_path.display()))?;
         return Ok(format!(
@@ -552,7 +325,7 @@ pub fn uninstall(
     }
     write_setting(&kernel.core_pattern, &backup.core_pattern)?;
     write_setting(&kernel.core_pipe_limit, &backup.core_pipe_limit)?;
-    crate::others::unmask(&backup.masked_units, &mut removed);
+    crate::kernel::other_handlers::unmask(&backup.masked_units, &mut removed);
     std::fs::remove_file(backup_path).with_context(|| {
         format!(
             "restored, but cannot remove the backup {}",
@@ -575,26 +348,6 @@ pub fn status(
     crate::status::gather(kernel, backup_path, config_path, sessiond_socket).text()
 }
 
-/// Below this many crashes handled at once, `status` warns: the kernel
-/// skips the dump of every crash past the limit (the core is lost).
-pub const LOW_PIPE_LIMIT: u32 = 8;
-
-/// Why a core_pipe_limit is too low, when it is.
-pub fn pipe_limit_warning(limit: &str) -> Option<String> {
-    match limit.trim().parse::<u32>() {
-        Ok(0) => Some(
-            "core_pipe_limit is 0: the kernel does not wait for the handler before it reaps the \
-             crashed process, so its /proc details may be gone (install sets 64)"
-                .into(),
-        ),
-        Ok(limit) if limit < LOW_PIPE_LIMIT => Some(format!(
-            "core_pipe_limit is {limit}: past {limit} crashes at once the kernel skips the dump \
-             and the core is lost (install --pipe-limit {DEFAULT_PIPE_LIMIT})"
-        )),
-        _ => None,
-    }
-}
-
 /// Whether a session daemon accepts connections on its client socket.
 pub fn session_daemon_alive(socket: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(socket).is_ok()
@@ -603,95 +356,9 @@ pub fn session_daemon_alive(socket: &Path) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    const NEW: KernelFeatures = KernelFeatures {
-        pidfd: true,
-        dump_mode: true,
-    };
-
-    #[test]
-    fn kernel_features_from_release() {
-        assert_eq!(KernelFeatures::from_release("6.18.44-fc-v769"), NEW);
-        assert_eq!(
-            KernelFeatures::from_release("6.15.0"),
-            KernelFeatures {
-                pidfd: false,
-                dump_mode: true
-            }
-        );
-        assert_eq!(
-            KernelFeatures::from_release("3.2.0"),
-            KernelFeatures {
-                pidfd: false,
-                dump_mode: false
-            }
-        );
-        assert_eq!(KernelFeatures::from_release("7.0"), NEW);
-    }
-
-    #[test]
-    fn lines_fit_the_kernel_or_are_refused_with_the_reason() {
-        let line = handler_line(Path::new("/usr/local/bin/lttng-coredump"), None, NEW).unwrap();
-        assert_eq!(
-            line,
-            "|/usr/local/bin/lttng-coredump handle P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E"
-        );
-        assert!(is_handler_line(&line));
-        let old = handler_line(
-            Path::new("/usr/bin/lttng-coredump"),
-            None,
-            KernelFeatures {
-                pidfd: false,
-                dump_mode: true,
-            },
-        )
-        .unwrap();
-        assert!(!old.contains("%F"));
-        let with_config =
-            handler_line(Path::new("/usr/bin/x"), Some(Path::new("/etc/c.toml")), NEW).unwrap();
-        assert_eq!(
-            config_in_line(&with_config),
-            Some(PathBuf::from("/etc/c.toml"))
-        );
-
-        let long =
-            Path::new("/opt/a-very-long-installation-prefix/with/many/levels/bin/lttng-coredump");
-        let err = handler_line(long, None, NEW)
-            .map_err(|err| format!("{err:#}"))
-            .unwrap_err();
-        assert!(err.contains("127") && err.contains("shorter path"), "{err}");
-        assert!(handler_line(Path::new("/my bin/x"), None, NEW)
-            .map_err(|err| format!("{err:#}"))
-            .unwrap_err()
-            .contains("space"));
-        assert!(handler_line(Path::new("/bin/%p"), None, NEW).is_err());
-        assert!(handler_line(Path::new("bin/x"), None, NEW)
-            .map_err(|err| format!("{err:#}"))
-            .unwrap_err()
-            .contains("absolute"));
-    }
-
-    #[test]
-    fn socket_lines_are_ours_only_when_the_backup_says_so() {
-        assert_eq!(
-            socket_of_line("@@/run/lttng-coredump/coredump.socket"),
-            Some(Path::new("/run/lttng-coredump/coredump.socket"))
-        );
-        assert_eq!(socket_of_line("@/run/s"), Some(Path::new("/run/s")));
-        assert_eq!(socket_of_line("@@relative"), None);
-        assert_eq!(socket_of_line("|/bin/x"), None);
-        let backup = Backup {
-            core_pattern: "core".into(),
-            core_pipe_limit: "0".into(),
-            masked_units: Vec::new(),
-            socket_line: Some("@@/run/s".into()),
-            pipe_line: Some("|/x handle P=%P".into()),
-        };
-        assert!(is_our_line("@@/run/s", Some(&backup)));
-        assert!(!is_our_line("@@/run/other", Some(&backup)));
-        assert!(!is_our_line("@@/run/s", None));
-        assert!(is_our_line("|/x handle P=%P", None));
-    }
+    use crate::kernel::backup::Backup;
+    use crate::kernel::pattern::is_handler_line;
+    use crate::kernel::settings::tests::{fake_kernel, NEW};
 
     #[test]
     fn install_socket_refuses_a_socket_no_service_answers() {
@@ -713,32 +380,6 @@ pub(crate) mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn handler_lines_are_recognized() {
-        assert!(!is_handler_line("core"));
-        assert!(!is_handler_line(
-            "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h"
-        ));
-        assert!(!is_handler_line("/tmp/cores/core.%e.%p"));
-        assert!(is_handler_line("|/x handle --config /c P=%P u=%u"));
-    }
-
-    /// A stand-in for /proc/sys/kernel: plain files, as the logic only reads
-    /// and writes them (the real files are exercised by the system tests).
-    /// One directory per test thread; the demo's tests use it too.
-    pub(crate) fn fake_kernel(pattern: &str, limit: &str) -> (PathBuf, KernelFiles) {
-        let dir = std::env::temp_dir().join(format!(
-            "handler-install-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("core_pattern"), format!("{pattern}\n")).unwrap();
-        std::fs::write(dir.join("core_pipe_limit"), format!("{limit}\n")).unwrap();
-        (dir.clone(), KernelFiles::under(&dir))
-    }
-
     /// What every install test starts from: the handler `/bin/true`, no
     /// configuration, socket, persistence or chaining, the backup in `dir`,
     /// the pipe limit left to install's default; each test changes what it
@@ -754,7 +395,7 @@ pub(crate) mod tests {
             socket: None,
             persist: None,
             chain_previous: false,
-            boot: crate::others::BootFiles::system(),
+            boot: crate::kernel::other_handlers::BootFiles::system(),
             mask: false,
         }
     }
@@ -868,13 +509,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn low_pipe_limits_are_warned_about() {
-        assert!(pipe_limit_warning("64").is_none());
-        assert!(pipe_limit_warning("2").unwrap().contains("lost"));
-        assert!(pipe_limit_warning("0").unwrap().contains("/proc"));
-    }
-
-    #[test]
     fn install_never_backs_up_its_own_line() {
         let line = handler_line(Path::new("/bin/true"), None, NEW).unwrap();
         let (dir, kernel) = fake_kernel(&line, "4");
@@ -921,5 +555,67 @@ pub(crate) mod tests {
         );
         assert!(report.contains("cores go to:"), "{report}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `fs.fuse.max_request_timeout` ([`crate::kernel::fuse_timeout`]).
+    #[test]
+    fn install_recommends_it_and_status_warns_while_it_is_0() {
+        use crate::install::{install, InstallOptions};
+        use crate::kernel::settings::KernelFeatures;
+        let root = std::env::temp_dir().join(format!("handler-fuse-advice-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("kernel")).unwrap();
+        std::fs::create_dir_all(root.join("fs/fuse")).unwrap();
+        std::fs::write(root.join("kernel/core_pattern"), "core\n").unwrap();
+        std::fs::write(root.join("kernel/core_pipe_limit"), "0\n").unwrap();
+        std::fs::write(root.join("fs/fuse/max_request_timeout"), "0\n").unwrap();
+        let kernel = KernelFiles::under(&root.join("kernel"));
+        let report = install(&InstallOptions {
+            binary: PathBuf::from("/bin/true"),
+            config: None,
+            backup: root.join("core_pattern.bkp"),
+            pipe_limit: None,
+            kernel: kernel.clone(),
+            features: KernelFeatures {
+                pidfd: true,
+                dump_mode: true,
+            },
+            socket: None,
+            persist: None,
+            chain_previous: false,
+            boot: crate::kernel::other_handlers::BootFiles::system(),
+            mask: false,
+        })
+        .unwrap();
+        assert!(
+            report.contains("recommended: fs.fuse.max_request_timeout is 0"),
+            "{report}"
+        );
+        let status = crate::status::gather(
+            &kernel,
+            &root.join("core_pattern.bkp"),
+            Some(&root.join("no-config.toml")),
+            &root.join("no-sessiond"),
+        );
+        assert!(
+            status
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("fs.fuse.max_request_timeout is 0")),
+            "{:?}",
+            status.warnings
+        );
+        std::fs::write(root.join("fs/fuse/max_request_timeout"), "300\n").unwrap();
+        let status = crate::status::gather(
+            &kernel,
+            &root.join("core_pattern.bkp"),
+            Some(&root.join("no-config.toml")),
+            &root.join("no-sessiond"),
+        );
+        assert!(!status
+            .warnings
+            .iter()
+            .any(|w| w.contains("max_request_timeout")));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

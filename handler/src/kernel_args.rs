@@ -11,21 +11,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-/// The specifiers the handler asks the kernel for, in the order `install`
-/// writes them, as `(key, core_pattern specifier)`.
-pub const FIELDS: &[(&str, &str)] = &[
-    ("P", "%P"),
-    ("u", "%u"),
-    ("g", "%g"),
-    ("s", "%s"),
-    ("t", "%t"),
-    ("c", "%c"),
-    ("d", "%d"),
-    ("F", "%F"),
-    ("h", "%h"),
-    ("e", "%e"),
-    ("E", "%E"),
-];
+pub use crate::kernel::pattern::FIELDS;
 
 /// The kernel's value of `%c` for an unlimited core size (RLIM_INFINITY).
 pub const CORE_LIMIT_UNLIMITED: u64 = u64::MAX;

@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
 use lttng_coredump_handler::base::syslog::Log;
 use lttng_coredump_handler::demo::{self, DemoOptions};
 use lttng_coredump_handler::handle::{self, Verdict};
-use lttng_coredump_handler::install::{self, InstallOptions, KernelFeatures, KernelFiles};
+use lttng_coredump_handler::install::{self, InstallOptions};
+use lttng_coredump_handler::kernel::settings::{KernelFeatures, KernelFiles};
 use lttng_coredump_handler::serve::{self, ServeOptions};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -171,10 +172,10 @@ enum Command {
 #[derive(clap::Args)]
 struct KernelPaths {
     /// Directory holding core_pattern and core_pipe_limit.
-    #[arg(long, default_value = install::DEFAULT_PROC_SYS_KERNEL)]
+    #[arg(long, default_value = lttng_coredump_handler::kernel::settings::DEFAULT_PROC_SYS_KERNEL)]
     proc_sys_kernel: PathBuf,
     /// Where the previous core_pattern and core_pipe_limit are kept.
-    #[arg(long, default_value = install::DEFAULT_BACKUP)]
+    #[arg(long, default_value = lttng_coredump_handler::kernel::backup::DEFAULT_BACKUP)]
     backup: PathBuf,
     /// The sysctl.d file of install --persist (default:
     /// /etc/sysctl.d/90-lttng-coredump.conf, only with the real /proc/sys/kernel).
@@ -188,11 +189,13 @@ struct KernelPaths {
 
 impl KernelPaths {
     /// Where the boot's settings come from.
-    fn boot_files(&self) -> lttng_coredump_handler::others::BootFiles {
+    fn boot_files(&self) -> lttng_coredump_handler::kernel::other_handlers::BootFiles {
         if self.unit_dir.is_empty() {
-            lttng_coredump_handler::others::BootFiles::system()
+            lttng_coredump_handler::kernel::other_handlers::BootFiles::system()
         } else {
-            lttng_coredump_handler::others::BootFiles::with_unit_dirs(self.unit_dir.clone())
+            lttng_coredump_handler::kernel::other_handlers::BootFiles::with_unit_dirs(
+                self.unit_dir.clone(),
+            )
         }
     }
 
@@ -200,15 +203,21 @@ impl KernelPaths {
     /// real /proc/sys/kernel, or unit directories of the caller's own.
     fn may_mask(&self) -> bool {
         !self.unit_dir.is_empty()
-            || self.proc_sys_kernel == std::path::Path::new(install::DEFAULT_PROC_SYS_KERNEL)
+            || self.proc_sys_kernel
+                == std::path::Path::new(
+                    lttng_coredump_handler::kernel::settings::DEFAULT_PROC_SYS_KERNEL,
+                )
     }
 
     /// The sysctl.d file to write or remove: never the machine's for a
     /// stand-in /proc/sys/kernel (tests, packagers).
     fn sysctl_file(&self) -> Option<PathBuf> {
         self.sysctl_file.clone().or_else(|| {
-            (self.proc_sys_kernel == std::path::Path::new(install::DEFAULT_PROC_SYS_KERNEL))
-                .then(|| lttng_coredump_handler::persist::DEFAULT_SYSCTL_FILE.into())
+            (self.proc_sys_kernel
+                == std::path::Path::new(
+                    lttng_coredump_handler::kernel::settings::DEFAULT_PROC_SYS_KERNEL,
+                ))
+            .then(|| lttng_coredump_handler::kernel::persist::DEFAULT_SYSCTL_FILE.into())
         })
     }
 }
@@ -343,7 +352,9 @@ fn main() -> ExitCode {
         ),
         Command::Demo { dir } => demo::run(&DemoOptions {
             dir,
-            kernel: KernelFiles::under(std::path::Path::new(install::DEFAULT_PROC_SYS_KERNEL)),
+            kernel: KernelFiles::under(std::path::Path::new(
+                lttng_coredump_handler::kernel::settings::DEFAULT_PROC_SYS_KERNEL,
+            )),
         })
         .map(|()| String::new()),
         Command::Status {

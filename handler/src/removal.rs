@@ -12,15 +12,17 @@
 //! - the services `install --persist` masked are unmasked, and the backup
 //!   removed.
 
-use crate::install::{self, Backup, KernelFiles};
-use crate::others::{self, BootFiles};
+use crate::kernel::backup::Backup;
+use crate::kernel::other_handlers::{self, BootFiles};
+use crate::kernel::settings::KernelFiles;
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// Whether `pattern` sends cores to the handler or to its service.
 fn handler_owns(pattern: &str, backup: Option<&Backup>) -> bool {
-    install::is_our_line(pattern, backup)
-        || install::socket_of_line(pattern) == Some(Path::new(crate::serve::DEFAULT_SOCKET))
+    crate::kernel::pattern::is_our_line(pattern, backup)
+        || crate::kernel::pattern::socket_of_line(pattern)
+            == Some(Path::new(crate::serve::DEFAULT_SOCKET))
 }
 
 pub fn run(
@@ -30,7 +32,7 @@ pub fn run(
     boot: &BootFiles,
 ) -> anyhow::Result<String> {
     let mut report = match sysctl_file {
-        Some(file) => crate::persist::remove(file)?,
+        Some(file) => crate::kernel::persist::remove(file)?,
         None => String::new(),
     };
     let backup = match Backup::read(backup_path) {
@@ -47,7 +49,7 @@ pub fn run(
                 backup.core_pattern.clone()
             }
             _ => {
-                let outlook = others::after_boot(boot, None);
+                let outlook = other_handlers::after_boot(boot, None);
                 if outlook.ours || handler_owns(&outlook.line, backup.as_ref()) {
                     "core".to_string()
                 } else {
@@ -55,9 +57,12 @@ pub fn run(
                 }
             }
         };
-        install::write_setting(&kernel.core_pattern, &line)?;
+        crate::kernel::settings::write_setting(&kernel.core_pattern, &line)?;
         if let Some(backup) = &backup {
-            install::write_setting(&kernel.core_pipe_limit, &backup.core_pipe_limit)?;
+            crate::kernel::settings::write_setting(
+                &kernel.core_pipe_limit,
+                &backup.core_pipe_limit,
+            )?;
         }
         writeln!(
             report,
@@ -73,7 +78,7 @@ pub fn run(
         .expect("String");
     }
     if let Some(backup) = &backup {
-        others::unmask(&backup.masked_units, &mut report);
+        other_handlers::unmask(&backup.masked_units, &mut report);
         match std::fs::remove_file(backup_path) {
             Ok(()) => writeln!(report, "removed {}", backup_path.display()).expect("String"),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -84,7 +89,7 @@ pub fn run(
     }
     // Whatever else would put the handler back at boot (an administrator's
     // own sysctl file) is named: it would run a binary that is gone.
-    let outlook = others::after_boot(boot, None);
+    let outlook = other_handlers::after_boot(boot, None);
     if outlook.ours {
         writeln!(
             report,
@@ -99,7 +104,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::install::tests::fake_kernel;
+    use crate::kernel::settings::tests::fake_kernel;
 
     fn no_boot_files(dir: &Path) -> BootFiles {
         BootFiles {
@@ -125,7 +130,7 @@ mod tests {
         assert_eq!(kernel.read_pattern().unwrap(), "core", "{report}");
         assert!(!sysctl.exists());
         // A line someone else wrote stays.
-        install::write_setting(&kernel.core_pattern, "|/usr/bin/other %P").unwrap();
+        crate::kernel::settings::write_setting(&kernel.core_pattern, "|/usr/bin/other %P").unwrap();
         let report = run(&kernel, &dir.join("none.bkp"), Some(&sysctl), &boot).unwrap();
         assert!(report.contains("left as it is"), "{report}");
         assert_eq!(kernel.read_pattern().unwrap(), "|/usr/bin/other %P");

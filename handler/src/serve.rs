@@ -54,7 +54,8 @@ use crate::base::config::Config;
 use crate::base::syslog::Log;
 use crate::fair_queue::FairQueue;
 use crate::handle::{self, Transport};
-use crate::install::{self, Backup, KernelFiles};
+use crate::kernel::backup::Backup;
+use crate::kernel::settings::KernelFiles;
 use crate::kernel_args::KernelArgs;
 use anyhow::Context as _;
 use coredump_socket::{
@@ -273,7 +274,7 @@ fn installed_lines(options: &ServeOptions) -> anyhow::Result<Result<(String, Str
     let (Some(socket_line), Some(pipe_line)) = (backup.socket_line, backup.pipe_line) else {
         return Ok(Err("installed in pipe mode".into()));
     };
-    if install::socket_of_line(&socket_line) != Some(options.socket.as_path()) {
+    if crate::kernel::pattern::socket_of_line(&socket_line) != Some(options.socket.as_path()) {
         return Ok(Err(format!(
             "installed for another socket ({socket_line:?})"
         )));
@@ -298,7 +299,7 @@ fn take_over_core_pattern(options: &ServeOptions) -> anyhow::Result<String> {
             "core_pattern was changed since the install ({pattern:?}): left as it is"
         ));
     }
-    install::write_setting(&options.kernel.core_pattern, &socket_line)?;
+    crate::kernel::settings::write_setting(&options.kernel.core_pattern, &socket_line)?;
     Ok(format!(
         "core_pattern set to {socket_line:?} (it was the pipe line)"
     ))
@@ -317,7 +318,7 @@ pub(crate) fn give_back_core_pattern(options: &ServeOptions) -> anyhow::Result<S
             "core_pattern is {pattern:?}, no longer this service's: left as it is"
         ));
     }
-    install::write_setting(&options.kernel.core_pattern, &pipe_line)?;
+    crate::kernel::settings::write_setting(&options.kernel.core_pattern, &pipe_line)?;
     Ok(format!(
         "core_pattern set back to the pipe line {pipe_line:?}"
     ))

@@ -15,7 +15,8 @@
 use crate::base::config::{self, Config};
 use crate::base::human;
 use crate::crash_plan;
-use crate::install::{self, Backup, KernelFeatures, KernelFiles};
+use crate::kernel::backup::Backup;
+use crate::kernel::settings::{KernelFeatures, KernelFiles};
 use crate::space::{self, SpacePolicy};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -99,9 +100,9 @@ pub struct Status {
     /// What may go wrong later (at boot, under many crashes).
     pub warnings: Vec<String>,
     /// The other crash handlers that set core_pattern at boot.
-    pub other_handlers: Vec<crate::others::Other>,
+    pub other_handlers: Vec<crate::kernel::other_handlers::Other>,
     /// What core_pattern will be after the next boot.
-    pub after_boot: crate::others::Outlook,
+    pub after_boot: crate::kernel::other_handlers::Outlook,
     /// See the module's documentation.
     pub exit_status: u8,
 }
@@ -184,7 +185,7 @@ pub fn gather(
         backup_path,
         config_path,
         sessiond_socket,
-        &crate::others::BootFiles::system(),
+        &crate::kernel::other_handlers::BootFiles::system(),
     )
 }
 
@@ -194,7 +195,7 @@ pub fn gather_with(
     backup_path: &Path,
     config_path: Option<&Path>,
     sessiond_socket: &Path,
-    boot: &crate::others::BootFiles,
+    boot: &crate::kernel::other_handlers::BootFiles,
 ) -> Status {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
@@ -205,12 +206,12 @@ pub fn gather_with(
     let backup_now = Backup::read(backup_path).ok().flatten();
     let installed = pattern
         .as_ref()
-        .is_ok_and(|p| install::is_our_line(p, backup_now.as_ref()));
+        .is_ok_and(|p| crate::kernel::pattern::is_our_line(p, backup_now.as_ref()));
     // Socket mode: the kernel drops every core nothing accepts.
     let listener = pattern
         .as_ref()
         .ok()
-        .and_then(|p| install::socket_of_line(p))
+        .and_then(|p| crate::kernel::pattern::socket_of_line(p))
         .map(|socket| match crate::listen::state(socket) {
             crate::listen::State::Alive(greeting) => format!("alive ({greeting})"),
             crate::listen::State::NotAnswering(why) => {
@@ -246,7 +247,7 @@ pub fn gather_with(
         &pattern,
         backup_now.as_ref().and_then(|b| b.socket_line.as_ref()),
     ) {
-        if install::is_handler_line(p) {
+        if crate::kernel::pattern::is_handler_line(p) {
             warnings.push(format!(
                 "socket mode: installed ({socket_line}), but the service is not running: the \
                  pipe line stands in until it starts (systemctl start lttng-coredump, or \
@@ -270,13 +271,13 @@ pub fn gather_with(
     }
     let pipe_limit = kernel.read_pipe_limit();
     match &pipe_limit {
-        Ok(limit) => warnings.extend(install::pipe_limit_warning(limit)),
+        Ok(limit) => warnings.extend(crate::kernel::settings::pipe_limit_warning(limit)),
         Err(err) => problems.push(format!("{err:#}")),
     }
-    warnings.extend(crate::fuse_timeout::advice(kernel));
-    let sysctl_file = Path::new(crate::persist::DEFAULT_SYSCTL_FILE);
+    warnings.extend(crate::kernel::fuse_timeout::advice(kernel));
+    let sysctl_file = Path::new(crate::kernel::persist::DEFAULT_SYSCTL_FILE);
     warnings.extend(
-        crate::persist::boot_warnings(sysctl_file, installed, boot)
+        crate::kernel::persist::boot_warnings(sysctl_file, installed, boot)
             .lines()
             .map(|l| l.strip_prefix("warning: ").unwrap_or(l).to_string()),
     );
@@ -288,8 +289,8 @@ pub fn gather_with(
             None
         }
     };
-    let other_handlers = crate::others::others(boot);
-    let after_boot = crate::others::after_boot(boot, backup.as_ref());
+    let other_handlers = crate::kernel::other_handlers::others(boot);
+    let after_boot = crate::kernel::other_handlers::after_boot(boot, backup.as_ref());
     if installed && !after_boot.ours {
         warnings.push(format!(
             "{}: lttng-coredump loses core_pattern at the next boot (install --persist keeps it: \
@@ -301,7 +302,7 @@ pub fn gather_with(
     let installed_config = pattern
         .as_ref()
         .ok()
-        .and_then(|p| install::config_in_line(p));
+        .and_then(|p| crate::kernel::pattern::config_in_line(p));
     let config_path = config_path.map(Path::to_path_buf).or(installed_config);
     let loaded = Config::load(config_path.as_deref());
     if let Some(error) = &loaded.error {

@@ -3,7 +3,7 @@
 //! explicitly, when the guard is dropped (on an error or a panic), or from
 //! the signal handler (Ctrl-C, SIGTERM, SIGHUP), whichever comes first.
 
-use crate::install::{write_setting, KernelFiles};
+use crate::kernel::settings::{write_setting, KernelFiles};
 use anyhow::anyhow;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -152,7 +152,7 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::install::tests::fake_kernel;
+    use crate::kernel::settings::tests::fake_kernel;
 
     #[test]
     fn settings_come_back_exactly_once_whoever_restores_them() {

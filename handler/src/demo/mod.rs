@@ -18,7 +18,7 @@ mod sessiond;
 
 pub use kernel_settings::{KernelSettingsGuard, Restorer, Saved};
 
-use crate::install::{self, KernelFeatures, KernelFiles};
+use crate::kernel::settings::{KernelFeatures, KernelFiles};
 use crate::record_read::StoredRecord;
 use anyhow::{anyhow, Context as _};
 use lttng_ctl::{
@@ -146,14 +146,15 @@ fn run_with(
     let config = scratch.path.join("c");
     copy_handler(&handler)?;
     write_config(&config, &core_dir, &name)?;
-    let line = install::handler_line(&handler, Some(&config), KernelFeatures::running())?;
+    let line =
+        crate::kernel::pattern::handler_line(&handler, Some(&config), KernelFeatures::running())?;
     if let Some(saved) = settings.saved() {
         println!(
             "      was: core_pattern {:?}, core_pipe_limit {} (put back at the end)",
             saved.core_pattern, saved.core_pipe_limit
         );
     }
-    settings.install(&line, install::DEFAULT_PIPE_LIMIT)?;
+    settings.install(&line, crate::kernel::settings::DEFAULT_PIPE_LIMIT)?;
     println!("      now: {line}");
     println!(
         "      its configuration ({}): cores in {}, snapshot session {name:?}",

@@ -12,7 +12,7 @@
 
 use super::SourceArgs;
 use crate::base::config::{self, Config};
-use crate::install::{self, KernelFiles};
+use crate::kernel::settings::KernelFiles;
 use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
 
@@ -92,11 +92,11 @@ impl Source {
 
 /// The configuration named in the installed core_pattern line, if any.
 pub fn installed_config() -> Option<PathBuf> {
-    KernelFiles::under(Path::new(install::DEFAULT_PROC_SYS_KERNEL))
+    KernelFiles::under(Path::new(crate::kernel::settings::DEFAULT_PROC_SYS_KERNEL))
         .read_pattern()
         .ok()
-        .filter(|pattern| install::is_handler_line(pattern))
-        .and_then(|pattern| install::config_in_line(&pattern))
+        .filter(|pattern| crate::kernel::pattern::is_handler_line(pattern))
+        .and_then(|pattern| crate::kernel::pattern::config_in_line(&pattern))
 }
 
 /// A `--config PATH` a person typed: read with the handler's trust checks,

@@ -11,7 +11,7 @@
 //! the machine, not only for crashes: it is not ours to set); `status`
 //! warns while it is 0.
 
-use crate::install::KernelFiles;
+use crate::kernel::settings::KernelFiles;
 use std::path::PathBuf;
 
 /// The value recommended: long enough for a slow network file system's
@@ -72,66 +72,6 @@ mod tests {
             .contains("sysctl -w fs.fuse.max_request_timeout=300"));
         std::fs::write(root.join("fs/fuse/max_request_timeout"), "600\n").unwrap();
         assert_eq!(advice(&kernel), None);
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn install_recommends_it_and_status_warns_while_it_is_0() {
-        use crate::install::{install, InstallOptions, KernelFeatures};
-        let root = std::env::temp_dir().join(format!("handler-fuse-advice-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.join("kernel")).unwrap();
-        std::fs::create_dir_all(root.join("fs/fuse")).unwrap();
-        std::fs::write(root.join("kernel/core_pattern"), "core\n").unwrap();
-        std::fs::write(root.join("kernel/core_pipe_limit"), "0\n").unwrap();
-        std::fs::write(root.join("fs/fuse/max_request_timeout"), "0\n").unwrap();
-        let kernel = KernelFiles::under(&root.join("kernel"));
-        let report = install(&InstallOptions {
-            binary: PathBuf::from("/bin/true"),
-            config: None,
-            backup: root.join("core_pattern.bkp"),
-            pipe_limit: None,
-            kernel: kernel.clone(),
-            features: KernelFeatures {
-                pidfd: true,
-                dump_mode: true,
-            },
-            socket: None,
-            persist: None,
-            chain_previous: false,
-            boot: crate::others::BootFiles::system(),
-            mask: false,
-        })
-        .unwrap();
-        assert!(
-            report.contains("recommended: fs.fuse.max_request_timeout is 0"),
-            "{report}"
-        );
-        let status = crate::status::gather(
-            &kernel,
-            &root.join("core_pattern.bkp"),
-            Some(&root.join("no-config.toml")),
-            &root.join("no-sessiond"),
-        );
-        assert!(
-            status
-                .warnings
-                .iter()
-                .any(|w| w.starts_with("fs.fuse.max_request_timeout is 0")),
-            "{:?}",
-            status.warnings
-        );
-        std::fs::write(root.join("fs/fuse/max_request_timeout"), "300\n").unwrap();
-        let status = crate::status::gather(
-            &kernel,
-            &root.join("core_pattern.bkp"),
-            Some(&root.join("no-config.toml")),
-            &root.join("no-sessiond"),
-        );
-        assert!(!status
-            .warnings
-            .iter()
-            .any(|w| w.contains("max_request_timeout")));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! 1. systemd-sysctl (or procps' `sysctl --system`) applies the sysctl.d
 //!    files in the order of their names, a later setting winning
-//!    ([`crate::persist`]): systemd-coredump's pipe helper comes from its
+//!    ([`crate::kernel::persist`]): systemd-coredump's pipe helper comes from its
 //!    `50-coredump.conf`, `install --persist`'s line from
 //!    `90-lttng-coredump.conf`;
 //! 2. then services write their own line when they start:
@@ -20,7 +20,7 @@
 //! Which unit directories are read is a parameter, so that tests own
 //! theirs.
 
-use crate::persist;
+use crate::kernel::persist;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -202,7 +202,7 @@ pub struct Outlook {
 /// The boot's outcome: the last sysctl.d setting, then each service that
 /// writes a line when it starts (systemd-coredump's register unit, apport,
 /// then ours, which is ordered after both).
-pub fn after_boot(files: &BootFiles, backup: Option<&crate::install::Backup>) -> Outlook {
+pub fn after_boot(files: &BootFiles, backup: Option<&crate::kernel::backup::Backup>) -> Outlook {
     let mut outlook = Outlook {
         line: "core".into(),
         owner: "the kernel's default".into(),
@@ -211,7 +211,7 @@ pub fn after_boot(files: &BootFiles, backup: Option<&crate::install::Backup>) ->
     };
     for setting in persist::settings_of_all(&files.sysctl_dirs, &files.sysctl_conf) {
         if setting.key == "kernel.core_pattern" {
-            let ours = crate::install::is_handler_line(&setting.value);
+            let ours = crate::kernel::pattern::is_handler_line(&setting.value);
             outlook = Outlook {
                 owner: if ours {
                     "lttng-coredump".into()
@@ -340,13 +340,14 @@ pub fn unmask(links: &[PathBuf], report: &mut String) {
 /// the crash's identity from the peer process), so another socket has
 /// nothing to chain to.
 pub fn chain_line(pattern: &str, files: &BootFiles) -> anyhow::Result<String> {
-    let Some(socket) = crate::install::socket_of_line(pattern) else {
+    let Some(socket) = crate::kernel::pattern::socket_of_line(pattern) else {
         return Ok(pattern.to_string());
     };
-    let systemd_socket = crate::install::socket_of_line(SYSTEMD_SOCKET_LINE).expect("a socket");
+    let systemd_socket =
+        crate::kernel::pattern::socket_of_line(SYSTEMD_SOCKET_LINE).expect("a socket");
     let registered = unit(files, SYSTEMD_REGISTER_UNIT)
         .map(|u| line_of_register_unit(&u.file))
-        .and_then(|line| crate::install::socket_of_line(&line).map(Path::to_path_buf));
+        .and_then(|line| crate::kernel::pattern::socket_of_line(&line).map(Path::to_path_buf));
     if socket != systemd_socket && registered.as_deref() != Some(socket) {
         return Err(anyhow::anyhow!(
             "core_pattern {pattern:?} sends cores to the socket {}: only the kernel can hand a \

@@ -4,7 +4,7 @@
 //! sysctl.d directory in the order of their names, and a later setting
 //! wins), what else on the machine will put another core_pattern line back
 //! at boot (a later-sorting sysctl.d entry, /etc/sysctl.conf; the services
-//! that write their own line are [`crate::others`]'), and the `[chain]` section that hands cores on to the
+//! that write their own line are [`crate::kernel::other_handlers`]'), and the `[chain]` section that hands cores on to the
 //! handler a line ran before (systemd-coredump, apport).
 
 use anyhow::{anyhow, Context};
@@ -163,7 +163,11 @@ pub fn later_settings(ours: &Path, dirs: &[PathBuf], sysctl_conf: &Path) -> Vec<
 }
 
 /// Warnings about what will replace the handler's line at boot.
-pub fn boot_warnings(ours: &Path, installed: bool, files: &crate::others::BootFiles) -> String {
+pub fn boot_warnings(
+    ours: &Path,
+    installed: bool,
+    files: &crate::kernel::other_handlers::BootFiles,
+) -> String {
     let mut out = String::new();
     let persistent = ours.is_file();
     if installed && !persistent {
