@@ -21,7 +21,8 @@
 //! could read.
 
 use crate::kernel_args::KernelArgs;
-use crate::procinfo::{Gathered, Identity};
+use crate::procinfo::Gathered;
+use crate::store::record::Identity;
 
 /// Who besides root may read the core: `Ok(uid)`, or why nobody may.
 pub fn reader_of_core(args: &KernelArgs, gathered: &Gathered) -> Result<u32, String> {

@@ -6,26 +6,13 @@
 
 use crate::base::config::ChainConfig;
 use crate::kernel_args::KernelArgs;
+use crate::store::record::ChainOutcome;
 use rustix::event::{PollFd, PollFlags};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// What became of the chained command.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ChainOutcome {
-    pub command: Vec<String>,
-    /// Bytes of the core it accepted.
-    pub bytes_given: u64,
-    /// Whether it accepted the whole core.
-    pub complete: bool,
-    /// How it ended: `exit status 0`, `killed after ...`, ...
-    pub ended: String,
-    pub errors: Vec<String>,
-}
 
 /// A running chained command.
 pub struct Chain {

@@ -172,7 +172,7 @@ fn compress_and_replace(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::space::SpacePolicy;
+    use crate::store::space::SpacePolicy;
     use std::io::Write;
     use std::os::fd::AsFd;
     use std::path::PathBuf;

@@ -16,9 +16,9 @@
 //! records, and their snapshot directories (which a user may control) are
 //! searched by a child acting as the crashing user, under a deadline.
 
-use crate::record::{CoreTrace, CoreTraceSection, FailedSnapshot, TiedTrace};
-use crate::record_read::StoredRecord;
-use crate::snapshot::DaemonFire;
+use crate::store::record::DaemonFire;
+use crate::store::record::{CoreTrace, CoreTraceSection, FailedSnapshot, TiedTrace};
+use crate::store::record_read::StoredRecord;
 use lttng_coredump_engine::identity::{run_json, Identity};
 use lttng_coredump_engine::ActionKind;
 use lttng_coredump_recover::{self as recover, metadata, Limits};

@@ -5,7 +5,7 @@
 //! The file is unnamed until it is complete (see `safefile`).
 
 use crate::base::safefile::NewFile;
-use crate::space::{self, SpacePolicy};
+use crate::store::space::{self, SpacePolicy};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,13 +16,6 @@ pub const HOLE_BLOCK: usize = 4096;
 /// Room under the directory size limit is measured (the directory listed)
 /// at most this much at a time.
 const ROOM_STEP: u64 = 64 * 1024 * 1024;
-/// Serializes, across every handler of the machine, each "how much room is
-/// left, then write it" step, so that handlers writing at once (a crash
-/// storm) each see on the filesystem what the others wrote: without it each
-/// could spend the same free space and together cut through the floor.
-/// Root-only: /run is not writable by others, and the file is 0600.
-pub const SPACE_LOCK: &str = "/run/lttng-coredump-space.lock";
-
 /// How a core is stored and what bounds it.
 #[derive(Debug, Clone)]
 pub struct CoreSettings {
@@ -57,7 +50,7 @@ pub struct CoreOutcome {
 struct Budgeted {
     file: File,
     dir: OwnedFd,
-    /// The space lock ([`SPACE_LOCK`]); `None` when it cannot be opened
+    /// The space lock ([`space::SPACE_LOCK`]); `None` when it cannot be opened
     /// (writing then goes on, with the floor checked but not serialized).
     space_lock: Option<OwnedFd>,
     policy: SpacePolicy,
@@ -183,7 +176,7 @@ impl CoreWriter {
         let budgeted = Budgeted {
             file: new_file.file().try_clone()?,
             dir: new_file.dir().try_clone_to_owned()?,
-            space_lock: open_space_lock(),
+            space_lock: space::open_space_lock(),
             policy: settings.space,
             owner_uid: settings.owner_uid,
             room: 0,
@@ -299,39 +292,6 @@ impl CoreWriter {
             }
         }
     }
-}
-
-/// Runs `step` holding the machine-wide space lock ([`SPACE_LOCK`]), as
-/// every "measure, then write" step of the handlers does (the step runs
-/// unlocked when the lock cannot be had).
-pub fn with_space_lock<R>(step: impl FnOnce() -> R) -> R {
-    let lock = open_space_lock();
-    let locked = lock
-        .as_ref()
-        .is_some_and(|fd| rustix::fs::flock(fd, rustix::fs::FlockOperation::LockExclusive).is_ok());
-    let result = step();
-    if locked {
-        if let Some(fd) = &lock {
-            let _ = rustix::fs::flock(fd, rustix::fs::FlockOperation::Unlock);
-        }
-    }
-    result
-}
-
-/// Opens (creating it 0600) the machine-wide space lock; only a regular
-/// file owned by root is trusted with it.
-fn open_space_lock() -> Option<OwnedFd> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(
-        SPACE_LOCK,
-        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .ok()?;
-    let stat = rustix::fs::fstat(&fd).ok()?;
-    let regular =
-        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
-    (regular && stat.st_uid == 0).then_some(fd)
 }
 
 fn describe_write_error(err: &io::Error) -> String {

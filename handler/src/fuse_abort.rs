@@ -13,7 +13,7 @@
 //! the process afterwards, and the fuse control file system is checked to
 //! be one (`statfs`) before anything is written to it.
 
-use serde::{Deserialize, Serialize};
+use crate::store::record::{FuseConnection, Remedy};
 use std::io::{BufRead, Read};
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -29,23 +29,6 @@ const LOOK_DEADLINE: Duration = Duration::from_secs(2);
 /// Lines of `maps` (and of `mountinfo`) read: past the kernel's default
 /// `vm.max_map_count` (65530) four times over.
 const MAX_LINES: usize = 1 << 18;
-
-/// A FUSE file system the crashed process maps files of.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct FuseConnection {
-    /// `N` of `/sys/fs/fuse/connections/N` (the file system's device).
-    pub connection: u64,
-    /// `major:minor`.
-    pub device: String,
-    /// Where the process sees it mounted, and its type (`fuse.sshfs`).
-    pub mount_point: String,
-    pub fs_type: String,
-    /// Requests waiting on it when it was looked at.
-    pub waiting: Option<u64>,
-    pub aborted: bool,
-    pub error: Option<String>,
-}
 
 /// A FUSE mount of a device (`major`, `minor`): its mount point and type.
 pub type FuseMount = ((u32, u32), String, String);
@@ -171,8 +154,8 @@ fn mapped_fuse(pid: i32) -> Result<Vec<FuseMount>, String> {
 /// `%F`) stalled after `bytes` bytes: finds the FUSE file systems it
 /// maps files of and, when `abort` (the configuration's
 /// `abort_stalled_fuse`), aborts those with requests waiting.
-pub fn remedy(pid: Option<i32>, pidfd: Option<i32>, abort: bool) -> crate::stall::Remedy {
-    let mut remedy = crate::stall::Remedy::default();
+pub fn remedy(pid: Option<i32>, pidfd: Option<i32>, abort: bool) -> Remedy {
+    let mut remedy = Remedy::default();
     let Some(pid) = pid else {
         remedy
             .said

@@ -22,20 +22,23 @@ use crate::base::config::{self, Compression, Config};
 use crate::base::safefile::NewFile;
 use crate::base::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_LEN};
 use crate::base::syslog::{iso8601_utc, Log};
-use crate::chain::{Chain, ChainOutcome};
-use crate::coredir::{self, CoreDir};
+use crate::chain::Chain;
 use crate::corefile::{CoreOutcome, CoreSettings, CoreWriter};
 use crate::crash_share::{self, Share};
 use crate::kernel_args::{signal_name, KernelArgs};
-use crate::ledger::CoreLimits;
-use crate::procinfo::{self, Gathered, Identity};
+use crate::procinfo::{self, Gathered};
 use crate::pump::PumpOutcome;
 use crate::ratelimit;
-use crate::record::{self, CoreSection, CrashRecord, Crashed, Signal};
-use crate::snapshot::{self, DaemonFire, SnapshotPlan};
+use crate::snapshot::{self, SnapshotPlan};
 use crate::snapshot_budget;
-use crate::space::SpacePolicy;
-use crate::stall::{Bounded, CoreSource, StallSection};
+use crate::stall::{Bounded, CoreSource};
+use crate::store::coredir::{self, CoreDir};
+use crate::store::ledger::CoreLimits;
+use crate::store::record::{
+    self, ChainOutcome, CoreSection, CrashRecord, Crashed, DaemonFire, Identity, Signal,
+    StallSection,
+};
+use crate::store::space::SpacePolicy;
 use lttng_coredump_engine::{CrashInfo, Workers};
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -222,7 +225,7 @@ fn expire_old(config: &Config, saved: &SavedCore, log: &mut Log) {
         return;
     };
     let expired = or_if_it_panics(
-        || crate::retention::expire(dir.fd.as_fd(), max_age, std::time::SystemTime::now()),
+        || crate::store::retention::expire(dir.fd.as_fd(), max_age, std::time::SystemTime::now()),
         || Err(std::io::Error::other("applying max_age panicked")),
     );
     match expired {
@@ -859,11 +862,11 @@ fn open_core_file(
     // No room at all (old cores deleted as the writer would): the core is
     // refused before a byte of it is read (on the socket, the kernel then
     // dumps nothing).
-    let claimant = crate::space::Claimant {
+    let claimant = crate::store::space::Claimant {
         uid: args.uid,
         own_stem: None,
     };
-    match crate::space::make_room(
+    match crate::store::space::make_room(
         dir.fd.as_fd(),
         space,
         crate::corefile::HOLE_BLOCK as u64,

@@ -4,6 +4,7 @@
 //! still name the same PID after the reading. Otherwise the record says it
 //! could not tell, and describes no process at all.
 
+use crate::store::record::Identity;
 use rustix::fs::{Mode, OFlags};
 use std::fs::File;
 use std::io::Read;
@@ -56,26 +57,6 @@ fn auxv_value(auxv: &[u8], kind: u64) -> Option<u64> {
         }
     }
     None
-}
-
-/// How sure the handler is that the information describes the crash.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
-pub enum Identity {
-    /// The pidfd still named the PID after `/proc` was read.
-    VerifiedByPidfd,
-    /// The kernel gave no pidfd; `core_pipe_limit` holds the process, so
-    /// the PID cannot have been reused, but nothing checked it.
-    Unverified(String),
-    /// The information was dropped: it may describe another process.
-    CouldNotTell(String),
-}
-
-/// What a record that does not say holds: nothing was checked.
-impl Default for Identity {
-    fn default() -> Self {
-        Identity::CouldNotTell("the record does not say".into())
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -89,7 +89,7 @@ mod tests {
     use crate::base::safefile::NewFile;
     use crate::corefile::CoreSettings;
     use crate::kernel_args::KernelArgs;
-    use crate::space::SpacePolicy;
+    use crate::store::space::SpacePolicy;
     use std::fs::File;
     use std::os::fd::AsFd;
     use std::time::Duration;

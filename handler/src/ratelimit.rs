@@ -7,7 +7,7 @@
 //! under a storm of simultaneous crashes. Past a limit, the crash still
 //! gets its snapshots and its record, but no core file.
 
-use crate::ledger::{self, CoreLimits, Ledger};
+use crate::store::ledger::{self, CoreLimits, Ledger};
 use std::os::fd::BorrowedFd;
 
 /// Stands for a uid the kernel did not give.

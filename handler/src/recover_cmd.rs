@@ -12,7 +12,7 @@
 //! (`--metadata`, `--search`) and its own records.
 
 use lttng_coredump_handler::base::user_child::{self, Input, UserCommand, Who};
-use lttng_coredump_handler::record_read::StoredRecord;
+use lttng_coredump_handler::store::record_read::StoredRecord;
 use lttng_coredump_handler::tools::source::Source;
 use lttng_coredump_handler::tools::trace_core::recorded_snapshots;
 use lttng_coredump_handler::tools::user_side;

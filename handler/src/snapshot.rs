@@ -15,29 +15,14 @@
 //! absent (`daemon_absent`), as the reason no snapshot was taken there, and
 //! is no error.
 
+use crate::store::record::DaemonFire;
 use lttng_coredump_engine::Workers;
-use lttng_coredump_engine::{
-    self as engine, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport,
-};
+use lttng_coredump_engine::{self as engine, ActionPhase, CrashInfo, DaemonTarget, FireOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A second daemon is not tried with less time than this left.
 const MIN_FIRE_TIME: Duration = Duration::from_millis(100);
-
-/// One fire: in which daemon, and what it did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct DaemonFire {
-    /// `root` or `user UID`.
-    pub daemon: String,
-    /// Where it fired (kept so that the stops go to the same daemons).
-    #[serde(skip)]
-    pub target: Option<DaemonTarget>,
-    pub report: Option<FireReport>,
-    /// Why there is no report (not tried: no time left; the engine panicked).
-    pub error: Option<String>,
-}
 
 /// What to snapshot, from the configuration.
 #[derive(Debug, Clone)]

@@ -26,8 +26,8 @@
 //! else (or sticky, as /tmp), and it is removed through descriptors, never
 //! following a link.
 
-use crate::ledger::{Entry, Ledger};
-use crate::snapshot::DaemonFire;
+use crate::store::ledger::{Entry, Ledger};
+use crate::store::record::DaemonFire;
 use lttng_coredump_engine::ActionKind;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::ffi::{CStr, OsStr};
@@ -63,11 +63,11 @@ pub fn admit(
     let mut ledger = Ledger::lock(dir).map_err(|err| {
         format!("cannot use the core directory's ledger for the snapshot budget: {err}")
     })?;
-    let limits = crate::ledger::SnapshotLimits {
+    let limits = crate::store::ledger::SnapshotLimits {
         per_minute: budget.per_minute,
         per_user: budget.per_user,
     };
-    crate::ledger::admit_snapshot_fire(&mut ledger, now, uid.unwrap_or(UNKNOWN_UID), limits)
+    crate::store::ledger::admit_snapshot_fire(&mut ledger, now, uid.unwrap_or(UNKNOWN_UID), limits)
         .map_err(|err| format!("cannot update the core directory's ledger: {err}"))
 }
 

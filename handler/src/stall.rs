@@ -13,7 +13,7 @@
 //! answers, its connection is aborted, or the kernel's own FUSE request
 //! timeout fires) lets it go on, fail to write and finish.
 
-use serde::{Deserialize, Serialize};
+use crate::store::record::{Remedy, Stall, StallSection};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
@@ -63,41 +63,6 @@ pub fn wait_fd(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
             Err(err) => return Err(err.into()),
         }
     }
-}
-
-/// What the remedy for one stall did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Remedy {
-    /// Whether it did something that may let the dump go on.
-    pub acted: bool,
-    /// What it did, or why it did nothing.
-    pub said: Vec<String>,
-    /// The FUSE connections it found, aborted or not.
-    pub fuse: Vec<crate::fuse_abort::FuseConnection>,
-}
-
-/// One stall of the core's stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Stall {
-    /// Bytes of the core read before it.
-    pub after_bytes: u64,
-    pub remedy: Remedy,
-}
-
-/// The record's account of the stalls of a core's stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StallSection {
-    /// The bound: how long the read may go without a byte.
-    pub stall_timeout_ms: u64,
-    /// When the remedy is first tried (a crash past its uid's share gets
-    /// it sooner than the bound).
-    pub first_remedy_ms: u64,
-    pub stalls: Vec<Stall>,
-    /// Whether the read was ended by a stall (the core is then cut).
-    pub ended_the_read: bool,
 }
 
 /// `source` read with a stall bound: see the module documentation.

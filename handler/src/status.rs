@@ -17,7 +17,7 @@ use crate::base::human;
 use crate::crash_plan;
 use crate::kernel::backup::Backup;
 use crate::kernel::settings::{KernelFeatures, KernelFiles};
-use crate::space::{self, SpacePolicy};
+use crate::store::space::{self, SpacePolicy};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -143,7 +143,7 @@ pub struct TraceInCore {
 /// The crashes of `dir` (those this user may read) of the last [`RECENT`]
 /// whose trace is only in their core, still on disk; newest first.
 pub fn crashes_with_trace_only_in_core(dir: &Path, now: i64) -> Vec<TraceInCore> {
-    let Ok((crashes, _)) = crate::tools::store::Store::at(dir).crashes() else {
+    let Ok((crashes, _)) = crate::store::crashes::Store::at(dir).crashes() else {
         return Vec::new();
     };
     let since = now.saturating_sub(RECENT.as_secs() as i64);
@@ -358,7 +358,7 @@ pub fn gather_with(
         min_free: config.min_free,
         max_age_secs: config.max_age.map(|a| a.as_secs()),
     };
-    match crate::coredir::open_checked(&config.core_dir, false) {
+    match crate::store::coredir::open_checked(&config.core_dir, false) {
         Ok(dir) => {
             core_dir.usable = true;
             let policy = SpacePolicy {

@@ -8,7 +8,8 @@
 //! these tests drive `procinfo::gather` with real processes: one that exits
 //! and a second one given the same PID on purpose (`ns_last_pid`).
 
-use lttng_coredump_handler::procinfo::{gather, Identity, ProcessInfo};
+use lttng_coredump_handler::procinfo::{gather, ProcessInfo};
+use lttng_coredump_handler::store::record::Identity;
 use std::fs;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;

@@ -19,7 +19,7 @@ mod sessiond;
 pub use kernel_settings::{KernelSettingsGuard, Restorer, Saved};
 
 use crate::kernel::settings::{KernelFeatures, KernelFiles};
-use crate::record_read::StoredRecord;
+use crate::store::record_read::StoredRecord;
 use anyhow::{anyhow, Context as _};
 use lttng_ctl::{
     BufferType, ChannelBuilder, Domain, EventBuilder, Session, SessionBuilder, SessionOutput,

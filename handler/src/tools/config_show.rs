@@ -243,7 +243,7 @@ pub fn run(args: &super::ConfigArgs) -> Result<ExitCode> {
         .map(|p| p.config.core_dir.clone())
         .unwrap_or_else(|| config::DEFAULT_CORE_DIR.into());
     let (used, dir_problems) =
-        crate::coredir::would_use(&configured, Path::new(config::DEFAULT_CORE_DIR));
+        crate::store::coredir::would_use(&configured, Path::new(config::DEFAULT_CORE_DIR));
     let core_dir = match used {
         Some(used) if used == configured => None,
         Some(used) => Some((used, dir_problems.join("; "))),

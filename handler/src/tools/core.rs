@@ -5,8 +5,8 @@
 //! for a private temporary file.
 
 use super::show;
-use super::store::Crash;
 use super::DumpArgs;
+use crate::store::crashes::Crash;
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};

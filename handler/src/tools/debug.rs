@@ -152,7 +152,7 @@ fn debugger_arguments(args: &DebugArgs) -> Result<Vec<String>> {
 /// `debug` by root over the crash of `who`: the debugger runs as them.
 fn run_as_user(
     args: &DebugArgs,
-    crash: &super::store::Crash,
+    crash: &crate::store::crashes::Crash,
     who: Who,
     extra: &[String],
 ) -> Result<ExitCode> {

@@ -15,7 +15,6 @@ pub mod output;
 pub mod select;
 pub mod show;
 pub mod source;
-pub mod store;
 pub mod trace;
 pub mod trace_core;
 pub mod trace_text;

@@ -62,7 +62,7 @@ impl Source {
         let dir = match &args.dir {
             Some(dir) => dir.clone(),
             None => {
-                let (used, dir_problems) = crate::coredir::would_use(
+                let (used, dir_problems) = crate::store::coredir::would_use(
                     &config.core_dir,
                     Path::new(config::DEFAULT_CORE_DIR),
                 );

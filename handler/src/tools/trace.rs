@@ -18,11 +18,11 @@
 use super::output::{require_program, write_json, Output};
 use super::select::local_time;
 use super::show;
-use super::store::{Crash, Snapshot};
 use super::trace_text::Event;
 use super::{JsonMode, TraceArgs};
 use crate::base::human::{escape, escape_controls};
 use crate::base::user_child::{Input, UserCommand, Who};
+use crate::store::crashes::{Crash, Snapshot};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::VecDeque;

@@ -17,12 +17,12 @@
 //! left it. Root never opens, creates or changes owner of anything there.
 
 use super::show;
-use super::store::Crash;
 use super::trace::{last_wanted, print_events, read_trace, Sink};
 use super::user_side::{self, read_recovered};
 use super::TraceArgs;
 use crate::base::human::escape;
 use crate::base::user_child::{self, Input, UserCommand, Who};
+use crate::store::crashes::Crash;
 use anyhow::{anyhow, bail, Context, Result};
 use lttng_coredump_recover as recover;
 use serde_json::Value;
@@ -52,7 +52,7 @@ pub fn core_holds_trace(crash: &Crash) -> bool {
 /// where `recover` looks for a recovered trace's metadata.
 pub fn recorded_snapshots(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
-    let Ok((crashes, _)) = super::store::Store::at(dir).crashes() else {
+    let Ok((crashes, _)) = crate::store::crashes::Store::at(dir).crashes() else {
         return out;
     };
     for crash in crashes.iter().rev() {

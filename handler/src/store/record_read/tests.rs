@@ -4,10 +4,10 @@
 
 use super::*;
 use crate::base::syslog::{Message, Severity};
-use crate::chain::ChainOutcome;
-use crate::procinfo::Identity;
-use crate::record::tests::sample;
-use crate::record::{CoreTrace, FailedSnapshot, Signal, StageTimes, TiedTrace};
+use crate::store::record::tests::sample;
+use crate::store::record::{
+    ChainOutcome, CoreTrace, FailedSnapshot, Identity, Signal, StageTimes, TiedTrace,
+};
 use lttng_coredump_engine::{ActionOutcome, FireError, FireReport};
 
 fn outcome(
@@ -106,8 +106,8 @@ fn every_kind() -> Vec<(&'static str, CrashRecord)> {
             error: Some("not tried: the deadline was used up".into()),
         },
     ];
-    failed.snapshots = crate::record::snapshot_entries(&failed.fires);
-    failed.errors = crate::record::fire_errors(&failed.fires);
+    failed.snapshots = crate::store::record::snapshot_entries(&failed.fires);
+    failed.errors = crate::store::record::fire_errors(&failed.fires);
     failed.own_snapshots_skipped = Some("10 crashes this minute got snapshots".into());
     failed.log = vec![
         Message {

@@ -20,6 +20,13 @@ pub const RECORD_RESERVE: u64 = 256 * 1024;
 /// The attribute holding the uid of the crash a core or record is about.
 pub const OWNER_XATTR: &str = "trusted.lttng-coredump.uid";
 
+/// Serializes, across every handler of the machine, each "how much room is
+/// left, then write it" step, so that handlers writing at once (a crash
+/// storm) each see on the filesystem what the others wrote: without it each
+/// could spend the same free space and together cut through the floor.
+/// Root-only: /run is not writable by others, and the file is 0600.
+pub const SPACE_LOCK: &str = "/run/lttng-coredump-space.lock";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpacePolicy {
     pub max_dir_size: u64,
@@ -363,6 +370,39 @@ fn make_room_with(
         room = room_for(free + freed, used.saturating_sub(freed), policy);
     }
     Ok((room, deleted))
+}
+
+/// Runs `step` holding the machine-wide space lock ([`SPACE_LOCK`]), as
+/// every "measure, then write" step of the handlers does (the step runs
+/// unlocked when the lock cannot be had).
+pub fn with_space_lock<R>(step: impl FnOnce() -> R) -> R {
+    let lock = open_space_lock();
+    let locked = lock
+        .as_ref()
+        .is_some_and(|fd| rustix::fs::flock(fd, rustix::fs::FlockOperation::LockExclusive).is_ok());
+    let result = step();
+    if locked {
+        if let Some(fd) = &lock {
+            let _ = rustix::fs::flock(fd, rustix::fs::FlockOperation::Unlock);
+        }
+    }
+    result
+}
+
+/// Opens (creating it 0600) the machine-wide space lock; only a regular
+/// file owned by root is trusted with it.
+pub fn open_space_lock() -> Option<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        SPACE_LOCK,
+        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .ok()?;
+    let stat = rustix::fs::fstat(&fd).ok()?;
+    let regular =
+        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
+    (regular && stat.st_uid == 0).then_some(fd)
 }
 
 #[cfg(test)]

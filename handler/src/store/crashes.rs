@@ -5,7 +5,7 @@
 //! reported (unless quiet) and skipped. A directory that does not exist or
 //! that the caller may not read is an error that says so.
 
-use crate::record_read::{CoreView, StoredRecord};
+use crate::store::record_read::{CoreView, StoredRecord};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 

@@ -7,11 +7,10 @@
 //! and say why a crash has no trace from what the record holds
 //! ([`trace_absence`]).
 
-use crate::chain::ChainOutcome;
-use crate::record::{
-    CoreTraceSection, CrashRecord, Crashed, SnapshotEntry, UserRecord, FORMAT, USER_FORMAT,
+use crate::store::record::{
+    ChainOutcome, CoreTraceSection, CrashRecord, Crashed, DaemonFire, SnapshotEntry, UserRecord,
+    FORMAT, USER_FORMAT,
 };
-use crate::snapshot::DaemonFire;
 use lttng_coredump_engine::ActionKind;
 use lttng_ctl::ErrorCode;
 use serde::{Deserialize, Serialize};

@@ -5,9 +5,7 @@
 
 use crate::base::safefile::NewFile;
 use crate::base::syslog::Message;
-use crate::chain::ChainOutcome;
-use crate::procinfo::Identity;
-use crate::snapshot::DaemonFire;
+use lttng_coredump_engine::{DaemonTarget, FireReport};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::fd::BorrowedFd;
@@ -245,7 +243,7 @@ pub struct CrashRecord {
     pub crash_share: ShareSection,
     /// When the core's stream stalled: each stall, and what was done.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub core_stall: Option<crate::stall::StallSection>,
+    pub core_stall: Option<StallSection>,
     /// The engine's fires, in full (a daemon that is not running included:
     /// its fire says so, and is no error).
     pub fires: Vec<DaemonFire>,
@@ -259,6 +257,111 @@ pub struct CrashRecord {
     pub errors: Vec<String>,
     /// Every message the handler logged.
     pub log: Vec<Message>,
+}
+
+// The sections the crash path's steps fill (the chained command, the
+// process's identity, the session daemons' fires, the stalls of the
+// core's stream), defined here with the rest of the schema: the record is
+// written and read through the same types.
+
+/// What became of the chained command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ChainOutcome {
+    pub command: Vec<String>,
+    /// Bytes of the core it accepted.
+    pub bytes_given: u64,
+    /// Whether it accepted the whole core.
+    pub complete: bool,
+    /// How it ended: `exit status 0`, `killed after ...`, ...
+    pub ended: String,
+    pub errors: Vec<String>,
+}
+
+/// How sure the handler is that the information describes the crash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "detail")]
+pub enum Identity {
+    /// The pidfd still named the PID after `/proc` was read.
+    VerifiedByPidfd,
+    /// The kernel gave no pidfd; `core_pipe_limit` holds the process, so
+    /// the PID cannot have been reused, but nothing checked it.
+    Unverified(String),
+    /// The information was dropped: it may describe another process.
+    CouldNotTell(String),
+}
+
+/// What a record that does not say holds: nothing was checked.
+impl Default for Identity {
+    fn default() -> Self {
+        Identity::CouldNotTell("the record does not say".into())
+    }
+}
+
+/// One fire: in which daemon, and what it did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct DaemonFire {
+    /// `root` or `user UID`.
+    pub daemon: String,
+    /// Where it fired (kept so that the stops go to the same daemons).
+    #[serde(skip)]
+    pub target: Option<DaemonTarget>,
+    pub report: Option<FireReport>,
+    /// Why there is no report (not tried: no time left; the engine panicked).
+    pub error: Option<String>,
+}
+
+/// What the remedy for one stall did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Remedy {
+    /// Whether it did something that may let the dump go on.
+    pub acted: bool,
+    /// What it did, or why it did nothing.
+    pub said: Vec<String>,
+    /// The FUSE connections it found, aborted or not.
+    pub fuse: Vec<FuseConnection>,
+}
+
+/// One stall of the core's stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stall {
+    /// Bytes of the core read before it.
+    pub after_bytes: u64,
+    pub remedy: Remedy,
+}
+
+/// The record's account of the stalls of a core's stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StallSection {
+    /// The bound: how long the read may go without a byte.
+    pub stall_timeout_ms: u64,
+    /// When the remedy is first tried (a crash past its uid's share gets
+    /// it sooner than the bound).
+    pub first_remedy_ms: u64,
+    pub stalls: Vec<Stall>,
+    /// Whether the read was ended by a stall (the core is then cut).
+    pub ended_the_read: bool,
+}
+
+/// A FUSE file system the crashed process maps files of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FuseConnection {
+    /// `N` of `/sys/fs/fuse/connections/N` (the file system's device).
+    pub connection: u64,
+    /// `major:minor`.
+    pub device: String,
+    /// Where the process sees it mounted, and its type (`fuse.sshfs`).
+    pub mount_point: String,
+    pub fs_type: String,
+    /// Requests waiting on it when it was looked at.
+    pub waiting: Option<u64>,
+    pub aborted: bool,
+    pub error: Option<String>,
 }
 
 /// The snapshot entries of a set of fires, one per session tried.
@@ -409,7 +512,7 @@ impl CrashRecord {
                     .retain(|f| f.daemon == own_daemon || f.owner_uid == Some(uid));
                 section
             },
-            no_trace: crate::record_read::trace_absence(
+            no_trace: crate::store::record_read::trace_absence(
                 &self.fires,
                 self.own_snapshots_skipped.as_deref(),
                 Some(uid),
@@ -429,7 +532,7 @@ impl CrashRecord {
     pub fn write_within(
         &self,
         dir: BorrowedFd<'_>,
-        policy: crate::space::SpacePolicy,
+        policy: crate::store::space::SpacePolicy,
         owner: Option<u32>,
         user: Option<u32>,
         name: impl Fn(u32) -> String,
@@ -446,13 +549,13 @@ impl CrashRecord {
         let needed = on_disk(json.len()) + user_json.as_ref().map_or(0, |(_, j)| on_disk(j.len()));
         let stem = name(0);
         let stem = stem.strip_suffix(".json").unwrap_or(&stem).to_string();
-        crate::corefile::with_space_lock(|| {
-            let claimant = crate::space::Claimant {
+        crate::store::space::with_space_lock(|| {
+            let claimant = crate::store::space::Claimant {
                 uid: owner,
                 own_stem: Some(stem.as_bytes()),
             };
             let (room, deleted) =
-                crate::space::make_room_for_record(dir, policy, needed, claimant)?;
+                crate::store::space::make_room_for_record(dir, policy, needed, claimant)?;
             if room < needed {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::StorageFull,
@@ -511,7 +614,7 @@ fn publish(
     let mut file = NewFile::create_in(dir)?;
     file.file_mut().write_all(json)?;
     if let Some(uid) = owner {
-        crate::space::mark_owner(file.file(), uid)?;
+        crate::store::space::mark_owner(file.file(), uid)?;
     }
     if let Some(uid) = reader {
         crate::base::acl::grant_read(file.file(), uid)?;
@@ -802,7 +905,7 @@ pub(crate) mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.join("r.json")).unwrap();
         let dirfd = std::fs::File::open(&dir).unwrap();
-        let policy = crate::space::SpacePolicy {
+        let policy = crate::store::space::SpacePolicy {
             max_dir_size: u64::MAX,
             min_free: 0,
         };
