@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lttng_coredump_handler::kernel_args::KernelArgs;
+use lttng_coredump_handler::crash::context::KernelArgs;
 use lttng_coredump_handler::base::sanitize::{
     file_name_component, for_log, is_bidi_control, MAX_COMPONENT_LEN,
 };

@@ -10,8 +10,8 @@ mod recover_cmd;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lttng_coredump_handler::base::syslog::Log;
+use lttng_coredump_handler::crash::pipeline::{self, Verdict};
 use lttng_coredump_handler::demo::{self, DemoOptions};
-use lttng_coredump_handler::handle::{self, Verdict};
 use lttng_coredump_handler::install::{self, InstallOptions};
 use lttng_coredump_handler::kernel::settings::{KernelFeatures, KernelFiles};
 use lttng_coredump_handler::serve::{self, ServeOptions};
@@ -242,7 +242,7 @@ fn main() -> ExitCode {
         // person trying the command, who gets its usage rather than fired
         // triggers, snapshots and a core file made of whatever stdin held.
         if std::io::IsTerminal::is_terminal(&std::io::stdin())
-            || !lttng_coredump_handler::kernel_args::is_kernel_form(&rest)
+            || !lttng_coredump_handler::crash::context::is_kernel_form(&rest)
         {
             eprintln!("{}", HANDLE_USAGE);
             return ExitCode::from(2);
@@ -257,7 +257,7 @@ fn main() -> ExitCode {
             rustix::stdio::dup2_stdin(&null)?;
             Ok(())
         };
-        return match handle::handle_then_release(rest, &mut stdin, release, &mut log) {
+        return match pipeline::handle_then_release(rest, &mut stdin, release, &mut log) {
             Verdict::Done => ExitCode::SUCCESS,
             Verdict::CoreLost => ExitCode::FAILURE,
         };

@@ -52,11 +52,11 @@
 
 use crate::base::config::Config;
 use crate::base::syslog::Log;
+use crate::crash::context::KernelArgs;
+use crate::crash::pipeline::{self, Transport};
 use crate::fair_queue::FairQueue;
-use crate::handle::{self, Transport};
 use crate::kernel::backup::Backup;
 use crate::kernel::settings::KernelFiles;
-use crate::kernel_args::KernelArgs;
 use anyhow::Context as _;
 use coredump_socket::{
     self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
@@ -373,7 +373,8 @@ fn dispatch(
     let configured = Config::load(options.config.as_deref())
         .config
         .max_crashes_in_progress_per_user;
-    let share = crate::crash_share::effective(configured, options.workers.max(1) as u32);
+    let share =
+        crate::crash::limits::crash_share::effective(configured, options.workers.max(1) as u32);
     queue.set_share(share.map(|share| share as usize));
     let (pid, uid) = (crash.pid, crash.uid);
     let connection = Connection {
@@ -480,7 +481,7 @@ fn handle_connection(connection: Connection, config: Option<&Path>, workers: Arc
     // Let go, the process exits at once; its wait status has the signal
     // (which Linux tells before then only from 6.19).
     let signal_from_exit = || coredump_socket::exit_signal(pidfd.as_fd(), EXIT_TIMEOUT);
-    handle::handle_crash(
+    pipeline::handle_crash(
         args,
         Transport::Socket { workers, share },
         &mut core,
@@ -579,10 +580,10 @@ impl Read for SocketCore<'_> {
     }
 }
 
-impl crate::stall::CoreSource for SocketCore<'_> {
+impl crate::crash::limits::stall::CoreSource for SocketCore<'_> {
     fn wait_readable(&mut self, timeout: Duration) -> io::Result<bool> {
         self.accept()?;
-        crate::stall::wait_fd(self.stream.as_fd(), timeout)
+        crate::crash::limits::stall::wait_fd(self.stream.as_fd(), timeout)
     }
 }
 

@@ -4,7 +4,7 @@
 //! host name never becomes an option of the chained command; bidi controls
 //! never reach the log raw. (Issue 10, item 8.)
 
-use lttng_coredump_handler::kernel_args::KernelArgs;
+use lttng_coredump_handler::crash::context::KernelArgs;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

@@ -8,7 +8,7 @@
 //! these tests drive `procinfo::gather` with real processes: one that exits
 //! and a second one given the same PID on purpose (`ns_last_pid`).
 
-use lttng_coredump_handler::procinfo::{gather, ProcessInfo};
+use lttng_coredump_handler::crash::procinfo::{gather, ProcessInfo};
 use lttng_coredump_handler::store::record::Identity;
 use std::fs;
 use std::os::fd::{FromRawFd, OwnedFd};

@@ -387,7 +387,7 @@ fn crash(program: &Path, interrupted: &AtomicBool) -> Step<i32> {
         Some(signal) => println!(
             "      {} (pid {pid}) was killed by {}{}",
             program::PROGRAM_NAME,
-            crate::kernel_args::signal_name(signal).unwrap_or("a signal"),
+            crate::crash::context::signal_name(signal).unwrap_or("a signal"),
             if status.core_dumped() {
                 " (core dumped)"
             } else {

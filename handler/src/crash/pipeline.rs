@@ -17,21 +17,21 @@
 //!
 //! No step's failure stops a later one: each is caught into the record.
 
-use crate::access;
 use crate::base::config::{self, Compression, Config};
 use crate::base::safefile::NewFile;
 use crate::base::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_LEN};
 use crate::base::syslog::{iso8601_utc, Log};
-use crate::chain::Chain;
-use crate::corefile::{CoreOutcome, CoreSettings, CoreWriter};
-use crate::crash_share::{self, Share};
-use crate::kernel_args::{signal_name, KernelArgs};
-use crate::procinfo::{self, Gathered};
-use crate::pump::PumpOutcome;
-use crate::ratelimit;
-use crate::snapshot::{self, SnapshotPlan};
-use crate::snapshot_budget;
-use crate::stall::{Bounded, CoreSource};
+use crate::crash::access;
+use crate::crash::chain::Chain;
+use crate::crash::context::{signal_name, KernelArgs};
+use crate::crash::corefile::{CoreOutcome, CoreSettings, CoreWriter};
+use crate::crash::limits::crash_share::{self, Share};
+use crate::crash::limits::ratelimit;
+use crate::crash::limits::snapshot_budget;
+use crate::crash::limits::stall::{Bounded, CoreSource};
+use crate::crash::procinfo::{self, Gathered};
+use crate::crash::pump::PumpOutcome;
+use crate::crash::snapshot::{self, SnapshotPlan};
 use crate::store::coredir::{self, CoreDir};
 use crate::store::ledger::CoreLimits;
 use crate::store::record::{
@@ -603,10 +603,10 @@ fn save_core(
     };
     let (pid, pidfd, abort) = (args.pid, args.pidfd, config.abort_stalled_fuse);
     let mut bounded = Bounded::new(core, config.core_stall_timeout, first_remedy, |_| {
-        crate::fuse_abort::remedy(pid, pidfd, abort)
+        crate::crash::limits::fuse_abort::remedy(pid, pidfd, abort)
     });
     let pumped = timed(times, || {
-        crate::pump::pump(&mut bounded, writer.as_mut().ok(), chain.as_mut())
+        crate::crash::pump::pump(&mut bounded, writer.as_mut().ok(), chain.as_mut())
     });
     let stall = bounded.section();
     if let Some(stall) = &stall {
@@ -705,10 +705,12 @@ fn check_core_trace(
     log: &mut Log,
 ) -> record::CoreTraceSection {
     if !config.check_core_trace {
-        return crate::core_trace::not_checked("turned off (check_core_trace = false)");
+        return crate::crash::core_trace_check::not_checked(
+            "turned off (check_core_trace = false)",
+        );
     }
     let (CoreFate::Saved(_), Some(file)) = (&saved.fate, &saved._file) else {
-        return crate::core_trace::not_checked(format!(
+        return crate::crash::core_trace_check::not_checked(format!(
             "no core saved{}",
             saved
                 .fate
@@ -720,8 +722,8 @@ fn check_core_trace(
     let core_dir = saved.dir.as_ref().map(|d| d.path.as_path());
     let section = timed(times, || {
         or_if_it_panics(
-            || crate::core_trace::check(file, fires, core_dir, uid),
-            || crate::core_trace::not_checked("the check panicked"),
+            || crate::crash::core_trace_check::check(file, fires, core_dir, uid),
+            || crate::crash::core_trace_check::not_checked("the check panicked"),
         )
     });
     if section.only_in_core {
@@ -768,7 +770,7 @@ fn compress_core(
     let done = timed(times, || {
         or_if_it_panics(
             || {
-                crate::compress::replace_with_zstd(
+                crate::crash::compress::replace_with_zstd(
                     dir.fd.as_fd(),
                     raw,
                     &raw_name,
@@ -777,7 +779,7 @@ fn compress_core(
                     saved.readable_by,
                 )
             },
-            || crate::compress::Compressed {
+            || crate::crash::compress::Compressed {
                 kept_raw_because: Some("compressing panicked".into()),
                 ..Default::default()
             },
@@ -869,7 +871,7 @@ fn open_core_file(
     match crate::store::space::make_room(
         dir.fd.as_fd(),
         space,
-        crate::corefile::HOLE_BLOCK as u64,
+        crate::crash::corefile::HOLE_BLOCK as u64,
         0,
         claimant,
     ) {

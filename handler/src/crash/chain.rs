@@ -5,7 +5,7 @@
 //! handler's own copy: it is given up on and the handler goes on.
 
 use crate::base::config::ChainConfig;
-use crate::kernel_args::KernelArgs;
+use crate::crash::context::KernelArgs;
 use crate::store::record::ChainOutcome;
 use rustix::event::{PollFd, PollFlags};
 use std::ffi::OsString;
@@ -250,7 +250,7 @@ fn describe_status(status: std::process::ExitStatus) -> String {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(signal)) => format!(
             "killed by signal {signal} ({})",
-            crate::kernel_args::signal_name(signal).unwrap_or("?")
+            crate::crash::context::signal_name(signal).unwrap_or("?")
         ),
         _ => format!("{status}"),
     }

@@ -172,7 +172,7 @@ pub fn remedy(pid: Option<i32>, pidfd: Option<i32>, abort: bool) -> Remedy {
     // The process is held by its dump, so its PID cannot have been reused;
     // the pidfd says so for certain.
     if let Some(fd) = pidfd {
-        if !crate::procinfo::pidfd_names(Path::new("/proc"), fd, pid) {
+        if !crate::crash::procinfo::pidfd_names(Path::new("/proc"), fd, pid) {
             remedy.said.push(format!(
                 "the pidfd no longer names process {pid}: its mappings are not acted on"
             ));

@@ -7,7 +7,7 @@
 //! has a name: a crash of the machine mid-compression leaves the raw core.
 
 use crate::base::safefile::NewFile;
-use crate::corefile::{CoreOutcome, CoreSettings, CoreWriter};
+use crate::crash::corefile::{CoreOutcome, CoreSettings, CoreWriter};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::BorrowedFd;

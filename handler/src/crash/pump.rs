@@ -3,8 +3,8 @@
 //! command: the stream is duplicated, never read twice, and memory stays
 //! constant whatever the core's size.
 
-use crate::chain::Chain;
-use crate::corefile::CoreWriter;
+use crate::crash::chain::Chain;
+use crate::crash::corefile::CoreWriter;
 use std::io::{self, Read};
 
 /// Size of the one buffer (a multiple of the hole-detection block): the
@@ -87,8 +87,8 @@ mod tests {
     use super::*;
     use crate::base::config::ChainConfig;
     use crate::base::safefile::NewFile;
-    use crate::corefile::CoreSettings;
-    use crate::kernel_args::KernelArgs;
+    use crate::crash::context::KernelArgs;
+    use crate::crash::corefile::CoreSettings;
     use crate::store::space::SpacePolicy;
     use std::fs::File;
     use std::os::fd::AsFd;

@@ -20,8 +20,8 @@
 //! keeps its core root-only: it may hold what only those capabilities
 //! could read.
 
-use crate::kernel_args::KernelArgs;
-use crate::procinfo::Gathered;
+use crate::crash::context::KernelArgs;
+use crate::crash::procinfo::Gathered;
 use crate::store::record::Identity;
 
 /// Who besides root may read the core: `Ok(uid)`, or why nobody may.
@@ -85,7 +85,7 @@ pub fn reader_of_core(args: &KernelArgs, gathered: &Gathered) -> Result<u32, Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procinfo::{Capabilities, ProcessInfo};
+    use crate::crash::procinfo::{Capabilities, ProcessInfo};
 
     fn crash(uids: [u32; 4], gids: [u32; 4], at_secure: bool) -> (KernelArgs, Gathered) {
         let args = KernelArgs {
