@@ -59,7 +59,7 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
         }
         // The kernel drops a core nothing accepts: never point it at a
         // socket no service answers on.
-        let greeting = crate::serve::probe(socket).map_err(|err| {
+        let greeting = crate::service::probe::probe(socket).map_err(|err| {
             anyhow!(
                 "refusing to send cores to {}: {err}. Start the service first (systemctl start \
                  lttng-coredump, or lttng-coredump serve --socket {0}) and install again",

@@ -14,7 +14,7 @@ use lttng_coredump_handler::crash::pipeline::{self, Verdict};
 use lttng_coredump_handler::demo::{self, DemoOptions};
 use lttng_coredump_handler::install::{self, InstallOptions};
 use lttng_coredump_handler::kernel::settings::{KernelFeatures, KernelFiles};
-use lttng_coredump_handler::serve::{self, ServeOptions};
+use lttng_coredump_handler::service::serve::{self, ServeOptions};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -328,7 +328,7 @@ fn main() -> ExitCode {
                 socket_on_stdin,
             };
             if hold {
-                lttng_coredump_handler::hold::run(&options)
+                lttng_coredump_handler::service::hold::run(&options)
             } else {
                 serve::run(&options)
             }

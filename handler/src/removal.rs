@@ -22,7 +22,7 @@ use std::path::Path;
 fn handler_owns(pattern: &str, backup: Option<&Backup>) -> bool {
     crate::kernel::pattern::is_our_line(pattern, backup)
         || crate::kernel::pattern::socket_of_line(pattern)
-            == Some(Path::new(crate::serve::DEFAULT_SOCKET))
+            == Some(Path::new(crate::service::serve::DEFAULT_SOCKET))
 }
 
 pub fn run(

@@ -212,9 +212,9 @@ pub fn gather_with(
         .as_ref()
         .ok()
         .and_then(|p| crate::kernel::pattern::socket_of_line(p))
-        .map(|socket| match crate::listen::state(socket) {
-            crate::listen::State::Alive(greeting) => format!("alive ({greeting})"),
-            crate::listen::State::NotAnswering(why) => {
+        .map(|socket| match crate::service::listen::state(socket) {
+            crate::service::listen::State::Alive(greeting) => format!("alive ({greeting})"),
+            crate::service::listen::State::NotAnswering(why) => {
                 problems.push(format!(
                     "core_pattern sends every core to {}, which takes connections but where no \
                      service answers: {why}. Every crash waits there, the process held by the \
@@ -228,7 +228,7 @@ pub fn gather_with(
                      them ({why})"
                 )
             }
-            crate::listen::State::None(why) => {
+            crate::service::listen::State::None(why) => {
                 problems.push(format!(
                     "core_pattern sends every core to {}, and nothing serves it: {why}. THE \
                      KERNEL DROPS EVERY CORE UNTIL A SERVICE LISTENS THERE: start it (systemctl \

@@ -1,7 +1,7 @@
 //! `lttng-coredump serve --hold`: the crash service for machines without
 //! systemd's socket activation. A small parent process binds the listening
 //! socket and keeps it for as long as it runs; the service proper runs as
-//! its child, the socket on its standard input ([`crate::listen`]), and is
+//! its child, the socket on its standard input ([`crate::service::listen`]), and is
 //! started again whenever it dies (SIGKILL, an OOM kill, a crash of its
 //! own). Meanwhile the kernel's connections wait in the socket's backlog,
 //! each crashing process held, and the next service takes them: no core
@@ -15,7 +15,7 @@
 //! the service could not, and removes the socket.
 
 use crate::base::syslog::Log;
-use crate::serve::ServeOptions;
+use crate::service::serve::ServeOptions;
 use anyhow::Context as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,7 +70,7 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("cannot mark the holder not dumpable")?;
     let mut log = Log::default().with_stderr();
-    let listener = crate::listen::bind(&options.socket)?;
+    let listener = crate::service::listen::bind(&options.socket)?;
     let stopping = Arc::new(AtomicBool::new(false));
     {
         let stopping = stopping.clone();
@@ -142,7 +142,7 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     // was not running (or was killed), the holder does, before the socket
     // goes: the kernel would drop every core sent to it.
     if !ended_cleanly {
-        match crate::serve::give_back_core_pattern(options) {
+        match crate::service::serve::give_back_core_pattern(options) {
             Ok(said) => log.notice(said),
             Err(err) => log.error(format!("{err:#}")),
         }

@@ -54,9 +54,10 @@ use crate::base::config::Config;
 use crate::base::syslog::Log;
 use crate::crash::context::KernelArgs;
 use crate::crash::pipeline::{self, Transport};
-use crate::fair_queue::FairQueue;
 use crate::kernel::backup::Backup;
 use crate::kernel::settings::KernelFiles;
+use crate::service::fair_queue::FairQueue;
+use crate::service::probe::GREETING;
 use anyhow::Context as _;
 use coredump_socket::{
     self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
@@ -78,11 +79,6 @@ pub const DEFAULT_SOCKET: &str = "/run/lttng-coredump/coredump.socket";
 /// Crashes handled at once; more wait, held by the kernel, in the listen
 /// queue.
 pub const DEFAULT_WORKERS: usize = 16;
-/// What a client (not the kernel) gets, so that `status` and `install`
-/// can tell the service is alive.
-pub const GREETING: &str = "lttng-coredump serve";
-/// How long a probe waits for the greeting.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The kernel sends its request (or the core's first bytes) as it
 /// connects; a peer silent this long is not the kernel at work.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -114,7 +110,7 @@ pub struct ServeOptions {
     pub backup: PathBuf,
     /// Take the listening socket from standard input (`serve --hold`
     /// passes it so); a socket a service manager passed is taken anyway
-    /// ([`crate::listen`]).
+    /// ([`crate::service::listen`]).
     pub socket_on_stdin: bool,
 }
 
@@ -130,7 +126,8 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
             .with_stderr()
             .warning("cannot set the allocator's thresholds: freed memory may be kept");
     }
-    let (listener, origin) = crate::listen::listener(&options.socket, options.socket_on_stdin)?;
+    let (listener, origin) =
+        crate::service::listen::listener(&options.socket, options.socket_on_stdin)?;
     let (wake_read, wake_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .context("cannot create a pipe")?;
     let stopping = Arc::new(AtomicBool::new(false));
@@ -591,32 +588,6 @@ impl crate::crash::limits::stall::CoreSource for SocketCore<'_> {
 fn acknowledge_on(stream: &mut &UnixStream, request: &CoredumpReq, mask: u64) -> io::Result<Mark> {
     let mut owned = stream.try_clone()?;
     coredump_socket::acknowledge(&mut owned, request, mask)
-}
-
-/// Whether a service answers on `socket`: its greeting, or why not.
-pub fn probe(socket: &Path) -> Result<String, String> {
-    let mut stream = UnixStream::connect(socket)
-        .map_err(|err| format!("nothing accepts connections on {}: {err}", socket.display()))?;
-    stream
-        .set_read_timeout(Some(PROBE_TIMEOUT))
-        .map_err(|err| format!("cannot set a timeout: {err}"))?;
-    let mut answer = Vec::new();
-    let _ = (&mut stream).take(4096).read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).trim().to_string();
-    if answer.starts_with(GREETING) {
-        Ok(answer)
-    } else if answer.is_empty() {
-        Err(format!(
-            "{} accepts connections but did not answer within {} s (a hung or foreign service)",
-            socket.display(),
-            PROBE_TIMEOUT.as_secs()
-        ))
-    } else {
-        Err(format!(
-            "{} answered {answer:?}, not lttng-coredump serve",
-            socket.display()
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -242,7 +242,7 @@ pub fn state(socket: &Path) -> State {
         };
         return State::None(why);
     }
-    match crate::serve::probe(socket) {
+    match crate::service::probe::probe(socket) {
         Ok(greeting) => State::Alive(greeting),
         Err(why) => State::NotAnswering(why),
     }
