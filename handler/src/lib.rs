@@ -9,14 +9,10 @@
 pub mod base;
 pub mod completion;
 pub mod crash;
-pub mod crash_plan;
-pub mod demo;
 pub mod docs;
-pub mod install;
 pub mod kernel;
 pub mod manpages;
-pub mod removal;
 pub mod service;
-pub mod status;
+pub mod setup;
 pub mod store;
 pub mod tools;

@@ -11,10 +11,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lttng_coredump_handler::base::syslog::Log;
 use lttng_coredump_handler::crash::pipeline::{self, Verdict};
-use lttng_coredump_handler::demo::{self, DemoOptions};
-use lttng_coredump_handler::install::{self, InstallOptions};
 use lttng_coredump_handler::kernel::settings::{KernelFeatures, KernelFiles};
 use lttng_coredump_handler::service::serve::{self, ServeOptions};
+use lttng_coredump_handler::setup::demo::{self, DemoOptions};
+use lttng_coredump_handler::setup::install::{self, InstallOptions};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -153,7 +153,7 @@ enum Command {
     Demo {
         /// Where the cores and crash records (DIR/core) and the snapshots
         /// (DIR/snapshot) go; must be root-owned and writable only by root.
-        #[arg(long, default_value = lttng_coredump_handler::demo::DEFAULT_DIR)]
+        #[arg(long, default_value = lttng_coredump_handler::setup::demo::DEFAULT_DIR)]
         dir: PathBuf,
     },
     /// Recover the LTTng trace from a core's own ring buffers (when no
@@ -338,7 +338,7 @@ fn main() -> ExitCode {
             paths,
             force,
             removing: true,
-        } if !force => lttng_coredump_handler::removal::run(
+        } if !force => lttng_coredump_handler::setup::removal::run(
             &KernelFiles::under(&paths.proc_sys_kernel),
             &paths.backup,
             paths.sysctl_file().as_deref(),
@@ -362,11 +362,11 @@ fn main() -> ExitCode {
             paths,
             json,
         } => {
-            let status = lttng_coredump_handler::status::gather_with(
+            let status = lttng_coredump_handler::setup::status::gather_with(
                 &KernelFiles::under(&paths.proc_sys_kernel),
                 &paths.backup,
                 config.as_deref(),
-                std::path::Path::new(install::ROOT_SESSIOND_SOCKET),
+                std::path::Path::new(lttng_coredump_handler::setup::status::ROOT_SESSIOND_SOCKET),
                 &paths.boot_files(),
             );
             print!("{}", if json { status.json() } else { status.text() });

@@ -13,8 +13,6 @@ use anyhow::{anyhow, Context as _};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-pub use lttng_ctl::daemon::ROOT_CLIENT_SOCKET as ROOT_SESSIOND_SOCKET;
-
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
     pub binary: PathBuf,
@@ -345,7 +343,7 @@ pub fn status(
     config_path: Option<&Path>,
     sessiond_socket: &Path,
 ) -> String {
-    crate::status::gather(kernel, backup_path, config_path, sessiond_socket).text()
+    crate::setup::status::gather(kernel, backup_path, config_path, sessiond_socket).text()
 }
 
 /// Whether a session daemon accepts connections on its client socket.
@@ -560,8 +558,8 @@ pub(crate) mod tests {
     /// `fs.fuse.max_request_timeout` ([`crate::kernel::fuse_timeout`]).
     #[test]
     fn install_recommends_it_and_status_warns_while_it_is_0() {
-        use crate::install::{install, InstallOptions};
         use crate::kernel::settings::KernelFeatures;
+        use crate::setup::install::{install, InstallOptions};
         let root = std::env::temp_dir().join(format!("handler-fuse-advice-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("kernel")).unwrap();
@@ -591,7 +589,7 @@ pub(crate) mod tests {
             report.contains("recommended: fs.fuse.max_request_timeout is 0"),
             "{report}"
         );
-        let status = crate::status::gather(
+        let status = crate::setup::status::gather(
             &kernel,
             &root.join("core_pattern.bkp"),
             Some(&root.join("no-config.toml")),
@@ -606,7 +604,7 @@ pub(crate) mod tests {
             status.warnings
         );
         std::fs::write(root.join("fs/fuse/max_request_timeout"), "300\n").unwrap();
-        let status = crate::status::gather(
+        let status = crate::setup::status::gather(
             &kernel,
             &root.join("core_pattern.bkp"),
             Some(&root.join("no-config.toml")),

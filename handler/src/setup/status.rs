@@ -14,14 +14,17 @@
 
 use crate::base::config::{self, Config};
 use crate::base::human;
-use crate::crash_plan;
 use crate::kernel::backup::Backup;
 use crate::kernel::settings::{KernelFeatures, KernelFiles};
+use crate::setup::crash_plan;
 use crate::store::space::{self, SpacePolicy};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
+
+/// Where the root session daemon listens (what `status` checks by default).
+pub use lttng_ctl::daemon::ROOT_CLIENT_SOCKET as ROOT_SESSIOND_SOCKET;
 
 /// How long `status` waits for the session daemon's answer.
 const DAEMON_DEADLINE: Duration = Duration::from_secs(5);

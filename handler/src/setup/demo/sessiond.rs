@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::install::ROOT_SESSIOND_SOCKET;
+use crate::setup::status::ROOT_SESSIOND_SOCKET;
 
 /// How long a started daemon may take to answer, and to stop.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
