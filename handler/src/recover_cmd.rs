@@ -14,7 +14,7 @@
 use lttng_coredump_handler::base::user_child::{self, Input, UserCommand, Who};
 use lttng_coredump_handler::store::record_read::StoredRecord;
 use lttng_coredump_handler::tools::source::Source;
-use lttng_coredump_handler::tools::trace_core::recorded_snapshots;
+use lttng_coredump_handler::tools::trace::from_core::recorded_snapshots;
 use lttng_coredump_handler::tools::user_side;
 use lttng_coredump_handler::tools::SourceArgs;
 use lttng_coredump_recover::{self as recover, metadata, Options};

@@ -156,7 +156,7 @@ pub fn crashes_with_trace_only_in_core(dir: &Path, now: i64) -> Vec<TraceInCore>
         .iter()
         .filter(|c| c.time().is_some_and(|t| t >= since))
         .filter(|c| c.record.core_trace().only_in_core)
-        .filter(|c| crate::tools::trace_core::core_holds_trace(c) && c.core_state().on_disk())
+        .filter(|c| crate::tools::trace::from_core::core_holds_trace(c) && c.core_state().on_disk())
         .map(|c| TraceInCore {
             pid: c.pid(),
             process_name: c.process_name().map(str::to_string),

@@ -13,8 +13,8 @@
 //! core only root may read (the process was not the user's own in every
 //! respect) is not shown to that user: refused, with what to do instead.
 
-use super::core::{copy_sparse, create_private, open, reader};
 use super::output::require_program;
+use super::read_core::{copy_sparse, create_private, open, reader};
 use super::show;
 use super::DebugArgs;
 use crate::base::human::escape;

@@ -9,15 +9,13 @@
 //! crashing user and is shown escaped.
 
 pub mod config_show;
-pub mod core;
 pub mod debug;
 pub mod output;
+pub mod read_core;
 pub mod select;
 pub mod show;
 pub mod source;
 pub mod trace;
-pub mod trace_core;
-pub mod trace_text;
 pub mod user_side;
 pub mod vacuum;
 
@@ -262,7 +260,7 @@ pub fn run(command: CrashCommand) -> ExitCode {
         CrashCommand::List(args) => show::list(&args),
         CrashCommand::Info(args) => show::info(&args),
         CrashCommand::Debug(args) => debug::run(&args),
-        CrashCommand::Dump(args) => core::dump(&args),
+        CrashCommand::Dump(args) => read_core::dump(&args),
         CrashCommand::Trace(args) => trace::run(&args),
         CrashCommand::Vacuum(args) => vacuum::run(&args),
         CrashCommand::Config(args) => config_show::run(&args),

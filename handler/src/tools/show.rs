@@ -259,7 +259,7 @@ fn describe_core_trace(crash: &Crash, lines: &mut Lines<'_>) {
             &format!("snapshot of {what} failed: {}", entry.explanation),
         );
     }
-    let holds = super::trace_core::core_holds_trace(crash);
+    let holds = super::trace::from_core::core_holds_trace(crash);
     if holds
         && (section.only_in_core || !section.failed_snapshots.is_empty())
         && crash.core_state().on_disk()

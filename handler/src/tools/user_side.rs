@@ -8,7 +8,7 @@
 //! child left when it was killed. Nothing here runs as root over another
 //! user's files: root reads what these print, bounded, and nothing else.
 
-use super::core::copy_sparse;
+use super::read_core::copy_sparse;
 use anyhow::{anyhow, bail, Context, Result};
 use lttng_coredump_recover::{self as recover, metadata, Options};
 use serde_json::{json, Value};
@@ -288,7 +288,7 @@ fn debug(args: &[OsString]) -> ExitCode {
             Some("zstd") => {
                 create_own_dir(&temp)?;
                 let path = temp.join("core");
-                let mut to = super::core::create_private(&path, true)?;
+                let mut to = super::read_core::create_private(&path, true)?;
                 let mut from = zstd::stream::read::Decoder::new(file).context("starting zstd")?;
                 eprintln!("decompressing {} into {}", core.display(), path.display());
                 copy_sparse(&mut from, &mut to).with_context(|| {

@@ -14,16 +14,22 @@
 //! with neither are all shown, with a note saying why. When only the last
 //! events are shown, a note says so ("last N of M events"); on a terminal
 //! the output is in colour (no pager: it shows a screenful by default).
+//!
+//! `trace --from-core` reads the trace from the crash's core instead
+//! ([`from_core`]); babeltrace2's text is read back by [`babeltrace_text`].
+
+pub mod babeltrace_text;
+pub mod from_core;
 
 use super::output::{require_program, write_json, Output};
 use super::select::local_time;
 use super::show;
-use super::trace_text::Event;
 use super::{JsonMode, TraceArgs};
 use crate::base::human::{escape, escape_controls};
 use crate::base::user_child::{Input, UserCommand, Who};
 use crate::store::crashes::{Crash, Snapshot};
 use anyhow::{bail, Context, Result};
+use babeltrace_text::Event;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
@@ -81,7 +87,7 @@ impl Sink {
 
 pub fn run(args: &TraceArgs) -> Result<ExitCode> {
     if args.from_core {
-        return super::trace_core::run(args);
+        return from_core::run(args);
     }
     let crash = show::latest(&args.selection, None)?;
     let last = last_wanted(args);
@@ -96,7 +102,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
             } else {
                 format!(": {}", crate::base::human::text(&reasons.join("; ")))
             },
-            if super::trace_core::core_holds_trace(&crash) {
+            if from_core::core_holds_trace(&crash) {
                 format!(
                     "; its core holds the trace: lttng-coredump trace {} --from-core",
                     crash.pid().unwrap_or(0)

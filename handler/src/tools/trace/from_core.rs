@@ -16,13 +16,13 @@
 //! directory as that user, and a last child removes it if a killed one
 //! left it. Root never opens, creates or changes owner of anything there.
 
-use super::show;
-use super::trace::{last_wanted, print_events, read_trace, Sink};
-use super::user_side::{self, read_recovered};
-use super::TraceArgs;
+use super::{last_wanted, print_events, read_trace, Sink};
 use crate::base::human::escape;
 use crate::base::user_child::{self, Input, UserCommand, Who};
 use crate::store::crashes::Crash;
+use crate::tools::show;
+use crate::tools::user_side::{self, read_recovered};
+use crate::tools::TraceArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use lttng_coredump_recover as recover;
 use serde_json::Value;
@@ -111,7 +111,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         // The caller's own rights: the core is opened here first, for the
         // errors `dump` and `debug` give (gone, permission denied).
         None => {
-            drop(super::core::open(&crash)?);
+            drop(crate::tools::read_core::open(&crash)?);
             crash.core_path().expect("open checked it")
         }
         Some(who) => {
@@ -175,7 +175,7 @@ pub fn run(args: &TraceArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_NO_BUFFERS));
     }
     let last = last_wanted(args);
-    super::output::require_program("babeltrace2")?;
+    crate::tools::output::require_program("babeltrace2")?;
     let mut sink = Sink::new(args);
     let mut out = std::io::stdout().lock();
     let mut read_any = false;
