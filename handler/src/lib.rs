@@ -7,11 +7,9 @@
 #![forbid(unsafe_code)]
 
 pub mod base;
-pub mod completion;
+pub mod cli;
 pub mod crash;
-pub mod docs;
 pub mod kernel;
-pub mod manpages;
 pub mod service;
 pub mod setup;
 pub mod store;

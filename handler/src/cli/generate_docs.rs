@@ -2,11 +2,30 @@
 //! definition (clap_mangen, clap_complete), so that they always say what
 //! the program accepts: `lttng-coredump generate-docs DIR` (hidden; run by
 //! `scripts/package`) writes `DIR/man1/*.1` (with the sections of
-//! [`crate::manpages`]), `DIR/man5/lttng-coredump.conf.5`,
+//! [`manpages`]), `DIR/man5/lttng-coredump.conf.5`,
 //! `DIR/bash/lttng-coredump` and
 //! `DIR/zsh/_lttng-coredump`.
 
-use std::path::Path;
+pub mod completion;
+pub mod manpages;
+
+use anyhow::Context as _;
+use std::path::{Path, PathBuf};
+
+// The variant's doc comment in `Command` is the subcommand's help.
+#[derive(clap::Args)]
+pub struct GenerateDocsArgs {
+    dir: PathBuf,
+}
+
+/// `generate-docs DIR`: the documentation of the whole command line; what
+/// was written, one path a line.
+pub fn run(args: GenerateDocsArgs) -> anyhow::Result<String> {
+    let GenerateDocsArgs { dir } = args;
+    generate(<super::Cli as clap::CommandFactory>::command(), &dir)
+        .map(|written| written.join("\n") + "\n")
+        .with_context(|| format!("cannot write the documentation in {}", dir.display()))
+}
 
 /// Writes the man pages (one for the program, one a subcommand) and the
 /// bash and zsh completions of `command` under `dir`; returns what it wrote.
@@ -37,9 +56,9 @@ pub fn generate(mut command: clap::Command, dir: &Path) -> std::io::Result<Vec<S
         let path = man.join(format!("{page_name}.1"));
         let mut out = Vec::new();
         clap_mangen::Man::new(page).render(&mut out)?;
-        // EXIT STATUS, FILES, EXAMPLES, SEE ALSO ([`crate::manpages`]).
+        // EXIT STATUS, FILES, EXAMPLES, SEE ALSO ([`manpages`]).
         let sub = page_name.strip_prefix(&format!("{name}-"));
-        out.extend(crate::manpages::extra_sections(sub, &subcommands).into_bytes());
+        out.extend(manpages::extra_sections(sub, &subcommands).into_bytes());
         std::fs::write(&path, out)?;
         written.push(path.display().to_string());
     }
@@ -47,19 +66,11 @@ pub fn generate(mut command: clap::Command, dir: &Path) -> std::io::Result<Vec<S
     std::fs::create_dir_all(&man5)?;
     let conf = man5.join(format!("{name}.conf.5"));
     let version = command.get_version().unwrap_or_default().to_string();
-    std::fs::write(&conf, crate::manpages::config_page(&version))?;
+    std::fs::write(&conf, manpages::config_page(&version))?;
     written.push(conf.display().to_string());
     for (sub, file, text) in [
-        (
-            "bash",
-            name.clone(),
-            crate::completion::bash(&command, &name),
-        ),
-        (
-            "zsh",
-            format!("_{name}"),
-            crate::completion::zsh(&command, &name),
-        ),
+        ("bash", name.clone(), completion::bash(&command, &name)),
+        ("zsh", format!("_{name}"), completion::zsh(&command, &name)),
     ] {
         let shell_dir = dir.join(sub);
         std::fs::create_dir_all(&shell_dir)?;

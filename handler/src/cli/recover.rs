@@ -11,12 +11,12 @@
 //! root writes them. Root reads only what it was told on the command line
 //! (`--metadata`, `--search`) and its own records.
 
-use lttng_coredump_handler::base::user_child::{self, Input, UserCommand, Who};
-use lttng_coredump_handler::store::record_read::StoredRecord;
-use lttng_coredump_handler::tools::source::Source;
-use lttng_coredump_handler::tools::trace::from_core::recorded_snapshots;
-use lttng_coredump_handler::tools::user_side;
-use lttng_coredump_handler::tools::SourceArgs;
+use crate::base::user_child::{self, Input, UserCommand, Who};
+use crate::store::record_read::StoredRecord;
+use crate::tools::source::Source;
+use crate::tools::trace::from_core::recorded_snapshots;
+use crate::tools::user_side;
+use crate::tools::SourceArgs;
 use lttng_coredump_recover::{self as recover, metadata, Options};
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
@@ -230,7 +230,7 @@ fn fetch_as(
             "{}",
             finished
                 .last_error_line()
-                .map(lttng_coredump_handler::base::human::escape)
+                .map(crate::base::human::escape)
                 .unwrap_or_else(|| user_child::describe_status(&finished.status))
         );
     }

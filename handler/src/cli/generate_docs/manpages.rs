@@ -1,5 +1,5 @@
 //! What the man pages say beyond the options clap_mangen renders from the
-//! command line ([`crate::docs`]): each page's EXIT STATUS, FILES, EXAMPLES
+//! command line ([`crate::cli::generate_docs`]): each page's EXIT STATUS, FILES, EXAMPLES
 //! and SEE ALSO, and the page of the configuration file,
 //! lttng-coredump.conf(5), made from the commented example configuration
 //! the package installs (`config.example.toml`), so that the page and the
@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 /// The example configuration (installed as /etc/lttng-coredump/config.toml).
-pub const EXAMPLE_CONFIG: &str = include_str!("../config.example.toml");
+pub const EXAMPLE_CONFIG: &str = include_str!("../../../config.example.toml");
 
 /// Text for roff: backslashes and hyphens escaped, no line starting with a
 /// control character.
