@@ -20,15 +20,15 @@
 //! keeps its core root-only: it may hold what only those capabilities
 //! could read.
 
-use crate::crash::context::KernelArgs;
+use crate::crash::context::CrashContext;
 use crate::crash::procinfo::Gathered;
 use crate::store::record::Identity;
 
 /// Who besides root may read the core: `Ok(uid)`, or why nobody may.
-pub fn reader_of_core(args: &KernelArgs, gathered: &Gathered) -> Result<u32, String> {
-    let uid = args.uid.ok_or("the kernel gave no uid (%u)")?;
-    let gid = args.gid.ok_or("the kernel gave no gid (%g)")?;
-    match args.dump_mode {
+pub fn reader_of_core(context: &CrashContext, gathered: &Gathered) -> Result<u32, String> {
+    let uid = context.uid.ok_or("the kernel gave no uid (%u)")?;
+    let gid = context.gid.ok_or("the kernel gave no gid (%g)")?;
+    match context.dump_mode {
         Some(1) => {}
         Some(mode) => return Err(format!("the dump mode (%d) is {mode}, not 1")),
         None => return Err("the kernel gave no dump mode (%d)".into()),
@@ -87,12 +87,12 @@ mod tests {
     use super::*;
     use crate::crash::procinfo::{Capabilities, ProcessInfo};
 
-    fn crash(uids: [u32; 4], gids: [u32; 4], at_secure: bool) -> (KernelArgs, Gathered) {
-        let args = KernelArgs {
+    fn crash(uids: [u32; 4], gids: [u32; 4], at_secure: bool) -> (CrashContext, Gathered) {
+        let args = CrashContext {
             uid: Some(1000),
             gid: Some(100),
             dump_mode: Some(1),
-            ..KernelArgs::default()
+            ..CrashContext::default()
         };
         let gathered = Gathered {
             info: ProcessInfo {

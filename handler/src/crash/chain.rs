@@ -5,7 +5,7 @@
 //! handler's own copy: it is given up on and the handler goes on.
 
 use crate::base::config::ChainConfig;
-use crate::crash::context::KernelArgs;
+use crate::crash::context::CrashContext;
 use crate::store::record::ChainOutcome;
 use rustix::event::{PollFd, PollFlags};
 use std::ffi::OsString;
@@ -38,15 +38,15 @@ pub struct Chain {
 /// starts with `-`, so that no value can become an option of the chained
 /// command (`--help`, `-o/etc/x`). Such an argument gets a `_` in front
 /// (`_--help`): the value stays readable and is never cut.
-pub fn fill_template(template: &str, args: &KernelArgs) -> OsString {
-    let mut filled = fill_placeholders(template, args).into_vec();
+pub fn fill_template(template: &str, context: &CrashContext) -> OsString {
+    let mut filled = fill_placeholders(template, context).into_vec();
     if filled.first() == Some(&b'-') && !template.starts_with('-') {
         filled.insert(0, b'_');
     }
     OsString::from_vec(filled)
 }
 
-fn fill_placeholders(template: &str, args: &KernelArgs) -> OsString {
+fn fill_placeholders(template: &str, context: &CrashContext) -> OsString {
     let number = |value: Option<String>| value.map(String::into_bytes).unwrap_or_default();
     let mut out = Vec::new();
     let mut rest = template;
@@ -59,17 +59,17 @@ fn fill_placeholders(template: &str, args: &KernelArgs) -> OsString {
             break;
         };
         let value = match &after[..close] {
-            "pid" => Some(number(args.pid.map(|v| v.to_string()))),
-            "uid" => Some(number(args.uid.map(|v| v.to_string()))),
-            "gid" => Some(number(args.gid.map(|v| v.to_string()))),
-            "signal" => Some(number(args.signal.map(|v| v.to_string()))),
-            "time" => Some(number(args.time.map(|v| v.to_string()))),
-            "core_limit" => Some(number(args.core_limit.map(|v| v.to_string()))),
-            "dump_mode" => Some(number(args.dump_mode.map(|v| v.to_string()))),
-            "pidfd" => Some(number(args.pidfd.map(|v| v.to_string()))),
-            "comm" => Some(args.comm.clone().unwrap_or_default()),
-            "hostname" => Some(args.hostname.clone().unwrap_or_default()),
-            "exe" => Some(args.exe_path_from_kernel().unwrap_or_default()),
+            "pid" => Some(number(context.pid.map(|v| v.to_string()))),
+            "uid" => Some(number(context.uid.map(|v| v.to_string()))),
+            "gid" => Some(number(context.gid.map(|v| v.to_string()))),
+            "signal" => Some(number(context.signal.map(|v| v.to_string()))),
+            "time" => Some(number(context.time.map(|v| v.to_string()))),
+            "core_limit" => Some(number(context.core_limit.map(|v| v.to_string()))),
+            "dump_mode" => Some(number(context.dump_mode.map(|v| v.to_string()))),
+            "pidfd" => Some(number(context.pidfd.map(|v| v.to_string()))),
+            "comm" => Some(context.comm.clone().unwrap_or_default()),
+            "hostname" => Some(context.hostname.clone().unwrap_or_default()),
+            "exe" => Some(context.exe_path_from_kernel().unwrap_or_default()),
             _ => None,
         };
         match value {
@@ -84,11 +84,11 @@ fn fill_placeholders(template: &str, args: &KernelArgs) -> OsString {
 
 impl Chain {
     /// Starts the configured command with its arguments filled in.
-    pub fn start(config: &ChainConfig, args: &KernelArgs) -> Result<Chain, String> {
+    pub fn start(config: &ChainConfig, context: &CrashContext) -> Result<Chain, String> {
         let filled: Vec<OsString> = config
             .command
             .iter()
-            .map(|part| fill_template(part, args))
+            .map(|part| fill_template(part, context))
             .collect();
         let display: Vec<String> = filled
             .iter()
@@ -260,8 +260,8 @@ fn describe_status(status: std::process::ExitStatus) -> String {
 mod tests {
     use super::*;
 
-    fn crash() -> KernelArgs {
-        KernelArgs {
+    fn crash() -> CrashContext {
+        CrashContext {
             pid: Some(42),
             uid: Some(1000),
             gid: Some(100),
@@ -269,7 +269,7 @@ mod tests {
             time: Some(1_700_000_000),
             comm: Some(b"we ird\n\xff".to_vec()),
             exe_path_bang: Some(b"!usr!bin!x".to_vec()),
-            ..KernelArgs::default()
+            ..CrashContext::default()
         }
     }
 
@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(fill_template("{nope} {pid", &args), "{nope} {pid");
         assert_eq!(fill_template("plain", &args), "plain");
         // Values never become options; templates that are options stay so.
-        let hostile = KernelArgs {
+        let hostile = CrashContext {
             comm: Some(b"--help".to_vec()),
             hostname: Some(b"-oevil".to_vec()),
             ..crash()

@@ -1,13 +1,20 @@
-//! Parsing what the kernel passes to the handler on its command line.
+//! The crash as the handler knows it, whichever way it came: the
+//! transport-neutral [`CrashContext`] every step of the crash path reads,
+//! with a constructor for each way a crash comes: from the kernel's
+//! command line (`handle`, the pipe: [`CrashContext::from_kernel_args`])
+//! and from a peer of the kernel's coredump socket (`serve`:
+//! [`CrashContext::from_socket_peer`]).
 //!
-//! The core_pattern line names every field (`P=%P u=%u ...`), so a field
+//! The command line: the core_pattern line names every field (`P=%P u=%u ...`), so a field
 //! the kernel leaves empty or a value that holds spaces never shifts the
 //! others. Values come as raw bytes: the process name (`%e`) is chosen by
 //! the crashing process and may hold `=`, `/`, newlines or invalid UTF-8.
 //! Nothing here fails: a missing, repeated, unknown or malformed field is
 //! noted in `errors` and the rest is used.
 
+use coredump_socket::PeerCrash;
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -16,10 +23,11 @@ pub use crate::kernel::pattern::FIELDS;
 /// The kernel's value of `%c` for an unlimited core size (RLIM_INFINITY).
 pub const CORE_LIMIT_UNLIMITED: u64 = u64::MAX;
 
-/// The crash as the kernel describes it. `None` means the field was
-/// missing or could not be parsed (see `errors`).
+/// The crash, as the kernel's command line or the socket's peer describes
+/// it (the fields are named after the core_pattern specifiers the pipe
+/// gets). `None` means the field was not given, or could not be read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KernelArgs {
+pub struct CrashContext {
     /// `%P`: the PID in the initial PID namespace.
     pub pid: Option<i32>,
     /// `%p`: the PID in the crashing process's own namespace.
@@ -40,6 +48,13 @@ pub struct KernelArgs {
     pub comm: Option<Vec<u8>>,
     /// `%E`: the executable path with `/` written as `!`, raw.
     pub exe_path_bang: Option<Vec<u8>>,
+}
+
+/// What the kernel's command line gives `handle`: the crash, and what
+/// belongs to the pipe's line only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelCommandLine {
+    pub context: CrashContext,
     /// `--config PATH` given as the first argument (nowhere else).
     pub config: Option<PathBuf>,
     /// Every problem met, one line each, safe to log.
@@ -59,13 +74,13 @@ pub fn is_kernel_form(args: &[OsString]) -> bool {
     args.iter().any(|arg| arg.as_bytes().starts_with(b"P="))
 }
 
-impl KernelArgs {
+impl CrashContext {
     /// Parses the arguments that follow `handle` on the command line.
-    pub fn parse<I>(args: I) -> KernelArgs
+    pub fn from_kernel_args<I>(args: I) -> KernelCommandLine
     where
         I: IntoIterator<Item = OsString>,
     {
-        let mut parsed = KernelArgs::default();
+        let mut parsed = KernelCommandLine::default();
         let mut args = args.into_iter().peekable();
         let mut first = true;
         while let Some(arg) = args.next() {
@@ -110,13 +125,36 @@ impl KernelArgs {
             }
         }
         for (key, _) in FIELDS {
-            if !parsed.has(key) {
+            if !parsed.context.has(key) {
                 parsed
                     .errors
                     .push(format!("field {key}= missing from the command line"));
             }
         }
         parsed
+    }
+
+    /// The crash of a peer of the coredump socket (`serve`), from its
+    /// pidfd instead of the kernel's command line. The process's name and
+    /// executable come from `/proc`, checked against the pidfd, as for the
+    /// pipe.
+    pub fn from_socket_peer(crash: &PeerCrash, pidfd: &OwnedFd) -> CrashContext {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        CrashContext {
+            pid: Some(crash.pid),
+            uid: Some(crash.uid),
+            gid: Some(crash.gid),
+            signal: crash.signal,
+            time: Some(now),
+            core_limit: core_limit_of(crash.pid),
+            dump_mode: Some(crash.dump_mode),
+            pidfd: Some(pidfd.as_raw_fd()),
+            hostname: Some(rustix::system::uname().nodename().to_bytes().to_vec()),
+            ..CrashContext::default()
+        }
     }
 
     fn has(&self, key: &str) -> bool {
@@ -136,34 +174,6 @@ impl KernelArgs {
         }
     }
 
-    fn set_field(&mut self, key: &[u8], value: &[u8]) {
-        let key_text = crate::base::sanitize::for_log(key);
-        let errors = &mut self.errors;
-        let already_set = match key {
-            b"P" => set_number(&mut self.pid, &key_text, value, errors),
-            b"p" => set_number(&mut self.namespace_pid, &key_text, value, errors),
-            b"u" => set_number(&mut self.uid, &key_text, value, errors),
-            b"g" => set_number(&mut self.gid, &key_text, value, errors),
-            b"s" => set_number(&mut self.signal, &key_text, value, errors),
-            b"t" => set_number(&mut self.time, &key_text, value, errors),
-            b"c" => set_number(&mut self.core_limit, &key_text, value, errors),
-            b"d" => set_number(&mut self.dump_mode, &key_text, value, errors),
-            b"F" => set_number(&mut self.pidfd, &key_text, value, errors),
-            b"h" => set_bytes(&mut self.hostname, value),
-            b"e" => set_bytes(&mut self.comm, value),
-            b"E" => set_bytes(&mut self.exe_path_bang, value),
-            _ => {
-                errors.push(format!("unknown field {key_text:?} ignored"));
-                false
-            }
-        };
-        if already_set {
-            errors.push(format!(
-                "field {key_text}= given more than once; the first is kept"
-            ));
-        }
-    }
-
     /// `%E` with its `!` turned back into `/` (the kernel's escaping of the
     /// path; a `!` in the real path cannot be told apart).
     pub fn exe_path_from_kernel(&self) -> Option<Vec<u8>> {
@@ -180,6 +190,37 @@ impl KernelArgs {
     pub fn core_limit_bytes(&self) -> Option<u64> {
         self.core_limit
             .filter(|&limit| limit != CORE_LIMIT_UNLIMITED)
+    }
+}
+
+impl KernelCommandLine {
+    fn set_field(&mut self, key: &[u8], value: &[u8]) {
+        let key_text = crate::base::sanitize::for_log(key);
+        let errors = &mut self.errors;
+        let context = &mut self.context;
+        let already_set = match key {
+            b"P" => set_number(&mut context.pid, &key_text, value, errors),
+            b"p" => set_number(&mut context.namespace_pid, &key_text, value, errors),
+            b"u" => set_number(&mut context.uid, &key_text, value, errors),
+            b"g" => set_number(&mut context.gid, &key_text, value, errors),
+            b"s" => set_number(&mut context.signal, &key_text, value, errors),
+            b"t" => set_number(&mut context.time, &key_text, value, errors),
+            b"c" => set_number(&mut context.core_limit, &key_text, value, errors),
+            b"d" => set_number(&mut context.dump_mode, &key_text, value, errors),
+            b"F" => set_number(&mut context.pidfd, &key_text, value, errors),
+            b"h" => set_bytes(&mut context.hostname, value),
+            b"e" => set_bytes(&mut context.comm, value),
+            b"E" => set_bytes(&mut context.exe_path_bang, value),
+            _ => {
+                errors.push(format!("unknown field {key_text:?} ignored"));
+                false
+            }
+        };
+        if already_set {
+            errors.push(format!(
+                "field {key_text}= given more than once; the first is kept"
+            ));
+        }
     }
 }
 
@@ -257,6 +298,28 @@ pub fn signal_name(signal: i32) -> Option<&'static str> {
     })
 }
 
+/// The process's RLIMIT_CORE (the kernel ignores it for sockets, and
+/// gives `%c` only to pipes): its soft limit in `/proc/PID/limits`.
+fn core_limit_of(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    parse_core_limit(&text)
+}
+
+fn parse_core_limit(limits: &str) -> Option<u64> {
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max core file size"))?;
+    let soft = line
+        .trim_start_matches("Max core file size")
+        .split_whitespace()
+        .next()?;
+    if soft == "unlimited" {
+        Some(u64::MAX)
+    } else {
+        soft.parse().ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,21 +349,21 @@ mod tests {
 
     #[test]
     fn a_full_line_is_parsed() {
-        let parsed = KernelArgs::parse(full_line());
+        let parsed = CrashContext::from_kernel_args(full_line());
         assert_eq!(parsed.errors, Vec::<String>::new());
-        assert_eq!(parsed.pid, Some(1234));
-        assert_eq!(parsed.uid, Some(1000));
-        assert_eq!(parsed.gid, Some(100));
-        assert_eq!(parsed.signal, Some(11));
-        assert_eq!(parsed.time, Some(1_700_000_000));
-        assert_eq!(parsed.core_limit, Some(CORE_LIMIT_UNLIMITED));
-        assert_eq!(parsed.core_limit_bytes(), None);
-        assert_eq!(parsed.dump_mode, Some(1));
-        assert_eq!(parsed.pidfd, Some(3));
-        assert_eq!(parsed.hostname.as_deref(), Some(&b"box"[..]));
-        assert_eq!(parsed.comm.as_deref(), Some(&b"crasher"[..]));
+        assert_eq!(parsed.context.pid, Some(1234));
+        assert_eq!(parsed.context.uid, Some(1000));
+        assert_eq!(parsed.context.gid, Some(100));
+        assert_eq!(parsed.context.signal, Some(11));
+        assert_eq!(parsed.context.time, Some(1_700_000_000));
+        assert_eq!(parsed.context.core_limit, Some(CORE_LIMIT_UNLIMITED));
+        assert_eq!(parsed.context.core_limit_bytes(), None);
+        assert_eq!(parsed.context.dump_mode, Some(1));
+        assert_eq!(parsed.context.pidfd, Some(3));
+        assert_eq!(parsed.context.hostname.as_deref(), Some(&b"box"[..]));
+        assert_eq!(parsed.context.comm.as_deref(), Some(&b"crasher"[..]));
         assert_eq!(
-            parsed.exe_path_from_kernel().as_deref(),
+            parsed.context.exe_path_from_kernel().as_deref(),
             Some(&b"/usr/bin/crasher"[..])
         );
         assert_eq!(parsed.config, None);
@@ -310,7 +373,7 @@ mod tests {
     fn config_option_comes_before_the_fields() {
         let mut line = args(&[b"--config", b"/etc/x.toml"]);
         line.extend(full_line());
-        let parsed = KernelArgs::parse(line);
+        let parsed = CrashContext::from_kernel_args(line);
         assert_eq!(parsed.config, Some(PathBuf::from("/etc/x.toml")));
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
     }
@@ -321,9 +384,9 @@ mod tests {
         line.insert(10, OsString::from("--config"));
         line.insert(11, OsString::from("/etc/passwd"));
         line.push(OsString::from("--config=/etc/shadow"));
-        let parsed = KernelArgs::parse(line);
+        let parsed = CrashContext::from_kernel_args(line);
         assert_eq!(parsed.config, None);
-        assert_eq!(parsed.comm.as_deref(), Some(&b"crasher"[..]));
+        assert_eq!(parsed.context.comm.as_deref(), Some(&b"crasher"[..]));
         assert_eq!(
             parsed
                 .errors
@@ -336,7 +399,7 @@ mod tests {
         );
         let mut line = args(&[b"--config", b"/a.toml", b"--config", b"/b.toml"]);
         line.extend(full_line());
-        let parsed = KernelArgs::parse(line);
+        let parsed = CrashContext::from_kernel_args(line);
         assert_eq!(parsed.config, Some(PathBuf::from("/a.toml")));
     }
 
@@ -345,23 +408,26 @@ mod tests {
         let mut line = full_line();
         line[9] = OsString::from_vec(b"e=a=b /../x\n\xff".to_vec());
         line[8] = OsString::from_vec(b"h=".to_vec());
-        let parsed = KernelArgs::parse(line);
+        let parsed = CrashContext::from_kernel_args(line);
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-        assert_eq!(parsed.comm.as_deref(), Some(&b"a=b /../x\n\xff"[..]));
-        assert_eq!(parsed.hostname.as_deref(), Some(&b""[..]));
-        assert_eq!(parsed.pid, Some(1234));
+        assert_eq!(
+            parsed.context.comm.as_deref(),
+            Some(&b"a=b /../x\n\xff"[..])
+        );
+        assert_eq!(parsed.context.hostname.as_deref(), Some(&b""[..]));
+        assert_eq!(parsed.context.pid, Some(1234));
     }
 
     #[test]
     fn bad_and_missing_fields_are_errors_not_failures() {
-        let parsed = KernelArgs::parse(args(&[
+        let parsed = CrashContext::from_kernel_args(args(&[
             b"P=12x", b"u=", b"s=-", b"g=5", b"g=6", b"Z=1", b"loose", b"c=\xff",
         ]));
-        assert_eq!(parsed.pid, None);
-        assert_eq!(parsed.uid, None);
-        assert_eq!(parsed.signal, None);
-        assert_eq!(parsed.gid, Some(5));
-        assert_eq!(parsed.core_limit, None);
+        assert_eq!(parsed.context.pid, None);
+        assert_eq!(parsed.context.uid, None);
+        assert_eq!(parsed.context.signal, None);
+        assert_eq!(parsed.context.gid, Some(5));
+        assert_eq!(parsed.context.core_limit, None);
         let all = parsed.errors.join("\n");
         for expected in [
             "field P= is not a valid number: \"12x\"",
@@ -379,9 +445,9 @@ mod tests {
 
     #[test]
     fn no_arguments_at_all() {
-        let parsed = KernelArgs::parse(Vec::new());
+        let parsed = CrashContext::from_kernel_args(Vec::new());
         assert_eq!(parsed.errors.len(), FIELDS.len());
-        assert_eq!(parsed.core_limit_bytes(), None);
+        assert_eq!(parsed.context.core_limit_bytes(), None);
     }
 
     #[test]
@@ -409,5 +475,50 @@ mod tests {
         assert_eq!(signal_name(6), Some("SIGABRT"));
         assert_eq!(signal_name(0), None);
         assert_eq!(signal_name(64), None);
+    }
+
+    #[test]
+    fn a_socket_peer_gives_its_crash_and_the_pipe_only_fields_stay_empty() {
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::getpid(),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .unwrap();
+        let crash = PeerCrash {
+            pid: std::process::id() as i32,
+            uid: 1000,
+            gid: 100,
+            dump_mode: 1,
+            signal: None,
+        };
+        let context = CrashContext::from_socket_peer(&crash, &pidfd);
+        assert_eq!(context.pid, Some(crash.pid));
+        assert_eq!((context.uid, context.gid), (Some(1000), Some(100)));
+        assert_eq!(context.dump_mode, Some(1));
+        assert_eq!(context.signal, None);
+        assert_eq!(context.pidfd, Some(pidfd.as_raw_fd()));
+        // This process's own RLIMIT_CORE, from /proc.
+        assert!(context.core_limit.is_some());
+        assert!(context.time.is_some_and(|t| t > 1_700_000_000));
+        assert!(context.hostname.is_some());
+        // What only the kernel's command line gives.
+        assert_eq!(context.comm, None);
+        assert_eq!(context.exe_path_bang, None);
+    }
+
+    #[test]
+    fn core_limits_from_proc() {
+        let limits = |soft: &str| {
+            format!(
+                "Limit                     Soft Limit           Hard Limit           Units     \n\
+                 Max cpu time              unlimited            unlimited            seconds   \n\
+                 Max core file size        {soft:<21}unlimited            bytes     \n"
+            )
+        };
+        assert_eq!(parse_core_limit(&limits("0")), Some(0));
+        assert_eq!(parse_core_limit(&limits("4096")), Some(4096));
+        assert_eq!(parse_core_limit(&limits("unlimited")), Some(u64::MAX));
+        assert_eq!(parse_core_limit("nothing"), None);
+        assert!(core_limit_of(std::process::id() as i32).is_some());
     }
 }

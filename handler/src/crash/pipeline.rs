@@ -1,7 +1,9 @@
-//! What the kernel runs on a crash, in the order that keeps the most (one
-//! function a step, called in turn by [`handle_then_release`]):
+//! The crash pipeline: what happens to each crash, from the kernel's pipe
+//! (`handle`) or its coredump socket (`serve`), in the order that keeps
+//! the most (one function a step, called in turn by [`handle_crash`]):
 //!
-//! 1. read the arguments and the configuration (`read_arguments_and_config`);
+//! 1. read the arguments and the configuration (`read_arguments`,
+//!    `read_config`): the crash's [`CrashContext`];
 //! 2. read `/proc/PID` while the process is held (`gather_process`);
 //! 3. record the trace snapshots before touching the core, since the trace
 //!    is what waiting would lose, within the snapshot budget
@@ -23,7 +25,7 @@ use crate::base::sanitize::{file_name_component, for_log, lossy, MAX_COMPONENT_L
 use crate::base::syslog::{iso8601_utc, Log};
 use crate::crash::access;
 use crate::crash::chain::Chain;
-use crate::crash::context::{signal_name, KernelArgs};
+use crate::crash::context::{signal_name, CrashContext, KernelCommandLine};
 use crate::crash::corefile::{CoreOutcome, CoreSettings, CoreWriter};
 use crate::crash::limits::crash_share::{self, Share};
 use crate::crash::limits::ratelimit;
@@ -70,8 +72,16 @@ pub fn handle_then_release(
     release_core: impl FnOnce() -> std::io::Result<()>,
     log: &mut Log,
 ) -> Verdict {
-    let args = read_arguments(raw_args, log);
-    handle_crash(args, Transport::Pipe, core, release_core, || None, log)
+    let command_line = read_arguments(raw_args, log);
+    handle_crash(
+        command_line.context,
+        command_line.config.as_deref(),
+        Transport::Pipe,
+        core,
+        release_core,
+        || None,
+        log,
+    )
 }
 
 /// How the crash came, and what bounds what it may hold.
@@ -90,7 +100,8 @@ pub enum Transport {
 }
 
 /// One crash, whichever way it came (the pipe handler's command line, or
-/// the socket service's peer pidfd): `args` describe it, `core` is the
+/// the socket service's peer pidfd): `context` describes it, `config_file`
+/// is the configuration to read (`None`: the default file), `core` is the
 /// kernel's stream of it, `release_core` lets the kernel finish with the
 /// process once the core is read (or was never wanted: on the socket, the
 /// kernel is then told to dump nothing), and `after_release` says what the
@@ -98,29 +109,30 @@ pub enum Transport {
 /// `transport`: which way it came (see [`Transport`]).
 /// Each step below is one item of the list at the top of this module.
 pub fn handle_crash(
-    mut args: KernelArgs,
+    mut context: CrashContext,
+    config_file: Option<&Path>,
     transport: Transport,
     core: &mut impl CoreSource,
     release_core: impl FnOnce() -> std::io::Result<()>,
     after_release: impl FnOnce() -> Option<i32>,
     log: &mut Log,
 ) -> Verdict {
-    let (config, config_path) = read_config(&args, log);
-    let time = args.time.unwrap_or_else(now);
-    let gathered = gather_process(&args, log);
+    let (config, config_path) = read_config(config_file, log);
+    let time = context.time.unwrap_or_else(now);
+    let gathered = gather_process(&context, log);
     // The name as the process set it; the kernel's %e has `/` written as `!`.
-    let comm: Option<Vec<u8>> = gathered.info.comm.clone().or_else(|| args.comm.clone());
+    let comm: Option<Vec<u8>> = gathered.info.comm.clone().or_else(|| context.comm.clone());
     let crash = CrashInfo {
-        pid: args.pid.unwrap_or(0),
-        uid: args.uid.unwrap_or(0),
-        gid: args.gid.unwrap_or(0),
+        pid: context.pid.unwrap_or(0),
+        uid: context.uid.unwrap_or(0),
+        gid: context.gid.unwrap_or(0),
         exec_name: comm.as_deref().map(lossy).unwrap_or_default(),
-        hostname: args.hostname.as_deref().map(lossy).unwrap_or_default(),
+        hostname: context.hostname.as_deref().map(lossy).unwrap_or_default(),
         time,
     };
     let (share, crash_share, workers) = match transport {
         Transport::Pipe => {
-            let (share, section) = take_share(&args, &config, log);
+            let (share, section) = take_share(&context, &config, log);
             (Some(share), section, None)
         }
         Transport::Socket { workers, share } => (
@@ -151,14 +163,14 @@ pub fn handle_crash(
     let mut stages = record::Stages::default();
     let (fires, own_snapshots_skipped) = record_snapshots(
         &crash,
-        &args,
+        &context,
         &mut plan,
         dir.as_ref(),
         snapshot_budget_of(&config),
         &mut stages.snapshots,
         log,
     );
-    let readable_by = core_reader(&args, &gathered, log);
+    let readable_by = core_reader(&context, &gathered, log);
     let mut learned_signal = None;
     let mut share = share;
     let release_then_learn = || {
@@ -171,10 +183,10 @@ pub fn handle_crash(
     };
     let mut saved = save_core(
         CoreInputs {
-            args: &args,
+            context: &context,
             config: &config,
             comm: comm.as_deref(),
-            program: program_of(&args, &gathered, comm.as_deref()),
+            program: program_of(&context, &gathered, comm.as_deref()),
             time,
             dir,
             readable_by,
@@ -185,22 +197,28 @@ pub fn handle_crash(
         &mut stages.core,
         log,
     );
-    if args.signal.is_none() {
-        args.signal = learned_signal;
+    if context.signal.is_none() {
+        context.signal = learned_signal;
     }
     let fires = run_stops(&crash, fires, &plan, &mut stages.stops, log);
     let core_trace = check_core_trace(
         &saved,
         &config,
         &fires,
-        args.uid,
+        context.uid,
         &mut stages.core_trace,
         log,
     );
-    compress_core(&mut saved, &config, args.uid, &mut stages.compression, log);
-    let verdict = log_outcome(&args, comm.as_deref(), &saved, log);
+    compress_core(
+        &mut saved,
+        &config,
+        context.uid,
+        &mut stages.compression,
+        log,
+    );
+    let verdict = log_outcome(&context, comm.as_deref(), &saved, log);
     let crash_record = crash_record(CrashRecordParts {
-        args: &args,
+        context: &context,
         config_path: &config_path,
         time,
         gathered: &gathered,
@@ -213,7 +231,7 @@ pub fn handle_crash(
         stages,
         log,
     });
-    write_record(crash_record, &saved, &config, args.uid, log);
+    write_record(crash_record, &saved, &config, context.uid, log);
     expire_old(&config, &saved, log);
     verdict
 }
@@ -268,22 +286,21 @@ fn panicked_fire(what: &str) -> Vec<DaemonFire> {
 
 /// 1a. The kernel's arguments (whatever they are), with their problems
 ///     logged.
-fn read_arguments(raw_args: Vec<OsString>, log: &mut Log) -> KernelArgs {
-    let args = KernelArgs::parse(raw_args);
-    for error in &args.errors {
+fn read_arguments(raw_args: Vec<OsString>, log: &mut Log) -> KernelCommandLine {
+    let command_line = CrashContext::from_kernel_args(raw_args);
+    for error in &command_line.errors {
         log.warning(format!("kernel arguments: {error}"));
     }
-    args
+    command_line
 }
 
 /// 1b. The configuration (the defaults when it is missing, bad or panics),
 ///     with its path, for the record.
-fn read_config(args: &KernelArgs, log: &mut Log) -> (Config, std::path::PathBuf) {
-    let config_path = args
-        .config
-        .clone()
+fn read_config(file: Option<&Path>, log: &mut Log) -> (Config, std::path::PathBuf) {
+    let config_path = file
+        .map(Path::to_path_buf)
         .unwrap_or_else(|| config::DEFAULT_CONFIG_PATH.into());
-    let config = match catch_unwind(|| Config::load(args.config.as_deref())) {
+    let config = match catch_unwind(|| Config::load(file)) {
         Ok(loaded) => {
             log.set_socket_path(loaded.config.syslog_socket.clone());
             if let Some(error) = loaded.error {
@@ -300,15 +317,15 @@ fn read_config(args: &KernelArgs, log: &mut Log) -> (Config, std::path::PathBuf)
 }
 
 /// 2. What `/proc/PID` says of the process, while the kernel holds it.
-fn gather_process(args: &KernelArgs, log: &mut Log) -> Gathered {
+fn gather_process(context: &CrashContext, log: &mut Log) -> Gathered {
     let could_not_tell = |reason: &str| Gathered {
         info: Default::default(),
         identity: Identity::CouldNotTell(reason.into()),
         errors: vec![],
     };
-    let gathered = match args.pid {
+    let gathered = match context.pid {
         Some(pid) => or_if_it_panics(
-            || procinfo::gather(Path::new("/proc"), pid, args.pidfd),
+            || procinfo::gather(Path::new("/proc"), pid, context.pidfd),
             || could_not_tell("reading /proc panicked"),
         ),
         None => could_not_tell("the kernel gave no PID"),
@@ -327,7 +344,11 @@ fn gather_process(args: &KernelArgs, log: &mut Log) -> Gathered {
 ///     until its core is read; past it, it takes none of the user's time
 ///     and the FUSE wait of its dump is aborted sooner. The record says
 ///     which, and why.
-fn take_share(args: &KernelArgs, config: &Config, log: &mut Log) -> (Share, record::ShareSection) {
+fn take_share(
+    context: &CrashContext,
+    config: &Config,
+    log: &mut Log,
+) -> (Share, record::ShareSection) {
     let not_counted = |why: String| {
         (
             Share::NotCounted(why.clone()),
@@ -337,7 +358,7 @@ fn take_share(args: &KernelArgs, config: &Config, log: &mut Log) -> (Share, reco
             },
         )
     };
-    let Some(uid) = args.uid else {
+    let Some(uid) = context.uid else {
         return not_counted("the kernel gave no uid (%u): not counted".into());
     };
     // One slot of the kernel's is always left to the other users.
@@ -365,7 +386,7 @@ fn take_share(args: &KernelArgs, config: &Config, log: &mut Log) -> (Share, reco
                  waits on are aborted after {} s without progress",
                 crash_share::PAST_SHARE_STALL.as_secs()
             );
-            log.notice(format!("process {}: {note}", pid_or(args, "?")));
+            log.notice(format!("process {}: {note}", pid_or(context, "?")));
             record::ShareSection {
                 share: Some(*share),
                 past_share: true,
@@ -402,7 +423,7 @@ fn snapshot_budget_of(config: &Config) -> snapshot_budget::Budget {
 ///    the fires, and why the handler's own snapshots were left out.
 fn record_snapshots(
     crash: &CrashInfo,
-    args: &KernelArgs,
+    context: &CrashContext,
     plan: &mut SnapshotPlan,
     dir: Option<&CoreDir>,
     budget: snapshot_budget::Budget,
@@ -413,7 +434,7 @@ fn record_snapshots(
         !plan.extra_sessions.is_empty() || plan.fallback_to_active_snapshot_sessions;
     let mut skipped = None;
     if let (Some(dir), true) = (dir, own_snapshots) {
-        match snapshot_budget::admit(dir.fd.as_fd(), now(), args.uid, budget) {
+        match snapshot_budget::admit(dir.fd.as_fd(), now(), context.uid, budget) {
             Ok(None) => {}
             Ok(Some(reason)) => {
                 log.warning(reason.clone());
@@ -427,7 +448,7 @@ fn record_snapshots(
     let plan = &*plan;
     let fires = timed(times, || {
         or_if_it_panics(
-            || snapshot::record_snapshots(crash, args.uid, plan),
+            || snapshot::record_snapshots(crash, context.uid, plan),
             || panicked_fire("recording the snapshots"),
         )
     });
@@ -520,14 +541,14 @@ struct SavedCore {
 /// Who besides root may read the core: the crashing user, only when the
 /// process was theirs in every respect (see `access`); why not is logged
 /// when `%d` alone would have said yes.
-fn core_reader(args: &KernelArgs, gathered: &Gathered, log: &mut Log) -> Option<u32> {
-    match access::reader_of_core(args, gathered) {
+fn core_reader(context: &CrashContext, gathered: &Gathered, log: &mut Log) -> Option<u32> {
+    match access::reader_of_core(context, gathered) {
         Ok(uid) => Some(uid),
         Err(reason) => {
-            if args.dump_mode == Some(1) && args.uid.is_some_and(|uid| uid != 0) {
+            if context.dump_mode == Some(1) && context.uid.is_some_and(|uid| uid != 0) {
                 log.warning(format!(
                     "core of process {} stays root-only: {reason}",
-                    pid_or(args, "?")
+                    pid_or(context, "?")
                 ));
             }
             None
@@ -538,15 +559,16 @@ fn core_reader(args: &KernelArgs, gathered: &Gathered, log: &mut Log) -> Option<
 /// The program the rate limit counts the crash against: its executable
 /// (the kernel's `%E`, else `/proc`), never the name it gave itself, but
 /// for want of anything else.
-fn program_of(args: &KernelArgs, gathered: &Gathered, comm: Option<&[u8]>) -> Vec<u8> {
-    args.exe_path_from_kernel()
+fn program_of(context: &CrashContext, gathered: &Gathered, comm: Option<&[u8]>) -> Vec<u8> {
+    context
+        .exe_path_from_kernel()
         .or_else(|| gathered.info.exe.clone())
         .unwrap_or_else(|| comm.unwrap_or_default().to_vec())
 }
 
 /// What step 4 works from.
 struct CoreInputs<'a> {
-    args: &'a KernelArgs,
+    context: &'a CrashContext,
     config: &'a Config,
     comm: Option<&'a [u8]>,
     /// What the rate limit counts the core against ([`program_of`]).
@@ -568,7 +590,7 @@ fn save_core(
     log: &mut Log,
 ) -> SavedCore {
     let CoreInputs {
-        args,
+        context,
         config,
         comm,
         program,
@@ -578,13 +600,13 @@ fn save_core(
         past_share,
     } = inputs;
     let stem_name = file_name_component(comm.unwrap_or(b"unknown"), MAX_COMPONENT_LEN);
-    let stem = format!("core.{stem_name}.{}.{time}", pid_or(args, "unknown"));
+    let stem = format!("core.{stem_name}.{}.{time}", pid_or(context, "unknown"));
     // Stored raw at the speed the kernel sends it; compressed only once the
     // process is let go (`compress_core`).
     let extension = "";
-    let mut writer = open_core_file(args, config, dir.as_ref(), &stem_name, &program, log);
+    let mut writer = open_core_file(context, config, dir.as_ref(), &stem_name, &program, log);
     let mut chain = match &config.chain {
-        Some(chain_config) => match Chain::start(chain_config, args) {
+        Some(chain_config) => match Chain::start(chain_config, context) {
             Ok(chain) => Some(chain),
             Err(err) => {
                 log.error(err);
@@ -601,7 +623,7 @@ fn save_core(
     } else {
         config.core_stall_timeout
     };
-    let (pid, pidfd, abort) = (args.pid, args.pidfd, config.abort_stalled_fuse);
+    let (pid, pidfd, abort) = (context.pid, context.pidfd, config.abort_stalled_fuse);
     let mut bounded = Bounded::new(core, config.core_stall_timeout, first_remedy, |_| {
         crate::crash::limits::fuse_abort::remedy(pid, pidfd, abort)
     });
@@ -614,7 +636,7 @@ fn save_core(
             for said in &entry.remedy.said {
                 log.warning(format!(
                     "the dump of process {} made no progress after {} bytes: {said}",
-                    pid_or(args, "?"),
+                    pid_or(context, "?"),
                     entry.after_bytes
                 ));
             }
@@ -657,7 +679,7 @@ fn save_core(
     if let Some(reason) = &outcome.truncated {
         log.warning(format!(
             "core of process {} ({}) truncated: {reason}",
-            pid_or(args, "?"),
+            pid_or(context, "?"),
             comm_for_log(comm)
         ));
     }
@@ -826,7 +848,7 @@ fn open_core_dir(config: &Config, log: &mut Log) -> Option<CoreDir> {
 
 /// The file the core goes to, or why there is none.
 fn open_core_file(
-    args: &KernelArgs,
+    context: &CrashContext,
     config: &Config,
     dir: Option<&CoreDir>,
     stem_name: &str,
@@ -838,7 +860,7 @@ fn open_core_file(
             "saving cores is turned off (save_core = false)".into(),
         ));
     }
-    if args.core_limit == Some(0) {
+    if context.core_limit == Some(0) {
         return Err(CoreFate::LeftOut(
             "the process's core size limit is 0 (%c)".into(),
         ));
@@ -850,7 +872,14 @@ fn open_core_file(
         per_program: config.max_cores_per_minute,
         per_user: config.max_cores_per_user_per_minute,
     };
-    match ratelimit::admit(dir.fd.as_fd(), now(), args.uid, program, stem_name, limits) {
+    match ratelimit::admit(
+        dir.fd.as_fd(),
+        now(),
+        context.uid,
+        program,
+        stem_name,
+        limits,
+    ) {
         Ok(None) => {}
         // Logged once, by log_outcome.
         Ok(Some(reason)) => return Err(CoreFate::LeftOut(reason)),
@@ -865,7 +894,7 @@ fn open_core_file(
     // refused before a byte of it is read (on the socket, the kernel then
     // dumps nothing).
     let claimant = crate::store::space::Claimant {
-        uid: args.uid,
+        uid: context.uid,
         own_stem: None,
     };
     match crate::store::space::make_room(
@@ -888,7 +917,7 @@ fn open_core_file(
                 );
                 log.error(format!(
                     "core of process {} not saved: {reason}",
-                    pid_or(args, "?")
+                    pid_or(context, "?")
                 ));
                 return Err(CoreFate::Lost(reason));
             }
@@ -898,7 +927,7 @@ fn open_core_file(
             dir.path.display()
         )),
     }
-    let max_size = match args.core_limit_bytes() {
+    let max_size = match context.core_limit_bytes() {
         Some(limit) => limit.min(config.max_core_size),
         None => config.max_core_size,
     };
@@ -907,7 +936,7 @@ fn open_core_file(
         zstd_level: None,
         max_size: Some(max_size),
         space,
-        owner_uid: args.uid,
+        owner_uid: context.uid,
     };
     NewFile::create_in(dir.fd.as_fd())
         .and_then(|file| CoreWriter::new(file, &settings))
@@ -943,18 +972,19 @@ fn run_stops(
 
 /// 5a. One line that says what became of the core; the verdict.
 fn log_outcome(
-    args: &KernelArgs,
+    context: &CrashContext,
     comm: Option<&[u8]>,
     saved: &SavedCore,
     log: &mut Log,
 ) -> Verdict {
     let comm = comm_for_log(comm);
-    let pid = pid_or(args, "?");
+    let pid = pid_or(context, "?");
     match &saved.fate {
         CoreFate::Saved(path) => {
             log.notice(format!(
                 "core of process {pid} ({comm}, signal {}) saved to {path}{}",
-                args.signal
+                context
+                    .signal
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "?".into()),
                 if saved.outcome.truncated.is_some() {
@@ -982,7 +1012,7 @@ fn log_outcome(
 
 /// Everything the crash record is made of.
 struct CrashRecordParts<'a> {
-    args: &'a KernelArgs,
+    context: &'a CrashContext,
     config_path: &'a Path,
     time: i64,
     gathered: &'a Gathered,
@@ -999,7 +1029,7 @@ struct CrashRecordParts<'a> {
 /// 5b. The crash record, with the log so far.
 fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
     let CrashRecordParts {
-        args,
+        context,
         config_path,
         time,
         gathered,
@@ -1020,16 +1050,16 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
     CrashRecord {
         format: record::FORMAT.into(),
         crashed: Crashed {
-            pid: args.pid,
-            uid: args.uid,
-            gid: args.gid,
-            signal: args.signal.map(|number| Signal {
+            pid: context.pid,
+            uid: context.uid,
+            gid: context.gid,
+            signal: context.signal.map(|number| Signal {
                 number,
                 name: signal_name(number).map(Into::into),
             }),
             time: Some(time),
             time_utc: Some(iso8601_utc(time)),
-            hostname: args.hostname.as_deref().map(lossy),
+            hostname: context.hostname.as_deref().map(lossy),
             process_name: comm.map(lossy),
             exe_path: gathered
                 .info
@@ -1038,7 +1068,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
                 .map(lossy)
                 .or_else(|| match gathered.identity {
                     Identity::CouldNotTell(_) => None,
-                    _ => args.exe_path_from_kernel().as_deref().map(lossy),
+                    _ => context.exe_path_from_kernel().as_deref().map(lossy),
                 }),
             cmdline: gathered
                 .info
@@ -1048,8 +1078,8 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
             cmdline_truncated: gathered.info.cmdline_truncated,
             cgroup: gathered.info.cgroup.as_deref().map(lossy),
             process_identity: gathered.identity.clone(),
-            dump_mode: args.dump_mode,
-            core_limit: args.core_limit,
+            dump_mode: context.dump_mode,
+            core_limit: context.core_limit,
         },
         core: CoreSection {
             saved: core_path.is_some(),
@@ -1153,8 +1183,9 @@ fn comm_for_log(comm: Option<&[u8]>) -> String {
 }
 
 /// The PID for a message or a name, `unknown` when the kernel gave none.
-fn pid_or(args: &KernelArgs, unknown: &str) -> String {
-    args.pid
+fn pid_or(context: &CrashContext, unknown: &str) -> String {
+    context
+        .pid
         .map(|p| p.to_string())
         .unwrap_or_else(|| unknown.into())
 }

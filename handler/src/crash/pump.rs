@@ -87,7 +87,7 @@ mod tests {
     use super::*;
     use crate::base::config::ChainConfig;
     use crate::base::safefile::NewFile;
-    use crate::crash::context::KernelArgs;
+    use crate::crash::context::CrashContext;
     use crate::crash::corefile::CoreSettings;
     use crate::store::space::SpacePolicy;
     use std::fs::File;
@@ -138,7 +138,7 @@ mod tests {
                 stall_timeout: Duration::from_secs(5),
                 exit_timeout: Duration::from_secs(5),
             },
-            &KernelArgs::default(),
+            &CrashContext::default(),
         )
         .unwrap();
         let outcome = pump(

@@ -52,7 +52,7 @@
 
 use crate::base::config::Config;
 use crate::base::syslog::Log;
-use crate::crash::context::KernelArgs;
+use crate::crash::context::CrashContext;
 use crate::crash::pipeline::{self, Transport};
 use crate::kernel::backup::Backup;
 use crate::kernel::settings::KernelFiles;
@@ -66,7 +66,7 @@ use coredump_socket::{
 use lttng_coredump_engine::Workers;
 use std::cell::Cell;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -458,7 +458,7 @@ fn handle_connection(connection: Connection, config: Option<&Path>, workers: Arc
     };
     // The core's stream is waited on with the configured stall bound.
     let _ = stream.set_read_timeout(None);
-    let args = crash_arguments(&crash, &pidfd, config);
+    let context = CrashContext::from_socket_peer(&crash, &pidfd);
     let acked = Cell::new(false);
     let mut core = SocketCore {
         stream: &stream,
@@ -479,7 +479,8 @@ fn handle_connection(connection: Connection, config: Option<&Path>, workers: Arc
     // (which Linux tells before then only from 6.19).
     let signal_from_exit = || coredump_socket::exit_signal(pidfd.as_fd(), EXIT_TIMEOUT);
     pipeline::handle_crash(
-        args,
+        context,
+        config,
         Transport::Socket { workers, share },
         &mut core,
         release,
@@ -496,51 +497,6 @@ fn peer_crash(stream: &UnixStream) -> Result<(OwnedFd, PeerCrash), String> {
         .map_err(|err| format!("PIDFD_GET_INFO failed: {err}"))?;
     let crash = coredump_socket::crash_of(&info).map_err(|reason| reason.to_string())?;
     Ok((pidfd, crash))
-}
-
-/// The crash as `handle` takes it, from the peer's pidfd instead of the
-/// kernel's command line. The process's name and executable come from
-/// `/proc`, checked against the pidfd, as in the pipe handler.
-fn crash_arguments(crash: &PeerCrash, pidfd: &OwnedFd, config: Option<&Path>) -> KernelArgs {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    KernelArgs {
-        pid: Some(crash.pid),
-        uid: Some(crash.uid),
-        gid: Some(crash.gid),
-        signal: crash.signal,
-        time: Some(now),
-        core_limit: core_limit_of(crash.pid),
-        dump_mode: Some(crash.dump_mode),
-        pidfd: Some(pidfd.as_raw_fd()),
-        hostname: Some(rustix::system::uname().nodename().to_bytes().to_vec()),
-        config: config.map(Path::to_path_buf),
-        ..KernelArgs::default()
-    }
-}
-
-/// The process's RLIMIT_CORE (the kernel ignores it for sockets, and
-/// gives `%c` only to pipes): its soft limit in `/proc/PID/limits`.
-fn core_limit_of(pid: i32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
-    parse_core_limit(&text)
-}
-
-fn parse_core_limit(limits: &str) -> Option<u64> {
-    let line = limits
-        .lines()
-        .find(|line| line.starts_with("Max core file size"))?;
-    let soft = line
-        .trim_start_matches("Max core file size")
-        .split_whitespace()
-        .next()?;
-    if soft == "unlimited" {
-        Some(u64::MAX)
-    } else {
-        soft.parse().ok()
-    }
 }
 
 /// The core as `handle` reads it: on a `@@` connection, the first read
@@ -588,25 +544,4 @@ impl crate::crash::limits::stall::CoreSource for SocketCore<'_> {
 fn acknowledge_on(stream: &mut &UnixStream, request: &CoredumpReq, mask: u64) -> io::Result<Mark> {
     let mut owned = stream.try_clone()?;
     coredump_socket::acknowledge(&mut owned, request, mask)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn core_limits_from_proc() {
-        let limits = |soft: &str| {
-            format!(
-                "Limit                     Soft Limit           Hard Limit           Units     \n\
-                 Max cpu time              unlimited            unlimited            seconds   \n\
-                 Max core file size        {soft:<21}unlimited            bytes     \n"
-            )
-        };
-        assert_eq!(parse_core_limit(&limits("0")), Some(0));
-        assert_eq!(parse_core_limit(&limits("4096")), Some(4096));
-        assert_eq!(parse_core_limit(&limits("unlimited")), Some(u64::MAX));
-        assert_eq!(parse_core_limit("nothing"), None);
-        assert!(core_limit_of(std::process::id() as i32).is_some());
-    }
 }
