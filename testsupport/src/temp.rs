@@ -70,7 +70,10 @@ pub fn wait_for_path(path: &Path, timeout: Duration) -> bool {
     }
 }
 
-/// The workspace's root directory.
+/// The workspace's root directory (this crate is `testsupport/` in it).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testsupport/ is in the workspace")
+        .to_path_buf()
 }

@@ -1,7 +1,7 @@
-//! Support for the system tests (the root package's `tests/` and the
-//! handler's `handler/tests/`), in one place: a real root session daemon,
-//! the kernel's core_pattern owned for one test, test users, the C programs
-//! `build.rs` compiles, babeltrace2 and the lttng CLI (for inspection only),
+//! Support for the system tests (the root package's `tests/`, the
+//! handler's `handler/tests/`, fleet's), in one place: a real root session
+//! daemon, the kernel's core_pattern owned for one test, test users, the C
+//! programs this crate's `build.rs` compiles, babeltrace2 and the lttng CLI (for inspection only),
 //! the installed handler and what it leaves behind, the C API as C sees it.
 //!
 //! Nothing here skips: when something a test needs is missing, the support
