@@ -48,7 +48,9 @@
 //! may block and for how long.
 
 // Every system call goes through rustix or std; the unsafe code lives in the
-// FFI crates (lttng-ctl-sys, lttng-ctl, capi), none here.
+// FFI crates (lttng-ctl-sys, lttng-ctl, engine, capi, coredump-socket), none
+// here: the workspace's lints forbid it in every target of this package, and
+// this says so where the code is.
 #![forbid(unsafe_code)]
 
 pub mod base;
