@@ -715,7 +715,7 @@ fn save_core(
     }
 }
 
-/// 4c. What trace the saved core itself holds (see `core_trace`), read
+/// 4c. What trace the saved core itself holds (see `core_trace_check`), read
 ///     from the handler's descriptor of the raw core, now that the process
 ///     is let go.
 fn check_core_trace(

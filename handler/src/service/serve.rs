@@ -41,7 +41,7 @@
 //! that stalled dumps or a hung session daemon of one user never keep
 //! another user's crash waiting; that user's further crashes wait, held by
 //! the kernel (its socket mode takes no `core_pipe_limit` slot), and past
-//! [`fair_queue::MAX_WAITING_PER_UID`] are refused at once. Reading a core
+//! [`super::fair_queue::MAX_WAITING_PER_UID`] are refused at once. Reading a core
 //! is bounded by `core_stall_timeout`, as in the pipe handler (`stall`).
 //!
 //! It talks to the session daemons through resident children kept from

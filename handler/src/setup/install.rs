@@ -29,7 +29,7 @@ pub struct InstallOptions {
     pub socket: Option<PathBuf>,
     /// The sysctl.d file that makes the installation survive a reboot.
     pub persist: Option<PathBuf>,
-    /// Hand every core on to the handler the replaced line ran ([chain]).
+    /// Hand every core on to the handler the replaced line ran (`[chain]`).
     pub chain_previous: bool,
     /// Where the boot's settings are read ([`crate::kernel::other_handlers`]), and whether
     /// `--persist` may mask the services that would write over the line.

@@ -61,7 +61,7 @@ pub struct SnapshotEntry {
 }
 
 /// What trace the saved core itself holds: the LTTng-UST ring buffers the
-/// crashed program mapped (see `core_trace`), which `lttng-coredump
+/// crashed program mapped (see `crash::core_trace_check`), which `lttng-coredump
 /// recover` turns into a trace when no snapshot could be taken.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -78,7 +78,7 @@ pub struct CoreTraceSection {
     /// (whether they hold packets is unknown).
     pub unread_buffers: usize,
     /// What can be recovered, per trace: the largest few
-    /// (`core_trace::LISTED_TRACES`) of them.
+    /// (`crash::core_trace_check::LISTED_TRACES`) of them.
     pub traces: Vec<CoreTrace>,
     /// How many traces the core holds buffers of (all of them, listed or
     /// not).
