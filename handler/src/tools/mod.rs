@@ -7,6 +7,9 @@
 //! read (its POSIX ACL), and the kernel, not this code, decides what may be
 //! opened. Everything a record holds about the process came from the
 //! crashing user and is shown escaped.
+//!
+//! Their options are the types below (each derives clap's `Args`), which
+//! the command line's subcommands (`cli::crash_tools`) take as they are.
 
 pub mod config_show;
 pub mod debug;
