@@ -6,8 +6,8 @@
 //!
 //! - the caller's real uid and gid are the process's real, effective and
 //!   saved ones (a set-uid or set-gid program is refused);
-//! - the process is dumpable (`/proc/PID` is then owned by its user; a
-//!   non-dumpable process's is root's);
+//! - the process is dumpable (the files of `/proc/PID` are then its
+//!   user's; a non-dumpable process's are root's);
 //! - the process holds no capability the caller lacks.
 //!
 //! A kernel thread, a zombie and a pid that names no process are refused
@@ -143,8 +143,8 @@ fn check_rights(pid: Pid, status: &Status) -> Result<()> {
             ),
         ));
     }
-    // A non-dumpable process's /proc directory belongs to root.
-    let owner = std::fs::metadata(format!("/proc/{pid}"))
+    // A non-dumpable process's /proc files belong to root.
+    let owner = std::fs::metadata(format!("/proc/{pid}/stat"))
         .map(|m| m.uid())
         .map_err(|_| no_such_process(pid))?;
     if owner != t_uids[1] {

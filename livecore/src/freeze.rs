@@ -13,7 +13,9 @@
 //! keeps it and gets it when it is let go; a process already stopped by
 //! job control stays stopped.
 //!
-//! Letting go is `PTRACE_DETACH`. If the tracer dies instead, the kernel
+//! Letting go is `PTRACE_DETACH`. A thread whose endless wait our
+//! interrupt made fail with EINTR is rewound to wait again as soon as it is
+//! seen stopped (`restart`), so that it waits again however it is let go. If the tracer dies instead, the kernel
 //! detaches its tracees itself, and a seized thread that was interrupted
 //! (not group-stopped) simply runs on: that is what makes killing the
 //! dumper at any stage safe.
@@ -171,6 +173,16 @@ pub struct Thread {
     pub state_before: char,
     /// Its siginfo when stopped about to take a signal.
     pub siginfo: Option<[u8; 128]>,
+    /// `CLOCK_MONOTONIC` when its stop was seen, and when it was let go
+    /// (nanoseconds; 0: not yet). It was stopped at least between the two.
+    pub stop_seen_ns: u64,
+    pub let_go_ns: u64,
+    /// Set when the thread was stopped in an endless wait our interrupt made
+    /// fail with EINTR, and was rewound at once to wait again
+    /// (`restart::interrupted_endless_wait`): its registers with the EINTR,
+    /// given back if a signal it would take came meanwhile, and its blocked
+    /// signals.
+    pub rewound: Option<(libc::user_regs_struct, u64)>,
 }
 
 impl Thread {
@@ -198,7 +210,8 @@ pub struct Frozen {
 
 /// Stops every thread of `pid`; threads that have not stopped by
 /// `timeout` are left running (see the module documentation). `on_seized`
-/// is called once every thread listed is seized.
+/// is called once every thread listed is seized, before any is
+/// interrupted.
 pub fn freeze(
     tracer: &mut Tracer,
     pid: Pid,
@@ -216,6 +229,7 @@ pub fn freeze(
     let mut first = true;
     let mut on_seized = Some(on_seized);
     let deadline = Instant::now() + timeout;
+    let mut seized = Vec::new();
     loop {
         let tids = procfs::tasks(pid).map_err(|_| exited_error(pid))?;
         let mut new = 0;
@@ -254,17 +268,25 @@ pub fn freeze(
                 }
                 Err(e) => return Err(crate::access::kernel_refused(pid, tid, e)),
             }
-            // ESRCH: it is exiting; its exit is reported below.
-            let _ = sys::interrupt(tid);
+            seized.push(tid);
             frozen.threads.push(Thread {
                 tid,
                 stop: None,
                 state_before,
                 siginfo: None,
+                stop_seen_ns: 0,
+                let_go_ns: 0,
+                rewound: None,
             });
         }
         if let Some(hook) = on_seized.take() {
             hook();
+        }
+        // All seized before any is interrupted: a seized thread runs on as
+        // if nothing happened, an interrupted one wakes from its wait.
+        for tid in seized.drain(..) {
+            // ESRCH: it is exiting; its exit is reported below.
+            let _ = sys::interrupt(tid);
         }
         wait_for_stops(tracer, &mut frozen, deadline);
         if new == 0 {
@@ -310,6 +332,7 @@ fn wait_for_stops(tracer: &mut Tracer, frozen: &mut Frozen, deadline: Instant) {
         let Some(event) = tracer.wait(tid, deadline) else {
             return;
         };
+        frozen.threads[index].stop_seen_ns = sys::monotonic_ns();
         match event {
             Event::Exited => {
                 frozen.threads.remove(index);
@@ -326,6 +349,9 @@ fn wait_for_stops(tracer: &mut Tracer, frozen: &mut Frozen, deadline: Instant) {
                             stop: None,
                             state_before: 'R',
                             siginfo: None,
+                            stop_seen_ns: 0,
+                            let_go_ns: 0,
+                            rewound: None,
                         });
                     }
                 }
@@ -344,8 +370,15 @@ impl Frozen {
     /// Lets every thread go (with the signal it was about to take); returns
     /// how long they were stopped.
     pub fn resume(&mut self, tracer: &mut Tracer) -> Duration {
-        for thread in &self.threads {
+        for thread in &mut self.threads {
             if thread.stopped() {
+                if let Some((with_eintr, blocked)) = &thread.rewound {
+                    // A signal came meanwhile: the EINTR is then its.
+                    if crate::restart::deliverable_signal_pending(self.pid, thread.tid, *blocked) {
+                        let _ = sys::set_regs(thread.tid, with_eintr);
+                    }
+                }
+                thread.let_go_ns = sys::monotonic_ns();
                 let _ = sys::detach(thread.tid, thread.resume_signal());
             } else {
                 tracer.detach_when_stopped(thread.tid);

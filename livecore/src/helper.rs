@@ -144,7 +144,6 @@ fn run_child(
 /// Reaps, from a new child, the copy a killed dumping child left (bounded:
 /// it gives up after a few seconds, leaving a zombie at worst).
 fn reap_orphaned_copy(pid: i32, copy: i32) {
-    #[cfg(target_arch = "x86_64")]
     {
         let parent = sys::getpid();
         match sys::fork() {

@@ -33,6 +33,7 @@
 use crate::freeze::{Event, Tracer};
 use crate::procfs::Mapping;
 use crate::report::{ErrorKind, LiveError, Result};
+use crate::restart::resumable;
 use crate::sys::{self, Pid};
 use std::time::{Duration, Instant};
 
@@ -46,7 +47,6 @@ const SYS_CLONE: u64 = 56;
 const SYS_WAIT4: u64 = 61;
 const SYS_EXIT_GROUP: u64 = 231;
 const SYS_CLOSE_RANGE: u64 = 436;
-const SYS_RESTART_SYSCALL: u64 = 219;
 const CLONE_PTRACE: u64 = 0x0000_2000;
 
 /// Where in the target's code the two sequences are.
@@ -125,41 +125,21 @@ pub struct Saved {
     /// Its XSAVE buffer (from `PTRACE_GETREGSET`), for the safety net.
     pub xstate: Option<Vec<u8>>,
     pub fpregs: Option<Vec<u8>>,
+    /// It was stopped in an endless wait our interrupt made fail with
+    /// EINTR: it resumes by running the wait again (`restart`).
+    pub run_again: bool,
 }
 
-/// The registers the thread resumes with: as they were, except that a
-/// system call it was interrupted in is rewound to be restarted (what the
-/// kernel does on the way out of a signal stop with no handler to run), so
-/// that they are right to resume with from any stop.
-///
-/// For the safety net's frame (`for_sigreturn`), a system call that would
-/// have continued through `restart_syscall` (a relative sleep or timeout,
-/// `-ERESTART_RESTARTBLOCK`) is restarted from its arguments instead:
-/// `rt_sigreturn` cancels the pending restart, which would make it fail
-/// with EINTR; it waits its whole timeout again instead.
-pub fn resumable(regs: &libc::user_regs_struct, for_sigreturn: bool) -> libc::user_regs_struct {
-    let mut r = *regs;
-    if (r.orig_rax as i64) >= 0 {
-        match r.rax as i64 {
-            // -ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND
-            -514..=-512 => {
-                r.rax = r.orig_rax;
-                r.rip -= 2;
-            }
-            // -ERESTART_RESTARTBLOCK
-            -516 => {
-                r.rax = if for_sigreturn {
-                    r.orig_rax
-                } else {
-                    SYS_RESTART_SYSCALL
-                };
-                r.rip -= 2;
-            }
-            _ => {}
+impl Saved {
+    /// The registers it resumes with, from a ptrace stop
+    /// (`for_sigreturn`: from the safety net's frame).
+    fn resume_regs(&self, for_sigreturn: bool) -> libc::user_regs_struct {
+        if self.run_again {
+            crate::restart::run_again(&self.regs)
+        } else {
+            resumable(&self.regs, for_sigreturn)
         }
     }
-    r.orig_rax = u64::MAX;
-    r
 }
 
 /// The system call to make.
@@ -310,12 +290,7 @@ fn scratch(saved: &Saved, gadgets: &Gadgets, with_exit_frame: bool) -> Option<Sc
     let low = exit_frame.unwrap_or(restore_frame);
     let mut bytes = vec![0u8; (top - low) as usize];
     let at = |addr: u64| (addr - low) as usize;
-    let frame = sigframe(
-        gadgets,
-        &resumable(&saved.regs, true),
-        saved.sigmask,
-        fpstate,
-    );
+    let frame = sigframe(gadgets, &saved.resume_regs(true), saved.sigmask, fpstate);
     bytes[at(restore_frame)..at(restore_frame) + frame.len()].copy_from_slice(&frame);
     bytes[at(fpstate)..at(fpstate) + fp.len()].copy_from_slice(&fp);
     if let Some(exit) = exit_frame {
@@ -445,7 +420,7 @@ pub fn run(
         }
     }
     let give_back = || {
-        let mut ok = sys::set_regs(tid, &resumable(&saved.regs, false)).is_ok();
+        let mut ok = sys::set_regs(tid, &saved.resume_regs(false)).is_ok();
         ok &= sys::set_sigmask(tid, saved.sigmask).is_ok();
         ok &= sys::write_memory(tid, area.low, &original).is_ok_and(|n| n == original.len());
         ok
@@ -528,26 +503,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_interrupted_system_call_is_rewound_to_restart() {
-        let mut regs = crate::sys::zeroed_regs();
-        regs.orig_rax = 202;
-        regs.rax = (-512i64) as u64;
-        regs.rip = 0x1002;
-        let r = resumable(&regs, false);
-        assert_eq!((r.rax, r.rip, r.orig_rax), (202, 0x1000, u64::MAX));
-        regs.rax = (-516i64) as u64;
-        let r = resumable(&regs, false);
-        assert_eq!((r.rax, r.rip), (SYS_RESTART_SYSCALL, 0x1000));
-        let r = resumable(&regs, true);
-        assert_eq!((r.rax, r.rip), (202, 0x1000));
-        // Not in a system call: as it was.
-        regs.orig_rax = u64::MAX;
-        regs.rax = 7;
-        let r = resumable(&regs, false);
-        assert_eq!((r.rax, r.rip), (7, 0x1002));
-    }
-
-    #[test]
     fn the_frames_fit_below_the_red_zone() {
         let mut regs = crate::sys::zeroed_regs();
         regs.rsp = 0x7fff_0000_1238;
@@ -559,6 +514,7 @@ mod tests {
             sigmask: 0,
             xstate: Some(xstate),
             fpregs: None,
+            run_again: false,
         };
         let gadgets = Gadgets {
             syscall_ret: 0x10,

@@ -127,21 +127,37 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+// The dump itself is x86_64's (its notes, its registers, its injection);
+// elsewhere `dump` says it is not supported.
+#[cfg(target_arch = "x86_64")]
 mod access;
+#[cfg(target_arch = "x86_64")]
 mod elf;
+#[cfg(target_arch = "x86_64")]
 mod freeze;
+#[cfg(target_arch = "x86_64")]
 mod helper;
 #[cfg(target_arch = "x86_64")]
 mod inject;
+#[cfg(target_arch = "x86_64")]
 mod memory;
+#[cfg(target_arch = "x86_64")]
 mod notes;
+#[cfg(target_arch = "x86_64")]
 mod procfs;
+#[cfg(target_arch = "x86_64")]
 mod regions;
 mod report;
+#[cfg(target_arch = "x86_64")]
+mod restart;
+#[cfg(target_arch = "x86_64")]
 mod sink;
+#[cfg(target_arch = "x86_64")]
 mod snapshot;
 mod stage;
+#[cfg(target_arch = "x86_64")]
 mod sys;
+#[cfg(target_arch = "x86_64")]
 mod work;
 
 pub use report::{ErrorKind, LiveError, LiveReport, RegionNote, SnapshotFire, ThreadReport};
@@ -296,5 +312,14 @@ impl std::fmt::Debug for Options {
 /// documentation), from a child process forked for the dump; returns what
 /// the crash record of a live core needs.
 pub fn dump(pid: i32, output: Output, options: &Options) -> Result<LiveReport, LiveError> {
-    helper::dump(pid, output, options)
+    #[cfg(target_arch = "x86_64")]
+    return helper::dump(pid, output, options);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (pid, output, options);
+        Err(LiveError::new(
+            ErrorKind::Unsupported,
+            "live cores are implemented for x86_64 only",
+        ))
+    }
 }

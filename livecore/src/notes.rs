@@ -184,7 +184,6 @@ pub fn file_note(mappings: &[Mapping]) -> Vec<u8> {
 /// `NT_X86_XSAVE_LAYOUT`: for each extended component the XSAVE buffer
 /// holds (`xfeatures` of its software-reserved bytes), its number, size and
 /// offset, as the kernel writes them.
-#[cfg(target_arch = "x86_64")]
 pub fn xsave_layout(xstate: &[u8]) -> Option<Vec<u8>> {
     // fxsave's sw_reserved: magic1, extended_size, xfeatures, xstate_size.
     let magic = u32::from_le_bytes(xstate.get(464..468)?.try_into().ok()?);
@@ -232,7 +231,6 @@ pub fn build(
             push_note(&mut out, "LINUX", NT_X86_XSTATE, xstate);
         }
     }
-    #[cfg(target_arch = "x86_64")]
     if let Some(layout) = threads
         .iter()
         .find_map(|t| t.xstate.as_deref())

@@ -19,6 +19,10 @@ pub struct ThreadReport {
     pub stopped: bool,
     /// The signal it was about to take when it stopped (given back to it).
     pub signal: Option<i32>,
+    /// `CLOCK_MONOTONIC` nanoseconds: it was stopped at least from the first
+    /// to the second (0 when it did not stop), within the pause.
+    pub stopped_from_ns: u64,
+    pub stopped_to_ns: u64,
 }
 
 /// A region of memory the core does not hold faithfully.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {
-    /// Every thread is seized, none is known to have stopped yet.
+    /// Every thread is seized (traced, still running), none interrupted yet.
     Seized,
     /// Every thread has stopped; their registers are read.
     Stopped,

@@ -519,7 +519,6 @@ pub fn fstat(fd: RawFd) -> io::Result<libc::stat> {
 
 /// The CPU's description of one XSAVE state component: (size, offset)
 /// from CPUID leaf 0xD, sub-leaf `component`.
-#[cfg(target_arch = "x86_64")]
 pub fn xsave_component(component: u32) -> (u32, u32) {
     // SAFETY: CPUID is available on every x86_64 CPU and has no side
     // effects (the intrinsic is `unsafe` on older toolchains).

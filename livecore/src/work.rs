@@ -23,7 +23,6 @@ use lttng_coredump_engine::CrashInfo;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-#[cfg(target_arch = "x86_64")]
 use crate::inject::{self, Call, Gadgets, Saved};
 
 /// What the dump is given by the caller's process.
@@ -42,7 +41,6 @@ struct Captured {
     thread: Thread,
     name: String,
     info: ThreadInfo,
-    #[cfg(target_arch = "x86_64")]
     saved: Option<Saved>,
 }
 
@@ -159,6 +157,8 @@ pub fn run(job: Job) -> Result<LiveReport> {
                     Some(Event::Signal(signal)) => Some(signal),
                     _ => None,
                 },
+                stopped_from_ns: c.thread.stop_seen_ns,
+                stopped_to_ns: 0,
             })
             .collect(),
         pause_us: 0,
@@ -189,7 +189,6 @@ pub fn run(job: Job) -> Result<LiveReport> {
     }
 
     match (method, gadgets) {
-        #[cfg(target_arch = "x86_64")]
         (Method::CopyOnWrite, Some(gadgets)) => {
             match copy_on_write(
                 &mut tracer,
@@ -246,9 +245,6 @@ fn command_line(raw: &[u8]) -> String {
 /// Why copy-on-write cannot be used for this process (decided before it
 /// is stopped), if it cannot.
 fn copy_on_write_blocker(target: &Target) -> Option<String> {
-    if !cfg!(target_arch = "x86_64") {
-        return Some("copy-on-write dumps are implemented for x86_64 only".into());
-    }
     if target.status.seccomp != 0 {
         return Some(format!(
             "process {} runs under a seccomp filter, which the injected clone() could violate",
@@ -264,17 +260,12 @@ fn copy_on_write_blocker(target: &Target) -> Option<String> {
     None
 }
 
-#[cfg(target_arch = "x86_64")]
-type MaybeGadgets = Option<Gadgets>;
-#[cfg(not(target_arch = "x86_64"))]
-type MaybeGadgets = Option<()>;
-
 /// The method, why copy-on-write was not chosen when it was not, and (for
 /// copy-on-write) the code sequences its injection uses.
 fn choose_method(
     target: &Target,
     options: &Options,
-) -> Result<(Method, Option<String>, MaybeGadgets)> {
+) -> Result<(Method, Option<String>, Option<Gadgets>)> {
     let wanted = options.method.unwrap_or(Method::DEFAULT);
     if wanted == Method::StopAndCopy {
         return Ok((Method::StopAndCopy, None, None));
@@ -290,19 +281,14 @@ fn choose_method(
     if let Some(why) = copy_on_write_blocker(target) {
         return refuse(why);
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        let maps = procfs::maps(target.pid).unwrap_or_default();
-        match inject::find_gadgets(target.pid, &maps) {
-            Some(gadgets) => Ok((Method::CopyOnWrite, None, Some(gadgets))),
-            None => refuse(format!(
-                "process {} has no `syscall; ret` and `rt_sigreturn` sequences in its code for the injection's safety net",
-                target.pid
-            )),
-        }
+    let maps = procfs::maps(target.pid).unwrap_or_default();
+    match inject::find_gadgets(target.pid, &maps) {
+        Some(gadgets) => Ok((Method::CopyOnWrite, None, Some(gadgets))),
+        None => refuse(format!(
+            "process {} has no `syscall; ret` and `rt_sigreturn` sequences in its code for the injection's safety net",
+            target.pid
+        )),
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    refuse("unreachable".into())
 }
 
 /// Stops every thread and reads what the notes need.
@@ -313,13 +299,20 @@ fn stop(
     stages: &mut Stages,
 ) -> Result<Stopped> {
     let pid = target.pid;
-    let frozen = freeze::freeze(tracer, pid, options.stop_timeout, || {
+    let mut frozen = freeze::freeze(tracer, pid, options.stop_timeout, || {
         stages.reach(Stage::Seized)
     })?;
     let stop_us = micros(frozen.since.elapsed());
     let mut threads = Vec::new();
-    for thread in &frozen.threads {
-        threads.push(capture(pid, thread.clone()));
+    for thread in &mut frozen.threads {
+        let captured = capture(pid, thread.clone());
+        if let Some(saved) = captured.saved.as_ref().filter(|s| s.run_again) {
+            // Rewound now, so that it waits again even if the dumper dies.
+            if sys::set_regs(thread.tid, &crate::restart::run_again(&saved.regs)).is_ok() {
+                thread.rewound = Some((saved.regs, saved.sigmask));
+            }
+        }
+        threads.push(captured);
     }
     // The main thread first (gdb's current thread), then the others.
     threads.sort_by_key(|c| (c.thread.tid != pid, !c.thread.stopped(), c.thread.tid));
@@ -328,7 +321,6 @@ fn stop(
     } else {
         frozen.stopped().map(|t| t.tid).next().unwrap_or(pid)
     };
-    #[cfg(target_arch = "x86_64")]
     if let Some(c) = threads.iter().find(|c| c.saved.is_some()) {
         let cs = c.saved.as_ref().map_or(0, |s| s.regs.cs);
         if cs != 0x33 {
@@ -389,7 +381,6 @@ fn capture(pid: Pid, thread: Thread) -> Captured {
         info.signal = signal;
         info.siginfo = thread.siginfo;
     }
-    #[cfg(target_arch = "x86_64")]
     let mut saved = None;
     if thread.stopped() {
         if let Ok(regs) = sys::get_regs(tid) {
@@ -398,22 +389,22 @@ fn capture(pid: Pid, thread: Thread) -> Captured {
             info.xstate = sys::get_regset(tid, sys::NT_X86_XSTATE, 64 * 1024).ok();
             let sigmask = sys::get_sigmask(tid).unwrap_or(status.sig_blocked);
             info.sig_blocked = sigmask;
-            #[cfg(target_arch = "x86_64")]
-            {
-                saved = Some(Saved {
-                    regs,
-                    sigmask,
-                    xstate: info.xstate.clone(),
-                    fpregs: info.fpregs.clone(),
-                });
-            }
+            let run_again = thread.stop == Some(Event::Interrupted)
+                && crate::restart::interrupted_endless_wait(&regs)
+                && !crate::restart::deliverable_signal_pending(pid, tid, sigmask);
+            saved = Some(Saved {
+                regs,
+                sigmask,
+                xstate: info.xstate.clone(),
+                fpregs: info.fpregs.clone(),
+                run_again,
+            });
         }
     }
     Captured {
         name: procfs::task_comm(pid, tid),
         thread,
         info,
-        #[cfg(target_arch = "x86_64")]
         saved,
     }
 }
@@ -550,6 +541,7 @@ fn stop_and_copy(
     let pause = stopped.frozen.resume(tracer);
     report.pause_end_ns = sys::monotonic_ns();
     report.pause_us = micros(pause);
+    note_let_go(&stopped.frozen, report);
     stages.reach(Stage::Resumed);
     let (size, bytes, segments, memory) = written?;
     report.core_size = size;
@@ -557,6 +549,15 @@ fn stop_and_copy(
     report.segments = segments;
     report.memory_bytes = memory;
     Ok(())
+}
+
+/// When each thread was let go, in the report.
+fn note_let_go(frozen: &Frozen, report: &mut LiveReport) {
+    for t in &mut report.threads {
+        if let Some(thread) = frozen.threads.iter().find(|f| f.tid == t.tid) {
+            t.stopped_to_ns = thread.let_go_ns;
+        }
+    }
 }
 
 /// How a copy-on-write dump did not succeed.
@@ -569,7 +570,6 @@ enum CowError {
 }
 
 /// Method (b): make the copy, let go, write the copy, reap it.
-#[cfg(target_arch = "x86_64")]
 fn copy_on_write(
     tracer: &mut Tracer,
     stopped: &mut Stopped,
@@ -654,6 +654,7 @@ fn copy_on_write(
     let pause = stopped.frozen.resume(tracer);
     report.pause_end_ns = sys::monotonic_ns();
     report.pause_us = micros(pause);
+    note_let_go(&stopped.frozen, report);
     stages.reach(Stage::Resumed);
 
     let result = dump_copy(
@@ -676,7 +677,6 @@ fn copy_on_write(
 
 /// The copy's first stop: it is made to die with us, and the stack bytes
 /// the injection used are put back in its memory.
-#[cfg(target_arch = "x86_64")]
 fn adopt_copy(
     tracer: &mut Tracer,
     copy: Pid,
@@ -697,7 +697,6 @@ fn adopt_copy(
 
 /// Reads, while the threads are stopped, the memory the copy lacks, up to
 /// `max_stop_copy` bytes; what is left out is reported.
-#[cfg(target_arch = "x86_64")]
 fn stash_missing(
     stopped: &Stopped,
     missing: &[Mapping],
@@ -743,7 +742,6 @@ fn stash_missing(
 }
 
 /// Writes the core from the copy (the target runs meanwhile).
-#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn dump_copy(
     tracer: &mut Tracer,
@@ -842,7 +840,6 @@ fn dump_copy(
 /// Reaps a copy whose dumping child died (in a child of the caller that
 /// becomes the tracer for it): waits for the copy to end (it dies with its
 /// tracer), then reaps it in the target.
-#[cfg(target_arch = "x86_64")]
 pub fn reap_orphaned_copy(pid: Pid, copy: Pid) -> std::result::Result<(), String> {
     let mut tracer = Tracer::new().map_err(|e| e.message)?;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -866,7 +863,6 @@ pub fn reap_orphaned_copy(pid: Pid, copy: Pid) -> std::result::Result<(), String
 /// Reaps the dead copy in the target (a `wait4()` injected into one of its
 /// threads, stopped for that alone); returns how long that thread was
 /// stopped.
-#[cfg(target_arch = "x86_64")]
 fn reap_copy(
     tracer: &mut Tracer,
     pid: Pid,
@@ -906,11 +902,16 @@ fn reap_copy(
             }
             continue;
         }
-        let saved = sys::get_regs(tid).ok().map(|regs| Saved {
-            regs,
-            sigmask: sys::get_sigmask(tid).unwrap_or(0),
-            xstate: sys::get_regset(tid, sys::NT_X86_XSTATE, 64 * 1024).ok(),
-            fpregs: sys::get_fpregs(tid).ok(),
+        let saved = sys::get_regs(tid).ok().map(|regs| {
+            let sigmask = sys::get_sigmask(tid).unwrap_or(0);
+            Saved {
+                regs,
+                sigmask,
+                xstate: sys::get_regset(tid, sys::NT_X86_XSTATE, 64 * 1024).ok(),
+                fpregs: sys::get_fpregs(tid).ok(),
+                run_again: crate::restart::interrupted_endless_wait(&regs)
+                    && !crate::restart::deliverable_signal_pending(pid, tid, sigmask),
+            }
         });
         let usable = saved
             .as_ref()

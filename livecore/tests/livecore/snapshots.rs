@@ -1,0 +1,83 @@
+//! The snapshot taken while the threads are stopped holds the process's
+//! last event before the stop, and none after: the trace ends where the
+//! core begins.
+
+use crate::common::*;
+use testsupport::sessions::TestSession;
+use testsupport::{babeltrace_events, fixture_seqs, unique_name};
+
+/// The value gdb prints for `expression` in `core`.
+fn gdb_value(core: &std::path::Path, expression: &str) -> i64 {
+    let out = gdb(&programs().target, core, &[&format!("print {expression}")]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("$1 = "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("gdb printed no value for {expression}:\n{out}"))
+}
+
+#[test]
+fn the_snapshot_taken_during_the_stop_ends_with_the_last_event_before_it() {
+    let session = TestSession::snapshot("livecore-snap");
+    let tag = unique_name("live");
+    let mut target = Target::spawn(&["--emit", &tag]);
+    let pid = target.pid.to_string();
+    for method in ["copy-on-write", "stop-and-copy"] {
+        target.wait_for("emitting", |s| s.emitted >= 50);
+        let core = core_path(session.output.path(), method);
+        let report = dump_ok(&[
+            &pid,
+            "-o",
+            core.to_str().unwrap(),
+            "--method",
+            method,
+            "--session",
+            &session.name,
+        ]);
+        // The process goes on emitting after the dump.
+        let after = target.stats().emitted;
+        target.wait_for("emitting after the dump", |s| s.emitted >= after + 50);
+
+        let fire = report
+            .snapshots
+            .iter()
+            .find(|f| f.daemon == "root")
+            .unwrap_or_else(|| panic!("{method}: no snapshot in the root daemon: {report:?}"));
+        let outcome = fire
+            .report
+            .as_ref()
+            .and_then(|r| r.outcomes.iter().find(|o| o.session == session.name))
+            .unwrap_or_else(|| panic!("{method}: no snapshot of {}: {fire:?}", session.name));
+        assert!(outcome.error.is_none(), "{method}: {outcome:?}");
+        let path = outcome.snapshot_path.clone().expect("a snapshot path");
+        let seqs = fixture_seqs(&babeltrace_events(std::path::Path::new(&path)), &tag);
+        assert!(!seqs.is_empty(), "{method}: no event of ours in {path}");
+
+        // The last event the process had emitted when it was stopped, as
+        // its core says: in the snapshot, and nothing after it. Only if the
+        // emitting thread was stopped between its tracepoint and its
+        // update of last_seq can the snapshot hold one more.
+        let last = gdb_value(&core, "last_seq");
+        let max = *seqs.iter().max().unwrap();
+        let backtraces = gdb(&programs().target, &core, &["thread apply all bt"]);
+        let sleeping = backtraces
+            .split("\nThread ")
+            .find(|t| t.contains("emitting_events"))
+            .is_some_and(|t| t.contains("nanosleep"));
+        assert!(
+            seqs.contains(&last),
+            "{method}: the last event before the stop ({last}) is not in the snapshot: {seqs:?}"
+        );
+        if sleeping {
+            assert_eq!(
+                max, last,
+                "{method}: the snapshot holds events after the stop"
+            );
+        } else {
+            assert!(
+                max <= last + 1,
+                "{method}: the snapshot holds events after the stop: {max} > {last} + 1"
+            );
+        }
+        target.assert_unharmed(method);
+    }
+}
