@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use testsupport::sessions::TestSession;
-use testsupport::{babeltrace_events, fixture_seqs, unique_name};
+use testsupport::{babeltrace_events, fixture_seqs, root_triggers_lock, unique_name};
 
 /// The value gdb prints for `expression` in `core`.
 fn gdb_value(core: &std::path::Path, expression: &str) -> i64 {
@@ -17,6 +17,9 @@ fn gdb_value(core: &std::path::Path, expression: &str) -> i64 {
 
 #[test]
 fn the_snapshot_taken_during_the_stop_ends_with_the_last_event_before_it() {
+    // The dump fires every OnAnyCoreDump trigger of the root daemon, as a
+    // crash would: no other test's trigger may be there meanwhile.
+    let _lock = root_triggers_lock();
     let session = TestSession::snapshot("livecore-snap");
     let tag = unique_name("live");
     let mut target = Target::spawn(&["--emit", &tag]);
