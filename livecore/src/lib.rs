@@ -144,6 +144,8 @@ mod memory;
 #[cfg(target_arch = "x86_64")]
 mod notes;
 #[cfg(target_arch = "x86_64")]
+mod pipeline;
+#[cfg(target_arch = "x86_64")]
 mod procfs;
 #[cfg(target_arch = "x86_64")]
 mod regions;
@@ -259,8 +261,9 @@ pub struct Options {
     /// zstd level (1..=19) to compress the core with; `None`: not
     /// compressed.
     pub zstd_level: Option<i32>,
-    /// Bytes read from the process per system call (the dumper's memory is
-    /// about this plus a few MiB).
+    /// Bytes read from the process per system call. Two buffers of this
+    /// size are used, one read into while the other is written (the
+    /// dumper's memory is about twice this plus a few MiB).
     pub copy_buffer: usize,
     /// How long the threads get to stop (one in an uninterruptible sleep
     /// may not); those that have not are dumped without registers, and stop

@@ -79,10 +79,6 @@ impl CoreSink {
         })
     }
 
-    pub fn position(&self) -> u64 {
-        self.position
-    }
-
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.kind {
             Kind::Sparse { file, base } => {

@@ -9,6 +9,7 @@ use crate::elf::{Layout, Segment};
 use crate::freeze::{self, Event, Frozen, Thread, Tracer};
 use crate::memory::Copier;
 use crate::notes::{self, ProcessInfo, ThreadInfo};
+use crate::pipeline::Writer;
 use crate::procfs::{self, Mapping};
 use crate::regions::{self, Content, Dump, PAGE_SIZE};
 use crate::report::{
@@ -466,53 +467,62 @@ fn thread_infos(stopped: &Stopped) -> Vec<ThreadInfo> {
     stopped.threads.iter().map(|c| c.info.clone()).collect()
 }
 
-/// Writes the head and every segment, in address order, reading memory
-/// from `mm_pid`; returns the core's size and the bytes written.
+/// Hands the head and every segment, in address order, to `writer`,
+/// reading memory with `copier`; returns how many segments there are and
+/// the bytes of memory in them.
 fn write_core(
-    mut sink: CoreSink,
+    writer: &mut Writer,
     planned: Vec<Planned>,
     notes: &[u8],
     copier: &mut Copier,
     on_chunk: &mut dyn FnMut(),
-) -> Result<(u64, u64, usize, u64)> {
+) -> Result<(usize, u64)> {
     let order: Vec<usize> = (0..planned.len()).collect();
     let (segments, sources): (Vec<Segment>, Vec<Source>) =
         planned.into_iter().map(|p| (p.segment, p.source)).unzip();
     let layout = Layout::new(segments, notes.len() as u64, &order);
-    sink.write(&layout.head(notes)).map_err(output_error)?;
+    writer.write(&layout.head(notes)).map_err(output_error)?;
     let mut memory = 0;
     for (segment, source) in layout.segments.iter().zip(sources) {
         if segment.filesz == 0 {
             continue;
         }
-        debug_assert_eq!(sink.position(), segment.offset);
+        debug_assert_eq!(writer.position(), segment.offset);
         memory += segment.filesz;
         match source {
             Source::Memory(content) => {
-                copier.copy(segment.vaddr, segment.filesz, content, &mut sink, on_chunk)?;
+                copier.copy(segment.vaddr, segment.filesz, content, writer, on_chunk)?;
             }
-            Source::Stashed(bytes) => write_buffer(&mut sink, &bytes)?,
+            Source::Stashed(bytes) => write_buffer(writer, &bytes)?,
         }
     }
     if let Some(shdr) = layout.extended_count_header() {
-        sink.write(&shdr).map_err(output_error)?;
+        writer.write(&shdr).map_err(output_error)?;
     }
-    debug_assert_eq!(sink.position(), layout.size);
-    let count = layout.segments.len();
-    let (size, written) = sink.finish().map_err(output_error)?;
-    Ok((size, written, count, memory))
+    debug_assert_eq!(writer.position(), layout.size);
+    Ok((layout.segments.len(), memory))
 }
 
 /// Writes bytes read earlier, zero pages as holes.
-fn write_buffer(sink: &mut CoreSink, bytes: &[u8]) -> Result<()> {
+fn write_buffer(writer: &mut Writer, bytes: &[u8]) -> Result<()> {
     for page in bytes.chunks(PAGE_SIZE as usize) {
         if page.iter().all(|&b| b == 0) {
-            sink.skip(page.len() as u64).map_err(output_error)?;
+            writer.skip(page.len() as u64).map_err(output_error)?;
         } else {
-            sink.write(page).map_err(output_error)?;
+            writer.write(page).map_err(output_error)?;
         }
     }
     Ok(())
+}
+
+/// The writing thread over `sink`, with two copy buffers.
+fn writer(sink: CoreSink, options: &Options) -> Result<Writer> {
+    Writer::new(sink, 2, options.copy_buffer).map_err(|e| {
+        LiveError::new(
+            ErrorKind::Internal,
+            format!("starting the core's writing thread: {e}"),
+        )
+    })
 }
 
 /// Method (a): copy everything while stopped, then let go.
@@ -535,15 +545,18 @@ fn stop_and_copy(
         &smaps,
     );
     let copy_started = Instant::now();
+    let mut writer = writer(sink, options)?;
     let mut on_chunk = || stages.reach(Stage::Copying);
-    let written = write_core(sink, planned, &notes, &mut copier, &mut on_chunk);
+    let handed = write_core(&mut writer, planned, &notes, &mut copier, &mut on_chunk);
     report.copy_us = micros(copy_started.elapsed());
+    // Let go once everything is read: the writing thread finishes after.
     let pause = stopped.frozen.resume(tracer);
     report.pause_end_ns = sys::monotonic_ns();
     report.pause_us = micros(pause);
     note_let_go(&stopped.frozen, report);
     stages.reach(Stage::Resumed);
-    let (size, bytes, segments, memory) = written?;
+    let (segments, memory) = handed?;
+    let (size, bytes) = writer.finish().map_err(output_error)?;
     report.core_size = size;
     report.bytes_written = bytes;
     report.segments = segments;
@@ -824,8 +837,9 @@ fn dump_copy(
         tracer.release_stragglers();
         stages.reach(Stage::DumpingCopy);
     };
-    let (size, bytes, segments, memory) =
-        write_core(sink, planned, &notes, &mut copier, &mut on_chunk)?;
+    let mut writer = writer(sink, options)?;
+    let (segments, memory) = write_core(&mut writer, planned, &notes, &mut copier, &mut on_chunk)?;
+    let (size, bytes) = writer.finish().map_err(output_error)?;
     report.copy_us = micros(copy_started.elapsed());
     report.core_size = size;
     report.bytes_written = bytes;

@@ -31,6 +31,8 @@
  *   stats  -> "stats stamps=N errors=E reaped=R sigchld=S emitted=M last_seq=Q max_gap_ns=G"
  *   gaps   -> "gap FROM_NS TO_NS" for each gap over 1 ms (the last 256), then "end"
  *   errors -> "error WHAT" for each error, then "end"
+ *   reset  -> "reset": the largest gap starts again from zero (the
+ *             benchmark measures each dump's pause from inside this way)
  *   exit   -> exits 0
  */
 #define _GNU_SOURCE
@@ -417,6 +419,9 @@ static void answer(const char *line)
 			printf("error %s\n", error_text[i]);
 		pthread_mutex_unlock(&error_lock);
 		printf("end\n");
+	} else if (strncmp(line, "reset", 5) == 0) {
+		atomic_store(&max_gap_ns, 0);
+		printf("reset\n");
 	} else if (strncmp(line, "exit", 4) == 0) {
 		exit(0);
 	} else {
