@@ -92,6 +92,15 @@ pub fn check(pid: Pid) -> Result<Target> {
         ));
     }
     check_rights(pid, &status)?;
+    if status.tracer_pid != 0 {
+        return Err(LiveError::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "process {pid} ({}) is being traced by process {} (a debugger, strace?): a process can have one tracer only",
+                status.name, status.tracer_pid
+            ),
+        ));
+    }
     Ok(Target {
         pid,
         status,

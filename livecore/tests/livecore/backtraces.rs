@@ -139,3 +139,69 @@ fn zero_pages_are_holes_and_the_segments_are_the_kernels() {
         target.assert_unharmed(method);
     }
 }
+
+/// What gdb prints for `*area` (`$N = 0x..`), or None when it cannot read
+/// it.
+fn first_byte(out: &str, n: usize) -> Option<String> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("${n} = ")))
+        .map(str::to_owned)
+}
+
+#[test]
+fn memory_a_fork_does_not_copy_is_read_while_stopped_or_reported_and_dontdump_is_left_out() {
+    let dir = TempDir::new("livecore-special");
+    let mut target = Target::spawn(&["--special"]);
+    let pid = target.pid.to_string();
+    for method in ["stop-and-copy", "copy-on-write"] {
+        let core = core_path(dir.path(), method);
+        let report = dump_ok(&[&pid, "-o", core.to_str().unwrap(), "--method", method]);
+        let out = gdb(
+            &programs().target,
+            &core,
+            &[
+                "print/x *dontfork_area",
+                "print/x *wipeonfork_area",
+                "print/x *dontdump_area",
+            ],
+        );
+        // MADV_DONTFORK: not in the copy, read while stopped.
+        assert_eq!(
+            first_byte(&out, 1).as_deref(),
+            Some("0xab"),
+            "{method}:\n{out}"
+        );
+        // MADV_DONTDUMP: left out, as the kernel does.
+        assert_ne!(
+            first_byte(&out, 3).as_deref(),
+            Some("0xef"),
+            "{method}:\n{out}"
+        );
+        match method {
+            "stop-and-copy" => {
+                assert_eq!(
+                    first_byte(&out, 2).as_deref(),
+                    Some("0xcd"),
+                    "{method}:\n{out}"
+                );
+                assert!(report.unfaithful.is_empty(), "{report:?}");
+            }
+            _ => {
+                // MADV_WIPEONFORK: zeroes in the copy; left out and reported.
+                assert_ne!(
+                    first_byte(&out, 2).as_deref(),
+                    Some("0xcd"),
+                    "{method}:\n{out}"
+                );
+                assert!(
+                    report
+                        .unfaithful
+                        .iter()
+                        .any(|r| r.why.contains("MADV_WIPEONFORK") && r.end - r.start == 65536),
+                    "{report:?}"
+                );
+            }
+        }
+        target.assert_unharmed(method);
+    }
+}

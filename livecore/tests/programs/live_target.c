@@ -3,7 +3,7 @@
  * notice it is dumped.
  *
  *   live_target [--fill MIB] [--random] [--thp always|never] [--writer MIBPS]
- *               [--emit TAG] [--nondumpable] [--quiet-threads]
+ *               [--emit TAG] [--nondumpable] [--quiet-threads] [--special]
  *
  * Eight threads, each blocked in its own named function, each checking
  * what it gets back (a call that should never return, an EINTR, a register
@@ -26,6 +26,9 @@
  * transparent huge pages asked for or refused (--thp).
  * SIGUSR1 is blocked in every thread (a test sends one: it must stay
  * pending); a POSIX timer is armed (/proc/PID/timers must not change).
+ * --special maps three 64 KiB areas whose bytes say what they are, marked
+ * MADV_DONTFORK (0xab), MADV_WIPEONFORK (0xcd) and MADV_DONTDUMP (0xef),
+ * at dontfork_area, wipeonfork_area and dontdump_area.
  *
  * Prints "ready PID" once every thread runs, then answers lines on stdin:
  *   stats  -> "stats stamps=N errors=E reaped=R sigchld=S emitted=M last_seq=Q max_gap_ns=G"
@@ -81,6 +84,8 @@ static unsigned char *fill;
 static size_t fill_len;
 static long writer_mibps;
 static const char *emit_tag;
+/* Read by the tests in the core (gdb). */
+unsigned char *dontfork_area, *wipeonfork_area, *dontdump_area;
 
 static void note_error(const char *what, long value)
 {
@@ -386,6 +391,18 @@ static void fill_memory(size_t mib, int random_bytes, const char *thp)
 }
 
 /* Starts a thread named `name` (what the dump's report shows). */
+static unsigned char *special_area(int advice, int byte)
+{
+	unsigned char *area = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (area == MAP_FAILED || madvise(area, 65536, advice) != 0) {
+		perror("live_target: special area");
+		exit(2);
+	}
+	memset(area, byte, 65536);
+	return area;
+}
+
 static void start(void *(*fn)(void *), const char *name, int *count)
 {
 	pthread_t thread;
@@ -433,7 +450,7 @@ static void answer(const char *line)
 int main(int argc, char **argv)
 {
 	size_t mib = 0;
-	int random_bytes = 0, nondumpable = 0, quiet = 0, threads = 0, i;
+	int random_bytes = 0, nondumpable = 0, quiet = 0, special = 0, threads = 0, i;
 	const char *thp = NULL;
 	struct sigaction sa;
 	struct sigevent sev;
@@ -457,8 +474,10 @@ int main(int argc, char **argv)
 			nondumpable = 1;
 		else if (strcmp(argv[i], "--quiet-threads") == 0)
 			quiet = 1;
+		else if (strcmp(argv[i], "--special") == 0)
+			special = 1;
 		else {
-			fprintf(stderr, "usage: %s [--fill MIB] [--random] [--thp always|never] [--writer MIBPS] [--emit TAG] [--nondumpable] [--quiet-threads]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--fill MIB] [--random] [--thp always|never] [--writer MIBPS] [--emit TAG] [--nondumpable] [--quiet-threads] [--special]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -471,6 +490,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	fill_memory(mib, random_bytes, thp);
+	if (special) {
+		dontfork_area = special_area(MADV_DONTFORK, 0xab);
+		wipeonfork_area = special_area(MADV_WIPEONFORK, 0xcd);
+		dontdump_area = special_area(MADV_DONTDUMP, 0xef);
+	}
 
 	/* SIGCHLD for the reaper only; SIGUSR2 for sigwaitinfo only. */
 	memset(&sa, 0, sizeof(sa));
