@@ -129,38 +129,20 @@
 
 // The dump itself is x86_64's (its notes, its registers, its injection);
 // elsewhere `dump` says it is not supported.
-#[cfg(target_arch = "x86_64")]
-mod access;
-#[cfg(target_arch = "x86_64")]
-mod elf;
-#[cfg(target_arch = "x86_64")]
-mod freeze;
-#[cfg(target_arch = "x86_64")]
-mod helper;
-#[cfg(target_arch = "x86_64")]
-mod inject;
-#[cfg(target_arch = "x86_64")]
-mod memory;
-#[cfg(target_arch = "x86_64")]
-mod notes;
-#[cfg(target_arch = "x86_64")]
-mod pipeline;
-#[cfg(target_arch = "x86_64")]
-mod procfs;
-#[cfg(target_arch = "x86_64")]
-mod regions;
+macro_rules! x86_64_modules {
+    ($($module:ident),* $(,)?) => {
+        $(
+            #[cfg(target_arch = "x86_64")]
+            mod $module;
+        )*
+    };
+}
+x86_64_modules!(
+    access, elf, freeze, helper, inject, memory, notes, pipeline, procfs, regions, restart, sink,
+    snapshot, sys, work,
+);
 mod report;
-#[cfg(target_arch = "x86_64")]
-mod restart;
-#[cfg(target_arch = "x86_64")]
-mod sink;
-#[cfg(target_arch = "x86_64")]
-mod snapshot;
 mod stage;
-#[cfg(target_arch = "x86_64")]
-mod sys;
-#[cfg(target_arch = "x86_64")]
-mod work;
 
 pub use report::{ErrorKind, LiveError, LiveReport, RegionNote, SnapshotFire, ThreadReport};
 pub use stage::{Stage, StageHook};

@@ -189,45 +189,25 @@ pub fn run(job: Job) -> Result<LiveReport> {
         ));
     }
 
-    match (method, gadgets) {
+    let sink = match (method, gadgets) {
         (Method::CopyOnWrite, Some(gadgets)) => {
-            match copy_on_write(
-                &mut tracer,
-                &mut stopped,
-                options,
-                &gadgets,
-                sink,
-                &mut report,
-                &mut stages,
-            ) {
-                Ok(()) => {}
+            match copy_on_write(&mut tracer, &mut stopped, options, &gadgets, sink, &mut report, &mut stages) {
+                Ok(()) => None,
                 Err(CowError::Failed(e)) => return Err(e),
                 Err(CowError::Fallback { why, sink }) => {
-                    let sink = *sink;
                     if options.method == Some(Method::CopyOnWrite) {
                         return Err(LiveError::new(ErrorKind::Unsupported, why));
                     }
                     report.method = Method::StopAndCopy;
                     report.fallback = Some(why);
-                    stop_and_copy(
-                        &mut tracer,
-                        &mut stopped,
-                        options,
-                        sink,
-                        &mut report,
-                        &mut stages,
-                    )?;
+                    Some(*sink)
                 }
             }
         }
-        _ => stop_and_copy(
-            &mut tracer,
-            &mut stopped,
-            options,
-            sink,
-            &mut report,
-            &mut stages,
-        )?,
+        _ => Some(sink),
+    };
+    if let Some(sink) = sink {
+        stop_and_copy(&mut tracer, &mut stopped, options, sink, &mut report, &mut stages)?;
     }
     stages.reach(Stage::Done);
     Ok(report)
@@ -550,11 +530,7 @@ fn stop_and_copy(
     let handed = write_core(&mut writer, planned, &notes, &mut copier, &mut on_chunk);
     report.copy_us = micros(copy_started.elapsed());
     // Let go once everything is read: the writing thread finishes after.
-    let pause = stopped.frozen.resume(tracer);
-    report.pause_end_ns = sys::monotonic_ns();
-    report.pause_us = micros(pause);
-    note_let_go(&stopped.frozen, report);
-    stages.reach(Stage::Resumed);
+    let_go(tracer, stopped, report, stages);
     let (segments, memory) = handed?;
     let (size, bytes) = writer.finish().map_err(output_error)?;
     report.core_size = size;
@@ -564,13 +540,23 @@ fn stop_and_copy(
     Ok(())
 }
 
-/// When each thread was let go, in the report.
-fn note_let_go(frozen: &Frozen, report: &mut LiveReport) {
+/// Lets every thread go, and says in the report when (the pause's end, and
+/// each thread's).
+fn let_go(
+    tracer: &mut Tracer,
+    stopped: &mut Stopped,
+    report: &mut LiveReport,
+    stages: &mut Stages,
+) {
+    let pause = stopped.frozen.resume(tracer);
+    report.pause_end_ns = sys::monotonic_ns();
+    report.pause_us = micros(pause);
     for t in &mut report.threads {
-        if let Some(thread) = frozen.threads.iter().find(|f| f.tid == t.tid) {
+        if let Some(thread) = stopped.frozen.threads.iter().find(|f| f.tid == t.tid) {
             t.stopped_to_ns = thread.let_go_ns;
         }
     }
+    stages.reach(Stage::Resumed);
 }
 
 /// How a copy-on-write dump did not succeed.
@@ -664,11 +650,7 @@ fn copy_on_write(
         stash_missing(stopped, &missing, options, report)
     };
     report.fork_us = micros(fork_started.elapsed());
-    let pause = stopped.frozen.resume(tracer);
-    report.pause_end_ns = sys::monotonic_ns();
-    report.pause_us = micros(pause);
-    note_let_go(&stopped.frozen, report);
-    stages.reach(Stage::Resumed);
+    let_go(tracer, stopped, report, stages);
 
     let result = dump_copy(
         tracer, stopped, options, gadgets, copy, stashed, *sink, report, stages,

@@ -334,6 +334,19 @@ pub fn dump_ok(args: &[&str]) -> LiveReport {
     }
 }
 
+/// The dumper on `pid`, writing `core` by `method`, reading 1 MiB at a
+/// time (so that a small process still takes several pieces).
+pub fn dump_command(pid: i32, core: &Path, method: &str) -> Command {
+    let mut command = Command::new(dumper());
+    command.arg(pid.to_string()).arg("-o").arg(core).args([
+        "--method",
+        method,
+        "--buffer-mib",
+        "1",
+    ]);
+    command
+}
+
 /// A dumper held at a stage (`--hold-at`).
 pub struct Held {
     pub child: Child,

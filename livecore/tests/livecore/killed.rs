@@ -4,7 +4,6 @@
 //! copy of it is ever left running.
 
 use crate::common::*;
-use std::process::Command;
 use testsupport::TempDir;
 
 /// Kills the dumping child at `stage` of `method`, then checks the target.
@@ -16,16 +15,7 @@ fn kill_at(
     kill_caller: bool,
 ) {
     let core = dir.join(format!("{method}-{stage}.core"));
-    let mut command = Command::new(dumper());
-    command.args([
-        &target.pid.to_string(),
-        "-o",
-        core.to_str().unwrap(),
-        "--method",
-        method,
-        "--buffer-mib",
-        "1",
-    ]);
+    let command = dump_command(target.pid, &core, method);
     let held = Held::start(command, stage);
     let what = format!("{method} killed at {stage}");
     let answer = if kill_caller {

@@ -182,16 +182,7 @@ fn a_process_that_exits_during_the_dump_ends_it_cleanly() {
     // fails and says so, and leaves no core behind.
     let target = Target::spawn(&["--fill", "32", "--random"]);
     let core = dir.path().join("stop.core");
-    let mut command = Command::new(dumper());
-    command.args([
-        &target.pid.to_string(),
-        "-o",
-        core.to_str().unwrap(),
-        "--method",
-        "stop-and-copy",
-        "--buffer-mib",
-        "1",
-    ]);
+    let command = dump_command(target.pid, &core, "stop-and-copy");
     let held = Held::start(command, "copying");
     target.kill();
     let answer = held.release();
@@ -208,16 +199,7 @@ fn a_process_that_exits_during_the_dump_ends_it_cleanly() {
     // process as it was at the stop), and says the process exited.
     let target = Target::spawn(&["--fill", "32", "--random"]);
     let core = dir.path().join("cow.core");
-    let mut command = Command::new(dumper());
-    command.args([
-        &target.pid.to_string(),
-        "-o",
-        core.to_str().unwrap(),
-        "--method",
-        "copy-on-write",
-        "--buffer-mib",
-        "1",
-    ]);
+    let command = dump_command(target.pid, &core, "copy-on-write");
     let held = Held::start(command, "dumping-copy");
     drop(target);
     let report = held

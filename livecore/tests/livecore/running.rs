@@ -4,7 +4,6 @@
 
 use crate::common::*;
 use std::collections::BTreeMap;
-use std::process::Command;
 use testsupport::TempDir;
 
 /// Each thread's signal mask and pending signals, and the process's
@@ -56,14 +55,7 @@ fn the_target_runs_on_during_the_dump_and_neither_it_nor_its_parent_sees_anythin
         ("copy-on-write", "dumping-copy"),
     ] {
         let core = core_path(dir.path(), method);
-        let mut command = Command::new(dumper());
-        command.args([
-            &pid.to_string(),
-            "-o",
-            core.to_str().unwrap(),
-            "--method",
-            method,
-        ]);
+        let command = dump_command(pid, &core, method);
         // Held once the threads are let go (copy-on-write: while the copy is
         // being written): the counter must be counting again.
         let held = Held::start(command, after_resume);
