@@ -252,7 +252,10 @@ pub struct Options {
     /// as soon as they leave the kernel.
     pub stop_timeout: Duration,
     /// The whole dump may take this long; then the dumping child is killed
-    /// (the target resumes) and the dump fails.
+    /// (the target resumes) and the dump fails. Default 15 minutes: a
+    /// mapping whose pages come from a file system that never answers (a
+    /// user's FUSE mount) would otherwise hold the dump, and with
+    /// stop-and-copy the process, for ever.
     pub deadline: Option<Duration>,
     /// With copy-on-write, how many bytes of `MADV_DONTFORK` memory may be
     /// read while the threads are stopped (beyond: left out and reported).
@@ -270,7 +273,7 @@ impl Default for Options {
             zstd_level: None,
             copy_buffer: 8 << 20,
             stop_timeout: Duration::from_secs(2),
-            deadline: None,
+            deadline: Some(Duration::from_secs(15 * 60)),
             max_stop_copy: 64 << 20,
             snapshots: None,
             stage_hook: None,
