@@ -92,6 +92,11 @@ impl Status {
     }
 }
 
+/// Whether `pid` still runs (not gone, not a zombie).
+pub fn alive(pid: Pid) -> bool {
+    stat(pid).is_ok_and(|s| !matches!(s.state, 'Z' | 'X'))
+}
+
 /// `/proc/PID/status`.
 pub fn status(pid: Pid) -> io::Result<Status> {
     read_text(&format!("/proc/{pid}/status")).map(|t| Status::parse(&t))
@@ -371,6 +376,8 @@ pub struct PageMap {
 /// A pagemap entry's bits: present, swapped.
 const PM_PRESENT: u64 = 1 << 63;
 const PM_SWAPPED: u64 = 1 << 62;
+/// The page is mapped by this process alone.
+const PM_MMAP_EXCLUSIVE: u64 = 1 << 56;
 
 impl PageMap {
     pub fn open(pid: Pid) -> io::Result<PageMap> {
@@ -381,14 +388,16 @@ impl PageMap {
     }
 
     /// For each page of `[start, start + pages * page_size)`: whether it is
-    /// in memory or in swap (it has content to read).
+    /// in memory or in swap (it has content to read). Returns whether every
+    /// page in memory is mapped by this process alone (not shared with
+    /// another, as after a fork).
     pub fn populated(
         &mut self,
         start: u64,
         pages: usize,
         page_size: u64,
         out: &mut Vec<bool>,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         self.entries.resize(pages * 8, 0);
         let offset = start / page_size * 8;
         let mut done = 0;
@@ -402,12 +411,16 @@ impl PageMap {
             done += n;
         }
         out.clear();
+        let mut exclusive = true;
         out.extend(self.entries[..done].chunks_exact(8).map(|e| {
             let entry = u64::from_le_bytes(e.try_into().unwrap_or([0; 8]));
+            if entry & PM_PRESENT != 0 && entry & PM_MMAP_EXCLUSIVE == 0 {
+                exclusive = false;
+            }
             entry & (PM_PRESENT | PM_SWAPPED) != 0
         }));
         out.resize(pages, false);
-        Ok(())
+        Ok(exclusive)
     }
 }
 

@@ -545,3 +545,11 @@ pub fn monotonic_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// Gives the calling thread (and the threads it creates from now on) the
+/// lowest scheduling priority (nice 19; Linux's nice is per thread).
+pub fn lowest_priority() {
+    // SAFETY: setpriority only changes the calling thread's nice value
+    // (who = 0 is the calling thread on Linux).
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+}

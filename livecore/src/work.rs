@@ -34,7 +34,7 @@ pub struct Job<'a> {
     pub output: OwnedFd,
     /// Told the copy's pid as soon as it exists (copy-on-write), so that
     /// the caller can reap it should this child die.
-    pub on_copy: &'a dyn Fn(Pid),
+    pub on_copy: &'a (dyn Fn(Pid) + Sync),
 }
 
 /// One stopped thread's state.
@@ -64,7 +64,7 @@ struct Stopped {
 struct Stages<'a> {
     hook: Option<&'a crate::StageHook>,
     seen: Vec<Stage>,
-    on_copy: &'a dyn Fn(Pid),
+    on_copy: &'a (dyn Fn(Pid) + Sync),
 }
 
 impl Stages<'_> {
@@ -729,7 +729,7 @@ fn stash_missing(
         let mut bytes = vec![0u8; filesz as usize];
         for (i, page) in bytes.chunks_mut(PAGE_SIZE as usize).enumerate() {
             // A page that cannot be read stays zeroes (a hole).
-            let _ = sys::read_memory(stopped.mm_pid, m.start + i as u64 * PAGE_SIZE, page);
+            let _ = copier.read(m.start + i as u64 * PAGE_SIZE, page);
         }
         stashed.push((detailed, bytes));
     }
@@ -815,13 +815,33 @@ fn dump_copy(
         &stopped.maps,
     );
     let copy_started = Instant::now();
-    let mut on_chunk = || {
-        tracer.release_stragglers();
-        stages.reach(Stage::DumpingCopy);
-    };
-    let mut writer = writer(sink, options)?;
-    let (segments, memory) = write_core(&mut writer, planned, &notes, &mut copier, &mut on_chunk)?;
-    let (size, bytes) = writer.finish().map_err(output_error)?;
+    // The copy is written at leisure: by threads of the lowest priority, so
+    // that the process, running again, is not slowed down by its own dump
+    // on a busy machine. This (tracer) thread keeps its priority, for the
+    // reaping stop to come, and lets go of any thread that was late to
+    // stop (only the tracer can).
+    let written = std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("core-reader".into())
+            .spawn_scoped(scope, || {
+                sys::lowest_priority();
+                let mut writer = writer(sink, options)?;
+                let mut on_chunk = || stages.reach(Stage::DumpingCopy);
+                let (segments, memory) =
+                    write_core(&mut writer, planned, &notes, &mut copier, &mut on_chunk)?;
+                let (size, bytes) = writer.finish().map_err(output_error)?;
+                Ok::<_, LiveError>((size, bytes, segments, memory))
+            })
+            .map_err(|e| LiveError::new(ErrorKind::Internal, format!("starting the copy's reader: {e}")))?;
+        while !reader.is_finished() {
+            tracer.release_stragglers();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(LiveError::new(ErrorKind::Internal, "the copy's reader panicked")))
+    });
+    let (size, bytes, segments, memory) = written?;
     report.copy_us = micros(copy_started.elapsed());
     report.core_size = size;
     report.bytes_written = bytes;
