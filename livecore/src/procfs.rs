@@ -97,6 +97,18 @@ pub fn alive(pid: Pid) -> bool {
     stat(pid).is_ok_and(|s| !matches!(s.state, 'Z' | 'X'))
 }
 
+/// The memory `pid` has to itself (`Private_Clean` + `Private_Dirty` of
+/// `smaps_rollup`), in bytes.
+pub fn private_bytes(pid: Pid) -> Option<u64> {
+    let text = read_text(&format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some((field("Private_Clean:")? + field("Private_Dirty:")?) * 1024)
+}
+
 /// `/proc/PID/status`.
 pub fn status(pid: Pid) -> io::Result<Status> {
     read_text(&format!("/proc/{pid}/status")).map(|t| Status::parse(&t))

@@ -78,6 +78,10 @@ pub struct LiveReport {
     pub copy_us: u64,
     /// The second, one-thread stop that reaps the copy (copy-on-write).
     pub reap_pause_us: u64,
+    /// Copy-on-write: the memory the copy had to itself when the core was
+    /// written, in bytes: the pages the process wrote meanwhile (each copied
+    /// once by the kernel), what the method cost in memory.
+    pub copy_private_bytes: u64,
     /// From the call to the core complete, in microseconds.
     pub total_us: u64,
     /// The core's logical size.

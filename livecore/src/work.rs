@@ -170,6 +170,7 @@ pub fn run(job: Job) -> Result<LiveReport> {
         snapshot_us,
         copy_us: 0,
         reap_pause_us: 0,
+        copy_private_bytes: 0,
         total_us: 0,
         core_size: 0,
         bytes_written: 0,
@@ -843,6 +844,7 @@ fn dump_copy(
     });
     let (size, bytes, segments, memory) = written?;
     report.copy_us = micros(copy_started.elapsed());
+    report.copy_private_bytes = procfs::private_bytes(copy).unwrap_or(0);
     report.core_size = size;
     report.bytes_written = bytes;
     report.segments = segments;

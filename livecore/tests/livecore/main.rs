@@ -9,7 +9,9 @@
 //!   stopped or reported, `MADV_DONTDUMP` memory is left out.
 //! - `running`: the process keeps running while its core is written; its
 //!   parent's waitid sees nothing, its reaping loop reaps nothing, its
-//!   signal masks, pending signals and timers are as they were.
+//!   signal masks, pending signals and timers are as they were; no page it
+//!   shares with its children is unshared, and the copy gets no page of its
+//!   own by being read.
 //! - `snapshots`: the snapshot taken during the stop holds the process's
 //!   last event before the stop and none after, in the root daemon and, for
 //!   a user's process, in that user's own daemon.

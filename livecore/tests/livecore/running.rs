@@ -112,3 +112,49 @@ fn the_target_runs_on_during_the_dump_and_neither_it_nor_its_parent_sees_anythin
         "the parent saw more than its child's exit"
     );
 }
+
+/// `Shared_Dirty` of the process, in kB (pages it shares copy-on-write).
+fn shared_dirty_kb(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Shared_Dirty:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn dumping_unshares_no_page_the_process_shares_with_its_children() {
+    // A read that pins a page shared copy-on-write makes the kernel copy it
+    // into the process read: the process's memory must stay as it was.
+    let dir = TempDir::new("livecore-shared");
+    let mut target = Target::spawn(&["--fill", "64", "--random", "--share-with-child"]);
+    let before = shared_dirty_kb(target.pid);
+    assert!(
+        before >= 64 * 1024,
+        "the filled pages are not shared: {before} kB"
+    );
+    for method in ["stop-and-copy", "copy-on-write"] {
+        let core = core_path(dir.path(), method);
+        let report = dump_ok(&[
+            &target.pid.to_string(),
+            "-o",
+            core.to_str().unwrap(),
+            "--method",
+            method,
+        ]);
+        // Nor the copy's (it reads them all): it has to itself only what the
+        // process wrote meanwhile (a few stacks and counters, idle as it is).
+        assert!(
+            report.copy_private_bytes < 16 << 20,
+            "{method}: the copy got {} bytes of its own",
+            report.copy_private_bytes
+        );
+        let after = shared_dirty_kb(target.pid);
+        assert!(
+            after + 4 * 1024 >= before,
+            "{method}: the dump unshared the process's pages: Shared_Dirty {before} kB before, {after} kB after"
+        );
+        target.assert_unharmed(method);
+    }
+}

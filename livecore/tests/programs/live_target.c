@@ -4,6 +4,7 @@
  *
  *   live_target [--fill MIB] [--random] [--thp always|never] [--writer MIBPS]
  *               [--emit TAG] [--nondumpable] [--quiet-threads] [--special]
+ *               [--share-with-child]
  *
  * Eight threads, each blocked in its own named function, each checking
  * what it gets back (a call that should never return, an EINTR, a register
@@ -26,6 +27,9 @@
  * transparent huge pages asked for or refused (--thp).
  * SIGUSR1 is blocked in every thread (a test sends one: it must stay
  * pending); a POSIX timer is armed (/proc/PID/timers must not change).
+ * --share-with-child forks a child that sleeps (and dies with this
+ * process) after the memory is filled: the filled pages are then shared
+ * copy-on-write with it, as in a pre-forking server.
  * --special maps three 64 KiB areas whose bytes say what they are, marked
  * MADV_DONTFORK (0xab), MADV_WIPEONFORK (0xcd) and MADV_DONTDUMP (0xef),
  * at dontfork_area, wipeonfork_area and dontdump_area.
@@ -450,7 +454,7 @@ static void answer(const char *line)
 int main(int argc, char **argv)
 {
 	size_t mib = 0;
-	int random_bytes = 0, nondumpable = 0, quiet = 0, special = 0, threads = 0, i;
+	int random_bytes = 0, nondumpable = 0, quiet = 0, special = 0, share = 0, threads = 0, i;
 	const char *thp = NULL;
 	struct sigaction sa;
 	struct sigevent sev;
@@ -476,8 +480,10 @@ int main(int argc, char **argv)
 			quiet = 1;
 		else if (strcmp(argv[i], "--special") == 0)
 			special = 1;
+		else if (strcmp(argv[i], "--share-with-child") == 0)
+			share = 1;
 		else {
-			fprintf(stderr, "usage: %s [--fill MIB] [--random] [--thp always|never] [--writer MIBPS] [--emit TAG] [--nondumpable] [--quiet-threads] [--special]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--fill MIB] [--random] [--thp always|never] [--writer MIBPS] [--emit TAG] [--nondumpable] [--quiet-threads] [--special] [--share-with-child]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -490,6 +496,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	fill_memory(mib, random_bytes, thp);
+	if (share) {
+		pid_t parent = getpid(), child = fork();
+
+		if (child == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+			if (getppid() != parent)
+				_exit(0);
+			for (;;)
+				pause();
+		}
+		if (child < 0) {
+			perror("live_target: fork");
+			return 2;
+		}
+	}
 	if (special) {
 		dontfork_area = special_area(MADV_DONTFORK, 0xab);
 		wipeonfork_area = special_area(MADV_WIPEONFORK, 0xcd);
