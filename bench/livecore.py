@@ -13,7 +13,10 @@ dump:
 - total: the wall time of the dumping command;
 - written: bytes of the core on disk (allocated blocks: holes excluded);
 - rss: the dumping command's peak RSS with its children's (GNU time's %M);
-- ours: the pause our dumper reports (first stop to last thread let go).
+- ours: the pause our dumper reports (first stop to last thread let go);
+- copy: copy-on-write only, the memory the copy had to itself at the end
+  (the pages the process wrote meanwhile, each copied once by the kernel):
+  what the method cost in memory.
 
 `stop-and-copy>null` is stop-and-copy writing its core to /dev/null: the
 pause of the copying alone, without what writing a file into the page
@@ -114,6 +117,7 @@ def measure(args, target, method, directory):
         "rss_mib": rss_kb / 1024,
         "ours_ms": None,
         "memory_gib": None,
+        "copy_mib": None,
     }
     if written_path is not None:
         figures["written_mib"] = os.stat(written_path).st_blocks * 512 / 2**20
@@ -123,6 +127,8 @@ def measure(args, target, method, directory):
         report = json.loads(next(l for l in reversed(answer) if l.startswith("{")))["Ok"]
         figures["ours_ms"] = report["pause_us"] / 1000
         figures["memory_gib"] = report["memory_bytes"] / 2**30
+        if report["method"] == "copy-on-write":
+            figures["copy_mib"] = report["copy_private_bytes"] / 2**20
         if report["method"] != method.split(">")[0]:
             raise RuntimeError(f"asked for {method}, got {report['method']}: {report['fallback']}")
     return figures
@@ -186,15 +192,15 @@ def main():
                     print(f"## {size} MiB random, THP {'on' if thp == 'always' else 'off'}, {load} "
                           f"(target RSS {rss:.0f} MiB, {runs} run{'s' if runs > 1 else ''}, target errors {errors})")
                     print()
-                    print("| method | pause ms | x gcore | our pause ms | total s | x gcore | written MiB | dumper RSS MiB |")
-                    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+                    print("| method | pause ms | x gcore | our pause ms | total s | x gcore | written MiB | dumper RSS MiB | copy MiB |")
+                    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
                     # (memory in the core: see the targets)
                     g = s["gcore"]
                     for m in METHODS:
                         f = s[m]
                         print(f"| {m} | {fmt(f['pause_ms'], 2)} | {fmt(f['pause_ms'] / g['pause_ms'], 3)} | "
                               f"{fmt(f['ours_ms'], 2)} | {fmt(f['total_s'], 2)} | {fmt(f['total_s'] / g['total_s'], 2)} | "
-                              f"{fmt(f['written_mib'])} | {fmt(f['rss_mib'])} |")
+                              f"{fmt(f['written_mib'])} | {fmt(f['rss_mib'])} | {fmt(f['copy_mib'])} |")
                     a, b = s["stop-and-copy"], s["copy-on-write"]
                     name = f"{size} MiB THP {'on' if thp == 'always' else 'off'} {load}"
                     # Per GiB of memory in the core (the process's, with its
