@@ -21,8 +21,10 @@
 //! already seized are attached by the kernel, `PTRACE_O_TRACECLONE`).
 //! A thread caught about to take a signal gets it back when it resumes; a
 //! thread interrupted inside a system call restarts it as the kernel would
-//! have. Registers, signal mask, pending signals and timers are not
-//! changed.
+//! have; an endless wait that any ptrace interrupt makes fail with EINTR
+//! (`epoll_wait`, `sigwaitinfo`, `semop`...: what gdb's attach does too) is
+//! rewound to wait again (`restart`). Registers, signal mask, pending
+//! signals and timers are not changed.
 //!
 //! All the tracing is done by a child process forked for the dump (see
 //! `helper`): the kernel detaches every tracee of a tracer that dies, and a
@@ -36,9 +38,11 @@
 //!
 //! # The two ways of copying memory
 //!
-//! - [`Method::StopAndCopy`]: the memory is read with `process_vm_readv` in
-//!   large pieces while every thread is stopped, then the threads resume.
-//!   The pause grows with the memory.
+//! - [`Method::StopAndCopy`]: the memory is read in large pieces while
+//!   every thread is stopped (`process_vm_readv`, or `/proc/PID/mem` for
+//!   pages shared copy-on-write, which a pinning read would unshare: see
+//!   `memory`), written by a thread of its own, and the threads resume as
+//!   soon as the last piece is read. The pause grows with the memory.
 //! - [`Method::CopyOnWrite`]: while the threads are stopped, one of them is
 //!   made to call `clone()` (an injected system call): the copy shares every
 //!   page copy-on-write, the original resumes at once, and the copy is
@@ -81,13 +85,18 @@
 //!     too (a SysV segment's `shm_nattch` is one higher during the dump),
 //!     and their content in the core is what it is when the copy reads it,
 //!     not at the stop: other processes (and the target) keep writing them.
-//!   - **Memory accounting**: private writable memory is charged again to
+//!   - **Memory accounting**: the copy's pages are read without being
+//!     pinned (`/proc/PID/mem`), so reading the copy never copies a page;
+//!     the report says what the copy had to itself at the end
+//!     (`copy_private_bytes`). Private writable memory is charged again to
 //!     the commit limit (`vm.overcommit_memory=2` may refuse the fork: the
 //!     dump then falls back to stopping and copying); every page the target
 //!     writes while the copy lives is copied once and charged to the
 //!     target's memory cgroup, as after any fork (a 100 MiB/s writer costs
-//!     100 MiB per second of dump). The copy's `oom_score_adj` is set to
-//!     1000 so that the OOM killer picks it, not the target. Reaping the
+//!     up to 100 MiB per second of dump). The copy's `oom_score_adj` is set
+//!     to 1000 so that the OOM killer picks it, not the target. The copy is
+//!     written by threads at nice 19, so that the process, running again,
+//!     comes first on a busy machine. Reaping the
 //!     copy adds its CPU time (a few system calls) and its peak RSS to the
 //!     target's `RUSAGE_CHILDREN`.
 //!   - **Limits and identity**: the copy counts in the target's
@@ -245,7 +254,11 @@ pub struct Options {
     pub zstd_level: Option<i32>,
     /// Bytes read from the process per system call. Two buffers of this
     /// size are used, one read into while the other is written (the
-    /// dumper's memory is about twice this plus a few MiB).
+    /// dumper's memory is about twice this plus a few MiB). The default,
+    /// 256 KiB, is what bench/live found fastest: small enough for both
+    /// copies of a piece (out of the process, into the page cache) to stay
+    /// in the CPU's cache, large enough for the system calls not to count;
+    /// 8 MiB pieces were a third slower.
     pub copy_buffer: usize,
     /// How long the threads get to stop (one in an uninterruptible sleep
     /// may not); those that have not are dumped without registers, and stop
@@ -271,7 +284,7 @@ impl Default for Options {
         Options {
             method: None,
             zstd_level: None,
-            copy_buffer: 8 << 20,
+            copy_buffer: 256 << 10,
             stop_timeout: Duration::from_secs(2),
             deadline: Some(Duration::from_secs(15 * 60)),
             max_stop_copy: 64 << 20,

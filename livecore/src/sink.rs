@@ -64,7 +64,12 @@ impl CoreSink {
             None if regular => {
                 use std::io::Seek;
                 let base = file.stream_position()?;
-                file.set_len(base)?;
+                // Only when there is something to cut: ext4 takes a file cut
+                // to nothing as one being replaced, and writes it all out when
+                // it is closed (auto_da_alloc), which a core need not wait for.
+                if st.st_size as u64 > base {
+                    file.set_len(base)?;
+                }
                 Kind::Sparse { file, base }
             }
             None => Kind::Stream(Counting {
