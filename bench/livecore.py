@@ -179,8 +179,12 @@ def main():
     sizes = [64] if args.quick else [int(s) for s in args.sizes.split(",")]
     if args.quick:
         args.runs = args.runs or 1
-    print(f"# live cores: {os.uname().nodename}, {os.cpu_count()} CPUs, kernel {os.uname().release}")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}; medians; pause = the largest gap seen from inside")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+        thp_mode = f.read().strip()
+    started = time.monotonic()
+    print(f"# live cores: {os.uname().nodename}, {os.cpu_count()} CPUs, kernel {os.uname().release}, THP {thp_mode}, commit {commit}")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}; load average {os.getloadavg()[0]:.2f} at the start; medians; pause = the largest gap seen from inside")
     checks = []
     with tempfile.TemporaryDirectory(prefix="livebench-", dir="/var/tmp") as directory:
         for size in sizes:
@@ -216,6 +220,8 @@ def main():
                     for m in ["stop-and-copy", "copy-on-write"]:
                         checks.append((name, f"{m} dumper RSS <= 32 MiB + copy buffers (2 x 256 KiB)", s[m]["rss_mib"], s[m]["rss_mib"] <= 32.5))
                     sys.stdout.flush()
+    print()
+    print(f"# {(time.monotonic() - started) / 60:.1f} minutes; load average {os.getloadavg()[0]:.2f} at the end")
     print()
     print("## targets")
     print()
