@@ -60,6 +60,9 @@ fn header_has_the_rfc_declarations() {
         "int lttng_trigger(enum lttng_trigger_type type, char *socket_path, const void *opts, size_t nb_opt);",
         "int lttng_trigger_unset(struct lttng_handle *handle, enum lttng_trigger_type type, enum lttng_trigger_action action, const void *opts, size_t nb_opt);",
         "struct lttng_trigger_onanycoredump { pid_t pid; uid_t uid; gid_t gid;",
+        "int lttng_coredump_live(pid_t pid, int fd, unsigned int flags);",
+        "LTTNG_COREDUMP_LIVE_STOP_AND_COPY = 1, ",
+        "LTTNG_COREDUMP_LIVE_NO_SNAPSHOT = 8, };",
     ] {
         assert!(flat.contains(prototype), "missing {prototype:?}:\n{generated}");
     }

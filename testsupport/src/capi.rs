@@ -37,6 +37,8 @@ pub struct CApi {
     /// `tests/c/coredump_helper.c` (the RFC's core_pattern helper), shared
     /// and static.
     pub helper: Vec<Program>,
+    /// `tests/c/live.c` (`lttng_coredump_live()`), shared and static.
+    pub live: Vec<Program>,
 }
 
 impl CApi {
@@ -169,6 +171,7 @@ fn build() -> CApi {
 
     let mut set_trigger = Vec::new();
     let mut helper = Vec::new();
+    let mut live = Vec::new();
     for link in [Link::Shared, Link::Static] {
         let suffix = match link {
             Link::Shared => "shared",
@@ -184,11 +187,16 @@ fn build() -> CApi {
         let path = bin.join(&label);
         compile(&prefix, "tests/c/coredump_helper.c", false, link, &path);
         helper.push(Program { label, path, link });
+        let label = format!("live-c-{suffix}");
+        let path = bin.join(&label);
+        compile(&prefix, "tests/c/live.c", false, link, &path);
+        live.push(Program { label, path, link });
     }
     CApi {
         prefix,
         set_trigger,
         helper,
+        live,
     }
 }
 
