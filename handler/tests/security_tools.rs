@@ -391,13 +391,17 @@ fn trace_from_core_changes_no_owner_when_the_user_swaps_a_subdirectory_for_a_lin
     // The tool under strace, which stops it (SIGSTOP) right after the
     // second change of owner it makes, if it makes any: the temporary
     // directory is the user's by then, and the user swaps the
-    // subdirectory root is about to walk for a link to the canary.
+    // subdirectory root is about to walk for a link to the canary. strace
+    // also stops the tool at each of its system calls (the same tracing
+    // stop, in /proc): its log says when the stop is the injected one.
     let cores = lab.cores.to_str().unwrap();
     let pid = crash.pid.to_string();
+    let strace_dir = TempDir::new("lcd-strace");
+    let strace_log = strace_dir.path().join("strace.log");
     let mut traced = Command::new("strace")
+        .arg("-o")
+        .arg(&strace_log)
         .args([
-            "-o",
-            "/dev/null",
             "-e",
             "trace=lchown,fchownat,chown,fchown",
             "-e",
@@ -418,10 +422,13 @@ fn trace_from_core_changes_no_owner_when_the_user_swaps_a_subdirectory_for_a_lin
             break status;
         }
         assert!(started.elapsed() < TOOL_TIMEOUT, "the tool did not end");
-        // The tool is strace's child.
+        // The tool is strace's child, stopped by the injected SIGSTOP.
+        let injected = fs::read_to_string(&strace_log)
+            .is_ok_and(|log| log.contains("--- stopped by SIGSTOP ---"));
         let stopped = testsupport::process::children_of(traced.id() as i32)
             .into_iter()
-            .find(|(child, _)| stat_field(*child, 3).is_some_and(|s| s == "t" || s == "T"));
+            .find(|(child, _)| stat_field(*child, 3).is_some_and(|s| s == "t" || s == "T"))
+            .filter(|_| injected);
         if let (Some((tool_pid, _)), false) = (stopped, swapped) {
             let top = fs::read_dir(tmp.path())
                 .unwrap()
