@@ -31,7 +31,7 @@ fn committed_header_matches_the_sources() {
         .unwrap_or_else(|e| panic!("reading {}: {e}", header.display()));
     assert!(
         committed == generated,
-        "{} is stale: regenerate it with `UPDATE_HEADER=1 cargo test -p lttng-coredump --test header`",
+        "{} is stale: regenerate it with `UPDATE_HEADER=1 cargo test -p lttng-coredump-capi --test header`",
         header.display()
     );
 }
