@@ -1,182 +1,43 @@
-//! Compiles the C programs of the system tests (the project's one crashing
-//! program, `programs/crasher.c`, and the layout probe in `tests/fixtures`) with the C compiler the
-//! `cc` crate finds, with warnings as errors, and tells the tests where they
-//! are through `FIXTURE_*` environment variables.
+//! Compiles the C program of the root package's own tests: the layout probe
+//! (`tests/fixtures/lttng_ctl_layout.c`, the sizes and offsets of
+//! liblttng-ctl's structs as C sees them, which `tests/lttng_ctl_layout.rs`
+//! compares with the bindings), with warnings as errors, and tells the test
+//! where it is (`FIXTURE_LTTNG_CTL_LAYOUT`). The C programs the test
+//! support runs are compiled by `testsupport/build.rs`.
 
-use std::env;
-use std::path::{Path, PathBuf};
-
-const CFLAGS: &[&str] = &["-Wall", "-Wextra", "-Werror", "-O1", "-g"];
-
-/// Builds one executable from `sources`, linking `libs` found by pkg-config.
-fn build_executable(name: &str, sources: &[&str], pkg_libs: &[&str]) -> PathBuf {
-    build(name, sources, pkg_libs, false)
-}
-
-/// Builds one shared library (for `LD_PRELOAD`) from `sources`.
-fn build_shared(name: &str, sources: &[&str]) -> PathBuf {
-    build(name, sources, &[], true)
-}
-
-fn build(name: &str, sources: &[&str], pkg_libs: &[&str], shared: bool) -> PathBuf {
-    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let exe = out_dir.join(name);
-    let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
-    let mut cmd = compiler.to_command();
-    cmd.args(CFLAGS).arg("-Iprograms").arg("-o").arg(&exe);
-    if shared {
-        cmd.args(["-shared", "-fPIC"]);
-    }
-    for src in sources {
-        println!("cargo:rerun-if-changed={src}");
-        cmd.arg(src);
-    }
-    for lib in pkg_libs {
-        let probed = pkg_config::Config::new()
-            .cargo_metadata(false)
-            .probe(lib)
-            .unwrap_or_else(|e| {
-                panic!("pkg-config could not find {lib} (apt-get install -y liblttng-ust-dev liblttng-ctl-dev libfuse3-dev): {e}")
-            });
-        for dir in probed.include_paths {
-            cmd.arg(format!("-I{}", dir.display()));
-        }
-        for dir in probed.link_paths {
-            cmd.arg(format!("-L{}", dir.display()));
-        }
-        for l in probed.libs {
-            cmd.arg(format!("-l{l}"));
-        }
-    }
-    cmd.arg("-ldl");
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("could not run the C compiler for {name}: {e}"));
-    assert!(
-        status.success(),
-        "compiling the {name} fixture failed: {cmd:?}"
-    );
-    exe
-}
-
-/// The crash report's fixtures (`tests/fixtures/report`): a shared
-/// library, a program crashing in every way the report must read (built
-/// with and without debug information, linked to the library), and a Rust
-/// program built with `panic=abort`.
-fn build_report_fixtures() {
-    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let dir = "tests/fixtures/report";
-    for file in [
-        "report_crasher.c",
-        "report_library.c",
-        "report_fixture.h",
-        "report_panic.rs",
-    ] {
-        println!("cargo:rerun-if-changed={dir}/{file}");
-    }
-    let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
-    let run = |what: &str, mut cmd: std::process::Command| {
-        let status = cmd
-            .status()
-            .unwrap_or_else(|e| panic!("could not run the compiler for {what}: {e}"));
-        assert!(
-            status.success(),
-            "compiling the {what} fixture failed: {cmd:?}"
-        );
-    };
-    // The compiler alone, without the cc crate's flags for the build
-    // profile (-g, -fno-omit-frame-pointer): built as a distribution would.
-    let cc = || std::process::Command::new(compiler.path());
-    let library = out_dir.join("libreport_fixture.so");
-    let mut cmd = cc();
-    cmd.args(CFLAGS)
-        .args(["-shared", "-fPIC", "-Wl,-soname,libreport_fixture.so", "-o"])
-        .arg(&library)
-        .arg(format!("{dir}/report_library.c"));
-    run("libreport_fixture.so", cmd);
-    export("FIXTURE_REPORT_LIBRARY", &library);
-    // With debug information; without (symbols only); and unoptimized with
-    // frame pointers (rbp-based unwind tables, which the hostile-core test
-    // turns into a frame chain that loops).
-    for (name, flags) in [
-        ("report_crasher", &["-O1", "-g"][..]),
-        ("report_crasher_nodebug", &["-O1"][..]),
-        (
-            "report_crasher_fp",
-            &["-O0", "-g", "-fno-omit-frame-pointer"][..],
-        ),
-    ] {
-        let exe = out_dir.join(name);
-        let mut cmd = cc();
-        cmd.args(["-Wall", "-Wextra", "-Werror", "-pthread"])
-            .args(flags)
-            .arg(format!("-I{dir}"))
-            .arg("-o")
-            .arg(&exe)
-            .arg(format!("{dir}/report_crasher.c"))
-            .arg(format!("-L{}", out_dir.display()))
-            .args(["-lreport_fixture", "-Wl,-rpath,$ORIGIN"]);
-        run(name, cmd);
-        export(&format!("FIXTURE_{}", name.to_uppercase()), &exe);
-    }
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let panic = out_dir.join("report_panic");
-    let mut cmd = std::process::Command::new(rustc);
-    cmd.args([
-        "--edition",
-        "2021",
-        "-C",
-        "panic=abort",
-        "-g",
-        "-C",
-        "opt-level=1",
-        "-o",
-    ])
-    .arg(&panic)
-    .arg(format!("{dir}/report_panic.rs"));
-    run("report_panic", cmd);
-    export("FIXTURE_REPORT_PANIC", &panic);
-}
-
-fn export(var: &str, path: &Path) {
-    println!("cargo:rustc-env={var}={}", path.display());
-}
+use std::path::PathBuf;
 
 fn main() {
-    println!("cargo:rerun-if-changed=programs/lttng_coredump_tp.h");
-    let crasher = build_executable("crasher", &["programs/crasher.c"], &["lttng-ust"]);
-    export("FIXTURE_CRASHER", &crasher);
-    let layout = build_executable(
-        "lttng_ctl_layout",
-        &["tests/fixtures/lttng_ctl_layout.c"],
-        &["lttng-ctl"],
+    let source = "tests/fixtures/lttng_ctl_layout.c";
+    println!("cargo:rerun-if-changed={source}");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let exe = out_dir.join("lttng_ctl_layout");
+    let probed = pkg_config::Config::new()
+        .cargo_metadata(false)
+        .probe("lttng-ctl")
+        .unwrap_or_else(|e| {
+            panic!("pkg-config could not find lttng-ctl (apt-get install -y liblttng-ctl-dev): {e}")
+        });
+    let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
+    let mut cmd = compiler.to_command();
+    cmd.args(["-Wall", "-Wextra", "-Werror", "-O1", "-g", "-o"])
+        .arg(&exe)
+        .arg(source);
+    for dir in &probed.include_paths {
+        cmd.arg(format!("-I{}", dir.display()));
+    }
+    for dir in &probed.link_paths {
+        cmd.arg(format!("-L{}", dir.display()));
+    }
+    for lib in &probed.libs {
+        cmd.arg(format!("-l{lib}"));
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("could not run the C compiler for the layout probe: {e}"));
+    assert!(
+        status.success(),
+        "compiling the layout probe failed: {cmd:?}"
     );
-    export("FIXTURE_LTTNG_CTL_LAYOUT", &layout);
-    // The attacker's tools of the security tests: a FUSE file system that
-    // never answers, a library that makes a user's own session daemon lie,
-    // and a program registering a trigger owned by any uid.
-    let hangfs = build_executable("hangfs", &["tests/fixtures/hangfs.c"], &["fuse3"]);
-    export("FIXTURE_HANGFS", &hangfs);
-    let hostile = build_shared(
-        "hostile_sessiond.so",
-        &["tests/fixtures/hostile_sessiond.c"],
-    );
-    export("FIXTURE_HOSTILE_SESSIOND", &hostile);
-    let register = build_executable(
-        "register_trigger",
-        &["tests/fixtures/register_trigger.c"],
-        &["lttng-ctl"],
-    );
-    export("FIXTURE_REGISTER_TRIGGER", &register);
-    let setuid_dumpable = build_executable(
-        "setuid_dumpable",
-        &["tests/fixtures/setuid_dumpable.c"],
-        &[],
-    );
-    export("FIXTURE_SETUID_DUMPABLE", &setuid_dumpable);
-    // Crashes made to cost the handler: a dump that waits on a FUSE file
-    // system, a core full of buffers that look like traces.
-    let hostile_crash = build_executable("hostile_crash", &["tests/fixtures/hostile_crash.c"], &[]);
-    export("FIXTURE_HOSTILE_CRASH", &hostile_crash);
-    build_report_fixtures();
+    println!("cargo:rustc-env=FIXTURE_LTTNG_CTL_LAYOUT={}", exe.display());
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * lttng-coredump: OnAnyCoreDump triggers (LTTng triggers RFC).
+ * lttng-coredump: OnAnyCoreDump triggers (LTTng triggers RFC), and the
+ * core of a running process with its snapshots (lttng_coredump_live()).
  *
  * Use together with <lttng/lttng.h>: lttng_trigger_set() takes the
  * struct lttng_handle * of lttng_create_handle(). Every int-returning
@@ -40,6 +41,31 @@ enum lttng_trigger_action {
    * Stop the session.
    */
   LTTNG_TRIGGER_ACTION_STOP = 2,
+};
+
+/**
+ * The flags of `lttng_coredump_live()`, OR-ed together
+ * (`enum lttng_coredump_live_flag`).
+ */
+enum lttng_coredump_live_flag {
+  /**
+   * Copy the memory while every thread is stopped (the pause grows with
+   * the memory) instead of the default copy-on-write copy.
+   */
+  LTTNG_COREDUMP_LIVE_STOP_AND_COPY = 1,
+  /**
+   * Only the copy-on-write method: fail (`-LTTNG_ERR_NOT_SUPPORTED`)
+   * where it cannot be used, instead of stopping and copying.
+   */
+  LTTNG_COREDUMP_LIVE_COPY_ON_WRITE = 2,
+  /**
+   * Compress the core with zstd (level 3).
+   */
+  LTTNG_COREDUMP_LIVE_ZSTD = 4,
+  /**
+   * Take no LTTng snapshot.
+   */
+  LTTNG_COREDUMP_LIVE_NO_SNAPSHOT = 8,
 };
 
 /**
@@ -170,6 +196,35 @@ int lttng_coredump_trigger_fire(enum lttng_trigger_type type,
                                 const void *opts,
                                 size_t nb_opt,
                                 struct lttng_coredump_fire_report **report);
+
+/**
+ * Writes the ELF core of the running process `pid` to `fd`, stopping the
+ * process only for as long as it takes to make a copy-on-write copy of it
+ * (or, with `LTTNG_COREDUMP_LIVE_STOP_AND_COPY`, to copy its memory), and
+ * fires the OnAnyCoreDump triggers (snapshot actions) while its threads
+ * are stopped, so that the snapshots end where the core begins: in the
+ * root session daemon (root, or a member of the `tracing` group) and in
+ * the process owner's own daemon (as the owner), as for a crash. The process is
+ * not signalled, its parent sees nothing, and it resumes even if the
+ * caller dies during the call. gdb reads the core as a kernel core.
+ *
+ * `fd` is a regular file (the core is written from its current position,
+ * the file cut there first, zero pages as holes) or a pipe or socket; it
+ * stays the caller's. `flags` is 0 or `enum lttng_coredump_live_flag`
+ * values OR-ed together.
+ *
+ * The caller must be root, or the process's owner where the kernel lets
+ * them trace it (not a set-uid or non-dumpable program). The work is done
+ * by a child process forked for the call and reaped before it returns.
+ *
+ * Returns 0, or a negative `LTTNG_ERR_*` code: `-LTTNG_ERR_EPERM` (another
+ * user's process, a set-uid or non-dumpable one), `-LTTNG_ERR_INVALID` (a
+ * pid that names no process, a zombie, a kernel thread, a bad `fd` or
+ * flag), `-LTTNG_ERR_NOT_SUPPORTED`, `-LTTNG_ERR_FATAL` (the process
+ * exited during the dump, the core could not be written). A snapshot that
+ * fails does not fail the call.
+ */
+int lttng_coredump_live(pid_t pid, int fd, unsigned int flags);
 
 /**
  * How many actions the fire ran (or tried to): one entry per session

@@ -24,7 +24,7 @@ CORE_PIPE_LIMIT = 16
 # the snapshots were done.
 STAGES_FIELD = "stages"
 
-# What our handler's line passes it (see handler/src/kernel_args.rs).
+# What our handler's line passes it (see handler/src/crash/context.rs).
 OURS_SPECIFIERS = "P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E"
 
 

@@ -8,7 +8,7 @@ def handler_binary():
     """(path, None) when the handler builds and has its `handle`
     subcommand, else (None, why)."""
     try:
-        cargo_build("lttng-coredump-handler", "--bin", "lttng-coredump")
+        cargo_build("lttng-coredump", "--bin", "lttng-coredump")
     except BenchError as e:
         return None, f"the handler does not build: {e}"
     exe = Profile.dir() / "lttng-coredump"

@@ -31,7 +31,7 @@ fn committed_header_matches_the_sources() {
         .unwrap_or_else(|e| panic!("reading {}: {e}", header.display()));
     assert!(
         committed == generated,
-        "{} is stale: regenerate it with `UPDATE_HEADER=1 cargo test -p lttng-coredump --test header`",
+        "{} is stale: regenerate it with `UPDATE_HEADER=1 cargo test -p lttng-coredump-capi --test header`",
         header.display()
     );
 }
@@ -60,6 +60,9 @@ fn header_has_the_rfc_declarations() {
         "int lttng_trigger(enum lttng_trigger_type type, char *socket_path, const void *opts, size_t nb_opt);",
         "int lttng_trigger_unset(struct lttng_handle *handle, enum lttng_trigger_type type, enum lttng_trigger_action action, const void *opts, size_t nb_opt);",
         "struct lttng_trigger_onanycoredump { pid_t pid; uid_t uid; gid_t gid;",
+        "int lttng_coredump_live(pid_t pid, int fd, unsigned int flags);",
+        "LTTNG_COREDUMP_LIVE_STOP_AND_COPY = 1, ",
+        "LTTNG_COREDUMP_LIVE_NO_SNAPSHOT = 8, };",
     ] {
         assert!(flat.contains(prototype), "missing {prototype:?}:\n{generated}");
     }

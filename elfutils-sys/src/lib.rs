@@ -10,7 +10,15 @@
 #![allow(non_camel_case_types, non_upper_case_globals, non_snake_case)]
 #![allow(clippy::all)]
 
-include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+/// What bindgen generated (its bitfield accessors' unsafe blocks are its
+/// own, without our SAFETY comments).
+#[allow(clippy::undocumented_unsafe_blocks)]
+mod generated {
+    #![allow(non_camel_case_types, non_upper_case_globals, non_snake_case)]
+    #![allow(clippy::all)]
+    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+}
+pub use generated::*;
 
 /// The libdebuginfod functions the `elfutils` crate calls, with the
 /// signatures of `<elfutils/debuginfod.h>`, found in the copy of

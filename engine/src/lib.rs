@@ -3,9 +3,9 @@
 //! their actions for a crash. This file is its interface: what a fire is
 //! told about the crash, where it acts, and the report of what it did.
 //!
-//! The core_pattern handler (`lttng-coredump-handler`) uses it directly; the
-//! C library (`capi/`, `lttng_trigger_set()`, `lttng_trigger()`) exports it
-//! to C programs.
+//! The core_pattern handler (`lttng-coredump`, in `handler/`) uses it
+//! directly; the C library (`capi/`, `lttng_trigger_set()`,
+//! `lttng_trigger()`) exports it to C programs.
 //!
 //! The engine's parts: [`encoding`] (how an OnAnyCoreDump trigger is stored
 //! as an LTTng trigger; set, unset, list), [`target`] (which daemon, as

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lttng_coredump_handler::config::{parse_size, Config};
+use lttng_coredump_handler::base::config::{parse_size, Config};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

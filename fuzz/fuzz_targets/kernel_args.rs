@@ -6,8 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lttng_coredump_handler::kernel_args::KernelArgs;
-use lttng_coredump_handler::sanitize::{
+use lttng_coredump_handler::crash::context::CrashContext;
+use lttng_coredump_handler::base::sanitize::{
     file_name_component, for_log, is_bidi_control, MAX_COMPONENT_LEN,
 };
 use std::ffi::OsString;
@@ -18,18 +18,18 @@ fuzz_target!(|data: &[u8]| {
         .split(|&b| b == 0)
         .map(|arg| OsString::from_vec(arg.to_vec()))
         .collect();
-    let parsed = KernelArgs::parse(args);
+    let parsed = CrashContext::from_kernel_args(args);
     for error in &parsed.errors {
         assert!(
             !error.chars().any(|c| c.is_ascii_control()),
             "an error with a control character: {error:?}"
         );
     }
-    let _ = parsed.core_limit_bytes();
-    let _ = parsed.exe_path_from_kernel();
+    let _ = parsed.context.core_limit_bytes();
+    let _ = parsed.context.exe_path_from_kernel();
     for raw in [
-        parsed.comm.as_deref(),
-        parsed.hostname.as_deref(),
+        parsed.context.comm.as_deref(),
+        parsed.context.hostname.as_deref(),
         Some(data),
     ]
     .into_iter()

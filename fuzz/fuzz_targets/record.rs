@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lttng_coredump_handler::record_read::StoredRecord;
+use lttng_coredump_handler::store::record_read::StoredRecord;
 
 fuzz_target!(|data: &[u8]| {
     let record = match StoredRecord::parse(data) {

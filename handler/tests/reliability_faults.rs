@@ -46,8 +46,10 @@ fn config(cores: &Path, deadline: u64) -> String {
 }
 
 fn signal(pid: i32, signal: i32) {
-    // SAFETY: kill(2) on a process this test started; no memory involved.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid} {signal}");
+    assert!(
+        testsupport::process::signal(pid, signal),
+        "kill {pid} {signal}"
+    );
 }
 
 fn command_name(pid: i32) -> String {
@@ -206,8 +208,8 @@ fn a_failing_session_daemon_costs_the_snapshot_never_the_core() {
 
     // Whatever the daemon left (its consumers) goes before the user.
     for leftover in children_of(sessiond) {
-        // SAFETY: kill(2) on what the test's daemon started; it may be gone.
-        unsafe { libc::kill(leftover, libc::SIGKILL) };
+        // What the test's daemon started; it may be gone.
+        testsupport::process::signal(leftover, libc::SIGKILL);
     }
     drop(user);
 }

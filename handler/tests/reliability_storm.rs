@@ -92,12 +92,7 @@ impl Drop for SmallSession {
 
 /// Free bytes for an unprivileged writer on the filesystem of `path`.
 fn free_bytes(path: &Path) -> u64 {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: statvfs writes into the zeroed struct we pass, reading the
-    // NUL-terminated path.
-    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) }, 0);
+    let stats = rustix::fs::statvfs(path).unwrap();
     stats.f_bavail * stats.f_frsize
 }
 

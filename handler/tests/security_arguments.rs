@@ -4,7 +4,7 @@
 //! host name never becomes an option of the chained command; bidi controls
 //! never reach the log raw. (Issue 10, item 8.)
 
-use lttng_coredump_handler::kernel_args::KernelArgs;
+use lttng_coredump_handler::crash::context::CrashContext;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -77,7 +77,7 @@ fn a_process_name_cannot_choose_the_configuration() {
         "|/usr/sbin/lttng-coredump handle P=%P u=%u g=%g s=%s t=%t c=%c d=%d F=%F h=%h e=%e E=%E";
     let args = split_like_an_old_kernel(line, "x --config /etc/passwd");
     assert!(args.iter().any(|a| a == "--config"), "{args:?}");
-    let parsed = KernelArgs::parse(args);
+    let parsed = CrashContext::from_kernel_args(args);
     assert_eq!(parsed.config, None, "{parsed:?}");
     assert!(
         parsed.errors.iter().any(|e| e.contains("--config")),
@@ -86,9 +86,9 @@ fn a_process_name_cannot_choose_the_configuration() {
     );
     // The same with the option's other form.
     let args = split_like_an_old_kernel(line, "x --config=/etc/passwd");
-    assert_eq!(KernelArgs::parse(args).config, None);
+    assert_eq!(CrashContext::from_kernel_args(args).config, None);
     // As the first argument it is the installed line's own.
-    let parsed = KernelArgs::parse(
+    let parsed = CrashContext::from_kernel_args(
         ["--config", "/etc/x.toml", "P=1"]
             .iter()
             .map(OsString::from),

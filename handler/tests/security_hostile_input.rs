@@ -114,7 +114,7 @@ fn wrong_argument_lists_and_255_byte_fields_still_save_the_core() {
     // The PID the handler is handed is a process of this test's own.
     let stand_in = StandIn::start();
     let pid = stand_in.pid().to_string();
-    // The kernel's form (a P= field, see kernel_args::is_kernel_form),
+    // The kernel's form (a P= field, see crash::context::is_kernel_form),
     // however malformed the rest.
     let mut many: Vec<OsString> = (0..500)
         .map(|i| field("Z", &[b'a'; 64][..i % 64]))

@@ -8,9 +8,10 @@
 //! these tests drive `procinfo::gather` with real processes: one that exits
 //! and a second one given the same PID on purpose (`ns_last_pid`).
 
-use lttng_coredump_handler::procinfo::{gather, Identity, ProcessInfo};
+use lttng_coredump_handler::crash::procinfo::{gather, ProcessInfo};
+use lttng_coredump_handler::store::record::Identity;
 use std::fs;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,16 +21,9 @@ const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
 
 /// A pidfd of `pid`, as the kernel gives the handler one.
 fn pidfd_of(pid: i32) -> OwnedFd {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1;
-    // no memory is passed.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    assert!(
-        fd >= 0,
-        "pidfd_open({pid}): {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: a fresh descriptor this process owns and nothing else holds.
-    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+    let process = rustix::process::Pid::from_raw(pid).expect("a PID");
+    rustix::process::pidfd_open(process, rustix::process::PidfdFlags::empty())
+        .unwrap_or_else(|err| panic!("pidfd_open({pid}): {err}"))
 }
 
 fn raw(fd: &OwnedFd) -> i32 {

@@ -168,22 +168,21 @@ struct TestTerminal {
 
 impl TestTerminal {
     fn open() -> TestTerminal {
-        use std::os::fd::FromRawFd;
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: valid out-pointers; no name buffer, no termios, no size.
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: openpty returned both descriptors; each owned once.
-        let (master, slave) =
-            unsafe { (fs::File::from_raw_fd(master), fs::File::from_raw_fd(slave)) };
+        use rustix::fs::{Mode, OFlags};
+        use rustix::pty::OpenptFlags;
+        // What openpty(3) does: both ends read-write, neither made the
+        // test's controlling terminal (nor closed on exec).
+        let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        rustix::pty::grantpt(&master).unwrap();
+        rustix::pty::unlockpt(&master).unwrap();
+        let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+        let slave = rustix::fs::open(
+            name.as_c_str(),
+            OFlags::RDWR | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let (master, slave) = (fs::File::from(master), fs::File::from(slave));
         let slave_path = fs::read_link(format!(
             "/proc/self/fd/{}",
             std::os::fd::AsRawFd::as_raw_fd(&slave)
@@ -212,26 +211,17 @@ impl TestTerminal {
         RunningTool(child)
     }
 
-    fn termios(&self) -> libc::termios {
-        // SAFETY: all zeroes is a valid termios to fill.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid descriptor and out-pointer.
-        let rc = unsafe { libc::tcgetattr(std::os::fd::AsRawFd::as_raw_fd(&self.slave), &mut t) };
-        assert_eq!(rc, 0);
-        t
+    fn termios(&self) -> rustix::termios::Termios {
+        rustix::termios::tcgetattr(&self.slave).unwrap()
     }
 
     /// What is waiting to be read as input on root's terminal.
     fn pending_input(&self) -> Vec<u8> {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.slave);
-        let mut waiting: libc::c_int = 0;
-        // SAFETY: FIONREAD fills an int.
-        unsafe { libc::ioctl(fd, libc::FIONREAD, &mut waiting) };
-        let mut buf = vec![0u8; waiting.max(0) as usize];
+        let waiting = rustix::io::ioctl_fionread(&self.slave).unwrap_or(0);
+        let mut buf = vec![0u8; waiting as usize];
         if !buf.is_empty() {
-            // SAFETY: reading into a buffer of that length.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            buf.truncate(n.max(0) as usize);
+            let n = rustix::io::read(&self.slave, &mut buf).unwrap_or(0);
+            buf.truncate(n);
         }
         buf
     }
@@ -262,9 +252,9 @@ impl RunningTool {
 
 impl Drop for RunningTool {
     fn drop(&mut self) {
-        // SAFETY: signals to the session this test started (setsid made
-        // the tool the leader of its process group).
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        // The session this test started (setsid made the tool the leader
+        // of its process group).
+        testsupport::process::signal(-(self.0.id() as i32), libc::SIGKILL);
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -401,13 +391,17 @@ fn trace_from_core_changes_no_owner_when_the_user_swaps_a_subdirectory_for_a_lin
     // The tool under strace, which stops it (SIGSTOP) right after the
     // second change of owner it makes, if it makes any: the temporary
     // directory is the user's by then, and the user swaps the
-    // subdirectory root is about to walk for a link to the canary.
+    // subdirectory root is about to walk for a link to the canary. strace
+    // also stops the tool at each of its system calls (the same tracing
+    // stop, in /proc): its log says when the stop is the injected one.
     let cores = lab.cores.to_str().unwrap();
     let pid = crash.pid.to_string();
+    let strace_dir = TempDir::new("lcd-strace");
+    let strace_log = strace_dir.path().join("strace.log");
     let mut traced = Command::new("strace")
+        .arg("-o")
+        .arg(&strace_log)
         .args([
-            "-o",
-            "/dev/null",
             "-e",
             "trace=lchown,fchownat,chown,fchown",
             "-e",
@@ -428,10 +422,13 @@ fn trace_from_core_changes_no_owner_when_the_user_swaps_a_subdirectory_for_a_lin
             break status;
         }
         assert!(started.elapsed() < TOOL_TIMEOUT, "the tool did not end");
-        // The tool is strace's child.
+        // The tool is strace's child, stopped by the injected SIGSTOP.
+        let injected = fs::read_to_string(&strace_log)
+            .is_ok_and(|log| log.contains("--- stopped by SIGSTOP ---"));
         let stopped = testsupport::process::children_of(traced.id() as i32)
             .into_iter()
-            .find(|(child, _)| stat_field(*child, 3).is_some_and(|s| s == "t" || s == "T"));
+            .find(|(child, _)| stat_field(*child, 3).is_some_and(|s| s == "t" || s == "T"))
+            .filter(|_| injected);
         if let (Some((tool_pid, _)), false) = (stopped, swapped) {
             let top = fs::read_dir(tmp.path())
                 .unwrap()
@@ -448,8 +445,8 @@ fn trace_from_core_changes_no_owner_when_the_user_swaps_a_subdirectory_for_a_lin
                 ),
             );
             swapped = true;
-            // SAFETY: a signal to the tool this test started.
-            unsafe { libc::kill(tool_pid, libc::SIGCONT) };
+            // The tool this test started.
+            testsupport::process::signal(tool_pid, libc::SIGCONT);
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -543,16 +540,15 @@ fn trace_runs_babeltrace2_as_the_user_in_a_session_of_its_own_without_roots_term
         "input pushed into root's terminal: {pushed:?}"
     );
     // The tool ends (SIGTERM): the user's child dies with it.
-    // SAFETY: a signal to the tool this test started.
-    unsafe { libc::kill(tool.pid(), libc::SIGTERM) };
+    testsupport::process::signal(tool.pid(), libc::SIGTERM);
     assert!(tool.wait_within(TOOL_TIMEOUT).is_some());
     wait_for("babeltrace2 gone with its parent", TOOL_TIMEOUT, || {
         processes_of(lab.user.uid, "babeltrace2").is_empty()
     });
     let after = terminal.termios();
     assert_eq!(
-        (before.c_lflag, before.c_iflag, before.c_oflag),
-        (after.c_lflag, after.c_iflag, after.c_oflag)
+        (before.local_modes, before.input_modes, before.output_modes),
+        (after.local_modes, after.input_modes, after.output_modes)
     );
 }
 
@@ -610,17 +606,11 @@ struct OpenWatch(fs::File);
 
 impl OpenWatch {
     fn new(path: &Path) -> OpenWatch {
-        use std::os::fd::FromRawFd;
-        use std::os::unix::ffi::OsStrExt;
-        // SAFETY: plain syscalls; the descriptor is owned once.
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        assert!(fd >= 0);
-        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: a valid descriptor and NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(fd, name.as_ptr(), libc::IN_OPEN) };
-        assert!(wd >= 0, "{}", std::io::Error::last_os_error());
-        // SAFETY: inotify_init1 returned it.
-        OpenWatch(unsafe { fs::File::from_raw_fd(fd) })
+        use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+        let fd = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC).unwrap();
+        inotify::add_watch(&fd, path, WatchFlags::OPEN)
+            .unwrap_or_else(|err| panic!("watching {}: {err}", path.display()));
+        OpenWatch(fs::File::from(fd))
     }
 
     fn opened(&mut self) -> bool {
@@ -794,8 +784,8 @@ fn debug_on_a_terminal_gives_gdb_a_terminal_of_its_own_and_puts_roots_back() {
     assert!(status.success(), "{status:?}");
     let after = terminal.termios();
     assert_eq!(
-        (before.c_lflag, before.c_iflag, before.c_oflag),
-        (after.c_lflag, after.c_iflag, after.c_oflag),
+        (before.local_modes, before.input_modes, before.output_modes),
+        (after.local_modes, after.input_modes, after.output_modes),
         "root's terminal was not put back"
     );
     drop(terminal);

@@ -220,11 +220,11 @@ fn a_service_killed_mid_crash_loses_that_core_and_a_restart_recovers() {
     // 1) Killed with a crash in its queue: the service is stopped
     // (SIGSTOP), the kernel connects and waits for the answer to its
     // request, holding the process; then SIGKILL.
-    // SAFETY: kill(2) of our own child, not yet reaped.
-    assert_eq!(
-        unsafe { libc::kill(service.pid() as i32, libc::SIGSTOP) },
-        0
-    );
+    // Our own child, not yet reaped.
+    assert!(testsupport::process::signal(
+        service.pid() as i32,
+        libc::SIGSTOP
+    ));
     let crasher = std::thread::spawn(crash);
     let deadline = Instant::now() + Duration::from_secs(120);
     while queued_connections(&socket) == 0 {
@@ -290,8 +290,8 @@ fn a_service_killed_mid_crash_loses_that_core_and_a_restart_recovers() {
     }
     service.signal_and_wait(libc::SIGKILL);
     let chain_pid: i32 = fs::read_to_string(&mark).unwrap().trim().parse().unwrap();
-    // SAFETY: kill(2) of the sleep the test's own chained command became.
-    unsafe { libc::kill(chain_pid, libc::SIGKILL) };
+    // The sleep the test's own chained command became.
+    testsupport::process::signal(chain_pid, libc::SIGKILL);
     let after = names_in(&cores);
     assert_eq!(after.len(), before.len() + 1, "{after:?}");
     let core = cores.join(core_name(pid).unwrap());
@@ -381,27 +381,25 @@ fn a_clean_stop_finishes_the_crashes_already_queued() {
     guard.set(&format!("@@{}", socket.display()));
     // Stopped, the service leaves the kernel's connection in its queue;
     // SIGTERM arrives while it is there.
-    // SAFETY: kill(2) of our own child, not yet reaped.
-    assert_eq!(
-        unsafe { libc::kill(service.pid() as i32, libc::SIGSTOP) },
-        0
-    );
+    // Our own child, not yet reaped.
+    assert!(testsupport::process::signal(
+        service.pid() as i32,
+        libc::SIGSTOP
+    ));
     let crasher = std::thread::spawn(crash);
     let deadline = Instant::now() + Duration::from_secs(120);
     while queued_connections(&socket) == 0 {
         assert!(Instant::now() < deadline, "the kernel never connected");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::kill(service.pid() as i32, libc::SIGTERM) },
-        0
-    );
-    // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::kill(service.pid() as i32, libc::SIGCONT) },
-        0
-    );
+    assert!(testsupport::process::signal(
+        service.pid() as i32,
+        libc::SIGTERM
+    ));
+    assert!(testsupport::process::signal(
+        service.pid() as i32,
+        libc::SIGCONT
+    ));
     let (pid, output) = crasher.join().unwrap();
     assert!(core_dumped(&output.status), "{:?}", output.status);
     let (_, record) = wait_for_record(&cores, pid);

@@ -41,8 +41,10 @@ fn config(cores: &Path, deadline: u64) -> String {
 }
 
 fn signal(pid: i32, signal: i32) {
-    // SAFETY: kill(2) on a process this test started; no memory involved.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid} {signal}");
+    assert!(
+        testsupport::process::signal(pid, signal),
+        "kill {pid} {signal}"
+    );
 }
 
 /// The service's children (its resident children: it starts no other

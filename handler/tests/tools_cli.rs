@@ -8,9 +8,9 @@
 //! run by bash and zsh themselves.
 
 use lttng_coredump_engine::{FireError, FireReport};
-use lttng_coredump_handler::procinfo::Identity;
-use lttng_coredump_handler::record::{CoreSection, CrashRecord, Crashed, Signal, FORMAT};
-use lttng_coredump_handler::snapshot::DaemonFire;
+use lttng_coredump_handler::store::record::{
+    CoreSection, CrashRecord, Crashed, DaemonFire, Identity, Signal, FORMAT,
+};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -535,7 +535,7 @@ fn coredumpctls_options_select_order_and_print_crashes() {
     let snapshot = dir.path().join("snapshot");
     fs::create_dir(&snapshot).unwrap();
     let mut traced = record(&cores, 104, now(), "/opt/t/prog-d", 10);
-    traced.snapshots = vec![lttng_coredump_handler::record::SnapshotEntry {
+    traced.snapshots = vec![lttng_coredump_handler::store::record::SnapshotEntry {
         daemon: "root".into(),
         session: "s".into(),
         action: "snapshot".into(),
@@ -580,7 +580,7 @@ fn vacuum_says_what_it_deletes_and_what_it_keeps_and_why_and_can_only_say_it() {
         let core = PathBuf::from(crash.core.path.as_deref().unwrap());
         for path in [&core, &record_path] {
             let file = fs::File::open(path).unwrap();
-            lttng_coredump_handler::space::mark_owner(&file, uid).unwrap();
+            lttng_coredump_handler::store::space::mark_owner(&file, uid).unwrap();
             let age = std::time::SystemTime::now() - Duration::from_secs(ago as u64);
             fs::File::options()
                 .write(true)

@@ -183,10 +183,8 @@ mod tests {
             root_then_nobody(gid, &home);
             let _guard = lock::lock();
             // SAFETY: NUL-terminated string, copied by the library.
-            assert_eq!(
-                unsafe { sys::lttng_set_tracing_group(NO_TRACING_GROUP.as_ptr()) },
-                0
-            );
+            let set = unsafe { sys::lttng_set_tracing_group(NO_TRACING_GROUP.as_ptr()) };
+            assert_eq!(set, 0);
             // SAFETY: no arguments; the lock is held.
             vec![unsafe { sys::lttng_session_daemon_alive() } as u8]
         });

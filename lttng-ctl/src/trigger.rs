@@ -368,7 +368,7 @@ fn build_snapshot_output(
         .ok_or_else(|| out_of_memory(context.clone()))?;
     let p = raw.as_ptr();
     let is_local = output.ctrl_url.starts_with('/') || output.ctrl_url.starts_with("file://");
-    // SAFETY (each call): `p` is a live output; strings are copied.
+    // SAFETY: for each call, `p` is a live output; strings are copied.
     let ret = unsafe {
         match (&data_url, is_local) {
             (Some(data), _) => {
@@ -445,7 +445,7 @@ unsafe fn decode_snapshot_output(
 unsafe fn decode_action(action: *const sys::lttng_action) -> ActionInfo {
     use sys::lttng_action_status as St;
     use sys::lttng_action_type as Ty;
-    // SAFETY (whole body): `action` is live and each getter matches its type.
+    // SAFETY: for the whole body, `action` is live and each getter matches its type.
     unsafe {
         let ty = sys::lttng_action_get_type(action);
         let session =
@@ -485,7 +485,7 @@ unsafe fn decode_action(action: *const sys::lttng_action) -> ActionInfo {
 /// # Safety
 /// `action` must be live; the lock must be held.
 unsafe fn decode_actions(action: *const sys::lttng_action) -> Vec<ActionInfo> {
-    // SAFETY (whole body): `action` is live; list members live as long as
+    // SAFETY: for the whole body, `action` is live; list members live as long as
     // the list.
     unsafe {
         if sys::lttng_action_get_type(action) != sys::lttng_action_type::LTTNG_ACTION_TYPE_LIST {
@@ -536,7 +536,7 @@ unsafe fn decode_condition(condition: *const sys::lttng_condition) -> ConditionI
     use sys::lttng_condition_type as C;
     use sys::lttng_event_rule_status as R;
     use sys::lttng_event_rule_type as E;
-    // SAFETY (whole body): `condition` is live; the rule it lends lives as
+    // SAFETY: for the whole body, `condition` is live; the rule it lends lives as
     // long as it; each getter matches the type checked before it.
     unsafe {
         let other = |what: &str| ConditionInfo::Other {
@@ -633,7 +633,7 @@ pub struct TriggerInfo {
 /// `trigger` must be live; the lock must be held.
 unsafe fn decode_trigger(trigger: *const sys::lttng_trigger) -> TriggerInfo {
     use sys::lttng_trigger_status as T;
-    // SAFETY (whole body): `trigger` is live; its condition and action live
+    // SAFETY: for the whole body, `trigger` is live; its condition and action live
     // as long as it.
     unsafe {
         let name = out_string(T::LTTNG_TRIGGER_STATUS_OK, |out| {

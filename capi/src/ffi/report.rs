@@ -84,8 +84,8 @@ unsafe fn entry<'a>(report: *const FireReportHandle, index: usize) -> Option<&'a
 pub unsafe extern "C" fn lttng_coredump_fire_report_get_count(
     report: *const FireReportHandle,
 ) -> usize {
-    // SAFETY: per the contract.
     boundary_or(0, || {
+        // SAFETY: per the contract.
         unsafe { report.as_ref() }.map_or(0, |r| r.entries.len())
     })
 }
@@ -99,8 +99,8 @@ pub unsafe extern "C" fn lttng_coredump_fire_report_get_session(
     report: *const FireReportHandle,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: per the contract.
     boundary_or(ptr::null(), || {
+        // SAFETY: per the contract.
         unsafe { entry(report, index) }.map_or(ptr::null(), |e| e.session.as_ptr())
     })
 }
@@ -116,8 +116,8 @@ pub unsafe extern "C" fn lttng_coredump_fire_report_get_action(
     index: usize,
 ) -> c_int {
     let invalid = -(lttng_ctl::ErrorCode::Invalid.raw() as c_int);
-    // SAFETY: per the contract.
     boundary_or(invalid, || {
+        // SAFETY: per the contract.
         unsafe { entry(report, index) }.map_or(invalid, |e| e.action as c_int)
     })
 }
@@ -132,8 +132,8 @@ pub unsafe extern "C" fn lttng_coredump_fire_report_get_snapshot_path(
     report: *const FireReportHandle,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: per the contract.
     boundary_or(ptr::null(), || {
+        // SAFETY: per the contract.
         unsafe { entry(report, index) }.map_or(ptr::null(), |e| opt_ptr(e.snapshot_path.as_ref()))
     })
 }
@@ -149,8 +149,8 @@ pub unsafe extern "C" fn lttng_coredump_fire_report_get_status(
     index: usize,
 ) -> c_int {
     let invalid = -(lttng_ctl::ErrorCode::Invalid.raw() as c_int);
-    // SAFETY: per the contract.
     boundary_or(invalid, || {
+        // SAFETY: per the contract.
         unsafe { entry(report, index) }.map_or(invalid, |e| e.status)
     })
 }
@@ -165,8 +165,8 @@ pub unsafe extern "C" fn lttng_coredump_fire_report_get_error_message(
     report: *const FireReportHandle,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: per the contract.
     boundary_or(ptr::null(), || {
+        // SAFETY: per the contract.
         unsafe { entry(report, index) }.map_or(ptr::null(), |e| opt_ptr(e.message.as_ref()))
     })
 }
@@ -180,8 +180,8 @@ pub unsafe extern "C" fn lttng_coredump_fire_report_get_trigger_name(
     report: *const FireReportHandle,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: per the contract.
     boundary_or(ptr::null(), || {
+        // SAFETY: per the contract.
         unsafe { entry(report, index) }.map_or(ptr::null(), |e| opt_ptr(e.trigger_name.as_ref()))
     })
 }
@@ -196,8 +196,8 @@ pub unsafe extern "C" fn lttng_coredump_fire_report_get_owner_uid(
     report: *const FireReportHandle,
     index: usize,
 ) -> i64 {
-    // SAFETY: per the contract.
     boundary_or(-1, || {
+        // SAFETY: per the contract.
         unsafe { entry(report, index) }
             .and_then(|e| e.owner_uid)
             .map_or(-1, i64::from)
@@ -214,8 +214,8 @@ pub unsafe extern "C" fn lttng_coredump_fire_report_get_owner_uid(
 pub unsafe extern "C" fn lttng_coredump_fire_report_get_error_count(
     report: *const FireReportHandle,
 ) -> usize {
-    // SAFETY: per the contract.
     boundary_or(0, || {
+        // SAFETY: per the contract.
         unsafe { report.as_ref() }.map_or(0, |r| r.errors.len())
     })
 }
@@ -231,8 +231,8 @@ pub unsafe extern "C" fn lttng_coredump_fire_report_get_error_code(
     index: usize,
 ) -> c_int {
     let invalid = -(lttng_ctl::ErrorCode::Invalid.raw() as c_int);
-    // SAFETY: per the contract.
     boundary_or(invalid, || {
+        // SAFETY: per the contract.
         unsafe { report.as_ref() }
             .and_then(|r| r.errors.get(index))
             .map_or(invalid, |(code, _)| *code)
@@ -248,8 +248,8 @@ pub unsafe extern "C" fn lttng_coredump_fire_report_get_error(
     report: *const FireReportHandle,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: per the contract.
     boundary_or(ptr::null(), || {
+        // SAFETY: per the contract.
         unsafe { report.as_ref() }
             .and_then(|r| r.errors.get(index))
             .map_or(ptr::null(), |(_, message)| message.as_ptr())

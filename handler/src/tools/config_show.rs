@@ -6,8 +6,8 @@
 //! non-zero exit status when it printed a problem (`--check`: only the
 //! problems, for scripts).
 
-use crate::config::{self, Config};
-use crate::config_parse;
+use crate::base::config::{self, Config};
+use crate::base::config_parse;
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
         }
         bytes.to_string()
     };
-    let duration = |d: std::time::Duration| format!("\"{}\"", super::human::duration(d));
+    let duration = |d: std::time::Duration| format!("\"{}\"", crate::base::human::duration(d));
     let text = |s: &str| Value::String(s.to_string()).to_string();
     let mut out = vec![
         ("core_dir".into(), text(&config.core_dir.to_string_lossy())),
@@ -158,7 +158,7 @@ pub fn report(
         problems.push(why.clone());
     }
     for problem in &problems {
-        writeln!(out, "# problem: {}", super::human::text(problem)).expect("String");
+        writeln!(out, "# problem: {}", crate::base::human::text(problem)).expect("String");
     }
     let mut in_chain = false;
     for (key, value) in values(&config) {
@@ -243,7 +243,7 @@ pub fn run(args: &super::ConfigArgs) -> Result<ExitCode> {
         .map(|p| p.config.core_dir.clone())
         .unwrap_or_else(|| config::DEFAULT_CORE_DIR.into());
     let (used, dir_problems) =
-        crate::coredir::would_use(&configured, Path::new(config::DEFAULT_CORE_DIR));
+        crate::store::coredir::would_use(&configured, Path::new(config::DEFAULT_CORE_DIR));
     let core_dir = match used {
         Some(used) if used == configured => None,
         Some(used) => Some((used, dir_problems.join("; "))),
@@ -258,7 +258,7 @@ pub fn run(args: &super::ConfigArgs) -> Result<ExitCode> {
     let shown = report(&path, parsed.as_ref(), &heading, problems, core_dir);
     if args.check {
         for problem in &shown.problems {
-            println!("problem: {}", super::human::text(problem));
+            println!("problem: {}", crate::base::human::text(problem));
         }
     } else {
         print!("{}", shown.text);
@@ -273,7 +273,7 @@ pub fn run(args: &super::ConfigArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config_parse::{CHAIN_KEYS, KEYS};
+    use crate::base::config_parse::{CHAIN_KEYS, KEYS};
 
     const EXAMPLE: &str = include_str!("../../config.example.toml");
 

@@ -6,19 +6,19 @@
 //! backtrace, so the command can be scripted.
 //!
 //! When root debugs another user's crash, the debugger runs as that user
-//! ([`crate::user_child`]: their executable, their core, their `.gdbinit`
+//! ([`crate::base::user_child`]: their executable, their core, their `.gdbinit`
 //! and auto-load scripts never run as root), decompressing the core, when
 //! it must, into a directory it creates itself; on a terminal it gets a
 //! pseudo-terminal of its own that root relays, never root's terminal. A
 //! core only root may read (the process was not the user's own in every
 //! respect) is not shown to that user: refused, with what to do instead.
 
-use super::core::{copy_sparse, create_private, open, reader};
-use super::human::escape;
 use super::output::require_program;
+use super::read_core::{copy_sparse, create_private, open, reader};
 use super::show;
 use super::DebugArgs;
-use crate::user_child::{self, Input, UserCommand, Who};
+use crate::base::human::escape;
+use crate::base::user_child::{self, Input, UserCommand, Who};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::fs::DirBuilderExt;
@@ -152,7 +152,7 @@ fn debugger_arguments(args: &DebugArgs) -> Result<Vec<String>> {
 /// `debug` by root over the crash of `who`: the debugger runs as them.
 fn run_as_user(
     args: &DebugArgs,
-    crash: &super::store::Crash,
+    crash: &crate::store::crashes::Crash,
     who: Who,
     extra: &[String],
 ) -> Result<ExitCode> {
@@ -240,7 +240,7 @@ fn relay_batch(command: UserCommand) -> Result<std::process::ExitStatus> {
             Ok(0) => break Ok(()),
             Ok(_) if to_terminal => {
                 let text = String::from_utf8_lossy(&line);
-                let text = super::human::escape_controls(text.trim_end_matches('\n'));
+                let text = crate::base::human::escape_controls(text.trim_end_matches('\n'));
                 writeln!(out, "{text}")?;
             }
             Ok(_) => out.write_all(&line)?,
@@ -251,7 +251,7 @@ fn relay_batch(command: UserCommand) -> Result<std::process::ExitStatus> {
     let finished = reader.into_inner().finish()?;
     relayed?;
     for line in finished.errors.lines() {
-        eprintln!("{}", super::human::escape_controls(line));
+        eprintln!("{}", crate::base::human::escape_controls(line));
     }
     Ok(finished.status)
 }

@@ -7,62 +7,23 @@
 //! read (its POSIX ACL), and the kernel, not this code, decides what may be
 //! opened. Everything a record holds about the process came from the
 //! crashing user and is shown escaped.
+//!
+//! Their options are the types below (each derives clap's `Args`), which
+//! the command line's subcommands (`cli::crash_tools`) take as they are.
 
 pub mod config_show;
-pub mod core;
 pub mod debug;
-pub mod human;
 pub mod output;
+pub mod read_core;
 pub mod select;
 pub mod show;
 pub mod source;
-pub mod store;
 pub mod trace;
-pub mod trace_core;
-pub mod trace_text;
 pub mod user_side;
 pub mod vacuum;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
-use std::process::ExitCode;
-
-/// The crash tools' subcommands (flattened into the main command line).
-///
-/// Those that select crashes (list, info, debug, dump, trace) take
-/// coredumpctl's options: MATCH arguments, -1, -n N, -r, -S/-U,
-/// --json=short|pretty, --no-pager, -q.
-#[derive(Subcommand, Debug)]
-pub enum CrashCommand {
-    /// One line a crash: time, PID, uid, signal, core (present or not and
-    /// its size), whether a trace snapshot was taken, program.
-    List(ListArgs),
-    /// Everything the crash records hold, laid out for people, with the
-    /// paths, and why there is no trace when there is none.
-    Info(ListArgs),
-    /// Run a debugger (gdb) on the executable and the core of the latest
-    /// matching crash. Without a terminal, gdb runs in batch mode and
-    /// prints the backtrace (`bt`).
-    #[command(visible_alias = "gdb")]
-    Debug(DebugArgs),
-    /// Write the core of the latest matching crash, decompressed, to a file
-    /// or to standard output.
-    Dump(DumpArgs),
-    /// Print the events of the trace snapshots taken for the latest
-    /// matching crash: those of the crashing process when the channel
-    /// records its vpid (or procname) context, else every event.
-    Trace(TraceArgs),
-    /// Apply the retention rules now (the handler applies them on every
-    /// crash): delete the oldest cores past the directory size and free
-    /// space limits, and those past max_age; say what is kept and why.
-    Vacuum(VacuumArgs),
-    /// Print the configuration the handler uses: every key, its value, and
-    /// where the value comes from (the file's line, or the default), read
-    /// with the handler's own checks. Exit status: 0 when the file is used
-    /// as written; 1 when the command printed a problem (a key refused, an
-    /// unsafe core directory, a file the handler does not trust).
-    Config(ConfigArgs),
-}
 
 /// Where the crashes are.
 #[derive(Args, Debug, Clone, Default)]
@@ -256,28 +217,4 @@ pub struct ConfigArgs {
     /// status is the same.
     #[arg(long)]
     pub check: bool,
-}
-
-/// Runs one crash tool; prints its errors.
-pub fn run(command: CrashCommand) -> ExitCode {
-    let result = match command {
-        CrashCommand::List(args) => show::list(&args),
-        CrashCommand::Info(args) => show::info(&args),
-        CrashCommand::Debug(args) => debug::run(&args),
-        CrashCommand::Dump(args) => core::dump(&args),
-        CrashCommand::Trace(args) => trace::run(&args),
-        CrashCommand::Vacuum(args) => vacuum::run(&args),
-        CrashCommand::Config(args) => config_show::run(&args),
-    };
-    match result {
-        Ok(code) => code,
-        // A pager quit before the end, or `| head`: not an error.
-        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
-        // Nothing matched, and -q asked for no message.
-        Err(err) if err.is::<show::QuietNoMatch>() => ExitCode::FAILURE,
-        Err(err) => {
-            eprintln!("lttng-coredump: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
 }

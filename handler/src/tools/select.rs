@@ -3,8 +3,8 @@
 //! local time zone or relative to now. A relative executable path is made
 //! absolute from the current directory, as coredumpctl does.
 
-use super::store::Crash;
 use super::Selection;
+use crate::store::crashes::Crash;
 use anyhow::{anyhow, bail, Result};
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
@@ -292,7 +292,8 @@ mod tests {
     fn crash(json: serde_json::Value) -> Crash {
         Crash {
             record_path: "/x/core.a.1.2.json".into(),
-            record: crate::record_read::StoredRecord::parse(json.to_string().as_bytes()).unwrap(),
+            record: crate::store::record_read::StoredRecord::parse(json.to_string().as_bytes())
+                .unwrap(),
         }
     }
 

@@ -9,13 +9,13 @@
 //! such names) is shown as text, with only control characters escaped
 //! (`human::text`), never escaped twice.
 
-use super::human::{self, escape, text};
 use super::output::{write_json, Output};
 use super::select::{local_time, Filter};
 use super::source::Source;
-use super::store::{Crash, Store};
 use super::{JsonMode, ListArgs, Selection};
-use crate::procinfo::Identity;
+use crate::base::human::{self, escape, text};
+use crate::store::crashes::{Crash, Store};
+use crate::store::record::Identity;
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -152,8 +152,8 @@ pub fn list(args: &ListArgs) -> Result<ExitCode> {
             crash.uid().map(|u| u.to_string()).unwrap_or("-".into()),
             crash.signal_name(),
             match state {
-                super::store::CoreState::Present => output.green(&word),
-                super::store::CoreState::Truncated => output.yellow(&word),
+                crate::store::crashes::CoreState::Present => output.green(&word),
+                crate::store::crashes::CoreState::Truncated => output.yellow(&word),
                 _ => word,
             },
             if state.on_disk() {
@@ -259,7 +259,7 @@ fn describe_core_trace(crash: &Crash, lines: &mut Lines<'_>) {
             &format!("snapshot of {what} failed: {}", entry.explanation),
         );
     }
-    let holds = super::trace_core::core_holds_trace(crash);
+    let holds = super::trace::from_core::core_holds_trace(crash);
     if holds
         && (section.only_in_core || !section.failed_snapshots.is_empty())
         && crash.core_state().on_disk()
@@ -363,8 +363,8 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
     let core = crash.core();
     let state = crash.core_state();
     let state_word = match state {
-        super::store::CoreState::Present => output.green(state.word()),
-        super::store::CoreState::None => state.word().to_string(),
+        crate::store::crashes::CoreState::Present => output.green(state.word()),
+        crate::store::crashes::CoreState::None => state.word().to_string(),
         _ => output.yellow(state.word()),
     };
     match core.path {

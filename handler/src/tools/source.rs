@@ -11,8 +11,8 @@
 //! configured one, or the default when the configured one is unsafe.
 
 use super::SourceArgs;
-use crate::config::{self, Config};
-use crate::install::{self, KernelFiles};
+use crate::base::config::{self, Config};
+use crate::kernel::settings::KernelFiles;
 use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
 
@@ -62,7 +62,7 @@ impl Source {
         let dir = match &args.dir {
             Some(dir) => dir.clone(),
             None => {
-                let (used, dir_problems) = crate::coredir::would_use(
+                let (used, dir_problems) = crate::store::coredir::would_use(
                     &config.core_dir,
                     Path::new(config::DEFAULT_CORE_DIR),
                 );
@@ -92,11 +92,11 @@ impl Source {
 
 /// The configuration named in the installed core_pattern line, if any.
 pub fn installed_config() -> Option<PathBuf> {
-    KernelFiles::under(Path::new(install::DEFAULT_PROC_SYS_KERNEL))
+    KernelFiles::under(Path::new(crate::kernel::settings::DEFAULT_PROC_SYS_KERNEL))
         .read_pattern()
         .ok()
-        .filter(|pattern| install::is_handler_line(pattern))
-        .and_then(|pattern| install::config_in_line(&pattern))
+        .filter(|pattern| crate::kernel::pattern::is_handler_line(pattern))
+        .and_then(|pattern| crate::kernel::pattern::config_in_line(&pattern))
 }
 
 /// A `--config PATH` a person typed: read with the handler's trust checks,

@@ -1,5 +1,5 @@
 //! The work the crash tools hand to a child acting as the crash's user
-//! ([`crate::user_child`]), run by this binary's trampoline once it has
+//! ([`crate::base::user_child`]), run by this binary's trampoline once it has
 //! become that user: recovering a trace from their core into a
 //! directory the child itself creates (`trace --from-core`), searching
 //! their trees for a trace's metadata and sending its bytes back through
@@ -8,7 +8,7 @@
 //! child left when it was killed. Nothing here runs as root over another
 //! user's files: root reads what these print, bounded, and nothing else.
 
-use super::core::copy_sparse;
+use super::read_core::copy_sparse;
 use anyhow::{anyhow, bail, Context, Result};
 use lttng_coredump_recover::{self as recover, metadata, Options};
 use serde_json::{json, Value};
@@ -20,8 +20,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// The tasks, by name, for [`crate::user_child::trampoline`].
-pub const TASKS: &[crate::user_child::Task] = &[
+/// The tasks, by name, for [`crate::base::user_child::trampoline`].
+pub const TASKS: &[crate::base::user_child::Task] = &[
     (RECOVER_TRACE, recover_trace),
     (FETCH_METADATA, fetch_metadata),
     (DEBUG, debug),
@@ -288,7 +288,7 @@ fn debug(args: &[OsString]) -> ExitCode {
             Some("zstd") => {
                 create_own_dir(&temp)?;
                 let path = temp.join("core");
-                let mut to = super::core::create_private(&path, true)?;
+                let mut to = super::read_core::create_private(&path, true)?;
                 let mut from = zstd::stream::read::Decoder::new(file).context("starting zstd")?;
                 eprintln!("decompressing {} into {}", core.display(), path.display());
                 copy_sparse(&mut from, &mut to).with_context(|| {
@@ -313,7 +313,7 @@ fn debug(args: &[OsString]) -> ExitCode {
             if !exe.as_os_str().is_empty() {
                 eprintln!(
                     "lttng-coredump: the executable {} is no longer there; debugging the core alone",
-                    super::human::escape(&exe.to_string_lossy())
+                    crate::base::human::escape(&exe.to_string_lossy())
                 );
             }
             if is_gdb {

@@ -5,10 +5,10 @@
 //! user's newest core (as the handler does). It says what it deleted and
 //! what it kept, and why; `--dry-run` says the same and deletes nothing.
 
-use super::human;
 use super::source::Source;
 use super::VacuumArgs;
-use crate::space::{self, Fate, SpacePolicy};
+use crate::base::human;
+use crate::store::space::{self, Fate, SpacePolicy};
 use anyhow::{anyhow, Result};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
@@ -19,7 +19,7 @@ pub fn run(args: &VacuumArgs) -> Result<ExitCode> {
     let config = &source.config;
     // The same checks as the handler's: never delete in a directory
     // someone else could have swapped.
-    let dir = crate::coredir::open_checked(&source.dir, false)
+    let dir = crate::store::coredir::open_checked(&source.dir, false)
         .map_err(|err| anyhow!("core directory {}: {err}", source.dir.display()))?;
     let policy = SpacePolicy {
         max_dir_size: config.max_dir_size,
@@ -34,9 +34,9 @@ pub fn run(args: &VacuumArgs) -> Result<ExitCode> {
     let mut expired = Vec::new();
     if let Some(max_age) = config.max_age {
         expired = if args.dry_run {
-            crate::retention::expired(dir.fd.as_fd(), max_age, now)
+            crate::store::retention::expired(dir.fd.as_fd(), max_age, now)
         } else {
-            crate::retention::expire(dir.fd.as_fd(), max_age, now)
+            crate::store::retention::expire(dir.fd.as_fd(), max_age, now)
         }
         .map_err(|err| anyhow!("cannot apply max_age in {}: {err}", dir.path.display()))?;
         for name in &expired {

@@ -1,0 +1,235 @@
+"""The live-core benchmark's harness (run by bench/live).
+
+For each configuration (memory size, huge pages on or off, idle or with a
+writer at 100 MiB/s) one target process is started, and every method dumps
+it in turn, in an order rotated each run so that none always comes first:
+our stop-and-copy, our copy-on-write, and gdb's gcore. Measured for each
+dump:
+
+- pause: the largest gap between two of the target's own 100 us stamps
+  during the dump (its counting thread's CLOCK_MONOTONIC), i.e. the pause
+  seen from inside the process (scheduling delays included, as the process
+  sees them);
+- total: the wall time of the dumping command;
+- written: bytes of the core on disk (allocated blocks: holes excluded);
+- rss: the dumping command's peak RSS with its children's (GNU time's %M);
+- ours: the pause our dumper reports (first stop to last thread let go);
+- copy: copy-on-write only, the memory the copy had to itself at the end
+  (the pages the process wrote meanwhile, each copied once by the kernel):
+  what the method cost in memory.
+
+`stop-and-copy>null` is stop-and-copy writing its core to /dev/null: the
+pause of the copying alone, without what writing a file into the page
+cache costs on the machine (a row apart, not a method).
+
+Prints one table per configuration (medians), then the targets of issue 22
+checked against the figures of this run.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+METHODS = ["stop-and-copy", "copy-on-write", "gcore", "stop-and-copy>null"]
+WRITER_MIBPS = 100
+
+
+class Target:
+    """A running live_target, talked to through its stdin and stdout."""
+
+    def __init__(self, program, size_mib, thp, writer):
+        args = [program, "--quiet-threads", "--fill", str(size_mib), "--random", "--thp", thp]
+        if writer:
+            args += ["--writer", str(WRITER_MIBPS)]
+        env = dict(os.environ, LTTNG_UST_REGISTER_TIMEOUT="0")
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready "):
+            raise RuntimeError(f"the target printed {line!r}")
+        self.pid = int(line.split()[1])
+
+    def ask(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def stats(self):
+        fields = dict(w.split("=") for w in self.ask("stats").split()[1:])
+        return {k: int(v) for k, v in fields.items()}
+
+    def rss_mib(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0
+
+    def close(self):
+        try:
+            self.ask("exit")
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def measure(args, target, method, directory):
+    """One dump of `target` by `method`: its figures."""
+    core = os.path.join(directory, f"{method}.core")
+    for leftover in (core, f"{core}.{target.pid}"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
+    if method == "gcore":
+        command = ["gcore", "-o", core, str(target.pid)]
+        written_path = f"{core}.{target.pid}"
+    elif method.endswith(">null"):
+        command = [args.dumper, str(target.pid), "--stdout", "--method", method[: -len(">null")]]
+        written_path = None
+    else:
+        command = [args.dumper, str(target.pid), "-o", core, "--method", method]
+        written_path = core
+    target.ask("reset")
+    started = time.monotonic()
+    with open(os.devnull, "w") as null:
+        out = subprocess.run(
+            ["/usr/bin/time", "-f", "maxrss_kb=%M"] + command,
+            stdout=null if written_path is None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    total = time.monotonic() - started
+    if out.returncode != 0:
+        raise RuntimeError(f"{command} failed: {out.stdout}{out.stderr}")
+    pause_ns = target.stats()["max_gap_ns"]
+    lines = out.stderr.strip().splitlines()
+    rss_kb = int(next(l for l in reversed(lines) if l.startswith("maxrss_kb=")).split("=")[1])
+    figures = {
+        "pause_ms": pause_ns / 1e6,
+        "total_s": total,
+        "written_mib": None,
+        "rss_mib": rss_kb / 1024,
+        "ours_ms": None,
+        "memory_gib": None,
+        "copy_mib": None,
+    }
+    if written_path is not None:
+        figures["written_mib"] = os.stat(written_path).st_blocks * 512 / 2**20
+        os.unlink(written_path)
+    if method != "gcore":
+        answer = (lines if written_path is None else out.stdout.strip().splitlines())
+        report = json.loads(next(l for l in reversed(answer) if l.startswith("{")))["Ok"]
+        figures["ours_ms"] = report["pause_us"] / 1000
+        figures["memory_gib"] = report["memory_bytes"] / 2**30
+        if report["method"] == "copy-on-write":
+            figures["copy_mib"] = report["copy_private_bytes"] / 2**20
+        if report["method"] != method.split(">")[0]:
+            raise RuntimeError(f"asked for {method}, got {report['method']}: {report['fallback']}")
+    return figures
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.{digits}f}"
+
+
+def run_configuration(args, size, thp, writer, directory):
+    target = Target(args.target, size, thp, writer)
+    try:
+        time.sleep(1.0)
+        rss = target.rss_mib()
+        runs = args.runs if args.runs else (5 if size <= 64 else (2 if size <= 1024 else 1))
+        results = {m: [] for m in METHODS}
+        for run in range(runs):
+            order = METHODS[run % len(METHODS):] + METHODS[: run % len(METHODS)]
+            for method in order:
+                results[method].append(measure(args, target, method, directory))
+                time.sleep(0.5)
+        errors = target.stats()["errors"]
+    finally:
+        target.close()
+    summary = {
+        m: {k: median([r[k] for r in results[m]]) for k in results[m][0]} for m in METHODS
+    }
+    return rss, runs, summary, errors
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dumper", required=True)
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--sizes", default="64,1024,4096")
+    parser.add_argument("--runs", type=int, default=0)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    sizes = [64] if args.quick else [int(s) for s in args.sizes.split(",")]
+    if args.quick:
+        args.runs = args.runs or 1
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+        thp_mode = f.read().strip()
+    started = time.monotonic()
+    print(f"# live cores: {os.uname().nodename}, {os.cpu_count()} CPUs, kernel {os.uname().release}, THP {thp_mode}, commit {commit}")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}; load average {os.getloadavg()[0]:.2f} at the start; medians; pause = the largest gap seen from inside")
+    checks = []
+    with tempfile.TemporaryDirectory(prefix="livebench-", dir="/var/tmp") as directory:
+        for size in sizes:
+            for thp in ["always", "never"]:
+                for writer in [False, True]:
+                    rss, runs, s, errors = run_configuration(args, size, thp, writer, directory)
+                    load = f"writer {WRITER_MIBPS} MiB/s" if writer else "idle"
+                    print()
+                    print(f"## {size} MiB random, THP {'on' if thp == 'always' else 'off'}, {load} "
+                          f"(target RSS {rss:.0f} MiB, {runs} run{'s' if runs > 1 else ''}, target errors {errors})")
+                    print()
+                    print("| method | pause ms | x gcore | our pause ms | total s | x gcore | written MiB | dumper RSS MiB | copy MiB |")
+                    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+                    # (memory in the core: see the targets)
+                    g = s["gcore"]
+                    for m in METHODS:
+                        f = s[m]
+                        print(f"| {m} | {fmt(f['pause_ms'], 2)} | {fmt(f['pause_ms'] / g['pause_ms'], 3)} | "
+                              f"{fmt(f['ours_ms'], 2)} | {fmt(f['total_s'], 2)} | {fmt(f['total_s'] / g['total_s'], 2)} | "
+                              f"{fmt(f['written_mib'])} | {fmt(f['rss_mib'])} | {fmt(f['copy_mib'])} |")
+                    a, b = s["stop-and-copy"], s["copy-on-write"]
+                    name = f"{size} MiB THP {'on' if thp == 'always' else 'off'} {load}"
+                    # Per GiB of memory in the core (the process's, with its
+                    # libraries' data and the lttng-ust buffers it maps).
+                    gib = a["memory_gib"]
+                    checks.append((name, "(a) pause per GiB <= 0.5 s", a["pause_ms"] / 1000 / gib, a["pause_ms"] / 1000 / gib <= 0.5))
+                    if size == 1024:
+                        checks.append((name, "(b) pause <= gcore/50", b["pause_ms"] / g["pause_ms"], b["pause_ms"] <= g["pause_ms"] / 50))
+                        checks.append((name, "(b) pause <= 30 ms", b["pause_ms"], b["pause_ms"] <= 30))
+                    null = s["stop-and-copy>null"]
+                    gib = null["memory_gib"]
+                    checks.append((name, "(a) copying alone (to /dev/null): pause per GiB <= 0.5 s", null["pause_ms"] / 1000 / gib, null["pause_ms"] / 1000 / gib <= 0.5))
+                    for m in ["stop-and-copy", "copy-on-write"]:
+                        checks.append((name, f"{m} dumper RSS <= 32 MiB + copy buffers (2 x 256 KiB)", s[m]["rss_mib"], s[m]["rss_mib"] <= 32.5))
+                    sys.stdout.flush()
+    print()
+    print(f"# {(time.monotonic() - started) / 60:.1f} minutes; load average {os.getloadavg()[0]:.2f} at the end")
+    print()
+    print("## targets")
+    print()
+    print("| configuration | target | value | met |")
+    print("| --- | --- | ---: | --- |")
+    for name, what, value, ok in checks:
+        print(f"| {name} | {what} | {fmt(value, 3)} | {'yes' if ok else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+//! The crash path: what happens to one crash, from the kernel's arguments
+//! or the socket's peer to the record, whichever way it came. The context
+//! of the crash (`context`), the pipeline of named steps (`pipeline`), the
+//! process read from `/proc` while the kernel holds it (`procinfo`) and
+//! who may read its core (`access`), the LTTng snapshots (`snapshot`), the
+//! core's writing (`corefile`, `pump`, `compress`), the handing on to
+//! another handler (`chain`), the scan of the saved core for the trace it
+//! holds (`core_trace_check`), and the limits on what one crash may cost
+//! (`limits`).
+
+pub mod access;
+pub mod chain;
+pub mod compress;
+pub mod context;
+pub mod core_trace_check;
+pub mod corefile;
+pub mod limits;
+pub mod pipeline;
+pub mod procinfo;
+pub mod pump;
+pub mod snapshot;

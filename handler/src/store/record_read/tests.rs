@@ -1,0 +1,374 @@
+//! The record read back through the types that write it: every kind of
+//! record round-trips, older records read with defaults, wrong ones are
+//! refused, and the reasons for a missing trace are those the fires say.
+
+use super::*;
+use crate::base::syslog::{Message, Severity};
+use crate::store::record::tests::sample;
+use crate::store::record::{
+    ChainOutcome, CoreTrace, FailedSnapshot, Identity, Signal, StageTimes, TiedTrace,
+};
+use lttng_coredump_engine::{ActionOutcome, FireError, FireReport};
+
+fn outcome(
+    session: &str,
+    owner: Option<u32>,
+    path: Option<&str>,
+    error: Option<(i32, &str)>,
+) -> ActionOutcome {
+    ActionOutcome {
+        trigger_name: owner.map(|uid| format!("trigger-of-{uid}")),
+        owner_uid: owner,
+        session: session.into(),
+        action: ActionKind::Snapshot,
+        snapshot_path: path.map(Into::into),
+        error: error.map(|(code, message)| FireError {
+            code,
+            message: message.into(),
+        }),
+    }
+}
+
+fn fire(daemon: &str, report: FireReport) -> DaemonFire {
+    DaemonFire {
+        daemon: daemon.into(),
+        target: None,
+        report: Some(report),
+        error: None,
+    }
+}
+
+fn absent(daemon: &str) -> DaemonFire {
+    fire(
+        daemon,
+        FireReport {
+            daemon_absent: true,
+            ..FireReport::default()
+        },
+    )
+}
+
+/// LTTNG_ERR_COMMAND_CANCELLED, what a fire reports for a daemon that did
+/// not answer before its deadline.
+fn cancelled() -> i32 {
+    ErrorCode::Cancelled.raw() as i32
+}
+
+/// Records of every kind the handler writes.
+fn every_kind() -> Vec<(&'static str, CrashRecord)> {
+    let mut kinds = vec![("plain", sample())];
+
+    let mut cut = sample();
+    cut.core.complete = false;
+    cut.core.truncated_reason = Some("max_core_size (100 bytes) reached".into());
+    cut.core.compression = "zstd".into();
+    cut.core.deleted_to_make_room = vec!["core.old.1.1".into(), "core.old.1.1.json".into()];
+    cut.crashed.process_identity = Identity::Unverified("the kernel gave no pidfd".into());
+    kinds.push(("cut core", cut));
+
+    let mut absent_core = sample();
+    absent_core.core.saved = false;
+    absent_core.core.path = None;
+    absent_core.core.size = 0;
+    absent_core.core.stored_bytes = 0;
+    absent_core.core.readable_by_uid = None;
+    absent_core.core.not_saved_reason = Some("the process's core size limit is 0 (%c)".into());
+    absent_core.crashed.process_identity = Identity::CouldNotTell("the PID was reused".into());
+    absent_core.crashed.signal = Some(Signal {
+        number: 64,
+        name: None,
+    });
+    absent_core.crashed.cmdline = None;
+    kinds.push(("absent core", absent_core));
+
+    let mut failed = sample();
+    failed.fires = vec![
+        fire(
+            "root",
+            FireReport {
+                outcomes: vec![
+                    outcome("ok", Some(0), Some("/traces/ok"), None),
+                    outcome("bad", Some(1000), None, Some((48, "snapshot failed"))),
+                ],
+                errors: vec![FireError {
+                    code: cancelled(),
+                    message: "session daemon did not answer within 5000 ms".into(),
+                }],
+                deferred_stops: 2,
+                daemon_absent: false,
+            },
+        ),
+        absent("user 1000"),
+        DaemonFire {
+            daemon: "user 1001".into(),
+            target: None,
+            report: None,
+            error: Some("not tried: the deadline was used up".into()),
+        },
+    ];
+    failed.snapshots = crate::store::record::snapshot_entries(&failed.fires);
+    failed.errors = crate::store::record::fire_errors(&failed.fires);
+    failed.own_snapshots_skipped = Some("10 crashes this minute got snapshots".into());
+    failed.log = vec![
+        Message {
+            severity: Severity::Warning,
+            text: "snapshot failed".into(),
+        },
+        Message {
+            severity: Severity::Error,
+            text: "core lost".into(),
+        },
+    ];
+    failed.stages.snapshots = StageTimes {
+        started_unix_us: 1,
+        ended_unix_us: 2,
+    };
+    kinds.push(("failed snapshots", failed));
+
+    let mut traced = sample();
+    traced.core_trace = CoreTraceSection {
+        checked: true,
+        not_checked_reason: None,
+        buffers: 4,
+        empty_buffers: 1,
+        unread_buffers: 0,
+        traces: vec![CoreTrace {
+            uuid: "0102".into(),
+            streams: 3,
+            packets: 7,
+            partial_packets: 1,
+            bytes: 65536,
+        }],
+        traces_total: 1,
+        only_in_core: true,
+        recover_command: Some("lttng-coredump recover /c".into()),
+        summary: "3 buffers with data".into(),
+        failed_snapshots: vec![FailedSnapshot {
+            daemon: "root".into(),
+            session: Some("s".into()),
+            error: "failed".into(),
+            core_holds: "its_buffers".into(),
+            traces: vec![TiedTrace {
+                uuid: "0102".into(),
+                session: "s".into(),
+                metadata: "/traces/s/metadata".into(),
+            }],
+            explanation: "the core holds buffers of session \"s\"".into(),
+            owner_uid: None,
+        }],
+        notes: vec!["a buffer was cut".into()],
+    };
+    kinds.push(("core trace", traced));
+
+    let mut chained = sample();
+    chained.chain = Some(ChainOutcome {
+        command: vec!["/lib/systemd/systemd-coredump".into(), "1".into()],
+        bytes_given: 100,
+        complete: true,
+        ended: "exit status 0".into(),
+        errors: vec![],
+    });
+    kinds.push(("chain", chained));
+    kinds
+}
+
+#[test]
+fn every_kind_of_record_reads_back_as_written() {
+    for (kind, record) in every_kind() {
+        let back = StoredRecord::parse(&record.to_json()).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(back, StoredRecord::Root(Box::new(record.clone())), "{kind}");
+        // What the tools print is the record as written.
+        assert_eq!(
+            back.to_value(),
+            serde_json::from_slice::<serde_json::Value>(&record.to_json()).unwrap(),
+            "{kind}"
+        );
+        // The user's copy, likewise.
+        let copy = record.user_copy(1000);
+        let json = serde_json::to_vec_pretty(&copy).unwrap();
+        let back = StoredRecord::parse(&json).unwrap_or_else(|e| panic!("{kind} copy: {e}"));
+        assert!(back.is_user_copy());
+        assert_eq!(back, StoredRecord::User(Box::new(copy)), "{kind} copy");
+        assert_eq!(back.crashed(), &record.crashed, "{kind} copy");
+        assert_eq!(back.core().path, record.core.path.as_deref(), "{kind} copy");
+        assert_eq!(back.core().stored_bytes, None);
+    }
+}
+
+#[test]
+fn an_older_record_reads_with_defaults_and_a_wrong_one_is_refused() {
+    // The first records: no format, no core_trace, no stages, no identity.
+    let old = br#"{"pid": 7, "time": 10, "signal": {"number": 11, "name": "SIGSEGV"},
+        "core": {"saved": true, "path": "/c/core.x.7.10", "size": 5, "complete": true},
+        "snapshots": [{"daemon": "root", "session": "s", "path": "/t/s"}]}"#;
+    let record = StoredRecord::parse(old).unwrap();
+    assert!(!record.is_user_copy());
+    // Read back, it says its format (found by the record fuzz target).
+    let again = StoredRecord::parse(&serde_json::to_vec(&record).unwrap()).unwrap();
+    assert_eq!(again, record);
+    assert_eq!(record.crashed().pid, Some(7));
+    assert_eq!(
+        record.core().compression,
+        "none",
+        "uncompressed unless said"
+    );
+    assert_eq!(record.snapshots()[0].path.as_deref(), Some("/t/s"));
+    assert!(!record.core_trace().checked);
+    assert!(record.trace_absence().is_empty(), "a snapshot was taken");
+    assert!(matches!(
+        record.crashed().process_identity,
+        Identity::CouldNotTell(_)
+    ));
+    // An older record with no fire: no daemon ran.
+    let none = StoredRecord::parse(br#"{"pid": 7}"#).unwrap();
+    assert!(
+        none.trace_absence()[0].contains("no session daemon was running"),
+        "{:?}",
+        none.trace_absence()
+    );
+    for (bad, why) in [
+        (&br#"{"pid": "seven"}"#[..], "not a crash record"),
+        (br#"[1, 2]"#, "not a crash record"),
+        (br#"{"format": "lttng-coredump-record/9"}"#, "does not read"),
+        (br#"{"core": {"size": -1}}"#, "not a crash record"),
+        (b"{", "not a crash record"),
+    ] {
+        let err = StoredRecord::parse(bad).unwrap_err();
+        assert!(err.contains(why), "{err}");
+    }
+}
+
+#[test]
+fn the_reasons_for_no_trace_are_those_the_fires_give() {
+    let reasons =
+        |fires: Vec<DaemonFire>, skipped: Option<&str>| trace_absence(&fires, skipped, None);
+    // Taken: no reason.
+    let ok = fire(
+        "root",
+        FireReport {
+            outcomes: vec![outcome("s", None, Some("/t"), None)],
+            ..FireReport::default()
+        },
+    );
+    assert!(reasons(vec![ok, absent("user 5")], None).is_empty());
+    // No daemon at all.
+    let none = reasons(vec![absent("root"), absent("user 5")], None);
+    assert!(
+        none[0].contains("no root session daemon was running"),
+        "{none:?}"
+    );
+    assert!(
+        none[1].contains("uid 5 was running no session daemon"),
+        "{none:?}"
+    );
+    // Nothing to snapshot.
+    let idle = reasons(vec![fire("root", FireReport::default())], None);
+    assert!(
+        idle[0].contains("no OnAnyCoreDump trigger and no active snapshot-mode session"),
+        "{idle:?}"
+    );
+    // The budget: said once, not as "nothing to snapshot".
+    let budget = reasons(
+        vec![fire("root", FireReport::default())],
+        Some("10 a minute"),
+    );
+    assert_eq!(budget.len(), 1, "{budget:?}");
+    assert!(budget[0].contains("snapshot budget was spent") && budget[0].contains("10 a minute"));
+    // A daemon that did not answer in time.
+    let late = reasons(
+        vec![fire(
+            "root",
+            FireReport {
+                errors: vec![FireError {
+                    code: cancelled(),
+                    message: "session daemon did not answer within 5000 ms".into(),
+                }],
+                ..FireReport::default()
+            },
+        )],
+        None,
+    );
+    assert!(late[0].contains("did not answer in time"), "{late:?}");
+    // A failed snapshot.
+    let failed = reasons(
+        vec![fire(
+            "root",
+            FireReport {
+                outcomes: vec![outcome("s", None, None, Some((48, "snapshot failed")))],
+                ..FireReport::default()
+            },
+        )],
+        None,
+    );
+    assert!(
+        failed[0].contains("session \"s\"") && failed[0].contains("failed"),
+        "{failed:?}"
+    );
+    // Not tried.
+    let untried = reasons(
+        vec![DaemonFire {
+            daemon: "root".into(),
+            target: None,
+            report: None,
+            error: Some("recording the snapshots panicked".into()),
+        }],
+        None,
+    );
+    assert!(untried[0].contains("was not asked: recording the snapshots panicked"));
+}
+
+#[test]
+fn the_users_copy_says_why_in_what_concerns_that_user() {
+    let mut record = sample();
+    record.fires = vec![
+        fire(
+            "root",
+            FireReport {
+                outcomes: vec![outcome("roots-secret", Some(0), None, Some((48, "failed")))],
+                ..FireReport::default()
+            },
+        ),
+        absent("user 1000"),
+    ];
+    let copy = record.user_copy(1000);
+    let text = copy.no_trace.join("\n");
+    assert!(!text.contains("roots-secret"), "{text}");
+    assert!(
+        text.contains("uid 1000 was running no session daemon"),
+        "{text}"
+    );
+    assert!(text.contains("no trigger of uid 1000"), "{text}");
+    let json = serde_json::to_vec(&copy).unwrap();
+    assert_eq!(
+        StoredRecord::parse(&json).unwrap().trace_absence(),
+        copy.no_trace
+    );
+}
+
+#[test]
+fn a_record_is_read_only_from_a_regular_file_never_through_a_link_or_a_fifo() {
+    let dir = std::env::temp_dir().join(format!("record-read-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = dir.join("core.x.1.2.json");
+    std::fs::write(&real, sample().to_json()).unwrap();
+    assert!(StoredRecord::read(&real).unwrap().is_some());
+    assert!(StoredRecord::read(&dir.join("gone.json"))
+        .unwrap()
+        .is_none());
+    let link = dir.join("core.y.1.2.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert!(
+        StoredRecord::read(&link).is_err(),
+        "a link is never followed"
+    );
+    let fifo = dir.join("core.z.1.2.json");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // Would block for ever if it were opened for reading.
+    assert_eq!(StoredRecord::read(&fifo).unwrap_err(), "not a regular file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,292 @@
+//! The dumping child: every dump runs in a process forked for it, which is
+//! the tracer, and sends its report back over a pipe.
+//!
+//! Why a child:
+//! - **The target resumes whatever happens to the dumper**: the kernel
+//!   detaches every tracee of a tracer that dies, and a tracer that exits
+//!   detaches the threads it could not (one still in an uninterruptible
+//!   sleep). The child dies with the thread that forked it
+//!   (`PR_SET_PDEATHSIG`), and the caller kills it at the dump's deadline.
+//! - **Nobody steals its tracees' stops**: a `waitpid(-1)` in any thread of
+//!   a process also reaps the ptrace stops of tracees of its other threads;
+//!   a caller that reaps every child in a SIGCHLD handler (daemons do) would
+//!   take them. The child has no other thread.
+//! - **The caller keeps nothing of it**: no tracee, no SIGCHLD mask, no
+//!   descriptor of the target.
+//!
+//! The child keeps the core's descriptor, its result pipe and 0, 1, 2 (a
+//! stage hook may use them), and closes every other descriptor it
+//! inherited, so that it holds none of the caller's sockets or pipes open.
+//!
+//! The pipe carries framed messages (a tag, a length, the bytes): the
+//! copy's pid as soon as the copy-on-write copy exists, then the result.
+//! If the child dies after the first and before the second (killed), the
+//! copy dies with it (it is made to), and the caller reaps it in the target
+//! from a new child (`work::reap_orphaned_copy`): the target is left
+//! without a zombie of ours unless the caller dies too.
+
+use crate::report::{ErrorKind, LiveError, LiveReport, Result};
+use crate::snapshot::Daemons;
+use crate::sys::{self, Forked};
+use crate::work::{self, Job};
+use crate::{access, Options, Output};
+use std::fs::OpenOptions;
+use std::io::ErrorKind as IoErrorKind;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The most a child's answer may be (a report is a few KiB).
+const MAX_ANSWER: usize = 16 << 20;
+/// Message tags on the pipe.
+const TAG_COPY: u8 = 1;
+const TAG_RESULT: u8 = 2;
+
+fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + body.len());
+    out.push(tag);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Runs a dump in a forked child and returns its report.
+pub fn dump(pid: i32, output: Output, options: &Options) -> Result<LiveReport> {
+    let started = Instant::now();
+    let target = access::check(pid)?;
+    if options.copy_buffer < 4096 {
+        return Err(LiveError::new(
+            ErrorKind::Invalid,
+            "the copy buffer must be at least one page (4096 bytes)",
+        ));
+    }
+    if let Some(level) = options.zstd_level {
+        if !(1..=19).contains(&level) {
+            return Err(LiveError::new(
+                ErrorKind::Invalid,
+                format!("zstd level {level} is not within 1..=19"),
+            ));
+        }
+    }
+    let (fd, created) = open_output(output)?;
+    let daemons = options.snapshots.as_ref().map(|plan| {
+        let (uids, _) = sys::credentials();
+        Daemons::for_dump(uids[1], target.status.uids[0], plan)
+    });
+    let result = run_child(target, fd, options, daemons);
+    let result = result.map(|mut report| {
+        report.total_us = started.elapsed().as_micros() as u64;
+        report
+    });
+    if result.is_err() {
+        if let Some(path) = created {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
+}
+
+/// The descriptor to write to, and the path of a file created for it.
+fn open_output(output: Output) -> Result<(OwnedFd, Option<PathBuf>)> {
+    match output {
+        Output::Fd(fd) => Ok((fd, None)),
+        Output::Path(path) => {
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(|e| {
+                    let kind = if e.kind() == IoErrorKind::AlreadyExists {
+                        ErrorKind::Invalid
+                    } else {
+                        ErrorKind::Output
+                    };
+                    LiveError::new(kind, format!("creating {}: {e}", path.display()))
+                })?;
+            Ok((OwnedFd::from(file), Some(path)))
+        }
+    }
+}
+
+fn run_child(
+    target: access::Target,
+    fd: OwnedFd,
+    options: &Options,
+    daemons: Option<Daemons>,
+) -> Result<LiveReport> {
+    let target_pid = target.pid;
+    let internal =
+        |what: &str, e: std::io::Error| LiveError::new(ErrorKind::Internal, format!("{what}: {e}"));
+    let (read_end, write_end) = sys::pipe().map_err(|e| internal("creating the result pipe", e))?;
+    let parent = sys::getpid();
+    let child = match sys::fork().map_err(|e| internal("forking the dumping child", e))? {
+        Forked::Child => {
+            drop(read_end);
+            child_main(parent, target, fd, options, daemons, write_end)
+        }
+        Forked::Parent(child) => child,
+    };
+    drop(write_end);
+    drop(fd);
+    let (answer, copy) = collect(child, read_end, options.deadline);
+    // Reaped here; a caller that reaps its children itself may have done so.
+    let _ = sys::waitpid(child, 0);
+    if let (Err(_), Some(copy)) = (&answer, copy) {
+        reap_orphaned_copy(target_pid, copy);
+    }
+    answer
+}
+
+/// Reaps, from a new child, the copy a killed dumping child left (bounded:
+/// it gives up after a few seconds, leaving a zombie at worst).
+fn reap_orphaned_copy(pid: i32, copy: i32) {
+    {
+        let parent = sys::getpid();
+        match sys::fork() {
+            Ok(Forked::Child) => {
+                if !sys::die_with_parent(parent) {
+                    sys::exit_now(1);
+                }
+                sys::close_descriptors_except(3, &[]);
+                let ok =
+                    catch_unwind(|| work::reap_orphaned_copy(pid, copy).is_ok()).unwrap_or(false);
+                sys::exit_now(i32::from(!ok));
+            }
+            Ok(Forked::Parent(child)) => {
+                let deadline = Instant::now() + Duration::from_secs(15);
+                while Instant::now() < deadline {
+                    match sys::waitpid(child, libc::WNOHANG) {
+                        Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                        _ => return,
+                    }
+                }
+                let _ = sys::kill(child, libc::SIGKILL);
+                let _ = sys::waitpid(child, 0);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The child: keeps its descriptors, runs the dump, answers, exits.
+fn child_main(
+    parent: i32,
+    target: access::Target,
+    fd: OwnedFd,
+    options: &Options,
+    daemons: Option<Daemons>,
+    answer: OwnedFd,
+) -> ! {
+    if !sys::die_with_parent(parent) {
+        sys::exit_now(1);
+    }
+    sys::close_descriptors_except(3, &[fd.as_raw_fd(), answer.as_raw_fd()]);
+    let pipe = answer.as_raw_fd();
+    let on_copy = |copy: i32| {
+        let _ = sys::write_all_fd(pipe, &frame(TAG_COPY, &copy.to_le_bytes()));
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        work::run(Job {
+            target,
+            options,
+            daemons,
+            output: fd,
+            on_copy: &on_copy,
+        })
+    }));
+    let result: Result<LiveReport> = outcome.unwrap_or_else(|panic| {
+        let text = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(LiveError::new(
+            ErrorKind::Internal,
+            format!("the dumping child panicked: {text}"),
+        ))
+    });
+    let bytes = frame(TAG_RESULT, &serde_json::to_vec(&result).unwrap_or_default());
+    let status = i32::from(sys::write_all_fd(pipe, &bytes).is_err());
+    sys::exit_now(status)
+}
+
+/// Reads the child's messages until it closes the pipe, or kills it at the
+/// deadline (its tracees resume: the kernel detaches them). Returns the
+/// result, and the copy's pid if one was made.
+fn collect(
+    child: i32,
+    pipe: OwnedFd,
+    deadline: Option<Duration>,
+) -> (Result<LiveReport>, Option<i32>) {
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let internal = |message: String| LiveError::new(ErrorKind::Internal, message);
+    let outcome: Result<()> = loop {
+        let left = match deadline {
+            Some(d) => match d.checked_sub(started.elapsed()) {
+                Some(left) => Some(left),
+                None => {
+                    let _ = sys::kill(child, libc::SIGKILL);
+                    break Err(LiveError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "the dump did not complete within {} s; it was stopped and the process let go",
+                            d.as_secs_f64()
+                        ),
+                    ));
+                }
+            },
+            None => None,
+        };
+        match sys::poll_readable(pipe.as_raw_fd(), left) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) => break Err(internal(format!("waiting for the dumping child: {e}"))),
+        }
+        match sys::read_fd(pipe.as_raw_fd(), &mut chunk) {
+            Ok(0) => break Ok(()),
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(e) => break Err(internal(format!("reading the dumping child's answer: {e}"))),
+        }
+        if received.len() > MAX_ANSWER {
+            let _ = sys::kill(child, libc::SIGKILL);
+            break Err(internal("the dumping child's answer is too long".into()));
+        }
+    };
+    let mut copy = None;
+    let mut result = None;
+    let mut rest = received.as_slice();
+    while rest.len() >= 5 {
+        let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let Some(body) = rest.get(5..5 + len) else {
+            break;
+        };
+        match rest[0] {
+            TAG_COPY if len == 4 => {
+                copy = Some(i32::from_le_bytes([body[0], body[1], body[2], body[3]]))
+            }
+            TAG_RESULT => result = Some(body.to_vec()),
+            _ => {}
+        }
+        rest = &rest[5 + len..];
+    }
+    let answer = match (outcome, result) {
+        (Err(e), _) => Err(e),
+        (Ok(()), None) => Err(internal(
+            "the dumping child died without an answer (killed?); the process was let go".into(),
+        )),
+        (Ok(()), Some(json)) => {
+            serde_json::from_slice::<Result<LiveReport>>(&json).unwrap_or_else(|e| {
+                Err(internal(format!(
+                    "unreadable answer from the dumping child: {e}"
+                )))
+            })
+        }
+    };
+    (answer, copy)
+}

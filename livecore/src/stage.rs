@@ -1,0 +1,76 @@
+//! The stages of a dump, and the hook called at each in the dumping child:
+//! the tests hold the dumper at a stage and SIGKILL it there (the target
+//! must resume and keep running, whatever the stage), and the benchmark
+//! times them.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A point of a dump, in the order they are reached. Copy-on-write goes
+/// through `Injecting`, `Injected`, `Resumed`, `DumpingCopy`, `Reaping`;
+/// stop-and-copy through `Copying`, `Resumed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Every thread is seized (traced, still running), none interrupted yet.
+    Seized,
+    /// Every thread has stopped; their registers are read.
+    Stopped,
+    /// The snapshots have been taken (still stopped).
+    Snapshotted,
+    /// Copy-on-write: one thread's registers and stack are set up for the
+    /// `clone()`, not yet run (the safety net is in place).
+    Injecting,
+    /// Copy-on-write: the copy exists; the thread's registers are not put
+    /// back yet.
+    Injected,
+    /// Stop-and-copy: part of the memory is copied, threads still stopped.
+    Copying,
+    /// Every thread has been let go.
+    Resumed,
+    /// Copy-on-write: part of the copy is written.
+    DumpingCopy,
+    /// Copy-on-write: a thread is stopped again, set up for the `wait4()`
+    /// that reaps the copy.
+    Reaping,
+    /// The core is complete.
+    Done,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 10] = [
+        Stage::Seized,
+        Stage::Stopped,
+        Stage::Snapshotted,
+        Stage::Injecting,
+        Stage::Injected,
+        Stage::Copying,
+        Stage::Resumed,
+        Stage::DumpingCopy,
+        Stage::Reaping,
+        Stage::Done,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Seized => "seized",
+            Stage::Stopped => "stopped",
+            Stage::Snapshotted => "snapshotted",
+            Stage::Injecting => "injecting",
+            Stage::Injected => "injected",
+            Stage::Copying => "copying",
+            Stage::Resumed => "resumed",
+            Stage::DumpingCopy => "dumping-copy",
+            Stage::Reaping => "reaping",
+            Stage::Done => "done",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// Called in the dumping child (a forked process: it may only make system
+/// calls and allocate, see `sys::fork`) when a stage is reached.
+pub type StageHook = Arc<dyn Fn(Stage) + Send + Sync>;

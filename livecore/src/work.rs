@@ -1,0 +1,971 @@
+//! The dump itself, as the dumping child runs it: choose the method, stop
+//! every thread, read their state, take the snapshots, then either copy the
+//! memory and let go (stop-and-copy), or make the copy, let go, write the
+//! copy and reap it (copy-on-write). The steps are the functions below, in
+//! that order.
+
+use crate::access::Target;
+use crate::elf::{Layout, Segment};
+use crate::freeze::{self, Event, Frozen, Thread, Tracer};
+use crate::memory::Copier;
+use crate::notes::{self, ProcessInfo, ThreadInfo};
+use crate::pipeline::Writer;
+use crate::procfs::{self, Mapping};
+use crate::regions::{self, Content, Dump, PAGE_SIZE};
+use crate::report::{
+    ErrorKind, LiveError, LiveReport, RegionNote, Result, SnapshotFire, ThreadReport,
+};
+use crate::sink::CoreSink;
+use crate::snapshot::{self, Daemons};
+use crate::stage::Stage;
+use crate::sys::{self, Pid};
+use crate::{Method, Options};
+use lttng_coredump_engine::CrashInfo;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::inject::{self, Call, Gadgets, Saved};
+
+/// What the dump is given by the caller's process.
+pub struct Job<'a> {
+    pub target: Target,
+    pub options: &'a Options,
+    pub daemons: Option<Daemons>,
+    pub output: OwnedFd,
+    /// Told the copy's pid as soon as it exists (copy-on-write), so that
+    /// the caller can reap it should this child die.
+    pub on_copy: &'a (dyn Fn(Pid) + Sync),
+}
+
+/// One stopped thread's state.
+struct Captured {
+    thread: Thread,
+    name: String,
+    info: ThreadInfo,
+    saved: Option<Saved>,
+}
+
+/// What is read while the threads are stopped, for the notes.
+struct Stopped {
+    frozen: Frozen,
+    threads: Vec<Captured>,
+    process: ProcessInfo,
+    auxv: Vec<u8>,
+    filter: u32,
+    /// The process's mappings at the stop (`maps`).
+    maps: Vec<Mapping>,
+    /// The pid to read memory and `/proc` files of the address space
+    /// through: the main thread's, or a live thread's if it has exited.
+    mm_pid: Pid,
+    stop_us: u64,
+}
+
+/// Calls the stage hook, at most once per stage.
+struct Stages<'a> {
+    hook: Option<&'a crate::StageHook>,
+    seen: Vec<Stage>,
+    on_copy: &'a (dyn Fn(Pid) + Sync),
+}
+
+impl Stages<'_> {
+    fn reach(&mut self, stage: Stage) {
+        if self.seen.contains(&stage) {
+            return;
+        }
+        self.seen.push(stage);
+        if let Some(hook) = self.hook {
+            hook(stage);
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+fn output_error(e: std::io::Error) -> LiveError {
+    LiveError::new(ErrorKind::Output, format!("writing the core: {e}"))
+}
+
+/// Runs the dump (in the dumping child).
+pub fn run(job: Job) -> Result<LiveReport> {
+    let Job {
+        target,
+        options,
+        daemons,
+        output,
+        on_copy,
+    } = job;
+    let pid = target.pid;
+    let mut stages = Stages {
+        hook: options.stage_hook.as_ref(),
+        seen: Vec::new(),
+        on_copy,
+    };
+    let mut warnings = Vec::new();
+    if let Some(thread) = target.given_thread {
+        warnings.push(format!(
+            "{thread} is a thread of process {pid}: the whole process is dumped"
+        ));
+    }
+    let sink = CoreSink::new(output, options.zstd_level).map_err(output_error)?;
+    let (method, fallback, gadgets) = choose_method(&target, options)?;
+
+    let mut tracer = Tracer::new()?;
+    let time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let pause_begin_ns = sys::monotonic_ns();
+    let mut stopped = stop(&mut tracer, &target, options, &mut stages)?;
+    stages.reach(Stage::Stopped);
+
+    let crash = CrashInfo {
+        pid,
+        uid: target.status.uids[0],
+        gid: target.status.gids[0],
+        exec_name: target.status.name.clone(),
+        hostname: sys::hostname(),
+        time,
+    };
+    let snapshot_started = Instant::now();
+    let snapshots: Vec<SnapshotFire> = match (&options.snapshots, &daemons) {
+        (Some(plan), Some(daemons)) => snapshot::take(&crash, plan, daemons),
+        _ => Vec::new(),
+    };
+    let snapshot_us = micros(snapshot_started.elapsed());
+    stages.reach(Stage::Snapshotted);
+
+    let mut report = LiveReport {
+        live: true,
+        pid,
+        uid: crash.uid,
+        gid: crash.gid,
+        exec_name: crash.exec_name.clone(),
+        cmdline: command_line(&stopped.process.cmdline),
+        hostname: crash.hostname.clone(),
+        time,
+        method,
+        fallback,
+        threads: stopped
+            .threads
+            .iter()
+            .map(|c| ThreadReport {
+                tid: c.thread.tid,
+                name: c.name.clone(),
+                state: c.thread.state_before,
+                stopped: c.thread.stopped(),
+                signal: match c.thread.stop {
+                    Some(Event::Signal(signal)) => Some(signal),
+                    _ => None,
+                },
+                stopped_from_ns: c.thread.stop_seen_ns,
+                stopped_to_ns: 0,
+            })
+            .collect(),
+        pause_us: 0,
+        pause_begin_ns,
+        pause_end_ns: 0,
+        stop_us: stopped.stop_us,
+        fork_us: 0,
+        snapshot_us,
+        copy_us: 0,
+        reap_pause_us: 0,
+        copy_private_bytes: 0,
+        total_us: 0,
+        core_size: 0,
+        bytes_written: 0,
+        compressed: options.zstd_level.is_some(),
+        segments: 0,
+        memory_bytes: 0,
+        unfaithful: Vec::new(),
+        snapshots,
+        warnings,
+        exited_during_dump: false,
+    };
+    for c in stopped.threads.iter().filter(|c| !c.thread.stopped()) {
+        report.warnings.push(format!(
+            "thread {} did not stop within {} ms (in an uninterruptible sleep): its registers are not in the core",
+            c.thread.tid,
+            options.stop_timeout.as_millis()
+        ));
+    }
+
+    let sink = match (method, gadgets) {
+        (Method::CopyOnWrite, Some(gadgets)) => {
+            match copy_on_write(&mut tracer, &mut stopped, options, &gadgets, sink, &mut report, &mut stages) {
+                Ok(()) => None,
+                Err(CowError::Failed(e)) => return Err(e),
+                Err(CowError::Fallback { why, sink }) => {
+                    if options.method == Some(Method::CopyOnWrite) {
+                        return Err(LiveError::new(ErrorKind::Unsupported, why));
+                    }
+                    report.method = Method::StopAndCopy;
+                    report.fallback = Some(why);
+                    Some(*sink)
+                }
+            }
+        }
+        _ => Some(sink),
+    };
+    if let Some(sink) = sink {
+        stop_and_copy(&mut tracer, &mut stopped, options, sink, &mut report, &mut stages)?;
+    }
+    stages.reach(Stage::Done);
+    Ok(report)
+}
+
+/// The command line as text, NULs as spaces, at most 4 KiB.
+fn command_line(raw: &[u8]) -> String {
+    let text: Vec<u8> = raw
+        .iter()
+        .take(4096)
+        .map(|&b| if b == 0 { b' ' } else { b })
+        .collect();
+    String::from_utf8_lossy(&text).trim_end().to_string()
+}
+
+/// Why copy-on-write cannot be used for this process (decided before it
+/// is stopped), if it cannot.
+fn copy_on_write_blocker(target: &Target) -> Option<String> {
+    if target.status.seccomp != 0 {
+        return Some(format!(
+            "process {} runs under a seccomp filter, which the injected clone() could violate",
+            target.pid
+        ));
+    }
+    if target.status.x86_thread_features.contains("shstk") {
+        return Some(format!(
+            "process {} uses shadow stacks, which the injection's safety net cannot return through",
+            target.pid
+        ));
+    }
+    None
+}
+
+/// The method, why copy-on-write was not chosen when it was not, and (for
+/// copy-on-write) the code sequences its injection uses.
+fn choose_method(
+    target: &Target,
+    options: &Options,
+) -> Result<(Method, Option<String>, Option<Gadgets>)> {
+    let wanted = options.method.unwrap_or(Method::DEFAULT);
+    if wanted == Method::StopAndCopy {
+        return Ok((Method::StopAndCopy, None, None));
+    }
+    let explicit = options.method == Some(Method::CopyOnWrite);
+    let refuse = |why: String| {
+        if explicit {
+            Err(LiveError::new(ErrorKind::Unsupported, why))
+        } else {
+            Ok((Method::StopAndCopy, Some(why), None))
+        }
+    };
+    if let Some(why) = copy_on_write_blocker(target) {
+        return refuse(why);
+    }
+    let maps = procfs::maps(target.pid).unwrap_or_default();
+    match inject::find_gadgets(target.pid, &maps) {
+        Some(gadgets) => Ok((Method::CopyOnWrite, None, Some(gadgets))),
+        None => refuse(format!(
+            "process {} has no `syscall; ret` and `rt_sigreturn` sequences in its code for the injection's safety net",
+            target.pid
+        )),
+    }
+}
+
+/// Stops every thread and reads what the notes need.
+fn stop(
+    tracer: &mut Tracer,
+    target: &Target,
+    options: &Options,
+    stages: &mut Stages,
+) -> Result<Stopped> {
+    let pid = target.pid;
+    let mut frozen = freeze::freeze(tracer, pid, options.stop_timeout, || {
+        stages.reach(Stage::Seized)
+    })?;
+    let stop_us = micros(frozen.since.elapsed());
+    let mut threads = Vec::new();
+    for thread in &mut frozen.threads {
+        let captured = capture(pid, thread.clone());
+        if let Some(saved) = captured.saved.as_ref().filter(|s| s.run_again) {
+            // Rewound now, so that it waits again even if the dumper dies.
+            if sys::set_regs(thread.tid, &crate::restart::run_again(&saved.regs)).is_ok() {
+                thread.rewound = Some((saved.regs, saved.sigmask));
+            }
+        }
+        threads.push(captured);
+    }
+    // The main thread first (gdb's current thread), then the others.
+    threads.sort_by_key(|c| (c.thread.tid != pid, !c.thread.stopped(), c.thread.tid));
+    let mm_pid = if frozen.threads.iter().any(|t| t.tid == pid) {
+        pid
+    } else {
+        frozen.stopped().map(|t| t.tid).next().unwrap_or(pid)
+    };
+    if let Some(c) = threads.iter().find(|c| c.saved.is_some()) {
+        let cs = c.saved.as_ref().map_or(0, |s| s.regs.cs);
+        if cs != 0x33 {
+            return Err(LiveError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "process {pid} is not a 64-bit process (code segment {cs:#x}): not supported"
+                ),
+            ));
+        }
+    }
+    let stat = procfs::stat(mm_pid).unwrap_or_else(|_| target.stat.clone());
+    let main_state = threads.first().map_or('R', |c| c.thread.state_before);
+    let process = ProcessInfo {
+        pid,
+        ppid: stat.ppid,
+        pgrp: stat.pgrp,
+        sid: stat.session,
+        uid: target.status.uids[0],
+        gid: target.status.gids[0],
+        name: target.status.name.as_bytes().to_vec(),
+        cmdline: procfs::cmdline(pid),
+        state: main_state,
+        nice: stat.nice,
+        flags: stat.flags,
+        cutime: stat.cutime,
+        cstime: stat.cstime,
+    };
+    let auxv = procfs::auxv(mm_pid).unwrap_or_default();
+    let filter = procfs::coredump_filter(mm_pid);
+    let maps = procfs::maps(mm_pid).map_err(|_| freeze::exited_error(pid))?;
+    Ok(Stopped {
+        frozen,
+        threads,
+        process,
+        auxv,
+        filter,
+        maps,
+        mm_pid,
+        stop_us,
+    })
+}
+
+/// The state of one thread (registers only if it is stopped).
+fn capture(pid: Pid, thread: Thread) -> Captured {
+    let tid = thread.tid;
+    let status = procfs::task_status(pid, tid).unwrap_or_default();
+    let stat = procfs::task_stat(pid, tid).unwrap_or_default();
+    let mut info = ThreadInfo {
+        tid,
+        sig_pending: status.sig_pending,
+        sig_blocked: status.sig_blocked,
+        utime: stat.utime,
+        stime: stat.stime,
+        ..ThreadInfo::default()
+    };
+    if let Some(Event::Signal(signal)) = thread.stop {
+        info.signal = signal;
+        info.siginfo = thread.siginfo;
+    }
+    let mut saved = None;
+    if thread.stopped() {
+        if let Ok(regs) = sys::get_regs(tid) {
+            info.regs = regs_words(&regs);
+            info.fpregs = sys::get_fpregs(tid).ok();
+            info.xstate = sys::get_regset(tid, sys::NT_X86_XSTATE, 64 * 1024).ok();
+            let sigmask = sys::get_sigmask(tid).unwrap_or(status.sig_blocked);
+            info.sig_blocked = sigmask;
+            let run_again = thread.stop == Some(Event::Interrupted)
+                && crate::restart::interrupted_endless_wait(&regs)
+                && !crate::restart::deliverable_signal_pending(pid, tid, sigmask);
+            saved = Some(Saved {
+                regs,
+                sigmask,
+                xstate: info.xstate.clone(),
+                fpregs: info.fpregs.clone(),
+                run_again,
+            });
+        }
+    }
+    Captured {
+        name: procfs::task_comm(pid, tid),
+        thread,
+        info,
+        saved,
+    }
+}
+
+/// `struct user_regs_struct` as the 27 words of `elf_gregset_t`.
+fn regs_words(r: &libc::user_regs_struct) -> [u64; 27] {
+    [
+        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx,
+        r.rsi, r.rdi, r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds,
+        r.es, r.fs, r.gs,
+    ]
+}
+
+/// Where the bytes of a segment come from.
+enum Source {
+    /// Read from this process's memory.
+    Memory(Content),
+    /// Read during the stop (copy-on-write: memory the copy lacks).
+    Stashed(Vec<u8>),
+}
+
+/// A segment of the core and the source of its bytes.
+struct Planned {
+    segment: Segment,
+    source: Source,
+}
+
+/// The segments of `mappings` (smaps, by address) under `filter`; the
+/// first page of an ELF file mapping is kept only if it holds an ELF
+/// header (read through `copier`).
+fn plan(mappings: &[Mapping], filter: u32, copier: &Copier) -> Vec<Planned> {
+    mappings
+        .iter()
+        .map(|m| {
+            let filesz = match regions::dump_of(m, filter) {
+                Dump::Nothing => 0,
+                Dump::Whole => m.len(),
+                Dump::ElfHeader => match copier.peek(m.start, 4) {
+                    Some(magic) if magic == b"\x7fELF" => PAGE_SIZE,
+                    _ => 0,
+                },
+            };
+            Planned {
+                segment: Segment {
+                    vaddr: m.start,
+                    memsz: m.len(),
+                    filesz,
+                    flags: regions::segment_flags(m),
+                    offset: 0,
+                },
+                source: Source::Memory(regions::content_of(m)),
+            }
+        })
+        .collect()
+}
+
+/// The notes' thread list.
+fn thread_infos(stopped: &Stopped) -> Vec<ThreadInfo> {
+    stopped.threads.iter().map(|c| c.info.clone()).collect()
+}
+
+/// Hands the head and every segment, in address order, to `writer`,
+/// reading memory with `copier`; returns how many segments there are and
+/// the bytes of memory in them.
+fn write_core(
+    writer: &mut Writer,
+    planned: Vec<Planned>,
+    notes: &[u8],
+    copier: &mut Copier,
+    on_chunk: &mut dyn FnMut(),
+) -> Result<(usize, u64)> {
+    let order: Vec<usize> = (0..planned.len()).collect();
+    let (segments, sources): (Vec<Segment>, Vec<Source>) =
+        planned.into_iter().map(|p| (p.segment, p.source)).unzip();
+    let layout = Layout::new(segments, notes.len() as u64, &order);
+    writer.write(&layout.head(notes)).map_err(output_error)?;
+    let mut memory = 0;
+    for (segment, source) in layout.segments.iter().zip(sources) {
+        if segment.filesz == 0 {
+            continue;
+        }
+        debug_assert_eq!(writer.position(), segment.offset);
+        memory += segment.filesz;
+        match source {
+            Source::Memory(content) => {
+                copier.copy(segment.vaddr, segment.filesz, content, writer, on_chunk)?;
+            }
+            Source::Stashed(bytes) => write_buffer(writer, &bytes)?,
+        }
+    }
+    if let Some(shdr) = layout.extended_count_header() {
+        writer.write(&shdr).map_err(output_error)?;
+    }
+    debug_assert_eq!(writer.position(), layout.size);
+    Ok((layout.segments.len(), memory))
+}
+
+/// Writes bytes read earlier, zero pages as holes.
+fn write_buffer(writer: &mut Writer, bytes: &[u8]) -> Result<()> {
+    for page in bytes.chunks(PAGE_SIZE as usize) {
+        if page.iter().all(|&b| b == 0) {
+            writer.skip(page.len() as u64).map_err(output_error)?;
+        } else {
+            writer.write(page).map_err(output_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// The writing thread over `sink`, with two copy buffers.
+fn writer(sink: CoreSink, options: &Options) -> Result<Writer> {
+    Writer::new(sink, 2, options.copy_buffer).map_err(|e| {
+        LiveError::new(
+            ErrorKind::Internal,
+            format!("starting the core's writing thread: {e}"),
+        )
+    })
+}
+
+/// Method (a): copy everything while stopped, then let go.
+fn stop_and_copy(
+    tracer: &mut Tracer,
+    stopped: &mut Stopped,
+    options: &Options,
+    sink: CoreSink,
+    report: &mut LiveReport,
+    stages: &mut Stages,
+) -> Result<()> {
+    let pid = stopped.frozen.pid;
+    let smaps = procfs::smaps(stopped.mm_pid).map_err(|_| freeze::exited_error(pid))?;
+    let mut copier = Copier::new(stopped.mm_pid, options.copy_buffer);
+    let planned = plan(&smaps, stopped.filter, &copier);
+    let notes = notes::build(
+        &stopped.process,
+        &thread_infos(stopped),
+        &stopped.auxv,
+        &smaps,
+    );
+    let copy_started = Instant::now();
+    let mut writer = writer(sink, options)?;
+    let mut on_chunk = || stages.reach(Stage::Copying);
+    let handed = write_core(&mut writer, planned, &notes, &mut copier, &mut on_chunk);
+    report.copy_us = micros(copy_started.elapsed());
+    // Let go once everything is read: the writing thread finishes after.
+    let_go(tracer, stopped, report, stages);
+    let (segments, memory) = handed?;
+    let (size, bytes) = writer.finish().map_err(output_error)?;
+    report.core_size = size;
+    report.bytes_written = bytes;
+    report.segments = segments;
+    report.memory_bytes = memory;
+    Ok(())
+}
+
+/// Lets every thread go, and says in the report when (the pause's end, and
+/// each thread's).
+fn let_go(
+    tracer: &mut Tracer,
+    stopped: &mut Stopped,
+    report: &mut LiveReport,
+    stages: &mut Stages,
+) {
+    let pause = stopped.frozen.resume(tracer);
+    report.pause_end_ns = sys::monotonic_ns();
+    report.pause_us = micros(pause);
+    for t in &mut report.threads {
+        if let Some(thread) = stopped.frozen.threads.iter().find(|f| f.tid == t.tid) {
+            t.stopped_to_ns = thread.let_go_ns;
+        }
+    }
+    stages.reach(Stage::Resumed);
+}
+
+/// How a copy-on-write dump did not succeed.
+enum CowError {
+    /// The copy could not be made (still stopped): why, and the sink back
+    /// for stopping and copying instead.
+    Fallback { why: String, sink: Box<CoreSink> },
+    /// Failed after the target resumed, or the target is gone.
+    Failed(LiveError),
+}
+
+/// Method (b): make the copy, let go, write the copy, reap it.
+fn copy_on_write(
+    tracer: &mut Tracer,
+    stopped: &mut Stopped,
+    options: &Options,
+    gadgets: &Gadgets,
+    sink: CoreSink,
+    report: &mut LiveReport,
+    stages: &mut Stages,
+) -> std::result::Result<(), CowError> {
+    let sink = Box::new(sink);
+    let pid = stopped.frozen.pid;
+    let fork_started = Instant::now();
+    // The thread to run clone(): stopped by our interrupt (not at a signal
+    // or an event), with room on its stack; the main thread if it can.
+    let chosen = stopped.threads.iter().find(|c| {
+        c.thread.stop == Some(Event::Interrupted)
+            && c.saved
+                .as_ref()
+                .is_some_and(|s| inject::fits(s, gadgets, &stopped.maps))
+    });
+    let Some(chosen) = chosen else {
+        return Err(CowError::Fallback {
+            why: format!(
+                "no stopped thread of process {pid} has room on its stack for the injection"
+            ),
+            sink,
+        });
+    };
+    let tid = chosen.thread.tid;
+    let saved = chosen.saved.clone().expect("chosen for its saved state");
+    let mut progress = |p: inject::Progress| match p {
+        inject::Progress::SetUp => stages.reach(Stage::Injecting),
+        inject::Progress::Child(copy) => (stages.on_copy)(copy),
+        inject::Progress::Returned => stages.reach(Stage::Injected),
+    };
+    let outcome = match inject::run(
+        tracer,
+        pid,
+        tid,
+        &saved,
+        gadgets,
+        Call::Clone,
+        &mut progress,
+    ) {
+        Ok(outcome) => outcome,
+        // Nothing to fall back to: the process is gone.
+        Err(e) if e.kind == ErrorKind::Exited => return Err(CowError::Failed(e)),
+        Err(e) => {
+            return Err(CowError::Fallback {
+                why: format!("injecting clone() into thread {tid}: {e}"),
+                sink,
+            })
+        }
+    };
+    if outcome.result <= 0 {
+        let errno = std::io::Error::from_raw_os_error((-outcome.result) as i32);
+        return Err(CowError::Fallback {
+            why: format!("the injected clone() failed in process {pid}: {errno}"),
+            sink,
+        });
+    }
+    let copy = outcome.result as Pid;
+    if let Err(why) = adopt_copy(tracer, copy, &outcome) {
+        let _ = sys::kill(copy, libc::SIGKILL);
+        return Err(CowError::Fallback { why, sink });
+    }
+    // What the copy lacks: MADV_DONTFORK mappings (in the target's maps,
+    // not in the copy's), read now, while still stopped.
+    let copy_maps = procfs::maps(copy).unwrap_or_default();
+    let missing: Vec<Mapping> = stopped
+        .maps
+        .iter()
+        .filter(|m| !copy_maps.iter().any(|c| c.same_as(m)))
+        .cloned()
+        .collect();
+    let stashed = if missing.is_empty() {
+        Vec::new()
+    } else {
+        stash_missing(stopped, &missing, options, report)
+    };
+    report.fork_us = micros(fork_started.elapsed());
+    let_go(tracer, stopped, report, stages);
+
+    let result = dump_copy(
+        tracer, stopped, options, gadgets, copy, stashed, *sink, report, stages,
+    );
+    // The copy dies whatever happened, then is reaped in the target.
+    let _ = sys::kill(copy, libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(event) = tracer.wait(copy, deadline) {
+        if event == Event::Exited {
+            break;
+        }
+    }
+    match reap_copy(tracer, pid, copy, gadgets, stages) {
+        Ok(pause) => report.reap_pause_us = micros(pause),
+        Err(why) => report.warnings.push(why),
+    }
+    result.map_err(CowError::Failed)
+}
+
+/// The copy's first stop: it is made to die with us, and the stack bytes
+/// the injection used are put back in its memory.
+fn adopt_copy(
+    tracer: &mut Tracer,
+    copy: Pid,
+    outcome: &inject::Outcome,
+) -> std::result::Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    match tracer.wait(copy, deadline) {
+        Some(Event::Interrupted) | Some(Event::GroupStop(_)) => {}
+        other => return Err(format!("the copy {copy} did not stop at birth ({other:?})")),
+    }
+    sys::set_options(copy, libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD)
+        .map_err(|e| format!("making the copy {copy} die with the dumper: {e}"))?;
+    match sys::write_memory(copy, outcome.scratch_start, &outcome.scratch_original) {
+        Ok(n) if n == outcome.scratch_original.len() => Ok(()),
+        _ => Err(format!("restoring the stack bytes of the copy {copy}")),
+    }
+}
+
+/// Reads, while the threads are stopped, the memory the copy lacks, up to
+/// `max_stop_copy` bytes; what is left out is reported.
+fn stash_missing(
+    stopped: &Stopped,
+    missing: &[Mapping],
+    options: &Options,
+    report: &mut LiveReport,
+) -> Vec<(Mapping, Vec<u8>)> {
+    let smaps = procfs::smaps(stopped.mm_pid).unwrap_or_default();
+    let copier = Copier::new(stopped.mm_pid, PAGE_SIZE as usize);
+    let mut budget = options.max_stop_copy;
+    let mut stashed = Vec::new();
+    for m in missing {
+        let detailed = smaps
+            .iter()
+            .find(|s| s.same_as(m))
+            .cloned()
+            .unwrap_or_else(|| m.clone());
+        let planned = plan(std::slice::from_ref(&detailed), stopped.filter, &copier);
+        let filesz = planned[0].segment.filesz;
+        if filesz == 0 {
+            continue;
+        }
+        if filesz > budget {
+            report.unfaithful.push(RegionNote {
+                start: m.start,
+                end: m.end,
+                path: m.path.clone(),
+                why: format!(
+                    "MADV_DONTFORK memory not copied by the fork; more than the {} bytes read while stopped: left out",
+                    options.max_stop_copy
+                ),
+            });
+            continue;
+        }
+        budget -= filesz;
+        let mut bytes = vec![0u8; filesz as usize];
+        for (i, page) in bytes.chunks_mut(PAGE_SIZE as usize).enumerate() {
+            // A page that cannot be read stays zeroes (a hole).
+            let _ = copier.read(m.start + i as u64 * PAGE_SIZE, page);
+        }
+        stashed.push((detailed, bytes));
+    }
+    stashed
+}
+
+/// Writes the core from the copy (the target runs meanwhile).
+#[allow(clippy::too_many_arguments)]
+fn dump_copy(
+    tracer: &mut Tracer,
+    stopped: &Stopped,
+    options: &Options,
+    gadgets: &Gadgets,
+    copy: Pid,
+    stashed: Vec<(Mapping, Vec<u8>)>,
+    sink: CoreSink,
+    report: &mut LiveReport,
+    stages: &mut Stages,
+) -> Result<()> {
+    if let Err(e) = inject::close_descriptors(tracer, copy, gadgets) {
+        report
+            .warnings
+            .push(format!("the copy kept the target's descriptors: {e}"));
+    }
+    if let Err(e) = std::fs::write(format!("/proc/{copy}/oom_score_adj"), "1000") {
+        report
+            .warnings
+            .push(format!("setting the copy's oom_score_adj: {e}"));
+    }
+    let copy_smaps = procfs::smaps(copy).map_err(|e| {
+        LiveError::new(
+            ErrorKind::Internal,
+            format!("reading the copy's mappings: {e}"),
+        )
+    })?;
+    let mut copier = Copier::new(copy, options.copy_buffer);
+    let mut planned = plan(&copy_smaps, stopped.filter, &copier);
+    for (p, m) in planned.iter_mut().zip(&copy_smaps) {
+        // MADV_WIPEONFORK memory reads as zeroes in the copy: left out.
+        if m.has_flag(b"wf") && p.segment.filesz > 0 {
+            p.segment.filesz = 0;
+            report.unfaithful.push(RegionNote {
+                start: m.start,
+                end: m.end,
+                path: m.path.clone(),
+                why: "MADV_WIPEONFORK memory (zeroes in the copy): left out".into(),
+            });
+        }
+    }
+    for (m, bytes) in stashed {
+        planned.push(Planned {
+            segment: Segment {
+                vaddr: m.start,
+                memsz: m.len(),
+                filesz: bytes.len() as u64,
+                flags: regions::segment_flags(&m),
+                offset: 0,
+            },
+            source: Source::Stashed(bytes),
+        });
+    }
+    // Mappings the copy lacks and the core leaves out still get their
+    // program header (as the kernel gives one to every mapping).
+    for m in &stopped.maps {
+        if !planned.iter().any(|p| p.segment.vaddr == m.start) {
+            planned.push(Planned {
+                segment: Segment {
+                    vaddr: m.start,
+                    memsz: m.len(),
+                    filesz: 0,
+                    flags: regions::segment_flags(m),
+                    offset: 0,
+                },
+                source: Source::Stashed(Vec::new()),
+            });
+        }
+    }
+    planned.sort_by_key(|p| p.segment.vaddr);
+    let notes = notes::build(
+        &stopped.process,
+        &thread_infos(stopped),
+        &stopped.auxv,
+        &stopped.maps,
+    );
+    let copy_started = Instant::now();
+    // The copy is written at leisure: by threads of the lowest priority, so
+    // that the process, running again, is not slowed down by its own dump
+    // on a busy machine. This (tracer) thread keeps its priority, for the
+    // reaping stop to come, and lets go of any thread that was late to
+    // stop (only the tracer can).
+    let written = std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("core-reader".into())
+            .spawn_scoped(scope, || {
+                sys::lowest_priority();
+                let mut writer = writer(sink, options)?;
+                let mut on_chunk = || stages.reach(Stage::DumpingCopy);
+                let (segments, memory) =
+                    write_core(&mut writer, planned, &notes, &mut copier, &mut on_chunk)?;
+                let (size, bytes) = writer.finish().map_err(output_error)?;
+                Ok::<_, LiveError>((size, bytes, segments, memory))
+            })
+            .map_err(|e| LiveError::new(ErrorKind::Internal, format!("starting the copy's reader: {e}")))?;
+        while !reader.is_finished() {
+            tracer.release_stragglers();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(LiveError::new(ErrorKind::Internal, "the copy's reader panicked")))
+    });
+    let (size, bytes, segments, memory) = written?;
+    report.copy_us = micros(copy_started.elapsed());
+    report.copy_private_bytes = procfs::private_bytes(copy).unwrap_or(0);
+    report.core_size = size;
+    report.bytes_written = bytes;
+    report.segments = segments;
+    report.memory_bytes = memory;
+    if !procfs::stat(stopped.frozen.pid).is_ok_and(|s| !matches!(s.state, 'Z' | 'X')) {
+        report.exited_during_dump = true;
+    }
+    Ok(())
+}
+
+/// Reaps a copy whose dumping child died (in a child of the caller that
+/// becomes the tracer for it): waits for the copy to end (it dies with its
+/// tracer), then reaps it in the target.
+pub fn reap_orphaned_copy(pid: Pid, copy: Pid) -> std::result::Result<(), String> {
+    let mut tracer = Tracer::new().map_err(|e| e.message)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !procfs::stat(copy).is_ok_and(|s| s.ppid != pid || s.state == 'Z') {
+        if Instant::now() >= deadline {
+            return Err(format!("the copy {copy} of process {pid} did not end"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let maps = procfs::maps(pid).map_err(|e| format!("reading the maps of process {pid}: {e}"))?;
+    let gadgets = inject::find_gadgets(pid, &maps)
+        .ok_or_else(|| format!("process {pid} has no code sequences for the injection"))?;
+    let mut stages = Stages {
+        hook: None,
+        seen: Vec::new(),
+        on_copy: &|_| {},
+    };
+    reap_copy(&mut tracer, pid, copy, &gadgets, &mut stages).map(drop)
+}
+
+/// Reaps the dead copy in the target (a `wait4()` injected into one of its
+/// threads, stopped for that alone); returns how long that thread was
+/// stopped.
+fn reap_copy(
+    tracer: &mut Tracer,
+    pid: Pid,
+    copy: Pid,
+    gadgets: &Gadgets,
+    stages: &mut Stages,
+) -> std::result::Result<Duration, String> {
+    // Only a zombie child of the target needs it (a target that exited
+    // left the copy to init, which reaps it).
+    let is_zombie_child = procfs::stat(copy).is_ok_and(|s| s.ppid == pid && s.state == 'Z');
+    if !is_zombie_child {
+        return Ok(Duration::ZERO);
+    }
+    let mut gadgets = *gadgets;
+    if !inject::still_there(pid, &gadgets) {
+        let maps = procfs::maps(pid).unwrap_or_default();
+        gadgets = inject::find_gadgets(pid, &maps)
+            .ok_or_else(|| format!("the copy {copy} could not be reaped: process {pid} has no code sequences for the injection any more"))?;
+    }
+    let maps = procfs::maps(pid).unwrap_or_default();
+    let tids = procfs::tasks(pid).unwrap_or_default();
+    for tid in tids {
+        let started = Instant::now();
+        if sys::seize(tid, freeze::SEIZE_OPTIONS).is_err() {
+            continue;
+        }
+        let _ = sys::interrupt(tid);
+        let stop = tracer.wait(tid, Instant::now() + Duration::from_secs(2));
+        if stop != Some(Event::Interrupted) {
+            match stop {
+                None => tracer.detach_when_stopped(tid),
+                Some(Event::Exited) => {}
+                Some(event) => {
+                    let signal = if let Event::Signal(s) = event { s } else { 0 };
+                    let _ = sys::detach(tid, signal);
+                }
+            }
+            continue;
+        }
+        let saved = sys::get_regs(tid).ok().map(|regs| {
+            let sigmask = sys::get_sigmask(tid).unwrap_or(0);
+            Saved {
+                regs,
+                sigmask,
+                xstate: sys::get_regset(tid, sys::NT_X86_XSTATE, 64 * 1024).ok(),
+                fpregs: sys::get_fpregs(tid).ok(),
+                run_again: crate::restart::interrupted_endless_wait(&regs)
+                    && !crate::restart::deliverable_signal_pending(pid, tid, sigmask),
+            }
+        });
+        let usable = saved
+            .as_ref()
+            .filter(|s| s.regs.cs == 0x33 && inject::fits(s, &gadgets, &maps));
+        let Some(saved) = usable else {
+            let _ = sys::detach(tid, 0);
+            continue;
+        };
+        let mut progress = |p: inject::Progress| {
+            if p == inject::Progress::SetUp {
+                stages.reach(Stage::Reaping);
+            }
+        };
+        let outcome = inject::run(
+            tracer,
+            pid,
+            tid,
+            saved,
+            &gadgets,
+            Call::Wait4(copy),
+            &mut progress,
+        );
+        let _ = sys::detach(tid, 0);
+        let stopped_for = started.elapsed();
+        return match outcome {
+            Ok(o) if o.result == copy as i64 => Ok(stopped_for),
+            // -ECHILD: the target reaped it itself (with __WALL).
+            Ok(o) if o.result == -(libc::ECHILD as i64) => Ok(stopped_for),
+            Ok(o) => Err(format!(
+                "reaping the copy {copy} in process {pid}: wait4 returned {}",
+                o.result
+            )),
+            Err(e) => Err(format!("reaping the copy {copy} in process {pid}: {e}")),
+        };
+    }
+    Err(format!(
+        "the copy {copy} could not be reaped: no thread of process {pid} could be stopped for it; it stays a zombie until process {pid} exits"
+    ))
+}
