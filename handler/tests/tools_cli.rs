@@ -861,6 +861,66 @@ fn sigterm_ends_the_tool_and_its_pager_and_puts_the_terminal_back() {
     );
 }
 
+#[test]
+fn sigterm_ends_debug_and_its_debugger_and_puts_the_terminal_back() {
+    let dir = test_dir("lcdcli-debug-term");
+    let cores = three_crashes(dir.path());
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    // A debugger that does what gdb does to the terminal, then waits.
+    let debugger = dir.path().join("debugger");
+    fs::write(
+        &debugger,
+        format!(
+            "#!/bin/sh\nstty raw -echo </dev/tty; echo $PPID > {}; echo $$ > {}; exec sleep 600\n",
+            at("tool.pid"),
+            at("debugger.pid")
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&debugger, fs::Permissions::from_mode(0o755)).unwrap();
+    let line = format!(
+        "{} debug 103 --dir {} --debugger {}; echo $? > {}; stty -a </dev/tty > {}",
+        handler_binary!().display(),
+        cores.display(),
+        debugger.display(),
+        at("status"),
+        at("stty")
+    );
+    let mut script = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tool = number_in(&dir.path().join("tool.pid"));
+    let debugger_pid = number_in(&dir.path().join("debugger.pid"));
+    // Ctrl-C is the debugger's: SIGINT leaves the tool waiting for it.
+    assert!(testsupport::process::signal(tool, libc::SIGINT));
+    assert!(testsupport::process::signal(tool, libc::SIGTERM));
+    let status = number_in(&dir.path().join("status"));
+    assert_eq!(status, 128 + libc::SIGTERM, "debug did not end by SIGTERM");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while script.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "script did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while testsupport::attacker::process_state(debugger_pid).is_some_and(|s| s != 'Z') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the debugger {debugger_pid} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stty = fs::read_to_string(dir.path().join("stty")).unwrap();
+    let words: Vec<&str> = stty.split_whitespace().collect();
+    assert!(
+        words.contains(&"echo") && words.contains(&"icanon"),
+        "the terminal stayed raw: {stty}"
+    );
+}
+
 /// The bash and zsh completions, as `generate-docs` writes them for the
 /// package, in `dir`.
 fn completions(dir: &Path) -> (PathBuf, PathBuf) {
