@@ -355,6 +355,9 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
     if let Some(gid) = crashed.gid {
         lines.line("GID", gid.to_string());
     }
+    if let Some(crash_id) = &crashed.crash_id {
+        lines.line("Crash ID", escape(crash_id));
+    }
     if let Some(signal) = &crashed.signal {
         lines.line(
             "Signal",
