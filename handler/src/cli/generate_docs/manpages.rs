@@ -400,7 +400,7 @@ mod tests {
         assert!(page.contains(".SS \"[chain]\""), "{page}");
         for key in crate::base::config_parse::KEYS
             .into_iter()
-            .filter(|k| *k != "chain")
+            .filter(|k| *k != "chain" && *k != "submit")
         {
             assert!(
                 page.contains(&format!("\\fB{}\\fR = ", roff(key))),
@@ -411,6 +411,12 @@ mod tests {
             assert!(
                 page.contains(&format!("\\fBchain.{}\\fR = ", roff(key))),
                 "[chain] {key} missing from lttng-coredump.conf(5)"
+            );
+        }
+        for key in crate::base::config_parse::SUBMIT_KEYS {
+            assert!(
+                page.contains(&format!("\\fBsubmit.{}\\fR = ", roff(key))),
+                "[submit] {key} missing from lttng-coredump.conf(5)"
             );
         }
         assert!(page.contains(".SH \"DESCRIPTION\""));
