@@ -5,7 +5,8 @@
 //! who may read its core (`access`), the LTTng snapshots (`snapshot`), the
 //! core's writing (`corefile`, `pump`, `compress`), the handing on to
 //! another handler (`chain`), the scan of the saved core for the trace it
-//! holds (`core_trace_check`), and the limits on what one crash may cost
+//! holds (`core_trace_check`), the spool of crashes shipped to the collector
+//! (`submit`), and the limits on what one crash may cost
 //! (`limits`).
 
 pub mod access;
@@ -19,3 +20,4 @@ pub mod pipeline;
 pub mod procinfo;
 pub mod pump;
 pub mod snapshot;
+pub mod submit;

@@ -15,7 +15,9 @@
 //!    (`check_core_trace`) and compress it (`compress_core`);
 //! 5. log what became of the core (`log_outcome`) and make the crash record
 //!    (`crash_record`);
-//! 6. write the record (`write_record`).
+//! 6. write the record (`write_record`), then put the crash in the spool
+//!    of crashes shipped to the collector (`crash/submit.rs`, with
+//!    `[submit]`).
 //!
 //! No step's failure stops a later one: each is caught into the record.
 
@@ -234,7 +236,8 @@ pub fn handle_crash(
         stages,
         log,
     });
-    write_record(crash_record, &saved, &config, context.uid, log);
+    write_record(crash_record.clone(), &saved, &config, context.uid, log);
+    crate::crash::submit::enqueue(&config, &crash_record, saved.dir.as_ref(), log);
     expire_old(&config, &saved, log);
     verdict
 }
