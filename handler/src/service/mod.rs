@@ -2,7 +2,8 @@
 //! listening socket, passed by systemd, held by `serve --hold`'s holder,
 //! or its own (`listen`, `hold`); the queue that gives each uid its share
 //! of the workers (`fair_queue`); and the probe that tells whether a
-//! service answers (`probe`). Each crash goes down the same crash path as
+//! service answers (`probe`); the submitter of the spool's crashes, run
+//! as its own user (`submitter`). Each crash goes down the same crash path as
 //! the pipe's.
 
 pub mod fair_queue;
@@ -10,3 +11,4 @@ pub mod hold;
 pub mod listen;
 pub mod probe;
 pub mod serve;
+pub mod submitter;
