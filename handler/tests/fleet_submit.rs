@@ -5,20 +5,23 @@
 //! in a host's network namespace sending it to a real
 //! systemd-journal-remote on the collector's namespace; with the collector
 //! unreachable the crash stays queued (and `status` says why), and once it
-//! is back the crash arrives, counted once.
+//! is back the crash arrives, counted once; with `relayd` set, the
+//! crash's snapshot goes to a real lttng-relayd on the collector, named by
+//! the crash's ID, and the entry says where.
 
 use lttng_coredump_fleet::collector::{self, ReadOptions};
+use lttng_coredump_fleet::relayd;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-use testsupport::collector::JournalRemote;
+use testsupport::collector::{JournalRemote, Relayd};
 use testsupport::crasher::*;
 use testsupport::handler::*;
 use testsupport::handler_binary;
 use testsupport::netns::TestNetwork;
 use testsupport::process::run_bounded;
-use testsupport::{unique_name, TempDir, TestUser};
+use testsupport::{babeltrace_events, fixture_seqs, unique_name, TempDir, TestUser};
 
 /// `lttng-coredump ARGS` run as root in namespace `ns`, without the
 /// machine's proxies (the test network has none).
@@ -36,6 +39,23 @@ fn in_netns(network: &TestNetwork, ns: &str, binary: &Path, args: &[&str]) -> Ou
         command.env_remove(proxy);
     }
     run_bounded(&mut command, Duration::from_secs(300))
+}
+
+/// The items in the spool's queue once there are `n` (bounded: the
+/// handler queues the crash after its record is written, after the kernel
+/// let the process go, so the crash's end does not wait for it).
+fn wait_for_queued(spool_dir: &Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + CRASH_TIMEOUT;
+    loop {
+        let items: Vec<String> = fs::read_dir(spool_dir.join("queue"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        if items.len() >= n || std::time::Instant::now() > deadline {
+            return items;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn status_json(binary: &Path, config: &Path, kernel: &Path) -> serde_json::Value {
@@ -102,10 +122,7 @@ fn a_crash_is_spooled_under_its_crash_id_and_reaches_journal_remote_once_even_af
     let (_, record) = wait_for_record(&cores, pid);
     let crash_id = record["crash_id"].as_str().unwrap().to_owned();
     // In the queue under its crash_id, its core kept on this host.
-    let items: Vec<String> = fs::read_dir(&queue)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let items = wait_for_queued(&spool_dir, 1);
     assert_eq!(items.len(), 1, "{items:?}");
     assert!(items[0].ends_with(&crash_id), "{items:?} {crash_id}");
     assert!(Path::new(record["core"]["path"].as_str().unwrap()).is_file());
@@ -163,4 +180,97 @@ fn a_crash_is_spooled_under_its_crash_id_and_reaches_journal_remote_once_even_af
     assert!(ours[0].core_storage.is_some(), "{:?}", ours[0]);
     let status = status_json(&binary, &handler.config, &kernel);
     assert_eq!(status["spool"]["status"]["queued"], 0, "{status}");
+}
+
+#[test]
+fn a_crash_snapshot_goes_to_the_collectors_relayd_named_by_crash_id_and_its_entry_says_where() {
+    let dir = TempDir::new("lcd-fleet-relay");
+    // Declared before the network: its teardown kills the user's session
+    // daemon (in the host's namespace) before the user is deleted.
+    let user = TestUser::create("lcdfwire2", false);
+    let network = TestNetwork::new(1);
+    let relay = Relayd::start(&network, dir.path(), 5352);
+    let remote = JournalRemote::http(&network, dir.path(), 19551);
+    // The user's own session daemon runs in the host's namespace: its
+    // consumer reaches the collector's relay from there.
+    let mut daemon = network.command(network.host(0), "runuser");
+    daemon
+        .args(["-u", &user.name, "--", "env", "-i"])
+        .arg(format!("HOME={}", user.home.display()))
+        .args([
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+            "lttng-sessiond",
+            "--daemonize",
+            "--no-kernel",
+        ]);
+    testsupport::sessiond::start_daemon(daemon, &user.run_dir(), &user.name);
+    let session = "fleet-wire-flight";
+    let local = user.home.join("fleet-wire-snapshots");
+    user.lttng_ok(&[
+        "create",
+        session,
+        "--snapshot",
+        "-o",
+        local.to_str().unwrap(),
+    ]);
+    user.lttng_ok(&["enable-event", "-u", "lttng_coredump:step", "-s", session]);
+    user.lttng_ok(&["start", session]);
+    user.set_trigger_in_own_daemon(session, lttng_coredump_engine::ActionKind::Snapshot);
+
+    let cores = dir.path().join("cores");
+    let spool_dir = dir.path().join("spool");
+    let submit = format!(
+        "[submit]\nspool_dir = \"{}\"\nuser = \"{}\"\njournal_remote = \"{}\"\nrelayd = \"{}\"\n\
+         timeout = 20\n",
+        spool_dir.display(),
+        user.name,
+        remote.url,
+        relay.url
+    );
+    let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, &submit));
+    lttng_coredump_fleet::Spool::create(
+        &spool_dir,
+        lttng_coredump_fleet::SpoolOwner {
+            uid: user.uid,
+            gid: user.gid,
+        },
+    )
+    .unwrap();
+
+    let tag = unique_name("fwr");
+    let output = run_bounded(
+        user.crasher_command().args([&tag, "30", "segv"]),
+        CRASH_TIMEOUT,
+    );
+    assert!(!output.status.success());
+    let pid = ready_pid(&output);
+    let (_, record) = wait_for_record(&cores, pid);
+    let crash_id = record["crash_id"].as_str().unwrap().to_owned();
+    let log = record["log"].to_string();
+    assert!(
+        log.contains(&format!("crash-{crash_id}")),
+        "{log}\nrelay: {}",
+        relay.server.log_text()
+    );
+
+    assert_eq!(wait_for_queued(&spool_dir, 1).len(), 1);
+    let out = in_netns(
+        &network,
+        network.host(0),
+        &handler.binary,
+        &["submit", "--config", handler.config.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let crashes = collector::read_journal_dir(&remote.journal_dir, &ReadOptions::default())
+        .expect("journal-remote's files read");
+    assert_eq!(crashes.len(), 1, "{crashes:?}");
+    assert_eq!(crashes[0].crash_id.as_deref(), Some(crash_id.as_str()));
+    assert_eq!(crashes[0].snapshot_session.as_deref(), Some(session));
+    let pattern = crashes[0].snapshot_path.as_deref().unwrap();
+    assert!(pattern.contains(&crash_id), "{pattern}");
+    let path = relayd::resolve_snapshot_path(&relay.output, pattern)
+        .unwrap_or_else(|| panic!("no {pattern} under {}", relay.output.display()));
+    // The crash's events are in the relay's copy, read on the collector.
+    let events = babeltrace_events(&path);
+    assert_eq!(fixture_seqs(&events, &tag), (0..30).collect::<Vec<i64>>());
 }

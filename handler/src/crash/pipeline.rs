@@ -174,6 +174,7 @@ pub fn handle_crash(
         &mut stages.snapshots,
         log,
     );
+    let relayed = crate::crash::submit::relay_snapshots(&config, crash_id.as_ref(), &fires, log);
     let readable_by = core_reader(&context, &gathered, log);
     let mut learned_signal = None;
     let mut share = share;
@@ -237,7 +238,7 @@ pub fn handle_crash(
         log,
     });
     write_record(crash_record.clone(), &saved, &config, context.uid, log);
-    crate::crash::submit::enqueue(&config, &crash_record, saved.dir.as_ref(), log);
+    crate::crash::submit::enqueue(&config, &crash_record, saved.dir.as_ref(), &relayed, log);
     expire_old(&config, &saved, log);
     verdict
 }

@@ -20,22 +20,119 @@
 use crate::base::config::Config;
 use crate::base::syslog::Log;
 use crate::store::coredir::CoreDir;
-use crate::store::record::CrashRecord;
+use crate::store::record::{CrashRecord, DaemonFire};
+use lttng_coredump_engine::DaemonTarget;
 use lttng_coredump_fleet::config::SubmitConfig;
+use lttng_coredump_fleet::relayd::{self, RelaySnapshot};
 use lttng_coredump_fleet::{CoreSource, CrashId, HostIdentity, NewCrash, Spool};
 use lttng_coredump_journal::coredump::{self, Crash};
 use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// At the crash, right after its snapshots (its ring buffers still hold
+/// its events): when `[submit] relayd` is set, each session snapshotted is
+/// also recorded to that relay daemon, in the same session daemon (root's
+/// or the user's own, as that user), named `crash-CRASHID`, from a child
+/// under `snapshot_deadline` (a second bound of that length for all of
+/// them: the local snapshots are already taken). A relay that cannot be
+/// reached costs the relay copy only (logged); the local snapshot stays.
+pub fn relay_snapshots(
+    config: &Config,
+    crash_id: Option<&CrashId>,
+    fires: &[DaemonFire],
+    log: &mut Log,
+) -> Vec<RelaySnapshot> {
+    let (Some(url), Some(crash_id)) = (
+        config.submit.as_ref().and_then(|s| s.relayd.as_deref()),
+        crash_id,
+    ) else {
+        return Vec::new();
+    };
+    let started = std::time::Instant::now();
+    let mut relayed = Vec::new();
+    for fire in fires {
+        let (Some(target), Some(report)) = (&fire.target, &fire.report) else {
+            continue;
+        };
+        let sessions: std::collections::BTreeSet<&str> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.snapshot_path.is_some())
+            .map(|o| o.session.as_str())
+            .collect();
+        for session in sessions {
+            let left = config.snapshot_deadline.saturating_sub(started.elapsed());
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                record_to_relay(target, session, url, crash_id, left)
+            }))
+            .unwrap_or_else(|_| Err("recording it panicked".into()));
+            match outcome {
+                Ok(snapshot) => {
+                    log.info(format!(
+                        "snapshot of session {session} ({} session daemon) also sent to {url} as \
+                         {}",
+                        fire.daemon,
+                        snapshot.path_pattern()
+                    ));
+                    relayed.push(snapshot);
+                }
+                Err(error) => log.warning(format!(
+                    "the snapshot of session {session} ({} session daemon) was not sent to \
+                     {url}: {error} (the local snapshot stays)",
+                    fire.daemon
+                )),
+            }
+        }
+    }
+    relayed
+}
+
+fn record_to_relay(
+    target: &DaemonTarget,
+    session: &str,
+    url: &str,
+    crash_id: &CrashId,
+    deadline: std::time::Duration,
+) -> Result<RelaySnapshot, String> {
+    if deadline.is_zero() {
+        return Err("no time left".into());
+    }
+    let daemon =
+        lttng_coredump_engine::target::resolve(target, deadline).map_err(|e| e.to_string())?;
+    let answer: Result<String, String> =
+        lttng_coredump_engine::identity::run_json(deadline, daemon.identity(), || {
+            relayd::record(session, url, crash_id)
+                .map(|snapshot| snapshot.hostname)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(RelaySnapshot {
+        relay_url: url.to_owned(),
+        session: session.to_owned(),
+        name: relayd::snapshot_name(crash_id),
+        hostname: answer?,
+    })
+}
+
 /// The step: puts the crash in the spool when `[submit]` is configured
 /// (nothing otherwise). `dir` is the core directory the record and the
 /// core were written in.
-pub fn enqueue(config: &Config, record: &CrashRecord, dir: Option<&CoreDir>, log: &mut Log) {
+/// `relayed`: the crash's snapshots on the relay daemon, which the entry
+/// names.
+pub fn enqueue(
+    config: &Config,
+    record: &CrashRecord,
+    dir: Option<&CoreDir>,
+    relayed: &[RelaySnapshot],
+    log: &mut Log,
+) {
     let Some(submit) = &config.submit else {
         return;
     };
-    let result = catch_unwind(AssertUnwindSafe(|| enqueue_in(submit, record, dir, log)))
-        .unwrap_or_else(|_| Err("enqueueing panicked".to_string()));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        enqueue_in(submit, record, dir, relayed, log)
+    }))
+    .unwrap_or_else(|_| Err("enqueueing panicked".to_string()));
     if let Err(error) = result {
         log.warning(format!(
             "the crash is not shipped: it could not enter the spool {}: {error} (its core and \
@@ -49,6 +146,7 @@ fn enqueue_in(
     submit: &SubmitConfig,
     record: &CrashRecord,
     dir: Option<&CoreDir>,
+    relayed: &[RelaySnapshot],
     log: &mut Log,
 ) -> Result<(), String> {
     let spool = Spool::open(&submit.spool_dir).map_err(|e| e.to_string())?;
@@ -61,11 +159,20 @@ fn enqueue_in(
         }
     };
     let report_json = Some(record.to_json());
+    let mut fields = entry_fields(record);
+    if !relayed.is_empty() {
+        // The journal crate's LTTNG_COREDUMP_SNAPSHOT_PATH names the local
+        // snapshots, the fleet's the relay's copies: on the collector the
+        // field names the copy that is there (the record, shipped as the
+        // report, keeps the local paths).
+        fields.retain(|(name, _)| name != lttng_coredump_fleet::fields::SNAPSHOT_PATH);
+        fields.extend(relayed.iter().flat_map(RelaySnapshot::fields));
+    }
     let enqueued = spool
         .enqueue(
             NewCrash {
                 crash_id,
-                fields: entry_fields(record),
+                fields,
                 report_json,
                 core,
                 host: HostIdentity::now(),
