@@ -274,3 +274,140 @@ fn a_crash_snapshot_goes_to_the_collectors_relayd_named_by_crash_id_and_its_entr
     let events = babeltrace_events(&path);
     assert_eq!(fixture_seqs(&events, &tag), (0..30).collect::<Vec<i64>>());
 }
+
+/// The processes of `uid` running this handler binary's `submit`.
+fn submitters_of(uid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let status = fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let owner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            .and_then(|id| id.parse::<u32>().ok());
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if owner == Some(uid) && cmdline.split(|&b| b == 0).any(|arg| arg == b"submit") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn serve_runs_the_submitter_as_its_user_and_the_crash_reaches_journal_remote() {
+    let dir = TempDir::new("lcd-fleet-serve");
+    let user = TestUser::create("lcdfwire3", false);
+    let network = TestNetwork::new(1);
+    let remote = JournalRemote::http(&network, dir.path(), 19561);
+    let cores = dir.path().join("cores");
+    let spool_dir = dir.path().join("spool");
+    lttng_coredump_fleet::Spool::create(
+        &spool_dir,
+        lttng_coredump_fleet::SpoolOwner {
+            uid: user.uid,
+            gid: user.gid,
+        },
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        config_for(
+            &cores,
+            &format!(
+                "[submit]\nspool_dir = \"{}\"\nuser = \"{}\"\njournal_remote = \"{}\"\npoll = 1\n\
+                 timeout = 20\n",
+                spool_dir.display(),
+                user.name,
+                remote.url
+            ),
+        ),
+    )
+    .unwrap();
+
+    // The service in the host's namespace (its submitter child reaches the
+    // collector from there; the kernel reaches its socket by its path).
+    let guard = testsupport::CorePatternGuard::acquire();
+    let socket = testsupport::service::unique_socket();
+    let mut command = network.command(network.host(0), handler_binary!());
+    for proxy in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"] {
+        command.env_remove(proxy);
+    }
+    let mut service = testsupport::service::Service::start_command(
+        command,
+        &config,
+        &socket,
+        &dir.path().join("no-install.bkp"),
+        &dir.path().join("serve.log"),
+        &[],
+    );
+    guard.set_pipe_limit(16);
+    guard.set(&format!("@@{}", socket.display()));
+    // Its submitter runs, as the spool's user.
+    let deadline = std::time::Instant::now() + CRASH_TIMEOUT;
+    while submitters_of(user.uid).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no submitter as {}: {}",
+            user.name,
+            service.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let tag = unique_name("fws");
+    let output = run_bounded(crasher_command().args([&tag, "3", "segv"]), CRASH_TIMEOUT);
+    assert!(!output.status.success());
+    let pid = ready_pid(&output);
+    let (_, record) = wait_for_record(&cores, pid);
+    let crash_id = record["crash_id"].as_str().unwrap().to_owned();
+    // Sent by the service's submitter, nothing else running one.
+    let crashes = loop {
+        let crashes = collector::read_journal_dir(&remote.journal_dir, &ReadOptions::default())
+            .unwrap_or_default();
+        if !crashes.is_empty() {
+            break crashes;
+        }
+        assert!(
+            std::time::Instant::now() < deadline + CRASH_TIMEOUT,
+            "nothing reached journal-remote: {}",
+            service.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(crashes.len(), 1, "{crashes:?}");
+    assert_eq!(crashes[0].crash_id.as_deref(), Some(crash_id.as_str()));
+    assert_eq!(crashes[0].copies, 1);
+
+    // A submitter killed is started again; the service killed outright
+    // takes its submitter with it (its parent-death signal).
+    let first = submitters_of(user.uid);
+    assert_eq!(first.len(), 1, "{first:?}");
+    testsupport::process::signal(first[0] as i32, libc::SIGKILL);
+    let restarted = loop {
+        let now = submitters_of(user.uid);
+        if !now.is_empty() && !now.contains(&first[0]) {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline + 2 * CRASH_TIMEOUT,
+            "the submitter was not started again: {}",
+            service.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(restarted.len(), 1, "{restarted:?}");
+    drop(guard);
+    service.signal_and_wait(libc::SIGKILL);
+    let end = std::time::Instant::now() + CRASH_TIMEOUT;
+    while !submitters_of(user.uid).is_empty() {
+        assert!(
+            std::time::Instant::now() < end,
+            "the submitter outlived the service"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -15,11 +15,14 @@ pub struct SubmitArgs {
     /// destinations with a bounded back-off (what the unit runs).
     #[arg(long)]
     follow: bool,
+    /// Run as the child of this process (serve's): end when it ends.
+    #[arg(long, hide = true)]
+    parent: Option<u32>,
 }
 
 pub fn run(args: SubmitArgs) -> ExitCode {
     let result = crate::service::submitter::submit_config(args.config.as_deref())
-        .and_then(|submit| crate::service::submitter::run(&submit, args.follow));
+        .and_then(|submit| crate::service::submitter::run(&submit, args.follow, args.parent));
     match result {
         Ok(outcome) => {
             print!("{}", outcome.report);

@@ -86,8 +86,20 @@ pub struct Outcome {
 /// Sends the queue once, or keeps sending (`follow`, until killed:
 /// every state is on disk, and a crash sent but not yet marked is sent
 /// again by the next run).
-pub fn run(submit: &SubmitConfig, follow: bool) -> Result<Outcome> {
+/// `parent`: the process this one is the child of (`serve`), whose end
+/// ends it too.
+pub fn run(submit: &SubmitConfig, follow: bool, parent: Option<u32>) -> Result<Outcome> {
     become_submitter(submit)?;
+    if let Some(parent) = parent {
+        // Set after the ids changed (a change of ids clears it), then the
+        // parent checked: it may have ended before.
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+            .context("PR_SET_PDEATHSIG")?;
+        let now = rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32);
+        if now != Some(parent) {
+            bail!("the parent process {parent} is gone");
+        }
+    }
     let spool = Spool::open(&submit.spool_dir)
         .map_err(|e| anyhow!("{e} (install creates the spool when [submit] is configured)"))?;
     let Some(_lock) = spool.lock_submitter(false)? else {
@@ -180,7 +192,9 @@ fn supervise(exe: &Path, config: Option<&Path>, stop: &AtomicBool) {
     use std::sync::atomic::Ordering;
     while !stop.load(Ordering::SeqCst) {
         let mut command = std::process::Command::new(exe);
-        command.args(["submit", "--follow"]);
+        command
+            .args(["submit", "--follow", "--parent"])
+            .arg(std::process::id().to_string());
         if let Some(config) = config {
             command.arg("--config").arg(config);
         }
