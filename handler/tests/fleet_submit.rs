@@ -23,22 +23,12 @@ use testsupport::netns::TestNetwork;
 use testsupport::process::run_bounded;
 use testsupport::{babeltrace_events, fixture_seqs, unique_name, TempDir, TestUser};
 
-/// `lttng-coredump ARGS` run as root in namespace `ns`, without the
-/// machine's proxies (the test network has none).
+/// `lttng-coredump ARGS` run as root in namespace `ns`.
 fn in_netns(network: &TestNetwork, ns: &str, binary: &Path, args: &[&str]) -> Output {
-    let mut command = network.command(ns, binary);
-    command.args(args);
-    for proxy in [
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-    ] {
-        command.env_remove(proxy);
-    }
-    run_bounded(&mut command, Duration::from_secs(300))
+    run_bounded(
+        network.command(ns, binary).args(args),
+        Duration::from_secs(300),
+    )
 }
 
 /// The items in the spool's queue once there are `n` (bounded: the
@@ -72,22 +62,76 @@ fn status_json(binary: &Path, config: &Path, kernel: &Path) -> serde_json::Value
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
 }
 
+/// One test's collector and host: a network (one host), systemd-journal-remote
+/// on the collector, the spool's user, and a directory for the cores and
+/// the spool. Dropped in this order: the network's teardown kills what
+/// runs in it (the user's daemons) before the user is deleted.
+struct Lab {
+    remote: JournalRemote,
+    network: TestNetwork,
+    user: TestUser,
+    cores: std::path::PathBuf,
+    spool_dir: std::path::PathBuf,
+    dir: TempDir,
+}
+
+impl Lab {
+    fn new(prefix: &str, user: &str, port: u16) -> Lab {
+        let dir = TempDir::new(prefix);
+        let user = TestUser::create(user, false);
+        let network = TestNetwork::new(1);
+        let remote = JournalRemote::http(&network, dir.path(), port);
+        Lab {
+            remote,
+            network,
+            user,
+            cores: dir.path().join("cores"),
+            spool_dir: dir.path().join("spool"),
+            dir,
+        }
+    }
+
+    /// The handler's configuration: its cores here, a `[submit]` section
+    /// shipping to journal-remote, plus `extra` keys of that section.
+    fn config(&self, extra: &str) -> String {
+        config_for(
+            &self.cores,
+            &format!(
+                "[submit]\nspool_dir = \"{}\"\nuser = \"{}\"\njournal_remote = \"{}\"\n{extra}\n",
+                self.spool_dir.display(),
+                self.user.name,
+                self.remote.url
+            ),
+        )
+    }
+
+    /// The spool, as install makes it.
+    fn create_spool(&self) {
+        lttng_coredump_fleet::Spool::create(
+            &self.spool_dir,
+            lttng_coredump_fleet::SpoolOwner {
+                uid: self.user.uid,
+                gid: self.user.gid,
+            },
+        )
+        .unwrap();
+    }
+
+    /// The crashes journal-remote stored, each counted once.
+    fn collected(&self) -> Vec<collector::CollectedCrash> {
+        collector::read_journal_dir(&self.remote.journal_dir, &ReadOptions::default())
+            .expect("journal-remote's files read")
+    }
+}
+
 #[test]
 fn a_crash_is_spooled_under_its_crash_id_and_reaches_journal_remote_once_even_after_an_outage() {
-    let dir = TempDir::new("lcd-fleet-wire");
-    let user = TestUser::create("lcdfwire", false);
-    let network = TestNetwork::new(1);
-    let remote = JournalRemote::http(&network, dir.path(), 19541);
-    let cores = dir.path().join("cores");
-    let spool_dir = dir.path().join("spool");
-    let submit = format!(
-        "[submit]\nspool_dir = \"{}\"\nuser = \"{}\"\njournal_remote = \"{}\"\n\
-         retry_initial = 1\nretry_max = 2\ntimeout = 5\n",
-        spool_dir.display(),
-        user.name,
-        remote.url
+    let lab = Lab::new("lcd-fleet-wire", "lcdfwire", 19541);
+    let (dir, user, network, spool_dir) = (&lab.dir, &lab.user, &lab.network, &lab.spool_dir);
+    let handler = InstalledHandler::new(
+        handler_binary!(),
+        &lab.config("retry_initial = 1\nretry_max = 2\ntimeout = 5"),
     );
-    let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, &submit));
     let config = handler.config.to_str().unwrap();
 
     // install (kernel settings of the test's own) makes the spool, its
@@ -112,17 +156,17 @@ fn a_crash_is_spooled_under_its_crash_id_and_reaches_journal_remote_once_even_af
     let queue = spool_dir.join("queue");
     use std::os::unix::fs::MetadataExt;
     assert_eq!(fs::metadata(&queue).unwrap().uid(), user.uid);
-    assert_eq!(fs::metadata(&spool_dir).unwrap().uid(), 0);
+    assert_eq!(fs::metadata(spool_dir).unwrap().uid(), 0);
 
     // The crash, through the real core_pattern.
     let tag = unique_name("fw");
     let output = run_bounded(crasher_command().args([&tag, "3", "segv"]), CRASH_TIMEOUT);
     assert!(!output.status.success());
     let pid = ready_pid(&output);
-    let (_, record) = wait_for_record(&cores, pid);
+    let (_, record) = wait_for_record(&lab.cores, pid);
     let crash_id = record["crash_id"].as_str().unwrap().to_owned();
     // In the queue under its crash_id, its core kept on this host.
-    let items = wait_for_queued(&spool_dir, 1);
+    let items = wait_for_queued(spool_dir, 1);
     assert_eq!(items.len(), 1, "{items:?}");
     assert!(items[0].ends_with(&crash_id), "{items:?} {crash_id}");
     assert!(Path::new(record["core"]["path"].as_str().unwrap()).is_file());
@@ -132,7 +176,7 @@ fn a_crash_is_spooled_under_its_crash_id_and_reaches_journal_remote_once_even_af
     network.set_collector_link(false);
     let host = network.host(0).to_owned();
     let binary = handler.binary.clone();
-    let out = in_netns(&network, &host, &binary, &["submit", "--config", config]);
+    let out = in_netns(network, &host, &binary, &["submit", "--config", config]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert_eq!(fs::read_dir(&queue).unwrap().count(), 1);
     let status = status_json(&binary, &handler.config, &kernel);
@@ -153,13 +197,12 @@ fn a_crash_is_spooled_under_its_crash_id_and_reaches_journal_remote_once_even_af
 
     // Back: the crash arrives; a second pass sends nothing more.
     network.set_collector_link(true);
-    let out = in_netns(&network, &host, &binary, &["submit", "--config", config]);
+    let out = in_netns(network, &host, &binary, &["submit", "--config", config]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(fs::read_dir(&queue).unwrap().count(), 0);
-    let out = in_netns(&network, &host, &binary, &["submit", "--config", config]);
+    let out = in_netns(network, &host, &binary, &["submit", "--config", config]);
     assert!(out.status.success(), "{out:?}");
-    let crashes = collector::read_journal_dir(&remote.journal_dir, &ReadOptions::default())
-        .expect("journal-remote's files read");
+    let crashes = lab.collected();
     let ours: Vec<_> = crashes
         .iter()
         .filter(|c| c.key == crash_id || c.crash_id.as_deref() == Some(crash_id.as_str()))
@@ -171,7 +214,7 @@ fn a_crash_is_spooled_under_its_crash_id_and_reaches_journal_remote_once_even_af
     let list = run_bounded(
         Command::new("coredumpctl")
             .arg("-D")
-            .arg(&remote.journal_dir)
+            .arg(&lab.remote.journal_dir)
             .args(["list", "--no-pager", "--no-legend"]),
         Duration::from_secs(120),
     );
@@ -184,58 +227,22 @@ fn a_crash_is_spooled_under_its_crash_id_and_reaches_journal_remote_once_even_af
 
 #[test]
 fn a_crash_snapshot_goes_to_the_collectors_relayd_named_by_crash_id_and_its_entry_says_where() {
-    let dir = TempDir::new("lcd-fleet-relay");
-    // Declared before the network: its teardown kills the user's session
-    // daemon (in the host's namespace) before the user is deleted.
-    let user = TestUser::create("lcdfwire2", false);
-    let network = TestNetwork::new(1);
-    let relay = Relayd::start(&network, dir.path(), 5352);
-    let remote = JournalRemote::http(&network, dir.path(), 19551);
+    let lab = Lab::new("lcd-fleet-relay", "lcdfwire2", 19551);
+    let (user, network) = (&lab.user, &lab.network);
+    let relay = Relayd::start(network, lab.dir.path(), 5352);
     // The user's own session daemon runs in the host's namespace: its
     // consumer reaches the collector's relay from there.
-    let mut daemon = network.command(network.host(0), "runuser");
-    daemon
-        .args(["-u", &user.name, "--", "env", "-i"])
-        .arg(format!("HOME={}", user.home.display()))
-        .args([
-            "PATH=/usr/local/bin:/usr/bin:/bin",
-            "lttng-sessiond",
-            "--daemonize",
-            "--no-kernel",
-        ]);
-    testsupport::sessiond::start_daemon(daemon, &user.run_dir(), &user.name);
+    user.start_sessiond_in(network, network.host(0));
     let session = "fleet-wire-flight";
     let local = user.home.join("fleet-wire-snapshots");
-    user.lttng_ok(&[
-        "create",
-        session,
-        "--snapshot",
-        "-o",
-        local.to_str().unwrap(),
-    ]);
-    user.lttng_ok(&["enable-event", "-u", "lttng_coredump:step", "-s", session]);
-    user.lttng_ok(&["start", session]);
+    user.start_snapshot_session(session, &local);
     user.set_trigger_in_own_daemon(session, lttng_coredump_engine::ActionKind::Snapshot);
 
-    let cores = dir.path().join("cores");
-    let spool_dir = dir.path().join("spool");
-    let submit = format!(
-        "[submit]\nspool_dir = \"{}\"\nuser = \"{}\"\njournal_remote = \"{}\"\nrelayd = \"{}\"\n\
-         timeout = 20\n",
-        spool_dir.display(),
-        user.name,
-        remote.url,
-        relay.url
+    let handler = InstalledHandler::new(
+        handler_binary!(),
+        &lab.config(&format!("relayd = \"{}\"\ntimeout = 20", relay.url)),
     );
-    let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, &submit));
-    lttng_coredump_fleet::Spool::create(
-        &spool_dir,
-        lttng_coredump_fleet::SpoolOwner {
-            uid: user.uid,
-            gid: user.gid,
-        },
-    )
-    .unwrap();
+    lab.create_spool();
 
     let tag = unique_name("fwr");
     let output = run_bounded(
@@ -244,7 +251,7 @@ fn a_crash_snapshot_goes_to_the_collectors_relayd_named_by_crash_id_and_its_entr
     );
     assert!(!output.status.success());
     let pid = ready_pid(&output);
-    let (_, record) = wait_for_record(&cores, pid);
+    let (_, record) = wait_for_record(&lab.cores, pid);
     let crash_id = record["crash_id"].as_str().unwrap().to_owned();
     let log = record["log"].to_string();
     assert!(
@@ -253,16 +260,15 @@ fn a_crash_snapshot_goes_to_the_collectors_relayd_named_by_crash_id_and_its_entr
         relay.server.log_text()
     );
 
-    assert_eq!(wait_for_queued(&spool_dir, 1).len(), 1);
+    assert_eq!(wait_for_queued(&lab.spool_dir, 1).len(), 1);
     let out = in_netns(
-        &network,
+        network,
         network.host(0),
         &handler.binary,
         &["submit", "--config", handler.config.to_str().unwrap()],
     );
     assert!(out.status.success(), "{out:?}");
-    let crashes = collector::read_journal_dir(&remote.journal_dir, &ReadOptions::default())
-        .expect("journal-remote's files read");
+    let crashes = lab.collected();
     assert_eq!(crashes.len(), 1, "{crashes:?}");
     assert_eq!(crashes[0].crash_id.as_deref(), Some(crash_id.as_str()));
     assert_eq!(crashes[0].snapshot_session.as_deref(), Some(session));
@@ -298,46 +304,18 @@ fn submitters_of(uid: u32) -> Vec<u32> {
 
 #[test]
 fn serve_runs_the_submitter_as_its_user_and_the_crash_reaches_journal_remote() {
-    let dir = TempDir::new("lcd-fleet-serve");
-    let user = TestUser::create("lcdfwire3", false);
-    let network = TestNetwork::new(1);
-    let remote = JournalRemote::http(&network, dir.path(), 19561);
-    let cores = dir.path().join("cores");
-    let spool_dir = dir.path().join("spool");
-    lttng_coredump_fleet::Spool::create(
-        &spool_dir,
-        lttng_coredump_fleet::SpoolOwner {
-            uid: user.uid,
-            gid: user.gid,
-        },
-    )
-    .unwrap();
+    let lab = Lab::new("lcd-fleet-serve", "lcdfwire3", 19561);
+    let (dir, user, network) = (&lab.dir, &lab.user, &lab.network);
+    lab.create_spool();
     let config = dir.path().join("config.toml");
-    fs::write(
-        &config,
-        config_for(
-            &cores,
-            &format!(
-                "[submit]\nspool_dir = \"{}\"\nuser = \"{}\"\njournal_remote = \"{}\"\npoll = 1\n\
-                 timeout = 20\n",
-                spool_dir.display(),
-                user.name,
-                remote.url
-            ),
-        ),
-    )
-    .unwrap();
+    fs::write(&config, lab.config("poll = 1\ntimeout = 20")).unwrap();
 
     // The service in the host's namespace (its submitter child reaches the
     // collector from there; the kernel reaches its socket by its path).
     let guard = testsupport::CorePatternGuard::acquire();
     let socket = testsupport::service::unique_socket();
-    let mut command = network.command(network.host(0), handler_binary!());
-    for proxy in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"] {
-        command.env_remove(proxy);
-    }
     let mut service = testsupport::service::Service::start_command(
-        command,
+        network.command(network.host(0), handler_binary!()),
         &config,
         &socket,
         &dir.path().join("no-install.bkp"),
@@ -362,12 +340,11 @@ fn serve_runs_the_submitter_as_its_user_and_the_crash_reaches_journal_remote() {
     let output = run_bounded(crasher_command().args([&tag, "3", "segv"]), CRASH_TIMEOUT);
     assert!(!output.status.success());
     let pid = ready_pid(&output);
-    let (_, record) = wait_for_record(&cores, pid);
+    let (_, record) = wait_for_record(&lab.cores, pid);
     let crash_id = record["crash_id"].as_str().unwrap().to_owned();
     // Sent by the service's submitter, nothing else running one.
     let crashes = loop {
-        let crashes = collector::read_journal_dir(&remote.journal_dir, &ReadOptions::default())
-            .unwrap_or_default();
+        let crashes = lab.collected();
         if !crashes.is_empty() {
             break crashes;
         }
