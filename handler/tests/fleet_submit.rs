@@ -388,3 +388,101 @@ fn serve_runs_the_submitter_as_its_user_and_the_crash_reaches_journal_remote() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Deletes the user `0` when dropped (the test made it through install).
+struct DeleteUser(&'static str);
+
+impl Drop for DeleteUser {
+    fn drop(&mut self) {
+        let _ = run_bounded(Command::new("userdel").arg(self.0), Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn install_creates_the_submitters_system_user_and_the_spool_and_config_check_knows_submit() {
+    // A user of this test's own, which install must create.
+    let name = "lcdfwsys";
+    let _lock = testsupport::FileLock::acquire(&format!("user-{name}"));
+    let _ = run_bounded(Command::new("userdel").arg(name), Duration::from_secs(60));
+    let _delete = DeleteUser(name);
+    let dir = TempDir::new("lcd-fleet-install");
+    let spool_dir = dir.path().join("spool");
+    let text = format!(
+        "[submit]\nspool_dir = \"{}\"\nuser = \"{name}\"\njournal_remote = \"http://10.213.0.1:9\"\n",
+        spool_dir.display()
+    );
+    let (binary, config) = short_handler_copy(handler_binary!(), &text);
+    let kernel = dir.path().join("kernel");
+    fs::create_dir_all(&kernel).unwrap();
+    fs::write(kernel.join("core_pattern"), "core\n").unwrap();
+    fs::write(kernel.join("core_pipe_limit"), "0\n").unwrap();
+    let install = || {
+        run_bounded(
+            Command::new(&binary)
+                .arg("install")
+                .arg("--config")
+                .arg(&config)
+                .arg("--proc-sys-kernel")
+                .arg(&kernel)
+                .arg("--backup")
+                .arg(kernel.join("backup.json")),
+            Duration::from_secs(60),
+        )
+    };
+    let out = install();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains(&format!("created the system user {name}")),
+        "{said}"
+    );
+    // A system user with no login.
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let entry: Vec<&str> = passwd
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}:")))
+        .expect("the user made")
+        .split(':')
+        .collect();
+    let uid: u32 = entry[2].parse().unwrap();
+    assert!(uid > 0 && uid < 1000, "{entry:?}");
+    assert!(
+        entry[6].ends_with("nologin") || entry[6] == "/bin/false",
+        "{entry:?}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(spool_dir.join("queue")).unwrap().uid(), uid);
+    assert_eq!(fs::metadata(&spool_dir).unwrap().uid(), 0);
+    // Again: the same user, nothing created.
+    let out = install();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("created the system user"));
+
+    // config shows [submit]; --check names a bad key of it.
+    let out = run_bounded(
+        Command::new(&binary).args(["config", "--config", config.to_str().unwrap()]),
+        Duration::from_secs(60),
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("[submit]") && shown.contains(&format!("user = \"{name}\"")),
+        "{out:?}"
+    );
+    fs::write(&config, format!("{text}max_spool_size = \"lots\"\n")).unwrap();
+    let out = run_bounded(
+        Command::new(&binary).args(["config", "--check", "--config", config.to_str().unwrap()]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("line 5") && all.contains("max_spool_size"),
+        "{all}"
+    );
+    let _ = fs::remove_file(&binary);
+    let _ = fs::remove_file(&config);
+}
