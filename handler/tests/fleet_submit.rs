@@ -308,7 +308,16 @@ fn serve_runs_the_submitter_as_its_user_and_the_crash_reaches_journal_remote() {
     let (dir, user, network) = (&lab.dir, &lab.user, &lab.network);
     lab.create_spool();
     let config = dir.path().join("config.toml");
-    fs::write(&config, lab.config("poll = 1\ntimeout = 20")).unwrap();
+    // Cores kept compressed: the spool reads the .zst through its
+    // descriptor, and the core travels inside the entry.
+    fs::write(
+        &config,
+        format!(
+            "compression = \"zstd\"\n{}",
+            lab.config("poll = 1\ntimeout = 20\ncore_in_entry_max = \"64M\"")
+        ),
+    )
+    .unwrap();
 
     // The service in the host's namespace (its submitter child reaches the
     // collector from there; the kernel reaches its socket by its path).
@@ -358,6 +367,31 @@ fn serve_runs_the_submitter_as_its_user_and_the_crash_reaches_journal_remote() {
     assert_eq!(crashes.len(), 1, "{crashes:?}");
     assert_eq!(crashes[0].crash_id.as_deref(), Some(crash_id.as_str()));
     assert_eq!(crashes[0].copies, 1);
+    // coredumpctl on the collector writes out the very core kept here.
+    let kept = record["core"]["path"].as_str().unwrap();
+    assert!(kept.ends_with(".zst"), "{kept}");
+    assert!(record["core"]["size"].as_u64().unwrap() <= 64 << 20);
+    assert_eq!(crashes[0].core_storage.as_deref(), Some("journal"));
+    let here = run_bounded(
+        Command::new("zstd").args(["-dc", kept]),
+        Duration::from_secs(120),
+    );
+    assert!(here.status.success(), "{here:?}");
+    let dumped = dir.path().join("dumped-core");
+    let out = run_bounded(
+        Command::new("coredumpctl")
+            .arg("-D")
+            .arg(&lab.remote.journal_dir)
+            .args(["dump", "--no-pager", "-o"])
+            .arg(&dumped)
+            .arg(pid.to_string()),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        fs::read(&dumped).unwrap() == here.stdout,
+        "the core differs"
+    );
 
     // A submitter killed is started again; the service killed outright
     // takes its submitter with it (its parent-death signal).
