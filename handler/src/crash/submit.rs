@@ -261,7 +261,9 @@ pub fn entry_fields(record: &CrashRecord) -> Vec<lttng_coredump_fleet::export::F
             .iter()
             .filter_map(|s| s.path.clone())
             .collect(),
-        trace_only_in_core: record.snapshots.iter().all(|s| s.path.is_none()),
+        // No snapshot, and the core holds the trace (`recover` reads it).
+        trace_only_in_core: record.snapshots.iter().all(|s| s.path.is_none())
+            && !record.core_trace.traces.is_empty(),
         ..Crash::default()
     };
     // No crash ID here: the spool adds it (the same value) to every copy.
