@@ -30,8 +30,8 @@
 //!   A directory with no client socket names no daemon.
 
 use super::DaemonTarget;
+use crate::child::isolate::run_isolated;
 use crate::identity::Identity;
-use lttng_ctl::isolate::run_isolated;
 use lttng_ctl::trigger::caller_uid;
 use lttng_ctl::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! Resident children for the fires of a long-running caller (the crash
 //! service): one kept per identity it acts as, already that identity, so
 //! that a crash's snapshot costs the session daemon's time and not also a
-//! fork, a change of identity and a reap (`lttng_ctl::resident`).
+//! fork, a change of identity and a reap (`child::resident`).
 //!
 //! The rules of the forked children all hold:
 //! - **as that identity and no other**: a child is made for one identity
@@ -23,9 +23,9 @@
 //! A child is forked from the caller as it is at that moment, so the
 //! caller keeps one for its own identity from the start ([`Workers::warm`]).
 
+use crate::child::resident::Resident;
 use crate::fire::Work;
 use crate::identity::{Identity, Prepared};
-use lttng_ctl::resident::Resident;
 use lttng_ctl::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -127,7 +127,7 @@ impl Workers {
             expired
         };
         drop(expired);
-        lttng_ctl::isolate::reap_left_behind();
+        crate::child::isolate::reap_left_behind();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {

@@ -40,8 +40,8 @@
 //! and a child that deadlocks anyway is killed at the deadline like a
 //! hung daemon.
 
-use crate::error::{Error, ErrorCode, Result};
-use crate::lock;
+use lttng_ctl::error::{Error, ErrorCode, Result};
+use lttng_ctl::lock;
 use std::ffi::c_int;
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};

@@ -8,7 +8,7 @@
 //! - nothing the parent does waits without a bound: a request is written,
 //!   and its answer read, until its deadline; a child that misses it is
 //!   SIGKILLed and reaped within [`REAP_GRACE`] (or left behind, see
-//!   [`crate::isolate::reap_left_behind`]), and the [`Resident`] is then
+//!   [`crate::child::isolate::reap_left_behind`]), and the [`Resident`] is then
 //!   dead: the caller starts another one;
 //! - the child keeps none of the caller's descriptors (only its end of the
 //!   request socket, and `/dev/null` on 0, 1 and 2), prints nothing, and
@@ -19,20 +19,20 @@
 //! The child ends by itself when its socket closes (the caller dropped the
 //! [`Resident`], which also SIGKILLs and reaps it).
 
-use crate::error::{Error, ErrorCode, Result};
-use crate::isolate::{
+use crate::child::isolate::{
     decode, decode_error, describe_status, encode, encode_error, keep_only_result_pipe,
     kill_and_reap, left_behind_note, open_dev_null, os_error, reap_before, CHILD_RESULT_FD,
     HEADER_LEN, MAX_OUTPUT, TAG_DONE, TAG_PANICKED, TAG_SETUP_FAILED,
 };
-use crate::lock;
+use lttng_ctl::error::{Error, ErrorCode, Result};
+use lttng_ctl::lock;
 use std::ffi::{c_int, CStr};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-pub use crate::isolate::REAP_GRACE;
+pub use crate::child::isolate::REAP_GRACE;
 
 /// The longest request a child accepts (requests come from the caller, but
 /// a bound costs nothing).
