@@ -127,7 +127,7 @@ impl Workers {
             expired
         };
         drop(expired);
-        crate::child::isolate::reap_left_behind();
+        crate::child::reap_left_behind();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {

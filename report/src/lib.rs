@@ -25,7 +25,7 @@
 //! user's identity (`lttng_coredump_engine::identity`: groups, gid, uid
 //! for good), sets no_new_privs, makes itself non-dumpable, bounds its
 //! CPU time, address space and file sizes ([`Limits`]), and sends its
-//! answer back through a pipe of bounded size; the caller kills it at
+//! answer back through its channel, of bounded size; the caller kills it at
 //! [`Limits::deadline`] and waits a bounded time for it. A core that makes
 //! the unwinder loop, exhaust its memory or crash costs one report:
 //! [`AnalysisFailed`], "analysis failed: ...". Before libdwfl sees it, the

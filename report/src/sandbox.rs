@@ -17,7 +17,7 @@
 //! - a zstd core (as the handler stores them) decompressed into a sparse
 //!   memfd, within `RLIMIT_FSIZE`.
 //!
-//! The parent side (deadline, kill, bounded reap, bounded pipe) is
+//! The parent side (deadline, kill, bounded reap, bounded answer) is
 //! `lttng_coredump_engine::child::isolate`'s.
 
 use crate::analysis::{analyze_here, FdCore};
