@@ -262,8 +262,10 @@ fn serve(identity: Option<&Identity>, request: &[u8]) -> Vec<u8> {
         Ok(request) => request,
         Err(err) => return refused(format!("unreadable request: {err}")),
     };
-    // SAFETY: geteuid and getuid have no memory effects.
-    let (euid, ruid) = unsafe { (libc::geteuid(), libc::getuid()) };
+    let (euid, ruid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getuid().as_raw(),
+    );
     let expected = identity.map_or(euid, Identity::uid);
     if euid != request.uid || ruid != request.uid || expected != request.uid {
         return refused(format!(
@@ -314,8 +316,7 @@ mod tests {
     }
 
     fn needs_root() {
-        // SAFETY: geteuid has no memory effects.
-        if unsafe { libc::geteuid() } != 0 {
+        if !rustix::process::geteuid().is_root() {
             panic!("this test needs root (it acts as the `nobody` user)");
         }
     }
@@ -399,8 +400,9 @@ mod tests {
             .run(SECOND * 10, Some(&nobody), &first_pass())
             .unwrap();
         let first = workers.idle_pids()[0].1;
-        // SAFETY: kills our own child.
-        unsafe { libc::kill(first, libc::SIGKILL) };
+        // Our own child, not yet reaped: the pid is its.
+        let pid = rustix::process::Pid::from_raw(first).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
         let started = Instant::now();
         while std::fs::read_to_string(format!("/proc/{first}/stat"))
             .is_ok_and(|stat| !stat.contains(") Z "))
