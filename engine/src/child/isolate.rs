@@ -211,9 +211,9 @@ mod tests {
         // A descriptor of the caller's that is not close-on-exec, on 0 and
         // elsewhere, as a core_pattern handler's core pipe would be.
         let file = std::fs::File::open("/proc/self/status").unwrap();
-        // SAFETY: dup of a descriptor this test owns; closed below.
-        let extra = unsafe { libc::dup(file.as_raw_fd()) };
-        assert!(extra > 2);
+        // dup: not close-on-exec.
+        let extra = rustix::io::dup(&file).unwrap();
+        assert!(extra.as_raw_fd() > 2);
         let out = run_isolated(SECOND * 5, || {
             let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
                 .unwrap()
@@ -227,8 +227,7 @@ mod tests {
             fds.join("\n").into_bytes()
         })
         .unwrap();
-        // SAFETY: closes the dup made above.
-        unsafe { libc::close(extra) };
+        drop(extra);
         let out = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         // read_dir's own descriptor is listed too (it is the child's own).
@@ -309,8 +308,9 @@ mod tests {
     #[test]
     fn a_child_that_dies_is_an_error_with_context() {
         let err = run_isolated(SECOND * 5, || {
-            // SAFETY: ends the child only.
-            unsafe { libc::raise(libc::SIGKILL) };
+            // Ends the child only.
+            let me = rustix::process::getpid();
+            rustix::process::kill_process(me, rustix::process::Signal::KILL).unwrap();
             Vec::new()
         })
         .unwrap_err();
