@@ -1,9 +1,11 @@
 //! Child processes under a deadline: liblttng-ctl work (and any other work
 //! a caller must be able to give up on) in a forked child, after a set-up
 //! step of the caller's (acting as another user is one: see `identity`).
-//! This module is the one place of the engine, and of the crates above it,
-//! that forks a child to run Rust code; `lttng-ctl` forks nothing and only
-//! offers the process-wide lock a fork is made under.
+//! This module is the one place of the engine that forks, and the crates
+//! above it (the handler, the C API, the crash report) fork through it;
+//! only `livecore` forks a child of its own (its tracer, for ptrace).
+//! `lttng-ctl` forks nothing and only offers the process-wide lock a fork
+//! is made under.
 //!
 //! Two kinds of children are built on [`Child`]: [`isolate`]'s, one per
 //! call, which runs one piece of work and exits, and [`resident`]'s, kept
