@@ -1105,6 +1105,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         config_path: config_path.to_string_lossy().into_owned(),
         errors: log.problems(),
         log: log.messages().to_vec(),
+        live: None,
     }
 }
 
