@@ -1,0 +1,460 @@
+//! `lttng-coredump gcore`: the core of a running process through the
+//! command line, against real processes (the traced crasher, waiting on its
+//! stdin), the real root session daemon, real gdb, and the crash tools
+//! over the record it writes:
+//!
+//! - as root, into the crash store: a record marked live (no signal, the
+//!   method, the pause, the snapshot taken during the stop), shown by
+//!   `list` and `info`, and `debug`, `dump` and `trace` over it unchanged;
+//!   then with stop-and-copy and zstd;
+//! - as a user, `./core.PID` in the current directory, the user's own;
+//! - refusals through the command line: another user's process, a zombie,
+//!   an existing file; each with its exit status, its message, its syslog
+//!   line, and the process unharmed.
+
+use serde_json::Value;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+use testsupport::core_file::elf_core_identity;
+use testsupport::crasher::{crasher_as, crasher_path, gated_crasher, spawn_gated};
+use testsupport::handler::config_for;
+use testsupport::handler_binary;
+use testsupport::process::{copy_executable, run_bounded};
+use testsupport::sessions::TestSession;
+use testsupport::syslog::SyslogListener;
+use testsupport::{root_triggers_lock, unique_name, TempDir, TestUser};
+
+const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn run(binary: &Path, args: &[&str]) -> Output {
+    run_bounded(Command::new(binary).args(args), TOOL_TIMEOUT)
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn succeeded(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "the command failed: {}",
+        text(output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The only root record (`core.*.json`, not a user's copy) in `dir`.
+fn the_record(dir: &Path) -> (PathBuf, Value) {
+    let records: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("core.") && name.ends_with(".json") && !name.contains(".user.")
+        })
+        .collect();
+    assert_eq!(
+        records.len(),
+        1,
+        "records in {}: {records:?}",
+        dir.display()
+    );
+    let value = serde_json::from_slice(&fs::read(&records[0]).unwrap()).unwrap();
+    (records[0].clone(), value)
+}
+
+/// Lets the gated crasher go on (it exits 0 in mode `exit`) and checks it
+/// ran on to its normal end: the dump left it unharmed.
+fn let_go_and_expect_a_normal_exit(mut child: Child, what: &str) {
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "{what}: the process did not end normally: {status}"
+    );
+}
+
+#[test]
+fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
+    // The dump fires every OnAnyCoreDump trigger of the root daemon, as a
+    // crash does: no other test's trigger may be there meanwhile.
+    let _lock = root_triggers_lock();
+    let binary = handler_binary!();
+    let dir = TempDir::new("gcore-store");
+    let cores = dir.path().join("cores");
+    let session = TestSession::snapshot("gcore-live");
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        config_for(
+            &cores,
+            &format!("snapshot_sessions = [\"{}\"]", session.name),
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let tag = unique_name("gcore");
+    let (child, pid) = gated_crasher(&[&tag, "12", "exit"]);
+    let pid_arg = pid.to_string();
+
+    let out = run(binary, &["gcore", &pid_arg, "--config", config_arg]);
+    let summary = succeeded(&out);
+    assert!(
+        summary.contains(&format!("live core of process {pid} (crasher)"))
+            && summary.contains("copy-on-write")
+            && summary.contains("record: "),
+        "{summary}"
+    );
+
+    // The record: a crash record marked live, through the typed schema.
+    let (record_path, record) = the_record(&cores);
+    assert_eq!(record["format"], "lttng-coredump-record/1");
+    assert_eq!(record["pid"], pid);
+    assert_eq!(record["uid"], 0);
+    assert!(record["signal"].is_null(), "a live core has no signal");
+    assert_eq!(record["exe_path"], crasher_path().to_str().unwrap());
+    assert_eq!(record["process_identity"]["state"], "verified_by_pidfd");
+    let live = &record["live"];
+    assert_eq!(live["method"], "copy-on-write", "{live}");
+    assert!(live["pause_us"].as_u64().unwrap() > 0, "{live}");
+    assert!(live["pause_us"].as_u64().unwrap() < live["total_us"].as_u64().unwrap());
+    assert!(live["threads"].as_array().unwrap().len() >= 2, "{live}");
+    assert_eq!(live["requested_by_uid"], 0);
+    assert!(live["memory_bytes"].as_u64().unwrap() > 0);
+    let core_path = PathBuf::from(record["core"]["path"].as_str().unwrap());
+    assert_eq!(core_path.parent().unwrap(), cores);
+    assert!(core_path.is_file());
+    assert_eq!(record["core"]["complete"], true);
+    assert_eq!(record["core"]["compression"], "none");
+    assert_eq!(
+        fs::metadata(&core_path).unwrap().len(),
+        record["core"]["size"].as_u64().unwrap()
+    );
+    // The snapshot taken during the stop, in the crash's shape: the
+    // root daemon's fire and the snapshot entry.
+    let fires = record["fires"].as_array().unwrap();
+    assert_eq!(fires[0]["daemon"], "root", "{record}");
+    let entry = record["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["session"] == session.name.as_str())
+        .unwrap_or_else(|| panic!("no snapshot of {}: {record}", session.name));
+    assert!(entry["error"].is_null(), "{entry}");
+    assert!(Path::new(entry["path"].as_str().unwrap()).is_dir());
+
+    // list: marked live, with the method and the pause.
+    let listed = succeeded(&run(
+        binary,
+        &["list", "--config", config_arg, "--no-pager"],
+    ));
+    let line = listed
+        .lines()
+        .find(|l| l.contains(&format!(" {pid} ")))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(
+        line.contains(" live ") && line.contains("(live: copy-on-write, paused "),
+        "{line}"
+    );
+    assert!(line.contains("present") && line.contains(" yes "), "{line}");
+    // info: the same, laid out.
+    let info = succeeded(&run(
+        binary,
+        &["info", &pid_arg, "--config", config_arg, "--no-pager"],
+    ));
+    assert!(
+        info.contains("Live Core: taken from the running process (no signal), copy-on-write"),
+        "{info}"
+    );
+    assert!(info.contains("threads stopped "), "{info}");
+    assert!(!info.contains("Signal:"), "{info}");
+    assert!(info.contains(&record_path.display().to_string()), "{info}");
+    // info --json: the record's live section as written.
+    let json: Value = serde_json::from_str(
+        succeeded(&run(
+            binary,
+            &["info", &pid_arg, "--config", config_arg, "--json=short"],
+        ))
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(json["live"], record["live"]);
+
+    // debug: gdb on the live core, where the process waits on its stdin.
+    let debugged = succeeded(&run(binary, &["debug", &pid_arg, "--config", config_arg]));
+    assert!(
+        debugged.contains("in main (") && debugged.contains("crasher.c"),
+        "{debugged}"
+    );
+    // dump: the same bytes as the stored core, an ELF core of the crasher.
+    let dumped = dir.path().join("dumped");
+    succeeded(&run(
+        binary,
+        &[
+            "dump",
+            &pid_arg,
+            "--config",
+            config_arg,
+            "-o",
+            dumped.to_str().unwrap(),
+        ],
+    ));
+    let bytes = fs::read(&dumped).unwrap();
+    assert_eq!(bytes, fs::read(&core_path).unwrap());
+    assert_eq!(elf_core_identity(&bytes).fname, b"crasher");
+    // trace: the crasher's events, all twelve, from the snapshot taken
+    // while it was stopped.
+    let traced = succeeded(&run(
+        binary,
+        &["trace", &pid_arg, "--config", config_arg, "--json"],
+    ));
+    let seqs: Vec<i64> = traced
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["fields"]["tag"] == tag.as_str())
+        .map(|e| e["fields"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..12).collect::<Vec<i64>>(), "{traced}");
+
+    let_go_and_expect_a_normal_exit(child, "after gcore");
+}
+
+#[test]
+fn gcore_stop_and_copy_with_zstd_is_recorded_and_debugged_the_same_way() {
+    let binary = handler_binary!();
+    let dir = TempDir::new("gcore-stop");
+    let cores = dir.path().join("cores");
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        config_for(&cores, "compression = \"zstd\"\nzstd_level = 3"),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let (child, pid) = gated_crasher(&[&unique_name("gcore-stop"), "3", "exit", "8", "random"]);
+    let pid_arg = pid.to_string();
+    succeeded(&run(
+        binary,
+        &[
+            "gcore",
+            &pid_arg,
+            "--config",
+            config_arg,
+            "--method",
+            "stop",
+            "--no-snapshots",
+        ],
+    ));
+    let (_, record) = the_record(&cores);
+    let live = &record["live"];
+    assert_eq!(live["method"], "stop-and-copy", "{live}");
+    // The memory was held in the dumper's buffer during the stop.
+    assert!(live["buffer_bytes"].as_u64().unwrap() >= 8 << 20, "{live}");
+    assert!(live["buffer_note"].is_null(), "{live}");
+    assert_eq!(record["core"]["compression"], "zstd");
+    let core_path = PathBuf::from(record["core"]["path"].as_str().unwrap());
+    assert!(core_path.to_str().unwrap().ends_with(".zst"), "{record}");
+    assert!(
+        record["core"]["stored_bytes"].as_u64().unwrap() < record["core"]["size"].as_u64().unwrap()
+    );
+    let info = succeeded(&run(
+        binary,
+        &["info", &pid_arg, "--config", config_arg, "--no-pager"],
+    ));
+    assert!(info.contains("stop-and-copy"), "{info}");
+    assert!(info.contains("zstd-compressed"), "{info}");
+    // dump decompresses; debug reads it.
+    let dumped = dir.path().join("dumped");
+    succeeded(&run(
+        binary,
+        &[
+            "dump",
+            &pid_arg,
+            "--config",
+            config_arg,
+            "-o",
+            dumped.to_str().unwrap(),
+        ],
+    ));
+    let bytes = fs::read(&dumped).unwrap();
+    assert_eq!(bytes.len() as u64, record["core"]["size"].as_u64().unwrap());
+    assert_eq!(elf_core_identity(&bytes).fname, b"crasher");
+    let debugged = succeeded(&run(binary, &["debug", &pid_arg, "--config", config_arg]));
+    assert!(debugged.contains("in main ("), "{debugged}");
+    let_go_and_expect_a_normal_exit(child, "after stop-and-copy");
+}
+
+/// A copy of the handler binary everybody may run, in a directory they may
+/// enter (the build tree may not be reachable by the test users).
+fn tool_copy(dir: &Path) -> PathBuf {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("lttng-coredump");
+    copy_executable(handler_binary!(), &copy);
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+#[test]
+fn gcore_as_a_user_writes_core_pid_in_the_current_directory_as_theirs() {
+    let user = TestUser::create("lcgcore-own", false);
+    let dir = TempDir::new("gcore-user");
+    let binary = tool_copy(dir.path());
+    let work = dir.path().join("work");
+    fs::create_dir(&work).unwrap();
+    std::os::unix::fs::chown(&work, Some(user.uid), Some(user.gid)).unwrap();
+    let (child, pid) = spawn_gated(crasher_as(user.uid, user.gid).arg("--gate").args([
+        &unique_name("gcore-user"),
+        "3",
+        "exit",
+    ]));
+    // No configuration of the machine's: a missing file is the defaults.
+    let missing = dir.path().join("no-config.toml");
+    let out = run_bounded(
+        user.command(&binary)
+            .args(["gcore", &pid.to_string(), "--no-snapshots", "--config"])
+            .arg(&missing)
+            .current_dir(&work),
+        TOOL_TIMEOUT,
+    );
+    // The named configuration is missing: said, and the defaults used.
+    assert!(out.status.success(), "{}", text(&out));
+    let core = work.join(format!("core.{pid}"));
+    let meta =
+        fs::metadata(&core).unwrap_or_else(|e| panic!("{}: {e}: {}", core.display(), text(&out)));
+    assert_eq!((meta.uid(), meta.gid()), (user.uid, user.gid));
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    let bytes = fs::read(&core).unwrap();
+    assert_eq!(elf_core_identity(&bytes).fname, b"crasher");
+    let bt = testsupport::core_file::gdb_backtrace(&crasher_path(), &core);
+    assert!(bt.contains("main"), "{bt}");
+    // Run again: the file is there, never replaced (exit status 2).
+    let again = run_bounded(
+        user.command(&binary)
+            .args(["gcore", &pid.to_string(), "--no-snapshots", "--config"])
+            .arg(&missing)
+            .current_dir(&work),
+        TOOL_TIMEOUT,
+    );
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(fs::read(&core).unwrap(), bytes);
+    let_go_and_expect_a_normal_exit(child, "a user's gcore");
+}
+
+#[test]
+fn gcore_refusals_have_their_exit_status_message_and_syslog_line() {
+    let user = TestUser::create("lcgcore-other", false);
+    let dir = TempDir::new("gcore-refusals");
+    let binary = tool_copy(dir.path());
+    let syslog = SyslogListener::bind(dir.path());
+    // The listener's socket is root's: let the user's tool send to it.
+    fs::set_permissions(&syslog.path, fs::Permissions::from_mode(0o777)).unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        config_for(
+            &dir.path().join("cores"),
+            &format!("syslog_socket = \"{}\"", syslog.path.display()),
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let work = dir.path().join("work");
+    fs::create_dir(&work).unwrap();
+    std::os::unix::fs::chown(&work, Some(user.uid), Some(user.gid)).unwrap();
+
+    // Root's process, asked for by a user: refused (4), the process runs on.
+    let (child, pid) = gated_crasher(&[&unique_name("gcore-refused"), "3", "exit"]);
+    let out = run_bounded(
+        user.command(&binary)
+            .args(["gcore", &pid.to_string(), "--config"])
+            .arg(&config)
+            .current_dir(&work),
+        TOOL_TIMEOUT,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        said.contains(&format!("no live core of process {pid}"))
+            && said.contains("only root or its owner may dump it"),
+        "{said}"
+    );
+    let logged = syslog.messages_until("only root or its owner", Duration::from_secs(10));
+    assert!(
+        logged
+            .iter()
+            .any(|m| m.contains(&format!("no live core of process {pid}"))),
+        "{logged:?}"
+    );
+    assert_eq!(fs::read_dir(&work).unwrap().count(), 0, "a file was left");
+    let_go_and_expect_a_normal_exit(child, "a refused gcore");
+
+    // A zombie (a child of ours that exited, not yet reaped): nothing to
+    // dump (3).
+    let mut zombie = Command::new("true").stdin(Stdio::null()).spawn().unwrap();
+    let zombie_pid = zombie.id() as i32;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !fs::read_to_string(format!("/proc/{zombie_pid}/stat"))
+        .unwrap()
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .trim_start()
+        .starts_with('Z')
+    {
+        assert!(std::time::Instant::now() < deadline, "`true` never exited");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = run(
+        handler_binary!(),
+        &[
+            "gcore",
+            &zombie_pid.to_string(),
+            "-o",
+            dir.path().join("zombie.core").to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is a zombie"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.path().join("zombie.core").exists());
+    zombie.wait().unwrap();
+
+    // An existing file named with -o: refused (2), the file untouched.
+    let (child, pid) = gated_crasher(&[&unique_name("gcore-exists"), "3", "exit"]);
+    let existing = dir.path().join("existing");
+    fs::write(&existing, "keep me").unwrap();
+    let out = run(
+        handler_binary!(),
+        &[
+            "gcore",
+            &pid.to_string(),
+            "-o",
+            existing.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(fs::read_to_string(&existing).unwrap(), "keep me");
+    let_go_and_expect_a_normal_exit(child, "a gcore refused for its file");
+}
