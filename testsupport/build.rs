@@ -68,6 +68,85 @@ fn build(name: &str, sources: &[&str], pkg_libs: &[&str], shared: bool) -> PathB
     exe
 }
 
+/// The crash report's fixtures (`tests/fixtures/report`): a shared
+/// library, a program crashing in every way the report must read (built
+/// with and without debug information, linked to the library), and a Rust
+/// program built with `panic=abort`.
+fn build_report_fixtures() {
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let dir = format!("{ROOT}/tests/fixtures/report");
+    for file in [
+        "report_crasher.c",
+        "report_library.c",
+        "report_fixture.h",
+        "report_panic.rs",
+    ] {
+        println!("cargo:rerun-if-changed={dir}/{file}");
+    }
+    let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
+    let run = |what: &str, mut cmd: std::process::Command| {
+        let status = cmd
+            .status()
+            .unwrap_or_else(|e| panic!("could not run the compiler for {what}: {e}"));
+        assert!(
+            status.success(),
+            "compiling the {what} fixture failed: {cmd:?}"
+        );
+    };
+    // The compiler alone, without the cc crate's flags for the build
+    // profile (-g, -fno-omit-frame-pointer): built as a distribution would.
+    let cc = || std::process::Command::new(compiler.path());
+    let library = out_dir.join("libreport_fixture.so");
+    let mut cmd = cc();
+    cmd.args(CFLAGS)
+        .args(["-shared", "-fPIC", "-Wl,-soname,libreport_fixture.so", "-o"])
+        .arg(&library)
+        .arg(format!("{dir}/report_library.c"));
+    run("libreport_fixture.so", cmd);
+    export("FIXTURE_REPORT_LIBRARY", &library);
+    // With debug information; without (symbols only); and unoptimized with
+    // frame pointers (rbp-based unwind tables, which the hostile-core test
+    // turns into a frame chain that loops).
+    for (name, flags) in [
+        ("report_crasher", &["-O1", "-g"][..]),
+        ("report_crasher_nodebug", &["-O1"][..]),
+        (
+            "report_crasher_fp",
+            &["-O0", "-g", "-fno-omit-frame-pointer"][..],
+        ),
+    ] {
+        let exe = out_dir.join(name);
+        let mut cmd = cc();
+        cmd.args(["-Wall", "-Wextra", "-Werror", "-pthread"])
+            .args(flags)
+            .arg(format!("-I{dir}"))
+            .arg("-o")
+            .arg(&exe)
+            .arg(format!("{dir}/report_crasher.c"))
+            .arg(format!("-L{}", out_dir.display()))
+            .args(["-lreport_fixture", "-Wl,-rpath,$ORIGIN"]);
+        run(name, cmd);
+        export(&format!("FIXTURE_{}", name.to_uppercase()), &exe);
+    }
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let panic = out_dir.join("report_panic");
+    let mut cmd = std::process::Command::new(rustc);
+    cmd.args([
+        "--edition",
+        "2021",
+        "-C",
+        "panic=abort",
+        "-g",
+        "-C",
+        "opt-level=1",
+        "-o",
+    ])
+    .arg(&panic)
+    .arg(format!("{dir}/report_panic.rs"));
+    run("report_panic", cmd);
+    export("FIXTURE_REPORT_PANIC", &panic);
+}
+
 fn export(var: &str, path: &Path) {
     println!("cargo:rustc-env={var}={}", path.display());
 }
@@ -102,4 +181,5 @@ fn main() {
     // system, a core full of buffers that look like traces.
     let hostile_crash = build_executable("hostile_crash", &["tests/fixtures/hostile_crash.c"], &[]);
     export("FIXTURE_HOSTILE_CRASH", &hostile_crash);
+    build_report_fixtures();
 }

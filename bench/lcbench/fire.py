@@ -35,7 +35,7 @@ IDLE_LOAD_RATE = 10_000
 def library_reason():
     """None when liblttng_coredump exports lttng_trigger(), else why not."""
     try:
-        cargo_build("lttng-coredump", "--lib")
+        cargo_build("lttng-coredump-capi", "--lib")
     except BenchError as e:
         return f"liblttng_coredump does not build: {e}"
     library = Profile.dir() / "liblttng_coredump.so"

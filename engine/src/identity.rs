@@ -8,11 +8,12 @@
 //! is `lttng_ctl::isolate`'s (deadline, reaping); this module is its set-up.
 
 use lttng_ctl::daemon::{use_per_user_daemon_only, TRACING_GROUP};
-use lttng_ctl::isolate::run_isolated_after;
+use lttng_ctl::isolate::{run_isolated_with, Options};
 use lttng_ctl::{Error, ErrorCode, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::ffi::{c_char, c_int, CStr, CString, OsStr};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -239,11 +240,22 @@ pub fn run_as(
     identity: Option<&Identity>,
     work: impl FnOnce() -> Vec<u8>,
 ) -> Result<Vec<u8>> {
+    run_as_with(&Options::new(deadline), identity, |_| work())
+}
+
+/// [`run_as`] with all of the isolated child's [`Options`] (a bound on what
+/// it sends back, descriptors it keeps): the identity is taken before
+/// `work` runs; `work` gets the child's copies of the kept descriptors.
+pub fn run_as_with(
+    options: &Options<'_>,
+    identity: Option<&Identity>,
+    work: impl FnOnce(&[BorrowedFd<'_>]) -> Vec<u8>,
+) -> Result<Vec<u8>> {
     let Some(id) = identity else {
-        return lttng_ctl::isolate::run_isolated(deadline, work);
+        return run_isolated_with(options, "", || Ok(()), work);
     };
     let prepared = Prepared::of(id)?;
-    run_isolated_after(deadline, &prepared.who, || prepared.take(id), work)
+    run_isolated_with(options, &prepared.who, || prepared.take(id), work)
 }
 
 /// What a child needs to become an identity, prepared before the fork:

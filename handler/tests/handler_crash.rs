@@ -30,6 +30,15 @@ fn handler_saves_a_complete_sparse_core_and_its_record() {
     // The record.
     assert_eq!(record["format"], "lttng-coredump-record/1");
     assert_eq!(record["pid"], pid);
+    // The crash's one name, given at the handler's start.
+    let crash_id = record["crash_id"].as_str().unwrap();
+    assert!(
+        crash_id.len() == 32
+            && crash_id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{crash_id}"
+    );
     assert_eq!(record["uid"], 0);
     assert_eq!(record["gid"], 0);
     assert_eq!(record["signal"]["number"], 11);

@@ -302,6 +302,13 @@ fn a_crash_storm_and_a_crash_loop_keep_the_free_space_floor_and_whole_crashes() 
         .flat_map(|(_, record)| record["core"]["deleted_to_make_room"].as_array().unwrap())
         .map(|name| name.as_str().unwrap().to_owned())
         .collect();
+    // Every crash has a name of its own, simultaneous ones included.
+    let crash_ids: HashSet<&str> = storm_records
+        .iter()
+        .chain(&loop_records)
+        .map(|(_, record)| record["crash_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(crash_ids.len(), storm_records.len() + loop_records.len());
     let mut whole = 0;
     for (pid, record) in &storm_records {
         assert!(snapshots.insert(snapshot_path(record, &session.name)));

@@ -792,3 +792,245 @@ fn debug_on_a_terminal_gives_gdb_a_terminal_of_its_own_and_puts_roots_back() {
     let seen = String::from_utf8_lossy(&reading.join().unwrap()).into_owned();
     assert!(seen.contains("main (argc"), "{seen}");
 }
+
+/// A directory only root can change, all the way from `/` (under `/run`,
+/// root's 0755), removed when dropped: where an administrator keeps a
+/// set-uid program.
+struct RootOnlyDir(PathBuf);
+
+impl RootOnlyDir {
+    fn new(prefix: &str) -> RootOnlyDir {
+        let path = PathBuf::from("/run").join(unique_name(prefix));
+        fs::create_dir(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        RootOnlyDir(path)
+    }
+}
+
+impl Drop for RootOnlyDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The set-uid-root test program installed at `program`, run by `user`
+/// with a root-only secret it reads as root: its record (a root-only core).
+fn set_uid_crash(user: &TestUser, program: &Path, cores: &Path, dir: &Path) -> serde_json::Value {
+    copy_executable(testsupport::crasher::setuid_dumpable_path(), program);
+    fs::set_permissions(program, fs::Permissions::from_mode(0o4755)).unwrap();
+    let secret = dir.join("secret");
+    fs::write(&secret, unique_name("root-only")).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    let output = run_bounded(
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={}", user.uid),
+                &format!("--regid={}", user.gid),
+                "--clear-groups",
+                "--",
+            ])
+            .arg(program)
+            .arg(&secret),
+        CRASH_TIMEOUT,
+    );
+    let pid = ready_pid(&output);
+    let (_, record) = wait_for_record(cores, pid);
+    assert!(record["core"]["readable_by_uid"].is_null(), "{record:#}");
+    assert_eq!(record["uid"], user.uid, "{record:#}");
+    record
+}
+
+/// Every place the user could put a gdb script or Python code that root's
+/// gdb would run (given the user's home as HOME, or as the current
+/// directory): each leaves `WHO.UID` in `marks` when it runs.
+fn plant_gdb_scripts(user: &TestUser, marks: &Path) {
+    let shell_mark = |what: &str| format!("shell id -u > {}/{what}.$(id -u)\n", marks.display());
+    let python_mark = |what: &str| {
+        format!(
+            "import os; os.system('id -u > {}/{what}.$(id -u)')\n",
+            marks.display()
+        )
+    };
+    let user_site = String::from_utf8(
+        run_bounded(
+            user.command("python3")
+                .args(["-c", "import site; print(site.getusersitepackages())"]),
+            TOOL_TIMEOUT,
+        )
+        .stdout,
+    )
+    .unwrap();
+    let plants = [
+        (user.home.join(".gdbinit"), shell_mark("gdbinit")),
+        (user.home.join(".gdbearlyinit"), shell_mark("earlyinit")),
+        (
+            user.home.join(".config/gdb/gdbinit"),
+            shell_mark("xdg-gdbinit"),
+        ),
+        (
+            PathBuf::from(user_site.trim()).join("lcd-evil.pth"),
+            python_mark("python-user-site"),
+        ),
+    ];
+    for (path, text) in plants {
+        as_user(
+            user,
+            &format!(
+                "mkdir -p '{}' && cat > '{}' <<'EOF'\n{text}EOF",
+                path.parent().unwrap().display(),
+                path.display()
+            ),
+        );
+    }
+}
+
+/// The marks left in `marks` (file name, owner).
+fn marks_made(marks: &Path) -> Vec<(String, u32)> {
+    fs::read_dir(marks)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().uid(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn debug_by_root_of_a_set_uid_crash_runs_a_hardened_gdb_over_roots_copy() {
+    let dir = TempDir::new("lcd-dbgsuid");
+    let cores = dir.path().join("cores");
+    let _handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
+    let user = TestUser::create("lcdtgdbsuid", false);
+    let bin = RootOnlyDir::new("lcd-dbgsuid-bin");
+    let program = bin.0.join("suid-prog");
+    let record = set_uid_crash(&user, &program, &cores, dir.path());
+    let pid = record["pid"].as_i64().unwrap().to_string();
+    let marks = shared_dir("lcd-dbgsuid-marks");
+    plant_gdb_scripts(&user, marks.path());
+    // Root's own gdb set up to auto-load from anywhere (a development
+    // machine's ~/.gdbinit), for the second run.
+    let root_home = TempDir::new("lcd-dbgsuid-home");
+    fs::write(
+        root_home.path().join(".gdbinit"),
+        format!(
+            "set auto-load safe-path /\nshell id -u > {}/roots-gdbinit.$(id -u)\n",
+            marks.path().display()
+        ),
+    )
+    .unwrap();
+    // The copy goes where TMPDIR says: looked at afterwards.
+    let tmp = TempDir::new("lcd-dbgsuid-tmp");
+    // The administrator runs it from the user's home, with HOME the
+    // user's (as `sudo` keeps it on some systems), then with their own.
+    for home in [user.home.as_path(), root_home.path()] {
+        let debugged = run_bounded(
+            Command::new(tool_binary())
+                .args(["debug", &pid, "--dir", cores.to_str().unwrap()])
+                .env("HOME", home)
+                .env("TMPDIR", tmp.path())
+                .current_dir(&user.home),
+            TOOL_TIMEOUT,
+        );
+        let shown = text(&debugged);
+        assert!(debugged.status.success(), "{shown}");
+        // gdb ran, as root, over the crash: its backtrace...
+        assert!(shown.contains("main"), "no backtrace: {shown}");
+        assert!(
+            shown.contains("as root over root's copy of its root-only core"),
+            "{shown}"
+        );
+        // ...and not one script or init file, the user's or root's.
+        let made = marks_made(marks.path());
+        assert!(made.is_empty(), "scripts ran: {made:?}: {shown}");
+        // Root's copy is gone.
+        let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
+
+#[test]
+fn debug_by_root_refuses_a_root_only_core_whose_executable_is_not_roots_alone() {
+    let dir = TempDir::new("lcd-dbgrefuse");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let cores = dir.path().join("cores");
+    let _handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));
+    let user = TestUser::create("lcdtgdbrefuse", false);
+    let marks = shared_dir("lcd-dbgrefuse-marks");
+    let mark = format!(
+        "shell id -u > {}/autoload.$(id -u)\n",
+        marks.path().display()
+    );
+    let root_home = TempDir::new("lcd-dbgrefuse-home");
+    fs::write(
+        root_home.path().join(".gdbinit"),
+        "set auto-load safe-path /\n",
+    )
+    .unwrap();
+    let debug = |pid: &str| {
+        run_bounded(
+            Command::new(tool_binary())
+                .args(["debug", pid, "--dir", cores.to_str().unwrap()])
+                .env("HOME", root_home.path()),
+            TOOL_TIMEOUT,
+        )
+    };
+
+    // A set-uid-root program in a directory of the user's (the user can
+    // swap it, and put an auto-load script beside it).
+    let user_bin = user.home.join("bin");
+    as_user(&user, &format!("mkdir -p {}", user_bin.display()));
+    let program = user_bin.join("suid-prog");
+    let record = set_uid_crash(&user, &program, &cores, dir.path());
+    as_user(
+        &user,
+        &format!(
+            "cat > {}/suid-prog-gdb.gdb <<'EOF'\n{mark}EOF",
+            user_bin.display()
+        ),
+    );
+    let refused = debug(&record["pid"].as_i64().unwrap().to_string());
+    let shown = text(&refused);
+    assert!(!refused.status.success(), "{shown}");
+    assert!(
+        shown.contains("its executable is not root's alone")
+            && shown.contains(&user.home.display().to_string())
+            && shown.contains("lttng-coredump dump"),
+        "{shown}"
+    );
+
+    // The user's own program, run holding a capability they lack: its
+    // core is root's, its executable theirs.
+    let own = user.home.join("prog");
+    copy_executable(crasher_path(), &own);
+    std::os::unix::fs::chown(&own, Some(user.uid), Some(user.gid)).unwrap();
+    fs::write(own.with_file_name("prog-gdb.gdb"), &mark).unwrap();
+    let (_, record) = testsupport::handler::crash_and_record(
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={}", user.uid),
+                &format!("--regid={}", user.gid),
+                "--clear-groups",
+                "--inh-caps",
+                "+net_raw",
+                "--ambient-caps",
+                "+net_raw",
+                "--",
+            ])
+            .arg(&own)
+            .args([&unique_name("caps"), "1", "segv"]),
+        &cores,
+    );
+    assert!(record["core"]["readable_by_uid"].is_null(), "{record:#}");
+    let refused = debug(&record["pid"].as_i64().unwrap().to_string());
+    let shown = text(&refused);
+    assert!(!refused.status.success(), "{shown}");
+    assert!(
+        shown.contains("its executable is not root's alone"),
+        "{shown}"
+    );
+    let made = marks_made(marks.path());
+    assert!(made.is_empty(), "scripts ran: {made:?}");
+}

@@ -646,6 +646,63 @@ fn vacuum_says_what_it_deletes_and_what_it_keeps_and_why_and_can_only_say_it() {
     assert!(!quiet.contains("kept"), "{quiet}");
 }
 
+#[test]
+fn info_shows_a_bounded_part_of_an_old_records_unbounded_text() {
+    let dir = test_dir("lcdcli-bounded");
+    let cores = dir.path().join("cores");
+    fs::create_dir(&cores).unwrap();
+    fs::set_permissions(&cores, fs::Permissions::from_mode(0o755)).unwrap();
+    // A record from before the handler bounded what it writes: a core
+    // trace summary naming 2000 traces, 500 problems, a 100 KB command line.
+    let mut old = record(&cores, 404, now() - 60, "/opt/t/old", 4096);
+    old.core_trace.checked = true;
+    old.core_trace.summary = (0..2000)
+        .map(|n| format!("trace {n:032x}: 4 streams, 16 packets"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    old.errors = (0..500).map(|n| format!("problem number {n}")).collect();
+    old.crashed.cmdline = Some(vec!["/opt/t/old".into(), "x".repeat(100_000)]);
+    plant(&old);
+    let cores_arg = cores.display().to_string();
+    let shown = succeeded(&tool(&["info", "--dir", &cores_arg]));
+    assert!(shown.len() < 16 * 1024, "{} bytes: {shown}", shown.len());
+    assert!(
+        shown.contains("trace 00000000000000000000000000000000"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&format!("trace {:032x}", 1999)), "{shown}");
+    assert!(
+        shown.contains("[and 1984 more lines: --json has them all]"),
+        "{shown}"
+    );
+    assert!(shown.contains("problem number 15"), "{shown}");
+    assert!(!shown.contains("problem number 16"), "{shown}");
+    assert!(
+        shown.contains("[and 484 more: --json has them all]"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("more bytes: --json has them all]"),
+        "{shown}"
+    );
+    // --json has it all.
+    let json = json_lines(&succeeded(&tool(&[
+        "info",
+        "--dir",
+        &cores_arg,
+        "--json=short",
+    ])));
+    assert_eq!(json[0]["errors"].as_array().unwrap().len(), 500);
+    assert_eq!(
+        json[0]["core_trace"]["summary"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .count(),
+        2000
+    );
+}
+
 /// Runs `command` (a shell line) on a new pseudo-terminal (script(1));
 /// returns what the terminal showed.
 fn on_a_terminal(command: &str, env: &[(&str, &str)]) -> String {
@@ -723,6 +780,145 @@ fn a_pager_and_colour_on_a_terminal_neither_in_a_pipe() {
     );
     let args = fs::read_to_string(format!("{}.less", marker.display())).unwrap();
     assert_eq!(args.trim(), "-FRSXM");
+}
+
+/// Waits (bounded) until `path` holds a number.
+fn number_in(path: &Path) -> i32 {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(n) = fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_ends_the_tool_and_its_pager_and_puts_the_terminal_back() {
+    let dir = test_dir("lcdcli-pager-term");
+    let cores = three_crashes(dir.path());
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    // A pager that does what less does to the terminal (raw, no echo),
+    // reads its input and then stays, until it is ended.
+    let pager = format!(
+        "stty raw -echo </dev/tty; echo $PPID > {}; echo $$ > {}; cat >/dev/null; exec sleep 600",
+        at("tool.pid"),
+        at("pager.pid")
+    );
+    let line = format!(
+        "{} list --dir {}; echo $? > {}; stty -a </dev/tty > {}",
+        handler_binary!().display(),
+        cores.display(),
+        at("status"),
+        at("stty")
+    );
+    let mut script = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("PAGER", &pager)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tool = number_in(&dir.path().join("tool.pid"));
+    let pager_pid = number_in(&dir.path().join("pager.pid"));
+    // The tool runs until it is ended (its pager waits for ever).
+    assert!(testsupport::process::signal(tool, libc::SIGTERM));
+    let status = number_in(&dir.path().join("status"));
+    assert_eq!(
+        status,
+        128 + libc::SIGTERM,
+        "the tool did not end by SIGTERM"
+    );
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while script.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "script did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The pager ended with it (not left on the terminal)...
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while testsupport::attacker::process_state(pager_pid).is_some_and(|s| s != 'Z') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pager {pager_pid} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...and the terminal is back as it was: echo and line editing.
+    let stty = fs::read_to_string(dir.path().join("stty")).unwrap();
+    let words: Vec<&str> = stty.split_whitespace().collect();
+    assert!(
+        words.contains(&"echo") && words.contains(&"icanon"),
+        "the terminal stayed raw: {stty}"
+    );
+}
+
+#[test]
+fn sigterm_ends_debug_and_its_debugger_and_puts_the_terminal_back() {
+    let dir = test_dir("lcdcli-debug-term");
+    let cores = three_crashes(dir.path());
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    // A debugger that does what gdb does to the terminal, then waits.
+    let debugger = dir.path().join("debugger");
+    fs::write(
+        &debugger,
+        format!(
+            "#!/bin/sh\nstty raw -echo </dev/tty; echo $PPID > {}; echo $$ > {}; exec sleep 600\n",
+            at("tool.pid"),
+            at("debugger.pid")
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&debugger, fs::Permissions::from_mode(0o755)).unwrap();
+    let line = format!(
+        "{} debug 103 --dir {} --debugger {}; echo $? > {}; stty -a </dev/tty > {}",
+        handler_binary!().display(),
+        cores.display(),
+        debugger.display(),
+        at("status"),
+        at("stty")
+    );
+    let mut script = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tool = number_in(&dir.path().join("tool.pid"));
+    let debugger_pid = number_in(&dir.path().join("debugger.pid"));
+    // Ctrl-C is the debugger's: SIGINT leaves the tool waiting for it.
+    assert!(testsupport::process::signal(tool, libc::SIGINT));
+    assert!(testsupport::process::signal(tool, libc::SIGTERM));
+    let status = number_in(&dir.path().join("status"));
+    assert_eq!(status, 128 + libc::SIGTERM, "debug did not end by SIGTERM");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while script.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "script did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while testsupport::attacker::process_state(debugger_pid).is_some_and(|s| s != 'Z') {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the debugger {debugger_pid} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stty = fs::read_to_string(dir.path().join("stty")).unwrap();
+    let words: Vec<&str> = stty.split_whitespace().collect();
+    assert!(
+        words.contains(&"echo") && words.contains(&"icanon"),
+        "the terminal stayed raw: {stty}"
+    );
 }
 
 /// The bash and zsh completions, as `generate-docs` writes them for the

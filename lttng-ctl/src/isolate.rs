@@ -25,7 +25,8 @@
 //!
 //! The child keeps none of the caller's descriptors: before anything else
 //! it puts `/dev/null` on 0, 1 and 2 and closes everything but its result
-//! pipe. The caller may hold what the child's new identity must not reach
+//! pipe (and the descriptors the caller hands over with
+//! [`Options::keep`], moved to 4, 5, ...). The caller may hold what the child's new identity must not reach
 //! (a core_pattern handler holds the kernel's core pipe on 0, the crashed
 //! process's pidfd, the core file and its directory), and a descriptor left
 //! open would also keep a pipe's reader alive (the kernel waits for the
@@ -43,7 +44,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::lock;
 use std::ffi::c_int;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -147,6 +148,46 @@ pub fn run_isolated_after(
     setup: impl FnOnce() -> Result<()>,
     work: impl FnOnce() -> Vec<u8>,
 ) -> Result<Vec<u8>> {
+    run_isolated_with(&Options::new(deadline), who, setup, |_| work())
+}
+
+/// How an isolated child runs besides its work: its deadline, how many
+/// bytes it may send back, and which of the caller's descriptors it keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// When the child is killed if it has not finished.
+    pub deadline: Duration,
+    /// The most the parent reads from the child (its result is refused
+    /// beyond); at most [`MAX_OUTPUT`] by default.
+    pub max_output: usize,
+    /// Descriptors the child keeps, as 4, 5, ... in this order (0 to 2 are
+    /// `/dev/null`, 3 its result pipe): a file the work reads that its new
+    /// identity could not open, for example.
+    pub keep: &'a [BorrowedFd<'a>],
+}
+
+impl Options<'_> {
+    /// A deadline, the default bound on the result, no descriptor kept.
+    pub fn new(deadline: Duration) -> Options<'static> {
+        Options {
+            deadline,
+            max_output: MAX_OUTPUT,
+            keep: &[],
+        }
+    }
+}
+
+/// The first descriptor [`Options::keep`] puts in the child.
+pub const CHILD_KEPT_FDS: c_int = CHILD_RESULT_FD + 1;
+
+/// [`run_isolated_after`] with all of [`Options`]; `work` gets the child's
+/// copies of [`Options::keep`], in their order.
+pub fn run_isolated_with(
+    options: &Options<'_>,
+    who: &str,
+    setup: impl FnOnce() -> Result<()>,
+    work: impl FnOnce(&[BorrowedFd<'_>]) -> Vec<u8>,
+) -> Result<Vec<u8>> {
     let started = Instant::now();
     let mut fds = [0 as c_int; 2];
     // SAFETY: `fds` has room for the two descriptors.
@@ -157,6 +198,7 @@ pub fn run_isolated_after(
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let null = open_dev_null("opening /dev/null for an isolated child")?;
+    let keep: Vec<c_int> = options.keep.iter().map(|fd| fd.as_raw_fd()).collect();
     // SAFETY: getpid has no memory effects.
     let parent_pid = unsafe { libc::getpid() };
 
@@ -169,7 +211,7 @@ pub fn run_isolated_after(
         // it; no other thread exists here to be holding it.
         drop(guard);
         drop(read_end);
-        child_main(parent_pid, setup, write_end, null, work);
+        child_main(parent_pid, setup, write_end, null, &keep, work);
     }
     drop(guard);
     drop(write_end);
@@ -179,7 +221,14 @@ pub fn run_isolated_after(
             "forking a child to talk to the session daemon{who}"
         )));
     }
-    collect(pid, read_end, started, deadline, who)
+    collect(
+        pid,
+        read_end,
+        started,
+        options.deadline,
+        options.max_output,
+        who,
+    )
 }
 
 /// The child: keeps only its result pipe, runs the set-up, then the work,
@@ -189,7 +238,8 @@ fn child_main(
     setup: impl FnOnce() -> Result<()>,
     write_end: OwnedFd,
     null: OwnedFd,
-    work: impl FnOnce() -> Vec<u8>,
+    keep: &[c_int],
+    work: impl FnOnce(&[BorrowedFd<'_>]) -> Vec<u8>,
 ) -> ! {
     // SAFETY: prctl/getppid have no memory effects. If the parent died
     // before PDEATHSIG was set, nobody waits for the result.
@@ -199,7 +249,7 @@ fn child_main(
             libc::_exit(1);
         }
     }
-    let write_end = match keep_only_result_pipe(write_end, null) {
+    let write_end = match keep_only_result_pipe_and(write_end, null, keep) {
         Some(fd) => fd,
         // SAFETY: nothing can be reported without the pipe; _exit skips
         // the parent's atexit handlers.
@@ -211,8 +261,16 @@ fn child_main(
     // hung until its deadline). The default hook prints on stderr, which is
     // /dev/null (its lock could be held by a vanished thread too, but only
     // a panic of the child, itself a bug, would then wait for it).
+    let kept: Vec<BorrowedFd<'_>> = (0..keep.len())
+        .map(|i| {
+            // SAFETY: keep_only_result_pipe_and put the kept descriptors
+            // at CHILD_KEPT_FDS.. and nothing in this child closes them
+            // before it exits.
+            unsafe { BorrowedFd::borrow_raw(CHILD_KEPT_FDS + i as c_int) }
+        })
+        .collect();
     let outcome = catch_unwind(AssertUnwindSafe(|| match setup() {
-        Ok(()) => encode(TAG_DONE, &work()),
+        Ok(()) => encode(TAG_DONE, &work(&kept)),
         Err(err) => encode(TAG_SETUP_FAILED, &encode_error(&err)),
     }));
     let message = outcome.unwrap_or_else(|panic| {
@@ -239,21 +297,38 @@ fn child_main(
 /// the module documentation). Only async-signal-safe calls: the child of a
 /// multi-threaded process.
 pub(crate) fn keep_only_result_pipe(write_end: OwnedFd, null: OwnedFd) -> Option<OwnedFd> {
+    keep_only_result_pipe_and(write_end, null, &[])
+}
+
+/// [`keep_only_result_pipe`], also keeping `keep` as [`CHILD_KEPT_FDS`],
+/// [`CHILD_KEPT_FDS`] + 1, ... (in this order).
+fn keep_only_result_pipe_and(write_end: OwnedFd, null: OwnedFd, keep: &[c_int]) -> Option<OwnedFd> {
     use std::os::fd::IntoRawFd;
     let (mut pipe, mut null) = (write_end.into_raw_fd(), null.into_raw_fd());
+    // Every descriptor placed below sits under this one: the ones to move
+    // are first copied at or above it, so that no dup2 overwrites another.
+    let above = CHILD_KEPT_FDS + keep.len() as c_int;
     // SAFETY: plain descriptor operations on descriptors this child owns;
     // the OwnedFds were given up above, so nothing closes them twice.
     unsafe {
-        // Both out of the way of 0..=3 first, so that no dup2 below
-        // overwrites the other.
-        if pipe <= CHILD_RESULT_FD {
-            pipe = libc::fcntl(pipe, libc::F_DUPFD_CLOEXEC, CHILD_RESULT_FD + 1);
+        if pipe < above {
+            pipe = libc::fcntl(pipe, libc::F_DUPFD_CLOEXEC, above);
         }
-        if null <= CHILD_RESULT_FD {
-            null = libc::fcntl(null, libc::F_DUPFD_CLOEXEC, CHILD_RESULT_FD + 1);
+        if null < above {
+            null = libc::fcntl(null, libc::F_DUPFD_CLOEXEC, above);
         }
         if pipe < 0 || null < 0 {
             return None;
+        }
+        let mut moved = [0 as c_int; 64];
+        if keep.len() > moved.len() {
+            return None;
+        }
+        for (slot, &fd) in moved.iter_mut().zip(keep) {
+            *slot = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above);
+            if *slot < 0 {
+                return None;
+            }
         }
         for fd in 0..=2 {
             if libc::dup2(null, fd) != fd {
@@ -263,7 +338,13 @@ pub(crate) fn keep_only_result_pipe(write_end: OwnedFd, null: OwnedFd) -> Option
         if libc::dup2(pipe, CHILD_RESULT_FD) != CHILD_RESULT_FD {
             return None;
         }
-        let first = (CHILD_RESULT_FD + 1) as libc::c_uint;
+        for (i, &fd) in moved[..keep.len()].iter().enumerate() {
+            let target = CHILD_KEPT_FDS + i as c_int;
+            if libc::dup2(fd, target) != target {
+                return None;
+            }
+        }
+        let first = above as libc::c_uint;
         if libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) != 0 {
             // Kernels before 5.9: one by one, up to the descriptor limit.
             let mut limit: libc::rlimit = std::mem::zeroed();
@@ -272,7 +353,7 @@ pub(crate) fn keep_only_result_pipe(write_end: OwnedFd, null: OwnedFd) -> Option
             } else {
                 1 << 16
             };
-            for fd in (CHILD_RESULT_FD + 1)..max {
+            for fd in above..max {
                 libc::close(fd);
             }
         }
@@ -287,6 +368,7 @@ fn collect(
     read_end: OwnedFd,
     started: Instant,
     deadline: Duration,
+    max_output: usize,
     who: &str,
 ) -> Result<Vec<u8>> {
     let mut received = Vec::new();
@@ -319,12 +401,12 @@ fn collect(
             0 => break false,
             n if n > 0 => {
                 received.extend_from_slice(&chunk[..n as usize]);
-                if received.len() > MAX_OUTPUT + HEADER_LEN {
+                if received.len() > max_output.saturating_add(HEADER_LEN) {
                     let left_behind = kill_and_reap(pid).is_none();
                     return Err(Error::with_message(
                         ErrorCode::Fatal,
                         format!(
-                            "sent more than {MAX_OUTPUT} bytes: result refused{}",
+                            "sent more than {max_output} bytes: result refused{}",
                             left_behind_note(left_behind, pid)
                         ),
                         format!("reading from the isolated child{who}"),
@@ -408,6 +490,12 @@ enum Reap {
 /// Polls for the child to end, up to `bound` after `started`, reaping it
 /// when it does.
 fn reap_within(pid: libc::pid_t, started: Instant, bound: Duration) -> Reap {
+    // A child that has just closed its result pipe is still exiting: it is
+    // looked at again after 20 µs, then twice as long each time up to
+    // 1 ms, so that an ending child costs microseconds, not a whole
+    // millisecond's sleep. (A pidfd would wake exactly, but valgrind, which
+    // the C API's tests run under, does not know pidfd_open.)
+    let mut pause = Duration::from_micros(20);
     loop {
         let mut status = 0;
         // SAFETY: valid out-pointer; `pid` is our child.
@@ -418,10 +506,11 @@ fn reap_within(pid: libc::pid_t, started: Instant, bound: Duration) -> Reap {
         if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return Reap::Failed;
         }
-        if started.elapsed() >= bound {
+        let Some(left) = bound.checked_sub(started.elapsed()) else {
             return Reap::StillThere;
-        }
-        std::thread::sleep(Duration::from_millis(1));
+        };
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(1));
     }
 }
 
@@ -486,6 +575,7 @@ pub fn reap_left_behind() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -573,6 +663,65 @@ mod tests {
         }
         assert!(lines[3].starts_with("3 pipe:"), "{out}");
         assert!(lines[4].contains("/proc/"), "{out}");
+    }
+
+    #[test]
+    fn kept_descriptors_follow_the_result_pipe_in_order_and_the_bound_is_the_callers() {
+        use std::io::{Read, Seek, Write as _};
+        let mut first = tempfile_with(b"first");
+        let second = tempfile_with(b"second");
+        first.rewind().unwrap();
+        let keep = [first.as_fd(), second.as_fd()];
+        let options = Options {
+            keep: &keep,
+            max_output: 64,
+            ..Options::new(SECOND * 5)
+        };
+        let out = run_isolated_with(
+            &options,
+            "",
+            || Ok(()),
+            |kept| {
+                // 0 to 3, the two kept, read_dir's own: nothing else.
+                let open = std::fs::read_dir("/proc/self/fd").unwrap().count();
+                let mut text = Vec::new();
+                assert_eq!(kept.len(), 2);
+                for (i, fd) in kept.iter().enumerate() {
+                    assert_eq!(fd.as_raw_fd(), CHILD_KEPT_FDS + i as c_int);
+                    let mut file = std::fs::File::from(fd.try_clone_to_owned().unwrap());
+                    let mut content = String::new();
+                    file.rewind().unwrap();
+                    file.read_to_string(&mut content).unwrap();
+                    text.extend_from_slice(content.as_bytes());
+                    text.push(b' ');
+                }
+                write!(text, "{open}").unwrap();
+                text
+            },
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "first second 7");
+        let err = run_isolated_with(&options, "", || Ok(()), |_| vec![b'x'; 65]).unwrap_err();
+        assert!(err.message().contains("more than 64 bytes"), "{err}");
+    }
+
+    fn tempfile_with(content: &[u8]) -> std::fs::File {
+        use std::io::Write as _;
+        let path = std::env::temp_dir().join(format!(
+            "isolate-keep-{}-{}",
+            std::process::id(),
+            content.len()
+        ));
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file.write_all(content).unwrap();
+        file
     }
 
     #[test]

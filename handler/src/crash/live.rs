@@ -215,6 +215,9 @@ fn to_store(
         ));
     }
     let dir = open_store(config, log)?;
+    // Named as a crash is, from the start: the record, the journal entry
+    // and the fleet's copies carry the same ID.
+    let crash_id = crate::crash::pipeline::new_crash_id(log);
     let gathered = gather(request.pid);
     let mut options = options(request, config);
     // The writer compresses (the process is not waiting for it).
@@ -311,7 +314,7 @@ fn to_store(
     };
     let mut crash_record = CrashRecord {
         format: record::FORMAT.into(),
-        crashed: crashed(&report, &gathered),
+        crashed: crashed(&report, &gathered, crash_id.map(|id| id.to_string())),
         core: CoreSection {
             saved: true,
             path: Some(core_path.to_string_lossy().into_owned()),
@@ -411,10 +414,11 @@ fn numbered(stem: &str, n: u32, extension: &str) -> String {
 
 /// What the record says of the process: the dumper's report, with what
 /// `/proc` said of it before (when the pidfd vouches for it).
-fn crashed(report: &LiveReport, gathered: &Gathered) -> Crashed {
+fn crashed(report: &LiveReport, gathered: &Gathered, crash_id: Option<String>) -> Crashed {
     let info = &gathered.info;
     let verified = !matches!(gathered.identity, Identity::CouldNotTell(_));
     Crashed {
+        crash_id,
         pid: Some(report.pid),
         uid: Some(report.uid),
         gid: Some(report.gid),

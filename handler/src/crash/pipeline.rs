@@ -42,6 +42,7 @@ use crate::store::record::{
 };
 use crate::store::space::SpacePolicy;
 use lttng_coredump_engine::{CrashInfo, Workers};
+use lttng_coredump_fleet::CrashId;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -119,6 +120,7 @@ pub fn handle_crash(
 ) -> Verdict {
     let (config, config_path) = read_config(config_file, log);
     let time = context.time.unwrap_or_else(now);
+    let crash_id = new_crash_id(log);
     let gathered = gather_process(&context, log);
     // The name as the process set it; the kernel's %e has `/` written as `!`.
     let comm: Option<Vec<u8>> = gathered.info.comm.clone().or_else(|| context.comm.clone());
@@ -218,6 +220,7 @@ pub fn handle_crash(
     );
     let verdict = log_outcome(&context, comm.as_deref(), &saved, log);
     let crash_record = crash_record(CrashRecordParts {
+        crash_id: crash_id.as_ref(),
         context: &context,
         config_path: &config_path,
         time,
@@ -1012,6 +1015,7 @@ fn log_outcome(
 
 /// Everything the crash record is made of.
 struct CrashRecordParts<'a> {
+    crash_id: Option<&'a CrashId>,
     context: &'a CrashContext,
     config_path: &'a Path,
     time: i64,
@@ -1026,9 +1030,22 @@ struct CrashRecordParts<'a> {
     log: &'a Log,
 }
 
+/// The crash's ID, from the kernel's random source; a crash is handled
+/// without one (logged) when that source fails.
+pub(crate) fn new_crash_id(log: &mut Log) -> Option<CrashId> {
+    CrashId::random()
+        .map_err(|error| {
+            log.warning(format!(
+                "no crash ID: the kernel's random source failed: {error}"
+            ))
+        })
+        .ok()
+}
+
 /// 5b. The crash record, with the log so far.
 fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
     let CrashRecordParts {
+        crash_id,
         context,
         config_path,
         time,
@@ -1050,6 +1067,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
     CrashRecord {
         format: record::FORMAT.into(),
         crashed: Crashed {
+            crash_id: crash_id.map(CrashId::to_string),
             pid: context.pid,
             uid: context.uid,
             gid: context.gid,

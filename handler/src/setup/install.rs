@@ -174,7 +174,8 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
         write_setting(&options.kernel.core_pipe_limit, &limit.to_string())?;
         writeln!(
             report,
-            "core_pipe_limit set to {limit} (at most {limit} crashes handled at once; the kernel              keeps each crashed process until the handler is done)"
+            "core_pipe_limit set to {limit} (at most {limit} crashes handled at once; the kernel \
+             keeps each crashed process until the handler is done)"
         )
         .expect("String");
     }
@@ -346,11 +347,6 @@ pub fn status(
     crate::setup::status::gather(kernel, backup_path, config_path, sessiond_socket).text()
 }
 
-/// Whether a session daemon accepts connections on its client socket.
-pub fn session_daemon_alive(socket: &Path) -> bool {
-    std::os::unix::net::UnixStream::connect(socket).is_ok()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -408,6 +404,15 @@ pub(crate) mod tests {
         };
         let report = install(&options).unwrap();
         assert!(report.contains("backed up"), "{report}");
+        // Each line of the report is one sentence, without a run of spaces
+        // a broken line continuation would leave in it.
+        assert!(
+            report.contains(
+                "core_pipe_limit set to 16 (at most 16 crashes handled at once; the kernel keeps"
+            ),
+            "{report}"
+        );
+        assert!(!report.contains("  "), "{report}");
         assert!(is_handler_line(&kernel.read_pattern().unwrap()));
         assert_eq!(kernel.read_pipe_limit().unwrap(), "16");
 

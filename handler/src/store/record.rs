@@ -208,6 +208,10 @@ pub fn now_unix_us() -> u64 {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Crashed {
+    /// 128 random bits given to the crash when the handler starts on it,
+    /// 32 lowercase hex digits: the one name of this crash in its record,
+    /// its journal entry and every copy sent to the fleet's servers.
+    pub crash_id: Option<String>,
     pub pid: Option<i32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
@@ -711,6 +715,7 @@ pub(crate) mod tests {
         CrashRecord {
             format: FORMAT.into(),
             crashed: Crashed {
+                crash_id: Some("0123456789abcdef0123456789abcdef".into()),
                 pid: Some(42),
                 uid: Some(1000),
                 gid: Some(1000),

@@ -18,6 +18,7 @@ pub mod read_core;
 pub mod select;
 pub mod show;
 pub mod source;
+pub mod termination;
 pub mod trace;
 pub mod user_side;
 pub mod vacuum;

@@ -2,7 +2,8 @@
 //! (`$PAGER`, else `less -FRSXM`) and in colour on a terminal, neither in a
 //! pipe; JSON as one object a line or one pretty array; and the programs
 //! the tools run (gdb, babeltrace2) named with their Debian package when
-//! they are missing.
+//! they are missing. SIGTERM or SIGHUP ends the pager with the tool and
+//! puts the terminal back ([`super::termination`]).
 
 use super::JsonMode;
 use std::io::{IsTerminal, Write};
@@ -13,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Output {
     pub colour: bool,
     pager: Option<Child>,
+    /// While the pager runs: what SIGTERM and SIGHUP do to it.
+    on_termination: Option<super::termination::Registered>,
 }
 
 impl Output {
@@ -23,12 +26,19 @@ impl Output {
         let colour = terminal
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
             && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
-        let pager = if terminal && !no_pager {
-            start_pager()
+        let (pager, on_termination) = if terminal && !no_pager {
+            match start_pager() {
+                Some((pager, on_termination)) => (Some(pager), Some(on_termination)),
+                None => (None, None),
+            }
         } else {
-            None
+            (None, None)
         };
-        Output { colour, pager }
+        Output {
+            colour,
+            pager,
+            on_termination,
+        }
     }
 
     /// Colour on a terminal, never a pager (`trace`, whose readers run
@@ -37,6 +47,7 @@ impl Output {
         Output {
             colour: Self::start(true).colour,
             pager: None,
+            on_termination: None,
         }
     }
 
@@ -45,6 +56,7 @@ impl Output {
         Output {
             colour: false,
             pager: None,
+            on_termination: None,
         }
     }
 
@@ -89,14 +101,18 @@ impl Drop for Output {
             let _ = rustix::stdio::dup2_stdout(&null);
         }
         let _ = pager.wait();
+        // Ended by a clean-up: the tool ends by the signal, not here.
+        super::termination::hold_if_terminating();
+        self.on_termination = None;
     }
 }
 
 /// The pager: `$PAGER` (run by the shell; empty or `cat`: none), else
 /// `less -FRSXM` (quits when the text fits a screen, keeps colours, no
 /// line wrapping); standard output is made its pipe. `None` when there is
-/// none to run.
-fn start_pager() -> Option<Child> {
+/// none to run. SIGTERM or SIGHUP to the tool then ends the pager too and
+/// puts the terminal back as it was before the pager changed it.
+fn start_pager() -> Option<(Child, super::termination::Registered)> {
     let mut command = match std::env::var("PAGER") {
         Ok(pager) if pager.trim().is_empty() || pager.trim() == "cat" => return None,
         Ok(pager) => {
@@ -110,7 +126,22 @@ fn start_pager() -> Option<Child> {
             command
         }
     };
+    let saved = super::termination::SavedTerminal::now();
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let on_termination = super::termination::on_termination({
+        let started = started.clone();
+        move || {
+            let pid = started.load(std::sync::atomic::Ordering::SeqCst);
+            if pid != 0 {
+                super::termination::end_child(pid);
+            }
+            if let Some(saved) = &saved {
+                saved.restore();
+            }
+        }
+    });
     let mut child = command.stdin(Stdio::piped()).spawn().ok()?;
+    started.store(child.id(), std::sync::atomic::Ordering::SeqCst);
     let stdin = child.stdin.take()?;
     let _ = std::io::stdout().flush();
     if rustix::stdio::dup2_stdout(&stdin).is_err() {
@@ -121,12 +152,12 @@ fn start_pager() -> Option<Child> {
     // Ctrl-C and Ctrl-\ on the terminal are the pager's (less stops a
     // search with them; they reach this process too, in its process
     // group): heard, not obeyed, so that this process goes on writing and
-    // waits for the pager. SIGTERM still ends it.
+    // waits for the pager. SIGTERM and SIGHUP end both.
     for signal in [rustix::process::Signal::INT, rustix::process::Signal::QUIT] {
         let ignored = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let _ = signal_hook::flag::register(signal.as_raw(), ignored);
     }
-    Some(child)
+    Some((child, on_termination))
 }
 
 /// Whether `err` is a write to a pipe whose reader is gone (a pager quit

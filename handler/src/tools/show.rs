@@ -216,14 +216,53 @@ struct Lines<'a> {
     output: &'a Output,
 }
 
+/// What `info` shows of one value at most, whatever the record holds (an
+/// old record's summary, a hostile process's command line): the rest is
+/// in `--json`.
+const MAX_VALUE: usize = 1024;
+/// Lines of one of the handler's texts shown at most.
+const MAX_TEXT_LINES: usize = 16;
+/// Entries of one list (snapshots, failed snapshots, problems) shown at most.
+const MAX_LISTED: usize = 16;
+
+/// `value`, cut at [`MAX_VALUE`] bytes (on a character boundary) with a
+/// word of what was left out.
+fn bounded(value: &str, colour: bool) -> std::borrow::Cow<'_, str> {
+    if value.len() <= MAX_VALUE {
+        return value.into();
+    }
+    let mut cut = MAX_VALUE;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}{} [{} more bytes: --json has them all]",
+        &value[..cut],
+        if colour { "\x1b[0m" } else { "" },
+        value.len() - cut
+    )
+    .into()
+}
+
 impl Lines<'_> {
     fn line(&mut self, label: &str, value: impl AsRef<str>) {
         self.painted(label, value, false);
     }
 
+    /// The line after the first [`MAX_LISTED`] entries of a list: how many
+    /// more there are.
+    fn more(&mut self, total: usize) {
+        if total > MAX_LISTED {
+            self.line(
+                "",
+                format!("[and {} more: --json has them all]", total - MAX_LISTED),
+            );
+        }
+    }
+
     /// A line whose label is red (problems) when coloured.
     fn painted(&mut self, label: &str, value: impl AsRef<str>, red: bool) {
-        let value = value.as_ref();
+        let value = bounded(value.as_ref(), self.output.colour);
         if label.is_empty() {
             writeln!(self.out, "{:>16}  {value}", "").expect("String");
         } else {
@@ -239,8 +278,18 @@ impl Lines<'_> {
 
     /// A value that may run over several lines (the handler's text).
     fn text(&mut self, label: &str, value: &str) {
-        for (index, part) in value.split('\n').enumerate() {
+        let lines = value.split('\n').count();
+        for (index, part) in value.split('\n').take(MAX_TEXT_LINES).enumerate() {
             self.line(if index == 0 { label } else { "" }, text(part));
+        }
+        if lines > MAX_TEXT_LINES {
+            self.line(
+                "",
+                format!(
+                    "[and {} more lines: --json has them all]",
+                    lines - MAX_TEXT_LINES
+                ),
+            );
         }
     }
 }
@@ -257,7 +306,7 @@ fn describe_core_trace(crash: &Crash, lines: &mut Lines<'_>) {
         return;
     }
     lines.text("Core Trace", &section.summary);
-    for entry in &section.failed_snapshots {
+    for entry in section.failed_snapshots.iter().take(MAX_LISTED) {
         let what = match &entry.session {
             Some(session) => format!(
                 "session {:?} in the {} session daemon",
@@ -271,6 +320,7 @@ fn describe_core_trace(crash: &Crash, lines: &mut Lines<'_>) {
             &format!("snapshot of {what} failed: {}", entry.explanation),
         );
     }
+    lines.more(section.failed_snapshots.len());
     let holds = super::trace::from_core::core_holds_trace(crash);
     if holds
         && (section.only_in_core || !section.failed_snapshots.is_empty())
@@ -380,6 +430,9 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
     if let Some(gid) = crashed.gid {
         lines.line("GID", gid.to_string());
     }
+    if let Some(crash_id) = &crashed.crash_id {
+        lines.line("Crash ID", escape(crash_id));
+    }
     if let Some(signal) = &crashed.signal {
         lines.line(
             "Signal",
@@ -476,7 +529,7 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
         lines.line("Readable By", format!("root and uid {uid}"));
     }
     let snapshots = crash.record.snapshots();
-    for (index, entry) in snapshots.iter().enumerate() {
+    for (index, entry) in snapshots.iter().take(MAX_LISTED).enumerate() {
         let what = format!(
             "{} of session {:?} in the {} session daemon{}",
             escape(&entry.action),
@@ -501,8 +554,9 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
             format!("{what}: {whereabouts}"),
         );
     }
+    lines.more(snapshots.len());
     let absence = crash.record.trace_absence();
-    for (index, reason) in absence.iter().enumerate() {
+    for (index, reason) in absence.iter().take(MAX_LISTED).enumerate() {
         let label = if index == 0 && snapshots.is_empty() {
             "Trace"
         } else {
@@ -515,6 +569,7 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
         };
         lines.text(label, &reason);
     }
+    lines.more(absence.len());
     if snapshots.is_empty() && absence.is_empty() {
         lines.line("Trace", "no snapshot was taken");
     }
@@ -540,10 +595,12 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
         );
     }
     lines.line("Record", escape(&crash.record_path.to_string_lossy()));
-    for (index, error) in crash.record.errors().iter().enumerate() {
-        for (part_index, part) in error.split('\n').enumerate() {
+    let errors = crash.record.errors();
+    for (index, error) in errors.iter().take(MAX_LISTED).enumerate() {
+        for (part_index, part) in error.split('\n').take(MAX_TEXT_LINES).enumerate() {
             let first = index == 0 && part_index == 0;
             lines.painted(if first { "Problems" } else { "" }, text(part), true);
         }
     }
+    lines.more(errors.len());
 }

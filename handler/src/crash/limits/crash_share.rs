@@ -17,6 +17,14 @@
 //! progress (not `core_stall_timeout`), so that it holds its kernel slot
 //! only as long as its dump makes progress.
 //!
+//! A slot file lives only while a crash holds it: the crash removes it
+//! when it lets go, under its lock, and each crash that takes a slot first
+//! removes the ones a killed handler left (those it can lock). A file is
+//! removed only by whoever holds its lock, and a crash that locked a file
+//! checks that the name still leads to it (else it was removed meanwhile,
+//! and the crash tries that slot again): so the count stays exact, and the
+//! directory holds no more than the crashes in progress.
+//!
 //! Socket mode has its own share of the service's workers (`fair_queue`).
 
 use rustix::fs::{FlockOperation, Mode, OFlags};
@@ -50,11 +58,25 @@ impl Share {
     }
 }
 
-/// A slot file of a uid's share, locked: dropped, the slot is free.
+/// A slot file of a uid's share, locked: dropped, the file is removed
+/// (still under its lock) and the slot is free.
 #[derive(Debug)]
 pub struct Held {
+    dir: OwnedFd,
+    name: String,
     _file: OwnedFd,
 }
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Only the holder of a file's lock removes it; `_file` (the lock)
+        // is closed after this.
+        let _ = rustix::fs::unlinkat(&self.dir, self.name.as_str(), rustix::fs::AtFlags::empty());
+    }
+}
+
+/// Slot files looked at, at most, by one crash's pruning.
+const MAX_PRUNED: usize = 256;
 
 /// The share a uid gets of a pool of `pool` (the kernel's core_pipe_limit,
 /// or the service's workers; 0: unlimited): the configured share, but
@@ -80,27 +102,99 @@ pub fn take(dir: &Path, uid: u32, share: u32) -> Share {
             ))
         }
     };
+    prune(&dir);
     for slot in 0..share {
         let name = format!("{uid}.{slot}");
-        let file = match open_slot(&dir, &name) {
-            Ok(file) => file,
-            Err(err) => {
-                return Share::NotCounted(format!(
-                    "cannot count the crashes in progress per user ({name}): {err}"
-                ))
+        // A file removed between our open and our lock is tried again (its
+        // remover held its lock: it was free then).
+        let mut tries = 0;
+        let locked = loop {
+            tries += 1;
+            let file = match open_slot(&dir, &name) {
+                Ok(file) => file,
+                Err(err) => {
+                    return Share::NotCounted(format!(
+                        "cannot count the crashes in progress per user ({name}): {err}"
+                    ))
+                }
+            };
+            match lock_linked(&dir, &name, file) {
+                Ok(Some(file)) => break Some(file),
+                Ok(None) if tries < 16 => continue,
+                Ok(None) => {
+                    return Share::NotCounted(format!(
+                        "cannot count the crashes in progress per user ({name}): it kept being \
+                         removed under us"
+                    ))
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => break None,
+                Err(err) => {
+                    return Share::NotCounted(format!(
+                        "cannot count the crashes in progress per user ({name}): {err}"
+                    ))
+                }
             }
         };
-        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => return Share::Within(Held { _file: file }),
-            Err(rustix::io::Errno::WOULDBLOCK) => continue,
-            Err(err) => {
-                return Share::NotCounted(format!(
-                    "cannot count the crashes in progress per user ({name}): {err}"
-                ))
-            }
+        if let Some(file) = locked {
+            return Share::Within(Held {
+                dir,
+                name,
+                _file: file,
+            });
         }
     }
     Share::Past { share }
+}
+
+/// Locks `file` (opened as `dir`/`name`) without waiting: `Ok(None)` when
+/// it was removed before the lock was ours (the name leads elsewhere or
+/// nowhere), `WOULDBLOCK` when another crash holds it.
+fn lock_linked(dir: &OwnedFd, name: &str, file: OwnedFd) -> rustix::io::Result<Option<OwnedFd>> {
+    rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive)?;
+    let ours = rustix::fs::fstat(&file)?;
+    match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(linked) if linked.st_dev == ours.st_dev && linked.st_ino == ours.st_ino => {
+            Ok(Some(file))
+        }
+        Ok(_) | Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// Removes the slot files nobody holds (left by handlers killed before
+/// they let go), each under its lock; at most [`MAX_PRUNED`] looked at.
+fn prune(dir: &OwnedFd) {
+    let Ok(listing) = rustix::fs::Dir::read_from(dir) else {
+        return;
+    };
+    let names: Vec<String> = listing
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str().ok().map(str::to_string))
+        .filter(|name| is_slot_name(name))
+        .take(MAX_PRUNED)
+        .collect();
+    for name in names {
+        let Ok(file) = rustix::fs::openat(
+            dir,
+            name.as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        if let Ok(Some(_locked)) = lock_linked(dir, &name, file) {
+            let _ = rustix::fs::unlinkat(dir, name.as_str(), rustix::fs::AtFlags::empty());
+        }
+    }
+}
+
+/// `UID.K`, the name of a slot file.
+fn is_slot_name(name: &str) -> bool {
+    let Some((uid, slot)) = name.split_once('.') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(uid) && digits(slot)
 }
 
 /// The slot directory: made 0700 when missing; root's and writable by
@@ -180,6 +274,59 @@ mod tests {
         // A slot freed is taken again.
         drop(shares);
         assert!(matches!(take(&dir, 1234, 3), Share::Within(_)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn slot_files_live_only_while_held_and_stale_ones_are_pruned() {
+        let dir = std::env::temp_dir().join(format!("handler-share-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let names = || {
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        let first = take(&dir, 1000, 2);
+        let second = take(&dir, 1000, 2);
+        assert_eq!(names(), ["1000.0", "1000.1"]);
+        assert!(take(&dir, 1000, 2).is_past());
+        drop(first);
+        assert_eq!(names(), ["1000.1"]);
+        drop(second);
+        assert!(names().is_empty());
+        // Files a killed handler left (nobody holds them) go with the next
+        // crash of any uid; a held one stays, and so does a file that is
+        // not a slot's.
+        std::fs::write(dir.join("1001.0"), "").unwrap();
+        std::fs::write(dir.join("1002.3"), "").unwrap();
+        std::fs::write(dir.join("notes"), "").unwrap();
+        let held = take(&dir, 1003, 1);
+        assert_eq!(names(), ["1003.0", "notes"]);
+        let other = take(&dir, 1004, 1);
+        assert_eq!(names(), ["1003.0", "1004.0", "notes"]);
+        drop((held, other));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_slot_removed_between_open_and_lock_is_taken_again() {
+        let dir = std::env::temp_dir().join(format!("handler-share-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let fd = open_dir(&dir).unwrap();
+        // A crash opened 5.0; before it locked it, the file was pruned and
+        // another crash made and took a new 5.0.
+        let opened = open_slot(&fd, "5.0").unwrap();
+        std::fs::remove_file(dir.join("5.0")).unwrap();
+        let other = take(&dir, 5, 1);
+        assert!(matches!(other, Share::Within(_)));
+        // The late lock is on a file no longer linked: not a slot.
+        assert!(matches!(lock_linked(&fd, "5.0", opened), Ok(None)));
+        // While the other holds 5.0, a share of 1 is full.
+        assert!(take(&dir, 5, 1).is_past());
+        drop(other);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
