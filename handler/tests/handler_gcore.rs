@@ -4,12 +4,14 @@
 //! over the record it writes:
 //!
 //! - as root, into the crash store: a record marked live (no signal, the
-//!   method, the pause, the snapshot taken during the stop), shown by
-//!   `list` and `info`, and `debug`, `dump` and `trace` over it unchanged;
-//!   then with stop-and-copy and zstd;
+//!   method, the pause, the snapshot taken during the stop, which
+//!   babeltrace2 reads), shown by `list` and `info`, and `debug`, `dump`
+//!   and `trace` over it unchanged; the process neither stopped nor traced
+//!   once gcore returns; the core loaded by eu-stack and gdb with every
+//!   thread; then with stop-and-copy and zstd;
 //! - as a user, `./core.PID` in the current directory, the user's own;
 //! - refusals through the command line: another user's process, a zombie,
-//!   an existing file; each with its exit status, its message, its syslog
+//!   a pid no process has, an existing file; each with its exit status, its message, its syslog
 //!   line, and the process unharmed.
 
 use serde_json::Value;
@@ -19,6 +21,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+use testsupport::babeltrace::{babeltrace_events, fixture_seqs};
 use testsupport::core_file::elf_core_identity;
 use testsupport::crasher::{crasher_as, crasher_path, gated_crasher, spawn_gated};
 use testsupport::handler::config_for;
@@ -84,6 +87,79 @@ fn let_go_and_expect_a_normal_exit(mut child: Child, what: &str) {
     );
 }
 
+/// A field of `/proc/PID/status` (`State`, `TracerPid`).
+fn status_field(pid: i32, field: &str) -> String {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+/// The threads of `pid` now, sorted.
+fn tasks(pid: i32) -> Vec<i32> {
+    let mut tids: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    tids
+}
+
+/// Right after gcore returned: the process is neither stopped nor traced
+/// (every thread let go, the dumper detached), with the same threads.
+fn running_untraced(pid: i32, threads: &[i32]) {
+    for tid in threads {
+        let state = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+        let state = state.rsplit(')').next().unwrap().trim_start();
+        assert!(
+            !state.starts_with('t') && !state.starts_with('T'),
+            "thread {tid} left stopped: {state}"
+        );
+    }
+    assert_eq!(status_field(pid, "TracerPid"), "0", "left traced");
+    assert_eq!(tasks(pid), threads, "the threads changed");
+}
+
+/// The thread ids eu-stack finds in `core` (`TID N:` lines), sorted, and
+/// the number of threads gdb lists (`info threads`).
+fn threads_in_core(exe: &Path, core: &Path) -> (Vec<i32>, usize) {
+    let stack = run_bounded(
+        Command::new("eu-stack")
+            .arg("--core")
+            .arg(core)
+            .arg("--executable")
+            .arg(exe),
+        TOOL_TIMEOUT,
+    );
+    assert!(stack.status.success(), "eu-stack: {}", text(&stack));
+    let mut tids: Vec<i32> = String::from_utf8_lossy(&stack.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("TID ")?.strip_suffix(':')?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    let gdb = run_bounded(
+        Command::new("gdb")
+            .args(["-nx", "-batch", "-ex", "info threads"])
+            .arg(exe)
+            .arg(core),
+        TOOL_TIMEOUT,
+    );
+    // The table's rows (`* 1    Thread 0x... (LWP N) ...`), not the
+    // `[Current thread is 1 (...)]` line.
+    let listed = String::from_utf8_lossy(&gdb.stdout)
+        .lines()
+        .filter(|l| {
+            let row = l.trim_start_matches(['*', ' ']);
+            row.starts_with(|c: char| c.is_ascii_digit()) && row.contains("(LWP ")
+        })
+        .count();
+    (tids, listed)
+}
+
 #[test]
 fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
     // The dump fires every OnAnyCoreDump trigger of the root daemon, as a
@@ -106,9 +182,14 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
     let tag = unique_name("gcore");
     let (child, pid) = gated_crasher(&[&tag, "12", "exit"]);
     let pid_arg = pid.to_string();
+    // The crasher's threads (its own and lttng-ust's), blocked where they
+    // wait: none comes or goes while it waits on its stdin.
+    let threads = tasks(pid);
 
     let out = run(binary, &["gcore", &pid_arg, "--config", config_arg]);
     let summary = succeeded(&out);
+    // It runs on at once: no thread stopped, nobody tracing it.
+    running_untraced(pid, &threads);
     assert!(
         summary.contains(&format!("live core of process {pid} (crasher)"))
             && summary.contains("copy-on-write")
@@ -128,7 +209,17 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
     assert_eq!(live["method"], "copy-on-write", "{live}");
     assert!(live["pause_us"].as_u64().unwrap() > 0, "{live}");
     assert!(live["pause_us"].as_u64().unwrap() < live["total_us"].as_u64().unwrap());
-    assert!(live["threads"].as_array().unwrap().len() >= 2, "{live}");
+    let mut recorded: Vec<i32> = live["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["stopped"], true, "{t}");
+            t["tid"].as_i64().unwrap() as i32
+        })
+        .collect();
+    recorded.sort_unstable();
+    assert_eq!(recorded, threads, "{live}");
     assert_eq!(live["requested_by_uid"], 0);
     assert!(live["memory_bytes"].as_u64().unwrap() > 0);
     let core_path = PathBuf::from(record["core"]["path"].as_str().unwrap());
@@ -151,7 +242,18 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
         .find(|e| e["session"] == session.name.as_str())
         .unwrap_or_else(|| panic!("no snapshot of {}: {record}", session.name));
     assert!(entry["error"].is_null(), "{entry}");
-    assert!(Path::new(entry["path"].as_str().unwrap()).is_dir());
+    let snapshot = Path::new(entry["path"].as_str().unwrap());
+    assert!(snapshot.is_dir());
+    // babeltrace2 reads it: the crasher's twelve events, all before the
+    // stop.
+    assert_eq!(
+        fixture_seqs(&babeltrace_events(snapshot), &tag),
+        (0..12).collect::<Vec<i64>>()
+    );
+    // The core loads in eu-stack and gdb with every thread.
+    let (in_core, gdb_threads) = threads_in_core(&crasher_path(), &core_path);
+    assert_eq!(in_core, threads, "eu-stack's threads");
+    assert_eq!(gdb_threads, threads.len(), "gdb's threads");
 
     // list: marked live, with the method and the pause.
     let listed = succeeded(&run(
@@ -243,6 +345,7 @@ fn gcore_stop_and_copy_with_zstd_is_recorded_and_debugged_the_same_way() {
     let config_arg = config.to_str().unwrap();
     let (child, pid) = gated_crasher(&[&unique_name("gcore-stop"), "3", "exit", "8", "random"]);
     let pid_arg = pid.to_string();
+    let threads = tasks(pid);
     succeeded(&run(
         binary,
         &[
@@ -252,9 +355,10 @@ fn gcore_stop_and_copy_with_zstd_is_recorded_and_debugged_the_same_way() {
             config_arg,
             "--method",
             "stop",
-            "--no-snapshots",
+            "--no-snapshot",
         ],
     ));
+    running_untraced(pid, &threads);
     let (_, record) = the_record(&cores);
     let live = &record["live"];
     assert_eq!(live["method"], "stop-and-copy", "{live}");
@@ -291,6 +395,9 @@ fn gcore_stop_and_copy_with_zstd_is_recorded_and_debugged_the_same_way() {
     assert_eq!(elf_core_identity(&bytes).fname, b"crasher");
     let debugged = succeeded(&run(binary, &["debug", &pid_arg, "--config", config_arg]));
     assert!(debugged.contains("in main ("), "{debugged}");
+    let (in_core, gdb_threads) = threads_in_core(&crasher_path(), &dumped);
+    assert_eq!(in_core, threads, "eu-stack's threads");
+    assert_eq!(gdb_threads, threads.len(), "gdb's threads");
     let_go_and_expect_a_normal_exit(child, "after stop-and-copy");
 }
 
@@ -438,6 +545,29 @@ fn gcore_refusals_have_their_exit_status_message_and_syslog_line() {
     );
     assert!(!dir.path().join("zombie.core").exists());
     zombie.wait().unwrap();
+
+    // A process that does not exist: no pid reaches pid_max (3).
+    let pid_max = fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    let nowhere = dir.path().join("nowhere.core");
+    let out = run(
+        handler_binary!(),
+        &[
+            "gcore",
+            pid_max.trim(),
+            "-o",
+            nowhere.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("no process has pid {}", pid_max.trim())),
+        "{}",
+        text(&out)
+    );
+    assert!(!nowhere.exists());
 
     // An existing file named with -o: refused (2), the file untouched.
     let (child, pid) = gated_crasher(&[&unique_name("gcore-exists"), "3", "exit"]);

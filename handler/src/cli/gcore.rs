@@ -71,7 +71,7 @@ pub struct GcoreArgs {
     #[arg(long)]
     no_compress: bool,
     /// Take no LTTng snapshot.
-    #[arg(long)]
+    #[arg(long, visible_alias = "no-snapshot")]
     no_snapshots: bool,
     /// The configuration to read (default: the installed one).
     #[arg(long, value_name = "PATH")]

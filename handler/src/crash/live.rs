@@ -249,7 +249,7 @@ fn to_store(
         .map_err(|e| failed(ErrorKind::Internal, format!("cannot make a pipe: {e}")))?;
     let (dumped, received) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| pump(read_end, &mut writer));
-        let dumped = livecore::dump(request.pid, Output::Fd(OwnedFd::from(write_end)), &options);
+        let dumped = livecore::dump(request.pid, Output::Fd(write_end), &options);
         let received = reader.join().unwrap_or(0);
         (dumped, received)
     });
