@@ -424,7 +424,8 @@ fn gcore_as_a_user_writes_core_pid_in_the_current_directory_as_theirs() {
         "3",
         "exit",
     ]));
-    // No configuration of the machine's: a missing file is the defaults.
+    // A configuration named with --config that is not there: an error
+    // (2), never the defaults; nothing written.
     let missing = dir.path().join("no-config.toml");
     let out = run_bounded(
         user.command(&binary)
@@ -433,7 +434,25 @@ fn gcore_as_a_user_writes_core_pid_in_the_current_directory_as_theirs() {
             .current_dir(&work),
         TOOL_TIMEOUT,
     );
-    // The named configuration is missing: said, and the defaults used.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such file"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fs::read_dir(&work).unwrap().count(), 0, "a file was left");
+    // The test's own configuration (root's, readable by all): the core in
+    // the current directory, the user's.
+    let config = dir.path().join("config.toml");
+    fs::write(&config, config_for(&dir.path().join("cores"), "")).unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run_bounded(
+        user.command(&binary)
+            .args(["gcore", &pid.to_string(), "--no-snapshots", "--config"])
+            .arg(&config)
+            .current_dir(&work),
+        TOOL_TIMEOUT,
+    );
     assert!(out.status.success(), "{}", text(&out));
     let core = work.join(format!("core.{pid}"));
     let meta =
@@ -448,7 +467,7 @@ fn gcore_as_a_user_writes_core_pid_in_the_current_directory_as_theirs() {
     let again = run_bounded(
         user.command(&binary)
             .args(["gcore", &pid.to_string(), "--no-snapshots", "--config"])
-            .arg(&missing)
+            .arg(&config)
             .current_dir(&work),
         TOOL_TIMEOUT,
     );

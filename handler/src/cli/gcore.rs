@@ -4,9 +4,10 @@
 //! when no file is named, the exit status of each kind of failure, and the
 //! summary it prints.
 
-use crate::base::config::Config;
 use crate::base::syslog::Log;
 use crate::crash::live::{self, Destination, ErrorKind, Request};
+use crate::tools::source::Source;
+use crate::tools::SourceArgs;
 use lttng_coredump_livecore::Method;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,15 +45,16 @@ pub enum MethodArg {
 /// else, to ./core.PID as gdb's gcore does (./core.PID.zst when
 /// compressed). The configuration's `compression` applies (--compress
 /// and --no-compress override it; gdb reads uncompressed cores only:
-/// `lttng-coredump dump` decompresses).
+/// `lttng-coredump dump` decompresses a stored one, `zstd -d` a file).
 ///
 /// Exit status: 0 the core was written; 1 an internal error; 2 bad usage
-/// (or the file exists); 3 no such process (or a zombie, a kernel thread);
-/// 4 not allowed (another user's, set-uid, non-dumpable, already traced,
-/// the crash store for a non-root caller); 5 the process exited during
-/// the dump; 6 the core could not be written; 7 the dump's deadline
-/// passed; 8 not supported (a 32-bit process; --method cow where it
-/// cannot be used). Every failure is also logged to syslog.
+/// (the file exists, the configuration named cannot be used); 3 no such
+/// process (or a zombie, a kernel thread); 4 not allowed (another user's,
+/// set-uid, non-dumpable, already traced, the crash store for a non-root
+/// caller); 5 the process exited during the dump; 6 the core could not be
+/// written; 7 the dump's deadline passed; 8 not supported (a 32-bit
+/// process; --method cow where it cannot be used). Every failure is also
+/// logged to syslog.
 #[derive(clap::Args, Debug)]
 pub struct GcoreArgs {
     /// The process (a thread's id names its process).
@@ -73,7 +75,10 @@ pub struct GcoreArgs {
     /// Take no LTTng snapshot.
     #[arg(long, visible_alias = "no-snapshot")]
     no_snapshots: bool,
-    /// The configuration to read (default: the installed one).
+    /// The handler's configuration, for the snapshots, the compression and
+    /// the core directory (default: the one named in core_pattern, or
+    /// /etc/lttng-coredump/config.toml). A file named here must be usable:
+    /// missing, relative, untrusted or unreadable is an error (2).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
     /// Print the dumper's report as JSON instead of the summary.
@@ -107,12 +112,29 @@ fn default_destination(pid: i32, compressed: bool) -> Destination {
 
 pub fn run(args: GcoreArgs) -> ExitCode {
     let mut log = Log::default().with_stderr_from(crate::base::syslog::Severity::Warning);
-    let loaded = Config::load(args.config.as_deref());
-    if let Some(error) = &loaded.error {
-        log.warning(error.clone());
-    }
-    let config = loaded.config;
+    // The configuration the crash tools read (the file named with
+    // --config, which must then be usable, else the handler's), so that
+    // the live core goes where `list` looks.
+    let source = match Source::resolve(&SourceArgs {
+        config: args.config.clone(),
+        dir: None,
+    }) {
+        Ok(source) => source,
+        Err(error) => {
+            log.error(format!("no live core of process {}: {error:#}", args.pid));
+            return ExitCode::from(2);
+        }
+    };
+    let Source {
+        config,
+        config_path,
+        problems,
+        ..
+    } = source;
     log.set_socket_path(config.syslog_socket.clone());
+    for problem in problems {
+        log.warning(problem);
+    }
     let compress = match (args.compress, args.no_compress) {
         (true, _) => Some(true),
         (_, true) => Some(false),
@@ -134,10 +156,6 @@ pub fn run(args: GcoreArgs) -> ExitCode {
         compress,
         snapshots: !args.no_snapshots,
     };
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::base::config::DEFAULT_CONFIG_PATH));
     match live::take(&request, &config, &config_path, &mut log) {
         Ok(taken) => {
             if args.json {

@@ -80,8 +80,6 @@ enum Command {
     /// buffers with data in the core; 2 bad usage or input; 3 streams
     /// written but metadata missing.
     Recover(recover::RecoverArgs),
-    /// Take the core of a running process, with the LTTng snapshots of the
-    /// same instant, stopping it for milliseconds (see `gcore --help`).
     Gcore(gcore::GcoreArgs),
     /// Write the man pages and shell completions (for packagers).
     #[command(hide = true)]
