@@ -160,6 +160,33 @@ fn threads_in_core(exe: &Path, core: &Path) -> (Vec<i32>, usize) {
     (tids, listed)
 }
 
+/// `lttng-coredump dump PID -o DIR/dumped`: the stored core (decompressed),
+/// an ELF core of the crasher; its bytes.
+fn dumped_core(binary: &Path, pid_arg: &str, config_arg: &str, dir: &Path) -> Vec<u8> {
+    let dumped = dir.join("dumped");
+    succeeded(&run(
+        binary,
+        &[
+            "dump",
+            pid_arg,
+            "--config",
+            config_arg,
+            "-o",
+            dumped.to_str().unwrap(),
+        ],
+    ));
+    let bytes = fs::read(&dumped).unwrap();
+    assert_eq!(elf_core_identity(&bytes).fname, b"crasher");
+    bytes
+}
+
+/// eu-stack and gdb find exactly `threads` in `core` (the crasher's).
+fn every_thread_in(core: &Path, threads: &[i32]) {
+    let (in_core, gdb_threads) = threads_in_core(&crasher_path(), core);
+    assert_eq!(in_core, threads, "eu-stack's threads");
+    assert_eq!(gdb_threads, threads.len(), "gdb's threads");
+}
+
 #[test]
 fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
     // The dump fires every OnAnyCoreDump trigger of the root daemon, as a
@@ -251,9 +278,7 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
         (0..12).collect::<Vec<i64>>()
     );
     // The core loads in eu-stack and gdb with every thread.
-    let (in_core, gdb_threads) = threads_in_core(&crasher_path(), &core_path);
-    assert_eq!(in_core, threads, "eu-stack's threads");
-    assert_eq!(gdb_threads, threads.len(), "gdb's threads");
+    every_thread_in(&core_path, &threads);
 
     // list: marked live, with the method and the pause.
     let listed = succeeded(&run(
@@ -299,21 +324,8 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
         "{debugged}"
     );
     // dump: the same bytes as the stored core, an ELF core of the crasher.
-    let dumped = dir.path().join("dumped");
-    succeeded(&run(
-        binary,
-        &[
-            "dump",
-            &pid_arg,
-            "--config",
-            config_arg,
-            "-o",
-            dumped.to_str().unwrap(),
-        ],
-    ));
-    let bytes = fs::read(&dumped).unwrap();
+    let bytes = dumped_core(binary, &pid_arg, config_arg, dir.path());
     assert_eq!(bytes, fs::read(&core_path).unwrap());
-    assert_eq!(elf_core_identity(&bytes).fname, b"crasher");
     // trace: the crasher's events, all twelve, from the snapshot taken
     // while it was stopped.
     let traced = succeeded(&run(
@@ -378,26 +390,11 @@ fn gcore_stop_and_copy_with_zstd_is_recorded_and_debugged_the_same_way() {
     assert!(info.contains("stop-and-copy"), "{info}");
     assert!(info.contains("zstd-compressed"), "{info}");
     // dump decompresses; debug reads it.
-    let dumped = dir.path().join("dumped");
-    succeeded(&run(
-        binary,
-        &[
-            "dump",
-            &pid_arg,
-            "--config",
-            config_arg,
-            "-o",
-            dumped.to_str().unwrap(),
-        ],
-    ));
-    let bytes = fs::read(&dumped).unwrap();
+    let bytes = dumped_core(binary, &pid_arg, config_arg, dir.path());
     assert_eq!(bytes.len() as u64, record["core"]["size"].as_u64().unwrap());
-    assert_eq!(elf_core_identity(&bytes).fname, b"crasher");
     let debugged = succeeded(&run(binary, &["debug", &pid_arg, "--config", config_arg]));
     assert!(debugged.contains("in main ("), "{debugged}");
-    let (in_core, gdb_threads) = threads_in_core(&crasher_path(), &dumped);
-    assert_eq!(in_core, threads, "eu-stack's threads");
-    assert_eq!(gdb_threads, threads.len(), "gdb's threads");
+    every_thread_in(&dir.path().join("dumped"), &threads);
     let_go_and_expect_a_normal_exit(child, "after stop-and-copy");
 }
 
