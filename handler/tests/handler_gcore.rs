@@ -9,10 +9,12 @@
 //!   and `trace` over it unchanged; the process neither stopped nor traced
 //!   once gcore returns; the core loaded by eu-stack and gdb with every
 //!   thread; then with stop-and-copy and zstd;
-//! - as a user, `./core.PID` in the current directory, the user's own;
+//! - as a user, `./core.PID` in the current directory, the user's own; a
+//!   `--config` that is not there refused, never the defaults;
 //! - refusals through the command line: another user's process, a zombie,
-//!   a pid no process has, an existing file; each with its exit status, its message, its syslog
-//!   line, and the process unharmed.
+//!   a pid no process has, a kernel thread, an existing file; each with its
+//!   exit status and its message (another user's process also its syslog
+//!   line), and the process unharmed.
 
 use serde_json::Value;
 use std::fs;
@@ -580,6 +582,43 @@ fn gcore_refusals_have_their_exit_status_message_and_syslog_line() {
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains(&format!("no process has pid {}", pid_max.trim())),
+        "{}",
+        text(&out)
+    );
+    assert!(!nowhere.exists());
+
+    // A kernel thread (PF_KTHREAD in its stat flags, such as kthreadd):
+    // no user memory (3).
+    let kthread = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // Fields after the name: state ppid pgrp session tty
+                    // tpgid flags.
+                    let flags = stat.rsplit(')').next()?.split_whitespace().nth(6)?;
+                    flags.parse::<u64>().ok()
+                })
+                .is_some_and(|flags| flags & 0x0020_0000 != 0)
+        })
+        .expect("no kernel thread in /proc");
+    let out = run(
+        handler_binary!(),
+        &[
+            "gcore",
+            &kthread.to_string(),
+            "-o",
+            nowhere.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is a kernel thread"),
         "{}",
         text(&out)
     );
