@@ -9,6 +9,8 @@
 //!   and `trace` over it unchanged; the process neither stopped nor traced
 //!   once gcore returns; the core loaded by eu-stack and gdb with every
 //!   thread; then with stop-and-copy and zstd;
+//! - as root, of a user's process: the core theirs, the record listed as
+//!   live for them (their copy of it), for nobody else;
 //! - as a user, `./core.PID` in the current directory, the user's own; a
 //!   `--config` that is not there refused, never the defaults;
 //! - refusals through the command line: another user's process, a zombie,
@@ -478,6 +480,73 @@ fn gcore_as_a_user_writes_core_pid_in_the_current_directory_as_theirs() {
     );
     assert_eq!(fs::read(&core).unwrap(), bytes);
     let_go_and_expect_a_normal_exit(child, "a user's gcore");
+}
+
+#[test]
+fn gcore_by_root_of_a_users_process_is_listed_as_live_for_that_user_alone() {
+    let owner = TestUser::create("lcgcore-mine", false);
+    let other = TestUser::create("lcgcore-else", false);
+    let dir = TempDir::new("gcore-users");
+    let binary = tool_copy(dir.path());
+    let cores = dir.path().join("cores");
+    let config = dir.path().join("config.toml");
+    fs::write(&config, config_for(&cores, "")).unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let config_arg = config.to_str().unwrap();
+    let (child, pid) = spawn_gated(crasher_as(owner.uid, owner.gid).arg("--gate").args([
+        &unique_name("gcore-mine"),
+        "3",
+        "exit",
+    ]));
+    let pid_arg = pid.to_string();
+    succeeded(&run(
+        &binary,
+        &["gcore", &pid_arg, "--config", config_arg, "--no-snapshot"],
+    ));
+    let (_, record) = the_record(&cores);
+    assert_eq!(record["uid"], owner.uid);
+    assert_eq!(record["core"]["readable_by_uid"], owner.uid, "{record:#}");
+    assert_eq!(record["live"]["requested_by_uid"], 0);
+    let core_path = PathBuf::from(record["core"]["path"].as_str().unwrap());
+    // Root's file, which its user may read (an ACL, as a crash's core) and
+    // nobody else.
+    let readable_by = |user: &TestUser| {
+        run_bounded(user.command("test").arg("-r").arg(&core_path), TOOL_TIMEOUT)
+            .status
+            .success()
+    };
+    assert_eq!(fs::metadata(&core_path).unwrap().uid(), 0);
+    assert!(readable_by(&owner) && !readable_by(&other));
+
+    // The process's user lists it, marked live, and reads its live
+    // section in info (their copy of the record).
+    let as_user = |user: &TestUser, args: &[&str]| {
+        run_bounded(
+            user.command(&binary)
+                .args(args)
+                .args(["--config", config_arg, "--no-pager"]),
+            TOOL_TIMEOUT,
+        )
+    };
+    let listed = succeeded(&as_user(&owner, &["list"]));
+    let line = listed
+        .lines()
+        .find(|l| l.contains(&format!(" {pid} ")))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.contains("(live: copy-on-write, paused "), "{line}");
+    let info = succeeded(&as_user(&owner, &["info", &pid_arg]));
+    assert!(
+        info.contains("Live Core: taken from the running process (no signal), copy-on-write"),
+        "{info}"
+    );
+    // Anyone else: nothing of it.
+    let listed = as_user(&other, &["list"]);
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains(&format!(" {pid} ")),
+        "{}",
+        text(&listed)
+    );
+    let_go_and_expect_a_normal_exit(child, "a user's process dumped by root");
 }
 
 #[test]
