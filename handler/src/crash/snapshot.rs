@@ -3,7 +3,7 @@
 //! still there): fires OnAnyCoreDump in the root session daemon, then in
 //! the crashing user's own daemon when there is one, all within one
 //! deadline. The engine talks to each daemon from a child process it kills
-//! at the deadline it is given (`lttng_ctl::isolate`), and the user daemon
+//! at the deadline it is given (`lttng_coredump_engine::child::isolate`), and the user daemon
 //! gets only what the root daemon left of the deadline: a hung session
 //! daemon costs at most the deadline in total, never the core.
 //!
