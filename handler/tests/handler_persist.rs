@@ -168,3 +168,120 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
     assert!(output.status.success(), "{}", output_text(&output));
     drop(guard);
 }
+
+/// The kernel's bound on FUSE requests (Linux 6.14+, with the fuse module).
+const FUSE_TIMEOUT: &str = "/proc/sys/fs/fuse/max_request_timeout";
+
+/// Puts the FUSE request bound back as it was, also on a panic.
+struct FuseTimeoutBack(String);
+
+impl Drop for FuseTimeoutBack {
+    fn drop(&mut self) {
+        let _ = fs::write(FUSE_TIMEOUT, &self.0);
+    }
+}
+
+/// The bound in force.
+fn fuse_timeout() -> String {
+    fs::read_to_string(FUSE_TIMEOUT).unwrap().trim().to_string()
+}
+
+/// What a boot does to the FUSE bound: the kernel's 0, then every sysctl.d
+/// file's setting of it.
+fn boot_fuse_timeout() {
+    fs::write(FUSE_TIMEOUT, "0").unwrap();
+    let output = testsupport::process::run_bounded(
+        std::process::Command::new("sysctl").args([
+            "--system",
+            "--pattern",
+            "^fs\\.fuse\\.max_request_timeout$",
+        ]),
+        std::time::Duration::from_secs(60),
+    );
+    assert!(output.status.success(), "{}", output_text(&output));
+}
+
+#[test]
+fn install_persist_keeps_the_fuse_request_bound_it_recommends_and_uninstall_removes_it() {
+    let dir = TempDir::new("lcdt-persist-fuse");
+    let cores = dir.path().join("cores");
+    let (binary, config) = short_handler_copy(handler_binary!(), &config_for(&cores, ""));
+    let mut cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
+    let guard = CorePatternGuard::acquire();
+    assert!(!Path::new(OURS).exists(), "this test needs {OURS} free");
+    cleanup.0.push(PathBuf::from(OURS));
+    let saved = fs::read_to_string(FUSE_TIMEOUT).unwrap_or_else(|e| {
+        panic!("{FUSE_TIMEOUT}: {e} (Linux 6.14+ with the fuse module: modprobe fuse)")
+    });
+    let _back = FuseTimeoutBack(saved.trim().to_string());
+    // The kernel's default: no bound.
+    fs::write(FUSE_TIMEOUT, "0").unwrap();
+    let backup = dir.path().join("core_pattern.bkp");
+    let backup_arg = backup.to_str().unwrap();
+    let output = run_handler(
+        &binary,
+        &[
+            "install",
+            "--persist",
+            "--binary",
+            binary.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--backup",
+            backup_arg,
+        ],
+    );
+    let report = output_text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report.contains("fs.fuse.max_request_timeout set to 300"),
+        "{report}"
+    );
+    assert!(
+        report.contains("and fs.fuse.max_request_timeout = 300"),
+        "{report}"
+    );
+    assert!(!report.contains("recommended: fs.fuse"), "{report}");
+    assert_eq!(fuse_timeout(), "300");
+    let persisted = fs::read_to_string(OURS).unwrap();
+    assert!(
+        persisted.contains("\n-fs.fuse.max_request_timeout = 300\n"),
+        "{persisted}"
+    );
+    let status = output_text(&run_handler(&binary, &["status", "--backup", backup_arg]));
+    assert!(
+        !status.contains("fs.fuse.max_request_timeout is 0"),
+        "{status}"
+    );
+
+    // A boot keeps it.
+    boot_fuse_timeout();
+    assert_eq!(fuse_timeout(), "300");
+    // Installed again, the bound it set is kept (not taken for someone
+    // else's choice).
+    let output = run_handler(
+        &binary,
+        &[
+            "install",
+            "--persist",
+            "--binary",
+            binary.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--backup",
+            backup_arg,
+        ],
+    );
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert!(fs::read_to_string(OURS)
+        .unwrap()
+        .contains("\n-fs.fuse.max_request_timeout = 300\n"));
+
+    // uninstall removes the file: the next boot has the kernel's 0 again.
+    let output = run_handler(&binary, &["uninstall", "--backup", backup_arg]);
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert!(!Path::new(OURS).exists());
+    boot_fuse_timeout();
+    assert_eq!(fuse_timeout(), "0");
+    drop(guard);
+}
