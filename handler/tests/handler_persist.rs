@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit};
+use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit, FUSE_TIMEOUT};
 use testsupport::crasher::crasher_command;
 use testsupport::handler::*;
 use testsupport::handler_binary;
@@ -29,8 +29,9 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
     fs::create_dir_all("/run/sysctl.d").unwrap();
     let systemd_file = PathBuf::from("/run/sysctl.d/50-coredump.conf");
     let later_file = PathBuf::from(format!("/run/sysctl.d/95-{}.conf", unique_name("lcdt")));
-    let mut cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
+    // Acquired first, released last: the files are removed under it.
     let guard = CorePatternGuard::acquire();
+    let mut cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
     // Under the guard: another run of this test is over, and its files gone.
     assert!(
         !systemd_file.exists() && !Path::new(OURS).exists(),
@@ -166,19 +167,8 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
     assert!(record["chain"]["ended"].is_string(), "{record:#}");
     let output = run_handler(&binary, &["uninstall", "--backup", backup_arg]);
     assert!(output.status.success(), "{}", output_text(&output));
+    drop(cleanup);
     drop(guard);
-}
-
-/// The kernel's bound on FUSE requests (Linux 6.14+, with the fuse module).
-const FUSE_TIMEOUT: &str = "/proc/sys/fs/fuse/max_request_timeout";
-
-/// Puts the FUSE request bound back as it was, also on a panic.
-struct FuseTimeoutBack(String);
-
-impl Drop for FuseTimeoutBack {
-    fn drop(&mut self) {
-        let _ = fs::write(FUSE_TIMEOUT, &self.0);
-    }
 }
 
 /// The bound in force.
@@ -206,31 +196,36 @@ fn install_persist_keeps_the_fuse_request_bound_it_recommends_and_uninstall_remo
     let dir = TempDir::new("lcdt-persist-fuse");
     let cores = dir.path().join("cores");
     let (binary, config) = short_handler_copy(handler_binary!(), &config_for(&cores, ""));
-    let mut cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
+    // Acquired first, released last: the files are removed under it.
     let guard = CorePatternGuard::acquire();
+    let mut cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
     assert!(!Path::new(OURS).exists(), "this test needs {OURS} free");
     cleanup.0.push(PathBuf::from(OURS));
-    let saved = fs::read_to_string(FUSE_TIMEOUT).unwrap_or_else(|e| {
-        panic!("{FUSE_TIMEOUT}: {e} (Linux 6.14+ with the fuse module: modprobe fuse)")
-    });
-    let _back = FuseTimeoutBack(saved.trim().to_string());
+    // The guard puts the bound back as it was.
+    assert!(
+        Path::new(FUSE_TIMEOUT).exists(),
+        "{FUSE_TIMEOUT} is missing (Linux 6.14+ with the fuse module: modprobe fuse)"
+    );
     // The kernel's default: no bound.
     fs::write(FUSE_TIMEOUT, "0").unwrap();
     let backup = dir.path().join("core_pattern.bkp");
     let backup_arg = backup.to_str().unwrap();
-    let output = run_handler(
-        &binary,
-        &[
-            "install",
-            "--persist",
-            "--binary",
-            binary.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-            "--backup",
-            backup_arg,
-        ],
-    );
+    let install_persist = || {
+        run_handler(
+            &binary,
+            &[
+                "install",
+                "--persist",
+                "--binary",
+                binary.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+                "--backup",
+                backup_arg,
+            ],
+        )
+    };
+    let output = install_persist();
     let report = output_text(&output);
     assert!(output.status.success(), "{report}");
     assert!(
@@ -259,19 +254,7 @@ fn install_persist_keeps_the_fuse_request_bound_it_recommends_and_uninstall_remo
     assert_eq!(fuse_timeout(), "300");
     // Installed again, the bound it set is kept (not taken for someone
     // else's choice).
-    let output = run_handler(
-        &binary,
-        &[
-            "install",
-            "--persist",
-            "--binary",
-            binary.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-            "--backup",
-            backup_arg,
-        ],
-    );
+    let output = install_persist();
     assert!(output.status.success(), "{}", output_text(&output));
     assert!(fs::read_to_string(OURS)
         .unwrap()
@@ -283,5 +266,6 @@ fn install_persist_keeps_the_fuse_request_bound_it_recommends_and_uninstall_remo
     assert!(!Path::new(OURS).exists());
     boot_fuse_timeout();
     assert_eq!(fuse_timeout(), "0");
+    drop(cleanup);
     drop(guard);
 }

@@ -71,6 +71,35 @@ fn status_text(backup: &Path) -> String {
     ))
 }
 
+/// `serve --hold` with `workers` workers on a socket of its own (its log
+/// and a backup that says nothing is installed in `dir`), and the kernel's
+/// core_pattern pointed at it (`@@`) under the returned guard.
+fn held_service(
+    dir: &Path,
+    config: &Path,
+    workers: usize,
+) -> (
+    CorePatternGuard,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Service,
+) {
+    let guard = CorePatternGuard::acquire();
+    let socket = unique_socket();
+    let backup = dir.join("none.bkp");
+    let holder = Service::start_with_args(
+        handler_binary!(),
+        config,
+        &socket,
+        &backup,
+        &dir.join("serve.log"),
+        &["--hold", "--workers", &workers.to_string()],
+    );
+    guard.set_pipe_limit(64);
+    guard.set(&format!("@@{}", socket.display()));
+    (guard, socket, backup, holder)
+}
+
 #[test]
 fn a_service_killed_mid_storm_loses_no_crash_while_its_socket_is_held() {
     let dir = TempDir::new("lcds-hold");
@@ -85,20 +114,7 @@ fn a_service_killed_mid_storm_loses_no_crash_while_its_socket_is_held() {
         ),
     )
     .unwrap();
-    let guard = CorePatternGuard::acquire();
-    let socket = unique_socket();
-    let backup = dir.path().join("none.bkp");
-    let log = dir.path().join("serve.log");
-    let mut holder = Service::start_with_args(
-        handler_binary!(),
-        &config,
-        &socket,
-        &backup,
-        &log,
-        &["--hold", "--workers", "4"],
-    );
-    guard.set_pipe_limit(64);
-    guard.set(&format!("@@{}", socket.display()));
+    let (guard, socket, backup, mut holder) = held_service(dir.path(), &config, 4);
 
     // The storm starts with the service at work.
     all_recorded(storm(3), &cores);
@@ -196,20 +212,7 @@ fn a_service_killed_with_crashes_being_read_and_waiting_for_a_worker_loses_none(
         ),
     )
     .unwrap();
-    let guard = CorePatternGuard::acquire();
-    let socket = unique_socket();
-    let backup = dir.path().join("none.bkp");
-    let log = dir.path().join("serve.log");
-    let mut holder = Service::start_with_args(
-        handler_binary!(),
-        &config,
-        &socket,
-        &backup,
-        &log,
-        &["--hold", "--workers", "2"],
-    );
-    guard.set_pipe_limit(64);
-    guard.set(&format!("@@{}", socket.display()));
+    let (guard, socket, _backup, mut holder) = held_service(dir.path(), &config, 2);
 
     // Six crashes of one uid: the first is read until its chained command
     // stops taking the core, the five others are accepted and wait for a
