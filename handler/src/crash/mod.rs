@@ -6,7 +6,8 @@
 //! core's writing (`corefile`, `pump`, `compress`), the handing on to
 //! another handler (`chain`), the scan of the saved core for the trace it
 //! holds (`core_trace_check`), and the limits on what one crash may cost
-//! (`limits`).
+//! (`limits`). Beside it, the core of a running process (`live`, the
+//! `gcore` subcommand), written and recorded as a crash's is.
 
 pub mod access;
 pub mod chain;
@@ -15,6 +16,7 @@ pub mod context;
 pub mod core_trace_check;
 pub mod corefile;
 pub mod limits;
+pub mod live;
 pub mod pipeline;
 pub mod procinfo;
 pub mod pump;

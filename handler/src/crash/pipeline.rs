@@ -1032,7 +1032,7 @@ struct CrashRecordParts<'a> {
 
 /// The crash's ID, from the kernel's random source; a crash is handled
 /// without one (logged) when that source fails.
-fn new_crash_id(log: &mut Log) -> Option<CrashId> {
+pub(crate) fn new_crash_id(log: &mut Log) -> Option<CrashId> {
     CrashId::random()
         .map_err(|error| {
             log.warning(format!(
@@ -1123,6 +1123,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         config_path: config_path.to_string_lossy().into_owned(),
         errors: log.problems(),
         log: log.messages().to_vec(),
+        live: None,
     }
 }
 

@@ -261,6 +261,81 @@ pub struct CrashRecord {
     pub errors: Vec<String>,
     /// Every message the handler logged.
     pub log: Vec<Message>,
+    /// A live core (`lttng-coredump gcore`): the process was running, not
+    /// crashing (no signal); how it was dumped. Absent from crash records
+    /// (and from records older than live cores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSection>,
+}
+
+/// How a live core was taken (`gcore`): the process was stopped for
+/// `pause_us`, its memory copied by `method`, its snapshots taken during
+/// the stop (the record's `fires` and `snapshots`, as for a crash).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveSection {
+    /// `copy-on-write` or `stop-and-copy`.
+    pub method: String,
+    /// Why copy-on-write was not used, when it was not asked for.
+    pub fallback: Option<String>,
+    /// How long the threads were stopped, in microseconds (first stop to
+    /// the last thread let go), and within it: stopping every thread, the
+    /// copy-on-write fork, the snapshots, copying the memory
+    /// (stop-and-copy).
+    pub pause_us: u64,
+    pub stop_us: u64,
+    pub fork_us: u64,
+    pub snapshot_us: u64,
+    pub copy_us: u64,
+    /// Copy-on-write: the second stop, of one thread, that reaped the copy.
+    pub reap_pause_us: u64,
+    /// From the request to the core complete, in microseconds.
+    pub total_us: u64,
+    pub threads: Vec<LiveThread>,
+    /// Memory in the core (bytes) and its segments.
+    pub memory_bytes: u64,
+    pub segments: usize,
+    /// What the copy cost in memory: copy-on-write, the pages the copy had
+    /// to itself at the end (the process's writes during the dump);
+    /// stop-and-copy, the buffer the memory was held in during the stop.
+    pub copy_private_bytes: u64,
+    pub buffer_bytes: u64,
+    /// Stop-and-copy: why the core was written while the threads were
+    /// stopped, when it was.
+    pub buffer_note: Option<String>,
+    /// Memory the core does not hold faithfully (`MADV_DONTFORK` left out,
+    /// `MADV_WIPEONFORK`).
+    pub unfaithful: Vec<LiveRegion>,
+    pub warnings: Vec<String>,
+    /// The process exited while its copy-on-write copy was written: the
+    /// core is the process as it was at the stop.
+    pub exited_during_dump: bool,
+    /// Who asked for it (the uid `gcore` ran as).
+    pub requested_by_uid: Option<u32>,
+}
+
+/// One thread of a live core.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveThread {
+    pub tid: i32,
+    pub name: String,
+    /// Its state before the stop (`R`, `S`, `D`...).
+    pub state: String,
+    /// Whether it stopped in time (its registers are in the core).
+    pub stopped: bool,
+    /// The signal it was about to take when stopped (given back to it).
+    pub signal: Option<i32>,
+}
+
+/// A region of memory a live core does not hold faithfully.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveRegion {
+    pub start: u64,
+    pub end: u64,
+    pub path: String,
+    pub why: String,
 }
 
 // The sections the crash path's steps fill (the chained command, the
@@ -441,6 +516,9 @@ pub struct UserRecord {
     /// `record_read::trace_absence`), in what concerns that user.
     pub no_trace: Vec<String>,
     pub note: String,
+    /// A live core: as in root's record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSection>,
 }
 
 /// The core section of the user's copy (without the names of other
@@ -524,6 +602,7 @@ impl CrashRecord {
             note: "the crashing user's copy: root's record beside it (same name without .user) \
                    has the rest, for root only"
                 .into(),
+            live: self.live.clone(),
         }
     }
 
@@ -680,6 +759,7 @@ pub(crate) mod tests {
             config_path: "/etc/lttng-coredump/config.toml".into(),
             errors: vec![],
             log: vec![],
+            live: None,
         }
     }
 
@@ -736,6 +816,7 @@ pub(crate) mod tests {
     #[test]
     fn the_shared_process_fields_keep_their_place_in_both_records() {
         let crashed = [
+            "crash_id",
             "pid",
             "uid",
             "gid",

@@ -146,13 +146,25 @@ pub fn list(args: &ListArgs) -> Result<ExitCode> {
         let state = crash.core_state();
         let program = crash.exe_path().or(crash.process_name()).unwrap_or("?");
         let word = format!("{:<9}", state.word());
+        // A live core has no signal: marked so, with how it was taken.
+        let (signal, live) = match crash.record.live() {
+            Some(live) => (
+                "live".to_string(),
+                format!(
+                    " (live: {}, paused {})",
+                    live.method,
+                    human::micros(live.pause_us)
+                ),
+            ),
+            None => (crash.signal_name(), String::new()),
+        };
         writeln!(
             out,
-            "{:<23} {:>7} {:>6} {:<5} {} {:>7} {:<5} {}",
+            "{:<23} {:>7} {:>6} {:<5} {} {:>7} {:<5} {}{live}",
             crash.time().map(local_time).unwrap_or_else(|| "-".into()),
             crash.pid().map(|p| p.to_string()).unwrap_or("-".into()),
             crash.uid().map(|u| u.to_string()).unwrap_or("-".into()),
-            crash.signal_name(),
+            signal,
             match state {
                 crate::store::crashes::CoreState::Present => output.green(&word),
                 crate::store::crashes::CoreState::Truncated => output.yellow(&word),
@@ -337,6 +349,69 @@ fn describe_core_trace(crash: &Crash, lines: &mut Lines<'_>) {
     }
 }
 
+/// How a live core was taken (`gcore`): no signal, the method, the pause.
+fn describe_live(live: &crate::store::record::LiveSection, lines: &mut Lines<'_>) {
+    lines.line(
+        "Live Core",
+        format!(
+            "taken from the running process (no signal), {}{}",
+            escape(&live.method),
+            live.fallback
+                .as_deref()
+                .map(|why| format!(" (not copy-on-write: {})", text(why)))
+                .unwrap_or_default()
+        ),
+    );
+    lines.line(
+        "",
+        format!(
+            "{} threads stopped {} (of which the snapshots {}), {} in all",
+            live.threads.len(),
+            human::micros(live.pause_us),
+            human::micros(live.snapshot_us),
+            human::micros(live.total_us)
+        ),
+    );
+    let cost = match live.method.as_str() {
+        "copy-on-write" => format!(
+            "the copy cost {} of memory (pages the process wrote during the dump)",
+            human::size(live.copy_private_bytes)
+        ),
+        _ => format!(
+            "the memory was held in a buffer of {} during the stop",
+            human::size(live.buffer_bytes)
+        ),
+    };
+    lines.line(
+        "",
+        format!(
+            "{} of memory in the core; {cost}",
+            human::size(live.memory_bytes)
+        ),
+    );
+    if let Some(note) = &live.buffer_note {
+        lines.text("", note);
+    }
+    for region in &live.unfaithful {
+        lines.text(
+            "",
+            &format!(
+                "{:#x}-{:#x} {}: {}",
+                region.start,
+                region.end,
+                escape(&region.path),
+                region.why
+            ),
+        );
+    }
+    for warning in &live.warnings {
+        lines.text("", warning);
+    }
+    if let Some(uid) = live.requested_by_uid {
+        lines.line("Requested By", format!("uid {uid}"));
+    }
+}
+
 /// One crash, laid out for people.
 fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
     let crashed = crash.record.crashed().clone();
@@ -372,6 +447,9 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
                 None => signal.number.to_string(),
             },
         );
+    }
+    if let Some(live) = crash.record.live() {
+        describe_live(live, &mut lines);
     }
     if let Some(time) = crashed.time {
         lines.line(

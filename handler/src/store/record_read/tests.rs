@@ -6,7 +6,8 @@ use super::*;
 use crate::base::syslog::{Message, Severity};
 use crate::store::record::tests::sample;
 use crate::store::record::{
-    ChainOutcome, CoreTrace, FailedSnapshot, Identity, Signal, StageTimes, TiedTrace,
+    ChainOutcome, CoreTrace, FailedSnapshot, Identity, LiveSection, LiveThread, Signal, StageTimes,
+    TiedTrace,
 };
 use lttng_coredump_engine::{ActionOutcome, FireError, FireReport};
 
@@ -169,6 +170,28 @@ fn every_kind() -> Vec<(&'static str, CrashRecord)> {
         errors: vec![],
     });
     kinds.push(("chain", chained));
+
+    // A live core (`gcore`): no signal, a live section.
+    let mut live = sample();
+    live.crashed.signal = None;
+    live.live = Some(LiveSection {
+        method: "copy-on-write".into(),
+        pause_us: 3_200,
+        fork_us: 2_100,
+        total_us: 90_000,
+        threads: vec![LiveThread {
+            tid: 42,
+            name: "main".into(),
+            state: "S".into(),
+            stopped: true,
+            signal: None,
+        }],
+        memory_bytes: 1 << 20,
+        copy_private_bytes: 4096,
+        requested_by_uid: Some(0),
+        ..LiveSection::default()
+    });
+    kinds.push(("live core", live));
     kinds
 }
 
@@ -192,7 +215,26 @@ fn every_kind_of_record_reads_back_as_written() {
         assert_eq!(back.crashed(), &record.crashed, "{kind} copy");
         assert_eq!(back.core().path, record.core.path.as_deref(), "{kind} copy");
         assert_eq!(back.core().stored_bytes, None);
+        assert_eq!(back.live(), record.live.as_ref(), "{kind} copy");
     }
+}
+
+#[test]
+fn only_a_live_core_s_record_has_a_live_section() {
+    let crash = StoredRecord::parse(&sample().to_json()).unwrap();
+    assert_eq!(crash.live(), None);
+    assert!(crash.to_value().get("live").is_none(), "no key for a crash");
+    // A live record whose section lacks what later versions add reads
+    // with defaults.
+    let live = StoredRecord::parse(
+        br#"{"format": "lttng-coredump-record/1", "pid": 7, "live": {"method": "stop-and-copy", "pause_us": 5}}"#,
+    )
+    .unwrap();
+    let section = live.live().unwrap();
+    assert_eq!(section.method, "stop-and-copy");
+    assert_eq!(section.pause_us, 5);
+    assert!(section.threads.is_empty() && section.buffer_note.is_none());
+    assert!(StoredRecord::parse(br#"{"live": {"pause_us": "long"}}"#).is_err());
 }
 
 #[test]
