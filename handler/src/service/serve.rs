@@ -51,7 +51,7 @@
 //! outright (SIGKILL, an OOM kill, a crash of its own), the service takes
 //! nothing with it: the crashes being read are finished by their
 //! processes, the ones waiting for a worker see the service gone (their
-//! pipe from it ends) and go on at once, and the crashes not yet accepted
+//! line to it ends) and go on at once, and the crashes not yet accepted
 //! wait in the listening socket's backlog, held by the holder or by
 //! systemd, for the restarted service. (Keeping a crash in the service's
 //! memory, or a copy of its descriptor in the holder, cannot survive a
@@ -352,8 +352,8 @@ struct Connection {
 }
 
 /// A crash waiting for a worker: its own process (which holds the
-/// connection and waits for a word on its pipe), or, when that process
-/// could not be started, the connection itself.
+/// connection and waits for a word on its line to the service), or, when
+/// that process could not be started, the connection itself.
 enum Waiting {
     Process {
         child: std::process::Child,
