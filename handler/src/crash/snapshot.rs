@@ -41,11 +41,11 @@ pub struct SnapshotPlan {
 
 /// Who runs a fire in resident children: the crash service's own
 /// [`Workers`], or (for a crash handled in a process of its own) the
-/// service, asked through a relay. `None`: it could not (the service
-/// ended), and the fire is done here, in a child forked for it, with what
-/// is left of its deadline.
+/// service, asked through a relay. An error: it could not (the service
+/// ended, or did not answer), and the fire is done here, in a child forked
+/// for it, with what is left of its deadline.
 pub trait Residents: Send + Sync {
-    fn fire(&self, crash: &CrashInfo, options: &FireOptions) -> Option<FireReport>;
+    fn fire(&self, crash: &CrashInfo, options: &FireOptions) -> Result<FireReport, String>;
 }
 
 impl std::fmt::Debug for dyn Residents {
@@ -55,8 +55,8 @@ impl std::fmt::Debug for dyn Residents {
 }
 
 impl Residents for Workers {
-    fn fire(&self, crash: &CrashInfo, options: &FireOptions) -> Option<FireReport> {
-        Some(engine::fire_on_any_core_dump_with(crash, options, self))
+    fn fire(&self, crash: &CrashInfo, options: &FireOptions) -> Result<FireReport, String> {
+        Ok(engine::fire_on_any_core_dump_with(crash, options, self))
     }
 }
 
@@ -157,24 +157,20 @@ fn fire(
     // child per daemon conversation and kills it at the deadline, and a
     // thread left behind could not be stopped anyway.
     let started = Instant::now();
-    let relayed = plan
-        .workers
-        .as_ref()
-        .and_then(|workers| workers.fire(crash, &options));
+    let relayed = match &plan.workers {
+        Some(workers) => workers.fire(crash, &options),
+        None => Err(String::new()),
+    };
     let report = match relayed {
-        Some(report) => report,
-        None => {
+        Ok(report) => report,
+        Err(why) => {
             let left = deadline.saturating_sub(started.elapsed());
             if left < MIN_FIRE_TIME {
                 return DaemonFire {
                     daemon,
                     target: Some(target),
                     report: None,
-                    error: Some(
-                        "the crash service ended during the fire, with no time left for \
-                         another"
-                            .into(),
-                    ),
+                    error: Some(format!("{why}, with no time left to fire again")),
                 };
             }
             engine::fire_on_any_core_dump(

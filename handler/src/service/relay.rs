@@ -34,8 +34,12 @@ pub const REFUSED: u8 = b'n';
 /// triggers' actions of one daemon).
 const MAX_LINE: u64 = 16 << 20;
 /// How long past a fire's deadline the crash's process waits for the
-/// service's report before it fires alone.
-const SLACK: Duration = Duration::from_secs(5);
+/// service's report before it fires alone. The service's fire is bounded
+/// by the engine (the deadline, then a child killed and reaped or left
+/// behind); this only bounds a service that stopped answering (stopped,
+/// or thrashing), generously: on a loaded machine the engine's own end
+/// was seen to take more than 5 s past the deadline.
+const SLACK: Duration = Duration::from_secs(30);
 
 /// [`DaemonTarget`], as it crosses the line.
 #[derive(Serialize, Deserialize)]
@@ -170,28 +174,53 @@ impl ServiceRelay {
         reader: &mut BufReader<UnixStream>,
         request: &Request,
         wait: Duration,
-    ) -> Option<FireReport> {
-        let mut line = serde_json::to_string(request).ok()?;
+    ) -> Result<FireReport, String> {
+        let gone = |err: io::Error| format!("the crash service ended during the fire ({err})");
+        let mut line = serde_json::to_string(request).map_err(|e| e.to_string())?;
         line.push('\n');
-        reader.get_mut().set_read_timeout(Some(wait)).ok()?;
-        reader.get_mut().write_all(line.as_bytes()).ok()?;
-        let answer = read_line(reader)?;
-        serde_json::from_str(&answer).ok()
+        reader
+            .get_mut()
+            .set_read_timeout(Some(wait))
+            .map_err(gone)?;
+        reader.get_mut().write_all(line.as_bytes()).map_err(gone)?;
+        let mut answer = String::new();
+        match reader.take(MAX_LINE).read_line(&mut answer) {
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!(
+                    "the crash service did not answer the fire within {} s",
+                    wait.as_secs()
+                ))
+            }
+            Err(err) => return Err(gone(err)),
+            Ok(_) if !answer.ends_with('\n') => {
+                return Err("the crash service ended during the fire".into())
+            }
+            Ok(_) => {}
+        }
+        serde_json::from_str(&answer)
+            .map_err(|err| format!("the crash service's report could not be read: {err}"))
     }
 }
 
 impl Residents for ServiceRelay {
-    fn fire(&self, crash: &CrashInfo, options: &FireOptions) -> Option<FireReport> {
+    fn fire(&self, crash: &CrashInfo, options: &FireOptions) -> Result<FireReport, String> {
         let mut guard = self.stream.lock().unwrap_or_else(|p| p.into_inner());
-        let reader = guard.as_mut()?;
+        let reader = guard
+            .as_mut()
+            .ok_or_else(|| "the crash service is gone".to_string())?;
         let answer = Self::ask(
             reader,
             &Request::of(crash, options),
             options.deadline + SLACK,
         );
-        if answer.is_none() {
-            // The service is gone (or spoke out of turn): every later fire
-            // is done here.
+        if answer.is_err() {
+            // The service is gone (or out of step): every later fire is
+            // done here.
             *guard = None;
         }
         answer
@@ -249,7 +278,7 @@ mod tests {
             fallback_to_active_snapshot_sessions: false,
             phase: ActionPhase::Snapshots,
         };
-        assert!(relay.fire(&CrashInfo::default(), &options).is_none());
+        assert!(relay.fire(&CrashInfo::default(), &options).is_err());
 
         // The service answers its word, then dies during the fire.
         let (service, crash) = UnixStream::pair().unwrap();
@@ -263,9 +292,13 @@ mod tests {
             }
             drop(service);
         });
-        assert!(relay.fire(&CrashInfo::default(), &options).is_none());
+        let why = relay.fire(&CrashInfo::default(), &options).unwrap_err();
+        assert!(why.contains("ended during the fire"), "{why}");
         dying.join().unwrap();
         // Once gone, never asked again.
-        assert!(relay.fire(&CrashInfo::default(), &options).is_none());
+        assert_eq!(
+            relay.fire(&CrashInfo::default(), &options).unwrap_err(),
+            "the crash service is gone"
+        );
     }
 }
