@@ -41,7 +41,7 @@ use crate::store::record::{
     StallSection,
 };
 use crate::store::space::SpacePolicy;
-use lttng_coredump_engine::{CrashInfo, Workers};
+use lttng_coredump_engine::CrashInfo;
 use lttng_coredump_fleet::CrashId;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -95,7 +95,7 @@ pub enum Transport {
     /// its uid's share (`share`, `None`: not counted), and resident
     /// children talk to the session daemons.
     Socket {
-        workers: Arc<Workers>,
+        workers: Arc<dyn crate::crash::snapshot::Residents>,
         share: Option<u32>,
     },
 }

@@ -86,6 +86,8 @@ pub fn latest(selection: &Selection, count: Option<u64>) -> Result<Crash> {
 
 fn ordered(args: &ListArgs) -> Result<Vec<Crash>> {
     let (_, mut crashes) = chosen(&args.selection, args.count)?;
+    // Whether their traces are still there, never looked at here.
+    crate::store::crashes::look_at_snapshots(&mut crashes);
     // -1 is -r -n 1, as in coredumpctl.
     if args.selection.reverse || args.selection.latest {
         crashes.reverse();
@@ -173,7 +175,11 @@ pub fn list(args: &ListArgs) -> Result<ExitCode> {
             } else {
                 "-".into()
             },
-            if crash.trace_present() { "yes" } else { "no" },
+            match crash.trace_present() {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "?",
+            },
             escape(program)
         )?;
     }
@@ -544,8 +550,15 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
         let whereabouts = match (&entry.path, &entry.error) {
             (_, Some(error)) => output.yellow(&format!("failed: {}", text(error))),
             (Some(path), None) => {
-                let present = std::path::Path::new(path).is_dir();
-                format!("{}{}", escape(path), if present { "" } else { " (gone)" })
+                let seen = match crash.snapshot_seen(std::path::Path::new(path)) {
+                    Some(true) => "",
+                    Some(false) => " (gone)",
+                    None => {
+                        " (not known whether it is still there: the look at it did not \
+                              answer)"
+                    }
+                };
+                format!("{}{seen}", escape(path))
             }
             (None, None) => "done".into(),
         };
