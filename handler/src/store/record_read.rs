@@ -8,8 +8,8 @@
 //! ([`trace_absence`]).
 
 use crate::store::record::{
-    ChainOutcome, CoreTraceSection, CrashRecord, Crashed, DaemonFire, SnapshotEntry, UserRecord,
-    FORMAT, USER_FORMAT,
+    ChainOutcome, CoreTraceSection, CrashRecord, Crashed, DaemonFire, ReportSection, SnapshotEntry,
+    UserRecord, FORMAT, USER_FORMAT,
 };
 use lttng_coredump_engine::ActionKind;
 use lttng_ctl::ErrorCode;
@@ -179,6 +179,14 @@ impl StoredRecord {
         match self {
             StoredRecord::Root(record) => &record.core_trace,
             StoredRecord::User(record) => &record.core_trace,
+        }
+    }
+
+    /// The crash's report and signature, or why there is none.
+    pub fn report(&self) -> &ReportSection {
+        match self {
+            StoredRecord::Root(record) => &record.report,
+            StoredRecord::User(record) => &record.report,
         }
     }
 
