@@ -332,3 +332,43 @@ fn a_failed_analysis_still_saves_the_core_and_the_record_and_says_why() {
         "{text}"
     );
 }
+
+#[test]
+fn through_the_coredump_socket_a_crash_gets_its_report_and_journal_entry_too() {
+    let journald = StandaloneJournald::start();
+    let user = TestUser::create("lcdrw-socket", false);
+    let dir = TempDir::new("lcdrw-socket");
+    let cores = dir.path().join("cores");
+    let handler = testsupport::service::SocketHandler::new(
+        handler_binary!(),
+        dir.path(),
+        &config(&cores, &journald, ""),
+        "@@",
+    );
+    let pid = crash_as(&user, "abort");
+    let (_, record) = wait_for_record(&cores, pid);
+    drop(handler);
+    let report = &record["report"];
+    assert_eq!(report["analyzed"], true, "{record:#}");
+    assert_eq!(report["analyzed_as_uid"], user.uid, "{report:#}");
+    assert_eq!(
+        report["title"],
+        "report_crasher: SIGABRT in report_bug_abort"
+    );
+    assert!(
+        record["stages"]["report"]["started_unix_us"].as_u64()
+            >= record["stages"]["core"]["ended_unix_us"].as_u64()
+    );
+    let signature = report["signature"].as_str().unwrap();
+    journald.wait_for_entry(&[
+        &format!("COREDUMP_PID={pid}"),
+        &format!("LTTNG_COREDUMP_SIGNATURE={signature}"),
+    ]);
+    let info = journald.coredumpctl(&["info", &pid.to_string()]);
+    let text = output_text(&info);
+    assert!(info.status.success(), "{text}");
+    assert!(
+        text.contains("report_bug_abort (report_crasher + 0x"),
+        "{text}"
+    );
+}
