@@ -196,6 +196,7 @@ def crash_rows(table, crash, runs_of, floors=None):
         ("stage_snapshots_ms", "ours' own stage: recording the snapshots (ms, from its record)"),
         ("stage_core_ms", "ours' own stage: reading and storing the core (ms, from its record)"),
         ("stage_core_trace_ms", "ours' own stage: the core trace check, after the reap (ms, from its record)"),
+        ("stage_report_ms", "ours' own stage: the crash report, after the reap (ms, from its record)"),
     ):
         for key in keys:
             series, failed = gather(key, attr)
@@ -214,6 +215,20 @@ def crash_rows(table, crash, runs_of, floors=None):
             {"ours": f"{ratio(on, off)} ({cell(on)} ms ÷ {cell(off)} ms)"},
             no_ratios(),
             "within the noise (ours' median ≤ the slowest run with the check off): " + _met(within),
+        )
+
+    for key in keys:
+        series, failed = gather(key, "reap_ms")
+        on, off = series.get("ours", []), series.get("noreport", [])
+        if not on or not off:
+            continue
+        within = median(on) <= max(off)
+        table.add(
+            "crash-to-reap, crash report on ÷ off (ours ÷ ours report off, same rounds)",
+            f"{size_label(*key)}, n={runs_of(key[1])}",
+            {"ours": f"{ratio(on, off)} ({cell(on)} ms ÷ {cell(off)} ms)"},
+            no_ratios(),
+            "within the noise (ours' median ≤ the slowest run with the report off): " + _met(within),
         )
 
     for key in keys:
