@@ -4,10 +4,9 @@
 //! standalone on the test's socket (`journal_socket`), read back with
 //! Debian's `coredumpctl`, and the handler's own `info` and `problems`.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 use testsupport::crasher::traced_command_as;
 use testsupport::handler::*;
 use testsupport::handler_binary;
@@ -32,38 +31,7 @@ fn config(cores: &Path, journald: &StandaloneJournald, extra: &str) -> String {
 /// Runs `command` (a program that crashes) with RLIMIT_CORE raised under
 /// the installed handler; returns its pid once it died of a signal.
 fn crash(command: &Command) -> i32 {
-    let mut wrapped = Command::new("prlimit");
-    wrapped
-        .arg("--core=unlimited:unlimited")
-        .arg("--")
-        .arg(command.get_program())
-        .args(command.get_args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (key, value) in command.get_envs() {
-        if let Some(value) = value {
-            wrapped.env(key, value);
-        }
-    }
-    let mut child = wrapped.spawn().expect("running prlimit");
-    let pid = child.id() as i32;
-    let deadline = Instant::now() + CRASH_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{command:?} did not crash in time"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(
-        status.signal().is_some(),
-        "{command:?} did not crash: {status:?}"
-    );
-    pid
+    testsupport::kernel_cores::crash_with_cores(command).0 as i32
 }
 
 fn crash_as(user: &TestUser, bug: &str) -> i32 {

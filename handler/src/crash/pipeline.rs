@@ -565,6 +565,28 @@ struct SavedCore {
     _file: Option<std::fs::File>,
 }
 
+impl SavedCore {
+    /// The saved core's raw file, when there is one (until `compress_core`
+    /// replaces it).
+    fn raw_core(&self) -> Option<&std::fs::File> {
+        match (&self.fate, &self._file) {
+            (CoreFate::Saved(_), Some(file)) => Some(file),
+            _ => None,
+        }
+    }
+
+    /// `no core saved (WHY)`, for the steps that read the saved core.
+    fn no_core_reason(&self) -> String {
+        format!(
+            "no core saved{}",
+            self.fate
+                .not_saved_reason()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 /// Who besides root may read the core: the crashing user, only when the
 /// process was theirs in every respect (see `access`); why not is logged
 /// when `%d` alone would have said yes.
@@ -758,15 +780,8 @@ fn check_core_trace(
             "turned off (check_core_trace = false)",
         );
     }
-    let (CoreFate::Saved(_), Some(file)) = (&saved.fate, &saved._file) else {
-        return crate::crash::core_trace_check::not_checked(format!(
-            "no core saved{}",
-            saved
-                .fate
-                .not_saved_reason()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        ));
+    let Some(file) = saved.raw_core() else {
+        return crate::crash::core_trace_check::not_checked(saved.no_core_reason());
     };
     let core_dir = saved.dir.as_ref().map(|d| d.path.as_path());
     let section = timed(times, || {
@@ -828,15 +843,8 @@ fn report_crash(
     if !config.report {
         return report::not_made("turned off (report = false)");
     }
-    let (CoreFate::Saved(_), Some(file)) = (&saved.fate, &saved._file) else {
-        return report::not_made(format!(
-            "no core saved{}",
-            saved
-                .fate
-                .not_saved_reason()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        ));
+    let Some(file) = saved.raw_core() else {
+        return report::not_made(saved.no_core_reason());
     };
     if past_share {
         return report::not_made(
