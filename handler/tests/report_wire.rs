@@ -165,6 +165,13 @@ fn a_crash_gets_a_report_in_its_record_and_a_journal_entry_coredumpctl_info_show
     ] {
         assert!(text.contains(&expected), "no {expected:?} in:\n{text}");
     }
+    // coredumpctl debug finds our core by COREDUMP_FILENAME.
+    let debug = journald.coredumpctl(&["debug", &pid_arg, "--debugger-arguments=-batch -ex bt"]);
+    let text = output_text(&debug);
+    assert!(
+        text.contains("report_bug_segv"),
+        "coredumpctl debug:\n{text}"
+    );
 
     // Root's own crash: analyzed as the service account, never as root.
     let root = crash(traced_command_as(0, 0, CRASHER).arg("segv"));
