@@ -1476,6 +1476,56 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_record_says_why_a_crash_has_no_report() {
+        // Not an ELF core: analyzed (as the service account: no uid was
+        // given), refused, said so; not one of the handler's errors.
+        let (dir, config, mut log) = scratch("report", "journal = false");
+        let core: Vec<u8> = (0..100_000u32).map(|i| (i % 13) as u8).collect();
+        handle(args(&config, &["e=x"]), &mut &core[..], &mut log);
+        let record = record_of(&dir.0.join("cores"));
+        let section = &record["report"];
+        assert_eq!(section["analyzed"], false, "{section:#}");
+        assert_eq!(
+            section["analyzed_as_uid"],
+            crate::crash::report::SERVICE_UID
+        );
+        assert!(
+            section["not_analyzed_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("analysis failed: "),
+            "{section:#}"
+        );
+        assert!(
+            !record["errors"].to_string().contains("analysis"),
+            "{record:#}"
+        );
+        assert!(record["stages"]["report"]["started_unix_us"].as_u64() > Some(0));
+        drop(dir);
+        // Turned off.
+        let (dir, config, mut log) = scratch("report-off", "report = false");
+        handle(args(&config, &["e=x"]), &mut &core[..], &mut log);
+        let record = record_of(&dir.0.join("cores"));
+        assert_eq!(
+            record["report"]["not_analyzed_reason"],
+            "turned off (report = false)"
+        );
+        assert_eq!(record["stages"]["report"]["started_unix_us"], 0);
+        drop(dir);
+        // No core saved.
+        let (dir, config, mut log) = scratch("report-nocore", "save_core = false");
+        handle(args(&config, &["e=x"]), &mut &core[..], &mut log);
+        let record = record_of(&dir.0.join("cores"));
+        assert!(
+            record["report"]["not_analyzed_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("no core saved (saving cores is turned off"),
+            "{record:#}"
+        );
+    }
+
     /// A process of the test's own, killed and reaped when dropped: the
     /// handler reads `/proc/PID`, so it must only ever be given a PID the
     /// test created (any other is whatever the machine runs there).
