@@ -98,6 +98,32 @@ pub struct CoreTraceSection {
     pub notes: Vec<String>,
 }
 
+/// The crash's report (`crash::report`): what its analysis found (every
+/// thread's backtrace, the signal, the modules) and the signature that
+/// groups crashes into problems, or why there is none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReportSection {
+    /// Whether the analysis gave a report.
+    pub analyzed: bool,
+    /// Why there is none: turned off, no core, "analysis failed: ...".
+    pub not_analyzed_reason: Option<String>,
+    /// Who the analysis ran as: the crashing user, or the service account
+    /// for root's crashes and root-only cores.
+    pub analyzed_as_uid: Option<u32>,
+    /// The signature's hash (`lttng_coredump_report::signature`): crashes
+    /// of one bug share it (`lttng-coredump problems`).
+    pub signature: Option<String>,
+    /// The problem's one-line title ("prog: SIGSEGV in f").
+    pub title: Option<String>,
+    /// Threads in the core, and of them unwound.
+    pub threads: usize,
+    /// The crashing thread's frames.
+    pub frames: usize,
+    /// The report itself (the crashing thread first).
+    pub report: Option<lttng_coredump_report::Report>,
+}
+
 /// A crash's place in its uid's share of the crashes handled at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -187,6 +213,9 @@ pub struct Stages {
     /// Scanning the saved core for the trace it holds, once the process
     /// was let go (zero when not checked).
     pub core_trace: StageTimes,
+    /// Analyzing the saved core for the report, once the process was let
+    /// go (zero when not made).
+    pub report: StageTimes,
 }
 
 /// What a record that does not say was stored uncompressed.
@@ -242,6 +271,8 @@ pub struct CrashRecord {
     pub snapshots: Vec<SnapshotEntry>,
     /// What trace the core itself holds.
     pub core_trace: CoreTraceSection,
+    /// The crash's report and signature, or why there is none.
+    pub report: ReportSection,
     /// Where the crash stood in its uid's share of the crashes handled at
     /// once (`crash_share`, `fair_queue`).
     pub crash_share: ShareSection,
@@ -512,6 +543,9 @@ pub struct UserRecord {
     /// What trace the core holds (the user may read the core); of the
     /// failed snapshots, those of the user's daemon or triggers.
     pub core_trace: CoreTraceSection,
+    /// The crash's report (analyzed as that user: the user's copy is only
+    /// written when the user may read the core).
+    pub report: ReportSection,
     /// When no snapshot of the user's was taken, why (see
     /// `record_read::trace_absence`), in what concerns that user.
     pub no_trace: Vec<String>,
@@ -594,6 +628,7 @@ impl CrashRecord {
                     .retain(|f| f.daemon == own_daemon || f.owner_uid == Some(uid));
                 section
             },
+            report: self.report.clone(),
             no_trace: crate::store::record_read::trace_absence(
                 &self.fires,
                 self.own_snapshots_skipped.as_deref(),
@@ -751,6 +786,7 @@ pub(crate) mod tests {
             chain: None,
             snapshots: vec![],
             core_trace: CoreTraceSection::default(),
+            report: ReportSection::default(),
             crash_share: ShareSection::default(),
             core_stall: None,
             fires: vec![],
@@ -786,6 +822,7 @@ pub(crate) mod tests {
             "chain",
             "snapshots",
             "core_trace",
+            "report",
             "crash_share",
             "fires",
             "own_snapshots_skipped",
@@ -840,6 +877,7 @@ pub(crate) mod tests {
             "chain",
             "snapshots",
             "core_trace",
+            "report",
             "crash_share",
             "fires",
             "own_snapshots_skipped",
@@ -851,7 +889,14 @@ pub(crate) mod tests {
         assert_eq!(top_level_keys(&sample().to_json()), root);
         let mut user = vec!["format"];
         user.extend(crashed);
-        user.extend(["core", "snapshots", "core_trace", "no_trace", "note"]);
+        user.extend([
+            "core",
+            "snapshots",
+            "core_trace",
+            "report",
+            "no_trace",
+            "note",
+        ]);
         let copy = serde_json::to_vec_pretty(&sample().user_copy(1000)).unwrap();
         assert_eq!(top_level_keys(&copy), user);
         let copy: serde_json::Value = serde_json::from_slice(&copy).unwrap();

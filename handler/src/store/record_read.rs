@@ -8,8 +8,8 @@
 //! ([`trace_absence`]).
 
 use crate::store::record::{
-    ChainOutcome, CoreTraceSection, CrashRecord, Crashed, DaemonFire, LiveSection, SnapshotEntry,
-    UserRecord, FORMAT, USER_FORMAT,
+    ChainOutcome, CoreTraceSection, CrashRecord, Crashed, DaemonFire, LiveSection, ReportSection,
+    SnapshotEntry, UserRecord, FORMAT, USER_FORMAT,
 };
 use lttng_coredump_engine::ActionKind;
 use lttng_ctl::ErrorCode;
@@ -187,6 +187,14 @@ impl StoredRecord {
         match self {
             StoredRecord::Root(record) => record.live.as_ref(),
             StoredRecord::User(record) => record.live.as_ref(),
+        }
+    }
+
+    /// The crash's report and signature, or why there is none.
+    pub fn report(&self) -> &ReportSection {
+        match self {
+            StoredRecord::Root(record) => &record.report,
+            StoredRecord::User(record) => &record.report,
         }
     }
 

@@ -206,7 +206,7 @@ pub fn info(args: &ListArgs) -> Result<ExitCode> {
         if index > 0 {
             out.push('\n');
         }
-        describe(crash, now, &output, &mut out);
+        describe(crash, now, args.threads, &output, &mut out);
     }
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
@@ -412,8 +412,33 @@ fn describe_live(live: &crate::store::record::LiveSection, lines: &mut Lines<'_>
     }
 }
 
+/// The crash's report: its problem (signature and title) and the crashing
+/// thread's backtrace (every thread's with `threads`), or why there is none.
+fn describe_report(crash: &Crash, threads: bool, lines: &mut Lines<'_>) {
+    let section = crash.record.report();
+    if let (Some(signature), Some(title)) = (&section.signature, &section.title) {
+        lines.line("Problem", escape(title));
+        lines.line("Signature", escape(signature));
+    }
+    match (&section.report, &section.not_analyzed_reason) {
+        (Some(report), _) => {
+            let options = lttng_coredump_report::render::Options {
+                all_threads: threads,
+            };
+            // The renderer escapes what the process chose.
+            let shown = lttng_coredump_report::render::text(report, &options);
+            for (index, part) in shown.lines().enumerate() {
+                lines.line(if index == 0 { "Report" } else { "" }, text(part));
+            }
+        }
+        (None, Some(reason)) => lines.text("Report", &format!("none: {reason}")),
+        // A record from before the report: nothing to say.
+        (None, None) => {}
+    }
+}
+
 /// One crash, laid out for people.
-fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
+fn describe(crash: &Crash, now: i64, threads: bool, output: &Output, out: &mut String) {
     let crashed = crash.record.crashed().clone();
     let mut lines = Lines { out, output };
     lines.line(
@@ -587,6 +612,7 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
         lines.line("Trace", "no snapshot was taken");
     }
     describe_core_trace(crash, &mut lines);
+    describe_report(crash, threads, &mut lines);
     if let Some(chain) = crash.record.chain() {
         lines.line(
             "Chained To",
