@@ -1,8 +1,9 @@
 //! The crash service on the kernel's coredump socket (`serve`): its
 //! listening socket, passed by systemd, held by `serve --hold`'s holder,
 //! or its own (`listen`, `hold`); the queue that gives each uid its share
-//! of the workers (`fair_queue`); and the probe that tells whether a
-//! service answers (`probe`); the submitter of the spool's crashes, run
+//! of the workers (`fair_queue`); the line between the service and the
+//! process each crash is handled in (`relay`); the probe that tells whether a
+//! service answers (`probe`); and the submitter of the spool's crashes, run
 //! as its own user (`submitter`). Each crash goes down the same crash path as
 //! the pipe's.
 
@@ -10,5 +11,6 @@ pub mod fair_queue;
 pub mod hold;
 pub mod listen;
 pub mod probe;
+pub mod relay;
 pub mod serve;
 pub mod submitter;
