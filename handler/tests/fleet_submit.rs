@@ -209,6 +209,12 @@ fn a_crash_is_spooled_under_its_crash_id_and_reaches_journal_remote_once_even_af
         .collect();
     assert_eq!(ours.len(), 1, "{crashes:?}");
     assert_eq!(ours[0].copies, 1, "{crashes:?}");
+    // The entry is the local journal's: the report's signature groups it.
+    assert_eq!(
+        ours[0].signature.as_deref(),
+        record["report"]["signature"].as_str(),
+        "{record}"
+    );
     assert_eq!(ours[0].pid.as_deref(), Some(pid.to_string().as_str()));
     // coredumpctl on the collector lists it; the entry says where its core is.
     let list = run_bounded(

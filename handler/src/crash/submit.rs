@@ -25,7 +25,7 @@ use lttng_coredump_engine::DaemonTarget;
 use lttng_coredump_fleet::config::SubmitConfig;
 use lttng_coredump_fleet::relayd::{self, RelaySnapshot};
 use lttng_coredump_fleet::{CoreSource, CrashId, HostIdentity, NewCrash, Spool};
-use lttng_coredump_journal::coredump::{self, Crash};
+use lttng_coredump_journal::coredump;
 use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -231,41 +231,13 @@ fn core_source(record: &CrashRecord, dir: Option<&CoreDir>) -> Result<Option<Cor
     }))
 }
 
-/// The crash's journal entry as systemd-coredump writes it (the journal
-/// crate's), from the record. The spool adds the host's identity and the
-/// crash ID, and the core.
+/// The crash's journal entry as systemd-coredump writes it, the same one
+/// the handler sends to the local journal (`crash/journal.rs`: the
+/// report's stack trace and signature included), from the record. The
+/// spool adds the crash ID (the same value), the host's identity and the
+/// core.
 pub fn entry_fields(record: &CrashRecord) -> Vec<lttng_coredump_fleet::export::Field> {
-    let crashed = &record.crashed;
-    let crash = Crash {
-        pid: crashed.pid.unwrap_or(0),
-        uid: crashed.uid.unwrap_or(0),
-        gid: crashed.gid.unwrap_or(0),
-        signal: crashed.signal.as_ref().map_or(0, |s| s.number),
-        signal_name: crashed.signal.as_ref().and_then(|s| s.name.clone()),
-        timestamp_usec: crashed
-            .time
-            .and_then(|t| u64::try_from(t).ok())
-            .map_or(0, |t| t * 1_000_000),
-        rlimit: crashed.core_limit,
-        hostname: crashed.hostname.clone(),
-        dumpable: crashed.dump_mode,
-        comm: crashed.process_name.clone().unwrap_or_default(),
-        exe: crashed.exe_path.clone(),
-        cmdline: crashed.cmdline.as_ref().map(|args| args.join(" ")),
-        core: record.core.path.as_ref().map(|path| coredump::CoreFile {
-            path: path.clone(),
-            truncated: !record.core.complete,
-        }),
-        snapshots: record
-            .snapshots
-            .iter()
-            .filter_map(|s| s.path.clone())
-            .collect(),
-        // No snapshot, and the core holds the trace (`recover` reads it).
-        trace_only_in_core: record.snapshots.iter().all(|s| s.path.is_none())
-            && !record.core_trace.traces.is_empty(),
-        ..Crash::default()
-    };
-    // No crash ID here: the spool adds it (the same value) to every copy.
+    let mut crash = crate::crash::journal::crash_of(record, None);
+    crash.crash_id = None;
     coredump::Entry::from(&crash).fields.into_vec()
 }
