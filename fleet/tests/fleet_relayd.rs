@@ -28,28 +28,10 @@ fn a_snapshot_sent_to_the_collectors_relayd_is_readable_there_and_its_entry_says
 
     // The host's session daemon (the user's own) runs in the host's
     // namespace: its consumer daemon reaches the collector from there.
-    let mut daemon = network.command(network.host(0), "runuser");
-    daemon
-        .args(["-u", &user.name, "--", "env", "-i"])
-        .arg(format!("HOME={}", user.home.display()))
-        .args([
-            "PATH=/usr/local/bin:/usr/bin:/bin",
-            "lttng-sessiond",
-            "--daemonize",
-            "--no-kernel",
-        ]);
-    testsupport::sessiond::start_daemon(daemon, &user.run_dir(), &user.name);
+    user.start_sessiond_in(&network, network.host(0));
     let session = "fleet-flight";
     let local = user.home.join("snapshots");
-    user.lttng_ok(&[
-        "create",
-        session,
-        "--snapshot",
-        "-o",
-        local.to_str().unwrap(),
-    ]);
-    user.lttng_ok(&["enable-event", "-u", "lttng_coredump:step", "-s", session]);
-    user.lttng_ok(&["start", session]);
+    user.start_snapshot_session(session, &local);
     let tag = testsupport::unique_name("relayd");
     let out = run_bounded(
         user.crasher_command().args([&tag, "40", "exit"]),

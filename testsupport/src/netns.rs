@@ -155,11 +155,23 @@ impl TestNetwork {
     }
 
     /// `program` run in namespace `ns` (`ip netns exec`: the program itself
-    /// is the process, its pid the child's).
+    /// is the process, its pid the child's), without the machine's proxy
+    /// variables: the test network has no proxy, and one the environment
+    /// names would be asked for the collector's address.
     pub fn command(&self, ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
         assert!(ns == self.collector || self.hosts.iter().any(|h| h == ns));
         let mut command = Command::new("ip");
         command.args(["netns", "exec", ns]).arg(program);
+        for proxy in [
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+        ] {
+            command.env_remove(proxy);
+        }
         command
     }
 

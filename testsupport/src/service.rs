@@ -93,12 +93,26 @@ impl Service {
         log: &Path,
         extra: &[&str],
     ) -> Service {
+        Service::start_command(Command::new(built), config, socket, backup, log, extra)
+    }
+
+    /// [`Service::start_with_args`] with the handler run by `command` (the
+    /// built handler, or a program that runs it, such as `ip netns exec NS
+    /// HANDLER` for a service inside a test network's host).
+    pub fn start_command(
+        mut command: Command,
+        config: &Path,
+        socket: &Path,
+        backup: &Path,
+        log: &Path,
+        extra: &[&str],
+    ) -> Service {
         let log_file = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .unwrap();
-        let child = Command::new(built)
+        let child = command
             .arg("serve")
             .arg("--socket")
             .arg(socket)

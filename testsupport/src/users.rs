@@ -150,6 +150,45 @@ impl TestUser {
         pid
     }
 
+    /// Starts the user's own session daemon inside namespace `ns` of a
+    /// test network (its consumer daemon then reaches that network: a
+    /// relay daemon on the collector), and waits until it answers. The
+    /// network's teardown kills it (declare the user before the network).
+    pub fn start_sessiond_in(&self, network: &crate::netns::TestNetwork, ns: &str) -> i32 {
+        let mut daemon = network.command(ns, "runuser");
+        daemon
+            .args(["-u", &self.name, "--", "env", "-i"])
+            .arg(format!("HOME={}", self.home.display()))
+            .args([
+                "PATH=/usr/local/bin:/usr/bin:/bin",
+                "lttng-sessiond",
+                "--daemonize",
+                "--no-kernel",
+            ]);
+        start_daemon(daemon, &self.run_dir(), &self.name)
+    }
+
+    /// Creates the snapshot-mode session `session` in the user's own
+    /// daemon (snapshots written under `output`), tracing the crasher's
+    /// events, and starts it.
+    pub fn start_snapshot_session(&self, session: &str, output: &Path) {
+        self.lttng_ok(&[
+            "create",
+            session,
+            "--snapshot",
+            "-o",
+            output.to_str().expect("a UTF-8 path"),
+        ]);
+        self.lttng_ok(&[
+            "enable-event",
+            "-u",
+            crate::sessions::CRASHER_EVENTS,
+            "-s",
+            session,
+        ]);
+        self.lttng_ok(&["start", session]);
+    }
+
     /// The crasher run as this user (add its arguments), with the
     /// registration timeout a loaded machine needs (see [`crate::crasher`]).
     pub fn crasher_command(&self) -> Command {

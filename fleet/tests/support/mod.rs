@@ -167,18 +167,7 @@ impl Host {
             .arg(&self.config)
             .args(args)
             .stdin(Stdio::null());
-        // The test network has no proxy: one the machine's environment
-        // names would be asked for the collector's address.
-        for proxy in [
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-        ] {
-            command.env_remove(proxy);
-        }
+        // (Without the machine's proxies: see TestNetwork::command.)
         command
     }
 

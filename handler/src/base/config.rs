@@ -3,6 +3,7 @@
 //! default. A bad file never costs a core: the handler logs why and runs
 //! with the defaults.
 
+pub use lttng_coredump_fleet::config::SubmitConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -145,6 +146,10 @@ pub struct Config {
     /// The syslog socket the handler logs to (the kernel log is used when
     /// nothing listens there).
     pub syslog_socket: PathBuf,
+    /// `[submit]`: each crash also enters the spool of crashes shipped to
+    /// the collector's servers (`crash/submit.rs`, `lttng-coredump
+    /// submit`); `None`: no spool, nothing shipped.
+    pub submit: Option<SubmitConfig>,
 }
 
 impl Default for Config {
@@ -180,6 +185,7 @@ impl Default for Config {
             snapshot_user_daemon: true,
             chain: None,
             syslog_socket: PathBuf::from(crate::base::syslog::DEFAULT_SOCKET),
+            submit: None,
         }
     }
 }

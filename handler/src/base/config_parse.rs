@@ -33,7 +33,7 @@ pub struct Parsed {
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 30] = [
+pub const KEYS: [&str; 31] = [
     "core_dir",
     "save_core",
     "check_core_trace",
@@ -64,7 +64,11 @@ pub const KEYS: [&str; 30] = [
     "snapshot_user_daemon",
     "syslog_socket",
     "chain",
+    "submit",
 ];
+
+/// The keys of `[submit]` (the fleet crate reads them).
+pub const SUBMIT_KEYS: [&str; 15] = lttng_coredump_fleet::config::KEYS;
 
 /// The keys of `[chain]`.
 pub const CHAIN_KEYS: [&str; 3] = ["command", "stall_timeout", "exit_timeout"];
@@ -261,6 +265,7 @@ pub fn parse(text: &str) -> Parsed {
                 ),
             },
             "chain" => config.chain = chain(value, &mut problem),
+            "submit" => config.submit = submit(value, &mut problem),
             _ => problem(key, unknown_key(key, &KEYS)),
         }
     }
@@ -540,6 +545,41 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// The `[submit]` table, read key by key by the fleet crate with this
+/// file's sizes and durations; a bad key keeps its default (each problem
+/// names it as `submit.KEY`).
+fn submit(
+    value: &Value,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<lttng_coredump_fleet::config::SubmitConfig> {
+    use lttng_coredump_fleet::config::{SubmitConfig, Units};
+    let Some(table) = value.as_table() else {
+        problem(
+            "submit",
+            format!(
+                "expected a [submit] table, not {}; nothing is shipped",
+                shown(value)
+            ),
+        );
+        return None;
+    };
+    let units = Units {
+        size: parse_size,
+        duration: parse_duration,
+    };
+    let (config, problems) = SubmitConfig::from_table(table, &units);
+    for message in problems {
+        // `submit.KEY: what`, or a sentence about two keys.
+        match message.split_once(": ") {
+            Some((key, what)) if key.starts_with("submit.") && !key.contains(' ') => {
+                problem(key, what.to_string())
+            }
+            _ => problem("submit", message),
+        }
+    }
+    Some(config)
+}
+
 /// The `[chain]` table; anything wrong with its command means no chain
 /// (never a command that was not meant).
 fn chain(value: &Value, problem: &mut impl FnMut(&str, String)) -> Option<ChainConfig> {
@@ -713,6 +753,33 @@ mod tests {
             "{:?}",
             parsed.problems
         );
+    }
+
+    #[test]
+    fn the_submit_section_is_read_with_this_files_units() {
+        let parsed = parse(
+            "save_core = true\n[submit]\njournal_remote = \"http://10.0.0.1:19532\"\n\
+             max_spool_size = \"64M\"\nretry_max = \"2min\"\nuser = \"root\"\ncolour = 1\n",
+        );
+        let submit = parsed.config.submit.expect("[submit] read");
+        assert_eq!(
+            submit.journal_remote.as_deref(),
+            Some("http://10.0.0.1:19532")
+        );
+        assert_eq!(submit.limits.max_bytes, 64 << 20);
+        assert_eq!(submit.retry.max, Duration::from_secs(120));
+        // A bad key costs that key, named with its line.
+        assert_eq!(submit.user, "lttng-coredump");
+        assert_eq!(parsed.problems.len(), 2, "{:?}", parsed.problems);
+        assert!(
+            parsed.problems[0].starts_with("line 6, column 8, key user: expected a user name"),
+            "{:?}",
+            parsed.problems
+        );
+        assert!(parsed.refused.contains("submit.colour"));
+        // No section: nothing shipped.
+        assert_eq!(parse("save_core = true\n").config.submit, None);
+        assert!(!parse("submit = 3\n").problems.is_empty());
     }
 
     #[test]

@@ -899,6 +899,44 @@ fn status_ids(status: &str, name: &str) -> Option<Vec<u32>> {
         .collect()
 }
 
+/// Takes the ids `uid`, `gid` and `groups` for good (real, effective and
+/// saved), checked in `/proc/self/status`, and checks that root cannot be
+/// taken back. The kernel's calls change the calling thread only: the
+/// caller must be single-threaded ([`single_threaded`]).
+pub fn become_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
+    use rustix::process::{Gid, Uid};
+    use rustix::thread::{set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+    let gids: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
+    set_thread_groups(&gids).context("setgroups")?;
+    let (g, u) = (Gid::from_raw(gid), Uid::from_raw(uid));
+    set_thread_res_gid(g, g, g).context("setresgid")?;
+    set_thread_res_uid(u, u, u).context("setresuid")?;
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let mut want_groups = groups.to_vec();
+    want_groups.sort_unstable();
+    want_groups.dedup();
+    let mut have_groups = status_ids(&status, "Groups:").unwrap_or_default();
+    have_groups.sort_unstable();
+    if status_ids(&status, "Uid:") != Some(vec![uid; 4])
+        || status_ids(&status, "Gid:") != Some(vec![gid; 4])
+        || have_groups != want_groups
+    {
+        bail!("the ids of uid {uid} did not take");
+    }
+    if uid != 0 && set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT).is_ok() {
+        bail!("root could be taken back after dropping it");
+    }
+    Ok(())
+}
+
+/// Whether this process has one thread (what [`become_ids`] needs).
+pub fn single_threaded() -> Result<bool> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    Ok(status_ids(&status, "Threads:").as_deref() == Some(&[1]))
+}
+
 fn become_and_run(args: &[OsString], tasks: &[Task]) -> Result<ExitCode> {
     let arg = |i: usize| -> Result<&str> {
         args.get(i)
@@ -927,29 +965,7 @@ fn become_and_run(args: &[OsString], tasks: &[Task]) -> Result<ExitCode> {
             .context("taking the new terminal as the controlling one")?;
     }
     if let Some((uid, gid, groups)) = ids {
-        use rustix::process::{Gid, Uid};
-        use rustix::thread::{set_thread_groups, set_thread_res_gid, set_thread_res_uid};
-        let gids: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
-        set_thread_groups(&gids).context("setgroups")?;
-        let (g, u) = (Gid::from_raw(gid), Uid::from_raw(uid));
-        set_thread_res_gid(g, g, g).context("setresgid")?;
-        set_thread_res_uid(u, u, u).context("setresuid")?;
-        let status =
-            std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-        let mut want_groups = groups.clone();
-        want_groups.sort_unstable();
-        want_groups.dedup();
-        let mut have_groups = status_ids(&status, "Groups:").unwrap_or_default();
-        have_groups.sort_unstable();
-        if status_ids(&status, "Uid:") != Some(vec![uid; 4])
-            || status_ids(&status, "Gid:") != Some(vec![gid; 4])
-            || have_groups != want_groups
-        {
-            bail!("the ids of uid {uid} did not take");
-        }
-        if uid != 0 && set_thread_res_uid(Uid::ROOT, Uid::ROOT, Uid::ROOT).is_ok() {
-            bail!("root could be taken back after dropping it");
-        }
+        become_ids(uid, gid, &groups)?;
     }
     rustix::thread::set_no_new_privs(true).context("no_new_privs")?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)

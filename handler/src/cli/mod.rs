@@ -18,6 +18,7 @@ pub mod kernel_paths;
 pub mod recover;
 pub mod serve;
 pub mod status;
+pub mod submit;
 pub mod uninstall;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +67,12 @@ enum Command {
     /// installed; 2 when installed but something is wrong (each printed as
     /// "problem:"). Warnings do not change it.
     Status(status::StatusArgs),
+    /// Send the crashes the spool holds to the [submit] destinations
+    /// (systemd-journal-remote, a webhook) and exit, or keep sending with
+    /// --follow. Started as root, it runs as the [submit] user
+    /// (lttng-coredump), never as root. Exit status: 0 sent (or nothing to
+    /// send); 2 some destination failed (its crashes stay queued); 1 error.
+    Submit(submit::SubmitArgs),
     /// Show it work: trace a program built for the demo, install the handler
     /// for the duration, crash the program, and print where its core and its
     /// trace snapshot are, with its last events (needs root and babeltrace2).
@@ -98,6 +105,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Gcore(args) => return gcore::run(args),
         Command::Crash(command) => return crash_tools::run(command),
         Command::Status(args) => return status::run(args),
+        Command::Submit(args) => return submit::run(args),
         Command::GenerateDocs(args) => generate_docs::run(args),
         Command::Install(args) => install::run(args),
         Command::Serve(args) => serve::run(args).map(|()| String::new()),

@@ -6,10 +6,10 @@
 //! core's writing (`corefile`, `pump`, `compress`), the handing on to
 //! another handler (`chain`), the scan of the saved core for the trace it
 //! holds (`core_trace_check`), the crash's report and signature
-//! (`report`) and its journal entry (`journal`), and the limits on what
-//! one crash may cost (`limits`). Beside it, the core of a running
-//! process (`live`, the `gcore` subcommand), written and recorded as a
-//! crash's is.
+//! (`report`) and its journal entry (`journal`), the spool of crashes
+//! shipped to the collector (`submit`), and the limits on what one crash
+//! may cost (`limits`). Beside it, the core of a running process (`live`,
+//! the `gcore` subcommand), written and recorded as a crash's is.
 
 pub mod access;
 pub mod chain;
@@ -25,3 +25,4 @@ pub mod procinfo;
 pub mod pump;
 pub mod report;
 pub mod snapshot;
+pub mod submit;

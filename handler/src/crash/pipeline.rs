@@ -18,7 +18,8 @@
 //! 5. log what became of the core (`log_outcome`) and make the crash record
 //!    (`crash_record`);
 //! 6. write the record (`write_record`), then the journal entry
-//!    (`send_journal_entry`).
+//!    (`send_journal_entry`), then put the crash in the spool of crashes
+//!    shipped to the collector (`crash/submit.rs`, with `[submit]`).
 //!
 //! No step's failure stops a later one: each is caught into the record.
 
@@ -176,6 +177,7 @@ pub fn handle_crash(
         &mut stages.snapshots,
         log,
     );
+    let relayed = crate::crash::submit::relay_snapshots(&config, crash_id.as_ref(), &fires, log);
     let readable_by = core_reader(&context, &gathered, log);
     let mut learned_signal = None;
     let mut share = share;
@@ -255,10 +257,11 @@ pub fn handle_crash(
             || None,
         )
     });
-    let record_path = write_record(crash_record, &saved, &config, context.uid, log);
+    let record_path = write_record(crash_record.clone(), &saved, &config, context.uid, log);
     if let Some(journal) = journal {
         send_journal_entry(journal, record_path.as_deref(), &config, log);
     }
+    crate::crash::submit::enqueue(&config, &crash_record, saved.dir.as_ref(), &relayed, log);
     expire_old(&config, &saved, log);
     verdict
 }

@@ -2,8 +2,9 @@
 //! listening socket, passed by systemd, held by `serve --hold`'s holder,
 //! or its own (`listen`, `hold`); the queue that gives each uid its share
 //! of the workers (`fair_queue`); the line between the service and the
-//! process each crash is handled in (`relay`); and the probe that tells whether a
-//! service answers (`probe`). Each crash goes down the same crash path as
+//! process each crash is handled in (`relay`); the probe that tells whether a
+//! service answers (`probe`); and the submitter of the spool's crashes, run
+//! as its own user (`submitter`). Each crash goes down the same crash path as
 //! the pipe's.
 
 pub mod fair_queue;
@@ -12,3 +13,4 @@ pub mod listen;
 pub mod probe;
 pub mod relay;
 pub mod serve;
+pub mod submitter;

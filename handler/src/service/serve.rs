@@ -189,6 +189,8 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
             "cannot raise the open files limit: {err} (crashes past it cannot be accepted)"
         ));
     }
+    let _submitter =
+        crate::service::submitter::SubmitterChild::start(options.config.as_deref(), &mut log);
     let queue = Arc::new(FairQueue::<Waiting>::new(None));
     let workers: Vec<_> = (0..options.workers.max(1))
         .map(|n| {

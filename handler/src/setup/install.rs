@@ -95,6 +95,9 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
             return Err(anyhow!(error.replace("; using the defaults", "")));
         }
     }
+    report.push_str(&crate::setup::submit_setup::prepare(
+        options.config.as_deref(),
+    )?);
     let pattern = options.kernel.read_pattern()?;
     let pipe_limit = options.kernel.read_pipe_limit()?;
     let backup = Backup::read(&options.backup)?;

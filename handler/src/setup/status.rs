@@ -98,6 +98,8 @@ pub struct Status {
     /// user may read) whose trace is only in their core: a snapshot failed
     /// or none was taken, and the handler found the buffers in the core.
     pub trace_only_in_core: Vec<TraceInCore>,
+    /// The spool of crashes shipped to the collector (`[submit]`).
+    pub spool: Option<crate::setup::spool_status::SpoolStatus>,
     /// What keeps a crash from being handled as configured.
     pub problems: Vec<String>,
     /// What may go wrong later (at boot, under many crashes).
@@ -312,6 +314,7 @@ pub fn gather_with(
         problems.push(error.clone());
     }
     let config = loaded.config;
+    let spool = crate::setup::spool_status::gather(&config, &mut problems, &mut warnings);
     let daemon = daemon_state(sessiond_socket);
     let mut crash_plan_lines = Vec::new();
     match daemon {
@@ -427,6 +430,7 @@ pub fn gather_with(
         crash_plan: crash_plan_lines,
         core_dir,
         trace_only_in_core,
+        spool,
         problems,
         warnings,
         other_handlers,
@@ -623,6 +627,9 @@ impl Status {
                     ),
                 );
             }
+        }
+        if let Some(spool) = &self.spool {
+            w.push_str(&spool.text());
         }
         for problem in &self.problems {
             line(w, format!("problem: {problem}"));

@@ -133,6 +133,35 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
         out.push(("chain.stall_timeout".into(), duration(chain.stall_timeout)));
         out.push(("chain.exit_timeout".into(), duration(chain.exit_timeout)));
     }
+    if let Some(submit) = &config.submit {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| text(&p.to_string_lossy()));
+        let url = |u: &Option<String>| u.as_deref().map(text);
+        let keys: [(&str, Option<String>); 15] = [
+            ("spool_dir", Some(text(&submit.spool_dir.to_string_lossy()))),
+            ("user", Some(text(&submit.user))),
+            ("journal_remote", url(&submit.journal_remote)),
+            ("relayd", url(&submit.relayd)),
+            ("webhook", url(&submit.webhook)),
+            ("ca", path(&submit.tls.ca)),
+            ("client_cert", path(&submit.tls.client_cert)),
+            ("client_key", path(&submit.tls.client_key)),
+            ("max_spool_size", Some(size(submit.limits.max_bytes))),
+            (
+                "core_in_entry_max",
+                Some(size(submit.limits.core_in_entry_max)),
+            ),
+            ("keep_sent", Some(submit.limits.keep_sent.to_string())),
+            ("retry_initial", Some(duration(submit.retry.initial))),
+            ("retry_max", Some(duration(submit.retry.max))),
+            ("poll", Some(duration(submit.retry.poll))),
+            ("timeout", Some(duration(submit.timeout))),
+        ];
+        for (key, value) in keys {
+            if let Some(value) = value {
+                out.push((format!("submit.{key}"), value));
+            }
+        }
+    }
     out
 }
 
@@ -169,6 +198,7 @@ pub fn report(
         writeln!(out, "# problem: {}", crate::base::human::text(problem)).expect("String");
     }
     let mut in_chain = false;
+    let mut in_submit = false;
     for (key, value) in values(&config) {
         let line = parsed.and_then(|p| p.lines.get(&key).copied());
         let refused = parsed.is_some_and(|p| p.refused.contains(&key));
@@ -199,12 +229,29 @@ pub fn report(
                 }
                 chain_key.to_string()
             }
-            None => key,
+            None => match key.strip_prefix("submit.") {
+                Some(submit_key) => {
+                    if !in_submit {
+                        if !in_chain {
+                            writeln!(out, "# [chain]: none (no core is handed on)")
+                                .expect("String");
+                            in_chain = true;
+                        }
+                        writeln!(out, "[submit]").expect("String");
+                        in_submit = true;
+                    }
+                    submit_key.to_string()
+                }
+                None => key,
+            },
         };
         writeln!(out, "{shown_key} = {value}  # {source}").expect("String");
     }
     if !in_chain {
         writeln!(out, "# [chain]: none (no core is handed on)").expect("String");
+    }
+    if !in_submit {
+        writeln!(out, "# [submit]: none (no crash is shipped)").expect("String");
     }
     Shown {
         text: out,
@@ -281,7 +328,7 @@ pub fn run(args: &super::ConfigArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base::config_parse::{CHAIN_KEYS, KEYS};
+    use crate::base::config_parse::{CHAIN_KEYS, KEYS, SUBMIT_KEYS};
 
     const EXAMPLE: &str = include_str!("../../config.example.toml");
 
@@ -293,6 +340,7 @@ mod tests {
             .map(|line| match line.strip_prefix('#') {
                 Some(rest)
                     if rest.starts_with("[chain]")
+                        || rest.starts_with("[submit]")
                         || rest
                             .split_once(" = ")
                             .is_some_and(|(k, _)| !k.contains(' ') && !k.is_empty()) =>
@@ -319,8 +367,15 @@ mod tests {
             );
         }
         // ... and, but for the chain (none by default), to its default.
+        for key in SUBMIT_KEYS {
+            assert!(
+                parsed.lines.contains_key(&format!("submit.{key}")),
+                "submit.{key}"
+            );
+        }
         let config = Config {
             chain: None,
+            submit: None,
             ..parsed.config
         };
         assert_eq!(config, Config::default());

@@ -39,7 +39,7 @@ fn example(out: &mut String, what: &str, commands: &[&str]) {
 }
 
 /// The files a page names.
-const FILES: [(&str, &str); 8] = [
+const FILES: [(&str, &str); 10] = [
     (
         "/etc/lttng-coredump/config.toml",
         "The configuration (lttng-coredump.conf(5)); every key is optional.",
@@ -69,8 +69,16 @@ const FILES: [(&str, &str); 8] = [
         "The crash service's socket (serve, lttng-coredump.socket).",
     ),
     (
+        "/var/spool/lttng-coredump/",
+        "The spool of crashes shipped to a collector ([submit] spool_dir): made by install, sent by submit as the lttng-coredump user.",
+    ),
+    (
         "/lib/systemd/system/lttng-coredump.socket, lttng-coredump.service",
         "The crash service's units: the socket is held by systemd while the service restarts.",
+    ),
+    (
+        "/lib/systemd/system/lttng-coredump-submit.service",
+        "The spool's submitter (submit --follow as the lttng-coredump user), for the pipe handler (serve runs its own).",
     ),
 ];
 
@@ -95,6 +103,11 @@ fn exit_status(sub: Option<&str>) -> Vec<(&'static str, &'static str)> {
         Some("serve") => vec![
             ("0", "Stopped by SIGTERM, SIGINT or SIGHUP, after putting the pipe line back and finishing the crashes in hand."),
             ("1", "Could not start (the socket, its directory, the configuration); the message says why."),
+        ],
+        Some("submit") => vec![
+            ("0", "Everything queued was sent, or nothing was queued, or another submitter runs on the spool."),
+            ("1", "No [submit] section, no spool, or the submitter's user could not be taken; the message says why."),
+            ("2", "Some destination failed: its crashes stay queued and a later run sends them."),
         ],
         Some("recover") => vec![
             ("0", "The trace was recovered."),
@@ -159,6 +172,20 @@ fn examples(sub: Option<&str>) -> Vec<(&'static str, Vec<&'static str>)> {
             (
                 "Without systemd, under an init that starts it at boot:",
                 vec!["lttng-coredump serve --hold", "lttng-coredump install --socket"],
+            ),
+        ],
+        Some("submit") => vec![
+            (
+                "Ship the crashes to a collector: set [submit] in the configuration, then:",
+                vec![
+                    "lttng-coredump install",
+                    "systemctl enable --now lttng-coredump-submit.service",
+                    "lttng-coredump status",
+                ],
+            ),
+            (
+                "Send what is queued now (as root, it runs as the [submit] user):",
+                vec!["lttng-coredump submit"],
             ),
         ],
         Some("uninstall") => vec![(
@@ -254,7 +281,16 @@ pub fn extra_sections(sub: Option<&str>, subcommands: &[String]) -> String {
     }
     if matches!(
         sub,
-        None | Some("install" | "uninstall" | "status" | "serve" | "handle" | "config" | "vacuum")
+        None | Some(
+            "install"
+                | "uninstall"
+                | "status"
+                | "serve"
+                | "handle"
+                | "config"
+                | "vacuum"
+                | "submit"
+        )
     ) {
         section(&mut out, "FILES");
         for (file, text) in FILES {
@@ -421,7 +457,7 @@ mod tests {
         assert!(page.contains(".SS \"[chain]\""), "{page}");
         for key in crate::base::config_parse::KEYS
             .into_iter()
-            .filter(|k| *k != "chain")
+            .filter(|k| *k != "chain" && *k != "submit")
         {
             assert!(
                 page.contains(&format!("\\fB{}\\fR = ", roff(key))),
@@ -432,6 +468,12 @@ mod tests {
             assert!(
                 page.contains(&format!("\\fBchain.{}\\fR = ", roff(key))),
                 "[chain] {key} missing from lttng-coredump.conf(5)"
+            );
+        }
+        for key in crate::base::config_parse::SUBMIT_KEYS {
+            assert!(
+                page.contains(&format!("\\fBsubmit.{}\\fR = ", roff(key))),
+                "[submit] {key} missing from lttng-coredump.conf(5)"
             );
         }
         assert!(page.contains(".SH \"DESCRIPTION\""));

@@ -1,0 +1,89 @@
+//! `install`'s part for the spool of crashes shipped to the collector,
+//! when the configuration has a `[submit]` section: the system user the
+//! submitter runs as (`[submit] user`, `lttng-coredump` by default: no
+//! login, no home) and the spool, root's with its states that user's
+//! (the fleet crate's `Spool::create`, which also repairs owners and modes
+//! when run again).
+
+use crate::base::config::Config;
+use anyhow::{anyhow, Context, Result};
+use lttng_coredump_fleet::Spool;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Makes the submitter's user and the spool when `[submit]` is configured
+/// in the file at `config` (the default file when `None`); says what it
+/// did, nothing when there is no `[submit]`.
+pub fn prepare(config: Option<&Path>) -> Result<String> {
+    let loaded = Config::load(config);
+    let Some(submit) = loaded.config.submit else {
+        return Ok(String::new());
+    };
+    let mut report = String::new();
+    let owner = match crate::service::submitter::user_ids(&submit.user) {
+        Some(owner) => owner,
+        None => {
+            create_system_user(&submit.user)?;
+            writeln!(report, "created the system user {} (no login)", submit.user).expect("String");
+            crate::service::submitter::user_ids(&submit.user)
+                .ok_or_else(|| anyhow!("useradd made no user {:?}", submit.user))?
+        }
+    };
+    if owner.uid == 0 {
+        return Err(anyhow!(
+            "[submit] user {:?} is root: the submitter never runs as root",
+            submit.user
+        ));
+    }
+    let spool = Spool::create(&submit.spool_dir, owner)
+        .with_context(|| format!("creating the spool {}", submit.spool_dir.display()))?;
+    writeln!(
+        report,
+        "spool {} ready, its queue owned by {} (uid {}); send it with `lttng-coredump submit \
+         --follow` (systemctl enable --now lttng-coredump-submit, or serve's own child)",
+        spool.path().display(),
+        submit.user,
+        owner.uid
+    )
+    .expect("String");
+    for (what, path) in [
+        ("ca", &submit.tls.ca),
+        ("client_cert", &submit.tls.client_cert),
+        ("client_key", &submit.tls.client_key),
+    ] {
+        if let Some(path) = path {
+            writeln!(
+                report,
+                "note: [submit] {what} {} must be readable by {}",
+                path.display(),
+                submit.user
+            )
+            .expect("String");
+        }
+    }
+    Ok(report)
+}
+
+/// `useradd --system`: no home, no login shell, a group of its own.
+fn create_system_user(name: &str) -> Result<()> {
+    let nologin = ["/usr/sbin/nologin", "/sbin/nologin", "/bin/false"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("/bin/false");
+    let mut command = std::process::Command::new("useradd");
+    command
+        .args(["--system", "--user-group", "--no-create-home"])
+        .args(["--home-dir", "/nonexistent", "--shell", nologin])
+        .args(["--comment", "lttng-coredump crash submitter", "--"])
+        .arg(name)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    let output = command.stdin(std::process::Stdio::null()).output();
+    match output {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(anyhow!(
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(err) => Err(anyhow!("useradd {name}: {err}")),
+    }
+}
