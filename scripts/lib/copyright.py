@@ -39,6 +39,7 @@ TEXT_FILES = {
     "BSD-2-clause": ["LICENSE", "LICENSE.md"],
     "ISC": ["LICENSE", "LICENSE-ISC"],
     "Zlib": ["LICENSE", "LICENSE-ZLIB"],
+    "CDLA-Permissive-2.0": ["LICENSE"],
 }
 
 
