@@ -2,14 +2,20 @@
 //! to the system log: RFC 3164 datagrams on `/dev/log` (where syslog daemons
 //! and journald listen), or the kernel log (`/dev/kmsg`) when nothing
 //! listens there. Every message is also kept for the crash record.
+//! A syslog daemon that does not take a message within [`SEND_TIMEOUT`]
+//! (its queue full: a daemon stopped or swamped by a storm of crashes) is
+//! not waited for again by this process: the handler's later messages go to
+//! the kernel log, and all of them are in the record.
 
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TAG: &str = "lttng-coredump";
 pub const DEFAULT_SOCKET: &str = "/dev/log";
+/// How long one message may wait for room in the syslog daemon's queue.
+pub const SEND_TIMEOUT: Duration = Duration::from_millis(500);
 /// syslog facility LOG_DAEMON.
 const FACILITY_DAEMON: u8 = 3;
 
@@ -51,6 +57,9 @@ pub struct Log {
     /// The least severe message printed on stderr.
     stderr_from: Severity,
     messages: Vec<Message>,
+    /// The syslog socket once made a message wait past [`SEND_TIMEOUT`]:
+    /// later ones go straight to the kernel log.
+    socket_stalled: bool,
 }
 
 impl Default for Log {
@@ -69,6 +78,7 @@ impl Log {
             also_stderr: false,
             stderr_from: Severity::Info,
             messages: Vec::new(),
+            socket_stalled: false,
         }
     }
 
@@ -141,19 +151,28 @@ impl Log {
         self.messages.push(Message { severity, text });
     }
 
-    fn send(&self, severity: Severity, text: &str) {
+    fn send(&mut self, severity: Severity, text: &str) {
         let priority = FACILITY_DAEMON * 8 + severity as u8;
         let pid = std::process::id();
         let datagram = format!(
             "<{priority}>{} {TAG}[{pid}]: {text}",
             rfc3164_timestamp(SystemTime::now())
         );
-        if let Ok(socket) = UnixDatagram::unbound() {
-            if socket
-                .send_to(datagram.as_bytes(), &self.socket_path)
-                .is_ok()
-            {
-                return;
+        if !self.socket_stalled {
+            if let Ok(socket) = UnixDatagram::unbound() {
+                let _ = socket.set_write_timeout(Some(SEND_TIMEOUT));
+                match socket.send_to(datagram.as_bytes(), &self.socket_path) {
+                    Ok(_) => return,
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        self.socket_stalled = true;
+                    }
+                    Err(_) => {}
+                }
             }
         }
         // /dev/kmsg takes one record per write, with its own timestamps
@@ -259,6 +278,42 @@ mod tests {
         assert!(datagram.starts_with("<28>"), "{datagram}");
         assert!(datagram.ends_with(&expected_tail), "{datagram}");
         assert_eq!(log.problems(), ["core of \"x\\nforged\" cut"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_syslog_daemon_that_takes_nothing_is_waited_for_once_then_the_kernel_log_has_the_rest() {
+        let dir = std::env::temp_dir().join(format!("handler-stall-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket_path = dir.join("log");
+        let _ = std::fs::remove_file(&socket_path);
+        // Bound and never read: its queue fills (net.unix.max_dgram_qlen,
+        // 10 by default; far fewer than the messages below).
+        let listener = UnixDatagram::bind(&socket_path).unwrap();
+        let kmsg = dir.join("kmsg");
+        std::fs::write(&kmsg, "").unwrap();
+        let mut log = Log::new(socket_path, kmsg.clone());
+        const MESSAGES: usize = 5000;
+        for i in 0..MESSAGES {
+            log.info(format!("message {i}"));
+        }
+        // It returned (a log that waited without a bound would hang here),
+        // every message is kept for the record, and the last one went to
+        // the kernel log once the socket had stalled.
+        assert_eq!(log.messages().len(), MESSAGES);
+        let written = std::fs::read_to_string(&kmsg).unwrap();
+        assert!(
+            written.ends_with(&format!("]: message {}\n", MESSAGES - 1)),
+            "{written}"
+        );
+        let mut queued = 0;
+        listener.set_nonblocking(true).unwrap();
+        let mut buffer = [0u8; 1024];
+        while listener.recv(&mut buffer).is_ok() {
+            queued += 1;
+        }
+        assert!(queued > 0 && queued < MESSAGES, "{queued}");
+        assert_eq!(queued + written.lines().count(), MESSAGES);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
