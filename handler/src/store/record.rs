@@ -736,6 +736,7 @@ pub(crate) mod tests {
     #[test]
     fn the_shared_process_fields_keep_their_place_in_both_records() {
         let crashed = [
+            "crash_id",
             "pid",
             "uid",
             "gid",
