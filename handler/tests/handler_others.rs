@@ -23,6 +23,7 @@ use testsupport::core_pattern::kernel_core_pattern;
 use testsupport::crasher::crasher_command;
 use testsupport::handler::*;
 use testsupport::handler_binary;
+use testsupport::machine_dirs::in_private_machine_dirs;
 use testsupport::process::output_text;
 use testsupport::{unique_name, CorePatternGuard, TempDir};
 
@@ -190,8 +191,10 @@ impl Machine {
         text
     }
 
+    /// `status`, in a private view of the machine's own configuration and
+    /// core directory (read when the handler is not installed).
     fn status(&self) -> String {
-        self.run(&["status"]).1
+        in_private_machine_dirs(|| self.run(&["status"]).1)
     }
 
     fn boot(&self) {
