@@ -235,6 +235,7 @@ def main():
         log(f"ours is not measured: {ours_missing}")
     if ours_binary is not None:
         report.add_variant_of_ours("nocheck", "ours check off")
+        report.add_variant_of_ours("noreport", "ours report off")
     socket_mode = ours_binary is not None and kernel_has_socket_mode()
     if socket_mode:
         report.add_baseline_column("scat", "socket cat")
@@ -322,6 +323,11 @@ def main():
             "buffers it holds once the process is let go (the bench session traces the crasher, so its cores hold "
             "them); the row \"crash-to-reap, core trace check on ÷ off\" compares the two, measured in the same "
             "rounds, and the stage row gives the check's own time (after the reap)."
+        )
+        notes.append(
+            "ours report off = ours with report = false: ours analyzes the saved core (every thread's backtrace, "
+            "libdwfl, in a child acting as the crashing user) once the process is let go; the row \"crash-to-reap, "
+            "report on ÷ off\" compares the two in the same rounds, the stage row gives the report's own time."
         )
     if ours_missing:
         notes.append(f"ours not measured: {ours_missing}")

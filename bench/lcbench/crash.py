@@ -33,6 +33,7 @@ class CrashResult:
     # The check of the trace the core holds (after the process is let go;
     # None when the handler did not run it).
     stage_core_trace_ms: Optional[float] = None
+    stage_report_ms: Optional[float] = None
     # Why there is no snapshot_ms although the handler takes snapshots; the
     # crash's other measures still count.
     snapshot_error: Optional[str] = None
@@ -132,6 +133,9 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
                 check = stages.get("core_trace")
                 if check and check[0]:
                     result.stage_core_trace_ms = (check[1] - check[0]) / 1e3
+                made = stages.get("report")
+                if made and made[0]:
+                    result.stage_report_ms = (made[1] - made[0]) / 1e3
         except BenchError as e:
             result.snapshot_error = str(e) + handler.why_no_snapshot()
     handler.clear()

@@ -157,6 +157,12 @@ def make_handlers(programs, session, ours_binary, extra_ours=()):
         config = write_ours_config("n.toml", core_dir, session, None, ["check_core_trace = false"])
         pattern = f"|{wrap} {ours} handle --config {config} {OURS_SPECIFIERS}"
         handlers.append(Handler("nocheck", "ours check off", pattern, core_dir, True, True, retention=False))
+        # The crash report (report, on by default) turned off: crash-to-reap
+        # with it on (ours) and off; the report runs after the reap.
+        core_dir = cores / "noreport"
+        config = write_ours_config("r.toml", core_dir, session, None, ["report = false"])
+        pattern = f"|{wrap} {ours} handle --config {config} {OURS_SPECIFIERS}"
+        handlers.append(Handler("noreport", "ours report off", pattern, core_dir, True, True, retention=False))
     services = []
     socket_cats = []
     if ours_binary is not None and kernel_has_socket_mode():

@@ -196,25 +196,32 @@ def crash_rows(table, crash, runs_of, floors=None):
         ("stage_snapshots_ms", "ours' own stage: recording the snapshots (ms, from its record)"),
         ("stage_core_ms", "ours' own stage: reading and storing the core (ms, from its record)"),
         ("stage_core_trace_ms", "ours' own stage: the core trace check, after the reap (ms, from its record)"),
+        ("stage_report_ms", "ours' own stage: the crash report, after the reap (ms, from its record)"),
     ):
         for key in keys:
             series, failed = gather(key, attr)
             cells = {h: cell(series[h]) for h in COLUMNS if series.get(h)}
             table.add(what, size_label(*key), cells, no_ratios(), "—")
 
-    for key in keys:
-        series, failed = gather(key, "reap_ms")
-        on, off = series.get("ours", []), series.get("nocheck", [])
-        if not on or not off:
-            continue
-        within = median(on) <= max(off)
-        table.add(
-            "crash-to-reap, core trace check on ÷ off (ours ÷ ours check off, same rounds)",
-            f"{size_label(*key)}, n={runs_of(key[1])}",
-            {"ours": f"{ratio(on, off)} ({cell(on)} ms ÷ {cell(off)} ms)"},
-            no_ratios(),
-            "within the noise (ours' median ≤ the slowest run with the check off): " + _met(within),
-        )
+    # The steps after the reap, each turned off in a variant of ours
+    # measured in the same rounds: crash-to-reap with it on ÷ off.
+    for variant, step, off_label in (
+        ("nocheck", "core trace check", "the check"),
+        ("noreport", "crash report", "the report"),
+    ):
+        for key in keys:
+            series, failed = gather(key, "reap_ms")
+            on, off = series.get("ours", []), series.get(variant, [])
+            if not on or not off:
+                continue
+            within = median(on) <= max(off)
+            table.add(
+                f"crash-to-reap, {step} on ÷ off (ours ÷ {LABELS[variant]}, same rounds)",
+                f"{size_label(*key)}, n={runs_of(key[1])}",
+                {"ours": f"{ratio(on, off)} ({cell(on)} ms ÷ {cell(off)} ms)"},
+                no_ratios(),
+                f"within the noise (ours' median ≤ the slowest run with {off_label} off): " + _met(within),
+            )
 
     for key in keys:
         series, failed = gather(key, "rss_kb", 1 / 1024)

@@ -3,7 +3,7 @@
 //! extra sessions, then (when nothing else applied) the fallback.
 //!
 //! Every step talks to the daemon from a short-lived child process
-//! (`lttng_ctl::isolate`), so that a daemon that hangs costs at most the
+//! (`child::isolate`), so that a daemon that hangs costs at most the
 //! deadline, and so that each trigger acts with its **owner's** rights:
 //!
 //! 1. A first child, with the identity of the target (the caller, or the

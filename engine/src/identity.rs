@@ -5,10 +5,10 @@
 //! The session daemon decides what a client may do from the credentials of
 //! its socket (`SO_PEERCRED`), so acting "as user U" means being U: the
 //! child drops root for good, without touching the caller. The child itself
-//! is `lttng_ctl::isolate`'s (deadline, reaping); this module is its set-up.
+//! is `child::isolate`'s (deadline, reaping); this module is its set-up.
 
+use crate::child::isolate::{run_isolated_with, Options};
 use lttng_ctl::daemon::{use_per_user_daemon_only, TRACING_GROUP};
-use lttng_ctl::isolate::{run_isolated_with, Options};
 use lttng_ctl::{Error, ErrorCode, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -233,7 +233,7 @@ pub fn close_descriptors_from_3() -> std::io::Result<()> {
 /// Runs `work` in a forked child, as `identity` when given (else as the
 /// caller), under `deadline`, and returns the bytes it produced.
 ///
-/// Errors: those of [`lttng_ctl::isolate::run_isolated`], and
+/// Errors: those of [`crate::child::isolate::run_isolated`], and
 /// [`ErrorCode::PermissionDenied`] when the identity could not be taken.
 pub fn run_as(
     deadline: Duration,

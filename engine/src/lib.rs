@@ -10,8 +10,12 @@
 //! The engine's parts: [`encoding`] (how an OnAnyCoreDump trigger is stored
 //! as an LTTng trigger; set, unset, list), [`target`] (which daemon, as
 //! whom), [`identity`] (acting as another user in a forked child),
-//! [`snapshot_name`] (naming a snapshot after its crash) and `fire`.
+//! [`child`] (the children themselves: one per call under a deadline, or
+//! kept between calls), [`workers`] (the resident children of a
+//! long-running caller), [`snapshot_name`] (naming a snapshot after its
+//! crash) and `fire`.
 
+pub mod child;
 pub mod encoding;
 mod fire;
 pub mod identity;

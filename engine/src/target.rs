@@ -30,14 +30,15 @@
 //!   A directory with no client socket names no daemon.
 
 use super::DaemonTarget;
+use crate::child::isolate::run_isolated;
 use crate::identity::Identity;
-use lttng_ctl::isolate::run_isolated;
 use lttng_ctl::trigger::caller_uid;
 use lttng_ctl::{Error, ErrorCode, Result};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, CWD};
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
-use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -210,33 +211,24 @@ struct Opened {
 }
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`; `None` when it does not exist.
-fn stat_at(dir: Option<&OwnedFd>, name: &OsStr) -> std::io::Result<Option<libc::stat>> {
-    let c_name = CString::new(name.as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: zeroed stat is a valid out-value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
-    // SAFETY: valid NUL-terminated name and out-pointer.
-    if unsafe { libc::fstatat(dirfd, c_name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-        let err = std::io::Error::last_os_error();
-        return if err.kind() == std::io::ErrorKind::NotFound {
-            Ok(None)
-        } else {
-            Err(err)
-        };
+fn stat_at(dir: Option<&OwnedFd>, name: &OsStr) -> std::io::Result<Option<Stat>> {
+    let dir = dir.map_or(CWD, |d| d.as_fd());
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(err) => Err(err.into()),
     }
-    Ok(Some(st))
 }
 
 /// Opens the directory `name` in `dir` (or the path `name` when `dir` is
 /// `None`), never following a symbolic link in the last component.
 fn open_dir_at(dir: Option<&OwnedFd>, name: &OsStr) -> std::io::Result<Opened> {
-    open_directory(dir, name, libc::O_NOFOLLOW)
+    open_directory(dir, name, OFlags::NOFOLLOW)
 }
 
 /// Opens a home directory, following links (see [`check_own_run_dir`]).
 fn open_home(home: &Path) -> std::io::Result<Opened> {
-    open_directory(None, home.as_os_str(), 0)
+    open_directory(None, home.as_os_str(), OFlags::empty())
 }
 
 /// Opens the directory `name` in `dir` (or the path `name` when `dir` is
@@ -245,30 +237,12 @@ fn open_home(home: &Path) -> std::io::Result<Opened> {
 fn open_directory(
     dir: Option<&OwnedFd>,
     name: &OsStr,
-    extra_flags: libc::c_int,
+    extra_flags: OFlags,
 ) -> std::io::Result<Opened> {
-    let c_name = CString::new(name.as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
-    // SAFETY: valid NUL-terminated name; the descriptor is owned once.
-    let fd = unsafe {
-        libc::openat(
-            dirfd,
-            c_name.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | extra_flags,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: openat just returned it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: zeroed stat is a valid out-value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid descriptor and out-pointer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let dir = dir.map_or(CWD, |d| d.as_fd());
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | extra_flags;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+    let st = rustix::fs::fstat(&fd)?;
     Ok(Opened {
         fd,
         uid: st.st_uid,
@@ -276,8 +250,8 @@ fn open_directory(
     })
 }
 
-fn is_type(st: &libc::stat, kind: libc::mode_t) -> bool {
-    st.st_mode & libc::S_IFMT == kind
+fn is_type(st: &Stat, kind: FileType) -> bool {
+    FileType::from_raw_mode(st.st_mode) == kind
 }
 
 /// Why a directory may not be trusted to name `owner`'s daemon, if it may not.
@@ -323,7 +297,7 @@ fn walk_run_dir(path: &Path) -> Result<(u32, PathBuf)> {
         let st = stat_at(chain.last().map(|d| &d.fd), name)
             .map_err(|e| no_daemon(path, &format!("{}: {e}", here.display())))?;
         match st {
-            Some(st) if is_type(&st, libc::S_IFLNK) => {
+            Some(st) if is_type(&st, FileType::Symlink) => {
                 return Err(refused(
                     path,
                     format!(
@@ -332,7 +306,7 @@ fn walk_run_dir(path: &Path) -> Result<(u32, PathBuf)> {
                     ),
                 ))
             }
-            Some(st) if is_type(&st, libc::S_IFDIR) => {}
+            Some(st) if is_type(&st, FileType::Directory) => {}
             // The last component may be a socket in the run directory, or
             // a name that does not exist (the RFC's notify socket).
             _ if last => break,
@@ -367,7 +341,7 @@ fn walk_run_dir(path: &Path) -> Result<(u32, PathBuf)> {
         )
     })?;
     match socket {
-        Some(st) if is_type(&st, libc::S_IFSOCK) => {}
+        Some(st) if is_type(&st, FileType::Socket) => {}
         Some(_) => {
             return Err(no_daemon(
                 path,
@@ -451,7 +425,7 @@ pub fn check_own_run_dir(identity: &Identity) -> Result<bool> {
         .map_err(|e| refused(&run_dir, e.to_string()))?;
     match st {
         None => return Ok(false),
-        Some(st) if is_type(&st, libc::S_IFLNK) => {
+        Some(st) if is_type(&st, FileType::Symlink) => {
             return Err(refused(
                 &run_dir,
                 format!(
@@ -487,8 +461,8 @@ pub fn check_own_run_dir(identity: &Identity) -> Result<bool> {
         .map_err(|e| refused(&run_dir, e.to_string()))?
     {
         None => Ok(false),
-        Some(st) if is_type(&st, libc::S_IFSOCK) && st.st_uid == uid => Ok(true),
-        Some(st) if is_type(&st, libc::S_IFSOCK) => Err(refused(
+        Some(st) if is_type(&st, FileType::Socket) && st.st_uid == uid => Ok(true),
+        Some(st) if is_type(&st, FileType::Socket) => Err(refused(
             &run_dir,
             format!(
                 "{}/{CLIENT_SOCKET} is owned by uid {}, not {uid}",

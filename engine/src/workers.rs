@@ -1,7 +1,7 @@
 //! Resident children for the fires of a long-running caller (the crash
 //! service): one kept per identity it acts as, already that identity, so
 //! that a crash's snapshot costs the session daemon's time and not also a
-//! fork, a change of identity and a reap (`lttng_ctl::resident`).
+//! fork, a change of identity and a reap (`child::resident`).
 //!
 //! The rules of the forked children all hold:
 //! - **as that identity and no other**: a child is made for one identity
@@ -23,9 +23,9 @@
 //! A child is forked from the caller as it is at that moment, so the
 //! caller keeps one for its own identity from the start ([`Workers::warm`]).
 
+use crate::child::resident::Resident;
 use crate::fire::Work;
 use crate::identity::{Identity, Prepared};
-use lttng_ctl::resident::Resident;
 use lttng_ctl::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -127,7 +127,7 @@ impl Workers {
             expired
         };
         drop(expired);
-        lttng_ctl::isolate::reap_left_behind();
+        crate::child::reap_left_behind();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
@@ -262,8 +262,10 @@ fn serve(identity: Option<&Identity>, request: &[u8]) -> Vec<u8> {
         Ok(request) => request,
         Err(err) => return refused(format!("unreadable request: {err}")),
     };
-    // SAFETY: geteuid and getuid have no memory effects.
-    let (euid, ruid) = unsafe { (libc::geteuid(), libc::getuid()) };
+    let (euid, ruid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getuid().as_raw(),
+    );
     let expected = identity.map_or(euid, Identity::uid);
     if euid != request.uid || ruid != request.uid || expected != request.uid {
         return refused(format!(
@@ -314,8 +316,7 @@ mod tests {
     }
 
     fn needs_root() {
-        // SAFETY: geteuid has no memory effects.
-        if unsafe { libc::geteuid() } != 0 {
+        if !rustix::process::geteuid().is_root() {
             panic!("this test needs root (it acts as the `nobody` user)");
         }
     }
@@ -399,8 +400,9 @@ mod tests {
             .run(SECOND * 10, Some(&nobody), &first_pass())
             .unwrap();
         let first = workers.idle_pids()[0].1;
-        // SAFETY: kills our own child.
-        unsafe { libc::kill(first, libc::SIGKILL) };
+        // Our own child, not yet reaped: the pid is its.
+        let pid = rustix::process::Pid::from_raw(first).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
         let started = Instant::now();
         while std::fs::read_to_string(format!("/proc/{first}/stat"))
             .is_ok_and(|stat| !stat.contains(") Z "))

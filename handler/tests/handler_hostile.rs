@@ -234,6 +234,14 @@ fn names_planted_in_the_core_directory_are_never_followed() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The record is written after the process is let go (the crash report
+    // comes first): wait for it, bounded.
+    let record_deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !names_in(&cores).iter().any(|n| n.ends_with(".2.json"))
+        && std::time::Instant::now() < record_deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let time = {
         let record_name = names_in(&cores)
             .into_iter()

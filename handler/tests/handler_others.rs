@@ -5,7 +5,10 @@
 //! boot against each of them, and `--chain-previous` hands every core on
 //! to systemd-coredump, whose own socket (systemd-coredump.socket, run
 //! here by systemd's `systemd-socket-activate` as PID 1 would run it)
-//! stores it where coredumpctl finds it.
+//! stores it where coredumpctl finds it: with the real systemd-journald
+//! run standalone (`testsupport::journald`) taking systemd-coredump's
+//! entry, `coredumpctl info` and `coredumpctl dump` find the crash our
+//! handler chained to it.
 //!
 //! A boot is simulated: the kernel's defaults, then every sysctl.d file
 //! (`sysctl --system`, with the package's real 50-coredump.conf), then the
@@ -23,6 +26,7 @@ use testsupport::core_pattern::kernel_core_pattern;
 use testsupport::crasher::crasher_command;
 use testsupport::handler::*;
 use testsupport::handler_binary;
+use testsupport::journald::StandaloneJournald;
 use testsupport::machine_dirs::in_private_machine_dirs;
 use testsupport::process::output_text;
 use testsupport::{unique_name, CorePatternGuard, TempDir};
@@ -98,6 +102,55 @@ impl Drop for CoredumpSocket {
         let _ = self.0.kill();
         let _ = self.0.wait();
         let _ = fs::remove_file(Self::PATH);
+    }
+}
+
+/// What makes the storing `systemd-coredump` log to a standalone
+/// journald: a mount namespace of its own where `/run/systemd` is a
+/// tmpfs whose `journal` is journald's (its native socket there, where
+/// systemd-coredump sends its entry), and the listening socket in a
+/// directory of the test's, which `/run/systemd/coredump` (where the
+/// chained pipe helper connects, in the handler's namespace) links to.
+const STORE_LOGGING_TO_JOURNALD: &str = r#"set -e
+mount -t tmpfs -o mode=0755 tmpfs /run/systemd
+mkdir /run/systemd/journal
+mount --bind "$1" /run/systemd/journal
+exec systemd-socket-activate --seqpacket --accept --listen "$2" /lib/systemd/systemd-coredump
+"#;
+
+impl CoredumpSocket {
+    /// [`CoredumpSocket::start`], the entries going to `journald`; the
+    /// socket made in `dir`.
+    fn start_logging_to(log: &Path, journald: &StandaloneJournald, dir: &Path) -> CoredumpSocket {
+        assert!(
+            fs::symlink_metadata(Self::PATH).is_err(),
+            "{} is taken: is systemd-coredump.socket running?",
+            Self::PATH
+        );
+        let listen = dir.join("coredump.socket");
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg(STORE_LOGGING_TO_JOURNALD)
+            .arg("sh")
+            .arg(journald.socket().parent().unwrap())
+            .arg(&listen)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(log).unwrap())
+            .spawn()
+            .expect("unshare and systemd-socket-activate (apt-get install -y util-linux systemd)");
+        let store = CoredumpSocket(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !listen.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{}",
+                fs::read_to_string(log).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::os::unix::fs::symlink(&listen, Self::PATH).unwrap();
+        store
     }
 }
 
@@ -374,4 +427,46 @@ fn systemd_coredumps_socket_form_and_apport_are_masked_by_persist_and_the_socket
     assert!(ok, "{text}");
     machine.boot();
     assert!(kernel_core_pattern().starts_with("|/usr/share/apport/apport"));
+}
+
+#[test]
+fn coredumpctl_finds_the_crash_systemd_coredump_chained_after_ours_stored() {
+    let machine = Machine::new("lcdt-others-journal");
+    let journald = StandaloneJournald::start();
+    let log = machine.cores.with_extension("socket.log");
+    let _store = CoredumpSocket::start_logging_to(&log, &journald, machine._dir.path());
+    machine.boot();
+    assert_eq!(kernel_core_pattern(), systemd_pipe_line());
+    let report = machine.install(&["--chain-previous"]);
+    assert!(report.contains("chained"), "{report}");
+
+    let (pid, record) = machine.crash();
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    assert_eq!(record["chain"]["complete"], true, "{record:#}");
+    // systemd-coredump, run by our handler with its own arguments, stored
+    // the core and told the journal, where coredumpctl finds it as it
+    // would had systemd-coredump been alone.
+    journald.wait_for(&format!("COREDUMP_PID={pid}"));
+    let info = journald.coredumpctl(&["info", &pid.to_string()]);
+    let text = output_text(&info);
+    assert!(info.status.success(), "{text}");
+    for said in [
+        format!("PID: {pid}"),
+        "Signal: 11 (SEGV)".to_string(),
+        format!("Storage: {STORE}/"),
+        "(present)".to_string(),
+    ] {
+        assert!(text.contains(&said), "{said:?} not in {text}");
+    }
+    // And gives back the core the kernel dumped, of that very process.
+    let dumped = machine.cores.with_extension("dumped");
+    let dump = journald.coredumpctl(&["dump", &pid.to_string(), "-o", dumped.to_str().unwrap()]);
+    assert!(dump.status.success(), "{}", output_text(&dump));
+    let core = fs::read(&dumped).unwrap();
+    assert_eq!(testsupport::core_file::elf_core_identity(&core).pid, pid);
+    let _ = fs::remove_file(&dumped);
+    take_stored_core(pid);
+
+    let (ok, text) = machine.run(&["uninstall"]);
+    assert!(ok, "{text}");
 }

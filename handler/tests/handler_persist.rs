@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit};
+use testsupport::core_pattern::{kernel_core_pattern, kernel_pipe_limit, FUSE_TIMEOUT};
 use testsupport::crasher::crasher_command;
 use testsupport::handler::*;
 use testsupport::handler_binary;
@@ -29,8 +29,9 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
     fs::create_dir_all("/run/sysctl.d").unwrap();
     let systemd_file = PathBuf::from("/run/sysctl.d/50-coredump.conf");
     let later_file = PathBuf::from(format!("/run/sysctl.d/95-{}.conf", unique_name("lcdt")));
-    let mut cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
+    // Acquired first, released last: the files are removed under it.
     let guard = CorePatternGuard::acquire();
+    let mut cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
     // Under the guard: another run of this test is over, and its files gone.
     assert!(
         !systemd_file.exists() && !Path::new(OURS).exists(),
@@ -166,5 +167,105 @@ fn install_persist_survives_a_simulated_reboot_and_uninstall_removes_it() {
     assert!(record["chain"]["ended"].is_string(), "{record:#}");
     let output = run_handler(&binary, &["uninstall", "--backup", backup_arg]);
     assert!(output.status.success(), "{}", output_text(&output));
+    drop(cleanup);
+    drop(guard);
+}
+
+/// The bound in force.
+fn fuse_timeout() -> String {
+    fs::read_to_string(FUSE_TIMEOUT).unwrap().trim().to_string()
+}
+
+/// What a boot does to the FUSE bound: the kernel's 0, then every sysctl.d
+/// file's setting of it.
+fn boot_fuse_timeout() {
+    fs::write(FUSE_TIMEOUT, "0").unwrap();
+    let output = testsupport::process::run_bounded(
+        std::process::Command::new("sysctl").args([
+            "--system",
+            "--pattern",
+            "^fs\\.fuse\\.max_request_timeout$",
+        ]),
+        std::time::Duration::from_secs(60),
+    );
+    assert!(output.status.success(), "{}", output_text(&output));
+}
+
+#[test]
+fn install_persist_keeps_the_fuse_request_bound_it_recommends_and_uninstall_removes_it() {
+    let dir = TempDir::new("lcdt-persist-fuse");
+    let cores = dir.path().join("cores");
+    let (binary, config) = short_handler_copy(handler_binary!(), &config_for(&cores, ""));
+    // Acquired first, released last: the files are removed under it.
+    let guard = CorePatternGuard::acquire();
+    let mut cleanup = RemoveOnDrop(vec![binary.clone(), config.clone()]);
+    assert!(!Path::new(OURS).exists(), "this test needs {OURS} free");
+    cleanup.0.push(PathBuf::from(OURS));
+    // The guard puts the bound back as it was.
+    assert!(
+        Path::new(FUSE_TIMEOUT).exists(),
+        "{FUSE_TIMEOUT} is missing (Linux 6.14+ with the fuse module: modprobe fuse)"
+    );
+    // The kernel's default: no bound.
+    fs::write(FUSE_TIMEOUT, "0").unwrap();
+    let backup = dir.path().join("core_pattern.bkp");
+    let backup_arg = backup.to_str().unwrap();
+    let install_persist = || {
+        run_handler(
+            &binary,
+            &[
+                "install",
+                "--persist",
+                "--binary",
+                binary.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+                "--backup",
+                backup_arg,
+            ],
+        )
+    };
+    let output = install_persist();
+    let report = output_text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report.contains("fs.fuse.max_request_timeout set to 300"),
+        "{report}"
+    );
+    assert!(
+        report.contains("and fs.fuse.max_request_timeout = 300"),
+        "{report}"
+    );
+    assert!(!report.contains("recommended: fs.fuse"), "{report}");
+    assert_eq!(fuse_timeout(), "300");
+    let persisted = fs::read_to_string(OURS).unwrap();
+    assert!(
+        persisted.contains("\n-fs.fuse.max_request_timeout = 300\n"),
+        "{persisted}"
+    );
+    let status = output_text(&run_handler(&binary, &["status", "--backup", backup_arg]));
+    assert!(
+        !status.contains("fs.fuse.max_request_timeout is 0"),
+        "{status}"
+    );
+
+    // A boot keeps it.
+    boot_fuse_timeout();
+    assert_eq!(fuse_timeout(), "300");
+    // Installed again, the bound it set is kept (not taken for someone
+    // else's choice).
+    let output = install_persist();
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert!(fs::read_to_string(OURS)
+        .unwrap()
+        .contains("\n-fs.fuse.max_request_timeout = 300\n"));
+
+    // uninstall removes the file: the next boot has the kernel's 0 again.
+    let output = run_handler(&binary, &["uninstall", "--backup", backup_arg]);
+    assert!(output.status.success(), "{}", output_text(&output));
+    assert!(!Path::new(OURS).exists());
+    boot_fuse_timeout();
+    assert_eq!(fuse_timeout(), "0");
+    drop(cleanup);
     drop(guard);
 }

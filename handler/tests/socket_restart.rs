@@ -5,6 +5,10 @@
 //! arrive meanwhile wait in the held socket's backlog, the holder starts
 //! the service again, and every crash is recorded with its complete core.
 //! `status` says in words what a crash meets while no service answers.
+//! Killed while it has accepted crashes (one being read, held mid-core by
+//! a chained command that does not read yet, the others waiting for a
+//! worker within their uid's share), the service loses none of them: each
+//! accepted crash has a process of its own that outlives it.
 //! With systemd's socket activation, run by systemd's own
 //! `systemd-socket-activate` (it passes LISTEN_FDS as PID 1 does), the
 //! service takes the socket it is given and leaves it in place when it
@@ -72,6 +76,35 @@ fn status_text(backup: &Path) -> String {
     })
 }
 
+/// `serve --hold` with `workers` workers on a socket of its own (its log
+/// and a backup that says nothing is installed in `dir`), and the kernel's
+/// core_pattern pointed at it (`@@`) under the returned guard.
+fn held_service(
+    dir: &Path,
+    config: &Path,
+    workers: usize,
+) -> (
+    CorePatternGuard,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    Service,
+) {
+    let guard = CorePatternGuard::acquire();
+    let socket = unique_socket();
+    let backup = dir.join("none.bkp");
+    let holder = Service::start_with_args(
+        handler_binary!(),
+        config,
+        &socket,
+        &backup,
+        &dir.join("serve.log"),
+        &["--hold", "--workers", &workers.to_string()],
+    );
+    guard.set_pipe_limit(64);
+    guard.set(&format!("@@{}", socket.display()));
+    (guard, socket, backup, holder)
+}
+
 #[test]
 fn a_service_killed_mid_storm_loses_no_crash_while_its_socket_is_held() {
     let dir = TempDir::new("lcds-hold");
@@ -86,20 +119,7 @@ fn a_service_killed_mid_storm_loses_no_crash_while_its_socket_is_held() {
         ),
     )
     .unwrap();
-    let guard = CorePatternGuard::acquire();
-    let socket = unique_socket();
-    let backup = dir.path().join("none.bkp");
-    let log = dir.path().join("serve.log");
-    let mut holder = Service::start_with_args(
-        handler_binary!(),
-        &config,
-        &socket,
-        &backup,
-        &log,
-        &["--hold", "--workers", "4"],
-    );
-    guard.set_pipe_limit(64);
-    guard.set(&format!("@@{}", socket.display()));
+    let (guard, socket, backup, mut holder) = held_service(dir.path(), &config, 4);
 
     // The storm starts with the service at work.
     all_recorded(storm(3), &cores);
@@ -154,6 +174,94 @@ fn a_service_killed_mid_storm_loses_no_crash_while_its_socket_is_held() {
     let stopped = holder.signal_and_wait(libc::SIGTERM);
     assert!(stopped.success(), "{stopped:?}: {}", holder.log_text());
     assert!(!socket.exists());
+    drop(guard);
+}
+
+/// Connections the service (or a process of its) accepted on `socket` and
+/// still holds: the accepted ends carry the listening socket's name.
+fn accepted_connections(socket: &Path) -> usize {
+    let output = Command::new("ss")
+        .args(["-xH", "state", "established", "src"])
+        .arg(socket)
+        .output()
+        .expect("running ss (apt-get install -y iproute2)");
+    String::from_utf8_lossy(&output.stdout).lines().count()
+}
+
+#[test]
+fn a_service_killed_with_crashes_being_read_and_waiting_for_a_worker_loses_none() {
+    let dir = TempDir::new("lcds-inflight");
+    let cores = dir.path().join("cores");
+    let config = dir.path().join("config.toml");
+    let started = dir.path().join("chain-started");
+    let release = dir.path().join("release");
+    // One crash of the uid at a time (the others wait for a worker, in the
+    // fair queue); each crash's chained command reads nothing until the
+    // test says so: the crash it serves is held in the middle of its core
+    // (the kernel's bytes beyond the pipe's and the socket's buffers wait).
+    let chain = format!(
+        "while [ ! -e {release} ]; do touch {started}; sleep 0.05; done; exec cat > /dev/null",
+        release = release.display(),
+        started = started.display()
+    );
+    fs::write(
+        &config,
+        config_for(
+            &cores,
+            &format!(
+                "max_cores_per_minute = 0\nmax_cores_per_user_per_minute = 0\n\
+                 max_crashes_in_progress_per_user = 1\n\
+                 [chain]\ncommand = [\"/bin/sh\", \"-c\", {chain:?}]\n\
+                 stall_timeout = 3600\nexit_timeout = 60\n"
+            ),
+        ),
+    )
+    .unwrap();
+    let (guard, socket, _backup, mut holder) = held_service(dir.path(), &config, 2);
+
+    // Six crashes of one uid: the first is read until its chained command
+    // stops taking the core, the five others are accepted and wait for a
+    // worker (their uid holds its share).
+    let first_storm = storm(6);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(started.exists() && accepted_connections(&socket) == 6) {
+        assert!(
+            Instant::now() < deadline,
+            "{} of 6 crashes accepted, chain started: {}: {}",
+            accepted_connections(&socket),
+            started.exists(),
+            holder.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(queued_connections(&socket), 0);
+    // None is recorded yet: the first is held, the others wait.
+    let records = fs::read_dir(&cores)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .count();
+    assert_eq!(records, 0);
+
+    // The service is killed outright, and the storm goes on: the next
+    // crashes wait in the held socket for the service the holder starts
+    // again.
+    let first = serving_child(holder.pid());
+    assert!(signal(first, libc::SIGKILL));
+    let second_storm = storm(4);
+    fs::write(&release, "").unwrap();
+    all_recorded(first_storm, &cores);
+    all_recorded(second_storm, &cores);
+    let second = serving_child(holder.pid());
+    assert_ne!(second, first);
+    let text = holder.log_text();
+    assert!(
+        text.contains("the crash service ended while this crash waited for a worker"),
+        "{text}"
+    );
+
+    let stopped = holder.signal_and_wait(libc::SIGTERM);
+    assert!(stopped.success(), "{stopped:?}: {}", holder.log_text());
     drop(guard);
 }
 

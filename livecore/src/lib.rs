@@ -41,8 +41,14 @@
 //! - [`Method::StopAndCopy`]: the memory is read in large pieces while
 //!   every thread is stopped (`process_vm_readv`, or `/proc/PID/mem` for
 //!   pages shared copy-on-write, which a pinning read would unshare: see
-//!   `memory`), written by a thread of its own, and the threads resume as
-//!   soon as the last piece is read. The pause grows with the memory.
+//!   `memory`) into a buffer of the dumper's own, allocated and faulted in
+//!   before the stop (`stash`); the threads resume as soon as the last
+//!   piece is copied, and only then is the core written from the buffer.
+//!   The pause grows with the memory, at the speed of a memory-to-memory
+//!   copy. The buffer is bounded ([`Options::stop_copy_memory`]: by default
+//!   three quarters of `MemAvailable`): a process larger than that has its
+//!   core written while it is stopped, by a thread of its own, as the
+//!   memory is read (the report says so, `buffer_note`).
 //! - [`Method::CopyOnWrite`]: while the threads are stopped, one of them is
 //!   made to call `clone()` (an injected system call): the copy shares every
 //!   page copy-on-write, the original resumes at once, and the copy is
@@ -148,7 +154,7 @@ macro_rules! x86_64_modules {
 }
 x86_64_modules!(
     access, elf, freeze, helper, inject, memory, notes, pipeline, procfs, regions, restart, sink,
-    snapshot, sys, work,
+    snapshot, stash, sys, work,
 );
 mod report;
 mod stage;
@@ -273,6 +279,11 @@ pub struct Options {
     /// With copy-on-write, how many bytes of `MADV_DONTFORK` memory may be
     /// read while the threads are stopped (beyond: left out and reported).
     pub max_stop_copy: u64,
+    /// Stop-and-copy: the most bytes of memory the copy may be held in
+    /// during the stop before the core is written (`stash`). `None`: three
+    /// quarters of the memory available (`MemAvailable`) when the dump
+    /// starts; `Some(0)`: no buffer, the core is written during the stop.
+    pub stop_copy_memory: Option<u64>,
     /// LTTng snapshots to take while the threads are stopped.
     pub snapshots: Option<SnapshotPlan>,
     /// Called in the dumping child at each stage (tests and benchmarks).
@@ -288,6 +299,7 @@ impl Default for Options {
             stop_timeout: Duration::from_secs(2),
             deadline: Some(Duration::from_secs(15 * 60)),
             max_stop_copy: 64 << 20,
+            stop_copy_memory: None,
             snapshots: None,
             stage_hook: None,
         }
@@ -303,6 +315,7 @@ impl std::fmt::Debug for Options {
             .field("stop_timeout", &self.stop_timeout)
             .field("deadline", &self.deadline)
             .field("max_stop_copy", &self.max_stop_copy)
+            .field("stop_copy_memory", &self.stop_copy_memory)
             .field("snapshots", &self.snapshots)
             .field("stage_hook", &self.stage_hook.is_some())
             .finish()

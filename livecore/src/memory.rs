@@ -36,7 +36,7 @@ pub struct Copier {
 }
 
 /// Whether a page is all zeroes.
-fn is_zero(page: &[u8]) -> bool {
+pub(crate) fn is_zero(page: &[u8]) -> bool {
     let mut words = page.chunks_exact(8);
     words
         .by_ref()
@@ -62,7 +62,7 @@ impl Copier {
 
     /// Reads `[start, start + len)` (page-aligned) into the first `len`
     /// bytes of `buffer`; `populated[i]` says whether page `i` holds data.
-    fn read_chunk(
+    pub(crate) fn read_chunk(
         &mut self,
         start: u64,
         len: usize,

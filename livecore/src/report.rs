@@ -84,6 +84,22 @@ pub struct LiveReport {
     pub copy_private_bytes: u64,
     /// From the call to the core complete, in microseconds.
     pub total_us: u64,
+    /// When the core's writing began and ended, on `CLOCK_MONOTONIC` in
+    /// nanoseconds. Stop-and-copy with its buffer, and copy-on-write, begin
+    /// after the pause's end (`pause_end_ns`): the file is written while
+    /// the process runs.
+    #[serde(default)]
+    pub write_begin_ns: u64,
+    #[serde(default)]
+    pub write_end_ns: u64,
+    /// Stop-and-copy: the memory the dumper held the copy in during the
+    /// stop (its buffer's regions), in bytes; 0 when not buffered.
+    #[serde(default)]
+    pub buffer_bytes: u64,
+    /// Stop-and-copy: why the core was written, in whole or in part, while
+    /// the threads were stopped (no buffer, or a full one).
+    #[serde(default)]
+    pub buffer_note: Option<String>,
     /// The core's logical size.
     pub core_size: u64,
     /// What was written: bytes of data (holes excluded), compressed bytes

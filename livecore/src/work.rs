@@ -17,6 +17,7 @@ use crate::report::{
 };
 use crate::sink::CoreSink;
 use crate::snapshot::{self, Daemons};
+use crate::stash::{self, Reserved, Stash};
 use crate::stage::Stage;
 use crate::sys::{self, Pid};
 use crate::{Method, Options};
@@ -110,6 +111,11 @@ pub fn run(job: Job) -> Result<LiveReport> {
     }
     let sink = CoreSink::new(output, options.zstd_level).map_err(output_error)?;
     let (method, fallback, gadgets) = choose_method(&target, options)?;
+    // Stop-and-copy's buffer, allocated before the stop.
+    let mut buffer = match method {
+        Method::StopAndCopy => reserve_buffer(pid, options)?,
+        Method::CopyOnWrite => Buffer::Lazy,
+    };
 
     let mut tracer = Tracer::new()?;
     let time = SystemTime::now()
@@ -172,6 +178,10 @@ pub fn run(job: Job) -> Result<LiveReport> {
         reap_pause_us: 0,
         copy_private_bytes: 0,
         total_us: 0,
+        write_begin_ns: 0,
+        write_end_ns: 0,
+        buffer_bytes: 0,
+        buffer_note: None,
         core_size: 0,
         bytes_written: 0,
         compressed: options.zstd_level.is_some(),
@@ -208,7 +218,23 @@ pub fn run(job: Job) -> Result<LiveReport> {
         _ => Some(sink),
     };
     if let Some(sink) = sink {
-        stop_and_copy(&mut tracer, &mut stopped, options, sink, &mut report, &mut stages)?;
+        if let Buffer::Lazy = buffer {
+            // Copy-on-write fell back during the stop: a buffer that grows
+            // as the copy needs it (its pages faulted in during the stop).
+            buffer = match stash::limit(options.stop_copy_memory) {
+                0 => Buffer::None("no buffer allowed (stop_copy_memory = 0)".into()),
+                limit => Buffer::Reserved(Reserved::new(0, limit, options.copy_buffer)?),
+            };
+        }
+        stop_and_copy(
+            &mut tracer,
+            &mut stopped,
+            options,
+            sink,
+            buffer,
+            &mut report,
+            &mut stages,
+        )?;
     }
     stages.reach(Stage::Done);
     Ok(report)
@@ -222,6 +248,44 @@ fn command_line(raw: &[u8]) -> String {
         .map(|&b| if b == 0 { b' ' } else { b })
         .collect();
     String::from_utf8_lossy(&text).trim_end().to_string()
+}
+
+/// Stop-and-copy's buffer (`stash`), or why there is none.
+enum Buffer {
+    Reserved(Reserved),
+    /// The core is written during the stop; why.
+    None(String),
+    /// Not decided yet (copy-on-write, which may fall back).
+    Lazy,
+}
+
+/// Allocates stop-and-copy's buffer for the memory `pid` has now (before
+/// the stop), within the limit; none when the process is larger.
+fn reserve_buffer(pid: Pid, options: &Options) -> Result<Buffer> {
+    let limit = stash::limit(options.stop_copy_memory);
+    if limit == 0 {
+        return Ok(Buffer::None(
+            "no buffer allowed (stop_copy_memory = 0, or no memory available): the core was written while the threads were stopped".into(),
+        ));
+    }
+    let Some(estimate) = stash::estimate(pid) else {
+        // Unknown (no smaps_rollup): grown during the stop, within the limit.
+        return Ok(Buffer::Reserved(Reserved::new(0, limit, options.copy_buffer)?));
+    };
+    if estimate > limit {
+        return Ok(Buffer::None(format!(
+            "the process's memory ({} MiB resident and swapped) is more than the stop-and-copy buffer may hold ({} MiB, three quarters of the memory available): the core was written while the threads were stopped",
+            estimate >> 20,
+            limit >> 20
+        )));
+    }
+    match Reserved::new(estimate, limit, options.copy_buffer) {
+        Ok(reserved) => Ok(Buffer::Reserved(reserved)),
+        Err(e) => Ok(Buffer::None(format!(
+            "{}: the core was written while the threads were stopped",
+            e.message
+        ))),
+    }
 }
 
 /// Why copy-on-write cannot be used for this process (decided before it
@@ -452,7 +516,7 @@ fn thread_infos(stopped: &Stopped) -> Vec<ThreadInfo> {
 /// reading memory with `copier`; returns how many segments there are and
 /// the bytes of memory in them.
 fn write_core(
-    writer: &mut Writer,
+    writer: &mut dyn Destination,
     planned: Vec<Planned>,
     notes: &[u8],
     copier: &mut Copier,
@@ -472,7 +536,7 @@ fn write_core(
         memory += segment.filesz;
         match source {
             Source::Memory(content) => {
-                copier.copy(segment.vaddr, segment.filesz, content, writer, on_chunk)?;
+                writer.copy(copier, segment.vaddr, segment.filesz, content, on_chunk)?;
             }
             Source::Stashed(bytes) => write_buffer(writer, &bytes)?,
         }
@@ -484,8 +548,69 @@ fn write_core(
     Ok((layout.segments.len(), memory))
 }
 
+/// Where the core's pieces go, in file order: the writing thread
+/// ([`Writer`]), or stop-and-copy's buffer ([`Stash`]).
+trait Destination {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+    fn skip(&mut self, len: u64) -> std::io::Result<()>;
+    fn position(&self) -> u64;
+    /// `[start, start + len)` of the process's memory, read with `copier`.
+    fn copy(
+        &mut self,
+        copier: &mut Copier,
+        start: u64,
+        len: u64,
+        content: Content,
+        on_chunk: &mut dyn FnMut(),
+    ) -> Result<()>;
+}
+
+impl Destination for Writer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        Writer::write(self, bytes)
+    }
+    fn skip(&mut self, len: u64) -> std::io::Result<()> {
+        Writer::skip(self, len)
+    }
+    fn position(&self) -> u64 {
+        Writer::position(self)
+    }
+    fn copy(
+        &mut self,
+        copier: &mut Copier,
+        start: u64,
+        len: u64,
+        content: Content,
+        on_chunk: &mut dyn FnMut(),
+    ) -> Result<()> {
+        copier.copy(start, len, content, self, on_chunk)
+    }
+}
+
+impl Destination for Stash {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        Stash::write(self, bytes)
+    }
+    fn skip(&mut self, len: u64) -> std::io::Result<()> {
+        Stash::skip(self, len)
+    }
+    fn position(&self) -> u64 {
+        Stash::position(self)
+    }
+    fn copy(
+        &mut self,
+        copier: &mut Copier,
+        start: u64,
+        len: u64,
+        content: Content,
+        on_chunk: &mut dyn FnMut(),
+    ) -> Result<()> {
+        Stash::copy(self, copier, start, len, content, on_chunk)
+    }
+}
+
 /// Writes bytes read earlier, zero pages as holes.
-fn write_buffer(writer: &mut Writer, bytes: &[u8]) -> Result<()> {
+fn write_buffer(writer: &mut dyn Destination, bytes: &[u8]) -> Result<()> {
     for page in bytes.chunks(PAGE_SIZE as usize) {
         if page.iter().all(|&b| b == 0) {
             writer.skip(page.len() as u64).map_err(output_error)?;
@@ -506,12 +631,14 @@ fn writer(sink: CoreSink, options: &Options) -> Result<Writer> {
     })
 }
 
-/// Method (a): copy everything while stopped, then let go.
+/// Method (a): copy everything while stopped (into the buffer when there
+/// is one), let go, then write the core from the buffer.
 fn stop_and_copy(
     tracer: &mut Tracer,
     stopped: &mut Stopped,
     options: &Options,
     sink: CoreSink,
+    buffer: Buffer,
     report: &mut LiveReport,
     stages: &mut Stages,
 ) -> Result<()> {
@@ -526,14 +653,62 @@ fn stop_and_copy(
         &smaps,
     );
     let copy_started = Instant::now();
+    let reserved = match buffer {
+        Buffer::Reserved(reserved) => reserved,
+        // Decided by the caller before this.
+        Buffer::Lazy => Reserved::new(0, stash::limit(options.stop_copy_memory), options.copy_buffer)?,
+        Buffer::None(why) => {
+            report.buffer_note = Some(why);
+            return stream_while_stopped(
+                tracer, stopped, options, sink, planned, &notes, copier, report, stages,
+            );
+        }
+    };
+    let mut stash = Stash::new(sink, reserved, options.copy_buffer);
+    let mut on_chunk = || stages.reach(Stage::Copying);
+    let handed = write_core(&mut stash, planned, &notes, &mut copier, &mut on_chunk);
+    report.copy_us = micros(copy_started.elapsed());
+    report.buffer_bytes = stash.allocated();
+    report.buffer_note = stash.spill_reason.clone();
+    // Let go once everything is copied; the core is written after.
+    let_go(tracer, stopped, report, stages);
+    let (segments, memory) = handed?;
+    report.write_begin_ns = sys::monotonic_ns();
+    let (size, bytes) = stash.finish().map_err(output_error)?;
+    report.write_end_ns = sys::monotonic_ns();
+    report.core_size = size;
+    report.bytes_written = bytes;
+    report.segments = segments;
+    report.memory_bytes = memory;
+    Ok(())
+}
+
+/// Stop-and-copy without a buffer: the core is written while the threads
+/// are stopped, by a thread of its own, as the memory is read; the threads
+/// are let go once the last piece is read.
+#[allow(clippy::too_many_arguments)]
+fn stream_while_stopped(
+    tracer: &mut Tracer,
+    stopped: &mut Stopped,
+    options: &Options,
+    sink: CoreSink,
+    planned: Vec<Planned>,
+    notes: &[u8],
+    mut copier: Copier,
+    report: &mut LiveReport,
+    stages: &mut Stages,
+) -> Result<()> {
+    let copy_started = Instant::now();
+    report.write_begin_ns = sys::monotonic_ns();
     let mut writer = writer(sink, options)?;
     let mut on_chunk = || stages.reach(Stage::Copying);
-    let handed = write_core(&mut writer, planned, &notes, &mut copier, &mut on_chunk);
+    let handed = write_core(&mut writer, planned, notes, &mut copier, &mut on_chunk);
     report.copy_us = micros(copy_started.elapsed());
     // Let go once everything is read: the writing thread finishes after.
     let_go(tracer, stopped, report, stages);
     let (segments, memory) = handed?;
     let (size, bytes) = writer.finish().map_err(output_error)?;
+    report.write_end_ns = sys::monotonic_ns();
     report.core_size = size;
     report.bytes_written = bytes;
     report.segments = segments;
@@ -816,6 +991,7 @@ fn dump_copy(
         &stopped.maps,
     );
     let copy_started = Instant::now();
+    report.write_begin_ns = sys::monotonic_ns();
     // The copy is written at leisure: by threads of the lowest priority, so
     // that the process, running again, is not slowed down by its own dump
     // on a busy machine. This (tracer) thread keeps its priority, for the
@@ -843,6 +1019,7 @@ fn dump_copy(
             .unwrap_or_else(|_| Err(LiveError::new(ErrorKind::Internal, "the copy's reader panicked")))
     });
     let (size, bytes, segments, memory) = written?;
+    report.write_end_ns = sys::monotonic_ns();
     report.copy_us = micros(copy_started.elapsed());
     report.copy_private_bytes = procfs::private_bytes(copy).unwrap_or(0);
     report.core_size = size;

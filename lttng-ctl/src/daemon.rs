@@ -60,8 +60,8 @@ fn os_error(context: &str) -> Error {
 
 /// Makes liblttng-ctl (2.13) use the per-user session daemon of this
 /// (non-root) process, in `$LTTNG_HOME/.lttng`, and never the root one, for
-/// the rest of the process's life. Meant for a child process that has just
-/// become another user (see [`crate::isolate::run_isolated_after`]).
+/// the rest of the process's life. Meant for a process that has just become
+/// another user (the engine's children that act as a user call it).
 ///
 /// This relies on liblttng-ctl's internals (`set_session_daemon_path()` in
 /// lttng-ctl.c, 2.13), not on its API; the tests of this module check each
@@ -69,9 +69,10 @@ fn os_error(context: &str) -> Error {
 /// - liblttng-ctl connects a non-root member of the tracing group to the
 ///   root daemon; naming a tracing group that cannot exist stops that.
 /// - But when the tracing group does not exist, it first retries the socket
-///   path of the *previous* call, kept in a static buffer. In a child forked
-///   from a root process that used liblttng-ctl, that is still the root
-///   daemon's, which the process may still reach through a group it keeps.
+///   path of the *previous* call, kept in a static buffer. In a process
+///   that used liblttng-ctl as root (or is the copy of one that did) before
+///   it became the user, that is still the root daemon's, which the process
+///   may still reach through a group it keeps.
 /// - So the stale path is replaced by the per-user one with one call made
 ///   while no file descriptor can be opened (`RLIMIT_NOFILE` at 0): the
 ///   connection to the old path fails, and the library falls back to
@@ -123,11 +124,72 @@ pub fn use_per_user_daemon_only() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::isolate::run_isolated;
     use std::ffi::CString;
-    use std::time::Duration;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
 
-    const DEADLINE: Duration = Duration::from_secs(20);
+    /// How long the process of a test may take (a session daemon that does
+    /// not answer would otherwise hang the test).
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    /// Set in the process [`in_new_process`] starts.
+    const CHILD_ENV: &str = "LTTNG_CTL_DAEMON_TEST_CHILD";
+    /// What starts the child's result on its standard output.
+    const RESULT_MARK: &str = "lttng-ctl-daemon-test-result:";
+
+    /// Runs `child` in a new process, this test binary run again for the
+    /// test `test` alone, and returns the bytes it returned; `None` in that
+    /// new process, where the test then returns. The tests below change the
+    /// process's credentials, limits, standard error and liblttng-ctl's
+    /// global state, which must not reach the harness's other tests; a new
+    /// process (not a copy of this one) also starts liblttng-ctl afresh.
+    fn in_new_process(test: &str, child: impl FnOnce() -> Vec<u8>) -> Option<Vec<u8>> {
+        if std::env::var_os(CHILD_ENV).is_some() {
+            let out = child();
+            let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+            println!("\n{RESULT_MARK}{hex}");
+            return None;
+        }
+        let mut process = Command::new(std::env::current_exe().unwrap())
+            .args([&format!("daemon::tests::{test}"), "--exact", "--nocapture"])
+            .env(CHILD_ENV, std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = process.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
+        });
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = process.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > DEADLINE {
+                process.kill().unwrap();
+                process.wait().unwrap();
+                panic!("the test's process did not end within {DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let text = reader.join().unwrap().unwrap();
+        assert!(
+            status.success(),
+            "the test's process failed: {status}\n{text}"
+        );
+        let hex = text
+            .lines()
+            .find_map(|line| line.strip_prefix(RESULT_MARK))
+            .unwrap_or_else(|| panic!("no result in the test's process output:\n{text}"));
+        Some(
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect(),
+        )
+    }
 
     fn require_root() {
         // SAFETY: geteuid has no memory effects.
@@ -138,7 +200,8 @@ mod tests {
 
     fn tracing_gid() -> libc::gid_t {
         let name = CString::new(TRACING_GROUP).unwrap();
-        // SAFETY: called before any fork, in a test; the result is read at once.
+        // SAFETY: called in the test's thread, which reads the result at once
+        // (no other thread of the test calls getgrnam).
         let group = unsafe { libc::getgrnam(name.as_ptr()) };
         assert!(
             !group.is_null(),
@@ -148,7 +211,7 @@ mod tests {
         unsafe { (*group).gr_gid }
     }
 
-    /// In a forked child: as root, lets liblttng-ctl compute and keep the
+    /// In the test's own process: as root, lets liblttng-ctl compute and keep the
     /// root daemon's socket path, then becomes `nobody` while keeping the
     /// tracing group (so the root daemon's socket can still be opened) with
     /// `LTTNG_HOME` at `home`, which holds no session daemon.
@@ -167,8 +230,11 @@ mod tests {
         }
     }
 
+    /// An empty directory named after the test's first process (the one
+    /// that removes it), made by whichever of the two gets here first.
     fn empty_home(name: &str) -> (std::path::PathBuf, CString) {
-        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let first = std::env::var(CHILD_ENV).unwrap_or_else(|_| std::process::id().to_string());
+        let dir = std::env::temp_dir().join(format!("{name}-{first}"));
         std::fs::create_dir_all(&dir).unwrap();
         let c_dir = CString::new(dir.to_str().unwrap()).unwrap();
         (dir, c_dir)
@@ -179,7 +245,8 @@ mod tests {
         require_root();
         let gid = tracing_gid();
         let (dir, home) = empty_home("lttng-ctl-stale-path");
-        let out = run_isolated(DEADLINE, || {
+        let test = "with_a_tracing_group_that_does_not_exist_liblttng_ctl_retries_the_previous_socket_path";
+        let out = in_new_process(test, || {
             root_then_nobody(gid, &home);
             let _guard = lock::lock();
             // SAFETY: NUL-terminated string, copied by the library.
@@ -188,11 +255,12 @@ mod tests {
             // SAFETY: no arguments; the lock is held.
             vec![unsafe { sys::lttng_session_daemon_alive() } as u8]
         });
+        let Some(out) = out else { return };
         std::fs::remove_dir(&dir).unwrap();
         // `nobody`, with no daemon of its own and "no tracing group", still
         // reaches the root daemon through the path of the previous call:
         // what use_per_user_daemon_only() must undo.
-        assert_eq!(out.unwrap(), [1]);
+        assert_eq!(out, [1]);
     }
 
     #[test]
@@ -200,7 +268,8 @@ mod tests {
         require_root();
         let gid = tracing_gid();
         let (dir, home) = empty_home("lttng-ctl-per-user-only");
-        let out = run_isolated(DEADLINE, || {
+        let test = "use_per_user_daemon_only_leaves_the_root_daemon_out_for_good";
+        let out = in_new_process(test, || {
             root_then_nobody(gid, &home);
             use_per_user_daemon_only().unwrap();
             let _guard = lock::lock();
@@ -210,10 +279,11 @@ mod tests {
             let second = unsafe { sys::lttng_session_daemon_alive() };
             vec![first as u8, second as u8]
         });
+        let Some(out) = out else { return };
         std::fs::remove_dir(&dir).unwrap();
         // The root daemon runs and `nobody` could open its socket, yet the
         // library now asks only $LTTNG_HOME/.lttng, where nothing runs.
-        assert_eq!(out.unwrap(), [0, 0]);
+        assert_eq!(out, [0, 0]);
     }
 
     /// Reads what is in the pipe now (its read end is non-blocking).
@@ -233,16 +303,17 @@ mod tests {
     #[test]
     fn lttng_opt_quiet_is_exported_and_silences_the_library_s_stderr() {
         require_root();
-        let out = run_isolated(DEADLINE, || {
+        let test = "lttng_opt_quiet_is_exported_and_silences_the_library_s_stderr";
+        let out = in_new_process(test, || {
             let _guard = lock::lock();
             let mut fds = [0; 2];
             // SAFETY: `fds` has room for two descriptors; stderr (fd 2) of
-            // this child only is redirected into the pipe.
+            // the test's own process only is redirected into the pipe.
             unsafe {
                 assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK), 0);
                 assert_eq!(libc::dup2(fds[1], 2), 2);
             }
-            // SAFETY: the limit only affects this child; lttng_opt_quiet is
+            // SAFETY: the limit only affects the test's own process; lttng_opt_quiet is
             // only touched with the lock held.
             let (loud, quiet) = unsafe {
                 let mut limit: libc::rlimit = std::mem::zeroed();
@@ -263,8 +334,8 @@ mod tests {
             out.push(0);
             out.extend_from_slice(&quiet);
             out
-        })
-        .unwrap();
+        });
+        let Some(out) = out else { return };
         let nul = out.iter().position(|&b| b == 0).unwrap();
         let (loud, quiet) = (
             String::from_utf8_lossy(&out[..nul]),

@@ -3,9 +3,13 @@
 //! liblttng-ctl keeps global connection state (the session daemon socket
 //! path, the tracing group, the connected socket) in plain static variables,
 //! so two threads calling into it at once race on that state. Every call this
-//! crate makes goes through [`lock`]; holding the guard also makes it safe to
-//! `fork()` (see `isolate`), because no other thread is then inside the
-//! library.
+//! crate makes goes through [`lock`].
+//!
+//! The lock is public for callers that create a child process as a copy of
+//! this one (the engine's `child` module): taken across the copy, it
+//! ensures no other thread is inside liblttng-ctl at that moment, so the
+//! child finds the library's state (and this lock, which the child then
+//! releases) consistent.
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -182,6 +182,31 @@ pub fn analyze_here(
         }
     }
 
+    // The main module as libdwfl names it after the file it was given (a
+    // descriptor's `/proc/self/fd/N`: `N`, its file that path), under the
+    // program's own name (its last component, as libdwfl names a module
+    // it opened by path) and path.
+    if let (Some(opened), Some(path)) = (executable.and_then(Path::to_str), executable_name) {
+        let short = opened.rsplit('/').next().unwrap_or(opened);
+        let name = path.rsplit('/').next().unwrap_or(path);
+        for module in &mut modules {
+            if module.name == short || module.name == opened {
+                module.name = name.to_string();
+            }
+            if module.file.as_deref() == Some(opened) {
+                module.file = Some(path.to_string());
+            }
+        }
+        for frame in threads.iter_mut().flat_map(|t| t.frames.iter_mut()) {
+            if frame
+                .module
+                .as_deref()
+                .is_some_and(|m| m == short || m == opened)
+            {
+                frame.module = Some(name.to_string());
+            }
+        }
+    }
     let executable = executable_name
         .map(str::to_string)
         .or_else(|| notes.executable().map(str::to_string));

@@ -21,11 +21,11 @@
 //! # A core is a user's data
 //! libdwfl is C code that parses the core, and the core is whatever the
 //! crashed process's memory held. So [`analyze`] never parses it in the
-//! caller: it forks a child (`lttng_ctl::isolate`) that takes the crashing
+//! caller: it forks a child (`lttng_coredump_engine::child::isolate`) that takes the crashing
 //! user's identity (`lttng_coredump_engine::identity`: groups, gid, uid
 //! for good), sets no_new_privs, makes itself non-dumpable, bounds its
 //! CPU time, address space and file sizes ([`Limits`]), and sends its
-//! answer back through a pipe of bounded size; the caller kills it at
+//! answer back through its channel, of bounded size; the caller kills it at
 //! [`Limits::deadline`] and waits a bounded time for it. A core that makes
 //! the unwinder loop, exhaust its memory or crash costs one report:
 //! [`AnalysisFailed`], "analysis failed: ...". Before libdwfl sees it, the
@@ -58,8 +58,8 @@ pub use model::{
 };
 pub use signature::{signature, Signature};
 
+use lttng_coredump_engine::child::isolate::{Options, CHILD_KEPT_FDS};
 use lttng_coredump_engine::identity::run_as_with;
-use lttng_ctl::isolate::{Options, CHILD_KEPT_FDS};
 use lttng_ctl::ErrorCode;
 use std::fmt;
 use std::os::fd::BorrowedFd;
@@ -191,8 +191,8 @@ fn failed(reason: impl Into<String>) -> AnalysisFailed {
 /// (`nobody`), and its report kept as private as its core.
 ///
 /// Nothing of the caller's waits without a bound: the child is killed at
-/// `limits.deadline` and reaped within `lttng_ctl::isolate::REAP_GRACE`
-/// (or left behind, see `lttng_ctl::isolate`). Everything the child says
+/// `limits.deadline` and reaped within `lttng_coredump_engine::child::isolate::REAP_GRACE`
+/// (or left behind, see `lttng_coredump_engine::child::isolate`). Everything the child says
 /// is read as untrusted JSON of at most `limits.max_report_bytes`.
 ///
 /// Call it after the core is stored and the crashed process let go: it

@@ -17,8 +17,8 @@
 //! - a zstd core (as the handler stores them) decompressed into a sparse
 //!   memfd, within `RLIMIT_FSIZE`.
 //!
-//! The parent side (deadline, kill, bounded reap, bounded pipe) is
-//! `lttng_ctl::isolate`'s.
+//! The parent side (deadline, kill, bounded reap, bounded answer) is
+//! `lttng_coredump_engine::child::isolate`'s.
 
 use crate::analysis::{analyze_here, FdCore};
 use crate::Limits;
@@ -220,7 +220,7 @@ mod tests {
             max_core_bytes: 1 << 30,
             ..Limits::default()
         };
-        let out = lttng_ctl::isolate::run_isolated(Duration::from_secs(10), || {
+        let out = lttng_coredump_engine::child::isolate::run_isolated(Duration::from_secs(10), || {
             let confined = confine(&limits).and_then(|()| limit_memory(1 << 20, 1 << 30));
             let pid = rustix::process::getpid();
             let get = |resource| rustix::process::getrlimit(resource);

@@ -317,4 +317,12 @@ fn the_core_and_the_executable_are_read_through_the_callers_descriptors_never_by
         shown(&report)
     );
     assert_eq!(report.executable.as_deref(), exe.to_str());
+    // Its module is named after the program, not the descriptor the
+    // child opened it through.
+    assert_eq!(
+        top.module.as_deref(),
+        Some("report_crasher"),
+        "{}",
+        shown(&report)
+    );
 }

@@ -175,6 +175,18 @@ impl HangingMount {
     /// Mounts it on `mountpoint` (created, owned by `user`) and waits until
     /// the kernel lists the mount.
     pub fn mount(user: &TestUser, mountpoint: &Path, mark: &Path) -> HangingMount {
+        HangingMount::mount_with(user, mountpoint, mark, false)
+    }
+
+    /// [`HangingMount::mount`], reachable by every user and root when
+    /// `allow_other` (the user's own choice where `/etc/fuse.conf` has
+    /// `user_allow_other`: [`UserAllowOther`]).
+    pub fn mount_with(
+        user: &TestUser,
+        mountpoint: &Path,
+        mark: &Path,
+        allow_other: bool,
+    ) -> HangingMount {
         // Users open /dev/fuse to mount; udev's default rules make it 0666,
         // a machine without udev (a container) leaves the kernel's 0600.
         // scripts/install-deps sets it; so does this, as root.
@@ -207,6 +219,7 @@ impl HangingMount {
         let daemon = std::process::Command::new(HANGFS)
             .arg(mountpoint)
             .arg(mark)
+            .args(allow_other.then_some("allow_other"))
             .env_clear()
             .env("HOME", &user.home)
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -272,6 +285,48 @@ impl Drop for HangingMount {
             .arg(&self.mountpoint)
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// `/etc/fuse.conf` with `user_allow_other` (users may mount FUSE file
+/// systems that others, root included, reach), put back as it was when
+/// dropped. Machine-wide: held under the lock of its own.
+pub struct UserAllowOther {
+    saved: Option<Vec<u8>>,
+    _lock: crate::lock::FileLock,
+}
+
+impl UserAllowOther {
+    const CONF: &'static str = "/etc/fuse.conf";
+
+    pub fn enable() -> UserAllowOther {
+        let lock = crate::lock::FileLock::acquire("fuse-conf");
+        let saved = fs::read(Self::CONF).ok();
+        let mut text = saved.clone().unwrap_or_default();
+        if !String::from_utf8_lossy(&text)
+            .lines()
+            .any(|l| l.trim() == "user_allow_other")
+        {
+            if !text.is_empty() && !text.ends_with(b"\n") {
+                text.push(b'\n');
+            }
+            text.extend_from_slice(b"user_allow_other\n");
+            fs::write(Self::CONF, &text).unwrap();
+        }
+        UserAllowOther { saved, _lock: lock }
+    }
+}
+
+impl Drop for UserAllowOther {
+    fn drop(&mut self) {
+        match &self.saved {
+            Some(bytes) => {
+                let _ = fs::write(Self::CONF, bytes);
+            }
+            None => {
+                let _ = fs::remove_file(Self::CONF);
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! A guard that owns the kernel's `core_pattern` and `core_pipe_limit` for
-//! one test and always gives them back.
+//! one test and always gives them back (and the FUSE request bound, which
+//! `install --persist` sets).
 
 use crate::lock::{root_triggers_lock, FileLock};
 use std::fs::{self, OpenOptions};
@@ -7,6 +8,9 @@ use std::io::Write;
 
 const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
 const CORE_PIPE_LIMIT: &str = "/proc/sys/kernel/core_pipe_limit";
+/// `install --persist` sets it when it is 0 (Linux 6.14+, with the fuse
+/// module); a test that installs must not leave it changed.
+pub const FUSE_TIMEOUT: &str = "/proc/sys/fs/fuse/max_request_timeout";
 
 /// Owns the kernel's `core_pattern` (and `core_pipe_limit`) for one test:
 /// takes a machine-wide lock so such tests never run concurrently, saves
@@ -15,6 +19,8 @@ const CORE_PIPE_LIMIT: &str = "/proc/sys/kernel/core_pipe_limit";
 pub struct CorePatternGuard {
     saved_pattern: String,
     saved_pipe_limit: String,
+    /// `None` where the kernel has no such setting.
+    saved_fuse_timeout: Option<String>,
     _lock: FileLock,
     // A crash under an installed handler fires the root daemon's
     // OnAnyCoreDump triggers, so these tests also own those.
@@ -40,9 +46,13 @@ impl CorePatternGuard {
     fn save(lock: FileLock, root_triggers: FileLock) -> CorePatternGuard {
         let saved_pattern = read_sysctl(CORE_PATTERN);
         let saved_pipe_limit = read_sysctl(CORE_PIPE_LIMIT);
+        let saved_fuse_timeout = fs::read_to_string(FUSE_TIMEOUT)
+            .ok()
+            .map(|v| v.trim().to_string());
         CorePatternGuard {
             saved_pattern,
             saved_pipe_limit,
+            saved_fuse_timeout,
             _lock: lock,
             _root_triggers: root_triggers,
         }
@@ -99,6 +109,9 @@ impl Drop for CorePatternGuard {
     fn drop(&mut self) {
         write_sysctl(CORE_PATTERN, &self.saved_pattern);
         write_sysctl(CORE_PIPE_LIMIT, &self.saved_pipe_limit);
+        if let Some(value) = &self.saved_fuse_timeout {
+            let _ = fs::write(FUSE_TIMEOUT, value);
+        }
     }
 }
 

@@ -51,48 +51,8 @@ impl KernelCores {
     /// Panics when it does not die of a signal or leaves no core.
     pub fn crash(&self, command: &Command) -> Crashed {
         assert!(self.guard.is_some(), "core_pattern was already given back");
-        let mut wrapped = Command::new("prlimit");
-        wrapped
-            .arg("--core=unlimited:unlimited")
-            .arg("--")
-            .arg(command.get_program())
-            .args(command.get_args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in command.get_envs() {
-            match value {
-                Some(value) => wrapped.env(key, value),
-                None => wrapped.env_remove(key),
-            };
-        }
-        if let Some(dir) = command.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
-        let child = wrapped
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-        let pid = child.id();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut child = child;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{command:?} did not crash in time"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let mut stderr = String::new();
-        if let Some(mut err) = child.stderr.take() {
-            use std::io::Read;
-            let _ = err.read_to_string(&mut stderr);
-        }
-        let signal = status
-            .signal()
-            .unwrap_or_else(|| panic!("{command:?} did not crash: {status:?}, {stderr}"));
+        let (pid, status, stderr) = crash_with_cores(command);
+        let signal = status.signal().expect("crash_with_cores checked it");
         assert!(
             status.core_dumped(),
             "{command:?} died of signal {signal} without a core: {stderr}"
@@ -111,4 +71,54 @@ impl KernelCores {
     pub fn release_core_pattern(&mut self) {
         self.guard = None;
     }
+}
+
+/// Runs `command` (a program that crashes) with RLIMIT_CORE raised to
+/// unlimited (`prlimit`: same pid), waits for its end (at most two
+/// minutes), and returns its pid, wait status and standard error. Panics
+/// when it does not die of a signal. Whatever core_pattern is in effect
+/// gets its core.
+pub fn crash_with_cores(command: &Command) -> (u32, std::process::ExitStatus, String) {
+    let mut wrapped = Command::new("prlimit");
+    wrapped
+        .arg("--core=unlimited:unlimited")
+        .arg("--")
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    let mut child = wrapped
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{command:?} did not crash in time"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut stderr);
+    }
+    if status.signal().is_none() {
+        panic!("{command:?} did not crash: {status:?}, {stderr}");
+    }
+    (pid, status, stderr)
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/lttng-coredump/config.toml";
 pub const DEFAULT_CORE_DIR: &str = "/var/lib/lttng-coredump/cores";
+/// journald's native socket on a system that runs it.
+pub const DEFAULT_JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -62,6 +64,21 @@ pub struct Config {
     /// Whether the saved core is scanned for LTTng-UST ring buffers (once
     /// the process is let go) and the record says what trace it holds.
     pub check_core_trace: bool,
+    /// Whether a crash report is made once the core is saved and the
+    /// process let go: every thread's backtrace and the signature that
+    /// groups crashes into problems (`crash::report`), analyzed in a child
+    /// acting as the crashing user (a service account for root's crashes
+    /// and root-only cores).
+    pub report: bool,
+    /// How long one report's analysis may take; its child is killed then.
+    pub report_deadline: Duration,
+    /// Address space the analysis may use beyond the core it maps.
+    pub report_memory: u64,
+    /// Whether each crash is written to the journal as systemd-coredump
+    /// writes it (`coredumpctl` reads it), over `journal_socket`.
+    pub journal: bool,
+    /// journald's native socket.
+    pub journal_socket: PathBuf,
     pub compression: Compression,
     pub zstd_level: i32,
     /// Largest core kept (uncompressed size); longer cores are cut and
@@ -136,6 +153,11 @@ impl Default for Config {
             core_dir: PathBuf::from(DEFAULT_CORE_DIR),
             save_core: true,
             check_core_trace: true,
+            report: true,
+            report_deadline: Duration::from_secs(30),
+            report_memory: GIB,
+            journal: true,
+            journal_socket: PathBuf::from(DEFAULT_JOURNAL_SOCKET),
             compression: Compression::None,
             zstd_level: 3,
             max_core_size: 8 * GIB,

@@ -33,10 +33,15 @@ pub struct Parsed {
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 25] = [
+pub const KEYS: [&str; 30] = [
     "core_dir",
     "save_core",
     "check_core_trace",
+    "report",
+    "report_deadline",
+    "report_memory",
+    "journal",
+    "journal_socket",
     "compression",
     "zstd_level",
     "max_core_size",
@@ -101,6 +106,31 @@ pub fn parse(text: &str) -> Parsed {
             },
             "save_core" => set_bool(&mut config.save_core, value, key, &mut problem),
             "check_core_trace" => set_bool(&mut config.check_core_trace, value, key, &mut problem),
+            "report" => set_bool(&mut config.report, value, key, &mut problem),
+            "journal" => set_bool(&mut config.journal, value, key, &mut problem),
+            "report_memory" => set_size(&mut config.report_memory, value, key, &mut problem),
+            "report_deadline" => match duration(value, 3600) {
+                Ok(deadline) if !deadline.is_zero() => config.report_deadline = deadline,
+                _ => problem(
+                    key,
+                    format!(
+                        "expected a duration above 0 and at most 1 h, not {}; using {} s",
+                        shown(value),
+                        config.report_deadline.as_secs_f64()
+                    ),
+                ),
+            },
+            "journal_socket" => match absolute_path(value) {
+                Ok(path) => config.journal_socket = path,
+                Err(form) => problem(
+                    key,
+                    format!(
+                        "expected {form}, not {}; using the default {}",
+                        shown(value),
+                        config.journal_socket.display()
+                    ),
+                ),
+            },
             "snapshot_active_sessions" => set_bool(
                 &mut config.snapshot_active_sessions,
                 value,

@@ -95,6 +95,15 @@ pub fn duration(duration: std::time::Duration) -> String {
     format!("{seconds}s")
 }
 
+/// A short time measured in microseconds: `850 us`, `3.21 ms`, `1.52 s`.
+pub fn micros(us: u64) -> String {
+    match us {
+        0..=999 => format!("{us} us"),
+        1000..=999_999 => format!("{:.2} ms", us as f64 / 1000.0),
+        _ => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
 /// The name of user `uid` from /etc/passwd, when it has one.
 pub fn user_name(uid: u64) -> Option<String> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;

@@ -48,6 +48,8 @@ pub struct Log {
     socket_path: PathBuf,
     kmsg_path: PathBuf,
     also_stderr: bool,
+    /// The least severe message printed on stderr.
+    stderr_from: Severity,
     messages: Vec<Message>,
 }
 
@@ -65,6 +67,7 @@ impl Log {
             socket_path,
             kmsg_path,
             also_stderr: false,
+            stderr_from: Severity::Info,
             messages: Vec::new(),
         }
     }
@@ -77,6 +80,13 @@ impl Log {
     /// Also prints messages on stderr (for a person running a subcommand).
     pub fn with_stderr(mut self) -> Log {
         self.also_stderr = true;
+        self
+    }
+
+    /// Also prints on stderr the messages of `severity` and worse.
+    pub fn with_stderr_from(mut self, severity: Severity) -> Log {
+        self.also_stderr = true;
+        self.stderr_from = severity;
         self
     }
 
@@ -124,7 +134,7 @@ impl Log {
                 escaped
             })
             .collect();
-        if self.also_stderr {
+        if self.also_stderr && severity <= self.stderr_from {
             eprintln!("{TAG}: {text}");
         }
         self.send(severity, &text);

@@ -1,10 +1,12 @@
-//! The crash tools' subcommands (`list`, `info`, `debug`, `dump`, `trace`,
+//! The crash tools' subcommands (`list`, `info`, `problems`, `debug`, `dump`, `trace`,
 //! `vacuum`, `config`), flattened into the main command line, and their
 //! dispatch. Their options are the tools' own types ([`crate::tools`]:
 //! `ListArgs`, `DebugArgs`, ...), which derive `clap::Args` so that the
 //! command line takes them as they are.
 
-use crate::tools::{self, ConfigArgs, DebugArgs, DumpArgs, ListArgs, TraceArgs, VacuumArgs};
+use crate::tools::{
+    self, ConfigArgs, DebugArgs, DumpArgs, ListArgs, ProblemsArgs, TraceArgs, VacuumArgs,
+};
 use clap::Subcommand;
 use std::process::ExitCode;
 
@@ -19,8 +21,14 @@ pub enum CrashCommand {
     /// its size), whether a trace snapshot was taken, program.
     List(ListArgs),
     /// Everything the crash records hold, laid out for people, with the
-    /// paths, and why there is no trace when there is none.
+    /// paths, and why there is no trace when there is none; the crash
+    /// report: its problem (signature) and the crashing thread's backtrace
+    /// (--threads: every thread's).
     Info(ListArgs),
+    /// The crashes grouped by their signature (one bug, one problem): one
+    /// line a problem with its count, first and last seen, program, users
+    /// and newest crash; with SIGNATURE, that problem's crashes.
+    Problems(ProblemsArgs),
     /// Run a debugger (gdb) on the executable and the core of the latest
     /// matching crash. Without a terminal, gdb runs in batch mode and
     /// prints the backtrace (`bt`).
@@ -50,6 +58,7 @@ pub fn run(command: CrashCommand) -> ExitCode {
     let result = match command {
         CrashCommand::List(args) => tools::show::list(&args),
         CrashCommand::Info(args) => tools::show::info(&args),
+        CrashCommand::Problems(args) => tools::problems::run(&args),
         CrashCommand::Debug(args) => tools::debug::run(&args),
         CrashCommand::Dump(args) => tools::read_core::dump(&args),
         CrashCommand::Trace(args) => tools::trace::run(&args),

@@ -23,7 +23,9 @@ pub struct InstallArgs {
     #[arg(long)]
     pipe_limit: Option<u32>,
     /// Also write /etc/sysctl.d/90-lttng-coredump.conf, so that the
-    /// line survives a reboot (and wins over systemd's 50-coredump.conf).
+    /// line survives a reboot (and wins over systemd's 50-coredump.conf);
+    /// when fs.fuse.max_request_timeout is 0, set it to 300 and keep it
+    /// there too.
     #[arg(long)]
     persist: bool,
     /// Hand every core on to the handler the replaced line ran

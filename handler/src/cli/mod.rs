@@ -10,6 +10,7 @@
 
 pub mod crash_tools;
 pub mod demo;
+pub mod gcore;
 pub mod generate_docs;
 pub mod handle;
 pub mod install;
@@ -79,6 +80,7 @@ enum Command {
     /// buffers with data in the core; 2 bad usage or input; 3 streams
     /// written but metadata missing.
     Recover(recover::RecoverArgs),
+    Gcore(gcore::GcoreArgs),
     /// Write the man pages and shell completions (for packagers).
     #[command(hide = true)]
     GenerateDocs(generate_docs::GenerateDocsArgs),
@@ -93,6 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Handle(_) => unreachable!("handled before the command line is parsed"),
         Command::Recover(args) => return recover::run(args),
+        Command::Gcore(args) => return gcore::run(args),
         Command::Crash(command) => return crash_tools::run(command),
         Command::Status(args) => return status::run(args),
         Command::GenerateDocs(args) => generate_docs::run(args),

@@ -25,6 +25,14 @@ pub struct ServeArgs {
     /// The listening socket is on standard input (how --hold passes it).
     #[arg(long, hide = true)]
     socket_on_stdin: bool,
+    /// Handle the one crash whose connection is on standard input, when
+    /// the service says so on standard output (how the service runs each
+    /// crash in a process of its own).
+    #[arg(long, hide = true, conflicts_with_all = ["hold", "socket_on_stdin"])]
+    crash_on_stdin: bool,
+    /// The crash's uid's share of the workers (with --crash-on-stdin).
+    #[arg(long, hide = true, requires = "crash_on_stdin")]
+    share: Option<u32>,
     #[command(flatten)]
     paths: KernelPaths,
 }
@@ -37,8 +45,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         workers,
         hold,
         socket_on_stdin,
+        crash_on_stdin,
+        share,
         paths,
     } = args;
+    if crash_on_stdin {
+        return serve::run_one_crash(config.as_deref(), share);
+    }
     let options = ServeOptions {
         socket,
         config,

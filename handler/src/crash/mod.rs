@@ -5,8 +5,11 @@
 //! who may read its core (`access`), the LTTng snapshots (`snapshot`), the
 //! core's writing (`corefile`, `pump`, `compress`), the handing on to
 //! another handler (`chain`), the scan of the saved core for the trace it
-//! holds (`core_trace_check`), and the limits on what one crash may cost
-//! (`limits`).
+//! holds (`core_trace_check`), the crash's report and signature
+//! (`report`) and its journal entry (`journal`), and the limits on what
+//! one crash may cost (`limits`). Beside it, the core of a running
+//! process (`live`, the `gcore` subcommand), written and recorded as a
+//! crash's is.
 
 pub mod access;
 pub mod chain;
@@ -14,8 +17,11 @@ pub mod compress;
 pub mod context;
 pub mod core_trace_check;
 pub mod corefile;
+pub mod journal;
 pub mod limits;
+pub mod live;
 pub mod pipeline;
 pub mod procinfo;
 pub mod pump;
+pub mod report;
 pub mod snapshot;

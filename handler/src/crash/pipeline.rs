@@ -12,10 +12,13 @@
 //! 4. stream the core to its file and to the chained handler (`save_core`),
 //!    then run the triggers' stop actions once the kernel has let the
 //!    process go (`run_stops`), scan the saved core for the trace it holds
-//!    (`check_core_trace`) and compress it (`compress_core`);
+//!    (`check_core_trace`), make the crash's report (`report_crash`: every
+//!    thread's backtrace and the signature, in a bounded child acting as
+//!    the crashing user) and compress the core (`compress_core`);
 //! 5. log what became of the core (`log_outcome`) and make the crash record
 //!    (`crash_record`);
-//! 6. write the record (`write_record`).
+//! 6. write the record (`write_record`), then the journal entry
+//!    (`send_journal_entry`).
 //!
 //! No step's failure stops a later one: each is caught into the record.
 
@@ -41,7 +44,7 @@ use crate::store::record::{
     StallSection,
 };
 use crate::store::space::SpacePolicy;
-use lttng_coredump_engine::{CrashInfo, Workers};
+use lttng_coredump_engine::CrashInfo;
 use lttng_coredump_fleet::CrashId;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -95,7 +98,7 @@ pub enum Transport {
     /// its uid's share (`share`, `None`: not counted), and resident
     /// children talk to the session daemons.
     Socket {
-        workers: Arc<Workers>,
+        workers: Arc<dyn crate::crash::snapshot::Residents>,
         share: Option<u32>,
     },
 }
@@ -122,6 +125,7 @@ pub fn handle_crash(
     let time = context.time.unwrap_or_else(now);
     let crash_id = new_crash_id(log);
     let gathered = gather_process(&context, log);
+    let exe = hold_exe(&context, &gathered, &config, log);
     // The name as the process set it; the kernel's %e has `/` written as `!`.
     let comm: Option<Vec<u8>> = gathered.info.comm.clone().or_else(|| context.comm.clone());
     let crash = CrashInfo {
@@ -211,6 +215,16 @@ pub fn handle_crash(
         &mut stages.core_trace,
         log,
     );
+    let report = report_crash(
+        &saved,
+        &config,
+        &context,
+        exe.as_ref().map(|(fd, path)| (fd, path.as_str())),
+        past_share,
+        &mut stages.report,
+        log,
+    );
+    drop(exe);
     compress_core(
         &mut saved,
         &config,
@@ -230,11 +244,21 @@ pub fn handle_crash(
         fires,
         own_snapshots_skipped,
         core_trace,
+        report,
         crash_share,
         stages,
         log,
     });
-    write_record(crash_record, &saved, &config, context.uid, log);
+    let journal = config.journal.then_some(()).and_then(|()| {
+        or_if_it_panics(
+            || Some(crate::crash::journal::crash_of(&crash_record, None)),
+            || None,
+        )
+    });
+    let record_path = write_record(crash_record, &saved, &config, context.uid, log);
+    if let Some(journal) = journal {
+        send_journal_entry(journal, record_path.as_deref(), &config, log);
+    }
     expire_old(&config, &saved, log);
     verdict
 }
@@ -541,6 +565,28 @@ struct SavedCore {
     _file: Option<std::fs::File>,
 }
 
+impl SavedCore {
+    /// The saved core's raw file, when there is one (until `compress_core`
+    /// replaces it).
+    fn raw_core(&self) -> Option<&std::fs::File> {
+        match (&self.fate, &self._file) {
+            (CoreFate::Saved(_), Some(file)) => Some(file),
+            _ => None,
+        }
+    }
+
+    /// `no core saved (WHY)`, for the steps that read the saved core.
+    fn no_core_reason(&self) -> String {
+        format!(
+            "no core saved{}",
+            self.fate
+                .not_saved_reason()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 /// Who besides root may read the core: the crashing user, only when the
 /// process was theirs in every respect (see `access`); why not is logged
 /// when `%d` alone would have said yes.
@@ -734,15 +780,8 @@ fn check_core_trace(
             "turned off (check_core_trace = false)",
         );
     }
-    let (CoreFate::Saved(_), Some(file)) = (&saved.fate, &saved._file) else {
-        return crate::crash::core_trace_check::not_checked(format!(
-            "no core saved{}",
-            saved
-                .fate
-                .not_saved_reason()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        ));
+    let Some(file) = saved.raw_core() else {
+        return crate::crash::core_trace_check::not_checked(saved.no_core_reason());
     };
     let core_dir = saved.dir.as_ref().map(|d| d.path.as_path());
     let section = timed(times, || {
@@ -762,7 +801,78 @@ fn check_core_trace(
     section
 }
 
-/// 4d. With `compression = "zstd"`, the raw core replaced by a compressed
+/// 2c. The crashing process's executable, held (`O_PATH`) while the
+///     kernel holds the process, for the report's analysis.
+fn hold_exe(
+    context: &CrashContext,
+    gathered: &Gathered,
+    config: &Config,
+    log: &mut Log,
+) -> Option<(std::os::fd::OwnedFd, String)> {
+    if !config.report {
+        return None;
+    }
+    let path = gathered.info.exe.as_deref().map(lossy)?;
+    let held = or_if_it_panics(
+        || crate::crash::report::open_exe(context, gathered),
+        || Err("opening the executable panicked".into()),
+    );
+    match held {
+        Ok(fd) => Some((fd, path)),
+        Err(err) => {
+            log.info(format!(
+                "the report reads the program from the core only: {err}"
+            ));
+            None
+        }
+    }
+}
+
+/// 4d. The crash's report (`crash::report`), from the saved raw core, now
+///     that the process is let go: never on the crash's clock.
+fn report_crash(
+    saved: &SavedCore,
+    config: &Config,
+    context: &CrashContext,
+    exe: Option<(&std::os::fd::OwnedFd, &str)>,
+    past_share: bool,
+    times: &mut record::StageTimes,
+    log: &mut Log,
+) -> record::ReportSection {
+    use crate::crash::report;
+    if !config.report {
+        return report::not_made("turned off (report = false)");
+    }
+    let Some(file) = saved.raw_core() else {
+        return report::not_made(saved.no_core_reason());
+    };
+    if past_share {
+        return report::not_made(
+            "the crash came past its uid's share of the crashes handled at once: no analysis",
+        );
+    }
+    let as_uid = match report::analyst(context.uid, saved.readable_by) {
+        Ok(uid) => uid,
+        Err(reason) => return report::not_made(reason),
+    };
+    let section = timed(times, || {
+        or_if_it_panics(
+            || report::make(file, exe, as_uid, config),
+            || report::not_made("analysis failed: the report step panicked"),
+        )
+    });
+    match (&section.title, &section.not_analyzed_reason) {
+        (Some(title), _) => log.info(format!(
+            "crash report: {title} (signature {})",
+            section.signature.as_deref().unwrap_or("?")
+        )),
+        (None, Some(reason)) => log.notice(format!("no crash report: {reason}")),
+        (None, None) => {}
+    }
+    section
+}
+
+/// 4e. With `compression = "zstd"`, the raw core replaced by a compressed
 ///     copy, now that the process is gone: a whole copy always has a name
 ///     (a crash of the machine meanwhile leaves the raw core).
 fn compress_core(
@@ -1025,6 +1135,7 @@ struct CrashRecordParts<'a> {
     fires: Vec<DaemonFire>,
     own_snapshots_skipped: Option<String>,
     core_trace: record::CoreTraceSection,
+    report: record::ReportSection,
     crash_share: record::ShareSection,
     stages: record::Stages,
     log: &'a Log,
@@ -1032,7 +1143,7 @@ struct CrashRecordParts<'a> {
 
 /// The crash's ID, from the kernel's random source; a crash is handled
 /// without one (logged) when that source fails.
-fn new_crash_id(log: &mut Log) -> Option<CrashId> {
+pub(crate) fn new_crash_id(log: &mut Log) -> Option<CrashId> {
     CrashId::random()
         .map_err(|error| {
             log.warning(format!(
@@ -1055,6 +1166,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         fires,
         own_snapshots_skipped,
         mut core_trace,
+        report,
         crash_share,
         stages,
         log,
@@ -1115,6 +1227,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         chain: saved.chain.clone(),
         snapshots: record::snapshot_entries(&fires),
         core_trace,
+        report,
         crash_share,
         core_stall: saved.stall.clone(),
         fires,
@@ -1123,6 +1236,7 @@ fn crash_record(parts: CrashRecordParts<'_>) -> CrashRecord {
         config_path: config_path.to_string_lossy().into_owned(),
         errors: log.problems(),
         log: log.messages().to_vec(),
+        live: None,
     }
 }
 
@@ -1135,13 +1249,13 @@ fn write_record(
     config: &Config,
     owner: Option<u32>,
     log: &mut Log,
-) {
+) -> Option<std::path::PathBuf> {
     let Some(dir) = &saved.dir else {
         log.error(format!(
             "no safe directory for the crash record; the record was: {}",
             String::from_utf8_lossy(&crash_record.to_json()).replace('\n', " ")
         ));
-        return;
+        return None;
     };
     let record_stem = saved
         .outcome
@@ -1178,12 +1292,35 @@ fn write_record(
                     dir.path.join(copy).display()
                 ));
             }
+            Some(dir.path.join(&written.name))
         }
-        Err(err) => log.error(format!(
-            "cannot write the crash record in {}: {err}; the record was: {}",
-            dir.path.display(),
-            String::from_utf8_lossy(&crash_record.to_json()).replace('\n', " ")
-        )),
+        Err(err) => {
+            log.error(format!(
+                "cannot write the crash record in {}: {err}; the record was: {}",
+                dir.path.display(),
+                String::from_utf8_lossy(&crash_record.to_json()).replace('\n', " ")
+            ));
+            None
+        }
+    }
+}
+
+/// 6b. The crash's journal entry (`crash::journal`), naming the record;
+///     where journald does not run, the syslog line is the only one.
+fn send_journal_entry(
+    mut crash: lttng_coredump_journal::Crash,
+    record_path: Option<&Path>,
+    config: &Config,
+    log: &mut Log,
+) {
+    crash.record = record_path.map(|p| p.to_string_lossy().into_owned());
+    let sent = or_if_it_panics(
+        || crate::crash::journal::send(&crash, &config.journal_socket).map_err(|e| e.to_string()),
+        || Err("sending the journal entry panicked".into()),
+    );
+    match sent {
+        Ok(said) => log.info(said),
+        Err(err) => log.info(format!("no journal entry: {err}")),
     }
 }
 
@@ -1333,6 +1470,56 @@ mod tests {
         let record = record_of(&dir.0.join("cores"));
         assert!(
             record["core_trace"]["not_checked_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("no core saved (saving cores is turned off"),
+            "{record:#}"
+        );
+    }
+
+    #[test]
+    fn the_record_says_why_a_crash_has_no_report() {
+        // Not an ELF core: analyzed (as the service account: no uid was
+        // given), refused, said so; not one of the handler's errors.
+        let (dir, config, mut log) = scratch("report", "journal = false");
+        let core: Vec<u8> = (0..100_000u32).map(|i| (i % 13) as u8).collect();
+        handle(args(&config, &["e=x"]), &mut &core[..], &mut log);
+        let record = record_of(&dir.0.join("cores"));
+        let section = &record["report"];
+        assert_eq!(section["analyzed"], false, "{section:#}");
+        assert_eq!(
+            section["analyzed_as_uid"],
+            crate::crash::report::SERVICE_UID
+        );
+        assert!(
+            section["not_analyzed_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("analysis failed: "),
+            "{section:#}"
+        );
+        assert!(
+            !record["errors"].to_string().contains("analysis"),
+            "{record:#}"
+        );
+        assert!(record["stages"]["report"]["started_unix_us"].as_u64() > Some(0));
+        drop(dir);
+        // Turned off.
+        let (dir, config, mut log) = scratch("report-off", "report = false");
+        handle(args(&config, &["e=x"]), &mut &core[..], &mut log);
+        let record = record_of(&dir.0.join("cores"));
+        assert_eq!(
+            record["report"]["not_analyzed_reason"],
+            "turned off (report = false)"
+        );
+        assert_eq!(record["stages"]["report"]["started_unix_us"], 0);
+        drop(dir);
+        // No core saved.
+        let (dir, config, mut log) = scratch("report-nocore", "save_core = false");
+        handle(args(&config, &["e=x"]), &mut &core[..], &mut log);
+        let record = record_of(&dir.0.join("cores"));
+        assert!(
+            record["report"]["not_analyzed_reason"]
                 .as_str()
                 .unwrap()
                 .starts_with("no core saved (saving cores is turned off"),

@@ -3,7 +3,7 @@
 //! still there): fires OnAnyCoreDump in the root session daemon, then in
 //! the crashing user's own daemon when there is one, all within one
 //! deadline. The engine talks to each daemon from a child process it kills
-//! at the deadline it is given (`lttng_ctl::isolate`), and the user daemon
+//! at the deadline it is given (`lttng_coredump_engine::child::isolate`), and the user daemon
 //! gets only what the root daemon left of the deadline: a hung session
 //! daemon costs at most the deadline in total, never the core.
 //!
@@ -17,7 +17,9 @@
 
 use crate::store::record::DaemonFire;
 use lttng_coredump_engine::Workers;
-use lttng_coredump_engine::{self as engine, ActionPhase, CrashInfo, DaemonTarget, FireOptions};
+use lttng_coredump_engine::{
+    self as engine, ActionPhase, CrashInfo, DaemonTarget, FireOptions, FireReport,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,9 +33,31 @@ pub struct SnapshotPlan {
     pub extra_sessions: Vec<String>,
     pub fallback_to_active_snapshot_sessions: bool,
     pub user_daemon: bool,
-    /// The crash service's resident children, which talk to the daemons
-    /// (`None`: a child forked for each daemon, as the pipe handler does).
-    pub workers: Option<Arc<Workers>>,
+    /// The crash service's resident children, which talk to the daemons,
+    /// here or through the service (`None`: a child forked for each
+    /// daemon, as the pipe handler does).
+    pub workers: Option<Arc<dyn Residents>>,
+}
+
+/// Who runs a fire in resident children: the crash service's own
+/// [`Workers`], or (for a crash handled in a process of its own) the
+/// service, asked through a relay. An error: it could not (the service
+/// ended, or did not answer), and the fire is done here, in a child forked
+/// for it, with what is left of its deadline.
+pub trait Residents: Send + Sync {
+    fn fire(&self, crash: &CrashInfo, options: &FireOptions) -> Result<FireReport, String>;
+}
+
+impl std::fmt::Debug for dyn Residents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("resident children")
+    }
+}
+
+impl Residents for Workers {
+    fn fire(&self, crash: &CrashInfo, options: &FireOptions) -> Result<FireReport, String> {
+        Ok(engine::fire_on_any_core_dump_with(crash, options, self))
+    }
 }
 
 /// Records the snapshots (every snapshot action, the configured sessions,
@@ -132,9 +156,31 @@ fn fire(
     // No thread of our own to time it out: the engine already forks a
     // child per daemon conversation and kills it at the deadline, and a
     // thread left behind could not be stopped anyway.
-    let report = match &plan.workers {
-        Some(workers) => engine::fire_on_any_core_dump_with(crash, &options, workers),
-        None => engine::fire_on_any_core_dump(crash, &options),
+    let started = Instant::now();
+    let relayed = match &plan.workers {
+        Some(workers) => workers.fire(crash, &options),
+        None => Err(String::new()),
+    };
+    let report = match relayed {
+        Ok(report) => report,
+        Err(why) => {
+            let left = deadline.saturating_sub(started.elapsed());
+            if left < MIN_FIRE_TIME {
+                return DaemonFire {
+                    daemon,
+                    target: Some(target),
+                    report: None,
+                    error: Some(format!("{why}, with no time left to fire again")),
+                };
+            }
+            engine::fire_on_any_core_dump(
+                crash,
+                &FireOptions {
+                    deadline: left,
+                    ..options
+                },
+            )
+        }
     };
     DaemonFire {
         daemon,

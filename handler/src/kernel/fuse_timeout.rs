@@ -7,9 +7,11 @@
 //! touches a user's file system. 0, the default, is no bound. It applies
 //! to the connections made after it is set.
 //!
-//! `install` recommends it (it is a policy for every FUSE file system of
-//! the machine, not only for crashes: it is not ours to set); `status`
-//! warns while it is 0.
+//! `install` recommends it; `install --persist`, which makes the
+//! machine's crash settings its own across boots, sets it when it is 0 and
+//! keeps it in its sysctl.d file (removed by `uninstall`, after which the
+//! next boot has the kernel's 0 again); a value someone else chose is left
+//! to them. `status` warns while it is 0.
 
 use crate::kernel::settings::KernelFiles;
 use std::path::PathBuf;
@@ -52,6 +54,45 @@ pub fn advice(kernel: &KernelFiles) -> Option<String> {
     }
 }
 
+/// The bound in force, when this kernel has the setting.
+pub fn read(kernel: &KernelFiles) -> Option<u64> {
+    std::fs::read_to_string(file(kernel)?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// What `install --persist` keeps in `persist_file`: when the bound is 0,
+/// [`RECOMMENDED_SECS`], set now too; when it is not, the value in force
+/// if `persist_file` kept it before (an earlier `install --persist` set
+/// it), else nothing (someone else chose it). Notes in `report` what it
+/// did.
+pub fn to_persist(
+    kernel: &KernelFiles,
+    persist_file: &std::path::Path,
+    report: &mut String,
+) -> Option<u64> {
+    match read(kernel)? {
+        0 => {
+            let path = file(kernel)?;
+            match crate::kernel::settings::write_setting(&path, &RECOMMENDED_SECS.to_string()) {
+                Ok(()) => report.push_str(&format!(
+                    "fs.fuse.max_request_timeout set to {RECOMMENDED_SECS} (it was 0: no bound on \
+                     a FUSE file system that never answers; it applies to file systems mounted \
+                     from now on)\n"
+                )),
+                Err(err) => report.push_str(&format!(
+                    "warning: cannot set fs.fuse.max_request_timeout now ({err:#}); it is set \
+                     at the next boot\n"
+                )),
+            }
+            Some(RECOMMENDED_SECS.into())
+        }
+        seconds => crate::kernel::persist::persisted_fuse_timeout(persist_file).map(|_| seconds),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +113,44 @@ mod tests {
             .contains("sysctl -w fs.fuse.max_request_timeout=300"));
         std::fs::write(root.join("fs/fuse/max_request_timeout"), "600\n").unwrap();
         assert_eq!(advice(&kernel), None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn persist_sets_a_zero_bound_and_keeps_only_its_own() {
+        let root =
+            std::env::temp_dir().join(format!("handler-fuse-persist-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("kernel")).unwrap();
+        std::fs::create_dir_all(root.join("fs/fuse")).unwrap();
+        let kernel = KernelFiles::under(&root.join("kernel"));
+        let persist_file = root.join("90-lttng-coredump.conf");
+        let mut report = String::new();
+        // No such setting: nothing.
+        assert_eq!(to_persist(&kernel, &persist_file, &mut report), None);
+        // 0: set now and kept.
+        std::fs::write(root.join("fs/fuse/max_request_timeout"), "0\n").unwrap();
+        assert_eq!(
+            to_persist(&kernel, &persist_file, &mut report),
+            Some(RECOMMENDED_SECS.into())
+        );
+        assert_eq!(read(&kernel), Some(RECOMMENDED_SECS.into()));
+        assert!(report.contains("set to 300"), "{report}");
+        // Someone else's choice: left to them.
+        std::fs::write(root.join("fs/fuse/max_request_timeout"), "600\n").unwrap();
+        assert_eq!(to_persist(&kernel, &persist_file, &mut report), None);
+        // Ours from an earlier install: kept at the value in force.
+        crate::kernel::persist::write(&persist_file, "|/x handle", "64", Some(300)).unwrap();
+        let text = std::fs::read_to_string(&persist_file).unwrap();
+        assert!(
+            text.contains("\n-fs.fuse.max_request_timeout = 300\n"),
+            "{text}"
+        );
+        assert_eq!(
+            crate::kernel::persist::persisted_fuse_timeout(&persist_file),
+            Some(300)
+        );
+        assert_eq!(to_persist(&kernel, &persist_file, &mut report), Some(600));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -43,8 +43,44 @@ pub fn sysctl_text(pattern: &str, pipe_limit: &str) -> String {
     )
 }
 
-/// Writes the sysctl.d file (whole or not at all); says what was done.
-pub fn write(path: &Path, pattern: &str, pipe_limit: &str) -> anyhow::Result<String> {
+/// The sysctl key of the kernel's bound on FUSE requests
+/// ([`crate::kernel::fuse_timeout`]); written with sysctl.d's `-` (a
+/// kernel without it, or without the fuse module loaded yet, logs it and
+/// goes on).
+const FUSE_KEY: &str = "fs.fuse.max_request_timeout";
+
+/// The text with the FUSE request bound too, when there is one to keep.
+fn full_text(pattern: &str, pipe_limit: &str, fuse_timeout: Option<u64>) -> String {
+    let mut text = sysctl_text(pattern, pipe_limit);
+    if let Some(seconds) = fuse_timeout {
+        text.push_str(&format!(
+            "# A FUSE file system that never answers would hold a crash's dump (and its\n\
+             # core_pipe_limit slot) for good: the kernel aborts a request older than this.\n\
+             -{FUSE_KEY} = {seconds}\n"
+        ));
+    }
+    text
+}
+
+/// The FUSE request bound the file at `path` keeps, if it keeps one.
+pub fn persisted_fuse_timeout(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let (key, value) = line.trim().split_once('=')?;
+        (key.trim().trim_start_matches('-') == FUSE_KEY)
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })
+}
+
+/// Writes the sysctl.d file (whole or not at all), with the FUSE request
+/// bound `fuse_timeout` when given; says what was done.
+pub fn write(
+    path: &Path,
+    pattern: &str,
+    pipe_limit: &str,
+    fuse_timeout: Option<u64>,
+) -> anyhow::Result<String> {
     let dir = path
         .parent()
         .ok_or_else(|| anyhow!("{} has no directory", path.display()))?;
@@ -54,11 +90,15 @@ pub fn write(path: &Path, pattern: &str, pipe_limit: &str) -> anyhow::Result<Str
         path.file_name().unwrap_or_default().to_string_lossy()
     ));
     let _ = std::fs::remove_file(&temporary);
-    std::fs::write(&temporary, sysctl_text(pattern, pipe_limit))
+    std::fs::write(&temporary, full_text(pattern, pipe_limit, fuse_timeout))
         .and_then(|()| std::fs::rename(&temporary, path))
         .with_context(|| format!("cannot write {}", path.display()))?;
+    let also = match fuse_timeout {
+        Some(seconds) => format!(", and {FUSE_KEY} = {seconds}"),
+        None => String::new(),
+    };
     Ok(format!(
-        "persistent: {} sets the same core_pattern and core_pipe_limit at every boot\n",
+        "persistent: {} sets the same core_pattern and core_pipe_limit at every boot{also}\n",
         path.display()
     ))
 }

@@ -90,26 +90,32 @@ impl<T> FairQueue<T> {
         self.wake.notify_all();
     }
 
+    /// Whether a crash of `uid` may wait now, or why not.
+    pub fn room_for(&self, uid: u32) -> Result<(), String> {
+        Self::room_in(&self.lock(), uid)
+    }
+
+    fn room_in(state: &State<T>, uid: u32) -> Result<(), String> {
+        let of_uid = state.waiting.iter().filter(|(u, _)| *u == uid).count();
+        if of_uid >= MAX_WAITING_PER_UID {
+            let busy = state.busy(uid);
+            return Err(format!(
+                "uid {uid} already has {busy} crash(es) being handled and {of_uid} waiting \
+                 (at most {MAX_WAITING_PER_UID} may wait)"
+            ));
+        }
+        if state.waiting.len() >= MAX_WAITING {
+            return Err(format!("{MAX_WAITING} crashes already wait for a worker"));
+        }
+        Ok(())
+    }
+
     /// Queues a crash of `uid`; gives it back, with why, when it may not
     /// wait.
     pub fn push(&self, uid: u32, item: T) -> Result<(), (T, String)> {
         let mut state = self.lock();
-        let of_uid = state.waiting.iter().filter(|(u, _)| *u == uid).count();
-        if of_uid >= MAX_WAITING_PER_UID {
-            let busy = state.busy(uid);
-            return Err((
-                item,
-                format!(
-                    "uid {uid} already has {busy} crash(es) being handled and {of_uid} waiting \
-                     (at most {MAX_WAITING_PER_UID} may wait)"
-                ),
-            ));
-        }
-        if state.waiting.len() >= MAX_WAITING {
-            return Err((
-                item,
-                format!("{MAX_WAITING} crashes already wait for a worker"),
-            ));
+        if let Err(why) = Self::room_in(&state, uid) {
+            return Err((item, why));
         }
         state.waiting.push_back((uid, item));
         drop(state);

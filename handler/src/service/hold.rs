@@ -5,7 +5,9 @@
 //! started again whenever it dies (SIGKILL, an OOM kill, a crash of its
 //! own). Meanwhile the kernel's connections wait in the socket's backlog,
 //! each crashing process held, and the next service takes them: no core
-//! is dropped because the service was restarting.
+//! is dropped because the service was restarting. The crashes the killed
+//! service had accepted are not the holder's: each is handled by a process
+//! of its own, which outlives the service (`serve`).
 //!
 //! The holder does nothing else: no configuration, no session daemon, no
 //! crash; it is not dumpable. SIGTERM, SIGINT or SIGHUP stop it: the

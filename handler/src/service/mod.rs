@@ -1,7 +1,8 @@
 //! The crash service on the kernel's coredump socket (`serve`): its
 //! listening socket, passed by systemd, held by `serve --hold`'s holder,
 //! or its own (`listen`, `hold`); the queue that gives each uid its share
-//! of the workers (`fair_queue`); and the probe that tells whether a
+//! of the workers (`fair_queue`); the line between the service and the
+//! process each crash is handled in (`relay`); and the probe that tells whether a
 //! service answers (`probe`). Each crash goes down the same crash path as
 //! the pipe's.
 
@@ -9,4 +10,5 @@ pub mod fair_queue;
 pub mod hold;
 pub mod listen;
 pub mod probe;
+pub mod relay;
 pub mod serve;

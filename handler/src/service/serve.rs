@@ -44,11 +44,30 @@
 //! [`super::fair_queue::MAX_WAITING_PER_UID`] are refused at once. Reading a core
 //! is bounded by `core_stall_timeout`, as in the pipe handler (`stall`).
 //!
-//! It talks to the session daemons through resident children kept from
-//! one crash to the next, one per identity (engine `workers`), instead of
-//! a child forked per daemon per crash: a fork, a change of identity and a
-//! reap cost 1 to 3 ms, more as the service's memory grows. After each
-//! crash it gives back to the system what it freed (`malloc_trim`).
+//! Each crash it accepts is handled by a process of its own
+//! (`serve --crash-on-stdin`, [`run_one_crash`]), started as the
+//! connection is accepted, holding it, and told by a worker when to go:
+//! the service holds no crash that its own death would drop. Killed
+//! outright (SIGKILL, an OOM kill, a crash of its own), the service takes
+//! nothing with it: the crashes being read are finished by their
+//! processes, the ones waiting for a worker see the service gone (their
+//! line to it ends) and go on at once, and the crashes not yet accepted
+//! wait in the listening socket's backlog, held by the holder or by
+//! systemd, for the restarted service. (Keeping a crash in the service's
+//! memory, or a copy of its descriptor in the holder, cannot survive a
+//! kill in the middle of the core: the bytes read so far die with the
+//! reader, and the kernel sends them once.) The cost is one process a
+//! crash, as in pipe mode, and an idle one for each crash waiting for a
+//! worker.
+//!
+//! The fires of a crash's process run in the service's resident children,
+//! kept from one crash to the next, one per identity (engine `workers`),
+//! asked through the process's line to the service (`relay`), instead of a
+//! child forked per daemon per crash: a fork, a change of identity and a
+//! reap cost 1 to 3 ms, more as the service's memory grows. Once the
+//! service is gone, the process forks its own. After each crash handled in
+//! the service itself (when its process could not be started) it gives
+//! back to the system what it freed (`malloc_trim`).
 
 use crate::base::config::Config;
 use crate::base::syslog::Log;
@@ -58,6 +77,7 @@ use crate::kernel::backup::Backup;
 use crate::kernel::settings::KernelFiles;
 use crate::service::fair_queue::FairQueue;
 use crate::service::probe::GREETING;
+use crate::service::relay;
 use anyhow::Context as _;
 use coredump_socket::{
     self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
@@ -153,8 +173,9 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     ));
 
     // The children that talk to the session daemons, kept from one crash
-    // to the next (engine `workers`); the root one is forked now, while the
-    // service is small and before the first crash needs it.
+    // to the next (engine `workers`), asked by each crash's process through
+    // its line to the service (`relay`); the root one is forked now, while
+    // the service is small and before the first crash needs it.
     let residents = Arc::new(Workers::new());
     if let Err(err) = residents.warm(WARM_TIMEOUT) {
         log.warning(format!(
@@ -168,7 +189,7 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
             "cannot raise the open files limit: {err} (crashes past it cannot be accepted)"
         ));
     }
-    let queue = Arc::new(FairQueue::<Connection>::new(None));
+    let queue = Arc::new(FairQueue::<Waiting>::new(None));
     let workers: Vec<_> = (0..options.workers.max(1))
         .map(|n| {
             let queue = queue.clone();
@@ -321,13 +342,27 @@ pub(crate) fn give_back_core_pattern(options: &ServeOptions) -> anyhow::Result<S
     ))
 }
 
-/// A crash's connection, waiting for a worker.
+/// A crash's connection, as its process or the service itself reads it.
 struct Connection {
     stream: UnixStream,
     pidfd: OwnedFd,
     crash: PeerCrash,
     /// Its uid's share of the workers when it was queued.
     share: Option<u32>,
+}
+
+/// A crash waiting for a worker: its own process (which holds the
+/// connection and waits for a word on its line to the service), or, when
+/// that process could not be started, the connection itself.
+enum Waiting {
+    Process {
+        child: std::process::Child,
+        /// The service's end of the process's line (`relay`): its word
+        /// lets it go or drops the crash; its end (the service killed)
+        /// makes it go on alone.
+        line: UnixStream,
+    },
+    Here(Connection),
 }
 
 /// Raises the soft limit on open files to the hard one.
@@ -344,12 +379,7 @@ fn raise_open_files_limit() -> io::Result<()> {
 /// A new connection: a client that is not the kernel gets the greeting at
 /// once (and nothing else); a crash waits for a worker in its uid's queue,
 /// or is refused at once when too many of that uid's already wait.
-fn dispatch(
-    stream: UnixStream,
-    queue: &FairQueue<Connection>,
-    options: &ServeOptions,
-    log: &mut Log,
-) {
+fn dispatch(stream: UnixStream, queue: &FairQueue<Waiting>, options: &ServeOptions, log: &mut Log) {
     let (pidfd, crash) = match peer_crash(&stream) {
         Ok(found) => found,
         Err(reason) => {
@@ -374,40 +404,173 @@ fn dispatch(
         crate::crash::limits::crash_share::effective(configured, options.workers.max(1) as u32);
     queue.set_share(share.map(|share| share as usize));
     let (pid, uid) = (crash.pid, crash.uid);
-    let connection = Connection {
-        stream,
-        pidfd,
-        crash,
-        share,
-    };
-    if let Err((refused, why)) = queue.push(uid, connection) {
+    if let Err(why) = queue.room_for(uid) {
         log.error(format!(
             "crash of process {pid} (uid {uid}) refused, its core lost: {why} \
              (max_crashes_in_progress_per_user)"
         ));
         // Closed unanswered: the kernel dumps nothing and lets it go.
-        drop(refused);
+        return;
+    }
+    let waiting = match start_crash_process(&stream, options, share) {
+        Ok((child, line)) => {
+            // The process holds the connection now; the service keeps none.
+            drop(stream);
+            Waiting::Process { child, line }
+        }
+        Err(err) => {
+            log.warning(format!(
+                "crash of process {pid} (uid {uid}): cannot start its own process ({err:#}); \
+                 the service handles it (a kill of the service would lose it)"
+            ));
+            Waiting::Here(Connection {
+                stream,
+                pidfd,
+                crash,
+                share,
+            })
+        }
+    };
+    if let Err((refused, why)) = queue.push(uid, waiting) {
+        log.error(format!(
+            "crash of process {pid} (uid {uid}) refused, its core lost: {why} \
+             (max_crashes_in_progress_per_user)"
+        ));
+        // Closed unanswered: the kernel dumps nothing and lets it go.
+        if let Waiting::Process { mut child, line } = refused {
+            let _ = (&line).write_all(&[relay::REFUSED]);
+            drop(line);
+            let _ = child.wait();
+        }
     }
 }
 
-/// A worker: handles connections until the service stops.
-fn work(queue: &FairQueue<Connection>, config: Option<&Path>, workers: &Arc<Workers>) {
-    while let Some(mut ticket) = queue.pop() {
-        let Some(connection) = ticket.item.take() else {
-            continue;
-        };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle_connection(connection, config, workers.clone())
-        }));
-        if outcome.is_err() {
-            Log::default()
-                .with_stderr()
-                .error("handling a connection panicked; the service goes on");
-        }
-        // What the crash freed (above all a compressor's memory) goes back
-        // to the system instead of staying in this thread's arena.
-        coredump_socket::release_free_memory();
+/// Starts the process that handles the crash on `stream`: this program's
+/// `serve --crash-on-stdin`, the connection on its standard input, its end
+/// of its line to the service (`relay`) on its standard output, the
+/// service's standard error (its log) on its own. It waits for the
+/// service's word before it reads anything ([`run_one_crash`]).
+fn start_crash_process(
+    stream: &UnixStream,
+    options: &ServeOptions,
+    share: Option<u32>,
+) -> anyhow::Result<(std::process::Child, UnixStream)> {
+    let program = std::env::current_exe().context("cannot tell where this program is")?;
+    // Both ends close on exec: only the crash's process gets its end (as
+    // its standard output), and the service's end stays the service's
+    // alone, so that its end means the service is gone.
+    let (ours, theirs) = UnixStream::pair().context("cannot create a socket pair")?;
+    let connection = stream
+        .try_clone()
+        .context("cannot duplicate the connection")?;
+    let mut command = std::process::Command::new(program);
+    command.arg("serve").arg("--crash-on-stdin");
+    if let Some(config) = &options.config {
+        command.arg("--config").arg(config);
     }
+    if let Some(share) = share {
+        command.arg("--share").arg(share.to_string());
+    }
+    let child = command
+        .stdin(std::process::Stdio::from(OwnedFd::from(connection)))
+        .stdout(std::process::Stdio::from(OwnedFd::from(theirs)))
+        .spawn()
+        .context("cannot start it")?;
+    Ok((child, ours))
+}
+
+/// A worker: lets crashes be handled, one at a time, until the service
+/// stops.
+fn work(queue: &FairQueue<Waiting>, config: Option<&Path>, workers: &Arc<Workers>) {
+    while let Some(mut ticket) = queue.pop() {
+        match ticket.item.take() {
+            None => continue,
+            Some(Waiting::Process { mut child, line }) => {
+                // Its fires run in this service's resident children until
+                // it ends (a process that died meanwhile took its crash
+                // with it; its end is waited for all the same).
+                relay::serve_crash(&line, workers);
+                drop(line);
+                let _ = child.wait();
+            }
+            Some(Waiting::Here(connection)) => {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    handle_connection(connection, config, workers.clone() as Arc<_>)
+                }));
+                if outcome.is_err() {
+                    Log::default()
+                        .with_stderr()
+                        .error("handling a connection panicked; the service goes on");
+                }
+                // What the crash freed (above all a compressor's memory)
+                // goes back to the system instead of staying in this
+                // thread's arena.
+                coredump_socket::release_free_memory();
+            }
+        }
+    }
+}
+
+/// `serve --crash-on-stdin`: the process of one crash, started by the
+/// service as it accepted the connection (on standard input). It waits
+/// for the service's word on its line (standard output, `relay`): go, when
+/// a worker is free within the uid's share, or drop the crash; when the
+/// line ends without a word, the service was killed, and it goes on at
+/// once (the service that follows knows nothing of it). Whether or not the
+/// service lives on, it handles the crash to its record; its fires run in
+/// the service's resident children while the service lives, else in
+/// children of its own.
+pub fn run_one_crash(config: Option<&Path>, share: Option<u32>) -> anyhow::Result<()> {
+    // A crash of its own must not be sent to the service.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context("cannot mark the crash's process not dumpable")?;
+    let stream = UnixStream::from(
+        io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot take the connection on standard input")?,
+    );
+    let line = UnixStream::from(
+        io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot take the service's line on standard output")?,
+    );
+    let null = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("cannot open /dev/null")?;
+    rustix::stdio::dup2_stdin(&null).context("cannot point standard input at /dev/null")?;
+    rustix::stdio::dup2_stdout(&null).context("cannot point standard output at /dev/null")?;
+    drop(null);
+    let mut log = Log::default().with_stderr();
+    let (pidfd, crash) = peer_crash(&stream).map_err(|why| anyhow::anyhow!("{why}"))?;
+    let relay = relay::ServiceRelay::new(line);
+    let share = match relay.wait_word() {
+        relay::Word::Go => share,
+        relay::Word::Refused => return Ok(()),
+        relay::Word::ServiceGone => {
+            log.warning(format!(
+                "process {}: the crash service ended while this crash waited for a worker; it \
+                 is handled now",
+                crash.pid
+            ));
+            // No worker was given: the record says nothing of a share.
+            None
+        }
+    };
+    handle_connection(
+        Connection {
+            stream,
+            pidfd,
+            crash,
+            share,
+        },
+        config,
+        Arc::new(relay),
+    );
+    Ok(())
 }
 
 /// Which protocol the kernel speaks on a connection.
@@ -420,7 +583,11 @@ enum Protocol {
 }
 
 /// One crash from the kernel, on a worker.
-fn handle_connection(connection: Connection, config: Option<&Path>, workers: Arc<Workers>) {
+fn handle_connection(
+    connection: Connection,
+    config: Option<&Path>,
+    workers: Arc<dyn crate::crash::snapshot::Residents>,
+) {
     let Connection {
         mut stream,
         pidfd,

@@ -4,7 +4,7 @@
 //! the fallback to every active snapshot-mode session.
 //!
 //! The daemon is asked from a child process killed at a deadline
-//! (`lttng_ctl::isolate`), so a hung daemon cannot hang `status`.
+//! (`lttng_coredump_engine::child::isolate`), so a hung daemon cannot hang `status`.
 
 use crate::base::config::Config;
 use lttng_coredump_engine::encoding::{CoreDumpAction, CoreDumpTrigger};

@@ -209,7 +209,8 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
     // socket line in place once it listens, never before.
     if let Some(file) = &options.persist {
         let limit = options.kernel.read_pipe_limit()?;
-        report.push_str(&crate::kernel::persist::write(file, &line, &limit)?);
+        let fuse = crate::kernel::fuse_timeout::to_persist(&options.kernel, file, &mut report);
+        report.push_str(&crate::kernel::persist::write(file, &line, &limit, fuse)?);
         // The services that write their own line at boot write it after
         // every sysctl.d file: masked, so that ours stays.
         if options.mask {

@@ -101,6 +101,55 @@ pub fn root_record_of(name: &str) -> Option<String> {
 pub struct Crash {
     pub record_path: PathBuf,
     pub record: StoredRecord,
+    /// Whether its snapshot directories are still there, as a child looked
+    /// ([`look_at_snapshots`]): `None` until looked at; a path missing
+    /// from the map got no answer in time.
+    pub snapshots_seen: Option<std::collections::HashMap<PathBuf, bool>>,
+}
+
+/// Looks whether the crashes' snapshot directories are still there, never
+/// in this process (a path a session daemon named may hang whoever looks
+/// at it, `base::path_presence`): by a child acting as the user whose
+/// daemon took each snapshot (when the caller is root), else with the
+/// caller's ids, all within [`crate::base::path_presence::DEADLINE`].
+pub fn look_at_snapshots(crashes: &mut [Crash]) {
+    use crate::base::user_child::{acting_as, Who};
+    let mut groups: Vec<(Option<Who>, Vec<PathBuf>)> = Vec::new();
+    let mut places: Vec<Vec<(usize, usize)>> = Vec::new();
+    for crash in crashes.iter() {
+        let mut at = Vec::new();
+        for snapshot in crash.snapshots() {
+            let owner = snapshot
+                .daemon
+                .strip_prefix("user ")
+                .and_then(|uid| uid.parse::<u64>().ok());
+            let who = acting_as(owner, crash.gid().map(u64::from));
+            let group = match groups.iter().position(|(w, _)| *w == who) {
+                Some(group) => group,
+                None => {
+                    groups.push((who, Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            groups[group].1.push(snapshot.path);
+            at.push((group, groups[group].1.len() - 1));
+        }
+        places.push(at);
+    }
+    let answers = if groups.is_empty() {
+        Vec::new()
+    } else {
+        crate::base::path_presence::look(&groups, crate::base::path_presence::DEADLINE)
+    };
+    for (crash, at) in crashes.iter_mut().zip(places) {
+        let mut seen = std::collections::HashMap::new();
+        for ((group, index), snapshot) in at.into_iter().zip(crash.snapshots()) {
+            if let Some(present) = answers[group][index] {
+                seen.insert(snapshot.path, present);
+            }
+        }
+        crash.snapshots_seen = Some(seen);
+    }
 }
 
 /// What became of a crash's core.
@@ -137,6 +186,7 @@ impl Crash {
         Ok(StoredRecord::read(path)?.map(|record| Crash {
             record_path: path.to_path_buf(),
             record,
+            snapshots_seen: None,
         }))
     }
 
@@ -227,11 +277,25 @@ impl Crash {
             .collect()
     }
 
-    /// Whether at least one snapshot of the crash is still on disk.
-    pub fn trace_present(&self) -> bool {
-        self.snapshots()
+    /// Whether at least one snapshot of the crash is still on disk, as
+    /// [`look_at_snapshots`] found: `None` when it was not looked at, or
+    /// a snapshot it could not tell of might be.
+    pub fn trace_present(&self) -> Option<bool> {
+        let seen = self.snapshots_seen.as_ref()?;
+        let snapshots = self.snapshots();
+        if snapshots.iter().any(|s| seen.get(&s.path) == Some(&true)) {
+            return Some(true);
+        }
+        snapshots
             .iter()
-            .any(|snapshot| snapshot.path.is_dir())
+            .all(|s| seen.contains_key(&s.path))
+            .then_some(false)
+    }
+
+    /// Whether the snapshot directory `path` is still there, as
+    /// [`look_at_snapshots`] found (`None`: not known).
+    pub fn snapshot_seen(&self, path: &Path) -> Option<bool> {
+        self.snapshots_seen.as_ref()?.get(path).copied()
     }
 
     /// The record, with what the tools found out added.
@@ -244,6 +308,7 @@ impl Crash {
             );
             object.insert("core_state".into(), self.core_state().word().into());
             object.insert("core_present".into(), self.core_state().on_disk().into());
+            // `null`: not looked at, or a snapshot did not answer in time.
             object.insert("trace_present".into(), self.trace_present().into());
             object.insert(
                 "no_trace_reasons".into(),

@@ -98,6 +98,32 @@ pub struct CoreTraceSection {
     pub notes: Vec<String>,
 }
 
+/// The crash's report (`crash::report`): what its analysis found (every
+/// thread's backtrace, the signal, the modules) and the signature that
+/// groups crashes into problems, or why there is none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReportSection {
+    /// Whether the analysis gave a report.
+    pub analyzed: bool,
+    /// Why there is none: turned off, no core, "analysis failed: ...".
+    pub not_analyzed_reason: Option<String>,
+    /// Who the analysis ran as: the crashing user, or the service account
+    /// for root's crashes and root-only cores.
+    pub analyzed_as_uid: Option<u32>,
+    /// The signature's hash (`lttng_coredump_report::signature`): crashes
+    /// of one bug share it (`lttng-coredump problems`).
+    pub signature: Option<String>,
+    /// The problem's one-line title ("prog: SIGSEGV in f").
+    pub title: Option<String>,
+    /// Threads in the core, and of them unwound.
+    pub threads: usize,
+    /// The crashing thread's frames.
+    pub frames: usize,
+    /// The report itself (the crashing thread first).
+    pub report: Option<lttng_coredump_report::Report>,
+}
+
 /// A crash's place in its uid's share of the crashes handled at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -187,6 +213,9 @@ pub struct Stages {
     /// Scanning the saved core for the trace it holds, once the process
     /// was let go (zero when not checked).
     pub core_trace: StageTimes,
+    /// Analyzing the saved core for the report, once the process was let
+    /// go (zero when not made).
+    pub report: StageTimes,
 }
 
 /// What a record that does not say was stored uncompressed.
@@ -242,6 +271,8 @@ pub struct CrashRecord {
     pub snapshots: Vec<SnapshotEntry>,
     /// What trace the core itself holds.
     pub core_trace: CoreTraceSection,
+    /// The crash's report and signature, or why there is none.
+    pub report: ReportSection,
     /// Where the crash stood in its uid's share of the crashes handled at
     /// once (`crash_share`, `fair_queue`).
     pub crash_share: ShareSection,
@@ -261,6 +292,81 @@ pub struct CrashRecord {
     pub errors: Vec<String>,
     /// Every message the handler logged.
     pub log: Vec<Message>,
+    /// A live core (`lttng-coredump gcore`): the process was running, not
+    /// crashing (no signal); how it was dumped. Absent from crash records
+    /// (and from records older than live cores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSection>,
+}
+
+/// How a live core was taken (`gcore`): the process was stopped for
+/// `pause_us`, its memory copied by `method`, its snapshots taken during
+/// the stop (the record's `fires` and `snapshots`, as for a crash).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveSection {
+    /// `copy-on-write` or `stop-and-copy`.
+    pub method: String,
+    /// Why copy-on-write was not used, when it was not asked for.
+    pub fallback: Option<String>,
+    /// How long the threads were stopped, in microseconds (first stop to
+    /// the last thread let go), and within it: stopping every thread, the
+    /// copy-on-write fork, the snapshots, copying the memory
+    /// (stop-and-copy).
+    pub pause_us: u64,
+    pub stop_us: u64,
+    pub fork_us: u64,
+    pub snapshot_us: u64,
+    pub copy_us: u64,
+    /// Copy-on-write: the second stop, of one thread, that reaped the copy.
+    pub reap_pause_us: u64,
+    /// From the request to the core complete, in microseconds.
+    pub total_us: u64,
+    pub threads: Vec<LiveThread>,
+    /// Memory in the core (bytes) and its segments.
+    pub memory_bytes: u64,
+    pub segments: usize,
+    /// What the copy cost in memory: copy-on-write, the pages the copy had
+    /// to itself at the end (the process's writes during the dump);
+    /// stop-and-copy, the buffer the memory was held in during the stop.
+    pub copy_private_bytes: u64,
+    pub buffer_bytes: u64,
+    /// Stop-and-copy: why the core was written while the threads were
+    /// stopped, when it was.
+    pub buffer_note: Option<String>,
+    /// Memory the core does not hold faithfully (`MADV_DONTFORK` left out,
+    /// `MADV_WIPEONFORK`).
+    pub unfaithful: Vec<LiveRegion>,
+    pub warnings: Vec<String>,
+    /// The process exited while its copy-on-write copy was written: the
+    /// core is the process as it was at the stop.
+    pub exited_during_dump: bool,
+    /// Who asked for it (the uid `gcore` ran as).
+    pub requested_by_uid: Option<u32>,
+}
+
+/// One thread of a live core.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveThread {
+    pub tid: i32,
+    pub name: String,
+    /// Its state before the stop (`R`, `S`, `D`...).
+    pub state: String,
+    /// Whether it stopped in time (its registers are in the core).
+    pub stopped: bool,
+    /// The signal it was about to take when stopped (given back to it).
+    pub signal: Option<i32>,
+}
+
+/// A region of memory a live core does not hold faithfully.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveRegion {
+    pub start: u64,
+    pub end: u64,
+    pub path: String,
+    pub why: String,
 }
 
 // The sections the crash path's steps fill (the chained command, the
@@ -437,10 +543,16 @@ pub struct UserRecord {
     /// What trace the core holds (the user may read the core); of the
     /// failed snapshots, those of the user's daemon or triggers.
     pub core_trace: CoreTraceSection,
+    /// The crash's report (analyzed as that user: the user's copy is only
+    /// written when the user may read the core).
+    pub report: ReportSection,
     /// When no snapshot of the user's was taken, why (see
     /// `record_read::trace_absence`), in what concerns that user.
     pub no_trace: Vec<String>,
     pub note: String,
+    /// A live core: as in root's record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveSection>,
 }
 
 /// The core section of the user's copy (without the names of other
@@ -516,6 +628,7 @@ impl CrashRecord {
                     .retain(|f| f.daemon == own_daemon || f.owner_uid == Some(uid));
                 section
             },
+            report: self.report.clone(),
             no_trace: crate::store::record_read::trace_absence(
                 &self.fires,
                 self.own_snapshots_skipped.as_deref(),
@@ -524,6 +637,7 @@ impl CrashRecord {
             note: "the crashing user's copy: root's record beside it (same name without .user) \
                    has the rest, for root only"
                 .into(),
+            live: self.live.clone(),
         }
     }
 
@@ -672,6 +786,7 @@ pub(crate) mod tests {
             chain: None,
             snapshots: vec![],
             core_trace: CoreTraceSection::default(),
+            report: ReportSection::default(),
             crash_share: ShareSection::default(),
             core_stall: None,
             fires: vec![],
@@ -680,6 +795,7 @@ pub(crate) mod tests {
             config_path: "/etc/lttng-coredump/config.toml".into(),
             errors: vec![],
             log: vec![],
+            live: None,
         }
     }
 
@@ -706,6 +822,7 @@ pub(crate) mod tests {
             "chain",
             "snapshots",
             "core_trace",
+            "report",
             "crash_share",
             "fires",
             "own_snapshots_skipped",
@@ -760,6 +877,7 @@ pub(crate) mod tests {
             "chain",
             "snapshots",
             "core_trace",
+            "report",
             "crash_share",
             "fires",
             "own_snapshots_skipped",
@@ -771,7 +889,14 @@ pub(crate) mod tests {
         assert_eq!(top_level_keys(&sample().to_json()), root);
         let mut user = vec!["format"];
         user.extend(crashed);
-        user.extend(["core", "snapshots", "core_trace", "no_trace", "note"]);
+        user.extend([
+            "core",
+            "snapshots",
+            "core_trace",
+            "report",
+            "no_trace",
+            "note",
+        ]);
         let copy = serde_json::to_vec_pretty(&sample().user_copy(1000)).unwrap();
         assert_eq!(top_level_keys(&copy), user);
         let copy: serde_json::Value = serde_json::from_slice(&copy).unwrap();

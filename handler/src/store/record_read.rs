@@ -8,8 +8,8 @@
 //! ([`trace_absence`]).
 
 use crate::store::record::{
-    ChainOutcome, CoreTraceSection, CrashRecord, Crashed, DaemonFire, SnapshotEntry, UserRecord,
-    FORMAT, USER_FORMAT,
+    ChainOutcome, CoreTraceSection, CrashRecord, Crashed, DaemonFire, LiveSection, ReportSection,
+    SnapshotEntry, UserRecord, FORMAT, USER_FORMAT,
 };
 use lttng_coredump_engine::ActionKind;
 use lttng_ctl::ErrorCode;
@@ -179,6 +179,22 @@ impl StoredRecord {
         match self {
             StoredRecord::Root(record) => &record.core_trace,
             StoredRecord::User(record) => &record.core_trace,
+        }
+    }
+
+    /// How a live core was taken (`gcore`); `None` for a crash.
+    pub fn live(&self) -> Option<&LiveSection> {
+        match self {
+            StoredRecord::Root(record) => record.live.as_ref(),
+            StoredRecord::User(record) => record.live.as_ref(),
+        }
+    }
+
+    /// The crash's report and signature, or why there is none.
+    pub fn report(&self) -> &ReportSection {
+        match self {
+            StoredRecord::Root(record) => &record.report,
+            StoredRecord::User(record) => &record.report,
         }
     }
 

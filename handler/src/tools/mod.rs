@@ -1,5 +1,6 @@
 //! The crash tools: what a person runs after a crash to find it and use
-//! what it left (`list`, `info`, `debug`, `dump`, `trace`, `vacuum`), in the
+//! what it left (`list`, `info`, `problems`, `debug`, `dump`, `trace`,
+//! `vacuum`), in the
 //! manner of systemd's `coredumpctl`, with the LTTng trace beside the core.
 //!
 //! They run with the rights of whoever calls them and never more: root sees
@@ -14,6 +15,7 @@
 pub mod config_show;
 pub mod debug;
 pub mod output;
+pub mod problems;
 pub mod read_core;
 pub mod select;
 pub mod show;
@@ -122,6 +124,23 @@ pub struct ListArgs {
     /// signal.name).
     #[arg(short = 'F', long = "field", value_name = "FIELD")]
     pub field: Option<String>,
+    /// info: every thread's backtrace and the modules, not only the
+    /// crashing thread's (the report; --json has all of it anyway).
+    #[arg(long)]
+    pub threads: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProblemsArgs {
+    /// List the crashes of this problem (a signature, or the start of one
+    /// of at least 8 hex digits) instead of one line a problem.
+    #[arg(value_name = "SIGNATURE")]
+    pub signature: Option<String>,
+    /// JSON: one object a problem (or a crash, with SIGNATURE), one a line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -294,6 +294,7 @@ mod tests {
             record_path: "/x/core.a.1.2.json".into(),
             record: crate::store::record_read::StoredRecord::parse(json.to_string().as_bytes())
                 .unwrap(),
+            snapshots_seen: None,
         }
     }
 

@@ -86,6 +86,8 @@ pub fn latest(selection: &Selection, count: Option<u64>) -> Result<Crash> {
 
 fn ordered(args: &ListArgs) -> Result<Vec<Crash>> {
     let (_, mut crashes) = chosen(&args.selection, args.count)?;
+    // Whether their traces are still there, never looked at here.
+    crate::store::crashes::look_at_snapshots(&mut crashes);
     // -1 is -r -n 1, as in coredumpctl.
     if args.selection.reverse || args.selection.latest {
         crashes.reverse();
@@ -144,13 +146,25 @@ pub fn list(args: &ListArgs) -> Result<ExitCode> {
         let state = crash.core_state();
         let program = crash.exe_path().or(crash.process_name()).unwrap_or("?");
         let word = format!("{:<9}", state.word());
+        // A live core has no signal: marked so, with how it was taken.
+        let (signal, live) = match crash.record.live() {
+            Some(live) => (
+                "live".to_string(),
+                format!(
+                    " (live: {}, paused {})",
+                    live.method,
+                    human::micros(live.pause_us)
+                ),
+            ),
+            None => (crash.signal_name(), String::new()),
+        };
         writeln!(
             out,
-            "{:<23} {:>7} {:>6} {:<5} {} {:>7} {:<5} {}",
+            "{:<23} {:>7} {:>6} {:<5} {} {:>7} {:<5} {}{live}",
             crash.time().map(local_time).unwrap_or_else(|| "-".into()),
             crash.pid().map(|p| p.to_string()).unwrap_or("-".into()),
             crash.uid().map(|u| u.to_string()).unwrap_or("-".into()),
-            crash.signal_name(),
+            signal,
             match state {
                 crate::store::crashes::CoreState::Present => output.green(&word),
                 crate::store::crashes::CoreState::Truncated => output.yellow(&word),
@@ -161,7 +175,11 @@ pub fn list(args: &ListArgs) -> Result<ExitCode> {
             } else {
                 "-".into()
             },
-            if crash.trace_present() { "yes" } else { "no" },
+            match crash.trace_present() {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "?",
+            },
             escape(program)
         )?;
     }
@@ -188,7 +206,7 @@ pub fn info(args: &ListArgs) -> Result<ExitCode> {
         if index > 0 {
             out.push('\n');
         }
-        describe(crash, now, &output, &mut out);
+        describe(crash, now, args.threads, &output, &mut out);
     }
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
@@ -331,8 +349,96 @@ fn describe_core_trace(crash: &Crash, lines: &mut Lines<'_>) {
     }
 }
 
+/// How a live core was taken (`gcore`): no signal, the method, the pause.
+fn describe_live(live: &crate::store::record::LiveSection, lines: &mut Lines<'_>) {
+    lines.line(
+        "Live Core",
+        format!(
+            "taken from the running process (no signal), {}{}",
+            escape(&live.method),
+            live.fallback
+                .as_deref()
+                .map(|why| format!(" (not copy-on-write: {})", text(why)))
+                .unwrap_or_default()
+        ),
+    );
+    lines.line(
+        "",
+        format!(
+            "{} threads stopped {} (of which the snapshots {}), {} in all",
+            live.threads.len(),
+            human::micros(live.pause_us),
+            human::micros(live.snapshot_us),
+            human::micros(live.total_us)
+        ),
+    );
+    let cost = match live.method.as_str() {
+        "copy-on-write" => format!(
+            "the copy cost {} of memory (pages the process wrote during the dump)",
+            human::size(live.copy_private_bytes)
+        ),
+        _ => format!(
+            "the memory was held in a buffer of {} during the stop",
+            human::size(live.buffer_bytes)
+        ),
+    };
+    lines.line(
+        "",
+        format!(
+            "{} of memory in the core; {cost}",
+            human::size(live.memory_bytes)
+        ),
+    );
+    if let Some(note) = &live.buffer_note {
+        lines.text("", note);
+    }
+    for region in &live.unfaithful {
+        lines.text(
+            "",
+            &format!(
+                "{:#x}-{:#x} {}: {}",
+                region.start,
+                region.end,
+                escape(&region.path),
+                region.why
+            ),
+        );
+    }
+    for warning in &live.warnings {
+        lines.text("", warning);
+    }
+    if let Some(uid) = live.requested_by_uid {
+        lines.line("Requested By", format!("uid {uid}"));
+    }
+}
+
+/// The crash's report: its problem (signature and title) and the crashing
+/// thread's backtrace (every thread's with `threads`), or why there is none.
+fn describe_report(crash: &Crash, threads: bool, lines: &mut Lines<'_>) {
+    let section = crash.record.report();
+    if let (Some(signature), Some(title)) = (&section.signature, &section.title) {
+        lines.line("Problem", escape(title));
+        lines.line("Signature", escape(signature));
+    }
+    match (&section.report, &section.not_analyzed_reason) {
+        (Some(report), _) => {
+            let options = lttng_coredump_report::render::Options {
+                all_threads: threads,
+            };
+            // The renderer escapes what the process chose.
+            let shown = lttng_coredump_report::render::text(report, &options);
+            for (index, part) in shown.lines().enumerate() {
+                lines.line(if index == 0 { "Report" } else { "" }, text(part));
+            }
+        }
+        (None, Some(reason)) => lines.text("Report", &format!("none: {reason}")),
+        // A record from before the report: nothing to say.
+        (None, None) => {}
+    }
+}
+
 /// One crash, laid out for people.
-fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
+fn describe(crash: &Crash, now: i64, threads: bool, output: &Output, out: &mut String) {
     let crashed = crash.record.crashed().clone();
     let mut lines = Lines { out, output };
     lines.line(
@@ -366,6 +472,9 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
                 None => signal.number.to_string(),
             },
         );
+    }
+    if let Some(live) = crash.record.live() {
+        describe_live(live, &mut lines);
     }
     if let Some(time) = crashed.time {
         lines.line(
@@ -466,8 +575,15 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
         let whereabouts = match (&entry.path, &entry.error) {
             (_, Some(error)) => output.yellow(&format!("failed: {}", text(error))),
             (Some(path), None) => {
-                let present = std::path::Path::new(path).is_dir();
-                format!("{}{}", escape(path), if present { "" } else { " (gone)" })
+                let seen = match crash.snapshot_seen(std::path::Path::new(path)) {
+                    Some(true) => "",
+                    Some(false) => " (gone)",
+                    None => {
+                        " (not known whether it is still there: the look at it did not \
+                              answer)"
+                    }
+                };
+                format!("{}{seen}", escape(path))
             }
             (None, None) => "done".into(),
         };
@@ -496,6 +612,7 @@ fn describe(crash: &Crash, now: i64, output: &Output, out: &mut String) {
         lines.line("Trace", "no snapshot was taken");
     }
     describe_core_trace(crash, &mut lines);
+    describe_report(crash, threads, &mut lines);
     if let Some(chain) = crash.record.chain() {
         lines.line(
             "Chained To",

@@ -26,6 +26,10 @@ pub const TASKS: &[crate::base::user_child::Task] = &[
     (FETCH_METADATA, fetch_metadata),
     (DEBUG, debug),
     (REMOVE, remove),
+    (
+        crate::base::path_presence::TASK,
+        crate::base::path_presence::task,
+    ),
 ];
 
 pub const RECOVER_TRACE: &str = "recover-trace";

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write]
-//!     [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-timeout-ms N] [--deadline-s N]
+//!     [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--stop-timeout-ms N] [--deadline-s N]
 //!     [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N]
 //!     [--stages] [--hold-at STAGE]
 //! ```
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write] [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-timeout-ms N] [--deadline-s N] [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N] [--stages] [--hold-at STAGE]"
+        "usage: lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write] [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--stop-timeout-ms N] [--deadline-s N] [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N] [--stages] [--hold-at STAGE]"
     );
     ExitCode::from(2)
 }
@@ -87,6 +87,10 @@ fn main() -> ExitCode {
             },
             "--buffer-kib" => match value(&mut i).and_then(|v| v.parse::<usize>().ok()) {
                 Some(kib) => options.copy_buffer = kib << 10,
+                None => return usage(),
+            },
+            "--stop-buffer-mib" => match value(&mut i).and_then(|v| v.parse::<u64>().ok()) {
+                Some(mib) => options.stop_copy_memory = Some(mib << 20),
                 None => return usage(),
             },
             "--stop-timeout-ms" => match value(&mut i).and_then(|v| v.parse().ok()) {

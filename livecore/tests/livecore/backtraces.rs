@@ -205,3 +205,114 @@ fn memory_a_fork_does_not_copy_is_read_while_stopped_or_reported_and_dontdump_is
         target.assert_unharmed(method);
     }
 }
+
+/// The program headers of an ELF64 core: (vaddr, offset, filesz) of each
+/// `PT_LOAD`.
+fn loads(core: &[u8]) -> Vec<(u64, u64, u64)> {
+    let word = |at: usize| u64::from_le_bytes(core[at..at + 8].try_into().unwrap());
+    let half = |at: usize| u16::from_le_bytes(core[at..at + 2].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (word(0x20) as usize, half(0x36), half(0x38));
+    (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .filter(|&at| u32::from_le_bytes(core[at..at + 4].try_into().unwrap()) == 1)
+        .map(|at| (word(at + 16), word(at + 8), word(at + 32)))
+        .collect()
+}
+
+/// The bytes `[addr, addr + len)` of the process's memory as `core` holds
+/// them.
+fn core_memory(core: &[u8], addr: u64, len: u64) -> &[u8] {
+    let (vaddr, offset, _) = loads(core)
+        .into_iter()
+        .find(|&(vaddr, _, filesz)| vaddr <= addr && addr + len <= vaddr + filesz)
+        .unwrap_or_else(|| panic!("no segment of the core holds {addr:#x}+{len:#x}"));
+    let from = (offset + addr - vaddr) as usize;
+    &core[from..from + len as usize]
+}
+
+#[test]
+fn stop_and_copy_copies_into_memory_during_the_stop_and_writes_the_core_after_it() {
+    use std::os::unix::fs::FileExt;
+    let dir = TempDir::new("livecore-buffer");
+    let mut target = Target::spawn(&["--fill", "32", "--random"]);
+    let pid = target.pid.to_string();
+
+    // With its buffer (the default): the pause ends before the file is
+    // written, as the report's own clock readings say.
+    let buffered = core_path(dir.path(), "buffered");
+    let report = dump_ok(&[
+        &pid,
+        "-o",
+        buffered.to_str().unwrap(),
+        "--method",
+        "stop-and-copy",
+    ]);
+    assert_eq!(report.method.name(), "stop-and-copy");
+    assert!(report.buffer_note.is_none(), "{report:?}");
+    assert!(report.buffer_bytes >= 32 << 20, "{report:?}");
+    assert!(
+        report.pause_begin_ns < report.pause_end_ns
+            && report.pause_end_ns <= report.write_begin_ns
+            && report.write_begin_ns < report.write_end_ns,
+        "the core was written during the pause: pause [{}, {}], writing [{}, {}]",
+        report.pause_begin_ns,
+        report.pause_end_ns,
+        report.write_begin_ns,
+        report.write_end_ns
+    );
+    assert_backtraces(&buffered, "buffered stop-and-copy");
+    target.assert_unharmed("buffered stop-and-copy");
+
+    // Without (`--stop-buffer-mib 0`, as for a process larger than the
+    // memory available): written during the pause, and the report says why.
+    let streamed = core_path(dir.path(), "streamed");
+    let unbuffered = dump_ok(&[
+        &pid,
+        "-o",
+        streamed.to_str().unwrap(),
+        "--method",
+        "stop-and-copy",
+        "--stop-buffer-mib",
+        "0",
+    ]);
+    assert_eq!(unbuffered.buffer_bytes, 0);
+    assert!(
+        unbuffered
+            .buffer_note
+            .as_deref()
+            .is_some_and(|n| n.contains("written while the threads were stopped")),
+        "{unbuffered:?}"
+    );
+    assert!(unbuffered.write_begin_ns < unbuffered.pause_end_ns);
+    assert_backtraces(&streamed, "unbuffered stop-and-copy");
+
+    // The memory the process filled, byte for byte, in both cores: what
+    // /proc/PID/mem reads of it now (the process does not write it again).
+    let out = gdb(
+        &programs().target,
+        &buffered,
+        &["print/x (unsigned long) fill"],
+    );
+    let fill = out
+        .lines()
+        .find_map(|l| l.strip_prefix("$1 = 0x"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("gdb printed no address for fill:\n{out}"));
+    let len = 32u64 << 20;
+    let mut memory = vec![0u8; len as usize];
+    std::fs::File::open(format!("/proc/{pid}/mem"))
+        .unwrap()
+        .read_exact_at(&mut memory, fill)
+        .unwrap();
+    for (what, core) in [("buffered", &buffered), ("unbuffered", &streamed)] {
+        let bytes = std::fs::read(core).unwrap();
+        let held = core_memory(&bytes, fill, len);
+        if let Some(at) = held.iter().zip(&memory).position(|(a, b)| a != b) {
+            panic!(
+                "{what}: the core differs from the process's memory at {:#x}",
+                fill + at as u64
+            );
+        }
+    }
+    target.assert_unharmed("unbuffered stop-and-copy");
+}

@@ -102,6 +102,17 @@ fn exit_status(sub: Option<&str>) -> Vec<(&'static str, &'static str)> {
             ("2", "Bad usage or input."),
             ("3", "Streams written but their metadata is missing (it says how to supply it)."),
         ],
+        Some("gcore") => vec![
+            ("0", "The core was written (and, into the crash store, its record)."),
+            ("1", "An internal error."),
+            ("2", "Bad usage: the file named with -o exists, the configuration named with --config cannot be used."),
+            ("3", "No such process, or a zombie, or a kernel thread."),
+            ("4", "Not allowed: another user's process, a set-uid or non-dumpable one, one already traced, the crash store for a non-root caller."),
+            ("5", "The process exited during the dump."),
+            ("6", "The core could not be written."),
+            ("7", "The dump's deadline passed (the process was let go)."),
+            ("8", "Not supported: a 32-bit process, or --method cow where it cannot be used."),
+        ],
         Some("list" | "info" | "debug" | "dump" | "trace") => vec![
             ("0", "A crash matched and the command did its work."),
             ("1", "No crash matched, or the command failed (the message says which)."),
@@ -193,6 +204,16 @@ fn examples(sub: Option<&str>) -> Vec<(&'static str, Vec<&'static str>)> {
                 "babeltrace2 trace",
             ],
         )],
+        Some("gcore") => vec![
+            (
+                "As root, the core of a hung service and its trace of the same instant, then what it was doing:",
+                vec!["lttng-coredump gcore 1234", "lttng-coredump info 1234", "lttng-coredump trace 1234"],
+            ),
+            (
+                "As a user, the core of one's own process to a file, the threads stopped only while memory is copied:",
+                vec!["lttng-coredump gcore 1234 -o service.core --method stop --no-snapshot"],
+            ),
+        ],
         Some("demo") => vec![("The whole chain on this machine:", vec!["lttng-coredump demo"])],
         Some(_) => Vec::new(),
     }

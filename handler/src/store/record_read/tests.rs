@@ -6,7 +6,8 @@ use super::*;
 use crate::base::syslog::{Message, Severity};
 use crate::store::record::tests::sample;
 use crate::store::record::{
-    ChainOutcome, CoreTrace, FailedSnapshot, Identity, Signal, StageTimes, TiedTrace,
+    ChainOutcome, CoreTrace, FailedSnapshot, Identity, LiveSection, LiveThread, Signal, StageTimes,
+    TiedTrace,
 };
 use lttng_coredump_engine::{ActionOutcome, FireError, FireReport};
 
@@ -169,7 +170,107 @@ fn every_kind() -> Vec<(&'static str, CrashRecord)> {
         errors: vec![],
     });
     kinds.push(("chain", chained));
+
+    // A live core (`gcore`): no signal, a live section.
+    let mut live = sample();
+    live.crashed.signal = None;
+    live.live = Some(LiveSection {
+        method: "copy-on-write".into(),
+        pause_us: 3_200,
+        fork_us: 2_100,
+        total_us: 90_000,
+        threads: vec![LiveThread {
+            tid: 42,
+            name: "main".into(),
+            state: "S".into(),
+            stopped: true,
+            signal: None,
+        }],
+        memory_bytes: 1 << 20,
+        copy_private_bytes: 4096,
+        requested_by_uid: Some(0),
+        ..LiveSection::default()
+    });
+    kinds.push(("live core", live));
+
+    let mut reported = sample();
+    reported.report = crate::store::record::ReportSection {
+        analyzed: true,
+        not_analyzed_reason: None,
+        analyzed_as_uid: Some(1000),
+        signature: Some("5f".repeat(32)),
+        title: Some("x: SIGSEGV in f".into()),
+        threads: 1,
+        frames: 2,
+        report: Some(report_sample()),
+    };
+    reported.stages.report.started_unix_us = 1;
+    reported.stages.report.ended_unix_us = 2;
+    kinds.push(("report", reported));
+
+    let mut unreported = sample();
+    unreported.report.not_analyzed_reason = Some("analysis failed: the core is cut".into());
+    unreported.report.analyzed_as_uid = Some(65534);
+    kinds.push(("report failed", unreported));
     kinds
+}
+
+/// A report of one thread of two frames.
+fn report_sample() -> lttng_coredump_report::Report {
+    use lttng_coredump_report::{Analysis, Frame, Module, Report, Signal, Thread};
+    let frame = |pc: u64, function: &str| Frame {
+        pc,
+        function: Some(function.into()),
+        symbol: None,
+        function_offset: Some(4),
+        module: Some("/usr/bin/x".into()),
+        module_offset: Some(pc - 0x1000),
+        file: Some("x.c".into()),
+        line: Some(3),
+    };
+    Report {
+        format: lttng_coredump_report::model::FORMAT,
+        executable: Some("/usr/bin/x".into()),
+        process: None,
+        architecture: "x86_64".into(),
+        signal: Some(Signal {
+            number: 11,
+            name: "SIGSEGV".into(),
+            code: 1,
+            code_name: Some("SEGV_MAPERR".into()),
+            description: None,
+            fault_address: Some(0),
+            sender_pid: None,
+            sender_uid: None,
+        }),
+        faulting_instruction: None,
+        threads: vec![Thread {
+            tid: 42,
+            crashing: true,
+            frames: vec![frame(0x1100, "f"), frame(0x1200, "main")],
+            incomplete: None,
+        }],
+        threads_in_core: 1,
+        threads_left_out: None,
+        modules: vec![Module {
+            name: "/usr/bin/x".into(),
+            start: 0x1000,
+            end: 0x2000,
+            build_id: Some("ab".into()),
+            file: None,
+            debug_file: None,
+        }],
+        last_events: None,
+        analysis: Analysis {
+            unwinder: "libdwfl".into(),
+            milliseconds: 3,
+            uid: 1000,
+            gid: 1000,
+            peak_rss_kib: None,
+            core_truncated: false,
+            notes: vec![],
+        },
+    }
 }
 
 #[test]
@@ -192,7 +293,27 @@ fn every_kind_of_record_reads_back_as_written() {
         assert_eq!(back.crashed(), &record.crashed, "{kind} copy");
         assert_eq!(back.core().path, record.core.path.as_deref(), "{kind} copy");
         assert_eq!(back.core().stored_bytes, None);
+        assert_eq!(back.live(), record.live.as_ref(), "{kind} copy");
+        assert_eq!(back.report(), &record.report, "{kind} copy");
     }
+}
+
+#[test]
+fn only_a_live_core_s_record_has_a_live_section() {
+    let crash = StoredRecord::parse(&sample().to_json()).unwrap();
+    assert_eq!(crash.live(), None);
+    assert!(crash.to_value().get("live").is_none(), "no key for a crash");
+    // A live record whose section lacks what later versions add reads
+    // with defaults.
+    let live = StoredRecord::parse(
+        br#"{"format": "lttng-coredump-record/1", "pid": 7, "live": {"method": "stop-and-copy", "pause_us": 5}}"#,
+    )
+    .unwrap();
+    let section = live.live().unwrap();
+    assert_eq!(section.method, "stop-and-copy");
+    assert_eq!(section.pause_us, 5);
+    assert!(section.threads.is_empty() && section.buffer_note.is_none());
+    assert!(StoredRecord::parse(br#"{"live": {"pause_us": "long"}}"#).is_err());
 }
 
 #[test]

@@ -1,0 +1,485 @@
+//! A live core (`lttng-coredump gcore`): the core of a running process,
+//! taken with the caller's rights by `lttng-coredump-livecore` (the threads
+//! stopped for milliseconds, the LTTng snapshots taken during the stop),
+//! with the options the configuration gives crashes (the snapshot plan,
+//! zstd), written either to a file of the caller's or, for root, into the
+//! crash store with a crash-like record marked live (`record::LiveSection`),
+//! so that `list`, `info`, `debug`, `dump` and `trace` work over it as over
+//! a crash.
+//!
+//! Into the store, the core goes the crash path's way: a pipe from the
+//! dumper into the same core writer (`corefile`: unnamed until complete,
+//! sparse, within `max_core_size`, the directory's size limit and its
+//! free-space floor, zstd as configured), the process read from `/proc`
+//! through a pidfd (`procinfo`), its user let read it only when the process
+//! was theirs in every respect (`access`), the record written beside it
+//! under the space lock. Nothing here runs as root for anyone else: the
+//! dump is the caller's (root, or the process's owner where the kernel
+//! would let them trace it), never the core_pattern handler's.
+
+use crate::base::config::{self, Compression, Config};
+use crate::base::safefile::NewFile;
+use crate::base::sanitize::{file_name_component, lossy, MAX_COMPONENT_LEN};
+use crate::base::syslog::{iso8601_utc, Log};
+use crate::crash::context::CrashContext;
+use crate::crash::corefile::{CoreSettings, CoreWriter};
+use crate::crash::procinfo::{self, Gathered};
+use crate::store::coredir::{self, CoreDir};
+use crate::store::record::{
+    self, CoreSection, CrashRecord, Crashed, DaemonFire, Identity, LiveRegion, LiveSection,
+    LiveThread,
+};
+use crate::store::space::SpacePolicy;
+use lttng_coredump_livecore::{self as livecore, LiveError, LiveReport, Method, Output};
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+pub use lttng_coredump_livecore::ErrorKind;
+
+/// Where the core goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A new file, created by the caller (never replacing one).
+    File(PathBuf),
+    /// The crash store (root only), with a record.
+    Store,
+}
+
+/// What to do.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub pid: i32,
+    pub destination: Destination,
+    /// `None`: copy-on-write where it can be used (`Method::DEFAULT`).
+    pub method: Option<Method>,
+    /// Compress with zstd (at the configuration's level); `None`: as the
+    /// configuration's `compression` says.
+    pub compress: Option<bool>,
+    /// Take the LTTng snapshots during the stop.
+    pub snapshots: bool,
+}
+
+/// A live core taken.
+#[derive(Debug)]
+pub struct Taken {
+    pub report: LiveReport,
+    /// The core's path.
+    pub core: PathBuf,
+    /// The record's path (into the store).
+    pub record: Option<PathBuf>,
+    /// The core holds only part of the process (a limit of the store).
+    pub truncated: Option<String>,
+    pub compressed: bool,
+}
+
+/// Why no live core was taken: the dumper's kind of error (the exit
+/// status depends on it), and what to tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl From<LiveError> for Failed {
+    fn from(e: LiveError) -> Failed {
+        Failed {
+            kind: e.kind,
+            message: e.message,
+        }
+    }
+}
+
+fn failed(kind: ErrorKind, message: impl Into<String>) -> Failed {
+    Failed {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// The snapshot plan a crash would get from `config` (the crash path's
+/// `record_snapshots`): the same deadline, sessions, fallback and user
+/// daemon.
+pub fn snapshot_plan(config: &Config) -> livecore::SnapshotPlan {
+    livecore::SnapshotPlan {
+        deadline: config.snapshot_deadline,
+        extra_sessions: config.snapshot_sessions.clone(),
+        fallback_to_active_snapshot_sessions: config.snapshot_active_sessions,
+        user_daemon: config.snapshot_user_daemon,
+    }
+}
+
+/// The dumper's options for `request` under `config`.
+pub fn options(request: &Request, config: &Config) -> livecore::Options {
+    let compress = request
+        .compress
+        .unwrap_or(config.compression == Compression::Zstd);
+    livecore::Options {
+        method: request.method,
+        zstd_level: compress.then_some(config.zstd_level),
+        snapshots: request.snapshots.then(|| snapshot_plan(config)),
+        ..livecore::Options::default()
+    }
+}
+
+/// Takes the live core `request` asks for; logs what it did (and why not).
+pub fn take(
+    request: &Request,
+    config: &Config,
+    config_path: &Path,
+    log: &mut Log,
+) -> Result<Taken, Failed> {
+    let result = match &request.destination {
+        Destination::File(path) => to_file(request, config, path),
+        Destination::Store => to_store(request, config, config_path, log),
+    };
+    match &result {
+        Ok(taken) => {
+            let report = &taken.report;
+            log.notice(format!(
+                "live core of process {} ({}) saved to {}: {}, threads stopped {:.2} ms{}",
+                report.pid,
+                crate::base::sanitize::for_log(report.exec_name.as_bytes()),
+                taken.core.display(),
+                report.method.name(),
+                report.pause_us as f64 / 1000.0,
+                taken
+                    .record
+                    .as_ref()
+                    .map(|r| format!(", record {}", r.display()))
+                    .unwrap_or_default()
+            ));
+            for warning in &report.warnings {
+                log.warning(warning.clone());
+            }
+            if let Some(why) = &report.fallback {
+                log.notice(format!("not copy-on-write: {why}"));
+            }
+            if let Some(why) = &taken.truncated {
+                log.warning(format!("the live core is truncated: {why}"));
+            }
+        }
+        Err(e) => log.error(format!(
+            "no live core of process {}: {}",
+            request.pid, e.message
+        )),
+    }
+    result
+}
+
+fn to_file(request: &Request, config: &Config, path: &Path) -> Result<Taken, Failed> {
+    let options = options(request, config);
+    let compressed = options.zstd_level.is_some();
+    let report = livecore::dump(request.pid, Output::Path(path.to_path_buf()), &options)?;
+    Ok(Taken {
+        report,
+        core: path.to_path_buf(),
+        record: None,
+        truncated: None,
+        compressed,
+    })
+}
+
+/// The process's `/proc` details, read through a pidfd (checked to still
+/// name it afterwards), before it is dumped.
+fn gather(pid: i32) -> Gathered {
+    let pidfd = rustix::process::Pid::from_raw(pid)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    procinfo::gather(
+        Path::new("/proc"),
+        pid,
+        pidfd.as_ref().map(|fd| fd.as_raw_fd()),
+    )
+}
+
+/// Whether the process is dumpable: its `/proc` files are then its user's,
+/// else root's (the kernel's `%d`, 1 or 2, for `access`).
+fn dump_mode(pid: i32, uid: u32) -> Option<u32> {
+    let owner = std::fs::metadata(format!("/proc/{pid}/stat")).ok()?.uid();
+    Some(if owner == uid { 1 } else { 2 })
+}
+
+/// Into the crash store: the core through the crash path's writer, then
+/// its record.
+fn to_store(
+    request: &Request,
+    config: &Config,
+    config_path: &Path,
+    log: &mut Log,
+) -> Result<Taken, Failed> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(failed(
+            ErrorKind::PermissionDenied,
+            "only root writes into the crash store: give a file with -o",
+        ));
+    }
+    let dir = open_store(config, log)?;
+    // Named as a crash is, from the start: the record, the journal entry
+    // and the fleet's copies carry the same ID.
+    let crash_id = crate::crash::pipeline::new_crash_id(log);
+    let gathered = gather(request.pid);
+    let mut options = options(request, config);
+    // The writer compresses (the process is not waiting for it).
+    let zstd_level = options.zstd_level.take();
+    let uid = gathered.info.uids.map(|ids| ids[0]);
+    let space = SpacePolicy {
+        max_dir_size: config.max_dir_size,
+        min_free: config.min_free,
+    };
+    let settings = CoreSettings {
+        zstd_level,
+        max_size: Some(config.max_core_size),
+        space,
+        owner_uid: uid,
+    };
+    let new_file = NewFile::create_in(dir.fd.as_fd()).map_err(|e| {
+        failed(
+            ErrorKind::Output,
+            format!("cannot create a core file in {}: {e}", dir.path.display()),
+        )
+    })?;
+    let mut writer = CoreWriter::new(new_file, &settings).map_err(|e| {
+        failed(
+            ErrorKind::Output,
+            format!("cannot start the core file in {}: {e}", dir.path.display()),
+        )
+    })?;
+    let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| failed(ErrorKind::Internal, format!("cannot make a pipe: {e}")))?;
+    let (dumped, received) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| pump(read_end, &mut writer));
+        let dumped = livecore::dump(request.pid, Output::Fd(write_end), &options);
+        let received = reader.join().unwrap_or(0);
+        (dumped, received)
+    });
+    // A failed dump leaves no core: the unnamed file goes with the writer.
+    let report = dumped?;
+    let stem_name = file_name_component(report.exec_name.as_bytes(), MAX_COMPONENT_LEN);
+    let stem = format!("core.{stem_name}.{}.{}", report.pid, report.time);
+    let extension = if zstd_level.is_some() { ".zst" } else { "" };
+    let context = CrashContext {
+        pid: Some(report.pid),
+        uid: Some(report.uid),
+        gid: Some(report.gid),
+        dump_mode: dump_mode(report.pid, report.uid),
+        ..CrashContext::default()
+    };
+    let readable_by = crate::crash::access::reader_of_core(&context, &gathered).ok();
+    let (outcome, file) = writer.finish(readable_by, |n| numbered(&stem, n, extension));
+    for error in &outcome.errors {
+        log.warning(error.clone());
+    }
+    for deleted in &outcome.deleted {
+        log.notice(format!("deleted old core {deleted} to make room"));
+    }
+    let Some(name) = outcome.name.clone() else {
+        return Err(failed(
+            ErrorKind::Output,
+            format!(
+                "the live core could not be named in {}: {}",
+                dir.path.display(),
+                outcome.errors.join("; ")
+            ),
+        ));
+    };
+    let core_path = dir.path.join(&name);
+    let truncated = outcome.truncated.clone();
+    let fires: Vec<DaemonFire> = report
+        .snapshots
+        .iter()
+        .map(|fire| DaemonFire {
+            daemon: fire.daemon.clone(),
+            target: None,
+            report: fire.report.clone(),
+            error: fire.error.clone(),
+        })
+        .collect();
+    for error in record::fire_errors(&fires) {
+        log.warning(error);
+    }
+    let core_trace = match (&file, config.check_core_trace) {
+        (Some(file), true) if zstd_level.is_none() => crate::crash::core_trace_check::check(
+            file,
+            &fires,
+            Some(&dir.path),
+            Some(report.uid),
+        ),
+        (_, false) => crate::crash::core_trace_check::not_checked(
+            "turned off (check_core_trace = false)",
+        ),
+        _ => crate::crash::core_trace_check::not_checked(
+            "a live core compressed as it was written (its snapshots were taken while the process was stopped)",
+        ),
+    };
+    let mut crash_record = CrashRecord {
+        format: record::FORMAT.into(),
+        crashed: crashed(&report, &gathered, crash_id.map(|id| id.to_string())),
+        core: CoreSection {
+            saved: true,
+            path: Some(core_path.to_string_lossy().into_owned()),
+            size: outcome.size,
+            stored_bytes: outcome.stored_bytes,
+            bytes_received: received,
+            compression: if zstd_level.is_some() { "zstd" } else { "none" }.into(),
+            complete: truncated.is_none(),
+            truncated_reason: truncated.clone(),
+            not_saved_reason: None,
+            readable_by_uid: readable_by,
+            deleted_to_make_room: outcome.deleted.clone(),
+        },
+        snapshots: record::snapshot_entries(&fires),
+        core_trace,
+        fires,
+        config_path: config_path.to_string_lossy().into_owned(),
+        live: Some(live_section(&report)),
+        ..CrashRecord::default()
+    };
+    log.info("live core record written".to_string());
+    crash_record.errors = log.problems();
+    crash_record.log = log.messages().to_vec();
+    let record_stem = name.strip_suffix(extension).unwrap_or(&name).to_string();
+    let written = crash_record
+        .write_within(dir.fd.as_fd(), space, uid, readable_by, |n| {
+            numbered(&record_stem, n, ".json")
+        })
+        .map_err(|e| {
+            failed(
+                ErrorKind::Output,
+                format!(
+                    "the live core was saved to {}, but its record could not be written in {}: {e}",
+                    core_path.display(),
+                    dir.path.display()
+                ),
+            )
+        })?;
+    for error in &written.errors {
+        log.warning(error.clone());
+    }
+    drop(file);
+    Ok(Taken {
+        report,
+        core: core_path,
+        record: Some(dir.path.join(&written.name)),
+        truncated,
+        compressed: zstd_level.is_some(),
+    })
+}
+
+/// The configured core directory (or the default one), as a crash opens it.
+fn open_store(config: &Config, log: &mut Log) -> Result<CoreDir, Failed> {
+    match coredir::open_with_fallback(&config.core_dir, Path::new(config::DEFAULT_CORE_DIR)) {
+        Ok((dir, problems)) => {
+            for problem in problems {
+                log.warning(problem);
+            }
+            Ok(dir)
+        }
+        Err(problems) => Err(failed(
+            ErrorKind::Output,
+            format!("no usable core directory: {}", problems.join("; ")),
+        )),
+    }
+}
+
+/// Reads the dumper's stream into the core writer, to its end: past a
+/// limit the writer takes no more and the rest is read and dropped (the
+/// dumper must not fail on a closed pipe: its report is the record).
+/// Returns the bytes read.
+fn pump(read_end: OwnedFd, writer: &mut CoreWriter) -> u64 {
+    let mut input = std::fs::File::from(read_end);
+    let mut buffer = vec![0u8; crate::crash::pump::PIECE];
+    let mut total = 0u64;
+    loop {
+        match input.read(&mut buffer) {
+            Ok(0) => return total,
+            Ok(n) => {
+                total += n as u64;
+                writer.write(&buffer[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return total,
+        }
+    }
+}
+
+/// `STEM.EXT`, then `STEM.N.EXT` when that is taken.
+fn numbered(stem: &str, n: u32, extension: &str) -> String {
+    if n == 0 {
+        format!("{stem}{extension}")
+    } else {
+        format!("{stem}.{n}{extension}")
+    }
+}
+
+/// What the record says of the process: the dumper's report, with what
+/// `/proc` said of it before (when the pidfd vouches for it).
+fn crashed(report: &LiveReport, gathered: &Gathered, crash_id: Option<String>) -> Crashed {
+    let info = &gathered.info;
+    let verified = !matches!(gathered.identity, Identity::CouldNotTell(_));
+    Crashed {
+        crash_id,
+        pid: Some(report.pid),
+        uid: Some(report.uid),
+        gid: Some(report.gid),
+        signal: None,
+        time: Some(report.time),
+        time_utc: Some(iso8601_utc(report.time)),
+        hostname: Some(report.hostname.clone()),
+        process_name: Some(report.exec_name.clone()),
+        exe_path: info.exe.as_deref().filter(|_| verified).map(lossy),
+        cmdline: match &info.cmdline {
+            Some(args) if verified => Some(args.iter().map(|a| lossy(a)).collect()),
+            _ => Some(report.cmdline.split(' ').map(str::to_owned).collect()),
+        },
+        cmdline_truncated: info.cmdline_truncated,
+        cgroup: info.cgroup.as_deref().filter(|_| verified).map(lossy),
+        process_identity: gathered.identity.clone(),
+        dump_mode: dump_mode(report.pid, report.uid),
+        core_limit: None,
+    }
+}
+
+/// The record's account of the dump.
+fn live_section(report: &LiveReport) -> LiveSection {
+    LiveSection {
+        method: report.method.name().into(),
+        fallback: report.fallback.clone(),
+        pause_us: report.pause_us,
+        stop_us: report.stop_us,
+        fork_us: report.fork_us,
+        snapshot_us: report.snapshot_us,
+        copy_us: report.copy_us,
+        reap_pause_us: report.reap_pause_us,
+        total_us: report.total_us,
+        threads: report
+            .threads
+            .iter()
+            .map(|t| LiveThread {
+                tid: t.tid,
+                name: t.name.clone(),
+                state: t.state.to_string(),
+                stopped: t.stopped,
+                signal: t.signal,
+            })
+            .collect(),
+        memory_bytes: report.memory_bytes,
+        segments: report.segments,
+        copy_private_bytes: report.copy_private_bytes,
+        buffer_bytes: report.buffer_bytes,
+        buffer_note: report.buffer_note.clone(),
+        unfaithful: report
+            .unfaithful
+            .iter()
+            .map(|r| LiveRegion {
+                start: r.start,
+                end: r.end,
+                path: r.path.clone(),
+                why: r.why.clone(),
+            })
+            .collect(),
+        warnings: report.warnings.clone(),
+        exited_during_dump: report.exited_during_dump,
+        requested_by_uid: Some(rustix::process::getuid().as_raw()),
+    }
+}

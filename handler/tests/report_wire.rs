@@ -1,0 +1,349 @@
+//! The crash report and the journal entry through the real kernel: the
+//! freshly built handler in core_pattern, real programs crashing as an
+//! unprivileged user (and as root), the real systemd-journald run
+//! standalone on the test's socket (`journal_socket`), read back with
+//! Debian's `coredumpctl`, and the handler's own `info` and `problems`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+use testsupport::crasher::traced_command_as;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::journald::StandaloneJournald;
+use testsupport::process::{output_text, run_bounded};
+use testsupport::report_programs::CRASHER;
+use testsupport::{TempDir, TestUser};
+
+/// The configuration: cores in `cores`, the journal entries to `journald`,
+/// no rate limit on cores (the tests crash one program many times).
+fn config(cores: &Path, journald: &StandaloneJournald, extra: &str) -> String {
+    config_for(
+        cores,
+        &format!(
+            "journal_socket = \"{}\"\nmax_cores_per_minute = 0\nmax_cores_per_user_per_minute = \
+             0\n{extra}",
+            journald.socket().display()
+        ),
+    )
+}
+
+/// Runs `command` (a program that crashes) with RLIMIT_CORE raised under
+/// the installed handler; returns its pid once it died of a signal.
+fn crash(command: &Command) -> i32 {
+    testsupport::kernel_cores::crash_with_cores(command).0 as i32
+}
+
+fn crash_as(user: &TestUser, bug: &str) -> i32 {
+    let mut command = traced_command_as(user.uid, user.gid, CRASHER);
+    command.arg(bug);
+    crash(&command)
+}
+
+/// `lttng-coredump ARGS`, successful.
+fn tool(args: &[&str]) -> String {
+    let out: Output = run_bounded(
+        Command::new(handler_binary!()).args(args),
+        Duration::from_secs(120),
+    );
+    let text = output_text(&out);
+    assert!(out.status.success(), "lttng-coredump {args:?}:\n{text}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The crashing thread's function names in a record's report.
+fn functions(record: &serde_json::Value) -> Vec<String> {
+    let threads = record["report"]["report"]["threads"].as_array().unwrap();
+    let crashing = threads
+        .iter()
+        .find(|t| t["crashing"] == true)
+        .expect("a crashing thread");
+    crashing["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["function"].as_str().unwrap_or("??").to_string())
+        .collect()
+}
+
+#[test]
+fn a_crash_gets_a_report_in_its_record_and_a_journal_entry_coredumpctl_info_shows() {
+    let journald = StandaloneJournald::start();
+    let user = TestUser::create("lcdrw-info", false);
+    let dir = TempDir::new("lcdrw-info");
+    let cores = dir.path().join("cores");
+    let handler = InstalledHandler::new(handler_binary!(), &config(&cores, &journald, ""));
+    let exe = std::fs::canonicalize(CRASHER).unwrap();
+    let exe = exe.to_str().unwrap();
+    let pid = crash_as(&user, "segv");
+    let (record_path, record) = wait_for_record(&cores, pid);
+
+    // The report, analyzed as the crashing user, its signature beside it.
+    let report = &record["report"];
+    assert_eq!(report["analyzed"], true, "{record:#}");
+    assert_eq!(report["analyzed_as_uid"], user.uid, "{report:#}");
+    let signature = report["signature"].as_str().unwrap().to_string();
+    assert_eq!(signature.len(), 32, "{signature}");
+    assert_eq!(
+        report["title"],
+        "report_crasher: SIGSEGV in report_bug_segv"
+    );
+    assert!(
+        functions(&record).first().map(String::as_str) == Some("report_bug_segv"),
+        "{:?}",
+        functions(&record)
+    );
+    assert!(record["stages"]["report"]["started_unix_us"].as_u64() > Some(0));
+    // After the core was read and the process let go: never on its clock.
+    assert!(
+        record["stages"]["report"]["started_unix_us"].as_u64()
+            >= record["stages"]["core"]["ended_unix_us"].as_u64()
+    );
+    // The user may read the core: their copy has the report too.
+    let copy = wait_for_user_copy(&record_path);
+    let copy: serde_json::Value = serde_json::from_slice(&std::fs::read(copy).unwrap()).unwrap();
+    assert_eq!(copy["report"]["signature"], signature.as_str());
+
+    // info: the problem and the crashing thread's backtrace; --threads,
+    // --json.
+    let pid_arg = pid.to_string();
+    let dir_arg = cores.to_str().unwrap();
+    let info = tool(&["info", "--dir", dir_arg, "--no-pager", &pid_arg]);
+    for expected in [
+        "Problem: report_crasher: SIGSEGV in report_bug_segv".to_string(),
+        format!("Signature: {signature}"),
+        "Signal: SIGSEGV (11), SEGV_MAPERR".to_string(),
+        "report_bug_segv".to_string(),
+    ] {
+        assert!(info.contains(&expected), "no {expected:?} in:\n{info}");
+    }
+    let all = tool(&[
+        "info",
+        "--dir",
+        dir_arg,
+        "--no-pager",
+        "--threads",
+        &pid_arg,
+    ]);
+    assert!(all.contains("Modules:"), "{all}");
+    let json = tool(&["info", "--dir", dir_arg, "--json", &pid_arg]);
+    let json: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(json["report"]["signature"], signature.as_str());
+    assert!(
+        json["report"]["report"]["modules"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 1
+    );
+
+    // The journal entry: systemd-coredump's fields and ours, as coredumpctl
+    // reads them.
+    let crash_id = record["crash_id"].as_str().unwrap();
+    journald.wait_for_entry(&[
+        &format!("COREDUMP_PID={pid}"),
+        &format!("LTTNG_COREDUMP_CRASH_ID={crash_id}"),
+        &format!("LTTNG_COREDUMP_SIGNATURE={signature}"),
+        &format!("LTTNG_COREDUMP_RECORD={}", record_path.display()),
+    ]);
+    let list = journald.coredumpctl(&["list", &pid_arg]);
+    let text = output_text(&list);
+    assert!(list.status.success(), "{text}");
+    assert!(text.contains("present") && text.contains(exe), "{text}");
+    let info = journald.coredumpctl(&["info", &pid_arg]);
+    let text = output_text(&info);
+    assert!(info.status.success(), "{text}");
+    let core = record["core"]["path"].as_str().unwrap();
+    for expected in [
+        format!("PID: {pid} (report_crasher)"),
+        format!("UID: {}", user.uid),
+        "Signal: 11 (SEGV)".to_string(),
+        format!("Executable: {exe}"),
+        format!("Storage: {core} (present)"),
+        format!("Stack trace of thread {pid}:"),
+        "report_bug_segv (report_crasher + 0x".to_string(),
+    ] {
+        assert!(text.contains(&expected), "no {expected:?} in:\n{text}");
+    }
+    // coredumpctl debug finds our core by COREDUMP_FILENAME.
+    let debug = journald.coredumpctl(&["debug", &pid_arg, "--debugger-arguments=-batch -ex bt"]);
+    let text = output_text(&debug);
+    assert!(
+        text.contains("report_bug_segv"),
+        "coredumpctl debug:\n{text}"
+    );
+
+    // Root's own crash: analyzed as the service account, never as root.
+    let root = crash(traced_command_as(0, 0, CRASHER).arg("segv"));
+    let (_, record) = wait_for_record(&cores, root);
+    assert_eq!(record["report"]["analyzed"], true, "{record:#}");
+    assert_eq!(record["report"]["analyzed_as_uid"], 65534);
+    assert_eq!(record["report"]["signature"], signature.as_str());
+    drop(handler);
+}
+
+#[test]
+fn two_bugs_crashed_five_times_each_give_exactly_two_problems_of_five() {
+    let aslr = std::fs::read_to_string("/proc/sys/kernel/randomize_va_space").unwrap();
+    assert_ne!(aslr.trim(), "0", "this test needs ASLR");
+    let journald = StandaloneJournald::start();
+    let user = TestUser::create("lcdrw-problems", false);
+    let dir = TempDir::new("lcdrw-problems");
+    let cores = dir.path().join("cores");
+    let handler = InstalledHandler::new(
+        handler_binary!(),
+        &config(&cores, &journald, "journal = false"),
+    );
+    // A NULL read in the program, a NULL write in its shared library.
+    let mut pids: Vec<(&str, i32)> = Vec::new();
+    for i in 0..10 {
+        let bug = if i % 2 == 0 { "segv" } else { "library" };
+        pids.push((bug, crash_as(&user, bug)));
+    }
+    let mut signatures: std::collections::BTreeMap<&str, String> = Default::default();
+    for (bug, pid) in &pids {
+        let (_, record) = wait_for_record(&cores, *pid);
+        let signature = record["report"]["signature"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no signature: {record:#}"))
+            .to_string();
+        let known = signatures.entry(bug).or_insert_with(|| signature.clone());
+        assert_eq!(*known, signature, "{bug} crashed with two signatures");
+    }
+    drop(handler);
+    let dir_arg = cores.to_str().unwrap();
+    let out = tool(&["problems", "--dir", dir_arg, "--json"]);
+    let problems: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(problems.len(), 2, "{out}");
+    for problem in &problems {
+        assert_eq!(problem["count"], 5, "{out}");
+        assert_eq!(problem["uids"], serde_json::json!([user.uid]), "{out}");
+        assert!(problem["first_seen"].as_i64() <= problem["last_seen"].as_i64());
+    }
+    assert_ne!(signatures["segv"], signatures["library"]);
+    // One problem's crashes, by the start of its signature.
+    let segv = &signatures["segv"];
+    let listed = tool(&["problems", "--dir", dir_arg, &segv[..12]]);
+    assert!(
+        listed.contains("Problem: report_crasher: SIGSEGV in report_bug_segv"),
+        "{listed}"
+    );
+    assert!(listed.contains("Crashes: 5"), "{listed}");
+    for (bug, pid) in &pids {
+        // Its record's name: core.report_crasher.PID.TIME.json.
+        let listed_here = listed.contains(&format!(".report_crasher.{pid}."));
+        assert_eq!(
+            listed_here,
+            *bug == "segv",
+            "pid {pid} ({bug}) in:\n{listed}"
+        );
+    }
+    // The text form: one line a problem under its heading.
+    let table = tool(&["problems", "--dir", dir_arg]);
+    assert_eq!(table.lines().count(), 3, "{table}");
+}
+
+#[test]
+fn a_failed_analysis_still_saves_the_core_and_the_record_and_says_why() {
+    let journald = StandaloneJournald::start();
+    let user = TestUser::create("lcdrw-fail", false);
+    let dir = TempDir::new("lcdrw-fail");
+    let cores = dir.path().join("cores");
+    // The core cut after its notes: the crashing thread's stack is not in
+    // it, which the analysis refuses (a core it cannot trust).
+    let handler = InstalledHandler::new(
+        handler_binary!(),
+        &config(&cores, &journald, "max_core_size = \"64K\""),
+    );
+    let pid = crash_as(&user, "segv");
+    let (record_path, record) = wait_for_record(&cores, pid);
+    drop(handler);
+    assert_eq!(record["core"]["saved"], true, "{record:#}");
+    assert_eq!(record["core"]["complete"], false, "{record:#}");
+    let core = PathBuf::from(record["core"]["path"].as_str().unwrap());
+    assert!(core.is_file());
+    let report = &record["report"];
+    assert_eq!(report["analyzed"], false, "{record:#}");
+    let reason = report["not_analyzed_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("analysis failed: the core is truncated"),
+        "{reason}"
+    );
+    assert!(report["signature"].is_null());
+    // Not one of the handler's problems (the cut core is): the report
+    // section says why, no more.
+    let errors = record["errors"].to_string();
+    assert!(!errors.contains("analysis"), "{errors}");
+    let info = tool(&[
+        "info",
+        "--dir",
+        cores.to_str().unwrap(),
+        "--no-pager",
+        &pid.to_string(),
+    ]);
+    assert!(
+        info.contains("Report: none: analysis failed: the core is truncated"),
+        "{info}"
+    );
+    // The journal entry says so, and coredumpctl still reads it.
+    journald.wait_for_entry(&[
+        &format!("COREDUMP_PID={pid}"),
+        &format!("LTTNG_COREDUMP_RECORD={}", record_path.display()),
+    ]);
+    let export = journald.wait_for_entry(&[&format!("COREDUMP_PID={pid}")]);
+    let export = String::from_utf8_lossy(&export);
+    assert!(
+        export.contains("LTTNG_COREDUMP_ANALYSIS_FAILED=analysis failed: the core is truncated"),
+        "{export}"
+    );
+    let info = journald.coredumpctl(&["info", &pid.to_string()]);
+    let text = output_text(&info);
+    assert!(info.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("PID: {pid} (report_crasher)")),
+        "{text}"
+    );
+}
+
+#[test]
+fn through_the_coredump_socket_a_crash_gets_its_report_and_journal_entry_too() {
+    let journald = StandaloneJournald::start();
+    let user = TestUser::create("lcdrw-socket", false);
+    let dir = TempDir::new("lcdrw-socket");
+    let cores = dir.path().join("cores");
+    let handler = testsupport::service::SocketHandler::new(
+        handler_binary!(),
+        dir.path(),
+        &config(&cores, &journald, ""),
+        "@@",
+    );
+    let pid = crash_as(&user, "abort");
+    let (_, record) = wait_for_record(&cores, pid);
+    drop(handler);
+    let report = &record["report"];
+    assert_eq!(report["analyzed"], true, "{record:#}");
+    assert_eq!(report["analyzed_as_uid"], user.uid, "{report:#}");
+    assert_eq!(
+        report["title"],
+        "report_crasher: SIGABRT in report_bug_abort"
+    );
+    assert!(
+        record["stages"]["report"]["started_unix_us"].as_u64()
+            >= record["stages"]["core"]["ended_unix_us"].as_u64()
+    );
+    let signature = report["signature"].as_str().unwrap();
+    journald.wait_for_entry(&[
+        &format!("COREDUMP_PID={pid}"),
+        &format!("LTTNG_COREDUMP_SIGNATURE={signature}"),
+    ]);
+    let info = journald.coredumpctl(&["info", &pid.to_string()]);
+    let text = output_text(&info);
+    assert!(info.status.success(), "{text}");
+    assert!(
+        text.contains("report_bug_abort (report_crasher + 0x"),
+        "{text}"
+    );
+}
