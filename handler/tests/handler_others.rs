@@ -27,6 +27,7 @@ use testsupport::crasher::crasher_command;
 use testsupport::handler::*;
 use testsupport::handler_binary;
 use testsupport::journald::StandaloneJournald;
+use testsupport::machine_dirs::in_private_machine_dirs;
 use testsupport::process::output_text;
 use testsupport::{unique_name, CorePatternGuard, TempDir};
 
@@ -243,8 +244,10 @@ impl Machine {
         text
     }
 
+    /// `status`, in a private view of the machine's own configuration and
+    /// core directory (read when the handler is not installed).
     fn status(&self) -> String {
-        self.run(&["status"]).1
+        in_private_machine_dirs(|| self.run(&["status"]).1)
     }
 
     fn boot(&self) {

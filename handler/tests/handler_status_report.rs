@@ -2,7 +2,10 @@
 //! (1 not installed, 0 installed and well, 2 installed with a problem),
 //! `--json`, sizes in binary units, and an unprivileged user told that the
 //! running root session daemon refuses them (permission denied), not that
-//! it is down.
+//! it is down. Run as it is and on a machine whose own core directory
+//! holds two crashes with huge records and whose configuration has a bad
+//! value: the outcome is the same, since the test owns its view of both
+//! (`PrivateMachineDirs`).
 
 use serde_json::Value;
 use std::fs;
@@ -12,8 +15,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 use testsupport::handler::*;
 use testsupport::handler_binary;
+use testsupport::machine_dirs::plant_two_huge_crashes;
 use testsupport::process::{copy_executable, run_bounded};
-use testsupport::{ensure_sessiond, CorePatternGuard, TempDir, TestUser};
+use testsupport::{ensure_sessiond, CorePatternGuard, PrivateMachineDirs, TempDir, TestUser};
 
 fn status(binary: &Path, args: &[&str]) -> Output {
     run_bounded(
@@ -29,14 +33,36 @@ fn json(output: &Output) -> Value {
 
 #[test]
 fn status_exit_status_json_and_permission_denied_for_a_user() {
+    // Before any private view: useradd writes /etc, and a root session
+    // daemon started here must live in the machine's namespace.
     let _sessiond = ensure_sessiond();
+    let user = TestUser::create("lcdt-status", false);
+    status_scenario(&user);
+}
+
+#[test]
+fn status_is_the_same_on_a_machine_with_huge_crashes_and_a_bad_configuration() {
+    let _sessiond = ensure_sessiond();
+    let user = TestUser::create("lcdt-status", false);
+    // The machine, played in this test's own mount namespace: status, not
+    // installed, would read both (exit status 2 for the bad value).
+    let _machine = PrivateMachineDirs::enter();
+    plant_two_huge_crashes(Path::new(DEFAULT_CORE_DIR));
+    fs::write("/etc/lttng-coredump/config.toml", "zstd_level = 99\n").unwrap();
+    status_scenario(&user);
+}
+
+/// The scenario, with `user` as the unprivileged user (the root session
+/// daemon running). Status, while the handler is not installed, reads the
+/// default configuration and core directory: the test's own, empty ones.
+fn status_scenario(user: &TestUser) {
+    let _own = PrivateMachineDirs::enter();
     let dir = TempDir::new("lcdt-status");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let cores = dir.path().join("cores");
     let binary = dir.path().join("lttng-coredump");
     copy_executable(handler_binary!(), &binary);
     fs::set_permissions(&binary, fs::Permissions::from_mode(0o755)).unwrap();
-    let user = TestUser::create("lcdt-status", false);
 
     {
         let guard = CorePatternGuard::acquire();
@@ -46,6 +72,15 @@ fn status_exit_status_json_and_permission_denied_for_a_user() {
         let report = json(&output);
         assert_eq!(report["installed"], false);
         assert_eq!(report["exit_status"], 1);
+        // The default configuration and core directory are the test's own:
+        // no problem in them, no crash.
+        assert!(report["config_error"].is_null(), "{report:#}");
+        assert_eq!(report["problems"], serde_json::json!([]), "{report:#}");
+        assert_eq!(
+            report["trace_only_in_core"],
+            serde_json::json!([]),
+            "{report:#}"
+        );
     }
 
     let handler = InstalledHandler::new(handler_binary!(), &config_for(&cores, ""));

@@ -20,16 +20,21 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use testsupport::handler::{config_for, crash_a_shell, wait_for_record, InstalledHandler};
+use testsupport::machine_dirs::in_private_machine_dirs;
 use testsupport::process::{children_of, run_bounded, signal};
 use testsupport::recover::*;
 use testsupport::{babeltrace_events, fixture_seqs, handler_binary, TempDir};
 
-/// `lttng-coredump recover ARGS`, run to its end.
+/// `lttng-coredump recover ARGS`, run to its end, in a private view of the
+/// machine's configuration and core directory: without `--config`, recover
+/// also reads the default core directory's records for metadata.
 fn recover(args: &[&str]) -> Output {
-    run_bounded(
-        Command::new(handler_binary!()).arg("recover").args(args),
-        Duration::from_secs(300),
-    )
+    in_private_machine_dirs(|| {
+        run_bounded(
+            Command::new(handler_binary!()).arg("recover").args(args),
+            Duration::from_secs(300),
+        )
+    })
 }
 
 /// What a command printed, stdout then stderr.

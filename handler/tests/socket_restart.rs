@@ -20,6 +20,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testsupport::handler::*;
+use testsupport::machine_dirs::in_private_machine_dirs;
 use testsupport::process::{children_of, output_text, run_bounded, signal};
 use testsupport::service::*;
 use testsupport::{handler_binary, unique_name, CorePatternGuard, TempDir};
@@ -64,11 +65,15 @@ fn serving_child(holder: u32) -> i32 {
     }
 }
 
+/// `status`, in a private view of the machine's configuration and core
+/// directory (it reads the default ones in socket mode).
 fn status_text(backup: &Path) -> String {
-    output_text(&run_bounded(
-        Command::new(handler_binary!()).args(["status", "--backup", backup.to_str().unwrap()]),
-        Duration::from_secs(120),
-    ))
+    in_private_machine_dirs(|| {
+        output_text(&run_bounded(
+            Command::new(handler_binary!()).args(["status", "--backup", backup.to_str().unwrap()]),
+            Duration::from_secs(120),
+        ))
+    })
 }
 
 /// `serve --hold` with `workers` workers on a socket of its own (its log

@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use testsupport::core_file::*;
 use testsupport::handler::*;
+use testsupport::machine_dirs::in_private_machine_dirs;
 use testsupport::service::*;
 use testsupport::{crasher_command, unique_name, wait_for_path, CorePatternGuard, TempDir};
 use testsupport::{handler_binary, ready_pid, run_bounded};
@@ -29,6 +30,17 @@ fn lttng_coredump(args: &[&str]) -> Output {
         Command::new(handler_binary!()).args(args),
         Duration::from_secs(120),
     )
+}
+
+/// `status`, in a private view of the machine's configuration and core
+/// directory (it reads the default ones in socket mode).
+fn run_status(args: &[&str]) -> Output {
+    in_private_machine_dirs(|| {
+        run_bounded(
+            Command::new(handler_binary!()).arg("status").args(args),
+            Duration::from_secs(120),
+        )
+    })
 }
 
 fn install_socket(socket: &Path, binary: &Path, config: &Path, backup: &Path) -> Output {
@@ -116,7 +128,7 @@ fn install_socket_needs_the_service_and_a_clean_stop_puts_the_pipe_line_back() {
             .trim(),
         "64"
     );
-    let status = lttng_coredump(&["status", "--backup", backup.to_str().unwrap()]);
+    let status = run_status(&["--backup", backup.to_str().unwrap()]);
     assert!(
         text_of(&status).contains("handler: installed"),
         "{}",
@@ -140,7 +152,7 @@ fn install_socket_needs_the_service_and_a_clean_stop_puts_the_pipe_line_back() {
     assert!(service
         .log_text()
         .contains("core_pattern set back to the pipe line"));
-    let status = lttng_coredump(&["status", "--backup", backup.to_str().unwrap()]);
+    let status = run_status(&["--backup", backup.to_str().unwrap()]);
     assert!(
         text_of(&status).contains("socket mode: installed")
             && text_of(&status).contains("not running"),
@@ -186,8 +198,7 @@ fn status_warns_loudly_when_core_pattern_points_at_a_socket_nobody_serves() {
     )
     .unwrap();
     fs::write(kernel.join("core_pipe_limit"), "64\n").unwrap();
-    let status = lttng_coredump(&[
-        "status",
+    let status = run_status(&[
         "--proc-sys-kernel",
         kernel.to_str().unwrap(),
         "--backup",
