@@ -260,43 +260,9 @@ fn set_bytes(slot: &mut Option<Vec<u8>>, value: &[u8]) -> bool {
     false
 }
 
-/// The name of a signal number (`SIGSEGV`), or `None` when it has none.
-pub fn signal_name(signal: i32) -> Option<&'static str> {
-    Some(match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        10 => "SIGUSR1",
-        11 => "SIGSEGV",
-        12 => "SIGUSR2",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        16 => "SIGSTKFLT",
-        17 => "SIGCHLD",
-        18 => "SIGCONT",
-        19 => "SIGSTOP",
-        20 => "SIGTSTP",
-        21 => "SIGTTIN",
-        22 => "SIGTTOU",
-        23 => "SIGURG",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
-        26 => "SIGVTALRM",
-        27 => "SIGPROF",
-        28 => "SIGWINCH",
-        29 => "SIGIO",
-        30 => "SIGPWR",
-        31 => "SIGSYS",
-        _ => return None,
-    })
-}
+/// The name of a signal number (`SIGSEGV`), or `None` when it has none:
+/// the report crate's table, one for the whole handler.
+pub use lttng_coredump_report::signals::name as signal_name;
 
 /// The process's RLIMIT_CORE (the kernel ignores it for sockets, and
 /// gives `%c` only to pipes): its soft limit in `/proc/PID/limits`.
