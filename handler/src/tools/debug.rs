@@ -140,32 +140,20 @@ pub fn run(args: &DebugArgs) -> Result<ExitCode> {
     }
     // Ctrl-C and Ctrl-\ belong to the debugger: this process waits for it
     // and then removes the temporary core. SIGTERM and SIGHUP end both.
-    hear_but_not_obey_interrupts();
-    let saved = super::termination::SavedTerminal::now();
-    let started = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    super::termination::hear_but_not_obey_interrupts();
     let leftover = temporary.as_ref().map(|dir| dir.0.clone());
-    let on_termination = super::termination::on_termination({
-        let started = started.clone();
-        move || {
-            let pid = started.load(std::sync::atomic::Ordering::SeqCst);
-            if pid != 0 {
-                super::termination::end_child(pid);
-            }
-            if let Some(dir) = &leftover {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            if let Some(saved) = &saved {
-                saved.restore();
-            }
+    let debugger = super::termination::TerminalProgram::register(move || {
+        if let Some(dir) = &leftover {
+            let _ = std::fs::remove_dir_all(dir);
         }
     });
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot run the debugger {:?}", args.debugger))?;
-    started.store(child.id(), std::sync::atomic::Ordering::SeqCst);
+    debugger.started(child.id());
     let status = child.wait();
     super::termination::hold_if_terminating();
-    drop(on_termination);
+    drop(debugger);
     let status =
         status.with_context(|| format!("cannot wait for the debugger {:?}", args.debugger))?;
     drop(temporary);
@@ -192,15 +180,6 @@ fn debugger_arguments(args: &DebugArgs) -> Result<Vec<String>> {
             )
         }),
         None => Ok(Vec::new()),
-    }
-}
-
-/// Ctrl-C and Ctrl-\ on the terminal are the debugger's (they reach this
-/// process too, in its process group): heard, not obeyed.
-fn hear_but_not_obey_interrupts() {
-    for signal in [rustix::process::Signal::INT, rustix::process::Signal::QUIT] {
-        let ignored = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let _ = signal_hook::flag::register(signal.as_raw(), ignored);
     }
 }
 

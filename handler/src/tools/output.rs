@@ -15,7 +15,7 @@ pub struct Output {
     pub colour: bool,
     pager: Option<Child>,
     /// While the pager runs: what SIGTERM and SIGHUP do to it.
-    on_termination: Option<super::termination::Registered>,
+    on_termination: Option<super::termination::TerminalProgram>,
 }
 
 impl Output {
@@ -112,7 +112,7 @@ impl Drop for Output {
 /// line wrapping); standard output is made its pipe. `None` when there is
 /// none to run. SIGTERM or SIGHUP to the tool then ends the pager too and
 /// puts the terminal back as it was before the pager changed it.
-fn start_pager() -> Option<(Child, super::termination::Registered)> {
+fn start_pager() -> Option<(Child, super::termination::TerminalProgram)> {
     let mut command = match std::env::var("PAGER") {
         Ok(pager) if pager.trim().is_empty() || pager.trim() == "cat" => return None,
         Ok(pager) => {
@@ -126,22 +126,9 @@ fn start_pager() -> Option<(Child, super::termination::Registered)> {
             command
         }
     };
-    let saved = super::termination::SavedTerminal::now();
-    let started = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let on_termination = super::termination::on_termination({
-        let started = started.clone();
-        move || {
-            let pid = started.load(std::sync::atomic::Ordering::SeqCst);
-            if pid != 0 {
-                super::termination::end_child(pid);
-            }
-            if let Some(saved) = &saved {
-                saved.restore();
-            }
-        }
-    });
+    let on_termination = super::termination::TerminalProgram::register(|| {});
     let mut child = command.stdin(Stdio::piped()).spawn().ok()?;
-    started.store(child.id(), std::sync::atomic::Ordering::SeqCst);
+    on_termination.started(child.id());
     let stdin = child.stdin.take()?;
     let _ = std::io::stdout().flush();
     if rustix::stdio::dup2_stdout(&stdin).is_err() {
@@ -150,13 +137,8 @@ fn start_pager() -> Option<(Child, super::termination::Registered)> {
         return None;
     }
     // Ctrl-C and Ctrl-\ on the terminal are the pager's (less stops a
-    // search with them; they reach this process too, in its process
-    // group): heard, not obeyed, so that this process goes on writing and
-    // waits for the pager. SIGTERM and SIGHUP end both.
-    for signal in [rustix::process::Signal::INT, rustix::process::Signal::QUIT] {
-        let ignored = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let _ = signal_hook::flag::register(signal.as_raw(), ignored);
-    }
+    // search with them): this process goes on writing and waits for it.
+    super::termination::hear_but_not_obey_interrupts();
     Some((child, on_termination))
 }
 

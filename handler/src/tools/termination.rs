@@ -154,6 +154,55 @@ fn ended_within(pidfd: Option<&OwnedFd>, bound: Duration) -> bool {
     }
 }
 
+/// A program of the tool's own that holds the terminal (the pager, the
+/// debugger), registered before it is started: SIGTERM or SIGHUP then ends
+/// it once [`started`](TerminalProgram::started) was told its pid, runs
+/// `also` (what the tool made for it), and puts the terminal back as it was
+/// at registration. In force until dropped.
+pub struct TerminalProgram {
+    started: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    _registered: Registered,
+}
+
+impl TerminalProgram {
+    pub fn register(also: impl FnOnce() + Send + 'static) -> TerminalProgram {
+        let saved = SavedTerminal::now();
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let registered = on_termination({
+            let started = started.clone();
+            move || {
+                let pid = started.load(std::sync::atomic::Ordering::SeqCst);
+                if pid != 0 {
+                    end_child(pid);
+                }
+                also();
+                if let Some(saved) = &saved {
+                    saved.restore();
+                }
+            }
+        });
+        TerminalProgram {
+            started,
+            _registered: registered,
+        }
+    }
+
+    /// The program was started as `pid`.
+    pub fn started(&self, pid: u32) {
+        self.started.store(pid, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Ctrl-C and Ctrl-\ on the terminal belong to the program holding it
+/// (they reach this process too, in its process group): heard, not obeyed,
+/// so that this process goes on and waits for that program.
+pub fn hear_but_not_obey_interrupts() {
+    for signal in [rustix::process::Signal::INT, rustix::process::Signal::QUIT] {
+        let ignored = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _ = signal_hook::flag::register(signal.as_raw(), ignored);
+    }
+}
+
 /// The controlling terminal's settings, to put back.
 pub struct SavedTerminal {
     tty: std::fs::File,
