@@ -216,10 +216,16 @@ fn fifty_crashes_queued_while_the_collectors_link_is_down_all_arrive_once_it_is_
     );
 
     network.set_collector_link(true);
+    // The submitter moves a batch out of the queue first and writes its
+    // counters after (a kill between the two loses a count, never a crash):
+    // so wait for both, not for the queue alone, before stopping it.
     wait_until(
-        "every crash delivered once the link is up",
+        "every crash delivered once the link is up, and counted",
         Duration::from_secs(120),
-        || host.spool().queued().unwrap().is_empty(),
+        || {
+            host.spool().queued().unwrap().is_empty()
+                && journal_remote_state(&host)["delivered"].as_u64() == Some(50)
+        },
     );
     let _ = submitter.kill();
     let _ = submitter.wait();
