@@ -37,6 +37,11 @@ use std::time::Duration;
 
 /// The user-side task's name (see `tools::last_events`).
 pub const TASK: &str = "last-events";
+/// The user-side task that removes a directory of the user's
+/// (`tools::user_side::REMOVE`): what a killed reader left.
+pub const REMOVE_TASK: &str = "remove";
+/// How long removing it may take.
+const REMOVE_DEADLINE: Duration = Duration::from_secs(10);
 /// Bytes of one event kept (its name and fields as babeltrace2 printed
 /// them): a longer one is cut, and says so.
 pub const MAX_EVENT_BYTES: usize = 1024;
@@ -287,13 +292,33 @@ fn from_core(crash: &Crash<'_>, file: &File, as_uid: u32) -> LastEvents {
         return LastEvents::unavailable("a core is never read as root");
     }
     let reader = who(Some(as_uid), crash.ids);
-    let mut args = vec![std::ffi::OsString::from("core")];
+    let output = match temporary_dir() {
+        Ok(output) => output,
+        Err(err) => return LastEvents::unavailable(err),
+    };
+    let mut args = vec![
+        std::ffi::OsString::from("core"),
+        output.clone().into_os_string(),
+    ];
     args.extend(crash.search.iter().map(|p| p.clone().into_os_string()));
-    let answer = run_task(reader, &crash.request, args, Some(file), crash.deadline);
-    let (answers, notes) = match answer {
+    let answer = run_task(
+        reader.clone(),
+        &crash.request,
+        args,
+        Some(file),
+        crash.deadline,
+    );
+    let (answers, mut notes) = match answer {
         Ok(answer) => (vec![answer], Vec::new()),
         Err(err) => (Vec::new(), vec![err]),
     };
+    if answers.is_empty() {
+        // A reader killed before it removed its directory: removed as its
+        // user (root opens nothing there).
+        if let Err(err) = remove_as(reader, &output) {
+            notes.push(err);
+        }
+    }
     finish(
         crash,
         answers,
@@ -302,6 +327,41 @@ fn from_core(crash: &Crash<'_>, file: &File, as_uid: u32) -> LastEvents {
             path: "the saved core".into(),
         },
     )
+}
+
+/// A new name for the directory a core's reader recovers into (it creates
+/// it, and fails if anything is there): under `/var/tmp` (a recovered
+/// trace can be larger than a RAM-backed `/tmp`).
+fn temporary_dir() -> Result<PathBuf, String> {
+    let mut random = [0u8; 8];
+    rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty())
+        .map_err(|e| format!("getrandom: {e}"))?;
+    let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(PathBuf::from(format!(
+        "/var/tmp/lttng-coredump-last-events-{name}"
+    )))
+}
+
+/// Removes `dir` as `who`, when it is a directory of theirs.
+fn remove_as(who: Option<Who>, dir: &std::path::Path) -> Result<(), String> {
+    let finished = UserCommand::task(who, REMOVE_TASK)
+        .arg(dir)
+        .deadline(REMOVE_DEADLINE)
+        .spawn(Input::Null)
+        .and_then(|running| running.finish())
+        .map_err(|e| format!("cannot remove {}: {e:#}", dir.display()))?;
+    if finished.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot remove {}: {}",
+            dir.display(),
+            cut(
+                finished.last_error_line().unwrap_or("no message"),
+                MAX_NOTE_BYTES
+            )
+        ))
+    }
 }
 
 /// The answers merged (by time, the last `max_events`), checked and cut;

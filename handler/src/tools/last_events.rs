@@ -6,10 +6,11 @@
 //!   snapshot directory; the events of process PID (by the `vpid` context,
 //!   else `procname`; all of them when a channel records neither, with a
 //!   note) are kept, the last MAX;
-//! - `last-events PID PROCNAME MAX core SEARCH...`: the core on standard
-//!   input (a descriptor root handed over) is recovered as `trace
-//!   --from-core` does, into a directory of this child's own (removed
-//!   afterwards), its metadata searched in the session's `--shm-path` and
+//! - `last-events PID PROCNAME MAX core OUTPUT SEARCH...`: the core on
+//!   standard input (a descriptor root handed over) is recovered as `trace
+//!   --from-core` does, into OUTPUT, created here (and removed afterwards;
+//!   by the caller, as this user, when this child was killed), its
+//!   metadata searched in the session's `--shm-path` and
 //!   in SEARCH; babeltrace2 then reads the traces the same way.
 //!
 //! It prints one JSON [`Answer`]. Each line babeltrace2 prints is read up
@@ -20,7 +21,6 @@
 
 use crate::crash::last_events::{cut, Answer, WireEvent, MAX_EVENT_BYTES};
 use crate::tools::trace::babeltrace_text::Event;
-use crate::tools::user_side::temporary_name;
 use anyhow::{anyhow, Context, Result};
 use lttng_coredump_recover::{self as recover, metadata, Options};
 use std::collections::VecDeque;
@@ -69,7 +69,7 @@ pub fn task(args: &[OsString]) -> ExitCode {
 fn run(args: &[OsString]) -> Result<Answer> {
     let [pid, procname, max, mode, rest @ ..] = args else {
         return Err(anyhow!(
-            "usage: last-events PID PROCNAME MAX snapshot DIR... | core SEARCH..."
+            "usage: last-events PID PROCNAME MAX snapshot DIR... | core OUTPUT SEARCH..."
         ));
     };
     let wanted = Wanted {
@@ -269,14 +269,19 @@ impl Drop for OwnDir {
 
 /// The core on standard input recovered into a directory of this
 /// child's, and each trace with its metadata read.
-fn from_core(search: &[OsString], wanted: &Wanted, reading: &mut Reading) -> Result<()> {
+fn from_core(args: &[OsString], wanted: &Wanted, reading: &mut Reading) -> Result<()> {
+    let [output, search @ ..] = args else {
+        return Err(anyhow!(
+            "usage: last-events PID PROCNAME MAX core OUTPUT SEARCH..."
+        ));
+    };
     let core = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .context("the core's descriptor")?;
     let core =
         recover::reader::core_of_file(std::fs::File::from(core)).context("reading the core")?;
-    let output = temporary_name()?;
+    let output = PathBuf::from(output);
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&output)
@@ -310,6 +315,14 @@ fn from_core(search: &[OsString], wanted: &Wanted, reading: &mut Reading) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_removal_the_crash_side_asks_for_is_the_user_sides() {
+        assert_eq!(
+            crate::crash::last_events::REMOVE_TASK,
+            crate::tools::user_side::REMOVE
+        );
+    }
 
     #[test]
     fn a_line_longer_than_the_bound_is_skipped_whole() {
