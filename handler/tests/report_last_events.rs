@@ -6,6 +6,7 @@
 //!   its field values) and none of another traced program of the same user
 //!   running at the same time, in the record, in `info` below the
 //!   backtrace, in `info --json`;
+//! - the same through the crash service (`serve`, core_pattern `@@`);
 //! - recovered from the core, when the snapshot could not be taken (the
 //!   user's consumer daemon killed), its metadata found in an earlier
 //!   crash's snapshot;
@@ -28,6 +29,7 @@ use testsupport::handler_binary;
 use testsupport::journald::StandaloneJournald;
 use testsupport::process::{output_text, run_bounded};
 use testsupport::recover::{Failure, Lab, Scenario};
+use testsupport::service::SocketHandler;
 use testsupport::sessions::{snapshot_dirs, CRASHER_EVENTS};
 use testsupport::users::TestUser;
 use testsupport::TempDir;
@@ -108,6 +110,42 @@ fn traced_session(user: &TestUser, session: &str, output: &Path) {
     user.set_trigger_in_own_daemon(session, ActionKind::Snapshot);
 }
 
+/// The crasher run as `user`, emitting 25 events (`mine`, seq 0..24) then
+/// SIGSEGV, while another traced program of theirs (40 events, `other`)
+/// is alive: the crash's pid and record (in `cores`).
+fn crash_beside_another(user: &TestUser, cores: &Path) -> (i32, Value) {
+    // Its events are in the same per-user buffers and the snapshot.
+    let (mut other, _) = spawn_gated(
+        user.crasher_command()
+            .args(["--gate", "other", "40", "exit"]),
+    );
+    let mut crasher = traced_command_as(user.uid, user.gid, crasher_path());
+    crasher.env("HOME", &user.home).args(["mine", "25", "segv"]);
+    let pid = testsupport::kernel_cores::crash_with_cores(&crasher).0 as i32;
+    let (_, record) = wait_for_record(cores, pid);
+    let_go(&mut other);
+    assert!(wait_within(&mut other, Duration::from_secs(120)).is_some());
+    assert_eq!(record["report"]["analyzed"], true, "{record:#}");
+    (pid, record)
+}
+
+/// The last five events of [`crash_beside_another`] are the crasher's
+/// last five (the one right before the crash last, with its fields) from
+/// the user's snapshot, none of the other program's; returns them.
+fn assert_only_mine(user: &TestUser, events: &Value) -> Vec<(i64, String)> {
+    assert_eq!(events["source"]["kind"], "snapshot", "{events:#}");
+    let snapshot = events["source"]["path"].as_str().unwrap();
+    assert!(
+        snapshot.starts_with(user.home.join("traces").to_str().unwrap()),
+        "{events:#}"
+    );
+    let mine: Vec<(i64, String)> = (20..25).map(|seq| (seq, "mine".to_string())).collect();
+    assert_eq!(steps(events), mine, "{events:#}");
+    assert_eq!(events["total"], 25, "{events:#}");
+    assert_eq!(events["other_processes"], 40, "{events:#}");
+    mine
+}
+
 #[test]
 fn the_report_and_info_show_the_crashing_processs_last_events_and_no_other_processs() {
     let dir = TempDir::new("lcdle-snap");
@@ -126,34 +164,9 @@ fn the_report_and_info_show_the_crashing_processs_last_events_and_no_other_proce
             ),
         ),
     );
-    // Another traced program of the same user, alive through the crash:
-    // its 40 events are in the same per-user buffers and the snapshot.
-    let (mut other, _) = spawn_gated(
-        user.crasher_command()
-            .args(["--gate", "other", "40", "exit"]),
-    );
-    // The crashing one: 25 events (seq 0..24), then SIGSEGV.
-    let mut crasher = traced_command_as(user.uid, user.gid, crasher_path());
-    crasher.env("HOME", &user.home).args(["mine", "25", "segv"]);
-    let pid = testsupport::kernel_cores::crash_with_cores(&crasher).0 as i32;
-    let (_, record) = wait_for_record(&cores, pid);
-    let_go(&mut other);
-    assert!(wait_within(&mut other, Duration::from_secs(120)).is_some());
-
-    assert_eq!(record["report"]["analyzed"], true, "{record:#}");
+    let (pid, record) = crash_beside_another(&user, &cores);
     let events = last_events(&record);
-    assert_eq!(events["source"]["kind"], "snapshot", "{events:#}");
-    let snapshot = events["source"]["path"].as_str().unwrap();
-    assert!(
-        snapshot.starts_with(user.home.join("traces").to_str().unwrap()),
-        "{events:#}"
-    );
-    // Its last five, the one right before the crash last, with its
-    // fields; none of the other program's.
-    let mine: Vec<(i64, String)> = (20..25).map(|seq| (seq, "mine".to_string())).collect();
-    assert_eq!(steps(events), mine, "{events:#}");
-    assert_eq!(events["total"], 25, "{events:#}");
-    assert_eq!(events["other_processes"], 40, "{events:#}");
+    let mine = assert_only_mine(&user, events);
     let last = &events["events"][4];
     assert!(
         last["fields"]
@@ -207,6 +220,26 @@ fn the_report_and_info_show_the_crashing_processs_last_events_and_no_other_proce
     assert!(stack < story, "{text}");
     assert!(text[story..].contains("seq = 24, tag = \"mine\""), "{text}");
     drop(handler);
+}
+
+#[test]
+fn through_the_crash_service_the_report_has_the_last_events_too() {
+    let dir = TempDir::new("lcdle-sock");
+    let cores = dir.path().join("cores");
+    let mut user = TestUser::create("lcdle-sock", false);
+    user.start_sessiond();
+    traced_session(&user, "les", &user.home.join("traces"));
+    let _service = SocketHandler::new(
+        handler_binary!(),
+        dir.path(),
+        &config_for(
+            &cores,
+            "snapshot_user_daemon = true\njournal = false\nreport_last_events = 5",
+        ),
+        "@@",
+    );
+    let (_, record) = crash_beside_another(&user, &cores);
+    assert_only_mine(&user, last_events(&record));
 }
 
 #[test]
