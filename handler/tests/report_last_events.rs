@@ -6,6 +6,7 @@
 //!   its field values) and none of another traced program of the same user
 //!   running at the same time, in the record, in `info` below the
 //!   backtrace, in `info --json`;
+//! - root's crash, with a snapshot of root's session in the root daemon;
 //! - the same through the crash service (`serve`, core_pattern `@@`);
 //! - recovered from the core, when the snapshot could not be taken (the
 //!   user's consumer daemon killed), its metadata found in an earlier
@@ -30,7 +31,7 @@ use testsupport::journald::StandaloneJournald;
 use testsupport::process::{output_text, run_bounded};
 use testsupport::recover::{Failure, Lab, Scenario};
 use testsupport::service::SocketHandler;
-use testsupport::sessions::{snapshot_dirs, CRASHER_EVENTS};
+use testsupport::sessions::{snapshot_dirs, TestSession, CRASHER_EVENTS};
 use testsupport::users::TestUser;
 use testsupport::TempDir;
 
@@ -240,6 +241,47 @@ fn through_the_crash_service_the_report_has_the_last_events_too() {
     );
     let (_, record) = crash_beside_another(&user, &cores);
     assert_only_mine(&user, last_events(&record));
+}
+
+#[test]
+fn a_crash_of_roots_gets_the_last_events_of_a_root_daemon_snapshot() {
+    let dir = TempDir::new("lcdle-root");
+    let cores = dir.path().join("cores");
+    // A session of root's in the root daemon, recording root's processes
+    // (no vpid context: every event is kept, and a note says why).
+    let session = TestSession::snapshot("lcdle-root");
+    let _handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(
+            &cores,
+            &format!(
+                "snapshot_sessions = [\"{}\"]\njournal = false\nreport_last_events = 3",
+                session.name
+            ),
+        ),
+    );
+    let tag = testsupport::unique_name("root");
+    let mut crasher = traced_command_as(0, 0, crasher_path());
+    crasher.args([tag.as_str(), "12", "segv"]);
+    let pid = testsupport::kernel_cores::crash_with_cores(&crasher).0 as i32;
+    let (_, record) = wait_for_record(&cores, pid);
+    // Analyzed as the service account, never as root.
+    assert_eq!(record["report"]["analyzed_as_uid"], 65534, "{record:#}");
+    let events = last_events(&record);
+    assert_eq!(events["source"]["kind"], "snapshot", "{events:#}");
+    let mine: Vec<(i64, String)> = steps(events)
+        .into_iter()
+        .filter(|(_, t)| *t == tag)
+        .collect();
+    assert_eq!(
+        mine,
+        vec![(9, tag.clone()), (10, tag.clone()), (11, tag.clone())],
+        "{events:#}"
+    );
+    assert!(
+        events["notes"].to_string().contains("no vpid or procname"),
+        "{events:#}"
+    );
 }
 
 #[test]
