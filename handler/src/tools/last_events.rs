@@ -325,6 +325,42 @@ mod tests {
     }
 
     #[test]
+    fn a_link_or_a_fifo_in_place_of_a_snapshot_is_refused_before_babeltrace2() {
+        let dir = std::env::temp_dir().join(format!("lcd-last-events-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        let fifo = dir.join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let wanted = Wanted {
+            pid: 1,
+            procname: None,
+            max: 5,
+        };
+        let mut reading = Reading::default();
+        reading.trace(&link, &wanted, "the link");
+        reading.trace(&fifo, &wanted, "the fifo");
+        let _ = std::fs::remove_dir_all(&dir);
+        let answer = reading.answer();
+        assert!(answer.read.is_empty());
+        assert_eq!(
+            answer.notes,
+            [
+                "the link: it is a symbolic link, not a snapshot directory",
+                "the fifo: it is not a directory"
+            ]
+        );
+    }
+
+    #[test]
     fn a_line_longer_than_the_bound_is_skipped_whole() {
         let mut text = vec![b'a'; MAX_LINE * 2 + 3];
         text.extend_from_slice(b"\nshort\n");
