@@ -167,7 +167,7 @@ pub struct Module {
 /// The last events of the crashing process, as the handler supplies them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastEvents {
-    /// Where they come from.
+    /// Where they come from (or why there are none).
     pub source: EventSource,
     /// How many events the source held for the process (the events below
     /// are the last of them), when known.
@@ -175,23 +175,54 @@ pub struct LastEvents {
     pub total: Option<u64>,
     /// Oldest first.
     pub events: Vec<Event>,
+    /// Events of other processes the source held, left out.
+    #[serde(default)]
+    pub other_processes: u64,
+    /// What the reader met: events that could not be told apart by
+    /// process, traces without metadata, a source that could not be read.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+impl LastEvents {
+    /// No events, and why ("last events unavailable: REASON").
+    pub fn unavailable(reason: impl Into<String>) -> LastEvents {
+        LastEvents {
+            source: EventSource::Unavailable {
+                reason: reason.into(),
+            },
+            total: None,
+            events: Vec::new(),
+            other_processes: 0,
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// Where the last events come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum EventSource {
-    /// The LTTng snapshot the handler recorded at the crash.
+    /// The LTTng snapshots the handler recorded at the crash (`; `-joined
+    /// when it recorded several).
     Snapshot { path: String },
     /// The ring buffers recovered from the core (no snapshot was taken).
     RecoveredFromCore { path: String },
+    /// None could be read: no snapshot and no trace in the core, or the
+    /// source could not be read (a hostile snapshot, a deadline).
+    Unavailable { reason: String },
 }
 
 /// One event, as babeltrace2 prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    /// The timestamp as babeltrace2 printed it.
+    /// The timestamp as babeltrace2 printed it (seconds since the epoch,
+    /// `--clock-seconds`).
     pub timestamp: String,
+    /// The event's time minus the crash's (as the handler knows it: when
+    /// it began handling the crash), nanoseconds; negative before it.
+    #[serde(default)]
+    pub to_crash_ns: Option<i64>,
     /// `provider:event`.
     pub name: String,
     /// The rest (context and payload fields), as printed.

@@ -174,13 +174,58 @@ pub fn frame_text(frame: &Frame) -> String {
     out
 }
 
-/// The last events, one a line, oldest first.
+/// The widest line of an event [`text`] shows (characters); longer ones
+/// end in `…`.
+pub const EVENT_WIDTH: usize = 160;
+
+/// `text` cut to `width` characters, `…` last when it was cut.
+pub fn bounded(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// `-0.001234567s`: a time to the crash, nanoseconds.
+pub fn delta(ns: i64) -> String {
+    let sign = if ns < 0 { "-" } else { "+" };
+    let abs = ns.unsigned_abs();
+    format!("{sign}{}.{:09}s", abs / 1_000_000_000, abs % 1_000_000_000)
+}
+
+/// One event, one line of at most `width` characters: its time to the
+/// crash (else its timestamp), its name and its fields, escaped.
+pub fn event_line(event: &crate::model::Event, width: usize) -> String {
+    let when = event
+        .to_crash_ns
+        .map_or_else(|| format!("[{}]", escape(&event.timestamp)), delta);
+    let mut line = format!("{when} {}", escape(&event.name));
+    if !event.fields.is_empty() {
+        let _ = write!(line, ": {}", escape(&event.fields));
+    }
+    bounded(&line, width)
+}
+
+/// The last events, one a line, oldest first (or why there are none).
 pub fn last_events(events: &LastEvents) -> String {
     let mut out = String::new();
     let source = match &events.source {
         EventSource::Snapshot { path } => format!("LTTng snapshot {}", escape(path)),
         EventSource::RecoveredFromCore { path } => {
-            format!("recovered from the core into {}", escape(path))
+            format!("recovered from the core {}", escape(path))
+        }
+        EventSource::Unavailable { reason } => {
+            let _ = writeln!(
+                out,
+                "Last events unavailable: {}",
+                bounded(&escape(reason), 4 * EVENT_WIDTH)
+            );
+            for note in &events.notes {
+                let _ = writeln!(out, "  note: {}", bounded(&escape(note), EVENT_WIDTH));
+            }
+            return out;
         }
     };
     let shown = events.events.len();
@@ -194,16 +239,49 @@ pub fn last_events(events: &LastEvents) -> String {
         out.push_str("  (none)\n");
     }
     for event in &events.events {
-        let _ = write!(
+        let _ = writeln!(out, "  {}", event_line(event, EVENT_WIDTH));
+    }
+    if events.other_processes > 0 {
+        let _ = writeln!(
             out,
-            "  [{}] {}",
-            escape(&event.timestamp),
-            escape(&event.name)
+            "  ({} event{} of other processes left out)",
+            events.other_processes,
+            if events.other_processes == 1 { "" } else { "s" }
         );
-        if !event.fields.is_empty() {
-            let _ = write!(out, ": {}", escape(&event.fields));
-        }
-        out.push('\n');
+    }
+    for note in &events.notes {
+        let _ = writeln!(out, "  note: {}", bounded(&escape(note), EVENT_WIDTH));
+    }
+    out
+}
+
+/// Events the journal entry's `MESSAGE` carries after the stack trace.
+pub const JOURNAL_EVENTS: usize = 5;
+
+/// The last [`JOURNAL_EVENTS`] events for the journal entry's `MESSAGE`,
+/// after its stack trace: a heading and one bounded line an event (or why
+/// there are none); empty when the report has no such section.
+pub fn journal_last_events(report: &Report) -> String {
+    let Some(events) = &report.last_events else {
+        return String::new();
+    };
+    let mut out = String::from("\n");
+    if let EventSource::Unavailable { reason } = &events.source {
+        let _ = writeln!(
+            out,
+            "Last events unavailable: {}",
+            bounded(&escape(reason), 2 * EVENT_WIDTH)
+        );
+        return out;
+    }
+    let shown = events.events.len().min(JOURNAL_EVENTS);
+    let _ = writeln!(
+        out,
+        "Last {shown} event{} of the process (lttng-coredump info for more):",
+        if shown == 1 { "" } else { "s" }
+    );
+    for event in &events.events[events.events.len() - shown..] {
+        let _ = writeln!(out, "  {}", event_line(event, EVENT_WIDTH));
     }
     out
 }
@@ -290,21 +368,42 @@ mod tests {
             total: Some(1000),
             events: vec![
                 Event {
-                    timestamp: "12:00:00.000000001".into(),
+                    timestamp: "1700000000.000000001".into(),
+                    to_crash_ns: Some(-1_500_000_000),
                     name: "app:step".into(),
                     fields: "{ seq = 998 }".into(),
                 },
                 Event {
-                    timestamp: "12:00:00.000000002".into(),
+                    timestamp: "1700000001.000000002".into(),
+                    to_crash_ns: None,
                     name: "app:step".into(),
-                    fields: "{ seq = 999, tag = \"\u{1b}[2J\" }".into(),
+                    fields: format!("{{ seq = 999, tag = \"\u{1b}[2J{}\" }}", "x".repeat(200)),
                 },
             ],
+            other_processes: 3,
+            notes: vec!["a note".into()],
         };
+        let text = last_events(&events);
+        let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
-            last_events(&events),
-            "Last events (LTTng snapshot /var/lib/lttng-coredump/traces/app-1; the last 2 of 1000):\n  [12:00:00.000000001] app:step: { seq = 998 }\n  [12:00:00.000000002] app:step: { seq = 999, tag = \"\\u{1b}[2J\" }\n"
+            lines[0],
+            "Last events (LTTng snapshot /var/lib/lttng-coredump/traces/app-1; the last 2 of 1000):"
         );
+        assert_eq!(lines[1], "  -1.500000000s app:step: { seq = 998 }");
+        assert!(
+            lines[2].starts_with(
+                "  [1700000001.000000002] app:step: { seq = 999, tag = \"\\u{1b}[2Jxxx"
+            ),
+            "{text}"
+        );
+        assert!(lines[2].ends_with('…') && lines[2].chars().count() == 2 + EVENT_WIDTH);
+        assert_eq!(lines[3], "  (3 events of other processes left out)");
+        assert_eq!(lines[4], "  note: a note");
+        assert_eq!(
+            last_events(&LastEvents::unavailable("the snapshot is a FIFO")),
+            "Last events unavailable: the snapshot is a FIFO\n"
+        );
+        assert_eq!(delta(2_000_000_001), "+2.000000001s");
     }
 
     #[test]

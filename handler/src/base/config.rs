@@ -75,6 +75,10 @@ pub struct Config {
     pub report_deadline: Duration,
     /// Address space the analysis may use beyond the core it maps.
     pub report_memory: u64,
+    /// The crashing process's last events the report carries (from its
+    /// snapshot, else recovered from its core; `crash::last_events`), read
+    /// by a child acting as the user within `report_deadline`; 0: none.
+    pub report_last_events: u32,
     /// Whether each crash is written to the journal as systemd-coredump
     /// writes it (`coredumpctl` reads it), over `journal_socket`.
     pub journal: bool,
@@ -161,6 +165,7 @@ impl Default for Config {
             report: true,
             report_deadline: Duration::from_secs(30),
             report_memory: GIB,
+            report_last_events: 20,
             journal: true,
             journal_socket: PathBuf::from(DEFAULT_JOURNAL_SOCKET),
             compression: Compression::None,

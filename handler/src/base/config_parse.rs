@@ -33,13 +33,14 @@ pub struct Parsed {
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 31] = [
+pub const KEYS: [&str; 32] = [
     "core_dir",
     "save_core",
     "check_core_trace",
     "report",
     "report_deadline",
     "report_memory",
+    "report_last_events",
     "journal",
     "journal_socket",
     "compression",
@@ -113,6 +114,10 @@ pub fn parse(text: &str) -> Parsed {
             "report" => set_bool(&mut config.report, value, key, &mut problem),
             "journal" => set_bool(&mut config.journal, value, key, &mut problem),
             "report_memory" => set_size(&mut config.report_memory, value, key, &mut problem),
+            "report_last_events" => {
+                set_count(&mut config.report_last_events, value, key, &mut problem);
+                config.report_last_events = config.report_last_events.min(1000);
+            }
             "report_deadline" => match duration(value, 3600) {
                 Ok(deadline) if !deadline.is_zero() => config.report_deadline = deadline,
                 _ => problem(

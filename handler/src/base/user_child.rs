@@ -124,6 +124,9 @@ pub enum Input {
     /// Written by a thread of the caller's (a child that does not read
     /// them blocks only that thread, until the child is killed).
     Bytes(Vec<u8>),
+    /// A file the caller opened (a core only root may open by path, read
+    /// through the descriptor it is handed: nothing else of root's).
+    File(std::fs::File),
 }
 
 /// A program (or a user-side task of this binary) to run as [`Who`].
@@ -255,9 +258,13 @@ impl UserCommand {
         let what = self.describe();
         let mut command = self.command(false);
         command
-            .stdin(match input {
+            .stdin(match &input {
                 Input::Null => Stdio::null(),
                 Input::Bytes(_) => Stdio::piped(),
+                Input::File(file) => file
+                    .try_clone()
+                    .map(Stdio::from)
+                    .with_context(|| format!("cannot hand a file to {what}"))?,
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

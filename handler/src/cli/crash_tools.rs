@@ -22,8 +22,9 @@ pub enum CrashCommand {
     List(ListArgs),
     /// Everything the crash records hold, laid out for people, with the
     /// paths, and why there is no trace when there is none; the crash
-    /// report: its problem (signature) and the crashing thread's backtrace
-    /// (--threads: every thread's).
+    /// report: its problem (signature), the crashing thread's backtrace
+    /// (--threads: every thread's) and below it the crashing process's last
+    /// events (from its snapshot, else recovered from its core).
     Info(ListArgs),
     /// The crashes grouped by their signature (one bug, one problem): one
     /// line a problem with its count, first and last seen, program, users

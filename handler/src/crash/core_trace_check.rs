@@ -150,10 +150,11 @@ struct KnownSnapshot {
 fn known_snapshots(
     fires: &[DaemonFire],
     core_dir: Option<&Path>,
-    daemons: &[String],
+    daemons: Option<&[String]>,
 ) -> Vec<KnownSnapshot> {
+    let of_daemon = |daemon: &String| daemons.is_none_or(|d| d.contains(daemon));
     let mut known = Vec::new();
-    for fire in fires.iter().filter(|f| daemons.contains(&f.daemon)) {
+    for fire in fires.iter().filter(|f| of_daemon(&f.daemon)) {
         let Some(report) = &fire.report else { continue };
         for o in &report.outcomes {
             if let (Some(path), None) = (&o.snapshot_path, &o.error) {
@@ -193,7 +194,7 @@ fn known_snapshots(
         };
         for entry in record.snapshots() {
             let Some(path) = &entry.path else { continue };
-            if entry.error.is_none() && daemons.contains(&entry.daemon) {
+            if entry.error.is_none() && of_daemon(&entry.daemon) {
                 known.push(KnownSnapshot {
                     daemon: entry.daemon.clone(),
                     session: entry.session.clone(),
@@ -203,6 +204,24 @@ fn known_snapshots(
         }
     }
     known
+}
+
+/// The snapshot directories this crash recorded and those the newest
+/// records of `core_dir` name, newest first, each followed by its parent
+/// (a session's other snapshots are there): where the metadata of a trace
+/// recovered from the core is searched (as `trace --from-core` does), by a
+/// child acting as the user. Paths only: root opens none of them.
+pub fn snapshot_dirs(fires: &[DaemonFire], core_dir: Option<&Path>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for snapshot in known_snapshots(fires, core_dir, None) {
+        let parent = snapshot.path.parent().map(Path::to_path_buf);
+        for candidate in [Some(snapshot.path), parent].into_iter().flatten() {
+            if out.len() < 2 * SNAPSHOTS_SEARCHED && !out.contains(&candidate) {
+                out.push(candidate);
+            }
+        }
+    }
+    out
 }
 
 /// For each trace UUID: the index of a known snapshot holding its metadata,
@@ -349,7 +368,7 @@ pub fn check(
     let known = if failed.is_empty() || traces.is_empty() {
         Vec::new()
     } else {
-        known_snapshots(fires, core_dir, &daemons)
+        known_snapshots(fires, core_dir, Some(&daemons))
     };
     let by_uuid = match uuids_of(&known, uid) {
         Ok(by_uuid) => by_uuid,

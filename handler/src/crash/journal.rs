@@ -53,7 +53,8 @@ pub fn crash_of(record: &CrashRecord, record_path: Option<&Path>) -> Crash {
             path: path.clone(),
             truncated: !record.core.complete,
         }),
-        stack_trace: report.map(render::systemd_stack_trace),
+        stack_trace: report
+            .map(|r| render::systemd_stack_trace(r) + &render::journal_last_events(r)),
         package_json: report.map(render::package_json),
         analysis_failed: record.report.not_analyzed_reason.clone(),
         crash_id: crashed.crash_id.clone(),

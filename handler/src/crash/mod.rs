@@ -18,6 +18,7 @@ pub mod context;
 pub mod core_trace_check;
 pub mod corefile;
 pub mod journal;
+pub mod last_events;
 pub mod limits;
 pub mod live;
 pub mod pipeline;

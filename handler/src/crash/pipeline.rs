@@ -217,7 +217,7 @@ pub fn handle_crash(
         &mut stages.core_trace,
         log,
     );
-    let report = report_crash(
+    let mut report = report_crash(
         &saved,
         &config,
         &context,
@@ -226,6 +226,22 @@ pub fn handle_crash(
         &mut stages.report,
         log,
     );
+    let last_events = crate::crash::last_events::Inputs {
+        config: &config,
+        context: &context,
+        comm: comm.as_deref(),
+        fires: &fires,
+        core_trace: &core_trace,
+        core: saved.raw_core(),
+        core_dir: saved.dir.as_ref().map(|d| d.path.as_path()),
+        began_unix_us: stages.snapshots.started_unix_us,
+    };
+    if let Some(said) = or_if_it_panics(
+        || crate::crash::last_events::add(&mut report, &last_events),
+        || Some("last events unavailable: reading them panicked".into()),
+    ) {
+        log.info(said);
+    }
     drop(exe);
     compress_core(
         &mut saved,

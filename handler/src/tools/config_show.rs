@@ -42,6 +42,10 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
         ("report".into(), config.report.to_string()),
         ("report_deadline".into(), duration(config.report_deadline)),
         ("report_memory".into(), size(config.report_memory)),
+        (
+            "report_last_events".into(),
+            config.report_last_events.to_string(),
+        ),
         ("journal".into(), config.journal.to_string()),
         (
             "journal_socket".into(),

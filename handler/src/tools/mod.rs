@@ -14,6 +14,7 @@
 
 pub mod config_show;
 pub mod debug;
+pub mod last_events;
 pub mod output;
 pub mod problems;
 pub mod read_core;

@@ -26,6 +26,7 @@ pub const TASKS: &[crate::base::user_child::Task] = &[
     (FETCH_METADATA, fetch_metadata),
     (DEBUG, debug),
     (REMOVE, remove),
+    (crate::crash::last_events::TASK, super::last_events::task),
     (
         crate::base::path_presence::TASK,
         crate::base::path_presence::task,
