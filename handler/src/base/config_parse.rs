@@ -33,7 +33,7 @@ pub struct Parsed {
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 31] = [
+pub const KEYS: [&str; 32] = [
     "core_dir",
     "save_core",
     "check_core_trace",
@@ -65,6 +65,7 @@ pub const KEYS: [&str; 31] = [
     "syslog_socket",
     "chain",
     "submit",
+    "live",
 ];
 
 /// The keys of `[submit]` (the fleet crate reads them).
@@ -266,6 +267,7 @@ pub fn parse(text: &str) -> Parsed {
             },
             "chain" => config.chain = chain(value, &mut problem),
             "submit" => config.submit = submit(value, &mut problem),
+            "live" => config.live = crate::base::live_config::parse(value, &mut problem),
             _ => problem(key, unknown_key(key, &KEYS)),
         }
     }
