@@ -68,6 +68,9 @@ pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(2);
 pub const MAX_EVALUATIONS_PER_SECOND: u32 = 20;
 /// Processes whose last live core is remembered (for `process_interval`).
 pub const MAX_PROCESSES: usize = 1024;
+/// Refusals logged per second, at most; the rest are counted, and the
+/// count logged once the second is over.
+pub const MAX_LOGGED_PER_SECOND: u32 = 5;
 
 /// The capture descriptor naming the emitting process.
 pub fn vpid_expr() -> CaptureExpr {
@@ -326,6 +329,10 @@ struct Limits {
     /// The evaluation budget's second and its use.
     second: Option<Instant>,
     evaluated: u32,
+    /// Refusals logged this second; notifications skipped or refused
+    /// without a line since the last count was logged.
+    logged: u32,
+    quiet: u64,
     /// Notifications past the evaluation budget, and dropped by the daemon.
     skipped: u64,
     dropped: u64,
@@ -340,27 +347,45 @@ impl Limits {
             processes: HashMap::new(),
             second: None,
             evaluated: 0,
+            logged: 0,
+            quiet: 0,
             skipped: 0,
             dropped: 0,
         }
     }
 
-    /// Whether one more notification may be looked at this second.
-    fn evaluate(&mut self, now: Instant) -> bool {
+    /// Whether one more notification may be looked at this second; and,
+    /// when a new second starts, how many went without a line before.
+    fn evaluate(&mut self, now: Instant) -> (bool, Option<u64>) {
         match self.second {
             Some(start) if now.duration_since(start) < Duration::from_secs(1) => {
                 if self.evaluated >= MAX_EVALUATIONS_PER_SECOND {
                     self.skipped += 1;
-                    return false;
+                    self.quiet += 1;
+                    return (false, None);
                 }
                 self.evaluated += 1;
+                (true, None)
             }
             _ => {
                 self.second = Some(now);
                 self.evaluated = 1;
+                self.logged = 0;
+                let quiet = std::mem::take(&mut self.quiet);
+                (true, (quiet > 0).then_some(quiet))
             }
         }
-        true
+    }
+
+    /// Whether a refusal may be logged this second (else it is counted).
+    fn may_log(&mut self) -> bool {
+        if self.logged < MAX_LOGGED_PER_SECOND {
+            self.logged += 1;
+            true
+        } else {
+            self.quiet += 1;
+            false
+        }
     }
 
     fn trigger_ok(&self, name: &str, now: Instant) -> bool {
@@ -516,7 +541,17 @@ fn on_notification(
     config_path: &Path,
 ) {
     let now = Instant::now();
-    if !limits.evaluate(now) {
+    let (evaluate, quiet) = limits.evaluate(now);
+    if let Some(quiet) = quiet {
+        say(config, |log| {
+            log.warning(format!(
+                "live events: {quiet} more notifications skipped or refused without a line \
+                 (at most {MAX_EVALUATIONS_PER_SECOND} looked at and {MAX_LOGGED_PER_SECOND} \
+                 refusals logged per second)"
+            ))
+        });
+    }
+    if !evaluate {
         return;
     }
     let name = notification.trigger_name.clone().unwrap_or_default();
@@ -542,6 +577,9 @@ fn on_notification(
     let (trigger, target) = match result {
         Ok(found) => found,
         Err(refusal) => {
+            if !limits.may_log() {
+                return;
+            }
             let claimed = notification
                 .value_of(&vpid_expr())
                 .and_then(FieldValue::as_i64)
@@ -595,10 +633,22 @@ mod tests {
     fn evaluations_are_bounded_per_second() {
         let mut limits = Limits::new(&live(0, 0));
         let start = Instant::now();
-        let admitted = (0..1000).filter(|_| limits.evaluate(start)).count();
+        let admitted = (0..1000).filter(|_| limits.evaluate(start).0).count();
         assert_eq!(admitted, MAX_EVALUATIONS_PER_SECOND as usize);
-        assert_eq!(limits.skipped, 1000 - u64::from(MAX_EVALUATIONS_PER_SECOND));
-        assert!(limits.evaluate(start + Duration::from_secs(1)));
+        let skipped = 1000 - u64::from(MAX_EVALUATIONS_PER_SECOND);
+        assert_eq!(limits.skipped, skipped);
+        let logged = (0..100).filter(|_| limits.may_log()).count();
+        assert_eq!(logged, MAX_LOGGED_PER_SECOND as usize);
+        // The next second: looked at again, and the count of the quiet ones
+        // said once.
+        assert_eq!(
+            limits.evaluate(start + Duration::from_secs(1)),
+            (true, Some(skipped + 100 - u64::from(MAX_LOGGED_PER_SECOND)))
+        );
+        assert_eq!(
+            limits.evaluate(start + Duration::from_secs(1)),
+            (true, None)
+        );
     }
 
     #[test]
