@@ -265,6 +265,17 @@ fn an_event_of_a_followed_trigger_takes_a_live_core_of_the_process_that_emitted_
         info.contains("Live Core: taken from the running process"),
         "{info}"
     );
+    assert!(
+        info.contains(&format!(
+            "On Event: trigger \"{}\" of uid 0, event rule lttng_coredump:step",
+            trigger.name
+        )),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!("captured $ctx.vpid = {pid}")),
+        "{info}"
+    );
 
     // The process ran on, never stopped for longer than the dump's pause,
     // and ends normally.

@@ -39,7 +39,17 @@
 //! [`MAX_PROCESSES`], and the session daemon itself drops what this client
 //! does not read in time (each drop counted). Each wait for a notification
 //! is bounded (`NotificationChannel::next`), so the thread sees the
-//! service stop within [`WAIT`].
+//! service stop within [`WAIT`] (or once the dump under way ends). The log
+//! too: at most [`MAX_LOGGED_PER_SECOND`] refusals a second, the others
+//! counted and the count said once the second is over.
+//!
+//! Between the check and the dump the process is named by its pid again
+//! (`crash::live` opens its own pidfd): a process that ends and whose pid
+//! is reused by another in that window would be dumped instead (whoever's
+//! it is: the record then says whose, `uid`). The window is the few
+//! milliseconds between the two opens and nobody chooses which process
+//! gets a freed pid; closing it needs the dumper to take the pidfd checked
+//! here (`lttng-coredump-livecore` takes a pid).
 
 use crate::base::config::Config;
 use crate::base::live_config::LiveEventsConfig;
