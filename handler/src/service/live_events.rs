@@ -482,7 +482,8 @@ pub fn check_target(
     }
     let status =
         std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|_| Refusal::NoProcess)?;
-    let uids = status_ids(&status, "Uid:").ok_or(Refusal::NoProcess)?;
+    let uids =
+        crate::crash::procinfo::status_ids(status.as_bytes(), "Uid:").ok_or(Refusal::NoProcess)?;
     let stat =
         std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|_| Refusal::NoProcess)?;
     let start_time = stat
@@ -507,17 +508,6 @@ pub fn check_target(
         return Err(Refusal::NotTheOwners { uids });
     }
     Ok(Target { pid, start_time })
-}
-
-/// The four ids of a `/proc/PID/status` line (`Uid:` or `Gid:`).
-fn status_ids(status: &str, field: &str) -> Option<[u32; 4]> {
-    let line = status.lines().find_map(|l| l.strip_prefix(field))?;
-    let ids: Vec<u32> = line
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    ids.try_into().ok()
 }
 
 /// `EXPR = VALUE` for the record.
