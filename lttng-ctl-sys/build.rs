@@ -72,6 +72,8 @@ fn main() {
             .allowlist_function("lttng_.*")
             .allowlist_type("lttng_.*")
             .allowlist_var("LTTNG_.*")
+            // The endpoints (`lttng_session_daemon_notification_endpoint`).
+            .allowlist_var("lttng_session_daemon_.*_endpoint")
             .default_enum_style(bindgen::EnumVariation::NewType {
                 is_bitfield: false,
                 is_global: false,

@@ -181,5 +181,13 @@ fn main() {
     // system, a core full of buffers that look like traces.
     let hostile_crash = build_executable("hostile_crash", &["tests/fixtures/hostile_crash.c"], &[]);
     export("FIXTURE_HOSTILE_CRASH", &hostile_crash);
+    // A traced program that answers getpid() itself: the $ctx.vpid it
+    // sends in a notification is the pid it chooses.
+    let forged_vpid = build_executable(
+        "forged_vpid",
+        &["tests/fixtures/forged_vpid.c"],
+        &["lttng-ust"],
+    );
+    export("FIXTURE_FORGED_VPID", &forged_vpid);
     build_report_fixtures();
 }

@@ -1,5 +1,6 @@
 //! Safe Rust API over liblttng-ctl, the LTTng 2.13 control library: session
-//! daemon, sessions, channels, events, snapshots and triggers, with one error
+//! daemon, sessions, channels, events, snapshots, triggers and their
+//! notifications, with one error
 //! type that keeps the LTTng error code.
 //!
 //! # Threads
@@ -29,6 +30,7 @@ pub mod event;
 mod handle;
 pub mod lock;
 mod name;
+pub mod notification;
 pub mod session;
 pub mod snapshot;
 pub mod trigger;
@@ -38,5 +40,6 @@ pub use daemon::session_daemon_alive;
 pub use domain::{BufferType, Domain};
 pub use error::{Error, ErrorCode, Result};
 pub use event::{EventBuilder, LogLevelFilter};
+pub use notification::{FieldValue, Notification, NotificationChannel, Received};
 pub use session::{list_sessions, Session, SessionBuilder, SessionInfo, SessionOutput};
 pub use snapshot::{SnapshotDestination, SnapshotLocation, SnapshotOutput, SnapshotOutputInfo};

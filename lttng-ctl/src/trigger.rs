@@ -80,6 +80,27 @@ impl EventRule {
         }
         Ok(EventRule(rule))
     }
+
+    /// Sets the rule's filter expression (`lttng add-trigger ... --filter`,
+    /// e.g. `tag == "x"`); the session daemon checks its syntax when the
+    /// trigger is registered.
+    pub fn set_filter(&mut self, filter: &str) -> Result<()> {
+        let c_filter = name::cstring(filter, None, "filter expression")?;
+        let _guard = lock::lock();
+        // SAFETY: the rule is live and exclusively borrowed; the filter is
+        // copied.
+        let status = unsafe {
+            sys::lttng_event_rule_user_tracepoint_set_filter(self.0.as_ptr(), c_filter.as_ptr())
+        };
+        if status == sys::lttng_event_rule_status::LTTNG_EVENT_RULE_STATUS_OK {
+            Ok(())
+        } else {
+            Err(invalid(
+                format!("liblttng-ctl rejected the filter (status {})", status.0),
+                format!("setting the filter {filter:?}"),
+            ))
+        }
+    }
 }
 
 impl Drop for EventRule {
@@ -106,6 +127,194 @@ impl Condition {
         NonNull::new(condition)
             .map(Condition)
             .ok_or_else(|| out_of_memory("creating an event-rule-matches condition"))
+    }
+
+    /// Appends a capture descriptor to an event-rule-matches condition:
+    /// each notification of its trigger carries the expression's value at
+    /// the event (`lttng add-trigger ... --capture EXPR`).
+    pub fn capture(&mut self, expr: &CaptureExpr) -> Result<()> {
+        let context = || format!("appending the capture descriptor {expr}");
+        let raw = build_event_expr(expr, &context)?;
+        let _guard = lock::lock();
+        // SAFETY: both live; on success the condition takes ownership of
+        // the expression (event-rule-matches.c: "Ownership of `expr` is
+        // transferred to the condition").
+        let status = unsafe {
+            sys::lttng_condition_event_rule_matches_append_capture_descriptor(
+                self.0.as_ptr(),
+                raw.as_ptr(),
+            )
+        };
+        if status != sys::lttng_condition_status::LTTNG_CONDITION_STATUS_OK {
+            // SAFETY: not transferred on failure; we still own it.
+            unsafe { sys::lttng_event_expr_destroy(raw.as_ptr()) };
+            return Err(invalid(
+                format!(
+                    "liblttng-ctl refused the capture descriptor (status {})",
+                    status.0
+                ),
+                context(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The condition's capture descriptors, in order (empty for any other
+    /// condition than event-rule-matches).
+    pub fn captures(&self) -> Vec<CaptureExpr> {
+        let _guard = lock::lock();
+        // SAFETY: the condition is live for the duration of the call.
+        unsafe { decode_captures(self.0.as_ptr()) }
+    }
+}
+
+/// A capture descriptor's expression (`lttng_event_expr`), as
+/// `lttng add-trigger --capture` writes it.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CaptureExpr {
+    /// `NAME`: a field of the event's payload.
+    PayloadField(String),
+    /// `$ctx.NAME`: a statically-known context field (`vpid`, `pid_ns`,
+    /// `procname`...), computed by the tracer in the traced process.
+    ContextField(String),
+    /// `$app.PROVIDER:TYPE`: an application-specific context field.
+    AppContextField {
+        /// The provider's name.
+        provider: String,
+        /// The context type's name.
+        type_name: String,
+    },
+    /// Anything else (an array element), as liblttng-ctl's type number.
+    Other(i32),
+}
+
+impl std::fmt::Display for CaptureExpr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaptureExpr::PayloadField(name) => write!(f, "{name}"),
+            CaptureExpr::ContextField(name) => write!(f, "$ctx.{name}"),
+            CaptureExpr::AppContextField {
+                provider,
+                type_name,
+            } => write!(f, "$app.{provider}:{type_name}"),
+            CaptureExpr::Other(ty) => write!(f, "(expression of type {ty})"),
+        }
+    }
+}
+
+/// A new `lttng_event_expr` for `expr`, owned by the caller.
+fn build_event_expr(
+    expr: &CaptureExpr,
+    context: &dyn Fn() -> String,
+) -> Result<NonNull<sys::lttng_event_expr>> {
+    let raw = match expr {
+        CaptureExpr::PayloadField(name) => {
+            let c_name = name::cstring(name, None, "payload field name")?;
+            let _guard = lock::lock();
+            // SAFETY: the name is copied; NULL on failure.
+            unsafe { sys::lttng_event_expr_event_payload_field_create(c_name.as_ptr()) }
+        }
+        CaptureExpr::ContextField(name) => {
+            let c_name = name::cstring(name, None, "context field name")?;
+            let _guard = lock::lock();
+            // SAFETY: as above.
+            unsafe { sys::lttng_event_expr_channel_context_field_create(c_name.as_ptr()) }
+        }
+        CaptureExpr::AppContextField {
+            provider,
+            type_name,
+        } => {
+            let c_provider = name::cstring(provider, None, "context provider name")?;
+            let c_type = name::cstring(type_name, None, "context type name")?;
+            let _guard = lock::lock();
+            // SAFETY: as above.
+            unsafe {
+                sys::lttng_event_expr_app_specific_context_field_create(
+                    c_provider.as_ptr(),
+                    c_type.as_ptr(),
+                )
+            }
+        }
+        CaptureExpr::Other(_) => {
+            return Err(invalid(
+                "only payload, context and application context fields can be built",
+                context(),
+            ))
+        }
+    };
+    NonNull::new(raw).ok_or_else(|| invalid("liblttng-ctl refused the expression", context()))
+}
+
+/// Decodes one capture descriptor's expression.
+///
+/// # Safety
+/// `expr` must be live; the lock must be held.
+unsafe fn decode_event_expr(expr: *const sys::lttng_event_expr) -> CaptureExpr {
+    use sys::lttng_event_expr_type as X;
+    let text = |p: *const c_char| {
+        if p.is_null() {
+            String::new()
+        } else {
+            // SAFETY: getters return NUL-terminated strings inside the live
+            // expression, or NULL (handled above).
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+    };
+    // SAFETY: `expr` is live and each getter matches its type.
+    unsafe {
+        match sys::lttng_event_expr_get_type(expr) {
+            X::LTTNG_EVENT_EXPR_TYPE_EVENT_PAYLOAD_FIELD => CaptureExpr::PayloadField(text(
+                sys::lttng_event_expr_event_payload_field_get_name(expr),
+            )),
+            X::LTTNG_EVENT_EXPR_TYPE_CHANNEL_CONTEXT_FIELD => CaptureExpr::ContextField(text(
+                sys::lttng_event_expr_channel_context_field_get_name(expr),
+            )),
+            X::LTTNG_EVENT_EXPR_TYPE_APP_SPECIFIC_CONTEXT_FIELD => CaptureExpr::AppContextField {
+                provider: text(
+                    sys::lttng_event_expr_app_specific_context_field_get_provider_name(expr),
+                ),
+                type_name: text(
+                    sys::lttng_event_expr_app_specific_context_field_get_type_name(expr),
+                ),
+            },
+            other => CaptureExpr::Other(other.0),
+        }
+    }
+}
+
+/// The capture descriptors of `condition` (none unless event-rule-matches).
+///
+/// # Safety
+/// `condition` must be live; the lock must be held.
+pub(crate) unsafe fn decode_captures(condition: *const sys::lttng_condition) -> Vec<CaptureExpr> {
+    // SAFETY: `condition` is live (caller's contract); descriptors live as
+    // long as it.
+    unsafe {
+        if sys::lttng_condition_get_type(condition)
+            != sys::lttng_condition_type::LTTNG_CONDITION_TYPE_EVENT_RULE_MATCHES
+        {
+            return Vec::new();
+        }
+        let mut count: c_uint = 0;
+        if sys::lttng_condition_event_rule_matches_get_capture_descriptor_count(
+            condition, &mut count,
+        ) != sys::lttng_condition_status::LTTNG_CONDITION_STATUS_OK
+        {
+            return Vec::new();
+        }
+        (0..count)
+            .map(|i| {
+                let expr = sys::lttng_condition_event_rule_matches_get_capture_descriptor_at_index(
+                    condition, i,
+                );
+                if expr.is_null() {
+                    CaptureExpr::Other(-1)
+                } else {
+                    decode_event_expr(expr)
+                }
+            })
+            .collect()
     }
 }
 
@@ -290,6 +499,17 @@ impl Action {
             sys::lttng_action_rotate_session_create,
             sys::lttng_action_rotate_session_set_session_name,
         )
+    }
+
+    /// `notify`: the session daemon tells the clients of its notification
+    /// channel that subscribed to the trigger's condition
+    /// ([`crate::notification`]).
+    pub fn notify() -> Result<Action> {
+        let _guard = lock::lock();
+        // SAFETY: plain constructor; NULL on allocation failure.
+        NonNull::new(unsafe { sys::lttng_action_notify_create() })
+            .map(Action)
+            .ok_or_else(|| out_of_memory("creating a notify action"))
     }
 
     /// A list running `actions` in order. The list takes its own reference
@@ -672,6 +892,13 @@ pub struct Trigger(NonNull<sys::lttng_trigger>);
 unsafe impl Send for Trigger {}
 
 impl Trigger {
+    /// The trigger's condition, borrowed.
+    pub(crate) fn condition_ptr(&self) -> *const sys::lttng_condition {
+        let _guard = lock::lock();
+        // SAFETY: the trigger is live; its condition lives as long as it.
+        unsafe { sys::lttng_trigger_get_const_condition(self.0.as_ptr()) }
+    }
+
     /// A trigger running `action` when `condition` is met; it takes its own
     /// references on both.
     pub fn new(condition: &Condition, action: &Action) -> Result<Trigger> {
@@ -819,6 +1046,25 @@ pub struct TriggerRef<'list> {
 }
 
 impl TriggerRef<'_> {
+    /// The trigger's condition, borrowed (NULL never: a listed trigger has
+    /// one).
+    pub(crate) fn condition_ptr(&self) -> *const sys::lttng_condition {
+        let _guard = lock::lock();
+        // SAFETY: the trigger is live; its condition lives as long as it.
+        unsafe { sys::lttng_trigger_get_const_condition(self.ptr.as_ptr()) }
+    }
+
+    /// The capture descriptors of the trigger's condition, in order.
+    pub fn captures(&self) -> Vec<CaptureExpr> {
+        let condition = self.condition_ptr();
+        if condition.is_null() {
+            return Vec::new();
+        }
+        let _guard = lock::lock();
+        // SAFETY: live as long as the borrowed list.
+        unsafe { decode_captures(condition) }
+    }
+
     /// The decoded trigger.
     pub fn info(&self) -> TriggerInfo {
         let _guard = lock::lock();

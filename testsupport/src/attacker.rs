@@ -22,6 +22,11 @@ pub const HOSTILE_SESSIOND: &str = env!("FIXTURE_HOSTILE_SESSIOND");
 /// first page) or `hostile_crash [--gate] buffers COUNT` (a core of COUNT
 /// buffers that look like LTTng-UST traces).
 pub const HOSTILE_CRASH: &str = env!("FIXTURE_HOSTILE_CRASH");
+/// A traced program answering getpid() itself, so that the `$ctx.vpid`
+/// its events send is the pid it chooses (`tests/fixtures/forged_vpid.c`):
+/// `forged_vpid TAG FORGED_PID`, one `lttng_coredump:step` event, `ready
+/// PID` (its real pid), then a line on stdin.
+pub const FORGED_VPID: &str = env!("FIXTURE_FORGED_VPID");
 /// Registers an OnAnyCoreDump trigger owned by any uid
 /// (`tests/fixtures/register_trigger.c`).
 pub const REGISTER_TRIGGER: &str = env!("FIXTURE_REGISTER_TRIGGER");

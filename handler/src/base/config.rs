@@ -154,6 +154,10 @@ pub struct Config {
     /// the collector's servers (`crash/submit.rs`, `lttng-coredump
     /// submit`); `None`: no spool, nothing shipped.
     pub submit: Option<SubmitConfig>,
+    /// `[live]`: the triggers whose notifications make `serve` take a live
+    /// core of the emitting process (`service/live_events.rs`); `None`:
+    /// none.
+    pub live: Option<crate::base::live_config::LiveEventsConfig>,
 }
 
 impl Default for Config {
@@ -191,6 +195,7 @@ impl Default for Config {
             chain: None,
             syslog_socket: PathBuf::from(crate::base::syslog::DEFAULT_SOCKET),
             submit: None,
+            live: None,
         }
     }
 }

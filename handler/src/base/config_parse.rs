@@ -66,6 +66,7 @@ pub const KEYS: [&str; 32] = [
     "syslog_socket",
     "chain",
     "submit",
+    "live",
 ];
 
 /// The keys of `[submit]` (the fleet crate reads them).
@@ -271,6 +272,7 @@ pub fn parse(text: &str) -> Parsed {
             },
             "chain" => config.chain = chain(value, &mut problem),
             "submit" => config.submit = submit(value, &mut problem),
+            "live" => config.live = crate::base::live_config::parse(value, &mut problem),
             _ => problem(key, unknown_key(key, &KEYS)),
         }
     }

@@ -9,6 +9,7 @@ pub mod acl;
 pub mod config;
 pub mod config_parse;
 pub mod human;
+pub mod live_config;
 pub mod path_presence;
 pub mod safefile;
 pub mod sanitize;

@@ -155,6 +155,7 @@ pub fn run(args: GcoreArgs) -> ExitCode {
         }),
         compress,
         snapshots: !args.no_snapshots,
+        event: None,
     };
     match live::take(&request, &config, &config_path, &mut log) {
         Ok(taken) => {

@@ -59,6 +59,8 @@ pub struct Request {
     pub compress: Option<bool>,
     /// Take the LTTng snapshots during the stop.
     pub snapshots: bool,
+    /// The LTTng event that asked for it (`serve`'s `[live]` triggers).
+    pub event: Option<record::LiveEvent>,
 }
 
 /// A live core taken.
@@ -332,7 +334,10 @@ fn to_store(
         core_trace,
         fires,
         config_path: config_path.to_string_lossy().into_owned(),
-        live: Some(live_section(&report)),
+        live: Some(LiveSection {
+            event: request.event.clone(),
+            ..live_section(&report)
+        }),
         ..CrashRecord::default()
     };
     log.info("live core record written".to_string());
@@ -481,5 +486,6 @@ fn live_section(report: &LiveReport) -> LiveSection {
         warnings: report.warnings.clone(),
         exited_during_dump: report.exited_during_dump,
         requested_by_uid: Some(rustix::process::getuid().as_raw()),
+        event: None,
     }
 }

@@ -20,7 +20,7 @@ const MAX_AUXV: u64 = 8 * 1024;
 const AT_SECURE: u64 = 23;
 
 /// The four ids of a `Uid:` or `Gid:` line of `/proc/PID/status`.
-fn status_ids(status: &[u8], key: &str) -> Option<[u32; 4]> {
+pub(crate) fn status_ids(status: &[u8], key: &str) -> Option<[u32; 4]> {
     let text = std::str::from_utf8(status).ok()?;
     let line = text.lines().find_map(|line| line.strip_prefix(key))?;
     let ids: Vec<u32> = line

@@ -3,13 +3,15 @@
 //! or its own (`listen`, `hold`); the queue that gives each uid its share
 //! of the workers (`fair_queue`); the line between the service and the
 //! process each crash is handled in (`relay`); the probe that tells whether a
-//! service answers (`probe`); and the submitter of the spool's crashes, run
-//! as its own user (`submitter`). Each crash goes down the same crash path as
+//! service answers (`probe`); the submitter of the spool's crashes, run
+//! as its own user (`submitter`); the live cores taken on the notifications
+//! of LTTng triggers (`live_events`). Each crash goes down the same crash path as
 //! the pipe's.
 
 pub mod fair_queue;
 pub mod hold;
 pub mod listen;
+pub mod live_events;
 pub mod probe;
 pub mod relay;
 pub mod serve;

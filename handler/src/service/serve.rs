@@ -191,6 +191,8 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     }
     let _submitter =
         crate::service::submitter::SubmitterChild::start(options.config.as_deref(), &mut log);
+    let _live_events =
+        crate::service::live_events::LiveEvents::start(options.config.as_deref(), &mut log);
     let queue = Arc::new(FairQueue::<Waiting>::new(None));
     let workers: Vec<_> = (0..options.workers.max(1))
         .map(|n| {

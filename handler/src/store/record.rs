@@ -343,6 +343,24 @@ pub struct LiveSection {
     pub exited_during_dump: bool,
     /// Who asked for it (the uid `gcore` ran as).
     pub requested_by_uid: Option<u32>,
+    /// The LTTng event that asked for it (`serve`'s `[live]` triggers);
+    /// absent for `gcore`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<LiveEvent>,
+}
+
+/// The notification a live core was taken on: the trigger (name and
+/// owner), its event rule, and what it captured, as the traced process
+/// said (not vouched for).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveEvent {
+    pub trigger: String,
+    pub trigger_owner_uid: u32,
+    /// The event rule's name pattern (`provider:event`).
+    pub event_rule: Option<String>,
+    /// `EXPR = VALUE` for each capture descriptor.
+    pub captured: Vec<String>,
 }
 
 /// One thread of a live core.

@@ -166,6 +166,26 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
             }
         }
     }
+    if let Some(live) = &config.live {
+        out.push((
+            "live.triggers".into(),
+            Value::Array(
+                live.triggers
+                    .iter()
+                    .map(|s| Value::String(s.clone()))
+                    .collect(),
+            )
+            .to_string(),
+        ));
+        out.push((
+            "live.trigger_interval".into(),
+            duration(live.trigger_interval),
+        ));
+        out.push((
+            "live.process_interval".into(),
+            duration(live.process_interval),
+        ));
+    }
     out
 }
 
@@ -203,6 +223,7 @@ pub fn report(
     }
     let mut in_chain = false;
     let mut in_submit = false;
+    let mut in_live = false;
     for (key, value) in values(&config) {
         let line = parsed.and_then(|p| p.lines.get(&key).copied());
         let refused = parsed.is_some_and(|p| p.refused.contains(&key));
@@ -246,7 +267,27 @@ pub fn report(
                     }
                     submit_key.to_string()
                 }
-                None => key,
+                None => match key.strip_prefix("live.") {
+                    // Last of all the keys: the other tables are said before.
+                    Some(live_key) => {
+                        if !in_live {
+                            if !in_chain {
+                                writeln!(out, "# [chain]: none (no core is handed on)")
+                                    .expect("String");
+                                in_chain = true;
+                            }
+                            if !in_submit {
+                                writeln!(out, "# [submit]: none (no crash is shipped)")
+                                    .expect("String");
+                                in_submit = true;
+                            }
+                            writeln!(out, "[live]").expect("String");
+                            in_live = true;
+                        }
+                        live_key.to_string()
+                    }
+                    None => key,
+                },
             },
         };
         writeln!(out, "{shown_key} = {value}  # {source}").expect("String");
@@ -256,6 +297,9 @@ pub fn report(
     }
     if !in_submit {
         writeln!(out, "# [submit]: none (no crash is shipped)").expect("String");
+    }
+    if !in_live {
+        writeln!(out, "# [live]: none (serve takes no core on an event)").expect("String");
     }
     Shown {
         text: out,
@@ -345,6 +389,7 @@ mod tests {
                 Some(rest)
                     if rest.starts_with("[chain]")
                         || rest.starts_with("[submit]")
+                        || rest.starts_with("[live]")
                         || rest
                             .split_once(" = ")
                             .is_some_and(|(k, _)| !k.contains(' ') && !k.is_empty()) =>
@@ -380,6 +425,7 @@ mod tests {
         let config = Config {
             chain: None,
             submit: None,
+            live: None,
             ..parsed.config
         };
         assert_eq!(config, Config::default());

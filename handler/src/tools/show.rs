@@ -410,6 +410,25 @@ fn describe_live(live: &crate::store::record::LiveSection, lines: &mut Lines<'_>
     if let Some(uid) = live.requested_by_uid {
         lines.line("Requested By", format!("uid {uid}"));
     }
+    // Taken by `serve` on a notification of an LTTng trigger (`[live]`).
+    if let Some(event) = &live.event {
+        lines.line(
+            "On Event",
+            format!(
+                "trigger {:?} of uid {}{}",
+                escape(&event.trigger),
+                event.trigger_owner_uid,
+                event
+                    .event_rule
+                    .as_deref()
+                    .map(|rule| format!(", event rule {}", escape(rule)))
+                    .unwrap_or_default()
+            ),
+        );
+        for captured in &event.captured {
+            lines.text("", &format!("captured {}", text(captured)));
+        }
+    }
 }
 
 /// The crash's report: its problem (signature and title) and the crashing

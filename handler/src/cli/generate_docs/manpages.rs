@@ -457,7 +457,7 @@ mod tests {
         assert!(page.contains(".SS \"[chain]\""), "{page}");
         for key in crate::base::config_parse::KEYS
             .into_iter()
-            .filter(|k| *k != "chain" && *k != "submit")
+            .filter(|k| *k != "chain" && *k != "submit" && *k != "live")
         {
             assert!(
                 page.contains(&format!("\\fB{}\\fR = ", roff(key))),

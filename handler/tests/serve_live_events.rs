@@ -1,0 +1,405 @@
+//! A live core on an event, not a crash: `lttng-coredump serve` with a
+//! `[live]` table follows root's notify trigger (made with `lttng
+//! add-trigger ... --capture '$ctx.vpid' --capture '$ctx.pid_ns' --action
+//! notify`) on the real root session daemon, and takes a live core of the
+//! lttng-ust program that emitted the event:
+//!
+//! - the crasher emits its events and keeps running: one live core of it
+//!   (the process interval holds back the others), the record marked live
+//!   and naming the trigger, its event rule and the captured vpid, the
+//!   snapshot taken during the stop holding the event; the process runs on
+//!   to its normal end;
+//! - a user's trigger of a followed name is not followed (the service
+//!   says why); a hostile program that answers getpid() itself sends the vpid of
+//!   another user's process, then of a root process in another pid
+//!   namespace: neither is dumped (nor stopped), and the service says why
+//!   for each (the notification came: the refusal is not a lost event);
+//! - a flood of a thousand events: one core, the service still answers,
+//!   and its log stays within its per-second bound.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use testsupport::babeltrace::{babeltrace_events, fixture_seqs};
+use testsupport::crasher::{gated_crasher, REGISTER_TIMEOUT_MS};
+use testsupport::handler::{config_for, wait_for_record};
+use testsupport::process::spawn_printing_pid;
+use testsupport::service::{unique_socket, Service};
+use testsupport::sessions::TestSession;
+use testsupport::{ensure_sessiond, TestUser};
+use testsupport::{handler_binary, lttng, lttng_ok, root_triggers_lock, unique_name, TempDir};
+
+/// A hang guard, not a timing claim.
+const GUARD: Duration = Duration::from_secs(300);
+
+/// Root's notify trigger on the crasher's events tagged `tag`, capturing
+/// the emitter's vpid and pid namespace; removed when dropped.
+struct NotifyTrigger {
+    name: String,
+}
+
+impl NotifyTrigger {
+    fn new(tag: &str) -> NotifyTrigger {
+        let name = unique_name("live-event");
+        lttng_ok(&[
+            "add-trigger",
+            "--name",
+            &name,
+            "--condition",
+            "event-rule-matches",
+            "--type=user",
+            "--name=lttng_coredump:step",
+            &format!("--filter=tag == \"{tag}\""),
+            "--capture",
+            "$ctx.vpid",
+            "--capture",
+            "$ctx.pid_ns",
+            "--capture",
+            "seq",
+            "--action",
+            "notify",
+        ]);
+        NotifyTrigger { name }
+    }
+}
+
+impl Drop for NotifyTrigger {
+    fn drop(&mut self) {
+        let _ = lttng(&["remove-trigger", &self.name]);
+    }
+}
+
+/// A notify trigger like [`NotifyTrigger`]'s, named `name` but owned by
+/// `uid`, registered through lttng-ctl; unregistered when dropped.
+struct UsersTrigger {
+    name: String,
+    uid: u32,
+}
+
+fn users_trigger(name: &str, tag: &str, uid: u32) -> UsersTrigger {
+    use lttng_ctl::trigger::{Action, CaptureExpr, Condition, EventRule, Trigger};
+    let mut rule = EventRule::user_tracepoint("lttng_coredump:step").unwrap();
+    rule.set_filter(&format!("tag == \"{tag}\"")).unwrap();
+    let mut condition = Condition::event_rule_matches(&rule).unwrap();
+    for field in ["vpid", "pid_ns"] {
+        condition
+            .capture(&CaptureExpr::ContextField(field.into()))
+            .unwrap();
+    }
+    let mut trigger = Trigger::new(&condition, &Action::notify().unwrap()).unwrap();
+    trigger.set_owner_uid(uid).unwrap();
+    trigger.register(name).unwrap();
+    UsersTrigger {
+        name: name.to_string(),
+        uid,
+    }
+}
+
+impl Drop for UsersTrigger {
+    fn drop(&mut self) {
+        let _ = lttng_ctl::trigger::unregister_trigger_of(self.uid, &self.name);
+    }
+}
+
+/// `serve` on a socket of its own with `[live]` following `trigger`, its
+/// cores in `dir/cores`; returned once it follows the trigger.
+fn serve_following(
+    dir: &Path,
+    trigger: &NotifyTrigger,
+    extra: &str,
+    live: &str,
+) -> (Service, PathBuf) {
+    let cores = dir.join("cores");
+    let config = format!(
+        "{}[live]\ntriggers = [\"{}\"]\n{live}\n",
+        config_for(&cores, extra),
+        trigger.name
+    );
+    let service = Service::start(
+        handler_binary!(),
+        dir,
+        &config,
+        &unique_socket(),
+        &dir.join("no-backup"),
+    );
+    let following = format!("following trigger \"{}\"", trigger.name);
+    wait_for_log(&service, |log| log.contains(&following));
+    (service, cores)
+}
+
+fn wait_for_log(service: &Service, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let log = service.log_text();
+        if done(&log) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "the service never did it: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The root records (not users' copies) in `cores`.
+fn records(cores: &Path) -> Vec<PathBuf> {
+    fs::read_dir(cores)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    name.ends_with(".json") && !name.ends_with(".user.json")
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A thread's state letters of `pid` (none stopped `t`/`T`) and its tracer.
+fn running_untraced(pid: i32) {
+    for task in fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let stat = fs::read_to_string(task.path().join("stat")).unwrap();
+        let state = stat.rsplit(')').next().unwrap().trim_start();
+        assert!(
+            !state.starts_with('t') && !state.starts_with('T'),
+            "{pid}: thread left stopped: {state}"
+        );
+    }
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("TracerPid:\t0\n"), "{pid} left traced");
+}
+
+/// Processes killed when dropped.
+struct Victims(Vec<i32>);
+
+impl Drop for Victims {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            testsupport::process::signal(*pid, libc::SIGKILL);
+        }
+    }
+}
+
+fn let_go(mut child: Child) {
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the process did not end normally: {status}"
+    );
+}
+
+#[test]
+fn an_event_of_a_followed_trigger_takes_a_live_core_of_the_process_that_emitted_it() {
+    // The dump fires the root daemon's OnAnyCoreDump triggers, as gcore.
+    let _lock = root_triggers_lock();
+    let _daemon = ensure_sessiond();
+    let dir = TempDir::new("live-event");
+    let session = TestSession::snapshot("live-event");
+    let tag = unique_name("live");
+    let trigger = NotifyTrigger::new(&tag);
+    let (service, cores) = serve_following(
+        dir.path(),
+        &trigger,
+        &format!("snapshot_sessions = [\"{}\"]", session.name),
+        "trigger_interval = 0\nprocess_interval = \"1h\"",
+    );
+
+    // Five events, then the crasher waits on its stdin: running.
+    let (child, pid) = gated_crasher(&[&tag, "5", "exit"]);
+    let (record_path, record) = wait_for_record(&cores, pid);
+    // The other four notifications reach the service and are held back by
+    // the process interval: one core.
+    let refused = format!("(vpid {pid}): rate-limited (process_interval)");
+    wait_for_log(&service, |log| log.matches(&refused).count() == 4);
+    assert_eq!(records(&cores), vec![record_path.clone()], "one core only");
+
+    // A crash-like record, marked live, naming the trigger and the event.
+    assert_eq!(record["pid"], pid);
+    assert_eq!(record["uid"], 0);
+    assert!(record["signal"].is_null(), "{record}");
+    assert_eq!(record["core"]["complete"], true, "{record}");
+    assert!(Path::new(record["core"]["path"].as_str().unwrap()).is_file());
+    let live = &record["live"];
+    assert!(live["pause_us"].as_u64().unwrap() > 0, "{live}");
+    let event = &live["event"];
+    assert_eq!(event["trigger"], trigger.name.as_str(), "{live}");
+    assert_eq!(event["trigger_owner_uid"], 0);
+    assert_eq!(event["event_rule"], "lttng_coredump:step");
+    let captured: Vec<&str> = event["captured"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(captured[0], format!("$ctx.vpid = {pid}"), "{captured:?}");
+    assert!(captured[1].starts_with("$ctx.pid_ns = "), "{captured:?}");
+    assert!(captured[2].starts_with("seq = "), "{captured:?}");
+    // The snapshot taken during the stop holds the event (and those before
+    // it: the notification is of one of the five, the core came after).
+    let entry = record["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["session"] == session.name.as_str())
+        .unwrap_or_else(|| panic!("no snapshot of {}: {record}", session.name));
+    assert!(entry["error"].is_null(), "{entry}");
+    let seqs = fixture_seqs(
+        &babeltrace_events(Path::new(entry["path"].as_str().unwrap())),
+        &tag,
+    );
+    assert!(
+        seqs.contains(&0),
+        "the event is not in the snapshot: {seqs:?}"
+    );
+    // `info` shows it as a live core.
+    let info = Command::new(handler_binary!())
+        .args(["info", &pid.to_string(), "--no-pager", "--config"])
+        .arg(&service.config)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains("Live Core: taken from the running process"),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!(
+            "On Event: trigger \"{}\" of uid 0, event rule lttng_coredump:step",
+            trigger.name
+        )),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!("captured $ctx.vpid = {pid}")),
+        "{info}"
+    );
+
+    // The process ran on, never stopped for longer than the dump's pause,
+    // and ends normally.
+    running_untraced(pid);
+    let_go(child);
+    drop(service);
+}
+
+#[test]
+fn a_hostile_program_naming_another_process_gets_no_core_of_it() {
+    let _lock = root_triggers_lock();
+    let _daemon = ensure_sessiond();
+    let dir = TempDir::new("live-hostile");
+    let tag = unique_name("hostile");
+    let trigger = NotifyTrigger::new(&tag);
+    // The attacker's own trigger of the same name (root registers it for
+    // them, as the daemon lets root do): not followed, and said so.
+    let attacker = TestUser::create("lcdlive-attacker", false);
+    let _theirs = users_trigger(&trigger.name, &tag, attacker.uid);
+    let (service, cores) = serve_following(dir.path(), &trigger, "", "trigger_interval = 0");
+    wait_for_log(&service, |log| {
+        log.contains(&format!(
+            "trigger \"{}\" is not followed: it is uid {}'s",
+            trigger.name, attacker.uid
+        ))
+    });
+
+    // The victims: another user's process, and a root process in a pid
+    // namespace of its own (its pid here is not its vpid there).
+    let victim_user = TestUser::create("lcdlive-victim", false);
+    let (mut user_victim, user_victim_pid) = spawn_printing_pid(
+        victim_user
+            .command("/bin/sh")
+            .args(["-c", "echo $$; exec sleep 1000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let mut unshared = Command::new("unshare")
+        .args(["--pid", "--fork", "sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + GUARD;
+    let ns_victim_pid = loop {
+        if let Some((pid, _)) = testsupport::process::children_of(unshared.id() as i32).first() {
+            break *pid;
+        }
+        assert!(Instant::now() < deadline, "unshare started nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Both end with the test, also when it fails (the namespace's init
+    // takes SIGKILL only).
+    let _victims = Victims(vec![user_victim_pid, ns_victim_pid]);
+
+    // The hostile program: another user's, traced by root's daemon too.
+    for (victim, why) in [
+        (user_victim_pid, "the process is not the trigger owner's"),
+        (ns_victim_pid, "lives in another pid namespace"),
+    ] {
+        let (child, _) = spawn_printing_pid(
+            attacker
+                .command("env")
+                .arg(format!("LTTNG_UST_REGISTER_TIMEOUT={REGISTER_TIMEOUT_MS}"))
+                .arg(testsupport::attacker::FORGED_VPID)
+                .args([&tag, &victim.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped()),
+        );
+        // The notification came, with the forged vpid, and was refused.
+        let said = format!("(vpid {victim}): ");
+        let log = wait_for_log(&service, |log| {
+            log.lines().any(|l| l.contains(&said) && l.contains(why))
+        });
+        assert!(!log.contains("taking a live core"), "{log}");
+        running_untraced(victim);
+        let_go(child);
+    }
+    assert!(records(&cores).is_empty(), "{:?}", records(&cores));
+    drop(_victims);
+    for child in [&mut user_victim, &mut unshared] {
+        let _ = child.wait();
+    }
+    drop(service);
+}
+
+#[test]
+fn a_flood_of_events_costs_one_core_and_a_bounded_log() {
+    let _lock = root_triggers_lock();
+    let _daemon = ensure_sessiond();
+    let dir = TempDir::new("live-flood");
+    let tag = unique_name("flood");
+    let trigger = NotifyTrigger::new(&tag);
+    let (service, cores) = serve_following(
+        dir.path(),
+        &trigger,
+        "",
+        "trigger_interval = 0\nprocess_interval = \"1h\"",
+    );
+    let started = Instant::now();
+    let (child, pid) = gated_crasher(&[&tag, "1000", "exit"]);
+    wait_for_record(&cores, pid);
+    // Later notifications reach the service and are held back.
+    let refused = format!("(vpid {pid}): rate-limited (process_interval)");
+    wait_for_log(&service, |log| log.contains(&refused));
+    // Whatever is still coming is held back too: the process interval is
+    // an hour. Give the rest time to arrive, then count.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(records(&cores).len(), 1, "{:?}", records(&cores));
+    assert!(service.answers(), "the service no longer answers");
+    // At most 5 refusals logged per second and one count each second after.
+    let seconds = started.elapsed().as_secs() + 1;
+    let lines = service
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("live events:"))
+        .count() as u64;
+    assert!(
+        lines <= 2 + seconds * 6,
+        "{lines} lines in {seconds} s: {}",
+        service.log_text()
+    );
+    running_untraced(pid);
+    let_go(child);
+    drop(service);
+}
