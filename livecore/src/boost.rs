@@ -14,7 +14,8 @@
 //! - its threads' nice value ([`STOP_NICE`]): what counts among the tasks of
 //!   one scheduling group (a cgroup with the cpu controller, or one
 //!   autogroup);
-//! - where the kernel groups tasks by session (`kernel.sched_autogroup_enabled`,
+//! - for stop-and-copy (whose pause is the dumper's copying), where the
+//!   kernel groups tasks by session (`kernel.sched_autogroup_enabled`,
 //!   tasks outside any cpu cgroup), the dumping child first makes a session
 //!   of its own (`setsid`, so that the caller's session keeps its
 //!   priority) and gives that group the same nice value: across groups,
@@ -43,13 +44,15 @@ pub struct Boost {
 
 impl Boost {
     /// Raises the calling thread's priority (threads it creates inherit
-    /// it) and, with autogroups, its own group's; `None` when not allowed.
-    pub fn raise() -> Option<Boost> {
+    /// it) and, with autogroups and `group`, its own group's; `None` when
+    /// not allowed.
+    pub fn raise(group: bool) -> Option<Boost> {
         let before = sys::thread_nice();
         if before <= STOP_NICE || sys::set_thread_nice(STOP_NICE).is_err() {
             return None;
         }
-        let group = sys::autogroups_in_effect()
+        let group = group
+            && sys::autogroups_in_effect()
             && sys::new_session().is_ok()
             && sys::set_autogroup_nice(STOP_NICE).is_ok();
         Some(Boost { before, group })

@@ -79,7 +79,10 @@ pub struct LiveReport {
     /// The pause stage by stage: each stage's name and when it ended, in
     /// microseconds from the first interrupt (`stop`: every thread stopped;
     /// `capture`: registers and `/proc` read; `snapshot`; `plan`: the
-    /// mappings and notes; `copy` or `fork`; `resume`: every thread let go).
+    /// mappings and notes, and `copy` (stop-and-copy); `clone`: the
+    /// injected clone returned, `adopt`: the copy stopped and set up, and
+    /// `fork`: what it lacks read (copy-on-write); `resume`: every thread
+    /// let go).
     #[serde(default)]
     pub pause_stages: Vec<(String, u64)>,
     /// The nice value the dumper ran at while the threads were stopped,

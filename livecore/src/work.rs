@@ -127,8 +127,13 @@ pub fn run(job: Job) -> Result<LiveReport> {
     let time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    // Stop-and-copy's pause is the dumper's own copying: its group is
+    // raised too. Copy-on-write's is mostly the target's own fork, and the
+    // copy is written after it at the lowest priority within the caller's
+    // group (below the process, when it shares that group): the thread's
+    // priority alone, for the ptrace round trips.
     let boost = if options.raise_priority {
-        Boost::raise()
+        Boost::raise(method == Method::StopAndCopy)
     } else {
         None
     };
@@ -844,10 +849,12 @@ fn copy_on_write(
         });
     }
     let copy = outcome.result as Pid;
+    mark(report, stopped, "clone");
     if let Err(why) = adopt_copy(tracer, copy, &outcome) {
         let _ = sys::kill(copy, libc::SIGKILL);
         return Err(CowError::Fallback { why, sink });
     }
+    mark(report, stopped, "adopt");
     // What the copy lacks: MADV_DONTFORK mappings (in the target's maps,
     // not in the copy's), read now, while still stopped.
     let copy_maps = procfs::maps(copy).unwrap_or_default();
