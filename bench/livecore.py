@@ -26,6 +26,16 @@ cache costs on the machine (a row apart, not a method).
 as before the memory was copied into the dumper's buffer during the stop;
 the baseline the buffered pause is compared with, in the same run
 (`x unbuf`). `buffer MiB`: the memory the buffer took (stop-and-copy).
+`stop-and-copy plain` is stop-and-copy copying with one thread at the
+dumper's own priority (`--copy-threads 1 --no-raise-priority`): the
+baseline of the two things that shorten the stop (`x plain`).
+`fork()` is no dump: the target forks a child that exits at once (its
+`fork` command), the kernel's own fork of this very process, the baseline
+of copy-on-write's pause (`our pause ms` there is the fork call's own
+duration in the forking thread).
+`stages ms`: our dumper's pause stage by stage (`pause_stages`: stopping
+every thread, reading their registers, the mappings and notes, the copy
+or the fork, letting go), medians.
 
 Prints one table per configuration (medians), then the targets of issue 22
 checked against the figures of this run.
@@ -40,9 +50,20 @@ import sys
 import tempfile
 import time
 
-METHODS = ["stop-and-copy", "stop-and-copy unbuffered", "copy-on-write", "gcore", "stop-and-copy>null"]
+METHODS = [
+    "stop-and-copy",
+    "stop-and-copy plain",
+    "stop-and-copy unbuffered",
+    "copy-on-write",
+    "fork()",
+    "gcore",
+    "stop-and-copy>null",
+]
 # A row that is a method with options: the method, the dumper's options.
-VARIANTS = {"stop-and-copy unbuffered": ("stop-and-copy", ["--stop-buffer-mib", "0"])}
+VARIANTS = {
+    "stop-and-copy unbuffered": ("stop-and-copy", ["--stop-buffer-mib", "0"]),
+    "stop-and-copy plain": ("stop-and-copy", ["--copy-threads", "1", "--no-raise-priority"]),
+}
 WRITER_MIBPS = 100
 
 
@@ -104,6 +125,21 @@ def measure(args, target, method, directory):
         command = [args.dumper, str(target.pid), "-o", core, "--method", base] + extra
         written_path = core
     target.ask("reset")
+    if method == "fork()":
+        started = time.monotonic()
+        fork_ns = int(target.ask("fork").split("=")[1])
+        total = time.monotonic() - started
+        return {
+            "pause_ms": target.stats()["max_gap_ns"] / 1e6,
+            "total_s": total,
+            "written_mib": None,
+            "rss_mib": None,
+            "ours_ms": fork_ns / 1e6,
+            "memory_gib": None,
+            "copy_mib": None,
+            "buffer_mib": None,
+            "stages": None,
+        }
     started = time.monotonic()
     with open(os.devnull, "w") as null:
         out = subprocess.run(
@@ -127,6 +163,7 @@ def measure(args, target, method, directory):
         "memory_gib": None,
         "copy_mib": None,
         "buffer_mib": None,
+        "stages": None,
     }
     if written_path is not None:
         figures["written_mib"] = os.stat(written_path).st_blocks * 512 / 2**20
@@ -135,6 +172,11 @@ def measure(args, target, method, directory):
         answer = (lines if written_path is None else out.stdout.strip().splitlines())
         report = json.loads(next(l for l in reversed(answer) if l.startswith("{")))["Ok"]
         figures["ours_ms"] = report["pause_us"] / 1000
+        # Each stage's own duration (the report gives when each ended).
+        ends = [(name, us) for name, us in report.get("pause_stages", [])]
+        figures["stages"] = {
+            name: (us - (ends[i - 1][1] if i else 0)) / 1000 for i, (name, us) in enumerate(ends)
+        }
         figures["memory_gib"] = report["memory_bytes"] / 2**30
         if report["method"] == "copy-on-write":
             figures["copy_mib"] = report["copy_private_bytes"] / 2**20
@@ -146,7 +188,7 @@ def measure(args, target, method, directory):
 
 
 def median(values):
-    values = [v for v in values if v is not None]
+    values = [v for v in values if v is not None and not isinstance(v, dict)]
     return statistics.median(values) if values else None
 
 
@@ -173,9 +215,13 @@ def run_configuration(args, size, thp, writer, directory):
         errors = target.stats()["errors"]
     finally:
         target.close()
-    summary = {
-        m: {k: median([r[k] for r in results[m]]) for k in results[m][0]} for m in METHODS
-    }
+    summary = {}
+    for m in METHODS:
+        summary[m] = {k: median([r[k] for r in results[m]]) for k in results[m][0] if k != "stages"}
+        stages = [r["stages"] for r in results[m] if r["stages"]]
+        summary[m]["stages"] = (
+            {name: median([st.get(name) for st in stages]) for name in stages[0]} if stages else None
+        )
     return rss, runs, summary, errors
 
 
@@ -207,16 +253,18 @@ def main():
                     print(f"## {size} MiB random, THP {'on' if thp == 'always' else 'off'}, {load} "
                           f"(target RSS {rss:.0f} MiB, {runs} run{'s' if runs > 1 else ''}, target errors {errors})")
                     print()
-                    print("| method | pause ms | x gcore | x unbuf | our pause ms | total s | x gcore | written MiB | dumper RSS MiB | copy MiB | buffer MiB |")
-                    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+                    print("| method | pause ms | x gcore | x unbuf | x plain | our pause ms | stages ms | total s | x gcore | written MiB | dumper RSS MiB | copy MiB | buffer MiB |")
+                    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
                     # (memory in the core: see the targets)
                     g = s["gcore"]
                     u = s["stop-and-copy unbuffered"]
+                    p = s["stop-and-copy plain"]
                     for m in METHODS:
                         f = s[m]
+                        stages = ", ".join(f"{k} {fmt(v, 1)}" for k, v in (f["stages"] or {}).items()) or "-"
                         print(f"| {m} | {fmt(f['pause_ms'], 2)} | {fmt(f['pause_ms'] / g['pause_ms'], 3)} | "
-                              f"{fmt(f['pause_ms'] / u['pause_ms'], 3)} | "
-                              f"{fmt(f['ours_ms'], 2)} | {fmt(f['total_s'], 2)} | {fmt(f['total_s'] / g['total_s'], 2)} | "
+                              f"{fmt(f['pause_ms'] / u['pause_ms'], 3)} | {fmt(f['pause_ms'] / p['pause_ms'], 3)} | "
+                              f"{fmt(f['ours_ms'], 2)} | {stages} | {fmt(f['total_s'], 2)} | {fmt(f['total_s'] / g['total_s'], 2)} | "
                               f"{fmt(f['written_mib'])} | {fmt(f['rss_mib'])} | {fmt(f['copy_mib'])} | {fmt(f['buffer_mib'])} |")
                     a, b = s["stop-and-copy"], s["copy-on-write"]
                     name = f"{size} MiB THP {'on' if thp == 'always' else 'off'} {load}"
@@ -224,14 +272,18 @@ def main():
                     # libraries' data and the lttng-ust buffers it maps).
                     gib = a["memory_gib"]
                     checks.append((name, "(a) pause per GiB <= 0.5 s", a["pause_ms"] / 1000 / gib, a["pause_ms"] / 1000 / gib <= 0.5))
+                    checks.append((name, "(a) stop-and-copy pause / plain (1 thread, nice 0), same run", a["pause_ms"] / p["pause_ms"], a["pause_ms"] < p["pause_ms"]))
                     if size == 1024:
+                        k = s["fork()"]
                         checks.append((name, "(b) pause <= gcore/50", b["pause_ms"] / g["pause_ms"], b["pause_ms"] <= g["pause_ms"] / 50))
                         checks.append((name, "(b) pause <= 30 ms", b["pause_ms"], b["pause_ms"] <= 30))
+                        checks.append((name, "(b) baseline: the process's own fork() call (ms) <= 30 ms", k["ours_ms"], k["ours_ms"] <= 30))
+                        checks.append((name, "(b) baseline: our pause / its own fork() call", b["ours_ms"] / k["ours_ms"], None))
                     null = s["stop-and-copy>null"]
                     gib = null["memory_gib"]
                     checks.append((name, "(a) copying alone (to /dev/null): pause per GiB <= 0.5 s", null["pause_ms"] / 1000 / gib, null["pause_ms"] / 1000 / gib <= 0.5))
                     checks.append((name, "(a) written during the stop (unbuffered): pause per GiB <= 0.5 s", u["pause_ms"] / 1000 / gib, u["pause_ms"] / 1000 / gib <= 0.5))
-                    for m in ["stop-and-copy", "stop-and-copy unbuffered", "copy-on-write"]:
+                    for m in ["stop-and-copy", "stop-and-copy plain", "stop-and-copy unbuffered", "copy-on-write"]:
                         held = s[m]["buffer_mib"] or 0
                         checks.append((name, f"{m} dumper RSS <= 32 MiB + copy buffers (2 x 256 KiB) + the stop's buffer ({fmt(held)} MiB)", s[m]["rss_mib"], s[m]["rss_mib"] <= 32.5 + held))
                     sys.stdout.flush()
@@ -243,7 +295,7 @@ def main():
     print("| configuration | target | value | met |")
     print("| --- | --- | ---: | --- |")
     for name, what, value, ok in checks:
-        print(f"| {name} | {what} | {fmt(value, 3)} | {'yes' if ok else 'NO'} |")
+        print(f"| {name} | {what} | {fmt(value, 3)} | {'-' if ok is None else ('yes' if ok else 'NO')} |")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,12 @@
 //!   before the stop (`stash`); the threads resume as soon as the last
 //!   piece is copied, and only then is the core written from the buffer.
 //!   The pause grows with the memory, at the speed of a memory-to-memory
-//!   copy. The buffer is bounded ([`Options::stop_copy_memory`]: by default
+//!   copy: the buffer is backed by huge pages asked for before it is
+//!   faulted in, a large mapping is copied by several threads at once
+//!   ([`Options::copy_threads`]), and the dumper runs at a raised priority
+//!   for the stop alone where the caller may (`boost`): on a loaded
+//!   machine, the copy otherwise waits for a CPU while the process waits
+//!   for the copy. The buffer is bounded ([`Options::stop_copy_memory`]: by default
 //!   three quarters of `MemAvailable`): a process larger than that has its
 //!   core written while it is stopped, by a thread of its own, as the
 //!   memory is read (the report says so, `buffer_note`).
@@ -153,8 +158,8 @@ macro_rules! x86_64_modules {
     };
 }
 x86_64_modules!(
-    access, elf, freeze, helper, inject, memory, notes, pipeline, procfs, regions, restart, sink,
-    snapshot, stash, sys, work,
+    access, boost, elf, freeze, helper, inject, memory, notes, pipeline, procfs, regions, restart,
+    sink, snapshot, stash, sys, work,
 );
 mod report;
 mod stage;
@@ -284,6 +289,15 @@ pub struct Options {
     /// quarters of the memory available (`MemAvailable`) when the dump
     /// starts; `Some(0)`: no buffer, the core is written during the stop.
     pub stop_copy_memory: Option<u64>,
+    /// Stop-and-copy: how many threads copy a large mapping into the buffer
+    /// at once during the stop. Default: the CPUs this process may run on
+    /// (at most 4): the copy is the CPU's own work (the kernel copying
+    /// page by page), so two CPUs copy a mapping in about half the time.
+    /// 1: one thread, as before.
+    pub copy_threads: usize,
+    /// Raise the dumper's scheduling priority while the threads are
+    /// stopped, where the caller may (`boost`: root or `CAP_SYS_NICE`).
+    pub raise_priority: bool,
     /// LTTng snapshots to take while the threads are stopped.
     pub snapshots: Option<SnapshotPlan>,
     /// Called in the dumping child at each stage (tests and benchmarks).
@@ -300,6 +314,8 @@ impl Default for Options {
             deadline: Some(Duration::from_secs(15 * 60)),
             max_stop_copy: 64 << 20,
             stop_copy_memory: None,
+            copy_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            raise_priority: true,
             snapshots: None,
             stage_hook: None,
         }
@@ -316,6 +332,8 @@ impl std::fmt::Debug for Options {
             .field("deadline", &self.deadline)
             .field("max_stop_copy", &self.max_stop_copy)
             .field("stop_copy_memory", &self.stop_copy_memory)
+            .field("copy_threads", &self.copy_threads)
+            .field("raise_priority", &self.raise_priority)
             .field("snapshots", &self.snapshots)
             .field("stage_hook", &self.stage_hook.is_some())
             .finish()

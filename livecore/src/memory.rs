@@ -60,6 +60,12 @@ impl Copier {
         }
     }
 
+    /// Another reader of the same process (its own descriptors), for a
+    /// thread of its own.
+    pub fn sibling(&self) -> Copier {
+        Copier::new(self.pid, self.chunk)
+    }
+
     /// Reads `[start, start + len)` (page-aligned) into the first `len`
     /// bytes of `buffer`; `populated[i]` says whether page `i` holds data.
     pub(crate) fn read_chunk(

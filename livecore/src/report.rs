@@ -76,6 +76,19 @@ pub struct LiveReport {
     pub fork_us: u64,
     pub snapshot_us: u64,
     pub copy_us: u64,
+    /// The pause stage by stage: each stage's name and when it ended, in
+    /// microseconds from the first interrupt (`stop`: every thread stopped;
+    /// `capture`: registers and `/proc` read; `snapshot`; `plan`: the
+    /// mappings and notes, and `copy` (stop-and-copy); `clone`: the
+    /// injected clone returned, `adopt`: the copy stopped and set up, and
+    /// `fork`: what it lacks read (copy-on-write); `resume`: every thread
+    /// let go).
+    #[serde(default)]
+    pub pause_stages: Vec<(String, u64)>,
+    /// The nice value the dumper ran at while the threads were stopped,
+    /// when it could raise its priority (`boost`); `None`: unchanged.
+    #[serde(default)]
+    pub stop_nice: Option<i32>,
     /// The second, one-thread stop that reaps the copy (copy-on-write).
     pub reap_pause_us: u64,
     /// Copy-on-write: the memory the copy had to itself when the core was

@@ -23,13 +23,22 @@ use crate::memory::Copier;
 use crate::regions::{Content, PAGE_SIZE};
 use crate::report::{ErrorKind, LiveError, Result};
 use crate::sink::CoreSink;
+use crate::sys::AnonRegion;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Each region of the buffer is this large (or one copy piece, if larger).
 const REGION: usize = 64 << 20;
 /// Margin added to the estimate of the memory to buffer (what the process
 /// may map between the estimate and the stop, the notes).
 const ESTIMATE_MARGIN: u64 = 16 << 20;
+/// A mapping of at least this many copy pieces is copied by several
+/// threads (`Stash::with_readers`).
+const PARALLEL_MIN_CHUNKS: u64 = 16;
+/// Each of several copying threads takes this much of the buffer at a time
+/// (what is left unused of its last one, at most this, is lost room).
+const EXTENT: usize = 4 << 20;
 
 /// A piece of the core, in file order.
 enum Piece {
@@ -46,7 +55,7 @@ enum Piece {
 
 /// The core, kept in memory until the threads are let go.
 pub struct Stash {
-    regions: Vec<Vec<u8>>,
+    regions: Vec<AnonRegion>,
     region_size: usize,
     /// The region being filled and the bytes used in it.
     current: usize,
@@ -63,6 +72,8 @@ pub struct Stash {
     pub spill_reason: Option<String>,
     chunk: usize,
     scratch: Vec<u8>,
+    /// Threads that copy a large mapping at once (`parallel`).
+    readers: usize,
 }
 
 /// How many bytes the buffer may take: `configured`, else three quarters
@@ -94,31 +105,30 @@ pub fn estimate(pid: i32) -> Option<u64> {
     Some((field("Rss:")? + field("Swap:").unwrap_or(0)) * 1024 + ESTIMATE_MARGIN)
 }
 
-/// One region, its pages faulted in now (and asked to be huge pages), so
-/// that copying into it during the stop costs no page fault.
-fn region(size: usize) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    bytes
-        .try_reserve_exact(size)
-        .map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e.to_string()))?;
-    bytes.resize(size, 0);
-    crate::sys::advise_huge_pages(&mut bytes);
-    // A store the compiler cannot leave out (the memory is known zero):
-    // the page is faulted in here, not during the stop.
-    for page in bytes.chunks_mut(PAGE_SIZE as usize) {
-        page[0] = 1;
-    }
-    Ok(bytes)
+/// One region, its pages faulted in now (and asked to be huge pages before
+/// they are), so that copying into it during the stop costs no page fault.
+fn region(size: usize) -> io::Result<AnonRegion> {
+    AnonRegion::new(size)
 }
 
 /// The regions of a buffer, allocated and faulted in before the stop.
 pub struct Reserved {
-    regions: Vec<Vec<u8>>,
+    regions: Vec<AnonRegion>,
     region_size: usize,
     limit: u64,
 }
 
 impl Reserved {
+    /// `count` regions of `region_size` bytes (the unit tests' small ones).
+    #[cfg(test)]
+    fn with_regions(count: usize, region_size: usize, limit: u64) -> Reserved {
+        Reserved {
+            regions: (0..count).map(|_| region(region_size).unwrap()).collect(),
+            region_size,
+            limit,
+        }
+    }
+
     /// Regions for about `estimate` bytes of memory (at most `limit`);
     /// `chunk`: the bytes read from the process at a time.
     pub fn new(estimate: u64, limit: u64, chunk: usize) -> Result<Reserved> {
@@ -164,7 +174,14 @@ impl Stash {
             spill_reason: None,
             chunk,
             scratch: Vec::new(),
+            readers: 1,
         }
+    }
+
+    /// Copies large mappings with `readers` threads at once (at least one).
+    pub fn with_readers(mut self, readers: usize) -> Stash {
+        self.readers = readers.max(1);
+        self
     }
 
     /// The bytes of memory the buffer took (its regions).
@@ -279,6 +296,16 @@ impl Stash {
         let output =
             |e: io::Error| LiveError::new(ErrorKind::Output, format!("writing the core: {e}"));
         let mut done = 0u64;
+        if self.readers > 1
+            && !self.spilled
+            && len.div_ceil(self.chunk as u64) >= PARALLEL_MIN_CHUNKS
+        {
+            done = self.copy_parallel(copier, start, len, content)?;
+            copier.copied += done;
+            if done > 0 {
+                on_chunk();
+            }
+        }
         while done < len {
             let chunk = (len - done).min(self.chunk as u64) as usize;
             if !self.spilled && !self.room_for(chunk) {
@@ -321,6 +348,108 @@ impl Stash {
             on_chunk();
         }
         Ok(())
+    }
+
+    /// Copies `[start, start + len)` with `readers` threads, each reading
+    /// the next piece not yet taken into an extent of the buffer of its own
+    /// (the room left in the regions, cut in [`EXTENT`]s); returns how many
+    /// bytes from `start` are now held (less than `len` when the regions
+    /// are full: the rest is left to the one-thread copy, which takes a new
+    /// region or spills). The pieces are put in file order whichever thread
+    /// read them.
+    fn copy_parallel(
+        &mut self,
+        copier: &Copier,
+        start: u64,
+        len: u64,
+        content: Content,
+    ) -> Result<u64> {
+        let chunk = self.chunk as u64;
+        let jobs = Jobs {
+            start,
+            end: start + len,
+            chunk,
+            count: len.div_ceil(chunk) as usize,
+            next: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            content,
+        };
+        let extent = EXTENT.max(self.chunk);
+        let (current, used) = (self.current, self.used);
+        let extents: Vec<Extent> = self
+            .regions
+            .iter_mut()
+            .enumerate()
+            .skip(current)
+            .flat_map(|(region, bytes)| {
+                let from = if region == current { used } else { 0 };
+                bytes[from..]
+                    .chunks_mut(extent)
+                    .enumerate()
+                    .map(move |(k, bytes)| Extent {
+                        region,
+                        base: from + k * extent,
+                        bytes,
+                        used: 0,
+                    })
+            })
+            .filter(|e| e.bytes.len() >= self.chunk)
+            .collect();
+        let extents = Mutex::new(extents.into_iter());
+        let mut copiers: Vec<Copier> = (0..self.readers).map(|_| copier.sibling()).collect();
+        let results: Vec<Done> = std::thread::scope(|scope| {
+            let mut mine = copiers.pop();
+            let others: Vec<_> = copiers
+                .iter_mut()
+                .map(|c| {
+                    let (jobs, extents) = (&jobs, &extents);
+                    scope.spawn(move || read_pieces(c, jobs, extents))
+                })
+                .collect();
+            let mut results = Vec::new();
+            if let Some(c) = mine.as_mut() {
+                results.push(read_pieces(c, &jobs, &extents));
+            }
+            for handle in others {
+                results.push(handle.join().unwrap_or_else(|_| Done {
+                    error: Some(LiveError::new(
+                        ErrorKind::Internal,
+                        "a copying thread panicked",
+                    )),
+                    ..Done::default()
+                }));
+            }
+            results
+        });
+        let mut pieces = Vec::new();
+        let mut last = None;
+        for done in results {
+            if let Some(error) = done.error {
+                return Err(error);
+            }
+            pieces.extend(done.pieces);
+            last = last.max(done.last);
+        }
+        // Filling goes on after the last extent taken (those before it
+        // keep what they hold; the room after it is untouched).
+        if let Some((region, _, end)) = last {
+            self.current = region;
+            self.used = end;
+        }
+        pieces.sort_by_key(|(job, _, _)| *job);
+        let mut handed = 0u64;
+        for (expected, (job, piece, kept)) in pieces.into_iter().enumerate() {
+            if job != expected {
+                // A gap (a thread found no room): the rest is copied again.
+                break;
+            }
+            let piece_len = (jobs.end - (start + handed)).min(chunk);
+            self.pieces.push(piece);
+            self.held += kept;
+            self.position += piece_len;
+            handed += piece_len;
+        }
+        Ok(handed)
     }
 
     /// Writes the core from the buffer (the threads have been let go);
@@ -374,6 +503,96 @@ fn write_spread(sink: &mut CoreSink, buffer: &[u8], data: &[bool]) -> io::Result
     Ok(())
 }
 
+/// The pieces of one mapping copied by several threads.
+struct Jobs {
+    start: u64,
+    end: u64,
+    chunk: u64,
+    count: usize,
+    /// The next piece no thread has taken.
+    next: AtomicUsize,
+    /// Set when a thread found no room or failed: the others stop taking.
+    stop: AtomicBool,
+    content: Content,
+}
+
+/// Part of a region that one copying thread fills.
+struct Extent<'a> {
+    region: usize,
+    /// Where `bytes` begins in the region.
+    base: usize,
+    bytes: &'a mut [u8],
+    used: usize,
+}
+
+/// What one copying thread did: its pieces (piece number, piece, bytes
+/// kept), where the last extent it took ends being used (region, the
+/// extent's start, its used end), its error.
+#[derive(Default)]
+struct Done {
+    pieces: Vec<(usize, Piece, u64)>,
+    last: Option<(usize, usize, usize)>,
+    error: Option<LiveError>,
+}
+
+/// One copying thread: takes pieces of `jobs` in order until none is left,
+/// reading each into the extent it holds, taking the next one from
+/// `extents` when it is full.
+fn read_pieces<'a>(
+    copier: &mut Copier,
+    jobs: &Jobs,
+    extents: &Mutex<std::vec::IntoIter<Extent<'a>>>,
+) -> Done {
+    let page = PAGE_SIZE as usize;
+    let mut done = Done::default();
+    let mut own: Option<Extent<'a>> = None;
+    while !jobs.stop.load(Ordering::Relaxed) {
+        let job = jobs.next.fetch_add(1, Ordering::Relaxed);
+        if job >= jobs.count {
+            break;
+        }
+        let addr = jobs.start + job as u64 * jobs.chunk;
+        let len = (jobs.end - addr).min(jobs.chunk) as usize;
+        if own.as_ref().is_none_or(|e| e.used + len > e.bytes.len()) {
+            if let Some(e) = own.take() {
+                done.last = done.last.max(Some((e.region, e.base, e.base + e.used)));
+            }
+            own = extents.lock().unwrap_or_else(|e| e.into_inner()).next();
+            if own.is_none() {
+                jobs.stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+        let Some(extent) = own.as_mut() else {
+            break;
+        };
+        let buffer = &mut extent.bytes[extent.used..extent.used + len];
+        let mut data = Vec::with_capacity(len / page);
+        if let Err(e) = copier.read_chunk(addr, len, jobs.content, buffer, &mut data) {
+            done.error = Some(e);
+            jobs.stop.store(true, Ordering::Relaxed);
+            break;
+        }
+        mark_zero_pages(buffer, &mut data);
+        let kept = pack(buffer, &data);
+        let piece = if kept == 0 {
+            Piece::Hole(len as u64)
+        } else {
+            Piece::Pages {
+                region: extent.region,
+                offset: extent.base + extent.used,
+                data,
+            }
+        };
+        extent.used += kept;
+        done.pieces.push((job, piece, kept as u64));
+    }
+    if let Some(e) = own {
+        done.last = done.last.max(Some((e.region, e.base, e.base + e.used)));
+    }
+    done
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,5 +608,90 @@ mod tests {
         assert_eq!(kept, 2 * page);
         assert!(buffer[..page].iter().all(|&b| b == 2));
         assert!(buffer[page..2 * page].iter().all(|&b| b == 4));
+    }
+
+    /// 8 MiB of this process's own memory, each page saying its number,
+    /// every seventh page zeroes (a hole in the core).
+    fn pattern() -> Vec<u8> {
+        let page = PAGE_SIZE as usize;
+        let mut memory = vec![0u8; 8 << 20];
+        for (i, p) in memory.chunks_mut(page).enumerate() {
+            if i % 7 != 3 {
+                p.fill((i % 251) as u8 + 1);
+                p[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            }
+        }
+        memory
+    }
+
+    /// What a stash of `readers` threads over `reserved` writes for
+    /// `memory` (read from this process), after a 4-byte head; and why it
+    /// spilled, if it did.
+    fn stashed(memory: &[u8], reserved: Reserved, readers: usize) -> (Vec<u8>, Option<String>) {
+        use std::io::{Read, Seek};
+        let chunk = 64 << 10;
+        let mut file = tempfile();
+        let sink = CoreSink::new(file.try_clone().unwrap().into(), None).unwrap();
+        let mut stash = Stash::new(sink, reserved, chunk).with_readers(readers);
+        let mut copier = Copier::new(std::process::id() as i32, chunk);
+        stash.write(b"HEAD").unwrap();
+        // The head is not page-aligned in a real core either: the pages
+        // follow it at their offsets.
+        stash
+            .copy(&mut copier, memory.as_ptr() as u64, memory.len() as u64, Content::Anonymous, &mut || {})
+            .unwrap();
+        let spilled = stash.spill_reason.clone();
+        let (size, _) = stash.finish().unwrap();
+        assert_eq!(size, 4 + memory.len() as u64);
+        let mut out = Vec::new();
+        file.rewind().unwrap();
+        file.read_to_end(&mut out).unwrap();
+        (out, spilled)
+    }
+
+    fn tempfile() -> std::fs::File {
+        let path = std::env::temp_dir().join(format!(
+            "livecore-stash-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
+    }
+
+    #[test]
+    fn several_threads_hold_the_same_core_as_one_and_spill_in_order_when_full() {
+        let mut memory = pattern();
+        // Page-aligned within the vector (the copier reads whole pages).
+        let page = PAGE_SIZE as usize;
+        let skip = (memory.as_ptr() as usize).next_multiple_of(page) - memory.as_ptr() as usize;
+        let aligned = &mut memory[skip..];
+        let len = (aligned.len() / page - 1) * page;
+        let memory = &aligned[..len];
+        let mut expected = b"HEAD".to_vec();
+        expected.extend_from_slice(memory);
+        let mib = 1 << 20;
+        // Room for everything (regions taken as needed, within the limit).
+        for readers in [1, 2, 3] {
+            let (out, spilled) = stashed(memory, Reserved::with_regions(2, mib, 64 << 20), readers);
+            assert!(spilled.is_none(), "{readers} readers: {spilled:?}");
+            assert!(out == expected, "{readers} readers: the core differs");
+        }
+        // Room for 5 MiB of the 7: the threads fill it, the rest is written
+        // during the stop, in order.
+        for readers in [1, 2, 3] {
+            let (out, spilled) = stashed(memory, Reserved::with_regions(2, mib, 5 << 20), readers);
+            assert!(
+                spilled.as_deref().is_some_and(|s| s.contains("reached its limit")),
+                "{readers} readers: {spilled:?}"
+            );
+            assert!(out == expected, "{readers} readers, buffer full: the core differs");
+        }
     }
 }

@@ -554,24 +554,149 @@ pub fn lowest_priority() {
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
 }
 
-/// Asks for `buffer`'s memory to be backed by transparent huge pages where
-/// the system allows it (`MADV_HUGEPAGE`): fewer faults to fill it, fewer
-/// TLB misses to copy into it. A refusal changes nothing.
-pub fn advise_huge_pages(buffer: &mut [u8]) {
-    let page = 4096usize;
-    let start = buffer.as_mut_ptr() as usize;
-    let aligned = start.next_multiple_of(page);
-    let end = (start + buffer.len()) / page * page;
-    if end > aligned {
-        // SAFETY: the range is within `buffer`, memory this process owns
-        // and keeps mapped; MADV_HUGEPAGE changes how it is backed, never
-        // its content.
-        unsafe {
-            libc::madvise(
-                aligned as *mut c_void,
-                end - aligned,
-                libc::MADV_HUGEPAGE,
+/// `MADV_POPULATE_WRITE` (Linux 5.14): fault every page of a range in,
+/// writable, in one call.
+const MADV_POPULATE_WRITE: c_int = 23;
+
+/// Private anonymous memory of the dumper's own (stop-and-copy's buffer),
+/// mapped with `mmap`, asked to be huge pages (`MADV_HUGEPAGE`) *before*
+/// any page is touched, then faulted in at once (`MADV_POPULATE_WRITE`;
+/// one store per page where the kernel is older): so that copying into it
+/// during the stop costs no page fault, and the copy's stores hit few TLB
+/// entries. Unmapped when dropped.
+pub struct AnonRegion {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the region is plain memory owned by this value alone (no other
+// alias to it exists), so it may be moved to and used from another thread.
+unsafe impl Send for AnonRegion {}
+// SAFETY: shared references only read it (`Deref`), as for a `Vec<u8>`.
+unsafe impl Sync for AnonRegion {}
+
+impl AnonRegion {
+    pub fn new(len: usize) -> io::Result<AnonRegion> {
+        // SAFETY: a new private anonymous mapping; the kernel chooses the
+        // address; nothing else refers to it.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
             )
         };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let region = AnonRegion {
+            ptr: ptr.cast(),
+            len,
+        };
+        // SAFETY: the range is exactly the mapping just made, owned by
+        // `region`; both advices change how it is backed, never its content
+        // (zeroes).
+        let populated = unsafe {
+            libc::madvise(ptr, len, libc::MADV_HUGEPAGE);
+            libc::madvise(ptr, len, MADV_POPULATE_WRITE)
+        };
+        if populated != 0 {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error() != Some(libc::EINVAL) {
+                // ENOMEM and the like: the memory is not there.
+                return Err(error);
+            }
+            // An older kernel: one store per page faults it in.
+            let mut region = region;
+            for page in region.chunks_mut(4096) {
+                // SAFETY: a volatile store into our own mapping, so that the
+                // compiler keeps it (the memory is known to be zero).
+                unsafe { std::ptr::write_volatile(page.as_mut_ptr(), 0) };
+            }
+            return Ok(region);
+        }
+        Ok(region)
     }
+}
+
+impl std::ops::Deref for AnonRegion {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live mapping of `len` readable bytes owned by
+        // `self` (unmapped only in `drop`).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl std::ops::DerefMut for AnonRegion {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only
+        // reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for AnonRegion {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no reference to it outlives
+        // `self`.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// The calling thread's nice value.
+pub fn thread_nice() -> i32 {
+    // SAFETY: getpriority has no memory effects (who = 0: the calling
+    // thread on Linux). -1 is also a valid value: errno is not checked, a
+    // failure (impossible for oneself) reads as -1.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+}
+
+/// Sets the calling thread's nice value (threads it creates from now on
+/// inherit it); lowering it needs `CAP_SYS_NICE` or `RLIMIT_NICE`.
+pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority has no memory effects (who = 0: the calling
+    // thread).
+    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } as c_long).map(drop)
+}
+
+/// Whether the scheduler groups this process with its session
+/// (`kernel.sched_autogroup_enabled`, and no cpu cgroup of its own).
+pub fn autogroups_in_effect() -> bool {
+    let enabled = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .is_ok_and(|v| v.trim() == "1");
+    // A task in a cpu cgroup other than the root is scheduled by the
+    // cgroup, not by its autogroup (v1 "cpu" line, or v2's with a
+    // non-root path and the cpu controller; v2 is counted as grouped).
+    let rooted = std::fs::read_to_string("/proc/self/cgroup").is_ok_and(|text| {
+        text.lines().all(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next(), fields.next(), fields.next());
+            let cpu = controllers.is_some_and(|c| c.split(',').any(|c| c == "cpu"));
+            let v2 = controllers == Some("");
+            !(cpu || v2) || path == Some("/") || (v2 && !cpu_controller_on_v2())
+        })
+    });
+    enabled && rooted
+}
+
+/// Whether cgroup v2's cpu controller is enabled at the root.
+fn cpu_controller_on_v2() -> bool {
+    ["/sys/fs/cgroup/cgroup.subtree_control", "/sys/fs/cgroup/unified/cgroup.subtree_control"]
+        .iter()
+        .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.split_whitespace().any(|c| c == "cpu")))
+}
+
+/// `setsid()`: a session (and autogroup) of the calling process's own.
+pub fn new_session() -> io::Result<()> {
+    // SAFETY: setsid has no memory effects.
+    check(unsafe { libc::setsid() } as c_long).map(drop)
+}
+
+/// Sets the nice value of the calling process's autogroup.
+pub fn set_autogroup_nice(nice: i32) -> io::Result<()> {
+    std::fs::write("/proc/self/autogroup", nice.to_string())
 }

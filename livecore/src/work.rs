@@ -5,6 +5,7 @@
 //! that order.
 
 use crate::access::Target;
+use crate::boost::Boost;
 use crate::elf::{Layout, Segment};
 use crate::freeze::{self, Event, Frozen, Thread, Tracer};
 use crate::memory::Copier;
@@ -59,6 +60,11 @@ struct Stopped {
     /// through: the main thread's, or a live thread's if it has exited.
     mm_pid: Pid,
     stop_us: u64,
+    /// When `stop` had read everything (microseconds into the pause).
+    captured_us: u64,
+    /// The dumper's raised priority during the stop, lowered when the
+    /// threads are let go.
+    boost: Option<Boost>,
 }
 
 /// Calls the stage hook, at most once per stage.
@@ -121,8 +127,20 @@ pub fn run(job: Job) -> Result<LiveReport> {
     let time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    // Stop-and-copy's pause is the dumper's own copying: its group is
+    // raised too. Copy-on-write's is mostly the target's own fork, and the
+    // copy is written after it at the lowest priority within the caller's
+    // group (below the process, when it shares that group): the thread's
+    // priority alone, for the ptrace round trips.
+    let boost = if options.raise_priority {
+        Boost::raise(method == Method::StopAndCopy)
+    } else {
+        None
+    };
+    let stop_nice = boost.as_ref().map(Boost::nice);
     let pause_begin_ns = sys::monotonic_ns();
     let mut stopped = stop(&mut tracer, &target, options, &mut stages)?;
+    stopped.boost = boost;
     stages.reach(Stage::Stopped);
 
     let crash = CrashInfo {
@@ -171,6 +189,12 @@ pub fn run(job: Job) -> Result<LiveReport> {
         pause_us: 0,
         pause_begin_ns,
         pause_end_ns: 0,
+        pause_stages: vec![
+            ("stop".into(), stopped.stop_us),
+            ("capture".into(), stopped.captured_us),
+            ("snapshot".into(), micros(stopped.frozen.since.elapsed())),
+        ],
+        stop_nice,
         stop_us: stopped.stop_us,
         fork_us: 0,
         snapshot_us,
@@ -398,6 +422,7 @@ fn stop(
     let auxv = procfs::auxv(mm_pid).unwrap_or_default();
     let filter = procfs::coredump_filter(mm_pid);
     let maps = procfs::maps(mm_pid).map_err(|_| freeze::exited_error(pid))?;
+    let captured_us = micros(frozen.since.elapsed());
     Ok(Stopped {
         frozen,
         threads,
@@ -407,6 +432,8 @@ fn stop(
         maps,
         mm_pid,
         stop_us,
+        captured_us,
+        boost: None,
     })
 }
 
@@ -652,6 +679,7 @@ fn stop_and_copy(
         &stopped.auxv,
         &smaps,
     );
+    mark(report, stopped, "plan");
     let copy_started = Instant::now();
     let reserved = match buffer {
         Buffer::Reserved(reserved) => reserved,
@@ -664,10 +692,12 @@ fn stop_and_copy(
             );
         }
     };
-    let mut stash = Stash::new(sink, reserved, options.copy_buffer);
+    let mut stash =
+        Stash::new(sink, reserved, options.copy_buffer).with_readers(options.copy_threads);
     let mut on_chunk = || stages.reach(Stage::Copying);
     let handed = write_core(&mut stash, planned, &notes, &mut copier, &mut on_chunk);
     report.copy_us = micros(copy_started.elapsed());
+    mark(report, stopped, "copy");
     report.buffer_bytes = stash.allocated();
     report.buffer_note = stash.spill_reason.clone();
     // Let go once everything is copied; the core is written after.
@@ -704,6 +734,7 @@ fn stream_while_stopped(
     let mut on_chunk = || stages.reach(Stage::Copying);
     let handed = write_core(&mut writer, planned, notes, &mut copier, &mut on_chunk);
     report.copy_us = micros(copy_started.elapsed());
+    mark(report, stopped, "copy");
     // Let go once everything is read: the writing thread finishes after.
     let_go(tracer, stopped, report, stages);
     let (segments, memory) = handed?;
@@ -714,6 +745,13 @@ fn stream_while_stopped(
     report.segments = segments;
     report.memory_bytes = memory;
     Ok(())
+}
+
+/// Notes in the report that the pause's stage `name` ended now.
+fn mark(report: &mut LiveReport, stopped: &Stopped, name: &str) {
+    report
+        .pause_stages
+        .push((name.into(), micros(stopped.frozen.since.elapsed())));
 }
 
 /// Lets every thread go, and says in the report when (the pause's end, and
@@ -727,6 +765,10 @@ fn let_go(
     let pause = stopped.frozen.resume(tracer);
     report.pause_end_ns = sys::monotonic_ns();
     report.pause_us = micros(pause);
+    report.pause_stages.push(("resume".into(), report.pause_us));
+    if let Some(boost) = stopped.boost.take() {
+        boost.lower();
+    }
     for t in &mut report.threads {
         if let Some(thread) = stopped.frozen.threads.iter().find(|f| f.tid == t.tid) {
             t.stopped_to_ns = thread.let_go_ns;
@@ -807,10 +849,12 @@ fn copy_on_write(
         });
     }
     let copy = outcome.result as Pid;
+    mark(report, stopped, "clone");
     if let Err(why) = adopt_copy(tracer, copy, &outcome) {
         let _ = sys::kill(copy, libc::SIGKILL);
         return Err(CowError::Fallback { why, sink });
     }
+    mark(report, stopped, "adopt");
     // What the copy lacks: MADV_DONTFORK mappings (in the target's maps,
     // not in the copy's), read now, while still stopped.
     let copy_maps = procfs::maps(copy).unwrap_or_default();
@@ -826,6 +870,7 @@ fn copy_on_write(
         stash_missing(stopped, &missing, options, report)
     };
     report.fork_us = micros(fork_started.elapsed());
+    mark(report, stopped, "fork");
     let_go(tracer, stopped, report, stages);
 
     let result = dump_copy(

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write]
-//!     [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--stop-timeout-ms N] [--deadline-s N]
+//!     [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--stop-timeout-ms N] [--deadline-s N]
 //!     [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N]
 //!     [--stages] [--hold-at STAGE]
 //! ```
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write] [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--stop-timeout-ms N] [--deadline-s N] [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N] [--stages] [--hold-at STAGE]"
+        "usage: lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write] [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--stop-timeout-ms N] [--deadline-s N] [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N] [--stages] [--hold-at STAGE]"
     );
     ExitCode::from(2)
 }
@@ -93,6 +93,11 @@ fn main() -> ExitCode {
                 Some(mib) => options.stop_copy_memory = Some(mib << 20),
                 None => return usage(),
             },
+            "--copy-threads" => match value(&mut i).and_then(|v| v.parse::<usize>().ok()) {
+                Some(n) => options.copy_threads = n,
+                None => return usage(),
+            },
+            "--no-raise-priority" => options.raise_priority = false,
             "--stop-timeout-ms" => match value(&mut i).and_then(|v| v.parse().ok()) {
                 Some(ms) => options.stop_timeout = Duration::from_millis(ms),
                 None => return usage(),

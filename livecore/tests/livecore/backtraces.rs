@@ -316,3 +316,96 @@ fn stop_and_copy_copies_into_memory_during_the_stop_and_writes_the_core_after_it
     }
     target.assert_unharmed("unbuffered stop-and-copy");
 }
+
+/// The address of the target's filled memory, as gdb reads it in `core`.
+fn fill_address(core: &Path) -> u64 {
+    let out = gdb(&programs().target, core, &["print/x (unsigned long) fill"]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("$1 = 0x"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("gdb printed no address for fill:\n{out}"))
+}
+
+#[test]
+fn stop_and_copy_by_several_threads_at_a_raised_priority_holds_the_same_memory() {
+    use std::os::unix::fs::FileExt;
+    let dir = TempDir::new("livecore-threads");
+    let mut target = Target::spawn(&["--fill", "64", "--random"]);
+    let pid = target.pid.to_string();
+    let len = 64u64 << 20;
+    // One thread (the reference), two and three threads (the filled
+    // mapping is 256 pieces of 256 KiB: shared between them). A buffer
+    // that fills up while the threads copy: `stash`'s unit tests.
+    let cases: [(&str, &[&str]); 3] = [
+        ("one", &["--copy-threads", "1"]),
+        ("two", &["--copy-threads", "2"]),
+        ("three", &["--copy-threads", "3"]),
+    ];
+    let mut cores = Vec::new();
+    for (name, extra) in cases {
+        let core = core_path(dir.path(), name);
+        let mut args = vec![
+            pid.as_str(),
+            "-o",
+            core.to_str().unwrap(),
+            "--method",
+            "stop-and-copy",
+        ];
+        args.extend_from_slice(extra);
+        let report = dump_ok(&args);
+        assert_eq!(report.method.name(), "stop-and-copy", "{name}");
+        assert!(report.buffer_note.is_none(), "{name}: {report:?}");
+        // The tests run as root: the dumper raised its priority for the
+        // stop, and says so; the pause's stages are in order and end with
+        // the pause.
+        assert_eq!(report.stop_nice, Some(-10), "{name}: {report:?}");
+        let names: Vec<&str> = report
+            .pause_stages
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["stop", "capture", "snapshot", "plan", "copy", "resume"],
+            "{name}"
+        );
+        assert!(
+            report.pause_stages.windows(2).all(|w| w[0].1 <= w[1].1)
+                && report.pause_stages.last().map(|s| s.1) == Some(report.pause_us),
+            "{name}: {:?}",
+            report.pause_stages
+        );
+        assert_backtraces(&core, name);
+        cores.push((name, core));
+    }
+    let fill = fill_address(&cores[0].1);
+    let mut memory = vec![0u8; len as usize];
+    std::fs::File::open(format!("/proc/{pid}/mem"))
+        .unwrap()
+        .read_exact_at(&mut memory, fill)
+        .unwrap();
+    for (name, core) in &cores {
+        let bytes = std::fs::read(core).unwrap();
+        let held = core_memory(&bytes, fill, len);
+        if let Some(at) = held.iter().zip(&memory).position(|(a, b)| a != b) {
+            panic!(
+                "{name}: the core differs from the process's memory at {:#x}",
+                fill + at as u64
+            );
+        }
+    }
+    // The whole of every segment is the same whatever the number of threads
+    // (the threads' stacks move a little between dumps: only the filled
+    // memory and the mappings' layout are compared byte for byte).
+    let reference = loads(&std::fs::read(&cores[0].1).unwrap());
+    for (name, core) in &cores[1..] {
+        let other = loads(&std::fs::read(core).unwrap());
+        let layout = |l: &[(u64, u64, u64)]| l.iter().map(|&(v, _, f)| (v, f)).collect::<Vec<_>>();
+        assert_eq!(
+            layout(&reference),
+            layout(&other),
+            "{name}: segments differ"
+        );
+    }
+    target.assert_unharmed("stop-and-copy by several threads");
+}

@@ -40,6 +40,11 @@
  *   errors -> "error WHAT" for each error, then "end"
  *   reset  -> "reset": the largest gap starts again from zero (the
  *             benchmark measures each dump's pause from inside this way)
+ *   fork   -> "fork ns=N": forks a child that exits at once (exit signal
+ *             0, as our copy-on-write copy: the reaping thread does not
+ *             see it) and reaps it; N: how long the fork took in this
+ *             thread (the benchmark's baseline: the kernel's own fork of
+ *             a process of this size)
  *   exit   -> exits 0
  */
 #define _GNU_SOURCE
@@ -443,6 +448,22 @@ static void answer(const char *line)
 	} else if (strncmp(line, "reset", 5) == 0) {
 		atomic_store(&max_gap_ns, 0);
 		printf("reset\n");
+	} else if (strncmp(line, "fork", 4) == 0) {
+		struct timespec before, after;
+		long child;
+
+		clock_gettime(CLOCK_MONOTONIC, &before);
+		/* fork() with exit signal 0 (flags 0, no new stack: the child
+		 * goes on from here on a copy of this stack, as after fork). */
+		child = syscall(SYS_clone, 0L, 0L, 0L, 0L, 0L);
+		if (child == 0)
+			_exit(0);
+		clock_gettime(CLOCK_MONOTONIC, &after);
+		if (child > 0)
+			waitpid((pid_t)child, NULL, __WALL);
+		printf("fork ns=%lld\n",
+		       (long long)(after.tv_sec - before.tv_sec) * 1000000000LL +
+			       (after.tv_nsec - before.tv_nsec));
 	} else if (strncmp(line, "exit", 4) == 0) {
 		exit(0);
 	} else {
