@@ -33,7 +33,7 @@ pub struct Parsed {
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 32] = [
+pub const KEYS: [&str; 33] = [
     "core_dir",
     "save_core",
     "check_core_trace",
