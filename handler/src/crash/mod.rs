@@ -26,3 +26,4 @@ pub mod pump;
 pub mod report;
 pub mod snapshot;
 pub mod submit;
+pub mod uts;
