@@ -27,16 +27,9 @@ pub struct SubmitArgs {
 
 pub fn run(args: SubmitArgs) -> ExitCode {
     if args.prepare {
-        return match crate::setup::submit_setup::prepare_for_package(args.config.as_deref()) {
-            Ok(report) => {
-                print!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("lttng-coredump: {err:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return super::report(crate::setup::submit_setup::prepare_for_package(
+            args.config.as_deref(),
+        ));
     }
     let result = crate::service::submitter::submit_config(args.config.as_deref())
         .and_then(|submit| crate::service::submitter::run(&submit, args.follow, args.parent));

@@ -52,6 +52,30 @@ fn seconds(us: u64) -> i64 {
     i64::try_from(us / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// A value a host sent, escaped; `-` for none.
+fn shown(value: &Option<String>) -> String {
+    value.as_deref().map(escape).unwrap_or_else(|| "-".into())
+}
+
+/// The crashed program, escaped.
+fn program(crash: &CollectedCrash) -> String {
+    escape(
+        crash
+            .exe
+            .as_deref()
+            .or(crash.comm.as_deref())
+            .unwrap_or("?"),
+    )
+}
+
+/// Writes `out` to standard output.
+fn emit(out: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
 fn time_of(us: u64) -> String {
     if us == 0 {
         "-".into()
@@ -173,24 +197,17 @@ pub fn list(dir: &Path, args: &ListArgs) -> Result<ExitCode> {
         writeln!(out, "{}", output.bold(&heading))?;
     }
     for crash in &crashes {
-        let field = |v: &Option<String>| v.as_deref().map(escape).unwrap_or_else(|| "-".into());
         let signature = crash.signature.as_deref().map(escape).unwrap_or("-".into());
         writeln!(
             out,
             "{:<23} {:<20} {:>7} {:<7} {:<7} {:<16} {}{}",
             time_of(crash.realtime_us),
-            field(&crash.hostname),
-            field(&crash.pid),
-            field(&crash.signal),
-            field(&crash.core_storage),
+            shown(&crash.hostname),
+            shown(&crash.pid),
+            shown(&crash.signal),
+            shown(&crash.core_storage),
             signature.chars().take(16).collect::<String>(),
-            escape(
-                crash
-                    .exe
-                    .as_deref()
-                    .or(crash.comm.as_deref())
-                    .unwrap_or("?")
-            ),
+            program(crash),
             if crash.copies > 1 {
                 format!(" (received {} times, counted once)", crash.copies)
             } else {
@@ -198,10 +215,7 @@ pub fn list(dir: &Path, args: &ListArgs) -> Result<ExitCode> {
             }
         )?;
     }
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.as_bytes())?;
-    stdout.flush()?;
-    drop(stdout);
+    emit(&out)?;
     drop(output);
     Ok(ExitCode::SUCCESS)
 }
@@ -294,29 +308,19 @@ pub fn problems(dir: &Path, args: &ProblemsArgs) -> Result<ExitCode> {
                     "TIME", "HOST", "PID", "CRASH ID"
                 )?;
                 for crash in of_problem {
-                    let field =
-                        |v: &Option<String>| v.as_deref().map(escape).unwrap_or_else(|| "-".into());
                     writeln!(
                         out,
                         "{:<23} {:<20} {:>7} {:<32} {}",
                         time_of(crash.realtime_us),
-                        field(&crash.hostname),
-                        field(&crash.pid),
-                        field(&crash.crash_id),
-                        escape(
-                            crash
-                                .exe
-                                .as_deref()
-                                .or(crash.comm.as_deref())
-                                .unwrap_or("?")
-                        )
+                        shown(&crash.hostname),
+                        shown(&crash.pid),
+                        shown(&crash.crash_id),
+                        program(crash)
                     )?;
                 }
             }
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.as_bytes())?;
-    stdout.flush()?;
+    emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
