@@ -17,7 +17,7 @@
 //!
 //! The crashing program is the project's crasher (traced with LTTng-UST:
 //! a 22 MiB core, larger than `core_in_entry_max`, which stays on the
-//! host), or with `--small-cores` the shell (`sh -c 'kill -SEGV $$'`, a
+//! host), or with `--small-cores` the shell (`ulimit -c unlimited; kill -SEGV $$`, a
 //! small core that travels inside its entry).
 
 use lttng_coredump_fleet::collector::{self, ReadOptions};
@@ -109,7 +109,10 @@ fn main() {
                     let mut command = network.command(network.host(host), "unshare");
                     command.args(["--uts", "--", "sh", "-c"]);
                     if small_cores {
-                        command.args(["hostname \"$0\" && kill -SEGV $$", HOSTS[host]]);
+                        command.args([
+                            "hostname \"$0\" && ulimit -c unlimited && kill -SEGV $$",
+                            HOSTS[host],
+                        ]);
                     } else {
                         command
                             .args(["hostname \"$0\" && exec \"$@\"", HOSTS[host]])
@@ -220,7 +223,7 @@ fn main() {
          time), each handled by the installed handler (real core_pattern) while the collector was \
          unreachable, then shipped by `lttng-coredump submit` once it was.\n",
         if small_cores {
-            "the shell (`sh -c 'kill -SEGV $$'`)"
+            "the shell (`sh -c 'ulimit -c unlimited; kill -SEGV $$'`)"
         } else {
             "the traced crasher"
         }
