@@ -7,6 +7,11 @@
 //! after which nothing of them is left. Installing and removing them never
 //! changes core_pattern by itself.
 //!
+//! The package makes the submitter's system user `lttng-coredump` and the
+//! spool `/var/spool/lttng-coredump` (as `install` does); removing it keeps
+//! them and the crashes, purging it removes them all (the crashes of the
+//! default core directory too) and says so.
+//!
 //! Removing the handler's package leaves a working core_pattern, at once
 //! and after a (simulated) reboot, whatever was done with it: `install
 //! --persist` (a crash handled by the packaged binary first), `install
@@ -57,6 +62,45 @@ fn dpkg(args: &[&str]) -> Output {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// The spool the package makes, and its submitter's user.
+const SPOOL: &str = "/var/spool/lttng-coredump";
+const SUBMIT_USER: &str = "lttng-coredump";
+
+/// The passwd entry of the submitter's user, split, if there is one.
+fn submit_user() -> Option<Vec<String>> {
+    fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(&format!("{SUBMIT_USER}:")))
+        .map(|l| l.split(':').map(str::to_owned).collect())
+}
+
+/// The package made the submitter's system user (no login) and the spool,
+/// root's, its queue that user's.
+fn assert_user_and_spool_made(when: &str) {
+    let entry = submit_user().unwrap_or_else(|| panic!("{when}: no user {SUBMIT_USER}"));
+    let uid: u32 = entry[2].parse().unwrap();
+    assert!(uid > 0 && uid < 1000, "{when}: {entry:?}");
+    assert_eq!(entry[4], "lttng-coredump crash submitter", "{when}");
+    assert!(
+        entry[6].ends_with("nologin") || entry[6] == "/bin/false",
+        "{when}: {entry:?}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(SPOOL).unwrap().uid(), 0, "{when}");
+    assert_eq!(
+        fs::metadata(format!("{SPOOL}/queue")).unwrap().uid(),
+        uid,
+        "{when}"
+    );
+}
+
+/// Purged: the user and the spool are gone.
+fn assert_user_and_spool_gone(when: &str) {
+    assert!(submit_user().is_none(), "{when}: {SUBMIT_USER} is left");
+    assert!(!Path::new(SPOOL).exists(), "{when}: {SPOOL} is left");
 }
 
 fn kernel_settings() -> (String, String) {
@@ -127,6 +171,7 @@ fn the_debian_packages_install_work_and_purge_without_a_trace() {
         before,
         "installing changed the kernel settings"
     );
+    assert_user_and_spool_made("installed");
     let installed: Vec<PathBuf> = PACKAGES.iter().flat_map(|p| files_of(p)).collect();
     for expected in [
         "/usr/bin/lttng-coredump",
@@ -296,10 +341,27 @@ int main(void)
         "{linked}"
     );
 
+    // A crash kept in the default core directory: the purge removes it
+    // (with the user and the spool) and says so.
+    let cores = Path::new("/var/lib/lttng-coredump/cores");
+    fs::create_dir_all(cores).unwrap();
+    fs::write(cores.join("core.deb.1.2.json"), "{}").unwrap();
+    fs::write(cores.join("core.deb.1.2"), "core").unwrap();
+
     // Purged: nothing of them is left, and the kernel is as it was.
     std::mem::forget(purge_on_drop);
     let output = purge();
     assert!(output.status.success(), "dpkg --purge: {output:?}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "removed /var/lib/lttng-coredump/cores: the crashes kept there (1 records",
+        "removed the spool /var/spool/lttng-coredump (0 crashes not yet sent",
+        "removed the system user lttng-coredump",
+    ] {
+        assert!(said.contains(needle), "{needle}: {output:?}");
+    }
+    assert_user_and_spool_gone("purged");
+    assert!(!cores.exists());
     for file in &installed {
         assert!(
             fs::symlink_metadata(file).is_err(),
@@ -403,11 +465,14 @@ fn removing_the_package_leaves_a_working_core_pattern_now_and_after_a_reboot() {
         assert!(!Path::new(handler).exists());
         assert_working(&format!("{case}, once removed"));
         assert!(!Path::new("/etc/sysctl.d/90-lttng-coredump.conf").exists());
+        // Removed, not purged: the user and the spool stay.
+        assert_user_and_spool_made(&format!("{case}, once removed"));
         guard.simulate_boot();
         assert_working(&format!("{case}, after a reboot"));
         let output = dpkg(&["--purge", "lttng-coredump"]);
         assert!(output.status.success(), "{case}: dpkg --purge: {output:?}");
         assert!(!Path::new("/var/lib/lttng-coredump/core_pattern.bkp").exists());
+        assert_user_and_spool_gone(&format!("{case}, once purged"));
     };
 
     // 1) install --persist, and a crash handled by the packaged handler.

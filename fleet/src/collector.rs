@@ -38,6 +38,13 @@ pub struct ReadOptions {
     pub timeout: Duration,
     /// Fields kept besides those [`CollectedCrash`] names.
     pub extra_fields: Vec<String>,
+    /// The longest value kept of a field (longer ones are left out, their
+    /// length noted): the files hold what every host chose to send.
+    pub max_value: usize,
+    /// The most bytes of fields read in all: past it the read stops with
+    /// an error (a journal directory bigger than wanted, or crafted to
+    /// fill memory), never a partial answer taken for the whole.
+    pub max_total: u64,
 }
 
 impl Default for ReadOptions {
@@ -46,6 +53,8 @@ impl Default for ReadOptions {
             journalctl: PathBuf::from("journalctl"),
             timeout: Duration::from_secs(300),
             extra_fields: Vec::new(),
+            max_value: 1 << 20,
+            max_total: 1 << 30,
         }
     }
 }
@@ -194,19 +203,39 @@ pub fn read_journal_dir(
         false
     });
     let limits = export::ReadLimits {
-        max_value: 1 << 20,
-        max_line: 1 << 20,
+        max_value: options.max_value,
+        // A text field is one line, its name (at most 64 bytes) and `=`.
+        max_line: options.max_value + 128,
     };
     let mut entries = Vec::new();
     let mut read_error = None;
+    let mut total: u64 = 0;
     for entry in export::Reader::new(BufReader::new(stdout), limits) {
         match entry {
-            Ok(entry) => entries.push(entry),
+            Ok(entry) => {
+                total += entry
+                    .fields
+                    .iter()
+                    .map(|(name, value)| (name.len() + value.len() + 2) as u64)
+                    .sum::<u64>();
+                if total > options.max_total {
+                    read_error = Some(std::io::Error::other(format!(
+                        "more than {} bytes of crash entries: stopped there",
+                        options.max_total
+                    )));
+                    break;
+                }
+                entries.push(entry);
+            }
             Err(e) => {
                 read_error = Some(e);
                 break;
             }
         }
+    }
+    if read_error.is_some() {
+        // Its output is no longer read: it ends now, not at the deadline.
+        let _ = child.kill();
     }
     let status = child.wait();
     let _ = done_tx.send(());
@@ -407,5 +436,51 @@ mod tests {
         assert_eq!(problems[0].newest, "bb");
         assert_eq!(problems[1].signature, "/bin/y:SIGSEGV");
         assert!(!problems[1].signed);
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    /// A "journalctl" that prints `count` crash entries of `size` bytes of
+    /// message each, whatever it is asked.
+    fn fake_journalctl(dir: &Path, count: usize, size: usize) -> PathBuf {
+        let script = dir.join("journalctl");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nfor i in $(seq {count}); do\n  printf '__REALTIME_TIMESTAMP=%s\\nLTTNG_COREDUMP_CRASH_ID=%s\\nMESSAGE=' $i $i\n  head -c {size} /dev/zero | tr '\\\\0' x\n  printf '\\n\\n'\ndone\n"
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    #[test]
+    fn the_read_is_bounded_in_all_and_long_values_are_left_out() {
+        let dir = std::env::temp_dir().join(format!("lcd-collector-bound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let options = |max_total| ReadOptions {
+            journalctl: fake_journalctl(&dir, 50, 2000),
+            timeout: Duration::from_secs(60),
+            extra_fields: Vec::new(),
+            max_value: 1000,
+            max_total,
+        };
+        // Every message longer than kept: 50 crashes, without their text.
+        let crashes = read_journal_dir(&dir, &options(1 << 20)).unwrap();
+        assert_eq!(crashes.len(), 50);
+        assert!(crashes.iter().all(|c| c.summary.is_none()));
+        // Past the bound in all: an error, never a part taken for the whole.
+        let options = ReadOptions {
+            max_value: 4096,
+            ..options(20_000)
+        };
+        let err = read_journal_dir(&dir, &options).unwrap_err().to_string();
+        assert!(err.contains("more than 20000 bytes"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

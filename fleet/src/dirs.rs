@@ -223,6 +223,13 @@ impl Dir {
     pub fn lock(&self, nonblocking: bool) -> io::Result<bool> {
         lock_fd(self.fd.as_fd(), nonblocking)
     }
+
+    /// Takes a shared `flock` on this directory (waiting for an exclusive
+    /// one to go), held until this `Dir` is dropped.
+    pub fn lock_shared(&self) -> io::Result<()> {
+        rfs::flock(self.fd.as_fd(), FlockOperation::LockShared)?;
+        Ok(())
+    }
 }
 
 /// Takes an exclusive `flock` on `fd`; `false` when `nonblocking` and

@@ -26,7 +26,10 @@
 //! 2. **queue**: it renames the item into `queue/` (`renameat2`,
 //!    `RENAME_NOREPLACE`) and `fsync`s both directories: from then on the
 //!    crash survives a power loss. An item left in `incoming/` by a
-//!    handler that died is found by the next enqueue (its `flock` is free),
+//!    handler that died is found by the next enqueue (its `flock` is free;
+//!    an item is made and locked under a shared `flock` of `incoming/`,
+//!    which the sweep takes exclusively, so none is seen unlocked while
+//!    its handler lives),
 //!    removed and recorded as a drop.
 //! 3. **acknowledged by a destination**: once the destination answered that
 //!    it has the crash, the submitter creates `done.DESTINATION` in the
@@ -388,11 +391,17 @@ impl Spool {
         };
         let enqueued_us = now_us();
         let item_name = format!("{enqueued_us:020}-{crash_id}");
+        // Made and locked under a shared lock of `incoming/`, which a sweep
+        // takes exclusively: no sweep sees the item between its mkdir and
+        // its lock (it would take it for one whose writer died).
+        let making = self.sub(INCOMING)?;
+        making.lock_shared()?;
         incoming.mkdir(&item_name, 0o700)?;
         let item = incoming.open_sub(&item_name)?;
         // Held while the item is written: a sweep that gets it knows the
         // writer is gone.
         item.lock(false)?;
+        drop(making);
         let owner = Some((self.owner.uid, self.owner.gid));
 
         let core_meta = match crash.core {
@@ -506,6 +515,10 @@ impl Spool {
     /// Removes the items of `incoming/` whose writer is gone (their lock is
     /// free), recording each as a drop.
     fn sweep_incomplete(&self, incoming: &Dir) -> Result<()> {
+        // Exclusive: no enqueue is between making its item and locking it
+        // (a handle of its own, released when the sweep ends).
+        let sweeping = self.sub(INCOMING)?;
+        sweeping.lock(false)?;
         for name in incoming.entries()? {
             let Ok(item) = incoming.open_sub(&name) else {
                 incoming.remove_file(&name)?;

@@ -101,3 +101,38 @@ fn an_item_a_handler_died_writing_is_removed_and_recorded_by_the_next_enqueue() 
     assert_eq!(drops[0].crash_id, "0123456789abcdef0123456789abcdef");
     assert_eq!(host.status()["drops_total"], 1);
 }
+
+#[test]
+fn handlers_enqueuing_at_once_never_take_each_others_items_for_torn_ones() {
+    // A storm: handlers enqueue at the same time, each sweeping incoming/
+    // first. None may sweep another's item between its making and its
+    // lock (the item is made under a shared lock of incoming/).
+    let dir = TempDir::new("fleet-spool-concurrent");
+    let user = TestUser::create("lcdfleet10", false);
+    let network = TestNetwork::new(1);
+    let host = Host::new(
+        &network,
+        0,
+        "host1",
+        dir.path(),
+        &user,
+        "journal_remote = \"http://10.213.0.1:1\"",
+    );
+    let (threads, each) = (8u32, 40u32);
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let host = &host;
+            scope.spawn(move || {
+                for n in 0..each {
+                    host.enqueue(t * 1000 + n, "/usr/bin/storm", "sig", None);
+                }
+            });
+        }
+    });
+    assert_eq!(
+        host.spool().queued().unwrap().len(),
+        (threads * each) as usize
+    );
+    let drops = std::fs::read_to_string(host.spool_dir.join("drops.log")).unwrap_or_default();
+    assert!(drops.is_empty(), "{drops}");
+}

@@ -523,6 +523,71 @@ fn install_creates_the_submitters_system_user_and_the_spool_and_config_check_kno
         all.contains("line 5") && all.contains("max_spool_size"),
         "{all}"
     );
+
+    // uninstall: a crash still queued keeps the spool and its user, said;
+    // once the queue is empty, both go (the user being the one install
+    // made); the crashes' cores and records always stay.
+    fs::write(&config, &text).unwrap();
+    let uninstall = || {
+        run_bounded(
+            Command::new(&binary)
+                .args(["uninstall", "--config", config.to_str().unwrap()])
+                .arg("--proc-sys-kernel")
+                .arg(&kernel)
+                .arg("--backup")
+                .arg(kernel.join("backup.json")),
+            Duration::from_secs(60),
+        )
+    };
+    let waiting = spool_dir
+        .join("queue")
+        .join("1800000000-00112233445566778899aabbccddeeff");
+    fs::create_dir(&waiting).unwrap();
+    let out = uninstall();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("restored core_pattern \"core\""), "{said}");
+    assert!(
+        said.contains("stays: 1 crash not yet sent")
+            && said.contains(&format!("the user {name} stays")),
+        "{said}"
+    );
+    assert!(said.contains("cores and records stay in"), "{said}");
+    assert!(spool_dir.join("queue").is_dir());
+    assert!(passwd.contains(&format!("{name}:")));
+    assert!(fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .contains(&format!("\n{name}:")));
+    fs::remove_dir(&waiting).unwrap();
+    // Again (core_pattern is already back: nothing to restore there).
+    let out = uninstall();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains("removed the spool"), "{out:?}");
+    assert!(
+        said.contains(&format!("removed the system user {name}")),
+        "{out:?}"
+    );
+    assert!(!spool_dir.exists());
+    assert!(!fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .contains(&format!("\n{name}:")));
+
+    // A user install did not make is never removed.
+    let _ = run_bounded(
+        Command::new("useradd").args(["--system", "--no-create-home", name]),
+        Duration::from_secs(60),
+    );
+    let out = install();
+    assert!(out.status.success(), "{out:?}");
+    let out = uninstall();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("removed the spool") && said.contains("lttng-coredump did not make it"),
+        "{out:?}"
+    );
+    assert!(fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .contains(&format!("\n{name}:")));
     let _ = fs::remove_file(&binary);
     let _ = fs::remove_file(&config);
 }

@@ -112,6 +112,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Uninstall(args) => uninstall::run(args),
         Command::Demo(args) => demo::run(args).map(|()| String::new()),
     };
+    report(result)
+}
+
+/// A subcommand's outcome: its report printed (status 0), or its error
+/// (status 1).
+pub fn report(result: anyhow::Result<String>) -> ExitCode {
     match result {
         Ok(report) => {
             print!("{report}");

@@ -18,9 +18,19 @@ pub struct SubmitArgs {
     /// Run as the child of this process (serve's): end when it ends.
     #[arg(long, hide = true)]
     parent: Option<u32>,
+    /// For the package's postinst: create the submitter's system user and
+    /// the spool ([submit] user and spool_dir, their defaults when there is
+    /// no [submit] yet), as install does; send nothing.
+    #[arg(long, hide = true, conflicts_with_all = ["follow", "parent"])]
+    prepare: bool,
 }
 
 pub fn run(args: SubmitArgs) -> ExitCode {
+    if args.prepare {
+        return super::report(crate::setup::submit_setup::prepare_for_package(
+            args.config.as_deref(),
+        ));
+    }
     let result = crate::service::submitter::submit_config(args.config.as_deref())
         .and_then(|submit| crate::service::submitter::run(&submit, args.follow, args.parent));
     match result {

@@ -1,7 +1,10 @@
 //! `lttng-coredump uninstall`: the backup put back
 //! ([`crate::setup::install::uninstall`]), or, for the package's prerm
 //! (`--removing`), nothing of the handler left for the kernel to run
-//! ([`crate::setup::removal`]).
+//! ([`crate::setup::removal`]); then, not for the package (which keeps
+//! them until it is purged), what install made for `[submit]`: the spool
+//! when no crash in it waits to be sent, and its user
+//! ([`crate::setup::submit_removal`]).
 
 use super::kernel_paths::KernelPaths;
 
@@ -18,6 +21,12 @@ pub struct UninstallArgs {
     /// line someone else wrote since the install.
     #[arg(long, hide = true, conflicts_with = "force")]
     removing: bool,
+    /// The configuration whose [submit] spool and user install made
+    /// (default: /etc/lttng-coredump/config.toml): the spool is removed when
+    /// no crash in it waits to be sent, then the user, when install made
+    /// it. The crashes' cores and records stay.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 /// Restores or removes; what was done, for a person.
@@ -26,20 +35,31 @@ pub fn run(args: UninstallArgs) -> anyhow::Result<String> {
         paths,
         force,
         removing,
+        config,
     } = args;
-    if removing && !force {
-        crate::setup::removal::run(
-            &paths.kernel(),
-            &paths.backup,
-            paths.sysctl_file().as_deref(),
-            &paths.boot_files(),
-        )
-    } else {
-        crate::setup::install::uninstall(
+    if !removing {
+        let restored = crate::setup::install::uninstall(
             &paths.kernel(),
             &paths.backup,
             paths.sysctl_file().as_deref(),
             force,
-        )
+        );
+        // The spool goes whether core_pattern was the handler's or not:
+        // a second uninstall, once the queue is sent, removes it.
+        let spool = crate::setup::submit_removal::remove(config.as_deref())?;
+        return match restored {
+            Ok(report) => Ok(format!("{report}{spool}")),
+            Err(err) => {
+                print!("{spool}");
+                Err(err)
+            }
+        };
     }
+    // The package's prerm (`--force` is refused with it).
+    crate::setup::removal::run(
+        &paths.kernel(),
+        &paths.backup,
+        paths.sysctl_file().as_deref(),
+        &paths.boot_files(),
+    )
 }

@@ -152,7 +152,11 @@ impl CrashContext {
             core_limit: core_limit_of(crash.pid),
             dump_mode: Some(crash.dump_mode),
             pidfd: Some(pidfd.as_raw_fd()),
-            hostname: Some(rustix::system::uname().nodename().to_bytes().to_vec()),
+            // The one the crashing process sees (its UTS namespace's).
+            hostname: Some(
+                crate::crash::uts::hostname_of(pidfd)
+                    .unwrap_or_else(crate::crash::uts::own_hostname),
+            ),
             ..CrashContext::default()
         }
     }

@@ -27,3 +27,4 @@ pub mod pump;
 pub mod report;
 pub mod snapshot;
 pub mod submit;
+pub mod uts;

@@ -175,7 +175,7 @@ fn enqueue_in(
                 fields,
                 report_json,
                 core,
-                host: HostIdentity::now(),
+                host: crash_host(record),
             },
             &submit.limits,
         )
@@ -200,6 +200,18 @@ fn enqueue_in(
         enqueued.item
     ));
     Ok(())
+}
+
+/// The host the entry names (`_HOSTNAME`, and the core's location): the
+/// host name the crashing process saw (its UTS namespace's, `crash/uts.rs`;
+/// the record's `hostname`), else this machine's. Its boot and machine IDs
+/// are this machine's.
+fn crash_host(record: &CrashRecord) -> HostIdentity {
+    let mut host = HostIdentity::now();
+    if let Some(name) = record.crashed.hostname.as_deref().filter(|n| !n.is_empty()) {
+        host.hostname = name.to_owned();
+    }
+    host
 }
 
 /// The saved core, opened in the core directory by its name (no link

@@ -12,4 +12,5 @@ pub mod install;
 pub mod removal;
 pub mod spool_status;
 pub mod status;
+pub mod submit_removal;
 pub mod submit_setup;

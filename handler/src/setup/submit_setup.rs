@@ -3,13 +3,22 @@
 //! submitter runs as (`[submit] user`, `lttng-coredump` by default: no
 //! login, no home) and the spool, root's with its states that user's
 //! (the fleet crate's `Spool::create`, which also repairs owners and modes
-//! when run again).
+//! when run again). The package's postinst does the same with the
+//! defaults when there is no `[submit]` yet (`submit --prepare`,
+//! [`prepare_for_package`]); `uninstall` undoes it
+//! (`setup/submit_removal.rs`).
 
 use crate::base::config::Config;
 use anyhow::{anyhow, Context, Result};
+use lttng_coredump_fleet::config::SubmitConfig;
 use lttng_coredump_fleet::Spool;
 use std::fmt::Write as _;
 use std::path::Path;
+
+/// The comment (GECOS) of the system user made here and by the package:
+/// what tells `uninstall` and the package's purge that the user is theirs
+/// to remove (a `[submit] user` that was already there is never removed).
+pub const USER_COMMENT: &str = "lttng-coredump crash submitter";
 
 /// Makes the submitter's user and the spool when `[submit]` is configured
 /// in the file at `config` (the default file when `None`); says what it
@@ -19,6 +28,19 @@ pub fn prepare(config: Option<&Path>) -> Result<String> {
     let Some(submit) = loaded.config.submit else {
         return Ok(String::new());
     };
+    prepare_submit(&submit)
+}
+
+/// The package's postinst (`submit --prepare`): the user and the spool of
+/// `[submit]`, or the defaults (`lttng-coredump`,
+/// `/var/spool/lttng-coredump`) when the configuration has none yet, so
+/// that uncommenting `[submit]` is all it takes.
+pub fn prepare_for_package(config: Option<&Path>) -> Result<String> {
+    let loaded = Config::load(config);
+    prepare_submit(&loaded.config.submit.unwrap_or_default())
+}
+
+fn prepare_submit(submit: &SubmitConfig) -> Result<String> {
     let mut report = String::new();
     let owner = match crate::service::submitter::user_ids(&submit.user) {
         Some(owner) => owner,
@@ -74,7 +96,7 @@ fn create_system_user(name: &str) -> Result<()> {
     command
         .args(["--system", "--user-group", "--no-create-home"])
         .args(["--home-dir", "/nonexistent", "--shell", nologin])
-        .args(["--comment", "lttng-coredump crash submitter", "--"])
+        .args(["--comment", USER_COMMENT, "--"])
         .arg(name)
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     let output = command.stdin(std::process::Stdio::null()).output();

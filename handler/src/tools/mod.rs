@@ -14,6 +14,7 @@
 
 pub mod config_show;
 pub mod debug;
+pub mod fleet;
 pub mod last_events;
 pub mod output;
 pub mod problems;
@@ -129,6 +130,13 @@ pub struct ListArgs {
     /// crashing thread's (the report; --json has all of it anyway).
     #[arg(long)]
     pub threads: bool,
+    /// list, on a collector: the crashes of the whole fleet that
+    /// systemd-journal-remote stored in this directory (its journal files),
+    /// with their hosts, each counted once however many times it was
+    /// received. MATCH is then FIELD=VALUE on the JSON (hostname=web1), a
+    /// PID, a host, a program name or an executable path.
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -142,6 +150,11 @@ pub struct ProblemsArgs {
     pub json: bool,
     #[command(flatten)]
     pub source: SourceArgs,
+    /// On a collector: the problems of the whole fleet, from the crashes
+    /// systemd-journal-remote stored in this directory, with the hosts each
+    /// was seen on and the count (each crash counted once).
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

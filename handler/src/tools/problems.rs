@@ -106,6 +106,9 @@ fn time(t: Option<i64>) -> String {
 }
 
 pub fn run(args: &ProblemsArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.journal_dir {
+        return super::fleet::problems(dir, args);
+    }
     let source = Source::resolve(&args.source)?;
     if args.source.dir.is_none() {
         source.warn(false);

@@ -126,6 +126,9 @@ fn print_field(crashes: &[Crash], field: &str) -> Result<ExitCode> {
 }
 
 pub fn list(args: &ListArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.journal_dir {
+        return super::fleet::list(dir, args);
+    }
     let crashes = ordered(args)?;
     if let Some(field) = &args.field {
         return print_field(&crashes, field);
@@ -192,6 +195,12 @@ pub fn list(args: &ListArgs) -> Result<ExitCode> {
 }
 
 pub fn info(args: &ListArgs) -> Result<ExitCode> {
+    if args.journal_dir.is_some() {
+        anyhow::bail!(
+            "info does not read a collector's journal files: list --journal-dir DIR, or \
+             coredumpctl -D DIR info"
+        );
+    }
     let crashes = ordered(args)?;
     if let Some(field) = &args.field {
         return print_field(&crashes, field);

@@ -1,0 +1,229 @@
+//! Two hosts and a collector, end to end through the installed handler:
+//! network namespaces made here (a collector running the real
+//! systemd-journal-remote and lttng-relayd, two hosts), a traced program
+//! crashing on each host under the real kernel core_pattern and the
+//! installed handler, each crash named by its own host (the host name the
+//! crashing process sees: its UTS namespace's, as the kernel's `%h` gives
+//! it; one kernel runs one handler for both "hosts"), its snapshot recorded
+//! to the collector's relay by its user's session daemon on its host, and
+//! the spool shipped by the submitter (as the spool's user, over the
+//! test network). On the collector: `coredumpctl -D` lists both crashes
+//! with their hosts, `lttng-coredump list --journal-dir` has each once
+//! with its host and crash ID, `problems --journal-dir` groups the two
+//! (the same bug) across the two hosts, and each snapshot is read there
+//! with babeltrace2.
+
+use lttng_coredump_fleet::relayd;
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+use testsupport::collector::{JournalRemote, Relayd};
+use testsupport::crasher::*;
+use testsupport::handler::*;
+use testsupport::handler_binary;
+use testsupport::netns::TestNetwork;
+use testsupport::process::run_bounded;
+use testsupport::{babeltrace_events, fixture_seqs, unique_name, TempDir, TestUser};
+
+/// The host names the two hosts' processes see.
+const HOSTS: [&str; 2] = ["fleet-web1", "fleet-db2"];
+
+#[test]
+fn crashes_of_two_hosts_reach_the_collector_each_with_its_host_grouped_across_hosts() {
+    let dir = TempDir::new("lcd-fleet-2h");
+    // Declared before the network: its teardown kills their daemons first.
+    let spool_user = TestUser::create("lcdf2hs", false);
+    let users = [
+        TestUser::create("lcdf2h1", false),
+        TestUser::create("lcdf2h2", false),
+    ];
+    let network = TestNetwork::new(2);
+    let remote = JournalRemote::http(&network, dir.path(), 19571);
+    let relay = Relayd::start(&network, dir.path(), 5362);
+    let cores = dir.path().join("cores");
+    let spool_dir = dir.path().join("spool");
+
+    // Each host's user traces the crasher in a session daemon running on
+    // that host (its consumer reaches the relay over that host's link).
+    let sessions = ["fleet-2h-web", "fleet-2h-db"];
+    for (i, user) in users.iter().enumerate() {
+        user.start_sessiond_in(&network, network.host(i));
+        user.start_snapshot_session(sessions[i], &user.home.join("fleet-2h-snapshots"));
+        user.set_trigger_in_own_daemon(sessions[i], lttng_coredump_engine::ActionKind::Snapshot);
+    }
+
+    let handler = InstalledHandler::new(
+        handler_binary!(),
+        &config_for(
+            &cores,
+            &format!(
+                "[submit]\nspool_dir = \"{}\"\nuser = \"{}\"\njournal_remote = \"{}\"\nrelayd = \
+                 \"{}\"\ntimeout = 20\n",
+                spool_dir.display(),
+                spool_user.name,
+                remote.url,
+                relay.url
+            ),
+        ),
+    );
+    lttng_coredump_fleet::Spool::create(
+        &spool_dir,
+        lttng_coredump_fleet::SpoolOwner {
+            uid: spool_user.uid,
+            gid: spool_user.gid,
+        },
+    )
+    .unwrap();
+
+    // A crash on each host: the crasher, as that host's user, in that
+    // host's network namespace and a UTS namespace named as the host.
+    let mut crashes = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let tag = unique_name(&format!("f2h{i}"));
+        let crasher = user.crasher_command();
+        let mut command = network.command(network.host(i), "unshare");
+        command
+            .args(["--uts", "--", "sh", "-c", "hostname \"$0\" && exec \"$@\""])
+            .arg(HOSTS[i])
+            .arg(crasher.get_program())
+            .args(crasher.get_args())
+            .args([tag.as_str(), "20", "segv"]);
+        let output = run_bounded(&mut command, CRASH_TIMEOUT);
+        assert!(!output.status.success(), "{output:?}");
+        let pid = ready_pid(&output);
+        let (_, record) = wait_for_record(&cores, pid);
+        assert_eq!(record["hostname"], HOSTS[i], "{record:#}");
+        let crash_id = record["crash_id"].as_str().unwrap().to_owned();
+        assert!(
+            record["log"]
+                .to_string()
+                .contains(&format!("crash-{crash_id}")),
+            "the snapshot did not go to the relay: {}\nrelay: {}",
+            record["log"],
+            relay.server.log_text()
+        );
+        crashes.push((pid, tag, crash_id, record));
+    }
+    // Both queued (after their records: the handler queues last).
+    let deadline = std::time::Instant::now() + CRASH_TIMEOUT;
+    while fs::read_dir(spool_dir.join("queue")).unwrap().count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "not queued");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The submitter, as the spool's user, from the first host.
+    let out = run_bounded(
+        network.command(network.host(0), &handler.binary).args([
+            "submit",
+            "--config",
+            handler.config.to_str().unwrap(),
+        ]),
+        Duration::from_secs(300),
+    );
+    assert!(out.status.success(), "submit: {out:?}");
+    assert_eq!(fs::read_dir(spool_dir.join("queue")).unwrap().count(), 0);
+
+    // On the collector. coredumpctl: both crashes, each with its host.
+    let journal_dir = remote.journal_dir.to_str().unwrap();
+    let list = run_bounded(
+        Command::new("coredumpctl").args(["-D", journal_dir, "list", "--no-pager", "--no-legend"]),
+        Duration::from_secs(120),
+    );
+    let listed = String::from_utf8_lossy(&list.stdout);
+    for (i, (pid, ..)) in crashes.iter().enumerate() {
+        assert!(listed.contains(&format!(" {pid} ")), "{list:?}");
+        let info = run_bounded(
+            Command::new("coredumpctl").args([
+                "-D",
+                journal_dir,
+                "info",
+                "--no-pager",
+                &pid.to_string(),
+            ]),
+            Duration::from_secs(120),
+        );
+        let info = String::from_utf8_lossy(&info.stdout);
+        assert!(
+            info.contains(&format!("Hostname: {}", HOSTS[i])),
+            "{}: {info}",
+            HOSTS[i]
+        );
+    }
+
+    // list --journal-dir: each once, its host, its crash ID.
+    let binary = &handler.binary;
+    let out = run_bounded(
+        Command::new(binary).args(["list", "--journal-dir", journal_dir, "--json"]),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let collected: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(collected.len(), 2, "{collected:?}");
+    for (i, (pid, _, crash_id, _)) in crashes.iter().enumerate() {
+        let crash = collected
+            .iter()
+            .find(|c| c["crash_id"] == crash_id.as_str())
+            .unwrap_or_else(|| panic!("{crash_id} missing: {collected:?}"));
+        assert_eq!(crash["hostname"], HOSTS[i], "{crash}");
+        assert_eq!(crash["pid"], pid.to_string().as_str(), "{crash}");
+        assert_eq!(crash["copies"], 1, "{crash}");
+    }
+    let out = run_bounded(
+        Command::new(binary).args(["list", "--journal-dir", journal_dir, "--no-pager"]),
+        Duration::from_secs(120),
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        HOSTS.iter().all(|h| table.contains(&format!(" {h} "))),
+        "{out:?}"
+    );
+
+    // problems --journal-dir: the two crashes are one problem, on both hosts.
+    let signature = crashes[0].3["report"]["signature"]
+        .as_str()
+        .expect("the crash has a report")
+        .to_owned();
+    assert_eq!(
+        crashes[1].3["report"]["signature"], signature,
+        "the same bug on both hosts"
+    );
+    let out = run_bounded(
+        Command::new(binary).args(["problems", "--journal-dir", journal_dir, "--json"]),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let problems: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["signature"], signature.as_str());
+    assert_eq!(problems[0]["count"], 2);
+    let mut hosts = HOSTS.to_vec();
+    hosts.sort();
+    assert_eq!(problems[0]["hosts"], serde_json::json!(hosts));
+    let out = run_bounded(
+        Command::new(binary).args(["problems", "--journal-dir", journal_dir]),
+        Duration::from_secs(120),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&hosts.join(",")), "{text}");
+
+    // Each crash's snapshot, on the collector's relay, read with babeltrace2.
+    for (i, (_, tag, crash_id, _)) in crashes.iter().enumerate() {
+        let crash = collected
+            .iter()
+            .find(|c| c["crash_id"] == crash_id.as_str())
+            .unwrap();
+        assert_eq!(crash["snapshot_session"], sessions[i], "{crash}");
+        let pattern = crash["snapshot_path"].as_str().unwrap();
+        let path = relayd::resolve_snapshot_path(&relay.output, pattern)
+            .unwrap_or_else(|| panic!("no {pattern} under {}", relay.output.display()));
+        let events = babeltrace_events(&path);
+        assert_eq!(fixture_seqs(&events, tag), (0..20).collect::<Vec<i64>>());
+    }
+    drop(handler);
+}
