@@ -25,8 +25,17 @@ use std::time::{Duration, Instant};
 use testsupport::core_pattern::kernel_core_pattern;
 use testsupport::handler::{config_for, crash_and_record};
 use testsupport::{
-    crasher_command, unique_name, workspace_root, CorePatternGuard, FileLock, TempDir,
+    crasher_command, unique_name, workspace_root, CorePatternGuard, FileLock, MachineStateAside,
+    TempDir,
 };
+
+/// What a purge removes at the package's default paths: the machine's own,
+/// set aside while a test installs and purges (see [`MachineStateAside`]).
+const DEFAULT_PATHS: [&str; 3] = [
+    "/var/lib/lttng-coredump",
+    "/var/spool/lttng-coredump",
+    "/etc/lttng-coredump",
+];
 
 const PACKAGES: [&str; 3] = [
     "lttng-coredump",
@@ -144,6 +153,7 @@ fn the_debian_packages_install_work_and_purge_without_a_trace() {
     // that set core_pattern meanwhile, so that an unchanged core_pattern
     // means the packages did not change it.
     let _lock = FileLock::acquire("dpkg-packages");
+    let _aside = MachineStateAside::take(&DEFAULT_PATHS);
     let _guard = CorePatternGuard::acquire();
     let dir = TempDir::new("lcdt-deb");
     let debs = build(&dir);
@@ -439,6 +449,7 @@ impl Drop for Holder {
 #[test]
 fn removing_the_package_leaves_a_working_core_pattern_now_and_after_a_reboot() {
     let _lock = FileLock::acquire("dpkg-packages");
+    let _aside = MachineStateAside::take(&DEFAULT_PATHS);
     let guard = CorePatternGuard::acquire();
     let dir = TempDir::new("lcdt-deb-rm");
     let debs = build(&dir);

@@ -42,7 +42,7 @@ pub use core_pattern::CorePatternGuard;
 pub use crasher::{crasher_as, crasher_command, crasher_path, parse_ready, ready_pid, run_crasher};
 pub use lock::{root_triggers_lock, FileLock};
 pub use lttng_cli::{lttng, lttng_ok};
-pub use machine_dirs::PrivateMachineDirs;
+pub use machine_dirs::{MachineStateAside, PrivateMachineDirs};
 pub use process::{copy_executable, run_bounded};
 pub use sessiond::{ensure_sessiond, RootSessiondStopped, RootSessiondUse};
 pub use temp::{unique_name, wait_for_path, workspace_root, TempDir};

@@ -231,3 +231,64 @@ pub fn plant_two_huge_crashes(cores: &Path) -> [i32; 2] {
     }
     pids
 }
+
+/// What the machine holds at the package's default paths, set aside for
+/// a test that installs and purges the real package (a purge removes the
+/// default core directory and spool, crashes included): each path that
+/// exists is renamed to `PATH.lcd-test-aside` when taken, and whatever the
+/// test left at the path is removed and the machine's own put back when
+/// dropped. A test killed in between leaves the machine's files under
+/// that name, never deleted.
+pub struct MachineStateAside {
+    moved: Vec<(PathBuf, PathBuf)>,
+    paths: Vec<PathBuf>,
+}
+
+impl MachineStateAside {
+    pub fn take(paths: &[&str]) -> MachineStateAside {
+        let mut aside = MachineStateAside {
+            moved: Vec::new(),
+            paths: paths.iter().map(PathBuf::from).collect(),
+        };
+        for path in &aside.paths {
+            let kept = PathBuf::from(format!("{}.lcd-test-aside", path.display()));
+            assert!(
+                fs::symlink_metadata(&kept).is_err(),
+                "{} exists: the machine's files from an earlier interrupted test; put them back by hand",
+                kept.display()
+            );
+            if fs::symlink_metadata(path).is_ok() {
+                fs::rename(path, &kept).unwrap_or_else(|e| {
+                    panic!("setting {} aside: {e}", path.display());
+                });
+                aside.moved.push((kept, path.clone()));
+            }
+        }
+        aside
+    }
+}
+
+impl Drop for MachineStateAside {
+    fn drop(&mut self) {
+        for path in &self.paths {
+            match fs::symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() => {
+                    let _ = fs::remove_dir_all(path);
+                }
+                Ok(_) => {
+                    let _ = fs::remove_file(path);
+                }
+                Err(_) => {}
+            }
+        }
+        for (kept, path) in &self.moved {
+            if let Err(e) = fs::rename(kept, path) {
+                eprintln!(
+                    "MachineStateAside: {} stays at {}: {e}",
+                    path.display(),
+                    kept.display()
+                );
+            }
+        }
+    }
+}
