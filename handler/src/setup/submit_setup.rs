@@ -12,12 +12,23 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Makes the submitter's user and the spool when `[submit]` is configured
-/// in the file at `config` (the default file when `None`); says what it
-/// did, nothing when there is no `[submit]`.
-pub fn prepare(config: Option<&Path>) -> Result<String> {
+/// in the file at `config` (the default file when `None`), and, with
+/// `unit_dir` (the first systemd unit directory), the submitter unit's
+/// drop-in for a spool that is not the default (`submit_unit`); says what
+/// it did, nothing when there is nothing to do.
+pub fn prepare(config: Option<&Path>, unit_dir: Option<&Path>) -> Result<String> {
     let loaded = Config::load(config);
+    let unit = |spool: Option<&Path>| match unit_dir {
+        None => String::new(),
+        Some(dir) => crate::setup::submit_unit::sync(dir, spool).unwrap_or_else(|err| {
+            format!(
+                "note: the drop-in of {}: {err:#}\n",
+                crate::setup::submit_unit::SUBMIT_UNIT
+            )
+        }),
+    };
     let Some(submit) = loaded.config.submit else {
-        return Ok(String::new());
+        return Ok(unit(None));
     };
     let mut report = String::new();
     let owner = match crate::service::submitter::user_ids(&submit.user) {
@@ -46,6 +57,7 @@ pub fn prepare(config: Option<&Path>) -> Result<String> {
         owner.uid
     )
     .expect("String");
+    report.push_str(&unit(Some(&submit.spool_dir)));
     for (what, path) in [
         ("ca", &submit.tls.ca),
         ("client_cert", &submit.tls.client_cert),
