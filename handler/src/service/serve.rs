@@ -58,7 +58,9 @@
 //! kill in the middle of the core: the bytes read so far die with the
 //! reader, and the kernel sends them once.) The cost is one process a
 //! crash, as in pipe mode, and an idle one for each crash waiting for a
-//! worker.
+//! worker; starting it is off the crash's clock: the service keeps the
+//! next crash's process started ahead (`spare`) and hands it the
+//! connection.
 //!
 //! The fires of a crash's process run in the service's resident children,
 //! kept from one crash to the next, one per identity (engine `workers`),
