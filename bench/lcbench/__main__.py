@@ -181,6 +181,18 @@ def machine_line():
     return f"{os.cpu_count()} x {cpu}, {mem_gib:.0f} GiB RAM, Linux {platform.release()}, {lttng}"
 
 
+def other_builds(parser, option, specs, prefix):
+    """`option`'s LABEL=BINARY values as (key, label, binary), each key
+    `prefix` and its rank."""
+    builds = []
+    for i, spec in enumerate(specs):
+        label, sep, binary = spec.partition("=")
+        if not sep or not label or not os.access(binary, os.X_OK):
+            parser.error(f"{option} {spec!r}: want LABEL=BINARY, an executable")
+        builds.append((f"{prefix}{i}", label, binary))
+    return builds
+
+
 def main():
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     group = parser.add_mutually_exclusive_group()
@@ -207,19 +219,10 @@ def main():
         help="measure these memory sizes (MiB) instead of the mode's (5 runs for a size the mode lacks)",
     )
     args = parser.parse_args()
-    extra_ours = []
-    for i, spec in enumerate(args.extra_ours):
-        label, sep, binary = spec.partition("=")
-        if not sep or not label or not os.access(binary, os.X_OK):
-            parser.error(f"--extra-ours {spec!r}: want LABEL=BINARY, an executable")
-        extra_ours.append((f"x{i}", label, binary))
-        report.add_variant_of_ours(f"x{i}", label)
-    extra_serve = []
-    for i, spec in enumerate(args.extra_serve):
-        label, sep, binary = spec.partition("=")
-        if not sep or not label or not os.access(binary, os.X_OK):
-            parser.error(f"--extra-serve {spec!r}: want LABEL=BINARY, an executable")
-        extra_serve.append((f"sockx{i}", label, binary))
+    extra_ours = other_builds(parser, "--extra-ours", args.extra_ours, "x")
+    for key, label, _binary in extra_ours:
+        report.add_variant_of_ours(key, label)
+    extra_serve = other_builds(parser, "--extra-serve", args.extra_serve, "sockx")
     mode_name = "quick" if args.quick else "self-check" if args.self_check else "full"
     mode = dict(MODES[mode_name])
     if args.sizes:
