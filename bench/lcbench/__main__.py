@@ -181,6 +181,18 @@ def machine_line():
     return f"{os.cpu_count()} x {cpu}, {mem_gib:.0f} GiB RAM, Linux {platform.release()}, {lttng}"
 
 
+def other_builds(parser, option, specs, prefix):
+    """`option`'s LABEL=BINARY values as (key, label, binary), each key
+    `prefix` and its rank."""
+    builds = []
+    for i, spec in enumerate(specs):
+        label, sep, binary = spec.partition("=")
+        if not sep or not label or not os.access(binary, os.X_OK):
+            parser.error(f"{option} {spec!r}: want LABEL=BINARY, an executable")
+        builds.append((f"{prefix}{i}", label, binary))
+    return builds
+
+
 def main():
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     group = parser.add_mutually_exclusive_group()
@@ -194,18 +206,23 @@ def main():
         help="also measure another build of lttng-coredump (default configuration), e.g. a candidate fix",
     )
     parser.add_argument(
+        "--extra-serve",
+        action="append",
+        default=[],
+        metavar="LABEL=BINARY",
+        help="also measure another build's `serve` in socket mode (ours socket's configuration), e.g. the build "
+        "before a change",
+    )
+    parser.add_argument(
         "--sizes",
         metavar="MIB,...",
         help="measure these memory sizes (MiB) instead of the mode's (5 runs for a size the mode lacks)",
     )
     args = parser.parse_args()
-    extra_ours = []
-    for i, spec in enumerate(args.extra_ours):
-        label, sep, binary = spec.partition("=")
-        if not sep or not label or not os.access(binary, os.X_OK):
-            parser.error(f"--extra-ours {spec!r}: want LABEL=BINARY, an executable")
-        extra_ours.append((f"x{i}", label, binary))
-        report.add_variant_of_ours(f"x{i}", label)
+    extra_ours = other_builds(parser, "--extra-ours", args.extra_ours, "x")
+    for key, label, _binary in extra_ours:
+        report.add_variant_of_ours(key, label)
+    extra_serve = other_builds(parser, "--extra-serve", args.extra_serve, "sockx")
     mode_name = "quick" if args.quick else "self-check" if args.self_check else "full"
     mode = dict(MODES[mode_name])
     if args.sizes:
@@ -241,6 +258,8 @@ def main():
         report.add_baseline_column("scat", "socket cat")
         report.add_variant_of_ours("sock", "ours socket")
         report.add_variant_of_ours("sockz", "ours socket zstd")
+        for key, label, _binary in extra_serve:
+            report.add_variant_of_ours(key, label)
     started_sessiond = ensure_sessiond()
     if started_sessiond:
         log("started a root session daemon (lttng-sessiond --daemonize --no-kernel)")
@@ -251,7 +270,9 @@ def main():
     service_notes = []
     try:
         with SnapshotSession(session_name, DATA_DIR / "snapshots" / session_name) as session:
-            handlers, services, socket_cats = make_handlers(programs, session_name, ours_binary, extra_ours)
+            handlers, services, socket_cats = make_handlers(
+                programs, session_name, ours_binary, extra_ours, extra_serve if socket_mode else ()
+            )
             at_rest = [s.rss_kib() for s in services]
             log("handlers: " + ", ".join(h.label for h in handlers) + f"; mode {mode_name}")
             crash, floors = run_crashes(mode, handlers, programs, session)
@@ -309,8 +330,9 @@ def main():
     if socket_mode:
         notes.append(
             "ours socket = `lttng-coredump serve`, the resident service, with core_pattern `@@SOCKET` (the kernel's "
-            "request protocol; no fork or exec per crash; the session daemons are asked by resident children the service "
-            "keeps, one per identity), same configuration as ours; ours socket zstd = the same "
+            "request protocol; each crash handled by a process of its own, `serve --crash-on-stdin`, started before "
+            "the crash comes and handed its connection; the session daemons are asked by resident children the "
+            "service keeps, one per identity), same configuration as ours; ours socket zstd = the same "
             "with compression = \"zstd\" (stored raw, compressed after the process is let go). No wrapper: no "
             "handler RSS per crash; the service's RSS is below. socket cat = bench-socket-cat on `@@SOCKET2`: "
             "acknowledges the request, then read()s the core into a file 64 KiB at a time, nothing else (the floor of "
@@ -331,6 +353,8 @@ def main():
         )
     if ours_missing:
         notes.append(f"ours not measured: {ours_missing}")
+    for _key, label, binary in extra_serve if socket_mode else ():
+        notes.append(f"{label} = another build's `serve`, {binary}, on a socket of its own, configured as ours socket.")
     for _key, label, binary in extra_ours:
         notes.append(f"{label} = another build of ours, {binary}, with the default configuration (as ours).")
     if retention:

@@ -28,6 +28,8 @@ class CrashResult:
     # Our handler's own account (its record's stages): how long it took to
     # record the snapshots, and to read and store the core.
     stage_startup_ms: Optional[float] = None
+    # Socket mode: from the crash instant to the start of the snapshot stage.
+    stage_from_crash_ms: Optional[float] = None
     stage_snapshots_ms: Optional[float] = None
     stage_core_ms: Optional[float] = None
     # The check of the trace the core holds (after the process is let go;
@@ -128,6 +130,12 @@ def crash_once(handler, programs, session, tag, events, size_mb, fill):
                 # configuration, /proc.
                 if wrapper is not None:
                     result.stage_startup_ms = (stages["snapshots"][0] * 1000 - int(wrapper["start_real_ns"])) / 1e6
+                else:
+                    # The service: from the crash (no wrapper to tell when
+                    # the crash's process started): the kernel's
+                    # connection, the accept, the crash's process, its
+                    # configuration and /proc.
+                    result.stage_from_crash_ms = (stages["snapshots"][0] * 1000 - int(reap["crash_real_ns"])) / 1e6
                 result.stage_snapshots_ms = (stages["snapshots"][1] - stages["snapshots"][0]) / 1e3
                 result.stage_core_ms = (stages["core"][1] - stages["core"][0]) / 1e3
                 check = stages.get("core_trace")

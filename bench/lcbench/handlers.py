@@ -125,9 +125,10 @@ def write_ours_config(name, core_dir, session, compression, extra=()):
     return path
 
 
-def make_handlers(programs, session, ours_binary, extra_ours=()):
+def make_handlers(programs, session, ours_binary, extra_ours=(), extra_serve=()):
     """The handlers (the five, ours in socket mode when the kernel has it,
-    and any extra builds of ours given as (key, label, binary)) in the order
+    and any extra builds of ours given as (key, label, binary), in pipe
+    mode, and of `serve` in socket mode, `extra_serve`) in the order
     they run in each round, and the crash services started for socket mode
     (the caller stops them)."""
     wrap = install_file(programs["wrap"], "w")
@@ -183,6 +184,13 @@ def make_handlers(programs, session, ours_binary, extra_ours=()):
             service = Service(ours, socket_path, config, RUN_DIR / f"{key}.log", RUN_DIR / "no.bkp")
             services.append(service)
             handlers.append(Handler(key, label, f"@@{socket_path}", core_dir, False, True))
+        for key, label, binary in extra_serve:
+            exe = install_file(binary, key)
+            core_dir = cores / key
+            config = write_ours_config(f"{key}.toml", core_dir, session, None)
+            socket_path = RUN_DIR / f"{key}.d" / "s"
+            services.append(Service(exe, socket_path, config, RUN_DIR / f"{key}.log", RUN_DIR / "no.bkp"))
+            handlers.append(Handler(key, label, f"@@{socket_path}", core_dir, False, True, retention=False))
     for key, label, binary in extra_ours:
         exe = install_file(binary, key)
         core_dir = cores / key

@@ -193,6 +193,11 @@ def crash_rows(table, crash, runs_of, floors=None):
 
     for attr, what in (
         ("stage_startup_ms", "ours' own stage: from its start to its snapshots (ms: exec, libraries, configuration, /proc)"),
+        (
+            "stage_from_crash_ms",
+            "ours socket: from the crash to its snapshots (ms: the kernel's connection, the service's accept, the "
+            "crash's process, configuration, /proc)",
+        ),
         ("stage_snapshots_ms", "ours' own stage: recording the snapshots (ms, from its record)"),
         ("stage_core_ms", "ours' own stage: reading and storing the core (ms, from its record)"),
         ("stage_core_trace_ms", "ours' own stage: the core trace check, after the reap (ms, from its record)"),

@@ -70,8 +70,10 @@ class Service:
         return self._status("VmHWM")
 
     def children_rss_kib(self):
-        """The VmRSS of each of the service's children (its resident
-        children, which talk to the session daemons)."""
+        """The VmRSS of each of the service's resident children (which talk
+        to the session daemons), not of the processes of crashes (`serve
+        --crash-on-stdin`, among them the spare started for the next
+        crash)."""
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -82,7 +84,11 @@ class Service:
                 )
             except OSError:
                 continue
-            if fields.get("PPid", "").strip() == str(self.proc.pid) and "VmRSS" in fields:
+            try:
+                crash_process = b"--crash-on-stdin" in (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if fields.get("PPid", "").strip() == str(self.proc.pid) and "VmRSS" in fields and not crash_process:
                 found.append(int(fields["VmRSS"].split()[0]))
         return found
 

@@ -71,6 +71,7 @@ const READ_FIELDS: &[&str] = &[
     fields::CORE_SIZE,
     fields::SNAPSHOT_RELAY,
     fields::SNAPSHOT_SESSION,
+    fields::RELAY_SNAPSHOT_PATH,
     fields::SNAPSHOT_PATH,
     fields::COREDUMP_FILENAME,
     fields::COREDUMP_PID,
@@ -108,6 +109,9 @@ pub struct CollectedCrash {
     pub core_storage: Option<String>,
     pub core_location: Option<String>,
     pub snapshot_session: Option<String>,
+    /// The relay's pattern of the snapshot sent to it
+    /// ([`fields::RELAY_SNAPSHOT_PATH`]); the crashing host's own paths
+    /// are in `fields` ([`fields::SNAPSHOT_PATH`]).
     pub snapshot_path: Option<String>,
     /// The first line of `MESSAGE`.
     pub summary: Option<String>,
@@ -324,10 +328,22 @@ fn crash_of(entry: &Entry) -> CollectedCrash {
         core_storage: text(fields::CORE_STORAGE),
         core_location: text(fields::CORE_LOCATION).or_else(|| text(fields::COREDUMP_FILENAME)),
         snapshot_session: text(fields::SNAPSHOT_SESSION),
-        snapshot_path: text(fields::SNAPSHOT_PATH),
+        snapshot_path: relay_snapshot_path(&text),
         summary: text(fields::MESSAGE).map(|m| m.lines().next().unwrap_or("").to_owned()),
         fields: entry.fields.iter().cloned().collect(),
     }
+}
+
+/// The relay's pattern of the crash's snapshot: [`fields::RELAY_SNAPSHOT_PATH`],
+/// or, in an entry shipped before that field existed, the
+/// [`fields::SNAPSHOT_PATH`] that stood beside [`fields::SNAPSHOT_RELAY`]
+/// (such an entry carried the relay's pattern under that name, and no
+/// local path). A local path alone is no relay's.
+fn relay_snapshot_path(text: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    text(fields::RELAY_SNAPSHOT_PATH).or_else(|| {
+        text(fields::SNAPSHOT_RELAY)?;
+        text(fields::SNAPSHOT_PATH)
+    })
 }
 
 /// The problems of these crashes: one per signature (crashes without one
@@ -436,6 +452,41 @@ mod tests {
         assert_eq!(problems[0].newest, "bb");
         assert_eq!(problems[1].signature, "/bin/y:SIGSEGV");
         assert!(!problems[1].signed);
+    }
+
+    #[test]
+    fn the_relay_pattern_and_the_local_paths_are_told_apart_in_new_and_old_entries() {
+        let pattern = "h1/sess-*/crash-aa-*";
+        // Today's entry: both, each under its own name.
+        let new = [
+            ("__REALTIME_TIMESTAMP", "10"),
+            (fields::CRASH_ID, "aa"),
+            (fields::SNAPSHOT_RELAY, "net://c"),
+            (fields::SNAPSHOT_SESSION, "sess"),
+            (fields::RELAY_SNAPSHOT_PATH, pattern),
+            (fields::SNAPSHOT_PATH, "/var/lib/traces/sess/crash-aa"),
+        ];
+        // Shipped before the split: the relay's pattern under the old name.
+        let old = [
+            ("__REALTIME_TIMESTAMP", "20"),
+            (fields::CRASH_ID, "bb"),
+            (fields::SNAPSHOT_RELAY, "net://c"),
+            (fields::SNAPSHOT_PATH, pattern),
+        ];
+        // No relay: the old name is a local path, no relay's pattern.
+        let local = [
+            ("__REALTIME_TIMESTAMP", "30"),
+            (fields::CRASH_ID, "cc"),
+            (fields::SNAPSHOT_PATH, "/var/lib/traces/sess/crash-cc"),
+        ];
+        let crashes = crashes_of(vec![entry(&new), entry(&old), entry(&local)]);
+        assert_eq!(crashes[0].snapshot_path.as_deref(), Some(pattern));
+        assert_eq!(
+            crashes[0].fields[fields::SNAPSHOT_PATH],
+            b"/var/lib/traces/sess/crash-aa"
+        );
+        assert_eq!(crashes[1].snapshot_path.as_deref(), Some(pattern));
+        assert_eq!(crashes[2].snapshot_path, None);
     }
 }
 

@@ -33,6 +33,12 @@ pub const SNAPSHOT_SESSION: &str = "LTTNG_COREDUMP_SNAPSHOT_SESSION";
 /// `HOSTNAME/SESSION-*/NAME-*`, each `*` a date and time the session daemon
 /// chose; the snapshot's name holds the crash ID, so the pattern matches
 /// exactly one directory ([`crate::relayd::resolve_snapshot_path`]).
+pub const RELAY_SNAPSHOT_PATH: &str = "LTTNG_COREDUMP_RELAY_SNAPSHOT_PATH";
+/// A snapshot's directory on the crashing host (the journal crate's
+/// field, once per snapshot recorded there). Entries shipped before
+/// [`RELAY_SNAPSHOT_PATH`] existed carried the relay's pattern under this
+/// name instead (with [`SNAPSHOT_RELAY`] beside it, and no local path):
+/// [`crate::collector`] reads those as the relay's pattern.
 pub const SNAPSHOT_PATH: &str = "LTTNG_COREDUMP_SNAPSHOT_PATH";
 
 /// systemd-coredump's fields the readers use.

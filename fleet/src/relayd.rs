@@ -58,7 +58,7 @@ impl RelaySnapshot {
                 self.session.clone().into_bytes(),
             ),
             (
-                fields::SNAPSHOT_PATH.into(),
+                fields::RELAY_SNAPSHOT_PATH.into(),
                 self.path_pattern().into_bytes(),
             ),
         ]
@@ -88,7 +88,7 @@ pub fn record(
     })
 }
 
-/// The directory a [`fields::SNAPSHOT_PATH`] pattern names under the relay
+/// The directory a [`fields::RELAY_SNAPSHOT_PATH`] pattern names under the relay
 /// daemon's output directory `relay_root`: `None` unless exactly one
 /// matches. Only `*` at the end of a component is a wildcard (the
 /// pattern's form), and no component may be `..`.

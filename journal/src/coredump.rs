@@ -19,7 +19,8 @@
 //! spool and collector count a crash once by), `LTTNG_COREDUMP_SIGNATURE`
 //! and `LTTNG_COREDUMP_PROBLEM` (the crash's signature and its one-line
 //! title), `LTTNG_COREDUMP_SNAPSHOT_PATH`
-//! (once per LTTng snapshot recorded), `LTTNG_COREDUMP_TRACE_ONLY_IN_CORE`
+//! (once per LTTng snapshot recorded: its directory on this host; the
+//! fleet's `LTTNG_COREDUMP_RELAY_SNAPSHOT_PATH` names a relay's copy), `LTTNG_COREDUMP_TRACE_ONLY_IN_CORE`
 //! (`1` when no snapshot was taken and the trace is only in the core's
 //! ring buffers), `LTTNG_COREDUMP_RECORD` and `LTTNG_COREDUMP_REPORT` (the
 //! crash record and report files), `LTTNG_COREDUMP_ANALYSIS_FAILED` (why

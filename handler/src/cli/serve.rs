@@ -33,6 +33,16 @@ pub struct ServeArgs {
     /// The crash's uid's share of the workers (with --crash-on-stdin).
     #[arg(long, hide = true, requires = "crash_on_stdin")]
     share: Option<u32>,
+    /// Started ahead of its crash (with --crash-on-stdin): nothing on
+    /// standard input; the connection and the share come on standard
+    /// output's line from the service.
+    #[arg(
+        long,
+        hide = true,
+        requires = "crash_on_stdin",
+        conflicts_with = "share"
+    )]
+    spare: bool,
     #[command(flatten)]
     paths: KernelPaths,
 }
@@ -47,10 +57,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         socket_on_stdin,
         crash_on_stdin,
         share,
+        spare,
         paths,
     } = args;
     if crash_on_stdin {
-        return serve::run_one_crash(config.as_deref(), share);
+        return serve::run_one_crash(config.as_deref(), share, spare);
     }
     let options = ServeOptions {
         socket,

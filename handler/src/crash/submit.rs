@@ -159,15 +159,7 @@ fn enqueue_in(
         }
     };
     let report_json = Some(record.to_json());
-    let mut fields = entry_fields(record);
-    if !relayed.is_empty() {
-        // The journal crate's LTTNG_COREDUMP_SNAPSHOT_PATH names the local
-        // snapshots, the fleet's the relay's copies: on the collector the
-        // field names the copy that is there (the record, shipped as the
-        // report, keeps the local paths).
-        fields.retain(|(name, _)| name != lttng_coredump_fleet::fields::SNAPSHOT_PATH);
-        fields.extend(relayed.iter().flat_map(RelaySnapshot::fields));
-    }
+    let fields = shipped_fields(record, relayed);
     let enqueued = spool
         .enqueue(
             NewCrash {
@@ -252,4 +244,61 @@ pub fn entry_fields(record: &CrashRecord) -> Vec<lttng_coredump_fleet::export::F
     let mut crash = crate::crash::journal::crash_of(record, None);
     crash.crash_id = None;
     coredump::Entry::from(&crash).fields.into_vec()
+}
+
+/// The shipped entry: [`entry_fields`] (with the crashing host's snapshot
+/// paths, `LTTNG_COREDUMP_SNAPSHOT_PATH`, one per snapshot) and, for each
+/// snapshot sent to the relay daemon, its relay, session and pattern
+/// (`LTTNG_COREDUMP_RELAY_SNAPSHOT_PATH`): two names, so that both stay.
+fn shipped_fields(
+    record: &CrashRecord,
+    relayed: &[RelaySnapshot],
+) -> Vec<lttng_coredump_fleet::export::Field> {
+    let mut fields = entry_fields(record);
+    fields.extend(relayed.iter().flat_map(RelaySnapshot::fields));
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lttng_coredump_fleet::fields::{RELAY_SNAPSHOT_PATH, SNAPSHOT_PATH};
+
+    #[test]
+    fn the_shipped_entry_keeps_the_local_snapshot_paths_beside_the_relays_pattern() {
+        let mut record = crate::store::record::tests::sample();
+        record.snapshots = vec![crate::store::record::SnapshotEntry {
+            path: Some("/var/lib/traces/sess/crash-1".into()),
+            ..Default::default()
+        }];
+        let relayed = [RelaySnapshot {
+            relay_url: "net://collector".into(),
+            session: "sess".into(),
+            name: "crash-aa".into(),
+            hostname: "h1".into(),
+        }];
+        let values = |fields: &[lttng_coredump_fleet::export::Field], name: &str| {
+            fields
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .collect::<Vec<_>>()
+        };
+        let shipped = shipped_fields(&record, &relayed);
+        assert_eq!(
+            values(&shipped, SNAPSHOT_PATH),
+            ["/var/lib/traces/sess/crash-1"]
+        );
+        assert_eq!(
+            values(&shipped, RELAY_SNAPSHOT_PATH),
+            ["h1/sess-*/crash-aa-*"]
+        );
+        // No relay: the local paths alone.
+        let alone = shipped_fields(&record, &[]);
+        assert_eq!(
+            values(&alone, SNAPSHOT_PATH),
+            ["/var/lib/traces/sess/crash-1"]
+        );
+        assert!(values(&alone, RELAY_SNAPSHOT_PATH).is_empty());
+    }
 }

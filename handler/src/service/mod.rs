@@ -2,7 +2,8 @@
 //! listening socket, passed by systemd, held by `serve --hold`'s holder,
 //! or its own (`listen`, `hold`); the queue that gives each uid its share
 //! of the workers (`fair_queue`); the line between the service and the
-//! process each crash is handled in (`relay`); the probe that tells whether a
+//! process each crash is handled in (`relay`), and that process started
+//! before its crash comes (`spare`); the probe that tells whether a
 //! service answers (`probe`); the submitter of the spool's crashes, run
 //! as its own user (`submitter`); the live cores taken on the notifications
 //! of LTTng triggers (`live_events`). Each crash goes down the same crash path as
@@ -15,4 +16,5 @@ pub mod live_events;
 pub mod probe;
 pub mod relay;
 pub mod serve;
+pub mod spare;
 pub mod submitter;

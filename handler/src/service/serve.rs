@@ -58,7 +58,9 @@
 //! kill in the middle of the core: the bytes read so far die with the
 //! reader, and the kernel sends them once.) The cost is one process a
 //! crash, as in pipe mode, and an idle one for each crash waiting for a
-//! worker.
+//! worker; starting it is off the crash's clock: the service keeps the
+//! next crash's process started ahead (`spare`) and hands it the
+//! connection.
 //!
 //! The fires of a crash's process run in the service's resident children,
 //! kept from one crash to the next, one per identity (engine `workers`),
@@ -78,6 +80,7 @@ use crate::kernel::settings::KernelFiles;
 use crate::service::fair_queue::FairQueue;
 use crate::service::probe::GREETING;
 use crate::service::relay;
+use crate::service::spare::Spare;
 use anyhow::Context as _;
 use coredump_socket::{
     self, CoredumpReq, Mark, PeerCrash, COREDUMP_KERNEL, COREDUMP_REJECT, COREDUMP_WAIT,
@@ -194,6 +197,9 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     let _live_events =
         crate::service::live_events::LiveEvents::start(options.config.as_deref(), &mut log);
     let queue = Arc::new(FairQueue::<Waiting>::new(None));
+    // The next crash's process, started ahead (`spare`).
+    let mut spare = None;
+    refill_spare(&mut spare, options, &mut log);
     let workers: Vec<_> = (0..options.workers.max(1))
         .map(|n| {
             let queue = queue.clone();
@@ -247,7 +253,7 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
             continue;
         }
         match listener.accept() {
-            Ok((stream, _)) => dispatch(stream, &queue, options, &mut log),
+            Ok((stream, _)) => dispatch(stream, &queue, options, &mut spare, &mut log),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => log.warning(format!("accepting a connection failed: {err}")),
         }
@@ -267,10 +273,13 @@ pub fn run(options: &ServeOptions) -> anyhow::Result<()> {
     if listener.set_nonblocking(true).is_ok() {
         while let Ok((stream, _)) = listener.accept() {
             let _ = stream.set_nonblocking(false);
-            dispatch(stream, &queue, options, &mut log);
+            dispatch(stream, &queue, options, &mut spare, &mut log);
         }
     }
     drop(listener);
+    if let Some(spare) = spare.take() {
+        spare.dismiss();
+    }
     // A socket held by another process stays: crashes wait in it for the
     // next service.
     if !origin.held() {
@@ -380,10 +389,32 @@ fn raise_open_files_limit() -> io::Result<()> {
     Ok(())
 }
 
+/// Starts a spare when there is none (`spare`); a service that cannot
+/// start one starts each crash's process as the crash comes.
+fn refill_spare(spare: &mut Option<Spare>, options: &ServeOptions, log: &mut Log) {
+    if spare.is_some() {
+        return;
+    }
+    match Spare::start(options.config.as_deref()) {
+        Ok(started) => *spare = Some(started),
+        Err(err) => log.warning(format!(
+            "{err:#}: the next crash's process is started when it comes"
+        )),
+    }
+}
+
 /// A new connection: a client that is not the kernel gets the greeting at
 /// once (and nothing else); a crash waits for a worker in its uid's queue,
-/// or is refused at once when too many of that uid's already wait.
-fn dispatch(stream: UnixStream, queue: &FairQueue<Waiting>, options: &ServeOptions, log: &mut Log) {
+/// or is refused at once when too many of that uid's already wait. The
+/// crash's process is the spare, or one started for it; once the crash
+/// waits, the next spare is started.
+fn dispatch(
+    stream: UnixStream,
+    queue: &FairQueue<Waiting>,
+    options: &ServeOptions,
+    spare: &mut Option<Spare>,
+    log: &mut Log,
+) {
     let (pidfd, crash) = match peer_crash(&stream) {
         Ok(found) => found,
         Err(reason) => {
@@ -416,7 +447,18 @@ fn dispatch(stream: UnixStream, queue: &FairQueue<Waiting>, options: &ServeOptio
         // Closed unanswered: the kernel dumps nothing and lets it go.
         return;
     }
-    let waiting = match start_crash_process(&stream, options, share) {
+    let handed = spare.take().map(|ready| {
+        ready.hand(&stream, share).map_err(|err| {
+            log.warning(format!(
+                "crash of process {pid} (uid {uid}): {err:#}; a process is started for it"
+            ))
+        })
+    });
+    let process = match handed {
+        Some(Ok(process)) => Ok(process),
+        Some(Err(())) | None => start_crash_process(&stream, options, share),
+    };
+    let waiting = match process {
         Ok((child, line)) => {
             // The process holds the connection now; the service keeps none.
             drop(stream);
@@ -447,6 +489,7 @@ fn dispatch(stream: UnixStream, queue: &FairQueue<Waiting>, options: &ServeOptio
             let _ = child.wait();
         }
     }
+    refill_spare(spare, options, log);
 }
 
 /// Starts the process that handles the crash on `stream`: this program's
@@ -524,22 +567,36 @@ fn work(queue: &FairQueue<Waiting>, config: Option<&Path>, workers: &Arc<Workers
 /// service lives on, it handles the crash to its record; its fires run in
 /// the service's resident children while the service lives, else in
 /// children of its own.
-pub fn run_one_crash(config: Option<&Path>, share: Option<u32>) -> anyhow::Result<()> {
+///
+/// A spare (`spare`) has nothing on its standard input: it waits for its
+/// crash's connection and share on its line first ([`crate::service::spare`]),
+/// and exits with nothing done when the line ends before.
+pub fn run_one_crash(config: Option<&Path>, share: Option<u32>, spare: bool) -> anyhow::Result<()> {
     // A crash of its own must not be sent to the service.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .context("cannot mark the crash's process not dumpable")?;
-    let stream = UnixStream::from(
-        io::stdin()
-            .as_fd()
-            .try_clone_to_owned()
-            .context("cannot take the connection on standard input")?,
-    );
     let line = UnixStream::from(
         io::stdout()
             .as_fd()
             .try_clone_to_owned()
             .context("cannot take the service's line on standard output")?,
     );
+    let (stream, share) = if spare {
+        match crate::service::spare::wait_for_crash(&line)
+            .context("waiting for the crash as a spare")?
+        {
+            Some(crash) => crash,
+            None => return Ok(()),
+        }
+    } else {
+        let stream = UnixStream::from(
+            io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot take the connection on standard input")?,
+        );
+        (stream, share)
+    };
     let null = std::fs::File::options()
         .read(true)
         .write(true)

@@ -148,6 +148,13 @@ pub fn run(submit: &SubmitConfig, follow: bool, parent: Option<u32>) -> Result<O
 /// a few seconds after it dies, killed when this is dropped (the service
 /// stops). Every state is on disk: a child killed at any point loses
 /// nothing.
+///
+/// `[submit]` follows the configuration file as the crashes' keys do
+/// (each crash reads the file; the service has no reload): the section
+/// is read again every [`CONFIG_INTERVAL`], and when it changed the child
+/// is stopped and, while there is a section, started with the new one
+/// (a section added after the service started starts one, a section
+/// removed stops it).
 pub struct SubmitterChild {
     stop: std::sync::Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -157,12 +164,14 @@ pub struct SubmitterChild {
 const RESTART_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often it looks at the child and at the stop flag.
 const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+/// How often it reads `[submit]` again.
+pub const CONFIG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl SubmitterChild {
-    /// Starts it when the configuration at `config` has a `[submit]`
-    /// section; `None` (and nothing runs) otherwise.
+    /// Starts the supervisor of the submitter of the configuration at
+    /// `config` (the default file when `None`): a child runs while that
+    /// file has a `[submit]` section.
     pub fn start(config: Option<&Path>, log: &mut crate::base::syslog::Log) -> Option<Self> {
-        Config::load(config).config.submit.as_ref()?;
         let exe = match std::env::current_exe() {
             Ok(exe) => exe,
             Err(err) => {
@@ -172,15 +181,21 @@ impl SubmitterChild {
                 return None;
             }
         };
+        if Config::load(config).config.submit.is_some() {
+            log.notice("the submitter of the spool runs as a child of the service".to_string());
+        }
         let config = config.map(Path::to_path_buf);
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("submitter".into())
-            .spawn(move || supervise(&exe, config.as_deref(), &stopping))
+            .spawn(move || {
+                let read = || Config::load(config.as_deref()).config.submit;
+                let spawn = |_: &SubmitConfig| submitter_command(&exe, config.as_deref()).spawn();
+                supervise(read, spawn, &stopping, RESTART_DELAY);
+            })
             .map_err(|err| log.warning(format!("cannot start the submitter: {err}")))
             .ok()?;
-        log.notice("the submitter of the spool runs as a child of the service".to_string());
         Some(SubmitterChild {
             stop,
             thread: Some(thread),
@@ -188,53 +203,97 @@ impl SubmitterChild {
     }
 }
 
-fn supervise(exe: &Path, config: Option<&Path>, stop: &AtomicBool) {
+/// `lttng-coredump submit --follow`, this process its parent.
+fn submitter_command(exe: &Path, config: Option<&Path>) -> std::process::Command {
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["submit", "--follow", "--parent"])
+        .arg(std::process::id().to_string());
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command.stdin(std::process::Stdio::null());
+    command
+}
+
+/// Keeps one child started by `spawn` running while `read` (the
+/// configuration's `[submit]`, read again every [`CONFIG_INTERVAL`]) gives
+/// a section, started again `restart_delay` after it dies, and started
+/// anew at once when the section changes; until `stop`.
+fn supervise(
+    read: impl Fn() -> Option<SubmitConfig>,
+    mut spawn: impl FnMut(&SubmitConfig) -> std::io::Result<std::process::Child>,
+    stop: &AtomicBool,
+    restart_delay: std::time::Duration,
+) {
     use std::sync::atomic::Ordering;
-    while !stop.load(Ordering::SeqCst) {
-        let mut command = std::process::Command::new(exe);
-        command
-            .args(["submit", "--follow", "--parent"])
-            .arg(std::process::id().to_string());
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
+    use std::time::Instant;
+    let end = |child: &mut Option<std::process::Child>| {
+        if let Some(mut child) = child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        command.stdin(std::process::Stdio::null());
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(err) => {
-                eprintln!("lttng-coredump serve: cannot start the submitter: {err}");
-                sleep_unless(stop, RESTART_DELAY);
-                continue;
+    };
+    let mut wanted = read();
+    let mut read_at = Instant::now() + CONFIG_INTERVAL;
+    let mut child: Option<std::process::Child> = None;
+    let mut start_at = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        if Instant::now() >= read_at {
+            read_at = Instant::now() + CONFIG_INTERVAL;
+            let now = read();
+            if now != wanted {
+                eprintln!(
+                    "lttng-coredump serve: [submit] {} in the configuration: the submitter {}",
+                    if wanted.is_none() {
+                        "added"
+                    } else if now.is_none() {
+                        "removed"
+                    } else {
+                        "changed"
+                    },
+                    if now.is_some() {
+                        "starts with it"
+                    } else {
+                        "stops"
+                    }
+                );
+                wanted = now;
+                end(&mut child);
+                start_at = Instant::now();
             }
-        };
-        loop {
-            if stop.load(Ordering::SeqCst) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            match child.try_wait() {
+        }
+        if let Some(running) = &mut child {
+            match running.try_wait() {
+                Ok(None) => {}
                 Ok(Some(status)) => {
                     eprintln!(
                         "lttng-coredump serve: the submitter ended ({status}); started again in \
                          {} s",
-                        RESTART_DELAY.as_secs()
+                        restart_delay.as_secs()
                     );
-                    break;
+                    child = None;
+                    start_at = Instant::now() + restart_delay;
                 }
-                Ok(None) => std::thread::sleep(CHECK_INTERVAL),
-                Err(_) => break,
+                Err(_) => {
+                    end(&mut child);
+                    start_at = Instant::now() + restart_delay;
+                }
+            }
+        } else if let Some(submit) = &wanted {
+            if Instant::now() >= start_at {
+                match spawn(submit) {
+                    Ok(started) => child = Some(started),
+                    Err(err) => {
+                        eprintln!("lttng-coredump serve: cannot start the submitter: {err}");
+                        start_at = Instant::now() + restart_delay;
+                    }
+                }
             }
         }
-        sleep_unless(stop, RESTART_DELAY);
-    }
-}
-
-fn sleep_unless(stop: &AtomicBool, total: std::time::Duration) {
-    let end = std::time::Instant::now() + total;
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < end {
         std::thread::sleep(CHECK_INTERVAL);
     }
+    end(&mut child);
 }
 
 impl Drop for SubmitterChild {
@@ -249,10 +308,82 @@ impl Drop for SubmitterChild {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn root_is_found_and_nobody_invented() {
         assert_eq!(user_ids("root"), Some(SpoolOwner { uid: 0, gid: 0 }));
         assert_eq!(user_ids("no-such-user-of-lttng-coredump"), None);
+    }
+
+    /// A stand-in submitter: `sleep` with its standard output the write
+    /// end of a pipe, whose read end (returned) reads end of file once the
+    /// child is gone.
+    fn stand_in() -> std::io::Result<(std::process::Child, std::fs::File)> {
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let child = std::process::Command::new("sleep")
+            .arg("3600")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::from(write))
+            .spawn()?;
+        Ok((child, std::fs::File::from(read)))
+    }
+
+    /// Blocks until the stand-in behind `read` has ended.
+    fn ended(read: std::fs::File) {
+        use std::io::Read;
+        let mut rest = Vec::new();
+        (&read).read_to_end(&mut rest).unwrap();
+    }
+
+    #[test]
+    fn a_changed_submit_section_restarts_the_submitter_an_added_one_starts_it_a_removed_one_stops_it(
+    ) {
+        use std::sync::mpsc;
+        use std::sync::{Arc, Mutex};
+        let section = |spool: &str| SubmitConfig {
+            spool_dir: spool.into(),
+            ..SubmitConfig::default()
+        };
+        let config: Arc<Mutex<Option<SubmitConfig>>> = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        // Each start: the section it was given, and its stand-in's pipe.
+        let (started, starts) = mpsc::channel::<(PathBuf, std::fs::File)>();
+        let thread = {
+            let (config, stop) = (config.clone(), stop.clone());
+            std::thread::spawn(move || {
+                supervise(
+                    || config.lock().unwrap().clone(),
+                    |submit| {
+                        let (child, read) = stand_in()?;
+                        started.send((submit.spool_dir.clone(), read)).unwrap();
+                        Ok(child)
+                    },
+                    &stop,
+                    // A dead child is not part of this test.
+                    std::time::Duration::from_secs(3600),
+                )
+            })
+        };
+        // No section: nothing starts (the supervisor reads the section at
+        // least twice before it is added).
+        std::thread::sleep(3 * CONFIG_INTERVAL);
+        assert!(starts.try_recv().is_err());
+        // Added: started with it.
+        *config.lock().unwrap() = Some(section("/spool/a"));
+        let (spool, first) = starts.recv().unwrap();
+        assert_eq!(spool, PathBuf::from("/spool/a"));
+        // Changed: the first one ends and another starts with the new one.
+        *config.lock().unwrap() = Some(section("/spool/b"));
+        ended(first);
+        let (spool, second) = starts.recv().unwrap();
+        assert_eq!(spool, PathBuf::from("/spool/b"));
+        // Removed: it ends, and none starts.
+        *config.lock().unwrap() = None;
+        ended(second);
+        std::thread::sleep(3 * CONFIG_INTERVAL);
+        assert!(starts.try_recv().is_err());
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        thread.join().unwrap();
     }
 }

@@ -97,6 +97,7 @@ pub fn install(options: &InstallOptions) -> anyhow::Result<String> {
     }
     report.push_str(&crate::setup::submit_setup::prepare(
         options.config.as_deref(),
+        options.boot.mask_dir().filter(|_| options.mask),
     )?);
     let pattern = options.kernel.read_pattern()?;
     let pipe_limit = options.kernel.read_pipe_limit()?;

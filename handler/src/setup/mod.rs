@@ -3,7 +3,7 @@
 //! removal (`uninstall --removing`), `status` (and what a crash would
 //! snapshot now, `crash_plan`; the spool of crashes shipped to the
 //! collector, `spool_status`, and the user and spool install makes for it,
-//! `submit_setup`), and the `demo` that installs the handler
+//! `submit_setup`, with the submitter unit's drop-in, `submit_unit`), and the `demo` that installs the handler
 //! for the length of one traced crash.
 
 pub mod crash_plan;
@@ -14,3 +14,4 @@ pub mod spool_status;
 pub mod status;
 pub mod submit_removal;
 pub mod submit_setup;
+pub mod submit_unit;

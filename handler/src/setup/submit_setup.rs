@@ -21,14 +21,27 @@ use std::path::Path;
 pub const USER_COMMENT: &str = "lttng-coredump crash submitter";
 
 /// Makes the submitter's user and the spool when `[submit]` is configured
-/// in the file at `config` (the default file when `None`); says what it
-/// did, nothing when there is no `[submit]`.
-pub fn prepare(config: Option<&Path>) -> Result<String> {
+/// in the file at `config` (the default file when `None`), and, with
+/// `unit_dir` (the first systemd unit directory), the submitter unit's
+/// drop-in for a spool that is not the default (`submit_unit`); says what
+/// it did, nothing when there is nothing to do.
+pub fn prepare(config: Option<&Path>, unit_dir: Option<&Path>) -> Result<String> {
     let loaded = Config::load(config);
-    let Some(submit) = loaded.config.submit else {
-        return Ok(String::new());
+    let unit = |spool: Option<&Path>| match unit_dir {
+        None => String::new(),
+        Some(dir) => crate::setup::submit_unit::sync(dir, spool).unwrap_or_else(|err| {
+            format!(
+                "note: the drop-in of {}: {err:#}\n",
+                crate::setup::submit_unit::SUBMIT_UNIT
+            )
+        }),
     };
-    prepare_submit(&submit)
+    let Some(submit) = loaded.config.submit else {
+        return Ok(unit(None));
+    };
+    let mut report = prepare_submit(&submit)?;
+    report.push_str(&unit(Some(&submit.spool_dir)));
+    Ok(report)
 }
 
 /// The package's postinst (`submit --prepare`): the user and the spool of
