@@ -456,6 +456,11 @@ fn install_creates_the_submitters_system_user_and_the_spool_and_config_check_kno
     fs::create_dir_all(&kernel).unwrap();
     fs::write(kernel.join("core_pattern"), "core\n").unwrap();
     fs::write(kernel.join("core_pipe_limit"), "0\n").unwrap();
+    // The submitter unit's directory: install writes its drop-in naming
+    // this test's spool there, uninstall removes it with the spool.
+    let units = dir.path().join("units");
+    fs::create_dir_all(&units).unwrap();
+    let drop_in = units.join("lttng-coredump-submit.service.d/spool-dir.conf");
     let install = || {
         run_bounded(
             Command::new(&binary)
@@ -465,7 +470,9 @@ fn install_creates_the_submitters_system_user_and_the_spool_and_config_check_kno
                 .arg("--proc-sys-kernel")
                 .arg(&kernel)
                 .arg("--backup")
-                .arg(kernel.join("backup.json")),
+                .arg(kernel.join("backup.json"))
+                .arg("--unit-dir")
+                .arg(&units),
             Duration::from_secs(60),
         )
     };
@@ -493,6 +500,12 @@ fn install_creates_the_submitters_system_user_and_the_spool_and_config_check_kno
     use std::os::unix::fs::MetadataExt;
     assert_eq!(fs::metadata(spool_dir.join("queue")).unwrap().uid(), uid);
     assert_eq!(fs::metadata(&spool_dir).unwrap().uid(), 0);
+    assert!(
+        fs::read_to_string(&drop_in)
+            .unwrap()
+            .contains(&format!("ReadWritePaths={}\n", spool_dir.display())),
+        "{said}"
+    );
     // Again: the same user, nothing created.
     let out = install();
     assert!(out.status.success(), "{out:?}");
@@ -535,7 +548,9 @@ fn install_creates_the_submitters_system_user_and_the_spool_and_config_check_kno
                 .arg("--proc-sys-kernel")
                 .arg(&kernel)
                 .arg("--backup")
-                .arg(kernel.join("backup.json")),
+                .arg(kernel.join("backup.json"))
+                .arg("--unit-dir")
+                .arg(&units),
             Duration::from_secs(60),
         )
     };
@@ -554,6 +569,7 @@ fn install_creates_the_submitters_system_user_and_the_spool_and_config_check_kno
     );
     assert!(said.contains("cores and records stay in"), "{said}");
     assert!(spool_dir.join("queue").is_dir());
+    assert!(drop_in.exists(), "the spool stays, its drop-in too");
     assert!(passwd.contains(&format!("{name}:")));
     assert!(fs::read_to_string("/etc/passwd")
         .unwrap()
@@ -568,6 +584,7 @@ fn install_creates_the_submitters_system_user_and_the_spool_and_config_check_kno
         "{out:?}"
     );
     assert!(!spool_dir.exists());
+    assert!(said.contains("removed") && !drop_in.exists(), "{said}");
     assert!(!fs::read_to_string("/etc/passwd")
         .unwrap()
         .contains(&format!("\n{name}:")));

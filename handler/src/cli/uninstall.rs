@@ -46,7 +46,22 @@ pub fn run(args: UninstallArgs) -> anyhow::Result<String> {
         );
         // The spool goes whether core_pattern was the handler's or not:
         // a second uninstall, once the queue is sent, removes it.
-        let spool = crate::setup::submit_removal::remove(config.as_deref())?;
+        let mut spool = crate::setup::submit_removal::remove(config.as_deref())?;
+        // The submitter unit's drop-in install wrote for a spool elsewhere,
+        // once that spool is gone (one that stays, crashes still queued in
+        // it, keeps the unit able to send them; an administrator's own
+        // drop-in of that name always stays).
+        let boot = paths.boot_files();
+        let spool_gone = crate::base::config::Config::load(config.as_deref())
+            .config
+            .submit
+            .is_none_or(|submit| !submit.spool_dir.exists());
+        if let Some(dir) = boot.mask_dir().filter(|_| paths.may_mask() && spool_gone) {
+            match crate::setup::submit_unit::sync(dir, None) {
+                Ok(said) => spool.push_str(&said),
+                Err(err) => spool.push_str(&format!("note: {err:#}\n")),
+            }
+        }
         return match restored {
             Ok(report) => Ok(format!("{report}{spool}")),
             Err(err) => {
