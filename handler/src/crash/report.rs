@@ -123,6 +123,7 @@ pub fn make(
                 threads: report.threads_in_core,
                 frames: report.crashing_thread().map_or(0, |t| t.frames.len()),
                 report: Some(report),
+                file: None,
             }
         }
         Err(failed) => ReportSection {
