@@ -16,10 +16,11 @@
 //! uid and checks them, sets no_new_privs, is not dumpable and dies with
 //! its parent), run with an empty environment and the task [`TASK`]. Its
 //! standard input is one end of a socket pair over which the handler then
-//! passes the raw core and the held executable (`SCM_RIGHTS`) and the
-//! [`Request`] (the limits); the task confines itself as the forked child
-//! did (the report crate's sandbox: CPU time, address space beyond what it
-//! maps, file sizes, no core, debuginfod only as configured), analyzes,
+//! passes the raw core (reopened read-only) and the held executable
+//! (`SCM_RIGHTS`) and the [`Request`] (the limits); the task confines
+//! itself as the forked child did (the report crate's sandbox: CPU time,
+//! address space beyond what it maps, file sizes, no core, debuginfod only
+//! as configured), analyzes,
 //! and writes its answer on standard output, which the handler reads at
 //! most `max_report_bytes` of within `report_deadline`, after which the
 //! child's process group is killed and reaped within the trampoline's
@@ -29,6 +30,7 @@ use crate::base::user_child::{describe_status, Input, UserCommand, Who};
 use lttng_coredump_engine::identity::Identity;
 use lttng_coredump_report::exec::{self, Request};
 use lttng_coredump_report::{AnalysisFailed, Limits, Report};
+use rustix::fs::{Mode, OFlags};
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
@@ -37,7 +39,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 
@@ -75,6 +77,15 @@ pub fn analyze(
             analyst.uid()
         )));
     };
+    // The child gets the core read-only (the handler's own descriptor of
+    // it is the one it was written through).
+    let core = rustix::fs::open(
+        format!("/proc/self/fd/{}", core.as_raw_fd()),
+        OFlags::RDONLY | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|e| exec::failure(format!("reopening the core read-only: {e}")))?;
     let (ours, theirs) = UnixStream::pair()
         .map_err(|e| exec::failure(format!("creating the analysis child's socket: {e}")))?;
     let mut running = UserCommand::task(who, TASK)
@@ -89,7 +100,7 @@ pub fn analyze(
     };
     // Sent before the child reads it (the socket buffers it); a child that
     // died at once makes this fail, and its end says why below.
-    let sent = send_request(&ours, core, exe.map(|(fd, _)| fd), &request);
+    let sent = send_request(&ours, &core, exe.map(|(fd, _)| fd), &request);
     drop(ours);
     let mut answer = Vec::new();
     let read = running.read_to_end(&mut answer);
