@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .system import RSS_DIR, BenchError, disk_bytes, run
+from .system import RSS_DIR, BenchError, disk_bytes, root_records, run
 
 # How long a handler may take to exit after the crashed process was reaped.
 HANDLER_EXIT_TIMEOUT_S = 300
@@ -71,7 +71,7 @@ def _wait_for_handler_exit(handler):
 
 def _wait_for_record(handler):
     deadline = time.monotonic() + HANDLER_EXIT_TIMEOUT_S
-    while not list(handler.core_dir.glob("*.json")):
+    while not root_records(handler.core_dir):
         if time.monotonic() > deadline:
             raise BenchError(f"{handler.label}: no crash record within {HANDLER_EXIT_TIMEOUT_S}s")
         time.sleep(0.005)

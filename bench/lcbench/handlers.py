@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .service import Service, SocketCat, kernel_has_socket_mode
-from .system import DATA_DIR, RUN_DIR, BenchError, install_file
+from .system import DATA_DIR, RUN_DIR, BenchError, install_file, root_records
 
 # The same for every pipe handler: non-zero, so that the kernel waits for
 # the handler to finish before it reaps the crashed process (and with it
@@ -90,8 +90,8 @@ class Handler:
 
     def crash_record(self):
         """Our handler's crash record for the crash just done, and its path."""
-        # Root's record, not a crashing user's copy (.user.json).
-        records = sorted(p for p in self.core_dir.glob("*.json") if not p.name.endswith(".user.json"))
+        # Root's record, not a crashing user's copy (.user.json) nor the report.
+        records = root_records(self.core_dir)
         if len(records) != 1:
             raise BenchError(f"{self.label}: expected one crash record in {self.core_dir}, found {len(records)}")
         return json.loads(records[0].read_text()), records[0]

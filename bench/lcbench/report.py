@@ -31,6 +31,9 @@ def no_ratios():
 
 MIB = 1 << 20
 RSS_TARGET_MIB = 16
+# Issue 20: the handler's process tree with the crash report (its analysis
+# child counts) at most this.
+RSS_REPORT_TARGET_MIB = 32
 SNAPSHOT_TARGET_MS = 10
 REAP_TARGET_RATIO = 1.1
 
@@ -231,7 +234,15 @@ def crash_rows(table, crash, runs_of, floors=None):
     for key in keys:
         series, failed = gather(key, "rss_kb", 1 / 1024)
         cells = {h: cell(series.get(h, []), failed.get(h, 0)) for h in COLUMNS if series.get(h)}
-        target = f"max < {RSS_TARGET_MIB} MiB: " + _per_variant(series, lambda v: max(v) < RSS_TARGET_MIB)
+        # Without the report (issue 5) and with it (issue 20).
+        without = {h: v for h, v in series.items() if h == "noreport"}
+        with_report = {h: v for h, v in series.items() if h != "noreport"}
+        target = (
+            f"max < {RSS_TARGET_MIB} MiB without the report: "
+            + _per_variant(without, lambda v: max(v) < RSS_TARGET_MIB)
+            + f"; max ≤ {RSS_REPORT_TARGET_MIB} MiB with it: "
+            + _per_variant(with_report, lambda v: max(v) <= RSS_REPORT_TARGET_MIB)
+        )
         table.add("handler peak RSS (MiB)", size_label(*key), cells, _ratios(series), target)
 
     for key in keys:

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .system import BenchError
+from .system import BenchError, root_records
 
 START_TIMEOUT_S = 60
 
@@ -149,8 +149,8 @@ def storm(service, crasher, core_dir, count, tag, size_mb):
         if p.returncode != -signal.SIGSEGV:
             raise BenchError(f"a storm crasher ended with {p.returncode}")
     deadline = time.monotonic() + 300
-    while len(list(Path(core_dir).glob("*.json"))) < count:
+    while len(root_records(core_dir)) < count:
         if time.monotonic() > deadline:
-            raise BenchError(f"the storm left {len(list(Path(core_dir).glob('*.json')))} records of {count}")
+            raise BenchError(f"the storm left {len(root_records(core_dir))} records of {count}")
         time.sleep(0.05)
     return service.peak_rss_kib()

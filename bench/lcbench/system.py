@@ -298,3 +298,14 @@ def install_file(src, name, mode=0o755):
 def disk_bytes(path):
     """Bytes the file really takes on disk (holes are free)."""
     return os.stat(path).st_blocks * 512
+
+
+def root_records(core_dir):
+    """Root's crash records in a core directory: not the crashing users' copies
+    (STEM.user.json), nor the reports beside them (STEM.report.json,
+    STEM.report.user.json)."""
+    return sorted(
+        p
+        for p in Path(core_dir).glob("*.json")
+        if not p.name.endswith(".user.json") and not p.name.endswith(".report.json") and ".report.user." not in p.name
+    )

@@ -168,6 +168,17 @@ impl Drop for Core<'_> {
     }
 }
 
+/// Whether debuginfod is to be asked (`DEBUGINFOD_URLS` set and not empty,
+/// as libdebuginfod itself decides). Without it, debug information is
+/// looked up by build-id only (`dwfl_build_id_find_debuginfo`): libdwfl's
+/// standard lookup ends in libdebuginfod whatever the environment says,
+/// and loading it (libcurl, GnuTLS, OpenSSL's libcrypto, Kerberos, LDAP:
+/// about 7 MiB of resident pages) to find out that no server is set is
+/// most of what an analysis process costs beside the DWARF it reads.
+fn debuginfod_wanted() -> bool {
+    std::env::var_os("DEBUGINFOD_URLS").is_some_and(|urls| !urls.is_empty())
+}
+
 impl<'fd> Core<'fd> {
     /// Opens the core on `fd` (read from its start; the descriptor's offset
     /// is not used) and reports its modules to libdwfl. `executable` is the
@@ -186,7 +197,11 @@ impl<'fd> Core<'fd> {
             elf: ptr::null_mut(),
             _callbacks: Box::new(sys::Dwfl_Callbacks {
                 find_elf: Some(sys::dwfl_build_id_find_elf),
-                find_debuginfo: Some(sys::dwfl_standard_find_debuginfo),
+                find_debuginfo: Some(if debuginfod_wanted() {
+                    sys::dwfl_standard_find_debuginfo
+                } else {
+                    sys::dwfl_build_id_find_debuginfo
+                }),
                 section_address: Some(sys::dwfl_offline_section_address),
                 debuginfo_path: ptr::null_mut(),
             }),

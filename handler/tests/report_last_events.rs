@@ -49,9 +49,28 @@ fn tool(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The report's last events section of a record.
-fn last_events(record: &Value) -> &Value {
-    let events = &record["report"]["report"]["last_events"];
+/// The report's last events section of a record (or of `info --json`'s
+/// crash, which carries the report): the report is a file beside the
+/// record, which names it.
+fn last_events(record: &Value) -> Value {
+    let report = match record["report"].get("report") {
+        Some(report) => report.clone(),
+        None => {
+            let name = record["report"]["file"]
+                .as_str()
+                .unwrap_or_else(|| panic!("the record names no report file: {record:#}"));
+            assert!(!name.contains('/'), "{name}");
+            let core = record["core"]["path"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no core path in {record:#}"));
+            let path = Path::new(core).with_file_name(name);
+            serde_json::from_slice(
+                &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            )
+            .unwrap()
+        }
+    };
+    let events = report["last_events"].clone();
     assert!(
         events.is_object(),
         "no last events in the report: {record:#}"
@@ -166,7 +185,7 @@ fn the_report_and_info_show_the_crashing_processs_last_events_and_no_other_proce
         ),
     );
     let (pid, record) = crash_beside_another(&user, &cores);
-    let events = last_events(&record);
+    let events = &last_events(&record);
     let mine = assert_only_mine(&user, events);
     let last = &events["events"][4];
     assert!(
@@ -205,7 +224,7 @@ fn the_report_and_info_show_the_crashing_processs_last_events_and_no_other_proce
     );
     let json = tool(&["info", "--dir", cores_arg, "--json", &pid_arg]);
     let json: Value = serde_json::from_str(json.trim()).unwrap();
-    assert_eq!(steps(last_events(&json)), mine);
+    assert_eq!(steps(&last_events(&json)), mine);
 
     // The journal entry's MESSAGE: the stack trace, then the last events.
     journald.wait_for_entry(&[&format!("COREDUMP_PID={pid}")]);
@@ -240,7 +259,7 @@ fn through_the_crash_service_the_report_has_the_last_events_too() {
         "@@",
     );
     let (_, record) = crash_beside_another(&user, &cores);
-    assert_only_mine(&user, last_events(&record));
+    assert_only_mine(&user, &last_events(&record));
 }
 
 #[test]
@@ -267,7 +286,7 @@ fn a_crash_of_roots_gets_the_last_events_of_a_root_daemon_snapshot() {
     let (_, record) = wait_for_record(&cores, pid);
     // Analyzed as the service account, never as root.
     assert_eq!(record["report"]["analyzed_as_uid"], 65534, "{record:#}");
-    let events = last_events(&record);
+    let events = &last_events(&record);
     assert_eq!(events["source"]["kind"], "snapshot", "{events:#}");
     let mine: Vec<(i64, String)> = steps(events)
         .into_iter()
@@ -298,7 +317,7 @@ fn without_a_snapshot_the_last_events_are_recovered_from_the_core() {
     // A first crash while the daemons live: its events come from the
     // handler's snapshot (and the snapshot's metadata serves the next).
     let first = lab.crash(&alive);
-    let events = last_events(&first.record);
+    let events = &last_events(&first.record);
     assert_eq!(events["source"]["kind"], "snapshot", "{events:#}");
     let tail = steps(events);
     assert_eq!(tail.last(), Some(&(7, first.tag.clone())), "{events:#}");
@@ -314,7 +333,7 @@ fn without_a_snapshot_the_last_events_are_recovered_from_the_core() {
     let crash = lab.crash(&failing);
     let record = &crash.record;
     assert_eq!(record["core_trace"]["only_in_core"], true, "{record:#}");
-    let events = last_events(record);
+    let events = &last_events(record);
     assert_eq!(
         events["source"]["kind"], "recovered_from_core",
         "{events:#}"
@@ -412,7 +431,7 @@ fn a_snapshot_replaced_by_a_fifo_costs_only_the_last_events_within_the_deadline(
     );
     let (_, record) = wait_for_record(&cores, pid);
     assert_eq!(record["report"]["analyzed"], true, "{record:#}");
-    let events = last_events(&record);
+    let events = &last_events(&record);
     assert_eq!(events["source"]["kind"], "unavailable", "{events:#}");
     let reason = events["source"]["reason"].as_str().unwrap();
     assert!(

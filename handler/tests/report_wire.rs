@@ -51,9 +51,21 @@ fn tool(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The crashing thread's function names in a record's report.
-fn functions(record: &serde_json::Value) -> Vec<String> {
-    let threads = record["report"]["report"]["threads"].as_array().unwrap();
+/// The report of the record at `record_path`: the file beside it that the
+/// record names (the record holds no report of its own).
+fn report_file(record_path: &Path, record: &serde_json::Value) -> serde_json::Value {
+    assert!(record["report"].get("report").is_none(), "{record:#}");
+    let name = record["report"]["file"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the record names no report file: {record:#}"));
+    assert!(!name.contains('/'), "{name}");
+    let path = record_path.with_file_name(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// The crashing thread's function names in a report.
+fn functions(report: &serde_json::Value) -> Vec<String> {
+    let threads = report["threads"].as_array().unwrap();
     let crashing = threads
         .iter()
         .find(|t| t["crashing"] == true)
@@ -88,10 +100,12 @@ fn a_crash_gets_a_report_in_its_record_and_a_journal_entry_coredumpctl_info_show
         report["title"],
         "report_crasher: SIGSEGV in report_bug_segv"
     );
+    // The report is a file beside the record, which names it.
+    let full = report_file(&record_path, &record);
     assert!(
-        functions(&record).first().map(String::as_str) == Some("report_bug_segv"),
+        functions(&full).first().map(String::as_str) == Some("report_bug_segv"),
         "{:?}",
-        functions(&record)
+        functions(&full)
     );
     assert!(record["stages"]["report"]["started_unix_us"].as_u64() > Some(0));
     // After the core was read and the process let go: never on its clock.
@@ -100,9 +114,11 @@ fn a_crash_gets_a_report_in_its_record_and_a_journal_entry_coredumpctl_info_show
             >= record["stages"]["core"]["ended_unix_us"].as_u64()
     );
     // The user may read the core: their copy has the report too.
-    let copy = wait_for_user_copy(&record_path);
-    let copy: serde_json::Value = serde_json::from_slice(&std::fs::read(copy).unwrap()).unwrap();
+    let copy_path = wait_for_user_copy(&record_path);
+    let copy: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&copy_path).unwrap()).unwrap();
     assert_eq!(copy["report"]["signature"], signature.as_str());
+    assert_eq!(report_file(&copy_path, &copy), full);
 
     // info: the problem and the crashing thread's backtrace; --threads,
     // --json.

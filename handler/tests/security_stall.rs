@@ -279,8 +279,11 @@ fn record_of(dir: &std::path::Path, pid: i32) -> Option<serde_json::Value> {
     let needle = format!(".{pid}.");
     std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
         let name = entry.file_name().to_string_lossy().into_owned();
-        (name.ends_with(".json") && !name.ends_with(".user.json") && name.contains(&needle))
-            .then(|| serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok())
-            .flatten()
+        (name.ends_with(".json")
+            && !name.ends_with(".user.json")
+            && !testsupport::handler::is_report_file(&name)
+            && name.contains(&needle))
+        .then(|| serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok())
+        .flatten()
     })
 }

@@ -42,6 +42,7 @@
 pub mod analysis;
 pub mod demangle;
 pub mod disasm;
+pub mod exec;
 pub mod model;
 pub mod notes;
 pub mod render;
@@ -67,7 +68,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What one analysis may cost.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// The child is killed when it has not answered by then.
     pub deadline: Duration,
@@ -113,7 +114,7 @@ impl Default for Limits {
 }
 
 /// Where and how long to ask debuginfod servers for symbols.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Debuginfod {
     /// Server URLs, space-separated (`DEBUGINFOD_URLS`).
     pub urls: String,
@@ -174,6 +175,9 @@ impl fmt::Display for AnalysisFailed {
 
 impl std::error::Error for AnalysisFailed {}
 
+/// Why an analysis that would run as root does not.
+const NEVER_AS_ROOT: &str = "a core is never parsed as root: pass an unprivileged identity (the crashing user, or a service account such as nobody for root's crashes and root-only cores)";
+
 fn failed(reason: impl Into<String>) -> AnalysisFailed {
     AnalysisFailed {
         reason: reason.into(),
@@ -206,9 +210,7 @@ pub fn analyze(
 ) -> Result<Report, AnalysisFailed> {
     let as_uid = identity.map_or_else(|| rustix::process::geteuid().as_raw(), Identity::uid);
     if as_uid == 0 {
-        return Err(failed(
-            "a core is never parsed as root: pass an unprivileged identity (the crashing user, or a service account such as nobody for root's crashes and root-only cores)",
-        ));
+        return Err(failed(NEVER_AS_ROOT));
     }
     let mut keep = vec![core];
     let (open_as, name): (Option<PathBuf>, Option<String>) = match executable {
@@ -251,7 +253,13 @@ pub fn analyze(
         )),
         _ => failed(with_signal_name(err.message())),
     })?;
-    let answer: sandbox::Answer = serde_json::from_slice(&bytes)
+    read_answer(&bytes)
+}
+
+/// The child's answer (its JSON, untrusted) read back: the report, or why
+/// there is none.
+fn read_answer(bytes: &[u8]) -> Result<Report, AnalysisFailed> {
+    let answer: sandbox::Answer = serde_json::from_slice(bytes)
         .map_err(|e| failed(format!("the child's answer is not a report: {e}")))?;
     answer.map_err(failed)
 }

@@ -63,7 +63,12 @@ pub(crate) fn child(
 }
 
 fn confine(limits: &Limits) -> Result<(), String> {
-    rustix::process::setsid().map_err(|e| format!("leaving the caller's session: {e}"))?;
+    // (An exec'd child may lead its own session already: `setsid` would
+    // fail, and there is nothing to leave.)
+    let pid = rustix::process::getpid();
+    if rustix::process::getsid(None).ok() != Some(pid) {
+        rustix::process::setsid().map_err(|e| format!("leaving the caller's session: {e}"))?;
+    }
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("setting no_new_privs: {e}"))?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|e| format!("making the child non-dumpable: {e}"))?;

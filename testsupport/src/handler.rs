@@ -182,6 +182,7 @@ pub fn wait_for_record(dir: &Path, pid: i32) -> (PathBuf, serde_json::Value) {
                 // Root's record, not the crashing user's copy.
                 if name.ends_with(".json")
                     && !name.ends_with(".user.json")
+                    && !is_report_file(&name)
                     && name.contains(&needle)
                 {
                     let text = fs::read(entry.path()).unwrap();
@@ -237,8 +238,37 @@ pub fn assert_safe_file_name(name: &str) {
 }
 
 /// Names in a directory, sorted, but for the handler's ledger (its
-/// bookkeeping of the rate limits and the snapshot budget).
+/// bookkeeping of the rate limits and the snapshot budget) and the crashes'
+/// report files (which go with their records: [`report_files_in`]).
 pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names = all_names_in(dir);
+    names.retain(|name| !is_report_file(name));
+    names
+}
+
+/// The crashes' report files in a directory (`STEM.report.json` beside
+/// root's record `STEM.json`, `STEM.report.user[.N].json` beside the
+/// user's copy), sorted.
+pub fn report_files_in(dir: &Path) -> Vec<String> {
+    let mut names = all_names_in(dir);
+    names.retain(|name| is_report_file(name));
+    names
+}
+
+/// Whether a file of a core directory is a crash's report file, not a
+/// record (the handler's `store/report_file.rs` names them).
+pub fn is_report_file(name: &str) -> bool {
+    name.starts_with("core.")
+        && (name.ends_with(".report.json")
+            || name.rsplit_once(".report.user.").is_some_and(|(_, tail)| {
+                tail == "json"
+                    || tail
+                        .strip_suffix(".json")
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            }))
+}
+
+fn all_names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map(|entries| {
             entries

@@ -82,13 +82,7 @@ impl Who {
     /// `fallback_gid`, no other group, and `/` as home.
     pub fn user(uid: u32, fallback_gid: u32) -> Who {
         match lttng_coredump_engine::identity::Identity::of_user(uid) {
-            Ok(id) => Who {
-                uid,
-                gid: id.gid(),
-                groups: id.groups().to_vec(),
-                name: id.user_name().to_string(),
-                home: id.home().to_path_buf(),
-            },
+            Ok(id) => Who::of(&id),
             Err(_) => Who {
                 uid,
                 gid: fallback_gid,
@@ -96,6 +90,18 @@ impl Who {
                 name: uid.to_string(),
                 home: PathBuf::from("/"),
             },
+        }
+    }
+
+    /// The user `id` names (the engine's identity, read from the user
+    /// database).
+    pub fn of(id: &lttng_coredump_engine::identity::Identity) -> Who {
+        Who {
+            uid: id.uid(),
+            gid: id.gid(),
+            groups: id.groups().to_vec(),
+            name: id.user_name().to_string(),
+            home: id.home().to_path_buf(),
         }
     }
 
@@ -127,6 +133,9 @@ pub enum Input {
     /// A file the caller opened (a core only root may open by path, read
     /// through the descriptor it is handed: nothing else of root's).
     File(std::fs::File),
+    /// A descriptor of the caller's (one end of a socket pair, to pass it
+    /// more descriptors after the trampoline closed every other one).
+    Fd(OwnedFd),
 }
 
 /// A program (or a user-side task of this binary) to run as [`Who`].
@@ -136,6 +145,8 @@ pub struct UserCommand {
     /// The program, or the task's name, then the arguments.
     argv: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    /// No `PATH`, `HOME`, user name or locale either.
+    empty_env: bool,
     deadline: Duration,
     max_output: u64,
 }
@@ -149,6 +160,7 @@ impl UserCommand {
             task: false,
             argv: vec![program.into()],
             envs: Vec::new(),
+            empty_env: false,
             deadline: Duration::from_secs(300),
             max_output: 1 << 30,
         }
@@ -175,6 +187,14 @@ impl UserCommand {
     /// Adds to the child's (otherwise clean) environment.
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> UserCommand {
         self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// An empty environment: not even the `PATH`, `HOME`, user name and
+    /// locale a child gets otherwise (for a task of this binary that needs
+    /// none of them).
+    pub fn empty_environment(mut self) -> UserCommand {
+        self.empty_env = true;
         self
     }
 
@@ -221,8 +241,11 @@ impl UserCommand {
             .arg(if terminal { "terminal" } else { "-" })
             .arg(if self.task { "task" } else { "exec" })
             .args(&self.argv)
-            .env_clear()
-            .env("PATH", SAFE_PATH);
+            .env_clear();
+        if self.empty_env {
+            return command;
+        }
+        command.env("PATH", SAFE_PATH);
         let (home, name) = match &self.who {
             Some(who) => (who.home.clone().into_os_string(), OsString::from(&who.name)),
             None => (
@@ -257,23 +280,24 @@ impl UserCommand {
     pub fn spawn(self, input: Input) -> Result<Running> {
         let what = self.describe();
         let mut command = self.command(false);
+        let (stdin, bytes) = match input {
+            Input::Null => (Stdio::null(), None),
+            Input::Bytes(bytes) => (Stdio::piped(), Some(bytes)),
+            Input::File(file) => (Stdio::from(file), None),
+            Input::Fd(fd) => (Stdio::from(fd), None),
+        };
         command
-            .stdin(match &input {
-                Input::Null => Stdio::null(),
-                Input::Bytes(_) => Stdio::piped(),
-                Input::File(file) => file
-                    .try_clone()
-                    .map(Stdio::from)
-                    .with_context(|| format!("cannot hand a file to {what}"))?,
-            })
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = command
             .spawn()
             .with_context(|| format!("cannot start {what}"))?;
+        // The caller's descriptor is the child's alone now.
+        drop(command);
         let pidfd = pidfd_of(&child);
-        if let (Input::Bytes(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        if let (Some(bytes), Some(mut stdin)) = (bytes, child.stdin.take()) {
             std::thread::spawn(move || {
                 let _ = stdin.write_all(&bytes);
             });

@@ -176,7 +176,10 @@ fn known_snapshots(
         .filter(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            name.starts_with("core.") && name.ends_with(".json") && !name.contains(".user.")
+            name.starts_with("core.")
+                && name.ends_with(".json")
+                && !name.contains(".user.")
+                && !crate::store::report_file::is_report_name(&name)
         })
         .filter_map(|e| {
             let meta = e.metadata().ok()?;

@@ -6,12 +6,14 @@
 //! core's writing (`corefile`, `pump`, `compress`), the handing on to
 //! another handler (`chain`), the scan of the saved core for the trace it
 //! holds (`core_trace_check`), the crash's report and signature
-//! (`report`) and its journal entry (`journal`), the spool of crashes
+//! (`report`, analyzed in this binary executed again as the analyst,
+//! `analysis_child`) and its journal entry (`journal`), the spool of crashes
 //! shipped to the collector (`submit`), and the limits on what one crash
 //! may cost (`limits`). Beside it, the core of a running process (`live`,
 //! the `gcore` subcommand), written and recorded as a crash's is.
 
 pub mod access;
+pub mod analysis_child;
 pub mod chain;
 pub mod compress;
 pub mod context;

@@ -1305,6 +1305,12 @@ fn write_record(
                 "crash record {}",
                 dir.path.join(&written.name).display()
             ));
+            if let Some(report) = &written.report {
+                log.info(format!(
+                    "the crash's report {}",
+                    dir.path.join(report).display()
+                ));
+            }
             if let Some(copy) = &written.user_copy {
                 log.info(format!(
                     "the crashing user's copy of the record {}",

@@ -1,7 +1,8 @@
 //! The crash's report (`report_crash`, after the core is saved and the
 //! process let go): every thread's backtrace, the signal, the modules, and
 //! the signature that groups crashes into problems, made by the report
-//! crate's `analyze` in a bounded child acting as the crashing user.
+//! crate's analysis in a bounded child acting as the crashing user: this
+//! binary executed again (`analysis_child`), not a fork of the handler.
 //!
 //! Who the child acts as ([`analyst`]): the crashing user when the user
 //! may read the core (`access`: the process was theirs in every respect);
@@ -21,10 +22,10 @@ use crate::base::config::Config;
 use crate::crash::context::CrashContext;
 use crate::crash::procinfo::{self, Gathered};
 use crate::store::record::{Identity, ReportSection};
-use lttng_coredump_report::{analyze, signature, Executable, Limits};
+use lttng_coredump_report::{signature, Limits};
 use rustix::fs::{Mode, OFlags};
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 /// The service account root's crashes and root-only cores are analyzed as
@@ -110,11 +111,7 @@ pub fn make(
             }
         }
     };
-    let executable = exe.map(|(file, path)| Executable::Open {
-        file: file.as_fd(),
-        path: Path::new(path),
-    });
-    match analyze(core.as_fd(), executable, Some(&identity), &limits(config)) {
+    match crate::crash::analysis_child::analyze(core, exe, &identity, &limits(config)) {
         Ok(report) => {
             let sig = signature(&report);
             ReportSection {
@@ -126,6 +123,7 @@ pub fn make(
                 threads: report.threads_in_core,
                 frames: report.crashing_thread().map_or(0, |t| t.frames.len()),
                 report: Some(report),
+                file: None,
             }
         }
         Err(failed) => ReportSection {

@@ -47,7 +47,10 @@ impl Store {
             let entry = entry
                 .with_context(|| format!("cannot list the crashes in {}", self.dir.display()))?;
             if let Some(name) = entry.file_name().to_str() {
-                if name.starts_with("core.") && name.ends_with(".json") {
+                if name.starts_with("core.")
+                    && name.ends_with(".json")
+                    && !crate::store::report_file::is_report_name(name)
+                {
                     names.push(name.to_string());
                 }
             }
@@ -181,6 +184,22 @@ impl CoreState {
 }
 
 impl Crash {
+    /// Reads the crash's report from its file beside the record
+    /// (`store/report_file.rs`) into the record as read, for `info`
+    /// (`list` and `problems` need only the record). A file that cannot be
+    /// read says so where the report would be.
+    pub fn load_report(&mut self) {
+        let loaded = crate::store::report_file::load(&self.record_path, self.record.report());
+        let section = self.record.report_mut();
+        match loaded {
+            Ok(report) => section.report = report,
+            Err(err) => {
+                section.report = None;
+                section.not_analyzed_reason = Some(format!("its report could not be read: {err}"));
+            }
+        }
+    }
+
     /// Reads a record with the caller's rights; `None` when they may not.
     pub fn read(path: &Path) -> Result<Option<Crash>, String> {
         Ok(StoredRecord::read(path)?.map(|record| Crash {

@@ -120,8 +120,16 @@ pub struct ReportSection {
     pub threads: usize,
     /// The crashing thread's frames.
     pub frames: usize,
-    /// The report itself (the crashing thread first).
+    /// The report itself (the crashing thread first): in memory while the
+    /// crash is handled; written into its own file beside the record
+    /// (`store/report_file.rs`), so only records from before that (or
+    /// whose report file could not be written) hold it here.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<lttng_coredump_report::Report>,
+    /// The report's file, beside the record (`STEM.report.json`; in the
+    /// user's copy, theirs: `STEM.report.user.json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// A crash's place in its uid's share of the crashes handled at once.
@@ -617,6 +625,8 @@ fn snapshot_entries_of(fires: &[DaemonFire], uid: u32) -> Vec<SnapshotEntry> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Written {
     pub name: String,
+    /// The report's file (`store/report_file.rs`), when it has one.
+    pub report: Option<String>,
     pub user_copy: Option<String>,
     pub deleted: Vec<String>,
     pub errors: Vec<String>,
@@ -673,16 +683,31 @@ impl CrashRecord {
         user: Option<u32>,
         name: impl Fn(u32) -> String,
     ) -> std::io::Result<Written> {
-        let json = self.to_json();
-        let user_json = user.map(|uid| {
-            let mut json =
-                serde_json::to_vec_pretty(&self.user_copy(uid)).expect("the copy serializes");
-            json.push(b'\n');
-            (uid, json)
+        use crate::store::report_file;
+        // The report goes into a file of its own beside the record, which
+        // names it (`store/report_file.rs`); the user's copy names theirs.
+        let report_json = self.report.report.as_ref().map(report_file::to_json);
+        let mut root = self.clone();
+        root.report.report = None;
+        let user_copy = user.map(|uid| {
+            let mut copy = self.user_copy(uid);
+            copy.report.report = None;
+            (uid, copy)
         });
-        // What the files take on disk, in whole blocks.
-        let on_disk = |len: usize| (len as u64).div_ceil(4096) * 4096;
-        let needed = on_disk(json.len()) + user_json.as_ref().map_or(0, |(_, j)| on_disk(j.len()));
+        let copy_json = |copy: &UserRecord| {
+            let mut json = serde_json::to_vec_pretty(copy).expect("the copy serializes");
+            json.push(b'\n');
+            json
+        };
+        // What the files take on disk, in whole blocks (the records with
+        // room for the report file's name).
+        let on_disk = |len: usize| (len as u64 + 256).div_ceil(4096) * 4096;
+        let report_bytes = report_json.as_ref().map_or(0, |j| on_disk(j.len()));
+        let needed = on_disk(root.to_json().len())
+            + report_bytes
+            + user_copy
+                .as_ref()
+                .map_or(0, |(_, c)| on_disk(copy_json(c).len()) + report_bytes);
         let stem = name(0);
         let stem = stem.strip_suffix(".json").unwrap_or(&stem).to_string();
         crate::store::space::with_space_lock(|| {
@@ -710,7 +735,46 @@ impl CrashRecord {
                 deleted,
                 ..Written::default()
             };
-            written.name = publish(dir, &json, None, owner, &name)?;
+            // The report first, named after the record's first free name;
+            // the record then takes that name (or, should it be taken
+            // meanwhile, the next), naming its report. A report that cannot
+            // be written stays in the record.
+            let mut first = 0;
+            if let Some(report) = &report_json {
+                match publish(dir, report, None, owner, |n| {
+                    report_file::root_name(&name(n))
+                }) {
+                    Ok(file) => {
+                        first = (0..1024)
+                            .find(|&n| report_file::root_name(&name(n)) == file)
+                            .unwrap_or(0);
+                        root.report.file = Some(file);
+                    }
+                    Err(err) => {
+                        written.errors.push(format!(
+                            "cannot write the report's file: {err}; it stays in the record"
+                        ));
+                        root.report.report = self.report.report.clone();
+                    }
+                }
+            }
+            written.name = publish(dir, &root.to_json(), None, owner, |n| name(first + n))?;
+            written.report = root.report.file.clone();
+            let user_json = user_copy.map(|(uid, mut copy)| {
+                if let Some(report) = report_json.as_ref().filter(|_| root.report.file.is_some()) {
+                    match publish(dir, report, Some(uid), owner, |n| {
+                        report_file::user_name(&written.name, n)
+                    }) {
+                        Ok(file) => copy.report.file = Some(file),
+                        Err(err) => written.errors.push(format!(
+                            "cannot write uid {uid}'s copy of the report: {err}"
+                        )),
+                    }
+                } else {
+                    copy.report.report = root.report.report.clone();
+                }
+                (uid, copy_json(&copy))
+            });
             if let Some((uid, user_json)) = &user_json {
                 let root_stem = written.name.strip_suffix(".json").unwrap_or(&written.name);
                 let user_name = |n: u32| {

@@ -85,42 +85,10 @@ impl StoredRecord {
     /// descriptor, then reopened through it (the same file, whatever is
     /// renamed meanwhile) and read within its bound.
     pub fn read(path: &Path) -> Result<Option<StoredRecord>, String> {
-        use rustix::fs::{Mode, OFlags};
-        use rustix::io::Errno;
-        use std::os::fd::AsRawFd;
-        let handle = match rustix::fs::open(
-            path,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(handle) => handle,
-            Err(Errno::ACCESS | Errno::NOENT) => return Ok(None),
-            Err(err) => return Err(format!("cannot open the record: {err}")),
-        };
-        let stat =
-            rustix::fs::fstat(&handle).map_err(|err| format!("cannot stat the record: {err}"))?;
-        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
-            return Err("not a regular file".into());
+        match read_regular_file(path, MAX_RECORD_BYTES, "the record")? {
+            Some(text) => Self::parse(&text).map(Some),
+            None => Ok(None),
         }
-        let file = match rustix::fs::open(
-            format!("/proc/self/fd/{}", handle.as_raw_fd()),
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(file) => std::fs::File::from(file),
-            Err(Errno::ACCESS) => return Ok(None),
-            Err(err) => return Err(format!("cannot open the record: {err}")),
-        };
-        let reopened =
-            rustix::fs::fstat(&file).map_err(|err| format!("cannot stat the record: {err}"))?;
-        if (reopened.st_dev, reopened.st_ino) != (stat.st_dev, stat.st_ino) {
-            return Err("the record changed while it was opened".into());
-        }
-        let mut text = Vec::new();
-        file.take(MAX_RECORD_BYTES)
-            .read_to_end(&mut text)
-            .map_err(|err| format!("cannot read the record: {err}"))?;
-        Self::parse(&text).map(Some)
     }
 
     pub fn is_user_copy(&self) -> bool {
@@ -195,6 +163,13 @@ impl StoredRecord {
         match self {
             StoredRecord::Root(record) => &record.report,
             StoredRecord::User(record) => &record.report,
+        }
+    }
+
+    pub fn report_mut(&mut self) -> &mut ReportSection {
+        match self {
+            StoredRecord::Root(record) => &mut record.report,
+            StoredRecord::User(record) => &mut record.report,
         }
     }
 
@@ -382,5 +357,45 @@ pub fn trace_absence(
     reasons
 }
 
+/// The bytes of the regular file `path` (at most `max`), read with the
+/// caller's rights without following a link; `None` when the caller may
+/// not read it or it is gone. `what` names it in errors.
+pub fn read_regular_file(path: &Path, max: u64, what: &str) -> Result<Option<Vec<u8>>, String> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    use std::os::fd::AsRawFd;
+    let handle = match rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(handle) => handle,
+        Err(Errno::ACCESS | Errno::NOENT) => return Ok(None),
+        Err(err) => return Err(format!("cannot open {what}: {err}")),
+    };
+    let stat = rustix::fs::fstat(&handle).map_err(|err| format!("cannot stat {what}: {err}"))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err("not a regular file".into());
+    }
+    let file = match rustix::fs::open(
+        format!("/proc/self/fd/{}", handle.as_raw_fd()),
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(file) => std::fs::File::from(file),
+        Err(Errno::ACCESS) => return Ok(None),
+        Err(err) => return Err(format!("cannot open {what}: {err}")),
+    };
+    let reopened = rustix::fs::fstat(&file).map_err(|err| format!("cannot stat {what}: {err}"))?;
+    if (reopened.st_dev, reopened.st_ino) != (stat.st_dev, stat.st_ino) {
+        return Err(format!("{what} changed while it was opened"));
+    }
+    let mut text = Vec::new();
+    file.take(max)
+        .read_to_end(&mut text)
+        .map_err(|err| format!("cannot read {what}: {err}"))?;
+    Ok(Some(text))
+}
+
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -63,11 +63,14 @@ pub fn is_core_name(name: &[u8]) -> bool {
 }
 
 /// The crash a file of the core directory belongs to: its name without
-/// `.user.json`, `.json` or `.zst` (`core.NAME.PID.TIME[.N]`). `None` for
+/// `.report.json`, `.report.user[.N].json`, `.user.json`, `.json` or `.zst` (`core.NAME.PID.TIME[.N]`). `None` for
 /// what is not a core or a record.
 pub fn crash_stem(name: &[u8]) -> Option<&[u8]> {
     if !name.starts_with(b"core.") {
         return None;
+    }
+    if let Some(stem) = crate::store::report_file::stem_of(name) {
+        return Some(stem);
     }
     Some(
         name.strip_suffix(b".user.json")

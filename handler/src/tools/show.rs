@@ -201,7 +201,11 @@ pub fn info(args: &ListArgs) -> Result<ExitCode> {
              coredumpctl -D DIR info"
         );
     }
-    let crashes = ordered(args)?;
+    let mut crashes = ordered(args)?;
+    // The report is a file beside the record: read for these crashes only.
+    for crash in &mut crashes {
+        crash.load_report();
+    }
     if let Some(field) = &args.field {
         return print_field(&crashes, field);
     }

@@ -31,6 +31,10 @@ pub const TASKS: &[crate::base::user_child::Task] = &[
         crate::base::path_presence::TASK,
         crate::base::path_presence::task,
     ),
+    (
+        crate::crash::analysis_child::TASK,
+        crate::crash::analysis_child::task,
+    ),
 ];
 
 pub const RECOVER_TRACE: &str = "recover-trace";

@@ -418,6 +418,7 @@ fn wait_for_record(core_dir: &Path, pid: i32, interrupted: &AtomicBool) -> Step<
                 name.starts_with(&prefix)
                     && name.ends_with(".json")
                     && !name.ends_with(".user.json")
+                    && !crate::store::report_file::is_report_name(name)
             });
         if let Some(name) = found {
             return Ok(core_dir.join(name));

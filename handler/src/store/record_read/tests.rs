@@ -203,6 +203,7 @@ fn every_kind() -> Vec<(&'static str, CrashRecord)> {
         threads: 1,
         frames: 2,
         report: Some(report_sample()),
+        file: None,
     };
     reported.stages.report.started_unix_us = 1;
     reported.stages.report.ended_unix_us = 2;
@@ -216,7 +217,7 @@ fn every_kind() -> Vec<(&'static str, CrashRecord)> {
 }
 
 /// A report of one thread of two frames.
-fn report_sample() -> lttng_coredump_report::Report {
+pub(crate) fn report_sample() -> lttng_coredump_report::Report {
     use lttng_coredump_report::{Analysis, Frame, Module, Report, Signal, Thread};
     let frame = |pc: u64, function: &str| Frame {
         pc,
