@@ -363,3 +363,84 @@ fn through_the_coredump_socket_a_crash_gets_its_report_and_journal_entry_too() {
         "{text}"
     );
 }
+
+fn build_id(file: &Path) -> String {
+    let notes = run_bounded(
+        Command::new("readelf").arg("-n").arg(file),
+        Duration::from_secs(60),
+    );
+    String::from_utf8_lossy(&notes.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .unwrap_or_else(|| panic!("no build-id in {}", file.display()))
+        .trim()
+        .to_string()
+}
+
+/// `debuginfod_urls` in the handler's configuration (its environment is
+/// empty: `DEBUGINFOD_URLS` cannot reach it): a stripped program's crash
+/// has no function name without it and its function and source line with
+/// it, from Debian's `debuginfod` serving the program's debug information
+/// on the loopback interface.
+#[test]
+fn the_configured_debuginfod_server_names_a_stripped_programs_function() {
+    let dir = TempDir::new("lcdrw-dbginfod");
+    let (bin, debug) = (dir.path().join("bin"), dir.path().join("debug"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&debug).unwrap();
+    let exe = bin.join("report_crasher");
+    testsupport::process::copy_executable(CRASHER, &exe);
+    testsupport::process::copy_executable(
+        testsupport::report_programs::LIBRARY,
+        bin.join("libreport_fixture.so"),
+    );
+    for command in [
+        Command::new("objcopy")
+            .arg("--only-keep-debug")
+            .arg(CRASHER)
+            .arg(debug.join("report_crasher.debug")),
+        Command::new("strip").arg("--strip-all").arg(&exe),
+    ] {
+        let out = run_bounded(command, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    let id = build_id(&exe);
+    let server = testsupport::debuginfod::DebuginfodServer::start(&debug);
+    server.wait_for_debuginfo(&id);
+
+    let journald = StandaloneJournald::start();
+    let user = TestUser::create("lcdrw-dbginfod", false);
+    let top_function = |extra: &str| {
+        let cores = dir.path().join(format!("cores-{}", extra.len()));
+        let _handler = InstalledHandler::new(handler_binary!(), &config(&cores, &journald, extra));
+        let mut command = traced_command_as(user.uid, user.gid, &exe);
+        command.arg("segv");
+        let pid = crash(&command);
+        let (record_path, record) = wait_for_record(&cores, pid);
+        assert_eq!(record["report"]["analyzed"], true, "{record:#}");
+        let report = report_file(&record_path, &record);
+        let crashing = report["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["crashing"] == true)
+            .cloned()
+            .expect("a crashing thread");
+        crashing["frames"][0].clone()
+    };
+    // Without the key: the stripped program's frame has no name.
+    let top = top_function("");
+    assert!(top["function"].is_null(), "{top:#}");
+    // With it: the function and its file, from the server.
+    let top = top_function(&format!(
+        "debuginfod_urls = \"{}\"\ndebuginfod_timeout = \"20s\"\n",
+        server.url()
+    ));
+    assert_eq!(top["function"], "report_bug_segv", "{top:#}");
+    assert!(
+        top["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("report_crasher.c")),
+        "{top:#}"
+    );
+}

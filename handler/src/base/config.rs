@@ -79,6 +79,14 @@ pub struct Config {
     /// snapshot, else recovered from its core; `crash::last_events`), read
     /// by a child acting as the user within `report_deadline`; 0: none.
     pub report_last_events: u32,
+    /// debuginfod servers the analysis asks for the debug information of
+    /// modules that have none on the machine (space-separated `http://` or
+    /// `https://` URLs, libdebuginfod's `DEBUGINFOD_URLS`); none: only
+    /// what is installed, and libdebuginfod is never loaded.
+    pub debuginfod_urls: Option<String>,
+    /// How long one analysis's downloads may take together (at most
+    /// `report_deadline`).
+    pub debuginfod_timeout: Duration,
     /// Whether each crash is written to the journal as systemd-coredump
     /// writes it (`coredumpctl` reads it), over `journal_socket`.
     pub journal: bool,
@@ -170,6 +178,8 @@ impl Default for Config {
             report_deadline: Duration::from_secs(30),
             report_memory: GIB,
             report_last_events: 20,
+            debuginfod_urls: None,
+            debuginfod_timeout: Duration::from_secs(10),
             journal: true,
             journal_socket: PathBuf::from(DEFAULT_JOURNAL_SOCKET),
             compression: Compression::None,

@@ -33,7 +33,7 @@ pub struct Parsed {
 }
 
 /// Every top-level key, in the order people read them.
-pub const KEYS: [&str; 33] = [
+pub const KEYS: [&str; 35] = [
     "core_dir",
     "save_core",
     "check_core_trace",
@@ -41,6 +41,8 @@ pub const KEYS: [&str; 33] = [
     "report_deadline",
     "report_memory",
     "report_last_events",
+    "debuginfod_urls",
+    "debuginfod_timeout",
     "journal",
     "journal_socket",
     "compression",
@@ -119,6 +121,29 @@ pub fn parse(text: &str) -> Parsed {
                 set_count(&mut config.report_last_events, value, key, &mut problem);
                 config.report_last_events = config.report_last_events.min(1000);
             }
+            "debuginfod_urls" => match value.as_str().map(debuginfod_urls) {
+                Some(Ok(urls)) => config.debuginfod_urls = urls,
+                Some(Err(why)) => problem(key, format!("{why}; asking no debuginfod server")),
+                None => problem(
+                    key,
+                    format!(
+                        "expected a string of http:// or https:// URLs, not {}; asking no \
+                         debuginfod server",
+                        shown(value)
+                    ),
+                ),
+            },
+            "debuginfod_timeout" => match duration(value, 3600) {
+                Ok(timeout) if !timeout.is_zero() => config.debuginfod_timeout = timeout,
+                _ => problem(
+                    key,
+                    format!(
+                        "expected a duration above 0 and at most 1 h, not {}; using {} s",
+                        shown(value),
+                        config.debuginfod_timeout.as_secs_f64()
+                    ),
+                ),
+            },
             "report_deadline" => match duration(value, 3600) {
                 Ok(deadline) if !deadline.is_zero() => config.report_deadline = deadline,
                 _ => problem(
@@ -431,6 +456,27 @@ fn located(text: &str, lines: &BTreeMap<String, usize>, key: &str, message: &str
 /// A value as the file wrote it, shortened, on one line: a TOML string
 /// may hold newlines and control characters, and the message goes to the
 /// log (escaped as every logged name is).
+/// `debuginfod_urls`: space-separated `http://` or `https://` URLs (what
+/// libdebuginfod takes; `file://` and the rest are refused, the analysis
+/// acting as a user must not read local paths named here), printable, at
+/// most 4 KiB; empty: none.
+fn debuginfod_urls(text: &str) -> Result<Option<String>, String> {
+    if text.len() > 4096 {
+        return Err(format!("{} bytes of URLs, more than 4096", text.len()));
+    }
+    let urls: Vec<&str> = text.split_ascii_whitespace().collect();
+    for url in &urls {
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if !scheme_ok || url.chars().any(|c| c.is_control()) {
+            return Err(format!(
+                "\"{}\" is not an http:// or https:// URL",
+                crate::base::sanitize::for_log(url.as_bytes())
+            ));
+        }
+    }
+    Ok((!urls.is_empty()).then(|| urls.join(" ")))
+}
+
 fn shown(value: &Value) -> String {
     let mut text = crate::base::sanitize::for_log(value.to_string().as_bytes());
     if text.len() > 60 {
@@ -689,6 +735,54 @@ mod tests {
         assert!(!problem.contains('\n'), "{problem:?}");
         assert!(!problem.contains('\u{202e}'), "{problem:?}");
         assert!(problem.contains("key min_free"), "{problem:?}");
+    }
+
+    #[test]
+    fn debuginfod_servers_are_http_urls_and_anything_else_asks_none() {
+        let parsed = parse(
+            "debuginfod_urls = \"  https://a.example/ http://b.example:8002  \"\n\
+             debuginfod_timeout = \"5s\"\n",
+        );
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        assert_eq!(
+            parsed.config.debuginfod_urls.as_deref(),
+            Some("https://a.example/ http://b.example:8002")
+        );
+        assert_eq!(parsed.config.debuginfod_timeout, Duration::from_secs(5));
+        let limits = crate::crash::report::limits(&parsed.config);
+        let asked = limits.debuginfod.expect("servers asked");
+        assert_eq!(asked.timeout, Duration::from_secs(5));
+        assert_eq!(asked.cache, None);
+        // A local path (the analysis acts as a user), another scheme, a
+        // control character, a zero timeout: refused, said, none asked.
+        for bad in [
+            "debuginfod_urls = \"file:///etc/shadow\"",
+            "debuginfod_urls = \"https://a.example/ ftp://b\"",
+            "debuginfod_urls = \"https://a.example/\\u001b[2J\"",
+            "debuginfod_urls = 3",
+        ] {
+            let parsed = parse(bad);
+            assert_eq!(parsed.config.debuginfod_urls, None, "{bad}");
+            assert!(
+                parsed.problems.iter().any(|p| p.contains("debuginfod_urls")
+                    && p.contains("asking no debuginfod server")
+                    && !p.contains('\u{1b}')),
+                "{bad}: {:?}",
+                parsed.problems
+            );
+            assert!(crate::crash::report::limits(&parsed.config).debuginfod.is_none());
+        }
+        let parsed = parse("debuginfod_timeout = \"0s\"\nreport_deadline = \"2s\"\n");
+        assert_eq!(parsed.problems.len(), 1, "{:?}", parsed.problems);
+        assert_eq!(parsed.config.debuginfod_timeout, Duration::from_secs(10));
+        // Never longer than the analysis may take.
+        let mut config = parsed.config;
+        config.debuginfod_urls = Some("https://a.example/".into());
+        let limits = crate::crash::report::limits(&config);
+        assert_eq!(limits.debuginfod.unwrap().timeout, Duration::from_secs(2));
+        // Empty: none, no problem.
+        let parsed = parse("debuginfod_urls = \"  \"\n");
+        assert!(parsed.problems.is_empty() && parsed.config.debuginfod_urls.is_none());
     }
 
     #[test]

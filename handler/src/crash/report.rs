@@ -77,6 +77,19 @@ pub fn limits(config: &Config) -> Limits {
     Limits {
         deadline: config.report_deadline,
         memory: config.report_memory,
+        // The handler's environment is empty: the servers come from the
+        // configuration; the cache is a fresh one of the analysis's own,
+        // removed after it (one user's downloads never serve another's
+        // report).
+        debuginfod: config
+            .debuginfod_urls
+            .as_ref()
+            .map(|urls| lttng_coredump_report::Debuginfod {
+                urls: urls.clone(),
+                timeout: config.debuginfod_timeout.min(config.report_deadline),
+                max_size: 1 << 30,
+                cache: None,
+            }),
         ..Limits::default()
     }
 }

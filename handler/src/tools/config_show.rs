@@ -46,6 +46,14 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
             "report_last_events".into(),
             config.report_last_events.to_string(),
         ),
+        (
+            "debuginfod_urls".into(),
+            text(config.debuginfod_urls.as_deref().unwrap_or("")),
+        ),
+        (
+            "debuginfod_timeout".into(),
+            duration(config.debuginfod_timeout),
+        ),
         ("journal".into(), config.journal.to_string()),
         (
             "journal_socket".into(),
