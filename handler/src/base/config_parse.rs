@@ -770,7 +770,9 @@ mod tests {
                 "{bad}: {:?}",
                 parsed.problems
             );
-            assert!(crate::crash::report::limits(&parsed.config).debuginfod.is_none());
+            assert!(crate::crash::report::limits(&parsed.config)
+                .debuginfod
+                .is_none());
         }
         let parsed = parse("debuginfod_timeout = \"0s\"\nreport_deadline = \"2s\"\n");
         assert_eq!(parsed.problems.len(), 1, "{:?}", parsed.problems);
