@@ -151,6 +151,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debuginfod_is_asked_as_configured_within_the_reports_deadline() {
+        let mut config = Config::default();
+        assert!(limits(&config).debuginfod.is_none());
+        config.debuginfod_urls = Some("https://a.example/ http://b.example:8002".into());
+        config.debuginfod_timeout = std::time::Duration::from_secs(5);
+        let asked = limits(&config).debuginfod.expect("servers asked");
+        assert_eq!(asked.urls, "https://a.example/ http://b.example:8002");
+        assert_eq!(asked.timeout, std::time::Duration::from_secs(5));
+        // A cache of the analysis's own, never one shared between users.
+        assert_eq!(asked.cache, None);
+        // Never longer than the analysis may take.
+        config.report_deadline = std::time::Duration::from_secs(2);
+        let asked = limits(&config).debuginfod.unwrap();
+        assert_eq!(asked.timeout, std::time::Duration::from_secs(2));
+    }
+
+    #[test]
     fn the_analyst_is_the_user_who_may_read_the_core_else_the_service_account_never_root() {
         assert_eq!(analyst(Some(1000), Some(1000)), Ok(1000));
         // Root-only cores: set-uid (no reader), root's own crash.
