@@ -403,3 +403,168 @@ fn a_flood_of_events_costs_one_core_and_a_bounded_log() {
     let_go(child);
     drop(service);
 }
+
+/// The notification child of a user (`service::user_notifications`), run
+/// by the handler's trampoline as that user, exactly as `spawn` starts it.
+fn notification_child(user: &TestUser, names: &[&str]) -> Child {
+    use lttng_coredump_handler::base::user_child::TRAMPOLINE;
+    use lttng_coredump_handler::service::user_notifications::TASK;
+    Command::new(handler_binary!())
+        .arg(TRAMPOLINE)
+        .arg(std::process::id().to_string())
+        .arg(format!("{}:{}:{}", user.uid, user.gid, user.gid))
+        .args(["-", "task", TASK])
+        .args(names)
+        .env_clear()
+        .env("HOME", &user.home)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// The child's lines, read by a thread (a hang guard on each, not a
+/// timing claim).
+fn child_lines(
+    child: &mut Child,
+) -> std::sync::mpsc::Receiver<lttng_coredump_handler::service::user_notifications::Line> {
+    use lttng_coredump_handler::service::user_notifications::Reader;
+    let stdout = child.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = Reader::new(std::io::BufReader::new(stdout));
+        while let Some(line) = reader.next_line() {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+/// A user (not in the tracing group) registers a notify trigger in their
+/// own session daemon with the `lttng` CLI; the user's notification child
+/// (the user's ids, a session of its own) follows it and passes on the
+/// event of the user's own program, with the vpid and pid namespace it
+/// captured and the owner the daemon says; a trigger of a followed name
+/// without the captures is said to be not followed.
+#[test]
+fn a_users_notification_child_passes_on_the_events_of_the_users_own_trigger() {
+    use lttng_coredump_handler::service::user_notifications::Line;
+    let mut user = TestUser::create("lcdutrig", false);
+    user.start_sessiond();
+    let tag = unique_name("user-live");
+    let name = unique_name("user-trigger");
+    let bare = unique_name("user-bare");
+    user.lttng_ok(&[
+        "add-trigger",
+        "--name",
+        &name,
+        "--condition",
+        "event-rule-matches",
+        "--type=user",
+        "--name=lttng_coredump:step",
+        &format!("--filter=tag == \"{tag}\""),
+        "--capture",
+        "$ctx.vpid",
+        "--capture",
+        "$ctx.pid_ns",
+        "--capture",
+        "seq",
+        "--action",
+        "notify",
+    ]);
+    user.lttng_ok(&[
+        "add-trigger",
+        "--name",
+        &bare,
+        "--condition",
+        "event-rule-matches",
+        "--type=user",
+        "--name=lttng_coredump:step",
+        "--action",
+        "notify",
+    ]);
+    let mut child = notification_child(&user, &[&name, &bare]);
+    let child_pid = child.id() as i32;
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            testsupport::process::signal(self.0, libc::SIGKILL);
+        }
+    }
+    let _kill = Kill(child_pid);
+    let lines = child_lines(&mut child);
+    let mut not_followed = None;
+    loop {
+        match lines
+            .recv_timeout(GUARD)
+            .expect("the child never followed the trigger")
+        {
+            Line::Following {
+                name: n,
+                event_rule,
+            } if n == name => {
+                assert_eq!(event_rule.as_deref(), Some("lttng_coredump:step"));
+                break;
+            }
+            Line::NotFollowed { name: n, why } if n == bare => not_followed = Some(why),
+            other => panic!("unexpected line before following: {other:?}"),
+        }
+    }
+    // The child is the user's in every id, in a session of its own.
+    let status = fs::read_to_string(format!("/proc/{child_pid}/status")).unwrap();
+    let uid = user.uid;
+    assert!(
+        status.contains(&format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}\n")),
+        "{status}"
+    );
+    assert!(status.contains("NoNewPrivs:\t1\n"), "{status}");
+    let stat = fs::read_to_string(format!("/proc/{child_pid}/stat")).unwrap();
+    let session: i32 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(session, child_pid, "not a session of its own: {stat}");
+
+    // The user's program emits one event and waits.
+    let (program, pid) = spawn_printing_pid(
+        user.crasher_command()
+            .args(["--gate", &tag, "1", "exit"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let own_ns = fs::metadata("/proc/self/ns/pid").unwrap();
+    let event = loop {
+        match lines.recv_timeout(GUARD).expect("no event came") {
+            Line::Event {
+                trigger,
+                owner_uid,
+                vpid,
+                pid_ns,
+                captured,
+            } if trigger == name => break (owner_uid, vpid, pid_ns, captured),
+            Line::NotFollowed { name: n, why } if n == bare => not_followed = Some(why),
+            // The bare trigger is not followed, so its events never come.
+            other => panic!("unexpected line: {other:?}"),
+        }
+    };
+    let_go(program);
+    assert_eq!(event.0, user.uid, "the owner the daemon says");
+    assert_eq!(event.1, Some(i64::from(pid)));
+    assert_eq!(event.2, Some(std::os::unix::fs::MetadataExt::ino(&own_ns)));
+    assert!(
+        event.3.iter().any(|c| c == "seq = 0"),
+        "captured: {:?}",
+        event.3
+    );
+    let why = not_followed.expect("the bare trigger was not said to be not followed");
+    assert!(why.contains("$ctx.vpid"), "{why}");
+}

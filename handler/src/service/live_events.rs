@@ -511,7 +511,7 @@ pub fn check_target(
 }
 
 /// `EXPR = VALUE` for the record.
-fn captured_text(notification: &Notification) -> Vec<String> {
+pub(crate) fn captured_text(notification: &Notification) -> Vec<String> {
     notification
         .captured
         .iter()
