@@ -39,8 +39,12 @@ use lttng_ctl::trigger::{ActionInfo, TriggerList};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The user-side task's name.
@@ -243,6 +247,139 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
+/// Lines of one user's child waiting for the service, at most: past it,
+/// that user's lines are dropped (counted), nobody else's.
+pub const QUEUE: usize = 16;
+/// The first wait before a child that ended is started again; doubled at
+/// each end in a row that came sooner than [`STEADY`], up to
+/// [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A child that ran this long before it ended starts the back-off over.
+pub const STEADY: Duration = Duration::from_secs(60);
+
+/// A child's output, and how to end it.
+pub trait Stream: Read + Send {
+    /// Kills what is left of the child, reaps it, says how it ended.
+    fn end(self: Box<Self>) -> String;
+}
+
+impl Stream for Running {
+    fn end(self: Box<Self>) -> String {
+        match self.finish() {
+            Ok(finished) => match finished.last_error_line() {
+                Some(line) => format!(
+                    "{} ({line})",
+                    crate::base::user_child::describe_status(&finished.status)
+                ),
+                None => crate::base::user_child::describe_status(&finished.status),
+            },
+            Err(e) => format!("{e:#}"),
+        }
+    }
+}
+
+/// One user's notification child, started again with a back-off whenever
+/// it ends, its lines queued (at most [`QUEUE`]) for the service.
+pub struct Follower {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    lines: Receiver<Line>,
+    /// Lines dropped because the queue was full.
+    pub dropped: Arc<AtomicU64>,
+    /// Children started.
+    pub started: Arc<AtomicU64>,
+}
+
+impl Follower {
+    /// Follows `names` among the triggers of `who`, with their child.
+    pub fn start(who: Who, names: Vec<String>) -> Follower {
+        Follower::start_with(
+            move || spawn(who.clone(), &names).map(|r| Box::new(r) as Box<dyn Stream>),
+            MIN_BACKOFF,
+        )
+    }
+
+    /// Follows what `start` starts (each time the last one ended, after
+    /// the back-off, from `min_backoff`).
+    pub fn start_with<F>(mut start: F, min_backoff: Duration) -> Follower
+    where
+        F: FnMut() -> anyhow::Result<Box<dyn Stream>> + Send + 'static,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let started = Arc::new(AtomicU64::new(0));
+        let (send, lines) = std::sync::mpsc::sync_channel(QUEUE);
+        let thread = {
+            let (stop, dropped, started) = (stop.clone(), dropped.clone(), started.clone());
+            std::thread::spawn(move || {
+                let mut backoff = min_backoff;
+                while !stop.load(Ordering::SeqCst) {
+                    let began = Instant::now();
+                    if let Ok(stream) = start() {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        relay(stream, &send, &dropped, &stop);
+                    }
+                    if began.elapsed() >= STEADY {
+                        backoff = min_backoff;
+                    }
+                    let until = Instant::now() + backoff;
+                    while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(20).min(backoff));
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF.max(min_backoff));
+                }
+            })
+        };
+        Follower {
+            stop,
+            thread: Some(thread),
+            lines,
+            dropped,
+            started,
+        }
+    }
+
+    /// The next queued line, if any (never waits).
+    pub fn try_next(&self) -> Option<Line> {
+        self.lines.try_recv().ok()
+    }
+
+    /// The next line, waiting at most `timeout`.
+    pub fn next_within(&self, timeout: Duration) -> Option<Line> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for Follower {
+    /// Stops starting children. The thread is not joined: it may be
+    /// reading a child that says nothing; that child dies with the
+    /// service (`PR_SET_PDEATHSIG`), and the thread once it ends.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        drop(self.thread.take());
+    }
+}
+
+/// Reads a child's lines into the queue until its output ends (or the
+/// service stops and the next line comes), then ends it.
+fn relay(stream: Box<dyn Stream>, send: &SyncSender<Line>, dropped: &AtomicU64, stop: &AtomicBool) {
+    let mut reader = Reader::new(std::io::BufReader::new(stream));
+    while let Some(line) = reader.next_line() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        match send.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                dropped.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(TrySendError::Disconnected(_)) => break,
+        }
+    }
+    let _ = reader.inner.into_inner().end();
+}
+
 /// The child's task: `follow-notifications NAME...`.
 pub fn task(args: &[OsString]) -> ExitCode {
     let names: BTreeSet<String> = args
@@ -426,5 +563,71 @@ mod tests {
         let mut reader = Reader::new(std::io::BufReader::with_capacity(64, text.as_bytes()));
         assert_eq!(reader.next_line(), Some(Line::Skipped(1)));
         assert_eq!(reader.next_line(), None);
+    }
+
+    /// A child standing for the user's: `sh -c SCRIPT`, reaped when ended.
+    struct Shell(std::process::Child, std::process::ChildStdout);
+
+    impl Read for Shell {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.1.read(buf)
+        }
+    }
+
+    impl Stream for Shell {
+        fn end(mut self: Box<Self>) -> String {
+            let _ = self.0.kill();
+            format!("{:?}", self.0.wait())
+        }
+    }
+
+    fn shell(script: String) -> anyhow::Result<Box<dyn Stream>> {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let out = child.stdout.take().unwrap();
+        Ok(Box::new(Shell(child, out)))
+    }
+
+    #[test]
+    fn a_child_that_ends_is_started_again() {
+        // Each child says which run it is, then dies.
+        let mut run = 0u64;
+        let follower = Follower::start_with(
+            move || {
+                run += 1;
+                shell(format!("printf '%s' '{}'", Line::Skipped(run).encode()))
+            },
+            Duration::from_millis(1),
+        );
+        for want in 1..=3 {
+            // A hang guard, not a timing claim.
+            let line = follower.next_within(Duration::from_secs(300));
+            assert_eq!(line, Some(Line::Skipped(want)));
+        }
+        assert!(follower.started.load(Ordering::SeqCst) >= 3);
+    }
+
+    #[test]
+    fn a_flooding_child_fills_its_own_queue_only() {
+        // A child writing far more lines than the queue holds, then
+        // ending (and not started again within the test: the back-off is
+        // an hour): its lines past the queue are dropped and counted; the
+        // queue keeps the first ones.
+        let line = Line::Skipped(1).encode();
+        let script =
+            format!("i=0; while [ $i -lt 200 ]; do printf '%s' '{line}'; i=$((i+1)); done");
+        let follower =
+            Follower::start_with(move || shell(script.clone()), Duration::from_secs(3600));
+        // A hang guard, not a timing claim.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while follower.dropped.load(Ordering::SeqCst) < 200 - QUEUE as u64 {
+            assert!(Instant::now() < deadline, "the lines were never all read");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(follower.dropped.load(Ordering::SeqCst), 200 - QUEUE as u64);
+        let queued = std::iter::from_fn(|| follower.try_next()).count();
+        assert_eq!(queued, QUEUE);
     }
 }
