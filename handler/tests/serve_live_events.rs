@@ -40,27 +40,39 @@ struct NotifyTrigger {
     name: String,
 }
 
+/// `lttng add-trigger`'s arguments for a notify trigger `name` on the
+/// crasher's events tagged `tag`, capturing the emitter's vpid and pid
+/// namespace (and the event's `seq`).
+fn notify_trigger_args(name: &str, tag: &str) -> Vec<String> {
+    let filter = format!("--filter=tag == \"{tag}\"");
+    [
+        "add-trigger",
+        "--name",
+        name,
+        "--condition",
+        "event-rule-matches",
+        "--type=user",
+        "--name=lttng_coredump:step",
+        &filter,
+        "--capture",
+        "$ctx.vpid",
+        "--capture",
+        "$ctx.pid_ns",
+        "--capture",
+        "seq",
+        "--action",
+        "notify",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect()
+}
+
 impl NotifyTrigger {
     fn new(tag: &str) -> NotifyTrigger {
         let name = unique_name("live-event");
-        lttng_ok(&[
-            "add-trigger",
-            "--name",
-            &name,
-            "--condition",
-            "event-rule-matches",
-            "--type=user",
-            "--name=lttng_coredump:step",
-            &format!("--filter=tag == \"{tag}\""),
-            "--capture",
-            "$ctx.vpid",
-            "--capture",
-            "$ctx.pid_ns",
-            "--capture",
-            "seq",
-            "--action",
-            "notify",
-        ]);
+        let args = notify_trigger_args(&name, tag);
+        lttng_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         NotifyTrigger { name }
     }
 }
@@ -401,5 +413,252 @@ fn a_flood_of_events_costs_one_core_and_a_bounded_log() {
     );
     running_untraced(pid);
     let_go(child);
+    drop(service);
+}
+
+/// The notification child of a user (`service::user_notifications`), run
+/// by the handler's trampoline as that user, exactly as `spawn` starts it.
+fn notification_child(user: &TestUser, names: &[&str]) -> Child {
+    use lttng_coredump_handler::base::user_child::TRAMPOLINE;
+    use lttng_coredump_handler::service::user_notifications::TASK;
+    Command::new(handler_binary!())
+        .arg(TRAMPOLINE)
+        .arg(std::process::id().to_string())
+        .arg(format!("{}:{}:{}", user.uid, user.gid, user.gid))
+        .args(["-", "task", TASK])
+        .args(names)
+        .env_clear()
+        .env("HOME", &user.home)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// The child's lines, read by a thread (a hang guard on each, not a
+/// timing claim).
+fn child_lines(
+    child: &mut Child,
+) -> std::sync::mpsc::Receiver<lttng_coredump_handler::service::user_notifications::Line> {
+    use lttng_coredump_handler::service::user_notifications::Reader;
+    let stdout = child.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = Reader::new(std::io::BufReader::new(stdout));
+        while let Some(line) = reader.next_line() {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+/// A user (not in the tracing group) registers a notify trigger in their
+/// own session daemon with the `lttng` CLI; the user's notification child
+/// (the user's ids, a session of its own) follows it and passes on the
+/// event of the user's own program, with the vpid and pid namespace it
+/// captured and the owner the daemon says; a trigger of a followed name
+/// without the captures is said to be not followed.
+#[test]
+fn a_users_notification_child_passes_on_the_events_of_the_users_own_trigger() {
+    use lttng_coredump_handler::service::user_notifications::Line;
+    let mut user = TestUser::create("lcdutrig", false);
+    user.start_sessiond();
+    let tag = unique_name("user-live");
+    let name = unique_name("user-trigger");
+    let bare = unique_name("user-bare");
+    user_notify_trigger(&user, &name, &tag);
+    user.lttng_ok(&[
+        "add-trigger",
+        "--name",
+        &bare,
+        "--condition",
+        "event-rule-matches",
+        "--type=user",
+        "--name=lttng_coredump:step",
+        "--action",
+        "notify",
+    ]);
+    let mut child = notification_child(&user, &[&name, &bare]);
+    let child_pid = child.id() as i32;
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            testsupport::process::signal(self.0, libc::SIGKILL);
+        }
+    }
+    let _kill = Kill(child_pid);
+    let lines = child_lines(&mut child);
+    let mut not_followed = None;
+    loop {
+        match lines
+            .recv_timeout(GUARD)
+            .expect("the child never followed the trigger")
+        {
+            Line::Following {
+                name: n,
+                event_rule,
+            } if n == name => {
+                assert_eq!(event_rule.as_deref(), Some("lttng_coredump:step"));
+                break;
+            }
+            Line::NotFollowed { name: n, why } if n == bare => not_followed = Some(why),
+            other => panic!("unexpected line before following: {other:?}"),
+        }
+    }
+    // The child is the user's in every id, in a session of its own.
+    let status = fs::read_to_string(format!("/proc/{child_pid}/status")).unwrap();
+    let uid = user.uid;
+    assert!(
+        status.contains(&format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}\n")),
+        "{status}"
+    );
+    assert!(status.contains("NoNewPrivs:\t1\n"), "{status}");
+    let stat = fs::read_to_string(format!("/proc/{child_pid}/stat")).unwrap();
+    let session: i32 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(session, child_pid, "not a session of its own: {stat}");
+
+    // The user's program emits one event and waits.
+    let (program, pid) = spawn_printing_pid(
+        user.crasher_command()
+            .args(["--gate", &tag, "1", "exit"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let own_ns = fs::metadata("/proc/self/ns/pid").unwrap();
+    let event = loop {
+        match lines.recv_timeout(GUARD).expect("no event came") {
+            Line::Event {
+                trigger,
+                owner_uid,
+                vpid,
+                pid_ns,
+                captured,
+            } if trigger == name => break (owner_uid, vpid, pid_ns, captured),
+            Line::NotFollowed { name: n, why } if n == bare => not_followed = Some(why),
+            // The bare trigger is not followed, so its events never come.
+            other => panic!("unexpected line: {other:?}"),
+        }
+    };
+    let_go(program);
+    assert_eq!(event.0, user.uid, "the owner the daemon says");
+    assert_eq!(event.1, Some(i64::from(pid)));
+    assert_eq!(event.2, Some(std::os::unix::fs::MetadataExt::ino(&own_ns)));
+    assert!(
+        event.3.iter().any(|c| c == "seq = 0"),
+        "captured: {:?}",
+        event.3
+    );
+    let why = not_followed.expect("the bare trigger was not said to be not followed");
+    assert!(why.contains("$ctx.vpid"), "{why}");
+}
+
+/// A notify trigger like [`NotifyTrigger`]'s registered by `user` in the
+/// daemon their `lttng` uses (their own: not in the tracing group).
+fn user_notify_trigger(user: &TestUser, name: &str, tag: &str) {
+    let args = notify_trigger_args(name, tag);
+    user.lttng_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// `serve` following the triggers `name` of root and of `users` (their
+/// own, each by a child of theirs), its cores in `dir/cores`; returned
+/// once it follows the users' triggers.
+fn serve_following_users(dir: &Path, name: &str, users: &[&TestUser]) -> (Service, PathBuf) {
+    let cores = dir.join("cores");
+    let uids: Vec<String> = users.iter().map(|u| u.uid.to_string()).collect();
+    let config = format!(
+        "{}[live]\ntriggers = [\"{name}\"]\nusers = [{}]\ntrigger_interval = 0\n",
+        config_for(&cores, ""),
+        uids.join(", ")
+    );
+    let service = Service::start(
+        handler_binary!(),
+        dir,
+        &config,
+        &unique_socket(),
+        &dir.join("no-backup"),
+    );
+    for user in users {
+        let following = format!("following trigger \"{name}\" of uid {}", user.uid);
+        wait_for_log(&service, |log| log.contains(&following));
+    }
+    (service, cores)
+}
+
+/// `serve` follows two users' own triggers (registered with their `lttng`
+/// in their own daemons), each through a notification child of theirs:
+/// the event of the owner's program gives a live core of it, its record
+/// the user's (uid, the trigger's owner, the trigger's name, visible to
+/// the user); the other user's hostile program, sending the owner's pid as
+/// its vpid to its own trigger of the same name, gets nothing, and the
+/// service says why.
+#[test]
+fn a_users_own_trigger_takes_a_live_core_of_their_own_process_only() {
+    // The dump fires the root daemon's OnAnyCoreDump triggers, as gcore.
+    let _lock = root_triggers_lock();
+    let _daemon = ensure_sessiond();
+    let mut owner = TestUser::create("lcdutown", false);
+    let mut attacker = TestUser::create("lcdutatk", false);
+    owner.start_sessiond();
+    attacker.start_sessiond();
+    let dir = TempDir::new("live-users");
+    let name = unique_name("users-live");
+    let (tag, attacker_tag) = (unique_name("owner"), unique_name("attacker"));
+    user_notify_trigger(&owner, &name, &tag);
+    user_notify_trigger(&attacker, &name, &attacker_tag);
+    let (service, cores) = serve_following_users(dir.path(), &name, &[&owner, &attacker]);
+
+    // The owner's program: one event, then it waits on its stdin.
+    let (program, pid) = spawn_printing_pid(
+        owner
+            .crasher_command()
+            .args(["--gate", &tag, "1", "exit"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let (record_path, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["pid"], pid);
+    assert_eq!(record["uid"], owner.uid, "{record}");
+    let event = &record["live"]["event"];
+    assert_eq!(event["trigger"], name.as_str(), "{record}");
+    assert_eq!(event["trigger_owner_uid"], owner.uid, "{record}");
+    // Readable by its user (the process was theirs in every respect).
+    let core = Path::new(record["core"]["path"].as_str().unwrap());
+    assert!(
+        testsupport::access::readable_by(owner.uid, owner.gid, core),
+        "the owner cannot read their core: {record}"
+    );
+
+    // The attacker's program names the owner's (still running) process.
+    let (hostile, _) = spawn_printing_pid(
+        attacker
+            .command("env")
+            .arg(format!("LTTNG_UST_REGISTER_TIMEOUT={REGISTER_TIMEOUT_MS}"))
+            .arg(testsupport::attacker::FORGED_VPID)
+            .args([&attacker_tag, &pid.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    let said = format!("(vpid {pid}): the process is not the trigger owner's");
+    let log = wait_for_log(&service, |log| log.contains(&said));
+    assert_eq!(
+        log.matches("taking a live core").count(),
+        1,
+        "only the owner's own core: {log}"
+    );
+    let_go(hostile);
+    let_go(program);
+    assert_eq!(records(&cores), vec![record_path]);
     drop(service);
 }

@@ -13,7 +13,10 @@ use std::time::Duration;
 use toml::Value;
 
 /// The keys of `[live]`.
-pub const LIVE_KEYS: [&str; 3] = ["triggers", "trigger_interval", "process_interval"];
+pub const LIVE_KEYS: [&str; 4] = ["triggers", "users", "trigger_interval", "process_interval"];
+
+/// The most users whose own triggers are followed (a child each).
+pub const MAX_USERS: usize = 32;
 
 /// The most trigger names followed.
 pub const MAX_TRIGGERS: usize = 32;
@@ -23,6 +26,10 @@ pub const MAX_TRIGGERS: usize = 32;
 pub struct LiveEventsConfig {
     /// The names of the triggers followed.
     pub triggers: Vec<String>,
+    /// The uids (not root) whose own triggers of those names are followed
+    /// too, each by a notification child acting as that user
+    /// (`service/user_notifications.rs`).
+    pub users: Vec<u32>,
     /// At most one live core per trigger (owner and name) this often.
     pub trigger_interval: Duration,
     /// At most one live core per process this often.
@@ -33,6 +40,7 @@ impl Default for LiveEventsConfig {
     fn default() -> Self {
         LiveEventsConfig {
             triggers: Vec::new(),
+            users: Vec::new(),
             trigger_interval: Duration::from_secs(60),
             process_interval: Duration::from_secs(600),
         }
@@ -90,6 +98,29 @@ pub fn parse(value: &Value, problem: &mut impl FnMut(&str, String)) -> Option<Li
                     ),
                 }
             }
+            "users" => {
+                let uids: Option<Vec<u32>> = value.as_array().and_then(|items| {
+                    items
+                        .iter()
+                        .map(|item| item.as_integer().and_then(|n| u32::try_from(n).ok()))
+                        .collect()
+                });
+                match uids {
+                    Some(mut uids)
+                        if uids.len() <= MAX_USERS && uids.iter().all(|&u| u != 0 && u != u32::MAX) =>
+                    {
+                        uids.sort_unstable();
+                        uids.dedup();
+                        config.users = uids
+                    }
+                    _ => problem(
+                        &full,
+                        format!(
+                            "expected a list of at most {MAX_USERS} uids other than root's                              ([1000, 1001]), not {value}; following root's triggers only"
+                        ),
+                    ),
+                }
+            }
             "trigger_interval" | "process_interval" => match duration(value) {
                 Some(d) if key == "trigger_interval" => config.trigger_interval = d,
                 Some(d) => config.process_interval = d,
@@ -130,6 +161,13 @@ mod tests {
         assert_eq!(config.triggers, ["hang", "watchdog"]);
         assert_eq!(config.trigger_interval, Duration::from_secs(10));
         assert_eq!(config.process_interval, Duration::from_secs(30));
+        assert!(config.users.is_empty());
+        let (config, problems) = parsed("[live]\ntriggers = [\"a\"]\nusers = [1001, 1000, 1001]\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(config.unwrap().users, [1000, 1001]);
+        let (config, problems) = parsed("[live]\ntriggers = [\"a\"]\nusers = [0]\n");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(config.unwrap().users.is_empty());
     }
 
     #[test]

@@ -13,11 +13,14 @@
 //! a process is dumped only when, at the moment of the check:
 //! - its every uid (real, effective, saved, filesystem) is the trigger's
 //!   owner's: the session daemon says who owns the trigger, not the
-//!   traced process. Only root's triggers are followed for now (the root
-//!   daemon sends a channel only its own uid's notifications, and this
-//!   thread's channel is root's), so only root's own processes are ever
-//!   dumped, with root's rights, into root's store; a user's process is
-//!   never dumped on a notification, whatever it claims;
+//!   traced process. A daemon sends a channel only its own uid's
+//!   notifications: this thread's channel is root's and hears root's
+//!   triggers; the own triggers of the uids in `live.users` are heard by a
+//!   notification child of each user (`user_notifications`), whose events
+//!   are checked against that user (the owner its line says must be the
+//!   user too). So a user's trigger only ever gets cores of that user's own
+//!   processes (taken here, with root's rights, into root's store, the
+//!   user's copy of the record and the core readable by them);
 //! - the captured `pid_ns` is the service's own pid namespace and the
 //!   process found lives in it too: a `vpid` is a pid in the emitter's
 //!   namespace, so one from a container (or one that does not say its
@@ -33,7 +36,9 @@
 //! # Bounds
 //! A flood of notifications costs a bounded amount: at most
 //! [`MAX_EVALUATIONS_PER_SECOND`] notifications are looked at each second
-//! (the rest are only counted), dumps are made one at a time in this
+//! (the rest are only counted; each followed user has a budget of their
+//! own, at most 16 of their lines queued, and [`USER_LINES_PER_ROUND`]
+//! taken in turn with the others'), dumps are made one at a time in this
 //! thread, at most one per trigger each `trigger_interval` and one per
 //! process each `process_interval`, the processes remembered are at most
 //! [`MAX_PROCESSES`], and the session daemon itself drops what this client
@@ -54,7 +59,9 @@
 use crate::base::config::Config;
 use crate::base::live_config::LiveEventsConfig;
 use crate::base::syslog::Log;
+use crate::base::user_child::Who;
 use crate::crash::live::{self, Destination, Request};
+use crate::service::user_notifications::{Follower, Line};
 use crate::store::record::LiveEvent;
 use lttng_ctl::notification::{FieldValue, Notification, NotificationChannel, Received};
 use lttng_ctl::trigger::{ActionInfo, CaptureExpr, ConditionInfo, TriggerList};
@@ -109,6 +116,7 @@ impl LiveEvents {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(crate::base::config::DEFAULT_CONFIG_PATH));
         let names = live.triggers.clone();
+        let users = live.users.clone();
         let config = loaded.config;
         let thread = {
             let stop = stop.clone();
@@ -119,7 +127,8 @@ impl LiveEvents {
         match thread {
             Ok(thread) => {
                 log.notice(format!(
-                    "taking live cores on the notifications of the triggers {names:?} (root's)"
+                    "taking live cores on the notifications of the triggers {names:?} (root's, \
+                     and the own ones of uids {users:?})"
                 ));
                 Some(LiveEvents {
                     stop,
@@ -160,6 +169,11 @@ struct Followed {
 /// The thread: connect, subscribe, receive, until the service stops.
 fn follow(live: &LiveEventsConfig, config: &Config, config_path: &Path, stop: &AtomicBool) {
     let mut limits = Limits::new(live);
+    let mut users: Vec<UserFeed> = live
+        .users
+        .iter()
+        .map(|&uid| UserFeed::start(uid, live))
+        .collect();
     // Triggers of a followed name that are not followed, said once each.
     let mut said: std::collections::HashSet<(u32, String)> = Default::default();
     while !stop.load(Ordering::SeqCst) {
@@ -172,7 +186,7 @@ fn follow(live: &LiveEventsConfig, config: &Config, config_path: &Path, stop: &A
                         RECONNECT_INTERVAL.as_secs()
                     ))
                 });
-                sleep_unless_stopped(RECONNECT_INTERVAL, stop);
+                serve_users_for(RECONNECT_INTERVAL, &mut users, config, config_path, stop);
                 continue;
             }
         };
@@ -192,6 +206,7 @@ fn follow(live: &LiveEventsConfig, config: &Config, config_path: &Path, stop: &A
                     break;
                 }
             }
+            serve_users(&mut users, config, config_path);
             match channel.next(WAIT) {
                 Ok(Received::Timeout) => {}
                 Ok(Received::Dropped) => {
@@ -203,9 +218,14 @@ fn follow(live: &LiveEventsConfig, config: &Config, config_path: &Path, stop: &A
                         )
                     });
                 }
-                Ok(Received::Notification(notification)) => {
-                    on_notification(&notification, &followed, &mut limits, config, config_path)
-                }
+                Ok(Received::Notification(notification)) => on_notification(
+                    &Event::of(&notification),
+                    0,
+                    &followed,
+                    &mut limits,
+                    config,
+                    config_path,
+                ),
                 Err(e) => {
                     say(config, |log| {
                         log.warning(format!(
@@ -216,13 +236,125 @@ fn follow(live: &LiveEventsConfig, config: &Config, config_path: &Path, stop: &A
                 }
             }
         }
-        sleep_unless_stopped(RECONNECT_INTERVAL, stop);
+        serve_users_for(RECONNECT_INTERVAL, &mut users, config, config_path, stop);
     }
 }
 
-fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
+/// Lines of one user's child looked at per round, at most: each round
+/// takes from every user in turn, so one user's flood does not starve
+/// another's (and each user's queue, rate and limits are their own).
+pub const USER_LINES_PER_ROUND: usize = 4;
+
+/// A user whose own triggers are followed: their notification child
+/// (restarted with a back-off), the triggers it follows, their limits.
+struct UserFeed {
+    uid: u32,
+    follower: Follower,
+    followed: BTreeMap<String, Followed>,
+    limits: Limits,
+    dropped_said: u64,
+}
+
+impl UserFeed {
+    fn start(uid: u32, live: &LiveEventsConfig) -> UserFeed {
+        let who = Who::user(uid, 65534);
+        UserFeed {
+            uid,
+            follower: Follower::start(who, live.triggers.clone()),
+            followed: BTreeMap::new(),
+            limits: Limits::new(live),
+            dropped_said: 0,
+        }
+    }
+}
+
+/// One round over the users' queued lines.
+fn serve_users(users: &mut [UserFeed], config: &Config, config_path: &Path) {
+    for user in users.iter_mut() {
+        for _ in 0..USER_LINES_PER_ROUND {
+            let Some(line) = user.follower.try_next() else {
+                break;
+            };
+            on_user_line(user, line, config, config_path);
+        }
+        let dropped = user.follower.dropped.load(Ordering::SeqCst);
+        if dropped > user.dropped_said {
+            user.dropped_said = dropped;
+            say(config, |log| {
+                log.warning(format!(
+                    "live events: {dropped} lines of uid {}'s notification child dropped so far                      (its queue was full)",
+                    user.uid
+                ))
+            });
+        }
+    }
+}
+
+fn on_user_line(user: &mut UserFeed, line: Line, config: &Config, config_path: &Path) {
+    let uid = user.uid;
+    match line {
+        Line::Following { name, event_rule } => {
+            let shown = crate::base::sanitize::for_log(name.as_bytes());
+            say(config, |log| {
+                log.notice(format!(
+                    "live events: following trigger {shown:?} of uid {uid} ({}), in its \
+                     notification child",
+                    event_rule.as_deref().unwrap_or("event rule")
+                ))
+            });
+            if user.followed.len() < MAX_TRIGGERS_PER_USER {
+                user.followed.insert(name, Followed { event_rule });
+            }
+        }
+        Line::NotFollowed { name, why } => {
+            let shown = crate::base::sanitize::for_log(name.as_bytes());
+            let why = crate::base::sanitize::for_log(why.as_bytes());
+            say(config, |log| {
+                log.warning(format!(
+                    "live events: trigger {shown:?} of uid {uid} is not followed: {why}"
+                ))
+            });
+        }
+        Line::Event {
+            trigger,
+            owner_uid,
+            vpid,
+            pid_ns,
+            captured,
+        } => on_notification(
+            &Event {
+                name: trigger,
+                owner_uid,
+                vpid: vpid.map(FieldValue::Signed),
+                pid_ns: pid_ns.map(FieldValue::Unsigned),
+                captured,
+            },
+            uid,
+            &user.followed,
+            &mut user.limits,
+            config,
+            config_path,
+        ),
+        Line::Skipped(n) => user.limits.skipped += n,
+        Line::Dropped => user.limits.dropped += 1,
+    }
+}
+
+/// The most triggers remembered per user (the child follows only the
+/// configured names, at most `MAX_TRIGGERS`).
+const MAX_TRIGGERS_PER_USER: usize = crate::base::live_config::MAX_TRIGGERS;
+
+/// Serves the users' lines for `duration` (or until the service stops).
+fn serve_users_for(
+    duration: Duration,
+    users: &mut [UserFeed],
+    config: &Config,
+    config_path: &Path,
+    stop: &AtomicBool,
+) {
     let until = Instant::now() + duration;
     while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+        serve_users(users, config, config_path);
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -245,10 +377,15 @@ fn subscribe_new(
         if !live.triggers.contains(&name) || followed.contains_key(&name) {
             continue;
         }
+        if info.owner_uid != 0 && live.users.contains(&info.owner_uid) {
+            // That user's own notification child follows it.
+            continue;
+        }
         let why_not = if info.owner_uid != 0 {
             Some(format!(
-                "it is uid {}'s: only root's triggers are followed (the root session daemon \
-                 sends a channel only its own uid's notifications)",
+                "it is uid {}'s: root's channel hears only root's triggers (the session daemon \
+                 sends a channel only its own uid's notifications); add the uid to \
+                 live.users to follow its owner's triggers with a child of theirs",
                 info.owner_uid
             ))
         } else if !info.actions.contains(&ActionInfo::Notify) {
@@ -511,7 +648,7 @@ pub fn check_target(
 }
 
 /// `EXPR = VALUE` for the record.
-fn captured_text(notification: &Notification) -> Vec<String> {
+pub(crate) fn captured_text(notification: &Notification) -> Vec<String> {
     notification
         .captured
         .iter()
@@ -533,8 +670,33 @@ fn captured_text(notification: &Notification) -> Vec<String> {
         .collect()
 }
 
+/// An event of a followed trigger, from root's channel or a user's child.
+struct Event {
+    name: String,
+    /// The owner the daemon said.
+    owner_uid: u32,
+    vpid: Option<FieldValue>,
+    pid_ns: Option<FieldValue>,
+    captured: Vec<String>,
+}
+
+impl Event {
+    fn of(notification: &Notification) -> Event {
+        Event {
+            name: notification.trigger_name.clone().unwrap_or_default(),
+            owner_uid: notification.owner_uid,
+            vpid: notification.value_of(&vpid_expr()).cloned(),
+            pid_ns: notification.value_of(&pid_ns_expr()).cloned(),
+            captured: captured_text(notification),
+        }
+    }
+}
+
+/// `owner`: whose triggers the channel (root's, or a user's child) is
+/// for; an event of anyone else's is not followed.
 fn on_notification(
-    notification: &Notification,
+    event: &Event,
+    owner: u32,
     followed: &BTreeMap<String, Followed>,
     limits: &mut Limits,
     config: &Config,
@@ -554,21 +716,17 @@ fn on_notification(
     if !evaluate {
         return;
     }
-    let name = notification.trigger_name.clone().unwrap_or_default();
+    let name = event.name.clone();
     let shown = crate::base::sanitize::for_log(name.as_bytes());
     let result = (|| {
         let trigger = followed
             .get(&name)
-            .filter(|_| notification.owner_uid == 0)
+            .filter(|_| event.owner_uid == owner)
             .ok_or(Refusal::NotFollowed)?;
         if !limits.trigger_ok(&name, now) {
             return Err(Refusal::RateLimited("trigger_interval"));
         }
-        let target = check_target(
-            notification.value_of(&vpid_expr()),
-            notification.value_of(&pid_ns_expr()),
-            notification.owner_uid,
-        )?;
+        let target = check_target(event.vpid.as_ref(), event.pid_ns.as_ref(), owner)?;
         limits
             .process_ok((target.pid, target.start_time), now)
             .map_err(Refusal::RateLimited)?;
@@ -580,8 +738,9 @@ fn on_notification(
             if !limits.may_log() {
                 return;
             }
-            let claimed = notification
-                .value_of(&vpid_expr())
+            let claimed = event
+                .vpid
+                .as_ref()
                 .and_then(FieldValue::as_i64)
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "none".into());
@@ -602,16 +761,16 @@ fn on_notification(
         snapshots: true,
         event: Some(LiveEvent {
             trigger: name.clone(),
-            trigger_owner_uid: notification.owner_uid,
+            trigger_owner_uid: owner,
             event_rule: trigger.event_rule.clone(),
-            captured: captured_text(notification),
+            captured: event.captured.clone(),
         }),
     };
     let mut log = Log::default().with_stderr();
     log.set_socket_path(config.syslog_socket.clone());
     log.notice(format!(
-        "live events: trigger {shown:?} of uid {}: taking a live core of process {}",
-        notification.owner_uid, target.pid
+        "live events: trigger {shown:?} of uid {owner}: taking a live core of process {}",
+        target.pid
     ));
     // Logged by `take`, success or not.
     let _ = live::take(&request, config, config_path, &mut log);
@@ -624,6 +783,7 @@ mod tests {
     fn live(trigger_secs: u64, process_secs: u64) -> LiveEventsConfig {
         LiveEventsConfig {
             triggers: vec!["t".into()],
+            users: Vec::new(),
             trigger_interval: Duration::from_secs(trigger_secs),
             process_interval: Duration::from_secs(process_secs),
         }

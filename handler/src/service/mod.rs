@@ -18,3 +18,4 @@ pub mod relay;
 pub mod serve;
 pub mod spare;
 pub mod submitter;
+pub mod user_notifications;

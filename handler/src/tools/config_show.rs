@@ -186,6 +186,16 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
             .to_string(),
         ));
         out.push((
+            "live.users".into(),
+            Value::Array(
+                live.users
+                    .iter()
+                    .map(|&u| Value::Integer(i64::from(u)))
+                    .collect(),
+            )
+            .to_string(),
+        ));
+        out.push((
             "live.trigger_interval".into(),
             duration(live.trigger_interval),
         ));

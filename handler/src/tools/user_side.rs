@@ -35,6 +35,10 @@ pub const TASKS: &[crate::base::user_child::Task] = &[
         crate::crash::analysis_child::TASK,
         crate::crash::analysis_child::task,
     ),
+    (
+        crate::service::user_notifications::TASK,
+        crate::service::user_notifications::task,
+    ),
 ];
 
 pub const RECOVER_TRACE: &str = "recover-trace";
