@@ -36,7 +36,7 @@
  *
  * Prints "ready PID" once every thread runs, then answers lines on stdin:
  *   stats  -> "stats stamps=N errors=E reaped=R sigchld=S emitted=M last_seq=Q max_gap_ns=G"
- *   gaps   -> "gap FROM_NS TO_NS" for each gap over 1 ms (the last 256), then "end"
+ *   gaps   -> "gap FROM_NS TO_NS" for each gap over 1 ms (the last 65536), then "end"
  *   errors -> "error WHAT" for each error, then "end"
  *   reset  -> "reset": the largest gap starts again from zero (the
  *             benchmark measures each dump's pause from inside this way)
@@ -72,7 +72,10 @@
 #include <linux/futex.h>
 
 #define MAX_ERRORS 64
-#define MAX_GAPS 256
+/* The gaps kept: enough for a minute of one gap a millisecond, so that on a
+ * loaded machine the gap of a dump's stop is still there when a test asks
+ * for it seconds later (256 were not: CI saw the ring wrap). */
+#define MAX_GAPS 65536
 
 static atomic_int errors;
 static char error_text[MAX_ERRORS][96];
