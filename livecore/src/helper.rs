@@ -365,6 +365,21 @@ mod tests {
         }
     }
 
+    /// `hold(pid)` of a sleeping process, which then exits and is reaped,
+    /// its pid given to a new sleeping process on purpose (`ns_last_pid`):
+    /// what `hold` returned, the pid, the new process.
+    fn reused<T>(hold: impl FnOnce(i32) -> T) -> (T, i32, Child) {
+        let mut first = sleeper().spawn().expect("running sleep");
+        let pid = first.id() as i32;
+        wait_asleep(pid);
+        let held = hold(pid);
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let second = spawn_with_pid(pid, sleeper);
+        wait_asleep(pid);
+        (held, pid, second)
+    }
+
     fn stop(mut child: Child) {
         let _ = child.kill();
         let _ = child.wait();
@@ -380,14 +395,8 @@ mod tests {
     #[test]
     fn a_pid_reused_after_the_checks_is_refused_once_seized_and_left_unharmed() {
         let dir = TempDir::new("livecore-identity");
-        let mut first = sleeper().spawn().expect("running sleep");
-        let pid = first.id() as i32;
-        wait_asleep(pid);
-        let identity = Identity::open(pid).expect("the pidfd of a live process");
-        first.kill().unwrap();
-        first.wait().unwrap();
-        let second = spawn_with_pid(pid, sleeper);
-        wait_asleep(pid);
+        let (identity, pid, second) =
+            reused(|pid| Identity::open(pid).expect("the pidfd of a live process"));
         // Its start time may well be the first's (clock ticks): the pidfd
         // tells them apart.
         let before = procfs::stat(pid).expect("the new process's stat");
@@ -423,14 +432,8 @@ mod tests {
     /// is forked.
     #[test]
     fn a_pidfd_whose_process_exited_is_refused_before_the_dump() {
-        let mut first = sleeper().spawn().expect("running sleep");
-        let pid = first.id() as i32;
-        wait_asleep(pid);
-        let pidfd = sys::pidfd_open(pid).expect("the pidfd of a live process");
-        first.kill().unwrap();
-        first.wait().unwrap();
-        let second = spawn_with_pid(pid, sleeper);
-        wait_asleep(pid);
+        let (pidfd, pid, second) =
+            reused(|pid| sys::pidfd_open(pid).expect("the pidfd of a live process"));
         let dir = TempDir::new("livecore-identity");
         let core = dir.path().join("core");
         let result = dump_pidfd(pidfd, pid, Output::Path(core.clone()), &Options::default());

@@ -354,7 +354,10 @@ impl std::fmt::Debug for Options {
 
 /// Dumps the core of the running process `pid` to `output` (see the crate
 /// documentation), from a child process forked for the dump; returns what
-/// the crash record of a live core needs.
+/// the crash record of a live core needs. The process is held by a pidfd
+/// opened first thing (a thread's id names its process): if it exits and
+/// its pid names another process before its threads are seized, the dump
+/// is refused and that process left alone.
 pub fn dump(pid: i32, output: Output, options: &Options) -> Result<LiveReport, LiveError> {
     #[cfg(target_arch = "x86_64")]
     return helper::dump(pid, output, options);
