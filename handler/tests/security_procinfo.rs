@@ -15,9 +15,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testsupport::{unique_name, FileLock};
-
-const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
+use testsupport::unique_name;
 
 /// A pidfd of `pid`, as the kernel gives the handler one.
 fn pidfd_of(pid: i32) -> OwnedFd {
@@ -32,12 +30,16 @@ fn raw(fd: &OwnedFd) -> i32 {
 
 /// A shell waiting on its (never written) stdin, with `marker` as its `$0`:
 /// the marker in its command line says which process `/proc` described.
-fn spawn_marked(marker: &str) -> Child {
-    Command::new("/bin/sh")
+fn marked(marker: &str) -> Command {
+    let mut command = Command::new("/bin/sh");
+    command
         .args(["-c", "read line", marker])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("running /bin/sh")
+        .stdin(Stdio::piped());
+    command
+}
+
+fn spawn_marked(marker: &str) -> Child {
+    marked(marker).spawn().expect("running /bin/sh")
 }
 
 /// Waits until the process's command line is its own (spawn may return
@@ -55,22 +57,9 @@ fn wait_for_cmdline(pid: i32, marker: &str) {
     }
 }
 
-/// Starts a marked process under exactly `pid`, by setting the last PID the
-/// kernel handed out just before it; other processes of the machine may
-/// take the PID first, so it retries.
+/// Starts a marked process under exactly `pid` (`ns_last_pid`).
 fn spawn_with_pid(pid: i32, marker: &str) -> Child {
-    // One test at a time moves ns_last_pid.
-    let _lock = FileLock::acquire("ns-last-pid");
-    for _ in 0..200 {
-        fs::write(NS_LAST_PID, (pid - 1).to_string()).expect("writing ns_last_pid");
-        let mut child = spawn_marked(marker);
-        if child.id() as i32 == pid {
-            return child;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    panic!("could not start a process with PID {pid}");
+    testsupport::process::spawn_with_pid(pid, || marked(marker))
 }
 
 fn describes(info: &ProcessInfo, marker: &str) -> bool {

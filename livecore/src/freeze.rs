@@ -211,12 +211,17 @@ pub struct Frozen {
 /// Stops every thread of `pid`; threads that have not stopped by
 /// `timeout` are left running (see the module documentation). `on_seized`
 /// is called once every thread listed is seized, before any is
-/// interrupted.
+/// interrupted. `verify` says whether `pid` still names the process to
+/// dump (`identity`): it is asked after each round of seizes, before those
+/// threads are interrupted (a process that is not the one is never
+/// stopped), and once every thread is stopped; if it fails, every thread is
+/// let go and its error returned.
 pub fn freeze(
     tracer: &mut Tracer,
     pid: Pid,
     timeout: Duration,
     on_seized: impl FnOnce(),
+    verify: impl Fn() -> Result<()>,
 ) -> Result<Frozen> {
     let mut frozen = Frozen {
         pid,
@@ -282,6 +287,9 @@ pub fn freeze(
         if let Some(hook) = on_seized.take() {
             hook();
         }
+        // Seized, not interrupted: on a refusal they are detached when the
+        // tracer exits, having never stopped.
+        verify()?;
         // All seized before any is interrupted: a seized thread runs on as
         // if nothing happened, an interrupted one wakes from its wait.
         for tid in seized.drain(..) {
@@ -298,6 +306,7 @@ pub fn freeze(
             break;
         }
     }
+    verify()?;
     if frozen.threads.iter().all(|t| !t.stopped()) {
         return Err(if frozen.threads.is_empty() {
             exited_error(pid)

@@ -12,9 +12,10 @@
 //!   a caller that reaps every child in a SIGCHLD handler (daemons do) would
 //!   take them. The child has no other thread.
 //! - **The caller keeps nothing of it**: no tracee, no SIGCHLD mask, no
-//!   descriptor of the target.
+//!   descriptor of the target once the dump returns.
 //!
-//! The child keeps the core's descriptor, its result pipe and 0, 1, 2 (a
+//! The child keeps the core's descriptor, its result pipe, the target's
+//! pidfd (`identity`) and 0, 1, 2 (a
 //! stage hook may use them), and closes every other descriptor it
 //! inherited, so that it holds none of the caller's sockets or pipes open.
 //!
@@ -29,6 +30,7 @@ use crate::report::{ErrorKind, LiveError, LiveReport, Result};
 use crate::snapshot::Daemons;
 use crate::sys::{self, Forked};
 use crate::work::{self, Job};
+use crate::identity::{self, Identity};
 use crate::{access, Options, Output};
 use std::fs::OpenOptions;
 use std::io::ErrorKind as IoErrorKind;
@@ -52,10 +54,49 @@ fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Runs a dump in a forked child and returns its report.
+/// Runs a dump of the process `pid` (or of the process of the thread
+/// `pid`) in a forked child and returns its report; the process is held by
+/// a pidfd opened first thing (`identity`).
 pub fn dump(pid: i32, output: Output, options: &Options) -> Result<LiveReport> {
+    // Which process (a thread's id names its process), then held: the
+    // checks are made again through the pidfd.
+    let first = access::check(pid)?;
+    let identity = Identity::open(first.pid)?;
+    checked_dump(identity, first.given_thread, output, options)
+}
+
+/// Runs a dump of the process of `pidfd` (whose pid is `pid`).
+pub fn dump_pidfd(pidfd: OwnedFd, pid: i32, output: Output, options: &Options) -> Result<LiveReport> {
+    checked_dump(Identity::of(pidfd, pid)?, None, output, options)
+}
+
+/// Checks who may dump the process `identity` holds, through its pid, and
+/// that what was read was of it; then dumps it.
+fn checked_dump(
+    identity: Identity,
+    given_thread: Option<i32>,
+    output: Output,
+    options: &Options,
+) -> Result<LiveReport> {
+    let mut target = access::check(identity.pid)?;
+    // What the checks read of /proc/PID was of the pidfd's process.
+    identity.alive()?;
+    if target.pid != identity.pid || target.stat.start_time != identity.start_time {
+        return Err(identity::gone(identity.pid));
+    }
+    target.given_thread = given_thread;
+    run_dump(identity, target, output, options)
+}
+
+/// Runs a dump in a forked child and returns its report; the child checks
+/// that `target` is still `identity`'s process once its threads are seized.
+pub fn run_dump(
+    identity: Identity,
+    target: access::Target,
+    output: Output,
+    options: &Options,
+) -> Result<LiveReport> {
     let started = Instant::now();
-    let target = access::check(pid)?;
     if options.copy_buffer < 4096 {
         return Err(LiveError::new(
             ErrorKind::Invalid,
@@ -75,7 +116,7 @@ pub fn dump(pid: i32, output: Output, options: &Options) -> Result<LiveReport> {
         let (uids, _) = sys::credentials();
         Daemons::for_dump(uids[1], target.status.uids[0], plan)
     });
-    let result = run_child(target, fd, options, daemons);
+    let result = run_child(target, &identity, fd, options, daemons);
     let result = result.map(|mut report| {
         report.total_us = started.elapsed().as_micros() as u64;
         report
@@ -114,6 +155,7 @@ fn open_output(output: Output) -> Result<(OwnedFd, Option<PathBuf>)> {
 
 fn run_child(
     target: access::Target,
+    identity: &Identity,
     fd: OwnedFd,
     options: &Options,
     daemons: Option<Daemons>,
@@ -126,7 +168,7 @@ fn run_child(
     let child = match sys::fork().map_err(|e| internal("forking the dumping child", e))? {
         Forked::Child => {
             drop(read_end);
-            child_main(parent, target, fd, options, daemons, write_end)
+            child_main(parent, target, identity, fd, options, daemons, write_end)
         }
         Forked::Parent(child) => child,
     };
@@ -176,6 +218,7 @@ fn reap_orphaned_copy(pid: i32, copy: i32) {
 fn child_main(
     parent: i32,
     target: access::Target,
+    identity: &Identity,
     fd: OwnedFd,
     options: &Options,
     daemons: Option<Daemons>,
@@ -184,7 +227,14 @@ fn child_main(
     if !sys::die_with_parent(parent) {
         sys::exit_now(1);
     }
-    sys::close_descriptors_except(3, &[fd.as_raw_fd(), answer.as_raw_fd()]);
+    sys::close_descriptors_except(
+        3,
+        &[
+            fd.as_raw_fd(),
+            answer.as_raw_fd(),
+            identity.pidfd.as_raw_fd(),
+        ],
+    );
     let pipe = answer.as_raw_fd();
     let on_copy = |copy: i32| {
         let _ = sys::write_all_fd(pipe, &frame(TAG_COPY, &copy.to_le_bytes()));
@@ -192,6 +242,7 @@ fn child_main(
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         work::run(Job {
             target,
+            identity,
             options,
             daemons,
             output: fd,
@@ -289,4 +340,110 @@ fn collect(
         }
     };
     (answer, copy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs;
+    use std::process::{Child, Command};
+    use testsupport::process::spawn_with_pid;
+    use testsupport::TempDir;
+
+    fn sleeper() -> Command {
+        let mut command = Command::new("sleep");
+        command.arg("1000");
+        command
+    }
+
+    /// Waits (bounded, widely) until `pid` is asleep in `sleep`'s wait.
+    fn wait_asleep(pid: i32) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !procfs::status(pid).is_ok_and(|s| s.name == "sleep" && s.state == 'S') {
+            assert!(Instant::now() < deadline, "{pid} never slept");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// `hold(pid)` of a sleeping process, which then exits and is reaped,
+    /// its pid given to a new sleeping process on purpose (`ns_last_pid`):
+    /// what `hold` returned, the pid, the new process.
+    fn reused<T>(hold: impl FnOnce(i32) -> T) -> (T, i32, Child) {
+        let mut first = sleeper().spawn().expect("running sleep");
+        let pid = first.id() as i32;
+        wait_asleep(pid);
+        let held = hold(pid);
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let second = spawn_with_pid(pid, sleeper);
+        wait_asleep(pid);
+        (held, pid, second)
+    }
+
+    fn stop(mut child: Child) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The identity taken of a process that then exits and is reaped, its
+    /// pid given to another process on purpose (`ns_last_pid`), is given
+    /// to the dump past every check made before the fork (the new process
+    /// is the caller's own and passes them): the dumping child seizes the
+    /// new process's threads, sees the pidfd's process gone, and refuses;
+    /// the new process was never stopped and is not traced, no core is
+    /// left.
+    #[test]
+    fn a_pid_reused_after_the_checks_is_refused_once_seized_and_left_unharmed() {
+        let dir = TempDir::new("livecore-identity");
+        let (identity, pid, second) =
+            reused(|pid| Identity::open(pid).expect("the pidfd of a live process"));
+        // Its start time may well be the first's (clock ticks): the pidfd
+        // tells them apart.
+        let before = procfs::stat(pid).expect("the new process's stat");
+
+        let target = access::check(pid).expect("the new process passes the checks");
+        let core = dir.path().join("core");
+        let options = Options {
+            method: Some(crate::Method::StopAndCopy),
+            ..Options::default()
+        };
+        let result = run_dump(identity, target, Output::Path(core.clone()), &options);
+        let status = procfs::status(pid).expect("the new process lives on");
+        let after = procfs::stat(pid).expect("the new process's stat");
+        stop(second);
+        match result {
+            Ok(report) => panic!("the new process was dumped: {report:?}"),
+            Err(e) => {
+                assert_eq!(e.kind, ErrorKind::Exited, "{e:?}");
+                assert!(
+                    e.message
+                        .contains("the process exited; its pid now names another process"),
+                    "{e:?}"
+                );
+            }
+        }
+        assert_eq!(status.tracer_pid, 0, "{status:?}");
+        assert_eq!(status.state, 'S', "{status:?}");
+        assert_eq!(after.start_time, before.start_time);
+        assert!(!core.exists(), "a core was left");
+    }
+
+    /// The same identity, through the public path: refused before anything
+    /// is forked.
+    #[test]
+    fn a_pidfd_whose_process_exited_is_refused_before_the_dump() {
+        let (pidfd, pid, second) =
+            reused(|pid| sys::pidfd_open(pid).expect("the pidfd of a live process"));
+        let dir = TempDir::new("livecore-identity");
+        let core = dir.path().join("core");
+        let result = dump_pidfd(pidfd, pid, Output::Path(core.clone()), &Options::default());
+        let status = procfs::status(pid).expect("the new process lives on");
+        stop(second);
+        let e = result.expect_err("the new process was dumped");
+        assert_eq!(e.kind, ErrorKind::Exited, "{e:?}");
+        assert!(e.message.contains("the process exited"), "{e:?}");
+        assert_eq!(status.tracer_pid, 0, "{status:?}");
+        assert_eq!(status.state, 'S', "{status:?}");
+        assert!(!core.exists(), "a core was left");
+    }
 }

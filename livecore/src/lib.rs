@@ -137,6 +137,18 @@
 //! copy exists, the dump completes: it is the process as it was at the
 //! stop).
 //!
+//! # The process, not its pid
+//!
+//! The process is held by a pidfd from the start: [`dump`] opens one
+//! first thing, [`dump_pidfd`] takes the caller's (one it checked the
+//! process through). Once its threads are seized, and before any is
+//! stopped, the dump checks that the pidfd's process still exists and that
+//! the pid's start time is the one read when the pidfd was taken: a
+//! process that exited and whose pid was reused meanwhile is refused
+//! ([`ErrorKind::Exited`], "the process exited; its pid now names
+//! another"), the process now under that pid let go without ever being
+//! stopped (`identity`).
+//!
 //! # Snapshots while stopped
 //!
 //! With [`Options::snapshots`], the OnAnyCoreDump triggers (and the
@@ -158,8 +170,8 @@ macro_rules! x86_64_modules {
     };
 }
 x86_64_modules!(
-    access, boost, elf, freeze, helper, inject, memory, notes, pipeline, procfs, regions, restart,
-    sink, snapshot, stash, sys, work,
+    access, boost, elf, freeze, helper, identity, inject, memory, notes, pipeline, procfs, regions,
+    restart, sink, snapshot, stash, sys, work,
 );
 mod report;
 mod stage;
@@ -342,13 +354,38 @@ impl std::fmt::Debug for Options {
 
 /// Dumps the core of the running process `pid` to `output` (see the crate
 /// documentation), from a child process forked for the dump; returns what
-/// the crash record of a live core needs.
+/// the crash record of a live core needs. The process is held by a pidfd
+/// opened first thing (a thread's id names its process): if it exits and
+/// its pid names another process before its threads are seized, the dump
+/// is refused and that process left alone.
 pub fn dump(pid: i32, output: Output, options: &Options) -> Result<LiveReport, LiveError> {
     #[cfg(target_arch = "x86_64")]
     return helper::dump(pid, output, options);
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (pid, output, options);
+        Err(LiveError::new(
+            ErrorKind::Unsupported,
+            "live cores are implemented for x86_64 only",
+        ))
+    }
+}
+
+/// Dumps the core of the running process `pidfd` names (a pidfd, from
+/// `pidfd_open` or `SO_PEERPIDFD`), whose pid is `pid`, as [`dump`] does;
+/// refused if the pidfd is of another pid, or if its process has exited
+/// (even if its pid names another process now, which is left alone).
+pub fn dump_pidfd(
+    pidfd: OwnedFd,
+    pid: i32,
+    output: Output,
+    options: &Options,
+) -> Result<LiveReport, LiveError> {
+    #[cfg(target_arch = "x86_64")]
+    return helper::dump_pidfd(pidfd, pid, output, options);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (pidfd, pid, output, options);
         Err(LiveError::new(
             ErrorKind::Unsupported,
             "live cores are implemented for x86_64 only",

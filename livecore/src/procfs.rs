@@ -134,6 +134,9 @@ pub struct Stat {
     pub cutime: u64,
     pub cstime: u64,
     pub nice: i64,
+    /// When the process started, in clock ticks since boot (field 22):
+    /// with the pid, what names one process over the machine's uptime.
+    pub start_time: u64,
 }
 
 /// `PF_KTHREAD`: a kernel thread.
@@ -158,6 +161,7 @@ impl Stat {
             cutime: num(13) as u64,
             cstime: num(14) as u64,
             nice: num(16),
+            start_time: num(19) as u64,
         })
     }
 }

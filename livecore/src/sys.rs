@@ -340,6 +340,33 @@ pub fn wait_for_sigchld(timeout: Duration) -> bool {
     rc == libc::SIGCHLD
 }
 
+/// `pidfd_open(pid, 0)`: a descriptor that names the process `pid` names
+/// now, for as long as it is open (a pid reused later names another).
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: no memory is involved; the descriptor returned is new and
+    // ours.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: `fd` is a descriptor just returned to us and owned by no one
+    // else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(pidfd, 0)`: `Ok` while the pidfd's process exists
+/// (`ESRCH` once it has exited, even if its pid names another now).
+pub fn pidfd_alive(pidfd: RawFd) -> io::Result<()> {
+    // SAFETY: a null siginfo is allowed; no other memory is involved.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+    .map(|_| ())
+}
+
 /// Sends `signal` to the process `pid`.
 pub fn kill(pid: Pid, signal: c_int) -> io::Result<()> {
     // SAFETY: no memory is involved.

@@ -5,6 +5,7 @@
 //! that order.
 
 use crate::access::Target;
+use crate::identity::Identity;
 use crate::boost::Boost;
 use crate::elf::{Layout, Segment};
 use crate::freeze::{self, Event, Frozen, Thread, Tracer};
@@ -31,6 +32,9 @@ use crate::inject::{self, Call, Gadgets, Saved};
 /// What the dump is given by the caller's process.
 pub struct Job<'a> {
     pub target: Target,
+    /// The process `target` must be (its pidfd): checked once its threads
+    /// are seized.
+    pub identity: &'a Identity,
     pub options: &'a Options,
     pub daemons: Option<Daemons>,
     pub output: OwnedFd,
@@ -98,6 +102,7 @@ fn output_error(e: std::io::Error) -> LiveError {
 pub fn run(job: Job) -> Result<LiveReport> {
     let Job {
         target,
+        identity,
         options,
         daemons,
         output,
@@ -139,7 +144,7 @@ pub fn run(job: Job) -> Result<LiveReport> {
     };
     let stop_nice = boost.as_ref().map(Boost::nice);
     let pause_begin_ns = sys::monotonic_ns();
-    let mut stopped = stop(&mut tracer, &target, options, &mut stages)?;
+    let mut stopped = stop(&mut tracer, &target, identity, options, &mut stages)?;
     stopped.boost = boost;
     stages.reach(Stage::Stopped);
 
@@ -365,13 +370,18 @@ fn choose_method(
 fn stop(
     tracer: &mut Tracer,
     target: &Target,
+    identity: &Identity,
     options: &Options,
     stages: &mut Stages,
 ) -> Result<Stopped> {
     let pid = target.pid;
-    let mut frozen = freeze::freeze(tracer, pid, options.stop_timeout, || {
-        stages.reach(Stage::Seized)
-    })?;
+    let mut frozen = freeze::freeze(
+        tracer,
+        pid,
+        options.stop_timeout,
+        || stages.reach(Stage::Seized),
+        || identity.verify(),
+    )?;
     let stop_us = micros(frozen.since.elapsed());
     let mut threads = Vec::new();
     for thread in &mut frozen.threads {

@@ -232,6 +232,29 @@ pub fn copy_executable(from: impl AsRef<Path>, to: impl AsRef<Path>) {
     );
 }
 
+/// Starts `make()`'s command under exactly `pid` (a pid freed before: its
+/// process exited and was reaped), by setting the last pid the kernel
+/// handed out (`/proc/sys/kernel/ns_last_pid`, root) just before each
+/// spawn; other processes of the machine may take the pid first, so it
+/// retries (200 times, then panics). One test at a time moves
+/// `ns_last_pid` (the machine-wide `ns-last-pid` lock).
+pub fn spawn_with_pid(pid: i32, mut make: impl FnMut() -> Command) -> Child {
+    let _lock = crate::FileLock::acquire("ns-last-pid");
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+            .expect("writing /proc/sys/kernel/ns_last_pid (root)");
+        let mut child = make()
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run a process for pid {pid}: {e}"));
+        if child.id() as i32 == pid {
+            return child;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("could not start a process with pid {pid}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

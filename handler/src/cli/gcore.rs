@@ -156,6 +156,8 @@ pub fn run(args: GcoreArgs) -> ExitCode {
         compress,
         snapshots: !args.no_snapshots,
         event: None,
+        // The dumper holds the process by a pidfd from its start.
+        pidfd: None,
     };
     match live::take(&request, &config, &config_path, &mut log) {
         Ok(taken) => {

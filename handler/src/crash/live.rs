@@ -35,6 +35,7 @@ use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use lttng_coredump_livecore::ErrorKind;
 
@@ -61,6 +62,11 @@ pub struct Request {
     pub snapshots: bool,
     /// The LTTng event that asked for it (`serve`'s `[live]` triggers).
     pub event: Option<record::LiveEvent>,
+    /// A pidfd of the process `pid` names, through which the caller checked
+    /// it (`serve`'s `[live]`): the dump is of that process or of none, even
+    /// if it exits and its pid is reused meanwhile. `None`: the dumper
+    /// opens its own first thing (`lttng-coredump-livecore`).
+    pub pidfd: Option<Arc<OwnedFd>>,
 }
 
 /// A live core taken.
@@ -173,7 +179,7 @@ pub fn take(
 fn to_file(request: &Request, config: &Config, path: &Path) -> Result<Taken, Failed> {
     let options = options(request, config);
     let compressed = options.zstd_level.is_some();
-    let report = livecore::dump(request.pid, Output::Path(path.to_path_buf()), &options)?;
+    let report = dump(request, Output::Path(path.to_path_buf()), &options)?;
     Ok(Taken {
         report,
         core: path.to_path_buf(),
@@ -183,16 +189,38 @@ fn to_file(request: &Request, config: &Config, path: &Path) -> Result<Taken, Fai
     })
 }
 
-/// The process's `/proc` details, read through a pidfd (checked to still
-/// name it afterwards), before it is dumped.
-fn gather(pid: i32) -> Gathered {
-    let pidfd = rustix::process::Pid::from_raw(pid)
-        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
-    procinfo::gather(
-        Path::new("/proc"),
-        pid,
-        pidfd.as_ref().map(|fd| fd.as_raw_fd()),
-    )
+/// The live core of the process `request` names: through its pidfd when
+/// it has one (the dump is of that process or of none), else by its pid
+/// (the dumper then holds the process by a pidfd of its own).
+fn dump(
+    request: &Request,
+    output: Output,
+    options: &livecore::Options,
+) -> Result<LiveReport, LiveError> {
+    match &request.pidfd {
+        Some(pidfd) => {
+            let pidfd = pidfd.try_clone().map_err(|e| {
+                LiveError::new(ErrorKind::Internal, format!("duplicating the pidfd: {e}"))
+            })?;
+            livecore::dump_pidfd(pidfd, request.pid, output, options)
+        }
+        None => livecore::dump(request.pid, output, options),
+    }
+}
+
+/// The process's `/proc` details, read through a pidfd (the request's, or
+/// one opened here; checked to still name it afterwards), before it is
+/// dumped.
+fn gather(request: &Request) -> Gathered {
+    let pid = request.pid;
+    let opened = match &request.pidfd {
+        Some(_) => None,
+        None => rustix::process::Pid::from_raw(pid).and_then(|p| {
+            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+        }),
+    };
+    let pidfd = request.pidfd.as_deref().or(opened.as_ref());
+    procinfo::gather(Path::new("/proc"), pid, pidfd.map(|fd| fd.as_raw_fd()))
 }
 
 /// Whether the process is dumpable: its `/proc` files are then its user's,
@@ -220,7 +248,7 @@ fn to_store(
     // Named as a crash is, from the start: the record, the journal entry
     // and the fleet's copies carry the same ID.
     let crash_id = crate::crash::pipeline::new_crash_id(log);
-    let gathered = gather(request.pid);
+    let gathered = gather(request);
     let mut options = options(request, config);
     // The writer compresses (the process is not waiting for it).
     let zstd_level = options.zstd_level.take();
@@ -251,7 +279,7 @@ fn to_store(
         .map_err(|e| failed(ErrorKind::Internal, format!("cannot make a pipe: {e}")))?;
     let (dumped, received) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| pump(read_end, &mut writer));
-        let dumped = livecore::dump(request.pid, Output::Fd(write_end), &options);
+        let dumped = dump(request, Output::Fd(write_end), &options);
         let received = reader.join().unwrap_or(0);
         (dumped, received)
     });

@@ -48,13 +48,12 @@
 //! too: at most [`MAX_LOGGED_PER_SECOND`] refusals a second, the others
 //! counted and the count said once the second is over.
 //!
-//! Between the check and the dump the process is named by its pid again
-//! (`crash::live` opens its own pidfd): a process that ends and whose pid
-//! is reused by another in that window would be dumped instead (whoever's
-//! it is: the record then says whose, `uid`). The window is the few
-//! milliseconds between the two opens and nobody chooses which process
-//! gets a freed pid; closing it needs the dumper to take the pidfd checked
-//! here (`lttng-coredump-livecore` takes a pid).
+//! The process is checked through a pidfd, and that pidfd is what the dump
+//! is given (`crash::live`, `lttng_coredump_livecore::dump_pidfd`): a
+//! process that ends and whose pid is reused by another before or during
+//! the seize is not dumped (the dumper checks, once the threads are seized,
+//! that the pidfd's process still lives and the start time is the same),
+//! and the process now under that pid is let go without being stopped.
 
 use crate::base::config::Config;
 use crate::base::live_config::LiveEventsConfig;
@@ -66,6 +65,7 @@ use crate::store::record::LiveEvent;
 use lttng_ctl::notification::{FieldValue, Notification, NotificationChannel, Received};
 use lttng_ctl::trigger::{ActionInfo, CaptureExpr, ConditionInfo, TriggerList};
 use std::collections::{BTreeMap, HashMap};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -565,11 +565,13 @@ impl Limits {
 }
 
 /// A process that may be dumped: its pid and start time (for the rate
-/// limit), checked at one instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// limit), checked at one instant through its pidfd, which the dump is
+/// given (it dumps that process or none).
+#[derive(Debug, Clone)]
 pub struct Target {
     pub pid: i32,
     pub start_time: u64,
+    pub pidfd: Arc<OwnedFd>,
 }
 
 /// This process's pid namespace (its inode number, what lttng-ust's
@@ -644,7 +646,11 @@ pub fn check_target(
     if uids.iter().any(|uid| *uid != owner) {
         return Err(Refusal::NotTheOwners { uids });
     }
-    Ok(Target { pid, start_time })
+    Ok(Target {
+        pid,
+        start_time,
+        pidfd: Arc::new(pidfd),
+    })
 }
 
 /// `EXPR = VALUE` for the record.
@@ -765,6 +771,8 @@ fn on_notification(
             event_rule: trigger.event_rule.clone(),
             captured: event.captured.clone(),
         }),
+        // The process checked, not whatever its pid names by the dump.
+        pidfd: Some(target.pidfd.clone()),
     };
     let mut log = Log::default().with_stderr();
     log.set_socket_path(config.syslog_socket.clone());
@@ -875,10 +883,10 @@ mod tests {
             FieldValue::Unsigned(u64::MAX),
             FieldValue::String("1".into()),
         ] {
-            assert_eq!(
+            assert!(matches!(
                 check_target(Some(&bad), Some(&ns), uid),
                 Err(Refusal::NoPid)
-            );
+            ));
         }
     }
 }
