@@ -60,7 +60,10 @@ pub struct Signature {
 
 /// The signature of the crash `report` describes.
 pub fn signature(report: &Report) -> Signature {
-    let program = report.program_name();
+    // The executable's or the command's name is the crashing process's
+    // choice: one line, no control character, in the text hashed and in the
+    // title shown.
+    let program = one_line(&report.program_name());
     let signal = report.signal.as_ref().map_or_else(
         || "signal none".to_string(),
         |s| format!("signal {}", s.name),
@@ -259,6 +262,20 @@ mod tests {
         );
         assert_eq!(signature(&a).hash.len(), 32);
         assert_eq!(signature(&a).title, "server: SIGSEGV in parse");
+    }
+
+    #[test]
+    fn a_program_name_with_control_characters_is_shown_on_one_line() {
+        // Found by the report_parse fuzz target: a command holding DEL.
+        let mut r = report("/x", "SIGSEGV", vec![frame(Some("f"), "/x", 1, 1)]);
+        r.executable = Some("/bin/lo\u{7f}per\nframe forged".into());
+        let sig = signature(&r);
+        assert_eq!(sig.title, "lo?per?frame forged: SIGSEGV in f");
+        assert!(!sig.title.chars().any(char::is_control), "{:?}", sig.title);
+        assert_eq!(
+            sig.text,
+            "lttng-coredump signature v1\nexecutable lo?per?frame forged\nsignal SIGSEGV\nframe f\n"
+        );
     }
 
     #[test]
