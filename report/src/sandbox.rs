@@ -65,8 +65,7 @@ pub(crate) fn child(
 fn confine(limits: &Limits) -> Result<(), String> {
     // (An exec'd child may lead its own session already: `setsid` would
     // fail, and there is nothing to leave.)
-    let pid = rustix::process::getpid();
-    if rustix::process::getsid(None).ok() != Some(pid) {
+    if !lttng_coredump_engine::child::leads_own_session() {
         rustix::process::setsid().map_err(|e| format!("leaving the caller's session: {e}"))?;
     }
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("setting no_new_privs: {e}"))?;
@@ -227,11 +226,10 @@ mod tests {
         };
         let out = lttng_coredump_engine::child::isolate::run_isolated(Duration::from_secs(10), || {
             let confined = confine(&limits).and_then(|()| limit_memory(1 << 20, 1 << 30));
-            let pid = rustix::process::getpid();
             let get = |resource| rustix::process::getrlimit(resource);
             let state = format!(
                 "{confined:?} session_leader={} no_new_privs={} dumpable={:?} cpu={:?} fsize={:?} core={:?} as_set={}",
-                rustix::process::getsid(None).ok() == Some(pid),
+                lttng_coredump_engine::child::leads_own_session(),
                 rustix::thread::no_new_privs().unwrap(),
                 rustix::process::dumpable_behavior().unwrap(),
                 get(Resource::Cpu).maximum,
@@ -248,6 +246,29 @@ mod tests {
                 "Ok(()) session_leader=true no_new_privs=true dumpable=NotDumpable cpu=Some(9) fsize=Some({}) core=Some(0) as_set=true",
                 1u64 << 30
             )
+        );
+    }
+
+    /// The same, run where CI runs: in a PID namespace of its own, where the
+    /// session's leader (outside it) has no pid, and `getsid` answers 0.
+    /// Needs root (`unshare --pid`): a `system` test in `tests/tiers`.
+    #[test]
+    fn the_child_is_confined_in_a_pid_namespace_whose_session_leader_is_outside() {
+        let out = std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sandbox::tests::the_child_is_confined_before_it_reads_the_core",
+            ])
+            .output()
+            .expect("running unshare (util-linux)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{}{text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }

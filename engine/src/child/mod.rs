@@ -841,6 +841,19 @@ pub fn reap_left_behind() -> usize {
     left.len()
 }
 
+/// Whether the calling process leads its own session.
+///
+/// Not `rustix::process::getsid`: when the session's leader lives outside
+/// the caller's PID namespace (a test run in a container), the kernel
+/// answers 0, which rustix takes for a `Pid` that cannot be zero (a debug
+/// assertion, else an invalid value).
+pub fn leads_own_session() -> bool {
+    // SAFETY: getsid(0) and getpid() read the caller's ids and touch no
+    // memory.
+    let (session, pid) = unsafe { (libc::getsid(0), libc::getpid()) };
+    session == pid
+}
+
 /// What the tests of `isolate` and `resident` share.
 #[cfg(test)]
 pub(crate) mod tests {
