@@ -161,6 +161,132 @@ fn pids(json: &[Value]) -> Vec<i64> {
     json.iter().map(|c| c["pid"].as_i64().unwrap()).collect()
 }
 
+/// Two problems in a core directory: A (prog-a: 3, 1 h and 30 min ago)
+/// with crashes 201, 203, 204, B (prog-b: 2 h and 1 min ago) with 202, 205,
+/// and 206 (10 s ago) without a report. Returns the directory and the two
+/// signatures.
+fn two_problems(dir: &Path) -> (PathBuf, String, String) {
+    let cores = dir.join("cores");
+    fs::create_dir(&cores).unwrap();
+    fs::set_permissions(&cores, fs::Permissions::from_mode(0o755)).unwrap();
+    let a = "a1".repeat(32);
+    let b = "b2".repeat(32);
+    for (pid, ago, signature) in [
+        (201, 10800, Some(&a)),
+        (202, 7200, Some(&b)),
+        (203, 3600, Some(&a)),
+        (204, 1800, Some(&a)),
+        (205, 60, Some(&b)),
+        (206, 10, None),
+    ] {
+        let exe = match signature {
+            Some(s) if s == &a => "/opt/t/prog-a",
+            Some(_) => "/opt/t/prog-b",
+            None => "/opt/t/prog-c",
+        };
+        let mut crash = record(&cores, pid, now() - ago, exe, 4096);
+        if let Some(signature) = signature {
+            crash.report.analyzed = true;
+            crash.report.signature = Some(signature.clone());
+            crash.report.title = Some(format!("{}: SIGSEGV in f", &exe[7..]));
+        }
+        plant(&crash);
+    }
+    (cores, a, b)
+}
+
+#[test]
+fn problems_takes_coredumpctls_selection_as_list_does() {
+    let dir = test_dir("lcdcli-problems");
+    let (cores, a, b) = two_problems(dir.path());
+    let cores_arg = cores.display().to_string();
+    let problems = |extra: &[&str]| -> Vec<(String, i64)> {
+        let mut args = vec!["problems", "--dir", &cores_arg, "--json=short"];
+        args.extend(extra);
+        json_lines(&succeeded(&tool(&args)))
+            .iter()
+            .map(|p| {
+                (
+                    p["signature"].as_str().unwrap().to_owned(),
+                    p["count"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (a3, b2) = ((a.clone(), 3), (b.clone(), 2));
+    // Most frequent first; -n the N most frequent; -r reversed.
+    assert_eq!(problems(&[]), [a3.clone(), b2.clone()]);
+    assert_eq!(problems(&["-n", "1"]), vec![a3.clone()]);
+    assert_eq!(problems(&["-r"]), [b2.clone(), a3.clone()]);
+    // -1: the problem of the newest crash (205, of B), not the largest.
+    assert_eq!(problems(&["-1"]), vec![b2.clone()]);
+    // -S/-U (spaced, as journalctl) choose the crashes counted.
+    assert_eq!(
+        problems(&["-S", "-45min"]),
+        [(b.clone(), 1), (a.clone(), 1)]
+    );
+    assert_eq!(
+        problems(&["-U", "-45min"]),
+        [(a.clone(), 2), (b.clone(), 1)]
+    );
+    // A MATCH: only prog-b's crashes.
+    assert_eq!(problems(&["prog-b"]), vec![b2.clone()]);
+    // --json=pretty: one document, an array.
+    let pretty = succeeded(&tool(&["problems", "--dir", &cores_arg, "--json=pretty"]));
+    let array: Vec<Value> = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(array.len(), 2, "{pretty}");
+    assert!(pretty.starts_with("[\n  {"), "{pretty}");
+    // The text form in a pipe: a heading, a line a problem, the crash
+    // without a report counted; no colour, no pager.
+    let table = succeeded(&tool(&["problems", "--dir", &cores_arg, "--no-pager"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[0].starts_with("SIGNATURE"), "{table}");
+    assert!(lines[1].starts_with(&a[..16]), "{table}");
+    assert!(lines[3].starts_with("1 crash without a report"), "{table}");
+    assert!(!table.contains('\x1b'), "{table}");
+
+    // With a SIGNATURE (its start): that problem's crashes, oldest first;
+    // -n the newest N, -r newest first, -1 the newest.
+    let crashes_of = |extra: &[&str]| -> Vec<i64> {
+        let mut args = vec!["problems", "--dir", &cores_arg, "--json", &a[..8]];
+        args.extend(extra);
+        let json = json_lines(&succeeded(&tool(&args)));
+        assert_eq!(json.len(), 1);
+        pids(json[0]["crashes"].as_array().unwrap())
+    };
+    assert_eq!(crashes_of(&[]), [201, 203, 204]);
+    assert_eq!(crashes_of(&["-n", "2"]), [203, 204]);
+    assert_eq!(crashes_of(&["-r"]), [204, 203, 201]);
+    assert_eq!(crashes_of(&["-1"]), [204]);
+    assert_eq!(crashes_of(&["-S", "-2h"]), [203, 204]);
+    let listed = succeeded(&tool(&["problems", "--dir", &cores_arg, &a[..8]]));
+    assert!(listed.contains("Problem: prog-a: SIGSEGV in f"), "{listed}");
+    assert!(listed.contains("Crashes: 3"), "{listed}");
+
+    // -q: nothing selected is exit status 1 and not a word.
+    let quiet = tool(&["problems", "--dir", &cores_arg, "-q", "no-such-program"]);
+    assert_eq!(quiet.status.code(), Some(1), "{quiet:?}");
+    assert!(
+        quiet.stdout.is_empty() && quiet.stderr.is_empty(),
+        "{quiet:?}"
+    );
+    let none = tool(&["problems", "--dir", &cores_arg, "no-such-program"]);
+    failed_saying(&none, 1, &["no crash matches"]);
+    // Two signatures, or one that is no problem's: errors naming them.
+    let two = tool(&["problems", "--dir", &cores_arg, &a[..8], &b[..8]]);
+    failed_saying(&two, 1, &["one signature at a time"]);
+    let unknown = tool(&["problems", "--dir", &cores_arg, "cccccccc"]);
+    failed_saying(&unknown, 1, &["no problem has the signature cccccccc"]);
+    // -n takes a count of at least 1.
+    assert_eq!(
+        tool(&["problems", "--dir", &cores_arg, "-n", "0"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
 #[test]
 fn a_config_a_person_typed_that_cannot_be_used_is_an_error_never_the_defaults() {
     let dir = test_dir("lcdcli-config");
@@ -520,6 +646,30 @@ fn coredumpctls_options_select_order_and_print_crashes() {
             "{shown}"
         );
     }
+    // debug picks the newest crash the selection keeps: -S/-U as list.
+    for (window, pid) in [(["-U", "-1h"], 101), (["-S", "-90min"], 103)] {
+        let mut args = vec!["debug", "--dir", &cores_arg, "--debugger"];
+        let debugger = debugger.display().to_string();
+        args.push(&debugger);
+        args.extend(window);
+        let shown = succeeded(&tool(&args));
+        assert!(
+            shown.contains(&format!(".{pid}.")),
+            "{window:?} should pick {pid}: {shown}"
+        );
+    }
+    let until = succeeded(&tool(&[
+        "debug",
+        "--dir",
+        &cores_arg,
+        "--debugger",
+        &debugger.display().to_string(),
+        "-S",
+        "-3h",
+        "-U",
+        "-20min",
+    ]));
+    assert!(until.contains(".102."), "{until}");
     let output = tool(&["debug", "103", "--dir", &cores_arg, "-A", "'unbalanced"]);
     failed_saying(&output, 1, &["unbalanced quotes"]);
     // A missing gdb or babeltrace2 is named with its Debian package.

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 /// The crash tools' subcommands (flattened into the main command line).
 ///
-/// Those that select crashes (list, info, debug, dump, trace) take
+/// Those that select crashes (list, info, problems, debug, dump, trace) take
 /// coredumpctl's options: MATCH arguments, -1, -n N, -r, -S/-U,
 /// --json=short|pretty, --no-pager, -q.
 #[derive(Subcommand, Debug)]
@@ -28,7 +28,8 @@ pub enum CrashCommand {
     Info(ListArgs),
     /// The crashes grouped by their signature (one bug, one problem): one
     /// line a problem with its count, first and last seen, program, users
-    /// and newest crash; with SIGNATURE, that problem's crashes.
+    /// and newest crash; with a SIGNATURE (8 or more hexadecimal digits, as
+    /// it prints them), that problem's crashes.
     Problems(ProblemsArgs),
     /// Run a debugger (gdb) on the executable and the core of the latest
     /// matching crash. Without a terminal, gdb runs in batch mode and

@@ -222,28 +222,59 @@ pub fn list(dir: &Path, args: &ListArgs) -> Result<ExitCode> {
 
 /// `problems --journal-dir DIR`: one line a problem of the fleet (count,
 /// hosts, first and last seen, programs); with SIGNATURE, its crashes.
+/// The selection (MATCH, -S/-U) picks the crashes counted; -1, -n, -r and
+/// --json act as on the local store's `problems`.
 pub fn problems(dir: &Path, args: &ProblemsArgs) -> Result<ExitCode> {
-    if args.source.dir.is_some() || args.source.config.is_some() {
-        bail!("--journal-dir reads the collector's journal files: not with --dir or --config");
+    refuse_local_options(&args.selection)?;
+    let (selection, signature) = super::problems::split_signature(&args.selection)?;
+    let filtered =
+        !selection.matches.is_empty() || selection.since.is_some() || selection.until.is_some();
+    let crashes = select(read(dir)?, &selection)?;
+    if crashes.is_empty() && filtered {
+        if selection.quiet {
+            return Err(super::show::QuietNoMatch.into());
+        }
+        bail!("no crash matches in the journal files of {}", dir.display());
     }
-    let crashes = read(dir)?;
-    let problems = collector::problems(&crashes);
+    let mut problems = collector::problems(&crashes);
+    let latest = args.selection.latest;
+    let mode = selection.json();
+    let output = if mode.is_some() {
+        Output::plain()
+    } else {
+        Output::start(selection.no_pager)
+    };
     let mut out = String::new();
     let joined = |set: &std::collections::BTreeSet<String>| {
         set.iter().map(|s| escape(s)).collect::<Vec<_>>().join(",")
     };
-    match &args.signature {
-        None if args.json => {
-            for problem in &problems {
-                writeln!(out, "{}", serde_json::to_string(problem)?)?;
-            }
-        }
+    match signature {
         None => {
-            writeln!(
-                out,
+            if latest {
+                // The problem of the newest crash (crashes are oldest first).
+                let newest = crashes.last().map(|c| {
+                    collector::problems(std::slice::from_ref(c))
+                        .remove(0)
+                        .signature
+                });
+                problems.retain(|p| Some(&p.signature) == newest.as_ref());
+            }
+            super::problems::arrange(&mut problems, args.count, false, selection.reverse);
+            if let Some(mode) = mode {
+                let items = problems
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut stdout = std::io::stdout().lock();
+                write_json(&mut stdout, mode, &items)?;
+                stdout.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let heading = format!(
                 "{:<16} {:>5} {:>5} {:<23} {:<23} {:<24} PROGRAMS",
                 "SIGNATURE", "COUNT", "HOSTS", "FIRST SEEN", "LAST SEEN", "HOST NAMES"
-            )?;
+            );
+            writeln!(out, "{}", output.bold(&heading))?;
             for problem in &problems {
                 let signature = escape(&problem.signature);
                 writeln!(
@@ -277,50 +308,54 @@ pub fn problems(dir: &Path, args: &ProblemsArgs) -> Result<ExitCode> {
             }
         }
         Some(wanted) => {
-            let wanted = wanted.to_ascii_lowercase();
-            if wanted.len() < 8 || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("a signature is at least 8 hexadecimal digits (as `problems` prints them)");
-            }
-            let matching: Vec<_> = problems
+            let place = dir.display();
+            let found = super::problems::find_signature(
+                problems
+                    .iter()
+                    .filter(|p| p.signed)
+                    .map(|p| p.signature.as_str()),
+                &wanted,
+                &place,
+            )?;
+            let problem = problems
                 .iter()
-                .filter(|p| p.signed && p.signature.starts_with(&wanted))
-                .collect();
-            let problem = match matching.as_slice() {
-                [one] => one,
-                [] => bail!("no problem has the signature {wanted} in {}", dir.display()),
-                _ => bail!("{wanted} is the start of several signatures: give more digits"),
-            };
-            let of_problem: Vec<&CollectedCrash> = crashes
+                .find(|p| p.signature == found)
+                .expect("found among them");
+            let mut of_problem: Vec<&CollectedCrash> = crashes
                 .iter()
                 .filter(|c| c.signature.as_deref() == Some(problem.signature.as_str()))
                 .collect();
-            if args.json {
+            let count = if latest { Some(1) } else { args.count };
+            super::problems::arrange(&mut of_problem, count, true, selection.reverse || latest);
+            if let Some(mode) = mode {
                 let mut json = serde_json::to_value(problem)?;
                 json["crashes"] = serde_json::to_value(&of_problem)?;
-                writeln!(out, "{json}")?;
-            } else {
-                writeln!(out, "Signature: {}", escape(&problem.signature))?;
-                writeln!(out, "Crashes: {}", problem.count)?;
-                writeln!(out, "Hosts: {}", joined(&problem.hosts))?;
+                let mut stdout = std::io::stdout().lock();
+                write_json(&mut stdout, mode, &[json])?;
+                stdout.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            writeln!(out, "Signature: {}", escape(&problem.signature))?;
+            writeln!(out, "Crashes: {}", problem.count)?;
+            writeln!(out, "Hosts: {}", joined(&problem.hosts))?;
+            let heading = format!(
+                "{:<23} {:<20} {:>7} {:<32} PROGRAM",
+                "TIME", "HOST", "PID", "CRASH ID"
+            );
+            writeln!(out, "{}", output.bold(&heading))?;
+            for crash in of_problem {
                 writeln!(
                     out,
-                    "{:<23} {:<20} {:>7} {:<32} PROGRAM",
-                    "TIME", "HOST", "PID", "CRASH ID"
+                    "{:<23} {:<20} {:>7} {:<32} {}",
+                    time_of(crash.realtime_us),
+                    shown(&crash.hostname),
+                    shown(&crash.pid),
+                    shown(&crash.crash_id),
+                    program(crash)
                 )?;
-                for crash in of_problem {
-                    writeln!(
-                        out,
-                        "{:<23} {:<20} {:>7} {:<32} {}",
-                        time_of(crash.realtime_us),
-                        shown(&crash.hostname),
-                        shown(&crash.pid),
-                        shown(&crash.crash_id),
-                        program(crash)
-                    )?;
-                }
             }
         }
     }
-    emit(&out)?;
+    super::problems::emit(output, &out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -141,15 +141,18 @@ pub struct ListArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ProblemsArgs {
-    /// List the crashes of this problem (a signature, or the start of one
-    /// of at least 8 hex digits) instead of one line a problem.
-    #[arg(value_name = "SIGNATURE")]
-    pub signature: Option<String>,
-    /// JSON: one object a problem (or a crash, with SIGNATURE), one a line.
-    #[arg(long)]
-    pub json: bool,
+    /// coredumpctl's selection, of the crashes counted (a problem is shown
+    /// when one of its crashes is selected, with those only). A MATCH of 8
+    /// or more hexadecimal digits is a problem's SIGNATURE (or its start,
+    /// as `problems` prints it): that problem's crashes are listed instead.
+    /// -1 is the problem of the newest crash (with a SIGNATURE: its newest
+    /// crash); -r reverses the order.
     #[command(flatten)]
-    pub source: SourceArgs,
+    pub selection: Selection,
+    /// At most N problems (the N most frequent); with a SIGNATURE, the
+    /// newest N of its crashes.
+    #[arg(short = 'n', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
     /// On a collector: the problems of the whole fleet, from the crashes
     /// systemd-journal-remote stored in this directory, with the hosts each
     /// was seen on and the count (each crash counted once).

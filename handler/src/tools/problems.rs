@@ -3,13 +3,17 @@
 //! line: how many crashes, first and last seen, the program, the users, the
 //! newest crash; `problems SIGNATURE` lists that problem's crashes. Only
 //! the crashes the caller may read count, as in `list`; those without a
-//! report (turned off, no core, analysis failed) are counted apart.
+//! report (turned off, no core, analysis failed) are counted apart. It
+//! takes coredumpctl's selection as `list` does (MATCH, -S/-U, -1, -n, -r,
+//! --json=short|pretty, --no-pager, -q), the crashes selected making the
+//! problems shown.
 
+use super::output::{write_json, Output};
 use super::select::local_time;
-use super::source::Source;
-use super::ProblemsArgs;
+use super::show::chosen;
+use super::{ProblemsArgs, Selection};
 use crate::base::human::escape;
-use crate::store::crashes::{Crash, Store};
+use crate::store::crashes::Crash;
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -105,108 +109,197 @@ fn time(t: Option<i64>) -> String {
     t.map(local_time).unwrap_or_else(|| "-".into())
 }
 
+/// Whether a MATCH names a problem: 8 or more hexadecimal digits (a PID
+/// has at most 7 digits: `pid_max` is at most 2^22).
+fn is_signature(word: &str) -> bool {
+    word.len() >= 8 && word.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The selection without its SIGNATURE (and without -1, which `problems`
+/// applies to problems, not to crashes), and the signature, lower case.
+pub(super) fn split_signature(selection: &Selection) -> Result<(Selection, Option<String>)> {
+    let (signatures, matches): (Vec<String>, Vec<String>) = selection
+        .matches
+        .iter()
+        .cloned()
+        .partition(|word| is_signature(word));
+    if signatures.len() > 1 {
+        bail!("one signature at a time (given: {})", signatures.join(", "));
+    }
+    let crashes = Selection {
+        matches,
+        latest: false,
+        ..selection.clone()
+    };
+    Ok((
+        crashes,
+        signatures
+            .into_iter()
+            .next()
+            .map(|s| s.to_ascii_lowercase()),
+    ))
+}
+
+/// The one signature of `signatures` that starts with `wanted`.
+pub(super) fn find_signature<'a>(
+    mut signatures: impl Iterator<Item = &'a str>,
+    wanted: &str,
+    place: &dyn std::fmt::Display,
+) -> Result<&'a str> {
+    let first = signatures.find(|s| s.starts_with(wanted));
+    match (first, signatures.find(|s| s.starts_with(wanted))) {
+        (Some(one), None) => Ok(one),
+        (None, _) => bail!("no problem has the signature {wanted} in {place}"),
+        (Some(_), Some(_)) => {
+            bail!("{wanted} is the start of several signatures: give more digits")
+        }
+    }
+}
+
+/// coredumpctl's -n, -r (and -1, already applied by the caller) on items
+/// in their natural order: problems most frequent first (-n keeps the
+/// first N), a problem's crashes oldest first (-n keeps the newest N).
+pub(super) fn arrange<T>(items: &mut Vec<T>, count: Option<u64>, keep_last: bool, reverse: bool) {
+    if let Some(n) = count.map(|n| usize::try_from(n).unwrap_or(usize::MAX)) {
+        if keep_last {
+            let from = items.len().saturating_sub(n);
+            items.drain(..from);
+        } else {
+            items.truncate(n);
+        }
+    }
+    if reverse {
+        items.reverse();
+    }
+}
+
+/// Writes `out` through the pager (on a terminal, unless --no-pager).
+pub(super) fn emit(output: Output, out: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.flush()?;
+    drop(output);
+    Ok(())
+}
+
 pub fn run(args: &ProblemsArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.journal_dir {
         return super::fleet::problems(dir, args);
     }
-    let source = Source::resolve(&args.source)?;
-    if args.source.dir.is_none() {
-        source.warn(false);
-    }
-    let (crashes, skipped) = Store::at(&source.dir).crashes()?;
-    for line in &skipped {
-        eprintln!("lttng-coredump: {line}");
-    }
-    let (problems, unsigned) = group(&crashes);
+    let (selection, signature) = split_signature(&args.selection)?;
+    let (source, crashes) = chosen(&selection, None)?;
+    let (mut problems, unsigned) = group(&crashes);
+    let latest = args.selection.latest;
+    let mode = selection.json();
+    let output = if mode.is_some() {
+        Output::plain()
+    } else {
+        Output::start(selection.no_pager)
+    };
     let mut out = String::new();
-    match &args.signature {
+    match signature {
         None => {
-            if args.json {
-                for problem in &problems {
-                    writeln!(out, "{}", problem.to_json())?;
-                }
-            } else {
+            if latest {
+                // The problem of the newest crash that has one.
+                let newest = crashes
+                    .iter()
+                    .filter_map(|c| c.record.report().signature.clone().map(|s| (c.time(), s)))
+                    .max_by_key(|(time, _)| *time)
+                    .map(|(_, s)| s);
+                problems.retain(|p| Some(&p.signature) == newest.as_ref());
+            }
+            arrange(&mut problems, args.count, false, selection.reverse);
+            if let Some(mode) = mode {
+                let items: Vec<_> = problems.iter().map(Problem::to_json).collect();
+                let mut stdout = std::io::stdout().lock();
+                write_json(&mut stdout, mode, &items)?;
+                stdout.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let heading = format!(
+                "{:<16} {:>5} {:<23} {:<23} {:<12} PROBLEM (NEWEST CRASH)",
+                "SIGNATURE", "COUNT", "FIRST SEEN", "LAST SEEN", "UIDS"
+            );
+            writeln!(out, "{}", output.bold(&heading))?;
+            for problem in &problems {
+                let users: Vec<String> = problem.users().iter().map(ToString::to_string).collect();
                 writeln!(
                     out,
-                    "{:<16} {:>5} {:<23} {:<23} {:<12} PROBLEM (NEWEST CRASH)",
-                    "SIGNATURE", "COUNT", "FIRST SEEN", "LAST SEEN", "UIDS"
+                    "{:<16} {:>5} {:<23} {:<23} {:<12} {} ({})",
+                    &problem.signature[..problem.signature.len().min(16)],
+                    problem.crashes.len(),
+                    time(problem.first()),
+                    time(problem.last()),
+                    users.join(","),
+                    escape(&problem.title),
+                    problem
+                        .newest()
+                        .map(|c| escape(&c.record_path.to_string_lossy()))
+                        .unwrap_or_default()
                 )?;
-                for problem in &problems {
-                    let users: Vec<String> =
-                        problem.users().iter().map(ToString::to_string).collect();
-                    writeln!(
-                        out,
-                        "{:<16} {:>5} {:<23} {:<23} {:<12} {} ({})",
-                        &problem.signature[..problem.signature.len().min(16)],
-                        problem.crashes.len(),
-                        time(problem.first()),
-                        time(problem.last()),
-                        users.join(","),
-                        escape(&problem.title),
-                        problem
-                            .newest()
-                            .map(|c| escape(&c.record_path.to_string_lossy()))
-                            .unwrap_or_default()
-                    )?;
-                }
-                if unsigned > 0 {
-                    writeln!(
-                        out,
-                        "{unsigned} crash{} without a report (info says why)",
-                        if unsigned == 1 { "" } else { "es" }
-                    )?;
-                }
+            }
+            if unsigned > 0 && !latest {
+                writeln!(
+                    out,
+                    "{unsigned} crash{} without a report (info says why)",
+                    if unsigned == 1 { "" } else { "es" }
+                )?;
             }
         }
         Some(wanted) => {
-            let wanted = wanted.to_ascii_lowercase();
-            if wanted.len() < 8 || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("a signature is at least 8 hexadecimal digits (as `problems` prints them)");
-            }
-            let matching: Vec<&Problem<'_>> = problems
-                .iter()
-                .filter(|p| p.signature.starts_with(&wanted))
-                .collect();
-            let problem = match matching.as_slice() {
-                [one] => one,
-                [] => bail!("no problem has the signature {wanted}"),
-                _ => bail!("{wanted} is the start of several signatures: give more digits"),
-            };
-            if args.json {
+            let place = source.dir.display();
+            let found = find_signature(
+                problems.iter().map(|p| p.signature.as_str()),
+                &wanted,
+                &place,
+            )?
+            .to_owned();
+            let problem = problems
+                .iter_mut()
+                .find(|p| p.signature == found)
+                .expect("found among them");
+            let count = if latest { Some(1) } else { args.count };
+            arrange(
+                &mut problem.crashes,
+                count,
+                true,
+                selection.reverse || latest,
+            );
+            if let Some(mode) = mode {
                 let mut json = problem.to_json();
                 json["crashes"] = problem.crashes.iter().map(|c| c.to_json()).collect();
-                writeln!(out, "{json}")?;
-            } else {
-                writeln!(out, "Problem: {}", escape(&problem.title))?;
-                writeln!(out, "Signature: {}", problem.signature)?;
-                writeln!(out, "Crashes: {}", problem.crashes.len())?;
+                let mut stdout = std::io::stdout().lock();
+                write_json(&mut stdout, mode, &[json])?;
+                stdout.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            writeln!(out, "Problem: {}", escape(&problem.title))?;
+            writeln!(out, "Signature: {}", problem.signature)?;
+            writeln!(out, "Crashes: {}", problem.crashes.len())?;
+            let heading = format!(
+                "{:<23} {:>7} {:>6} {:<32} RECORD",
+                "TIME", "PID", "UID", "CRASH ID"
+            );
+            writeln!(out, "{}", output.bold(&heading))?;
+            for crash in &problem.crashes {
                 writeln!(
                     out,
-                    "{:<23} {:>7} {:>6} {:<32} RECORD",
-                    "TIME", "PID", "UID", "CRASH ID"
+                    "{:<23} {:>7} {:>6} {:<32} {}",
+                    time(crash.time()),
+                    crash.pid().map(|p| p.to_string()).unwrap_or("-".into()),
+                    crash.uid().map(|u| u.to_string()).unwrap_or("-".into()),
+                    crash
+                        .record
+                        .crashed()
+                        .crash_id
+                        .as_deref()
+                        .map(escape)
+                        .unwrap_or("-".into()),
+                    escape(&crash.record_path.to_string_lossy())
                 )?;
-                for crash in &problem.crashes {
-                    writeln!(
-                        out,
-                        "{:<23} {:>7} {:>6} {:<32} {}",
-                        time(crash.time()),
-                        crash.pid().map(|p| p.to_string()).unwrap_or("-".into()),
-                        crash.uid().map(|u| u.to_string()).unwrap_or("-".into()),
-                        crash
-                            .record
-                            .crashed()
-                            .crash_id
-                            .as_deref()
-                            .map(escape)
-                            .unwrap_or("-".into()),
-                        escape(&crash.record_path.to_string_lossy())
-                    )?;
-                }
             }
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.as_bytes())?;
-    stdout.flush()?;
+    emit(output, &out)?;
     Ok(ExitCode::SUCCESS)
 }
