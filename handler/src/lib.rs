@@ -34,12 +34,15 @@
 //!    (`core_trace_check`), and what one crash may cost (`limits/`).
 //! 5. `service/`: the crash service on the coredump socket (`serve`), its
 //!    listening socket and holder (`listen`, `hold`), the fair queue of
-//!    its workers, and its probe.
+//!    its workers, its probe, the process started ahead for the next
+//!    crash (`spare`) and its line to the service (`relay`), the spool's
+//!    submitter, and the live cores on LTTng triggers' notifications
+//!    (`live_events`, `user_notifications`).
 //! 6. `tools/`: the crash tools (list, info, debug, dump, trace, vacuum,
 //!    config), with the caller's rights, and children acting as the
 //!    crash's user for what touches that user's files (`user_side`).
-//! 7. `setup/`: install and uninstall, the package's removal, `status`,
-//!    the demo.
+//! 7. `setup/`: install and uninstall, the package's removal, the
+//!    `[submit]` user, spool and unit drop-in, `status`, the demo.
 //! 8. `cli/`: the command line, one file a subcommand; `main.rs` only
 //!    dispatches to it.
 //!

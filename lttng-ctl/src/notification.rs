@@ -11,7 +11,7 @@
 //! this crate, [`NotificationChannel::subscribe`] and
 //! [`NotificationChannel::next`] do not hold the process-wide lock while
 //! they wait on the session daemon (holding it would stall every other
-//! liblttng-ctl caller of the process, and the engine's forks, for as long
+//! liblttng-ctl caller of the process, and the engine's child processes, for as long
 //! as the daemon takes). Creating the channel takes it (liblttng-ctl reads
 //! the tracing group there) and so does decoding a notification.
 //!
