@@ -676,22 +676,29 @@ fn writer(sink: CoreSink, options: &Options) -> Result<Writer> {
 /// reaped), so every read made by pid (`process_vm_readv`, the `/proc`
 /// files opened) was of it. And its address space must still be there: a
 /// process killed during the copy (SIGKILL ends a ptrace stop) leaves
-/// reads that return nothing, which would be taken for holes. Otherwise
-/// the dump fails and the core is discarded (the caller removes a file it
-/// created; the buffer is never written).
-fn check_after_copy(identity: &Identity, stopped: &Stopped, copier: &Copier) -> Result<()> {
-    let pid = stopped.frozen.pid;
+/// reads that return nothing, which would be taken for holes (`probe`: an
+/// address the copy read, so reading it again has no effect of its own).
+/// Otherwise the dump fails and the core is discarded (the caller removes a
+/// file it created; the buffer is never written).
+fn check_after_copy(identity: &Identity, pid: Pid, copier: &Copier, probe: u64) -> Result<()> {
     if identity.verify().is_err() {
         return Err(identity::gone_during_copy(pid));
     }
-    let somewhere = stopped.maps.first().map_or(0, |m| m.start);
-    if !copier.address_space_alive(somewhere) {
+    if !copier.address_space_alive(probe) {
         return Err(LiveError::new(
             ErrorKind::Exited,
             format!("process {pid} exited during the copy: the core was discarded"),
         ));
     }
     Ok(())
+}
+
+/// The first address of memory the core holds (read by the copy).
+fn probe_address(planned: &[Planned]) -> u64 {
+    planned
+        .iter()
+        .find(|p| p.segment.filesz > 0 && matches!(p.source, Source::Memory(_)))
+        .map_or(0, |p| p.segment.vaddr)
 }
 
 /// Method (a): copy everything while stopped (into the buffer when there
@@ -719,6 +726,7 @@ fn stop_and_copy(
         &smaps,
     );
     mark(report, stopped, "plan");
+    let probe = probe_address(&planned);
     let copy_started = Instant::now();
     let reserved = match buffer {
         Buffer::Reserved(reserved) => reserved,
@@ -738,7 +746,8 @@ fn stop_and_copy(
     let handed = write_core(&mut stash, planned, &notes, &mut copier, &mut on_chunk);
     report.copy_us = micros(copy_started.elapsed());
     mark(report, stopped, "copy");
-    let handed = handed.and_then(|h| check_after_copy(identity, stopped, &copier).map(|()| h));
+    let handed =
+        handed.and_then(|h| check_after_copy(identity, pid, &copier, probe).map(|()| h));
     report.buffer_bytes = stash.allocated();
     report.buffer_note = stash.spill_reason.clone();
     // Let go once everything is copied; the core is written after.
@@ -770,6 +779,8 @@ fn stream_while_stopped(
     report: &mut LiveReport,
     stages: &mut Stages,
 ) -> Result<()> {
+    let pid = stopped.frozen.pid;
+    let probe = probe_address(&planned);
     let copy_started = Instant::now();
     report.write_begin_ns = sys::monotonic_ns();
     let mut writer = writer(sink, options)?;
@@ -777,7 +788,8 @@ fn stream_while_stopped(
     let handed = write_core(&mut writer, planned, notes, &mut copier, &mut on_chunk);
     report.copy_us = micros(copy_started.elapsed());
     mark(report, stopped, "copy");
-    let handed = handed.and_then(|h| check_after_copy(identity, stopped, &copier).map(|()| h));
+    let handed =
+        handed.and_then(|h| check_after_copy(identity, pid, &copier, probe).map(|()| h));
     // Let go once everything is read: the writing thread finishes after.
     let_go(tracer, stopped, report, stages);
     let (segments, memory) = handed?;
