@@ -428,6 +428,139 @@ mod tests {
         assert!(!core.exists(), "a core was left");
     }
 
+    /// Waits (bounded, widely) until `path` exists.
+    fn wait_for(path: &std::path::Path) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !path.exists() {
+            assert!(Instant::now() < deadline, "{} never came", path.display());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// In the dumping child (the tracer), once part of the memory is
+    /// copied: kills the process (SIGKILL ends its ptrace stop) and waits
+    /// until it is a zombie, says `killed`; then, with `reap`, waits for it
+    /// as its tracer (a tracer that waits during the copy: only then may
+    /// its parent reap it) and says `reaped`; goes on at `go`.
+    fn kill_during_copy(flags: &std::path::Path, pid: i32, reap: bool) {
+        let _ = sys::kill(pid, libc::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !procfs::stat(pid).is_ok_and(|s| s.state == 'Z') {
+            assert!(Instant::now() < deadline, "{pid} did not die");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::fs::write(flags.join("killed"), "").unwrap();
+        if reap {
+            wait_for(&flags.join("reap"));
+            let _ = sys::waitpid(pid, libc::__WALL);
+            std::fs::write(flags.join("reaped"), "").unwrap();
+        }
+        wait_for(&flags.join("go"));
+    }
+
+    /// A stop-and-copy dump of a sleeping process, killed (and, with
+    /// `reuse`, reaped and its pid given to a new process) while the dump
+    /// copies its memory: the dump's result, whether the parent could reap
+    /// the process before the tracer waited for it, whether the core was
+    /// left, and the new process (its status and stat before and after).
+    #[allow(clippy::type_complexity)]
+    fn killed_during_copy(
+        reuse: bool,
+    ) -> (
+        Result<LiveReport>,
+        bool,
+        bool,
+        Option<(procfs::Status, procfs::Stat, procfs::Stat)>,
+    ) {
+        let dir = TempDir::new("livecore-identity");
+        let flags = dir.path().join("flags");
+        std::fs::create_dir(&flags).unwrap();
+        let mut first = sleeper().spawn().expect("running sleep");
+        let pid = first.id() as i32;
+        wait_asleep(pid);
+        let identity = Identity::open(pid).expect("the pidfd of a live process");
+        let target = access::check(pid).expect("a sleeping child passes the checks");
+        let core = dir.path().join("core");
+        let hook_flags = flags.clone();
+        let options = Options {
+            method: Some(crate::Method::StopAndCopy),
+            stage_hook: Some(std::sync::Arc::new(move |stage| {
+                if stage == crate::Stage::Copying {
+                    kill_during_copy(&hook_flags, pid, reuse);
+                }
+            })),
+            ..Options::default()
+        };
+        let output = Output::Path(core.clone());
+        let dump = std::thread::spawn(move || run_dump(identity, target, output, &options));
+        wait_for(&flags.join("killed"));
+        // Traced, the dead process is its tracer's to see first.
+        let reaped_early = first.try_wait().expect("waitpid").is_some();
+        let mut second = None;
+        if reuse {
+            std::fs::write(flags.join("reap"), "").unwrap();
+            wait_for(&flags.join("reaped"));
+            first.wait().unwrap();
+            let new = spawn_with_pid(pid, sleeper);
+            wait_asleep(pid);
+            let before = procfs::stat(pid).expect("the new process's stat");
+            second = Some((new, before));
+        }
+        std::fs::write(flags.join("go"), "").unwrap();
+        let result = dump.join().expect("the dump's thread");
+        let new = second.map(|(new, before)| {
+            let status = procfs::status(pid).expect("the new process lives on");
+            let after = procfs::stat(pid).expect("the new process's stat");
+            stop(new);
+            (status, before, after)
+        });
+        if !reuse {
+            first.wait().unwrap();
+        }
+        (result, reaped_early, core.exists(), new)
+    }
+
+    /// The process is killed while stop-and-copy reads its memory; its
+    /// parent cannot reap it yet (the dumper traces it), but once the
+    /// dumper's tracer has waited for it (as a tracer that waits during
+    /// the copy would), the parent reaps it and its pid is given to a new
+    /// process on purpose (`ns_last_pid`) before the copy goes on. The rest
+    /// of the copy reads nothing of it (its address space is gone) and,
+    /// by pid, could read the new process's: the pidfd checked after the
+    /// last read says the process is gone, the dump is refused, the core
+    /// removed, the new process never stopped or traced.
+    #[test]
+    fn a_pid_reused_during_the_copy_is_refused_and_the_core_discarded() {
+        let (result, reaped_early, core_left, new) = killed_during_copy(true);
+        let (status, before, after) = new.expect("the new process");
+        let e = result.expect_err("a core was made of a process reaped during the copy");
+        assert_eq!(e.kind, ErrorKind::Exited, "{e:?}");
+        assert!(
+            e.message.contains(
+                "the process exited during the copy; its pid now names another process, which was left alone"
+            ) && e.message.contains("the core was discarded"),
+            "{e:?}"
+        );
+        assert!(!reaped_early, "the parent reaped a process the dumper traced");
+        assert!(!core_left, "a core was left");
+        assert_eq!(status.tracer_pid, 0, "{status:?}");
+        assert_eq!(status.state, 'S', "{status:?}");
+        assert_eq!(after.start_time, before.start_time);
+    }
+
+    /// The process is killed while stop-and-copy reads its memory (its pid
+    /// not reused: the dumper traces it): what is left to read reads as
+    /// nothing, not as holes: the dump is refused and the core removed.
+    #[test]
+    fn a_process_killed_during_the_copy_is_refused_and_the_core_discarded() {
+        let (result, reaped_early, core_left, _) = killed_during_copy(false);
+        let e = result.expect_err("a core was made of a process killed during the copy");
+        assert_eq!(e.kind, ErrorKind::Exited, "{e:?}");
+        assert!(e.message.contains("exited during the"), "{e:?}");
+        assert!(!reaped_early, "the parent reaped a process the dumper traced");
+        assert!(!core_left, "a core was left");
+    }
+
     /// The same identity, through the public path: refused before anything
     /// is forked.
     #[test]

@@ -23,7 +23,15 @@
 //!   now names another.
 //!
 //! While the threads are stopped, the process cannot exit unnoticed
-//! (killed, its threads' exits are reported to the tracer first).
+//! (killed, its threads' exits are reported to the tracer first), and its
+//! pid cannot be reused: a traced process that dies stays a zombie only
+//! its tracer sees (its parent cannot reap it) until the tracer waits for
+//! it or lets it go. Stop-and-copy still checks after its last read, before
+//! letting go ([`Identity::verify`] again, and that the address space read
+//! is still there: `work::check_after_copy`): what was read by pid
+//! (`process_vm_readv`) was the process's only if the pidfd's process
+//! outlived the reads, and that is what the check proves, whatever the
+//! tracer did meanwhile.
 
 use crate::procfs;
 use crate::report::{ErrorKind, LiveError, Result};
@@ -39,17 +47,33 @@ pub struct Identity {
     pub start_time: u64,
 }
 
-/// The refusal when the pidfd's process is gone: what the pid names now (if
-/// anything) is left alone.
-pub fn gone(pid: Pid) -> LiveError {
-    let now = if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+/// What the pid of a process that is gone names now.
+fn now_at(pid: Pid) -> &'static str {
+    if std::path::Path::new(&format!("/proc/{pid}")).exists() {
         "its pid now names another process, which was left alone"
     } else {
         "no process has its pid now"
-    };
+    }
+}
+
+/// The refusal when the pidfd's process is gone: what the pid names now (if
+/// anything) is left alone.
+pub fn gone(pid: Pid) -> LiveError {
     LiveError::new(
         ErrorKind::Exited,
-        format!("the process exited; {now} (pid {pid}): nothing was dumped"),
+        format!("the process exited; {} (pid {pid}): nothing was dumped", now_at(pid)),
+    )
+}
+
+/// The refusal when the pidfd's process is found gone after stop-and-copy
+/// has read its memory: what was read by pid may be another process's.
+pub fn gone_during_copy(pid: Pid) -> LiveError {
+    LiveError::new(
+        ErrorKind::Exited,
+        format!(
+            "the process exited during the copy; {} (pid {pid}): the core was discarded",
+            now_at(pid)
+        ),
     )
 }
 

@@ -147,7 +147,11 @@
 //! process that exited and whose pid was reused meanwhile is refused
 //! ([`ErrorKind::Exited`], "the process exited; its pid now names
 //! another"), the process now under that pid let go without ever being
-//! stopped (`identity`).
+//! stopped (`identity`). Stop-and-copy checks again after its last read,
+//! before letting go: the pidfd's process still exists with the same start
+//! time, so what was read by pid was its, and its address space is still
+//! there; otherwise the core is discarded ("the process exited during the
+//! copy").
 //!
 //! # Snapshots while stopped
 //!

@@ -15,6 +15,16 @@
 //! piece of anonymous memory whose present pages the page map says are
 //! this process's alone is read with `process_vm_readv` (a quarter faster:
 //! one copy, where `/proc/PID/mem` copies twice).
+//!
+//! `/proc/PID/mem` and `/proc/PID/pagemap` are opened once, when the
+//! [`Copier`] is made (after the identity checks, the threads stopped), and
+//! every other reader of the same copy shares those open files
+//! ([`Copier::sibling`]): an open `mem` or `pagemap` file stays bound to the
+//! address space it was opened on (once that is gone, it reads nothing), so
+//! no read through it can be of another process, whatever its pid names
+//! later. `process_vm_readv` names the process by its pid on every call
+//! (there is no descriptor form); what it read is the process's because
+//! the dump checks the pidfd after the copy (`identity`, `work`).
 
 use crate::pipeline::Writer;
 use crate::procfs::PageMap;
@@ -60,10 +70,36 @@ impl Copier {
         }
     }
 
-    /// Another reader of the same process (its own descriptors), for a
-    /// thread of its own.
+    /// Another reader of the same process, for a thread of its own: the
+    /// same open files (bound to the address space, not to the pid; a
+    /// reader that cannot have them reads with `process_vm_readv`).
     pub fn sibling(&self) -> Copier {
-        Copier::new(self.pid, self.chunk)
+        Copier {
+            pid: self.pid,
+            mem: self.mem.as_ref().and_then(|f| f.try_clone().ok()),
+            chunk: self.chunk,
+            pagemap: self.pagemap.as_ref().and_then(|p| p.try_clone().ok()),
+            copied: 0,
+        }
+    }
+
+    /// Whether the address space this reads is still there: a read of
+    /// `/proc/PID/mem` returns nothing once it is gone (its process has
+    /// exited, or is exiting), and, while it is there, a byte or an error
+    /// (EIO, where `addr` cannot be read). Without that file: whether the
+    /// process is alive.
+    pub fn address_space_alive(&self, addr: u64) -> bool {
+        let Some(mem) = &self.mem else {
+            return crate::procfs::alive(self.pid);
+        };
+        let mut byte = [0u8; 1];
+        loop {
+            match mem.read_at(&mut byte, addr) {
+                Ok(0) => return false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                _ => return true,
+            }
+        }
     }
 
     /// Reads `[start, start + len)` (page-aligned) into the first `len`

@@ -403,6 +403,15 @@ impl PageMap {
         })
     }
 
+    /// Another reader of the same page map (the same open file: bound to
+    /// the address space it was opened on, not to the pid).
+    pub fn try_clone(&self) -> io::Result<PageMap> {
+        Ok(PageMap {
+            file: self.file.try_clone()?,
+            entries: Vec::new(),
+        })
+    }
+
     /// For each page of `[start, start + pages * page_size)`: whether it is
     /// in memory or in swap (it has content to read). Returns whether every
     /// page in memory is mapped by this process alone (not shared with

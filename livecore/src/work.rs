@@ -5,7 +5,7 @@
 //! that order.
 
 use crate::access::Target;
-use crate::identity::Identity;
+use crate::identity::{self, Identity};
 use crate::boost::Boost;
 use crate::elf::{Layout, Segment};
 use crate::freeze::{self, Event, Frozen, Thread, Tracer};
@@ -258,6 +258,7 @@ pub fn run(job: Job) -> Result<LiveReport> {
         stop_and_copy(
             &mut tracer,
             &mut stopped,
+            identity,
             options,
             sink,
             buffer,
@@ -668,11 +669,46 @@ fn writer(sink: CoreSink, options: &Options) -> Result<Writer> {
     })
 }
 
+/// After stop-and-copy's last read, before the threads are let go: the
+/// memory read is the process's, as it was at the stop. The pidfd's
+/// process must still exist with the same start time: the pid then named
+/// it throughout (a pid is reused only once its process is gone and
+/// reaped), so every read made by pid (`process_vm_readv`, the `/proc`
+/// files opened) was of it. And its address space must still be there: a
+/// process killed during the copy (SIGKILL ends a ptrace stop) leaves
+/// reads that return nothing, which would be taken for holes (`probe`: an
+/// address the copy read, so reading it again has no effect of its own).
+/// Otherwise the dump fails and the core is discarded (the caller removes a
+/// file it created; the buffer is never written).
+fn check_after_copy(identity: &Identity, pid: Pid, copier: &Copier, probe: u64) -> Result<()> {
+    if identity.verify().is_err() {
+        return Err(identity::gone_during_copy(pid));
+    }
+    if !copier.address_space_alive(probe) {
+        return Err(LiveError::new(
+            ErrorKind::Exited,
+            format!("process {pid} exited during the copy: the core was discarded"),
+        ));
+    }
+    Ok(())
+}
+
+/// The first address of memory the core holds (read by the copy).
+fn probe_address(planned: &[Planned]) -> u64 {
+    planned
+        .iter()
+        .find(|p| p.segment.filesz > 0 && matches!(p.source, Source::Memory(_)))
+        .map_or(0, |p| p.segment.vaddr)
+}
+
 /// Method (a): copy everything while stopped (into the buffer when there
-/// is one), let go, then write the core from the buffer.
+/// is one), check that it was the process's (`check_after_copy`), let go,
+/// then write the core from the buffer.
+#[allow(clippy::too_many_arguments)]
 fn stop_and_copy(
     tracer: &mut Tracer,
     stopped: &mut Stopped,
+    identity: &Identity,
     options: &Options,
     sink: CoreSink,
     buffer: Buffer,
@@ -690,6 +726,7 @@ fn stop_and_copy(
         &smaps,
     );
     mark(report, stopped, "plan");
+    let probe = probe_address(&planned);
     let copy_started = Instant::now();
     let reserved = match buffer {
         Buffer::Reserved(reserved) => reserved,
@@ -698,7 +735,8 @@ fn stop_and_copy(
         Buffer::None(why) => {
             report.buffer_note = Some(why);
             return stream_while_stopped(
-                tracer, stopped, options, sink, planned, &notes, copier, report, stages,
+                tracer, stopped, identity, options, sink, planned, &notes, copier, report,
+                stages,
             );
         }
     };
@@ -708,6 +746,8 @@ fn stop_and_copy(
     let handed = write_core(&mut stash, planned, &notes, &mut copier, &mut on_chunk);
     report.copy_us = micros(copy_started.elapsed());
     mark(report, stopped, "copy");
+    let handed =
+        handed.and_then(|h| check_after_copy(identity, pid, &copier, probe).map(|()| h));
     report.buffer_bytes = stash.allocated();
     report.buffer_note = stash.spill_reason.clone();
     // Let go once everything is copied; the core is written after.
@@ -725,11 +765,12 @@ fn stop_and_copy(
 
 /// Stop-and-copy without a buffer: the core is written while the threads
 /// are stopped, by a thread of its own, as the memory is read; the threads
-/// are let go once the last piece is read.
+/// are let go once the last piece is read and checked (`check_after_copy`).
 #[allow(clippy::too_many_arguments)]
 fn stream_while_stopped(
     tracer: &mut Tracer,
     stopped: &mut Stopped,
+    identity: &Identity,
     options: &Options,
     sink: CoreSink,
     planned: Vec<Planned>,
@@ -738,6 +779,8 @@ fn stream_while_stopped(
     report: &mut LiveReport,
     stages: &mut Stages,
 ) -> Result<()> {
+    let pid = stopped.frozen.pid;
+    let probe = probe_address(&planned);
     let copy_started = Instant::now();
     report.write_begin_ns = sys::monotonic_ns();
     let mut writer = writer(sink, options)?;
@@ -745,6 +788,8 @@ fn stream_while_stopped(
     let handed = write_core(&mut writer, planned, notes, &mut copier, &mut on_chunk);
     report.copy_us = micros(copy_started.elapsed());
     mark(report, stopped, "copy");
+    let handed =
+        handed.and_then(|h| check_after_copy(identity, pid, &copier, probe).map(|()| h));
     // Let go once everything is read: the writing thread finishes after.
     let_go(tracer, stopped, report, stages);
     let (segments, memory) = handed?;
