@@ -283,7 +283,11 @@ fn refusals_and_certificates_that_do_not_verify_show_in_status_and_lose_nothing(
     assert!(host.spool().queued().unwrap().is_empty());
     let mut got: Vec<String> = collected(&https.journal_dir)
         .iter()
-        .map(|c| c.key.clone())
+        .map(|c| {
+            c.crash_id
+                .clone()
+                .expect("our entries carry their crash ID")
+        })
         .collect();
     let mut want = ids.clone();
     got.sort();
@@ -350,7 +354,11 @@ fn an_entry_the_collector_refuses_holds_back_none_of_the_others() {
     assert!(queued[0].ends_with(&poison));
     let mut got: Vec<String> = collected(&remote.journal_dir)
         .iter()
-        .map(|c| c.key.clone())
+        .map(|c| {
+            c.crash_id
+                .clone()
+                .expect("our entries carry their crash ID")
+        })
         .collect();
     got.sort();
     good.sort();
