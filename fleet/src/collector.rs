@@ -28,6 +28,7 @@
 
 use crate::export::{self, Entry};
 use crate::fields;
+use lttng_coredump_journal::coredump::UID_UNKNOWN;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufReader;
@@ -82,6 +83,7 @@ const READ_FIELDS: &[&str] = &[
     fields::COREDUMP_FILENAME,
     fields::COREDUMP_PID,
     fields::COREDUMP_UID,
+    UID_UNKNOWN,
     fields::COREDUMP_SIGNAL,
     fields::COREDUMP_SIGNAL_NAME,
     fields::COREDUMP_EXE,
@@ -345,7 +347,9 @@ fn crash_of(entry: &Entry) -> CollectedCrash {
             .and_then(|t| t.parse().ok())
             .unwrap_or(0),
         pid: text(fields::COREDUMP_PID),
-        uid: text(fields::COREDUMP_UID),
+        // A uid the entry says it does not know is none (its COREDUMP_UID
+        // only stands for it, for coredumpctl's sake).
+        uid: text(fields::COREDUMP_UID).filter(|_| text(UID_UNKNOWN).is_none()),
         signal: text(fields::COREDUMP_SIGNAL_NAME).or_else(|| text(fields::COREDUMP_SIGNAL)),
         exe: text(fields::COREDUMP_EXE),
         comm: text(fields::COREDUMP_COMM),
