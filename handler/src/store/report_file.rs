@@ -200,6 +200,81 @@ mod tests {
     }
 
     #[test]
+    fn when_the_users_copy_of_the_report_cannot_be_written_their_record_and_info_say_why() {
+        let dir =
+            std::env::temp_dir().join(format!("handler-report-file-fails-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let dirfd = std::fs::File::open(&dir).unwrap();
+        let policy = crate::store::space::SpacePolicy {
+            max_dir_size: u64::MAX,
+            min_free: 0,
+        };
+        let report = crate::store::record_read::tests::report_sample();
+        let mut record = crate::store::record::tests::sample();
+        record.report.analyzed = true;
+        record.report.signature = Some("5f".repeat(16));
+        record.report.title = Some("x: SIGSEGV in f".into());
+        record.report.report = Some(report.clone());
+        let stem = "core.x.42.1700000000";
+        // The failure made certain: every name the user's copy of the
+        // report may take is taken (root's report, the record and the
+        // user's copy of the record have theirs free).
+        for n in 0..crate::base::safefile::MAX_NAME_ATTEMPTS {
+            std::fs::write(dir.join(user_name(&format!("{stem}.json"), n)), "").unwrap();
+        }
+        let written = record
+            .write_within(
+                std::os::fd::AsFd::as_fd(&dirfd),
+                policy,
+                Some(1000),
+                Some(1000),
+                |n| {
+                    if n == 0 {
+                        format!("{stem}.json")
+                    } else {
+                        format!("{stem}.{n}.json")
+                    }
+                },
+            )
+            .unwrap();
+        assert_eq!(written.name, format!("{stem}.json"));
+        assert_eq!(written.user_copy, Some(format!("{stem}.user.json")));
+        // Root's log says it (as before)...
+        assert_eq!(written.errors.len(), 1, "{:?}", written.errors);
+        assert!(
+            written.errors[0].contains("cannot write uid 1000's copy of the report"),
+            "{:?}",
+            written.errors
+        );
+        // ... and so does the user's copy of the record, which names no
+        // report; root's is whole.
+        let json = |name: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+        };
+        let copy = json(&format!("{stem}.user.json"));
+        assert!(copy["report"].get("file").is_none(), "{copy:#}");
+        let why = copy["report"]["file_error"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with("the user's copy of the report could not be written: ")
+                && why.contains("names taken"),
+            "{copy:#}"
+        );
+        let root = json(&written.name);
+        assert_eq!(root["report"]["file"], format!("{stem}.report.json"));
+        assert!(root["report"].get("file_error").is_none(), "{root:#}");
+        // Read back by the user's tools (info: `tools/show.rs`).
+        let mut crash = Crash::read(&dir.join(format!("{stem}.user.json")))
+            .unwrap()
+            .unwrap();
+        crash.load_report();
+        let section = crash.record.report();
+        assert_eq!(section.report, None);
+        assert_eq!(section.file_error.as_deref(), Some(why));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn report_files_are_named_after_their_record_and_belong_to_its_crash() {
         assert_eq!(root_name("core.x.1.2.json"), "core.x.1.2.report.json");
         assert_eq!(
