@@ -22,9 +22,9 @@
 //! one host* are one crash (the first stored is shown, with how many
 //! copies there were). The ID alone is no key: another host sending the
 //! same ID (a collision, a copied spool, a host sending another's ID) is
-//! another crash, never hidden as a copy. Entries without the field (systemd-coredump's own, shipped by
-//! systemd-journal-upload, which may resend too) are one crash per host,
-//! boot, PID and crash time.
+//! another crash, never hidden as a copy. Entries without the field
+//! (systemd-coredump's own, shipped by systemd-journal-upload, which may
+//! resend too) are one crash per host, boot, PID and crash time.
 
 use crate::export::{self, Entry};
 use crate::fields;

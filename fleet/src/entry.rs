@@ -136,9 +136,10 @@ pub fn json_value(value: &[u8]) -> Value {
     }
 }
 
-/// The webhook's JSON for `item`: the crash ID (the receiver's key for
-/// counting a crash once), the host, the time, the entry's fields, the
-/// report, and where the core is. Never the core itself.
+/// The webhook's JSON for `item`: the crash ID (with the host, its machine
+/// ID and name, the receiver's key for counting a crash once), the time,
+/// the entry's fields, the report, and where the core is. Never the core
+/// itself.
 pub fn webhook_json(item: &LoadedItem) -> Value {
     let meta = &item.meta;
     let mut entry = Map::new();
@@ -163,6 +164,7 @@ pub fn webhook_json(item: &LoadedItem) -> Value {
         "format": "lttng-coredump-webhook/1",
         "crash_id": meta.crash_id,
         "host": meta.host.hostname,
+        "machine_id": meta.host.machine_id,
         "boot_id": meta.host.boot_id,
         "time_us": meta.host.realtime_us,
         "message": entry.get(fields::MESSAGE).cloned(),

@@ -301,6 +301,13 @@ fn refusals_and_certificates_that_do_not_verify_show_in_status_and_lose_nothing(
     assert_eq!(payload["signature"], "sig-r");
     assert_eq!(payload["report"]["signature"], "sig-r");
     assert_eq!(payload["host"], "host1");
+    // The host's machine, with its name and the ID, the receiver's key.
+    assert_eq!(
+        payload["machine_id"].as_str(),
+        lttng_coredump_fleet::HostIdentity::now()
+            .machine_id
+            .as_deref()
+    );
     // A binary field, as journalctl's JSON writes it: its bytes.
     assert_eq!(payload["fields"]["COREDUMP_ENVIRON"][0], b'H');
     let status = host.status();

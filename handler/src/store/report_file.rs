@@ -200,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn when_the_users_copy_of_the_report_cannot_be_written_their_record_and_info_say_why() {
+    fn when_the_users_copy_of_the_report_cannot_be_written_their_copy_of_the_record_says_why() {
         let dir =
             std::env::temp_dir().join(format!("handler-report-file-fails-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
