@@ -95,14 +95,7 @@ fn entries_of_two_hosts_reach_journal_remote_with_client_certificates_and_coredu
 
     let crashes = collected(&remote.journal_dir);
     assert_eq!(crashes.len(), 6);
-    let mut got: Vec<String> = crashes
-        .iter()
-        .map(|c| {
-            c.crash_id
-                .clone()
-                .expect("our entries carry their crash ID")
-        })
-        .collect();
+    let mut got = crash_ids(&crashes);
     let mut want: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
     got.sort();
     want.sort();
@@ -240,14 +233,7 @@ fn fifty_crashes_queued_while_the_collectors_link_is_down_all_arrive_once_it_is_
     let _ = submitter.wait();
 
     let crashes = collected(&remote.journal_dir);
-    let mut got: Vec<String> = crashes
-        .iter()
-        .map(|c| {
-            c.crash_id
-                .clone()
-                .expect("our entries carry their crash ID")
-        })
-        .collect();
+    let mut got = crash_ids(&crashes);
     let mut want = ids.clone();
     got.sort();
     want.sort();
@@ -352,14 +338,7 @@ fn the_submitter_killed_200_times_during_a_stream_of_crashes_loses_none_and_coun
     assert_eq!(spool.sent().unwrap().len(), ids.len());
 
     let crashes = collected(&remote.journal_dir);
-    let mut got: Vec<String> = crashes
-        .iter()
-        .map(|c| {
-            c.crash_id
-                .clone()
-                .expect("our entries carry their crash ID")
-        })
-        .collect();
+    let mut got = crash_ids(&crashes);
     let mut want: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
     got.sort();
     want.sort();

@@ -31,6 +31,21 @@ use testsupport::netns::TestNetwork;
 use testsupport::process::run_bounded;
 use testsupport::{babeltrace_events, fixture_seqs, unique_name, TempDir, TestUser};
 
+/// `lttng-coredump ARGS` (`binary`) on the collector, successful: its
+/// standard output.
+fn tool(binary: &std::path::Path, args: &[&str]) -> String {
+    let out = run_bounded(Command::new(binary).args(args), Duration::from_secs(120));
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One JSON value a line.
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
 /// The host names the two hosts' processes see.
 const HOSTS: [&str; 2] = ["fleet-web1", "fleet-db2"];
 
@@ -158,15 +173,10 @@ fn crashes_of_two_hosts_reach_the_collector_each_with_its_host_grouped_across_ho
 
     // list --journal-dir: each once, its host, its crash ID.
     let binary = &handler.binary;
-    let out = run_bounded(
-        Command::new(binary).args(["list", "--journal-dir", journal_dir, "--json"]),
-        Duration::from_secs(120),
-    );
-    assert!(out.status.success(), "{out:?}");
-    let collected: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let collected = json_lines(&tool(
+        binary,
+        &["list", "--journal-dir", journal_dir, "--json"],
+    ));
     assert_eq!(collected.len(), 2, "{collected:?}");
     for (i, (pid, _, crash_id, _)) in crashes.iter().enumerate() {
         let crash = collected
@@ -177,14 +187,13 @@ fn crashes_of_two_hosts_reach_the_collector_each_with_its_host_grouped_across_ho
         assert_eq!(crash["pid"], pid.to_string().as_str(), "{crash}");
         assert_eq!(crash["copies"], 1, "{crash}");
     }
-    let out = run_bounded(
-        Command::new(binary).args(["list", "--journal-dir", journal_dir, "--no-pager"]),
-        Duration::from_secs(120),
+    let table = tool(
+        binary,
+        &["list", "--journal-dir", journal_dir, "--no-pager"],
     );
-    let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         HOSTS.iter().all(|h| table.contains(&format!(" {h} "))),
-        "{out:?}"
+        "{table}"
     );
 
     // problems --journal-dir: the two crashes are one problem, on both hosts.
@@ -196,26 +205,17 @@ fn crashes_of_two_hosts_reach_the_collector_each_with_its_host_grouped_across_ho
         crashes[1].3["report"]["signature"], signature,
         "the same bug on both hosts"
     );
-    let out = run_bounded(
-        Command::new(binary).args(["problems", "--journal-dir", journal_dir, "--json"]),
-        Duration::from_secs(120),
-    );
-    assert!(out.status.success(), "{out:?}");
-    let problems: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let problems = json_lines(&tool(
+        binary,
+        &["problems", "--journal-dir", journal_dir, "--json"],
+    ));
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0]["signature"], signature.as_str());
     assert_eq!(problems[0]["count"], 2);
     let mut hosts = HOSTS.to_vec();
     hosts.sort();
     assert_eq!(problems[0]["hosts"], serde_json::json!(hosts));
-    let out = run_bounded(
-        Command::new(binary).args(["problems", "--journal-dir", journal_dir]),
-        Duration::from_secs(120),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = tool(binary, &["problems", "--journal-dir", journal_dir]);
     assert!(text.contains(&hosts.join(",")), "{text}");
 
     // Each crash's snapshot, on the collector's relay, read with babeltrace2.
@@ -407,15 +407,10 @@ fn the_same_crash_id_from_two_hosts_is_two_crashes_and_a_resend_from_one_host_is
     // list --journal-dir: four crashes, each with its host; web1's twice
     // received, counted once.
     let binary = &senders[0].binary;
-    let out = run_bounded(
-        Command::new(binary).args(["list", "--journal-dir", journal_dir, "--json"]),
-        Duration::from_secs(120),
-    );
-    assert!(out.status.success(), "{out:?}");
-    let collected: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let collected = json_lines(&tool(
+        binary,
+        &["list", "--journal-dir", journal_dir, "--json"],
+    ));
     let mut seen: Vec<(String, String, String, u64)> = collected
         .iter()
         .map(|c| {
@@ -443,11 +438,10 @@ fn the_same_crash_id_from_two_hosts_is_two_crashes_and_a_resend_from_one_host_is
         .map(|c| c["machine_id"].as_str().unwrap())
         .collect();
     assert_eq!(localhost_machines.len(), 2, "{collected:#?}");
-    let out = run_bounded(
-        Command::new(binary).args(["list", "--journal-dir", journal_dir, "--no-pager"]),
-        Duration::from_secs(120),
+    let table = tool(
+        binary,
+        &["list", "--journal-dir", journal_dir, "--no-pager"],
     );
-    let table = String::from_utf8_lossy(&out.stdout);
     assert_eq!(table.lines().count(), 5, "{table}");
     assert_eq!(
         table.matches("(received 2 times, counted once)").count(),
@@ -457,29 +451,19 @@ fn the_same_crash_id_from_two_hosts_is_two_crashes_and_a_resend_from_one_host_is
 
     // problems --journal-dir: one problem of four crashes on three hosts,
     // one entry received again.
-    let out = run_bounded(
-        Command::new(binary).args(["problems", "--journal-dir", journal_dir, "--json"]),
-        Duration::from_secs(120),
-    );
-    assert!(out.status.success(), "{out:?}");
-    let problems: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let problems = json_lines(&tool(
+        binary,
+        &["problems", "--journal-dir", journal_dir, "--json"],
+    ));
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0]["signature"], signature);
     assert_eq!(problems[0]["count"], 4, "{problems:?}");
-    let out = run_bounded(
-        Command::new(binary).args(["problems", "--journal-dir", journal_dir]),
-        Duration::from_secs(120),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = tool(binary, &["problems", "--journal-dir", journal_dir]);
     assert!(text.contains("1 entry received again"), "{text}");
-    let out = run_bounded(
-        Command::new(binary).args(["problems", &signature[..8], "--journal-dir", journal_dir]),
-        Duration::from_secs(120),
+    let text = tool(
+        binary,
+        &["problems", &signature[..8], "--journal-dir", journal_dir],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Crashes: 4"), "{text}");
     assert_eq!(text.matches(&shared).count(), 2, "{text}");
     assert_eq!(text.matches(&other).count(), 2, "{text}");

@@ -112,23 +112,19 @@ mod tests {
     use super::*;
     use crate::store::crashes::Crash;
 
-    #[test]
-    fn the_report_is_a_file_beside_the_record_which_names_it_and_info_reads_it() {
-        let dir = std::env::temp_dir().join(format!("handler-report-file-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let dirfd = std::fs::File::open(&dir).unwrap();
+    /// `record` written into `dir` by `write_within` as the crash `stem` of
+    /// uid 1000, with that user's copy, no limit on room.
+    fn write_analyzed(
+        record: &crate::store::record::CrashRecord,
+        dir: &Path,
+        stem: &str,
+    ) -> crate::store::record::Written {
+        let dirfd = std::fs::File::open(dir).unwrap();
         let policy = crate::store::space::SpacePolicy {
             max_dir_size: u64::MAX,
             min_free: 0,
         };
-        let report = crate::store::record_read::tests::report_sample();
-        let mut record = crate::store::record::tests::sample();
-        record.report.analyzed = true;
-        record.report.signature = Some("5f".repeat(16));
-        record.report.report = Some(report.clone());
-        let stem = "core.x.42.1700000000";
-        let written = record
+        record
             .write_within(
                 std::os::fd::AsFd::as_fd(&dirfd),
                 policy,
@@ -142,7 +138,21 @@ mod tests {
                     }
                 },
             )
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn the_report_is_a_file_beside_the_record_which_names_it_and_info_reads_it() {
+        let dir = std::env::temp_dir().join(format!("handler-report-file-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let report = crate::store::record_read::tests::report_sample();
+        let mut record = crate::store::record::tests::sample();
+        record.report.analyzed = true;
+        record.report.signature = Some("5f".repeat(16));
+        record.report.report = Some(report.clone());
+        let stem = "core.x.42.1700000000";
+        let written = write_analyzed(&record, &dir, stem);
         assert!(written.errors.is_empty(), "{:?}", written.errors);
         assert_eq!(written.name, format!("{stem}.json"));
         assert_eq!(written.report, Some(format!("{stem}.report.json")));
@@ -205,11 +215,6 @@ mod tests {
             std::env::temp_dir().join(format!("handler-report-file-fails-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let dirfd = std::fs::File::open(&dir).unwrap();
-        let policy = crate::store::space::SpacePolicy {
-            max_dir_size: u64::MAX,
-            min_free: 0,
-        };
         let report = crate::store::record_read::tests::report_sample();
         let mut record = crate::store::record::tests::sample();
         record.report.analyzed = true;
@@ -223,21 +228,7 @@ mod tests {
         for n in 0..crate::base::safefile::MAX_NAME_ATTEMPTS {
             std::fs::write(dir.join(user_name(&format!("{stem}.json"), n)), "").unwrap();
         }
-        let written = record
-            .write_within(
-                std::os::fd::AsFd::as_fd(&dirfd),
-                policy,
-                Some(1000),
-                Some(1000),
-                |n| {
-                    if n == 0 {
-                        format!("{stem}.json")
-                    } else {
-                        format!("{stem}.{n}.json")
-                    }
-                },
-            )
-            .unwrap();
+        let written = write_analyzed(&record, &dir, stem);
         assert_eq!(written.name, format!("{stem}.json"));
         assert_eq!(written.user_copy, Some(format!("{stem}.user.json")));
         // Root's log says it (as before)...
