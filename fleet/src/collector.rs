@@ -14,14 +14,21 @@
 //!
 //! **Counted once.** Delivery is at-least-once: an entry whose
 //! acknowledgement was lost is sent again and stored twice. Each copy
-//! carries the same `LTTNG_COREDUMP_CRASH_ID`; the copies of one ID are one
-//! crash (the first stored is shown, with how many copies there were).
-//! Entries without the field (systemd-coredump's own, shipped by
-//! systemd-journal-upload, which may resend too) are one crash per host,
-//! boot, PID and crash time.
+//! carries the same `LTTNG_COREDUMP_CRASH_ID` and the same host: the
+//! sender's machine (`_MACHINE_ID`) and the host name the crashing process
+//! saw (`COREDUMP_HOSTNAME`, else `_HOSTNAME`), which the spool keeps with
+//! the crash and which the local journal's copy shipped by
+//! systemd-journal-upload carries too. The copies of one crash ID *from
+//! one host* are one crash (the first stored is shown, with how many
+//! copies there were). The ID alone is no key: another host sending the
+//! same ID (a collision, a copied spool, a host sending another's ID) is
+//! another crash, never hidden as a copy. Entries without the field
+//! (systemd-coredump's own, shipped by systemd-journal-upload, which may
+//! resend too) are one crash per host, boot, PID and crash time.
 
 use crate::export::{self, Entry};
 use crate::fields;
+use lttng_coredump_journal::coredump::UID_UNKNOWN;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufReader;
@@ -76,6 +83,7 @@ const READ_FIELDS: &[&str] = &[
     fields::COREDUMP_FILENAME,
     fields::COREDUMP_PID,
     fields::COREDUMP_UID,
+    UID_UNKNOWN,
     fields::COREDUMP_SIGNAL,
     fields::COREDUMP_SIGNAL_NAME,
     fields::COREDUMP_EXE,
@@ -83,20 +91,25 @@ const READ_FIELDS: &[&str] = &[
     fields::COREDUMP_TIMESTAMP,
     fields::COREDUMP_HOSTNAME,
     fields::HOSTNAME,
+    fields::MACHINE_ID,
     fields::BOOT_ID,
 ];
 
 /// One crash of the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CollectedCrash {
-    /// What it is counted by: its crash ID, or `HOST/BOOT/PID/TIME` for an
-    /// entry without one.
+    /// What it is counted by: `MACHINE/HOST/CRASH_ID` (the sending host,
+    /// by its machine ID and the crash's host name, `-` for one the entry
+    /// does not carry, and the crash ID), or `MACHINE/HOST/BOOT/PID/TIME`
+    /// for an entry without a crash ID; each part's `\` and `/` escaped.
     pub key: String,
     pub crash_id: Option<String>,
     /// Entries of this crash in the journal (more than 1: it was sent
     /// again after an acknowledgement was lost).
     pub copies: usize,
     pub hostname: Option<String>,
+    /// The sending host's machine ID (`_MACHINE_ID`).
+    pub machine_id: Option<String>,
     /// When the entry was stamped (the crashing host's clock).
     pub realtime_us: u64,
     pub pid: Option<String>,
@@ -275,8 +288,8 @@ pub fn read_journal_dir(
     Ok(crashes_of(entries))
 }
 
-/// The crashes of these entries, one per crash ID (or per host, boot, PID
-/// and time), oldest first.
+/// The crashes of these entries, one per host and crash ID (or per host,
+/// boot, PID and time), oldest first.
 pub fn crashes_of(entries: Vec<Entry>) -> Vec<CollectedCrash> {
     let mut order: Vec<String> = Vec::new();
     let mut by_key: HashMap<String, CollectedCrash> = HashMap::new();
@@ -301,26 +314,42 @@ pub fn crashes_of(entries: Vec<Entry>) -> Vec<CollectedCrash> {
 fn crash_of(entry: &Entry) -> CollectedCrash {
     let text = |name: &str| entry.text(name).filter(|s| !s.is_empty());
     let hostname = text(fields::HOSTNAME).or_else(|| text(fields::COREDUMP_HOSTNAME));
+    let machine_id = text(fields::MACHINE_ID);
     let crash_id = text(fields::CRASH_ID);
-    let key = crash_id.clone().unwrap_or_else(|| {
-        format!(
-            "{}/{}/{}/{}",
-            hostname.as_deref().unwrap_or("-"),
-            text(fields::BOOT_ID).unwrap_or_default(),
-            text(fields::COREDUMP_PID).unwrap_or_default(),
-            text(fields::COREDUMP_TIMESTAMP).unwrap_or_default()
-        )
-    });
+    // The host in the key: the machine, and the host name the crashing
+    // process saw (`COREDUMP_HOSTNAME`, the same in every copy: the spool's
+    // and the local journal's that journal-upload ships, whose `_HOSTNAME`
+    // is journald's own name), else the one the entry was stamped with.
+    let crash_host = text(fields::COREDUMP_HOSTNAME).or_else(|| hostname.clone());
+    let mut key_parts = vec![
+        machine_id.clone().unwrap_or_else(|| "-".into()),
+        crash_host.unwrap_or_else(|| "-".into()),
+    ];
+    match &crash_id {
+        Some(id) => key_parts.push(id.clone()),
+        None => key_parts.extend(
+            [
+                fields::BOOT_ID,
+                fields::COREDUMP_PID,
+                fields::COREDUMP_TIMESTAMP,
+            ]
+            .map(|name| text(name).unwrap_or_default()),
+        ),
+    }
+    let key = key_of(&key_parts);
     CollectedCrash {
         key,
         crash_id,
         copies: 1,
         hostname,
+        machine_id,
         realtime_us: text("__REALTIME_TIMESTAMP")
             .and_then(|t| t.parse().ok())
             .unwrap_or(0),
         pid: text(fields::COREDUMP_PID),
-        uid: text(fields::COREDUMP_UID),
+        // A uid the entry says it does not know is none (its COREDUMP_UID
+        // only stands for it, for coredumpctl's sake).
+        uid: text(fields::COREDUMP_UID).filter(|_| text(UID_UNKNOWN).is_none()),
         signal: text(fields::COREDUMP_SIGNAL_NAME).or_else(|| text(fields::COREDUMP_SIGNAL)),
         exe: text(fields::COREDUMP_EXE),
         comm: text(fields::COREDUMP_COMM),
@@ -332,6 +361,16 @@ fn crash_of(entry: &Entry) -> CollectedCrash {
         summary: text(fields::MESSAGE).map(|m| m.lines().next().unwrap_or("").to_owned()),
         fields: entry.fields.iter().cloned().collect(),
     }
+}
+
+/// The parts joined by `/`, each one's `\` and `/` escaped with a `\`:
+/// what a host chose (its name) cannot make two keys one.
+fn key_of(parts: &[String]) -> String {
+    parts
+        .iter()
+        .map(|part| part.replace('\\', "\\\\").replace('/', "\\/"))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The relay's pattern of the crash's snapshot: [`fields::RELAY_SNAPSHOT_PATH`],
@@ -436,10 +475,10 @@ mod tests {
         ];
         let crashes = crashes_of(vec![entry(&a), entry(&b), entry(&a), entry(&c), entry(&c)]);
         assert_eq!(crashes.len(), 3);
-        assert_eq!(crashes[0].key, "aa");
+        assert_eq!(crashes[0].key, "-/h1/aa");
         assert_eq!(crashes[0].copies, 2);
         assert_eq!(crashes[1].copies, 1);
-        assert_eq!(crashes[2].key, "h2//7/5");
+        assert_eq!(crashes[2].key, "-/h2//7/5");
         assert_eq!(crashes[2].copies, 2);
         let problems = problems(&crashes);
         assert_eq!(problems.len(), 2);
@@ -449,9 +488,61 @@ mod tests {
             problems[0].hosts,
             BTreeSet::from(["h1".into(), "h2".into()])
         );
-        assert_eq!(problems[0].newest, "bb");
+        assert_eq!(problems[0].newest, "-/h2/bb");
         assert_eq!(problems[1].signature, "/bin/y:SIGSEGV");
         assert!(!problems[1].signed);
+    }
+
+    #[test]
+    fn a_crash_is_its_hosts_and_its_id_never_the_id_alone() {
+        let sent = |time: &str, machine: &str, host: &str, id: &str| {
+            entry(&[
+                ("__REALTIME_TIMESTAMP", time),
+                (fields::MACHINE_ID, machine),
+                (fields::HOSTNAME, host),
+                (fields::CRASH_ID, id),
+                (fields::SIGNATURE, "sig"),
+            ])
+        };
+        let crashes = crashes_of(vec![
+            sent("1", "m1", "web1", "aa"),
+            // The same ID from another host name on the same machine (a
+            // container), from another machine of the same name, and
+            // from another host altogether: three more crashes.
+            sent("2", "m1", "db2", "aa"),
+            sent("3", "m2", "web1", "aa"),
+            sent("4", "m3", "db3", "aa"),
+            // web1 of m1 sending its crash again: a copy; and the local
+            // journal's copy shipped by journal-upload, stamped with
+            // journald's host name: a copy too.
+            sent("5", "m1", "web1", "aa"),
+            entry(&[
+                ("__REALTIME_TIMESTAMP", "5"),
+                (fields::MACHINE_ID, "m1"),
+                (fields::HOSTNAME, "the-machine"),
+                (fields::COREDUMP_HOSTNAME, "web1"),
+                (fields::CRASH_ID, "aa"),
+                (fields::SIGNATURE, "sig"),
+            ]),
+            // Names that would make one key of two were `/` not escaped.
+            sent("6", "m4", "a/b", "c"),
+            sent("7", "m4", "a", "b/c"),
+        ]);
+        let keys: Vec<(&str, usize)> = crashes.iter().map(|c| (c.key.as_str(), c.copies)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("m1/web1/aa", 3),
+                ("m1/db2/aa", 1),
+                ("m2/web1/aa", 1),
+                ("m3/db3/aa", 1),
+                ("m4/a\\/b/c", 1),
+                ("m4/a/b\\/c", 1),
+            ]
+        );
+        assert_eq!(crashes[2].machine_id.as_deref(), Some("m2"));
+        let problems = problems(&crashes);
+        assert_eq!(problems[0].count, 6);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What a spool item becomes on the wire: the journal entry sent to
-//! systemd-journal-remote (the crash's fields, the host's identity as
+//! systemd-journal-remote (the crash's fields, with a `COREDUMP_UID` and a
+//! `COREDUMP_GID` coredumpctl reads, the host's identity as
 //! journald would have stamped it, the crash ID, and the core inside the
 //! entry or where it stays), and the JSON the webhook gets.
 
@@ -102,7 +103,12 @@ pub fn journal_entry(item: &mut LoadedItem, core_max: u64) -> Result<Vec<u8>, sp
             out.push(b'\n');
         }
     }
-    let theirs = item.fields.iter().filter(|(name, _)| {
+    // The crash's fields as coredumpctl on the collector reads them: a
+    // `COREDUMP_UID`/`COREDUMP_GID` missing or unreadable (an entry enqueued
+    // from a fields file, or by an older handler) would abort systemd 252's
+    // `coredumpctl list` over the whole directory.
+    let readable = lttng_coredump_journal::coredump::readable_ids(&item.fields);
+    let theirs = readable.iter().filter(|(name, _)| {
         !set_by_us(name) && (keep_filename || name != fields::COREDUMP_FILENAME)
     });
     let rest = theirs
@@ -130,9 +136,10 @@ pub fn json_value(value: &[u8]) -> Value {
     }
 }
 
-/// The webhook's JSON for `item`: the crash ID (the receiver's key for
-/// counting a crash once), the host, the time, the entry's fields, the
-/// report, and where the core is. Never the core itself.
+/// The webhook's JSON for `item`: the crash ID (with the host, its machine
+/// ID and name, the receiver's key for counting a crash once), the time,
+/// the entry's fields, the report, and where the core is. Never the core
+/// itself.
 pub fn webhook_json(item: &LoadedItem) -> Value {
     let meta = &item.meta;
     let mut entry = Map::new();
@@ -157,6 +164,7 @@ pub fn webhook_json(item: &LoadedItem) -> Value {
         "format": "lttng-coredump-webhook/1",
         "crash_id": meta.crash_id,
         "host": meta.host.hostname,
+        "machine_id": meta.host.machine_id,
         "boot_id": meta.host.boot_id,
         "time_us": meta.host.realtime_us,
         "message": entry.get(fields::MESSAGE).cloned(),

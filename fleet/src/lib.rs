@@ -25,8 +25,10 @@
 //! Every copy carries the crash's ID (the journal field
 //! `LTTNG_COREDUMP_CRASH_ID`; the webhook's `crash_id` and
 //! `Idempotency-Key`), and everything that reads the destination counts
-//! each ID once: [`collector::read_journal_dir`] (and so `list` and
-//! `problems --journal-dir`) does; a webhook receiver should key on it.
+//! each ID of a host once: [`collector::read_journal_dir`] (and so `list`
+//! and `problems --journal-dir`) keys a crash by its host (machine ID and
+//! host name) and its ID; a webhook receiver should key on the host
+//! (`machine_id`, `host`) and the ID.
 //! `coredumpctl -D` on the collector, which knows nothing of the ID, lists
 //! every copy.
 //!

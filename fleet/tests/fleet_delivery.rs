@@ -1,7 +1,9 @@
 //! Crashes of two hosts delivered to a collector over a network of the
 //! test's own (network namespaces): systemd-journal-remote stores them,
 //! `coredumpctl -D` lists them, and the collector reader counts each once,
-//! whatever the network and the submitter's deaths did.
+//! whatever the network and the submitter's deaths did. Every entry
+//! forwarded carries a `COREDUMP_UID` and a `COREDUMP_GID` coredumpctl
+//! reads, whatever the fields it was enqueued with lacked.
 
 mod support;
 
@@ -93,7 +95,7 @@ fn entries_of_two_hosts_reach_journal_remote_with_client_certificates_and_coredu
 
     let crashes = collected(&remote.journal_dir);
     assert_eq!(crashes.len(), 6);
-    let mut got: Vec<String> = crashes.iter().map(|c| c.key.clone()).collect();
+    let mut got = crash_ids(&crashes);
     let mut want: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
     got.sort();
     want.sort();
@@ -231,7 +233,7 @@ fn fifty_crashes_queued_while_the_collectors_link_is_down_all_arrive_once_it_is_
     let _ = submitter.wait();
 
     let crashes = collected(&remote.journal_dir);
-    let mut got: Vec<String> = crashes.iter().map(|c| c.key.clone()).collect();
+    let mut got = crash_ids(&crashes);
     let mut want = ids.clone();
     got.sort();
     want.sort();
@@ -336,7 +338,7 @@ fn the_submitter_killed_200_times_during_a_stream_of_crashes_loses_none_and_coun
     assert_eq!(spool.sent().unwrap().len(), ids.len());
 
     let crashes = collected(&remote.journal_dir);
-    let mut got: Vec<String> = crashes.iter().map(|c| c.key.clone()).collect();
+    let mut got = crash_ids(&crashes);
     let mut want: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
     got.sort();
     want.sort();
@@ -388,5 +390,131 @@ impl HostView<'_> {
             )
             .unwrap()
             .crash_id
+    }
+}
+
+#[test]
+fn every_entry_forwarded_reads_with_coredumpctl_list_and_info_even_one_enqueued_without_ids() {
+    use lttng_coredump_journal::coredump::{Crash, Entry, GID_UNKNOWN, UID_UNKNOWN};
+    let dir = TempDir::new("fleet-ids");
+    let user = TestUser::create("lcdfleet11", false);
+    let network = TestNetwork::new(1);
+    let remote = JournalRemote::http(&network, dir.path(), 19531);
+    let host = Host::new(
+        &network,
+        0,
+        "host1",
+        dir.path(),
+        &user,
+        &format!("journal_remote = \"{}\"", remote.url),
+    );
+    // 701: a crash as the handler's entry says it when the kernel's gid
+    // argument was missing or malformed (the journal crate's entry).
+    let entry = Entry::from(&Crash {
+        pid: 701,
+        uid: Some(1000),
+        gid: None,
+        signal: 11,
+        comm: "nogid".into(),
+        exe: Some("/usr/bin/nogid".into()),
+        ..Crash::default()
+    });
+    host.enqueue_fields(
+        lttng_coredump_fleet::CrashId::random().unwrap(),
+        entry.fields.into_vec(),
+    );
+    // 702, 703: fields files enqueued with `lttng-coredump-fleet enqueue`
+    // (whatever wrote them): one without COREDUMP_GID, one with neither id
+    // readable; 704 as systemd-coredump writes them.
+    let fields_file = |pid: u32, change: &dyn Fn(&mut Vec<lttng_coredump_fleet::export::Field>)| {
+        let mut fields = coredump_fields("host1", pid, "/usr/bin/odd", "sig-ids", None);
+        change(&mut fields);
+        let path = dir.path().join(format!("fields-{pid}"));
+        let mut bytes = Vec::new();
+        lttng_coredump_fleet::export::write_entry(
+            &mut bytes,
+            fields.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+            false,
+        )
+        .unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let files = [
+        fields_file(702, &|f| f.retain(|(n, _)| n != "COREDUMP_GID")),
+        fields_file(703, &|f| {
+            f.retain(|(n, _)| n != "COREDUMP_GID");
+            for (name, value) in f.iter_mut() {
+                if name == "COREDUMP_UID" {
+                    *value = b"-1".to_vec();
+                }
+            }
+        }),
+        fields_file(704, &|_| {}),
+    ];
+    for file in &files {
+        let out = testsupport::process::run_bounded(
+            std::process::Command::new(BIN)
+                .arg("enqueue")
+                .arg("--config")
+                .arg(&host.config)
+                .arg("--fields")
+                .arg(file),
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = host.submit(&network, &user);
+    assert!(out.status.success(), "{out:?}");
+
+    // coredumpctl on the collector: list and info read every entry.
+    let list = coredumpctl(&remote.journal_dir, &["list", "--no-pager", "--no-legend"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(list.status.success(), "{list:?}");
+    for pid in [701, 702, 703, 704] {
+        let line = listed
+            .lines()
+            .find(|l| l.contains(&format!(" {pid} ")))
+            .unwrap_or_else(|| panic!("{pid} not listed: {list:?}"));
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        let (uid, gid) = (columns[5], columns[6]);
+        let expected = match pid {
+            701 => ("1000", "65534"),
+            702 => ("1000", "65534"),
+            703 => ("65534", "65534"),
+            _ => ("1000", "1000"),
+        };
+        assert_eq!((uid, gid), expected, "{line}");
+        let info = coredumpctl(
+            &remote.journal_dir,
+            &["info", "--no-pager", &pid.to_string()],
+        );
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert!(info.status.success(), "{pid}: {info:?}");
+        assert!(
+            text.contains(&format!("PID: {pid}")) && text.contains(&format!("GID: {}", expected.1)),
+            "{pid}: {text}"
+        );
+    }
+    // The entries say which ids stand for unknown ones.
+    for (pid, uid_unknown, gid_unknown) in [
+        (701, false, true),
+        (702, false, true),
+        (703, true, true),
+        (704, false, false),
+    ] {
+        let crash = collected(&remote.journal_dir)
+            .into_iter()
+            .find(|c| c.pid.as_deref() == Some(pid.to_string().as_str()))
+            .unwrap();
+        let fields = all_fields(&remote.journal_dir, crash.crash_id.as_deref().unwrap());
+        let has = |name: &str| fields.iter().any(|(n, _)| n == name);
+        assert_eq!(has(UID_UNKNOWN), uid_unknown, "{pid}: {fields:?}");
+        assert_eq!(has(GID_UNKNOWN), gid_unknown, "{pid}: {fields:?}");
+        assert_eq!(
+            crash.uid.is_none(),
+            uid_unknown,
+            "the collector takes no stand-in for the uid: {crash:?}"
+        );
     }
 }

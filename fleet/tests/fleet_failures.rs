@@ -281,10 +281,7 @@ fn refusals_and_certificates_that_do_not_verify_show_in_status_and_lose_nothing(
     let out = host.submit(&network, &user);
     assert!(out.status.success(), "{out:?}");
     assert!(host.spool().queued().unwrap().is_empty());
-    let mut got: Vec<String> = collected(&https.journal_dir)
-        .iter()
-        .map(|c| c.key.clone())
-        .collect();
+    let mut got = crash_ids(&collected(&https.journal_dir));
     let mut want = ids.clone();
     got.sort();
     want.sort();
@@ -297,6 +294,13 @@ fn refusals_and_certificates_that_do_not_verify_show_in_status_and_lose_nothing(
     assert_eq!(payload["signature"], "sig-r");
     assert_eq!(payload["report"]["signature"], "sig-r");
     assert_eq!(payload["host"], "host1");
+    // The host's machine, with its name and the ID, the receiver's key.
+    assert_eq!(
+        payload["machine_id"].as_str(),
+        lttng_coredump_fleet::HostIdentity::now()
+            .machine_id
+            .as_deref()
+    );
     // A binary field, as journalctl's JSON writes it: its bytes.
     assert_eq!(payload["fields"]["COREDUMP_ENVIRON"][0], b'H');
     let status = host.status();
@@ -348,10 +352,7 @@ fn an_entry_the_collector_refuses_holds_back_none_of_the_others() {
     let queued = host.spool().queued().unwrap();
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert!(queued[0].ends_with(&poison));
-    let mut got: Vec<String> = collected(&remote.journal_dir)
-        .iter()
-        .map(|c| c.key.clone())
-        .collect();
+    let mut got = crash_ids(&collected(&remote.journal_dir));
     got.sort();
     good.sort();
     assert_eq!(got, good, "every other crash delivered, each counted once");

@@ -444,3 +444,82 @@ fn the_configured_debuginfod_server_names_a_stripped_programs_function() {
         "{top:#}"
     );
 }
+
+/// Every kind of entry the handler writes reads with coredumpctl: a crash
+/// as the kernel describes it, one whose gid argument is garbled (a
+/// core_pattern line mangled by hand, a kernel that gives no number) and
+/// one without uid and gid arguments at all. Each entry carries a
+/// `COREDUMP_UID` and a `COREDUMP_GID` coredumpctl reads (systemd 252's
+/// `list` aborts on an entry without one, taking every other crash with
+/// it): an id not known is the overflow id 65534, never root's 0, and the
+/// entry says so in our own field.
+#[test]
+fn coredumpctl_list_and_info_read_every_entry_even_of_a_crash_whose_ids_the_kernel_did_not_give() {
+    let journald = StandaloneJournald::start();
+    let user = TestUser::create("lcdrw-ids", false);
+    let dir = TempDir::new("lcdrw-ids");
+    let cores = dir.path().join("cores");
+    let handler = InstalledHandler::new(handler_binary!(), &config(&cores, &journald, ""));
+    let line = handler_line(&handler.binary, &handler.config);
+    let mut crashes = Vec::new();
+    for (kind, line) in [
+        ("as the kernel gives it", line.clone()),
+        ("gid garbled", line.replace(" g=%g", " g=x%g")),
+        ("no uid nor gid", line.replace(" u=%u g=%g", "")),
+    ] {
+        // (The line really changed.)
+        assert_eq!(
+            crashes.is_empty(),
+            line == handler_line(&handler.binary, &handler.config)
+        );
+        handler.guard().set(&line);
+        let pid = crash_as(&user, "segv");
+        let (_, record) = wait_for_record(&cores, pid);
+        journald.wait_for(&format!("COREDUMP_PID={pid}"));
+        crashes.push((kind, pid, record));
+    }
+    assert!(crashes[1].2["gid"].is_null(), "{:#}", crashes[1].2);
+    assert!(crashes[2].2["uid"].is_null(), "{:#}", crashes[2].2);
+
+    let list = journald.coredumpctl(&["list", "--no-legend"]);
+    let listed = output_text(&list);
+    assert!(list.status.success(), "{listed}");
+    let (uid, gid) = (user.uid.to_string(), user.gid.to_string());
+    for ((kind, pid, _), expected) in crashes.iter().zip([
+        (uid.as_str(), gid.as_str()),
+        (uid.as_str(), "65534"),
+        ("65534", "65534"),
+    ]) {
+        let line = listed
+            .lines()
+            .find(|l| l.split_whitespace().nth(4) == Some(pid.to_string().as_str()))
+            .unwrap_or_else(|| panic!("{kind}: {pid} not listed:\n{listed}"));
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((columns[5], columns[6]), expected, "{kind}: {line}");
+        let info = journald.coredumpctl(&["info", &pid.to_string()]);
+        let text = output_text(&info);
+        assert!(info.status.success(), "{kind}: {text}");
+        for shown in [
+            format!("PID: {pid} (report_crasher)"),
+            format!("UID: {}", expected.0),
+            format!("GID: {}", expected.1),
+        ] {
+            assert!(text.contains(&shown), "{kind}: no {shown:?} in:\n{text}");
+        }
+        // Our own field says which id stands for an unknown one.
+        let export =
+            String::from_utf8_lossy(&journald.wait_for_entry(&[&format!("COREDUMP_PID={pid}")]))
+                .into_owned();
+        assert_eq!(
+            export.contains("LTTNG_COREDUMP_GID_UNKNOWN=the crashing process's gid is not known"),
+            expected.1 == "65534",
+            "{kind}: {export}"
+        );
+        assert_eq!(
+            export.contains("LTTNG_COREDUMP_UID_UNKNOWN=the crashing process's uid is not known"),
+            expected.0 == "65534",
+            "{kind}: {export}"
+        );
+    }
+    drop(handler);
+}

@@ -1232,3 +1232,89 @@ zpty -d z
         assert!(matches.contains(expected), "{expected} not in {matches}");
     }
 }
+
+/// When the user's copy of the report could not be written (made certain
+/// here: every name it may take is taken), `info` run as that user says
+/// why their crash has no report, and so does their copy of the record
+/// (`info --json`): root's log is not where they look.
+#[test]
+fn info_as_the_user_says_why_their_copy_of_the_report_could_not_be_written() {
+    use lttng_coredump_handler::store::{report_file, space::SpacePolicy};
+    let dir = test_dir("lcdcli-report-copy");
+    let cores = dir.path().join("cores");
+    fs::create_dir(&cores).unwrap();
+    fs::set_permissions(&cores, fs::Permissions::from_mode(0o755)).unwrap();
+    let time = now() - 60;
+    // A crash of nobody's (the user the tool runs as), analyzed.
+    let mut crash = record(&cores, 104, time, "/opt/t/prog-d", 4096);
+    crash.crashed.uid = Some(65534);
+    crash.crashed.gid = Some(65534);
+    crash.core.readable_by_uid = Some(65534);
+    crash.report.analyzed = true;
+    crash.report.signature = Some("5f".repeat(16));
+    crash.report.title = Some("prog-d: SIGSEGV in f".into());
+    crash.report.report = Some(
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "architecture": "x86_64", "threads": [], "threads_in_core": 1,
+            "modules": [], "analysis": {"unwinder": "test", "milliseconds": 0}
+        }))
+        .unwrap(),
+    );
+    let stem = format!("core.prog-d.104.{time}");
+    for n in 0..lttng_coredump_handler::base::safefile::MAX_NAME_ATTEMPTS {
+        fs::write(
+            cores.join(report_file::user_name(&format!("{stem}.json"), n)),
+            "",
+        )
+        .unwrap();
+    }
+    let directory = fs::File::open(&cores).unwrap();
+    let written = crash
+        .write_within(
+            std::os::fd::AsFd::as_fd(&directory),
+            SpacePolicy {
+                max_dir_size: u64::MAX,
+                min_free: 0,
+            },
+            Some(65534),
+            Some(65534),
+            |n| {
+                if n == 0 {
+                    format!("{stem}.json")
+                } else {
+                    format!("{stem}.{n}.json")
+                }
+            },
+        )
+        .unwrap();
+    assert_eq!(written.user_copy, Some(format!("{stem}.user.json")));
+    assert_eq!(written.errors.len(), 1, "{:?}", written.errors);
+
+    // info as nobody, from a copy nobody may run.
+    let copy = dir.path().join("lttng-coredump");
+    copy_executable(handler_binary!(), &copy);
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        succeeded(&run_bounded(
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(&copy)
+                .args(args)
+                .args(["--dir", &cores.display().to_string()]),
+            TIMEOUT,
+        ))
+    };
+    let shown = as_nobody(&["info", "--no-pager"]);
+    assert!(shown.contains("Problem: prog-d: SIGSEGV in f"), "{shown}");
+    assert!(
+        shown.lines().any(|l| l
+            .trim_start()
+            .starts_with("Report: none: the user's copy of the report could not be written: ")
+            && l.contains("names taken")),
+        "{shown}"
+    );
+    let json = json_lines(&as_nobody(&["info", "--json"]));
+    assert_eq!(json.len(), 1, "{json:?}");
+    let why = json[0]["report"]["file_error"].as_str().unwrap_or_default();
+    assert!(why.contains("names taken"), "{:#}", json[0]);
+}

@@ -24,7 +24,23 @@
 //! (`1` when no snapshot was taken and the trace is only in the core's
 //! ring buffers), `LTTNG_COREDUMP_RECORD` and `LTTNG_COREDUMP_REPORT` (the
 //! crash record and report files), `LTTNG_COREDUMP_ANALYSIS_FAILED` (why
-//! there is no stack trace), and `SYSLOG_IDENTIFIER=lttng-coredump`.
+//! there is no stack trace), `LTTNG_COREDUMP_UID_UNKNOWN` and
+//! `LTTNG_COREDUMP_GID_UNKNOWN` (below), and
+//! `SYSLOG_IDENTIFIER=lttng-coredump`.
+//!
+//! **Every entry carries a `COREDUMP_UID` and a `COREDUMP_GID` coredumpctl
+//! reads.** systemd 252's `coredumpctl list` passes both values to its
+//! `parse_uid()`/`parse_gid()`, which assert on a missing one (the whole
+//! listing aborts, every other crash with it); `info` prints what is there,
+//! and a value its parser refuses (not decimal, `4294967295` or `65535`,
+//! which systemd never takes for an id) shows as `-` in `list`. So an id
+//! that is not known (a kernel argument missing or malformed) or that
+//! systemd refuses is written as [`UNKNOWN_ID`] (65534, the kernel's
+//! overflow id, `nobody`/`nogroup`: no id of anyone's privileges, never
+//! root's 0), and the entry says so in `LTTNG_COREDUMP_UID_UNKNOWN` /
+//! `LTTNG_COREDUMP_GID_UNKNOWN` (with the value refused, if any).
+//! [`readable_ids`] does the same for entries written by others that we
+//! forward (the fleet's spool).
 
 use crate::export;
 use crate::fields::Fields;
@@ -35,12 +51,136 @@ use std::time::Duration;
 /// systemd's `SD_MESSAGE_COREDUMP`: the entries `coredumpctl` lists.
 pub const MESSAGE_ID: &str = "fc2e22bc6ee647b6b90729ab34a250b1";
 
+/// What `COREDUMP_UID` or `COREDUMP_GID` holds when the id is not known
+/// or is one coredumpctl cannot read: the kernel's overflow id.
+pub const UNKNOWN_ID: u32 = 65534;
+/// The entry's field saying its `COREDUMP_UID` stands for an unknown uid.
+pub const UID_UNKNOWN: &str = "LTTNG_COREDUMP_UID_UNKNOWN";
+/// The entry's field saying its `COREDUMP_GID` stands for an unknown gid.
+pub const GID_UNKNOWN: &str = "LTTNG_COREDUMP_GID_UNKNOWN";
+/// systemd's message IDs of the entries coredumpctl reads: a crash's
+/// (`SD_MESSAGE_COREDUMP`) and a backtrace's (`SD_MESSAGE_BACKTRACE`).
+const COREDUMPCTL_MESSAGE_IDS: [&str; 2] = [MESSAGE_ID, "1f4e0a44a88649939aaea34fc6da8c95"];
+
+/// Whether systemd takes `id` for a uid or gid: its `parse_uid()` refuses
+/// `(uid_t) -1` and the 16-bit `-1`.
+pub fn systemd_takes_id(id: u32) -> bool {
+    id != u32::MAX && id != 0xFFFF
+}
+
+/// The id in `text` when coredumpctl reads it as one: decimal digits only
+/// (no sign, no space), an id systemd takes.
+fn read_id(text: &[u8]) -> Option<u32> {
+    if text.is_empty() || text.len() > 10 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(text)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&id| systemd_takes_id(id))
+}
+
+/// `COREDUMP_UID`/`COREDUMP_GID` (`field`) for `id` (`what`: `uid`,
+/// `gid`), and, when it is not known or not one coredumpctl reads, our
+/// field (`unknown_field`) saying so.
+fn id_fields(
+    field: &'static str,
+    unknown_field: &'static str,
+    what: &str,
+    id: Result<u32, Option<Vec<u8>>>,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let note = |detail: String| {
+        format!(
+            "{detail}: {field}={UNKNOWN_ID} stands for it (a value coredumpctl reads, no \
+             one's privileges)"
+        )
+    };
+    match id {
+        Ok(id) if systemd_takes_id(id) => vec![(field, id.to_string().into_bytes())],
+        Ok(id) => vec![
+            (field, UNKNOWN_ID.to_string().into_bytes()),
+            (
+                unknown_field,
+                note(format!("the {what} {id} is not one systemd reads")).into_bytes(),
+            ),
+        ],
+        Err(refused) => vec![
+            (field, UNKNOWN_ID.to_string().into_bytes()),
+            (
+                unknown_field,
+                note(match refused {
+                    None => format!("the crashing process's {what} is not known"),
+                    Some(value) => format!(
+                        "the {what} {:?} is not one coredumpctl reads",
+                        String::from_utf8_lossy(&value)
+                    ),
+                })
+                .into_bytes(),
+            ),
+        ],
+    }
+}
+
+/// The fields of an entry written by others, as we forward it: when
+/// coredumpctl reads the entry (its `MESSAGE_ID` is systemd-coredump's),
+/// a `COREDUMP_UID` or `COREDUMP_GID` missing, repeated or not readable
+/// is replaced by [`UNKNOWN_ID`] with our field saying so (see the
+/// module's documentation); every other field, and every other entry, as
+/// it is.
+pub fn readable_ids(fields: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    let read_by_coredumpctl = fields.iter().any(|(name, value)| {
+        name == "MESSAGE_ID"
+            && COREDUMPCTL_MESSAGE_IDS
+                .iter()
+                .any(|id| id.as_bytes() == value)
+    });
+    if !read_by_coredumpctl {
+        return fields.to_vec();
+    }
+    let mut out = fields.to_vec();
+    for (field, unknown_field, what) in [
+        ("COREDUMP_UID", UID_UNKNOWN, "uid"),
+        ("COREDUMP_GID", GID_UNKNOWN, "gid"),
+    ] {
+        let values: Vec<&Vec<u8>> = fields
+            .iter()
+            .filter(|(name, _)| name == field)
+            .map(|(_, value)| value)
+            .collect();
+        let id = match values.as_slice() {
+            [one] => read_id(one).ok_or_else(|| Some(one.to_vec())),
+            [] => Err(None),
+            // coredumpctl keeps the last one it meets: say what is meant.
+            _ => Err(Some(
+                values
+                    .iter()
+                    .map(|v| v.as_slice())
+                    .collect::<Vec<_>>()
+                    .join(&b","[..]),
+            )),
+        };
+        if id.is_ok() {
+            continue;
+        }
+        out.retain(|(name, _)| name != field && name != unknown_field);
+        out.extend(
+            id_fields(field, unknown_field, what, id)
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value)),
+        );
+    }
+    out
+}
+
 /// What one crash's entry says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Crash {
     pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
+    /// The crashing process's uid and gid, when known (see the module's
+    /// documentation for what the entry says when not).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
     pub signal: i32,
     /// `SIGSEGV` (`COREDUMP_SIGNAL_NAME`), when known.
     pub signal_name: Option<String>,
@@ -116,10 +256,21 @@ impl From<&Crash> for Entry {
         let mut f = Fields::new();
         f.push("MESSAGE_ID", MESSAGE_ID).push("PRIORITY", "2");
         f.push("SYSLOG_IDENTIFIER", "lttng-coredump");
-        f.push("COREDUMP_PID", crash.pid.to_string())
-            .push("COREDUMP_UID", crash.uid.to_string())
-            .push("COREDUMP_GID", crash.gid.to_string())
-            .push("COREDUMP_SIGNAL", crash.signal.to_string())
+        f.push("COREDUMP_PID", crash.pid.to_string());
+        let mut unknown = Vec::new();
+        for (field, unknown_field, what, id) in [
+            ("COREDUMP_UID", UID_UNKNOWN, "uid", crash.uid),
+            ("COREDUMP_GID", GID_UNKNOWN, "gid", crash.gid),
+        ] {
+            for (name, value) in id_fields(field, unknown_field, what, id.ok_or(None)) {
+                if name == field {
+                    f.push(name, value);
+                } else {
+                    unknown.push((name, value));
+                }
+            }
+        }
+        f.push("COREDUMP_SIGNAL", crash.signal.to_string())
             .push("COREDUMP_TIMESTAMP", crash.timestamp_usec.to_string());
         if let Some(rlimit) = crash.rlimit {
             f.push("COREDUMP_RLIMIT", rlimit.to_string());
@@ -147,10 +298,13 @@ impl From<&Crash> for Entry {
             f.push("COREDUMP_FILENAME", &core.path);
         }
         let mut message = format!(
-            "Process {} ({}) of user {} {}",
+            "Process {} ({}) of {} {}",
             crash.pid,
             one_line(&crash.comm),
-            crash.uid,
+            match crash.uid {
+                Some(uid) => format!("user {uid}"),
+                None => "an unknown user".into(),
+            },
             if crash.core.is_some() {
                 "dumped core."
             } else {
@@ -195,6 +349,9 @@ impl From<&Crash> for Entry {
         }
         if let Some(reason) = &crash.analysis_failed {
             f.push("LTTNG_COREDUMP_ANALYSIS_FAILED", reason);
+        }
+        for (name, value) in unknown {
+            f.push(name, value);
         }
         Entry { fields: f }
     }
@@ -246,8 +403,8 @@ mod tests {
     fn the_entry_has_systemd_coredumps_fields_and_ours() {
         let crash = Crash {
             pid: 42,
-            uid: 1000,
-            gid: 100,
+            uid: Some(1000),
+            gid: Some(100),
             signal: 11,
             signal_name: Some("SIGSEGV".into()),
             timestamp_usec: 1_700_000_000_000_000,
@@ -297,5 +454,98 @@ mod tests {
         });
         let message = no_core.fields.get("MESSAGE").unwrap();
         assert!(String::from_utf8_lossy(message).contains("without generating a coredump"));
+    }
+
+    #[test]
+    fn an_id_not_known_or_not_readable_is_the_overflow_id_and_the_entry_says_so() {
+        let text = |entry: &Entry, name: &str| {
+            entry
+                .fields
+                .get(name)
+                .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        };
+        // Known: the ids, no note.
+        let known = Entry::from(&Crash {
+            uid: Some(0),
+            gid: Some(5),
+            ..Crash::default()
+        });
+        assert_eq!(text(&known, "COREDUMP_UID").as_deref(), Some("0"));
+        assert_eq!(text(&known, "COREDUMP_GID").as_deref(), Some("5"));
+        assert_eq!(text(&known, UID_UNKNOWN), None);
+        assert_eq!(text(&known, GID_UNKNOWN), None);
+        // Not known (a kernel argument missing or malformed): 65534, never
+        // root's 0, and said; the message names no user.
+        let unknown = Entry::from(&Crash {
+            uid: Some(1000),
+            gid: None,
+            ..Crash::default()
+        });
+        assert_eq!(text(&unknown, "COREDUMP_UID").as_deref(), Some("1000"));
+        assert_eq!(text(&unknown, "COREDUMP_GID").as_deref(), Some("65534"));
+        assert!(text(&unknown, GID_UNKNOWN)
+            .unwrap()
+            .starts_with("the crashing process's gid is not known"));
+        let neither = Entry::from(&Crash::default());
+        assert_eq!(text(&neither, "COREDUMP_UID").as_deref(), Some("65534"));
+        assert!(text(&neither, "MESSAGE")
+            .unwrap()
+            .contains("of an unknown user"));
+        // Ids systemd refuses: replaced, the value said.
+        let refused = Entry::from(&Crash {
+            uid: Some(u32::MAX),
+            gid: Some(0xFFFF),
+            ..Crash::default()
+        });
+        assert_eq!(text(&refused, "COREDUMP_UID").as_deref(), Some("65534"));
+        assert_eq!(text(&refused, "COREDUMP_GID").as_deref(), Some("65534"));
+        assert!(text(&refused, UID_UNKNOWN).unwrap().contains("4294967295"));
+        assert!(text(&refused, GID_UNKNOWN).unwrap().contains("65535"));
+    }
+
+    #[test]
+    fn a_forwarded_entry_gets_readable_ids_and_nothing_else_changes() {
+        let entry = |fields: &[(&str, &str)]| -> Vec<(String, Vec<u8>)> {
+            fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        let get = |fields: &[(String, Vec<u8>)], name: &str| -> Vec<String> {
+            fields
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+                .collect()
+        };
+        // Readable: as it is.
+        let good = entry(&[
+            ("MESSAGE_ID", MESSAGE_ID),
+            ("COREDUMP_UID", "1000"),
+            ("COREDUMP_GID", "100"),
+        ]);
+        assert_eq!(readable_ids(&good), good);
+        // Missing, malformed, repeated: replaced and said.
+        let bad = entry(&[
+            ("MESSAGE_ID", MESSAGE_ID),
+            ("COREDUMP_UID", "-1"),
+            ("COREDUMP_GID", "1"),
+            ("COREDUMP_GID", "2"),
+            ("MESSAGE", "x"),
+        ]);
+        let fixed = readable_ids(&bad);
+        assert_eq!(get(&fixed, "COREDUMP_UID"), ["65534"]);
+        assert_eq!(get(&fixed, "COREDUMP_GID"), ["65534"]);
+        assert!(get(&fixed, UID_UNKNOWN)[0].contains("\"-1\""));
+        assert!(get(&fixed, GID_UNKNOWN)[0].contains("\"1,2\""));
+        assert_eq!(get(&fixed, "MESSAGE"), ["x"]);
+        let missing = entry(&[("MESSAGE_ID", MESSAGE_ID), ("COREDUMP_UID", "7")]);
+        let fixed = readable_ids(&missing);
+        assert_eq!(get(&fixed, "COREDUMP_UID"), ["7"]);
+        assert_eq!(get(&fixed, "COREDUMP_GID"), ["65534"]);
+        assert!(get(&fixed, GID_UNKNOWN)[0].contains("not known"));
+        // An entry coredumpctl does not read: as it is.
+        let other = entry(&[("MESSAGE", "a log line")]);
+        assert_eq!(readable_ids(&other), other);
     }
 }

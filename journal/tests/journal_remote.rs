@@ -20,8 +20,8 @@ fn an_exported_crash_entry_imports_into_systemd_journal_remote_and_reads_with_co
     let dir = TempDir::new("journal-remote");
     let crash = Crash {
         pid: 4321,
-        uid: 1000,
-        gid: 1000,
+        uid: Some(1000),
+        gid: Some(1000),
         signal: 6,
         signal_name: Some("SIGABRT".into()),
         timestamp_usec: 1_700_000_000_000_000,

@@ -37,8 +37,8 @@ fn entry_for(user: &TestUser, crash: &Crashed, core: &Path) -> (Entry, String) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let crash = Crash {
         pid: crash.pid as i32,
-        uid: user.uid,
-        gid: user.gid,
+        uid: Some(user.uid),
+        gid: Some(user.gid),
         signal: crash.signal,
         signal_name: Some(signals::display_name(crash.signal)),
         timestamp_usec: now.as_secs() * 1_000_000,

@@ -251,6 +251,18 @@ pub fn collected(journal_dir: &Path) -> Vec<CollectedCrash> {
     collector::read_journal_dir(journal_dir, &ReadOptions::default()).unwrap()
 }
 
+/// The crash IDs of `crashes` (each ours: it carries one).
+pub fn crash_ids(crashes: &[CollectedCrash]) -> Vec<String> {
+    crashes
+        .iter()
+        .map(|c| {
+            c.crash_id
+                .clone()
+                .expect("our entries carry their crash ID")
+        })
+        .collect()
+}
+
 /// `coredumpctl -D DIR ARGS`.
 pub fn coredumpctl(journal_dir: &Path, args: &[&str]) -> Output {
     run_bounded(

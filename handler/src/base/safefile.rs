@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// How many suffixed names are tried before giving up (`NAME`, `NAME.1`, ...).
-const MAX_NAME_ATTEMPTS: u32 = 1000;
+pub const MAX_NAME_ATTEMPTS: u32 = 1000;
 
 /// A file being written in a directory, not yet visible under a real name.
 #[derive(Debug)]

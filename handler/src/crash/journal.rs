@@ -1,7 +1,10 @@
 //! The crash's journal entry, as systemd-coredump writes it (the journal
 //! crate's `coredump::Entry`): every `COREDUMP_*` field `coredumpctl`
-//! reads (it needs `COREDUMP_UID` and the rest of the set: 252 aborts on
-//! an entry without it), `COREDUMP_FILENAME` naming our core (`.zst` when
+//! reads (it needs `COREDUMP_UID`, `COREDUMP_GID` and the rest of the set:
+//! 252's `list` aborts on an entry without either; an id the kernel did
+//! not give, a garbled argument, is written as 65534 and said in
+//! `LTTNG_COREDUMP_UID_UNKNOWN`/`_GID_UNKNOWN`, never as root's 0),
+//! `COREDUMP_FILENAME` naming our core (`.zst` when
 //! compressed), `MESSAGE` with the report's backtrace in systemd's words,
 //! and ours: `LTTNG_COREDUMP_CRASH_ID`, `LTTNG_COREDUMP_SIGNATURE`, the
 //! snapshots, the record. Built from the crash record, sent once the
@@ -34,8 +37,8 @@ pub fn crash_of(record: &CrashRecord, record_path: Option<&Path>) -> Crash {
     let report = record.report.report.as_ref();
     Crash {
         pid: crashed.pid.unwrap_or(0),
-        uid: crashed.uid.unwrap_or(0),
-        gid: crashed.gid.unwrap_or(0),
+        uid: crashed.uid,
+        gid: crashed.gid,
         signal,
         signal_name: (signal != 0).then(|| signals::display_name(signal)),
         timestamp_usec: crashed

@@ -137,6 +137,7 @@ pub fn make(
                 frames: report.crashing_thread().map_or(0, |t| t.frames.len()),
                 report: Some(report),
                 file: None,
+                file_error: None,
             }
         }
         Err(failed) => ReportSection {

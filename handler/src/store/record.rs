@@ -130,6 +130,12 @@ pub struct ReportSection {
     /// user's copy, theirs: `STEM.report.user.json`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// Why the report's file this record should name could not be written
+    /// (in the user's copy: their copy of the report, which root's log
+    /// alone said before), so that whoever reads this record, and `info`,
+    /// sees why it has no report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_error: Option<String>,
 }
 
 /// A crash's place in its uid's share of the crashes handled at once.
@@ -766,9 +772,16 @@ impl CrashRecord {
                         report_file::user_name(&written.name, n)
                     }) {
                         Ok(file) => copy.report.file = Some(file),
-                        Err(err) => written.errors.push(format!(
-                            "cannot write uid {uid}'s copy of the report: {err}"
-                        )),
+                        Err(err) => {
+                            written.errors.push(format!(
+                                "cannot write uid {uid}'s copy of the report: {err}"
+                            ));
+                            // The user reads their copy, not root's log.
+                            copy.report.file_error = Some(format!(
+                                "the user's copy of the report could not be written: {err} \
+                                 (root's record has the report)"
+                            ));
+                        }
                     }
                 } else {
                     copy.report.report = root.report.report.clone();

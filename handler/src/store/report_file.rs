@@ -112,23 +112,19 @@ mod tests {
     use super::*;
     use crate::store::crashes::Crash;
 
-    #[test]
-    fn the_report_is_a_file_beside_the_record_which_names_it_and_info_reads_it() {
-        let dir = std::env::temp_dir().join(format!("handler-report-file-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let dirfd = std::fs::File::open(&dir).unwrap();
+    /// `record` written into `dir` by `write_within` as the crash `stem` of
+    /// uid 1000, with that user's copy, no limit on room.
+    fn write_analyzed(
+        record: &crate::store::record::CrashRecord,
+        dir: &Path,
+        stem: &str,
+    ) -> crate::store::record::Written {
+        let dirfd = std::fs::File::open(dir).unwrap();
         let policy = crate::store::space::SpacePolicy {
             max_dir_size: u64::MAX,
             min_free: 0,
         };
-        let report = crate::store::record_read::tests::report_sample();
-        let mut record = crate::store::record::tests::sample();
-        record.report.analyzed = true;
-        record.report.signature = Some("5f".repeat(16));
-        record.report.report = Some(report.clone());
-        let stem = "core.x.42.1700000000";
-        let written = record
+        record
             .write_within(
                 std::os::fd::AsFd::as_fd(&dirfd),
                 policy,
@@ -142,7 +138,21 @@ mod tests {
                     }
                 },
             )
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn the_report_is_a_file_beside_the_record_which_names_it_and_info_reads_it() {
+        let dir = std::env::temp_dir().join(format!("handler-report-file-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let report = crate::store::record_read::tests::report_sample();
+        let mut record = crate::store::record::tests::sample();
+        record.report.analyzed = true;
+        record.report.signature = Some("5f".repeat(16));
+        record.report.report = Some(report.clone());
+        let stem = "core.x.42.1700000000";
+        let written = write_analyzed(&record, &dir, stem);
         assert!(written.errors.is_empty(), "{:?}", written.errors);
         assert_eq!(written.name, format!("{stem}.json"));
         assert_eq!(written.report, Some(format!("{stem}.report.json")));
@@ -196,6 +206,62 @@ mod tests {
         old.report = None;
         old.file = Some("../etc/passwd".into());
         assert!(load(&dir.join(&written.name), &old).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn when_the_users_copy_of_the_report_cannot_be_written_their_copy_of_the_record_says_why() {
+        let dir =
+            std::env::temp_dir().join(format!("handler-report-file-fails-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let report = crate::store::record_read::tests::report_sample();
+        let mut record = crate::store::record::tests::sample();
+        record.report.analyzed = true;
+        record.report.signature = Some("5f".repeat(16));
+        record.report.title = Some("x: SIGSEGV in f".into());
+        record.report.report = Some(report.clone());
+        let stem = "core.x.42.1700000000";
+        // The failure made certain: every name the user's copy of the
+        // report may take is taken (root's report, the record and the
+        // user's copy of the record have theirs free).
+        for n in 0..crate::base::safefile::MAX_NAME_ATTEMPTS {
+            std::fs::write(dir.join(user_name(&format!("{stem}.json"), n)), "").unwrap();
+        }
+        let written = write_analyzed(&record, &dir, stem);
+        assert_eq!(written.name, format!("{stem}.json"));
+        assert_eq!(written.user_copy, Some(format!("{stem}.user.json")));
+        // Root's log says it (as before)...
+        assert_eq!(written.errors.len(), 1, "{:?}", written.errors);
+        assert!(
+            written.errors[0].contains("cannot write uid 1000's copy of the report"),
+            "{:?}",
+            written.errors
+        );
+        // ... and so does the user's copy of the record, which names no
+        // report; root's is whole.
+        let json = |name: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+        };
+        let copy = json(&format!("{stem}.user.json"));
+        assert!(copy["report"].get("file").is_none(), "{copy:#}");
+        let why = copy["report"]["file_error"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with("the user's copy of the report could not be written: ")
+                && why.contains("names taken"),
+            "{copy:#}"
+        );
+        let root = json(&written.name);
+        assert_eq!(root["report"]["file"], format!("{stem}.report.json"));
+        assert!(root["report"].get("file_error").is_none(), "{root:#}");
+        // Read back by the user's tools (info: `tools/show.rs`).
+        let mut crash = Crash::read(&dir.join(format!("{stem}.user.json")))
+            .unwrap()
+            .unwrap();
+        crash.load_report();
+        let section = crash.record.report();
+        assert_eq!(section.report, None);
+        assert_eq!(section.file_error.as_deref(), Some(why));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

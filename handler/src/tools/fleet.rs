@@ -1,8 +1,9 @@
 //! `list --journal-dir DIR` and `problems --journal-dir DIR`, on the
 //! collector: the crashes of the whole fleet that systemd-journal-remote
 //! stored in DIR (one journal file per host), each counted once (by its
-//! `LTTNG_COREDUMP_CRASH_ID`: a crash sent again after a lost
-//! acknowledgement is one crash, its copies said), and the problems they
+//! host and its `LTTNG_COREDUMP_CRASH_ID`: a crash sent again after a lost
+//! acknowledgement is one crash, its copies said; the same ID from another
+//! host is another crash), and the problems they
 //! make across hosts (crashes grouped by signature, with the hosts, the
 //! programs and the count). The fleet crate's reader does the reading
 //! (`lttng_coredump_fleet::collector`: `journalctl -D DIR -o export`,

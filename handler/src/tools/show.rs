@@ -452,7 +452,13 @@ fn describe_report(crash: &Crash, threads: bool, lines: &mut Lines<'_>) {
         lines.line("Problem", escape(title));
         lines.line("Signature", escape(signature));
     }
-    match (&section.report, &section.not_analyzed_reason) {
+    // Why there is none: the analysis gave none, or this record's copy of
+    // the report could not be written.
+    let why_none = section
+        .not_analyzed_reason
+        .as_ref()
+        .or(section.file_error.as_ref());
+    match (&section.report, why_none) {
         (Some(report), _) => {
             let options = lttng_coredump_report::render::Options {
                 all_threads: threads,
@@ -674,4 +680,42 @@ fn describe(crash: &Crash, now: i64, threads: bool, output: &Output, out: &mut S
         }
     }
     lines.more(errors.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_says_why_a_users_copy_has_no_report_when_theirs_could_not_be_written() {
+        let dir = std::env::temp_dir().join(format!("handler-show-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // The user's copy as `write_within` leaves it when their copy of
+        // the report could not be written (`store/report_file.rs`'s test).
+        let mut record = crate::store::record::tests::sample();
+        record.report.analyzed = true;
+        record.report.signature = Some("5f".repeat(16));
+        record.report.title = Some("x: SIGSEGV in f".into());
+        let mut copy = record.user_copy(1000);
+        copy.report.file_error = Some(
+            "the user's copy of the report could not be written: No space left on device (os \
+             error 28) (root's record has the report)"
+                .into(),
+        );
+        let path = dir.join("core.x.42.1700000000.user.json");
+        std::fs::write(&path, serde_json::to_vec(&copy).unwrap()).unwrap();
+        let mut crash = Crash::read(&path).unwrap().unwrap();
+        crash.load_report();
+        let mut out = String::new();
+        describe(&crash, 1_700_000_100, false, &Output::plain(), &mut out);
+        assert!(out.contains("Problem: x: SIGSEGV in f"), "{out}");
+        assert!(
+            out.lines().any(|l| l.trim_start()
+                == "Report: none: the user's copy of the report could not be written: No \
+                    space left on device (os error 28) (root's record has the report)"),
+            "{out}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

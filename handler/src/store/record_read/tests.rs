@@ -204,6 +204,7 @@ fn every_kind() -> Vec<(&'static str, CrashRecord)> {
         frames: 2,
         report: Some(report_sample()),
         file: None,
+        file_error: None,
     };
     reported.stages.report.started_unix_us = 1;
     reported.stages.report.ended_unix_us = 2;
