@@ -148,7 +148,7 @@ fn examples(sub: Option<&str>) -> Vec<(&'static str, Vec<&'static str>)> {
                 vec![
                     "lttng-coredump install --persist",
                     "lttng-coredump status",
-                    "sh -c 'kill -SEGV $$'",
+                    "sh -c 'ulimit -c unlimited; kill -SEGV $$'",
                     "lttng-coredump info",
                 ],
             ),
