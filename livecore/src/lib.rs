@@ -36,7 +36,7 @@
 //! (`rt_sigreturn`) should it run without us, and the copy a frame that
 //! makes it exit.
 //!
-//! # The two ways of copying memory
+//! # The three ways of copying memory
 //!
 //! - [`Method::StopAndCopy`]: the memory is read in large pieces while
 //!   every thread is stopped (`process_vm_readv`, or `/proc/PID/mem` for
@@ -124,6 +124,39 @@
 //!   syscall`, glibc's and musl's signal-return trampoline), or when no
 //!   thread has room for the safety net on its stack.
 //!
+//! - [`Method::PreCopy`]: write-tracked pre-copy, as CRIU's pre-dump and
+//!   QEMU's background snapshot do it. A first, brief stop makes one
+//!   thread call `userfaultfd()` (an injected system call, as above, with
+//!   the same safety net); the dumper takes the descriptor
+//!   (`pidfd_getfd`), makes the thread close its own number, and lets go.
+//!   Then, the process running, every private region the core will hold
+//!   is registered for asynchronous write protection, protected and
+//!   copied into a staging file; the pages written meanwhile (the kernel
+//!   lists them and protects them again in one page-table walk,
+//!   `PAGEMAP_SCAN`) are copied again, pass after pass, until few are. The
+//!   final stop, where the snapshots are taken, copies only the pages
+//!   written since the last pass, the shared mappings, and the regions
+//!   made or changed since the registration; the threads are let go, the
+//!   tracking ends (the process keeps no registered mapping, no
+//!   descriptor), and the core is written from the staging file. The
+//!   pause is the written set's copy, not the memory's, and nothing is
+//!   forked: no second process, no memory charged twice. The cost is
+//!   the process's: one minor fault on the first write to each page after
+//!   each pass. See `precopy` for what can change behind the tracking and
+//!   what is done about it. Not used (the dump falls back to
+//!   copy-on-write, then to stopping and copying, and says why) where the
+//!   injection cannot be (the same conditions as copy-on-write's) or where
+//!   the kernel refuses the userfaultfd or its asynchronous write
+//!   protection (before 6.7, or without `CONFIG_USERFAULTFD`).
+//!
+//!   A dumper killed at any stage leaves nothing behind: the kernel lets
+//!   the threads go and drops the userfaultfd with the dumper's last
+//!   reference, which unregisters every region. One window is not covered:
+//!   between the injected `userfaultfd()`'s return and the injected
+//!   `close()` (a few microseconds of the first stop), a dumper killed
+//!   leaves the process one idle userfaultfd descriptor (nothing
+//!   registered: it changes nothing but the descriptor table).
+//!
 //! # Who may
 //!
 //! Root, or the owner of the process where the kernel lets them ptrace it:
@@ -170,8 +203,8 @@ macro_rules! x86_64_modules {
     };
 }
 x86_64_modules!(
-    access, boost, elf, freeze, helper, identity, inject, memory, notes, pipeline, procfs, regions,
-    restart, sink, snapshot, stash, sys, work,
+    access, boost, elf, freeze, helper, identity, inject, memory, notes, pipeline, precopy, procfs,
+    regions, restart, sink, snapshot, stash, sys, work,
 );
 mod report;
 mod stage;
@@ -193,6 +226,10 @@ pub enum Method {
     /// A copy-on-write copy made by an injected `clone()`, dumped after the
     /// target has resumed.
     CopyOnWrite,
+    /// Write-tracked pre-copy: copied while the process runs, the pages it
+    /// writes meanwhile tracked (userfaultfd asynchronous write
+    /// protection) and copied again, the last ones during a final stop.
+    PreCopy,
 }
 
 impl Method {
@@ -209,6 +246,7 @@ impl Method {
         match self {
             Method::StopAndCopy => "stop-and-copy",
             Method::CopyOnWrite => "copy-on-write",
+            Method::PreCopy => "pre-copy",
         }
     }
 }
@@ -219,8 +257,9 @@ impl std::str::FromStr for Method {
         match s {
             "stop-and-copy" | "stop" => Ok(Method::StopAndCopy),
             "copy-on-write" | "cow" => Ok(Method::CopyOnWrite),
+            "pre-copy" | "precopy" => Ok(Method::PreCopy),
             _ => Err(format!(
-                "unknown method {s:?} (stop-and-copy or copy-on-write)"
+                "unknown method {s:?} (stop-and-copy, copy-on-write or pre-copy)"
             )),
         }
     }

@@ -3,7 +3,7 @@
 //! command). Prints the report as JSON on its last line.
 //!
 //! ```text
-//! lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write]
+//! lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write|pre-copy]
 //!     [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--stop-timeout-ms N] [--deadline-s N]
 //!     [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N]
 //!     [--stages] [--hold-at STAGE]
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write] [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--stop-timeout-ms N] [--deadline-s N] [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N] [--stages] [--hold-at STAGE]"
+        "usage: lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write|pre-copy] [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--stop-timeout-ms N] [--deadline-s N] [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N] [--stages] [--hold-at STAGE]"
     );
     ExitCode::from(2)
 }

@@ -251,6 +251,58 @@ impl Target {
         );
     }
 
+    /// Where its filled memory is (`--fill`): address and length.
+    pub fn fill(&mut self) -> (u64, u64) {
+        let line = self.ask("fill");
+        let mut words = line.split_whitespace().skip(1);
+        let addr = words.next().and_then(|a| u64::from_str_radix(a, 16).ok());
+        let len = words.next().and_then(|l| l.parse().ok());
+        match (addr, len) {
+            (Some(addr), Some(len)) => (addr, len),
+            _ => panic!("the target answered {line:?} to `fill`"),
+        }
+    }
+
+    /// Its descriptors and what they are (`/proc/PID/fd`), but its
+    /// sockets (lttng-ust's, which it opens again as it retries its
+    /// registration with the session daemons).
+    pub fn descriptors(&self) -> Vec<(String, String)> {
+        let mut fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let link = std::fs::read_link(e.path())
+                    .map(|l| l.display().to_string())
+                    .unwrap_or_default();
+                (e.file_name().to_string_lossy().into_owned(), link)
+            })
+            .filter(|(_, link)| !link.starts_with("socket:"))
+            .collect();
+        fds.sort();
+        fds
+    }
+
+    /// Checks that no userfaultfd is left on the target: no mapping
+    /// registered (`uw`/`um`/`ui` in its `VmFlags`), no descriptor but
+    /// `before`.
+    pub fn assert_untracked(&self, before: &[(String, String)], context: &str) {
+        let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", self.pid)).unwrap();
+        for line in smaps.lines().filter(|l| l.starts_with("VmFlags:")) {
+            assert!(
+                !line
+                    .split_whitespace()
+                    .any(|f| matches!(f, "uw" | "um" | "ui")),
+                "{context}: a mapping is still registered with a userfaultfd: {line}"
+            );
+        }
+        let now = self.descriptors();
+        assert!(
+            !now.iter().any(|(_, link)| link.contains("userfaultfd")),
+            "{context}: the target holds a userfaultfd: {now:?}"
+        );
+        assert_eq!(now, before, "{context}: the target's descriptors changed");
+    }
+
     /// SIGKILLs the target without waiting for it (while it is traced, its
     /// tracer reaps it first).
     pub fn kill(&self) {
@@ -464,4 +516,42 @@ pub const BLOCKED_FUNCTIONS: [&str; 8] = [
 /// A fresh path for a core under `dir`.
 pub fn core_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.core"))
+}
+
+/// The program headers of an ELF64 core: (vaddr, offset, filesz) of each
+/// `PT_LOAD`.
+pub fn loads(core: &[u8]) -> Vec<(u64, u64, u64)> {
+    let word = |at: usize| u64::from_le_bytes(core[at..at + 8].try_into().unwrap());
+    let half = |at: usize| u16::from_le_bytes(core[at..at + 2].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (word(0x20) as usize, half(0x36), half(0x38));
+    (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .filter(|&at| u32::from_le_bytes(core[at..at + 4].try_into().unwrap()) == 1)
+        .map(|at| (word(at + 16), word(at + 8), word(at + 32)))
+        .collect()
+}
+
+/// The bytes `[addr, addr + len)` of the process's memory as `core` holds
+/// them.
+pub fn core_memory(core: &[u8], addr: u64, len: u64) -> &[u8] {
+    let (vaddr, offset, _) = loads(core)
+        .into_iter()
+        .find(|&(vaddr, _, filesz)| vaddr <= addr && addr + len <= vaddr + filesz)
+        .unwrap_or_else(|| panic!("no segment of the core holds {addr:#x}+{len:#x}"));
+    let from = (offset + addr - vaddr) as usize;
+    &core[from..from + len as usize]
+}
+
+/// A command run as `user` with no supplementary group.
+pub fn as_user(user: &testsupport::users::TestUser, program: &std::path::Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            &format!("--reuid={}", user.uid),
+            &format!("--regid={}", user.gid),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(program);
+    command
 }
