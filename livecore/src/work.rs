@@ -258,6 +258,21 @@ pub fn run(job: Job) -> Result<LiveReport> {
         ));
     }
 
+    // Pre-copy whose passes did not keep up with the writes, when it was
+    // not asked for: copy-on-write instead, now, during this stop (the
+    // final stop would copy as much as the last pass did).
+    if let Some(last) = tracking.as_ref().and_then(|t| t.passes.last().copied()) {
+        if options.method.is_none() && last > PRECOPY_GIVE_UP && gadgets.is_some() {
+            tracking = None;
+            report.method = Method::CopyOnWrite;
+            report.fallback = Some(format!(
+                "pre-copy did not keep up with the process's writes (its last pass copied {} MiB written meanwhile, more than {} MiB to copy while stopped)",
+                last >> 20,
+                PRECOPY_GIVE_UP >> 20
+            ));
+        }
+    }
+    let method = report.method;
     let sink = match (method, gadgets, tracking) {
         (Method::PreCopy, _, Some(tracking)) => {
             finish_tracking(
@@ -1312,6 +1327,12 @@ fn reap_copy(
 const PRECOPY_MAX_PASSES: usize = 8;
 /// ... and the written set small enough to leave to the final stop.
 const PRECOPY_SMALL_ENOUGH: u64 = 2 << 20;
+/// When the last pass still copied more than this (the process writes
+/// faster than the passes copy), a dump that did not ask for pre-copy
+/// makes a copy-on-write copy in the final stop instead: copying that much
+/// while stopped (about 2 GB/s here) would take longer than the fork of a
+/// GiB (BENCHMARKS.md, "Live cores").
+const PRECOPY_GIVE_UP: u64 = 32 << 20;
 
 /// A region pre-copy registered and copies into its staging file.
 struct Tracked {
@@ -1332,6 +1353,11 @@ struct Tracking {
     filter: u32,
     pause_us: u64,
     passes: Vec<u64>,
+    /// The mappings with their details (smaps), read after the last pass:
+    /// the final stop reads only `maps` (smaps walks every page table: 10
+    /// ms and more for a GiB), and takes a mapping's details from here when
+    /// it is the same mapping.
+    details: Vec<Mapping>,
 }
 
 /// How pre-copy did not start.
@@ -1371,7 +1397,8 @@ fn begin_tracking(
             "the kernel refused asynchronous write protection (UFFD_FEATURE_WP_ASYNC): {e}"
         ))
     })?;
-    let mut staging = precopy::Staging::new(output_fd).map_err(TrackError::Failed)?;
+    let mut staging =
+        precopy::Staging::new(output_fd).map_err(|e| TrackError::Fallback(e.message))?;
     let exited = |_| TrackError::Failed(freeze::exited_error(target.pid));
     let smaps = procfs::smaps(mm_pid).map_err(exited)?;
     let mut copier = Copier::new(mm_pid, options.copy_buffer);
@@ -1392,19 +1419,21 @@ fn begin_tracking(
             });
         }
     }
-    let failed = |e: LiveError| TrackError::Failed(e);
-    let mut buffer = vec![0u8; options.copy_buffer.max(PAGE_SIZE as usize)];
-    // The first pass: each region protected, then copied whole; a page
-    // written after its protection is copied again by a later pass.
-    let mut first_pass = 0;
-    for r in &mut tracked {
-        if tracker.written(r.mapping.start, r.mapping.end).is_err() {
-            r.broken = true;
-            continue;
-        }
-        stages.reach(Stage::PreCopying);
-        staging
-            .copy(
+    // The passes run at the lowest priority: on a busy machine, the
+    // process, running, comes first (this thread, the tracer, keeps its
+    // priority for the final stop to come).
+    let passes = in_background(tracer, "pre-copy", || {
+        let mut buffer = vec![0u8; options.copy_buffer.max(PAGE_SIZE as usize)];
+        // The first pass: each region protected, then copied whole; a page
+        // written after its protection is copied again by a later pass.
+        let mut first_pass = 0;
+        for r in &mut tracked {
+            if tracker.written(r.mapping.start, r.mapping.end).is_err() {
+                r.broken = true;
+                continue;
+            }
+            stages.reach(Stage::PreCopying);
+            staging.copy(
                 &mut copier,
                 &mut buffer,
                 r.mapping.start,
@@ -1412,19 +1441,27 @@ fn begin_tracking(
                 r.offset,
                 r.content,
                 false,
-            )
-            .map_err(failed)?;
-        first_pass += r.mapping.len();
-    }
-    let mut passes = vec![first_pass];
-    for _ in 0..PRECOPY_MAX_PASSES {
-        let copied = copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer)
-            .map_err(failed)?;
-        passes.push(copied);
-        if copied <= PRECOPY_SMALL_ENOUGH {
-            break;
+            )?;
+            first_pass += r.mapping.len();
         }
-    }
+        let mut passes = vec![first_pass];
+        for _ in 0..PRECOPY_MAX_PASSES {
+            let copied =
+                copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer)?;
+            passes.push(copied);
+            if copied <= PRECOPY_SMALL_ENOUGH {
+                break;
+            }
+        }
+        Ok(passes)
+    })
+    .map_err(|e| match e.kind {
+        // The staging file could not take it (a full disk): the process
+        // runs, nothing is lost but the time.
+        ErrorKind::Output => TrackError::Fallback(e.message),
+        _ => TrackError::Failed(e),
+    })?;
+    let details = procfs::smaps(mm_pid).map_err(exited)?;
     Ok(Tracking {
         tracker,
         staging,
@@ -1432,6 +1469,37 @@ fn begin_tracking(
         filter,
         pause_us,
         passes,
+        details,
+    })
+}
+
+/// Runs `work` in a thread of the lowest priority, this (tracing) thread
+/// letting go of any thread late to stop meanwhile (only the tracer can).
+fn in_background<T: Send>(
+    tracer: &mut Tracer,
+    name: &str,
+    work: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(scope, || {
+                sys::lowest_priority();
+                work()
+            })
+            .map_err(|e| {
+                LiveError::new(ErrorKind::Internal, format!("starting the {name} thread: {e}"))
+            })?;
+        while !worker.is_finished() {
+            tracer.release_stragglers();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        worker.join().unwrap_or_else(|_| {
+            Err(LiveError::new(
+                ErrorKind::Internal,
+                format!("the {name} thread panicked"),
+            ))
+        })
     })
 }
 
@@ -1540,12 +1608,33 @@ fn finish_tracking(
         filter,
         pause_us,
         passes,
+        details,
     } = tracking;
     report.track_pause_us = pause_us;
     report.precopy_passes = passes;
     let pid = stopped.frozen.pid;
     let copy_started = Instant::now();
-    let smaps = procfs::smaps(stopped.mm_pid).map_err(|_| freeze::exited_error(pid))?;
+    // The mappings now (`maps`, read by the stop), with their details from
+    // the smaps read after the last pass; if one is not there (made or
+    // changed since), smaps is read now. What only smaps says and can
+    // change without the mapping changing (`MADV_DONTDUMP`, a private file
+    // mapping's first written page) is then as it was a few milliseconds
+    // before the stop.
+    let mut smaps: Vec<Mapping> = stopped
+        .maps
+        .iter()
+        .map(|m| {
+            details
+                .iter()
+                .find(|d| d.same_as(m))
+                .cloned()
+                .unwrap_or_else(|| m.clone())
+        })
+        .collect();
+    if smaps.iter().any(|m| !m.detailed) {
+        smaps = procfs::smaps(stopped.mm_pid).map_err(|_| freeze::exited_error(pid))?;
+        mark(report, stopped, "smaps");
+    }
     if filter != stopped.filter {
         // coredump_filter changed meanwhile: the final one decides, and
         // every region is copied again as it says.
@@ -1553,13 +1642,11 @@ fn finish_tracking(
     }
     let mut copier = Copier::new(stopped.mm_pid, options.copy_buffer);
     let mut buffer = vec![0u8; options.copy_buffer.max(PAGE_SIZE as usize)];
-    // A tracked region is still good if it is the same mapping, still
-    // registered (a region unmapped and mapped again is not).
+    // A tracked region is still good if it is the same mapping and still
+    // registered: the scan of one that is not (unmapped, mapped again)
+    // fails (`PM_SCAN_CHECK_WPASYNC`), and it is copied whole.
     for r in &mut tracked {
-        let same = smaps
-            .iter()
-            .any(|m| m.same_as(&r.mapping) && m.has_flag(b"uw"));
-        if !same {
+        if !smaps.iter().any(|m| m.same_as(&r.mapping)) {
             r.broken = true;
         }
     }
@@ -1611,17 +1698,21 @@ fn finish_tracking(
     drop(tracker);
 
     report.write_begin_ns = sys::monotonic_ns();
-    let mut writer = writer(sink, options)?;
-    let mut on_chunk = || stages.reach(Stage::Writing);
-    let (segments, memory) = write_core_staged(
-        &mut writer,
-        planned,
-        &notes,
-        &mut copier,
-        Some(&staging.file),
-        &mut on_chunk,
-    )?;
-    let (size, bytes) = writer.finish().map_err(output_error)?;
+    // Written at the lowest priority, as copy-on-write's copy is.
+    let (segments, memory, size, bytes) = in_background(tracer, "core-reader", || {
+        let mut writer = writer(sink, options)?;
+        let mut on_chunk = || stages.reach(Stage::Writing);
+        let (segments, memory) = write_core_staged(
+            &mut writer,
+            planned,
+            &notes,
+            &mut copier,
+            Some(&staging.file),
+            &mut on_chunk,
+        )?;
+        let (size, bytes) = writer.finish().map_err(output_error)?;
+        Ok((segments, memory, size, bytes))
+    })?;
     report.write_end_ns = sys::monotonic_ns();
     report.core_size = size;
     report.bytes_written = bytes;
