@@ -234,13 +234,18 @@ pub enum Method {
 
 impl Method {
     /// The method [`dump`] uses when none is asked for, chosen from the
-    /// benchmark's figures (BENCHMARKS.md, "Live cores"): the copy-on-write
-    /// pause is the page-table copy of a fork, milliseconds where stopping
-    /// and copying takes a fraction of a second per GiB, at every size
-    /// measured (64 MiB to 4 GiB), so it is the default wherever it can be
-    /// used; the dump falls back to stopping and copying, and says why,
-    /// where it cannot.
-    pub const DEFAULT: Method = Method::CopyOnWrite;
+    /// benchmark's figures (BENCHMARKS.md, "Live cores"): pre-copy's
+    /// pauses are the copy of what the process wrote since the last pass
+    /// (a few milliseconds, whatever the size), where copy-on-write's is
+    /// the page-table copy of a fork (about 20-30 ms per GiB of 4 KiB
+    /// pages) and stopping and copying takes a fraction of a second per
+    /// GiB. So pre-copy is the default wherever it can be used; the dump
+    /// falls back to copy-on-write, and says why, where the kernel refuses
+    /// the userfaultfd, where the staging file cannot be written, or where
+    /// the passes do not keep up with the process's writes (the final stop
+    /// would copy more than a fork takes), and to stopping and copying
+    /// where no system call can be injected.
+    pub const DEFAULT: Method = Method::PreCopy;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -307,9 +312,11 @@ impl Default for SnapshotPlan {
 /// How a dump is made.
 #[derive(Clone)]
 pub struct Options {
-    /// `None`: [`Method::DEFAULT`], falling back to stopping and copying
-    /// where copy-on-write cannot be used. An explicit
-    /// [`Method::CopyOnWrite`] fails instead of falling back.
+    /// `None`: [`Method::DEFAULT`], falling back to copy-on-write, then to
+    /// stopping and copying, where it cannot be used. An explicit
+    /// [`Method::PreCopy`] or [`Method::CopyOnWrite`] fails instead of
+    /// falling back (an explicit pre-copy also copies in its final stop
+    /// whatever its passes did not keep up with).
     pub method: Option<Method>,
     /// zstd level (1..=19) to compress the core with; `None`: not
     /// compressed.

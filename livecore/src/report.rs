@@ -60,7 +60,8 @@ pub struct LiveReport {
     /// When the threads were stopped, in seconds since the epoch.
     pub time: i64,
     pub method: Method,
-    /// Why copy-on-write was not used when it was not asked for explicitly.
+    /// Why the default method (pre-copy, then copy-on-write) was not used,
+    /// when no method was asked for explicitly.
     pub fallback: Option<String>,
     pub threads: Vec<ThreadReport>,
     /// How long the threads were stopped: from the first `PTRACE_INTERRUPT`

@@ -1,7 +1,9 @@
 //! Write-tracked pre-copy: the core is the memory at one instant, the
 //! final stop's, though most of it was copied while a writer rewrote it;
 //! the process runs on and keeps no trace of the tracking (no registered
-//! mapping, no descriptor), for root and for the process's owner.
+//! mapping, no descriptor), for root and for the process's owner; a
+//! default dump whose passes do not keep up with the writes makes a
+//! copy-on-write copy in its final stop instead.
 
 use crate::common::*;
 use lttng_coredump_livecore::LiveReport;
@@ -148,4 +150,28 @@ fn a_pre_copied_core_is_the_memory_at_the_final_stop_while_a_writer_rewrites_it(
         .arg(&core)
         .args(["--method", "pre-copy"]);
     check(&mut target, &core, command, "the owner");
+}
+
+#[test]
+fn a_default_dump_whose_passes_do_not_keep_up_makes_a_copy_on_write_copy_in_its_final_stop() {
+    let dir = TempDir::new("livecore-precopy-fallback");
+    // The writer rewrites the 64 MiB continuously: every pass finds it all
+    // written again.
+    let mut target = Target::spawn(&["--fill", "64", "--generations"]);
+    let fill = target.fill();
+    let before = target.descriptors();
+    let core = dir.path().join("default.core");
+    let report = dump_ok(&[&target.pid.to_string(), "-o", core.to_str().unwrap()]);
+    assert_eq!(report.method.name(), "copy-on-write", "{report:?}");
+    assert!(
+        report
+            .fallback
+            .as_deref()
+            .is_some_and(|why| why.contains("did not keep up")),
+        "{report:?}"
+    );
+    assert_one_instant(&core, fill, "copy-on-write after pre-copy");
+    target.assert_unharmed("copy-on-write after pre-copy");
+    target.assert_untracked(&before, "copy-on-write after pre-copy");
+    assert_eq!(target.children(), vec![], "the copy was not reaped");
 }
