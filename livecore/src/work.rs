@@ -929,15 +929,7 @@ fn copy_on_write(
     let sink = Box::new(sink);
     let pid = stopped.frozen.pid;
     let fork_started = Instant::now();
-    // The thread to run clone(): stopped by our interrupt (not at a signal
-    // or an event), with room on its stack; the main thread if it can.
-    let chosen = stopped.threads.iter().find(|c| {
-        c.thread.stop == Some(Event::Interrupted)
-            && c.saved
-                .as_ref()
-                .is_some_and(|s| inject::fits(s, gadgets, &stopped.maps))
-    });
-    let Some(chosen) = chosen else {
+    let Some(chosen) = injectable(stopped, gadgets) else {
         return Err(CowError::Fallback {
             why: format!(
                 "no stopped thread of process {pid} has room on its stack for the injection"
@@ -1019,6 +1011,18 @@ fn copy_on_write(
         Err(why) => report.warnings.push(why),
     }
     result.map_err(CowError::Failed)
+}
+
+/// The thread to run an injected system call: stopped by our interrupt
+/// (not at a signal or an event), with room on its stack; the main thread
+/// if it can.
+fn injectable<'a>(stopped: &'a Stopped, gadgets: &Gadgets) -> Option<&'a Captured> {
+    stopped.threads.iter().find(|c| {
+        c.thread.stop == Some(Event::Interrupted)
+            && c.saved
+                .as_ref()
+                .is_some_and(|s| inject::fits(s, gadgets, &stopped.maps))
+    })
 }
 
 /// The copy's first stop: it is made to die with us, and the stack bytes
@@ -1540,13 +1544,7 @@ fn take_userfaultfd(
     identity: &Identity,
 ) -> std::result::Result<OwnedFd, TrackError> {
     let pid = stopped.frozen.pid;
-    let chosen = stopped.threads.iter().find(|c| {
-        c.thread.stop == Some(Event::Interrupted)
-            && c.saved
-                .as_ref()
-                .is_some_and(|s| inject::fits(s, gadgets, &stopped.maps))
-    });
-    let Some(chosen) = chosen else {
+    let Some(chosen) = injectable(stopped, gadgets) else {
         return Err(TrackError::Fallback(format!(
             "no stopped thread of process {pid} has room on its stack for the injection"
         )));

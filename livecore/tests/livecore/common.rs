@@ -555,3 +555,15 @@ pub fn as_user(user: &testsupport::users::TestUser, program: &std::path::Path) -
         .arg(program);
     command
 }
+
+/// `zstd -d` of `compressed` into `plain`.
+pub fn decompress(compressed: &Path, plain: &Path) {
+    let out = run_bounded(
+        Command::new("zstd")
+            .args(["-q", "-d", "-o"])
+            .arg(plain)
+            .arg(compressed),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "zstd -d: {out:?}");
+}
