@@ -356,6 +356,13 @@ pub struct Options {
     /// Raise the dumper's scheduling priority while the threads are
     /// stopped, where the caller may (`boost`: root or `CAP_SYS_NICE`).
     pub raise_priority: bool,
+    /// Pre-copy, when no method was asked for: once the last pass has
+    /// copied this many bytes or more (the process writes faster than the
+    /// passes copy), the final stop makes a copy-on-write copy instead of
+    /// copying that much while stopped. Default 32 MiB: about 15 ms of
+    /// copying here, where the fork of a GiB of 4 KiB pages takes 20-30 ms
+    /// (BENCHMARKS.md, "Live cores").
+    pub precopy_give_up: u64,
     /// LTTng snapshots to take while the threads are stopped.
     pub snapshots: Option<SnapshotPlan>,
     /// Called in the dumping child at each stage (tests and benchmarks).
@@ -374,6 +381,7 @@ impl Default for Options {
             stop_copy_memory: None,
             copy_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             raise_priority: true,
+            precopy_give_up: 32 << 20,
             snapshots: None,
             stage_hook: None,
         }
@@ -392,6 +400,7 @@ impl std::fmt::Debug for Options {
             .field("stop_copy_memory", &self.stop_copy_memory)
             .field("copy_threads", &self.copy_threads)
             .field("raise_priority", &self.raise_priority)
+            .field("precopy_give_up", &self.precopy_give_up)
             .field("snapshots", &self.snapshots)
             .field("stage_hook", &self.stage_hook.is_some())
             .finish()

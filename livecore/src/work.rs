@@ -262,13 +262,13 @@ pub fn run(job: Job) -> Result<LiveReport> {
     // not asked for: copy-on-write instead, now, during this stop (the
     // final stop would copy as much as the last pass did).
     if let Some(last) = tracking.as_ref().and_then(|t| t.passes.last().copied()) {
-        if options.method.is_none() && last > PRECOPY_GIVE_UP && gadgets.is_some() {
+        if options.method.is_none() && last >= options.precopy_give_up && gadgets.is_some() {
             tracking = None;
             report.method = Method::CopyOnWrite;
             report.fallback = Some(format!(
-                "pre-copy did not keep up with the process's writes (its last pass copied {} MiB written meanwhile, more than {} MiB to copy while stopped)",
-                last >> 20,
-                PRECOPY_GIVE_UP >> 20
+                "pre-copy did not keep up with the process's writes (its last pass copied {} KiB written meanwhile, the limit to copy while stopped is {} KiB)",
+                last >> 10,
+                options.precopy_give_up >> 10
             ));
         }
     }
@@ -1331,12 +1331,6 @@ fn reap_copy(
 const PRECOPY_MAX_PASSES: usize = 8;
 /// ... and the written set small enough to leave to the final stop.
 const PRECOPY_SMALL_ENOUGH: u64 = 2 << 20;
-/// When the last pass still copied more than this (the process writes
-/// faster than the passes copy), a dump that did not ask for pre-copy
-/// makes a copy-on-write copy in the final stop instead: copying that much
-/// while stopped (about 2 GB/s here) would take longer than the fork of a
-/// GiB (BENCHMARKS.md, "Live cores").
-const PRECOPY_GIVE_UP: u64 = 32 << 20;
 
 /// A region pre-copy registered and copies into its staging file.
 struct Tracked {
