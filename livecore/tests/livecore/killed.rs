@@ -19,7 +19,6 @@ fn kill_at(
     let command = dump_command(target.pid, &core, method);
     let held = Held::start(command, stage);
     let what = format!("{method} killed at {stage}");
-    let descriptors = target.descriptors();
     let answer = if kill_caller {
         // The command itself: its dumping child dies with it.
         let tracer = held.tracer;
@@ -42,7 +41,7 @@ fn kill_at(
         assert!(answer.is_err(), "{what}: {answer:?}");
     }
     target.assert_unharmed(&what);
-    target.assert_untracked(&descriptors, &what);
+    target.assert_untracked(&what);
     // No copy runs: at most a dead one waiting to be reaped, when the
     // dumper died while making it (see the crate documentation).
     let children = target.children();

@@ -67,7 +67,6 @@ fn assert_one_instant(core: &Path, fill: (u64, u64), what: &str) {
 /// checks the core and the target.
 fn check(target: &mut Target, core: &Path, command: Command, what: &str) {
     let fill = target.fill();
-    let before = target.descriptors();
     let out = run_bounded(&mut { command }, Duration::from_secs(300));
     let report: LiveReport = answer_of(&out).unwrap_or_else(|e| panic!("{what}: {e:?}"));
     assert_eq!(report.method.name(), "pre-copy", "{what}: {report:?}");
@@ -80,7 +79,7 @@ fn check(target: &mut Target, core: &Path, command: Command, what: &str) {
     );
     assert_one_instant(core, fill, what);
     target.assert_unharmed(what);
-    target.assert_untracked(&before, what);
+    target.assert_untracked(what);
 }
 
 fn dump_command(pid: i32, core: &Path) -> Command {
@@ -109,7 +108,6 @@ fn a_pre_copied_core_is_the_memory_at_the_final_stop_while_a_writer_rewrites_it(
         std::fs::remove_file(&core).unwrap();
     }
     let compressed = dir.path().join("root.core.zst");
-    let before = target.descriptors();
     let report = dump_ok(&[
         &target.pid.to_string(),
         "-o",
@@ -124,7 +122,7 @@ fn a_pre_copied_core_is_the_memory_at_the_final_stop_while_a_writer_rewrites_it(
     decompress(&compressed, &plain);
     assert_one_instant(&plain, target.fill(), "root, zstd");
     target.assert_unharmed("root, zstd");
-    target.assert_untracked(&before, "root, zstd");
+    target.assert_untracked("root, zstd");
     drop(target);
     std::fs::remove_file(&compressed).unwrap();
     std::fs::remove_file(&plain).unwrap();
@@ -153,7 +151,6 @@ fn a_default_dump_whose_passes_do_not_keep_up_makes_a_copy_on_write_copy_in_its_
     // limit is made certain to be reached: 0.
     let mut target = Target::spawn(&["--fill", "64", "--generations"]);
     let fill = target.fill();
-    let before = target.descriptors();
     let core = dir.path().join("default.core");
     let report = dump_ok(&[
         &target.pid.to_string(),
@@ -172,6 +169,6 @@ fn a_default_dump_whose_passes_do_not_keep_up_makes_a_copy_on_write_copy_in_its_
     );
     assert_one_instant(&core, fill, "copy-on-write after pre-copy");
     target.assert_unharmed("copy-on-write after pre-copy");
-    target.assert_untracked(&before, "copy-on-write after pre-copy");
+    target.assert_untracked("copy-on-write after pre-copy");
     assert_eq!(target.children(), vec![], "the copy was not reaped");
 }
