@@ -50,7 +50,7 @@ enum lttng_trigger_action {
 enum lttng_coredump_live_flag {
   /**
    * Copy the memory while every thread is stopped (the pause grows with
-   * the memory) instead of the default copy-on-write copy.
+   * the memory) instead of the default pre-copy (or copy-on-write copy).
    */
   LTTNG_COREDUMP_LIVE_STOP_AND_COPY = 1,
   /**
@@ -199,8 +199,10 @@ int lttng_coredump_trigger_fire(enum lttng_trigger_type type,
 
 /**
  * Writes the ELF core of the running process `pid` to `fd`, stopping the
- * process only for as long as it takes to make a copy-on-write copy of it
- * (or, with `LTTNG_COREDUMP_LIVE_STOP_AND_COPY`, to copy its memory), and
+ * process only for as long as it takes to copy what it wrote since its
+ * memory was copied while it ran (pre-copy; where that cannot be used, to
+ * make a copy-on-write copy of it; with
+ * `LTTNG_COREDUMP_LIVE_STOP_AND_COPY`, to copy its memory), and
  * fires the OnAnyCoreDump triggers (snapshot actions) while its threads
  * are stopped, so that the snapshots end where the core begins: in the
  * root session daemon (root, or a member of the `tracing` group) and in

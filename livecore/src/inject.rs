@@ -1,6 +1,7 @@
 //! Making one stopped thread of the target run a system call of ours
 //! (x86_64): the `clone()` that makes the copy-on-write copy, and the
-//! `wait4()` that reaps it.
+//! `wait4()` that reaps it; pre-copy's `userfaultfd()` and the `close()`
+//! of the target's number of it.
 //!
 //! The thread is stopped; its registers are set so that it executes a
 //! `syscall` instruction of its own code (a `syscall; ret` sequence found in
@@ -43,7 +44,9 @@ const SYSCALL_RET: &[u8] = &[0x0f, 0x05, 0xc3];
 const SIGRETURN_RAX: &[u8] = &[0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
 const SIGRETURN_EAX: &[u8] = &[0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
 
+const SYS_CLOSE: u64 = 3;
 const SYS_CLONE: u64 = 56;
+const SYS_USERFAULTFD: u64 = 323;
 const SYS_WAIT4: u64 = 61;
 const SYS_EXIT_GROUP: u64 = 231;
 const SYS_CLOSE_RANGE: u64 = 436;
@@ -149,6 +152,12 @@ pub enum Call {
     Clone,
     /// `wait4(child, NULL, __WALL | WNOHANG, NULL)`.
     Wait4(Pid),
+    /// `userfaultfd(flags)`: a descriptor bound to the target's address
+    /// space (pre-copy).
+    Userfaultfd(u64),
+    /// `close(fd)`: the target's number of that descriptor, once the
+    /// dumper holds its own.
+    Close(i32),
 }
 
 /// What the system call returned.
@@ -417,6 +426,14 @@ pub fn run(
             regs.rsi = 0;
             regs.rdx = (libc::__WALL | libc::WNOHANG) as u32 as u64;
             regs.r10 = 0;
+        }
+        Call::Userfaultfd(flags) => {
+            regs.rax = SYS_USERFAULTFD;
+            regs.rdi = flags;
+        }
+        Call::Close(fd) => {
+            regs.rax = SYS_CLOSE;
+            regs.rdi = fd as u32 as u64;
         }
     }
     let give_back = || {

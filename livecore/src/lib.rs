@@ -36,7 +36,7 @@
 //! (`rt_sigreturn`) should it run without us, and the copy a frame that
 //! makes it exit.
 //!
-//! # The two ways of copying memory
+//! # The three ways of copying memory
 //!
 //! - [`Method::StopAndCopy`]: the memory is read in large pieces while
 //!   every thread is stopped (`process_vm_readv`, or `/proc/PID/mem` for
@@ -124,6 +124,39 @@
 //!   syscall`, glibc's and musl's signal-return trampoline), or when no
 //!   thread has room for the safety net on its stack.
 //!
+//! - [`Method::PreCopy`]: write-tracked pre-copy, as CRIU's pre-dump and
+//!   QEMU's background snapshot do it. A first, brief stop makes one
+//!   thread call `userfaultfd()` (an injected system call, as above, with
+//!   the same safety net); the dumper takes the descriptor
+//!   (`pidfd_getfd`), makes the thread close its own number, and lets go.
+//!   Then, the process running, every private region the core will hold
+//!   is registered for asynchronous write protection, protected and
+//!   copied into a staging file; the pages written meanwhile (the kernel
+//!   lists them and protects them again in one page-table walk,
+//!   `PAGEMAP_SCAN`) are copied again, pass after pass, until few are. The
+//!   final stop, where the snapshots are taken, copies only the pages
+//!   written since the last pass, the shared mappings, and the regions
+//!   made or changed since the registration; the threads are let go, the
+//!   tracking ends (the process keeps no registered mapping, no
+//!   descriptor), and the core is written from the staging file. The
+//!   pause is the written set's copy, not the memory's, and nothing is
+//!   forked: no second process, no memory charged twice. The cost is
+//!   the process's: one minor fault on the first write to each page after
+//!   each pass. See `precopy` for what can change behind the tracking and
+//!   what is done about it. Not used (the dump falls back to
+//!   copy-on-write, then to stopping and copying, and says why) where the
+//!   injection cannot be (the same conditions as copy-on-write's) or where
+//!   the kernel refuses the userfaultfd or its asynchronous write
+//!   protection (before 6.7, or without `CONFIG_USERFAULTFD`).
+//!
+//!   A dumper killed at any stage leaves nothing behind: the kernel lets
+//!   the threads go and drops the userfaultfd with the dumper's last
+//!   reference, which unregisters every region. One window is not covered:
+//!   between the injected `userfaultfd()`'s return and the injected
+//!   `close()` (a few microseconds of the first stop), a dumper killed
+//!   leaves the process one idle userfaultfd descriptor (nothing
+//!   registered: it changes nothing but the descriptor table).
+//!
 //! # Who may
 //!
 //! Root, or the owner of the process where the kernel lets them ptrace it:
@@ -174,8 +207,8 @@ macro_rules! x86_64_modules {
     };
 }
 x86_64_modules!(
-    access, boost, elf, freeze, helper, identity, inject, memory, notes, pipeline, procfs, regions,
-    restart, sink, snapshot, stash, sys, work,
+    access, boost, elf, freeze, helper, identity, inject, memory, notes, pipeline, precopy, procfs,
+    regions, restart, sink, snapshot, stash, sys, work,
 );
 mod report;
 mod stage;
@@ -197,22 +230,32 @@ pub enum Method {
     /// A copy-on-write copy made by an injected `clone()`, dumped after the
     /// target has resumed.
     CopyOnWrite,
+    /// Write-tracked pre-copy: copied while the process runs, the pages it
+    /// writes meanwhile tracked (userfaultfd asynchronous write
+    /// protection) and copied again, the last ones during a final stop.
+    PreCopy,
 }
 
 impl Method {
     /// The method [`dump`] uses when none is asked for, chosen from the
-    /// benchmark's figures (BENCHMARKS.md, "Live cores"): the copy-on-write
-    /// pause is the page-table copy of a fork, milliseconds where stopping
-    /// and copying takes a fraction of a second per GiB, at every size
-    /// measured (64 MiB to 4 GiB), so it is the default wherever it can be
-    /// used; the dump falls back to stopping and copying, and says why,
-    /// where it cannot.
-    pub const DEFAULT: Method = Method::CopyOnWrite;
+    /// benchmark's figures (BENCHMARKS.md, "Live cores"): pre-copy's
+    /// pauses are the copy of what the process wrote since the last pass
+    /// (a few milliseconds, whatever the size), where copy-on-write's is
+    /// the page-table copy of a fork (about 20-30 ms per GiB of 4 KiB
+    /// pages) and stopping and copying takes a fraction of a second per
+    /// GiB. So pre-copy is the default wherever it can be used; the dump
+    /// falls back to copy-on-write, and says why, where the kernel refuses
+    /// the userfaultfd, where the staging file cannot be written, or where
+    /// the passes do not keep up with the process's writes (the final stop
+    /// would copy more than a fork takes), and to stopping and copying
+    /// where no system call can be injected.
+    pub const DEFAULT: Method = Method::PreCopy;
 
     pub fn name(self) -> &'static str {
         match self {
             Method::StopAndCopy => "stop-and-copy",
             Method::CopyOnWrite => "copy-on-write",
+            Method::PreCopy => "pre-copy",
         }
     }
 }
@@ -223,8 +266,9 @@ impl std::str::FromStr for Method {
         match s {
             "stop-and-copy" | "stop" => Ok(Method::StopAndCopy),
             "copy-on-write" | "cow" => Ok(Method::CopyOnWrite),
+            "pre-copy" | "precopy" => Ok(Method::PreCopy),
             _ => Err(format!(
-                "unknown method {s:?} (stop-and-copy or copy-on-write)"
+                "unknown method {s:?} (stop-and-copy, copy-on-write or pre-copy)"
             )),
         }
     }
@@ -272,9 +316,11 @@ impl Default for SnapshotPlan {
 /// How a dump is made.
 #[derive(Clone)]
 pub struct Options {
-    /// `None`: [`Method::DEFAULT`], falling back to stopping and copying
-    /// where copy-on-write cannot be used. An explicit
-    /// [`Method::CopyOnWrite`] fails instead of falling back.
+    /// `None`: [`Method::DEFAULT`], falling back to copy-on-write, then to
+    /// stopping and copying, where it cannot be used. An explicit
+    /// [`Method::PreCopy`] or [`Method::CopyOnWrite`] fails instead of
+    /// falling back (an explicit pre-copy also copies in its final stop
+    /// whatever its passes did not keep up with).
     pub method: Option<Method>,
     /// zstd level (1..=19) to compress the core with; `None`: not
     /// compressed.
@@ -314,6 +360,13 @@ pub struct Options {
     /// Raise the dumper's scheduling priority while the threads are
     /// stopped, where the caller may (`boost`: root or `CAP_SYS_NICE`).
     pub raise_priority: bool,
+    /// Pre-copy, when no method was asked for: once the last pass has
+    /// copied this many bytes or more (the process writes faster than the
+    /// passes copy), the final stop makes a copy-on-write copy instead of
+    /// copying that much while stopped. Default 32 MiB: about 15 ms of
+    /// copying here, where the fork of a GiB of 4 KiB pages takes 20-30 ms
+    /// (BENCHMARKS.md, "Live cores").
+    pub precopy_give_up: u64,
     /// LTTng snapshots to take while the threads are stopped.
     pub snapshots: Option<SnapshotPlan>,
     /// Called in the dumping child at each stage (tests and benchmarks).
@@ -332,6 +385,7 @@ impl Default for Options {
             stop_copy_memory: None,
             copy_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             raise_priority: true,
+            precopy_give_up: 32 << 20,
             snapshots: None,
             stage_hook: None,
         }
@@ -350,6 +404,7 @@ impl std::fmt::Debug for Options {
             .field("stop_copy_memory", &self.stop_copy_memory)
             .field("copy_threads", &self.copy_threads)
             .field("raise_priority", &self.raise_priority)
+            .field("precopy_give_up", &self.precopy_give_up)
             .field("snapshots", &self.snapshots)
             .field("stage_hook", &self.stage_hook.is_some())
             .finish()

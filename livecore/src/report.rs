@@ -60,7 +60,8 @@ pub struct LiveReport {
     /// When the threads were stopped, in seconds since the epoch.
     pub time: i64,
     pub method: Method,
-    /// Why copy-on-write was not used when it was not asked for explicitly.
+    /// Why the default method (pre-copy, then copy-on-write) was not used,
+    /// when no method was asked for explicitly.
     pub fallback: Option<String>,
     pub threads: Vec<ThreadReport>,
     /// How long the threads were stopped: from the first `PTRACE_INTERRUPT`
@@ -91,6 +92,17 @@ pub struct LiveReport {
     pub stop_nice: Option<i32>,
     /// The second, one-thread stop that reaps the copy (copy-on-write).
     pub reap_pause_us: u64,
+    /// Pre-copy: the first stop (every thread, to get the userfaultfd), in
+    /// microseconds; `pause_us` is the final stop's.
+    #[serde(default)]
+    pub track_pause_us: u64,
+    /// Pre-copy: the bytes of memory each pass copied while the process
+    /// ran (the first pass: everything), then those the final stop copied
+    /// (written since the last pass, and the regions copied whole then).
+    #[serde(default)]
+    pub precopy_passes: Vec<u64>,
+    #[serde(default)]
+    pub final_copy_bytes: u64,
     /// Copy-on-write: the memory the copy had to itself when the core was
     /// written, in bytes: the pages the process wrote meanwhile (each copied
     /// once by the kernel), what the method cost in memory.

@@ -14,6 +14,12 @@ use std::sync::Arc;
 pub enum Stage {
     /// Every thread is seized (traced, still running), none interrupted yet.
     Seized,
+    /// Pre-copy: the dumper holds the target's userfaultfd, the threads are
+    /// still stopped (the first stop).
+    Tracking,
+    /// Pre-copy: the regions are registered and write-protected, part of
+    /// the memory is copied while the process runs.
+    PreCopying,
     /// Every thread has stopped; their registers are read.
     Stopped,
     /// The snapshots have been taken (still stopped).
@@ -33,13 +39,18 @@ pub enum Stage {
     /// Copy-on-write: a thread is stopped again, set up for the `wait4()`
     /// that reaps the copy.
     Reaping,
+    /// Pre-copy: the core is being written from the staging file (the
+    /// process runs, no longer tracked).
+    Writing,
     /// The core is complete.
     Done,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 13] = [
         Stage::Seized,
+        Stage::Tracking,
+        Stage::PreCopying,
         Stage::Stopped,
         Stage::Snapshotted,
         Stage::Injecting,
@@ -48,12 +59,15 @@ impl Stage {
         Stage::Resumed,
         Stage::DumpingCopy,
         Stage::Reaping,
+        Stage::Writing,
         Stage::Done,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             Stage::Seized => "seized",
+            Stage::Tracking => "tracking",
+            Stage::PreCopying => "pre-copying",
             Stage::Stopped => "stopped",
             Stage::Snapshotted => "snapshotted",
             Stage::Injecting => "injecting",
@@ -62,6 +76,7 @@ impl Stage {
             Stage::Resumed => "resumed",
             Stage::DumpingCopy => "dumping-copy",
             Stage::Reaping => "reaping",
+            Stage::Writing => "writing",
             Stage::Done => "done",
         }
     }

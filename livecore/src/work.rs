@@ -9,7 +9,7 @@ use crate::identity::{self, Identity};
 use crate::boost::Boost;
 use crate::elf::{Layout, Segment};
 use crate::freeze::{self, Event, Frozen, Thread, Tracer};
-use crate::memory::Copier;
+use crate::memory::{self, Copier};
 use crate::notes::{self, ProcessInfo, ThreadInfo};
 use crate::pipeline::Writer;
 use crate::procfs::{self, Mapping};
@@ -24,10 +24,11 @@ use crate::stage::Stage;
 use crate::sys::{self, Pid};
 use crate::{Method, Options};
 use lttng_coredump_engine::CrashInfo;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::inject::{self, Call, Gadgets, Saved};
+use crate::precopy;
 
 /// What the dump is given by the caller's process.
 pub struct Job<'a> {
@@ -120,15 +121,40 @@ pub fn run(job: Job) -> Result<LiveReport> {
             "{thread} is a thread of process {pid}: the whole process is dumped"
         ));
     }
+    let output_fd = output.as_raw_fd();
     let sink = CoreSink::new(output, options.zstd_level).map_err(output_error)?;
-    let (method, fallback, gadgets) = choose_method(&target, options)?;
+    let (mut method, mut fallback, gadgets) = choose_method(&target, options)?;
+    let mut tracer = Tracer::new()?;
+    // Pre-copy: the first stop, the registration and the passes, while
+    // the process runs; the final stop is the one below.
+    let mut tracking = None;
+    if let (Method::PreCopy, Some(gadgets)) = (method, &gadgets) {
+        match begin_tracking(
+            &mut tracer,
+            &target,
+            identity,
+            options,
+            gadgets,
+            &mut stages,
+            output_fd,
+        ) {
+            Ok(t) => tracking = Some(t),
+            Err(TrackError::Failed(e)) => return Err(e),
+            Err(TrackError::Fallback(why)) => {
+                if options.method == Some(Method::PreCopy) {
+                    return Err(LiveError::new(ErrorKind::Unsupported, why));
+                }
+                method = Method::CopyOnWrite;
+                fallback = Some(why);
+            }
+        }
+    }
     // Stop-and-copy's buffer, allocated before the stop.
     let mut buffer = match method {
         Method::StopAndCopy => reserve_buffer(pid, options)?,
-        Method::CopyOnWrite => Buffer::Lazy,
+        Method::CopyOnWrite | Method::PreCopy => Buffer::Lazy,
     };
 
-    let mut tracer = Tracer::new()?;
     let time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -205,6 +231,9 @@ pub fn run(job: Job) -> Result<LiveReport> {
         snapshot_us,
         copy_us: 0,
         reap_pause_us: 0,
+        track_pause_us: 0,
+        precopy_passes: Vec::new(),
+        final_copy_bytes: 0,
         copy_private_bytes: 0,
         total_us: 0,
         write_begin_ns: 0,
@@ -229,8 +258,35 @@ pub fn run(job: Job) -> Result<LiveReport> {
         ));
     }
 
-    let sink = match (method, gadgets) {
-        (Method::CopyOnWrite, Some(gadgets)) => {
+    // Pre-copy whose passes did not keep up with the writes, when it was
+    // not asked for: copy-on-write instead, now, during this stop (the
+    // final stop would copy as much as the last pass did).
+    if let Some(last) = tracking.as_ref().and_then(|t| t.passes.last().copied()) {
+        if options.method.is_none() && last >= options.precopy_give_up && gadgets.is_some() {
+            tracking = None;
+            report.method = Method::CopyOnWrite;
+            report.fallback = Some(format!(
+                "pre-copy did not keep up with the process's writes (its last pass copied {} KiB written meanwhile, the limit to copy while stopped is {} KiB)",
+                last >> 10,
+                options.precopy_give_up >> 10
+            ));
+        }
+    }
+    let method = report.method;
+    let sink = match (method, gadgets, tracking) {
+        (Method::PreCopy, _, Some(tracking)) => {
+            finish_tracking(
+                &mut tracer,
+                &mut stopped,
+                options,
+                tracking,
+                sink,
+                &mut report,
+                &mut stages,
+            )?;
+            None
+        }
+        (Method::CopyOnWrite, Some(gadgets), _) => {
             match copy_on_write(&mut tracer, &mut stopped, options, &gadgets, sink, &mut report, &mut stages) {
                 Ok(()) => None,
                 Err(CowError::Failed(e)) => return Err(e),
@@ -318,8 +374,9 @@ fn reserve_buffer(pid: Pid, options: &Options) -> Result<Buffer> {
     }
 }
 
-/// Why copy-on-write cannot be used for this process (decided before it
-/// is stopped), if it cannot.
+/// Why copy-on-write (or pre-copy, whose `userfaultfd()` is injected the
+/// same way) cannot be used for this process (decided before it is
+/// stopped), if it cannot.
 fn copy_on_write_blocker(target: &Target) -> Option<String> {
     if target.status.seccomp != 0 {
         return Some(format!(
@@ -336,8 +393,8 @@ fn copy_on_write_blocker(target: &Target) -> Option<String> {
     None
 }
 
-/// The method, why copy-on-write was not chosen when it was not, and (for
-/// copy-on-write) the code sequences its injection uses.
+/// The method, why the one wanted was not chosen when it was not, and (for
+/// copy-on-write and pre-copy) the code sequences their injections use.
 fn choose_method(
     target: &Target,
     options: &Options,
@@ -346,7 +403,7 @@ fn choose_method(
     if wanted == Method::StopAndCopy {
         return Ok((Method::StopAndCopy, None, None));
     }
-    let explicit = options.method == Some(Method::CopyOnWrite);
+    let explicit = options.method == Some(wanted);
     let refuse = |why: String| {
         if explicit {
             Err(LiveError::new(ErrorKind::Unsupported, why))
@@ -359,7 +416,7 @@ fn choose_method(
     }
     let maps = procfs::maps(target.pid).unwrap_or_default();
     match inject::find_gadgets(target.pid, &maps) {
-        Some(gadgets) => Ok((Method::CopyOnWrite, None, Some(gadgets))),
+        Some(gadgets) => Ok((wanted, None, Some(gadgets))),
         None => refuse(format!(
             "process {} has no `syscall; ret` and `rt_sigreturn` sequences in its code for the injection's safety net",
             target.pid
@@ -508,6 +565,8 @@ enum Source {
     Memory(Content),
     /// Read during the stop (copy-on-write: memory the copy lacks).
     Stashed(Vec<u8>),
+    /// Copied into pre-copy's staging file, at this offset.
+    Staged(u64),
 }
 
 /// A segment of the core and the source of its bytes.
@@ -560,6 +619,18 @@ fn write_core(
     copier: &mut Copier,
     on_chunk: &mut dyn FnMut(),
 ) -> Result<(usize, u64)> {
+    write_core_staged(writer, planned, notes, copier, None, on_chunk)
+}
+
+/// [`write_core`], segments staged in `staging` read from it.
+fn write_core_staged(
+    writer: &mut dyn Destination,
+    planned: Vec<Planned>,
+    notes: &[u8],
+    copier: &mut Copier,
+    staging: Option<&std::fs::File>,
+    on_chunk: &mut dyn FnMut(),
+) -> Result<(usize, u64)> {
     let order: Vec<usize> = (0..planned.len()).collect();
     let (segments, sources): (Vec<Segment>, Vec<Source>) =
         planned.into_iter().map(|p| (p.segment, p.source)).unzip();
@@ -577,6 +648,12 @@ fn write_core(
                 writer.copy(copier, segment.vaddr, segment.filesz, content, on_chunk)?;
             }
             Source::Stashed(bytes) => write_buffer(writer, &bytes)?,
+            Source::Staged(offset) => {
+                let staging = staging.ok_or_else(|| {
+                    LiveError::new(ErrorKind::Internal, "a staged segment without its file")
+                })?;
+                copy_staged(writer, staging, offset, segment.filesz, on_chunk)?;
+            }
         }
     }
     if let Some(shdr) = layout.extended_count_header() {
@@ -645,6 +722,49 @@ impl Destination for Stash {
     ) -> Result<()> {
         Stash::copy(self, copier, start, len, content, on_chunk)
     }
+}
+
+/// Writes `len` bytes of the staging file from `offset`, zero pages as
+/// holes.
+fn copy_staged(
+    writer: &mut dyn Destination,
+    staging: &std::fs::File,
+    offset: u64,
+    len: u64,
+    on_chunk: &mut dyn FnMut(),
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(chunk.len() as u64) as usize;
+        staging
+            .read_exact_at(&mut chunk[..n], offset + done)
+            .map_err(|e| {
+                LiveError::new(
+                    ErrorKind::Output,
+                    format!("reading the pre-copy's staging file: {e}"),
+                )
+            })?;
+        let page = PAGE_SIZE as usize;
+        let mut i = 0;
+        while i < n {
+            let zero = memory::is_zero(&chunk[i..(i + page).min(n)]);
+            let mut j = (i + page).min(n);
+            while j < n && memory::is_zero(&chunk[j..(j + page).min(n)]) == zero {
+                j = (j + page).min(n);
+            }
+            if zero {
+                writer.skip((j - i) as u64).map_err(output_error)?;
+            } else {
+                writer.write(&chunk[i..j]).map_err(output_error)?;
+            }
+            i = j;
+        }
+        done += n as u64;
+        on_chunk();
+    }
+    Ok(())
 }
 
 /// Writes bytes read earlier, zero pages as holes.
@@ -854,15 +974,7 @@ fn copy_on_write(
     let sink = Box::new(sink);
     let pid = stopped.frozen.pid;
     let fork_started = Instant::now();
-    // The thread to run clone(): stopped by our interrupt (not at a signal
-    // or an event), with room on its stack; the main thread if it can.
-    let chosen = stopped.threads.iter().find(|c| {
-        c.thread.stop == Some(Event::Interrupted)
-            && c.saved
-                .as_ref()
-                .is_some_and(|s| inject::fits(s, gadgets, &stopped.maps))
-    });
-    let Some(chosen) = chosen else {
+    let Some(chosen) = injectable(stopped, gadgets) else {
         return Err(CowError::Fallback {
             why: format!(
                 "no stopped thread of process {pid} has room on its stack for the injection"
@@ -944,6 +1056,18 @@ fn copy_on_write(
         Err(why) => report.warnings.push(why),
     }
     result.map_err(CowError::Failed)
+}
+
+/// The thread to run an injected system call: stopped by our interrupt
+/// (not at a signal or an event), with room on its stack; the main thread
+/// if it can.
+fn injectable<'a>(stopped: &'a Stopped, gadgets: &Gadgets) -> Option<&'a Captured> {
+    stopped.threads.iter().find(|c| {
+        c.thread.stop == Some(Event::Interrupted)
+            && c.saved
+                .as_ref()
+                .is_some_and(|s| inject::fits(s, gadgets, &stopped.maps))
+    })
 }
 
 /// The copy's first stop: it is made to die with us, and the stack bytes
@@ -1245,4 +1369,391 @@ fn reap_copy(
     Err(format!(
         "the copy {copy} could not be reaped: no thread of process {pid} could be stopped for it; it stays a zombie until process {pid} exits"
     ))
+}
+
+/// Pre-copy (`precopy`): how many passes run while the process runs, at
+/// most, after the first (which copies everything)...
+const PRECOPY_MAX_PASSES: usize = 8;
+/// ... and the written set small enough to leave to the final stop.
+const PRECOPY_SMALL_ENOUGH: u64 = 2 << 20;
+
+/// A region pre-copy registered and copies into its staging file.
+struct Tracked {
+    /// The mapping when it was registered (smaps).
+    mapping: Mapping,
+    content: Content,
+    /// Where its bytes are in the staging file.
+    offset: u64,
+    /// A scan of it failed (it changed): copied whole in the final stop.
+    broken: bool,
+}
+
+/// Pre-copy under way: the process runs, its writes tracked.
+struct Tracking {
+    tracker: precopy::Tracker,
+    staging: precopy::Staging,
+    tracked: Vec<Tracked>,
+    filter: u32,
+    pause_us: u64,
+    passes: Vec<u64>,
+    /// The mappings with their details (smaps), read after the last pass:
+    /// the final stop reads only `maps` (smaps walks every page table: 10
+    /// ms and more for a GiB), and takes a mapping's details from here when
+    /// it is the same mapping.
+    details: Vec<Mapping>,
+}
+
+/// How pre-copy did not start.
+enum TrackError {
+    /// It cannot be used here (the process was let go): why.
+    Fallback(String),
+    /// The process is gone, or the dump cannot go on at all.
+    Failed(LiveError),
+}
+
+/// Method (c), its first part: a brief stop to get the target's
+/// userfaultfd, then, the process running, every region the core will
+/// hold registered, write-protected and copied, and the pages written
+/// meanwhile copied again, pass after pass, until few are.
+fn begin_tracking(
+    tracer: &mut Tracer,
+    target: &Target,
+    identity: &Identity,
+    options: &Options,
+    gadgets: &Gadgets,
+    stages: &mut Stages,
+    output_fd: RawFd,
+) -> std::result::Result<Tracking, TrackError> {
+    let mut first = stop(tracer, target, identity, options, stages).map_err(TrackError::Failed)?;
+    stages.reach(Stage::Stopped);
+    let taken = take_userfaultfd(tracer, &first, gadgets, identity);
+    if taken.is_ok() {
+        stages.reach(Stage::Tracking);
+    }
+    let pause_us = micros(first.frozen.resume(tracer));
+    let uffd = taken?;
+    let mm_pid = first.mm_pid;
+    let filter = first.filter;
+    drop(first);
+    let mut tracker = precopy::Tracker::new(uffd, mm_pid).map_err(|e| {
+        TrackError::Fallback(format!(
+            "the kernel refused asynchronous write protection (UFFD_FEATURE_WP_ASYNC): {e}"
+        ))
+    })?;
+    let mut staging =
+        precopy::Staging::new(output_fd).map_err(|e| TrackError::Fallback(e.message))?;
+    let exited = |_| TrackError::Failed(freeze::exited_error(target.pid));
+    let smaps = procfs::smaps(mm_pid).map_err(exited)?;
+    let mut copier = Copier::new(mm_pid, options.copy_buffer);
+    let planned = plan(&smaps, filter, &copier);
+    let mut tracked = Vec::new();
+    for (m, p) in smaps.iter().zip(&planned) {
+        // Shared memory (others may write it) and what is not dumped whole
+        // are copied in the final stop.
+        if m.shared || p.segment.filesz != m.len() || m.len() == 0 {
+            continue;
+        }
+        if tracker.register(m.start, m.end).is_ok() {
+            tracked.push(Tracked {
+                mapping: m.clone(),
+                content: regions::content_of(m),
+                offset: staging.allocate(m.len()),
+                broken: false,
+            });
+        }
+    }
+    // The passes run at the lowest priority: on a busy machine, the
+    // process, running, comes first (this thread, the tracer, keeps its
+    // priority for the final stop to come).
+    let passes = in_background(tracer, "pre-copy", || {
+        let mut buffer = vec![0u8; options.copy_buffer.max(PAGE_SIZE as usize)];
+        // The first pass: each region protected, then copied whole; a page
+        // written after its protection is copied again by a later pass.
+        let mut first_pass = 0;
+        for r in &mut tracked {
+            if tracker.written(r.mapping.start, r.mapping.end).is_err() {
+                r.broken = true;
+                continue;
+            }
+            stages.reach(Stage::PreCopying);
+            staging.copy(
+                &mut copier,
+                &mut buffer,
+                r.mapping.start,
+                r.mapping.len(),
+                r.offset,
+                r.content,
+                false,
+            )?;
+            first_pass += r.mapping.len();
+        }
+        let mut passes = vec![first_pass];
+        for _ in 0..PRECOPY_MAX_PASSES {
+            let copied =
+                copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer)?;
+            passes.push(copied);
+            if copied <= PRECOPY_SMALL_ENOUGH {
+                break;
+            }
+        }
+        Ok(passes)
+    })
+    .map_err(|e| match e.kind {
+        // The staging file could not take it (a full disk): the process
+        // runs, nothing is lost but the time.
+        ErrorKind::Output => TrackError::Fallback(e.message),
+        _ => TrackError::Failed(e),
+    })?;
+    let details = procfs::smaps(mm_pid).map_err(exited)?;
+    Ok(Tracking {
+        tracker,
+        staging,
+        tracked,
+        filter,
+        pause_us,
+        passes,
+        details,
+    })
+}
+
+/// Runs `work` in a thread of the lowest priority, this (tracing) thread
+/// letting go of any thread late to stop meanwhile (only the tracer can).
+fn in_background<T: Send>(
+    tracer: &mut Tracer,
+    name: &str,
+    work: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(scope, || {
+                sys::lowest_priority();
+                work()
+            })
+            .map_err(|e| {
+                LiveError::new(ErrorKind::Internal, format!("starting the {name} thread: {e}"))
+            })?;
+        while !worker.is_finished() {
+            tracer.release_stragglers();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        worker.join().unwrap_or_else(|_| {
+            Err(LiveError::new(
+                ErrorKind::Internal,
+                format!("the {name} thread panicked"),
+            ))
+        })
+    })
+}
+
+/// Copies the pages of the tracked regions written since the last scan
+/// (protected again by the scan); returns their bytes.
+fn copy_written(
+    tracker: &mut precopy::Tracker,
+    staging: &precopy::Staging,
+    tracked: &mut [Tracked],
+    copier: &mut Copier,
+    buffer: &mut [u8],
+) -> Result<u64> {
+    let mut copied = 0;
+    for r in tracked.iter_mut().filter(|r| !r.broken) {
+        let Ok(written) = tracker.written(r.mapping.start, r.mapping.end) else {
+            r.broken = true;
+            continue;
+        };
+        for (start, end) in written {
+            let (start, end) = (start.max(r.mapping.start), end.min(r.mapping.end));
+            if start >= end {
+                continue;
+            }
+            let offset = r.offset + (start - r.mapping.start);
+            staging.copy(copier, buffer, start, end - start, offset, r.content, true)?;
+            copied += end - start;
+        }
+    }
+    Ok(copied)
+}
+
+/// Injects `userfaultfd()` into a stopped thread, takes the descriptor,
+/// and closes the target's number of it (another injection).
+fn take_userfaultfd(
+    tracer: &mut Tracer,
+    stopped: &Stopped,
+    gadgets: &Gadgets,
+    identity: &Identity,
+) -> std::result::Result<OwnedFd, TrackError> {
+    let pid = stopped.frozen.pid;
+    let Some(chosen) = injectable(stopped, gadgets) else {
+        return Err(TrackError::Fallback(format!(
+            "no stopped thread of process {pid} has room on its stack for the injection"
+        )));
+    };
+    let tid = chosen.thread.tid;
+    let saved = chosen.saved.clone().expect("chosen for its saved state");
+    let inject = |tracer: &mut Tracer, call: Call| {
+        inject::run(tracer, pid, tid, &saved, gadgets, call, &mut |_| {}).map_err(|e| {
+            if e.kind == ErrorKind::Exited {
+                TrackError::Failed(e)
+            } else {
+                TrackError::Fallback(format!("injecting {call:?} into thread {tid}: {e}"))
+            }
+        })
+    };
+    let made = inject(tracer, Call::Userfaultfd(precopy::USERFAULTFD_FLAGS))?;
+    if made.result < 0 {
+        let errno = std::io::Error::from_raw_os_error((-made.result) as i32);
+        return Err(TrackError::Fallback(format!(
+            "the injected userfaultfd() failed in process {pid}: {errno}"
+        )));
+    }
+    let fd = made.result as i32;
+    let taken = precopy::take_descriptor(identity.pidfd.as_raw_fd(), fd);
+    let closed = inject(tracer, Call::Close(fd))?;
+    if closed.result != 0 {
+        return Err(TrackError::Failed(LiveError::new(
+            ErrorKind::Internal,
+            format!(
+                "closing descriptor {fd} in process {pid} (its userfaultfd) failed: {}",
+                closed.result
+            ),
+        )));
+    }
+    taken.map_err(|e| {
+        TrackError::Fallback(format!(
+            "taking the userfaultfd of process {pid} (pidfd_getfd): {e}"
+        ))
+    })
+}
+
+/// Method (c), its end, the threads stopped again: the pages written since
+/// the last pass and the regions not tracked (new, changed, shared, or
+/// refused by the kernel) are copied, the threads let go, the tracking
+/// ended, then the core written from the staging file.
+fn finish_tracking(
+    tracer: &mut Tracer,
+    stopped: &mut Stopped,
+    options: &Options,
+    tracking: Tracking,
+    sink: CoreSink,
+    report: &mut LiveReport,
+    stages: &mut Stages,
+) -> Result<()> {
+    let Tracking {
+        mut tracker,
+        mut staging,
+        mut tracked,
+        filter,
+        pause_us,
+        passes,
+        details,
+    } = tracking;
+    report.track_pause_us = pause_us;
+    report.precopy_passes = passes;
+    let pid = stopped.frozen.pid;
+    let copy_started = Instant::now();
+    // The mappings now (`maps`, read by the stop), with their details from
+    // the smaps read after the last pass; if one is not there (made or
+    // changed since), smaps is read now. What only smaps says and can
+    // change without the mapping changing (`MADV_DONTDUMP`, a private file
+    // mapping's first written page) is then as it was a few milliseconds
+    // before the stop.
+    let mut smaps: Vec<Mapping> = stopped
+        .maps
+        .iter()
+        .map(|m| {
+            details
+                .iter()
+                .find(|d| d.same_as(m))
+                .cloned()
+                .unwrap_or_else(|| m.clone())
+        })
+        .collect();
+    if smaps.iter().any(|m| !m.detailed) {
+        smaps = procfs::smaps(stopped.mm_pid).map_err(|_| freeze::exited_error(pid))?;
+        mark(report, stopped, "smaps");
+    }
+    if filter != stopped.filter {
+        // coredump_filter changed meanwhile: the final one decides, and
+        // every region is copied again as it says.
+        tracked.iter_mut().for_each(|r| r.broken = true);
+    }
+    let mut copier = Copier::new(stopped.mm_pid, options.copy_buffer);
+    let mut buffer = vec![0u8; options.copy_buffer.max(PAGE_SIZE as usize)];
+    // A tracked region is still good if it is the same mapping and still
+    // registered: the scan of one that is not (unmapped, mapped again)
+    // fails (`PM_SCAN_CHECK_WPASYNC`), and it is copied whole.
+    for r in &mut tracked {
+        if !smaps.iter().any(|m| m.same_as(&r.mapping)) {
+            r.broken = true;
+        }
+    }
+    let mut final_bytes = copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer)?;
+    let mut planned = plan(&smaps, stopped.filter, &copier);
+    for (p, m) in planned.iter_mut().zip(&smaps) {
+        if p.segment.filesz == 0 {
+            continue;
+        }
+        let reused = tracked
+            .iter()
+            .find(|r| !r.broken && r.mapping.same_as(m) && p.segment.filesz == m.len());
+        let offset = match reused {
+            Some(r) => r.offset,
+            None => {
+                let offset = staging.allocate(p.segment.filesz);
+                stages.reach(Stage::Copying);
+                staging.copy(
+                    &mut copier,
+                    &mut buffer,
+                    m.start,
+                    p.segment.filesz,
+                    offset,
+                    regions::content_of(m),
+                    false,
+                )?;
+                final_bytes += p.segment.filesz;
+                offset
+            }
+        };
+        p.source = Source::Staged(offset);
+    }
+    stages.reach(Stage::Copying);
+    report.final_copy_bytes = final_bytes;
+    let notes = notes::build(
+        &stopped.process,
+        &thread_infos(stopped),
+        &stopped.auxv,
+        &smaps,
+    );
+    report.copy_us = micros(copy_started.elapsed());
+    mark(report, stopped, "copy");
+    let_go(tracer, stopped, report, stages);
+    // The process leaves no trace: every region unregistered (the kernel
+    // does it too when the descriptor closes, with it).
+    for r in &tracked {
+        let _ = tracker.unregister(r.mapping.start, r.mapping.end);
+    }
+    drop(tracker);
+
+    report.write_begin_ns = sys::monotonic_ns();
+    // Written at the lowest priority, as copy-on-write's copy is.
+    let (segments, memory, size, bytes) = in_background(tracer, "core-reader", || {
+        let mut writer = writer(sink, options)?;
+        let mut on_chunk = || stages.reach(Stage::Writing);
+        let (segments, memory) = write_core_staged(
+            &mut writer,
+            planned,
+            &notes,
+            &mut copier,
+            Some(&staging.file),
+            &mut on_chunk,
+        )?;
+        let (size, bytes) = writer.finish().map_err(output_error)?;
+        Ok((segments, memory, size, bytes))
+    })?;
+    report.write_end_ns = sys::monotonic_ns();
+    report.core_size = size;
+    report.bytes_written = bytes;
+    report.segments = segments;
+    report.memory_bytes = memory;
+    Ok(())
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveFlag {
     /// Copy the memory while every thread is stopped (the pause grows with
-    /// the memory) instead of the default copy-on-write copy.
+    /// the memory) instead of the default pre-copy (or copy-on-write copy).
     LTTNG_COREDUMP_LIVE_STOP_AND_COPY = 1,
     /// Only the copy-on-write method: fail (`-LTTNG_ERR_NOT_SUPPORTED`)
     /// where it cannot be used, instead of stopping and copying.
@@ -81,8 +81,10 @@ fn live_error(err: lttng_coredump_livecore::LiveError) -> Error {
 }
 
 /// Writes the ELF core of the running process `pid` to `fd`, stopping the
-/// process only for as long as it takes to make a copy-on-write copy of it
-/// (or, with `LTTNG_COREDUMP_LIVE_STOP_AND_COPY`, to copy its memory), and
+/// process only for as long as it takes to copy what it wrote since its
+/// memory was copied while it ran (pre-copy; where that cannot be used, to
+/// make a copy-on-write copy of it; with
+/// `LTTNG_COREDUMP_LIVE_STOP_AND_COPY`, to copy its memory), and
 /// fires the OnAnyCoreDump triggers (snapshot actions) while its threads
 /// are stopped, so that the snapshots end where the core begins: in the
 /// root session daemon (root, or a member of the `tracing` group) and in

@@ -15,9 +15,15 @@ use std::process::ExitCode;
 /// How the memory is copied (`--method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MethodArg {
+    /// Write-tracked pre-copy: the memory is copied while the process
+    /// runs, the pages it writes meanwhile tracked and copied again; a
+    /// final stop of milliseconds copies the last ones (the default, where
+    /// it can be used).
+    #[value(alias = "pre-copy")]
+    Precopy,
     /// Copy-on-write: an injected fork() during a stop of milliseconds; the
-    /// copy is dumped while the process runs (the default, where it can be
-    /// used).
+    /// copy is dumped while the process runs (the default where pre-copy
+    /// cannot be used).
     #[value(alias = "copy-on-write")]
     Cow,
     /// Stop and copy: the memory is copied while every thread is stopped,
@@ -32,9 +38,10 @@ pub enum MethodArg {
 ///
 /// Every thread is stopped without a signal (PTRACE_SEIZE), the trace
 /// snapshots are taken (as for a crash: the root session daemon's and the
-/// process owner's OnAnyCoreDump triggers, the configured sessions), a
-/// copy-on-write copy is made, and the process goes on while the copy is
-/// written. Runs with the caller's rights: root, or the process's owner
+/// process owner's OnAnyCoreDump triggers, the configured sessions) during
+/// a final stop that copies only the memory the process wrote since it was
+/// copied while running (pre-copy; else a copy-on-write copy is made, and
+/// the process goes on while the copy is written). Runs with the caller's rights: root, or the process's owner
 /// where the kernel would let them trace it (not a set-uid, non-dumpable
 /// or more capable process).
 ///
@@ -62,8 +69,8 @@ pub struct GcoreArgs {
     /// The core file to create (refused if it exists).
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// How the memory is copied; default: copy-on-write where it can be
-    /// used (else stop and copy, and the summary says why).
+    /// How the memory is copied; default: pre-copy where it can be used
+    /// (else copy-on-write, else stop and copy, and the summary says why).
     #[arg(long, value_enum)]
     method: Option<MethodArg>,
     /// Compress the core with zstd (at the configuration's zstd_level).
@@ -150,6 +157,7 @@ pub fn run(args: GcoreArgs) -> ExitCode {
         pid: args.pid,
         destination,
         method: args.method.map(|m| match m {
+            MethodArg::Precopy => Method::PreCopy,
             MethodArg::Cow => Method::CopyOnWrite,
             MethodArg::Stop => Method::StopAndCopy,
         }),

@@ -53,7 +53,7 @@ pub enum Destination {
 pub struct Request {
     pub pid: i32,
     pub destination: Destination,
-    /// `None`: copy-on-write where it can be used (`Method::DEFAULT`).
+    /// `None`: pre-copy where it can be used (`Method::DEFAULT`).
     pub method: Option<Method>,
     /// Compress with zstd (at the configuration's level); `None`: as the
     /// configuration's `compression` says.
@@ -162,7 +162,7 @@ pub fn take(
                 log.warning(warning.clone());
             }
             if let Some(why) = &report.fallback {
-                log.notice(format!("not copy-on-write: {why}"));
+                log.notice(format!("not the default method: {why}"));
             }
             if let Some(why) = &taken.truncated {
                 log.warning(format!("the live core is truncated: {why}"));

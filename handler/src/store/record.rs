@@ -319,9 +319,9 @@ pub struct CrashRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LiveSection {
-    /// `copy-on-write` or `stop-and-copy`.
+    /// `pre-copy`, `copy-on-write` or `stop-and-copy`.
     pub method: String,
-    /// Why copy-on-write was not used, when it was not asked for.
+    /// Why the default method was not used, when none was asked for.
     pub fallback: Option<String>,
     /// How long the threads were stopped, in microseconds (first stop to
     /// the last thread let go), and within it: stopping every thread, the

@@ -371,7 +371,7 @@ fn describe_live(live: &crate::store::record::LiveSection, lines: &mut Lines<'_>
             escape(&live.method),
             live.fallback
                 .as_deref()
-                .map(|why| format!(" (not copy-on-write: {})", text(why)))
+                .map(|why| format!(" (not the default method: {})", text(why)))
                 .unwrap_or_default()
         ),
     );
@@ -390,6 +390,10 @@ fn describe_live(live: &crate::store::record::LiveSection, lines: &mut Lines<'_>
             "the copy cost {} of memory (pages the process wrote during the dump)",
             human::size(live.copy_private_bytes)
         ),
+        "pre-copy" => {
+            "the memory was copied while the process ran; the stop copied what it wrote meanwhile"
+                .to_string()
+        }
         _ => format!(
             "the memory was held in a buffer of {} during the stop",
             human::size(live.buffer_bytes)

@@ -3,8 +3,8 @@
 //! command). Prints the report as JSON on its last line.
 //!
 //! ```text
-//! lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write]
-//!     [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--stop-timeout-ms N] [--deadline-s N]
+//! lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write|pre-copy]
+//!     [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--precopy-give-up-kib N] [--stop-timeout-ms N] [--deadline-s N]
 //!     [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N]
 //!     [--stages] [--hold-at STAGE]
 //! ```
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write] [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--stop-timeout-ms N] [--deadline-s N] [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N] [--stages] [--hold-at STAGE]"
+        "usage: lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write|pre-copy] [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--stop-timeout-ms N] [--deadline-s N] [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N] [--stages] [--hold-at STAGE]"
     );
     ExitCode::from(2)
 }
@@ -98,6 +98,10 @@ fn main() -> ExitCode {
                 None => return usage(),
             },
             "--no-raise-priority" => options.raise_priority = false,
+            "--precopy-give-up-kib" => match value(&mut i).and_then(|v| v.parse::<u64>().ok()) {
+                Some(kib) => options.precopy_give_up = kib << 10,
+                None => return usage(),
+            },
             "--stop-timeout-ms" => match value(&mut i).and_then(|v| v.parse().ok()) {
                 Some(ms) => options.stop_timeout = Duration::from_millis(ms),
                 None => return usage(),

@@ -251,6 +251,44 @@ impl Target {
         );
     }
 
+    /// Where its filled memory is (`--fill`): address and length.
+    pub fn fill(&mut self) -> (u64, u64) {
+        let line = self.ask("fill");
+        let mut words = line.split_whitespace().skip(1);
+        let addr = words.next().and_then(|a| u64::from_str_radix(a, 16).ok());
+        let len = words.next().and_then(|l| l.parse().ok());
+        match (addr, len) {
+            (Some(addr), Some(len)) => (addr, len),
+            _ => panic!("the target answered {line:?} to `fill`"),
+        }
+    }
+
+    /// Checks that no userfaultfd is left on the target: no mapping
+    /// registered (`uw`/`um`/`ui` in its `VmFlags`), no userfaultfd among
+    /// its descriptors. (Its other descriptors are lttng-ust's to change:
+    /// it opens and closes sockets and shared memory as session daemons
+    /// come and go.)
+    pub fn assert_untracked(&self, context: &str) {
+        let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", self.pid)).unwrap();
+        for line in smaps.lines().filter(|l| l.starts_with("VmFlags:")) {
+            assert!(
+                !line
+                    .split_whitespace()
+                    .any(|f| matches!(f, "uw" | "um" | "ui")),
+                "{context}: a mapping is still registered with a userfaultfd: {line}"
+            );
+        }
+        let links: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|l| l.display().to_string())
+            .collect();
+        assert!(
+            !links.iter().any(|l| l.contains("userfaultfd")),
+            "{context}: the target holds a userfaultfd: {links:?}"
+        );
+    }
+
     /// SIGKILLs the target without waiting for it (while it is traced, its
     /// tracer reaps it first).
     pub fn kill(&self) {
@@ -464,4 +502,54 @@ pub const BLOCKED_FUNCTIONS: [&str; 8] = [
 /// A fresh path for a core under `dir`.
 pub fn core_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.core"))
+}
+
+/// The program headers of an ELF64 core: (vaddr, offset, filesz) of each
+/// `PT_LOAD`.
+pub fn loads(core: &[u8]) -> Vec<(u64, u64, u64)> {
+    let word = |at: usize| u64::from_le_bytes(core[at..at + 8].try_into().unwrap());
+    let half = |at: usize| u16::from_le_bytes(core[at..at + 2].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (word(0x20) as usize, half(0x36), half(0x38));
+    (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .filter(|&at| u32::from_le_bytes(core[at..at + 4].try_into().unwrap()) == 1)
+        .map(|at| (word(at + 16), word(at + 8), word(at + 32)))
+        .collect()
+}
+
+/// The bytes `[addr, addr + len)` of the process's memory as `core` holds
+/// them.
+pub fn core_memory(core: &[u8], addr: u64, len: u64) -> &[u8] {
+    let (vaddr, offset, _) = loads(core)
+        .into_iter()
+        .find(|&(vaddr, _, filesz)| vaddr <= addr && addr + len <= vaddr + filesz)
+        .unwrap_or_else(|| panic!("no segment of the core holds {addr:#x}+{len:#x}"));
+    let from = (offset + addr - vaddr) as usize;
+    &core[from..from + len as usize]
+}
+
+/// A command run as `user` with no supplementary group.
+pub fn as_user(user: &testsupport::users::TestUser, program: &std::path::Path) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            &format!("--reuid={}", user.uid),
+            &format!("--regid={}", user.gid),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(program);
+    command
+}
+
+/// `zstd -d` of `compressed` into `plain`.
+pub fn decompress(compressed: &Path, plain: &Path) {
+    let out = run_bounded(
+        Command::new("zstd")
+            .args(["-q", "-d", "-o"])
+            .arg(plain)
+            .arg(compressed),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "zstd -d: {out:?}");
 }

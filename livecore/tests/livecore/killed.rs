@@ -1,7 +1,8 @@
 //! The dumper killed (SIGKILL) at every stage: the kernel detaches the
 //! dead tracer's tracees, so the process resumes and runs on as if nothing
 //! had happened (registers, signals, timers: its threads check), and no
-//! copy of it is ever left running.
+//! copy of it is ever left running, nor (pre-copy) a registered mapping or
+//! a descriptor.
 
 use crate::common::*;
 use testsupport::TempDir;
@@ -40,6 +41,7 @@ fn kill_at(
         assert!(answer.is_err(), "{what}: {answer:?}");
     }
     target.assert_unharmed(&what);
+    target.assert_untracked(&what);
     // No copy runs: at most a dead one waiting to be reaped, when the
     // dumper died while making it (see the crate documentation).
     let children = target.children();
@@ -72,9 +74,22 @@ fn the_process_runs_on_whatever_stage_the_dumper_is_killed_at() {
     ] {
         kill_at(&mut target, dir.path(), "copy-on-write", stage, false);
     }
+    for stage in [
+        "seized",
+        "stopped",
+        "tracking",
+        "pre-copying",
+        "snapshotted",
+        "copying",
+        "resumed",
+        "writing",
+    ] {
+        kill_at(&mut target, dir.path(), "pre-copy", stage, false);
+    }
     // The caller killed instead of its child, mid-copy and mid-injection.
     kill_at(&mut target, dir.path(), "stop-and-copy", "copying", true);
     kill_at(&mut target, dir.path(), "copy-on-write", "injected", true);
+    kill_at(&mut target, dir.path(), "pre-copy", "pre-copying", true);
     let errors = target.errors();
     assert!(errors.is_empty(), "{errors:?}");
 }

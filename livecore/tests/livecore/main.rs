@@ -18,13 +18,18 @@
 //! - `refusals`: another user's process, a set-uid one, a non-dumpable one
 //!   (for its owner; root may), a kernel thread, a zombie, no process, a
 //!   process that exits during the dump.
+//! - `precopy`: write-tracked pre-copy's core is the memory at the final
+//!   stop while a writer rewrites it during the whole dump; nothing is
+//!   left registered or open in the process (root and the owner).
 //! - `killed`: the dumper SIGKILLed at every stage: the process resumes
-//!   and runs on, and no copy of it is left running.
+//!   and runs on, and no copy of it is left running (nor, with pre-copy,
+//!   a registered mapping or a descriptor).
 
 mod common;
 
 mod backtraces;
 mod killed;
+mod precopy;
 mod refusals;
 mod running;
 mod snapshots;

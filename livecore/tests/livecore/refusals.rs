@@ -13,20 +13,6 @@ use testsupport::process::run_bounded;
 use testsupport::users::TestUser;
 use testsupport::TempDir;
 
-/// A command run as `user` with no supplementary group.
-fn as_user(user: &TestUser, program: &std::path::Path) -> Command {
-    let mut command = Command::new("setpriv");
-    command
-        .args([
-            &format!("--reuid={}", user.uid),
-            &format!("--regid={}", user.gid),
-            "--clear-groups",
-            "--",
-        ])
-        .arg(program);
-    command
-}
-
 /// The dumper run as `user` on `pid`, writing into `dir`.
 fn dump_as(user: &TestUser, pid: i32, core: &std::path::Path) -> Answer {
     let out = run_bounded(

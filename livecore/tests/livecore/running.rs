@@ -53,11 +53,14 @@ fn the_target_runs_on_during_the_dump_and_neither_it_nor_its_parent_sees_anythin
     for (method, after_resume) in [
         ("stop-and-copy", "resumed"),
         ("copy-on-write", "dumping-copy"),
+        ("pre-copy", "writing"),
     ] {
         let core = core_path(dir.path(), method);
         let command = dump_command(pid, &core, method);
         // Held once the threads are let go (copy-on-write: while the copy is
-        // being written): the counter must be counting again.
+        // being written; pre-copy: after its final stop, while the core is
+        // written from its staging file): the counter must be counting
+        // again.
         let held = Held::start(command, after_resume);
         let counted = target.stats().stamps;
         target.wait_for("counting while the dump is held", |s| {

@@ -81,7 +81,7 @@ fn the_snapshot_taken_during_the_stop_ends_with_the_last_event_before_it() {
     let tag = unique_name("live");
     let mut target = Target::spawn(&["--emit", &tag]);
     let pid = target.pid.to_string();
-    for method in ["copy-on-write", "stop-and-copy"] {
+    for method in ["copy-on-write", "stop-and-copy", "pre-copy"] {
         target.wait_for("emitting", |s| s.emitted >= 50);
         let core = core_path(session.output.path(), method);
         let report = dump_ok(&[

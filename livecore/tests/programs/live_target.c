@@ -4,7 +4,7 @@
  *
  *   live_target [--fill MIB] [--random] [--thp always|never] [--writer MIBPS]
  *               [--emit TAG] [--nondumpable] [--quiet-threads] [--special]
- *               [--share-with-child]
+ *               [--share-with-child] [--generations]
  *
  * Eight threads, each blocked in its own named function, each checking
  * what it gets back (a call that should never return, an EINTR, a register
@@ -22,7 +22,14 @@
  *   emitting_events   (--emit TAG) lttng_coredump:step {seq, tag} every
  *                     2 ms; `last_seq` is the last one emitted;
  *   writing_memory    (--writer MIBPS) rewrites the filled memory at that
- *                     rate.
+ *                     rate;
+ *   writing_generations (--generations) writes, as fast as it can, a
+ *                     running generation number into the first word of
+ *                     every page of the filled memory in order: page i
+ *                     gets g, then page i+1, ..., then page 0 gets g+1.
+ *                     Memory copied at one instant reads g for the pages
+ *                     before one page k and g-1 from k on (pre-copy's
+ *                     consistency test).
  * --fill MIB maps and touches MIB MiB (zeroes, or --random bytes), with
  * transparent huge pages asked for or refused (--thp).
  * SIGUSR1 is blocked in every thread (a test sends one: it must stay
@@ -45,6 +52,7 @@
  *             see it) and reaps it; N: how long the fork took in this
  *             thread (the benchmark's baseline: the kernel's own fork of
  *             a process of this size)
+ *   fill   -> "fill ADDR LEN" (hexadecimal, decimal): the filled memory
  *   exit   -> exits 0
  */
 #define _GNU_SOURCE
@@ -371,6 +379,20 @@ __attribute__((noinline)) static void *writing_memory(void *arg)
 	return NULL;
 }
 
+__attribute__((noinline)) static void *writing_generations(void *arg)
+{
+	size_t pages = fill_len / 4096, i;
+	uint64_t g;
+
+	(void) arg;
+	im_ready();
+	for (g = 1;; g++)
+		for (i = 0; i < pages; i++)
+			atomic_store_explicit((_Atomic uint64_t *)(fill + i * 4096), g,
+					      memory_order_relaxed);
+	return NULL;
+}
+
 static void fill_memory(size_t mib, int random_bytes, const char *thp)
 {
 	uint64_t x = 0x9e3779b97f4a7c15ULL, *words;
@@ -467,6 +489,8 @@ static void answer(const char *line)
 		printf("fork ns=%lld\n",
 		       (long long)(after.tv_sec - before.tv_sec) * 1000000000LL +
 			       (after.tv_nsec - before.tv_nsec));
+	} else if (strncmp(line, "fill", 4) == 0) {
+		printf("fill %lx %zu\n", (unsigned long) fill, fill_len);
 	} else if (strncmp(line, "exit", 4) == 0) {
 		exit(0);
 	} else {
@@ -479,6 +503,7 @@ int main(int argc, char **argv)
 {
 	size_t mib = 0;
 	int random_bytes = 0, nondumpable = 0, quiet = 0, special = 0, share = 0, threads = 0, i;
+	int generations = 0;
 	const char *thp = NULL;
 	struct sigaction sa;
 	struct sigevent sev;
@@ -490,6 +515,8 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--fill") == 0 && i + 1 < argc)
 			mib = strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--generations") == 0)
+			generations = 1;
 		else if (strcmp(argv[i], "--random") == 0)
 			random_bytes = 1;
 		else if (strcmp(argv[i], "--thp") == 0 && i + 1 < argc)
@@ -507,7 +534,7 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--share-with-child") == 0)
 			share = 1;
 		else {
-			fprintf(stderr, "usage: %s [--fill MIB] [--random] [--thp always|never] [--writer MIBPS] [--emit TAG] [--nondumpable] [--quiet-threads] [--special] [--share-with-child]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--fill MIB] [--random] [--thp always|never] [--writer MIBPS] [--emit TAG] [--nondumpable] [--quiet-threads] [--special] [--share-with-child] [--generations]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -576,6 +603,8 @@ int main(int argc, char **argv)
 		start(emitting_events, "emitting", &threads);
 	if (writer_mibps > 0 && fill_len > 0)
 		start(writing_memory, "writing", &threads);
+	if (generations && fill_len > 0)
+		start(writing_generations, "generations", &threads);
 	while (atomic_load(&ready_threads) < threads)
 		usleep(1000);
 	/* Let every thread reach its blocking call. */

@@ -1,0 +1,404 @@
+//! The mechanics of write-tracked pre-copy ([`crate::Method::PreCopy`]):
+//! a userfaultfd in asynchronous write-protect mode bound to the target's
+//! address space, the page-table scan that lists (and protects again) the
+//! pages written since the last scan, and the staging file the memory is
+//! copied into while the process runs. `work` runs the method: one brief
+//! stop to get the userfaultfd, the passes, the final stop.
+//!
+//! **The userfaultfd.** `userfaultfd()` binds the descriptor to the
+//! address space of the process that calls it, so it is called by the
+//! target (an injected system call, `inject`, during a stop of a few
+//! microseconds), with `UFFD_USER_MODE_ONLY` (the call runs with the
+//! target's credentials, and `vm.unprivileged_userfaultfd=0` refuses a
+//! descriptor that also handles kernel-mode faults to one without
+//! `CAP_SYS_PTRACE`), `O_CLOEXEC | O_NONBLOCK`. The dumper takes it with
+//! `pidfd_getfd()` and an injected `close()` drops the target's number:
+//! the target keeps nothing in its descriptor table. Every `ioctl` on the
+//! descriptor acts on the address space it is bound to, whoever makes it:
+//! `UFFDIO_API` with `UFFD_FEATURE_WP_ASYNC` (a write to a protected page
+//! is not reported to anyone: the kernel unprotects the page and lets the
+//! write go on, at the cost of one minor fault) and
+//! `UFFD_FEATURE_WP_UNPOPULATED`, then `UFFDIO_REGISTER` in write-protect
+//! mode for every private region the core will hold. The dumper holds the
+//! only reference: when it closes it, or dies, the kernel unregisters
+//! every region (their `VmFlags` lose `uw`) and drops the protection bits.
+//!
+//! **The scan.** `PAGEMAP_SCAN` on `/proc/PID/pagemap` with
+//! `PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC`, category
+//! `PAGE_IS_WRITTEN`, returns the pages of a region written since the
+//! previous scan (a present or swapped page without its protection bit:
+//! whoever wrote it, the process or the kernel on its behalf, `read(2)`
+//! into it) and protects them again in the same walk. A page never
+//! populated is not written: it reads as zeroes and is a hole, and it
+//! shows as written once the process populates it.
+//!
+//! **What can change behind the tracking** (what the final stop does about
+//! it):
+//! - Shared mappings (`MAP_SHARED`, SysV shm, memfd): another process may
+//!   write them through its own page tables. They are not tracked; they
+//!   are copied whole during the final stop (their content is then what it
+//!   is at the stop, written or not by others later).
+//! - A private file mapping's pages the process never wrote still show the
+//!   file's page cache: a write to the file by anyone changes them without
+//!   a write in this address space. They are copied during the passes like
+//!   the rest; the core holds the file's content at the time they were
+//!   read, as gdb's gcore (which reads while stopped, but reads file pages
+//!   as they are then) would at that time. The kernel's own core dump
+//!   does not dump unwritten private file pages by default
+//!   (`coredump_filter` bit 2 is off), and neither does this one.
+//! - A page the process gives back (`MADV_DONTNEED`, `MADV_FREE` once
+//!   reclaimed) without writing it again reads as zeroes afterwards, but
+//!   is not "written": the core keeps the content it had when it was
+//!   copied (memory the process had freed).
+//! - Mappings made, removed or changed (`mmap`, `munmap`, `mprotect`,
+//!   `mremap`, `brk`) after the registration: the final stop reads the
+//!   mappings again; one that is not exactly a registered region still
+//!   registered (`uw` in its `VmFlags`) is copied whole during the stop.
+//! - A region whose registration failed (the kernel refuses some kinds of
+//!   mapping) is copied whole during the final stop.
+//!
+//! **The staging file.** The memory is copied into a sparse file of the
+//! dumper's (`O_TMPFILE`: it has no name, and disappears with the dumper
+//! whatever happens), each region at its own place; a page written again
+//! is copied again over its old bytes (a page that reads as zeroes now
+//! becomes a hole). Once the threads are let go for the last time, the core
+//! is written from it as the other methods write theirs (sparse, or a
+//! stream, zstd optional).
+
+use crate::memory::{is_zero, Copier};
+use crate::regions::{Content, PAGE_SIZE};
+use crate::report::{ErrorKind, LiveError, Result};
+use crate::sys::Pid;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The flags of the injected `userfaultfd()`: `O_CLOEXEC | O_NONBLOCK |
+/// UFFD_USER_MODE_ONLY`.
+pub const USERFAULTFD_FLAGS: u64 = (libc::O_CLOEXEC | libc::O_NONBLOCK) as u64 | 1;
+
+const UFFD_API: u64 = 0xaa;
+const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
+const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
+const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+
+const fn iowr(kind: u64, nr: u64, size: u64) -> u64 {
+    (3 << 30) | (size << 16) | (kind << 8) | nr
+}
+const fn ior(kind: u64, nr: u64, size: u64) -> u64 {
+    (2 << 30) | (size << 16) | (kind << 8) | nr
+}
+const UFFDIO_API: u64 = iowr(0xaa, 0x3f, 24);
+const UFFDIO_REGISTER: u64 = iowr(0xaa, 0x00, 32);
+const UFFDIO_UNREGISTER: u64 = ior(0xaa, 0x01, 16);
+const PAGEMAP_SCAN: u64 = iowr(b'f' as u64, 16, 96);
+
+const PM_SCAN_WP_MATCHING: u64 = 1;
+const PM_SCAN_CHECK_WPASYNC: u64 = 2;
+const PAGE_IS_WRITTEN: u64 = 1 << 1;
+
+#[repr(C)]
+#[derive(Default)]
+struct UffdioApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct UffdioRegister {
+    start: u64,
+    len: u64,
+    mode: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct UffdioRange {
+    start: u64,
+    len: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct PmScanArg {
+    size: u64,
+    flags: u64,
+    start: u64,
+    end: u64,
+    walk_end: u64,
+    vec: u64,
+    vec_len: u64,
+    max_pages: u64,
+    category_inverted: u64,
+    category_mask: u64,
+    category_anyof_mask: u64,
+    return_mask: u64,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct PageRegion {
+    start: u64,
+    end: u64,
+    categories: u64,
+}
+
+fn ioctl<T>(fd: RawFd, request: u64, arg: &mut T) -> io::Result<i64> {
+    // SAFETY: `arg` is the structure `request` reads and writes (its size
+    // is in the request number), alive and exclusively borrowed for the
+    // call.
+    let ret = unsafe { libc::ioctl(fd, request as _, arg as *mut T) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as i64)
+    }
+}
+
+/// Takes descriptor `fd` of the process `pidfd` names (`pidfd_getfd`).
+pub fn take_descriptor(pidfd: RawFd, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain system call with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor the kernel just gave us, owned by nothing
+    // else.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// A userfaultfd bound to the target's address space, in asynchronous
+/// write-protect mode.
+pub struct Tracker {
+    uffd: OwnedFd,
+    pagemap: File,
+    vec: Vec<PageRegion>,
+}
+
+impl Tracker {
+    /// Enables asynchronous write protection on `uffd` (the target's) and
+    /// opens the page map of `pid` for the scans.
+    pub fn new(uffd: OwnedFd, pid: Pid) -> io::Result<Tracker> {
+        let mut api = UffdioApi {
+            api: UFFD_API,
+            features: UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED,
+            ioctls: 0,
+        };
+        ioctl(uffd.as_raw_fd(), UFFDIO_API, &mut api)?;
+        Ok(Tracker {
+            uffd,
+            pagemap: File::open(format!("/proc/{pid}/pagemap"))?,
+            vec: vec![PageRegion::default(); 1024],
+        })
+    }
+
+    /// Registers `[start, end)` for write protection.
+    pub fn register(&self, start: u64, end: u64) -> io::Result<()> {
+        let mut r = UffdioRegister {
+            start,
+            len: end - start,
+            mode: UFFDIO_REGISTER_MODE_WP,
+            ioctls: 0,
+        };
+        ioctl(self.uffd.as_raw_fd(), UFFDIO_REGISTER, &mut r).map(drop)
+    }
+
+    /// Unregisters `[start, end)` (closing the descriptor does it too).
+    pub fn unregister(&self, start: u64, end: u64) -> io::Result<()> {
+        let mut r = UffdioRange {
+            start,
+            len: end - start,
+        };
+        ioctl(self.uffd.as_raw_fd(), UFFDIO_UNREGISTER, &mut r).map(drop)
+    }
+
+    /// The pages of `[start, end)` written since the last scan (ranges,
+    /// merged), protected again.
+    pub fn written(&mut self, start: u64, end: u64) -> io::Result<Vec<(u64, u64)>> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let mut at = start;
+        while at < end {
+            let mut arg = PmScanArg {
+                size: std::mem::size_of::<PmScanArg>() as u64,
+                flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+                start: at,
+                end,
+                vec: self.vec.as_mut_ptr() as u64,
+                vec_len: self.vec.len() as u64,
+                category_mask: PAGE_IS_WRITTEN,
+                return_mask: PAGE_IS_WRITTEN,
+                ..PmScanArg::default()
+            };
+            let n = ioctl(self.pagemap.as_raw_fd(), PAGEMAP_SCAN, &mut arg)? as usize;
+            for r in &self.vec[..n.min(self.vec.len())] {
+                match out.last_mut() {
+                    Some(last) if last.1 == r.start => last.1 = r.end,
+                    _ => out.push((r.start, r.end)),
+                }
+            }
+            if arg.walk_end <= at {
+                break;
+            }
+            at = arg.walk_end;
+        }
+        Ok(out)
+    }
+}
+
+/// Where the memory is copied until the core is written: a sparse file
+/// without a name.
+pub struct Staging {
+    pub file: File,
+    /// The next free offset.
+    end: u64,
+}
+
+/// A directory for the staging file: the output's when it is a file (its
+/// file system takes the core anyway), else `$TMPDIR` or `/var/tmp`.
+fn staging_dir(output: RawFd) -> PathBuf {
+    if let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{output}")) {
+        if path.is_absolute() && path.is_file() {
+            if let Some(dir) = path.parent() {
+                return dir.to_path_buf();
+            }
+        }
+    }
+    std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"))
+}
+
+impl Staging {
+    /// A staging file beside the output `output` (see [`staging_dir`]).
+    pub fn new(output: RawFd) -> Result<Staging> {
+        let dir = staging_dir(output);
+        let file = open_unnamed(&dir)
+            .or_else(|_| open_unnamed(Path::new("/tmp")))
+            .map_err(|e| {
+                LiveError::new(
+                    ErrorKind::Output,
+                    format!(
+                        "creating the pre-copy's staging file in {}: {e}",
+                        dir.display()
+                    ),
+                )
+            })?;
+        Ok(Staging { file, end: 0 })
+    }
+
+    /// Room for `len` bytes (page-aligned); returns its offset.
+    pub fn allocate(&mut self, len: u64) -> u64 {
+        let at = self.end;
+        self.end += len.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        // Its length covers it, holes included (a failure shows when it is
+        // read back).
+        let _ = self.file.set_len(self.end);
+        at
+    }
+
+    /// Copies `[start, start + len)` of the memory `copier` reads to
+    /// `offset`; zero or unreadable pages are holes (`again`: the range was
+    /// copied before, so they are punched). Returns the bytes of data.
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy(
+        &self,
+        copier: &mut Copier,
+        buffer: &mut [u8],
+        start: u64,
+        len: u64,
+        offset: u64,
+        content: Content,
+        again: bool,
+    ) -> Result<u64> {
+        let page = PAGE_SIZE as usize;
+        let mut populated = Vec::new();
+        let mut done = 0u64;
+        let mut data = 0u64;
+        while done < len {
+            let chunk = (len - done).min(buffer.len() as u64) as usize;
+            copier.read_chunk(start + done, chunk, content, buffer, &mut populated)?;
+            let pages = chunk / page;
+            let mut i = 0;
+            while i < pages {
+                let full = populated[i] && !is_zero(&buffer[i * page..(i + 1) * page]);
+                let mut j = i + 1;
+                while j < pages
+                    && (populated[j] && !is_zero(&buffer[j * page..(j + 1) * page])) == full
+                {
+                    j += 1;
+                }
+                let at = offset + done + (i * page) as u64;
+                if full {
+                    self.file
+                        .write_all_at(&buffer[i * page..j * page], at)
+                        .map_err(staging_error)?;
+                    data += ((j - i) * page) as u64;
+                } else if again {
+                    punch(&self.file, at, ((j - i) * page) as u64).map_err(staging_error)?;
+                }
+                i = j;
+            }
+            done += chunk as u64;
+        }
+        Ok(data)
+    }
+}
+
+fn staging_error(e: io::Error) -> LiveError {
+    LiveError::new(
+        ErrorKind::Output,
+        format!("writing the pre-copy's staging file: {e}"),
+    )
+}
+
+fn open_unnamed(dir: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+}
+
+/// Makes `[at, at + len)` of `file` a hole (zeroes).
+fn punch(file: &File, at: u64, len: u64) -> io::Result<()> {
+    // SAFETY: a plain system call on a descriptor we own.
+    let ret = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            at as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+        // No holes on this file system: zeroes.
+        let zeroes = vec![0u8; len as usize];
+        return file.write_all_at(&zeroes, at);
+    }
+    Err(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_numbers_are_the_kernels() {
+        // From <linux/userfaultfd.h> and <linux/fs.h> (6.7+).
+        assert_eq!(UFFDIO_API, 0xc018_aa3f);
+        assert_eq!(UFFDIO_REGISTER, 0xc020_aa00);
+        assert_eq!(UFFDIO_UNREGISTER, 0x8010_aa01);
+        assert_eq!(PAGEMAP_SCAN, 0xc060_6610);
+        assert_eq!(std::mem::size_of::<PmScanArg>(), 96);
+    }
+}

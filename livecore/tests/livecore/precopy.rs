@@ -1,0 +1,174 @@
+//! Write-tracked pre-copy: the core is the memory at one instant, the
+//! final stop's, though most of it was copied while a writer rewrote it;
+//! the process runs on and keeps no trace of the tracking (no registered
+//! mapping, no descriptor), for root and for the process's owner; a
+//! default dump whose passes do not keep up with the writes makes a
+//! copy-on-write copy in its final stop instead.
+
+use crate::common::*;
+use lttng_coredump_livecore::LiveReport;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use testsupport::process::run_bounded;
+use testsupport::users::TestUser;
+use testsupport::TempDir;
+
+/// The writer's loop state in the core's registers (`writing_generations`:
+/// the next page `i`, the generation `g` it writes), from gdb.
+fn writer_state(out: &str) -> (u64, u64) {
+    let frame = out
+        .find("writing_generations (")
+        .unwrap_or_else(|| panic!("no writing_generations frame:\n{out}"));
+    let local = |name: &str| -> u64 {
+        out[frame..]
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with('#'))
+            .find_map(|l| l.trim().strip_prefix(&format!("{name} = ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("gdb shows no {name} in writing_generations:\n{out}"))
+    };
+    (local("i"), local("g"))
+}
+
+/// Checks that the filled memory in `core` is what it was when the
+/// writer's registers were read: pages before one page `k` read `g`, the
+/// others `g - 1`, with `k` the writer's next page (or the one after, if
+/// it was stopped between its store and its increment).
+fn assert_one_instant(core: &Path, fill: (u64, u64), what: &str) {
+    let out = gdb(&programs().target, core, &["thread apply all bt full"]);
+    let (i, g) = writer_state(&out);
+    let bytes = std::fs::read(core).unwrap();
+    let memory = core_memory(&bytes, fill.0, fill.1);
+    let pages: Vec<u64> = memory
+        .chunks(4096)
+        .map(|p| u64::from_le_bytes(p[..8].try_into().unwrap()))
+        .collect();
+    let k = pages.iter().take_while(|&&v| v == g).count();
+    let rest_ok = pages[k..].iter().all(|&v| v + 1 == g);
+    let breaks: Vec<(usize, u64)> = pages
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] != w[1])
+        .map(|(at, w)| (at + 1, w[1]))
+        .take(8)
+        .collect();
+    assert!(
+        rest_ok && (k as u64 == i || k as u64 == i + 1),
+        "{what}: the memory is not the one at the stop: the writer was at page {i} of generation {g}, \
+         the core reads {} at page 0 and changes at (page, value) {breaks:?}",
+        pages[0]
+    );
+}
+
+/// Dumps `target` by pre-copy (with `command`) while its writer runs, and
+/// checks the core and the target.
+fn check(target: &mut Target, core: &Path, command: Command, what: &str) {
+    let fill = target.fill();
+    let out = run_bounded(&mut { command }, Duration::from_secs(300));
+    let report: LiveReport = answer_of(&out).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    assert_eq!(report.method.name(), "pre-copy", "{what}: {report:?}");
+    assert!(report.fallback.is_none(), "{what}: {report:?}");
+    // The writer wrote while the memory was copied: passes after the
+    // first found pages to copy again.
+    assert!(
+        report.precopy_passes.len() >= 2 && report.precopy_passes[1] > 0,
+        "{what}: {report:?}"
+    );
+    assert_one_instant(core, fill, what);
+    target.assert_unharmed(what);
+    target.assert_untracked(what);
+}
+
+fn dump_command(pid: i32, core: &Path) -> Command {
+    let mut command = Command::new(dumper());
+    command
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(core)
+        .args(["--method", "pre-copy"]);
+    command
+}
+
+#[test]
+fn a_pre_copied_core_is_the_memory_at_the_final_stop_while_a_writer_rewrites_it() {
+    let dir = TempDir::new("livecore-precopy");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let args = ["--fill", "64", "--generations"];
+
+    // Root's dump of root's process, twice (the second after the first's
+    // tracking is gone), then the same compressed.
+    let mut target = Target::spawn(&args);
+    for n in 0..2 {
+        let core = dir.path().join(format!("root-{n}.core"));
+        let command = dump_command(target.pid, &core);
+        check(&mut target, &core, command, &format!("root, dump {n}"));
+        std::fs::remove_file(&core).unwrap();
+    }
+    let compressed = dir.path().join("root.core.zst");
+    let report = dump_ok(&[
+        &target.pid.to_string(),
+        "-o",
+        compressed.to_str().unwrap(),
+        "--method",
+        "pre-copy",
+        "--zstd",
+        "3",
+    ]);
+    assert!(report.compressed, "{report:?}");
+    let plain = dir.path().join("root-zstd.core");
+    decompress(&compressed, &plain);
+    assert_one_instant(&plain, target.fill(), "root, zstd");
+    target.assert_unharmed("root, zstd");
+    target.assert_untracked("root, zstd");
+    drop(target);
+    std::fs::remove_file(&compressed).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+
+    // A user's dump of their own process: the injected userfaultfd() runs
+    // with the user's credentials (user-mode faults only).
+    let user = TestUser::create("lclive-precopy", false);
+    let mut command = as_user(&user, &programs().target);
+    command.args(args);
+    let mut target = Target::start(command, None);
+    let core = dir.path().join("user.core");
+    let mut command = as_user(&user, &dumper());
+    command
+        .arg(target.pid.to_string())
+        .arg("-o")
+        .arg(&core)
+        .args(["--method", "pre-copy"]);
+    check(&mut target, &core, command, "the owner");
+}
+
+#[test]
+fn a_default_dump_whose_passes_do_not_keep_up_makes_a_copy_on_write_copy_in_its_final_stop() {
+    let dir = TempDir::new("livecore-precopy-fallback");
+    // The writer rewrites the 64 MiB continuously; whether a pass finds
+    // more or less of it written depends on the machine's load, so the
+    // limit is made certain to be reached: 0.
+    let mut target = Target::spawn(&["--fill", "64", "--generations"]);
+    let fill = target.fill();
+    let core = dir.path().join("default.core");
+    let report = dump_ok(&[
+        &target.pid.to_string(),
+        "-o",
+        core.to_str().unwrap(),
+        "--precopy-give-up-kib",
+        "0",
+    ]);
+    assert_eq!(report.method.name(), "copy-on-write", "{report:?}");
+    assert!(
+        report
+            .fallback
+            .as_deref()
+            .is_some_and(|why| why.contains("did not keep up")),
+        "{report:?}"
+    );
+    assert_one_instant(&core, fill, "copy-on-write after pre-copy");
+    target.assert_unharmed("copy-on-write after pre-copy");
+    target.assert_untracked("copy-on-write after pre-copy");
+    assert_eq!(target.children(), vec![], "the copy was not reaped");
+}
