@@ -278,6 +278,7 @@ pub fn run(job: Job) -> Result<LiveReport> {
             finish_tracking(
                 &mut tracer,
                 &mut stopped,
+                identity,
                 options,
                 tracking,
                 sink,
@@ -1629,9 +1630,11 @@ fn take_userfaultfd(
 /// the last pass and the regions not tracked (new, changed, shared, or
 /// refused by the kernel) are copied, the threads let go, the tracking
 /// ended, then the core written from the staging file.
+#[allow(clippy::too_many_arguments)]
 fn finish_tracking(
     tracer: &mut Tracer,
     stopped: &mut Stopped,
+    identity: &Identity,
     options: &Options,
     tracking: Tracking,
     sink: CoreSink,
@@ -1689,6 +1692,9 @@ fn finish_tracking(
     }
     let mut final_bytes = copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer)?;
     let mut planned = plan(&smaps, stopped.filter, &copier);
+    // An address the final stop reads (or the passes read), checked again
+    // once the copy is done, as stop-and-copy does.
+    let probe = probe_address(&planned);
     for (p, m) in planned.iter_mut().zip(&smaps) {
         if p.segment.filesz == 0 {
             continue;
@@ -1726,7 +1732,11 @@ fn finish_tracking(
     );
     report.copy_us = micros(copy_started.elapsed());
     mark(report, stopped, "copy");
+    // Every read by pid was of the process checked (`check_after_copy`);
+    // the threads are let go either way, the core kept only if so.
+    let checked = check_after_copy(identity, pid, &copier, probe);
     let_go(tracer, stopped, report, stages);
+    checked?;
     // The process leaves no trace: every region unregistered (the kernel
     // does it too when the descriptor closes, with it).
     for r in &tracked {
