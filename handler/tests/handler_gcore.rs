@@ -223,7 +223,7 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
     running_untraced(pid, &threads);
     assert!(
         summary.contains(&format!("live core of process {pid} (crasher)"))
-            && summary.contains("pre-copy")
+            && summary.contains("copy-on-write")
             && summary.contains("record: "),
         "{summary}"
     );
@@ -237,7 +237,7 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
     assert_eq!(record["exe_path"], crasher_path().to_str().unwrap());
     assert_eq!(record["process_identity"]["state"], "verified_by_pidfd");
     let live = &record["live"];
-    assert_eq!(live["method"], "pre-copy", "{live}");
+    assert_eq!(live["method"], "copy-on-write", "{live}");
     assert!(live["pause_us"].as_u64().unwrap() > 0, "{live}");
     assert!(live["pause_us"].as_u64().unwrap() < live["total_us"].as_u64().unwrap());
     let mut recorded: Vec<i32> = live["threads"]
@@ -294,7 +294,7 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
         .find(|l| l.contains(&format!(" {pid} ")))
         .unwrap_or_else(|| panic!("{listed}"));
     assert!(
-        line.contains(" live ") && line.contains("(live: pre-copy, paused "),
+        line.contains(" live ") && line.contains("(live: copy-on-write, paused "),
         "{line}"
     );
     assert!(line.contains("present") && line.contains(" yes "), "{line}");
@@ -304,7 +304,7 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
         &["info", &pid_arg, "--config", config_arg, "--no-pager"],
     ));
     assert!(
-        info.contains("Live Core: taken from the running process (no signal), pre-copy"),
+        info.contains("Live Core: taken from the running process (no signal), copy-on-write"),
         "{info}"
     );
     assert!(info.contains("threads stopped "), "{info}");
@@ -455,6 +455,10 @@ fn gcore_as_a_user_writes_core_pid_in_the_current_directory_as_theirs() {
         TOOL_TIMEOUT,
     );
     assert!(out.status.success(), "{}", text(&out));
+    // Into a file of the caller's own, pre-copy is the default (its staging
+    // file beside the core); into the crash store, copy-on-write (the test
+    // above: the store's space limits count its core only).
+    assert!(text(&out).contains("pre-copy"), "{}", text(&out));
     let core = work.join(format!("core.{pid}"));
     let meta =
         fs::metadata(&core).unwrap_or_else(|e| panic!("{}: {e}: {}", core.display(), text(&out)));
@@ -533,10 +537,10 @@ fn gcore_by_root_of_a_users_process_is_listed_as_live_for_that_user_alone() {
         .lines()
         .find(|l| l.contains(&format!(" {pid} ")))
         .unwrap_or_else(|| panic!("{listed}"));
-    assert!(line.contains("(live: pre-copy, paused "), "{line}");
+    assert!(line.contains("(live: copy-on-write, paused "), "{line}");
     let info = succeeded(&as_user(&owner, &["info", &pid_arg]));
     assert!(
-        info.contains("Live Core: taken from the running process (no signal), pre-copy"),
+        info.contains("Live Core: taken from the running process (no signal), copy-on-write"),
         "{info}"
     );
     // Anyone else: nothing of it.

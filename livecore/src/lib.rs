@@ -367,6 +367,13 @@ pub struct Options {
     /// copying here, where the fork of a GiB of 4 KiB pages takes 20-30 ms
     /// (BENCHMARKS.md, "Live cores").
     pub precopy_give_up: u64,
+    /// When no method is asked for, whether pre-copy may be chosen: it
+    /// stages the whole memory in a temporary file beside a file output (or
+    /// in `$TMPDIR`, `/var/tmp`), which a caller writing into a store with
+    /// space limits of its own (the handler's crash store) does not count.
+    /// Without it the default is copy-on-write (then stop-and-copy), as
+    /// before pre-copy.
+    pub precopy_by_default: bool,
     /// LTTng snapshots to take while the threads are stopped.
     pub snapshots: Option<SnapshotPlan>,
     /// Called in the dumping child at each stage (tests and benchmarks).
@@ -386,6 +393,7 @@ impl Default for Options {
             copy_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             raise_priority: true,
             precopy_give_up: 32 << 20,
+            precopy_by_default: true,
             snapshots: None,
             stage_hook: None,
         }
@@ -405,6 +413,7 @@ impl std::fmt::Debug for Options {
             .field("copy_threads", &self.copy_threads)
             .field("raise_priority", &self.raise_priority)
             .field("precopy_give_up", &self.precopy_give_up)
+            .field("precopy_by_default", &self.precopy_by_default)
             .field("snapshots", &self.snapshots)
             .field("stage_hook", &self.stage_hook.is_some())
             .finish()

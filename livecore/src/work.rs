@@ -400,7 +400,12 @@ fn choose_method(
     target: &Target,
     options: &Options,
 ) -> Result<(Method, Option<String>, Option<Gadgets>)> {
-    let wanted = options.method.unwrap_or(Method::DEFAULT);
+    let default = if options.precopy_by_default {
+        Method::DEFAULT
+    } else {
+        Method::CopyOnWrite
+    };
+    let wanted = options.method.unwrap_or(default);
     if wanted == Method::StopAndCopy {
         return Ok((Method::StopAndCopy, None, None));
     }

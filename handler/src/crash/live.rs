@@ -250,6 +250,12 @@ fn to_store(
     let crash_id = crate::crash::pipeline::new_crash_id(log);
     let gathered = gather(request);
     let mut options = options(request, config);
+    // Into the store, pre-copy is never the default: its staging file (as
+    // large as the process's memory, outside the store) is not counted by
+    // the store's `max_dir_size` and `min_free`, and a user whose process
+    // serve dumps on an event would choose its size. Copy-on-write's core
+    // comes through the store's writer and its limits only.
+    options.precopy_by_default = false;
     // The writer compresses (the process is not waiting for it).
     let zstd_level = options.zstd_level.take();
     let uid = gathered.info.uids.map(|ids| ids[0]);
