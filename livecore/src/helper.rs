@@ -537,7 +537,7 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Exited, "{e:?}");
         assert!(
             e.message.contains(
-                "the process exited during the copy; its pid now names another process, which was left alone"
+                "the process exited during the dump, while its memory was copied; its pid now names another process, which was left alone"
             ) && e.message.contains("the core was discarded"),
             "{e:?}"
         );

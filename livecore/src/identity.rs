@@ -71,7 +71,7 @@ pub fn gone_during_copy(pid: Pid) -> LiveError {
     LiveError::new(
         ErrorKind::Exited,
         format!(
-            "the process exited during the copy; {} (pid {pid}): the core was discarded",
+            "the process exited during the dump, while its memory was copied; {} (pid {pid}): the core was discarded",
             now_at(pid)
         ),
     )

@@ -813,7 +813,7 @@ fn check_after_copy(identity: &Identity, pid: Pid, copier: &Copier, probe: u64) 
     if !copier.address_space_alive(probe) {
         return Err(LiveError::new(
             ErrorKind::Exited,
-            format!("process {pid} exited during the copy: the core was discarded"),
+            format!("process {pid} exited during the dump, while its memory was copied: the core was discarded"),
         ));
     }
     Ok(())

@@ -39,6 +39,20 @@ fn refused(answer: Answer, kind: ErrorKind, words: &str, what: &str) {
     }
 }
 
+/// Waits (bounded) until the killed process `pid` has no address space
+/// left (`/proc/PID/status` shows no `VmRSS`: every thread has exited; the
+/// zombie waits for its tracer).
+fn memory_gone(pid: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| s.contains("VmRSS:")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} kept its memory 60 s after SIGKILL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn refusals_say_why_and_leave_the_process_unharmed() {
     let owner = TestUser::create("lclive-owner", false);
@@ -171,6 +185,10 @@ fn a_process_that_exits_during_the_dump_ends_it_cleanly() {
     let command = dump_command(target.pid, &core, "stop-and-copy");
     let held = Held::start(command, "copying");
     target.kill();
+    // Its threads gone (they exit on SIGKILL even while traced), its
+    // memory with them, before the copy goes on: otherwise a copy quicker
+    // than the exit reads it all, which is a good core, not this case.
+    memory_gone(target.pid);
     let answer = held.release();
     drop(target);
     refused(
