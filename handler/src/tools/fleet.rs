@@ -17,7 +17,7 @@
 //! for the whole). Every value shown comes from a host and is escaped
 //! (`human::escape`); JSON is escaped by the serializer.
 
-use super::output::{write_json, Output};
+use super::output::{print_json, Output};
 use super::select::{local_time, parse_time};
 use super::{ListArgs, ProblemsArgs, Selection};
 use crate::base::human::escape;
@@ -183,9 +183,7 @@ pub fn list(dir: &Path, args: &ListArgs) -> Result<ExitCode> {
             .iter()
             .map(|c| serde_json::to_value(c).unwrap_or_default())
             .collect();
-        let mut out = std::io::stdout().lock();
-        write_json(&mut out, mode, &items)?;
-        out.flush()?;
+        print_json(mode, &items)?;
         return Ok(ExitCode::SUCCESS);
     }
     let output = Output::start(selection.no_pager);
@@ -266,9 +264,7 @@ pub fn problems(dir: &Path, args: &ProblemsArgs) -> Result<ExitCode> {
                     .iter()
                     .map(serde_json::to_value)
                     .collect::<Result<Vec<_>, _>>()?;
-                let mut stdout = std::io::stdout().lock();
-                write_json(&mut stdout, mode, &items)?;
-                stdout.flush()?;
+                print_json(mode, &items)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let heading = format!(
@@ -331,9 +327,7 @@ pub fn problems(dir: &Path, args: &ProblemsArgs) -> Result<ExitCode> {
             if let Some(mode) = mode {
                 let mut json = serde_json::to_value(problem)?;
                 json["crashes"] = serde_json::to_value(&of_problem)?;
-                let mut stdout = std::io::stdout().lock();
-                write_json(&mut stdout, mode, &[json])?;
-                stdout.flush()?;
+                print_json(mode, &[json])?;
                 return Ok(ExitCode::SUCCESS);
             }
             writeln!(out, "Signature: {}", escape(&problem.signature))?;

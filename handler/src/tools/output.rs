@@ -174,6 +174,13 @@ pub fn write_json(
     }
 }
 
+/// [`write_json`] to standard output, flushed.
+pub fn print_json(mode: JsonMode, items: &[serde_json::Value]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    write_json(&mut out, mode, items)?;
+    out.flush()
+}
+
 /// The Debian package of a program the tools run, for the hint when it is
 /// missing.
 fn package_of(program: &str) -> Option<&'static str> {

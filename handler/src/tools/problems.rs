@@ -8,7 +8,7 @@
 //! --json=short|pretty, --no-pager, -q), the crashes selected making the
 //! problems shown.
 
-use super::output::{write_json, Output};
+use super::output::{print_json, Output};
 use super::select::local_time;
 use super::show::chosen;
 use super::{ProblemsArgs, Selection};
@@ -211,9 +211,7 @@ pub fn run(args: &ProblemsArgs) -> Result<ExitCode> {
             arrange(&mut problems, args.count, false, selection.reverse);
             if let Some(mode) = mode {
                 let items: Vec<_> = problems.iter().map(Problem::to_json).collect();
-                let mut stdout = std::io::stdout().lock();
-                write_json(&mut stdout, mode, &items)?;
-                stdout.flush()?;
+                print_json(mode, &items)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let heading = format!(
@@ -268,9 +266,7 @@ pub fn run(args: &ProblemsArgs) -> Result<ExitCode> {
             if let Some(mode) = mode {
                 let mut json = problem.to_json();
                 json["crashes"] = problem.crashes.iter().map(|c| c.to_json()).collect();
-                let mut stdout = std::io::stdout().lock();
-                write_json(&mut stdout, mode, &[json])?;
-                stdout.flush()?;
+                print_json(mode, &[json])?;
                 return Ok(ExitCode::SUCCESS);
             }
             writeln!(out, "Problem: {}", escape(&problem.title))?;

@@ -9,7 +9,7 @@
 //! such names) is shown as text, with only control characters escaped
 //! (`human::text`), never escaped twice.
 
-use super::output::{write_json, Output};
+use super::output::Output;
 use super::select::{local_time, Filter};
 use super::source::Source;
 use super::{JsonMode, ListArgs, Selection};
@@ -97,9 +97,7 @@ fn ordered(args: &ListArgs) -> Result<Vec<Crash>> {
 
 fn print_json(crashes: &[Crash], mode: JsonMode) -> Result<ExitCode> {
     let items: Vec<serde_json::Value> = crashes.iter().map(Crash::to_json).collect();
-    let mut out = std::io::stdout().lock();
-    write_json(&mut out, mode, &items)?;
-    out.flush()?;
+    super::output::print_json(mode, &items)?;
     Ok(ExitCode::SUCCESS)
 }
 
