@@ -131,9 +131,10 @@ pub struct ReportSection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// Why the report's file this record should name could not be written
-    /// (in the user's copy: their copy of the report, which root's log
-    /// alone said before), so that whoever reads this record, and `info`,
-    /// sees why it has no report.
+    /// (in root's record: root's report file, the report then embedded
+    /// here; in the user's copy: their copy of the report), so that
+    /// whoever reads this record, and `info`, sees why, not only root's
+    /// log.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_error: Option<String>,
 }
@@ -761,6 +762,12 @@ impl CrashRecord {
                             "cannot write the report's file: {err}; it stays in the record"
                         ));
                         root.report.report = self.report.report.clone();
+                        // Whoever reads the record sees why it holds the
+                        // report, not only root's log.
+                        root.report.file_error = Some(format!(
+                            "the report's file could not be written: {err} (the report is in \
+                             this record)"
+                        ));
                     }
                 }
             }

@@ -266,6 +266,65 @@ mod tests {
     }
 
     #[test]
+    fn when_roots_report_file_cannot_be_written_roots_record_holds_the_report_and_says_why() {
+        let dir = std::env::temp_dir().join(format!(
+            "handler-root-report-file-fails-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let report = crate::store::record_read::tests::report_sample();
+        let mut record = crate::store::record::tests::sample();
+        record.report.analyzed = true;
+        record.report.signature = Some("5f".repeat(16));
+        record.report.report = Some(report.clone());
+        let stem = "core.x.42.1700000000";
+        // The failure made certain: every name root's report may take is
+        // taken (as directories, which the record's own names are not).
+        for n in 0..crate::base::safefile::MAX_NAME_ATTEMPTS {
+            let record_name = if n == 0 {
+                format!("{stem}.json")
+            } else {
+                format!("{stem}.{n}.json")
+            };
+            std::fs::create_dir(dir.join(root_name(&record_name))).unwrap();
+        }
+        let written = write_analyzed(&record, &dir, stem);
+        assert_eq!(written.name, format!("{stem}.json"));
+        assert_eq!(written.report, None);
+        assert!(
+            written
+                .errors
+                .iter()
+                .any(|e| e.contains("cannot write the report's file")),
+            "{:?}",
+            written.errors
+        );
+        // Root's record holds the report and says why; so does `info`'s
+        // reading of it.
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(&written.name)).unwrap()).unwrap();
+        assert!(json["report"].get("file").is_none(), "{json:#}");
+        assert!(json["report"].get("report").is_some(), "{json:#}");
+        let why = json["report"]["file_error"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with("the report's file could not be written: ")
+                && why.contains("this record"),
+            "{json:#}"
+        );
+        let mut crash = Crash::read(&dir.join(&written.name)).unwrap().unwrap();
+        crash.load_report();
+        assert_eq!(crash.record.report().report.as_ref(), Some(&report));
+        assert_eq!(crash.record.report().file_error.as_deref(), Some(why));
+        // The user's copy embeds the report too (no file of theirs named).
+        let copy: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{stem}.user.json"))).unwrap())
+                .unwrap();
+        assert!(copy["report"].get("report").is_some(), "{copy:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn report_files_are_named_after_their_record_and_belong_to_its_crash() {
         assert_eq!(root_name("core.x.1.2.json"), "core.x.1.2.report.json");
         assert_eq!(
