@@ -15,7 +15,11 @@
 //!   namespace: neither is dumped (nor stopped), and the service says why
 //!   for each (the notification came: the refusal is not a lost event);
 //! - a flood of a thousand events: one core, the service still answers,
-//!   and its log stays within its per-second bound.
+//!   and its log stays within its per-second bound;
+//! - one user's live core stuck (their own session daemon stopped during
+//!   its snapshot) holds one dump slot and no more: root's event still gets
+//!   its core meanwhile, and a storm of the stuck user's events past their
+//!   bound is refused, each refusal saying why.
 
 use std::fs;
 use std::io::Write;
@@ -24,7 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testsupport::babeltrace::{babeltrace_events, fixture_seqs};
 use testsupport::crasher::{gated_crasher, REGISTER_TIMEOUT_MS};
-use testsupport::handler::{config_for, wait_for_record};
+use testsupport::handler::{config_for, config_with_deadline, wait_for_record};
 use testsupport::process::spawn_printing_pid;
 use testsupport::service::{unique_socket, Service};
 use testsupport::sessions::TestSession;
@@ -129,16 +133,24 @@ fn serve_following(
         config_for(&cores, extra),
         trigger.name
     );
+    let following = format!("following trigger \"{}\"", trigger.name);
+    (serve_with(dir, &config, &[following]), cores)
+}
+
+/// `serve` on a socket of its own with `config`, returned once its log
+/// says each of `following`.
+fn serve_with(dir: &Path, config: &str, following: &[String]) -> Service {
     let service = Service::start(
         handler_binary!(),
         dir,
-        &config,
+        config,
         &unique_socket(),
         &dir.join("no-backup"),
     );
-    let following = format!("following trigger \"{}\"", trigger.name);
-    wait_for_log(&service, |log| log.contains(&following));
-    (service, cores)
+    for line in following {
+        wait_for_log(&service, |log| log.contains(line.as_str()));
+    }
+    service
 }
 
 fn wait_for_log(service: &Service, done: impl Fn(&str) -> bool) -> String {
@@ -582,18 +594,11 @@ fn serve_following_users(dir: &Path, name: &str, users: &[&TestUser]) -> (Servic
         config_for(&cores, ""),
         uids.join(", ")
     );
-    let service = Service::start(
-        handler_binary!(),
-        dir,
-        &config,
-        &unique_socket(),
-        &dir.join("no-backup"),
-    );
-    for user in users {
-        let following = format!("following trigger \"{name}\" of uid {}", user.uid);
-        wait_for_log(&service, |log| log.contains(&following));
-    }
-    (service, cores)
+    let following: Vec<String> = users
+        .iter()
+        .map(|user| format!("following trigger \"{name}\" of uid {}", user.uid))
+        .collect();
+    (serve_with(dir, &config, &following), cores)
 }
 
 /// `serve` follows two users' own triggers (registered with their `lttng`
@@ -660,5 +665,223 @@ fn a_users_own_trigger_takes_a_live_core_of_their_own_process_only() {
     let_go(hostile);
     let_go(program);
     assert_eq!(records(&cores), vec![record_path]);
+    drop(service);
+}
+
+/// Whether a thread of `pid` is stopped by its tracer (`t`).
+fn traced_stop(pid: i32) -> bool {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks.flatten().any(|task| {
+                fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                    stat.rsplit(')')
+                        .next()
+                        .is_some_and(|rest| rest.trim_start().starts_with('t'))
+                })
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// The snapshot deadline of the services below: a stuck user's live core
+/// waits this long (its dump's own deadline, 15 minutes, too), far longer
+/// than any wait of the tests (at most [`testsupport::handler::RECORD_HANG_GUARD`]).
+const STUCK_SNAPSHOT_SECS: u64 = 900;
+
+/// A followed user whose live core gets stuck. In the `tracing` group,
+/// their trigger (`name`, on their events tagged `tag`, registered for
+/// them by root) lives in root's daemon, where their notification child
+/// follows it; but the snapshots of their live core are also fired in
+/// their own session daemon (`~/.lttng`, as for a crash), which is stopped
+/// (SIGSTOP): the dump waits there for the snapshot deadline, the process
+/// stopped meanwhile, for certain. Their programs register with root's
+/// daemon only (an `LTTNG_HOME` without a daemon), so the stopped one
+/// never holds them up. The daemon is let go (SIGCONT) by [`release`] or
+/// when the user is dropped.
+struct StuckUser {
+    trigger: UsersTrigger,
+    tag: String,
+    daemon: i32,
+    // Dropped last: the daemon let go and stopped, the user deleted.
+    user: TestUser,
+}
+
+impl StuckUser {
+    fn new(name: &str) -> StuckUser {
+        let mut user = TestUser::create(name, true);
+        let daemon = user.start_sessiond_outside_groups();
+        assert!(testsupport::process::signal(daemon, libc::SIGSTOP));
+        let tag = unique_name("stuck");
+        let trigger = users_trigger(&unique_name("stuck-live"), &tag, user.uid);
+        StuckUser {
+            trigger,
+            tag,
+            daemon,
+            user,
+        }
+    }
+
+    /// `[live]`'s lines following root's `root_trigger` and this user's,
+    /// with the snapshot deadline, no interval, and `extra`; and the lines
+    /// the service says once it follows both.
+    fn config(
+        &self,
+        cores: &Path,
+        root_trigger: &NotifyTrigger,
+        extra: &str,
+    ) -> (String, Vec<String>) {
+        let config = format!(
+            "{}[live]\ntriggers = [\"{}\", \"{}\"]\nusers = [{}]\ntrigger_interval = 0\n\
+             process_interval = 0\n{extra}\n",
+            config_with_deadline(cores, STUCK_SNAPSHOT_SECS, ""),
+            root_trigger.name,
+            self.trigger.name,
+            self.user.uid
+        );
+        let following = vec![
+            format!("following trigger \"{}\" of uid 0", root_trigger.name),
+            format!(
+                "following trigger \"{}\" of uid {}",
+                self.trigger.name, self.user.uid
+            ),
+        ];
+        (config, following)
+    }
+
+    /// The user's program: `count` events of their trigger, then it waits
+    /// on its stdin.
+    fn program(&self, count: u32) -> (Child, i32) {
+        spawn_printing_pid(
+            self.user
+                .command("env")
+                .arg(format!("LTTNG_HOME={}/no-daemon", self.user.home.display()))
+                .arg(format!("LTTNG_UST_REGISTER_TIMEOUT={REGISTER_TIMEOUT_MS}"))
+                .arg(testsupport::crasher::crasher_path())
+                .args(["--gate", &self.tag, &count.to_string(), "exit"])
+                .stdin(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+    }
+
+    /// One event of the user's program, whose live core `service` starts
+    /// and which stays stopped in its snapshot: returned once it is.
+    fn stick(&self, service: &Service) -> (Child, i32) {
+        let (child, pid) = self.program(1);
+        let taking = format!("taking a live core of process {pid}");
+        wait_for_log(service, |log| log.contains(&taking));
+        let deadline = Instant::now() + GUARD;
+        while !traced_stop(pid) {
+            assert!(Instant::now() < deadline, "{pid} was never stopped");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (child, pid)
+    }
+
+    /// Still stuck: the process stopped and no record of it in `cores`.
+    fn still_stuck(&self, cores: &Path, pid: i32) {
+        assert!(traced_stop(pid), "{pid} is no longer stopped");
+        let needle = format!(".{pid}.");
+        assert!(
+            !records(cores)
+                .iter()
+                .any(|r| r.to_string_lossy().contains(&needle)),
+            "{pid} already has a record"
+        );
+    }
+
+    /// Lets the daemon go: the stuck dump ends.
+    fn release(&self) {
+        assert!(testsupport::process::signal(self.daemon, libc::SIGCONT));
+    }
+}
+
+/// Root's event, and its live core taken, while a followed user's live
+/// core is stuck (the service follows both).
+fn roots_core_meanwhile(cores: &Path, root_trigger: &NotifyTrigger, tag: &str) {
+    let (child, pid) = gated_crasher(&[tag, "1", "exit"]);
+    // Bounded by the hang guard (300 s), far below the stuck dump's 900.
+    let (_, record) = wait_for_record(cores, pid);
+    assert_eq!(record["uid"], 0, "{record}");
+    assert_eq!(record["core"]["complete"], true, "{record}");
+    assert_eq!(
+        record["live"]["event"]["trigger"],
+        root_trigger.name.as_str(),
+        "{record}"
+    );
+    running_untraced(pid);
+    let_go(child);
+}
+
+/// A followed user's live core is stuck in its snapshot (their own session
+/// daemon stopped): root's trigger then fires, and root's live core and
+/// record come while the user's is still stuck (the process still stopped,
+/// no record); once the user's daemon is let go, their core comes too.
+/// One dump thread for all would hold root's event for the stuck dump's
+/// 15 minutes.
+#[test]
+fn a_users_stuck_live_core_does_not_hold_up_roots() {
+    let _lock = root_triggers_lock();
+    let _daemon = ensure_sessiond();
+    let stuck = StuckUser::new("lcdlfair");
+    let dir = TempDir::new("live-fair");
+    let root_tag = unique_name("fair-root");
+    let root_trigger = NotifyTrigger::new(&root_tag);
+    let cores = dir.path().join("cores");
+    let (config, following) = stuck.config(&cores, &root_trigger, "");
+    let service = serve_with(dir.path(), &config, &following);
+
+    let (program, pid) = stuck.stick(&service);
+    roots_core_meanwhile(&cores, &root_trigger, &root_tag);
+    stuck.still_stuck(&cores, pid);
+
+    stuck.release();
+    let (_, record) = wait_for_record(&cores, pid);
+    assert_eq!(record["uid"], stuck.user.uid, "{record}");
+    assert_eq!(
+        record["live"]["event"]["trigger_owner_uid"], stuck.user.uid,
+        "{record}"
+    );
+    running_untraced(pid);
+    let_go(program);
+    drop(service);
+}
+
+/// While a followed user's live core is stuck, a storm of that user's
+/// events (a program emitting 30) fills their queue (2 may wait here) and
+/// the rest is refused, the service saying why and how many so far; root's
+/// event still gets its core.
+#[test]
+fn a_storm_of_a_stuck_users_events_is_refused_past_their_bound_and_root_still_gets_its_core() {
+    let _lock = root_triggers_lock();
+    let _daemon = ensure_sessiond();
+    let stuck = StuckUser::new("lcdlstorm");
+    let dir = TempDir::new("live-storm");
+    let root_tag = unique_name("storm-root");
+    let root_trigger = NotifyTrigger::new(&root_tag);
+    let cores = dir.path().join("cores");
+    let (config, following) = stuck.config(&cores, &root_trigger, "max_pending_per_user = 2");
+    let service = serve_with(dir.path(), &config, &following);
+
+    let (program, pid) = stuck.stick(&service);
+    let (storm, storm_pid) = stuck.program(30);
+    // At least 16 of the 30 reach the service (its queue of the user's
+    // lines holds 16): two wait, the others are refused.
+    let said = format!(
+        "(vpid {storm_pid}): uid {} has a live core under way and 2 event(s) waiting for one \
+         (at most 2 may wait per user; ",
+        stuck.user.uid
+    );
+    let log = wait_for_log(&service, |log| log.contains(&said));
+    assert!(
+        !log.contains(&format!("taking a live core of process {storm_pid}")),
+        "{log}"
+    );
+    roots_core_meanwhile(&cores, &root_trigger, &root_tag);
+    stuck.still_stuck(&cores, pid);
+
+    stuck.release();
+    wait_for_record(&cores, pid);
+    let_go(program);
+    let_go(storm);
     drop(service);
 }

@@ -150,6 +150,33 @@ impl TestUser {
         pid
     }
 
+    /// Starts the user's own session daemon without their supplementary
+    /// groups, and waits until it answers: a member of the `tracing` group
+    /// cannot start one otherwise while root's runs (lttng-sessiond asks
+    /// liblttng-ctl whether a daemon answers, and that reaches root's).
+    pub fn start_sessiond_outside_groups(&mut self) -> i32 {
+        let mut command = Command::new("setpriv");
+        command
+            .args([
+                &format!("--reuid={}", self.uid),
+                &format!("--regid={}", self.gid),
+                "--clear-groups",
+                "--",
+                "env",
+                "-i",
+            ])
+            .arg(format!("HOME={}", self.home.display()))
+            .args([
+                "PATH=/usr/local/bin:/usr/bin:/bin",
+                "lttng-sessiond",
+                "--daemonize",
+                "--no-kernel",
+            ]);
+        let pid = start_daemon(command, &self.run_dir(), &self.name);
+        self.sessiond_pid = Some(pid);
+        pid
+    }
+
     /// Starts the user's own session daemon inside namespace `ns` of a
     /// test network (its consumer daemon then reaches that network: a
     /// relay daemon on the collector), and waits until it answers. The
