@@ -721,33 +721,6 @@ impl StuckUser {
         }
     }
 
-    /// `[live]`'s lines following root's `root_trigger` and this user's,
-    /// with the snapshot deadline, no interval, and `extra`; and the lines
-    /// the service says once it follows both.
-    fn config(
-        &self,
-        cores: &Path,
-        root_trigger: &NotifyTrigger,
-        extra: &str,
-    ) -> (String, Vec<String>) {
-        let config = format!(
-            "{}[live]\ntriggers = [\"{}\", \"{}\"]\nusers = [{}]\ntrigger_interval = 0\n\
-             process_interval = 0\n{extra}\n",
-            config_with_deadline(cores, STUCK_SNAPSHOT_SECS, ""),
-            root_trigger.name,
-            self.trigger.name,
-            self.user.uid
-        );
-        let following = vec![
-            format!("following trigger \"{}\" of uid 0", root_trigger.name),
-            format!(
-                "following trigger \"{}\" of uid {}",
-                self.trigger.name, self.user.uid
-            ),
-        ];
-        (config, following)
-    }
-
     /// The user's program: `count` events of their trigger, then it waits
     /// on its stdin.
     fn program(&self, count: u32) -> (Child, i32) {
@@ -762,54 +735,103 @@ impl StuckUser {
                 .stderr(Stdio::null()),
         )
     }
+}
 
-    /// One event of the user's program, whose live core `service` starts
-    /// and which stays stopped in its snapshot: returned once it is.
-    fn stick(&self, service: &Service) -> (Child, i32) {
-        let (child, pid) = self.program(1);
+/// `serve` following root's trigger and a [`StuckUser`]'s (with `extra`
+/// in `[live]`), once the user's live core is stuck in its snapshot: the
+/// user's program stopped, waiting on its stdin.
+struct StuckScene {
+    // Dropped first: the service, then the program (its stdin closed).
+    service: Service,
+    program: Option<Child>,
+    pid: i32,
+    cores: PathBuf,
+    root_trigger: NotifyTrigger,
+    root_tag: String,
+    _dir: TempDir,
+    stuck: StuckUser,
+}
+
+impl StuckScene {
+    fn new(user: &str, extra: &str) -> StuckScene {
+        let stuck = StuckUser::new(user);
+        let dir = TempDir::new("live-stuck");
+        let root_tag = unique_name("stuck-root");
+        let root_trigger = NotifyTrigger::new(&root_tag);
+        let cores = dir.path().join("cores");
+        let uid = stuck.user.uid;
+        let config = format!(
+            "{}[live]\ntriggers = [\"{}\", \"{}\"]\nusers = [{uid}]\ntrigger_interval = 0\n\
+             process_interval = 0\n{extra}\n",
+            config_with_deadline(&cores, STUCK_SNAPSHOT_SECS, ""),
+            root_trigger.name,
+            stuck.trigger.name,
+        );
+        let following = [
+            format!("following trigger \"{}\" of uid 0", root_trigger.name),
+            format!("following trigger \"{}\" of uid {uid}", stuck.trigger.name),
+        ];
+        let service = serve_with(dir.path(), &config, &following);
+        // One event: its live core is started and stays stopped in its
+        // snapshot.
+        let (program, pid) = stuck.program(1);
         let taking = format!("taking a live core of process {pid}");
-        wait_for_log(service, |log| log.contains(&taking));
+        wait_for_log(&service, |log| log.contains(&taking));
         let deadline = Instant::now() + GUARD;
         while !traced_stop(pid) {
             assert!(Instant::now() < deadline, "{pid} was never stopped");
             std::thread::sleep(Duration::from_millis(20));
         }
-        (child, pid)
+        StuckScene {
+            service,
+            program: Some(program),
+            pid,
+            cores,
+            root_trigger,
+            root_tag,
+            _dir: dir,
+            stuck,
+        }
     }
 
-    /// Still stuck: the process stopped and no record of it in `cores`.
-    fn still_stuck(&self, cores: &Path, pid: i32) {
-        assert!(traced_stop(pid), "{pid} is no longer stopped");
-        let needle = format!(".{pid}.");
+    /// Root's event, and its live core taken, while the user's is stuck.
+    fn roots_core_meanwhile(&self) {
+        let (child, pid) = gated_crasher(&[&self.root_tag, "1", "exit"]);
+        // Bounded by the hang guard (300 s), far below the stuck dump's 900.
+        let (_, record) = wait_for_record(&self.cores, pid);
+        assert_eq!(record["uid"], 0, "{record}");
+        assert_eq!(record["core"]["complete"], true, "{record}");
+        assert_eq!(
+            record["live"]["event"]["trigger"],
+            self.root_trigger.name.as_str(),
+            "{record}"
+        );
+        running_untraced(pid);
+        let_go(child);
+        // The user's is still stuck: its process stopped, no record of it.
+        assert!(traced_stop(self.pid), "{} is no longer stopped", self.pid);
+        let needle = format!(".{}.", self.pid);
         assert!(
-            !records(cores)
+            !records(&self.cores)
                 .iter()
                 .any(|r| r.to_string_lossy().contains(&needle)),
-            "{pid} already has a record"
+            "{} already has a record",
+            self.pid
         );
     }
 
-    /// Lets the daemon go: the stuck dump ends.
-    fn release(&self) {
-        assert!(testsupport::process::signal(self.daemon, libc::SIGCONT));
+    /// Lets the user's daemon go: their live core comes (its record
+    /// returned), and their program ends.
+    fn release(&mut self) -> serde_json::Value {
+        assert!(testsupport::process::signal(
+            self.stuck.daemon,
+            libc::SIGCONT
+        ));
+        let (_, record) = wait_for_record(&self.cores, self.pid);
+        running_untraced(self.pid);
+        let_go(self.program.take().unwrap());
+        record
     }
-}
-
-/// Root's event, and its live core taken, while a followed user's live
-/// core is stuck (the service follows both).
-fn roots_core_meanwhile(cores: &Path, root_trigger: &NotifyTrigger, tag: &str) {
-    let (child, pid) = gated_crasher(&[tag, "1", "exit"]);
-    // Bounded by the hang guard (300 s), far below the stuck dump's 900.
-    let (_, record) = wait_for_record(cores, pid);
-    assert_eq!(record["uid"], 0, "{record}");
-    assert_eq!(record["core"]["complete"], true, "{record}");
-    assert_eq!(
-        record["live"]["event"]["trigger"],
-        root_trigger.name.as_str(),
-        "{record}"
-    );
-    running_untraced(pid);
-    let_go(child);
 }
 
 /// A followed user's live core is stuck in its snapshot (their own session
@@ -822,66 +844,46 @@ fn roots_core_meanwhile(cores: &Path, root_trigger: &NotifyTrigger, tag: &str) {
 fn a_users_stuck_live_core_does_not_hold_up_roots() {
     let _lock = root_triggers_lock();
     let _daemon = ensure_sessiond();
-    let stuck = StuckUser::new("lcdlfair");
-    let dir = TempDir::new("live-fair");
-    let root_tag = unique_name("fair-root");
-    let root_trigger = NotifyTrigger::new(&root_tag);
-    let cores = dir.path().join("cores");
-    let (config, following) = stuck.config(&cores, &root_trigger, "");
-    let service = serve_with(dir.path(), &config, &following);
-
-    let (program, pid) = stuck.stick(&service);
-    roots_core_meanwhile(&cores, &root_trigger, &root_tag);
-    stuck.still_stuck(&cores, pid);
-
-    stuck.release();
-    let (_, record) = wait_for_record(&cores, pid);
-    assert_eq!(record["uid"], stuck.user.uid, "{record}");
+    let mut scene = StuckScene::new("lcdlfair", "");
+    scene.roots_core_meanwhile();
+    let uid = scene.stuck.user.uid;
+    let record = scene.release();
+    assert_eq!(record["uid"], uid, "{record}");
     assert_eq!(
-        record["live"]["event"]["trigger_owner_uid"], stuck.user.uid,
+        record["live"]["event"]["trigger_owner_uid"], uid,
         "{record}"
     );
-    running_untraced(pid);
-    let_go(program);
-    drop(service);
 }
 
 /// While a followed user's live core is stuck, a storm of that user's
 /// events (a program emitting 30) fills their queue (2 may wait here) and
 /// the rest is refused, the service saying why and how many so far; root's
-/// event still gets its core.
+/// event still gets its core. The storm's program then ends: once the stuck
+/// core is let go, the two that waited are refused at their turn (the
+/// process is checked again then).
 #[test]
 fn a_storm_of_a_stuck_users_events_is_refused_past_their_bound_and_root_still_gets_its_core() {
     let _lock = root_triggers_lock();
     let _daemon = ensure_sessiond();
-    let stuck = StuckUser::new("lcdlstorm");
-    let dir = TempDir::new("live-storm");
-    let root_tag = unique_name("storm-root");
-    let root_trigger = NotifyTrigger::new(&root_tag);
-    let cores = dir.path().join("cores");
-    let (config, following) = stuck.config(&cores, &root_trigger, "max_pending_per_user = 2");
-    let service = serve_with(dir.path(), &config, &following);
-
-    let (program, pid) = stuck.stick(&service);
-    let (storm, storm_pid) = stuck.program(30);
+    let mut scene = StuckScene::new("lcdlstorm", "max_pending_per_user = 2");
+    let (storm, storm_pid) = scene.stuck.program(30);
     // At least 16 of the 30 reach the service (its queue of the user's
     // lines holds 16): two wait, the others are refused.
     let said = format!(
         "(vpid {storm_pid}): uid {} has a live core under way and 2 event(s) waiting for one \
          (at most 2 may wait per user; ",
-        stuck.user.uid
+        scene.stuck.user.uid
     );
-    let log = wait_for_log(&service, |log| log.contains(&said));
+    let log = wait_for_log(&scene.service, |log| log.contains(&said));
     assert!(
         !log.contains(&format!("taking a live core of process {storm_pid}")),
         "{log}"
     );
-    roots_core_meanwhile(&cores, &root_trigger, &root_tag);
-    stuck.still_stuck(&cores, pid);
-
-    stuck.release();
-    wait_for_record(&cores, pid);
-    let_go(program);
+    scene.roots_core_meanwhile();
+    // The storm's program ends before its turn: the two of its events that
+    // waited are refused when it comes (the process is checked again).
     let_go(storm);
-    drop(service);
+    scene.release();
+    let gone = format!("(vpid {storm_pid}): by its turn to be dumped: no such process");
+    wait_for_log(&scene.service, |log| log.matches(&gone).count() == 2);
 }

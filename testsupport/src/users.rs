@@ -46,6 +46,14 @@ pub fn ensure_test_user(name: &str, in_tracing_group: bool) -> (u32, u32) {
     (id("-u"), id("-g"))
 }
 
+/// A user's own session daemon, after `env -i HOME=...`.
+const SESSIOND: [&str; 4] = [
+    "PATH=/usr/local/bin:/usr/bin:/bin",
+    "lttng-sessiond",
+    "--daemonize",
+    "--no-kernel",
+];
+
 /// An unprivileged user created for one test and deleted (with its home
 /// directory, and after its session daemon is stopped) when dropped.
 pub struct TestUser {
@@ -155,23 +163,12 @@ impl TestUser {
     /// cannot start one otherwise while root's runs (lttng-sessiond asks
     /// liblttng-ctl whether a daemon answers, and that reaches root's).
     pub fn start_sessiond_outside_groups(&mut self) -> i32 {
-        let mut command = Command::new("setpriv");
+        // setpriv with no supplementary group, `env -i` clearing the rest.
+        let mut command = crate::crasher::traced_command_as(self.uid, self.gid, "env");
         command
-            .args([
-                &format!("--reuid={}", self.uid),
-                &format!("--regid={}", self.gid),
-                "--clear-groups",
-                "--",
-                "env",
-                "-i",
-            ])
+            .arg("-i")
             .arg(format!("HOME={}", self.home.display()))
-            .args([
-                "PATH=/usr/local/bin:/usr/bin:/bin",
-                "lttng-sessiond",
-                "--daemonize",
-                "--no-kernel",
-            ]);
+            .args(SESSIOND);
         let pid = start_daemon(command, &self.run_dir(), &self.name);
         self.sessiond_pid = Some(pid);
         pid
@@ -186,12 +183,7 @@ impl TestUser {
         daemon
             .args(["-u", &self.name, "--", "env", "-i"])
             .arg(format!("HOME={}", self.home.display()))
-            .args([
-                "PATH=/usr/local/bin:/usr/bin:/bin",
-                "lttng-sessiond",
-                "--daemonize",
-                "--no-kernel",
-            ]);
+            .args(SESSIOND);
         start_daemon(daemon, &self.run_dir(), &self.name)
     }
 
