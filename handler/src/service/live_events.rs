@@ -38,15 +38,32 @@
 //! [`MAX_EVALUATIONS_PER_SECOND`] notifications are looked at each second
 //! (the rest are only counted; each followed user has a budget of their
 //! own, at most 16 of their lines queued, and [`USER_LINES_PER_ROUND`]
-//! taken in turn with the others'), dumps are made one at a time in this
-//! thread, at most one per trigger each `trigger_interval` and one per
-//! process each `process_interval`, the processes remembered are at most
-//! [`MAX_PROCESSES`], and the session daemon itself drops what this client
-//! does not read in time (each drop counted). Each wait for a notification
-//! is bounded (`NotificationChannel::next`), so the thread sees the
-//! service stop within [`WAIT`] (or once the dump under way ends). The log
-//! too: at most [`MAX_LOGGED_PER_SECOND`] refusals a second, the others
-//! counted and the count said once the second is over.
+//! taken in turn with the others'), at most one core per trigger each
+//! `trigger_interval` and one per process each `process_interval`, the
+//! processes remembered are at most [`MAX_PROCESSES`], and the session
+//! daemon itself drops what this client does not read in time (each drop
+//! counted). Each wait for a notification is bounded
+//! (`NotificationChannel::next`), so the thread sees the service stop
+//! within [`WAIT`]. The log too: at most [`MAX_LOGGED_PER_SECOND`] refusals
+//! a second, the others counted and the count said once the second is
+//! over (`rate_window`).
+//!
+//! # One user cannot hold up another
+//! This thread only decides; the dumps are made by `live.max_dumps` dump
+//! threads (default 2, at most 8), which take them from a queue per owner
+//! (`live_queue`; root's triggers are root's): at most one dump of each
+//! owner under way, a free thread going to the next owner in turn with one
+//! waiting. A user whose dump is stuck (their session daemon hangs during
+//! the snapshot, up to `snapshot_deadline`; a huge process, up to the
+//! dump's own 15-minute deadline) holds one thread, never more, and every
+//! other owner's core waits at most for one dump of each other owner. At
+//! most `live.max_pending_per_user` events of one owner wait (default 4);
+//! past them, the owner's events are refused, logged (within the log's
+//! bound) with how many so far. A waiting event holds the pidfd of the
+//! process it names; when its turn comes the process is checked again
+//! (still alive, the same start time, still every uid the owner's), and
+//! dropped otherwise. The threads are joined when the service stops: this
+//! one within [`WAIT`], each dump thread once its dump ends.
 //!
 //! The process is checked through a pidfd, and that pidfd is what the dump
 //! is given (`crash::live`, `lttng_coredump_livecore::dump_pidfd`): a
