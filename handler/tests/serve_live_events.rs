@@ -15,7 +15,11 @@
 //!   namespace: neither is dumped (nor stopped), and the service says why
 //!   for each (the notification came: the refusal is not a lost event);
 //! - a flood of a thousand events: one core, the service still answers,
-//!   and its log stays within its per-second bound.
+//!   and its log stays within its per-second bound;
+//! - one user's live core stuck (their own session daemon stopped during
+//!   its snapshot) holds one dump slot and no more: root's event still gets
+//!   its core meanwhile, and a storm of the stuck user's events past their
+//!   bound is refused, each refusal saying why.
 
 use std::fs;
 use std::io::Write;
@@ -24,7 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testsupport::babeltrace::{babeltrace_events, fixture_seqs};
 use testsupport::crasher::{gated_crasher, REGISTER_TIMEOUT_MS};
-use testsupport::handler::{config_for, wait_for_record};
+use testsupport::handler::{config_for, config_with_deadline, wait_for_record};
 use testsupport::process::spawn_printing_pid;
 use testsupport::service::{unique_socket, Service};
 use testsupport::sessions::TestSession;
@@ -129,16 +133,24 @@ fn serve_following(
         config_for(&cores, extra),
         trigger.name
     );
+    let following = format!("following trigger \"{}\"", trigger.name);
+    (serve_with(dir, &config, &[following]), cores)
+}
+
+/// `serve` on a socket of its own with `config`, returned once its log
+/// says each of `following`.
+fn serve_with(dir: &Path, config: &str, following: &[String]) -> Service {
     let service = Service::start(
         handler_binary!(),
         dir,
-        &config,
+        config,
         &unique_socket(),
         &dir.join("no-backup"),
     );
-    let following = format!("following trigger \"{}\"", trigger.name);
-    wait_for_log(&service, |log| log.contains(&following));
-    (service, cores)
+    for line in following {
+        wait_for_log(&service, |log| log.contains(line.as_str()));
+    }
+    service
 }
 
 fn wait_for_log(service: &Service, done: impl Fn(&str) -> bool) -> String {
@@ -582,18 +594,11 @@ fn serve_following_users(dir: &Path, name: &str, users: &[&TestUser]) -> (Servic
         config_for(&cores, ""),
         uids.join(", ")
     );
-    let service = Service::start(
-        handler_binary!(),
-        dir,
-        &config,
-        &unique_socket(),
-        &dir.join("no-backup"),
-    );
-    for user in users {
-        let following = format!("following trigger \"{name}\" of uid {}", user.uid);
-        wait_for_log(&service, |log| log.contains(&following));
-    }
-    (service, cores)
+    let following: Vec<String> = users
+        .iter()
+        .map(|user| format!("following trigger \"{name}\" of uid {}", user.uid))
+        .collect();
+    (serve_with(dir, &config, &following), cores)
 }
 
 /// `serve` follows two users' own triggers (registered with their `lttng`
@@ -661,4 +666,224 @@ fn a_users_own_trigger_takes_a_live_core_of_their_own_process_only() {
     let_go(program);
     assert_eq!(records(&cores), vec![record_path]);
     drop(service);
+}
+
+/// Whether a thread of `pid` is stopped by its tracer (`t`).
+fn traced_stop(pid: i32) -> bool {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks.flatten().any(|task| {
+                fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                    stat.rsplit(')')
+                        .next()
+                        .is_some_and(|rest| rest.trim_start().starts_with('t'))
+                })
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// The snapshot deadline of the services below: a stuck user's live core
+/// waits this long (its dump's own deadline, 15 minutes, too), far longer
+/// than any wait of the tests (at most [`testsupport::handler::RECORD_HANG_GUARD`]).
+const STUCK_SNAPSHOT_SECS: u64 = 900;
+
+/// A followed user whose live core gets stuck. In the `tracing` group,
+/// their trigger (`name`, on their events tagged `tag`, registered for
+/// them by root) lives in root's daemon, where their notification child
+/// follows it; but the snapshots of their live core are also fired in
+/// their own session daemon (`~/.lttng`, as for a crash), which is stopped
+/// (SIGSTOP): the dump waits there for the snapshot deadline, the process
+/// stopped meanwhile, for certain. Their programs register with root's
+/// daemon only (an `LTTNG_HOME` without a daemon), so the stopped one
+/// never holds them up. The daemon is let go (SIGCONT) by [`release`] or
+/// when the user is dropped.
+struct StuckUser {
+    trigger: UsersTrigger,
+    tag: String,
+    daemon: i32,
+    // Dropped last: the daemon let go and stopped, the user deleted.
+    user: TestUser,
+}
+
+impl StuckUser {
+    fn new(name: &str) -> StuckUser {
+        let mut user = TestUser::create(name, true);
+        let daemon = user.start_sessiond_outside_groups();
+        assert!(testsupport::process::signal(daemon, libc::SIGSTOP));
+        let tag = unique_name("stuck");
+        let trigger = users_trigger(&unique_name("stuck-live"), &tag, user.uid);
+        StuckUser {
+            trigger,
+            tag,
+            daemon,
+            user,
+        }
+    }
+
+    /// The user's program: `count` events of their trigger, then it waits
+    /// on its stdin.
+    fn program(&self, count: u32) -> (Child, i32) {
+        spawn_printing_pid(
+            self.user
+                .command("env")
+                .arg(format!("LTTNG_HOME={}/no-daemon", self.user.home.display()))
+                .arg(format!("LTTNG_UST_REGISTER_TIMEOUT={REGISTER_TIMEOUT_MS}"))
+                .arg(testsupport::crasher::crasher_path())
+                .args(["--gate", &self.tag, &count.to_string(), "exit"])
+                .stdin(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+    }
+}
+
+/// `serve` following root's trigger and a [`StuckUser`]'s (with `extra`
+/// in `[live]`), once the user's live core is stuck in its snapshot: the
+/// user's program stopped, waiting on its stdin.
+struct StuckScene {
+    // Dropped first: the service, then the program (its stdin closed).
+    service: Service,
+    program: Option<Child>,
+    pid: i32,
+    cores: PathBuf,
+    root_trigger: NotifyTrigger,
+    root_tag: String,
+    _dir: TempDir,
+    stuck: StuckUser,
+}
+
+impl StuckScene {
+    fn new(user: &str, extra: &str) -> StuckScene {
+        let stuck = StuckUser::new(user);
+        let dir = TempDir::new("live-stuck");
+        let root_tag = unique_name("stuck-root");
+        let root_trigger = NotifyTrigger::new(&root_tag);
+        let cores = dir.path().join("cores");
+        let uid = stuck.user.uid;
+        let config = format!(
+            "{}[live]\ntriggers = [\"{}\", \"{}\"]\nusers = [{uid}]\ntrigger_interval = 0\n\
+             process_interval = 0\n{extra}\n",
+            config_with_deadline(&cores, STUCK_SNAPSHOT_SECS, ""),
+            root_trigger.name,
+            stuck.trigger.name,
+        );
+        let following = [
+            format!("following trigger \"{}\" of uid 0", root_trigger.name),
+            format!("following trigger \"{}\" of uid {uid}", stuck.trigger.name),
+        ];
+        let service = serve_with(dir.path(), &config, &following);
+        // One event: its live core is started and stays stopped in its
+        // snapshot.
+        let (program, pid) = stuck.program(1);
+        let taking = format!("taking a live core of process {pid}");
+        wait_for_log(&service, |log| log.contains(&taking));
+        let deadline = Instant::now() + GUARD;
+        while !traced_stop(pid) {
+            assert!(Instant::now() < deadline, "{pid} was never stopped");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        StuckScene {
+            service,
+            program: Some(program),
+            pid,
+            cores,
+            root_trigger,
+            root_tag,
+            _dir: dir,
+            stuck,
+        }
+    }
+
+    /// Root's event, and its live core taken, while the user's is stuck.
+    fn roots_core_meanwhile(&self) {
+        let (child, pid) = gated_crasher(&[&self.root_tag, "1", "exit"]);
+        // Bounded by the hang guard (300 s), far below the stuck dump's 900.
+        let (_, record) = wait_for_record(&self.cores, pid);
+        assert_eq!(record["uid"], 0, "{record}");
+        assert_eq!(record["core"]["complete"], true, "{record}");
+        assert_eq!(
+            record["live"]["event"]["trigger"],
+            self.root_trigger.name.as_str(),
+            "{record}"
+        );
+        running_untraced(pid);
+        let_go(child);
+        // The user's is still stuck: its process stopped, no record of it.
+        assert!(traced_stop(self.pid), "{} is no longer stopped", self.pid);
+        let needle = format!(".{}.", self.pid);
+        assert!(
+            !records(&self.cores)
+                .iter()
+                .any(|r| r.to_string_lossy().contains(&needle)),
+            "{} already has a record",
+            self.pid
+        );
+    }
+
+    /// Lets the user's daemon go: their live core comes (its record
+    /// returned), and their program ends.
+    fn release(&mut self) -> serde_json::Value {
+        assert!(testsupport::process::signal(
+            self.stuck.daemon,
+            libc::SIGCONT
+        ));
+        let (_, record) = wait_for_record(&self.cores, self.pid);
+        running_untraced(self.pid);
+        let_go(self.program.take().unwrap());
+        record
+    }
+}
+
+/// A followed user's live core is stuck in its snapshot (their own session
+/// daemon stopped): root's trigger then fires, and root's live core and
+/// record come while the user's is still stuck (the process still stopped,
+/// no record); once the user's daemon is let go, their core comes too.
+/// One dump thread for all would hold root's event for the stuck dump's
+/// 15 minutes.
+#[test]
+fn a_users_stuck_live_core_does_not_hold_up_roots() {
+    let _lock = root_triggers_lock();
+    let _daemon = ensure_sessiond();
+    let mut scene = StuckScene::new("lcdlfair", "");
+    scene.roots_core_meanwhile();
+    let uid = scene.stuck.user.uid;
+    let record = scene.release();
+    assert_eq!(record["uid"], uid, "{record}");
+    assert_eq!(
+        record["live"]["event"]["trigger_owner_uid"], uid,
+        "{record}"
+    );
+}
+
+/// While a followed user's live core is stuck, a storm of that user's
+/// events (a program emitting 30) fills their queue (2 may wait here) and
+/// the rest is refused, the service saying why and how many so far; root's
+/// event still gets its core. The storm's program then ends: once the stuck
+/// core is let go, the two that waited are refused at their turn (the
+/// process is checked again then).
+#[test]
+fn a_storm_of_a_stuck_users_events_is_refused_past_their_bound_and_root_still_gets_its_core() {
+    let _lock = root_triggers_lock();
+    let _daemon = ensure_sessiond();
+    let mut scene = StuckScene::new("lcdlstorm", "max_pending_per_user = 2");
+    let (storm, storm_pid) = scene.stuck.program(30);
+    // At least 16 of the 30 reach the service (its queue of the user's
+    // lines holds 16): two wait, the others are refused.
+    let said = format!(
+        "(vpid {storm_pid}): uid {} has a live core under way and 2 event(s) waiting for one \
+         (at most 2 may wait per user; ",
+        scene.stuck.user.uid
+    );
+    let log = wait_for_log(&scene.service, |log| log.contains(&said));
+    assert!(
+        !log.contains(&format!("taking a live core of process {storm_pid}")),
+        "{log}"
+    );
+    scene.roots_core_meanwhile();
+    // The storm's program ends before its turn: the two of its events that
+    // waited are refused when it comes (the process is checked again).
+    let_go(storm);
+    scene.release();
+    let gone = format!("(vpid {storm_pid}): by its turn to be dumped: no such process");
+    wait_for_log(&scene.service, |log| log.matches(&gone).count() == 2);
 }

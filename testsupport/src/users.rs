@@ -46,6 +46,14 @@ pub fn ensure_test_user(name: &str, in_tracing_group: bool) -> (u32, u32) {
     (id("-u"), id("-g"))
 }
 
+/// A user's own session daemon, after `env -i HOME=...`.
+const SESSIOND: [&str; 4] = [
+    "PATH=/usr/local/bin:/usr/bin:/bin",
+    "lttng-sessiond",
+    "--daemonize",
+    "--no-kernel",
+];
+
 /// An unprivileged user created for one test and deleted (with its home
 /// directory, and after its session daemon is stopped) when dropped.
 pub struct TestUser {
@@ -150,6 +158,22 @@ impl TestUser {
         pid
     }
 
+    /// Starts the user's own session daemon without their supplementary
+    /// groups, and waits until it answers: a member of the `tracing` group
+    /// cannot start one otherwise while root's runs (lttng-sessiond asks
+    /// liblttng-ctl whether a daemon answers, and that reaches root's).
+    pub fn start_sessiond_outside_groups(&mut self) -> i32 {
+        // setpriv with no supplementary group, `env -i` clearing the rest.
+        let mut command = crate::crasher::traced_command_as(self.uid, self.gid, "env");
+        command
+            .arg("-i")
+            .arg(format!("HOME={}", self.home.display()))
+            .args(SESSIOND);
+        let pid = start_daemon(command, &self.run_dir(), &self.name);
+        self.sessiond_pid = Some(pid);
+        pid
+    }
+
     /// Starts the user's own session daemon inside namespace `ns` of a
     /// test network (its consumer daemon then reaches that network: a
     /// relay daemon on the collector), and waits until it answers. The
@@ -159,12 +183,7 @@ impl TestUser {
         daemon
             .args(["-u", &self.name, "--", "env", "-i"])
             .arg(format!("HOME={}", self.home.display()))
-            .args([
-                "PATH=/usr/local/bin:/usr/bin:/bin",
-                "lttng-sessiond",
-                "--daemonize",
-                "--no-kernel",
-            ]);
+            .args(SESSIOND);
         start_daemon(daemon, &self.run_dir(), &self.name)
     }
 

@@ -13,7 +13,21 @@ use std::time::Duration;
 use toml::Value;
 
 /// The keys of `[live]`.
-pub const LIVE_KEYS: [&str; 4] = ["triggers", "users", "trigger_interval", "process_interval"];
+pub const LIVE_KEYS: [&str; 6] = [
+    "triggers",
+    "users",
+    "trigger_interval",
+    "process_interval",
+    "max_dumps",
+    "max_pending_per_user",
+];
+
+/// The most live cores on events taken at once (`max_dumps`).
+pub const MAX_DUMPS: usize = 8;
+
+/// The most events of one user that may wait for a dump
+/// (`max_pending_per_user`).
+pub const MAX_PENDING_PER_USER: usize = 64;
 
 /// The most users whose own triggers are followed (a child each).
 pub const MAX_USERS: usize = 32;
@@ -34,6 +48,13 @@ pub struct LiveEventsConfig {
     pub trigger_interval: Duration,
     /// At most one live core per process this often.
     pub process_interval: Duration,
+    /// Live cores taken at once, at most (each by a thread of its own; one
+    /// per user at a time, whatever this says).
+    pub max_dumps: usize,
+    /// Events of one user (root's triggers are root's) that may wait for
+    /// a dump while that user's dump is under way or no dump slot is
+    /// free; past it, the user's events are refused (logged and counted).
+    pub max_pending_per_user: usize,
 }
 
 impl Default for LiveEventsConfig {
@@ -43,6 +64,8 @@ impl Default for LiveEventsConfig {
             users: Vec::new(),
             trigger_interval: Duration::from_secs(60),
             process_interval: Duration::from_secs(600),
+            max_dumps: 2,
+            max_pending_per_user: 4,
         }
     }
 }
@@ -107,7 +130,8 @@ pub fn parse(value: &Value, problem: &mut impl FnMut(&str, String)) -> Option<Li
                 });
                 match uids {
                     Some(mut uids)
-                        if uids.len() <= MAX_USERS && uids.iter().all(|&u| u != 0 && u != u32::MAX) =>
+                        if uids.len() <= MAX_USERS
+                            && uids.iter().all(|&u| u != 0 && u != u32::MAX) =>
                     {
                         uids.sort_unstable();
                         uids.dedup();
@@ -116,7 +140,8 @@ pub fn parse(value: &Value, problem: &mut impl FnMut(&str, String)) -> Option<Li
                     _ => problem(
                         &full,
                         format!(
-                            "expected a list of at most {MAX_USERS} uids other than root's                              ([1000, 1001]), not {value}; following root's triggers only"
+                            "expected a list of at most {MAX_USERS} uids other than root's \
+                             ([1000, 1001]), not {value}; following root's triggers only"
                         ),
                     ),
                 }
@@ -132,6 +157,28 @@ pub fn parse(value: &Value, problem: &mut impl FnMut(&str, String)) -> Option<Li
                     ),
                 ),
             },
+            "max_dumps" | "max_pending_per_user" => {
+                let (least, most) = if key == "max_dumps" {
+                    (1, MAX_DUMPS)
+                } else {
+                    (0, MAX_PENDING_PER_USER)
+                };
+                match value
+                    .as_integer()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|n| (least..=most).contains(n))
+                {
+                    Some(n) if key == "max_dumps" => config.max_dumps = n,
+                    Some(n) => config.max_pending_per_user = n,
+                    None => problem(
+                        &full,
+                        format!(
+                            "expected a number from {least} to {most}, not {value}; using the \
+                             default"
+                        ),
+                    ),
+                }
+            }
             _ => problem(&full, "unknown key (ignored)".to_string()),
         }
     }
@@ -168,6 +215,24 @@ mod tests {
         let (config, problems) = parsed("[live]\ntriggers = [\"a\"]\nusers = [0]\n");
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(config.unwrap().users.is_empty());
+    }
+
+    #[test]
+    fn the_dump_limits_are_bounded() {
+        let (config, problems) =
+            parsed("[live]\ntriggers = [\"a\"]\nmax_dumps = 3\nmax_pending_per_user = 0\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        let config = config.unwrap();
+        assert_eq!((config.max_dumps, config.max_pending_per_user), (3, 0));
+        let (config, problems) =
+            parsed("[live]\ntriggers = [\"a\"]\nmax_dumps = 0\nmax_pending_per_user = 65\n");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let config = config.unwrap();
+        let default = LiveEventsConfig::default();
+        assert_eq!(
+            (config.max_dumps, config.max_pending_per_user),
+            (default.max_dumps, default.max_pending_per_user)
+        );
     }
 
     #[test]

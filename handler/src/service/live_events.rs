@@ -38,15 +38,32 @@
 //! [`MAX_EVALUATIONS_PER_SECOND`] notifications are looked at each second
 //! (the rest are only counted; each followed user has a budget of their
 //! own, at most 16 of their lines queued, and [`USER_LINES_PER_ROUND`]
-//! taken in turn with the others'), dumps are made one at a time in this
-//! thread, at most one per trigger each `trigger_interval` and one per
-//! process each `process_interval`, the processes remembered are at most
-//! [`MAX_PROCESSES`], and the session daemon itself drops what this client
-//! does not read in time (each drop counted). Each wait for a notification
-//! is bounded (`NotificationChannel::next`), so the thread sees the
-//! service stop within [`WAIT`] (or once the dump under way ends). The log
-//! too: at most [`MAX_LOGGED_PER_SECOND`] refusals a second, the others
-//! counted and the count said once the second is over.
+//! taken in turn with the others'), at most one core per trigger each
+//! `trigger_interval` and one per process each `process_interval`, the
+//! processes remembered are at most [`MAX_PROCESSES`], and the session
+//! daemon itself drops what this client does not read in time (each drop
+//! counted). Each wait for a notification is bounded
+//! (`NotificationChannel::next`), so the thread sees the service stop
+//! within [`WAIT`]. The log too: at most [`MAX_LOGGED_PER_SECOND`] refusals
+//! a second, the others counted and the count said once the second is
+//! over (`rate_window`).
+//!
+//! # One user cannot hold up another
+//! This thread only decides; the dumps are made by `live.max_dumps` dump
+//! threads (default 2, at most 8), which take them from a queue per owner
+//! (`live_queue`; root's triggers are root's): at most one dump of each
+//! owner under way, a free thread going to the next owner in turn with one
+//! waiting. A user whose dump is stuck (their session daemon hangs during
+//! the snapshot, up to `snapshot_deadline`; a huge process, up to the
+//! dump's own 15-minute deadline) holds one thread, never more, and every
+//! other owner's core waits at most for one dump of each other owner. At
+//! most `live.max_pending_per_user` events of one owner wait (default 4);
+//! past them, the owner's events are refused, logged (within the log's
+//! bound) with how many so far. A waiting event holds the pidfd of the
+//! process it names; when its turn comes the process is checked again
+//! (still alive, the same start time, still every uid the owner's), and
+//! dropped otherwise. The threads are joined when the service stops: this
+//! one within [`WAIT`], each dump thread once its dump ends.
 //!
 //! The process is checked through a pidfd, and that pidfd is what the dump
 //! is given (`crash::live`, `lttng_coredump_livecore::dump_pidfd`): a
@@ -60,6 +77,8 @@ use crate::base::live_config::LiveEventsConfig;
 use crate::base::syslog::Log;
 use crate::base::user_child::Who;
 use crate::crash::live::{self, Destination, Request};
+use crate::service::live_queue::LiveQueue;
+use crate::service::rate_window::RateWindow;
 use crate::service::user_notifications::{Follower, Line};
 use crate::store::record::LiveEvent;
 use lttng_ctl::notification::{FieldValue, Notification, NotificationChannel, Received};
@@ -99,10 +118,12 @@ pub fn pid_ns_expr() -> CaptureExpr {
     CaptureExpr::ContextField("pid_ns".into())
 }
 
-/// The thread following the triggers; stopped and joined when dropped.
+/// The thread following the triggers and the dump threads; stopped and
+/// joined when dropped.
 pub struct LiveEvents {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    dumpers: Vec<JoinHandle<()>>,
 }
 
 impl LiveEvents {
@@ -117,23 +138,46 @@ impl LiveEvents {
             .unwrap_or_else(|| PathBuf::from(crate::base::config::DEFAULT_CONFIG_PATH));
         let names = live.triggers.clone();
         let users = live.users.clone();
-        let config = loaded.config;
+        let config = Arc::new(loaded.config);
+        let queue = Arc::new(LiveQueue::new(live.max_dumps, live.max_pending_per_user));
+        let mut started = LiveEvents {
+            stop: stop.clone(),
+            thread: None,
+            dumpers: Vec::new(),
+        };
+        for n in 0..live.max_dumps {
+            let (queue, config, config_path, stop) = (
+                queue.clone(),
+                config.clone(),
+                config_path.clone(),
+                stop.clone(),
+            );
+            match std::thread::Builder::new()
+                .name(format!("live-dump-{n}"))
+                .spawn(move || dump_events(&queue, &config, &config_path, &stop))
+            {
+                Ok(thread) => started.dumpers.push(thread),
+                Err(e) => {
+                    log.error(format!("cannot start a live-core dump thread: {e}"));
+                    return None;
+                }
+            }
+        }
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("live-events".into())
-                .spawn(move || follow(&live, &config, &config_path, &stop))
+                .spawn(move || follow(&live, &config, &queue, &stop))
         };
         match thread {
             Ok(thread) => {
                 log.notice(format!(
                     "taking live cores on the notifications of the triggers {names:?} (root's, \
-                     and the own ones of uids {users:?})"
+                     and the own ones of uids {users:?}), at most {} at once",
+                    started.dumpers.len()
                 ));
-                Some(LiveEvents {
-                    stop,
-                    thread: Some(thread),
-                })
+                started.thread = Some(thread);
+                Some(started)
             }
             Err(e) => {
                 log.error(format!("cannot start the live-events thread: {e}"));
@@ -144,9 +188,15 @@ impl LiveEvents {
 }
 
 impl Drop for LiveEvents {
+    /// Joins the threads: the following one within [`WAIT`], each dump
+    /// thread once its dump under way ends (bounded by the dump's own
+    /// deadline); the events still waiting are dropped.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        for thread in self.dumpers.drain(..) {
             let _ = thread.join();
         }
     }
@@ -167,7 +217,7 @@ struct Followed {
 }
 
 /// The thread: connect, subscribe, receive, until the service stops.
-fn follow(live: &LiveEventsConfig, config: &Config, config_path: &Path, stop: &AtomicBool) {
+fn follow(live: &LiveEventsConfig, config: &Config, queue: &Dumps, stop: &AtomicBool) {
     let mut limits = Limits::new(live);
     let mut users: Vec<UserFeed> = live
         .users
@@ -186,7 +236,7 @@ fn follow(live: &LiveEventsConfig, config: &Config, config_path: &Path, stop: &A
                         RECONNECT_INTERVAL.as_secs()
                     ))
                 });
-                serve_users_for(RECONNECT_INTERVAL, &mut users, config, config_path, stop);
+                serve_users_for(RECONNECT_INTERVAL, &mut users, config, queue, stop);
                 continue;
             }
         };
@@ -206,7 +256,7 @@ fn follow(live: &LiveEventsConfig, config: &Config, config_path: &Path, stop: &A
                     break;
                 }
             }
-            serve_users(&mut users, config, config_path);
+            serve_users(&mut users, config, queue);
             match channel.next(WAIT) {
                 Ok(Received::Timeout) => {}
                 Ok(Received::Dropped) => {
@@ -224,7 +274,7 @@ fn follow(live: &LiveEventsConfig, config: &Config, config_path: &Path, stop: &A
                     &followed,
                     &mut limits,
                     config,
-                    config_path,
+                    queue,
                 ),
                 Err(e) => {
                     say(config, |log| {
@@ -236,7 +286,7 @@ fn follow(live: &LiveEventsConfig, config: &Config, config_path: &Path, stop: &A
                 }
             }
         }
-        serve_users_for(RECONNECT_INTERVAL, &mut users, config, config_path, stop);
+        serve_users_for(RECONNECT_INTERVAL, &mut users, config, queue, stop);
     }
 }
 
@@ -269,20 +319,21 @@ impl UserFeed {
 }
 
 /// One round over the users' queued lines.
-fn serve_users(users: &mut [UserFeed], config: &Config, config_path: &Path) {
+fn serve_users(users: &mut [UserFeed], config: &Config, queue: &Dumps) {
     for user in users.iter_mut() {
         for _ in 0..USER_LINES_PER_ROUND {
             let Some(line) = user.follower.try_next() else {
                 break;
             };
-            on_user_line(user, line, config, config_path);
+            on_user_line(user, line, config, queue);
         }
         let dropped = user.follower.dropped.load(Ordering::SeqCst);
         if dropped > user.dropped_said {
             user.dropped_said = dropped;
             say(config, |log| {
                 log.warning(format!(
-                    "live events: {dropped} lines of uid {}'s notification child dropped so far                      (its queue was full)",
+                    "live events: {dropped} lines of uid {}'s notification child dropped so far \
+                     (its queue was full)",
                     user.uid
                 ))
             });
@@ -290,7 +341,7 @@ fn serve_users(users: &mut [UserFeed], config: &Config, config_path: &Path) {
     }
 }
 
-fn on_user_line(user: &mut UserFeed, line: Line, config: &Config, config_path: &Path) {
+fn on_user_line(user: &mut UserFeed, line: Line, config: &Config, queue: &Dumps) {
     let uid = user.uid;
     match line {
         Line::Following { name, event_rule } => {
@@ -333,7 +384,7 @@ fn on_user_line(user: &mut UserFeed, line: Line, config: &Config, config_path: &
             &user.followed,
             &mut user.limits,
             config,
-            config_path,
+            queue,
         ),
         Line::Skipped(n) => user.limits.skipped += n,
         Line::Dropped => user.limits.dropped += 1,
@@ -349,12 +400,12 @@ fn serve_users_for(
     duration: Duration,
     users: &mut [UserFeed],
     config: &Config,
-    config_path: &Path,
+    queue: &Dumps,
     stop: &AtomicBool,
 ) {
     let until = Instant::now() + duration;
     while !stop.load(Ordering::SeqCst) && Instant::now() < until {
-        serve_users(users, config, config_path);
+        serve_users(users, config, queue);
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -446,6 +497,11 @@ pub enum Refusal {
     NotTheOwners { uids: [u32; 4] },
     /// A rate limit.
     RateLimited(&'static str),
+    /// The owner already has as many events waiting for a dump as may wait.
+    Backlog(crate::service::live_queue::Full),
+    /// Once its turn came, the process was no longer the one checked (it
+    /// ended, or is no longer the owner's in every respect).
+    Changed(Box<Refusal>),
 }
 
 impl std::fmt::Display for Refusal {
@@ -461,6 +517,8 @@ impl std::fmt::Display for Refusal {
                 uids[0], uids[1], uids[2], uids[3]
             ),
             Refusal::RateLimited(which) => write!(f, "rate-limited ({which})"),
+            Refusal::Backlog(full) => write!(f, "{full}"),
+            Refusal::Changed(why) => write!(f, "by its turn to be dumped: {why}"),
         }
     }
 }
@@ -473,13 +531,11 @@ struct Limits {
     triggers: HashMap<String, Instant>,
     /// Last core per process (pid, start time).
     processes: HashMap<(i32, u64), Instant>,
-    /// The evaluation budget's second and its use.
-    second: Option<Instant>,
-    evaluated: u32,
-    /// Refusals logged this second; notifications skipped or refused
-    /// without a line since the last count was logged.
+    /// The evaluation budget; its count over the bound is of the
+    /// notifications skipped or refused without a line.
+    evaluations: RateWindow,
+    /// Refusals logged this second of `evaluations`.
     logged: u32,
-    quiet: u64,
     /// Notifications past the evaluation budget, and dropped by the daemon.
     skipped: u64,
     dropped: u64,
@@ -492,10 +548,8 @@ impl Limits {
             process_interval: live.process_interval,
             triggers: HashMap::new(),
             processes: HashMap::new(),
-            second: None,
-            evaluated: 0,
+            evaluations: RateWindow::new(MAX_EVALUATIONS_PER_SECOND),
             logged: 0,
-            quiet: 0,
             skipped: 0,
             dropped: 0,
         }
@@ -504,24 +558,15 @@ impl Limits {
     /// Whether one more notification may be looked at this second; and,
     /// when a new second starts, how many went without a line before.
     fn evaluate(&mut self, now: Instant) -> (bool, Option<u64>) {
-        match self.second {
-            Some(start) if now.duration_since(start) < Duration::from_secs(1) => {
-                if self.evaluated >= MAX_EVALUATIONS_PER_SECOND {
-                    self.skipped += 1;
-                    self.quiet += 1;
-                    return (false, None);
-                }
-                self.evaluated += 1;
-                (true, None)
-            }
-            _ => {
-                self.second = Some(now);
-                self.evaluated = 1;
-                self.logged = 0;
-                let quiet = std::mem::take(&mut self.quiet);
-                (true, (quiet > 0).then_some(quiet))
-            }
+        let quiet = self.evaluations.roll(now);
+        if quiet.is_some() {
+            self.logged = 0;
         }
+        let evaluate = self.evaluations.take();
+        if !evaluate {
+            self.skipped += 1;
+        }
+        (evaluate, quiet.filter(|n| *n > 0))
     }
 
     /// Whether a refusal may be logged this second (else it is counted).
@@ -530,7 +575,7 @@ impl Limits {
             self.logged += 1;
             true
         } else {
-            self.quiet += 1;
+            self.evaluations.count_over();
             false
         }
     }
@@ -631,16 +676,7 @@ pub fn check_target(
         .and_then(|s| s.parse().ok())
         .ok_or(Refusal::NoProcess)?;
     // Still alive after the reads: they were of this process.
-    // (A pidfd is readable once its process has exited.)
-    let mut fds = [rustix::event::PollFd::new(
-        &pidfd,
-        rustix::event::PollFlags::IN,
-    )];
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    if rustix::event::poll(&mut fds, Some(&zero)).map_err(|_| Refusal::NoProcess)? != 0 {
+    if !alive(&pidfd) {
         return Err(Refusal::NoProcess);
     }
     if uids.iter().any(|uid| *uid != owner) {
@@ -651,6 +687,20 @@ pub fn check_target(
         start_time,
         pidfd: Arc::new(pidfd),
     })
+}
+
+/// Whether the pidfd's process has not exited (a pidfd is readable once it
+/// has).
+fn alive(pidfd: &OwnedFd) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        pidfd,
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::event::poll(&mut fds, Some(&zero)).is_ok_and(|n| n == 0)
 }
 
 /// `EXPR = VALUE` for the record.
@@ -706,7 +756,7 @@ fn on_notification(
     followed: &BTreeMap<String, Followed>,
     limits: &mut Limits,
     config: &Config,
-    config_path: &Path,
+    queue: &Dumps,
 ) {
     let now = Instant::now();
     let (evaluate, quiet) = limits.evaluate(now);
@@ -738,27 +788,26 @@ fn on_notification(
             .map_err(Refusal::RateLimited)?;
         Ok((trigger, target))
     })();
-    let (trigger, target) = match result {
-        Ok(found) => found,
-        Err(refusal) => {
-            if !limits.may_log() {
-                return;
-            }
-            let claimed = event
-                .vpid
-                .as_ref()
-                .and_then(FieldValue::as_i64)
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "none".into());
-            say(config, |log| {
-                log.warning(format!(
-                    "live events: no live core on trigger {shown:?} (vpid {claimed}): {refusal}"
-                ))
-            });
+    let refused = |limits: &mut Limits, refusal: Refusal| {
+        if !limits.may_log() {
             return;
         }
+        let claimed = event
+            .vpid
+            .as_ref()
+            .and_then(FieldValue::as_i64)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "none".into());
+        say(config, |log| {
+            log.warning(format!(
+                "live events: no live core on trigger {shown:?} (vpid {claimed}): {refusal}"
+            ))
+        });
     };
-    limits.taken(&name, (target.pid, target.start_time), now);
+    let (trigger, target) = match result {
+        Ok(found) => found,
+        Err(refusal) => return refused(limits, refusal),
+    };
     let request = Request {
         pid: target.pid,
         destination: Destination::Store,
@@ -774,14 +823,76 @@ fn on_notification(
         // The process checked, not whatever its pid names by the dump.
         pidfd: Some(target.pidfd.clone()),
     };
-    let mut log = Log::default().with_stderr();
-    log.set_socket_path(config.syslog_socket.clone());
-    log.notice(format!(
-        "live events: trigger {shown:?} of uid {owner}: taking a live core of process {}",
-        target.pid
-    ));
-    // Logged by `take`, success or not.
-    let _ = live::take(&request, config, config_path, &mut log);
+    let queued = Queued {
+        request,
+        shown: shown.to_string(),
+        owner,
+        start_time: target.start_time,
+    };
+    match queue.push(owner, queued) {
+        // Counted by the rate limits once it may be dumped.
+        Ok(()) => limits.taken(&name, (target.pid, target.start_time), now),
+        // Counted by the queue (the line says how many so far).
+        Err(full) => refused(limits, Refusal::Backlog(full)),
+    }
+}
+
+/// The queue of the live cores waiting for a dump thread.
+type Dumps = LiveQueue<Queued>;
+
+/// A live core waiting for its turn.
+pub struct Queued {
+    request: Request,
+    /// The trigger's name, as logged.
+    shown: String,
+    /// The trigger's owner (whose turn it takes).
+    owner: u32,
+    /// The process's start time when it was checked.
+    start_time: u64,
+}
+
+/// A dump thread: takes the next user's live core in turn and takes it,
+/// until the service stops (seen within [`WAIT`], or once the dump under
+/// way ends).
+fn dump_events(queue: &Dumps, config: &Config, config_path: &Path, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        let Some(ticket) = queue.pop(WAIT) else {
+            continue;
+        };
+        let queued = &ticket.item;
+        let pid = queued.request.pid;
+        let shown = &queued.shown;
+        let owner = queued.owner;
+        let mut log = Log::default().with_stderr();
+        log.set_socket_path(config.syslog_socket.clone());
+        // It may have waited: the process must still be the one checked,
+        // and still the owner's in every respect.
+        if let Err(why) = still_the_same(queued) {
+            log.warning(format!(
+                "live events: no live core on trigger {shown:?} (vpid {pid}): {}",
+                Refusal::Changed(Box::new(why))
+            ));
+            continue;
+        }
+        log.notice(format!(
+            "live events: trigger {shown:?} of uid {owner}: taking a live core of process {pid}"
+        ));
+        // Logged by `take`, success or not.
+        let _ = live::take(&queued.request, config, config_path, &mut log);
+    }
+}
+
+/// Checks again, through a new look by its pid, that the process queued
+/// is the one its pidfd holds (the same start time) and still the owner's.
+fn still_the_same(queued: &Queued) -> Result<(), Refusal> {
+    let ns = own_pid_ns().map(FieldValue::Unsigned);
+    let pid = FieldValue::Signed(i64::from(queued.request.pid));
+    let now = check_target(Some(&pid), ns.as_ref(), queued.owner)?;
+    let alive = queued.request.pidfd.as_deref().is_some_and(alive);
+    if !alive || now.start_time != queued.start_time {
+        return Err(Refusal::NoProcess);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -794,6 +905,7 @@ mod tests {
             users: Vec::new(),
             trigger_interval: Duration::from_secs(trigger_secs),
             process_interval: Duration::from_secs(process_secs),
+            ..LiveEventsConfig::default()
         }
     }
 

@@ -6,14 +6,17 @@
 //! before its crash comes (`spare`); the probe that tells whether a
 //! service answers (`probe`); the submitter of the spool's crashes, run
 //! as its own user (`submitter`); the live cores taken on the notifications
-//! of LTTng triggers (`live_events`). Each crash goes down the same crash path as
-//! the pipe's.
+//! of LTTng triggers (`live_events`), each user's waiting in turn for a
+//! dump slot (`live_queue`), within per-second bounds (`rate_window`).
+//! Each crash goes down the same crash path as the pipe's.
 
 pub mod fair_queue;
 pub mod hold;
 pub mod listen;
 pub mod live_events;
+pub mod live_queue;
 pub mod probe;
+pub mod rate_window;
 pub mod relay;
 pub mod serve;
 pub mod spare;

@@ -409,9 +409,7 @@ fn follow(names: &BTreeSet<String>, out: &mut impl Write) -> Result<(), String> 
     let mut followed: BTreeSet<String> = BTreeSet::new();
     let mut said: BTreeSet<String> = BTreeSet::new();
     let mut listed_at: Option<Instant> = None;
-    let mut second: Option<Instant> = None;
-    let mut written = 0u32;
-    let mut skipped = 0u64;
+    let mut lines = super::rate_window::RateWindow::new(MAX_LINES_PER_SECOND);
     loop {
         if listed_at.is_none_or(|at| at.elapsed() >= RELIST_INTERVAL) {
             listed_at = Some(Instant::now());
@@ -469,19 +467,12 @@ fn follow(names: &BTreeSet<String>, out: &mut impl Write) -> Result<(), String> 
             Received::Timeout => {}
             Received::Dropped => write_line(out, &Line::Dropped)?,
             Received::Notification(notification) => {
-                let now = Instant::now();
-                if second.is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1)) {
-                    second = Some(now);
-                    written = 0;
-                    if skipped > 0 {
-                        write_line(out, &Line::Skipped(std::mem::take(&mut skipped)))?;
-                    }
+                if let Some(skipped) = lines.roll(Instant::now()).filter(|n| *n > 0) {
+                    write_line(out, &Line::Skipped(skipped))?;
                 }
-                if written >= MAX_LINES_PER_SECOND {
-                    skipped += 1;
+                if !lines.take() {
                     continue;
                 }
-                written += 1;
                 write_line(out, &event_line(&notification))?;
             }
         }

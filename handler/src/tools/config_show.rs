@@ -203,6 +203,11 @@ pub fn values(config: &Config) -> Vec<(String, String)> {
             "live.process_interval".into(),
             duration(live.process_interval),
         ));
+        out.push(("live.max_dumps".into(), live.max_dumps.to_string()));
+        out.push((
+            "live.max_pending_per_user".into(),
+            live.max_pending_per_user.to_string(),
+        ));
     }
     out
 }
