@@ -319,7 +319,7 @@ pub fn parse(text: &str) -> Parsed {
 }
 
 /// `unknown key (ignored)`, with the known key it most likely meant.
-fn unknown_key(key: &str, known: &[&str]) -> String {
+pub fn unknown_key(key: &str, known: &[&str]) -> String {
     match nearest(key, known) {
         Some(near) => format!("unknown key (ignored); did you mean {near}?"),
         None => "unknown key (ignored)".to_string(),

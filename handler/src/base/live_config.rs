@@ -179,7 +179,10 @@ pub fn parse(value: &Value, problem: &mut impl FnMut(&str, String)) -> Option<Li
                     ),
                 }
             }
-            _ => problem(&full, "unknown key (ignored)".to_string()),
+            _ => problem(
+                &full,
+                crate::base::config_parse::unknown_key(key, &LIVE_KEYS),
+            ),
         }
     }
     (!config.triggers.is_empty()).then_some(config)

@@ -445,6 +445,12 @@ mod tests {
                 "submit.{key}"
             );
         }
+        for key in crate::base::live_config::LIVE_KEYS {
+            assert!(
+                parsed.lines.contains_key(&format!("live.{key}")),
+                "live.{key}"
+            );
+        }
         let config = Config {
             chain: None,
             submit: None,

@@ -476,6 +476,12 @@ mod tests {
                 "[submit] {key} missing from lttng-coredump.conf(5)"
             );
         }
+        for key in crate::base::live_config::LIVE_KEYS {
+            assert!(
+                page.contains(&format!("\\fBlive.{}\\fR = ", roff(key))),
+                "[live] {key} missing from lttng-coredump.conf(5)"
+            );
+        }
         assert!(page.contains(".SH \"DESCRIPTION\""));
         assert!(!page.contains("\n# "), "a comment marker left in: {page}");
     }
