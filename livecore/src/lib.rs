@@ -246,8 +246,9 @@ impl Method {
     /// pages) and stopping and copying takes a fraction of a second per
     /// GiB. So pre-copy is the default wherever it can be used; the dump
     /// falls back to copy-on-write, and says why, where the kernel refuses
-    /// the userfaultfd, where the staging file cannot be written, or where
-    /// the passes do not keep up with the process's writes (the final stop
+    /// the userfaultfd, where the staging file cannot be written or its
+    /// budget ([`Options::staging`]) cannot hold the memory, or where the
+    /// passes do not keep up with the process's writes (the final stop
     /// would copy more than a fork takes), and to stopping and copying
     /// where no system call can be injected.
     pub const DEFAULT: Method = Method::PreCopy;

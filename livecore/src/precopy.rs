@@ -59,7 +59,10 @@
 //!
 //! **The staging file.** The memory is copied into a sparse file of the
 //! dumper's (`O_TMPFILE`: it has no name, and disappears with the dumper
-//! whatever happens), each region at its own place; a page written again
+//! whatever happens; beside a file output or in `$TMPDIR`, or the one a
+//! caller gives, `crate::StagingSpace`, within its budget: the handler's
+//! in its crash store, counted by the store's limits), each region at its
+//! own place; a page written again
 //! is copied again over its old bytes (a page that reads as zeroes now
 //! becomes a hole). Once the threads are let go for the last time, the core
 //! is written from it as the other methods write theirs (sparse, or a

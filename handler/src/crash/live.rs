@@ -13,7 +13,11 @@
 //! free-space floor, zstd as configured), the process read from `/proc`
 //! through a pidfd (`procinfo`), its user let read it only when the process
 //! was theirs in every respect (`access`), the record written beside it
-//! under the space lock. Nothing here runs as root for anyone else: the
+//! under the space lock. Pre-copy (the default) stages the memory in an
+//! unnamed file of the store (`O_TMPFILE`), within what the store's limits
+//! leave beside the core, that room reserved in the store's ledger while
+//! the dump runs (`staging_in_store`); where it does not fit, the dump is
+//! copy-on-write and its record says why. Nothing here runs as root for anyone else: the
 //! dump is the caller's (root, or the process's owner where the kernel
 //! would let them trace it), never the core_pattern handler's.
 
