@@ -5,7 +5,7 @@
 //! The file is unnamed until it is complete (see `safefile`).
 
 use crate::base::safefile::NewFile;
-use crate::store::ledger::ReservationId;
+use crate::store::ledger::{ReservationId, ReservedCache};
 use crate::store::space::{self, SpacePolicy};
 use std::fs::File;
 use std::io::{self, Write};
@@ -68,6 +68,8 @@ struct Budgeted {
     /// blocks are: the core and it exist together).
     reservation: Option<ReservationId>,
     staging: Option<File>,
+    /// The room others reserved, read again when the ledger changes.
+    reserved: ReservedCache,
 }
 
 impl Budgeted {
@@ -91,15 +93,15 @@ impl Budgeted {
     /// with the space lock held, and the bytes written before it is let go,
     /// so that the free space seen here is exact.
     fn reserve(&mut self, wanted: u64) -> u64 {
-        let above_floor =
-            match space::room_above_floor(self.dir.as_fd(), self.policy, self.reservation) {
-                Ok(room) => room,
-                Err(err) => {
-                    self.errors
-                        .push(format!("cannot measure the room left: {err}"));
-                    0
-                }
-            };
+        let reserved = self.reserved.get(self.dir.as_fd(), self.reservation);
+        let above_floor = match space::room_above_floor(self.dir.as_fd(), self.policy, reserved) {
+            Ok(room) => room,
+            Err(err) => {
+                self.errors
+                    .push(format!("cannot measure the room left: {err}"));
+                0
+            }
+        };
         if self.may_grow && (self.room < wanted || above_floor < wanted) {
             let claimant = space::Claimant {
                 uid: self.owner_uid,
@@ -199,6 +201,7 @@ impl CoreWriter {
             errors,
             reservation: None,
             staging: None,
+            reserved: ReservedCache::default(),
         };
         let sink = match settings.zstd_level {
             None => Sink::Sparse(budgeted),

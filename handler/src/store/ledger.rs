@@ -146,6 +146,36 @@ pub fn reserved(dir: BorrowedFd<'_>, except: Option<ReservationId>) -> u64 {
         .fold(0u64, u64::saturating_add)
 }
 
+/// [`reserved`], read again only when the ledger changed (its inode, size
+/// or modification time), for a writer that asks before every write: one
+/// `stat` then. A holder gone since the last read is still counted until
+/// the ledger changes (on the safe side).
+#[derive(Debug, Default)]
+pub struct ReservedCache {
+    seen: Option<(u64, i64, i64, u64)>,
+    bytes: u64,
+}
+
+impl ReservedCache {
+    pub fn get(&mut self, dir: BorrowedFd<'_>, except: Option<ReservationId>) -> u64 {
+        let stamp = rustix::fs::statat(dir, LEDGER_NAME, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .map(|st| (st.st_ino, st.st_size, st.st_mtime, st.st_mtime_nsec));
+        match stamp {
+            None => {
+                self.seen = None;
+                self.bytes = 0;
+            }
+            Some(stamp) if self.seen != Some(stamp) => {
+                self.bytes = reserved(dir, except);
+                self.seen = Some(stamp);
+            }
+            Some(_) => {}
+        }
+        self.bytes
+    }
+}
+
 /// Adds a reservation of `bytes` held by `id`.
 pub fn add_reservation(
     dir: BorrowedFd<'_>,

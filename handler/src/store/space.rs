@@ -264,13 +264,14 @@ pub fn room(dir: BorrowedFd<'_>, policy: SpacePolicy) -> std::io::Result<u64> {
 
 /// Bytes that may be stored before the free-space floor (and the record's
 /// reserve) is reached, whatever the directory size limit says; the room
-/// others reserved (all but `own`) is not free.
+/// others reserved (`reserved`: [`ledger::reserved`] of all but the
+/// caller's own) is not free.
 pub fn room_above_floor(
     dir: BorrowedFd<'_>,
     policy: SpacePolicy,
-    own: Option<ReservationId>,
+    reserved: u64,
 ) -> std::io::Result<u64> {
-    let free = free_bytes(dir)?.saturating_sub(ledger::reserved(dir, own));
+    let free = free_bytes(dir)?.saturating_sub(reserved);
     Ok(free.saturating_sub(policy.min_free.saturating_add(RECORD_RESERVE)))
 }
 
