@@ -720,23 +720,6 @@ fn gcore_refusals_have_their_exit_status_message_and_syslog_line() {
     let_go_and_expect_a_normal_exit(child, "a gcore refused for its file");
 }
 
-/// The private memory `pid` has resident (`Private_Clean` +
-/// `Private_Dirty` of `smaps_rollup`): about what pre-copy stages.
-fn private_resident(pid: i32) -> u64 {
-    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
-    let kib = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in smaps_rollup"))
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    (kib("Private_Clean:") + kib("Private_Dirty:")) * 1024
-}
-
 /// The bytes the regular files of `dir` take on disk.
 fn bytes_on_disk(dir: &Path) -> u64 {
     fs::read_dir(dir)
@@ -816,7 +799,7 @@ fn gcore_into_a_store_with_room_for_the_core_only_copies_on_write_and_says_why()
     let cores = dir.path().join("cores");
     let (child, pid) = gated_crasher(&[&unique_name("gcore-small"), "3", "exit"]);
     let threads = tasks(pid);
-    let private = private_resident(pid);
+    let private = testsupport::process::private_resident(pid);
     // The crasher (with lttng-ust) has hundreds of KiB of its own.
     assert!(private > 128 << 10, "private resident {private}");
     // Room for the core (the handler's own bound on it), for the record
@@ -898,7 +881,7 @@ fn gcore_into_the_store_reserves_the_staging_room_while_it_runs_and_always_gives
     let cores = dir.path().join("cores");
     let config = Config::parse(&config_for(&cores, "")).unwrap();
     let (child, pid) = gated_crasher(&[&unique_name("gcore-reserve"), "3", "exit"]);
-    let private = private_resident(pid);
+    let private = testsupport::process::private_resident(pid);
     for kill in [false, true] {
         let flags = dir.path().join(format!("flags-{kill}"));
         fs::create_dir(&flags).unwrap();

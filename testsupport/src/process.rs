@@ -276,3 +276,17 @@ mod tests {
         assert_eq!(output.stderr.len(), 4 << 20);
     }
 }
+
+/// The private memory process `pid` has resident (`Private_Clean` +
+/// `Private_Dirty` of `/proc/PID/smaps_rollup`), in bytes: about what a
+/// live core's pre-copy stages.
+pub fn private_resident(pid: i32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    let kib = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/smaps_rollup"))
+    };
+    (kib("Private_Clean:") + kib("Private_Dirty:")) * 1024
+}

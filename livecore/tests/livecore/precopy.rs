@@ -173,18 +173,6 @@ fn a_default_dump_whose_passes_do_not_keep_up_makes_a_copy_on_write_copy_in_its_
     assert_eq!(target.children(), vec![], "the copy was not reaped");
 }
 
-/// The private memory `pid` has resident (`smaps_rollup`), in bytes.
-fn private_resident(pid: i32) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
-    let kib = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in smaps_rollup"))
-    };
-    (kib("Private_Clean:") + kib("Private_Dirty:")) * 1024
-}
-
 #[test]
 fn a_default_dump_whose_staging_budget_runs_out_makes_a_copy_on_write_copy_and_says_why() {
     let dir = TempDir::new("livecore-precopy-budget");
@@ -198,7 +186,7 @@ fn a_default_dump_whose_staging_budget_runs_out_makes_a_copy_on_write_copy_and_s
     // the final stop copies it, and runs out there).
     for stage in ["seized", "pre-copying"] {
         let mut target = Target::spawn(&["--fill", "8", "--random"]);
-        let budget_kib = (private_resident(target.pid) >> 10) + (8 << 10);
+        let budget_kib = (testsupport::process::private_resident(target.pid) >> 10) + (8 << 10);
         let core = dir.path().join(format!("{stage}.core"));
         let mut command = Command::new(dumper());
         command
