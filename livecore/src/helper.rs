@@ -16,9 +16,9 @@
 //!
 //! The child keeps the core's descriptor, its result pipe, the target's
 //! pidfd (`identity`), the caller's staging file (`Options::staging`) and
-//! 0, 1, 2 (a
-//! stage hook may use them), and closes every other descriptor it
-//! inherited, so that it holds none of the caller's sockets or pipes open.
+//! 0, 1, 2 (a stage hook may use them), and closes every other descriptor
+//! it inherited, so that it holds none of the caller's sockets or pipes
+//! open.
 //!
 //! The pipe carries framed messages (a tag, a length, the bytes): the
 //! copy's pid as soon as the copy-on-write copy exists, then the result.

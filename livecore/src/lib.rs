@@ -147,7 +147,11 @@
 //!   copy-on-write, then to stopping and copying, and says why) where the
 //!   injection cannot be (the same conditions as copy-on-write's) or where
 //!   the kernel refuses the userfaultfd or its asynchronous write
-//!   protection (before 6.7, or without `CONFIG_USERFAULTFD`).
+//!   protection (before 6.7, or without `CONFIG_USERFAULTFD`), or where
+//!   the staging file has a budget (`Options::staging`: the handler's crash
+//!   store gives one its limits count) too small for the process's private
+//!   memory (checked before any stop), or that a pass or the final stop
+//!   would go beyond (checked before every write into it).
 //!
 //!   A dumper killed at any stage leaves nothing behind: the kernel lets
 //!   the threads go and drops the userfaultfd with the dumper's last

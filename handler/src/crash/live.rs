@@ -17,9 +17,10 @@
 //! unnamed file of the store (`O_TMPFILE`), within what the store's limits
 //! leave beside the core, that room reserved in the store's ledger while
 //! the dump runs (`staging_in_store`); where it does not fit, the dump is
-//! copy-on-write and its record says why. Nothing here runs as root for anyone else: the
-//! dump is the caller's (root, or the process's owner where the kernel
-//! would let them trace it), never the core_pattern handler's.
+//! copy-on-write and its record says why. Nothing here runs as root for
+//! anyone else: the dump is the caller's (root, or the process's owner
+//! where the kernel would let them trace it), never the core_pattern
+//! handler's.
 
 use crate::base::config::{self, Compression, Config};
 use crate::base::safefile::NewFile;
