@@ -223,7 +223,7 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
     running_untraced(pid, &threads);
     assert!(
         summary.contains(&format!("live core of process {pid} (crasher)"))
-            && summary.contains("copy-on-write")
+            && summary.contains("pre-copy")
             && summary.contains("record: "),
         "{summary}"
     );
@@ -237,7 +237,10 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
     assert_eq!(record["exe_path"], crasher_path().to_str().unwrap());
     assert_eq!(record["process_identity"]["state"], "verified_by_pidfd");
     let live = &record["live"];
-    assert_eq!(live["method"], "copy-on-write", "{live}");
+    // Pre-copy, the default into the store too (its staging file in the
+    // store, counted by its limits).
+    assert_eq!(live["method"], "pre-copy", "{live}");
+    assert!(live["fallback"].is_null(), "{live}");
     assert!(live["pause_us"].as_u64().unwrap() > 0, "{live}");
     assert!(live["pause_us"].as_u64().unwrap() < live["total_us"].as_u64().unwrap());
     let mut recorded: Vec<i32> = live["threads"]
@@ -294,7 +297,7 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
         .find(|l| l.contains(&format!(" {pid} ")))
         .unwrap_or_else(|| panic!("{listed}"));
     assert!(
-        line.contains(" live ") && line.contains("(live: copy-on-write, paused "),
+        line.contains(" live ") && line.contains("(live: pre-copy, paused "),
         "{line}"
     );
     assert!(line.contains("present") && line.contains(" yes "), "{line}");
@@ -304,7 +307,7 @@ fn gcore_as_root_saves_a_live_core_and_record_that_the_crash_tools_read() {
         &["info", &pid_arg, "--config", config_arg, "--no-pager"],
     ));
     assert!(
-        info.contains("Live Core: taken from the running process (no signal), copy-on-write"),
+        info.contains("Live Core: taken from the running process (no signal), pre-copy"),
         "{info}"
     );
     assert!(info.contains("threads stopped "), "{info}");
@@ -456,8 +459,8 @@ fn gcore_as_a_user_writes_core_pid_in_the_current_directory_as_theirs() {
     );
     assert!(out.status.success(), "{}", text(&out));
     // Into a file of the caller's own, pre-copy is the default (its staging
-    // file beside the core); into the crash store, copy-on-write (the test
-    // above: the store's space limits count its core only).
+    // file beside the core), as into the crash store (the staging file in
+    // the store, counted by its limits: the tests below).
     assert!(text(&out).contains("pre-copy"), "{}", text(&out));
     let core = work.join(format!("core.{pid}"));
     let meta =
@@ -537,10 +540,10 @@ fn gcore_by_root_of_a_users_process_is_listed_as_live_for_that_user_alone() {
         .lines()
         .find(|l| l.contains(&format!(" {pid} ")))
         .unwrap_or_else(|| panic!("{listed}"));
-    assert!(line.contains("(live: copy-on-write, paused "), "{line}");
+    assert!(line.contains("(live: pre-copy, paused "), "{line}");
     let info = succeeded(&as_user(&owner, &["info", &pid_arg]));
     assert!(
-        info.contains("Live Core: taken from the running process (no signal), copy-on-write"),
+        info.contains("Live Core: taken from the running process (no signal), pre-copy"),
         "{info}"
     );
     // Anyone else: nothing of it.
@@ -715,4 +718,245 @@ fn gcore_refusals_have_their_exit_status_message_and_syslog_line() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_eq!(fs::read_to_string(&existing).unwrap(), "keep me");
     let_go_and_expect_a_normal_exit(child, "a gcore refused for its file");
+}
+
+/// The bytes the regular files of `dir` take on disk.
+fn bytes_on_disk(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::symlink_metadata(e.path()).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
+/// The ledger's reservation lines (none once every live core is done).
+fn reservations_in_ledger(cores: &Path) -> Vec<String> {
+    fs::read_to_string(cores.join(".lttng-coredump-ledger"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"reservation\""))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn gcore_into_the_store_pre_copies_by_default_and_leaves_no_staging_file() {
+    let dir = TempDir::new("gcore-store-precopy");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let cores = dir.path().join("cores");
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(&config, config_for(&cores, "")).unwrap();
+    let (child, pid) = gated_crasher(&[&unique_name("gcore-precopy"), "3", "exit"]);
+    let threads = tasks(pid);
+    let out = run_bounded(
+        Command::new(handler_binary!())
+            .args(["gcore", &pid.to_string(), "--no-snapshots", "--config"])
+            .arg(&config)
+            .env("TMPDIR", &tmp),
+        TOOL_TIMEOUT,
+    );
+    succeeded(&out);
+    running_untraced(pid, &threads);
+    let (_, record) = the_record(&cores);
+    let live = &record["live"];
+    // Pre-copy, with no fallback: its staging file went into the store.
+    assert_eq!(live["method"], "pre-copy", "{live}");
+    assert!(live["fallback"].is_null(), "{live}");
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    // Nothing left behind: in the store the core, its record and the
+    // ledger (its reservation gone); nothing in $TMPDIR.
+    let mut names: Vec<String> = fs::read_dir(&cores)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names.iter().any(|n| n == ".lttng-coredump-ledger"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().filter(|n| n.starts_with("core.")).count() == 2,
+        "{names:?}"
+    );
+    assert_eq!(reservations_in_ledger(&cores), Vec::<String>::new());
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+    every_thread_in(
+        &PathBuf::from(record["core"]["path"].as_str().unwrap()),
+        &threads,
+    );
+    let_go_and_expect_a_normal_exit(child, "a pre-copied core into the store");
+}
+
+#[test]
+fn gcore_into_a_store_with_room_for_the_core_only_copies_on_write_and_says_why() {
+    let dir = TempDir::new("gcore-store-small");
+    let cores = dir.path().join("cores");
+    let (child, pid) = gated_crasher(&[&unique_name("gcore-small"), "3", "exit"]);
+    let threads = tasks(pid);
+    let private = testsupport::process::private_resident(pid);
+    // The crasher (with lttng-ust) has hundreds of KiB of its own.
+    assert!(private > 128 << 10, "private resident {private}");
+    // Room for the core (the handler's own bound on it), for the record
+    // and the ledger (64 KiB), and for a quarter of the staging file only:
+    // the first pass cannot fit, so pre-copy is not even started.
+    let bound = lttng_coredump_handler::crash::live::core_bound(pid).unwrap();
+    let max_dir_size = bound + private / 4 + (64 << 10);
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        config_for(&cores, &format!("max_dir_size = {max_dir_size}")),
+    )
+    .unwrap();
+    let out = run(
+        handler_binary!(),
+        &[
+            "gcore",
+            &pid.to_string(),
+            "--no-snapshots",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    succeeded(&out);
+    running_untraced(pid, &threads);
+    let (_, record) = the_record(&cores);
+    let live = &record["live"];
+    assert_eq!(live["method"], "copy-on-write", "{live}");
+    let why = live["fallback"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("pre-copy not used")
+            && why.contains("private resident memory")
+            && why.contains("the crash store's room")
+            && why.contains(&format!("max_dir_size = {max_dir_size}")),
+        "{live}"
+    );
+    // The core whole, within the store's limit.
+    assert_eq!(record["core"]["complete"], true, "{record:#}");
+    assert!(bytes_on_disk(&cores) <= max_dir_size);
+    assert_eq!(reservations_in_ledger(&cores), Vec::<String>::new());
+    every_thread_in(
+        &PathBuf::from(record["core"]["path"].as_str().unwrap()),
+        &threads,
+    );
+    let_go_and_expect_a_normal_exit(child, "a copy-on-write core into a small store");
+}
+
+/// The unnamed files (`O_TMPFILE`) under `dir` that process `pid` has
+/// open, by inode.
+fn unnamed_files_in(pid: i32, dir: &Path) -> Vec<u64> {
+    let prefix = format!("{}/#", dir.display());
+    let mut inodes: Vec<u64> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            fs::read_link(e.path()).is_ok_and(|target| {
+                let target = target.to_string_lossy();
+                target.starts_with(&prefix) && target.ends_with(" (deleted)")
+            })
+        })
+        .filter_map(|e| fs::metadata(e.path()).ok())
+        .map(|m| m.ino())
+        .collect();
+    inodes.sort_unstable();
+    inodes.dedup();
+    inodes
+}
+
+#[test]
+fn gcore_into_the_store_reserves_the_staging_room_while_it_runs_and_always_gives_it_back() {
+    use lttng_coredump_handler::base::config::Config;
+    use lttng_coredump_handler::base::syslog::Log;
+    use lttng_coredump_handler::crash::live::{take_with_hook, Destination, Request};
+    use lttng_coredump_handler::store::{ledger, space};
+    use lttng_coredump_livecore::{Method, Stage};
+    use std::os::fd::AsFd;
+
+    let dir = TempDir::new("gcore-store-reserve");
+    let cores = dir.path().join("cores");
+    let config = Config::parse(&config_for(&cores, "")).unwrap();
+    let (child, pid) = gated_crasher(&[&unique_name("gcore-reserve"), "3", "exit"]);
+    let private = testsupport::process::private_resident(pid);
+    for kill in [false, true] {
+        let flags = dir.path().join(format!("flags-{kill}"));
+        fs::create_dir(&flags).unwrap();
+        // Held in the dumping child at its first pre-copy pass, once.
+        let hold = flags.clone();
+        let hook: lttng_coredump_livecore::StageHook = std::sync::Arc::new(move |stage| {
+            if stage == Stage::PreCopying && !hold.join("held").exists() {
+                let _ = fs::write(hold.join("pid"), std::process::id().to_string());
+                let _ = fs::rename(hold.join("pid"), hold.join("held"));
+                while !hold.join("go").exists() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        });
+        let request = Request {
+            pid,
+            destination: Destination::Store,
+            method: None,
+            compress: Some(false),
+            snapshots: false,
+            event: None,
+            pidfd: None,
+        };
+        let taking = {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut log = Log::default();
+                take_with_hook(&request, &config, Path::new("test"), &mut log, Some(hook))
+            })
+        };
+        let held = flags.join("held");
+        for _ in 0..30_000 {
+            if held.exists() || taking.is_finished() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            held.exists(),
+            "the dump never reached its first pre-copy pass"
+        );
+        let dumper: i32 = fs::read_to_string(&held).unwrap().parse().unwrap();
+        // The staging file is the dumper's, unnamed, in the store (the
+        // core comes through a pipe: the dumper keeps no other file there).
+        assert_eq!(unnamed_files_in(dumper, &cores).len(), 1);
+        // Its room (and the core's) is reserved in the store's ledger while
+        // the dump runs: a crash at this moment sees it taken.
+        let store = fs::File::open(&cores).unwrap();
+        let reserved = ledger::reserved(store.as_fd(), None);
+        assert!(
+            reserved >= private,
+            "reserved {reserved}, private {private}"
+        );
+        assert_eq!(reservations_in_ledger(&cores).len(), 1);
+        let policy = space::SpacePolicy {
+            max_dir_size: reserved,
+            min_free: 0,
+        };
+        assert_eq!(space::room(store.as_fd(), policy).unwrap(), 0);
+        if kill {
+            assert!(testsupport::process::signal(dumper, libc::SIGKILL));
+        } else {
+            fs::write(flags.join("go"), "").unwrap();
+        }
+        let taken = taking.join().unwrap();
+        if kill {
+            assert!(taken.is_err(), "{taken:?}");
+        } else {
+            let taken = taken.unwrap();
+            assert_eq!(taken.report.method, Method::PreCopy);
+            assert!(taken.report.fallback.is_none(), "{:?}", taken.report);
+        }
+        // Given back, the dump done or failed.
+        assert_eq!(ledger::reserved(store.as_fd(), None), 0);
+        assert_eq!(reservations_in_ledger(&cores), Vec::<String>::new());
+    }
+    let_go_and_expect_a_normal_exit(child, "live cores with their room reserved");
 }

@@ -15,9 +15,10 @@
 //!   descriptor of the target once the dump returns.
 //!
 //! The child keeps the core's descriptor, its result pipe, the target's
-//! pidfd (`identity`) and 0, 1, 2 (a
-//! stage hook may use them), and closes every other descriptor it
-//! inherited, so that it holds none of the caller's sockets or pipes open.
+//! pidfd (`identity`), the caller's staging file (`Options::staging`) and
+//! 0, 1, 2 (a stage hook may use them), and closes every other descriptor
+//! it inherited, so that it holds none of the caller's sockets or pipes
+//! open.
 //!
 //! The pipe carries framed messages (a tag, a length, the bytes): the
 //! copy's pid as soon as the copy-on-write copy exists, then the result.
@@ -227,14 +228,15 @@ fn child_main(
     if !sys::die_with_parent(parent) {
         sys::exit_now(1);
     }
-    sys::close_descriptors_except(
-        3,
-        &[
-            fd.as_raw_fd(),
-            answer.as_raw_fd(),
-            identity.pidfd.as_raw_fd(),
-        ],
-    );
+    let mut keep = vec![
+        fd.as_raw_fd(),
+        answer.as_raw_fd(),
+        identity.pidfd.as_raw_fd(),
+    ];
+    if let Some(staging) = &options.staging {
+        keep.push(staging.file.as_raw_fd());
+    }
+    sys::close_descriptors_except(3, &keep);
     let pipe = answer.as_raw_fd();
     let on_copy = |copy: i32| {
         let _ = sys::write_all_fd(pipe, &frame(TAG_COPY, &copy.to_le_bytes()));

@@ -147,7 +147,11 @@
 //!   copy-on-write, then to stopping and copying, and says why) where the
 //!   injection cannot be (the same conditions as copy-on-write's) or where
 //!   the kernel refuses the userfaultfd or its asynchronous write
-//!   protection (before 6.7, or without `CONFIG_USERFAULTFD`).
+//!   protection (before 6.7, or without `CONFIG_USERFAULTFD`), or where
+//!   the staging file has a budget (`Options::staging`: the handler's crash
+//!   store gives one its limits count) too small for the process's private
+//!   memory (checked before any stop), or that a pass or the final stop
+//!   would go beyond (checked before every write into it).
 //!
 //!   A dumper killed at any stage leaves nothing behind: the kernel lets
 //!   the threads go and drops the userfaultfd with the dumper's last
@@ -219,6 +223,7 @@ pub use stage::{Stage, StageHook};
 use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How the memory is copied (see the crate documentation).
@@ -245,8 +250,9 @@ impl Method {
     /// pages) and stopping and copying takes a fraction of a second per
     /// GiB. So pre-copy is the default wherever it can be used; the dump
     /// falls back to copy-on-write, and says why, where the kernel refuses
-    /// the userfaultfd, where the staging file cannot be written, or where
-    /// the passes do not keep up with the process's writes (the final stop
+    /// the userfaultfd, where the staging file cannot be written or its
+    /// budget ([`Options::staging`]) cannot hold the memory, or where the
+    /// passes do not keep up with the process's writes (the final stop
     /// would copy more than a fork takes), and to stopping and copying
     /// where no system call can be injected.
     pub const DEFAULT: Method = Method::PreCopy;
@@ -313,6 +319,29 @@ impl Default for SnapshotPlan {
     }
 }
 
+/// Where pre-copy stages the memory and how much room it has there, given
+/// by a caller that counts the space (the handler's crash store), instead
+/// of a file beside the output, in `$TMPDIR` or `/var/tmp`.
+#[derive(Debug, Clone)]
+pub struct StagingSpace {
+    /// An open, read-write, unnamed regular file (`O_TMPFILE` in the
+    /// caller's directory, on its file system): the dump empties it and
+    /// stages the memory in it. The caller keeps its own descriptor (it
+    /// sees what the file takes while the dump runs), and the file goes
+    /// with the last descriptor, whatever happens.
+    pub file: Arc<OwnedFd>,
+    /// The most bytes the file may take on disk (its allocated blocks),
+    /// checked before every write into it: when the process's private
+    /// resident memory is already more, pre-copy is not started (no first
+    /// stop); when a pass would go beyond, pre-copy gives up and the final
+    /// stop makes a copy-on-write copy instead (a default dump; an explicit
+    /// pre-copy fails), the reason saying so.
+    pub budget: u64,
+    /// What sets the budget, for those reasons (e.g. "the crash store's
+    /// room (max_dir_size, min_free), the core's share kept").
+    pub limit: String,
+}
+
 /// How a dump is made.
 #[derive(Clone)]
 pub struct Options {
@@ -368,12 +397,16 @@ pub struct Options {
     /// (BENCHMARKS.md, "Live cores").
     pub precopy_give_up: u64,
     /// When no method is asked for, whether pre-copy may be chosen: it
-    /// stages the whole memory in a temporary file beside a file output (or
-    /// in `$TMPDIR`, `/var/tmp`), which a caller writing into a store with
-    /// space limits of its own (the handler's crash store) does not count.
-    /// Without it the default is copy-on-write (then stop-and-copy), as
-    /// before pre-copy.
+    /// stages the whole memory in a temporary file (beside a file output,
+    /// in `$TMPDIR`, `/var/tmp`, or where [`Options::staging`] says, within
+    /// its budget). Without it the default is copy-on-write (then
+    /// stop-and-copy), as before pre-copy. The handler's crash store no
+    /// longer clears it: it gives a [`StagingSpace`] its limits count.
     pub precopy_by_default: bool,
+    /// Where pre-copy stages the memory, within a budget (see
+    /// [`StagingSpace`]); `None`: an unnamed file beside a file output, or
+    /// in `$TMPDIR` (`/var/tmp`), limited only by the file system.
+    pub staging: Option<StagingSpace>,
     /// LTTng snapshots to take while the threads are stopped.
     pub snapshots: Option<SnapshotPlan>,
     /// Called in the dumping child at each stage (tests and benchmarks).
@@ -394,6 +427,7 @@ impl Default for Options {
             raise_priority: true,
             precopy_give_up: 32 << 20,
             precopy_by_default: true,
+            staging: None,
             snapshots: None,
             stage_hook: None,
         }
@@ -414,6 +448,7 @@ impl std::fmt::Debug for Options {
             .field("raise_priority", &self.raise_priority)
             .field("precopy_give_up", &self.precopy_give_up)
             .field("precopy_by_default", &self.precopy_by_default)
+            .field("staging", &self.staging)
             .field("snapshots", &self.snapshots)
             .field("stage_hook", &self.stage_hook.is_some())
             .finish()

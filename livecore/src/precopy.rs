@@ -59,7 +59,10 @@
 //!
 //! **The staging file.** The memory is copied into a sparse file of the
 //! dumper's (`O_TMPFILE`: it has no name, and disappears with the dumper
-//! whatever happens), each region at its own place; a page written again
+//! whatever happens; beside a file output or in `$TMPDIR`, or the one a
+//! caller gives, `crate::StagingSpace`, within its budget: the handler's
+//! in its crash store, counted by the store's limits), each region at its
+//! own place; a page written again
 //! is copied again over its old bytes (a page that reads as zeroes now
 //! becomes a hole). Once the threads are let go for the last time, the core
 //! is written from it as the other methods write theirs (sparse, or a
@@ -256,6 +259,11 @@ pub struct Staging {
     pub file: File,
     /// The next free offset.
     end: u64,
+    /// The most bytes the file may take on disk, and what sets it (a
+    /// caller's [`crate::StagingSpace`]).
+    budget: Option<(u64, String)>,
+    /// A write was refused for the budget.
+    over_budget: std::sync::atomic::AtomicBool,
 }
 
 /// A directory for the staging file: the output's when it is a file (its
@@ -274,8 +282,29 @@ fn staging_dir(output: RawFd) -> PathBuf {
 }
 
 impl Staging {
-    /// A staging file beside the output `output` (see [`staging_dir`]).
-    pub fn new(output: RawFd) -> Result<Staging> {
+    /// The caller's staging file, within its budget, when it gave one;
+    /// else a staging file beside the output `output` (see
+    /// [`staging_dir`]).
+    pub fn new(output: RawFd, given: Option<&crate::StagingSpace>) -> Result<Staging> {
+        if let Some(given) = given {
+            let file = given
+                .file
+                .try_clone()
+                .map(File::from)
+                .and_then(|file| file.set_len(0).map(|()| file))
+                .map_err(|e| {
+                    LiveError::new(
+                        ErrorKind::Output,
+                        format!("using the pre-copy's staging file given: {e}"),
+                    )
+                })?;
+            return Ok(Staging {
+                file,
+                end: 0,
+                budget: Some((given.budget, given.limit.clone())),
+                over_budget: std::sync::atomic::AtomicBool::new(false),
+            });
+        }
         let dir = staging_dir(output);
         let file = open_unnamed(&dir)
             .or_else(|_| open_unnamed(Path::new("/tmp")))
@@ -288,7 +317,52 @@ impl Staging {
                     ),
                 )
             })?;
-        Ok(Staging { file, end: 0 })
+        Ok(Staging {
+            file,
+            end: 0,
+            budget: None,
+            over_budget: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Whether a write was refused because the budget would be exceeded.
+    pub fn over_budget(&self) -> bool {
+        self.over_budget.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Gives the file's blocks back (pre-copy gave up: the dump goes on
+    /// without it, and the core needs the room).
+    pub fn release(&self) {
+        let _ = self.file.set_len(0);
+    }
+
+    /// Refuses a write of `len` more bytes when the file's blocks on disk
+    /// (what the file system counts, holes excluded) plus `len` would go
+    /// beyond the budget. A write over bytes already there is counted as
+    /// if it grew the file: the check errs on the safe side.
+    fn check_budget(&self, len: u64) -> Result<()> {
+        let Some((budget, limit)) = &self.budget else {
+            return Ok(());
+        };
+        use std::os::unix::fs::MetadataExt;
+        let taken = self
+            .file
+            .metadata()
+            .map(|m| m.blocks() * 512)
+            .map_err(staging_error)?;
+        if taken.saturating_add(len) > *budget {
+            self.over_budget.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(LiveError::new(
+                ErrorKind::Output,
+                format!(
+                    "pre-copy's staging file would take more than the {} KiB it may ({limit}): {} KiB staged, {} KiB more to copy",
+                    budget >> 10,
+                    taken >> 10,
+                    len.div_ceil(1024)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Room for `len` bytes (page-aligned); returns its offset.
@@ -334,6 +408,7 @@ impl Staging {
                 }
                 let at = offset + done + (i * page) as u64;
                 if full {
+                    self.check_budget(((j - i) * page) as u64)?;
                     self.file
                         .write_all_at(&buffer[i * page..j * page], at)
                         .map_err(staging_error)?;

@@ -128,6 +128,25 @@ pub fn run(job: Job) -> Result<LiveReport> {
     // Pre-copy: the first stop, the registration and the passes, while
     // the process runs; the final stop is the one below.
     let mut tracking = None;
+    if let (Method::PreCopy, Some(space)) = (method, &options.staging) {
+        // The staging file would hold at least the private memory resident
+        // now: with less room than that, pre-copy is not started at all
+        // (no first stop for nothing).
+        let resident = procfs::private_bytes(pid).unwrap_or(0);
+        if resident > space.budget {
+            let why = format!(
+                "pre-copy not used: its staging file would need about {} KiB (the process's private resident memory), more than the {} KiB it may take ({})",
+                resident >> 10,
+                space.budget >> 10,
+                space.limit
+            );
+            if options.method == Some(Method::PreCopy) {
+                return Err(LiveError::new(ErrorKind::Unsupported, why));
+            }
+            method = Method::CopyOnWrite;
+            fallback = Some(why);
+        }
+    }
     if let (Method::PreCopy, Some(gadgets)) = (method, &gadgets) {
         match begin_tracking(
             &mut tracer,
@@ -272,22 +291,37 @@ pub fn run(job: Job) -> Result<LiveReport> {
             ));
         }
     }
-    let method = report.method;
-    let sink = match (method, gadgets, tracking) {
-        (Method::PreCopy, _, Some(tracking)) => {
-            finish_tracking(
-                &mut tracer,
-                &mut stopped,
-                identity,
-                options,
-                tracking,
-                sink,
-                &mut report,
-                &mut stages,
-            )?;
-            None
+    let mut sink = Some(sink);
+    if let (Method::PreCopy, Some(tracking)) = (report.method, tracking) {
+        let given = sink.take().expect("the sink, not used yet");
+        match finish_tracking(
+            &mut tracer,
+            &mut stopped,
+            identity,
+            options,
+            tracking,
+            given,
+            &mut report,
+            &mut stages,
+        ) {
+            Ok(()) => {}
+            Err(FinishError::Failed(e)) => return Err(e),
+            // The staging file's budget ran out during this stop: a
+            // copy-on-write copy instead, now.
+            Err(FinishError::OverBudget { why, sink: back }) => {
+                if options.method == Some(Method::PreCopy) {
+                    return Err(LiveError::new(ErrorKind::Unsupported, why));
+                }
+                report.method = Method::CopyOnWrite;
+                report.fallback = Some(why);
+                sink = Some(*back);
+            }
         }
-        (Method::CopyOnWrite, Some(gadgets), _) => {
+    }
+    let method = report.method;
+    let sink = match (method, gadgets, sink) {
+        (_, _, None) => None,
+        (Method::CopyOnWrite, Some(gadgets), Some(sink)) => {
             match copy_on_write(&mut tracer, &mut stopped, options, &gadgets, sink, &mut report, &mut stages) {
                 Ok(()) => None,
                 Err(CowError::Failed(e)) => return Err(e),
@@ -301,7 +335,7 @@ pub fn run(job: Job) -> Result<LiveReport> {
                 }
             }
         }
-        _ => Some(sink),
+        (_, _, sink) => sink,
     };
     if let Some(sink) = sink {
         if let Buffer::Lazy = buffer {
@@ -1409,6 +1443,22 @@ struct Tracking {
     details: Vec<Mapping>,
 }
 
+/// How pre-copy's final stop did not complete.
+enum FinishError {
+    /// The staging file's budget ran out (still stopped, the tracking
+    /// ended, the staging file emptied): why, and the sink back for a
+    /// copy-on-write copy instead.
+    OverBudget { why: String, sink: Box<CoreSink> },
+    /// The dump cannot go on.
+    Failed(LiveError),
+}
+
+impl From<LiveError> for FinishError {
+    fn from(e: LiveError) -> FinishError {
+        FinishError::Failed(e)
+    }
+}
+
 /// How pre-copy did not start.
 enum TrackError {
     /// It cannot be used here (the process was let go): why.
@@ -1446,8 +1496,8 @@ fn begin_tracking(
             "the kernel refused asynchronous write protection (UFFD_FEATURE_WP_ASYNC): {e}"
         ))
     })?;
-    let mut staging =
-        precopy::Staging::new(output_fd).map_err(|e| TrackError::Fallback(e.message))?;
+    let mut staging = precopy::Staging::new(output_fd, options.staging.as_ref())
+        .map_err(|e| TrackError::Fallback(e.message))?;
     let exited = |_| TrackError::Failed(freeze::exited_error(target.pid));
     let smaps = procfs::smaps(mm_pid).map_err(exited)?;
     let mut copier = Copier::new(mm_pid, options.copy_buffer);
@@ -1504,11 +1554,15 @@ fn begin_tracking(
         }
         Ok(passes)
     })
-    .map_err(|e| match e.kind {
-        // The staging file could not take it (a full disk): the process
-        // runs, nothing is lost but the time.
-        ErrorKind::Output => TrackError::Fallback(e.message),
-        _ => TrackError::Failed(e),
+    .map_err(|e| {
+        // Its blocks go back at once: the core to come needs the room.
+        staging.release();
+        match e.kind {
+            // The staging file could not take it (a full disk, or its
+            // budget): the process runs, nothing is lost but the time.
+            ErrorKind::Output => TrackError::Fallback(e.message),
+            _ => TrackError::Failed(e),
+        }
     })?;
     let details = procfs::smaps(mm_pid).map_err(exited)?;
     Ok(Tracking {
@@ -1645,7 +1699,7 @@ fn finish_tracking(
     sink: CoreSink,
     report: &mut LiveReport,
     stages: &mut Stages,
-) -> Result<()> {
+) -> std::result::Result<(), FinishError> {
     let Tracking {
         mut tracker,
         mut staging,
@@ -1695,7 +1749,25 @@ fn finish_tracking(
             r.broken = true;
         }
     }
-    let mut final_bytes = copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer)?;
+    // A write the staging file's budget refuses: the sink goes back for a
+    // copy-on-write copy (the tracker, dropped on the way out, unregisters
+    // everything).
+    let over_budget = |e: LiveError, staging: &precopy::Staging, sink: CoreSink| {
+        if staging.over_budget() {
+            staging.release();
+            FinishError::OverBudget {
+                why: e.message,
+                sink: Box::new(sink),
+            }
+        } else {
+            FinishError::Failed(e)
+        }
+    };
+    let mut final_bytes =
+        match copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer) {
+            Ok(bytes) => bytes,
+            Err(e) => return Err(over_budget(e, &staging, sink)),
+        };
     let mut planned = plan(&smaps, stopped.filter, &copier);
     // An address the final stop reads (or the passes read), checked again
     // once the copy is done, as stop-and-copy does.
@@ -1712,7 +1784,7 @@ fn finish_tracking(
             None => {
                 let offset = staging.allocate(p.segment.filesz);
                 stages.reach(Stage::Copying);
-                staging.copy(
+                if let Err(e) = staging.copy(
                     &mut copier,
                     &mut buffer,
                     m.start,
@@ -1720,7 +1792,9 @@ fn finish_tracking(
                     offset,
                     regions::content_of(m),
                     false,
-                )?;
+                ) {
+                    return Err(over_budget(e, &staging, sink));
+                }
                 final_bytes += p.segment.filesz;
                 offset
             }

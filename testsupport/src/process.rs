@@ -255,6 +255,20 @@ pub fn spawn_with_pid(pid: i32, mut make: impl FnMut() -> Command) -> Child {
     panic!("could not start a process with pid {pid}");
 }
 
+/// The private memory process `pid` has resident (`Private_Clean` +
+/// `Private_Dirty` of `/proc/PID/smaps_rollup`), in bytes: about what a
+/// live core's pre-copy stages.
+pub fn private_resident(pid: i32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    let kib = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/smaps_rollup"))
+    };
+    (kib("Private_Clean:") + kib("Private_Dirty:")) * 1024
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,11 +69,12 @@ pub struct GcoreArgs {
     /// The core file to create (refused if it exists).
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// How the memory is copied; default: into a file (-o, or a user's
-    /// core.PID), pre-copy where it can be used (else copy-on-write, else
-    /// stop and copy, and the summary says why); into the crash store,
-    /// copy-on-write (pre-copy's staging file, as large as the memory,
-    /// would be outside the store's space limits).
+    /// How the memory is copied; default: pre-copy where it can be used
+    /// (else copy-on-write, else stop and copy, and the summary says why).
+    /// Into the crash store, pre-copy's staging file is an unnamed file in
+    /// the store, within the room max_dir_size and min_free leave beside
+    /// the core (reserved while the dump runs); a process whose memory does
+    /// not fit is dumped by copy-on-write, and the record says so.
     #[arg(long, value_enum)]
     method: Option<MethodArg>,
     /// Compress the core with zstd (at the configuration's zstd_level).

@@ -5,6 +5,7 @@
 //! The file is unnamed until it is complete (see `safefile`).
 
 use crate::base::safefile::NewFile;
+use crate::store::ledger::{ReservationId, ReservedCache};
 use crate::store::space::{self, SpacePolicy};
 use std::fs::File;
 use std::io::{self, Write};
@@ -62,6 +63,13 @@ struct Budgeted {
     may_grow: bool,
     deleted: Vec<String>,
     errors: Vec<String>,
+    /// A live core's: the room it reserved in the directory (not counted
+    /// against it), and the unnamed staging file beside the core (whose
+    /// blocks are: the core and it exist together).
+    reservation: Option<ReservationId>,
+    staging: Option<File>,
+    /// The room others reserved, read again when the ledger changes.
+    reserved: ReservedCache,
 }
 
 impl Budgeted {
@@ -85,7 +93,8 @@ impl Budgeted {
     /// with the space lock held, and the bytes written before it is let go,
     /// so that the free space seen here is exact.
     fn reserve(&mut self, wanted: u64) -> u64 {
-        let above_floor = match space::room_above_floor(self.dir.as_fd(), self.policy) {
+        let reserved = self.reserved.get(self.dir.as_fd(), self.reservation);
+        let above_floor = match space::room_above_floor(self.dir.as_fd(), self.policy, reserved) {
             Ok(room) => room,
             Err(err) => {
                 self.errors
@@ -97,8 +106,14 @@ impl Budgeted {
             let claimant = space::Claimant {
                 uid: self.owner_uid,
                 own_stem: None,
+                own_reservation: self.reservation,
             };
-            match space::make_room(self.dir.as_fd(), self.policy, wanted, self.stored, claimant) {
+            let staged = self.staging.as_ref().map_or(0, |file| {
+                use std::os::unix::fs::MetadataExt;
+                file.metadata().map_or(0, |m| m.blocks() * 512)
+            });
+            let unlisted = self.stored.saturating_add(staged);
+            match space::make_room(self.dir.as_fd(), self.policy, wanted, unlisted, claimant) {
                 Ok((room, deleted)) => {
                     self.room = room.min(ROOM_STEP);
                     self.deleted.extend(deleted);
@@ -184,6 +199,9 @@ impl CoreWriter {
             may_grow: true,
             deleted: Vec::new(),
             errors,
+            reservation: None,
+            staging: None,
+            reserved: ReservedCache::default(),
         };
         let sink = match settings.zstd_level {
             None => Sink::Sparse(budgeted),
@@ -196,6 +214,19 @@ impl CoreWriter {
             size: 0,
             truncated: None,
         })
+    }
+
+    /// A live core's writer: `reservation` is the room it reserved in the
+    /// directory (not counted against it), `staging` the unnamed staging
+    /// file it holds there meanwhile (its blocks counted with the core's).
+    pub fn live(&mut self, reservation: Option<ReservationId>, staging: Option<File>) {
+        let budgeted = match self.sink.as_mut() {
+            Some(Sink::Sparse(budgeted)) => budgeted,
+            Some(Sink::Zstd(encoder)) => encoder.get_mut(),
+            None => return,
+        };
+        budgeted.reservation = reservation;
+        budgeted.staging = staging;
     }
 
     /// Whether the writer still takes data (false once it was cut).

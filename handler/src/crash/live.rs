@@ -13,9 +13,14 @@
 //! free-space floor, zstd as configured), the process read from `/proc`
 //! through a pidfd (`procinfo`), its user let read it only when the process
 //! was theirs in every respect (`access`), the record written beside it
-//! under the space lock. Nothing here runs as root for anyone else: the
-//! dump is the caller's (root, or the process's owner where the kernel
-//! would let them trace it), never the core_pattern handler's.
+//! under the space lock. Pre-copy (the default) stages the memory in an
+//! unnamed file of the store (`O_TMPFILE`), within what the store's limits
+//! leave beside the core, that room reserved in the store's ledger while
+//! the dump runs (`staging_in_store`); where it does not fit, the dump is
+//! copy-on-write and its record says why. Nothing here runs as root for
+//! anyone else: the dump is the caller's (root, or the process's owner
+//! where the kernel would let them trace it), never the core_pattern
+//! handler's.
 
 use crate::base::config::{self, Compression, Config};
 use crate::base::safefile::NewFile;
@@ -29,7 +34,7 @@ use crate::store::record::{
     self, CoreSection, CrashRecord, Crashed, DaemonFire, Identity, LiveRegion, LiveSection,
     LiveThread,
 };
-use crate::store::space::SpacePolicy;
+use crate::store::space::{self, Reservation, SpacePolicy};
 use lttng_coredump_livecore::{self as livecore, LiveError, LiveReport, Method, Output};
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -138,9 +143,21 @@ pub fn take(
     config_path: &Path,
     log: &mut Log,
 ) -> Result<Taken, Failed> {
+    take_with_hook(request, config, config_path, log, None)
+}
+
+/// [`take`], `stage_hook` called in the dumping child at each stage
+/// (tests hold the dump at one, see `livecore::StageHook`).
+pub fn take_with_hook(
+    request: &Request,
+    config: &Config,
+    config_path: &Path,
+    log: &mut Log,
+    stage_hook: Option<livecore::StageHook>,
+) -> Result<Taken, Failed> {
     let result = match &request.destination {
-        Destination::File(path) => to_file(request, config, path),
-        Destination::Store => to_store(request, config, config_path, log),
+        Destination::File(path) => to_file(request, config, path, stage_hook),
+        Destination::Store => to_store(request, config, config_path, log, stage_hook),
     };
     match &result {
         Ok(taken) => {
@@ -176,8 +193,16 @@ pub fn take(
     result
 }
 
-fn to_file(request: &Request, config: &Config, path: &Path) -> Result<Taken, Failed> {
-    let options = options(request, config);
+fn to_file(
+    request: &Request,
+    config: &Config,
+    path: &Path,
+    stage_hook: Option<livecore::StageHook>,
+) -> Result<Taken, Failed> {
+    let options = livecore::Options {
+        stage_hook,
+        ..options(request, config)
+    };
     let compressed = options.zstd_level.is_some();
     let report = dump(request, Output::Path(path.to_path_buf()), &options)?;
     Ok(Taken {
@@ -237,6 +262,7 @@ fn to_store(
     config: &Config,
     config_path: &Path,
     log: &mut Log,
+    stage_hook: Option<livecore::StageHook>,
 ) -> Result<Taken, Failed> {
     if !rustix::process::geteuid().is_root() {
         return Err(failed(
@@ -249,13 +275,10 @@ fn to_store(
     // and the fleet's copies carry the same ID.
     let crash_id = crate::crash::pipeline::new_crash_id(log);
     let gathered = gather(request);
-    let mut options = options(request, config);
-    // Into the store, pre-copy is never the default: its staging file (as
-    // large as the process's memory, outside the store) is not counted by
-    // the store's `max_dir_size` and `min_free`, and a user whose process
-    // serve dumps on an event would choose its size. Copy-on-write's core
-    // comes through the store's writer and its limits only.
-    options.precopy_by_default = false;
+    let mut options = livecore::Options {
+        stage_hook,
+        ..options(request, config)
+    };
     // The writer compresses (the process is not waiting for it).
     let zstd_level = options.zstd_level.take();
     let uid = gathered.info.uids.map(|ids| ids[0]);
@@ -263,6 +286,23 @@ fn to_store(
         max_dir_size: config.max_dir_size,
         min_free: config.min_free,
     };
+    // Pre-copy's staging file in the store, its room reserved there (held
+    // until this function returns, released if it fails).
+    let (staging, reservation) = staging_in_store(&dir, space, request.pid, log);
+    if staging.is_none() {
+        // Never a staging file outside the store, uncounted.
+        if options.method == Some(Method::PreCopy) {
+            return Err(failed(
+                ErrorKind::Unsupported,
+                format!(
+                    "pre-copy's staging file cannot be made in {}",
+                    dir.path.display()
+                ),
+            ));
+        }
+        options.precopy_by_default = false;
+    }
+    options.staging = staging;
     let settings = CoreSettings {
         zstd_level,
         max_size: Some(config.max_core_size),
@@ -281,6 +321,17 @@ fn to_store(
             format!("cannot start the core file in {}: {e}", dir.path.display()),
         )
     })?;
+    // The core is written while the staging file still holds the memory:
+    // both count against the room (the reservation made for them does not,
+    // twice).
+    writer.live(
+        reservation.as_ref().map(|r| r.id),
+        options
+            .staging
+            .as_ref()
+            .and_then(|s| s.file.try_clone().ok())
+            .map(std::fs::File::from),
+    );
     let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| failed(ErrorKind::Internal, format!("cannot make a pipe: {e}")))?;
     let (dumped, received) = std::thread::scope(|scope| {
@@ -303,6 +354,10 @@ fn to_store(
     };
     let readable_by = crate::crash::access::reader_of_core(&context, &gathered).ok();
     let (outcome, file) = writer.finish(readable_by, |n| numbered(&stem, n, extension));
+    // The staging file goes (with its last descriptor), then the room
+    // reserved: the core is in the listing now.
+    drop(options);
+    drop(reservation);
     for error in &outcome.errors {
         log.warning(error.clone());
     }
@@ -403,6 +458,103 @@ fn to_store(
         truncated,
         compressed: zstd_level.is_some(),
     })
+}
+
+/// A bound on what the core of process `pid` takes in the store, from
+/// `/proc/PID/status`: its anonymous and shared-memory pages resident
+/// (`RssAnon`, `RssShmem`: a private file page written is anonymous) and
+/// swapped (`VmSwap`), a sixteenth more and 1 MiB for the notes and the
+/// first pages of file mappings. Uncompressed: a zstd core is smaller, by
+/// an amount not known before it is written, so it is not counted on.
+/// Not counted: hugetlbfs pages (not in `RssAnon`) and what the process
+/// maps meanwhile. `None` when the process cannot be read.
+pub fn core_bound(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    let bytes = (kib("RssAnon:")? + kib("RssShmem:")? + kib("VmSwap:").unwrap_or(0)) * 1024;
+    Some(bytes + bytes / 16 + (1 << 20))
+}
+
+/// What pre-copy needs to stage process `pid`'s memory into the store
+/// `dir`: an unnamed file there (`O_TMPFILE`: on the store's file system,
+/// gone with its last descriptor, whatever happens to the dumper), and its
+/// budget, reserved in the store's ledger with the core's bound, in one
+/// step under the space lock (live cores and crashes at once never count
+/// the same room twice; `space::reserve`).
+///
+/// The budget is the room the store has now (its `max_dir_size` less what
+/// it holds and others reserved; its free space less `min_free`; nothing
+/// deleted for it) less the core's bound ([`core_bound`]): during the
+/// write-out the staging file and the core exist together. It is at most
+/// the bound and a quarter more (the staging file holds the memory the core
+/// will, and what the process maps meanwhile), so that a live core never
+/// reserves the room other crashes need. `None` (the dump then never uses
+/// pre-copy by default) when no room is left for it or no file can be made.
+fn staging_in_store(
+    dir: &CoreDir,
+    space: SpacePolicy,
+    pid: i32,
+    log: &mut Log,
+) -> (Option<livecore::StagingSpace>, Option<Reservation>) {
+    let Some(bound) = core_bound(pid) else {
+        return (None, None);
+    };
+    let file = match rustix::fs::openat(
+        dir.fd.as_fd(),
+        ".",
+        rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    ) {
+        Ok(file) => file,
+        Err(e) => {
+            log.notice(format!(
+                "pre-copy's staging file cannot be made in {} ({e}): no pre-copy into the store",
+                dir.path.display()
+            ));
+            return (None, None);
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let cap = bound + bound / 4;
+    let budget_of = |room: u64| room.saturating_sub(bound).min(cap);
+    let (room, reservation) =
+        match space::reserve(dir.fd.as_fd(), space, now, |room| match budget_of(room) {
+            0 => 0,
+            budget => budget + bound,
+        }) {
+            Ok(reserved) => reserved,
+            Err(e) => {
+                log.warning(format!(
+                    "cannot reserve room for pre-copy's staging file in {}: {e}",
+                    dir.path.display()
+                ));
+                (0, None)
+            }
+        };
+    let budget = reservation.as_ref().map_or(0, |_| budget_of(room));
+    let staging = livecore::StagingSpace {
+        file: Arc::new(file),
+        budget,
+        limit: format!(
+            "the crash store's room: {} KiB now within max_dir_size = {} and min_free = {}, less {} KiB kept for the core",
+            room >> 10,
+            space.max_dir_size,
+            space.min_free,
+            bound >> 10
+        ),
+    };
+    (Some(staging), reservation)
 }
 
 /// The configured core directory (or the default one), as a crash opens it.

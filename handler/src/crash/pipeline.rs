@@ -1028,6 +1028,7 @@ fn open_core_file(
     let claimant = crate::store::space::Claimant {
         uid: context.uid,
         own_stem: None,
+        own_reservation: None,
     };
     match crate::store::space::make_room(
         dir.fd.as_fd(),

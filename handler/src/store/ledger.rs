@@ -59,6 +59,147 @@ pub enum Entry {
         ino: u64,
         bytes: u64,
     },
+    /// Room reserved in the directory by a live core being taken into it
+    /// (pre-copy's staging file, unnamed, and the core to come, unnamed
+    /// until complete: neither is in the listing), counted by every
+    /// measure of the room (`space`) until its holder releases it, or
+    /// until the holder (pid and start time) is gone.
+    Reservation {
+        time: i64,
+        id: ReservationId,
+        bytes: u64,
+    },
+}
+
+/// Who holds a reservation: a process (by pid and start time, so that a
+/// reused pid is not taken for it) and its number for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationId {
+    pub pid: u32,
+    pub start: u64,
+    pub seq: u64,
+}
+
+impl ReservationId {
+    /// A new one for this process.
+    pub fn new() -> Option<ReservationId> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let pid = std::process::id();
+        Some(ReservationId {
+            pid,
+            start: start_time(pid)?,
+            seq: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+
+    /// Whether its process still runs (a killed holder's reservation
+    /// counts no more, and the next save drops it).
+    pub fn holder_alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start)
+    }
+}
+
+/// The start time of process `pid` (`/proc/PID/stat`, field 22).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The bytes the live reservations of the core directory `dir` hold,
+/// `except` one (the caller's own). Read without creating the ledger; no
+/// ledger, or one that cannot be read, is no reservation (the directory is
+/// root's: nobody else could have planted one).
+pub fn reserved(dir: BorrowedFd<'_>, except: Option<ReservationId>) -> u64 {
+    let Ok(fd) = rustix::fs::openat(
+        dir,
+        LEDGER_NAME,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    ) else {
+        return 0;
+    };
+    let private = rustix::fs::fstat(&fd).is_ok_and(|stat| {
+        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile
+            && stat.st_uid == 0
+            && stat.st_mode & 0o077 == 0
+    });
+    if !private || rustix::fs::flock(&fd, FlockOperation::LockShared).is_err() {
+        return 0;
+    }
+    let mut text = Vec::new();
+    if File::from(fd)
+        .take(MAX_LEDGER)
+        .read_to_end(&mut text)
+        .is_err()
+    {
+        return 0;
+    }
+    text.split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<Entry>(line).ok())
+        .filter_map(|entry| match entry {
+            Entry::Reservation { id, bytes, .. } if Some(id) != except && id.holder_alive() => {
+                Some(bytes)
+            }
+            _ => None,
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// [`reserved`], read again only when the ledger changed (its inode, size
+/// or modification time), for a writer that asks before every write: one
+/// `stat` then. A holder gone since the last read is still counted until
+/// the ledger changes (on the safe side).
+#[derive(Debug, Default)]
+pub struct ReservedCache {
+    seen: Option<(u64, i64, i64, u64)>,
+    bytes: u64,
+}
+
+impl ReservedCache {
+    pub fn get(&mut self, dir: BorrowedFd<'_>, except: Option<ReservationId>) -> u64 {
+        let stamp = rustix::fs::statat(dir, LEDGER_NAME, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .map(|st| (st.st_ino, st.st_size, st.st_mtime, st.st_mtime_nsec));
+        match stamp {
+            None => {
+                self.seen = None;
+                self.bytes = 0;
+            }
+            Some(stamp) if self.seen != Some(stamp) => {
+                self.bytes = reserved(dir, except);
+                self.seen = Some(stamp);
+            }
+            Some(_) => {}
+        }
+        self.bytes
+    }
+}
+
+/// Adds a reservation of `bytes` held by `id`.
+pub fn add_reservation(
+    dir: BorrowedFd<'_>,
+    now: i64,
+    id: ReservationId,
+    bytes: u64,
+) -> io::Result<()> {
+    let mut ledger = Ledger::lock(dir)?;
+    ledger.entries.push(Entry::Reservation {
+        time: now,
+        id,
+        bytes,
+    });
+    ledger.save()
+}
+
+/// Removes the reservation `id` (and every one whose holder is gone).
+pub fn remove_reservation(dir: BorrowedFd<'_>, id: ReservationId) -> io::Result<()> {
+    let mut ledger = Ledger::lock(dir)?;
+    ledger.entries.retain(|entry| match entry {
+        Entry::Reservation { id: held, .. } => *held != id && held.holder_alive(),
+        _ => true,
+    });
+    ledger.save()
 }
 
 /// The ledger, locked: dropped, it is unlocked (closed).
@@ -132,6 +273,7 @@ impl Ledger {
         self.entries.retain(|entry| match entry {
             Entry::Core { time, .. } | Entry::SnapshotFire { time, .. } => *time > since,
             Entry::SnapshotDir { .. } => true,
+            Entry::Reservation { id, .. } => id.holder_alive(),
         });
     }
 }

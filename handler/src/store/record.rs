@@ -721,6 +721,7 @@ impl CrashRecord {
             let claimant = crate::store::space::Claimant {
                 uid: owner,
                 own_stem: Some(stem.as_bytes()),
+                own_reservation: None,
             };
             let (room, deleted) =
                 crate::store::space::make_room_for_record(dir, policy, needed, claimant)?;

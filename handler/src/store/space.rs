@@ -9,6 +9,7 @@
 //! can make room only from its own crashes and from other users' older
 //! ones: every other user keeps their latest core.
 
+use crate::store::ledger::{self, ReservationId};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -41,6 +42,9 @@ pub struct Claimant<'a> {
     pub uid: Option<u32>,
     /// The name stem of the crash being written (see [`crash_stem`]).
     pub own_stem: Option<&'a [u8]>,
+    /// The room the claimant reserved itself ([`reserve`]): not counted
+    /// against it (what it holds in unnamed files is, as `unlisted`).
+    pub own_reservation: Option<ReservationId>,
 }
 
 /// One crash in the directory: its core and records, as found when making
@@ -212,8 +216,7 @@ pub enum Fate {
 
 /// See [`Plan`].
 pub fn plan(dir: BorrowedFd<'_>, policy: SpacePolicy) -> std::io::Result<Plan> {
-    let (used, crashes) = survey(dir)?;
-    let free = free_bytes(dir)?;
+    let (used, crashes, free) = measure(dir, None)?;
     let mut room = room_for(free, used, policy);
     let keep = protected(&crashes, Claimant::default());
     let deletable: u64 = crashes
@@ -255,14 +258,86 @@ pub fn plan(dir: BorrowedFd<'_>, policy: SpacePolicy) -> std::io::Result<Plan> {
 
 /// Bytes that may be stored now, without deleting anything.
 pub fn room(dir: BorrowedFd<'_>, policy: SpacePolicy) -> std::io::Result<u64> {
-    let (used, _) = survey(dir)?;
-    Ok(room_for(free_bytes(dir)?, used, policy))
+    let (used, _, free) = measure(dir, None)?;
+    Ok(room_for(free, used, policy))
 }
 
 /// Bytes that may be stored before the free-space floor (and the record's
-/// reserve) is reached, whatever the directory size limit says.
-pub fn room_above_floor(dir: BorrowedFd<'_>, policy: SpacePolicy) -> std::io::Result<u64> {
-    Ok(free_bytes(dir)?.saturating_sub(policy.min_free.saturating_add(RECORD_RESERVE)))
+/// reserve) is reached, whatever the directory size limit says; the room
+/// others reserved (`reserved`: [`ledger::reserved`] of all but the
+/// caller's own) is not free.
+pub fn room_above_floor(
+    dir: BorrowedFd<'_>,
+    policy: SpacePolicy,
+    reserved: u64,
+) -> std::io::Result<u64> {
+    let free = free_bytes(dir)?.saturating_sub(reserved);
+    Ok(free.saturating_sub(policy.min_free.saturating_add(RECORD_RESERVE)))
+}
+
+/// The bytes the directory holds and its crashes ([`survey`]), and the free
+/// bytes of its file system, the room reserved by live cores under way
+/// (all but `own`; see [`reserve`]) counted as held and not free.
+///
+/// A reservation is counted whole on both sides while what its holder has
+/// already written (its staging file, its unnamed core) also shows in the
+/// free space: counted twice there, on the safe side, until it is
+/// released (a crash written meanwhile may be cut earlier than it needs).
+fn measure(
+    dir: BorrowedFd<'_>,
+    own: Option<ReservationId>,
+) -> std::io::Result<(u64, Vec<StoredCrash>, u64)> {
+    let (used, crashes) = survey(dir)?;
+    let reserved = ledger::reserved(dir, own);
+    let free = free_bytes(dir)?.saturating_sub(reserved);
+    Ok((used.saturating_add(reserved), crashes, free))
+}
+
+/// Room reserved in the core directory (a ledger entry, see
+/// [`ledger::Entry::Reservation`]) until dropped; a holder killed leaves an
+/// entry that counts no more (its pid and start time name no process).
+#[derive(Debug)]
+pub struct Reservation {
+    dir: std::os::fd::OwnedFd,
+    pub id: ReservationId,
+    pub bytes: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let _ = ledger::remove_reservation(self.dir.as_fd(), self.id);
+    }
+}
+
+/// Measures the room the directory has now (without deleting anything,
+/// the room others reserved taken out) and reserves `wanted(room)` bytes of
+/// it, in one step under the space lock: two live cores taken at once never
+/// both see the same room. Returns the room and the reservation (none for
+/// 0 bytes).
+pub fn reserve(
+    dir: BorrowedFd<'_>,
+    policy: SpacePolicy,
+    now: i64,
+    wanted: impl FnOnce(u64) -> u64,
+) -> std::io::Result<(u64, Option<Reservation>)> {
+    with_space_lock(|| {
+        let room = room(dir, policy)?;
+        let bytes = wanted(room).min(room);
+        if bytes == 0 {
+            return Ok((room, None));
+        }
+        let id = ReservationId::new()
+            .ok_or_else(|| std::io::Error::other("cannot read this process's start time"))?;
+        ledger::add_reservation(dir, now, id, bytes)?;
+        Ok((
+            room,
+            Some(Reservation {
+                dir: dir.try_clone_to_owned()?,
+                id,
+                bytes,
+            }),
+        ))
+    })
 }
 
 fn free_bytes(dir: BorrowedFd<'_>) -> std::io::Result<u64> {
@@ -320,9 +395,8 @@ fn make_room_with(
     claimant: Claimant<'_>,
     room_for: fn(u64, u64, SpacePolicy) -> u64,
 ) -> std::io::Result<(u64, Vec<String>)> {
-    let (listed, crashes) = survey(dir)?;
+    let (listed, crashes, free) = measure(dir, claimant.own_reservation)?;
     let used = listed.saturating_add(unlisted);
-    let free = free_bytes(dir)?;
     let mut room = room_for(free, used, policy);
     let mut deleted = Vec::new();
     if room >= wanted {
@@ -480,7 +554,7 @@ mod tests {
         };
         let claimant = Claimant {
             uid: Some(1000),
-            own_stem: None,
+            ..Claimant::default()
         };
         assert!(room(dirfd.as_fd(), policy).unwrap() < 64 * 1024);
         let (room_left, deleted) =
@@ -576,6 +650,7 @@ mod tests {
         let looper = Claimant {
             uid: Some(1000),
             own_stem: Some(b"core.loop.4.4"),
+            own_reservation: None,
         };
         let (_, deleted) = make_room(dirfd.as_fd(), policy, 1 << 30, 0, looper).unwrap();
         // Root's older core, and the looper's own older crash; never root's
@@ -595,6 +670,58 @@ mod tests {
             make_room_for_record(dirfd.as_fd(), policy, 4096, looper).unwrap();
         assert!(deleted.is_empty());
         assert!(room_left < 4096);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reservation_is_counted_by_every_measure_but_its_holders_and_a_dead_holders_not_at_all() {
+        let (dir, dirfd) = scratch("reserve");
+        let (used, _) = survey(dirfd.as_fd()).unwrap();
+        let policy = SpacePolicy {
+            max_dir_size: used + (1 << 20),
+            min_free: 0,
+        };
+        let before = room(dirfd.as_fd(), policy).unwrap();
+        let (seen, held) = reserve(dirfd.as_fd(), policy, 1000, |room| room / 2).unwrap();
+        assert_eq!(seen, before);
+        let held = held.unwrap();
+        assert_eq!(held.bytes, before / 2);
+        // Everyone else sees the room taken (the ledger itself now takes a
+        // block too)...
+        let (used_now, _) = survey(dirfd.as_fd()).unwrap();
+        let after = room(dirfd.as_fd(), policy).unwrap();
+        assert_eq!(
+            after,
+            (used + (1 << 20)).saturating_sub(used_now + held.bytes)
+        );
+        // A second one gets what is left, never the same room.
+        let (left, second) = reserve(dirfd.as_fd(), policy, 1000, |room| room).unwrap();
+        assert_eq!(left, after);
+        assert_eq!(room(dirfd.as_fd(), policy).unwrap(), 0);
+        drop(second);
+        // ...but its holder, whose own files are counted as they are.
+        let own = Claimant {
+            own_reservation: Some(held.id),
+            ..Claimant::default()
+        };
+        let (own_room, _) = make_room(dirfd.as_fd(), policy, 1, 0, own).unwrap();
+        assert_eq!(own_room, (used + (1 << 20)).saturating_sub(used_now));
+        // A holder that is gone (a pid no process has) counts for nothing
+        // and is forgotten.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        let ghost = ReservationId {
+            pid: dead,
+            start: 1,
+            seq: 0,
+        };
+        ledger::add_reservation(dirfd.as_fd(), 1000, ghost, 1 << 30).unwrap();
+        assert_eq!(ledger::reserved(dirfd.as_fd(), None), held.bytes);
+        drop(held);
+        assert_eq!(ledger::reserved(dirfd.as_fd(), None), 0);
+        let text = std::fs::read_to_string(dir.join(ledger::LEDGER_NAME)).unwrap();
+        assert!(!text.contains("reservation"), "{text}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

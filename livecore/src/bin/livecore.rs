@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write|pre-copy]
-//!     [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--precopy-give-up-kib N] [--stop-timeout-ms N] [--deadline-s N]
+//!     [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--precopy-give-up-kib N]
+//!     [--staging-in DIR --staging-budget-kib N] [--stop-timeout-ms N] [--deadline-s N]
 //!     [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N]
 //!     [--stages] [--hold-at STAGE]
 //! ```
@@ -12,9 +13,11 @@
 //! `--stages` prints `stage NAME PID` (PID: the dumping child's) on stdout
 //! at each stage; `--hold-at STAGE` also prints `hold NAME PID` there and
 //! waits for a line on stdin before going on (a test kills the child then,
-//! or lets it go on).
+//! or lets it go on). `--staging-in DIR --staging-budget-kib N`: pre-copy
+//! stages the memory in an unnamed file in DIR and within N KiB, as the
+//! handler's crash store has it (`Options::staging`).
 
-use lttng_coredump_livecore::{dump, Method, Options, Output, SnapshotPlan, Stage};
+use lttng_coredump_livecore::{dump, Method, Options, Output, SnapshotPlan, Stage, StagingSpace};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,7 +25,7 @@ use std::time::Duration;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write|pre-copy] [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--stop-timeout-ms N] [--deadline-s N] [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N] [--stages] [--hold-at STAGE]"
+        "usage: lttng-coredump-livecore PID (-o FILE | --stdout) [--method stop-and-copy|copy-on-write|pre-copy] [--zstd LEVEL] [--buffer-mib N | --buffer-kib N] [--stop-buffer-mib N] [--copy-threads N] [--no-raise-priority] [--precopy-give-up-kib N] [--staging-in DIR --staging-budget-kib N] [--stop-timeout-ms N] [--deadline-s N] [--snapshots] [--session NAME]... [--no-user-daemon] [--snapshot-deadline-ms N] [--stages] [--hold-at STAGE]"
     );
     ExitCode::from(2)
 }
@@ -60,6 +63,8 @@ fn main() -> ExitCode {
         *i += 1;
         args.get(*i).cloned()
     };
+    let mut staging_in: Option<String> = None;
+    let mut staging_budget: Option<u64> = None;
     while i < args.len() {
         let arg = args[i].as_str();
         match arg {
@@ -98,6 +103,14 @@ fn main() -> ExitCode {
                 None => return usage(),
             },
             "--no-raise-priority" => options.raise_priority = false,
+            "--staging-in" => match value(&mut i) {
+                Some(dir) => staging_in = Some(dir),
+                None => return usage(),
+            },
+            "--staging-budget-kib" => match value(&mut i).and_then(|v| v.parse::<u64>().ok()) {
+                Some(kib) => staging_budget = Some(kib << 10),
+                None => return usage(),
+            },
             "--precopy-give-up-kib" => match value(&mut i).and_then(|v| v.parse::<u64>().ok()) {
                 Some(kib) => options.precopy_give_up = kib << 10,
                 None => return usage(),
@@ -146,6 +159,33 @@ fn main() -> ExitCode {
     let (Some(pid), Some(output)) = (pid, output) else {
         return usage();
     };
+    // A caller's staging place (as the handler gives one in its store): an
+    // unnamed file in DIR, within the budget.
+    match (staging_in, staging_budget) {
+        (None, None) => {}
+        (Some(dir), Some(budget)) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .mode(0o600)
+                .custom_flags(libc::O_TMPFILE)
+                .open(&dir)
+            {
+                Ok(file) => file,
+                Err(e) => {
+                    eprintln!("lttng-coredump-livecore: a staging file in {dir}: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            options.staging = Some(StagingSpace {
+                file: Arc::new(OwnedFd::from(file)),
+                budget,
+                limit: "--staging-budget-kib".into(),
+            });
+        }
+        _ => return usage(),
+    }
     let to_stdout = matches!(output, Output::Fd(_));
     options.snapshots = plan;
     if stages || hold.is_some() {

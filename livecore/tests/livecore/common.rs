@@ -263,6 +263,17 @@ impl Target {
         }
     }
 
+    /// Makes it map `mib` MiB more of private memory, every page written
+    /// (`grow`): address and length.
+    pub fn grow(&mut self, mib: u64) -> (u64, u64) {
+        let line = self.ask(&format!("grow {mib}"));
+        let mut words = line.split_whitespace();
+        assert_eq!(words.next(), Some("grown"), "the target answered {line:?}");
+        let addr = words.next().and_then(|a| u64::from_str_radix(a, 16).ok());
+        let len = words.next().and_then(|l| l.parse().ok());
+        (addr.unwrap(), len.unwrap())
+    }
+
     /// Checks that no userfaultfd is left on the target: no mapping
     /// registered (`uw`/`um`/`ui` in its `VmFlags`), no userfaultfd among
     /// its descriptors. (Its other descriptors are lttng-ust's to change:

@@ -172,3 +172,90 @@ fn a_default_dump_whose_passes_do_not_keep_up_makes_a_copy_on_write_copy_in_its_
     target.assert_untracked("copy-on-write after pre-copy");
     assert_eq!(target.children(), vec![], "the copy was not reaped");
 }
+
+#[test]
+fn a_default_dump_whose_staging_budget_runs_out_makes_a_copy_on_write_copy_and_says_why() {
+    let dir = TempDir::new("livecore-precopy-budget");
+    let staging = dir.path().join("staging");
+    std::fs::create_dir(&staging).unwrap();
+    // The process grows by 32 MiB of written pages once the dump has
+    // checked that its staging budget (what it had plus 8 MiB) holds its
+    // private memory: while its threads are seized, before the first stop
+    // (the new mapping is registered and copied by the first pass, which
+    // runs out), or while the first pass runs (the mapping is not tracked:
+    // the final stop copies it, and runs out there).
+    for stage in ["seized", "pre-copying"] {
+        let mut target = Target::spawn(&["--fill", "8", "--random"]);
+        let budget_kib = (testsupport::process::private_resident(target.pid) >> 10) + (8 << 10);
+        let core = dir.path().join(format!("{stage}.core"));
+        let mut command = Command::new(dumper());
+        command
+            .arg(target.pid.to_string())
+            .arg("-o")
+            .arg(&core)
+            .arg("--staging-in")
+            .arg(&staging)
+            .args(["--staging-budget-kib", &budget_kib.to_string()]);
+        let held = Held::start(command, stage);
+        let grown = target.grow(32);
+        let report = held.release().unwrap_or_else(|e| panic!("{stage}: {e:?}"));
+        assert_eq!(report.method.name(), "copy-on-write", "{stage}: {report:?}");
+        let why = report.fallback.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("staging file would take more than")
+                && why.contains(&format!(
+                    "the {budget_kib} KiB it may (--staging-budget-kib)"
+                )),
+            "{stage}: {report:?}"
+        );
+        // Given up during the passes (none recorded), or in the final stop
+        // (after them).
+        assert_eq!(
+            report.precopy_passes.is_empty(),
+            stage == "seized",
+            "{stage}: {report:?}"
+        );
+        // The core holds the memory grown (by the copy-on-write copy).
+        let bytes = std::fs::read(&core).unwrap();
+        assert!(
+            core_memory(&bytes, grown.0, grown.1)
+                .iter()
+                .all(|&b| b == 0x5a),
+            "{stage}: the grown memory is not in the core"
+        );
+        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+        target.assert_unharmed(stage);
+        target.assert_untracked(stage);
+        assert_eq!(
+            target.children(),
+            vec![],
+            "{stage}: the copy was not reaped"
+        );
+    }
+}
+
+#[test]
+fn a_process_whose_private_memory_exceeds_the_staging_budget_is_not_pre_copied_at_all() {
+    let dir = TempDir::new("livecore-precopy-nobudget");
+    let mut target = Target::spawn(&["--fill", "8", "--random"]);
+    let core = dir.path().join("core");
+    let report = dump_ok(&[
+        &target.pid.to_string(),
+        "-o",
+        core.to_str().unwrap(),
+        "--staging-in",
+        dir.path().to_str().unwrap(),
+        "--staging-budget-kib",
+        "1024",
+    ]);
+    assert_eq!(report.method.name(), "copy-on-write", "{report:?}");
+    let why = report.fallback.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("pre-copy not used") && why.contains("the 1024 KiB it may take"),
+        "{report:?}"
+    );
+    // No first stop: the only one is copy-on-write's.
+    assert_eq!(report.track_pause_us, 0, "{report:?}");
+    target.assert_unharmed("no pre-copy");
+    target.assert_untracked("no pre-copy");
+}

@@ -491,6 +491,19 @@ static void answer(const char *line)
 			       (after.tv_nsec - before.tv_nsec));
 	} else if (strncmp(line, "fill", 4) == 0) {
 		printf("fill %lx %zu\n", (unsigned long) fill, fill_len);
+	} else if (strncmp(line, "grow ", 5) == 0) {
+		/* grow N: N MiB more of private memory, every page written
+		 * (not zero): what a dump must now stage. */
+		size_t len = (size_t)strtoul(line + 5, NULL, 10) << 20;
+		unsigned char *more = mmap(NULL, len, PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (more == MAP_FAILED) {
+			printf("grow failed\n");
+		} else {
+			memset(more, 0x5a, len);
+			printf("grown %lx %zu\n", (unsigned long) more, len);
+		}
 	} else if (strncmp(line, "exit", 4) == 0) {
 		exit(0);
 	} else {
