@@ -46,10 +46,25 @@
 //!   as they are then) would at that time. The kernel's own core dump
 //!   does not dump unwritten private file pages by default
 //!   (`coredump_filter` bit 2 is off), and neither does this one.
-//! - A page the process gives back (`MADV_DONTNEED`, `MADV_FREE` once
-//!   reclaimed) without writing it again reads as zeroes afterwards, but
-//!   is not "written": the core keeps the content it had when it was
-//!   copied (memory the process had freed).
+//! - A page the process gives back after a pass copied it, without
+//!   writing it again (`MADV_DONTNEED`, `MADV_FREE` once reclaimed,
+//!   `MADV_PAGEOUT`, a page of the file punched under a private file
+//!   mapping): it is not always "written". In an anonymous mapping the
+//!   kernel drops its entry; the scan reports an empty entry as written
+//!   (and, since the fix Linux 6.18.y has, a range left with no page table
+//!   at all: a whole huge page, or a table the kernel freed, `PT_RECLAIM`),
+//!   but an older kernel does not report the latter. In a private file
+//!   mapping a write protection marker takes the entry's place: not
+//!   written, and the page now reads as the file's. So the final stop also
+//!   lists, once per tracked region (one more walk of its page tables, no
+//!   protection changed): in an anonymous region, the pages with no entry
+//!   at all ([`Tracker::unpopulated`]) are zeroes, made holes in the
+//!   staging file where it held data (swapped-out pages are left as
+//!   copied: one written since would be "written"). In a private file
+//!   mapping, the passes note the pages that were private copies when
+//!   they were copied ([`Tracker::private_copies`]); those that now read
+//!   as the file's ([`Tracker::file_pages`]: a page cache page mapped again
+//!   by a read after the marker, or still nothing) are read again.
 //! - Mappings made, removed or changed (`mmap`, `munmap`, `mprotect`,
 //!   `mremap`, `brk`) after the registration: the final stop reads the
 //!   mappings again; one that is not exactly a registered region still
@@ -98,6 +113,9 @@ const PAGEMAP_SCAN: u64 = iowr(b'f' as u64, 16, 96);
 const PM_SCAN_WP_MATCHING: u64 = 1;
 const PM_SCAN_CHECK_WPASYNC: u64 = 2;
 const PAGE_IS_WRITTEN: u64 = 1 << 1;
+const PAGE_IS_FILE: u64 = 1 << 2;
+const PAGE_IS_PRESENT: u64 = 1 << 3;
+const PAGE_IS_SWAPPED: u64 = 1 << 4;
 
 #[repr(C)]
 #[derive(Default)]
@@ -220,19 +238,28 @@ impl Tracker {
     /// The pages of `[start, end)` written since the last scan (ranges,
     /// merged), protected again.
     pub fn written(&mut self, start: u64, end: u64) -> io::Result<Vec<(u64, u64)>> {
+        let arg = PmScanArg {
+            flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+            category_mask: PAGE_IS_WRITTEN,
+            return_mask: PAGE_IS_WRITTEN,
+            ..PmScanArg::default()
+        };
+        self.scan(start, end, arg)
+    }
+
+    /// The pages of `[start, end)` in the categories `arg` asks for
+    /// (`PAGEMAP_SCAN`, its flags and masks), as ranges merged.
+    fn scan(&mut self, start: u64, end: u64, arg: PmScanArg) -> io::Result<Vec<(u64, u64)>> {
         let mut out: Vec<(u64, u64)> = Vec::new();
         let mut at = start;
         while at < end {
             let mut arg = PmScanArg {
                 size: std::mem::size_of::<PmScanArg>() as u64,
-                flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
                 start: at,
                 end,
                 vec: self.vec.as_mut_ptr() as u64,
                 vec_len: self.vec.len() as u64,
-                category_mask: PAGE_IS_WRITTEN,
-                return_mask: PAGE_IS_WRITTEN,
-                ..PmScanArg::default()
+                ..arg
             };
             let n = ioctl(self.pagemap.as_raw_fd(), PAGEMAP_SCAN, &mut arg)? as usize;
             for r in &self.vec[..n.min(self.vec.len())] {
@@ -247,6 +274,41 @@ impl Tracker {
             at = arg.walk_end;
         }
         Ok(out)
+    }
+
+    /// The pages of `[start, end)` in the categories asked (as
+    /// `PAGEMAP_SCAN` takes them), protection unchanged: one walk of the
+    /// region's page tables, as [`Tracker::written`]'s.
+    fn pages(&mut self, (start, end): (u64, u64), inverted: u64, mask: u64, anyof: u64) -> io::Result<Vec<(u64, u64)>> {
+        let arg = PmScanArg {
+            category_inverted: inverted,
+            category_mask: mask,
+            category_anyof_mask: anyof,
+            ..PmScanArg::default()
+        };
+        self.scan(start, end, arg)
+    }
+
+    /// The pages of an anonymous region with no entry at all now (neither
+    /// in memory nor swapped out, nor a marker): zeroes.
+    pub fn unpopulated(&mut self, start: u64, end: u64) -> io::Result<Vec<(u64, u64)>> {
+        let both = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+        self.pages((start, end), both, both, 0)
+    }
+
+    /// The pages of a private file mapping that are not the file's (its
+    /// private copies, in memory or swapped out; and markers, to be sure).
+    pub fn private_copies(&mut self, start: u64, end: u64) -> io::Result<Vec<(u64, u64)>> {
+        let any = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+        self.pages((start, end), PAGE_IS_FILE, PAGE_IS_FILE, any)
+    }
+
+    /// The pages of a private file mapping that read as the file's now: a
+    /// page cache page mapped, or nothing in memory (a marker where a page
+    /// was, no entry, swapped out).
+    pub fn file_pages(&mut self, start: u64, end: u64) -> io::Result<Vec<(u64, u64)>> {
+        let any = PAGE_IS_FILE | PAGE_IS_PRESENT;
+        self.pages((start, end), PAGE_IS_PRESENT, 0, any)
     }
 }
 
@@ -349,6 +411,25 @@ impl Staging {
     }
 }
 
+impl Staging {
+    /// Makes `[at, at + len)` zeroes (a hole), if it holds data.
+    pub fn zero(&self, at: u64, len: u64) -> Result<()> {
+        // SAFETY: a plain system call on a descriptor we own.
+        let data = unsafe {
+            libc::lseek(
+                self.file.as_raw_fd(),
+                at as libc::off_t,
+                libc::SEEK_DATA,
+            )
+        };
+        // No data from `at` on (ENXIO), or none before `at + len`.
+        if data < 0 || data as u64 >= at + len {
+            return Ok(());
+        }
+        punch(&self.file, at, len).map_err(staging_error)
+    }
+}
+
 fn staging_error(e: io::Error) -> LiveError {
     LiveError::new(
         ErrorKind::Output,
@@ -400,5 +481,24 @@ mod tests {
         assert_eq!(UFFDIO_UNREGISTER, 0x8010_aa01);
         assert_eq!(PAGEMAP_SCAN, 0xc060_6610);
         assert_eq!(std::mem::size_of::<PmScanArg>(), 96);
+    }
+
+    #[test]
+    fn a_range_given_back_becomes_zeroes_in_the_staging_file() {
+        let dir = std::env::temp_dir();
+        let staging = Staging {
+            file: open_unnamed(&dir).unwrap(),
+            end: 0,
+        };
+        let page = PAGE_SIZE as usize;
+        staging.file.set_len(4 * PAGE_SIZE).unwrap();
+        staging.file.write_all_at(&vec![7u8; 2 * page], 0).unwrap();
+        // A range without data: nothing to do; a range with: zeroes.
+        staging.zero(2 * PAGE_SIZE, 2 * PAGE_SIZE).unwrap();
+        staging.zero(PAGE_SIZE, PAGE_SIZE).unwrap();
+        let mut back = vec![0u8; 4 * page];
+        staging.file.read_exact_at(&mut back, 0).unwrap();
+        assert!(back[..page].iter().all(|&b| b == 7));
+        assert!(back[page..].iter().all(|&b| b == 0));
     }
 }

@@ -1392,6 +1392,9 @@ struct Tracked {
     offset: u64,
     /// A scan of it failed (it changed): copied whole in the final stop.
     broken: bool,
+    /// A private file mapping: the pages that were private copies (not
+    /// the file's) when a pass copied them.
+    copies: Vec<(u64, u64)>,
 }
 
 /// Pre-copy under way: the process runs, its writes tracked.
@@ -1465,6 +1468,7 @@ fn begin_tracking(
                 content: regions::content_of(m),
                 offset: staging.allocate(m.len()),
                 broken: false,
+                copies: Vec::new(),
             });
         }
     }
@@ -1491,12 +1495,13 @@ fn begin_tracking(
                 r.content,
                 false,
             )?;
+            note_copies(&mut tracker, r, r.mapping.start, r.mapping.end);
             first_pass += r.mapping.len();
         }
         let mut passes = vec![first_pass];
         for _ in 0..PRECOPY_MAX_PASSES {
             let copied =
-                copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer)?;
+                copy_again(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer, Again::Written)?;
             passes.push(copied);
             if copied <= PRECOPY_SMALL_ENOUGH {
                 break;
@@ -1511,6 +1516,7 @@ fn begin_tracking(
         _ => TrackError::Failed(e),
     })?;
     let details = procfs::smaps(mm_pid).map_err(exited)?;
+    stages.reach(Stage::PreCopied);
     Ok(Tracking {
         tracker,
         staging,
@@ -1552,32 +1558,97 @@ fn in_background<T: Send>(
     })
 }
 
-/// Copies the pages of the tracked regions written since the last scan
-/// (protected again by the scan); returns their bytes.
-fn copy_written(
+/// Which pages of the tracked regions [`copy_again`] copies again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Again {
+    /// Those written since the last scan (protected again by the scan).
+    Written,
+    /// In the final stop, after the written ones: those the process gave
+    /// back since a pass copied them, without writing them again (not
+    /// "written": see the `precopy` module). In an anonymous region, those
+    /// with no entry are zeroes (holes in the staging file); in a private
+    /// file mapping, the pages that were private copies when copied and
+    /// read as the file's now are read again.
+    GivenBack,
+}
+
+/// The pages of `r` to copy again.
+fn listed(tracker: &mut precopy::Tracker, r: &Tracked, again: Again) -> std::io::Result<Vec<(u64, u64)>> {
+    let (start, end) = (r.mapping.start, r.mapping.end);
+    match (again, r.content) {
+        (Again::Written, _) => tracker.written(start, end),
+        (Again::GivenBack, Content::Anonymous) => tracker.unpopulated(start, end),
+        (Again::GivenBack, Content::Backed) if r.copies.is_empty() => Ok(Vec::new()),
+        (Again::GivenBack, Content::Backed) => Ok(tracker
+            .file_pages(start, end)?
+            .into_iter()
+            .flat_map(|(from, to)| {
+                r.copies
+                    .iter()
+                    .map(move |&(s, e)| (s.max(from), e.min(to)))
+                    .filter(|(s, e)| s < e)
+            })
+            .collect()),
+    }
+}
+
+/// Copies again the pages of the tracked regions `again` says (a region
+/// whose scan fails is copied whole in the final stop); returns the bytes
+/// copied.
+fn copy_again(
     tracker: &mut precopy::Tracker,
     staging: &precopy::Staging,
     tracked: &mut [Tracked],
     copier: &mut Copier,
     buffer: &mut [u8],
+    again: Again,
 ) -> Result<u64> {
     let mut copied = 0;
     for r in tracked.iter_mut().filter(|r| !r.broken) {
-        let Ok(written) = tracker.written(r.mapping.start, r.mapping.end) else {
+        let Ok(ranges) = listed(tracker, r, again) else {
             r.broken = true;
             continue;
         };
-        for (start, end) in written {
+        for (start, end) in ranges {
             let (start, end) = (start.max(r.mapping.start), end.min(r.mapping.end));
             if start >= end {
                 continue;
             }
             let offset = r.offset + (start - r.mapping.start);
+            if again == Again::GivenBack && r.content == Content::Anonymous {
+                staging.zero(offset, end - start)?;
+                continue;
+            }
             staging.copy(copier, buffer, start, end - start, offset, r.content, true)?;
+            note_copies(tracker, r, start, end);
             copied += end - start;
         }
     }
     Ok(copied)
+}
+
+/// Notes the pages of `[start, end)` of `r` (just copied) that are private
+/// copies, if `r` is a private file mapping.
+fn note_copies(tracker: &mut precopy::Tracker, r: &mut Tracked, start: u64, end: u64) {
+    if r.content != Content::Backed {
+        return;
+    }
+    match tracker.private_copies(start, end) {
+        Ok(copies) => {
+            // Merged: a page copied again and again is noted once.
+            r.copies.extend(copies);
+            r.copies.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(r.copies.len());
+            for &(s, e) in &r.copies {
+                match merged.last_mut() {
+                    Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                    _ => merged.push((s, e)),
+                }
+            }
+            r.copies = merged;
+        }
+        Err(_) => r.broken = true,
+    }
 }
 
 /// Injects `userfaultfd()` into a stopped thread, takes the descriptor,
@@ -1695,7 +1766,8 @@ fn finish_tracking(
             r.broken = true;
         }
     }
-    let mut final_bytes = copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer)?;
+    let mut final_bytes = copy_again(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer, Again::Written)?;
+    final_bytes += copy_again(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer, Again::GivenBack)?;
     let mut planned = plan(&smaps, stopped.filter, &copier);
     // An address the final stop reads (or the passes read), checked again
     // once the copy is done, as stop-and-copy does.
