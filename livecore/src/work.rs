@@ -1444,7 +1444,7 @@ fn begin_tracking(
     let mm_pid = first.mm_pid;
     let filter = first.filter;
     drop(first);
-    let mut tracker = precopy::Tracker::new(uffd, mm_pid).map_err(|e| {
+    let mut tracker = precopy::Tracker::with_probe(uffd, mm_pid).map_err(|e| {
         TrackError::Fallback(format!(
             "the kernel refused asynchronous write protection (UFFD_FEATURE_WP_ASYNC): {e}"
         ))
