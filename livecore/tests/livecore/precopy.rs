@@ -5,7 +5,8 @@
 //! default dump whose passes do not keep up with the writes makes a
 //! copy-on-write copy in its final stop instead; pages the process gives
 //! back after a pass copied them (`MADV_DONTNEED`) are in the core as the
-//! process reads them at the final stop (zeroes, or the file's content).
+//! process reads them at the final stop (zeroes, or the file's content);
+//! a mapping marked `MADV_DONTDUMP` after the last pass is left out.
 
 use crate::common::*;
 use lttng_coredump_livecore::LiveReport;
@@ -273,4 +274,29 @@ fn given_back(dir: &Path, thp: &str) {
     target.assert_unharmed(thp);
     target.assert_untracked(thp);
     std::fs::remove_file(&core).unwrap();
+}
+
+#[test]
+fn a_mapping_marked_dontdump_just_before_the_final_stop_is_left_out() {
+    let dir = TempDir::new("livecore-precopy-dontdump");
+    let mut target = Target::spawn(&["--fill", "4", "--random"]);
+    let (addr, len) = target.fill();
+    let core = dir.path().join("dontdump.core");
+    // Marked whole (the mapping is not split: the final stop sees the same
+    // mapping as the smaps read after the last pass).
+    let held = Held::start(dump_command(target.pid, &core), "pre-copied");
+    target.madvise("fill", "dontdump", 0, len);
+    let report = held.release().unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(report.method.name(), "pre-copy", "{report:?}");
+    let bytes = std::fs::read(&core).unwrap();
+    let dumped: Vec<(u64, u64, u64)> = loads(&bytes)
+        .into_iter()
+        .filter(|&(vaddr, _, filesz)| filesz > 0 && vaddr < addr + len && addr < vaddr + filesz)
+        .collect();
+    assert!(
+        dumped.is_empty(),
+        "memory marked MADV_DONTDUMP before the final stop is in the core: (vaddr, offset, filesz) {dumped:x?}"
+    );
+    target.assert_unharmed("dontdump");
+    target.assert_untracked("dontdump");
 }
