@@ -48,24 +48,31 @@
 //!   (`coredump_filter` bit 2 is off), and neither does this one.
 //! - A page the process gives back after a pass copied it, without
 //!   writing it again (`MADV_DONTNEED`, `MADV_FREE` once reclaimed,
-//!   `MADV_PAGEOUT`, a page of the file punched under a private file
-//!   mapping): it is not always "written". In an anonymous mapping the
-//!   kernel drops its entry; the scan reports an empty entry as written
-//!   (and, since the fix Linux 6.18.y has, a range left with no page table
-//!   at all: a whole huge page, or a table the kernel freed, `PT_RECLAIM`),
-//!   but an older kernel does not report the latter. In a private file
-//!   mapping a write protection marker takes the entry's place: not
-//!   written, and the page now reads as the file's. So the final stop also
-//!   lists, once per tracked region (one more walk of its page tables, no
-//!   protection changed): in an anonymous region, the pages with no entry
-//!   at all ([`Tracker::unpopulated`], only on a kernel that does not
-//!   report them as written: [`reports_holes`]) are zeroes, made holes in the
-//!   staging file where it held data (swapped-out pages are left as
-//!   copied: one written since would be "written"). In a private file
+//!   `MADV_PAGEOUT`): it is not always "written". In an anonymous mapping
+//!   the kernel drops its entry; the scan reports an empty entry as
+//!   written, and a range left with no page table at all (a whole huge
+//!   page, a table the kernel freed, `PT_RECLAIM`) only on a kernel with a
+//!   fix of 2026 (sent to the stable kernels, by its description; the
+//!   6.18.44 these tests ran on has it, a probe says: [`reports_holes`]).
+//!   (A hole punched in the file under a private file mapping changes
+//!   only the pages that are the file's: the case of the item above.) In
+//!   a private file mapping a write protection marker takes the entry's
+//!   place: not written, and the page now reads as the file's. So the
+//!   final stop also lists, once per tracked region (one more walk of its
+//!   page tables, no protection changed): in an anonymous region, the
+//!   pages with no entry at all ([`Tracker::unpopulated`], only on a
+//!   kernel that does not report them as written: [`reports_holes`]) are
+//!   zeroes, made holes in the staging file where it held data
+//!   (swapped-out pages are left as copied: one written since would be
+//!   "written"). In a private file
 //!   mapping, the passes note the pages that were private copies when
 //!   they were copied ([`Tracker::private_copies`]); those that now read
 //!   as the file's ([`Tracker::file_pages`]: a page cache page mapped again
 //!   by a read after the marker, or still nothing) are read again.
+//! - What only smaps says (`MADV_DONTDUMP`) is taken from the smaps read
+//!   after the last pass; a mapping marked whole since is left out when a
+//!   last smaps read, once the threads are let go, shows the mark (`work`,
+//!   `leave_out_marked_since`).
 //! - Mappings made, removed or changed (`mmap`, `munmap`, `mprotect`,
 //!   `mremap`, `brk`) after the registration: the final stop reads the
 //!   mappings again; one that is not exactly a registered region still
@@ -335,8 +342,8 @@ impl Tracker {
 /// registered anonymous region that has no page table at all, as it does
 /// an empty entry: what a whole huge page or a page table's span given
 /// back (`MADV_DONTNEED`; the kernel frees the table, `PT_RECLAIM`) leaves.
-/// Linux 6.18.y does, since a fix of 2026 (sent to the stable kernels);
-/// before it, such a range is never "written", and the final stop must
+/// A kernel with a fix of 2026 does (6.18.44 does); before it, such a
+/// range is never "written", and the final stop must
 /// look for it ([`Tracker::unpopulated`]: one more walk of every tracked
 /// anonymous region, about 0.7 ms per GiB of 4 KiB pages). Found out on a
 /// fresh, never touched mapping of the dumper's own (its own userfaultfd,
