@@ -41,6 +41,10 @@ baseline of the two things that shorten the stop (`x plain`).
 `fork` command), the kernel's own fork of this very process, the baseline
 of copy-on-write's pause (`our pause ms` there is the fork call's own
 duration in the forking thread).
+`pre-copy baseline` (with `--baseline DUMPER` only): pre-copy by another
+build of the dumper (e.g. main's, to measure a change's cost in the same
+run); the targets then give the ratio of pre-copy's final stop to the
+baseline's.
 `stages ms`: our dumper's pause stage by stage (`pause_stages`: stopping
 every thread, reading their registers, the mappings and notes, the copy
 or the fork, letting go), medians.
@@ -68,10 +72,13 @@ METHODS = [
     "gcore",
     "stop-and-copy>null",
 ]
+# With --baseline DUMPER: pre-copy by that build too.
+BASELINE = "pre-copy baseline"
 # A row that is a method with options: the method, the dumper's options.
 VARIANTS = {
     "stop-and-copy unbuffered": ("stop-and-copy", ["--stop-buffer-mib", "0"]),
     "stop-and-copy plain": ("stop-and-copy", ["--copy-threads", "1", "--no-raise-priority"]),
+    BASELINE: ("pre-copy", []),
 }
 WRITER_MIBPS = 100
 
@@ -131,7 +138,8 @@ def measure(args, target, method, directory):
         command = [args.dumper, str(target.pid), "--stdout", "--method", base] + extra
         written_path = None
     else:
-        command = [args.dumper, str(target.pid), "-o", core, "--method", base] + extra
+        dumper = args.baseline if method == BASELINE else args.dumper
+        command = [dumper, str(target.pid), "-o", core, "--method", base] + extra
         written_path = core
     target.ask("reset")
     if method == "fork()":
@@ -218,9 +226,10 @@ def run_configuration(args, size, thp, writer, directory):
         time.sleep(1.0)
         rss = target.rss_mib()
         runs = args.runs if args.runs else (5 if size <= 64 else (2 if size <= 1024 else 1))
-        results = {m: [] for m in METHODS}
+        methods = METHODS + ([BASELINE] if args.baseline else [])
+        results = {m: [] for m in methods}
         for run in range(runs):
-            order = METHODS[run % len(METHODS):] + METHODS[: run % len(METHODS)]
+            order = methods[run % len(methods):] + methods[: run % len(methods)]
             for method in order:
                 results[method].append(measure(args, target, method, directory))
                 time.sleep(0.5)
@@ -228,7 +237,7 @@ def run_configuration(args, size, thp, writer, directory):
     finally:
         target.close()
     summary = {}
-    for m in METHODS:
+    for m in methods:
         summary[m] = {k: median([r[k] for r in results[m]]) for k in results[m][0] if k != "stages"}
         stages = [r["stages"] for r in results[m] if r["stages"]]
         summary[m]["stages"] = (
@@ -244,6 +253,7 @@ def main():
     parser.add_argument("--sizes", default="64,1024,4096")
     parser.add_argument("--runs", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--baseline", help="another build of the dumper: a pre-copy row by it too")
     args = parser.parse_args()
     sizes = [64] if args.quick else [int(s) for s in args.sizes.split(",")]
     if args.quick:
@@ -271,7 +281,7 @@ def main():
                     g = s["gcore"]
                     u = s["stop-and-copy unbuffered"]
                     p = s["stop-and-copy plain"]
-                    for m in METHODS:
+                    for m in s:
                         f = s[m]
                         stages = ", ".join(f"{k} {fmt(v, 1)}" for k, v in (f["stages"] or {}).items()) or "-"
                         print(f"| {m} | {fmt(f['pause_ms'], 2)} | {fmt(f['pause_ms'] / g['pause_ms'], 3)} | "
@@ -296,6 +306,11 @@ def main():
                         checks.append((name, "(c) pre-copy pause <= 30 ms", c["pause_ms"], c["pause_ms"] <= 30))
                         checks.append((name, "(c) pre-copy pause / copy-on-write pause, same run", c["pause_ms"] / b["pause_ms"], None))
                         checks.append((name, "(c) pre-copy pause / the process's own fork() call", c["pause_ms"] / k["ours_ms"], None))
+                    if args.baseline:
+                        c, base = s["pre-copy"], s[BASELINE]
+                        checks.append((name, "(c) pre-copy's final stop, its copy stage (ours) / the baseline's, same run", c["stages"]["copy"] / base["stages"]["copy"] if c["stages"] and base["stages"] else None, None))
+                        checks.append((name, "(c) pre-copy's longer stop (ours) / the baseline's, same run", c["ours_ms"] / base["ours_ms"], None))
+                        checks.append((name, "(c) pre-copy pause seen from inside / the baseline's, same run", c["pause_ms"] / base["pause_ms"], None))
                     null = s["stop-and-copy>null"]
                     gib = null["memory_gib"]
                     checks.append((name, "(a) copying alone (to /dev/null): pause per GiB <= 0.5 s", null["pause_ms"] / 1000 / gib, null["pause_ms"] / 1000 / gib <= 0.5))

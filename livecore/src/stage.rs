@@ -20,6 +20,10 @@ pub enum Stage {
     /// Pre-copy: the regions are registered and write-protected, part of
     /// the memory is copied while the process runs.
     PreCopying,
+    /// Pre-copy: the passes are done and the mappings' details read; the
+    /// process runs on, tracked, until the final stop (a test acts on the
+    /// process here, between the last pass and the final stop).
+    PreCopied,
     /// Every thread has stopped; their registers are read.
     Stopped,
     /// The snapshots have been taken (still stopped).
@@ -47,10 +51,11 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 13] = [
+    pub const ALL: [Stage; 14] = [
         Stage::Seized,
         Stage::Tracking,
         Stage::PreCopying,
+        Stage::PreCopied,
         Stage::Stopped,
         Stage::Snapshotted,
         Stage::Injecting,
@@ -68,6 +73,7 @@ impl Stage {
             Stage::Seized => "seized",
             Stage::Tracking => "tracking",
             Stage::PreCopying => "pre-copying",
+            Stage::PreCopied => "pre-copied",
             Stage::Stopped => "stopped",
             Stage::Snapshotted => "snapshotted",
             Stage::Injecting => "injecting",

@@ -603,7 +603,8 @@ unsafe impl Send for AnonRegion {}
 unsafe impl Sync for AnonRegion {}
 
 impl AnonRegion {
-    pub fn new(len: usize) -> io::Result<AnonRegion> {
+    /// `len` bytes mapped, not touched (no page, no page table).
+    pub fn reserve(len: usize) -> io::Result<AnonRegion> {
         // SAFETY: a new private anonymous mapping; the kernel chooses the
         // address; nothing else refers to it.
         let ptr = unsafe {
@@ -619,10 +620,15 @@ impl AnonRegion {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let region = AnonRegion {
+        Ok(AnonRegion {
             ptr: ptr.cast(),
             len,
-        };
+        })
+    }
+
+    pub fn new(len: usize) -> io::Result<AnonRegion> {
+        let region = AnonRegion::reserve(len)?;
+        let ptr: *mut libc::c_void = region.ptr.cast();
         // SAFETY: the range is exactly the mapping just made, owned by
         // `region`; both advices change how it is backed, never its content
         // (zeroes).

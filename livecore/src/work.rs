@@ -1426,6 +1426,9 @@ struct Tracked {
     offset: u64,
     /// A scan of it failed (it changed): copied whole in the final stop.
     broken: bool,
+    /// A private file mapping: the pages that were private copies (not
+    /// the file's) when a pass copied them.
+    copies: Vec<(u64, u64)>,
 }
 
 /// Pre-copy under way: the process runs, its writes tracked.
@@ -1491,7 +1494,7 @@ fn begin_tracking(
     let mm_pid = first.mm_pid;
     let filter = first.filter;
     drop(first);
-    let mut tracker = precopy::Tracker::new(uffd, mm_pid).map_err(|e| {
+    let mut tracker = precopy::Tracker::with_probe(uffd, mm_pid).map_err(|e| {
         TrackError::Fallback(format!(
             "the kernel refused asynchronous write protection (UFFD_FEATURE_WP_ASYNC): {e}"
         ))
@@ -1515,6 +1518,7 @@ fn begin_tracking(
                 content: regions::content_of(m),
                 offset: staging.allocate(m.len()),
                 broken: false,
+                copies: Vec::new(),
             });
         }
     }
@@ -1541,12 +1545,13 @@ fn begin_tracking(
                 r.content,
                 false,
             )?;
+            note_copies(&mut tracker, r, r.mapping.start, r.mapping.end);
             first_pass += r.mapping.len();
         }
         let mut passes = vec![first_pass];
         for _ in 0..PRECOPY_MAX_PASSES {
             let copied =
-                copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer)?;
+                copy_again(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer, Again::Written)?;
             passes.push(copied);
             if copied <= PRECOPY_SMALL_ENOUGH {
                 break;
@@ -1565,6 +1570,7 @@ fn begin_tracking(
         }
     })?;
     let details = procfs::smaps(mm_pid).map_err(exited)?;
+    stages.reach(Stage::PreCopied);
     Ok(Tracking {
         tracker,
         staging,
@@ -1606,32 +1612,123 @@ fn in_background<T: Send>(
     })
 }
 
-/// Copies the pages of the tracked regions written since the last scan
-/// (protected again by the scan); returns their bytes.
-fn copy_written(
+/// What only smaps says, `MADV_DONTDUMP` (`dd` in `VmFlags`), the final
+/// stop takes from the smaps read after the last pass, a few milliseconds
+/// before it (smaps during the stop would cost 10 ms and more per GiB; no
+/// cheaper interface tells: `PROCMAP_QUERY` gives only r, w, x and shared).
+/// A mapping marked in part since is split, so the stop sees it changed
+/// and reads smaps then; one marked whole is not. So smaps is read once
+/// more once the threads are let go (not in the pause), and a dumped
+/// mapping, the same, marked `dd` now and not then is left out: whether
+/// the mark came before the stop (as the kernel's core would) or just
+/// after it, memory the process asked to keep out of cores is not in
+/// this one. (One un-marked in that window stays out: the safe side.)
+fn leave_out_marked_since(planned: &mut [Planned], mappings: &[Mapping], pid: Pid) {
+    let Ok(now) = procfs::smaps(pid) else {
+        // The process is gone: its last mappings were the stop's.
+        return;
+    };
+    for (p, m) in planned.iter_mut().zip(mappings) {
+        if p.segment.filesz > 0
+            && !m.has_flag(b"dd")
+            && now.iter().any(|n| n.same_as(m) && n.has_flag(b"dd"))
+        {
+            p.segment.filesz = 0;
+        }
+    }
+}
+
+/// Which pages of the tracked regions [`copy_again`] copies again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Again {
+    /// Those written since the last scan (protected again by the scan).
+    Written,
+    /// In the final stop, after the written ones: those the process gave
+    /// back since a pass copied them, without writing them again (not
+    /// "written": see the `precopy` module). In an anonymous region, those
+    /// with no entry are zeroes (holes in the staging file); in a private
+    /// file mapping, the pages that were private copies when copied and
+    /// read as the file's now are read again.
+    GivenBack,
+}
+
+/// The pages of `r` to copy again.
+fn listed(tracker: &mut precopy::Tracker, r: &Tracked, again: Again) -> std::io::Result<Vec<(u64, u64)>> {
+    let (start, end) = (r.mapping.start, r.mapping.end);
+    match (again, r.content) {
+        (Again::Written, _) => tracker.written(start, end),
+        (Again::GivenBack, Content::Anonymous) => tracker.unpopulated(start, end),
+        (Again::GivenBack, Content::Backed) if r.copies.is_empty() => Ok(Vec::new()),
+        (Again::GivenBack, Content::Backed) => Ok(tracker
+            .file_pages(start, end)?
+            .into_iter()
+            .flat_map(|(from, to)| {
+                r.copies
+                    .iter()
+                    .map(move |&(s, e)| (s.max(from), e.min(to)))
+                    .filter(|(s, e)| s < e)
+            })
+            .collect()),
+    }
+}
+
+/// Copies again the pages of the tracked regions `again` says (a region
+/// whose scan fails is copied whole in the final stop); returns the bytes
+/// copied.
+fn copy_again(
     tracker: &mut precopy::Tracker,
     staging: &precopy::Staging,
     tracked: &mut [Tracked],
     copier: &mut Copier,
     buffer: &mut [u8],
+    again: Again,
 ) -> Result<u64> {
     let mut copied = 0;
     for r in tracked.iter_mut().filter(|r| !r.broken) {
-        let Ok(written) = tracker.written(r.mapping.start, r.mapping.end) else {
+        let Ok(ranges) = listed(tracker, r, again) else {
             r.broken = true;
             continue;
         };
-        for (start, end) in written {
+        for (start, end) in ranges {
             let (start, end) = (start.max(r.mapping.start), end.min(r.mapping.end));
             if start >= end {
                 continue;
             }
             let offset = r.offset + (start - r.mapping.start);
+            if again == Again::GivenBack && r.content == Content::Anonymous {
+                staging.zero(offset, end - start)?;
+                continue;
+            }
             staging.copy(copier, buffer, start, end - start, offset, r.content, true)?;
+            note_copies(tracker, r, start, end);
             copied += end - start;
         }
     }
     Ok(copied)
+}
+
+/// Notes the pages of `[start, end)` of `r` (just copied) that are private
+/// copies, if `r` is a private file mapping.
+fn note_copies(tracker: &mut precopy::Tracker, r: &mut Tracked, start: u64, end: u64) {
+    if r.content != Content::Backed {
+        return;
+    }
+    match tracker.private_copies(start, end) {
+        Ok(copies) => {
+            // Merged: a page copied again and again is noted once.
+            r.copies.extend(copies);
+            r.copies.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(r.copies.len());
+            for &(s, e) in &r.copies {
+                match merged.last_mut() {
+                    Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                    _ => merged.push((s, e)),
+                }
+            }
+            r.copies = merged;
+        }
+        Err(_) => r.broken = true,
+    }
 }
 
 /// Injects `userfaultfd()` into a stopped thread, takes the descriptor,
@@ -1718,7 +1815,8 @@ fn finish_tracking(
     // changed since), smaps is read now. What only smaps says and can
     // change without the mapping changing (`MADV_DONTDUMP`, a private file
     // mapping's first written page) is then as it was a few milliseconds
-    // before the stop.
+    // before the stop (a mapping marked `MADV_DONTDUMP` meanwhile is left
+    // out after all: `leave_out_marked_since`).
     let mut smaps: Vec<Mapping> = stopped
         .maps
         .iter()
@@ -1763,11 +1861,15 @@ fn finish_tracking(
             FinishError::Failed(e)
         }
     };
-    let mut final_bytes =
-        match copy_written(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer) {
-            Ok(bytes) => bytes,
+    // The pages written since the last pass, then those given back since
+    // a pass copied them.
+    let mut final_bytes = 0;
+    for again in [Again::Written, Again::GivenBack] {
+        match copy_again(&mut tracker, &staging, &mut tracked, &mut copier, &mut buffer, again) {
+            Ok(bytes) => final_bytes += bytes,
             Err(e) => return Err(over_budget(e, &staging, sink)),
-        };
+        }
+    }
     let mut planned = plan(&smaps, stopped.filter, &copier);
     // An address the final stop reads (or the passes read), checked again
     // once the copy is done, as stop-and-copy does.
@@ -1822,6 +1924,7 @@ fn finish_tracking(
         let _ = tracker.unregister(r.mapping.start, r.mapping.end);
     }
     drop(tracker);
+    leave_out_marked_since(&mut planned, &smaps, stopped.mm_pid);
 
     report.write_begin_ns = sys::monotonic_ns();
     // Written at the lowest priority, as copy-on-write's copy is.

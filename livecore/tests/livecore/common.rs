@@ -274,6 +274,38 @@ impl Target {
         (addr.unwrap(), len.unwrap())
     }
 
+    /// Maps `pages` pages of `file` private and writable in the target and
+    /// has it write pages `[from, to)` (`mapfile`); returns the address.
+    pub fn map_file(&mut self, file: &Path, pages: u64, from: u64, to: u64) -> u64 {
+        let line = self.ask(&format!("mapfile {} {pages} {from} {to}", file.display()));
+        line.strip_prefix("mapfile ")
+            .and_then(|a| u64::from_str_radix(a.trim(), 16).ok())
+            .unwrap_or_else(|| panic!("the target answered {line:?} to `mapfile`"))
+    }
+
+    /// Has the target call `madvise(advice)` on `[off, off + len)` of its
+    /// filled memory (`which` = "fill") or of its mapped file ("file");
+    /// panics unless it succeeded.
+    pub fn madvise(&mut self, which: &str, advice: &str, off: u64, len: u64) {
+        let line = self.ask(&format!("madvise {which} {advice} {off} {len}"));
+        assert_eq!(
+            line.trim(),
+            "madvise 0",
+            "madvise {which} {advice} {off} {len}"
+        );
+    }
+
+    /// `[addr, addr + len)` of the target's memory, read now
+    /// (`/proc/PID/mem`).
+    pub fn memory(&self, addr: u64, len: u64) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let mem = std::fs::File::open(format!("/proc/{}/mem", self.pid)).unwrap();
+        let mut bytes = vec![0u8; len as usize];
+        mem.read_exact_at(&mut bytes, addr)
+            .unwrap_or_else(|e| panic!("reading the target's memory at {addr:#x}: {e}"));
+        bytes
+    }
+
     /// Checks that no userfaultfd is left on the target: no mapping
     /// registered (`uw`/`um`/`ui` in its `VmFlags`), no userfaultfd among
     /// its descriptors. (Its other descriptors are lttng-ust's to change:

@@ -79,6 +79,7 @@ fn the_process_runs_on_whatever_stage_the_dumper_is_killed_at() {
         "stopped",
         "tracking",
         "pre-copying",
+        "pre-copied",
         "snapshotted",
         "copying",
         "resumed",

@@ -20,7 +20,10 @@
 //!   process that exits during the dump.
 //! - `precopy`: write-tracked pre-copy's core is the memory at the final
 //!   stop while a writer rewrites it during the whole dump; nothing is
-//!   left registered or open in the process (root and the owner).
+//!   left registered or open in the process (root and the owner); pages
+//!   given back (`MADV_DONTNEED`) after a pass copied them are in the core
+//!   as the process reads them (zeroes, the file's content), and a
+//!   mapping marked `MADV_DONTDUMP` then is left out.
 //! - `killed`: the dumper SIGKILLed at every stage: the process resumes
 //!   and runs on, and no copy of it is left running (nor, with pre-copy,
 //!   a registered mapping or a descriptor).

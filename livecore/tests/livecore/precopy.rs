@@ -3,7 +3,10 @@
 //! the process runs on and keeps no trace of the tracking (no registered
 //! mapping, no descriptor), for root and for the process's owner; a
 //! default dump whose passes do not keep up with the writes makes a
-//! copy-on-write copy in its final stop instead.
+//! copy-on-write copy in its final stop instead; pages the process gives
+//! back after a pass copied them (`MADV_DONTNEED`) are in the core as the
+//! process reads them at the final stop (zeroes, or the file's content);
+//! a mapping marked `MADV_DONTDUMP` after the last pass is left out.
 
 use crate::common::*;
 use lttng_coredump_livecore::LiveReport;
@@ -258,4 +261,129 @@ fn a_process_whose_private_memory_exceeds_the_staging_budget_is_not_pre_copied_a
     assert_eq!(report.track_pause_us, 0, "{report:?}");
     target.assert_unharmed("no pre-copy");
     target.assert_untracked("no pre-copy");
+}
+
+/// The first page of `[0, len)` where `core` and `expected` differ, and
+/// how many pages do.
+fn first_difference(core: &[u8], expected: &[u8]) -> Option<(usize, usize)> {
+    let differ: Vec<usize> = core
+        .chunks(4096)
+        .zip(expected.chunks(4096))
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| i)
+        .collect();
+    differ.first().map(|&first| (first, differ.len()))
+}
+
+const PAGE: u64 = 4096;
+
+#[test]
+fn pages_given_back_after_a_pass_copied_them_are_in_the_core_as_the_process_reads_them() {
+    let dir = TempDir::new("livecore-precopy-given-back");
+    // In 4 KiB pages, then in transparent huge pages (a whole huge page
+    // given back leaves no page table entry at all).
+    for thp in ["never", "always"] {
+        given_back(dir.path(), thp);
+    }
+}
+
+/// Dumps a target whose anonymous memory is in pages of `thp`, giving
+/// back part of it (and of a private file mapping) between the last pass
+/// and the final stop; checks the core.
+fn given_back(dir: &Path, thp: &str) {
+    const TABLE: u64 = 2 << 20;
+    // A file of 16 pages, page i all bytes 0x40 + i.
+    let file = dir.join(format!("mapped-{thp}"));
+    let content: Vec<u8> = (0..16u8)
+        .flat_map(|i| vec![0x40 + i; PAGE as usize])
+        .collect();
+    std::fs::write(&file, &content).unwrap();
+    // Random (non-zero) anonymous memory in 4 KiB pages, and the file mapped
+    // private with its pages 2 to 5 written (private copies: the kernel
+    // dumps the mapping whole).
+    let mut target = Target::spawn(&["--fill", "16", "--random", "--thp", thp]);
+    let file_addr = target.map_file(&file, 16, 2, 7);
+    let (addr, len) = target.fill();
+    let mut expected = target.memory(addr, len);
+    // Given back once the passes have copied them: the span of one whole
+    // page table (the kernel then frees the table: no entry is left for a
+    // scan to see), and three pages inside another.
+    let whole = (addr.next_multiple_of(TABLE) - addr, TABLE);
+    let part = (whole.0 + TABLE + 5 * PAGE, 3 * PAGE);
+    assert!(part.0 + part.1 <= len);
+    let core = dir.join(format!("given-back-{thp}.core"));
+    let held = Held::start(dump_command(target.pid, &core), "pre-copied");
+    for (off, n) in [whole, part] {
+        target.madvise("fill", "dontneed", off, n);
+        expected[off as usize..(off + n) as usize].fill(0);
+    }
+    // Pages 3 and 4 of the file revert to the file's content (and are
+    // read again below: mapped from the page cache), then page 6 (not
+    // read again: no page in memory).
+    target.madvise("file", "dontneed", 3 * PAGE, 2 * PAGE);
+    let mut file_expected = content.clone();
+    for page in [2, 5, 6] {
+        file_expected[page * PAGE as usize..(page + 1) * PAGE as usize].fill(0x57);
+    }
+    // What the process itself reads now.
+    assert_eq!(target.memory(addr, len), expected, "the target's own view");
+    assert_eq!(
+        target.memory(file_addr, 16 * PAGE),
+        file_expected,
+        "the target's own view of the file"
+    );
+    target.madvise("file", "dontneed", 6 * PAGE, PAGE);
+    file_expected[6 * PAGE as usize..7 * PAGE as usize]
+        .copy_from_slice(&content[6 * PAGE as usize..7 * PAGE as usize]);
+    let report = held.release().unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(report.method.name(), "pre-copy", "{report:?}");
+    assert!(report.fallback.is_none(), "{report:?}");
+    let bytes = std::fs::read(&core).unwrap();
+    let anonymous = core_memory(&bytes, addr, len);
+    assert!(
+        first_difference(anonymous, &expected).is_none(),
+        "{thp}: the anonymous memory in the core is not the process's at the final stop: \
+         (first page that differs, pages that do) {:?}; given back: pages {}..{} and {}..{}",
+        first_difference(anonymous, &expected),
+        whole.0 / PAGE,
+        (whole.0 + whole.1) / PAGE,
+        part.0 / PAGE,
+        (part.0 + part.1) / PAGE,
+    );
+    let mapped = core_memory(&bytes, file_addr, 16 * PAGE);
+    assert!(
+        first_difference(mapped, &file_expected).is_none(),
+        "{thp}: the private file mapping in the core is not the process's at the final stop: \
+         (first page that differs, pages that do) {:?}; given back: pages 3, 4 and 6",
+        first_difference(mapped, &file_expected),
+    );
+    target.assert_unharmed(thp);
+    target.assert_untracked(thp);
+    std::fs::remove_file(&core).unwrap();
+}
+
+#[test]
+fn a_mapping_marked_dontdump_just_before_the_final_stop_is_left_out() {
+    let dir = TempDir::new("livecore-precopy-dontdump");
+    let mut target = Target::spawn(&["--fill", "4", "--random"]);
+    let (addr, len) = target.fill();
+    let core = dir.path().join("dontdump.core");
+    // Marked whole (the mapping is not split: the final stop sees the same
+    // mapping as the smaps read after the last pass).
+    let held = Held::start(dump_command(target.pid, &core), "pre-copied");
+    target.madvise("fill", "dontdump", 0, len);
+    let report = held.release().unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(report.method.name(), "pre-copy", "{report:?}");
+    let bytes = std::fs::read(&core).unwrap();
+    let dumped: Vec<(u64, u64, u64)> = loads(&bytes)
+        .into_iter()
+        .filter(|&(vaddr, _, filesz)| filesz > 0 && vaddr < addr + len && addr < vaddr + filesz)
+        .collect();
+    assert!(
+        dumped.is_empty(),
+        "memory marked MADV_DONTDUMP before the final stop is in the core: (vaddr, offset, filesz) {dumped:x?}"
+    );
+    target.assert_unharmed("dontdump");
+    target.assert_untracked("dontdump");
 }

@@ -53,6 +53,15 @@
  *             thread (the benchmark's baseline: the kernel's own fork of
  *             a process of this size)
  *   fill   -> "fill ADDR LEN" (hexadecimal, decimal): the filled memory
+ *   mapfile PATH PAGES FROM TO -> "mapfile ADDR" (hexadecimal): maps PAGES
+ *             pages of the file PATH private and writable (one such
+ *             mapping at a time) and writes 0x57 ('W') over its pages
+ *             [FROM, TO) (private copies: the mapping is "written to")
+ *   madvise fill|file ADVICE OFF LEN -> "madvise R" (R: 0 or an errno):
+ *             madvise(ADVICE) (dontneed, free, pageout, dontdump, dodump)
+ *             on [OFF, OFF + LEN) of the filled memory or of the mapped
+ *             file (the tests give pages back between a pre-copy pass and
+ *             the final stop)
  *   exit   -> exits 0
  */
 #define _GNU_SOURCE
@@ -61,6 +70,7 @@
 #include "lttng_coredump_tp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -106,6 +116,8 @@ static long writer_mibps;
 static const char *emit_tag;
 /* Read by the tests in the core (gdb). */
 unsigned char *dontfork_area, *wipeonfork_area, *dontdump_area;
+/* `mapfile`: a private file mapping. */
+static unsigned char *file_area;
 
 static void note_error(const char *what, long value)
 {
@@ -503,6 +515,51 @@ static void answer(const char *line)
 		} else {
 			memset(more, 0x5a, len);
 			printf("grown %lx %zu\n", (unsigned long) more, len);
+		}
+	} else if (strncmp(line, "mapfile ", 8) == 0) {
+		char path[200];
+		unsigned long pages, from, to;
+		int fd;
+
+		if (sscanf(line + 8, "%199s %lu %lu %lu", path, &pages, &from, &to) != 4 || from > to || to > pages) {
+			printf("mapfile bad\n");
+		} else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+			printf("mapfile open errno %d\n", errno);
+		} else {
+			file_area = mmap(NULL, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+			close(fd);
+			if (file_area == MAP_FAILED) {
+				printf("mapfile mmap errno %d\n", errno);
+				file_area = NULL;
+			} else {
+				memset(file_area + from * 4096, 0x57, (to - from) * 4096);
+				printf("mapfile %lx\n", (unsigned long) file_area);
+			}
+		}
+	} else if (strncmp(line, "madvise ", 8) == 0) {
+		char which[8], name[16];
+		unsigned long off, len;
+		unsigned char *base;
+		int advice = -1;
+
+		if (sscanf(line + 8, "%7s %15s %lu %lu", which, name, &off, &len) != 4) {
+			printf("madvise bad\n");
+		} else {
+			base = strcmp(which, "file") == 0 ? file_area : fill;
+			if (strcmp(name, "dontneed") == 0)
+				advice = MADV_DONTNEED;
+			else if (strcmp(name, "free") == 0)
+				advice = MADV_FREE;
+			else if (strcmp(name, "pageout") == 0)
+				advice = MADV_PAGEOUT;
+			else if (strcmp(name, "dontdump") == 0)
+				advice = MADV_DONTDUMP;
+			else if (strcmp(name, "dodump") == 0)
+				advice = MADV_DODUMP;
+			if (!base || advice < 0)
+				printf("madvise bad\n");
+			else
+				printf("madvise %d\n", madvise(base + off, len, advice) == 0 ? 0 : errno);
 		}
 	} else if (strncmp(line, "exit", 4) == 0) {
 		exit(0);
