@@ -915,12 +915,18 @@ fn stop_and_copy(
     let (segments, memory) = handed?;
     report.write_begin_ns = sys::monotonic_ns();
     let (size, bytes) = stash.finish().map_err(output_error)?;
+    note_written(report, (segments, memory), (size, bytes));
+    Ok(())
+}
+
+/// The core is written: when it ended, and what it holds (`segments`,
+/// `memory` bytes) and took (`size`, `bytes` written).
+fn note_written(report: &mut LiveReport, (segments, memory): (usize, u64), (size, bytes): (u64, u64)) {
     report.write_end_ns = sys::monotonic_ns();
     report.core_size = size;
     report.bytes_written = bytes;
     report.segments = segments;
     report.memory_bytes = memory;
-    Ok(())
 }
 
 /// Stop-and-copy without a buffer: the core is written while the threads
@@ -954,11 +960,7 @@ fn stream_while_stopped(
     let_go(tracer, stopped, report, stages);
     let (segments, memory) = handed?;
     let (size, bytes) = writer.finish().map_err(output_error)?;
-    report.write_end_ns = sys::monotonic_ns();
-    report.core_size = size;
-    report.bytes_written = bytes;
-    report.segments = segments;
-    report.memory_bytes = memory;
+    note_written(report, (segments, memory), (size, bytes));
     Ok(())
 }
 
@@ -1283,13 +1285,9 @@ fn dump_copy(
             .unwrap_or_else(|_| Err(LiveError::new(ErrorKind::Internal, "the copy's reader panicked")))
     });
     let (size, bytes, segments, memory) = written?;
-    report.write_end_ns = sys::monotonic_ns();
+    note_written(report, (segments, memory), (size, bytes));
     report.copy_us = micros(copy_started.elapsed());
     report.copy_private_bytes = procfs::private_bytes(copy).unwrap_or(0);
-    report.core_size = size;
-    report.bytes_written = bytes;
-    report.segments = segments;
-    report.memory_bytes = memory;
     if !procfs::stat(stopped.frozen.pid).is_ok_and(|s| !matches!(s.state, 'Z' | 'X')) {
         report.exited_during_dump = true;
     }
@@ -1942,10 +1940,6 @@ fn finish_tracking(
         let (size, bytes) = writer.finish().map_err(output_error)?;
         Ok((segments, memory, size, bytes))
     })?;
-    report.write_end_ns = sys::monotonic_ns();
-    report.core_size = size;
-    report.bytes_written = bytes;
-    report.segments = segments;
-    report.memory_bytes = memory;
+    note_written(report, (segments, memory), (size, bytes));
     Ok(())
 }
