@@ -32,15 +32,7 @@ fn a_set_uid_program_that_makes_itself_dumpable_keeps_its_core_root_only() {
     copy_executable(setuid_dumpable_path(), &program);
     fs::set_permissions(&program, fs::Permissions::from_mode(0o4755)).unwrap();
     let output = run_bounded(
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={uid}"),
-                &format!("--regid={gid}"),
-                "--clear-groups",
-                "--",
-            ])
-            .arg(&program)
-            .arg(&secret),
+        testsupport::crasher::command_as(uid, gid, &program).arg(&secret),
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);

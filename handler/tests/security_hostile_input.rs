@@ -20,7 +20,7 @@ use testsupport::handler_binary;
 use testsupport::process::*;
 use testsupport::{crasher_path, root_triggers_lock, unique_name, TempDir};
 
-const NOBODY: &str = "65534";
+const NOBODY: u32 = 65534;
 
 #[test]
 fn executable_paths_with_control_characters_invalid_utf8_and_255_bytes_are_recorded_safely() {
@@ -225,14 +225,8 @@ fn handle_without_the_kernels_p_field_prints_its_usage_and_handles_nothing() {
 }
 
 fn as_nobody(args: &[&OsStr]) {
-    let status = Command::new("setpriv")
-        .args([
-            &format!("--reuid={NOBODY}"),
-            &format!("--regid={NOBODY}"),
-            "--clear-groups",
-            "--",
-        ])
-        .args(args)
+    let status = testsupport::crasher::command_as(NOBODY, NOBODY, args[0])
+        .args(&args[1..])
         .status()
         .unwrap();
     assert!(status.success(), "{args:?} as nobody");

@@ -822,15 +822,7 @@ fn set_uid_crash(user: &TestUser, program: &Path, cores: &Path, dir: &Path) -> s
     fs::write(&secret, unique_name("root-only")).unwrap();
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
     let output = run_bounded(
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={}", user.uid),
-                &format!("--regid={}", user.gid),
-                "--clear-groups",
-                "--",
-            ])
-            .arg(program)
-            .arg(&secret),
+        testsupport::crasher::command_as(user.uid, user.gid, program).arg(&secret),
         CRASH_TIMEOUT,
     );
     let pid = ready_pid(&output);

@@ -227,16 +227,8 @@ fn a_core_that_would_be_refused_is_rejected_before_the_kernel_dumps_a_byte() {
     // RLIMIT_CORE 0 (the pipe's %c = 0), which an unprivileged process
     // cannot raise again: rejected too, record written.
     let (third, output) = crash_with(
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOGROUP}"),
-                "--clear-groups",
-                "--",
-                "prlimit",
-                "--core=0:0",
-                "--",
-            ])
+        testsupport::crasher::command_as(NOBODY, NOGROUP, "prlimit")
+            .args(["--core=0:0", "--"])
             .arg(crasher_path())
             .args([&unique_name("z"), "1", "segv"]),
     );
@@ -267,15 +259,11 @@ fn an_unprivileged_users_crash_is_told_by_its_pidfd_and_its_core_readable_by_tha
     let cores = dir.path().join("cores");
     let _handler = SocketHandler::new(handler_binary!(), dir.path(), &config_for(&cores, ""), "@@");
     let (pid, output) = crash_with(
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOGROUP}"),
-                "--clear-groups",
-                "--",
-            ])
-            .arg(crasher_path())
-            .args([&unique_name("u"), "1", "segv"]),
+        testsupport::crasher::command_as(NOBODY, NOGROUP, crasher_path()).args([
+            &unique_name("u"),
+            "1",
+            "segv",
+        ]),
     );
     assert!(core_dumped(&output.status), "{:?}", output.status);
     let (record_path, record) = wait_for_record(&cores, pid);
@@ -354,13 +342,8 @@ fn a_client_that_is_not_the_kernel_makes_the_service_write_and_fire_nothing() {
         );
     }
     // An unprivileged user cannot even connect (0600 in a 0700 directory).
-    let connect = Command::new("setpriv")
+    let connect = testsupport::crasher::command_as(NOBODY, NOGROUP, "/usr/bin/python3")
         .args([
-            &format!("--reuid={NOBODY}"),
-            &format!("--regid={NOGROUP}"),
-            "--clear-groups",
-            "--",
-            "/usr/bin/python3",
             "-c",
             "import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])",
         ])

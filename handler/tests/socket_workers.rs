@@ -11,7 +11,7 @@
 use lttng_coredump_engine::ActionKind;
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 use testsupport::core_file::*;
 use testsupport::handler::*;
@@ -165,16 +165,8 @@ fn a_resident_child_acts_as_one_user_and_one_that_misses_its_deadline_is_replace
     // Another uid's crash (nobody: no daemon of its own) gets a child of
     // its own; the user's is neither used nor changed.
     let (mut child, pid) = spawn_printing_pid(
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOBODY}"),
-                "--clear-groups",
-                "--",
-                "/bin/sh",
-                "-c",
-                testsupport::attacker::CRASH,
-            ])
+        testsupport::crasher::command_as(NOBODY, NOBODY, "/bin/sh")
+            .args(["-c", testsupport::attacker::CRASH])
             .stdin(Stdio::null()),
     );
     wait_bounded(&mut child);

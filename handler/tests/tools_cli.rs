@@ -372,10 +372,11 @@ fn list_and_info_say_when_the_directory_is_missing_or_unreadable() {
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
     for command in ["list", "info"] {
         let output = run_bounded(
-            Command::new("setpriv")
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-                .arg(&copy)
-                .args([command, "--dir", &cores.display().to_string()]),
+            testsupport::crasher::command_as(65534, 65534, &copy).args([
+                command,
+                "--dir",
+                &cores.display().to_string(),
+            ]),
             TIMEOUT,
         );
         failed_saying(
@@ -1296,9 +1297,7 @@ fn info_as_the_user_says_why_their_copy_of_the_report_could_not_be_written() {
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
     let as_nobody = |args: &[&str]| {
         succeeded(&run_bounded(
-            Command::new("setpriv")
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-                .arg(&copy)
+            testsupport::crasher::command_as(65534, 65534, &copy)
                 .args(args)
                 .args(["--dir", &cores.display().to_string()]),
             TIMEOUT,

@@ -27,14 +27,7 @@ pub fn acl_users(path: &Path) -> Vec<String> {
 
 /// Whether `uid` (with gid `gid` and no other group) can read `path`.
 pub fn readable_by(uid: u32, gid: u32, path: &Path) -> bool {
-    Command::new("setpriv")
-        .args([
-            &format!("--reuid={uid}"),
-            &format!("--regid={gid}"),
-            "--clear-groups",
-            "--",
-            "/bin/cat",
-        ])
+    crate::crasher::command_as(uid, gid, "/bin/cat")
         .arg(path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

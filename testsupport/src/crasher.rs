@@ -73,6 +73,14 @@ pub fn crasher_as(uid: u32, gid: u32) -> Command {
 
 /// [`traced_command`] as `uid`/`gid` with no supplementary group.
 pub fn traced_command_as(uid: u32, gid: u32, program: impl AsRef<OsStr>) -> Command {
+    let mut command = command_as(uid, gid, program);
+    command.env("LTTNG_UST_REGISTER_TIMEOUT", REGISTER_TIMEOUT_MS);
+    command
+}
+
+/// `program` run as `uid`/`gid` with no supplementary group (`setpriv`;
+/// the environment as it is): add its arguments.
+pub fn command_as(uid: u32, gid: u32, program: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new("setpriv");
     command
         .args([
@@ -81,8 +89,7 @@ pub fn traced_command_as(uid: u32, gid: u32, program: impl AsRef<OsStr>) -> Comm
             "--clear-groups",
             "--",
         ])
-        .arg(program)
-        .env("LTTNG_UST_REGISTER_TIMEOUT", REGISTER_TIMEOUT_MS);
+        .arg(program);
     command
 }
 

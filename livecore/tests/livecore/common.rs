@@ -573,16 +573,7 @@ pub fn core_memory(core: &[u8], addr: u64, len: u64) -> &[u8] {
 
 /// A command run as `user` with no supplementary group.
 pub fn as_user(user: &testsupport::users::TestUser, program: &std::path::Path) -> Command {
-    let mut command = Command::new("setpriv");
-    command
-        .args([
-            &format!("--reuid={}", user.uid),
-            &format!("--regid={}", user.gid),
-            "--clear-groups",
-            "--",
-        ])
-        .arg(program);
-    command
+    testsupport::crasher::command_as(user.uid, user.gid, program)
 }
 
 /// `zstd -d` of `compressed` into `plain`.
