@@ -130,20 +130,30 @@ mod tests {
                 policy,
                 Some(1000),
                 Some(1000),
-                |n| {
-                    if n == 0 {
-                        format!("{stem}.json")
-                    } else {
-                        format!("{stem}.{n}.json")
-                    }
-                },
+                |n| record_name(stem, n),
             )
             .unwrap()
     }
 
-    #[test]
-    fn the_report_is_a_file_beside_the_record_which_names_it_and_info_reads_it() {
-        let dir = std::env::temp_dir().join(format!("handler-report-file-{}", std::process::id()));
+    /// The `n`th name the record of crash `stem` may take.
+    fn record_name(stem: &str, n: u32) -> String {
+        if n == 0 {
+            format!("{stem}.json")
+        } else {
+            format!("{stem}.{n}.json")
+        }
+    }
+
+    /// A new directory `name` under the temporary one, the report sample,
+    /// and an analyzed record holding it.
+    fn analyzed(
+        name: &str,
+    ) -> (
+        std::path::PathBuf,
+        Report,
+        crate::store::record::CrashRecord,
+    ) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let report = crate::store::record_read::tests::report_sample();
@@ -151,6 +161,17 @@ mod tests {
         record.report.analyzed = true;
         record.report.signature = Some("5f".repeat(16));
         record.report.report = Some(report.clone());
+        (dir, report, record)
+    }
+
+    /// The JSON file `name` of `dir`.
+    fn json_in(dir: &Path, name: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_report_is_a_file_beside_the_record_which_names_it_and_info_reads_it() {
+        let (dir, report, record) = analyzed("handler-report-file");
         let stem = "core.x.42.1700000000";
         let written = write_analyzed(&record, &dir, stem);
         assert!(written.errors.is_empty(), "{:?}", written.errors);
@@ -158,9 +179,7 @@ mod tests {
         assert_eq!(written.report, Some(format!("{stem}.report.json")));
 
         // Root's record names root's report file and holds no report.
-        let json = |name: &str| -> serde_json::Value {
-            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
-        };
+        let json = |name: &str| json_in(&dir, name);
         let root = json(&written.name);
         assert_eq!(root["report"]["file"], format!("{stem}.report.json"));
         assert!(root["report"].get("report").is_none(), "{root:#}");
@@ -211,16 +230,8 @@ mod tests {
 
     #[test]
     fn when_the_users_copy_of_the_report_cannot_be_written_their_copy_of_the_record_says_why() {
-        let dir =
-            std::env::temp_dir().join(format!("handler-report-file-fails-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let report = crate::store::record_read::tests::report_sample();
-        let mut record = crate::store::record::tests::sample();
-        record.report.analyzed = true;
-        record.report.signature = Some("5f".repeat(16));
+        let (dir, _, mut record) = analyzed("handler-report-file-fails");
         record.report.title = Some("x: SIGSEGV in f".into());
-        record.report.report = Some(report.clone());
         let stem = "core.x.42.1700000000";
         // The failure made certain: every name the user's copy of the
         // report may take is taken (root's report, the record and the
@@ -240,9 +251,7 @@ mod tests {
         );
         // ... and so does the user's copy of the record, which names no
         // report; root's is whole.
-        let json = |name: &str| -> serde_json::Value {
-            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
-        };
+        let json = |name: &str| json_in(&dir, name);
         let copy = json(&format!("{stem}.user.json"));
         assert!(copy["report"].get("file").is_none(), "{copy:#}");
         let why = copy["report"]["file_error"].as_str().unwrap_or_default();
@@ -267,27 +276,12 @@ mod tests {
 
     #[test]
     fn when_roots_report_file_cannot_be_written_roots_record_holds_the_report_and_says_why() {
-        let dir = std::env::temp_dir().join(format!(
-            "handler-root-report-file-fails-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let report = crate::store::record_read::tests::report_sample();
-        let mut record = crate::store::record::tests::sample();
-        record.report.analyzed = true;
-        record.report.signature = Some("5f".repeat(16));
-        record.report.report = Some(report.clone());
+        let (dir, report, record) = analyzed("handler-root-report-file-fails");
         let stem = "core.x.42.1700000000";
         // The failure made certain: every name root's report may take is
         // taken (as directories, which the record's own names are not).
         for n in 0..crate::base::safefile::MAX_NAME_ATTEMPTS {
-            let record_name = if n == 0 {
-                format!("{stem}.json")
-            } else {
-                format!("{stem}.{n}.json")
-            };
-            std::fs::create_dir(dir.join(root_name(&record_name))).unwrap();
+            std::fs::create_dir(dir.join(root_name(&record_name(stem, n)))).unwrap();
         }
         let written = write_analyzed(&record, &dir, stem);
         assert_eq!(written.name, format!("{stem}.json"));
@@ -302,8 +296,7 @@ mod tests {
         );
         // Root's record holds the report and says why; so does `info`'s
         // reading of it.
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(&written.name)).unwrap()).unwrap();
+        let json = json_in(&dir, &written.name);
         assert!(json["report"].get("file").is_none(), "{json:#}");
         assert!(json["report"].get("report").is_some(), "{json:#}");
         let why = json["report"]["file_error"].as_str().unwrap_or_default();
@@ -317,9 +310,7 @@ mod tests {
         assert_eq!(crash.record.report().report.as_ref(), Some(&report));
         assert_eq!(crash.record.report().file_error.as_deref(), Some(why));
         // The user's copy embeds the report too (no file of theirs named).
-        let copy: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(format!("{stem}.user.json"))).unwrap())
-                .unwrap();
+        let copy = json_in(&dir, &format!("{stem}.user.json"));
         assert!(copy["report"].get("report").is_some(), "{copy:#}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
